@@ -1,0 +1,101 @@
+"""Every error vino raises, in one hierarchy.
+
+``VinoError`` is the root. Each docstring says when the error is raised and
+what was done about it, so a caller knows what state it is left in.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AbortReason(StrEnum):
+    """Why a graft's transaction was aborted (DESIGN.md §2)."""
+
+    TRAP = "trap"  # the guest trapped: wild memory access, unreachable, stack overflow, ...
+    TIMEOUT = "timeout"  # ran past its per-call CPU budget
+    LOCK_TIMEOUT = "lock_timeout"  # held (or waited for) a lock past the lock time-out
+    RESOURCE = "resource"  # went over a quota: memory, kalloc, handles, locks, log, CPU
+    INVALID_RESULT = "invalid_result"  # the result failed the point's validator
+    FORBIDDEN_CALL = "forbidden_call"  # called a graft-callable beyond its principal's rights
+    HOST_ERROR = "host_error"  # host code called by the graft raised
+
+
+class VinoError(Exception):
+    """Root of every error vino raises."""
+
+
+class GraftRejected(VinoError):
+    """An install was refused by a load-time check.
+
+    Raised before any state changed: the registry, the principal's usage and any
+    graft already installed are exactly as they were. ``graft``, ``point`` and
+    ``reason`` say which module, where, and exactly why.
+    """
+
+    def __init__(self, graft: str, point: str, reason: str) -> None:
+        self.graft = graft
+        self.point = point
+        self.reason = reason
+        super().__init__(f"graft {graft!r} rejected at {point!r}: {reason}")
+
+
+class GraftAborted(VinoError):
+    """A graft's transaction was aborted.
+
+    By the time this is seen every change the graft made through accessors has
+    been undone, its locks released and its allocations freed. Graft points catch
+    it internally and run the default; it reaches user code only from explicit
+    calls such as ``Graft.send``.
+    """
+
+    def __init__(self, reason: AbortReason, detail: str, graft: str = "?") -> None:
+        self.reason = reason
+        self.detail = detail
+        self.graft = graft
+        super().__init__(f"graft {graft!r} aborted ({reason.value}): {detail}")
+
+
+class InvalidResult(VinoError):
+    """Raised by a point's validator: the graft's answer is not acceptable.
+
+    The transaction aborts with ``invalid_result`` and the default runs.
+    """
+
+
+class QuotaExceeded(VinoError):
+    """A principal went over one of its quotas; aborts with ``resource``."""
+
+
+class Forbidden(VinoError):
+    """A graft (or principal) asked for something beyond its rights.
+
+    Inside a graft this aborts with ``forbidden_call``. At install time it is
+    turned into ``GraftRejected``.
+    """
+
+
+class LockTimeout(VinoError):
+    """A thread waited longer than the lock time-out.
+
+    A host thread sees this only if the holder is not a graft transaction (a
+    graft holder is aborted instead and the waiter proceeds). A graft that waits
+    too long is aborted with ``lock_timeout``.
+    """
+
+
+class Doomed(VinoError):
+    """Raised inside a transaction that another thread has marked for abort."""
+
+    def __init__(self, reason: AbortReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason.value}: {detail}")
+
+
+class TransactionError(VinoError):
+    """Misuse of the transaction API (commit of a finished transaction, ...)."""
+
+
+class NoSuchGraft(VinoError):
+    """The named graft is not installed (it may have been removed after an abort)."""

@@ -1,0 +1,49 @@
+"""The graft mechanism (layer 1): safe, transactional extension points for any program.
+
+Declare a point, install untrusted WebAssembly into it, call it::
+
+    from vino.graft import FunctionPoint, Principal, Registry
+
+    reg = Registry()
+    point = reg.declare(FunctionPoint(name="app.pick", entry="pick", buffer_size=64,
+                                      encode=..., decode=..., default=...))
+    graft = reg.install(point, "pick.wat", Principal("alice"), target=some_object)
+    answer = point(some_object, *args)   # protected; the default on any failure
+
+Nothing here knows about pages or files.
+"""
+
+from vino.errors import AbortReason, GraftAborted, GraftRejected, InvalidResult
+from vino.graft.accounting import Principal, Quota, Usage
+from vino.graft.fastcall import I32, I64
+from vino.graft.locks import HostLock, LockManager
+from vino.graft.point import GLOBAL, EventPoint, FunctionPoint, GraftCallable, graft_callable
+from vino.graft.registry import AbortRecord, Graft, Registry, Stats
+from vino.graft.txn import Transaction, begin, current, transaction
+
+__all__ = [
+    "GLOBAL",
+    "I32",
+    "I64",
+    "AbortReason",
+    "AbortRecord",
+    "EventPoint",
+    "FunctionPoint",
+    "Graft",
+    "GraftAborted",
+    "GraftCallable",
+    "GraftRejected",
+    "HostLock",
+    "InvalidResult",
+    "LockManager",
+    "Principal",
+    "Quota",
+    "Registry",
+    "Stats",
+    "Transaction",
+    "Usage",
+    "begin",
+    "current",
+    "graft_callable",
+    "transaction",
+]

@@ -1,0 +1,90 @@
+"""Principals, their quotas and what they use.
+
+A ``Principal`` is whoever installs grafts; its grafts act with its rights and
+are charged to its ``Usage``. Every charge goes through ``Principal.charge``
+(which raises ``QuotaExceeded`` and changes nothing when it would go over) and
+is given back with ``Principal.release``; a graft that is removed releases
+everything it still holds, so ``usage`` returns to what it was before install.
+
+Invariant: every field of ``Usage`` equals the sum of the charges of live
+grafts and live transactions of this principal (``cpu_ns`` excepted: time spent
+is never given back).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+
+from vino import limits
+from vino.errors import QuotaExceeded
+
+
+@dataclass(slots=True, frozen=True)
+class Quota:
+    """Per-principal limits. Going over any of them aborts the transaction."""
+
+    memory_bytes: int = limits.QUOTA_MEMORY_BYTES  # Wasm linear memory, all grafts
+    kalloc_bytes: int = limits.QUOTA_KALLOC_BYTES
+    handles: int = limits.QUOTA_HANDLES
+    locks: int = limits.QUOTA_LOCKS
+    log_bytes: int = limits.QUOTA_LOG_BYTES
+    cpu_call_s: float = limits.CALL_BUDGET_S  # one call
+    cpu_total_s: float = limits.QUOTA_CPU_TOTAL_S  # all calls, ever
+
+
+@dataclass(slots=True)
+class Usage:
+    memory_bytes: int = 0
+    kalloc_bytes: int = 0
+    handles: int = 0
+    locks: int = 0
+    log_bytes: int = 0
+    cpu_ns: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_LIMIT_OF = {
+    "memory_bytes": "memory_bytes",
+    "kalloc_bytes": "kalloc_bytes",
+    "handles": "handles",
+    "locks": "locks",
+    "log_bytes": "log_bytes",
+}
+
+
+@dataclass(slots=True, eq=False)
+class Principal:
+    """Who installs grafts. ``privileged`` principals may graft global points."""
+
+    name: str
+    quota: Quota = field(default_factory=Quota)
+    privileged: bool = False
+    usage: Usage = field(default_factory=Usage)
+    _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def charge(self, what: str, amount: int) -> None:
+        """Add ``amount`` to ``usage.<what>``, or raise ``QuotaExceeded`` and add nothing."""
+        limit = getattr(self.quota, _LIMIT_OF[what])
+        with self._mutex:
+            now = getattr(self.usage, what)
+            if now + amount > limit:
+                raise QuotaExceeded(
+                    f"{self.name}: {what} {now} + {amount} would exceed the quota of {limit}")
+            setattr(self.usage, what, now + amount)
+
+    def release(self, what: str, amount: int) -> None:
+        with self._mutex:
+            setattr(self.usage, what, getattr(self.usage, what) - amount)
+
+    def charge_cpu(self, ns: int) -> None:
+        """Add CPU time; raise ``QuotaExceeded`` once the lifetime total is over."""
+        with self._mutex:
+            self.usage.cpu_ns += ns
+            over = self.usage.cpu_ns > self.quota.cpu_total_s * 1e9
+        if over:
+            raise QuotaExceeded(
+                f"{self.name}: CPU time {self.usage.cpu_ns / 1e9:.3f} s exceeds the total "
+                f"quota of {self.quota.cpu_total_s} s")

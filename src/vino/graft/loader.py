@@ -1,0 +1,239 @@
+"""Load-time checks: everything is validated before any state changes.
+
+``check`` reads a graft (``.wasm`` bytes, a path to ``.wasm``/``.wat``, or WAT
+text) and returns a ``Checked`` record, or raises ``GraftRejected`` naming the
+graft, the point and the exact reason. It changes nothing: installing is a
+separate step (``Registry.install``) that only commits what ``check`` accepted.
+
+What is rejected, and why (the limits are named in ``vino.limits``):
+ 1. unreadable input, WAT that does not parse;
+ 2. a binary over ``MAX_MODULE_BYTES``;
+ 3. a module that is not valid WebAssembly (wasmtime's validator);
+ 4. a start function (it would run unprotected at instantiation);
+ 5. more than ``MAX_FUNCTIONS`` defined functions, ``MAX_EXPORTS`` exports;
+ 6. any import that is not a function from module ``"vino"`` whose name is on
+    the point's graft-callable list, with exactly the listed type;
+ 7. a missing or mistyped export: ``memory`` (a 32-bit, unshared memory),
+    ``vino_buffer: () -> i32``, the point's entry, and ``vino_message:
+    (i32) -> i32`` when present;
+ 8. more than one memory or table; memory minimum or maximum over
+    ``MAX_MEMORY_PAGES``; table limits over ``MAX_TABLE_ELEMENTS``;
+ 9. an initial memory larger than what is left of the principal's memory quota;
+10. a principal without the right to graft that target (``may_install``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from vino import limits
+from vino.errors import GraftRejected
+from vino.graft.fastcall import I32, I64
+
+if TYPE_CHECKING:
+    from vino.graft.accounting import Principal
+    from vino.graft.point import Point
+    from vino.graft.sandbox import Sandbox
+
+Source = bytes | bytearray | str | Path
+
+COMMON_CALLABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "now": ((), (I64,)),
+    "log": ((I32, I32), ()),
+    "lock": ((I32,), (I32,)),
+    "kalloc": ((I32,), (I32,)),
+    "kfree": ((I32,), ()),
+    "kread": ((I32, I32, I32, I32), (I32,)),
+    "kwrite": ((I32, I32, I32, I32), (I32,)),
+}
+DEFAULT_CALLABLE: tuple[tuple[str, ...], tuple[str, ...]] = ((), (I32,))
+
+
+@dataclass(slots=True, frozen=True)
+class Checked:
+    """A graft that passed every static check for one point, principal and target."""
+
+    name: str
+    wasm: bytes
+    module: wasmtime.Module
+    memory_min_bytes: int
+    has_message: bool
+    digest: str
+
+
+def callables_of(point: Point) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Every import name a graft of ``point`` may use, with its Wasm type."""
+    allowed = dict(COMMON_CALLABLES)
+    if point.kind == "function":
+        allowed["default"] = DEFAULT_CALLABLE
+    for c in point.callables:
+        allowed[c.name] = (c.params, c.results)
+    return allowed
+
+
+def read_source(source: Source) -> tuple[bytes, str]:
+    """The module's binary and a default name. Raises ``ValueError`` with the cause."""
+    if isinstance(source, bytes | bytearray):
+        data = bytes(source)
+        if data[:4] == b"\0asm":
+            return data, "graft-" + hashlib.sha256(data).hexdigest()[:12]
+        return _wat(data.decode("utf-8", errors="replace")), "graft-wat"
+    if isinstance(source, Path) or (isinstance(source, str) and "(" not in source
+                                    and source.endswith((".wasm", ".wat"))):
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if data[:4] == b"\0asm":
+            return data, path.stem
+        return _wat(data.decode("utf-8", errors="replace")), path.stem
+    return _wat(source), "graft-wat"
+
+
+def _wat(text: str) -> bytes:
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid text"
+        raise ValueError(f"WAT does not parse: {first}") from exc
+
+
+def _leb(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated LEB128")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 35:
+            raise ValueError("LEB128 too long")
+
+
+def scan_sections(wasm: bytes) -> dict[int, int]:
+    """Section id → item count for the vector sections we limit (1-7, 9-11); 8 → 1."""
+    if wasm[:4] != b"\0asm" or len(wasm) < 8:
+        raise ValueError("not a WebAssembly binary (bad magic)")
+    counts: dict[int, int] = {}
+    pos = 8
+    while pos < len(wasm):
+        sid = wasm[pos]
+        size, body = _leb(wasm, pos + 1)
+        end = body + size
+        if end > len(wasm):
+            raise ValueError(f"section {sid} runs past the end of the module")
+        if sid == 8:
+            counts[8] = 1
+        elif sid in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11):
+            n, _ = _leb(wasm, body)
+            counts[sid] = counts.get(sid, 0) + n
+        pos = end
+    return counts
+
+
+def _types(ft: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(str(p) for p in ft.params), tuple(str(r) for r in ft.results)
+
+
+def _sig(t: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    return f"({', '.join(t[0])}) -> ({', '.join(t[1])})"
+
+
+def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
+          target: Any, name: str | None = None) -> Checked:
+    """Run every load-time check; return ``Checked`` or raise ``GraftRejected``."""
+    label = name or "graft"
+
+    def reject(reason: str) -> GraftRejected:
+        return GraftRejected(label, point.name, reason)
+
+    try:
+        wasm, default_name = read_source(source)
+    except ValueError as exc:
+        raise reject(str(exc)) from None
+    label = name or default_name
+    if len(wasm) > limits.MAX_MODULE_BYTES:
+        raise reject(f"module is {len(wasm)} bytes; the limit is {limits.MAX_MODULE_BYTES}")
+    try:
+        counts = scan_sections(wasm)
+    except ValueError as exc:
+        raise reject(f"malformed module: {exc}") from None
+    try:
+        module = sandbox.compile(wasm)
+    except wasmtime.WasmtimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise reject(f"invalid WebAssembly: {detail}") from None
+    if counts.get(8):
+        raise reject("module has a start function; grafts may run only inside transactions")
+    if counts.get(3, 0) > limits.MAX_FUNCTIONS:
+        raise reject(f"module defines {counts[3]} functions; the limit is "
+                     f"{limits.MAX_FUNCTIONS}")
+    if counts.get(7, 0) > limits.MAX_EXPORTS:
+        raise reject(f"module has {counts[7]} exports; the limit is {limits.MAX_EXPORTS}")
+
+    allowed = callables_of(point)
+    for imp in module.imports:
+        what = f"import {imp.module}.{imp.name}"
+        if imp.module != "vino":
+            raise reject(f"{what}: grafts may import only from module \"vino\"")
+        ty = imp.type
+        if not isinstance(ty, wasmtime.FuncType):
+            raise reject(f"{what}: only functions may be imported, not {type(ty).__name__}")
+        if imp.name not in allowed:
+            raise reject(f"{what} is not a graft-callable of {point.name} "
+                         f"(allowed: {', '.join(sorted(allowed))})")
+        got, want = _types(ty), allowed[imp.name]
+        if got != want:
+            raise reject(f"{what} has type {_sig(got)}; {point.name} offers {_sig(want)}")
+
+    exports = {e.name: e.type for e in module.exports}
+    mem = exports.get("memory")
+    if not isinstance(mem, wasmtime.MemoryType):
+        raise reject("missing export \"memory\" (a memory)")
+    if mem.is_64 or mem.is_shared:
+        raise reject("exported memory must be a 32-bit unshared memory")
+    want_entry = (point.params, (point.result,))
+    for export, want in (("vino_buffer", ((), (I32,))), (point.entry, want_entry)):
+        ty = exports.get(export)
+        if not isinstance(ty, wasmtime.FuncType):
+            raise reject(f"missing export {export!r} (a function {_sig(want)})")
+        if _types(ty) != want:
+            raise reject(f"export {export!r} has type {_sig(_types(ty))}; "
+                         f"{point.name} needs {_sig(want)}")
+    msg = exports.get("vino_message")
+    has_message = msg is not None
+    if has_message and (not isinstance(msg, wasmtime.FuncType)
+                        or _types(msg) != ((I32,), (I32,))):
+        raise reject("export 'vino_message' must be a function (i32) -> (i32)")
+
+    if counts.get(5, 0) > 1:
+        raise reject("module defines more than one memory")
+    if counts.get(4, 0) > 1:
+        raise reject("module defines more than one table")
+    lim = mem.limits
+    if lim.min > limits.MAX_MEMORY_PAGES or (lim.max or 0) > limits.MAX_MEMORY_PAGES:
+        raise reject(f"memory limits {lim.min}..{lim.max} pages exceed "
+                     f"{limits.MAX_MEMORY_PAGES} pages")
+    for ty in exports.values():
+        if isinstance(ty, wasmtime.TableType):
+            tl = ty.limits
+            if tl.min > limits.MAX_TABLE_ELEMENTS or (tl.max or 0) > limits.MAX_TABLE_ELEMENTS:
+                raise reject(f"table limits exceed {limits.MAX_TABLE_ELEMENTS} elements")
+    min_bytes = lim.min * limits.WASM_PAGE
+    left = principal.quota.memory_bytes - principal.usage.memory_bytes
+    if min_bytes > left:
+        raise reject(f"initial memory of {min_bytes} bytes exceeds what is left of "
+                     f"{principal.name}'s memory quota ({left} bytes)")
+    if not point.may_install(principal, target):
+        raise reject(f"principal {principal.name!r} may not graft {point.name} on {target!r}")
+    return Checked(label, wasm, module, min_bytes, has_message,
+                   hashlib.sha256(wasm).hexdigest())

@@ -1,0 +1,190 @@
+"""Graft point declarations: function points and event points.
+
+A graft point is declared by host code once, registered with a ``Registry``
+(which links its graft-callables), and then called on the hot path:
+
+    point = FunctionPoint(name="fs.readahead", entry="vino_readahead", ...)
+    registry.declare(point)
+    blocks = point(open_file, block)      # default, or the installed graft
+
+What a point declares (DESIGN.md §3):
+- ``entry``, ``params``, ``result``: the export a graft must define and its Wasm type;
+- ``buffer_size``: bytes of the graft's scratch buffer the host uses;
+- ``encode(buf, *args) -> tuple[int, ...]``: write the inputs into the buffer and
+  return the entry's arguments;
+- ``decode(buf, ret, *args) -> R``: read and *validate* the output (raise
+  ``InvalidResult``); ``encode_result(buf, R, *args) -> int`` is its inverse,
+  used by the ``default`` graft-callable;
+- ``default(*args) -> R``: the built-in policy;
+- ``callables``: the point's own graft-callables (beyond the common ones);
+- ``may_install(principal, target) -> bool``: who may graft what; ``GLOBAL`` is
+  the target meaning "every target without a graft of its own".
+
+Dispatch with no graft installed costs one dict lookup and the default.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+from vino import limits
+from vino.graft.fastcall import I32, I64
+
+if TYPE_CHECKING:
+    from vino.graft.accounting import Principal
+    from vino.graft.locks import HostLock
+    from vino.graft.registry import Graft, Registry
+    from vino.graft.txn import Transaction
+
+R = TypeVar("R")
+
+
+class _Global:
+    """The target of a global graft: used for every target without its own."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "GLOBAL"
+
+
+GLOBAL: Final = _Global()
+
+
+@dataclass(frozen=True, slots=True)
+class GraftCallable:
+    """A host function grafts of a point may import from module ``"vino"``.
+
+    ``fn(txn, *args)`` runs on the graft's thread inside its transaction;
+    ``txn.graft`` is the calling graft (its ``principal``, ``target``,
+    ``memory``). An accessor records undo entries on ``txn``; it raises
+    ``Forbidden`` for anything beyond the principal's rights, which aborts the
+    graft with ``forbidden_call``.
+    """
+
+    name: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+    fn: Callable[..., int | None]
+
+
+def graft_callable(name: str, params: Iterable[str] = (), results: Iterable[str] = (I32,)
+                   ) -> Callable[[Callable[..., int | None]], GraftCallable]:
+    """Decorator: ``@graft_callable("vm_hint", (I32, I32))`` over ``def f(txn, vpn, imp)``."""
+
+    def wrap(fn: Callable[..., int | None]) -> GraftCallable:
+        return GraftCallable(name, tuple(params), tuple(results), fn)
+
+    return wrap
+
+
+def _anyone(principal: Principal, target: object) -> bool:
+    return target is not GLOBAL or principal.privileged
+
+
+LockResolver = Callable[["Transaction", int], "HostLock | None"]
+
+
+@dataclass(eq=False)
+class _PointBase:
+    name: str
+    entry: str
+    buffer_size: int
+    encode: Callable[..., tuple[int, ...]]
+    params: tuple[str, ...] = ()
+    result: str = I32
+    callables: tuple[GraftCallable, ...] = ()
+    may_install: Callable[[Principal, Any], bool] = _anyone
+    lock_resolver: LockResolver | None = None
+    budget_s: float | None = None  # per-call CPU budget; None: the principal's quota
+
+    registry: Registry | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.buffer_size <= limits.MAX_BUFFER_BYTES:
+            raise ValueError(f"{self.name}: buffer_size {self.buffer_size} out of range")
+        for t in (*self.params, self.result):
+            if t not in (I32, I64):
+                raise ValueError(f"{self.name}: unsupported Wasm type {t!r}")
+        names = [c.name for c in self.callables]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: duplicate graft-callable names")
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class FunctionPoint(_PointBase, Generic[R]):
+    """A replaceable policy: at most one graft per target (plus one ``GLOBAL``)."""
+
+    decode: Callable[..., R] = field(default=None)  # type: ignore[assignment]
+    encode_result: Callable[..., int] | None = None
+    default: Callable[..., R] = field(default=None)  # type: ignore[assignment]
+
+    # The dispatch table. Invariant: values are live grafts of this point.
+    table: dict[Any, Graft] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.decode is None or self.default is None:
+            raise ValueError(f"{self.name}: a function point needs decode and default")
+
+    @property
+    def kind(self) -> str:
+        return "function"
+
+    def __call__(self, target: Any, *args: Any) -> R:
+        """Run the policy for ``target``: its graft, else the global graft, else the default."""
+        table = self.table
+        g = table.get(target) if table else None
+        if g is None:
+            if not table:
+                return self.default(*args)
+            g = table.get(GLOBAL)
+            if g is None:
+                return self.default(*args)
+        return g.invoke(args)  # type: ignore[no-any-return]
+
+    def graft_for(self, target: Any) -> Graft | None:
+        return self.table.get(target) or self.table.get(GLOBAL)
+
+
+@dataclass(eq=False)
+class EventPoint(_PointBase):
+    """An event: several handlers per target, each run in its own transaction."""
+
+    # Invariant: every list holds live grafts of this point, in install order.
+    handlers: dict[Any, list[Graft]] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return "event"
+
+    def __call__(self, target: Any, *args: Any) -> int:
+        """Deliver the event to the target's handlers and the global ones.
+
+        Returns how many handlers committed. A handler that aborts is dealt with
+        like any graft failure; the others still run.
+        """
+        h = self.handlers
+        if not h:
+            return 0
+        own = h.get(target, ())
+        glob = h.get(GLOBAL, ()) if target is not GLOBAL else ()
+        committed = 0
+        for g in (*own, *glob):
+            if g.invoke_event(args):
+                committed += 1
+        return committed
+
+
+Point = FunctionPoint[Any] | EventPoint
+
+# Little-endian helpers shared by point declarations.
+U32: Final = struct.Struct("<I")
+U64: Final = struct.Struct("<Q")

@@ -1,0 +1,732 @@
+"""The graft namespace: declare points, install, invoke, replace, remove, stats.
+
+A ``Registry`` owns one sandbox (engine + ticker), one lock manager, the
+declared points and every installed ``Graft``.
+
+Protected invocation (``Graft.invoke``), in order:
+  1. begin a transaction (a child of the thread's current one, if any);
+  2. copy the inputs into the graft's buffer (``point.encode``);
+  3. call the entry through the fast path; the epoch callback stops it if it
+     runs past its budget or is doomed by a lock waiter;
+  4. account memory growth and CPU time against the principal;
+  5. read and validate the output (``point.decode``);
+  6. commit — or, on any failure, abort: undo in reverse order, release locks,
+     free what the transaction allocated; record the reason; remove the graft
+     once it has failed ``remove_after`` times; and return the default's answer.
+The operation that invoked the graft always completes.
+
+Invariant: a graft's store is used by one thread at a time (``Graft._mutex``);
+a thread re-entering a graft it is already running gets the default.
+Invariant: a removed graft is in no dispatch table and holds no charges.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import wasmtime
+
+from vino import limits
+from vino.errors import (
+    AbortReason,
+    Doomed,
+    Forbidden,
+    GraftAborted,
+    GraftRejected,
+    InvalidResult,
+    LockTimeout,
+    NoSuchGraft,
+    QuotaExceeded,
+)
+from vino.graft import fastcall, loader
+from vino.graft.accounting import Principal
+from vino.graft.fastcall import I32
+from vino.graft.locks import LockManager
+from vino.graft.point import GLOBAL, EventPoint, FunctionPoint, Point
+from vino.graft.sandbox import Instance, Sandbox
+from vino.graft.txn import ACTIVE, COMMITTED, CURRENT, Transaction
+
+_perf_ns = time.perf_counter_ns
+_get_ident = threading.get_ident
+
+LIVE: Final = "live"
+REMOVED: Final = "removed"
+
+_TRAP_NAMES: Final = {
+    0: "stack overflow", 1: "out-of-bounds memory access", 2: "misaligned memory access",
+    3: "out-of-bounds table access", 4: "indirect call to null", 5: "indirect call type mismatch",
+    6: "integer overflow", 7: "integer divide by zero", 8: "invalid conversion to integer",
+    9: "unreachable executed", 10: "interrupted",
+}
+
+
+@dataclass(slots=True, frozen=True)
+class AbortRecord:
+    """Why one invocation of a graft was aborted."""
+
+    reason: AbortReason
+    detail: str
+    at_ns: int
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters of one graft (or, summed, of one point).
+
+    ``graft_ns`` is time inside the Wasm entry; ``total_ns`` the whole protected
+    invocation of committed calls, so ``overhead_ns`` is the protection's cost:
+    transaction, copies, validation, accounting.
+    """
+
+    commits: int = 0
+    aborts: collections.Counter[str] = field(default_factory=collections.Counter)
+    graft_ns: int = 0
+    total_ns: int = 0
+
+    @property
+    def invocations(self) -> int:
+        return self.commits + sum(self.aborts.values())
+
+    @property
+    def overhead_ns(self) -> int:
+        return self.total_ns - self.graft_ns
+
+    def add(self, other: Stats) -> None:
+        self.commits += other.commits
+        self.aborts.update(other.aborts)
+        self.graft_ns += other.graft_ns
+        self.total_ns += other.total_ns
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"invocations": self.invocations, "commits": self.commits,
+                "aborts": dict(self.aborts), "graft_ns": self.graft_ns,
+                "overhead_ns": self.overhead_ns}
+
+
+def _classify(exc: BaseException) -> tuple[AbortReason, str]:
+    if isinstance(exc, GraftAborted):
+        return exc.reason, exc.detail
+    if isinstance(exc, InvalidResult):
+        return AbortReason.INVALID_RESULT, str(exc)
+    if isinstance(exc, QuotaExceeded):
+        return AbortReason.RESOURCE, str(exc)
+    if isinstance(exc, Forbidden):
+        return AbortReason.FORBIDDEN_CALL, str(exc)
+    if isinstance(exc, Doomed):
+        return exc.reason, exc.detail
+    if isinstance(exc, LockTimeout):
+        return AbortReason.LOCK_TIMEOUT, str(exc)
+    if isinstance(exc, TimeoutError):
+        return AbortReason.TIMEOUT, str(exc)
+    if isinstance(exc, MemoryError):
+        return AbortReason.TRAP, f"wild pointer passed to a graft-callable: {exc}"
+    return AbortReason.HOST_ERROR, f"{type(exc).__name__}: {exc}"
+
+
+class Graft:
+    """One installed graft: a module instance bound to a point, target and principal."""
+
+    def __init__(self, registry: Registry, point: Point, checked: loader.Checked,
+                 principal: Principal, target: Any, remove_after: int) -> None:
+        self.registry = registry
+        self.point = point
+        self.name = checked.name
+        self.digest = checked.digest
+        self.principal = principal
+        self.target = target
+        self.remove_after = remove_after
+        self.state = LIVE
+        self.failures = 0
+        self.aborts: collections.deque[AbortRecord] = collections.deque(
+            maxlen=limits.ABORTS_KEPT)
+        self.removal: AbortRecord | None = None  # why it was removed, if it was
+        self.stats = Stats()
+        self.logs: collections.deque[bytes] = collections.deque(maxlen=limits.LOG_LINES_KEPT)
+        self.logs_dropped = 0
+        self._log_calls = 0
+        # Invariant: handles holds exactly the live kalloc blocks; their bytes and count are
+        # charged to principal (kalloc_bytes, handles) until freed or the graft is removed.
+        self.handles: dict[int, bytearray] = {}
+        self._next_handle = 1
+        self.mem_charged = 0  # bytes of linear memory charged to principal
+        self._mutex = threading.Lock()
+        self._owner = 0  # thread ident running the graft, 0 when idle
+        self._args: tuple[Any, ...] = ()
+        self._txn = Transaction(None, self)
+        self._txn.state = COMMITTED
+        self._cpu_total_ns = int(principal.quota.cpu_total_s * 1e9)
+        self._usage = principal.usage
+        budget = point.budget_s if point.budget_s is not None else principal.quota.cpu_call_s
+        self.budget_ns = int(budget * 1e9)
+        pre = registry._instance_pre(point, checked)
+        hard_cap = min(principal.quota.memory_bytes, limits.MAX_MEMORY_PAGES * limits.WASM_PAGE)
+        self.instance: Instance | None = registry.sandbox.instantiate(
+            pre, hard_cap + limits.WASM_PAGE)
+        self.memory = self.instance.memory
+        self.entry = self.instance.func(point.entry, point.params, (point.result,))
+        self._message = (self.instance.func("vino_message", (I32,), (I32,))
+                         if checked.has_message else None)
+        self.buffer_offset = 0
+        self.buffer = memoryview(b"")
+
+    def __repr__(self) -> str:
+        return (f"Graft({self.name!r}, point={self.point.name!r}, target={self.target!r}, "
+                f"state={self.state})")
+
+    # ---- install-time -----------------------------------------------------------------
+    def _bind_buffer(self) -> None:
+        """Ask the graft where its buffer is (protected) and bounds-check it."""
+        txn = self._begin()
+        rc = self.instance_func("vino_buffer").call0() if self.instance else fastcall.ERROR
+        if rc != fastcall.OK:
+            reason, detail = self._fault(rc, txn)
+            txn.abort()
+            raise GraftRejected(self.name, self.point.name,
+                                f"vino_buffer() failed ({reason.value}): {detail}")
+        txn.commit()
+        off = self.instance_func("vino_buffer").result_i32() & 0xFFFFFFFF
+        size = self.memory.refresh()
+        need = self.point.buffer_size
+        if off + need > size:
+            raise GraftRejected(self.name, self.point.name,
+                                f"vino_buffer() returned offset {off}; {need} bytes from there "
+                                f"do not fit in linear memory of {size} bytes")
+        self.buffer_offset = off
+        self.buffer = self.memory.window(off, need)
+
+    def instance_func(self, name: str) -> fastcall.RawFunc:
+        assert self.instance is not None
+        return self.instance.func(name, (), (I32,))
+
+    # ---- the protected call ----------------------------------------------------------
+    def _begin(self) -> Transaction:
+        """Start this graft's transaction (the one reusable object) as a child of the current."""
+        txn = self._txn
+        txn.reset(CURRENT.txn)
+        txn.budget_ns = self.budget_ns
+        txn.start_ns = time.perf_counter_ns()
+        CURRENT.txn = txn
+        return txn
+
+    def _fault(self, rc: int, txn: Transaction) -> tuple[AbortReason, str]:
+        """Why the guest call stopped (rc is TRAP or ERROR)."""
+        exc = fastcall.HOST_FAULT.exc
+        if exc is not None:
+            fastcall.HOST_FAULT.exc = None
+            return _classify(exc)
+        if txn.fault is not None:
+            return _classify(txn.fault)
+        doomed = txn.doomed()
+        if doomed is not None and doomed.doom_reason is not None:
+            return doomed.doom_reason, doomed.doom_detail
+        code = self.entry.trap_code if rc == fastcall.TRAP else -1
+        return AbortReason.TRAP, _TRAP_NAMES.get(code, f"trap code {code}")
+
+    def _enter(self) -> bool:
+        """Take the graft's store for this thread; False: use the default instead."""
+        if self._mutex.acquire(False):
+            return True
+        if self._owner == threading.get_ident():
+            return False  # re-entry from one of its own graft-callables
+        return self._mutex.acquire(True, self.budget_ns / 1e9 + self.registry.locks.timeout_s)
+
+    def _account_memory(self) -> None:
+        size = self.memory.current_size()
+        if size == self.mem_charged:
+            return
+        delta = size - self.mem_charged
+        self.memory.refresh()
+        try:
+            self.principal.charge("memory_bytes", delta)
+        except QuotaExceeded:
+            # The pages exist whatever happens next: keep usage truthful, then abort.
+            with self.principal._mutex:
+                self.principal.usage.memory_bytes += delta
+            self.mem_charged = size
+            raise
+        self.mem_charged = size
+
+    def _finish(self, txn: Transaction, t1: int, t2: int) -> None:
+        """Checks after a clean return, then commit (raises to abort instead)."""
+        if txn.doom_reason is not None or (txn.parent is not None and txn.doomed()):
+            txn.check()
+        usage = self.principal.usage
+        usage.cpu_ns += t2 - t1
+        if usage.cpu_ns > self._cpu_total_ns:
+            raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
+                                f"{self.principal.quota.cpu_total_s} s used up")
+        txn.commit()
+
+    def invoke(self, args: tuple[Any, ...]) -> Any:
+        """Run the function graft on ``args``; on any failure return the default's answer.
+
+        This is the hot path: ``_begin``, ``_finish`` and the commit's common case
+        are inlined here, and must stay equivalent to them.
+        """
+        point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
+        if not self._mutex.acquire(False) and not self._enter():
+            return point.default(*args)
+        try:
+            if self.state is not LIVE:
+                return point.default(*args)
+            self._owner = _get_ident()
+            self._args = args
+            txn = self._txn
+            cur = CURRENT
+            parent = cur.txn
+            txn.parent = parent
+            txn.state = ACTIVE
+            txn.doom_reason = None
+            txn.fault = None
+            t0 = txn.start_ns = _perf_ns()
+            cur.txn = txn
+            try:
+                wasm_args = point.encode(self.buffer, *args)
+                entry = self.entry
+                t1 = _perf_ns()
+                rc = entry.call(*wasm_args) if wasm_args else entry.call0()
+                t2 = _perf_ns()
+                if rc:
+                    raise GraftAborted(*self._fault(rc, txn), graft=self.name)
+                if self.memory.current_size() != self.mem_charged:
+                    self._account_memory()
+                result = point.decode(self.buffer, entry.result_i32(), *args)
+                if txn.doom_reason is not None or (parent is not None and parent.doomed()):
+                    txn.check()
+                usage = self._usage
+                usage.cpu_ns += t2 - t1
+                if usage.cpu_ns > self._cpu_total_ns:
+                    raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
+                                        f"{self.principal.quota.cpu_total_s} s used up")
+                if txn.undo is None and txn.locks is None and txn.deferred is None:
+                    txn.state = COMMITTED
+                    cur.txn = parent
+                else:
+                    txn.commit()
+            except Exception as exc:
+                self._abort(txn, exc)
+                return point.default(*args)
+            st = self.stats
+            st.commits += 1
+            st.graft_ns += t2 - t1
+            st.total_ns += _perf_ns() - t0
+            return result
+        finally:
+            self._owner = 0
+            self._args = ()
+            self._mutex.release()
+
+    def invoke_event(self, args: tuple[Any, ...]) -> bool:
+        """Run one event handler; True if it committed."""
+        point = self.point
+        if not self._mutex.acquire(False) and not self._enter():
+            return False
+        try:
+            if self.state is not LIVE:
+                return False
+            self._owner = threading.get_ident()
+            txn = self._begin()
+            t0 = txn.start_ns
+            try:
+                wasm_args = point.encode(self.buffer, *args)
+                t1 = time.perf_counter_ns()
+                rc = self.entry.call(*wasm_args) if wasm_args else self.entry.call0()
+                t2 = time.perf_counter_ns()
+                if rc:
+                    raise GraftAborted(*self._fault(rc, txn), graft=self.name)
+                self._account_memory()
+                ret = self.entry.result_i32()
+                if ret < 0:
+                    raise InvalidResult(f"handler returned {ret}")
+                self._finish(txn, t1, t2)
+            except Exception as exc:
+                self._abort(txn, exc)
+                return False
+            st = self.stats
+            st.commits += 1
+            st.graft_ns += t2 - t1
+            st.total_ns += time.perf_counter_ns() - t0
+            return True
+        finally:
+            self._owner = 0
+            self._mutex.release()
+
+    def _abort(self, txn: Transaction, exc: BaseException) -> AbortRecord:
+        reason, detail = _classify(exc)
+        if txn.state == ACTIVE:
+            txn.abort()
+        rec = AbortRecord(reason, detail, time.monotonic_ns())
+        self.aborts.append(rec)
+        self.stats.aborts[reason.value] += 1
+        self.failures += 1
+        if self.failures >= self.remove_after:
+            self._retire(rec)
+        return rec
+
+    # ---- messages -----------------------------------------------------------------------
+    def send(self, data: bytes) -> int:
+        """Deliver ``data`` to the graft's ``vino_message`` inside a transaction.
+
+        Returns the graft's (non-negative) answer. Raises ``ValueError`` (and
+        changes nothing) if the graft takes no messages or ``data`` exceeds its
+        buffer; raises ``GraftAborted`` if the message transaction aborted (a
+        negative answer counts as ``invalid_result``), after the usual failure
+        handling.
+        """
+        if self._message is None:
+            raise ValueError(f"graft {self.name!r} exports no vino_message")
+        if len(data) > len(self.buffer):
+            raise ValueError(f"message of {len(data)} bytes exceeds the graft's buffer of "
+                             f"{len(self.buffer)} bytes")
+        if self.state is not LIVE:
+            raise NoSuchGraft(f"graft {self.name!r} was removed")
+        if not self._enter():
+            raise GraftAborted(AbortReason.LOCK_TIMEOUT, "graft busy", graft=self.name)
+        try:
+            self._owner = threading.get_ident()
+            txn = self._begin()
+            try:
+                self.buffer[: len(data)] = data
+                t1 = time.perf_counter_ns()
+                rc = self._message.call(len(data))
+                t2 = time.perf_counter_ns()
+                if rc:
+                    raise GraftAborted(*self._fault(rc, txn), graft=self.name)
+                self._account_memory()
+                ret = self._message.result_i32()
+                if ret < 0:
+                    raise InvalidResult(f"vino_message returned {ret}")
+                self._finish(txn, t1, t2)
+            except Exception as exc:
+                rec = self._abort(txn, exc)
+                raise GraftAborted(rec.reason, rec.detail, graft=self.name) from exc
+            return ret
+        finally:
+            self._owner = 0
+            self._mutex.release()
+
+    # ---- removal ------------------------------------------------------------------------
+    def remove(self) -> None:
+        """Uninstall: wait for a running call to finish, then free everything it holds."""
+        if self.state is not LIVE:
+            return
+        mine = self._owner == threading.get_ident()
+        if not mine:
+            self._mutex.acquire()
+        try:
+            self._retire(None)
+        finally:
+            if not mine:
+                self._mutex.release()
+
+    def _retire(self, why: AbortRecord | None) -> None:
+        # Called with the graft's store held (or unused). Unlinks, then frees every charge.
+        if self.state is not LIVE:
+            return
+        self.state = REMOVED
+        self.removal = why
+        self.registry._unlink(self)
+        p = self.principal
+        if self.handles:
+            p.release("kalloc_bytes", sum(len(b) for b in self.handles.values()))
+            p.release("handles", len(self.handles))
+            self.handles.clear()
+        if self.mem_charged:
+            p.release("memory_bytes", self.mem_charged)
+            self.mem_charged = 0
+        self.instance = None
+        self.buffer = memoryview(b"")
+
+    # ---- graft-callables common to every point ----------------------------------------
+    def kalloc(self, txn: Transaction, size: int) -> int:
+        if size <= 0:
+            return -1
+        p = self.principal
+        p.charge("handles", 1)
+        try:
+            p.charge("kalloc_bytes", size)
+        except QuotaExceeded:
+            p.release("handles", 1)
+            raise
+        h = self._next_handle
+        self._next_handle += 1
+        self.handles[h] = bytearray(size)
+
+        def undo() -> None:
+            block = self.handles.pop(h, None)
+            if block is not None:
+                p.release("kalloc_bytes", len(block))
+                p.release("handles", 1)
+
+        txn.record(undo)
+        return h
+
+    def kfree(self, txn: Transaction, handle: int) -> None:
+        block = self.handles.get(handle)
+        if block is None:
+            raise Forbidden(f"kfree of handle {handle}, which this graft does not hold")
+        del self.handles[handle]
+        txn.record(lambda: self.handles.__setitem__(handle, block))
+        p = self.principal
+
+        def release() -> None:
+            p.release("kalloc_bytes", len(block))
+            p.release("handles", 1)
+
+        txn.defer(release)
+
+    def kread(self, txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
+        block = self.handles.get(handle)
+        if block is None or off < 0 or n < 0 or off + n > len(block):
+            return -1
+        self.memory.write(ptr, bytes(block[off: off + n]))
+        return n
+
+    def kwrite(self, txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
+        block = self.handles.get(handle)
+        if block is None or off < 0 or n < 0 or off + n > len(block):
+            return -1
+        data = self.memory.read(ptr, n)
+        old = bytes(block[off: off + n])
+        block[off: off + n] = data
+
+        def undo() -> None:
+            block[off: off + n] = old
+
+        txn.record(undo)
+        return n
+
+    def log(self, txn: Transaction, ptr: int, n: int) -> None:
+        n = max(0, min(n, limits.LOG_LINE_MAX))
+        line = self.memory.read(ptr, n)
+        self.principal.charge("log_bytes", len(line))
+        self.logs.append(line)
+
+
+# The common graft-callables, bound through the current transaction.
+def _now() -> int:
+    return time.monotonic_ns()
+
+
+def _cur() -> Transaction:
+    txn = CURRENT.txn
+    if txn is None or txn.graft is None:
+        raise RuntimeError("graft-callable called outside a graft invocation")
+    return txn
+
+
+def _with_graft(method: Callable[..., int | None]) -> Callable[..., int | None]:
+    def call(*args: int) -> int | None:
+        txn = _cur()
+        return method(txn.graft, txn, *args)
+
+    return call
+
+
+class Registry:
+    """Points, grafts, the sandbox and the locks of one host program."""
+
+    def __init__(self, *, sandbox: Sandbox | None = None, lock_timeout_s: float =
+                 limits.LOCK_TIMEOUT_S, remove_after: int = limits.REMOVE_AFTER_FAILURES,
+                 tick_s: float = limits.EPOCH_TICK_S) -> None:
+        fastcall.check_internals()
+        self.sandbox = sandbox or Sandbox(tick_s)
+        self.locks = LockManager(lock_timeout_s)
+        self.remove_after = remove_after
+        self.points: dict[str, Point] = {}
+        self._linkers: dict[str, tuple[wasmtime.Linker, list[Any]]] = {}
+        self._pres: dict[tuple[str, str], wasmtime.InstancePre] = {}
+        self._mutex = threading.RLock()
+        self.retired = Stats()  # stats of removed grafts, so point totals survive removal
+        self._retired_by_point: dict[str, Stats] = {}
+
+    # ---- points -------------------------------------------------------------------------
+    def declare(self, point: Point) -> Point:
+        """Register ``point`` and link its graft-callables. Names are unique."""
+        with self._mutex:
+            if point.name in self.points:
+                raise ValueError(f"graft point {point.name!r} is already declared")
+            linker = wasmtime.Linker(self.sandbox.engine)
+            keep: list[Any] = []
+            for name, (params, results) in loader.COMMON_CALLABLES.items():
+                fn: Callable[..., int | None] = (_now if name == "now" else
+                                                 self._lock if name == "lock" else
+                                                 _with_graft(getattr(Graft, name)))
+                fastcall.define_host(linker, "vino", name, params, results, fn, keep)
+            if isinstance(point, FunctionPoint):
+                fastcall.define_host(linker, "vino", "default", *loader.DEFAULT_CALLABLE,
+                                     _run_default, keep)
+            for c in point.callables:
+                fastcall.define_host(linker, "vino", c.name, c.params, c.results,
+                                     _bind_callable(c.fn), keep)
+            self._linkers[point.name] = (linker, keep)
+            point.registry = self
+            self.points[point.name] = point
+            self._retired_by_point[point.name] = Stats()
+        return point
+
+    def _lock(self, lock_id: int) -> int:
+        txn = _cur()
+        resolve = txn.graft.point.lock_resolver
+        lk = resolve(txn, lock_id) if resolve is not None else None
+        if lk is None:
+            return -1
+        self.locks.acquire(lk, txn)
+        return 0
+
+    def _instance_pre(self, point: Point, checked: loader.Checked) -> wasmtime.InstancePre:
+        key = (point.name, checked.digest)
+        pre = self._pres.get(key)
+        if pre is None:
+            pre = self._pres[key] = self._linkers[point.name][0].instantiate_pre(checked.module)
+        return pre
+
+    def _point(self, point: Point | str) -> Point:
+        if isinstance(point, str):
+            try:
+                return self.points[point]
+            except KeyError:
+                raise ValueError(f"no graft point named {point!r}") from None
+        if self.points.get(point.name) is not point:
+            raise ValueError(f"graft point {point.name!r} is not declared in this registry")
+        return point
+
+    # ---- install / replace / remove -------------------------------------------------
+    def check(self, point: Point | str, source: loader.Source, principal: Principal,
+              target: Any = GLOBAL, name: str | None = None) -> loader.Checked:
+        """Every load-time check, changing nothing (``vino graft check``)."""
+        return loader.check(self.sandbox, self._point(point), source, principal, target, name)
+
+    def install(self, point: Point | str, source: loader.Source, principal: Principal,
+                target: Any = GLOBAL, *, name: str | None = None, replace: bool = False,
+                remove_after: int | None = None) -> Graft:
+        """Check, instantiate and bind a graft; then, and only then, make it live.
+
+        With ``replace=True`` an existing graft of a function point's target is
+        replaced atomically: calls see the old graft or the new one, never none.
+        Raises ``GraftRejected`` (nothing changed) on any failed check.
+        """
+        pt = self._point(point)
+        checked = loader.check(self.sandbox, pt, source, principal, target, name)
+        with self._mutex:
+            old = pt.table.get(target) if isinstance(pt, FunctionPoint) else None
+            if old is not None and not replace:
+                raise GraftRejected(checked.name, pt.name,
+                                    f"{target!r} already has graft {old.name!r} "
+                                    "(use replace=True to replace it)")
+            g = self._build(pt, checked, principal, target, remove_after)
+            if isinstance(pt, FunctionPoint):
+                pt.table[target] = g  # the atomic switch
+            else:
+                pt.handlers[target] = [*pt.handlers.get(target, ()), g]
+        if old is not None:
+            old.remove()
+        return g
+
+    def _build(self, pt: Point, checked: loader.Checked, principal: Principal, target: Any,
+               remove_after: int | None) -> Graft:
+        try:
+            g = Graft(self, pt, checked, principal, target,
+                      remove_after if remove_after is not None else self.remove_after)
+        except wasmtime.WasmtimeError as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise GraftRejected(checked.name, pt.name, f"instantiation failed: {detail}") from None
+        g._bind_buffer()
+        size = g.memory.refresh()
+        try:
+            principal.charge("memory_bytes", size)
+        except QuotaExceeded as exc:
+            raise GraftRejected(checked.name, pt.name, str(exc)) from None
+        g.mem_charged = size
+        return g
+
+    def remove(self, graft: Graft) -> None:
+        graft.remove()
+
+    def _unlink(self, g: Graft) -> None:
+        with self._mutex:
+            pt = g.point
+            if isinstance(pt, FunctionPoint):
+                if pt.table.get(g.target) is g:
+                    del pt.table[g.target]
+            else:
+                hs = pt.handlers.get(g.target)
+                if hs and g in hs:
+                    rest = [h for h in hs if h is not g]
+                    if rest:
+                        pt.handlers[g.target] = rest
+                    else:
+                        del pt.handlers[g.target]
+            self.retired.add(g.stats)
+            self._retired_by_point[pt.name].add(g.stats)
+
+    # ---- inspection -----------------------------------------------------------------------
+    def grafts(self, point: Point | str | None = None) -> list[Graft]:
+        pts = [self._point(point)] if point is not None else list(self.points.values())
+        out: list[Graft] = []
+        for pt in pts:
+            if isinstance(pt, FunctionPoint):
+                out.extend(pt.table.values())
+            else:
+                for hs in pt.handlers.values():
+                    out.extend(hs)
+        return out
+
+    def point_stats(self, point: Point | str) -> Stats:
+        pt = self._point(point)
+        total = Stats()
+        total.add(self._retired_by_point[pt.name])
+        for g in self.grafts(pt):
+            total.add(g.stats)
+        return total
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything an install could change, as plain data (for tests and `vino stats`)."""
+        principals = {id(g.principal): g.principal for g in self.grafts()}
+        return {
+            "points": {name: sorted((repr(t), g.name, g.digest) for t, g in
+                                    (pt.table.items() if isinstance(pt, FunctionPoint) else
+                                     ((t, h) for t, hs in pt.handlers.items() for h in hs)))
+                       for name, pt in self.points.items()},
+            "usage": {p.name: p.usage.snapshot() for p in principals.values()},
+            "locks_held": [lk.name for lk in self.locks.held()],
+        }
+
+    def close(self) -> None:
+        for g in self.grafts():
+            g.remove()
+        self.sandbox.close()
+
+
+def _run_default() -> int:
+    """The ``default`` graft-callable: the built-in policy, in a nested transaction."""
+    txn = _cur()
+    g: Graft = txn.graft
+    point: FunctionPoint[Any] = g.point  # type: ignore[assignment]
+    if point.encode_result is None:
+        raise Forbidden(f"{point.name} offers no default() to grafts")
+    child = Transaction(txn, None)
+    CURRENT.txn = child
+    try:
+        result = point.default(*g._args)
+        ret = point.encode_result(g.buffer, result, *g._args)
+    except BaseException:
+        child.abort()
+        raise
+    child.commit()
+    return ret
+
+
+def _bind_callable(fn: Callable[..., int | None]) -> Callable[..., int | None]:
+    def call(*args: int) -> int | None:
+        return fn(_cur(), *args)
+
+    return call
+
+
+__all__ = ["GLOBAL", "AbortRecord", "EventPoint", "FunctionPoint", "Graft", "Registry", "Stats"]

@@ -1,0 +1,145 @@
+"""The WebAssembly sandbox: one engine, one epoch ticker, one store per graft.
+
+- One ``wasmtime.Engine`` per ``Sandbox`` with epoch interruption on; compiled
+  modules are cached by content hash so identical grafts share code.
+- One ``Store`` + instance per graft (``Instance``): its memory limit is a store
+  limit, its CPU limit an epoch deadline. A single daemon ticker thread bumps the
+  engine's epoch every ``tick_s``; at each tick past a running store's deadline
+  the store's callback asks the current transaction whether to go on (budget
+  left, not doomed) or stop. A store never needs its deadline reset per call:
+  the callback pushes it one tick further each time.
+- Linear memory never moves (``memory_may_move = False``), so a graft's
+  buffer window, computed once at install, stays valid.
+
+Isolation (DESIGN.md §5.1): a graft sees only its own linear memory; the host
+copies bytes in and out of it, bounds-checked, and never hands out a host
+pointer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+
+from vino import limits
+from vino.graft import fastcall
+from vino.graft.txn import CURRENT
+
+
+class Ticker:
+    """The single thread that advances the engine's epoch."""
+
+    def __init__(self, engine: wasmtime.Engine, tick_s: float) -> None:
+        self._engine = engine
+        self.tick_s = tick_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.ticks = 0
+
+    def ensure_running(self) -> None:
+        if self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread is None:
+                t = threading.Thread(target=self._run, name="vino-epoch-ticker", daemon=True)
+                t.start()
+                self._thread = t
+
+    def _run(self) -> None:
+        wait = self._stop.wait
+        while not wait(self.tick_s):
+            self._engine.increment_epoch()
+            self.ticks += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+def _decide() -> bool:
+    """Epoch-tick callback body: go on unless the current call is over budget or doomed."""
+    txn = CURRENT.txn
+    if txn is None:
+        return True
+    if txn.doomed() is not None:
+        return False
+    if txn.budget_ns and time.perf_counter_ns() - txn.start_ns > txn.budget_ns:
+        txn.fault = TimeoutError(f"ran past its CPU budget of {txn.budget_ns / 1e6:.1f} ms")
+        return False
+    return True
+
+
+class Sandbox:
+    """Engine, ticker and module cache shared by every graft of a registry."""
+
+    def __init__(self, tick_s: float = limits.EPOCH_TICK_S,
+                 max_wasm_stack: int = limits.MAX_WASM_STACK) -> None:
+        cfg = wasmtime.Config()
+        cfg.epoch_interruption = True
+        cfg.memory_may_move = False
+        cfg.max_wasm_stack = max_wasm_stack
+        cfg.cranelift_opt_level = "speed"
+        self.engine = wasmtime.Engine(cfg)
+        self.ticker = Ticker(self.engine, tick_s)
+        self._modules: dict[str, wasmtime.Module] = {}
+        self._mutex = threading.Lock()
+
+    def compile(self, wasm: bytes) -> wasmtime.Module:
+        """Validate and compile ``wasm`` (cached by SHA-256). Raises ``WasmtimeError``."""
+        key = hashlib.sha256(wasm).hexdigest()
+        with self._mutex:
+            mod = self._modules.get(key)
+        if mod is None:
+            mod = wasmtime.Module(self.engine, wasm)
+            with self._mutex:
+                mod = self._modules.setdefault(key, mod)
+        return mod
+
+    def instantiate(self, pre: wasmtime.InstancePre, memory_limit: int) -> Instance:
+        self.ticker.ensure_running()
+        return Instance(self, pre, memory_limit)
+
+    def close(self) -> None:
+        self.ticker.stop()
+
+
+class Instance:
+    """One graft's store and instance, with cached raw entry points.
+
+    ``memory_limit`` is a hard cap enforced by wasmtime (``memory.grow`` fails
+    past it); the principal's quota, checked after each call, is the softer
+    limit that aborts.
+    """
+
+    __slots__ = ("_funcs", "_keep", "exports", "instance", "memory", "store")
+
+    def __init__(self, sandbox: Sandbox, pre: wasmtime.InstancePre, memory_limit: int) -> None:
+        self._keep: list[Any] = []
+        self.store = wasmtime.Store(sandbox.engine)
+        self.store.set_limits(memory_size=memory_limit, table_elements=limits.MAX_TABLE_ELEMENTS,
+                              instances=1, tables=1, memories=1)
+        fastcall.install_epoch_callback(self.store, _decide, self._keep)
+        fastcall.set_epoch_deadline(self.store, 1)
+        self.instance = pre.instantiate(self.store)
+        self.exports = self.instance.exports(self.store)
+        mem = self.exports["memory"]
+        self.memory = fastcall.MemoryView(self.store, mem)
+        self._funcs: dict[str, fastcall.RawFunc] = {}
+
+    def func(self, name: str, params: tuple[str, ...], results: tuple[str, ...]) -> fastcall.RawFunc:
+        f = self._funcs.get(name)
+        if f is None:
+            f = self._funcs[name] = fastcall.RawFunc(self.store, self.exports[name], params,
+                                                     results)
+        return f
+
+
+HostCallable = Callable[..., int | None]

@@ -1,0 +1,257 @@
+"""Transactions: begin, commit, abort, with an undo log and nesting.
+
+Every graft invocation runs in a ``Transaction``. Host state changes only
+through accessors, and every accessor records how to undo itself with
+``Transaction.record`` (or the one-line helpers ``set``, ``setitem``,
+``delitem``, ``append``). The log is transient: a list of undo closures.
+
+Order of calls:
+    txn = begin(...)          # pushes txn as the thread's current transaction
+    ... accessors record undo entries; locks are added by the lock manager ...
+    txn.commit()  or  txn.abort()   # pops it
+
+Nesting: ``begin`` while a transaction is current makes a child. A child's
+commit hands its undo entries, locks and deferred actions to its parent (they
+take effect, or are undone, with the parent). A child's abort undoes only the
+child's own entries, in reverse order, and releases the locks it took.
+
+Invariant: a thread's current transaction is the innermost live one; a
+transaction is live (``state == ACTIVE``) until exactly one of commit / abort.
+Invariant: undo entries run at most once, newest first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, MutableMapping, MutableSequence
+from typing import TYPE_CHECKING, Any, Final
+
+from vino.errors import AbortReason, Doomed, TransactionError
+
+if TYPE_CHECKING:
+    from vino.graft.locks import HostLock
+
+log = logging.getLogger("vino.txn")
+
+ACTIVE: Final = 0
+COMMITTED: Final = 1
+ABORTED: Final = 2
+
+Undo = Callable[[], None]
+
+
+class _Current(threading.local):
+    txn: Transaction | None = None
+
+
+CURRENT: Final = _Current()
+
+
+def current() -> Transaction | None:
+    """The calling thread's innermost live transaction, or ``None``."""
+    return CURRENT.txn
+
+
+class Transaction:
+    """One unit of undoable work; see the module docstring for the protocol.
+
+    The graft-specific fields (``graft``, ``start_ns``, ``budget_ns``, ``fault``)
+    are filled by the invocation wrapper; host-only transactions leave them
+    empty.
+    """
+
+    __slots__ = ("budget_ns", "deferred", "doom_detail", "doom_reason", "fault", "graft",
+                 "locks", "parent", "start_ns", "state", "undo", "undo_errors")
+
+    def __init__(self, parent: Transaction | None = None, graft: Any = None) -> None:
+        self.parent = parent
+        self.graft = graft
+        self.undo: list[Undo] | None = None  # created on first record (most calls record none)
+        self.locks: list[HostLock] | None = None
+        self.deferred: list[Undo] | None = None  # run once the top-level transaction commits
+        self.state = ACTIVE
+        self.doom_reason: AbortReason | None = None  # set by another thread: abort soon
+        self.doom_detail = ""
+        self.fault: BaseException | None = None
+        self.start_ns = 0
+        self.budget_ns = 0
+        self.undo_errors = 0
+
+    def reset(self, parent: Transaction | None) -> None:
+        """Make a finished transaction object fresh again (a graft reuses one per call).
+
+        Safe because a graft runs at most one invocation at a time, and a finished
+        transaction is referenced by no lock (released), no child (all ended) and
+        holds no undo, lock or deferred list (commit and abort clear them).
+        """
+        if self.state == ACTIVE:
+            raise TransactionError("reset of a live transaction")
+        self.parent = parent
+        self.state = ACTIVE
+        self.doom_reason = None
+        self.fault = None
+
+    # ---- recording -----------------------------------------------------------------
+    def record(self, undo: Undo) -> None:
+        """Add an undo entry; it runs if this transaction (or an ancestor) aborts."""
+        if self.state != ACTIVE:
+            raise TransactionError("record on a finished transaction")
+        if self.undo is None:
+            self.undo = [undo]
+        else:
+            self.undo.append(undo)
+
+    def defer(self, action: Undo) -> None:
+        """Run ``action`` when the outermost transaction commits; drop it on abort."""
+        if self.deferred is None:
+            self.deferred = [action]
+        else:
+            self.deferred.append(action)
+
+    def set(self, obj: object, attr: str, value: Any) -> Any:
+        """``obj.attr = value``, undoably. Returns the old value."""
+        old = getattr(obj, attr)
+        setattr(obj, attr, value)
+        self.record(lambda: setattr(obj, attr, old))
+        return old
+
+    def setitem(self, mapping: MutableMapping[Any, Any], key: Any, value: Any) -> None:
+        """``mapping[key] = value``, undoably (a new key is deleted again)."""
+        if key in mapping:
+            old = mapping[key]
+            mapping[key] = value
+            self.record(lambda: mapping.__setitem__(key, old))
+        else:
+            mapping[key] = value
+            self.record(lambda: mapping.__delitem__(key))
+
+    def delitem(self, mapping: MutableMapping[Any, Any], key: Any) -> Any:
+        """``del mapping[key]``, undoably. Returns the removed value."""
+        old = mapping.pop(key)
+        self.record(lambda: mapping.__setitem__(key, old))
+        return old
+
+    def append(self, seq: MutableSequence[Any], value: Any) -> None:
+        """``seq.append(value)``, undoably (the undo removes the last element)."""
+        seq.append(value)
+        self.record(seq.pop)
+
+    # ---- doom ------------------------------------------------------------------------
+    def doom(self, reason: AbortReason, detail: str) -> None:
+        """Ask this transaction to abort as soon as its thread notices (thread-safe)."""
+        if self.doom_reason is None:
+            self.doom_detail = detail
+            self.doom_reason = reason
+
+    def doomed(self) -> Transaction | None:
+        """This transaction or the nearest ancestor that has been doomed, if any."""
+        t: Transaction | None = self
+        while t is not None:
+            if t.doom_reason is not None:
+                return t
+            t = t.parent
+        return None
+
+    def check(self) -> None:
+        """Raise ``Doomed`` if this transaction or an ancestor has been doomed."""
+        d = self.doomed()
+        if d is not None and d.doom_reason is not None:
+            raise Doomed(d.doom_reason, d.doom_detail)
+
+    @property
+    def root(self) -> Transaction:
+        t = self
+        while t.parent is not None:
+            t = t.parent
+        return t
+
+    # ---- ending --------------------------------------------------------------------------
+    def commit(self) -> None:
+        """End successfully. A child hands everything to its parent."""
+        if self.state != ACTIVE:
+            raise TransactionError("commit of a finished transaction")
+        self.state = COMMITTED
+        CURRENT.txn = self.parent
+        parent = self.parent
+        if self.undo is None and self.locks is None and self.deferred is None:
+            return  # the common case: nothing recorded, nothing held
+        if parent is not None:
+            if self.undo:
+                if parent.undo is None:
+                    parent.undo = self.undo
+                else:
+                    parent.undo.extend(self.undo)
+            if self.locks:
+                for lock in self.locks:
+                    lock.transfer(self, parent)
+                if parent.locks is None:
+                    parent.locks = self.locks
+                else:
+                    parent.locks.extend(self.locks)
+            if self.deferred:
+                if parent.deferred is None:
+                    parent.deferred = self.deferred
+                else:
+                    parent.deferred.extend(self.deferred)
+            self.undo = self.locks = self.deferred = None
+            return
+        self.undo = None
+        locks, self.locks = self.locks, None
+        if locks:
+            for lock in reversed(locks):
+                lock.release(self)
+        deferred, self.deferred = self.deferred, None
+        if deferred:
+            for action in deferred:
+                action()
+
+    def abort(self) -> None:
+        """Undo every recorded entry, newest first, and release this transaction's locks.
+
+        An undo entry that raises is logged and counted in ``undo_errors``; the
+        remaining entries still run, so one faulty entry cannot strand the rest.
+        """
+        if self.state != ACTIVE:
+            raise TransactionError("abort of a finished transaction")
+        self.state = ABORTED
+        CURRENT.txn = self.parent
+        undo = self.undo
+        self.undo = None
+        if undo:
+            for entry in reversed(undo):
+                try:
+                    entry()
+                except Exception:
+                    self.undo_errors += 1
+                    log.exception("undo entry %r failed during abort", entry)
+        if self.locks:
+            for lock in reversed(self.locks):
+                lock.release(self)
+            self.locks = None
+        self.deferred = None
+
+
+def begin(graft: Any = None) -> Transaction:
+    """Start a transaction (a child of the current one, if any) and make it current."""
+    txn = Transaction(CURRENT.txn, graft)
+    CURRENT.txn = txn
+    return txn
+
+
+class transaction:  # noqa: N801 - used like a function: ``with transaction() as txn``
+    """Host-side transaction scope: commits on normal exit, aborts on exception."""
+
+    __slots__ = ("txn",)
+
+    def __enter__(self) -> Transaction:
+        self.txn = begin()
+        return self.txn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.txn.state != ACTIVE:
+            return
+        if exc_type is None:
+            self.txn.commit()
+        else:
+            self.txn.abort()

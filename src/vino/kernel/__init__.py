@@ -1,0 +1,1 @@
+"""The reference kernel: device, buffer cache / VM, file system, scheduler, principals."""

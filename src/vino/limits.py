@@ -1,0 +1,39 @@
+"""Every tunable vino has, named, with units.
+
+Limits on modules are load-time checks (a module over them is rejected);
+quotas are per principal at run time (going over aborts the transaction).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- sandbox ------------------------------------------------------------------
+WASM_PAGE: Final = 65536  # bytes in one WebAssembly page
+EPOCH_TICK_S: Final = 0.001  # seconds between epoch ticks of the ticker thread
+CALL_BUDGET_S: Final = 0.010  # default CPU budget of one graft call, seconds
+LOCK_TIMEOUT_S: Final = 0.050  # default wait for a lock before the holder is doomed, seconds
+MAX_WASM_STACK: Final = 512 * 1024  # bytes of native stack a graft may use
+
+# ---- load-time module limits (the verifier's constants) ---------------------
+MAX_MODULE_BYTES: Final = 1 << 20  # size of the .wasm binary
+MAX_MEMORY_PAGES: Final = 256  # declared memory minimum / maximum, pages (16 MiB)
+MAX_TABLE_ELEMENTS: Final = 4096  # declared table minimum / maximum
+MAX_FUNCTIONS: Final = 4096  # functions defined by the module
+MAX_EXPORTS: Final = 256
+MAX_BUFFER_BYTES: Final = 1 << 20  # largest buffer a point may declare
+
+# ---- default per-principal quotas ------------------------------------------------
+QUOTA_MEMORY_BYTES: Final = 16 << 20  # Wasm linear memory over all of a principal's grafts
+QUOTA_KALLOC_BYTES: Final = 1 << 20  # host memory from kalloc
+QUOTA_HANDLES: Final = 256  # live kalloc handles
+QUOTA_LOCKS: Final = 64  # locks held at once by one transaction tree
+QUOTA_LOG_BYTES: Final = 64 << 10  # total log volume
+QUOTA_CPU_TOTAL_S: Final = 60.0  # total CPU time in grafts, seconds
+LOG_LINE_MAX: Final = 512  # longest log line kept, bytes
+LOG_LINES_KEPT: Final = 256  # lines kept per graft
+
+# ---- failure policy -----------------------------------------------------------------
+REMOVE_AFTER_FAILURES: Final = 1  # aborts before a graft is removed (first failure)
+LOG_LINES_PER_CALL: Final = 16  # log lines one call may add; the rest are dropped and counted
+ABORTS_KEPT: Final = 32  # abort records kept per graft for its installer to read
