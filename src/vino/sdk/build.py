@@ -1,0 +1,228 @@
+"""Build a C graft into a WebAssembly module with the ``ziglang`` package.
+
+``build(source, output=None)`` compiles one C file that includes ``vino.h`` and
+returns the module's bytes (also writing them to ``output`` if given). It runs
+from any working directory and leaves nothing behind but ``output``; zig's own
+object cache lives in its global cache directory.
+
+Contract:
+- The output is byte-for-byte reproducible: the same source and the same pinned
+  ``ziglang`` give the same bytes, whatever the paths, so built samples can be
+  shipped and checked against their sources.
+- The module is stripped (no debug info, names or producer sections) and
+  exports only what the source marks ``VINO_EXPORT`` plus ``memory``.
+- The module imports only from module ``"vino"``; anything else (and any
+  compiler or linker error, such as an undefined function) raises
+  ``BuildError`` carrying the compiler's output. Whether the imports suit a
+  particular graft point is the loader's check, not this one.
+
+``python -m vino.sdk.build graft.c [-o graft.wasm]`` does the same from a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "FLAGS",
+    "SAMPLES_DIR",
+    "SDK_DIR",
+    "BuildError",
+    "build",
+    "main",
+    "sample_path",
+    "wasm_imports",
+]
+
+SDK_DIR: Final = Path(__file__).resolve().parent
+SAMPLES_DIR: Final = SDK_DIR / "samples"
+
+STACK_BYTES: Final = 16 * 1024  # grafts' C stack; small so a graft fits in one page
+MAX_MEMORY_BYTES: Final = 16 * 65536  # declared memory maximum (16 pages = 1 MiB)
+
+# Why each flag is here:
+#   -nostdlib, --no-entry   a graft is a library of exports with no libc and no main
+#   -s                      strip debug info, names and producers: smaller, and the
+#                           only sections that would carry paths or tool versions
+#   -fno-ident              no compiler identification string
+#   -z stack-size           zig's default stack is 1 MiB, charged to the principal's
+#                           memory quota for every graft; grafts need very little
+#   --max-memory            declare a maximum so the host knows the worst case
+# Deliberately absent: --export-dynamic, which would also export the mutable
+# global __stack_pointer; vino.h's VINO_EXPORT marks exactly what is exported.
+FLAGS: Final = (
+    "--target=wasm32-freestanding",
+    "-O2",
+    "-nostdlib",
+    "-fno-ident",
+    "-s",
+    "-Wall",
+    "-Werror=implicit-function-declaration",
+    "-Wl,--no-entry",
+    f"-Wl,-z,stack-size={STACK_BYTES}",
+    f"-Wl,--max-memory={MAX_MEMORY_BYTES}",
+)
+
+_IMPORT_MODULE: Final = "vino"
+
+
+class BuildError(Exception):
+    """Compiling or linking a graft failed, or the result imports from outside "vino".
+
+    ``stderr`` holds the compiler's output (or the reason the module was refused).
+    Nothing was written to the output path.
+    """
+
+    def __init__(self, source: Path, stderr: str) -> None:
+        self.source = source
+        self.stderr = stderr
+        super().__init__(f"building {source} failed:\n{stderr.rstrip()}")
+
+
+def sample_path(name: str) -> Path:
+    """The path of a sample graft's file, e.g. ``sample_path("null.c")``.
+
+    A bare name (``"null"``) means the C source. Raises ``FileNotFoundError`` if
+    there is no such sample.
+    """
+    path = SAMPLES_DIR / (name if "." in name else f"{name}.c")
+    if not path.is_file():
+        raise FileNotFoundError(f"no sample graft {name!r} in {SAMPLES_DIR}")
+    return path
+
+
+def build(source: Path, output: Path | None = None) -> bytes:
+    """Compile ``source`` (C) to a graft module; return its bytes.
+
+    If ``output`` is given the bytes are also written there (only on success).
+    Raises ``BuildError`` with the compiler's stderr on failure.
+    """
+    source = Path(source).resolve()
+    if not source.is_file():
+        raise BuildError(source, "no such source file")
+    with tempfile.TemporaryDirectory(prefix="vino-build-") as tmp:
+        wasm = Path(tmp) / "graft.wasm"
+        cmd = [
+            sys.executable,
+            "-m",
+            "ziglang",
+            "cc",
+            *FLAGS,
+            "-I",
+            str(SDK_DIR),
+            str(source),
+            "-o",
+            str(wasm),
+        ]
+        # cwd is the temporary directory so that nothing lands in the caller's.
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not wasm.is_file():
+            raise BuildError(source, proc.stderr or proc.stdout or f"exit {proc.returncode}")
+        data = wasm.read_bytes()
+    foreign = [
+        f"{module}.{name}" for module, name in wasm_imports(data) if module != _IMPORT_MODULE
+    ]
+    if foreign:
+        raise BuildError(
+            source, f"imports from outside module {_IMPORT_MODULE!r}: {', '.join(foreign)}"
+        )
+    if output is not None:
+        Path(output).write_bytes(data)
+    return data
+
+
+def _leb_u32(data: bytes, pos: int) -> tuple[int, int]:
+    """Decode an unsigned LEB128 at ``pos``; return (value, next position)."""
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 28:
+            raise ValueError("truncated or overlong LEB128")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def wasm_imports(data: bytes) -> list[tuple[str, str]]:
+    """The (module, name) of every import of a binary WebAssembly module.
+
+    A small reader of the import section alone, so checking a build needs no
+    engine. Raises ``ValueError`` if the bytes are not a well-formed module
+    header and import section.
+    """
+    if data[:8] != b"\0asm\x01\0\0\0":
+        raise ValueError("not a WebAssembly binary module (version 1)")
+    pos = 8
+    while pos < len(data):
+        section = data[pos]
+        size, pos = _leb_u32(data, pos + 1)
+        end = pos + size
+        if end > len(data):
+            raise ValueError("section runs past the end of the module")
+        if section == 2:
+            return _read_imports(data[pos:end])
+        pos = end
+    return []
+
+
+def _read_imports(body: bytes) -> list[tuple[str, str]]:
+    count, pos = _leb_u32(body, 0)
+    out: list[tuple[str, str]] = []
+    for _ in range(count):
+        names: list[str] = []
+        for _ in range(2):
+            length, pos = _leb_u32(body, pos)
+            names.append(body[pos : pos + length].decode("utf-8"))
+            pos += length
+        kind = body[pos]
+        pos += 1
+        # Skip the import's type: a type index, a table, a memory or a global.
+        if kind == 0:  # function: typeidx
+            _, pos = _leb_u32(body, pos)
+        elif kind == 1:  # table: reftype, limits
+            pos = _skip_limits(body, pos + 1)
+        elif kind == 2:  # memory: limits
+            pos = _skip_limits(body, pos)
+        elif kind == 3:  # global: valtype, mutability
+            pos += 2
+        else:
+            raise ValueError(f"unknown import kind {kind}")
+        out.append((names[0], names[1]))
+    return out
+
+
+def _skip_limits(body: bytes, pos: int) -> int:
+    flags = body[pos]
+    _, pos = _leb_u32(body, pos + 1)
+    if flags & 1:  # has a maximum
+        _, pos = _leb_u32(body, pos)
+    return pos
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: build one C graft; print the compiler's error on failure."""
+    parser = argparse.ArgumentParser(prog="python -m vino.sdk.build", description=__doc__)
+    parser.add_argument("source", type=Path, help="C source of the graft")
+    parser.add_argument(
+        "-o", "--output", type=Path, help="output .wasm (default: source with .wasm)"
+    )
+    args = parser.parse_args(argv)
+    output: Path = args.output or args.source.with_suffix(".wasm")
+    try:
+        data = build(args.source, output)
+    except BuildError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{output}: {len(data)} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
