@@ -27,6 +27,7 @@ fails loudly instead of corrupting memory.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import struct
 import threading
 from collections.abc import Callable, Sequence
@@ -34,7 +35,9 @@ from ctypes import c_size_t, c_uint8, c_uint64, c_void_p
 from typing import Any, Final
 
 import wasmtime
-from wasmtime import _bindings as raw
+
+# The package's private ctypes bindings, typed loosely on purpose: only this module uses them.
+raw: Any = importlib.import_module("wasmtime._bindings")
 
 PINNED_WASMTIME: Final = "50.0.1"
 
@@ -117,6 +120,10 @@ def check_internals() -> None:
 
 # --------------------------------------------------------------------------- calls
 
+def _address(obj: Any) -> int:
+    return ctypes.cast(obj, c_void_p).value or 0
+
+
 def _cfn(name: str, restype: Any, *argtypes: Any, blocking: bool = True) -> Any:
     """A private function object for ``name`` taking plain ints.
 
@@ -124,7 +131,7 @@ def _cfn(name: str, restype: Any, *argtypes: Any, blocking: bool = True) -> Any:
     epoch ticker keeps ticking; the short bookkeeping ones keep it, which is
     cheaper.
     """
-    address = ctypes.cast(getattr(raw.dll, name), c_void_p).value
+    address = _address(getattr(raw.dll, name))
     proto = ctypes.CFUNCTYPE if blocking else ctypes.PYFUNCTYPE
     return proto(restype, *argtypes)(address)
 
@@ -140,10 +147,6 @@ _memory_data = _cfn("wasmtime_memory_data", c_void_p, c_void_p, c_void_p, blocki
 _memory_size = _cfn("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, blocking=False)
 
 
-def _address(obj: Any) -> int:
-    return ctypes.cast(obj, c_void_p).value or 0
-
-
 class RawFunc:
     """One exported function of one instance, called without ``Val`` boxing.
 
@@ -152,8 +155,20 @@ class RawFunc:
     runs on one thread at a time (the caller serialises).
     """
 
-    __slots__ = ("_args", "_argp", "_ctx", "_func", "_funcp", "_ints", "_longs", "_n", "_trap",
-                 "_trapp", "_wide", "trap_code")
+    __slots__ = (
+        "_argp",
+        "_args",
+        "_ctx",
+        "_func",
+        "_funcp",
+        "_ints",
+        "_longs",
+        "_n",
+        "_trap",
+        "_trapp",
+        "_wide",
+        "trap_code",
+    )
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func,
                  params: Sequence[str], results: Sequence[str]) -> None:

@@ -203,11 +203,11 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
         raise reject("exported memory must be a 32-bit unshared memory")
     want_entry = (point.params, (point.result,))
     for export, want in (("vino_buffer", ((), (I32,))), (point.entry, want_entry)):
-        ty = exports.get(export)
-        if not isinstance(ty, wasmtime.FuncType):
+        fty = exports.get(export)
+        if not isinstance(fty, wasmtime.FuncType):
             raise reject(f"missing export {export!r} (a function {_sig(want)})")
-        if _types(ty) != want:
-            raise reject(f"export {export!r} has type {_sig(_types(ty))}; "
+        if _types(fty) != want:
+            raise reject(f"export {export!r} has type {_sig(_types(fty))}; "
                          f"{point.name} needs {_sig(want)}")
     msg = exports.get("vino_message")
     has_message = msg is not None
@@ -223,9 +223,9 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     if lim.min > limits.MAX_MEMORY_PAGES or (lim.max or 0) > limits.MAX_MEMORY_PAGES:
         raise reject(f"memory limits {lim.min}..{lim.max} pages exceed "
                      f"{limits.MAX_MEMORY_PAGES} pages")
-    for ty in exports.values():
-        if isinstance(ty, wasmtime.TableType):
-            tl = ty.limits
+    for ety in exports.values():
+        if isinstance(ety, wasmtime.TableType):
+            tl = ety.limits
             if tl.min > limits.MAX_TABLE_ELEMENTS or (tl.max or 0) > limits.MAX_TABLE_ELEMENTS:
                 raise reject(f"table limits exceed {limits.MAX_TABLE_ELEMENTS} elements")
     min_bytes = lim.min * limits.WASM_PAGE

@@ -131,14 +131,19 @@ class Instance:
         self.instance = pre.instantiate(self.store)
         self.exports = self.instance.exports(self.store)
         mem = self.exports["memory"]
+        if not isinstance(mem, wasmtime.Memory):
+            raise wasmtime.WasmtimeError("export 'memory' is not a memory")
         self.memory = fastcall.MemoryView(self.store, mem)
         self._funcs: dict[str, fastcall.RawFunc] = {}
 
-    def func(self, name: str, params: tuple[str, ...], results: tuple[str, ...]) -> fastcall.RawFunc:
+    def func(self, name: str, params: tuple[str, ...],
+             results: tuple[str, ...]) -> fastcall.RawFunc:
         f = self._funcs.get(name)
         if f is None:
-            f = self._funcs[name] = fastcall.RawFunc(self.store, self.exports[name], params,
-                                                     results)
+            export = self.exports[name]
+            if not isinstance(export, wasmtime.Func):
+                raise wasmtime.WasmtimeError(f"export {name!r} is not a function")
+            f = self._funcs[name] = fastcall.RawFunc(self.store, export, params, results)
         return f
 
 

@@ -239,7 +239,7 @@ def begin(graft: Any = None) -> Transaction:
     return txn
 
 
-class transaction:  # noqa: N801 - used like a function: ``with transaction() as txn``
+class transaction:  # lower case: used like a function, ``with transaction() as txn``
     """Host-side transaction scope: commits on normal exit, aborts on exception."""
 
     __slots__ = ("txn",)
