@@ -199,6 +199,27 @@ class RawFunc:
                 self._ints[4 * i] = a
         return self.call0()
 
+    def call_args(self) -> tuple[int, int, int, int, int]:
+        """The arguments of the raw C call, for callers that inline it (``_call_unchecked``)."""
+        return (self._ctx, self._funcp, self._argp, self._n, self._trapp)
+
+    def results(self) -> Any:
+        """The result slots as a ctypes int32 array (index 0 is the i32 result)."""
+        return self._ints
+
+    def trap_slot(self) -> Any:
+        """The trap pointer slot as a one-element ctypes array (non-zero after a trap)."""
+        return (c_size_t * 1).from_address(self._trapp)
+
+    def outcome(self, err: int | None) -> int:
+        """Classify a finished inlined call: its error pointer, or a pending trap."""
+        if err:
+            _error_delete(err)
+            return ERROR
+        if self._trap.value:
+            return self._take_trap()
+        return OK
+
     def call0(self) -> int:
         """Call with the arguments already in place (or none)."""
         err = _call_unchecked(self._ctx, self._funcp, self._argp, self._n, self._trapp)
@@ -248,6 +269,10 @@ class MemoryView:
         self.base = 0
         self.size = 0
         self.refresh()
+
+    def size_args(self) -> tuple[int, int]:
+        """The arguments of ``_memory_size`` for callers that inline it."""
+        return (self._ctx, self._memp)
 
     def current_size(self) -> int:
         """The memory's size now, in bytes (one FFI call)."""

@@ -33,6 +33,7 @@ import wasmtime
 
 from vino import limits
 from vino.errors import GraftRejected
+from vino.graft import wasmscan
 from vino.graft.fastcall import I32, I64
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Checked:
     memory_min_bytes: int
     has_message: bool
     digest: str
+    may_grow: bool  # False: no memory.grow in its code (see wasmscan)
 
 
 def callables_of(point: Point) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -236,4 +238,4 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     if not point.may_install(principal, target):
         raise reject(f"principal {principal.name!r} may not graft {point.name} on {target!r}")
     return Checked(label, wasm, module, min_bytes, has_message,
-                   hashlib.sha256(wasm).hexdigest())
+                   hashlib.sha256(wasm).hexdigest(), wasmscan.may_grow_memory(wasm))

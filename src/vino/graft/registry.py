@@ -49,9 +49,11 @@ from vino.graft.fastcall import I32
 from vino.graft.locks import LockManager
 from vino.graft.point import GLOBAL, EventPoint, FunctionPoint, Point
 from vino.graft.sandbox import Instance, Sandbox
-from vino.graft.txn import ACTIVE, COMMITTED, CURRENT, Transaction
+from vino.graft.fastcall import _call_unchecked, _memory_size
+from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, Transaction, begin
 
 _perf_ns = time.perf_counter_ns
+_SAMPLE_MASK: Final = 15  # the whole protected call is timed on 1 call in 16
 _get_ident = threading.get_ident
 
 LIVE: Final = "live"
@@ -78,15 +80,18 @@ class AbortRecord:
 class Stats:
     """Counters of one graft (or, summed, of one point).
 
-    ``graft_ns`` is time inside the Wasm entry; ``total_ns`` the whole protected
-    invocation of committed calls, so ``overhead_ns`` is the protection's cost:
-    transaction, copies, validation, accounting.
+    ``graft_ns`` is time inside the Wasm entry, measured on every call.
+    ``overhead_ns`` is the protection's cost (transaction, copies, validation,
+    accounting): the whole call is timed on one committed call in 16
+    (``samples``) and the overhead per call seen there is scaled to all commits.
     """
 
     commits: int = 0
     aborts: collections.Counter[str] = field(default_factory=collections.Counter)
     graft_ns: int = 0
-    total_ns: int = 0
+    samples: int = 0
+    sampled_ns: int = 0  # whole protected calls, on sampled calls only
+    sampled_graft_ns: int = 0  # time in the graft, on the same calls
 
     @property
     def invocations(self) -> int:
@@ -94,13 +99,18 @@ class Stats:
 
     @property
     def overhead_ns(self) -> int:
-        return self.total_ns - self.graft_ns
+        if not self.samples:
+            return 0
+        per_call = (self.sampled_ns - self.sampled_graft_ns) / self.samples
+        return int(per_call * self.commits)
 
     def add(self, other: Stats) -> None:
         self.commits += other.commits
         self.aborts.update(other.aborts)
         self.graft_ns += other.graft_ns
-        self.total_ns += other.total_ns
+        self.samples += other.samples
+        self.sampled_ns += other.sampled_ns
+        self.sampled_graft_ns += other.sampled_graft_ns
 
     def as_dict(self) -> dict[str, Any]:
         return {"invocations": self.invocations, "commits": self.commits,
@@ -155,7 +165,6 @@ class Graft:
         self._next_handle = 1
         self.mem_charged = 0  # bytes of linear memory charged to principal
         self._mutex = threading.Lock()
-        self._owner = 0  # thread ident running the graft, 0 when idle
         self._args: tuple[Any, ...] = ()
         self._txn = Transaction(None, self)
         self._txn.state = COMMITTED
@@ -164,11 +173,19 @@ class Graft:
         budget = point.budget_s if point.budget_s is not None else principal.quota.cpu_call_s
         self.budget_ns = int(budget * 1e9)
         pre = registry._instance_pre(point, checked)
-        hard_cap = min(principal.quota.memory_bytes, limits.MAX_MEMORY_PAGES * limits.WASM_PAGE)
-        self.instance: Instance | None = registry.sandbox.instantiate(
-            pre, hard_cap + limits.WASM_PAGE)
+        # A module that can grow its memory may grow one page past the quota, so that going
+        # over is seen (and aborts) rather than silently refused; one that cannot grow is
+        # held to its initial memory, so a memory.grow the scanner missed just fails.
+        self.may_grow = checked.may_grow
+        hard_cap = (min(principal.quota.memory_bytes, limits.MAX_MEMORY_PAGES * limits.WASM_PAGE)
+                    + limits.WASM_PAGE if checked.may_grow else checked.memory_min_bytes)
+        self.instance: Instance | None = registry.sandbox.instantiate(pre, hard_cap)
         self.memory = self.instance.memory
         self.entry = self.instance.func(point.entry, point.params, (point.result,))
+        self._call0 = self.entry.call_args()  # the raw call's arguments, resolved once
+        self._result = self.entry.results()
+        self._msize = self.memory.size_args()
+        self._trap_slot = self.entry.trap_slot()
         self._message = (self.instance.func("vino_message", (I32,), (I32,))
                          if checked.has_message else None)
         self.buffer_offset = 0
@@ -207,10 +224,9 @@ class Graft:
     def _begin(self) -> Transaction:
         """Start this graft's transaction (the one reusable object) as a child of the current."""
         txn = self._txn
-        txn.reset(CURRENT.txn)
+        txn.reset(_LOCAL.ts)
         txn.budget_ns = self.budget_ns
         txn.start_ns = time.perf_counter_ns()
-        CURRENT.txn = txn
         return txn
 
     def _fault(self, rc: int, txn: Transaction) -> tuple[AbortReason, str]:
@@ -231,8 +247,11 @@ class Graft:
         """Take the graft's store for this thread; False: use the default instead."""
         if self._mutex.acquire(False):
             return True
-        if self._owner == threading.get_ident():
-            return False  # re-entry from one of its own graft-callables
+        t = _LOCAL.ts.txn
+        while t is not None:
+            if t is self._txn:
+                return False  # re-entry from one of its own graft-callables
+            t = t.parent
         return self._mutex.acquire(True, self.budget_ns / 1e9 + self.registry.locks.timeout_s)
 
     def _account_memory(self) -> None:
@@ -265,8 +284,8 @@ class Graft:
     def invoke(self, args: tuple[Any, ...]) -> Any:
         """Run the function graft on ``args``; on any failure return the default's answer.
 
-        This is the hot path: ``_begin``, ``_finish`` and the commit's common case
-        are inlined here, and must stay equivalent to them.
+        This is the hot path: ``_begin``, the raw call, ``_finish`` and the commit's
+        common case are inlined here, and must stay equivalent to them.
         """
         point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
         if not self._mutex.acquire(False) and not self._enter():
@@ -274,28 +293,32 @@ class Graft:
         try:
             if self.state is not LIVE:
                 return point.default(*args)
-            self._owner = _get_ident()
             self._args = args
-            txn = self._txn
-            cur = CURRENT
-            parent = cur.txn
-            txn.parent = parent
+            txn = self._txn  # finished: the mutex admits one invocation at a time
+            ts = _LOCAL.ts
+            parent = txn.parent = ts.txn
+            txn.ts = ts
             txn.state = ACTIVE
-            txn.doom_reason = None
-            txn.fault = None
-            t0 = txn.start_ns = _perf_ns()
-            cur.txn = txn
+            ts.txn = txn
+            st = self.stats
+            sample = not st.commits & 15  # time the whole call on 1 call in 16 (_SAMPLE_MASK)
+            if sample:
+                t0 = _perf_ns()
             try:
                 wasm_args = point.encode(self.buffer, *args)
                 entry = self.entry
-                t1 = _perf_ns()
-                rc = entry.call(*wasm_args) if wasm_args else entry.call0()
+                t1 = txn.start_ns = _perf_ns()
+                if wasm_args:
+                    rc = entry.call(*wasm_args)
+                else:
+                    err = _call_unchecked(*self._call0)
+                    rc = entry.outcome(err) if err or self._trap_slot[0] else 0
                 t2 = _perf_ns()
                 if rc:
                     raise GraftAborted(*self._fault(rc, txn), graft=self.name)
-                if self.memory.current_size() != self.mem_charged:
+                if self.may_grow and _memory_size(*self._msize) != self.mem_charged:
                     self._account_memory()
-                result = point.decode(self.buffer, entry.result_i32(), *args)
+                result = point.decode(self.buffer, self._result[0], *args)
                 if txn.doom_reason is not None or (parent is not None and parent.doomed()):
                     txn.check()
                 usage = self._usage
@@ -305,20 +328,20 @@ class Graft:
                                         f"{self.principal.quota.cpu_total_s} s used up")
                 if txn.undo is None and txn.locks is None and txn.deferred is None:
                     txn.state = COMMITTED
-                    cur.txn = parent
+                    ts.txn = parent
                 else:
                     txn.commit()
             except Exception as exc:
                 self._abort(txn, exc)
                 return point.default(*args)
-            st = self.stats
             st.commits += 1
             st.graft_ns += t2 - t1
-            st.total_ns += _perf_ns() - t0
+            if sample:
+                st.sampled_ns += _perf_ns() - t0
+                st.sampled_graft_ns += t2 - t1
+                st.samples += 1
             return result
         finally:
-            self._owner = 0
-            self._args = ()
             self._mutex.release()
 
     def invoke_event(self, args: tuple[Any, ...]) -> bool:
@@ -329,7 +352,6 @@ class Graft:
         try:
             if self.state is not LIVE:
                 return False
-            self._owner = threading.get_ident()
             txn = self._begin()
             t0 = txn.start_ns
             try:
@@ -350,10 +372,11 @@ class Graft:
             st = self.stats
             st.commits += 1
             st.graft_ns += t2 - t1
-            st.total_ns += time.perf_counter_ns() - t0
+            st.samples += 1
+            st.sampled_ns += time.perf_counter_ns() - t0
+            st.sampled_graft_ns += t2 - t1
             return True
         finally:
-            self._owner = 0
             self._mutex.release()
 
     def _abort(self, txn: Transaction, exc: BaseException) -> AbortRecord:
@@ -388,7 +411,6 @@ class Graft:
         if not self._enter():
             raise GraftAborted(AbortReason.LOCK_TIMEOUT, "graft busy", graft=self.name)
         try:
-            self._owner = threading.get_ident()
             txn = self._begin()
             try:
                 self.buffer[: len(data)] = data
@@ -407,7 +429,6 @@ class Graft:
                 raise GraftAborted(rec.reason, rec.detail, graft=self.name) from exc
             return ret
         finally:
-            self._owner = 0
             self._mutex.release()
 
     # ---- removal ------------------------------------------------------------------------
@@ -415,7 +436,7 @@ class Graft:
         """Uninstall: wait for a running call to finish, then free everything it holds."""
         if self.state is not LIVE:
             return
-        mine = self._owner == threading.get_ident()
+        mine = self._txn.state == ACTIVE and self._txn.ts is _LOCAL.ts
         if not mine:
             self._mutex.acquire()
         try:
@@ -514,7 +535,7 @@ def _now() -> int:
 
 
 def _cur() -> Transaction:
-    txn = CURRENT.txn
+    txn = _LOCAL.ts.txn
     if txn is None or txn.graft is None:
         raise RuntimeError("graft-callable called outside a graft invocation")
     return txn
@@ -710,8 +731,7 @@ def _run_default() -> int:
     point: FunctionPoint[Any] = g.point  # type: ignore[assignment]
     if point.encode_result is None:
         raise Forbidden(f"{point.name} offers no default() to grafts")
-    child = Transaction(txn, None)
-    CURRENT.txn = child
+    child = begin()
     try:
         result = point.default(*g._args)
         ret = point.encode_result(g.buffer, result, *g._args)

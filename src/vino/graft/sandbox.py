@@ -28,7 +28,7 @@ import wasmtime
 
 from vino import limits
 from vino.graft import fastcall
-from vino.graft.txn import CURRENT
+from vino.graft.txn import thread_state
 
 
 class Ticker:
@@ -66,7 +66,7 @@ class Ticker:
 
 def _decide() -> bool:
     """Epoch-tick callback body: go on unless the current call is over budget or doomed."""
-    txn = CURRENT.txn
+    txn = thread_state().txn
     if txn is None:
         return True
     if txn.doomed() is not None:

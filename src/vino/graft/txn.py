@@ -41,16 +41,31 @@ ABORTED: Final = 2
 Undo = Callable[[], None]
 
 
-class _Current(threading.local):
-    txn: Transaction | None = None
+class ThreadState:
+    """Per-thread state: the innermost live transaction. Fetched once per invocation."""
+
+    __slots__ = ("txn",)
+
+    def __init__(self) -> None:
+        self.txn: Transaction | None = None
 
 
-CURRENT: Final = _Current()
+class _Local(threading.local):
+    def __init__(self) -> None:
+        self.ts = ThreadState()
+
+
+_LOCAL: Final = _Local()
+
+
+def thread_state() -> ThreadState:
+    """The calling thread's ``ThreadState``."""
+    return _LOCAL.ts
 
 
 def current() -> Transaction | None:
     """The calling thread's innermost live transaction, or ``None``."""
-    return CURRENT.txn
+    return _LOCAL.ts.txn
 
 
 class Transaction:
@@ -62,9 +77,11 @@ class Transaction:
     """
 
     __slots__ = ("budget_ns", "deferred", "doom_detail", "doom_reason", "fault", "graft",
-                 "locks", "parent", "start_ns", "state", "undo", "undo_errors")
+                 "locks", "parent", "start_ns", "state", "ts", "undo", "undo_errors")
 
-    def __init__(self, parent: Transaction | None = None, graft: Any = None) -> None:
+    def __init__(self, parent: Transaction | None = None, graft: Any = None,
+                 ts: ThreadState | None = None) -> None:
+        self.ts = ts if ts is not None else _LOCAL.ts  # the thread it runs on
         self.parent = parent
         self.graft = graft
         self.undo: list[Undo] | None = None  # created on first record (most calls record none)
@@ -78,19 +95,21 @@ class Transaction:
         self.budget_ns = 0
         self.undo_errors = 0
 
-    def reset(self, parent: Transaction | None) -> None:
-        """Make a finished transaction object fresh again (a graft reuses one per call).
+    def reset(self, ts: ThreadState) -> None:
+        """Make a finished transaction fresh again and current on ``ts``'s thread.
 
-        Safe because a graft runs at most one invocation at a time, and a finished
-        transaction is referenced by no lock (released), no child (all ended) and
-        holds no undo, lock or deferred list (commit and abort clear them).
+        A graft reuses one transaction object for all its calls. Safe because a
+        graft runs at most one invocation at a time, and a finished transaction is
+        referenced by no lock (released), no child (all ended) and holds no undo,
+        lock or deferred list (commit and abort clear them). ``doom_reason`` and
+        ``fault`` are cleared by ``abort``, the only way they end up set.
         """
         if self.state == ACTIVE:
             raise TransactionError("reset of a live transaction")
-        self.parent = parent
+        self.ts = ts
+        self.parent = ts.txn
         self.state = ACTIVE
-        self.doom_reason = None
-        self.fault = None
+        ts.txn = self
 
     # ---- recording -----------------------------------------------------------------
     def record(self, undo: Undo) -> None:
@@ -172,8 +191,8 @@ class Transaction:
         if self.state != ACTIVE:
             raise TransactionError("commit of a finished transaction")
         self.state = COMMITTED
-        CURRENT.txn = self.parent
         parent = self.parent
+        self.ts.txn = parent
         if self.undo is None and self.locks is None and self.deferred is None:
             return  # the common case: nothing recorded, nothing held
         if parent is not None:
@@ -195,12 +214,14 @@ class Transaction:
                 else:
                     parent.deferred.extend(self.deferred)
             self.undo = self.locks = self.deferred = None
+            self.doom_reason = None  # a doom that raced the commit now targets the parent
             return
         self.undo = None
         locks, self.locks = self.locks, None
         if locks:
             for lock in reversed(locks):
                 lock.release(self)
+        self.doom_reason = None  # no lock is held any more, so no doom can be pending
         deferred, self.deferred = self.deferred, None
         if deferred:
             for action in deferred:
@@ -215,7 +236,9 @@ class Transaction:
         if self.state != ACTIVE:
             raise TransactionError("abort of a finished transaction")
         self.state = ABORTED
-        CURRENT.txn = self.parent
+        self.ts.txn = self.parent
+        self.doom_reason = None
+        self.fault = None
         undo = self.undo
         self.undo = None
         if undo:
@@ -234,8 +257,9 @@ class Transaction:
 
 def begin(graft: Any = None) -> Transaction:
     """Start a transaction (a child of the current one, if any) and make it current."""
-    txn = Transaction(CURRENT.txn, graft)
-    CURRENT.txn = txn
+    ts = _LOCAL.ts
+    txn = Transaction(ts.txn, graft, ts)
+    ts.txn = txn
     return txn
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: the overhead table, peers, savings and scale (`vino bench`)."""
