@@ -45,11 +45,10 @@ from vino.errors import (
 )
 from vino.graft import fastcall, loader
 from vino.graft.accounting import Principal
-from vino.graft.fastcall import I32
+from vino.graft.fastcall import I32, _call_unchecked, _memory_size
 from vino.graft.locks import LockManager
 from vino.graft.point import GLOBAL, EventPoint, FunctionPoint, Point
 from vino.graft.sandbox import Instance, Sandbox
-from vino.graft.fastcall import _call_unchecked, _memory_size
 from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, Transaction, begin
 
 _perf_ns = time.perf_counter_ns
