@@ -8,6 +8,11 @@
  * scan) prefetches backwards. Anything else prefetches nothing: guessing from
  * a single difference would fill the cache with garbage on random access.
  *
+ * Once per window, not after every block: a learned pattern asks when it has
+ * just been recognised and then whenever block / |s| is a multiple of max_out,
+ * so the window's missing blocks reach the device together (for |s| = 1, as one
+ * request) instead of one block (and one seek) at a time.
+ *
  * History: `block` is the most recent access. hist[0] may or may not repeat
  * it (both are accepted); the accesses before it follow, most recent first.
  *
@@ -32,17 +37,20 @@ VINO_EXPORT("vino_message") int32_t vino_message(int32_t len) {
     return 0;
 }
 
-/* The stride of the last three accesses if they agree, else 0. */
-static int64_t learned_stride(const vino_ra_buf *b, uint32_t n_hist) {
-    int64_t seq[3];
+/* The stride of the last three accesses if they agree, else 0. *fresh is set when
+ * the access before those three does not continue the pattern (it was just found). */
+static int64_t learned_stride(const vino_ra_buf *b, uint32_t n_hist, int *fresh) {
+    int64_t seq[4];
     uint32_t m = 0;
     seq[m++] = b->block;
-    for (uint32_t i = (n_hist > 0 && b->hist[0] == b->block) ? 1 : 0; i < n_hist && m < 3; i++)
+    for (uint32_t i = (n_hist > 0 && b->hist[0] == b->block) ? 1 : 0; i < n_hist && m < 4; i++)
         seq[m++] = b->hist[i];
     if (m < 3) return 0;
     int64_t d1 = seq[0] - seq[1];
     int64_t d2 = seq[1] - seq[2];
-    return d1 == d2 ? d1 : 0;
+    if (d1 != d2) return 0;
+    *fresh = m < 4 || seq[2] - seq[3] != d1;
+    return d1;
 }
 
 VINO_EXPORT("vino_readahead") int32_t vino_readahead(void) {
@@ -51,8 +59,14 @@ VINO_EXPORT("vino_readahead") int32_t vino_readahead(void) {
     uint32_t max_out = b->max_out < VINO_RA_MAX_OUT ? b->max_out : VINO_RA_MAX_OUT;
     uint32_t n_hist = b->n_hist < VINO_RA_HIST ? b->n_hist : VINO_RA_HIST;
 
-    int64_t stride = explicit_stride_ ? (int64_t)explicit_stride_ : learned_stride(b, n_hist);
-    if (stride == 0) return 0;
+    int fresh = 0;
+    int64_t stride = explicit_stride_ ? (int64_t)explicit_stride_
+                                      : learned_stride(b, n_hist, &fresh);
+    if (stride == 0 || max_out == 0) return 0;
+    if (!explicit_stride_ && !fresh) {
+        uint64_t step = (uint64_t)(stride < 0 ? -stride : stride);
+        if ((b->block / step) % max_out != 0) return 0;  /* mid-window: already fetched */
+    }
 
     int64_t next = b->block;
     int64_t end = b->file_blocks;
