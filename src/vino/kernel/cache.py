@@ -1,0 +1,623 @@
+"""The buffer cache / VM: a fixed set of 4 KiB page frames shared by everyone.
+
+A frame holds one of two kinds of page:
+- a *file block*, keyed ``(device, block)``: a copy of a device block, written back
+  to the device when dirty (on eviction and on ``sync``);
+- an *anonymous page* of an ``AddressSpace``, keyed ``(aspace, vpn)``: zero-filled on
+  first touch; when evicted dirty it is written to swap (the ``swap`` device if the
+  cache has one, else kept in host memory at no modelled cost) and read back on the
+  next fault.
+
+Usage::
+
+    cache = Cache(nframes=256)
+    data, how = cache.fetch(dev, 12)          # bytes of block 12; MISS / HIT / PREFETCH_HIT
+    cache.write_block(dev, 12, b"xy", offset=100)
+    cache.prefetch(dev, [13, 14, 15])         # contiguous runs become one device request
+    cache.sync(dev)                           # write back dirty blocks of dev
+    aspace = AddressSpace(process, cache)
+    aspace.touch(vpn, write=True)             # faults the page in if not resident
+
+Choosing a victim (when a frame is needed and none is free) -- the rule:
+1. An anonymous fault by address space A, when A has more than ``min_resident`` pages
+   resident, replaces one of A's own pages: a process that already holds more than
+   its minimum pays for its own growth and cannot push other processes out.
+2. Otherwise (a file block is loaded, or A is at or below its minimum) the global
+   clock (second chance over all frames) picks a page. If that page is a file block
+   it is the victim. If it is an anonymous page of address space B, the global clock
+   has only chosen *B* as the one to lose a page: B's own policy then picks which of
+   B's pages goes.
+In both cases an address space's policy is ``_evict_choice(aspace, candidates)`` --
+the single per-address-space policy method (graft point ``vm.evict``). Its candidates
+are up to ``MAX_EVICT_CANDIDATES`` of that address space's resident pages, in vpn
+order starting at the address space's own clock hand; the default is clock (second
+chance) over them. Whatever it returns must be an index into the candidates; anything
+else raises ``InvalidArgument`` before any state changes.
+
+Locking: one re-entrant lock (``Cache._lock``) guards every frame, every map and
+every address space's residency. It is held across device I/O (so a page is never
+seen half loaded) and while the policy runs. Lock order: ``FileSystem._lock`` ->
+``Cache._lock`` -> ``BlockDevice._lock``; never call into a file system with the
+cache lock held.
+
+Invariants (checked by ``check_invariants``):
+- ``len(frames) == nframes``; every frame is exactly one of free, a file block or an
+  anonymous page; free frames are exactly those on the free list.
+- No page is in two frames: ``_files`` and each ``AddressSpace._resident`` map every key
+  to the one frame that holds it, and every used frame is in exactly one map.
+- ``free + file blocks + sum(anonymous pages) == nframes``.
+- Outside a cache operation no frame is pinned.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from enum import IntEnum
+
+from vino.kernel import params
+from vino.kernel.device import BlockDevice
+from vino.kernel.errors import BadHandle, InvalidArgument, InvariantViolation, NoSpace
+from vino.kernel.proc import Process
+
+__all__ = ["DIRTY", "REFERENCED", "Access", "AddressSpace", "Cache", "CacheStats", "PageInfo"]
+
+PAGE = params.PAGE_SIZE
+_ZERO_PAGE = bytes(PAGE)
+
+# PageInfo.flags bits (ABI vm.evict)
+REFERENCED = 1
+DIRTY = 2
+
+
+class Access(IntEnum):
+    """How a file-block read was served."""
+
+    MISS = 0  # read from the device
+    HIT = 1  # already resident
+    PREFETCH_HIT = 2  # resident because read-ahead brought it in, first use since
+
+
+@dataclass(frozen=True, slots=True)
+class PageInfo:
+    """One eviction candidate, as offered to ``_evict_choice`` (ABI ``vm.evict``)."""
+
+    page_id: int  # the frame number; stable while the page is resident
+    vpn: int
+    flags: int  # REFERENCED | DIRTY
+    last_use: int  # the cache's access counter at the last touch (larger = more recent)
+
+
+@dataclass(slots=True)
+class CacheStats:
+    hits: int = 0  # file-block requests served from a frame
+    misses: int = 0  # file-block requests that needed a frame
+    faults: int = 0  # anonymous touches of a non-resident page
+    evictions: int = 0  # pages removed to make room (either kind)
+    local_evictions: int = 0  # victims taken from the faulting address space itself (rule 1)
+    writebacks: int = 0  # dirty file blocks written to their device
+    prefetches: int = 0  # blocks loaded by prefetch
+    prefetch_hits: int = 0  # prefetched blocks later read
+    prefetch_unused: int = 0  # prefetched blocks evicted or dropped before any read
+    swapouts: int = 0  # dirty anonymous pages saved on eviction
+    swapins: int = 0  # anonymous faults served from swap (not zero-fill)
+
+    def snapshot(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True, eq=False)
+class _Frame:
+    index: int
+    data: bytearray
+    # Invariant: at most one of (dev, aspace) is set; neither => the frame is free.
+    dev: BlockDevice | None = None
+    block: int = -1
+    aspace: AddressSpace | None = None
+    vpn: int = -1
+    referenced: bool = False
+    dirty: bool = False  # file: differs from the device; anon: differs from swap (or zeros)
+    prefetched: bool = False  # loaded by prefetch and not read since
+    pinned: bool = False  # being filled; the global clock skips it
+    last_use: int = 0
+
+    def clear(self) -> None:
+        self.dev = None
+        self.block = -1
+        self.aspace = None
+        self.vpn = -1
+        self.referenced = self.dirty = self.prefetched = self.pinned = False
+        self.last_use = 0
+
+    @property
+    def is_free(self) -> bool:
+        return self.dev is None and self.aspace is None
+
+
+class AddressSpace:
+    """The anonymous memory of one process: pages named by vpn, backed by the cache's frames.
+
+    All state is guarded by the owning cache's lock. After ``release()`` every
+    method raises ``BadHandle``.
+    """
+
+    def __init__(self, owner: Process, cache: Cache) -> None:
+        self.owner = owner
+        self.cache = cache
+        self.faults = 0  # touches that found the page not resident
+        self.evictions = 0  # pages of this address space evicted
+        # Invariant: _resident[vpn] is the frame holding (self, vpn); frame.aspace is self.
+        self._resident: dict[int, _Frame] = {}
+        self._hand = 0  # this address space's clock hand: the vpn where the next scan starts
+        self._backing: dict[int, bytes] = {}  # swapped-out contents when the cache has no swap
+        # Invariant: _slots values are distinct swap blocks, none on cache._swap_free.
+        self._slots: dict[int, int] = {}
+        # vpn -> important, set through the vm.evict graft-callable vm_hint for the address
+        # space's own policy to use. The cache and the default policy do not read it.
+        self.hints: dict[int, bool] = {}
+        self._released = False
+        cache._register(self)
+
+    def touch(self, vpn: int, write: bool = False) -> bool:
+        """Reference page ``vpn`` (and mark it dirty if ``write``). Returns True if it faulted."""
+        return self.cache._touch(self, vpn, write) is not None
+
+    def read(self, vpn: int) -> bytes:
+        """The page's bytes (touching it)."""
+        with self.cache._lock:
+            return bytes(self.cache._touch_frame(self, vpn, False).data)
+
+    def write(self, vpn: int, data: bytes, offset: int = 0) -> None:
+        """Store ``data`` at ``offset`` in page ``vpn`` (touching it for write)."""
+        if offset < 0 or offset + len(data) > PAGE:
+            raise InvalidArgument(
+                f"write of {len(data)} bytes at offset {offset} does not fit a {PAGE}-byte page")
+        with self.cache._lock:
+            frame = self.cache._touch_frame(self, vpn, True)
+            frame.data[offset:offset + len(data)] = data
+
+    def is_resident(self, vpn: int) -> bool:
+        with self.cache._lock:
+            return vpn in self._resident
+
+    def resident(self) -> list[int]:
+        """Resident vpns, ascending."""
+        with self.cache._lock:
+            return sorted(self._resident)
+
+    @property
+    def resident_count(self) -> int:
+        return len(self._resident)
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Free every frame and swap slot of this address space (contents are discarded)."""
+        self.cache._release(self)
+
+    def __repr__(self) -> str:
+        return (f"AddressSpace(pid={self.owner.pid}, resident={len(self._resident)}, "
+                f"faults={self.faults})")
+
+
+class Cache:
+    """The frames, the file-block map, the global clock, and the per-address-space policy."""
+
+    def __init__(
+        self,
+        nframes: int = params.CACHE_FRAMES,
+        *,
+        swap: BlockDevice | None = None,
+        min_resident: int = params.MIN_RESIDENT_PAGES,
+    ) -> None:
+        if nframes < 1:
+            raise InvalidArgument(f"a cache needs at least one frame, got {nframes}")
+        if min_resident < 0:
+            raise InvalidArgument(f"min_resident must be >= 0, got {min_resident}")
+        self.nframes = nframes
+        self.min_resident = min_resident
+        self.swap = swap
+        self.stats = CacheStats()
+        self._lock = threading.RLock()
+        # Invariant: len(_frames) == nframes; _frames[i].index == i.
+        self._frames = [_Frame(i, bytearray(PAGE)) for i in range(nframes)]
+        # Invariant: exactly the free frames, each once; pop() yields the lowest index first.
+        self._free: list[int] = list(range(nframes - 1, -1, -1))
+        # Invariant: _files[(dev, block)] is the frame holding that block, and vice versa.
+        self._files: dict[tuple[BlockDevice, int], _Frame] = {}
+        self._aspaces: dict[AddressSpace, None] = {}  # live address spaces (insertion order)
+        self._hand = 0  # global clock hand: next frame the sweep looks at
+        self._tick = 0  # access counter behind PageInfo.last_use; only grows
+        self._swap_free: list[int] = (
+            list(range(swap.nblocks - 1, -1, -1)) if swap is not None else [])
+
+    # ---- the policy (one method: graft point vm.evict) --------------------------------
+
+    def _evict_choice(self, aspace: AddressSpace, candidates: list[PageInfo]) -> int:
+        """Pick the victim among ``aspace``'s resident pages; return its index in ``candidates``.
+
+        Default: clock. ``candidates`` start at the address space's hand; the first
+        page not referenced since the hand last passed is the victim, and every
+        referenced page passed over loses its reference bit (its second chance). If all
+        are referenced, the first one goes. Called with the cache lock held.
+        """
+        for i, cand in enumerate(candidates):
+            if not cand.flags & REFERENCED:
+                return i
+            self._frames[cand.page_id].referenced = False
+        return 0
+
+    # ---- file blocks -------------------------------------------------------------------
+
+    def fetch(self, dev: BlockDevice, block: int) -> tuple[bytes, Access]:
+        """The bytes of ``block`` of ``dev`` and how they were found."""
+        with self._lock:
+            frame = self._files.get((dev, block))
+            if frame is not None:
+                self.stats.hits += 1
+                how = Access.HIT
+                if frame.prefetched:
+                    frame.prefetched = False
+                    self.stats.prefetch_hits += 1
+                    how = Access.PREFETCH_HIT
+            else:
+                dev.check_block(block)
+                self.stats.misses += 1
+                frame = self._load(dev, block)
+                how = Access.MISS
+            self._use(frame)
+            return bytes(frame.data), how
+
+    def read_block(self, dev: BlockDevice, block: int) -> bytes:
+        return self.fetch(dev, block)[0]
+
+    def write_block(
+        self, dev: BlockDevice, block: int, data: bytes | bytearray | memoryview, offset: int = 0,
+    ) -> None:
+        """Store ``data`` at ``offset`` in the cached block (write-back: the device sees it
+        on eviction or ``sync``). A whole-block write of a non-resident block does not
+        read the device."""
+        if offset < 0 or offset + len(data) > PAGE:
+            raise InvalidArgument(
+                f"write of {len(data)} bytes at offset {offset} does not fit a {PAGE}-byte block")
+        with self._lock:
+            key = (dev, block)
+            frame = self._files.get(key)
+            if frame is not None:
+                self.stats.hits += 1
+                frame.prefetched = False
+            else:
+                dev.check_block(block)
+                self.stats.misses += 1
+                if offset == 0 and len(data) == PAGE:
+                    frame = self._take_frame(None)
+                    self._claim_file(frame, dev, block)
+                else:
+                    frame = self._load(dev, block)
+            frame.data[offset:offset + len(data)] = data
+            frame.dirty = True
+            self._use(frame)
+
+    def prefetch(self, dev: BlockDevice, blocks: Iterable[int]) -> int:
+        """Bring ``blocks`` of ``dev`` into the cache ahead of use; return how many were loaded.
+
+        Resident blocks are skipped; at most ``nframes // PREFETCH_FRACTION`` are
+        loaded (in the order given), so a prefetch cannot flush the whole cache.
+        Runs of consecutive block numbers are read as one device request. Every
+        block is bounds-checked before any I/O. Prefetched pages start unreferenced:
+        if nobody reads them they are the clock's first victims.
+        """
+        with self._lock:
+            todo = [b for b in dict.fromkeys(blocks) if (dev, b) not in self._files]
+            for b in todo:
+                dev.check_block(b)
+            todo = sorted(todo[: self.nframes // params.PREFETCH_FRACTION])
+            loaded = 0
+            for start, count in _runs(todo):
+                data = dev.read_blocks(start, count)
+                pinned: list[_Frame] = []
+                try:
+                    for i in range(count):
+                        frame = self._take_frame(None)
+                        self._claim_file(frame, dev, start + i)
+                        frame.data[:] = data[i * PAGE:(i + 1) * PAGE]
+                        frame.prefetched = frame.pinned = True
+                        pinned.append(frame)
+                        loaded += 1
+                finally:
+                    for frame in pinned:
+                        frame.pinned = False
+            self.stats.prefetches += loaded
+            return loaded
+
+    def is_resident(self, dev: BlockDevice, block: int) -> bool:
+        with self._lock:
+            return (dev, block) in self._files
+
+    def discard(self, dev: BlockDevice, block: int) -> None:
+        """Drop the block without writing it back (its device block was freed)."""
+        with self._lock:
+            frame = self._files.get((dev, block))
+            if frame is not None:
+                self._drop(frame)
+
+    def sync(self, dev: BlockDevice | None = None) -> int:
+        """Write back every dirty file block (of ``dev``, or of all devices); return how many.
+
+        Blocks are written in ascending order per device, runs of consecutive blocks
+        as one request.
+        """
+        with self._lock:
+            by_dev: dict[BlockDevice, list[_Frame]] = {}
+            for frame in self._files.values():
+                if frame.dirty and (dev is None or frame.dev is dev):
+                    assert frame.dev is not None
+                    by_dev.setdefault(frame.dev, []).append(frame)
+            written = 0
+            for d, frames in by_dev.items():
+                frames.sort(key=lambda f: f.block)
+                by_block = {f.block: f for f in frames}
+                for start, count in _runs([f.block for f in frames]):
+                    run = [by_block[start + i] for i in range(count)]
+                    d.write_blocks(start, b"".join(bytes(f.data) for f in run))
+                    for f in run:
+                        f.dirty = False
+                    written += count
+            self.stats.writebacks += written
+            return written
+
+    def invalidate(self, dev: BlockDevice) -> None:
+        """Write back and then drop every block of ``dev`` (before it is closed)."""
+        with self._lock:
+            self.sync(dev)
+            for frame in [f for f in self._files.values() if f.dev is dev]:
+                self._drop(frame)
+
+    def resident_blocks(self, dev: BlockDevice) -> list[int]:
+        with self._lock:
+            return sorted(b for d, b in self._files if d is dev)
+
+    @property
+    def free_frames(self) -> int:
+        return len(self._free)
+
+    # ---- anonymous pages (called through AddressSpace) --------------------------------
+
+    def _register(self, aspace: AddressSpace) -> None:
+        with self._lock:
+            self._aspaces[aspace] = None
+
+    def _touch(self, aspace: AddressSpace, vpn: int, write: bool) -> _Frame | None:
+        """Touch; return the frame if the touch faulted, else None."""
+        with self._lock:
+            faulted = vpn not in aspace._resident
+            frame = self._touch_frame(aspace, vpn, write)
+            return frame if faulted else None
+
+    def _touch_frame(self, aspace: AddressSpace, vpn: int, write: bool) -> _Frame:
+        if aspace._released:
+            raise BadHandle(f"address space of pid {aspace.owner.pid} was released")
+        if not 0 <= vpn < params.VPN_LIMIT:
+            raise InvalidArgument(f"vpn {vpn} is outside 0 .. {params.VPN_LIMIT - 1}")
+        frame = aspace._resident.get(vpn)
+        if frame is None:
+            aspace.faults += 1
+            self.stats.faults += 1
+            saved = self._swap_in(aspace, vpn)
+            frame = self._take_frame(aspace)
+            frame.aspace = aspace
+            frame.vpn = vpn
+            frame.data[:] = _ZERO_PAGE if saved is None else saved
+            aspace._resident[vpn] = frame
+        if write:
+            frame.dirty = True
+        self._use(frame)
+        return frame
+
+    def _release(self, aspace: AddressSpace) -> None:
+        with self._lock:
+            if aspace._released:
+                return
+            for frame in list(aspace._resident.values()):
+                frame.clear()
+                self._free.append(frame.index)
+            aspace._resident.clear()
+            self._swap_free.extend(aspace._slots.values())
+            aspace._slots.clear()
+            aspace._backing.clear()
+            aspace.hints.clear()
+            aspace._released = True
+            del self._aspaces[aspace]
+
+    def _swap_in(self, aspace: AddressSpace, vpn: int) -> bytes | None:
+        if self.swap is None:
+            saved = aspace._backing.get(vpn)
+        else:
+            slot = aspace._slots.get(vpn)
+            saved = None if slot is None else self.swap.read_block(slot)
+        if saved is not None:
+            self.stats.swapins += 1
+        return saved
+
+    def _swap_out(self, aspace: AddressSpace, vpn: int, data: bytearray) -> None:
+        if self.swap is None:
+            aspace._backing[vpn] = bytes(data)
+        else:
+            slot = aspace._slots.get(vpn)
+            if slot is None:
+                if not self._swap_free:
+                    raise NoSpace(f"swap device {self.swap.path} is full")
+                slot = self._swap_free[-1]
+                self.swap.write_block(slot, data)
+                self._swap_free.pop()
+                aspace._slots[vpn] = slot
+            else:
+                self.swap.write_block(slot, data)
+        self.stats.swapouts += 1
+
+    # ---- frames and victims (caller holds _lock) --------------------------------------
+
+    def _use(self, frame: _Frame) -> None:
+        self._tick += 1
+        frame.last_use = self._tick
+        frame.referenced = True
+
+    def _claim_file(self, frame: _Frame, dev: BlockDevice, block: int) -> None:
+        frame.dev = dev
+        frame.block = block
+        self._files[(dev, block)] = frame
+
+    def _load(self, dev: BlockDevice, block: int) -> _Frame:
+        data = dev.read_block(block)  # before taking a frame: a failed read claims nothing
+        frame = self._take_frame(None)
+        self._claim_file(frame, dev, block)
+        frame.data[:] = data
+        return frame
+
+    def _take_frame(self, requester: AddressSpace | None) -> _Frame:
+        """A free frame, evicting a victim if needed. The caller must claim it at once."""
+        if self._free:
+            return self._frames[self._free.pop()]
+        victim = self._choose_victim(requester)
+        self._evict(victim)
+        return victim
+
+    def _choose_victim(self, requester: AddressSpace | None) -> _Frame:
+        if requester is not None and len(requester._resident) > self.min_resident:
+            self.stats.local_evictions += 1
+            return self._choose_in(requester)  # rule 1: pay for your own growth
+        frame = self._sweep()  # rule 2: global clock ...
+        if frame.aspace is not None:
+            return self._choose_in(frame.aspace)  # ... which only picks whose page goes
+        return frame
+
+    def _sweep(self) -> _Frame:
+        """Global clock: the first unpinned frame not referenced since the hand last passed."""
+        n = self.nframes
+        for _ in range(2 * n):  # one lap clears every bit, the second must find a frame
+            frame = self._frames[self._hand]
+            self._hand = (self._hand + 1) % n
+            if frame.pinned or frame.is_free:
+                continue
+            if frame.referenced:
+                frame.referenced = False
+                continue
+            return frame
+        raise NoSpace(f"all {n} frames are pinned; nothing can be evicted")
+
+    def _choose_in(self, aspace: AddressSpace) -> _Frame:
+        frames = self._candidates(aspace)
+        infos = [PageInfo(f.index, f.vpn, _flags(f), f.last_use) for f in frames]
+        choice = self._evict_choice(aspace, infos)
+        if not isinstance(choice, int) or not 0 <= choice < len(frames):
+            raise InvalidArgument(
+                f"eviction policy of pid {aspace.owner.pid} chose {choice!r}; "
+                f"expected an index in 0 .. {len(frames) - 1}")
+        victim = frames[choice]
+        aspace._hand = victim.vpn + 1
+        return victim
+
+    def _candidates(self, aspace: AddressSpace) -> list[_Frame]:
+        vpns = sorted(aspace._resident)
+        k = bisect.bisect_left(vpns, aspace._hand)
+        ordered = vpns[k:] + vpns[:k]
+        return [aspace._resident[v] for v in ordered[: params.MAX_EVICT_CANDIDATES]]
+
+    def _evict(self, frame: _Frame) -> None:
+        """Save the page if it must be saved, then unmap it, leaving the frame to the caller
+        (not on the free list). Raises before unmapping if the save fails."""
+        if frame.aspace is not None:
+            aspace = frame.aspace
+            if frame.dirty:
+                self._swap_out(aspace, frame.vpn, frame.data)
+            del aspace._resident[frame.vpn]
+            aspace.evictions += 1
+        else:
+            assert frame.dev is not None
+            if frame.dirty:
+                frame.dev.write_block(frame.block, frame.data)
+                self.stats.writebacks += 1
+            if frame.prefetched:
+                self.stats.prefetch_unused += 1
+            del self._files[(frame.dev, frame.block)]
+        self.stats.evictions += 1
+        frame.clear()
+
+    def _drop(self, frame: _Frame) -> None:
+        assert frame.dev is not None
+        if frame.prefetched:
+            self.stats.prefetch_unused += 1
+        del self._files[(frame.dev, frame.block)]
+        frame.clear()
+        self._free.append(frame.index)
+
+    # ---- checking ------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Raise ``InvariantViolation`` naming the first broken invariant."""
+        with self._lock:
+            _check(len(self._frames) == self.nframes, "frame count changed")
+            free = set(self._free)
+            _check(len(free) == len(self._free), "a frame is on the free list twice")
+            keys: set[tuple[object, int]] = set()
+            used = 0
+            for i, f in enumerate(self._frames):
+                _check(f.index == i, f"frame {i} has index {f.index}")
+                _check(len(f.data) == PAGE, f"frame {i} holds {len(f.data)} bytes")
+                _check(not f.pinned, f"frame {i} is pinned outside a cache operation")
+                if i in free:
+                    _check(f.is_free and not f.dirty, f"frame {i} is on the free list but in use")
+                    continue
+                _check(not f.is_free, f"frame {i} is neither free nor in use")
+                _check(f.dev is None or f.aspace is None, f"frame {i} is both kinds")
+                used += 1
+                key: tuple[object, int]
+                if f.dev is not None:
+                    key = (f.dev, f.block)
+                    _check(self._files.get((f.dev, f.block)) is f,
+                           f"frame {i} (block {f.block}) is not in the file map")
+                else:
+                    assert f.aspace is not None
+                    key = (f.aspace, f.vpn)
+                    _check(f.aspace in self._aspaces, f"frame {i} belongs to a dead address space")
+                    _check(f.aspace._resident.get(f.vpn) is f,
+                           f"frame {i} (vpn {f.vpn}) is not in its address space's map")
+                _check(key not in keys, f"page {key} is in two frames")
+                keys.add(key)
+            anon = sum(len(a._resident) for a in self._aspaces)
+            _check(len(self._files) + anon == used, "maps and frames disagree on residency")
+            _check(used + len(free) == self.nframes, "frames leaked")
+            for a in self._aspaces:
+                _check(not a._released, "a released address space is still registered")
+                for vpn, f in a._resident.items():
+                    _check(f.aspace is a and f.vpn == vpn, f"residency map of vpn {vpn} is stale")
+            if self.swap is not None:
+                slots = [s for a in self._aspaces for s in a._slots.values()]
+                _check(len(set(slots)) == len(slots), "a swap slot is used twice")
+                _check(not set(slots) & set(self._swap_free), "a used swap slot is also free")
+                _check(len(slots) + len(self._swap_free) == self.swap.nblocks,
+                       "swap slots leaked")
+
+
+def _flags(frame: _Frame) -> int:
+    return (REFERENCED if frame.referenced else 0) | (DIRTY if frame.dirty else 0)
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise InvariantViolation(f"cache: {what}")
+
+
+def _runs(blocks: list[int]) -> list[tuple[int, int]]:
+    """Ascending ``blocks`` as (start, count) runs of consecutive numbers."""
+    runs: list[tuple[int, int]] = []
+    for b in blocks:
+        if runs and runs[-1][0] + runs[-1][1] == b:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((b, 1))
+    return runs

@@ -1,0 +1,266 @@
+"""A block device backed by a real file (a disk image), with a latency model.
+
+Usage::
+
+    clock = SimClock()
+    dev = BlockDevice.create(path, nblocks=1024, profile=DISK_1996, clock=clock)
+    dev.write_block(7, data)        # len(data) == dev.block_size
+    dev.read_blocks(7, 4)           # one request for 4 contiguous blocks
+    dev.flush(); dev.close()
+    dev = BlockDevice.open(path, clock=clock)
+
+Contract:
+- Blocks are ``params.BLOCK_SIZE`` (4096) bytes, numbered ``0 .. nblocks - 1``. The
+  image file is exactly ``nblocks * block_size`` bytes; nothing else is stored in it
+  (the file system's superblock is the file system's business).
+- Every request is bounds-checked *before* any I/O or accounting: a block outside
+  the device raises ``BadBlock`` naming the block and the device size.
+- Time: each request (``read_block(s)``, ``write_block(s)``) costs
+  ``profile.request_ns(nbytes, sequential)`` simulated nanoseconds, where
+  ``sequential`` means it starts at the block right after the previous request's
+  last block (the head is already there, so no seek and no rotational wait). The
+  cost is added to ``stats.busy_ns`` and, if a ``SimClock`` was injected, the clock
+  is advanced by it. Real wall-clock time is never used.
+- Thread-safe: one lock (``_lock``) is held around each request's file I/O and
+  accounting, so requests are atomic with respect to each other and the head
+  position is consistent.
+- ``flush()`` makes writes durable (``os.fsync``) when ``durable`` is true;
+  ``close()`` flushes, and any later request raises ``BadHandle``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from vino.kernel import params
+from vino.kernel.clock import SimClock
+from vino.kernel.errors import BadBlock, BadHandle, FileExists, InvalidArgument
+
+__all__ = ["DISK_1996", "SSD", "BlockDevice", "DeviceStats", "DiskProfile"]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskProfile:
+    """How long a request takes. All times in ns, rates in bytes per second."""
+
+    name: str
+    overhead_ns: int  # paid by every request (command processing)
+    seek_ns: int  # average seek, paid unless the request is sequential
+    rotation_ns: int  # average rotational latency, paid with the seek
+    transfer_bytes_per_s: int
+
+    def request_ns(self, nbytes: int, sequential: bool) -> int:
+        """Modelled duration of one request moving ``nbytes``."""
+        ns = self.overhead_ns + nbytes * 1_000_000_000 // self.transfer_bytes_per_s
+        if not sequential:
+            ns += self.seek_ns + self.rotation_ns
+        return ns
+
+
+# A mid-1990s SCSI disk: ~9 ms to reach a random block, ~5 MB/s off the platter.
+DISK_1996: DiskProfile = DiskProfile(
+    "disk-1996",
+    overhead_ns=params.DISK_1996_OVERHEAD_NS,
+    seek_ns=params.DISK_1996_SEEK_NS,
+    rotation_ns=params.DISK_1996_ROTATION_NS,
+    transfer_bytes_per_s=params.DISK_1996_BYTES_PER_S,
+)
+
+# A SATA SSD: ~80 us to a random block, ~500 MB/s.
+SSD: DiskProfile = DiskProfile(
+    "ssd",
+    overhead_ns=params.SSD_OVERHEAD_NS,
+    seek_ns=params.SSD_SEEK_NS,
+    rotation_ns=0,
+    transfer_bytes_per_s=params.SSD_BYTES_PER_S,
+)
+
+
+@dataclass(slots=True)
+class DeviceStats:
+    reads: int = 0  # read requests (a multi-block read is one request)
+    writes: int = 0  # write requests
+    blocks_read: int = 0
+    blocks_written: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    seeks: int = 0  # requests that were not sequential
+    busy_ns: int = 0  # simulated time the device spent on requests
+
+    def snapshot(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class BlockDevice:
+    """A fixed-size array of blocks stored in a real file. Open with ``create`` or ``open``."""
+
+    block_size: int = params.BLOCK_SIZE
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        profile: DiskProfile = DISK_1996,
+        clock: SimClock | None = None,
+        durable: bool = True,
+    ) -> None:
+        """Open an existing image. Prefer ``BlockDevice.open`` / ``BlockDevice.create``."""
+        self.path = Path(path)
+        self.profile = profile
+        self.clock = clock
+        self.durable = durable
+        self.stats = DeviceStats()
+        size = self.path.stat().st_size
+        if size == 0 or size % self.block_size:
+            raise InvalidArgument(
+                f"{self.path}: size {size} is not a positive multiple of {self.block_size}")
+        self.nblocks = size // self.block_size
+        self._lock = threading.Lock()  # held around each request: file I/O + accounting
+        self._fd: int | None = os.open(self.path, os.O_RDWR)  # guarded by _lock
+        self._head = -1  # block after the last request's end; guarded by _lock
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        nblocks: int,
+        *,
+        profile: DiskProfile = DISK_1996,
+        clock: SimClock | None = None,
+        durable: bool = True,
+        overwrite: bool = False,
+    ) -> BlockDevice:
+        """Make a zero-filled image of ``nblocks`` blocks and open it.
+
+        Raises ``FileExists`` if ``path`` exists and ``overwrite`` is false.
+        """
+        if nblocks <= 0 or nblocks >= 1 << 32:
+            raise InvalidArgument(f"nblocks must be in 1 .. 2**32 - 1, got {nblocks}")
+        flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            raise FileExists(f"disk image {path} already exists") from None
+        try:
+            os.ftruncate(fd, nblocks * cls.block_size)
+        finally:
+            os.close(fd)
+        return cls(path, profile=profile, clock=clock, durable=durable)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        profile: DiskProfile = DISK_1996,
+        clock: SimClock | None = None,
+        durable: bool = True,
+    ) -> BlockDevice:
+        """Open an existing image; its size fixes ``nblocks``."""
+        return cls(path, profile=profile, clock=clock, durable=durable)
+
+    # ---- requests ---------------------------------------------------------------------
+
+    def check_block(self, n: int, count: int = 1) -> None:
+        """Raise ``BadBlock`` unless blocks ``n .. n + count - 1`` are all on the device."""
+        if n < 0 or n >= self.nblocks:
+            raise BadBlock(n, self.nblocks, str(self.path))
+        if count < 1:
+            raise InvalidArgument(f"block count must be >= 1, got {count}")
+        if n + count > self.nblocks:
+            raise BadBlock(n + count - 1, self.nblocks, str(self.path))
+
+    def read_block(self, n: int) -> bytes:
+        return self.read_blocks(n, 1)
+
+    def read_blocks(self, n: int, count: int) -> bytes:
+        """Read ``count`` contiguous blocks starting at ``n`` as one request."""
+        self.check_block(n, count)
+        nbytes = count * self.block_size
+        with self._lock:
+            fd = self._open_fd()
+            data = os.pread(fd, nbytes, n * self.block_size)
+            if len(data) != nbytes:  # the image was truncated behind our back
+                raise BadBlock(n + len(data) // self.block_size, self.nblocks, str(self.path))
+            self._account(n, count, nbytes)
+            self.stats.reads += 1
+            self.stats.blocks_read += count
+            self.stats.bytes_read += nbytes
+        return data
+
+    def write_block(self, n: int, data: bytes | bytearray | memoryview) -> None:
+        if len(data) != self.block_size:
+            raise InvalidArgument(
+                f"write_block({n}): data is {len(data)} bytes, a block is {self.block_size}")
+        self.write_blocks(n, data)
+
+    def write_blocks(self, n: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``len(data) // block_size`` contiguous blocks starting at ``n`` as one request."""
+        nbytes = len(data)
+        if nbytes == 0 or nbytes % self.block_size:
+            raise InvalidArgument(
+                f"write_blocks({n}): {nbytes} bytes is not a positive multiple of "
+                f"{self.block_size}")
+        count = nbytes // self.block_size
+        self.check_block(n, count)
+        with self._lock:
+            fd = self._open_fd()
+            written = os.pwrite(fd, data, n * self.block_size)
+            if written != nbytes:
+                raise OSError(f"{self.path}: short write at block {n} ({written} of {nbytes})")
+            self._account(n, count, nbytes)
+            self.stats.writes += 1
+            self.stats.blocks_written += count
+            self.stats.bytes_written += nbytes
+
+    def flush(self) -> None:
+        """Make every completed write durable (``fsync``) if the device is ``durable``."""
+        with self._lock:
+            fd = self._open_fd()
+            if self.durable:
+                os.fsync(fd)
+
+    def close(self) -> None:
+        """Flush and close. Idempotent; later requests raise ``BadHandle``."""
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                if self.durable:
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def __enter__(self) -> BlockDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"BlockDevice({str(self.path)!r}, nblocks={self.nblocks}, {self.profile.name})"
+
+    # ---- internals (caller holds _lock) ----------------------------------------------
+
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            raise BadHandle(f"device {self.path} is closed")
+        return self._fd
+
+    def _account(self, n: int, count: int, nbytes: int) -> None:
+        sequential = n == self._head
+        ns = self.profile.request_ns(nbytes, sequential)
+        if not sequential:
+            self.stats.seeks += 1
+        self._head = n + count
+        self.stats.busy_ns += ns
+        if self.clock is not None:
+            self.clock.advance(ns)

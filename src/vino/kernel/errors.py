@@ -1,0 +1,81 @@
+"""Errors of the reference kernel's storage layer (device, cache / VM, file system).
+
+Every one is a ``KernelError``, itself a ``vino.errors.VinoError``. Each docstring
+says when it is raised and what state the caller is left in. Where a builtin
+exception means the same thing (``PermissionError``, ``FileNotFoundError``, ...)
+the kernel error also derives from it, so ordinary ``except`` clauses work.
+
+Rule for every raiser: an operation that raises one of these has changed nothing
+unless its docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+from vino.errors import VinoError
+
+__all__ = [
+    "AccessDenied", "BadBlock", "BadHandle", "CorruptFileSystem", "FileExists", "InvalidArgument",
+    "InvariantViolation", "KernelError", "NoSpace", "NoSuchFile",
+]
+
+
+class KernelError(VinoError):
+    """Root of the kernel's errors."""
+
+
+class NoSuchFile(KernelError, FileNotFoundError):
+    """The named file is not in the directory. Nothing changed."""
+
+
+class FileExists(KernelError, FileExistsError):
+    """``create`` of a name already in the directory, or of a disk image that exists.
+
+    Nothing changed; the existing file is untouched.
+    """
+
+
+class AccessDenied(KernelError, PermissionError):
+    """The user's mode bits (or ownership) do not allow the operation. Nothing changed."""
+
+
+class NoSpace(KernelError):
+    """No free block, inode, directory slot or swap slot, or a file would grow past
+    the largest size the inode can map.
+
+    Raised before any block is allocated: the file, the bitmap and the free count
+    are exactly as they were (writes are all-or-nothing with respect to space).
+    """
+
+
+class BadBlock(KernelError):
+    """A block number outside the device. ``block`` and ``nblocks`` say which and
+    how big the device is. No I/O was done and no simulated time was charged."""
+
+    def __init__(self, block: int, nblocks: int, path: str = "") -> None:
+        self.block = block
+        self.nblocks = nblocks
+        where = f" of {path}" if path else ""
+        super().__init__(
+            f"block {block} is outside the device{where} ({nblocks} blocks, 0..{nblocks - 1})")
+
+
+class InvalidArgument(KernelError, ValueError):
+    """A malformed request: wrong data length, negative offset, bad open mode, bad
+    name, a policy answer that is not acceptable (out-of-range victim index,
+    read-ahead outside the file, a filter that changed the length). Nothing changed
+    except where the docstring of the raising method says otherwise."""
+
+
+class BadHandle(KernelError):
+    """Use of something that is no longer usable: a closed ``OpenFile`` or
+    ``BlockDevice``, a released ``AddressSpace``, an unmounted ``FileSystem``."""
+
+
+class CorruptFileSystem(KernelError):
+    """``mount`` found an image it cannot trust (bad magic, version, geometry).
+    Nothing was mounted and nothing was written."""
+
+
+class InvariantViolation(KernelError, AssertionError):
+    """Raised by a ``check_invariants()``: a structural invariant does not hold.
+    This is a bug in the kernel; the message names the broken invariant."""

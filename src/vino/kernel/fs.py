@@ -1,0 +1,909 @@
+"""A small file system on a ``BlockDevice``, every block going through the ``Cache``.
+
+Usage::
+
+    FileSystem.format(dev)                        # writes an empty file system
+    fs = FileSystem.mount(dev, cache, clock)
+    fs.create(alice, "notes", 0o600)
+    f = fs.open(alice, "notes", "rw")             # a User or a Process
+    fs.write(f, b"..."); fs.seek(f, 0); fs.read(f, 100); fs.close(f)
+    fs.unmount()                                  # writes back everything; dev stays open
+
+On-disk layout (little-endian; blocks of ``params.BLOCK_SIZE``)::
+
+    block 0                     superblock: magic, version, geometry, clean flag
+    1 .. bitmap_blocks          free-block bitmap, bit b = block b in use (LSB first)
+    inode_start ..              inode table, 128-byte inodes: u16 mode (0 = free),
+                                u16 pad, u32 uid, u64 size, u32 direct[27], u32 indirect
+    data_start .. nblocks - 1   data and indirect blocks (an indirect block holds
+                                1024 u32 pointers) -> largest file 1051 blocks (~4.1 MiB)
+
+Inode 0 is never used (0 means "no inode"); inode 1 is the one flat root
+directory, whose data is an array of 64-byte entries (u32 inode, 60 bytes of
+NUL-padded UTF-8 name; inode 0 = free slot). A pointer 0 is a hole: it reads as
+zeros and costs no I/O.
+
+Permissions: the owner's rwx bits apply to the owner, the "other" bits to everyone
+else (group bits are stored but not consulted); root (uid 0) bypasses them. Only the
+owner or root may unlink. Open modes: ``"r"``, ``"w"`` (write-only, truncates to
+zero, like ``open(..., "w")``), ``"rw"`` (read and write, no truncation).
+
+The three policy methods -- each the single place for its decision, so a graft point
+can replace exactly one method:
+- ``_readahead(of, block) -> list[int]`` (``fs.readahead``): consulted after every
+  block a user ``read`` returns, with ``of.history`` already holding that block at
+  index 0. Returns file block numbers to prefetch; ``read`` validates them (count
+  <= ``readahead_max``, each inside the file, no duplicates) and loads the
+  non-resident ones with one device request per contiguous run. Default:
+  ``sequential_readahead`` (the next ``readahead_max`` blocks, asked once per window).
+- ``_filter(inode, file_offset, data, direction)`` (``fs.filter``): transforms a
+  whole block in place, same length. Write path: the plaintext block is filtered
+  (``FILTER_WRITE``) before it goes to the cache and the device. Read path: the block
+  as it came from the device is filtered (``FILTER_READ``) before the user sees it.
+  So the cache and the disk hold the filtered form. Holes are never filtered.
+- ``_on_access(inode, block, op)`` (``fs.access`` event): after every block of a user
+  read (``OP_READ``, before read-ahead) or write (``OP_WRITE``).
+Directory I/O is internal and bypasses all three.
+
+Locking: one re-entrant lock (``FileSystem._lock``) serialises every operation and
+is held while the policies run. Lock order: ``FileSystem._lock`` -> ``Cache._lock``
+-> ``BlockDevice._lock``.
+
+Failure: space is checked before anything changes, so ``NoSpace`` leaves the file
+system exactly as it was. A device I/O error in the middle of a write is not
+recovered (as in a kernel, the file system should then be considered damaged).
+
+Invariants (``check_invariants``):
+- the bitmap marks exactly the metadata blocks and the blocks reachable from inodes;
+  no block is reachable twice; every pointer is inside the data area;
+- no block pointer lies at or beyond ``ceil(size / BLOCK_SIZE)`` (sizes consistent);
+  plaintext bytes of the last block beyond ``size`` are zero;
+- the directory names each live regular inode exactly once, except unlinked files
+  that are still open (orphans), which are freed at their last ``close``;
+- the in-memory inode table, bitmap and directory equal what the cache/device hold.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections import deque
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from vino.kernel import params
+from vino.kernel.cache import Access, Cache
+from vino.kernel.clock import Clock, RealClock
+from vino.kernel.device import BlockDevice
+from vino.kernel.errors import (
+    AccessDenied,
+    BadHandle,
+    CorruptFileSystem,
+    FileExists,
+    InvalidArgument,
+    InvariantViolation,
+    NoSpace,
+    NoSuchFile,
+)
+from vino.kernel.proc import Process, User
+
+__all__ = [
+    "FILTER_READ", "FILTER_WRITE", "MAX_FILE_SIZE", "OP_READ", "OP_WRITE", "FileStat", "FileSystem",
+    "FsStats", "Inode", "OpenFile", "permits", "sequential_readahead",
+]
+
+BS = params.BLOCK_SIZE
+NDIRECT = params.FS_DIRECT_BLOCKS
+NINDIRECT = BS // 4  # u32 pointers in one indirect block
+MAX_FILE_BLOCKS = NDIRECT + NINDIRECT
+MAX_FILE_SIZE = MAX_FILE_BLOCKS * BS  # bytes
+ROOT_INUM = 1
+INODES_PER_BLOCK = BS // params.FS_INODE_SIZE
+DIRENTS_PER_BLOCK = BS // params.FS_DIRENT_SIZE
+
+S_IFMT = 0o170000
+S_IFREG = 0o100000
+S_IFDIR = 0o040000
+
+OP_READ = 0  # _on_access op
+OP_WRITE = 1
+FILTER_WRITE = 0  # _filter direction: plaintext in, stored form out
+FILTER_READ = 1  # stored form in, plaintext out
+
+OpenMode = Literal["r", "w", "rw"]
+
+_SUPER = struct.Struct("<8s11I")
+_INODE = struct.Struct(f"<HHIQ{NDIRECT}II")
+_DIRENT = struct.Struct(f"<I{params.FS_NAME_MAX}s")
+_ZERO_BLOCK = bytes(BS)
+assert _INODE.size == params.FS_INODE_SIZE and _DIRENT.size == params.FS_DIRENT_SIZE
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def sequential_readahead(file_blocks: int, block: int, hist: list[int], max_out: int) -> list[int]:
+    """The default read-ahead (ABI ``fs.readahead``), as a pure function of its inputs.
+
+    ``hist`` is most recent first and includes ``block`` at index 0. The file is read
+    sequentially when the access before ``block`` was ``block - 1``. Then the next
+    ``max_out`` blocks (clipped at the end of the file) are asked for -- once per
+    window, not after every block: when the run has just become sequential
+    (``hist[2] != block - 2``) and whenever ``block`` is a multiple of ``max_out``.
+    Asking after every block would slide the window by one and turn read-ahead into
+    one single-block device request per block, which saves nothing; asking once per
+    window lets the missing blocks go to the device as one request. Otherwise nothing.
+    """
+    if max_out <= 0 or len(hist) < 2 or hist[0] != block or hist[1] != block - 1:
+        return []
+    just_sequential = len(hist) < 3 or hist[2] != block - 2
+    if not just_sequential and block % max_out:
+        return []
+    return list(range(block + 1, min(block + 1 + max_out, file_blocks)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Geometry:
+    nblocks: int
+    ninodes: int
+    bitmap_start: int
+    bitmap_blocks: int
+    inode_start: int
+    inode_blocks: int
+    data_start: int
+
+    @classmethod
+    def plan(cls, nblocks: int, ninodes: int) -> _Geometry:
+        bitmap_blocks = _ceil_div(nblocks, BS * 8)
+        inode_blocks = _ceil_div(ninodes, INODES_PER_BLOCK)
+        inode_start = 1 + bitmap_blocks
+        return cls(nblocks, inode_blocks * INODES_PER_BLOCK, 1, bitmap_blocks, inode_start,
+                   inode_blocks, inode_start + inode_blocks)
+
+    def pack(self, clean: bool) -> bytes:
+        raw = _SUPER.pack(params.FS_MAGIC, params.FS_VERSION, BS, self.nblocks, self.ninodes,
+                          self.bitmap_start, self.bitmap_blocks, self.inode_start,
+                          self.inode_blocks, self.data_start, ROOT_INUM, int(clean))
+        return raw + bytes(BS - len(raw))
+
+
+@dataclass(slots=True, eq=False)
+class Inode:
+    """An inode in memory. ``open_count`` and ``orphan`` are not stored on disk."""
+
+    inum: int
+    mode: int  # S_IF* | permission bits; 0 = free
+    uid: int
+    size: int = 0  # Invariant: <= MAX_FILE_SIZE; no pointer at block >= ceil(size / BS)
+    direct: list[int] = field(default_factory=lambda: [0] * NDIRECT)
+    indirect: int = 0
+    open_count: int = 0  # OpenFiles on this inode
+    orphan: bool = False  # unlinked while open: freed at the last close
+
+    @property
+    def is_dir(self) -> bool:
+        return self.mode & S_IFMT == S_IFDIR
+
+    @property
+    def perm(self) -> int:
+        return self.mode & 0o777
+
+    def pack(self) -> bytes:
+        return _INODE.pack(self.mode, 0, self.uid, self.size, *self.direct, self.indirect)
+
+    @classmethod
+    def unpack(cls, inum: int, raw: bytes) -> Inode:
+        mode, _, uid, size, *ptrs = _INODE.unpack(raw)
+        return cls(inum, mode, uid, size, list(ptrs[:NDIRECT]), ptrs[NDIRECT])
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    name: str
+    inum: int
+    uid: int
+    mode: int  # permission bits
+    size: int  # bytes
+    blocks: int  # data blocks allocated (holes and the indirect block not counted)
+
+
+@dataclass(slots=True)
+class FsStats:
+    reads: int = 0  # read() calls
+    writes: int = 0  # write() calls
+    bytes_read: int = 0
+    bytes_written: int = 0
+    block_reads: int = 0  # file blocks returned to users
+    block_writes: int = 0  # file blocks written by users
+    hole_reads: int = 0  # of block_reads, holes (no I/O)
+    readahead_calls: int = 0  # times _readahead was consulted
+    readahead_blocks: int = 0  # blocks it asked for
+    prefetches: int = 0  # blocks actually loaded by read-ahead
+    prefetch_hits: int = 0  # user block reads served by a prefetched block
+    filter_calls: int = 0
+    access_events: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class OpenFile:
+    """One open of a file: position, rights, and the access history read-ahead sees."""
+
+    __slots__ = ("_history", "closed", "fid", "fs", "inode", "name", "pos", "prefetch_hits",
+                 "prefetches", "process", "readable", "user", "writable")
+
+    def __init__(self, fs: FileSystem, inode: Inode, name: str, user: User,
+                 process: Process | None, readable: bool, writable: bool, fid: int) -> None:
+        self.fs = fs
+        self.inode = inode
+        self.name = name
+        self.user = user
+        self.process = process
+        self.readable = readable
+        self.writable = writable
+        self.fid = fid
+        self.pos = 0
+        self.closed = False
+        self.prefetches = 0  # blocks read-ahead loaded for this open file
+        self.prefetch_hits = 0
+        # Invariant: most recent first, no two equal neighbours, at most READAHEAD_HISTORY.
+        self._history: deque[int] = deque(maxlen=params.READAHEAD_HISTORY)
+
+    @property
+    def history(self) -> list[int]:
+        """File blocks accessed through this open file, most recent first (repeats collapsed)."""
+        return list(self._history)
+
+    def __enter__(self) -> OpenFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fs.close(self)
+
+    def __repr__(self) -> str:
+        return f"OpenFile({self.name!r}, pos={self.pos}, closed={self.closed})"
+
+
+class FileSystem:
+    """A mounted file system. Build it with ``FileSystem.mount``."""
+
+    def __init__(self, device: BlockDevice, cache: Cache, clock: Clock, geo: _Geometry) -> None:
+        self.device = device
+        self.cache = cache
+        self.clock = clock
+        self.geo = geo
+        self.stats = FsStats()
+        self.readahead_max = params.READAHEAD_MAX_OUT  # max_out given to _readahead
+        self._lock = threading.RLock()
+        self._mounted = True
+        # Invariant: keys are the used inodes; _inodes[i].inum == i.
+        self._inodes: dict[int, Inode] = {}
+        # Invariant: equals the on-disk bitmap (writes go through to the cache at once).
+        self._bitmap = bytearray(geo.bitmap_blocks * BS)
+        self._nfree = 0  # Invariant: zero bits of _bitmap below nblocks
+        self._alloc_hint = geo.data_start  # where a block search with no better idea starts
+        # Invariant: _dir[name] = (inum, slot); slots distinct, below root.size / DIRENT_SIZE.
+        self._dir: dict[str, tuple[int, int]] = {}
+        self._free_slots: list[int] = []  # slots inside the directory with inode 0
+        self._open: dict[int, OpenFile] = {}  # fid -> open file
+        self._next_fid = 1
+
+    # ---- policies (one method each: graft points) -------------------------------------
+
+    def _readahead(self, of: OpenFile, block: int) -> list[int]:
+        """Blocks of ``of``'s file to prefetch after ``block`` was read. Default: sequential."""
+        return sequential_readahead(
+            _ceil_div(of.inode.size, BS), block, list(of._history), self.readahead_max)
+
+    def _filter(self, inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
+        """Transform ``data`` (one block at ``file_offset``) in place, keeping its length.
+
+        ``direction`` is ``FILTER_WRITE`` or ``FILTER_READ``. Default: identity.
+        """
+
+    def _on_access(self, inode: Inode, block: int, op: int) -> None:
+        """Event: a user read (``OP_READ``) or wrote (``OP_WRITE``) file block ``block``."""
+
+    # ---- format / mount / unmount -----------------------------------------------------
+
+    @staticmethod
+    def format(device: BlockDevice, ninodes: int = params.FS_DEFAULT_INODES) -> None:
+        """Write an empty file system (root directory only) straight to ``device``.
+
+        ``ninodes`` is rounded up to a whole inode block. Must not be used on a
+        mounted device (its cache would be stale).
+        """
+        if ninodes < 2:
+            raise InvalidArgument(f"ninodes must be >= 2 (inode 0 and the root), got {ninodes}")
+        geo = _Geometry.plan(device.nblocks, ninodes)
+        if geo.data_start + 1 > device.nblocks:
+            raise InvalidArgument(
+                f"{device.nblocks} blocks is too small: metadata needs {geo.data_start} and "
+                f"at least one data block is required")
+        bitmap = bytearray(geo.bitmap_blocks * BS)
+        for b in range(geo.data_start):
+            bitmap[b >> 3] |= 1 << (b & 7)
+        table = bytearray(geo.inode_blocks * BS)
+        root = Inode(ROOT_INUM, S_IFDIR | 0o755, 0)
+        off = ROOT_INUM * params.FS_INODE_SIZE
+        table[off:off + params.FS_INODE_SIZE] = root.pack()
+        device.write_blocks(geo.bitmap_start, bitmap)
+        device.write_blocks(geo.inode_start, table)
+        device.write_block(0, geo.pack(clean=True))
+        device.flush()
+
+    @classmethod
+    def mount(cls, device: BlockDevice, cache: Cache, clock: Clock | None = None) -> FileSystem:
+        """Read the superblock, bitmap, inode table and directory; reclaim orphans.
+
+        Raises ``CorruptFileSystem`` (having written nothing) if the image is not a
+        file system of this version and geometry.
+        """
+        if clock is None:
+            clock = device.clock if device.clock is not None else RealClock()
+        raw = cache.read_block(device, 0)
+        try:
+            geo = cls._check_super(device, raw)
+        except CorruptFileSystem:
+            cache.discard(device, 0)
+            raise
+        fs = cls(device, cache, clock, geo)
+        with fs._lock:
+            try:
+                fs._load()
+            except CorruptFileSystem:
+                for b in cache.resident_blocks(device):
+                    cache.discard(device, b)
+                raise
+            cache.write_block(device, 0, geo.pack(clean=False))
+        return fs
+
+    @staticmethod
+    def _check_super(device: BlockDevice, raw: bytes) -> _Geometry:
+        (magic, version, bsize, nblocks, ninodes, bitmap_start, bitmap_blocks, inode_start,
+         inode_blocks, data_start, root, _clean) = _SUPER.unpack_from(raw)
+        where = f"{device.path}"
+        if magic != params.FS_MAGIC:
+            raise CorruptFileSystem(f"{where}: no vino file system (magic {magic!r})")
+        if version != params.FS_VERSION:
+            raise CorruptFileSystem(f"{where}: version {version}, this kernel reads "
+                                    f"{params.FS_VERSION}")
+        if bsize != BS or nblocks != device.nblocks:
+            raise CorruptFileSystem(f"{where}: geometry {nblocks}x{bsize} does not match the "
+                                    f"device {device.nblocks}x{BS}")
+        geo = _Geometry.plan(nblocks, ninodes)
+        stored = (ninodes, bitmap_start, bitmap_blocks, inode_start, inode_blocks, data_start)
+        planned = (geo.ninodes, geo.bitmap_start, geo.bitmap_blocks, geo.inode_start,
+                   geo.inode_blocks, geo.data_start)
+        if stored != planned or root != ROOT_INUM or data_start >= nblocks:
+            raise CorruptFileSystem(f"{where}: inconsistent superblock {stored} != {planned}")
+        return geo
+
+    def _load(self) -> None:
+        geo, dev = self.geo, self.device
+        for i in range(geo.bitmap_blocks):
+            self._bitmap[i * BS:(i + 1) * BS] = self.cache.read_block(dev, geo.bitmap_start + i)
+        used = int.from_bytes(self._bitmap, "little").bit_count()
+        self._nfree = geo.nblocks - used
+        for i in range(geo.inode_blocks):
+            raw = self.cache.read_block(dev, geo.inode_start + i)
+            for k in range(INODES_PER_BLOCK):
+                inum = i * INODES_PER_BLOCK + k
+                off = k * params.FS_INODE_SIZE
+                ino = Inode.unpack(inum, raw[off:off + params.FS_INODE_SIZE])
+                if ino.mode == 0:
+                    continue
+                if inum == 0 or ino.mode & S_IFMT not in (S_IFREG, S_IFDIR):
+                    raise CorruptFileSystem(f"{dev.path}: inode {inum} has mode {ino.mode:o}")
+                self._inodes[inum] = ino
+        root = self._inodes.get(ROOT_INUM)
+        if root is None or not root.is_dir:
+            raise CorruptFileSystem(f"{dev.path}: inode {ROOT_INUM} is not the root directory")
+        data, _ = self._read_at(root, 0, root.size, None)
+        for slot in range(len(data) // params.FS_DIRENT_SIZE):
+            inum, raw_name = _DIRENT.unpack_from(data, slot * params.FS_DIRENT_SIZE)
+            if inum == 0:
+                self._free_slots.append(slot)
+                continue
+            name = raw_name.rstrip(b"\0").decode("utf-8", "replace")
+            entry = self._inodes.get(inum)
+            if entry is None or entry.is_dir or name in self._dir:
+                raise CorruptFileSystem(f"{dev.path}: bad directory entry {name!r} -> {inum}")
+            self._dir[name] = (inum, slot)
+        named = {inum for inum, _ in self._dir.values()}
+        for orphan in [i for i in self._inodes.values() if not i.is_dir and i.inum not in named]:
+            self._free_inode(orphan)  # unlinked while open, and never closed (a crash)
+
+    def unmount(self) -> None:
+        """Close every open file, mark the image clean, write back and drop every cached
+        block of the device, and flush the device. The device stays open."""
+        with self._lock:
+            self._check_mounted()
+            for of in list(self._open.values()):
+                self.close(of)
+            self.cache.write_block(self.device, 0, self.geo.pack(clean=True))
+            self.cache.invalidate(self.device)
+            self.device.flush()
+            self._mounted = False
+
+    @property
+    def mounted(self) -> bool:
+        return self._mounted
+
+    # ---- names ----------------------------------------------------------------------------
+
+    def create(self, user: User, name: str, mode: int = 0o644) -> FileStat:
+        """Make an empty regular file owned by ``user`` with permission bits ``mode``."""
+        raw_name = _encode_name(name)
+        if mode & ~0o777:
+            raise InvalidArgument(f"mode {mode:o} has bits other than permission bits")
+        with self._lock:
+            self._check_mounted()
+            if name in self._dir:
+                raise FileExists(f"{name!r} already exists")
+            inum = next((i for i in range(ROOT_INUM + 1, self.geo.ninodes)
+                         if i not in self._inodes), None)
+            if inum is None:
+                raise NoSpace(f"no free inode (all {self.geo.ninodes - 2} in use)")
+            root = self._inodes[ROOT_INUM]
+            slot = min(self._free_slots) if self._free_slots else (
+                root.size // params.FS_DIRENT_SIZE)
+            ino = Inode(inum, S_IFREG | mode, user.uid)
+            # the directory write checks space before changing anything
+            self._write_at(root, slot * params.FS_DIRENT_SIZE, _DIRENT.pack(inum, raw_name), None)
+            if self._free_slots:
+                self._free_slots.remove(slot)
+            self._inodes[inum] = ino
+            self._store_inode(ino)
+            self._dir[name] = (inum, slot)
+            return self._stat(name, ino)
+
+    def open(self, who: User | Process, name: str, mode: OpenMode = "r") -> OpenFile:
+        """Open ``name`` for ``who`` (a ``Process`` opens with its user's rights)."""
+        if mode not in ("r", "w", "rw"):
+            raise InvalidArgument(f"open mode must be 'r', 'w' or 'rw', got {mode!r}")
+        process = who if isinstance(who, Process) else None
+        user = who.user if isinstance(who, Process) else who
+        readable, writable = "r" in mode, "w" in mode
+        with self._lock:
+            self._check_mounted()
+            ino = self._lookup(name)
+            if not permits(user, ino, read=readable, write=writable):
+                raise AccessDenied(
+                    f"user {user.name!r} (uid {user.uid}) may not open {name!r} for {mode!r}: "
+                    f"mode {ino.perm:03o}, owner uid {ino.uid}")
+            if mode == "w":
+                self._truncate(ino)
+            of = OpenFile(self, ino, name, user, process, readable, writable, self._next_fid)
+            self._next_fid += 1
+            ino.open_count += 1
+            self._open[of.fid] = of
+            return of
+
+    def unlink(self, user: User, name: str) -> None:
+        """Remove ``name``. Only its owner or root may. An open file lives until its last close."""
+        with self._lock:
+            self._check_mounted()
+            ino = self._lookup(name)
+            if not (user.is_root or user.uid == ino.uid):
+                raise AccessDenied(f"user {user.name!r} (uid {user.uid}) does not own {name!r} "
+                                   f"(owner uid {ino.uid})")
+            _, slot = self._dir.pop(name)
+            self._write_at(self._inodes[ROOT_INUM], slot * params.FS_DIRENT_SIZE,
+                           bytes(params.FS_DIRENT_SIZE), None)
+            self._free_slots.append(slot)
+            if ino.open_count:
+                ino.orphan = True
+            else:
+                self._free_inode(ino)
+
+    def listdir(self) -> list[str]:
+        with self._lock:
+            self._check_mounted()
+            return sorted(self._dir)
+
+    def stat(self, name: str) -> FileStat:
+        with self._lock:
+            self._check_mounted()
+            return self._stat(name, self._lookup(name))
+
+    @property
+    def free_blocks(self) -> int:
+        return self._nfree
+
+    # ---- open files -----------------------------------------------------------------------
+
+    def read(self, of: OpenFile, n: int) -> bytes:
+        """Up to ``n`` bytes from the position (fewer at end of file); advances the position."""
+        if n < 0:
+            raise InvalidArgument(f"read of {n} bytes")
+        with self._lock:
+            self._check_open(of)
+            if not of.readable:
+                raise AccessDenied(f"{of.name!r} is not open for reading")
+            data, of.pos = self._read_at(of.inode, of.pos, n, of)
+            self.stats.reads += 1
+            self.stats.bytes_read += len(data)
+            return data
+
+    def write(self, of: OpenFile, data: bytes | bytearray | memoryview) -> int:
+        """Write all of ``data`` at the position (growing the file); return ``len(data)``.
+
+        All or nothing with respect to space: ``NoSpace`` is raised before any change.
+        """
+        with self._lock:
+            self._check_open(of)
+            if not of.writable:
+                raise AccessDenied(f"{of.name!r} is not open for writing")
+            data = bytes(data)
+            self._write_at(of.inode, of.pos, data, of)
+            of.pos += len(data)
+            self.stats.writes += 1
+            self.stats.bytes_written += len(data)
+            return len(data)
+
+    def seek(self, of: OpenFile, pos: int) -> int:
+        """Set the position (beyond the end is allowed: a later write leaves a hole)."""
+        if pos < 0:
+            raise InvalidArgument(f"seek to {pos}")
+        with self._lock:
+            self._check_open(of)
+            of.pos = pos
+            return pos
+
+    def close(self, of: OpenFile) -> None:
+        """Close (idempotent). The last close of an unlinked file frees it."""
+        with self._lock:
+            if of.closed or of.fs is not self:
+                return
+            of.closed = True
+            del self._open[of.fid]
+            ino = of.inode
+            ino.open_count -= 1
+            if ino.orphan and ino.open_count == 0:
+                self._free_inode(ino)
+
+    # ---- block I/O (caller holds _lock) -------------------------------------------------
+
+    def _read_at(self, ino: Inode, start: int, n: int, of: OpenFile | None) -> tuple[bytes, int]:
+        """Bytes ``start .. start + n`` clipped at the end of file, and the end position.
+        With ``of``: a user read (filter, history, access event, read-ahead)."""
+        end = min(ino.size, start + n)
+        out = bytearray()
+        pos = start
+        while pos < end:
+            bidx, boff = divmod(pos, BS)
+            take = min(BS - boff, end - pos)
+            blk = self._bmap(ino, bidx)
+            if blk == 0:
+                plain = bytearray(BS)
+                if of is not None:
+                    self.stats.hole_reads += 1
+            else:
+                stored, how = self.cache.fetch(self.device, blk)
+                plain = bytearray(stored)
+                if of is not None:
+                    self._apply_filter(ino, bidx * BS, plain, FILTER_READ)
+                    if how is Access.PREFETCH_HIT:
+                        self.stats.prefetch_hits += 1
+                        of.prefetch_hits += 1
+            out += plain[boff:boff + take]
+            pos += take
+            if of is not None:
+                self.stats.block_reads += 1
+                self._record(of, ino, bidx, OP_READ)
+                self.stats.readahead_calls += 1
+                self._prefetch(of, self._readahead(of, bidx))
+        return bytes(out), max(pos, start)
+
+    def _write_at(self, ino: Inode, start: int, data: bytes, of: OpenFile | None) -> None:
+        n = len(data)
+        if n == 0:
+            return
+        end = start + n
+        if end > MAX_FILE_SIZE:
+            raise NoSpace(f"file would be {end} bytes; the largest file is {MAX_FILE_SIZE}")
+        first, last = start // BS, (end - 1) // BS
+        need = self._blocks_needed(ino, first, last)
+        if need > self._nfree:
+            raise NoSpace(f"write needs {need} blocks, {self._nfree} free")
+        old_size = ino.size
+        try:
+            for bidx in range(first, last + 1):
+                bstart = bidx * BS
+                lo, hi = max(start, bstart), min(end, bstart + BS)
+                blk = self._bmap(ino, bidx)
+                if hi - lo == BS:
+                    plain = bytearray(data[lo - start:hi - start])
+                else:
+                    if blk == 0:  # new block or hole: reads as zeros
+                        plain = bytearray(BS)
+                    else:
+                        plain = bytearray(self.cache.read_block(self.device, blk))
+                        if of is not None:
+                            self._apply_filter(ino, bstart, plain, FILTER_READ)
+                        keep = max(old_size - bstart, 0)  # bytes of this block inside the file
+                        if keep < BS:  # beyond the old end must read back as zeros
+                            plain[keep:] = bytes(BS - keep)
+                    plain[lo - bstart:hi - bstart] = data[lo - start:hi - start]
+                if of is not None:
+                    self._apply_filter(ino, bstart, plain, FILTER_WRITE)
+                if blk == 0:
+                    blk = self._map_new_block(ino, bidx)
+                self.cache.write_block(self.device, blk, plain)
+                ino.size = max(ino.size, hi)
+                if of is not None:
+                    self.stats.block_writes += 1
+                    self._record(of, ino, bidx, OP_WRITE)
+        finally:
+            if ino.size != old_size or need:
+                self._store_inode(ino)
+
+    def _apply_filter(self, ino: Inode, offset: int, buf: bytearray, direction: int) -> None:
+        self.stats.filter_calls += 1
+        self._filter(ino, offset, buf, direction)
+        if len(buf) != BS:
+            raise InvalidArgument(
+                f"filter changed the length of block {offset // BS} of inode {ino.inum} "
+                f"from {BS} to {len(buf)}")
+
+    def _record(self, of: OpenFile, ino: Inode, bidx: int, op: int) -> None:
+        if not of._history or of._history[0] != bidx:
+            of._history.appendleft(bidx)
+        self.stats.access_events += 1
+        self._on_access(ino, bidx, op)
+
+    def _prefetch(self, of: OpenFile, blocks: list[int]) -> None:
+        if not blocks:
+            return
+        file_blocks = _ceil_div(of.inode.size, BS)
+        if (len(blocks) > self.readahead_max or len(set(blocks)) != len(blocks)
+                or any(not isinstance(b, int) or not 0 <= b < file_blocks for b in blocks)):
+            raise InvalidArgument(
+                f"read-ahead for {of.name!r} asked for {blocks!r}: want at most "
+                f"{self.readahead_max} distinct blocks below {file_blocks}")
+        self.stats.readahead_blocks += len(blocks)
+        targets = [d for d in (self._bmap(of.inode, b) for b in blocks) if d]
+        loaded = self.cache.prefetch(self.device, targets)
+        self.stats.prefetches += loaded
+        of.prefetches += loaded
+
+    # ---- block map and allocation (caller holds _lock) ----------------------------------
+
+    def _bmap(self, ino: Inode, bidx: int) -> int:
+        """Device block of file block ``bidx``, or 0 for a hole."""
+        if bidx < NDIRECT:
+            return ino.direct[bidx]
+        if ino.indirect == 0 or bidx >= MAX_FILE_BLOCKS:
+            return 0
+        j = bidx - NDIRECT
+        raw = self.cache.read_block(self.device, ino.indirect)
+        return int.from_bytes(raw[4 * j:4 * j + 4], "little")
+
+    def _blocks_needed(self, ino: Inode, first: int, last: int) -> int:
+        """Blocks a write of file blocks ``first .. last`` would allocate (data + indirect)."""
+        need = sum(1 for b in range(first, min(last, NDIRECT - 1) + 1) if ino.direct[b] == 0)
+        if last >= NDIRECT:
+            lo, hi = max(first, NDIRECT) - NDIRECT, last - NDIRECT
+            if ino.indirect == 0:
+                need += 1 + (hi - lo + 1)
+            else:
+                raw = self.cache.read_block(self.device, ino.indirect)
+                need += sum(1 for j in range(lo, hi + 1) if raw[4 * j:4 * j + 4] == b"\0\0\0\0")
+        return need
+
+    def _map_new_block(self, ino: Inode, bidx: int) -> int:
+        prev = self._bmap(ino, bidx - 1) if bidx > 0 else 0
+        if bidx < NDIRECT:
+            blk = self._alloc_block(prev + 1 if prev else self._alloc_hint)
+            ino.direct[bidx] = blk
+            return blk
+        if ino.indirect == 0:
+            ind = self._alloc_block(prev + 1 if prev else self._alloc_hint)
+            self.cache.write_block(self.device, ind, _ZERO_BLOCK)
+            ino.indirect = ind
+            prev = prev or ind
+        blk = self._alloc_block(prev + 1 if prev else self._alloc_hint)
+        j = bidx - NDIRECT
+        self.cache.write_block(self.device, ino.indirect, blk.to_bytes(4, "little"), 4 * j)
+        return blk
+
+    def _alloc_block(self, near: int) -> int:
+        """Take the first free block at or after ``near`` (wrapping); mark it used."""
+        geo = self.geo
+        if not geo.data_start <= near < geo.nblocks:
+            near = geo.data_start
+        bm = self._bitmap
+        for lo, hi in ((near, geo.nblocks), (geo.data_start, near)):
+            b = lo
+            while b < hi:
+                byte = bm[b >> 3]
+                if byte == 0xFF:
+                    b = (b | 7) + 1
+                    continue
+                if not byte >> (b & 7) & 1:
+                    self._set_bit(b, True)
+                    self._nfree -= 1
+                    self._alloc_hint = b + 1
+                    return b
+                b += 1
+        raise NoSpace(f"no free block on {self.device.path}")
+
+    def _free_block(self, b: int) -> None:
+        self._set_bit(b, False)
+        self._nfree += 1
+        self.cache.discard(self.device, b)
+
+    def _set_bit(self, b: int, used: bool) -> None:
+        i = b >> 3
+        if used:
+            self._bitmap[i] |= 1 << (b & 7)
+        else:
+            self._bitmap[i] &= ~(1 << (b & 7)) & 0xFF
+        blk, off = divmod(i, BS)
+        self.cache.write_block(self.device, self.geo.bitmap_start + blk, self._bitmap[i:i + 1], off)
+
+    def _truncate(self, ino: Inode) -> None:
+        """Free every block of ``ino`` and make it empty."""
+        for b in self._data_blocks(ino):
+            self._free_block(b)
+        if ino.indirect:
+            self._free_block(ino.indirect)
+        ino.direct = [0] * NDIRECT
+        ino.indirect = 0
+        ino.size = 0
+        self._store_inode(ino)
+
+    def _free_inode(self, ino: Inode) -> None:
+        self._truncate(ino)
+        ino.mode = ino.uid = 0  # a free inode is all zeros on disk
+        self._store_inode(ino)
+        del self._inodes[ino.inum]
+
+    def _data_blocks(self, ino: Inode) -> list[int]:
+        blocks = [b for b in ino.direct if b]
+        if ino.indirect:
+            raw = self.cache.read_block(self.device, ino.indirect)
+            blocks += [b for b in struct.unpack(f"<{NINDIRECT}I", raw) if b]
+        return blocks
+
+    def _store_inode(self, ino: Inode) -> None:
+        blk, k = divmod(ino.inum, INODES_PER_BLOCK)
+        self.cache.write_block(self.device, self.geo.inode_start + blk, ino.pack(),
+                               k * params.FS_INODE_SIZE)
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _check_mounted(self) -> None:
+        if not self._mounted:
+            raise BadHandle(f"file system on {self.device.path} is not mounted")
+
+    def _check_open(self, of: OpenFile) -> None:
+        self._check_mounted()
+        if of.closed or of.fs is not self:
+            raise BadHandle(f"{of.name!r} (fid {of.fid}) is closed or not of this file system")
+
+    def _lookup(self, name: str) -> Inode:
+        entry = self._dir.get(name)
+        if entry is None:
+            raise NoSuchFile(f"no file named {name!r}")
+        return self._inodes[entry[0]]
+
+    def _stat(self, name: str, ino: Inode) -> FileStat:
+        return FileStat(name, ino.inum, ino.uid, ino.perm, ino.size, len(self._data_blocks(ino)))
+
+    # ---- checking ------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Raise ``InvariantViolation`` naming the first broken invariant (then check the cache)."""
+        with self._lock:
+            self._check_mounted()
+            geo = self.geo
+            owner: dict[int, int] = {}  # block -> inode that reaches it
+
+            def own(b: int, inum: int, what: str) -> None:
+                _check(geo.data_start <= b < geo.nblocks,
+                       f"inode {inum}: {what} pointer {b} is outside the data area")
+                _check(b not in owner, f"block {b} is owned by inodes {owner.get(b)} and {inum}")
+                owner[b] = inum
+
+            for inum, ino in self._inodes.items():
+                _check(ino.inum == inum, f"inode {inum} is filed as {ino.inum}")
+                _check(ino.mode & S_IFMT in (S_IFREG, S_IFDIR), f"inode {inum} has a bad mode")
+                _check((inum == ROOT_INUM) == ino.is_dir, f"inode {inum}: only the root is a dir")
+                _check(0 <= ino.size <= MAX_FILE_SIZE, f"inode {inum}: size {ino.size}")
+                nb = _ceil_div(ino.size, BS)
+                for i, b in enumerate(ino.direct):
+                    if b:
+                        _check(i < nb, f"inode {inum}: block {i} mapped beyond size {ino.size}")
+                        own(b, inum, f"direct[{i}]")
+                if ino.indirect:
+                    own(ino.indirect, inum, "indirect")
+                    raw = self.cache.read_block(self.device, ino.indirect)
+                    for j, b in enumerate(struct.unpack(f"<{NINDIRECT}I", raw)):
+                        if b:
+                            _check(NDIRECT + j < nb,
+                                   f"inode {inum}: block {NDIRECT + j} mapped beyond size")
+                            own(b, inum, f"indirect[{j}]")
+            expected = bytearray(len(self._bitmap))
+            for b in [*range(geo.data_start), *owner]:
+                expected[b >> 3] |= 1 << (b & 7)
+            if expected != self._bitmap:
+                bad = next(b for b in range(geo.nblocks)
+                           if (expected[b >> 3] ^ self._bitmap[b >> 3]) >> (b & 7) & 1)
+                raise InvariantViolation(
+                    f"fs: bitmap says block {bad} is "
+                    f"{'used' if self._bitmap[bad >> 3] >> (bad & 7) & 1 else 'free'}, "
+                    f"reachability says otherwise")
+            used = int.from_bytes(self._bitmap, "little").bit_count()
+            _check(self._nfree == geo.nblocks - used, f"free count {self._nfree} != "
+                   f"{geo.nblocks - used}")
+            # the directory and orphans
+            root = self._inodes.get(ROOT_INUM)
+            _check(root is not None, "no root directory")
+            assert root is not None
+            nslots = root.size // params.FS_DIRENT_SIZE
+            _check(root.size % params.FS_DIRENT_SIZE == 0, "directory size is not whole entries")
+            slots = [s for _, s in self._dir.values()] + self._free_slots
+            _check(sorted(slots) == list(range(nslots)), "directory slots are not a partition")
+            named = [inum for inum, _ in self._dir.values()]
+            _check(len(set(named)) == len(named), "an inode has two names")
+            for name, (inum, _) in self._dir.items():
+                _check(inum in self._inodes and not self._inodes[inum].orphan,
+                       f"{name!r} names a free or orphaned inode {inum}")
+            named_set = set(named)
+            opens: dict[int, int] = {}
+            for of in self._open.values():
+                opens[of.inode.inum] = opens.get(of.inode.inum, 0) + 1
+                _check(self._inodes.get(of.inode.inum) is of.inode,
+                       f"open file {of.name!r} refers to a freed inode")
+            for inum, ino in self._inodes.items():
+                _check(ino.open_count == opens.get(inum, 0), f"inode {inum}: open count wrong")
+                if inum != ROOT_INUM and inum not in named_set:
+                    _check(ino.orphan and ino.open_count > 0,
+                           f"inode {inum} is neither named nor an open orphan")
+            # memory == what the cache / device hold
+            for i in range(geo.bitmap_blocks):
+                _check(self.cache.read_block(self.device, geo.bitmap_start + i)
+                       == self._bitmap[i * BS:(i + 1) * BS], f"bitmap block {i} is stale")
+            for i in range(geo.inode_blocks):
+                raw = self.cache.read_block(self.device, geo.inode_start + i)
+                for k in range(INODES_PER_BLOCK):
+                    inum = i * INODES_PER_BLOCK + k
+                    mem = self._inodes.get(inum)
+                    disk = raw[k * params.FS_INODE_SIZE:(k + 1) * params.FS_INODE_SIZE]
+                    want = mem.pack() if mem is not None else bytes(params.FS_INODE_SIZE)
+                    _check(disk == want, f"inode {inum} on disk differs from memory")
+            data, _ = self._read_at(root, 0, root.size, None)
+            for name, (inum, slot) in self._dir.items():
+                _check(_DIRENT.unpack_from(data, slot * params.FS_DIRENT_SIZE)
+                       == (inum, _encode_name(name).ljust(params.FS_NAME_MAX, b"\0")),
+                       f"directory entry {name!r} on disk differs")
+            for slot in self._free_slots:
+                _check(_DIRENT.unpack_from(data, slot * params.FS_DIRENT_SIZE)[0] == 0,
+                       f"free directory slot {slot} is not empty on disk")
+            self.cache.check_invariants()
+
+
+def permits(user: User, ino: Inode, *, read: bool, write: bool) -> bool:
+    """True if ``user`` may open ``ino`` for ``read`` and/or ``write`` (the mode-bit rule)."""
+    if user.is_root:
+        return True
+    bits = (ino.mode >> 6) & 7 if user.uid == ino.uid else ino.mode & 7
+    return (not read or bool(bits & 4)) and (not write or bool(bits & 2))
+
+
+def _encode_name(name: str) -> bytes:
+    raw = name.encode("utf-8") if isinstance(name, str) else b""
+    if not raw or len(raw) > params.FS_NAME_MAX or b"\0" in raw or b"/" in raw:
+        raise InvalidArgument(
+            f"bad file name {name!r}: want 1..{params.FS_NAME_MAX} bytes of UTF-8 without "
+            f"NUL or '/'")
+    return raw
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise InvariantViolation(f"fs: {what}")

@@ -1,0 +1,49 @@
+"""Tunables of the reference kernel, named, with units, in one place.
+
+Graft mechanism limits live in ``vino.limits``; these are the kernel model's own
+numbers. Each section belongs to one subsystem.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- storage: device, buffer cache / VM, file system ----------------------------
+
+BLOCK_SIZE: Final = 4096  # bytes in one device block, one page frame and one fs block
+PAGE_SIZE: Final = BLOCK_SIZE  # bytes in one anonymous page (same frames as file blocks)
+
+# Device latency model (see device.DiskProfile). A request pays overhead always,
+# seek + rotation unless it starts where the previous request ended, and transfer.
+DISK_1996_OVERHEAD_NS: Final = 500_000  # controller / command overhead per request, ns
+DISK_1996_SEEK_NS: Final = 5_000_000  # average seek, ns
+DISK_1996_ROTATION_NS: Final = 4_170_000  # average rotational latency (7200 rpm / 2), ns
+DISK_1996_BYTES_PER_S: Final = 5_000_000  # media transfer rate, bytes / s
+SSD_OVERHEAD_NS: Final = 20_000  # per request, ns
+SSD_SEEK_NS: Final = 60_000  # random-access latency (no rotation), ns
+SSD_BYTES_PER_S: Final = 500_000_000  # bytes / s
+
+# Buffer cache / VM.
+CACHE_FRAMES: Final = 256  # page frames in a cache built without a size (1 MiB)
+MIN_RESIDENT_PAGES: Final = 4  # an address space at or below this many pages takes
+#                                frames from the global clock instead of from itself
+MAX_EVICT_CANDIDATES: Final = 256  # pages offered to one vm.evict decision (ABI: n <= 256)
+PREFETCH_FRACTION: Final = 2  # one prefetch call loads at most nframes // this many blocks
+VPN_LIMIT: Final = 1 << 32  # virtual page numbers are u32 in the ABI: 0 <= vpn < this
+
+# File system.
+FS_MAGIC: Final = b"VINOFS96"  # first 8 bytes of block 0
+FS_VERSION: Final = 1
+FS_INODE_SIZE: Final = 128  # bytes per on-disk inode
+FS_DIRECT_BLOCKS: Final = 27  # direct pointers per inode (fills the 128-byte inode)
+FS_DIRENT_SIZE: Final = 64  # bytes per directory entry: u32 inode + 60 bytes of name
+FS_NAME_MAX: Final = 60  # longest file name, bytes of UTF-8
+FS_DEFAULT_INODES: Final = 256  # inodes made by format() when not told (incl. 0 and root)
+READAHEAD_HISTORY: Final = 16  # accessed blocks remembered per open file (ABI hist[16])
+READAHEAD_MAX_OUT: Final = 8  # blocks the default read-ahead asks for after a sequential read
+READAHEAD_MAX_OUT_LIMIT: Final = 32  # largest max_out a file system accepts (ABI out[32])
+
+# ---- scheduler (kernel/sched.py) ------------------------------------------------
+
+QUANTUM_NS: Final = 10_000_000  # default time slice, ns (10 ms; 4.4BSD used 100 ms)
+MAX_PICK_CANDIDATES: Final = 64  # runnable threads offered to one sched.pick (ABI: n <= 64)

@@ -1,0 +1,491 @@
+"""Attacks on the buffer cache / VM: counts, write-back, clocks, the per-address-space rule."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vino.kernel import params
+from vino.kernel.cache import DIRTY, REFERENCED, Access, AddressSpace, Cache, PageInfo
+from vino.kernel.device import BlockDevice
+from vino.kernel.errors import BadBlock, BadHandle, InvalidArgument, NoSpace
+from vino.kernel.proc import Process, User
+
+MakeDevice = Callable[..., BlockDevice]  # the make_device fixture (conftest.py)
+BS = params.BLOCK_SIZE
+
+
+def _proc(pid: int, uid: int = 1000) -> Process:
+    return Process(pid, User(uid, f"u{uid}"))
+
+
+def _fill(tag: int) -> bytes:
+    return bytes([tag & 0xFF]) * BS
+
+
+
+def _replace(obj: object, method: str, fn: Callable[..., object]) -> None:
+    """Replace a policy method on one instance, the way a graft point does."""
+    setattr(obj, method, fn)
+
+# ---- file blocks ---------------------------------------------------------------------------
+
+
+def test_second_read_is_a_hit_and_costs_no_device_read(make_device: MakeDevice) -> None:
+    dev = make_device(16)
+    dev.write_block(3, _fill(3))
+    cache = Cache(4)
+    assert cache.fetch(dev, 3) == (_fill(3), Access.MISS)
+    assert cache.fetch(dev, 3) == (_fill(3), Access.HIT)
+    assert (cache.stats.misses, cache.stats.hits, dev.stats.reads) == (1, 1, 1)
+    cache.check_invariants()
+
+
+def test_more_blocks_than_frames_evicts_exactly_the_overflow(make_device: MakeDevice) -> None:
+    dev = make_device(16)
+    cache = Cache(4)
+    for b in range(6):
+        cache.read_block(dev, b)
+    assert (cache.stats.misses, cache.stats.evictions, cache.free_frames) == (6, 2, 0)
+    assert len(cache.resident_blocks(dev)) == 4
+    cache.check_invariants()
+
+
+def test_out_of_range_block_through_the_cache_claims_no_frame(make_device: MakeDevice) -> None:
+    dev = make_device(8)
+    cache = Cache(4)
+    with pytest.raises(BadBlock):
+        cache.read_block(dev, 8)
+    with pytest.raises(BadBlock):
+        cache.write_block(dev, -1, _fill(0))
+    assert cache.free_frames == 4
+    cache.check_invariants()
+
+
+def test_dirty_block_is_written_back_on_eviction_and_clean_ones_are_not(
+        make_device: MakeDevice) -> None:
+    dev = make_device(16)
+    cache = Cache(2)
+    cache.write_block(dev, 0, _fill(0xAB))  # a whole block: no device read needed
+    assert dev.stats.reads == 0
+    assert dev.read_block(0) == bytes(BS)  # write-back: the device has not seen it yet
+    for b in (1, 2, 3):  # push block 0 (and then clean ones) out
+        cache.read_block(dev, b)
+    assert dev.read_block(0) == _fill(0xAB)
+    assert cache.stats.writebacks == 1
+    assert dev.stats.writes == 1  # clean evictions wrote nothing
+
+
+def test_partial_write_of_a_non_resident_block_reads_it_first(make_device: MakeDevice) -> None:
+    dev = make_device(8)
+    dev.write_block(2, _fill(7))
+    cache = Cache(4)
+    cache.write_block(dev, 2, b"xy", offset=10)
+    assert cache.sync(dev) == 1
+    want = bytearray(_fill(7))
+    want[10:12] = b"xy"
+    assert dev.read_block(2) == want
+    with pytest.raises(InvalidArgument):
+        cache.write_block(dev, 2, b"abc", offset=BS - 2)
+
+
+def test_sync_writes_each_dirty_block_once_coalescing_runs(make_device: MakeDevice) -> None:
+    dev = make_device(64)
+    cache = Cache(32)
+    for b in [*range(10, 18), 30]:
+        cache.write_block(dev, b, _fill(b))
+    writes = dev.stats.writes
+    assert cache.sync(dev) == 9
+    assert dev.stats.writes - writes == 2  # 10..17 in one request, 30 in another
+    assert cache.sync(dev) == 0  # nothing dirty any more
+    for b in [*range(10, 18), 30]:
+        assert dev.read_block(b) == _fill(b)
+
+
+def test_discard_drops_a_dirty_block_without_writing_it(make_device: MakeDevice) -> None:
+    dev = make_device(8)
+    cache = Cache(4)
+    cache.write_block(dev, 1, _fill(1))
+    cache.discard(dev, 1)
+    assert cache.sync() == 0 and dev.read_block(1) == bytes(BS)
+    assert not cache.is_resident(dev, 1)
+    cache.check_invariants()
+
+
+def test_global_clock_gives_referenced_blocks_a_second_chance(make_device: MakeDevice) -> None:
+    dev = make_device(8)
+    cache = Cache(3)
+    for b in (0, 1, 2):
+        cache.read_block(dev, b)
+    cache.read_block(dev, 3)  # all referenced: one lap clears them, block 0 goes
+    assert cache.resident_blocks(dev) == [1, 2, 3]
+    cache.read_block(dev, 1)  # referenced again
+    cache.read_block(dev, 4)  # the hand passes 1 (second chance) and takes 2
+    assert cache.resident_blocks(dev) == [1, 3, 4]
+
+
+def test_invalidate_writes_back_then_forgets_the_device(make_device: MakeDevice) -> None:
+    dev = make_device(8)
+    other = make_device(8, "other.img")
+    cache = Cache(4)
+    cache.write_block(dev, 5, _fill(5))
+    cache.read_block(other, 1)
+    cache.invalidate(dev)
+    assert cache.resident_blocks(dev) == [] and cache.resident_blocks(other) == [1]
+    assert dev.read_block(5) == _fill(5)
+    cache.check_invariants()
+
+
+# ---- prefetch --------------------------------------------------------------------------------
+
+
+def test_prefetch_reads_contiguous_runs_in_one_request_and_counts_hits(
+        make_device: MakeDevice) -> None:
+    dev = make_device(32)
+    for b in range(32):
+        dev.write_block(b, _fill(b))
+    cache = Cache(16)
+    reads = dev.stats.reads
+    assert cache.prefetch(dev, [5, 6, 7, 9]) == 4
+    assert dev.stats.reads - reads == 2  # 5..7 and 9
+    assert cache.fetch(dev, 6) == (_fill(6), Access.PREFETCH_HIT)
+    assert cache.fetch(dev, 6)[1] is Access.HIT
+    assert cache.prefetch(dev, [5, 6]) == 0  # already resident: no I/O
+    assert cache.stats.prefetches == 4 and cache.stats.prefetch_hits == 1
+
+
+def test_prefetch_with_one_bad_block_loads_nothing(make_device: MakeDevice) -> None:
+    dev = make_device(8)
+    cache = Cache(8)
+    with pytest.raises(BadBlock):
+        cache.prefetch(dev, [1, 2, 99])
+    assert cache.free_frames == 8 and dev.stats.reads == 0
+
+
+def test_prefetch_cannot_flush_the_whole_cache(make_device: MakeDevice) -> None:
+    dev = make_device(64)
+    cache = Cache(8)
+    for b in range(8):
+        cache.read_block(dev, b)
+    assert cache.prefetch(dev, range(20, 60)) == 8 // params.PREFETCH_FRACTION
+    assert len([b for b in cache.resident_blocks(dev) if b < 8]) >= 4
+
+
+def test_unused_prefetches_are_the_first_victims_and_are_counted(make_device: MakeDevice) -> None:
+    dev = make_device(64)
+    cache = Cache(8)
+    for b in range(4):
+        cache.read_block(dev, b)
+    cache.prefetch(dev, [40, 41, 42, 43])
+    cache.read_block(dev, 10)  # frames full: the sweep clears 0..3 and takes unreferenced 40
+    assert not cache.is_resident(dev, 40)
+    assert all(cache.is_resident(dev, b) for b in range(4))
+    assert cache.stats.prefetch_unused == 1
+
+
+# ---- anonymous pages ------------------------------------------------------------------------
+
+
+def test_first_touch_is_a_zero_fill_fault_and_second_is_not() -> None:
+    cache = Cache(4)
+    aspace = AddressSpace(_proc(1), cache)
+    assert aspace.touch(7) is True
+    assert aspace.touch(7) is False
+    assert aspace.read(7) == bytes(BS)
+    assert (aspace.faults, cache.stats.faults) == (1, 1)
+    assert aspace.resident() == [7]
+
+
+def test_anonymous_contents_survive_eviction_without_a_swap_device() -> None:
+    cache = Cache(3, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    for vpn in range(10):
+        aspace.write(vpn, bytes([vpn]) * 100, offset=vpn)
+    for vpn in range(10):
+        assert aspace.read(vpn)[vpn:vpn + 100] == bytes([vpn]) * 100
+    assert cache.stats.swapouts >= 7 and cache.stats.swapins >= 7
+    cache.check_invariants()
+
+
+def test_anonymous_pages_swap_to_a_real_device_and_clean_ones_are_not_rewritten(
+        make_device: MakeDevice) -> None:
+    swap = make_device(16, "swap.img")
+    cache = Cache(2, swap=swap, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    for vpn in range(4):
+        aspace.write(vpn, _fill(vpn + 1))
+    for vpn in range(4):
+        assert aspace.read(vpn) == _fill(vpn + 1)
+    writes_after_first_round = swap.stats.writes
+    for vpn in range(4):  # only reads: pages come back clean and leave without a write
+        aspace.read(vpn)
+    assert swap.stats.writes == writes_after_first_round
+    assert swap.stats.reads >= 4
+    cache.check_invariants()
+
+
+def test_full_swap_device_refuses_to_evict_and_loses_nothing(make_device: MakeDevice) -> None:
+    swap = make_device(1, "swap.img")
+    cache = Cache(1, swap=swap, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    aspace.write(0, b"keep me")
+    aspace.write(1, b"also me")  # vpn 0 goes to the only swap slot
+    with pytest.raises(NoSpace, match="swap"):
+        aspace.write(2, b"no room")
+    assert aspace.read(1)[:7] == b"also me"
+    cache.check_invariants()
+
+
+def test_released_address_space_gives_back_frames_and_refuses_touches(
+        make_device: MakeDevice) -> None:
+    swap = make_device(8, "swap.img")
+    cache = Cache(4, swap=swap, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    for vpn in range(6):
+        aspace.write(vpn, b"x")
+    aspace.release()
+    aspace.release()  # idempotent
+    assert cache.free_frames == 4 and aspace.released
+    with pytest.raises(BadHandle):
+        aspace.touch(0)
+    cache.check_invariants()  # includes: no swap slot leaked
+
+
+@pytest.mark.parametrize("vpn", [-1, params.VPN_LIMIT])
+def test_vpn_outside_u32_is_refused(vpn: int) -> None:
+    aspace = AddressSpace(_proc(1), Cache(2))
+    with pytest.raises(InvalidArgument):
+        aspace.touch(vpn)
+    assert aspace.faults == 0
+
+
+def test_last_use_and_flags_describe_the_pages() -> None:
+    cache = Cache(8, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    seen: list[list[PageInfo]] = []
+
+    def spy(a: AddressSpace, cands: list[PageInfo]) -> int:
+        seen.append(cands)
+        return Cache._evict_choice(cache, a, cands)
+
+    _replace(cache, "_evict_choice", spy)
+    for vpn in range(8):
+        aspace.touch(vpn, write=vpn % 2 == 0)
+    aspace.touch(8)
+    cands = seen[0]
+    assert [c.vpn for c in cands] == list(range(8))  # the hand starts at vpn 0
+    assert all(c.flags & REFERENCED for c in cands)
+    assert [bool(c.flags & DIRTY) for c in cands] == [v % 2 == 0 for v in range(8)]
+    assert [c.last_use for c in cands] == sorted(c.last_use for c in cands)
+    assert len({c.page_id for c in cands}) == 8
+
+
+def test_address_space_clock_gives_a_second_chance() -> None:
+    cache = Cache(4, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    for vpn in range(4):
+        aspace.touch(vpn)
+    aspace.touch(4)  # all referenced: bits cleared, vpn 0 goes, hand moves to 1
+    assert aspace.resident() == [1, 2, 3, 4]
+    aspace.touch(1)  # referenced again
+    aspace.touch(5)  # hand at 1: second chance; 2 goes
+    assert aspace.resident() == [1, 3, 4, 5]
+
+
+def test_candidates_are_capped_and_start_at_the_hand() -> None:
+    n = params.MAX_EVICT_CANDIDATES + 44
+    cache = Cache(n, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    for vpn in range(n):
+        aspace.touch(vpn)
+    sizes: list[int] = []
+    firsts: list[int] = []
+
+    def spy(a: AddressSpace, cands: list[PageInfo]) -> int:
+        sizes.append(len(cands))
+        firsts.append(cands[0].vpn)
+        return 0
+
+    _replace(cache, "_evict_choice", spy)
+    aspace.touch(n)  # evicts vpn 0, hand -> 1
+    aspace.touch(n + 1)
+    assert sizes == [params.MAX_EVICT_CANDIDATES] * 2 and firsts == [0, 1]
+
+
+# ---- the victim rule -------------------------------------------------------------------------
+
+
+def test_a_process_above_its_minimum_pays_for_its_own_faults(make_device: MakeDevice) -> None:
+    """Memory full; a greedy process keeps faulting: it only ever loses its own pages."""
+    dev = make_device(32)
+    cache = Cache(16, min_resident=4)
+    greedy = AddressSpace(_proc(1), cache)
+    modest = AddressSpace(_proc(2), cache)
+    for vpn in range(3):
+        modest.touch(vpn)
+    for b in range(3):
+        cache.read_block(dev, b)
+    for vpn in range(10):
+        greedy.touch(vpn)
+    assert cache.free_frames == 0
+    for vpn in range(10, 200):
+        greedy.touch(vpn, write=True)
+    assert modest.resident() == [0, 1, 2]
+    assert cache.resident_blocks(dev) == [0, 1, 2]
+    assert greedy.resident_count == 10
+    assert cache.stats.local_evictions == 190
+    cache.check_invariants()
+
+
+def test_a_process_at_its_minimum_takes_a_frame_from_the_global_clock(
+        make_device: MakeDevice) -> None:
+    dev = make_device(32)
+    cache = Cache(8, min_resident=4)
+    small = AddressSpace(_proc(1), cache)
+    for b in range(8):
+        cache.read_block(dev, b)
+    for vpn in range(5):  # at or below 4 resident: each fault takes a global victim
+        small.touch(vpn)
+    assert small.resident_count == 5
+    assert len(cache.resident_blocks(dev)) == 3
+    assert cache.stats.local_evictions == 0
+    small.touch(5)  # now above the minimum: it replaces its own page
+    assert small.resident_count == 5 and cache.stats.local_evictions == 1
+
+
+def test_when_the_global_clock_lands_on_a_process_its_own_policy_picks_the_page() -> None:
+    cache = Cache(8, min_resident=2)
+    owner = AddressSpace(_proc(1), cache)
+    newcomer = AddressSpace(_proc(2), cache)
+    for vpn in range(100, 108):
+        owner.touch(vpn)
+    asked: list[tuple[AddressSpace, list[PageInfo]]] = []
+
+    def keep_low_vpns(a: AddressSpace, cands: list[PageInfo]) -> int:
+        asked.append((a, cands))
+        return max(range(len(cands)), key=lambda i: cands[i].vpn)  # give up the highest vpn
+
+    _replace(cache, "_evict_choice", keep_low_vpns)
+    newcomer.touch(0)
+    assert len(asked) == 1
+    a, cands = asked[0]
+    assert a is owner
+    assert sorted(c.vpn for c in cands) == list(range(100, 108))
+    assert not owner.is_resident(107) and owner.resident_count == 7
+    assert newcomer.resident() == [0]
+    cache.check_invariants()
+
+
+@pytest.mark.parametrize("answer", [-1, 8, 10**6, "0", None])
+def test_an_invalid_victim_index_is_refused_and_changes_nothing(answer: object) -> None:
+    cache = Cache(8, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    for vpn in range(8):
+        aspace.write(vpn, bytes([vpn]))
+    before = (aspace.resident(), cache.stats.evictions, aspace.faults)
+    _replace(cache, "_evict_choice", lambda a, c: answer)
+    with pytest.raises(InvalidArgument, match="chose"):
+        aspace.touch(8)
+    assert (aspace.resident(), cache.stats.evictions, aspace.faults - 1) == before
+    cache.check_invariants()
+    del cache._evict_choice  # back to the default: the same fault now completes
+    aspace.touch(8)
+    assert all(aspace.read(v)[:1] == bytes([v]) for v in range(8))
+
+
+# ---- random operation sequences ------------------------------------------------------------
+
+_KINDS = ["fread", "fwrite", "prefetch", "touch", "awrite", "sync", "release"]
+_op = st.tuples(st.sampled_from(_KINDS), st.integers(0, 2), st.integers(0, 11),
+                st.integers(0, 255))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(_op, min_size=5, max_size=80), nframes=st.integers(1, 7),
+       with_swap=st.booleans(), min_resident=st.integers(0, 3))
+def test_random_operations_keep_invariants_and_contents(
+        ops: list[tuple[str, int, int, int]], nframes: int, with_swap: bool,
+        min_resident: int) -> None:
+    """Two devices, three address spaces, a tiny cache: every read returns the model's bytes,
+    every invariant holds after every step, and a final sync puts every write on disk."""
+    with tempfile.TemporaryDirectory() as tmp:
+        devs = [BlockDevice.create(Path(tmp, f"d{i}"), 12, durable=False) for i in range(2)]
+        swap = BlockDevice.create(Path(tmp, "swap"), 64, durable=False) if with_swap else None
+        cache = Cache(nframes, swap=swap, min_resident=min_resident)
+        spaces = [AddressSpace(_proc(i), cache) for i in range(3)]
+        files: dict[tuple[int, int], bytes] = {}
+        anon: dict[tuple[int, int], bytes] = {}
+        for kind, who, where, value in ops:
+            d, a, vpn = who % 2, who, where % 10
+            if kind == "fread":
+                assert cache.read_block(devs[d], where) == files.get((d, where), bytes(BS))
+            elif kind == "fwrite":
+                cache.write_block(devs[d], where, bytes([value]) * 8, offset=where)
+                old = bytearray(files.get((d, where), bytes(BS)))
+                old[where:where + 8] = bytes([value]) * 8
+                files[(d, where)] = bytes(old)
+            elif kind == "prefetch":
+                cache.prefetch(devs[d], [where, (where + 1) % 12, (where + 2) % 12])
+            elif kind == "touch" and not spaces[a].released:
+                spaces[a].touch(vpn, write=value % 2 == 0)
+            elif kind == "awrite" and not spaces[a].released:
+                spaces[a].write(vpn, bytes([value]) * 4, offset=vpn)
+                old = bytearray(anon.get((a, vpn), bytes(BS)))
+                old[vpn:vpn + 4] = bytes([value]) * 4
+                anon[(a, vpn)] = bytes(old)
+            elif kind == "sync":
+                cache.sync()
+            elif kind == "release":
+                spaces[a].release()
+                anon = {k: val for k, val in anon.items() if k[0] != a}
+            cache.check_invariants()
+        for (a, vpn), val in anon.items():
+            assert spaces[a].read(vpn) == val
+        cache.sync()
+        for (d, b), val in files.items():
+            assert devs[d].read_block(b) == val  # everything written reached the device
+        cache.check_invariants()
+        for dev in [*devs, *([swap] if swap else [])]:
+            dev.close()
+
+
+def test_concurrent_users_of_one_cache_keep_it_consistent(make_device: MakeDevice) -> None:
+    dev = make_device(64)
+    for b in range(64):
+        dev.write_block(b, _fill(b))
+    cache = Cache(12, min_resident=2)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for i in range(300):
+                b = (i * 7) % 64
+                assert cache.read_block(dev, b) == _fill(b)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    def toucher(pid: int) -> None:
+        try:
+            aspace = AddressSpace(_proc(pid), cache)
+            for i in range(300):
+                vpn = (i * 5) % 23
+                aspace.write(vpn, bytes([pid]))
+                assert aspace.read(vpn)[:1] == bytes([pid])
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader), threading.Thread(target=reader),
+               threading.Thread(target=toucher, args=(1,)),
+               threading.Thread(target=toucher, args=(2,))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    cache.check_invariants()
