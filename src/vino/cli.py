@@ -1,0 +1,155 @@
+"""The ``vino`` command line.
+
+    vino demo                      boot the kernel, run the sample grafts, attack it
+    vino bench micro [--json]      the graft mechanism's own costs
+    vino graft build FILE.c [-o OUT.wasm]
+    vino graft check FILE --point NAME [--as USER]
+    vino stats                     run the sample workloads and print graft statistics
+
+Exit status: 0 on success; 1 when a check failed (demo) or a graft was
+rejected (graft check); 2 on bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vino import demo
+
+    ok = demo.run(sys.stdout, Path(args.workdir) if args.workdir else None)
+    return 0 if ok else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from vino.bench import micro
+
+    def progress(msg: str) -> None:
+        print(f"  {msg}", file=sys.stderr, flush=True)
+
+    if args.what == "micro":
+        result = micro.run(rounds=args.rounds, progress=progress)
+        print(json.dumps(result, indent=2) if args.json else micro.render(result))
+        return 0
+    print(f"vino bench: unknown benchmark {args.what!r}", file=sys.stderr)
+    return 2
+
+
+def _graft_build(args: argparse.Namespace) -> int:
+    from vino.sdk.build import BuildError, build
+
+    src = Path(args.file)
+    out = Path(args.output) if args.output else src.with_suffix(".wasm")
+    try:
+        data = build(src, out)
+    except FileNotFoundError as exc:
+        print(f"vino graft build: {exc}", file=sys.stderr)
+        return 2
+    except BuildError as exc:
+        print(f"vino graft build: {exc}", file=sys.stderr)
+        return 1
+    print(f"{out}: {len(data)} bytes")
+    return 0
+
+
+def _graft_check(args: argparse.Namespace) -> int:
+    from vino.errors import GraftRejected
+    from vino.graft import GLOBAL
+    from vino.kernel.kernel import Kernel
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"vino graft check: no such file: {path}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="vino-check-") as tmp:
+        k = Kernel.boot(Path(tmp) / "check.img", nblocks=256)
+        try:
+            if args.point not in k.points:
+                print(f"vino graft check: no graft point {args.point!r} "
+                      f"(points: {', '.join(sorted(k.points))})", file=sys.stderr)
+                return 2
+            user = k.root if args.as_user == "root" else k.add_user(args.as_user)
+            target = _target_for(k, user, args.point) if args.as_user != "root" else GLOBAL
+            try:
+                checked = k.registry.check(args.point, path, user.principal, target)
+            except GraftRejected as exc:
+                print(f"REJECTED {path} at {args.point}: {exc.reason}")
+                return 1
+            print(f"OK {path} at {args.point}: {len(checked.wasm)} bytes, "
+                  f"{'takes' if checked.has_message else 'no'} messages, "
+                  f"memory {checked.memory_min_bytes // 1024} KiB"
+                  f"{', may grow' if checked.may_grow else ''}")
+            return 0
+        finally:
+            k.shutdown()
+
+
+def _target_for(k: object, user: object, point: str) -> object:
+    """A target of ``point`` owned by ``user`` on a scratch kernel, for rights checks."""
+    from vino.kernel.kernel import Kernel
+    from vino.kernel.proc import User
+
+    assert isinstance(k, Kernel) and isinstance(user, User)
+    proc = k.spawn(user, "check", k.new_group(user, "check"))
+    if point == "vm.evict":
+        return k.address_space(proc)
+    if point == "sched.pick":
+        assert proc.group is not None
+        return proc.group
+    k.fs.create(user, "check", 0o600)
+    of = k.fs.open(proc, "check", "r")
+    return of if point == "fs.readahead" else of.inode
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from vino import demo
+
+    with tempfile.TemporaryDirectory(prefix="vino-stats-") as tmp:
+        rows = demo.stats_run(Path(tmp))
+    print(json.dumps(rows, indent=2) if args.json else demo.render_stats(rows))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vino", description="Safe, transactional grafts.")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="boot the kernel, run the sample grafts, attack it")
+    d.add_argument("--workdir", help="keep the kernel images here (default: a temp dir)")
+    d.set_defaults(fn=_demo)
+    b = sub.add_parser("bench", help="benchmarks")
+    b.add_argument("what", nargs="?", default="micro", choices=["micro"])
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--rounds", type=int, default=15)
+    b.set_defaults(fn=_bench)
+    g = sub.add_parser("graft", help="build or check a graft")
+    gs = g.add_subparsers(dest="graft_command", required=True)
+    gb = gs.add_parser("build", help="compile C to a graft with the SDK")
+    gb.add_argument("file")
+    gb.add_argument("-o", "--output")
+    gb.set_defaults(fn=_graft_build)
+    gc = gs.add_parser("check", help="run every load-time check")
+    gc.add_argument("file")
+    gc.add_argument("--point", required=True)
+    gc.add_argument("--as", dest="as_user", default="user",
+                    help="install as this user ('root' checks a global graft)")
+    gc.set_defaults(fn=_graft_check)
+    s = sub.add_parser("stats", help="run the sample workloads, print graft statistics")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_stats)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.fn(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

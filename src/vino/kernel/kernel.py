@@ -1,0 +1,134 @@
+"""The reference kernel: every subsystem booted together, with its graft points.
+
+Usage::
+
+    k = Kernel.boot(Path("disk.img"))           # formats a new image
+    alice = k.add_user("alice")
+    proc = k.spawn(alice, "app")
+    k.fs.create(alice, "data", 0o600)
+    with k.fs.open(proc, "data", "rw") as f: ...
+    g = k.graft(alice, "fs.readahead", sample_path("readahead_stride.wasm"), target=f)
+    k.check_invariants()
+    k.shutdown()                                 # unmount; the image keeps the data
+
+What ``boot`` wires (docs/ABI.md): ``vm.evict`` over the cache, ``sched.pick``
+over the scheduler, ``fs.readahead``, ``fs.filter`` and the ``fs.access`` event
+over the file system. Grafts are installed through ``Kernel.graft`` so that they
+act as the installing user's ``Principal``, with its rights and quotas.
+
+Time: one ``SimClock`` drives the device model and the scheduler, so workloads
+are reproducible; graft CPU budgets are wall-clock time (they bound real work).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from vino.graft import GLOBAL, Graft, Principal, Quota, Registry
+from vino.graft.loader import Source
+from vino.graft.point import Point
+from vino.kernel import points
+from vino.kernel.cache import AddressSpace, Cache
+from vino.kernel.clock import SimClock
+from vino.kernel.device import DISK_1996, BlockDevice, DiskProfile
+from vino.kernel.errors import InvalidArgument
+from vino.kernel.fs import FileSystem
+from vino.kernel.proc import Process, ProcessGroup, User, new_pgid, new_pid
+from vino.kernel.sched import Scheduler
+
+DEFAULT_BLOCKS = 8192  # 32 MiB image
+DEFAULT_FRAMES = 256  # 1 MiB of page frames
+
+
+class Kernel:
+    """One booted kernel. Build with ``Kernel.boot``."""
+
+    def __init__(self, device: BlockDevice, clock: SimClock, *, frames: int = DEFAULT_FRAMES,
+                 registry: Registry | None = None) -> None:
+        self.clock = clock
+        self.device = device
+        self.cache = Cache(frames)
+        self.fs = FileSystem.mount(device, self.cache, clock)
+        self.sched = Scheduler(clock)
+        self._own_registry = registry is None
+        self.registry = registry or Registry()
+        self._uids = itertools.count(1000)
+        self.root = User(0, "root")
+        self.users: dict[int, User] = {0: self.root}
+        self._by_principal: dict[int, User] = {id(self.root.principal): self.root}
+        self.aspaces: dict[int, AddressSpace] = {}
+        reg = self.registry
+        self.points: dict[str, Point] = {
+            p.name: p for p in (
+                points.evict_point(self.cache, reg),
+                points.pick_point(self.sched, reg),
+                points.readahead_point(self.fs, reg, self.user_of),
+                points.filter_point(self.fs, reg, self.user_of),
+                points.access_point(self.fs, reg, self.user_of),
+            )
+        }
+
+    @classmethod
+    def boot(cls, image: Path, *, nblocks: int = DEFAULT_BLOCKS, fresh: bool = True,
+             profile: DiskProfile = DISK_1996, frames: int = DEFAULT_FRAMES,
+             registry: Registry | None = None) -> Kernel:
+        """Boot on ``image``: a new formatted image if ``fresh``, else the existing one."""
+        clock = SimClock()
+        if fresh:
+            dev = BlockDevice.create(image, nblocks, profile=profile, clock=clock,
+                                     overwrite=True, durable=False)
+            FileSystem.format(dev)
+        else:
+            dev = BlockDevice.open(image, profile=profile, clock=clock, durable=False)
+        return cls(dev, clock, frames=frames, registry=registry)
+
+    # ---- principals ---------------------------------------------------------------------
+    def add_user(self, name: str, quota: Quota | None = None) -> User:
+        user = User(next(self._uids), name, quota or Quota())
+        self.users[user.uid] = user
+        self._by_principal[id(user.principal)] = user
+        return user
+
+    def user_of(self, principal: Principal) -> User | None:
+        return self._by_principal.get(id(principal))
+
+    def new_group(self, owner: User, name: str = "") -> ProcessGroup:
+        return ProcessGroup(new_pgid(), owner, name)
+
+    def spawn(self, user: User, name: str = "", group: ProcessGroup | None = None) -> Process:
+        """A process of ``user`` (in ``group`` if given; it must be the user's or root's)."""
+        if group is not None and group.owner is not user and not user.is_root:
+            raise InvalidArgument(f"{user.name} may not join group {group.pgid} of "
+                                  f"{group.owner.name}")
+        return Process(new_pid(), user, name, group)
+
+    def address_space(self, proc: Process) -> AddressSpace:
+        aspace = self.aspaces.get(proc.pid)
+        if aspace is None:
+            aspace = self.aspaces[proc.pid] = AddressSpace(proc, self.cache)
+        return aspace
+
+    # ---- grafting -------------------------------------------------------------------------
+    def graft(self, user: User, point: str, source: Source, target: Any = GLOBAL,
+              **kw: Any) -> Graft:
+        """Install ``source`` at ``point`` for ``target``, as ``user``. Raises GraftRejected."""
+        return self.registry.install(point, source, user.principal, target, **kw)
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def check_invariants(self) -> None:
+        self.cache.check_invariants()
+        self.fs.check_invariants()
+        self.sched.check_invariants()
+
+    def shutdown(self) -> None:
+        """Remove every graft, unmount (writing everything back) and close the device."""
+        for g in self.registry.grafts():
+            g.remove()
+        if self.fs.mounted:
+            self.fs.unmount()
+        if not self.device.closed:
+            self.device.close()
+        if self._own_registry:
+            self.registry.close()
