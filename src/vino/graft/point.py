@@ -150,6 +150,15 @@ class FunctionPoint(_PointBase, Generic[R]):
                 return self.default(*args)
         return g.invoke(args)  # type: ignore[no-any-return]
 
+    def redispatch(self, stale: Graft, args: tuple[Any, ...]) -> R:
+        """Dispatch again for a graft that was no longer live when its call began."""
+        g = self.table.get(stale.target)
+        if g is None and stale.target is not GLOBAL:
+            g = self.table.get(GLOBAL)
+        if g is None or g is stale:
+            return self.default(*args)
+        return g.invoke(args)  # type: ignore[no-any-return]
+
     def graft_for(self, target: Any) -> Graft | None:
         return self.table.get(target) or self.table.get(GLOBAL)
 

@@ -291,7 +291,9 @@ class Graft:
             return point.default(*args)
         try:
             if self.state is not LIVE:
-                return point.default(*args)
+                # Replaced or removed between the point's lookup and here: dispatch again,
+                # so a hot replacement is seen as the new graft, never as the default.
+                return point.redispatch(self, args)
             self._args = args
             txn = self._txn  # finished: the mutex admits one invocation at a time
             ts = _LOCAL.ts
