@@ -12,10 +12,11 @@ so a subsystem never knows whether a graft answered:
 | ``fs.filter``  | Inode (a file)  | ``FileSystem._filter``        |
 | ``fs.access``  | Inode or GLOBAL | ``FileSystem._on_access`` (event) |
 
-Rights (who may install what, checked at load time): a file's read-ahead, anyone
-who may read it; its filter, its owner; an address space or process group, its
-owner; a global graft, root. Accessors check again at run time against the
-graft's own target, so a graft can never touch another user's pages or threads.
+Rights (who may install what, checked at load time): an open file's read-ahead, the
+user who opened it, if that user may read the file; a file's filter, its owner; an
+address space or process group, its owner; a global graft, root. Accessors check
+again at run time against the graft's own target, so a graft can never touch another
+user's pages or threads.
 
 Validators reject before anything is applied: the subsystem receives only answers
 that passed, so a bad answer can never half-happen.
@@ -251,6 +252,10 @@ def readahead_point(fs: FileSystem, registry: Registry,
     def may(principal: Principal, target: Any) -> bool:
         if target is GLOBAL:
             return principal.privileged
+        # The open file is its opener's: another reader may not see its history or
+        # take over (replace) its policy.
+        if not principal.privileged and target.user.principal is not principal:
+            return False
         return _may_read(user_of, principal, target.inode)
 
     point = FunctionPoint[list[int]](
