@@ -46,9 +46,12 @@ def _graft_build(args: argparse.Namespace) -> int:
 
     src = Path(args.file)
     out = Path(args.output) if args.output else src.with_suffix(".wasm")
+    if not src.is_file():  # build() reports it as a BuildError; it is bad input here
+        print(f"vino graft build: no such file: {src}", file=sys.stderr)
+        return 2
     try:
         data = build(src, out)
-    except FileNotFoundError as exc:
+    except FileNotFoundError as exc:  # e.g. the output's directory does not exist
         print(f"vino graft build: {exc}", file=sys.stderr)
         return 2
     except BuildError as exc:
