@@ -14,6 +14,8 @@ Contract:
   callable receives plain ints and returns an int (or ``None`` for no result).
   A Python exception inside it becomes a guest trap; the exception object is
   kept in ``HOST_FAULT`` (per thread) for the caller to re-raise or classify.
+- Pooling: ``use_pooling(config, ...)`` switches an engine configuration to
+  wasmtime's pooling instance allocator (not exposed by the public ``Config``).
 - Epoch deadlines: ``install_epoch_callback(store, decide)``; ``decide()`` runs
   on the Wasm thread at each epoch tick past the deadline and returns ``True``
   to keep running (the deadline is pushed one tick on) or ``False`` to stop the
@@ -82,6 +84,14 @@ _USED: Final = {
     "wasmtime_trap_new": 2,
     "wasmtime_store_epoch_deadline_callback": 4,
     "wasmtime_error_new": 1,
+    "wasmtime_pooling_allocation_config_new": 0,
+    "wasmtime_pooling_allocation_config_delete": 1,
+    "wasmtime_pooling_allocation_config_total_core_instances_set": 2,
+    "wasmtime_pooling_allocation_config_total_memories_set": 2,
+    "wasmtime_pooling_allocation_config_total_tables_set": 2,
+    "wasmtime_pooling_allocation_config_max_memory_size_set": 2,
+    "wasmtime_pooling_allocation_config_table_elements_set": 2,
+    "wasmtime_pooling_allocation_strategy_set": 2,
 }
 
 
@@ -415,3 +425,30 @@ def install_epoch_callback(store: wasmtime.Store, decide: Callable[[], bool],
     cb = _EpochCb(on_deadline)
     keepalive.append(cb)
     _set_epoch_callback(_address(store.ptr()), cb, None, None)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def use_pooling(config: wasmtime.Config, *, slots: int, memory_bytes: int,
+                table_elements: int) -> None:
+    """Make engines built from ``config`` use wasmtime's pooling instance allocator.
+
+    The engine reserves, once, ``slots`` instance slots, each with one linear
+    memory of at most ``memory_bytes`` and one table of at most
+    ``table_elements``; instantiating more than ``slots`` instances at once, or
+    a module whose initial memory exceeds ``memory_bytes``, fails with a
+    ``WasmtimeError``. A dropped store gives its slot back.
+    """
+    if slots <= 0 or memory_bytes <= 0 or table_elements < 0:
+        raise ValueError("pooling needs positive slots and memory_bytes")
+    pc = raw.wasmtime_pooling_allocation_config_new()
+    try:
+        raw.wasmtime_pooling_allocation_config_total_core_instances_set(pc, slots)
+        raw.wasmtime_pooling_allocation_config_total_memories_set(pc, slots)
+        raw.wasmtime_pooling_allocation_config_total_tables_set(pc, slots)
+        raw.wasmtime_pooling_allocation_config_max_memory_size_set(pc, memory_bytes)
+        raw.wasmtime_pooling_allocation_config_table_elements_set(pc, table_elements)
+        raw.wasmtime_pooling_allocation_strategy_set(config.ptr(), pc)  # copies pc
+    finally:
+        raw.wasmtime_pooling_allocation_config_delete(pc)
