@@ -1,7 +1,10 @@
 """The ``vino`` command line.
 
     vino demo                      boot the kernel, run the sample grafts, attack it
-    vino bench micro [--json]      the graft mechanism's own costs
+    vino bench [table|savings|scale|all|micro] [--quick] [--json] [--plot FILE.png]
+                                   the paper's overhead table beside VINO 1996 and
+                                   today's peers (default), savings, scale; micro:
+                                   the graft mechanism's own costs
     vino graft build FILE.c [-o OUT.wasm]
     vino graft check FILE --point NAME [--as USER]
     vino stats                     run the sample workloads and print graft statistics
@@ -28,17 +31,33 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from vino.bench import micro
-
     def progress(msg: str) -> None:
         print(f"  {msg}", file=sys.stderr, flush=True)
 
     if args.what == "micro":
-        result = micro.run(rounds=args.rounds, progress=progress)
+        from vino.bench import micro
+
+        result = micro.run(rounds=args.rounds or 15, progress=progress)
         print(json.dumps(result, indent=2) if args.json else micro.render(result))
         return 0
-    print(f"vino bench: unknown benchmark {args.what!r}", file=sys.stderr)
-    return 2
+    from dataclasses import replace
+
+    from vino.bench import suite
+
+    settings = suite.QUICK if args.quick else suite.FULL
+    if args.rounds:
+        settings = replace(settings, rounds=args.rounds)
+    if args.plot and args.what not in ("table", "all"):
+        print("vino bench: --plot draws the overhead table: use it with 'table' or 'all'",
+              file=sys.stderr)
+        return 2
+    result = suite.run(args.what, settings=settings, progress=progress)
+    if args.plot:
+        from vino.bench.plot import plot
+
+        progress(f"plot written to {plot(result, Path(args.plot))}")
+    print(json.dumps(result, indent=2) if args.json else suite.render(result))
+    return 0
 
 
 def _graft_build(args: argparse.Namespace) -> int:
@@ -125,10 +144,16 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="boot the kernel, run the sample grafts, attack it")
     d.add_argument("--workdir", help="keep the kernel images here (default: a temp dir)")
     d.set_defaults(fn=_demo)
-    b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", nargs="?", default="micro", choices=["micro"])
-    b.add_argument("--json", action="store_true")
-    b.add_argument("--rounds", type=int, default=15)
+    b = sub.add_parser("bench", help="benchmarks: the paper's overhead table and more")
+    b.add_argument("what", nargs="?", default="table",
+                   choices=["table", "savings", "scale", "all", "micro"],
+                   help="table (default): overhead table + peers; all: table, savings, scale")
+    b.add_argument("--json", action="store_true", help="print the results as JSON")
+    b.add_argument("--plot", metavar="FILE.png", help="draw the overhead table to FILE.png")
+    b.add_argument("--quick", action="store_true",
+                   help="small and fast (CI): checks structure, numbers not meaningful")
+    b.add_argument("--rounds", type=int, default=0, help="interleaved rounds (default: 21; "
+                   "micro: 15; --quick: 3)")
     b.set_defaults(fn=_bench)
     g = sub.add_parser("graft", help="build or check a graft")
     gs = g.add_subparsers(dest="graft_command", required=True)

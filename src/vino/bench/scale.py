@@ -1,0 +1,344 @@
+"""Scale: invocation cost, install time and memory with 1, 1,000 and 100,000 grafts.
+
+One generic function point, ``bench.readahead``, with the ``fs.readahead`` buffer
+layout and validator, stands for "one read-ahead graft per open file": its
+targets are plain integers and each gets its own instance of
+``readahead_stride.wasm`` (the module is compiled once and shared through the
+sandbox's compile cache and the registry's ``InstancePre`` cache; each graft
+has its own store, instance and linear memory).
+
+Configurations, each a registry of its own, all alive at once so that their
+calls can be interleaved round by round:
+
+- ``pool-N`` for N in the counts: ``Sandbox(pool=Pool(N + spare))``, wasmtime's
+  pooling allocator with whole-slot mappings (see ``vino.graft.sandbox``);
+- ``default-N`` for the counts up to ``DEFAULT_MAX``: the default (on-demand)
+  allocator. It maps each instance's memory separately -- two mappings per
+  graft -- and Linux allows ``vm.max_map_count`` (65,530) mappings per process,
+  so it cannot reach 100,000; the limit is computed from the measured mappings
+  per graft rather than by running into it.
+
+Measured:
+
+- per call, µs: ``hot`` = the same target every call; ``spread`` = cycling over
+  1,024 targets spread evenly over all N (each call a different graft, so
+  caches are colder), interleaved over every configuration;
+- install, µs per graft: each ``Registry.install`` timed (checks, instance,
+  buffer binding, accounting, the table switch), median / mean / p90;
+- memory per graft: the process's resident set (``VmRSS``) growth over the
+  installs ÷ N; the linear-memory pages each graft touched (``mincore`` on its
+  memory) are reported separately and subtracted to give host memory per graft;
+  ``/proc/self/maps`` growth ÷ N gives mappings per graft;
+- protected calls per second from 1 and from 2 threads (each thread on its own
+  grafts), ``THREAD_RUN_S`` per sample, alternated.
+
+Caveats: RSS also counts the Python objects of each ``Graft`` and allocator
+slack; the pool's slots are reserved virtual memory and cost nothing until
+touched. Two threads share one GIL: only the Wasm part of a call (the GIL is
+released around it) can overlap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import statistics
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from vino.bench.checks import AT_MOST, target
+from vino.bench.timing import Contender, Progress, interleave, ratio, spread
+from vino.errors import InvalidResult
+from vino.graft import FunctionPoint, Principal, Quota, Registry
+from vino.graft.sandbox import Pool, Sandbox
+from vino.kernel import params, points
+from vino.sdk.build import sample_path
+
+COUNTS: Final = (1, 1_000, 100_000)
+QUICK_COUNTS: Final = (1, 10, 100)
+DEFAULT_MAX: Final = 1_000  # the default allocator is measured up to this many grafts
+POOL_SPARE: Final = 16  # slots beyond N in each pool
+SPREAD_TARGETS: Final = 1024  # targets cycled over by the "spread" contender (a power of 2)
+THREAD_RUN_S: Final = 0.25  # seconds per calls-per-second sample
+QUICK_THREAD_RUN_S: Final = 0.02
+THREAD_ROUNDS: Final = 5
+MAX_MAP_COUNT_DEFAULT: Final = 65_530  # Linux's default vm.max_map_count
+KIB: Final = 1024
+BENCH_QUOTA: Final = Quota(memory_bytes=1 << 44, cpu_total_s=1e9, handles=1 << 20)
+
+# Targets of the issue.
+FLAT_WITHIN: Final = 1.10  # per-call cost at the largest N ÷ at one graft
+INSTALL_TARGET_US: Final = 100.0
+HOST_MEMORY_TARGET_KIB: Final = 32.0
+
+FILE_BLOCKS: Final = 1000
+BLOCK: Final = 128
+HIST: Final = tuple(range(BLOCK, BLOCK + params.READAHEAD_HISTORY))
+MAX_OUT: Final = params.READAHEAD_MAX_OUT
+_IN = struct.Struct(f"<IIII{len(HIST)}I")
+
+
+def _encode(buf: memoryview, nblocks: int, block: int, hist: Sequence[int]) -> tuple[int, ...]:
+    _IN.pack_into(buf, 0, nblocks, block, MAX_OUT, len(hist), *hist)
+    return ()
+
+
+def _decode(buf: memoryview, count: int, nblocks: int, block: int,
+            hist: Sequence[int]) -> list[int]:
+    if not 0 <= count <= MAX_OUT:
+        raise InvalidResult(f"bench.readahead: {count} blocks; at most {MAX_OUT}")
+    out = list(struct.unpack_from(f"<{count}I", buf, points.RA_OUT_OFFSET))
+    if out and (max(out) >= nblocks or len(set(out)) != count):
+        raise InvalidResult("bench.readahead: block past the end, or duplicates")
+    return out
+
+
+def _default(nblocks: int, block: int, hist: Sequence[int]) -> list[int]:
+    return []
+
+
+ARGS: Final = (FILE_BLOCKS, BLOCK, HIST)
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * KIB
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _maps() -> int:
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
+
+
+_PAGE: Final = os.sysconf("SC_PAGE_SIZE")
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+_libc.mincore.restype = ctypes.c_int
+
+
+def resident_bytes(base: int, size: int) -> int:
+    """Bytes of [base, base + size) resident in memory (``mincore``; base page-aligned)."""
+    pages = (size + _PAGE - 1) // _PAGE
+    if pages == 0:
+        return 0
+    vec = (ctypes.c_ubyte * pages)()
+    if _libc.mincore(base, size, vec) != 0:
+        raise OSError(ctypes.get_errno(), "mincore failed")
+    return sum(v & 1 for v in vec) * _PAGE
+
+
+@dataclass(slots=True)
+class Config:
+    """One registry with ``n`` installed grafts."""
+
+    name: str
+    n: int
+    pooled: bool
+    registry: Registry
+    point: FunctionPoint[list[int]]
+    install_us: list[float] = field(default_factory=list)
+    rss_bytes: int = 0  # RSS growth over the installs
+    maps: int = 0  # mapping-count growth over the installs
+    linear_resident_bytes: int = 0  # linear-memory pages resident, over all grafts
+
+    def summary(self) -> dict[str, Any]:
+        ins = self.install_us
+        qs = statistics.quantiles(ins, n=10) if len(ins) > 1 else ins * 9
+        n = max(self.n, 1)
+        host = (self.rss_bytes - self.linear_resident_bytes) / n
+        return {"n": self.n, "pooled": self.pooled,
+                "install_us": {"median": statistics.median(ins), "mean": statistics.fmean(ins),
+                               "p90": qs[-1]},
+                "rss_per_graft_kib": self.rss_bytes / n / KIB,
+                "linear_resident_per_graft_kib": self.linear_resident_bytes / n / KIB,
+                "host_per_graft_kib": host / KIB,
+                "maps_per_graft": self.maps / n}
+
+
+def build(name: str, n: int, pooled: bool, progress: Progress | None = None) -> Config:
+    sandbox = Sandbox(pool=Pool(n + POOL_SPARE)) if pooled else Sandbox()
+    reg = Registry(sandbox=sandbox)
+    point = FunctionPoint[list[int]](
+        name="bench.readahead", entry="vino_readahead", buffer_size=points.RA_BUFFER,
+        encode=_encode, decode=_decode, default=_default)
+    reg.declare(point)
+    who = Principal("bench", BENCH_QUOTA)
+    wasm = sample_path("readahead_stride.wasm").read_bytes()
+    cfg = Config(name, n, pooled, reg, point)
+    gc.collect()
+    rss0, maps0 = _rss(), _maps()
+    perf = time.perf_counter_ns
+    step = max(n // 10, 1)
+    for i in range(n):
+        t = perf()
+        reg.install(point, wasm, who, target=i)
+        cfg.install_us.append((perf() - t) / 1e3)
+        if progress is not None and n >= 10_000 and (i + 1) % step == 0:
+            progress(f"scale: {name}: {i + 1:,} grafts installed")
+    for i in range(n):  # every graft runs once: its stack and buffer pages are touched
+        point(i, *ARGS)
+    cfg.rss_bytes = _rss() - rss0
+    cfg.maps = _maps() - maps0
+    cfg.linear_resident_bytes = sum(resident_bytes(g.memory.base, g.memory.size)
+                                    for g in reg.grafts(point))
+    return cfg
+
+
+def _calls(cfg: Config, spread_out: bool) -> Contender:
+    point = cfg.point
+    if spread_out:
+        step = max(cfg.n // SPREAD_TARGETS, 1)
+        ts = [(i * step) % cfg.n for i in range(SPREAD_TARGETS)]
+    else:
+        ts = [0] * SPREAD_TARGETS
+    mask = SPREAD_TARGETS - 1
+    a, b, c = ARGS
+
+    def run(n: int) -> dict[str, float]:
+        perf = time.perf_counter_ns
+        t = perf()
+        for i in range(n):
+            point(ts[i & mask], a, b, c)
+        return {"": (perf() - t) / n / 1e3}
+    return Contender(f"{cfg.name}/{'spread' if spread_out else 'hot'}", run)
+
+
+def calls_per_second(cfg: Config, threads: int, run_s: float) -> float:
+    """Protected calls per second from ``threads`` threads, each on its own grafts."""
+    point = cfg.point
+    counts = [0] * threads
+    start = threading.Barrier(threads + 1)
+    stop = threading.Event()
+    a, b, c = ARGS
+
+    def work(j: int) -> None:
+        ts = [(j + threads * i) % cfg.n for i in range(SPREAD_TARGETS)]
+        mask = SPREAD_TARGETS - 1
+        k = 0
+        start.wait()
+        while not stop.is_set():
+            for _ in range(256):
+                point(ts[k & mask], a, b, c)
+                k += 1
+        counts[j] = k
+
+    ths = [threading.Thread(target=work, args=(j,), daemon=True) for j in range(threads)]
+    for th in ths:
+        th.start()
+    start.wait()
+    t0 = time.perf_counter()
+    time.sleep(run_s)
+    stop.set()
+    for th in ths:
+        th.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.01,
+        quick: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+    """Build every configuration, then measure them side by side."""
+    configs: list[Config] = []
+    try:
+        for n in sorted(counts):
+            if n <= DEFAULT_MAX:
+                configs.append(build(f"default-{n}", n, pooled=False, progress=progress))
+            configs.append(build(f"pool-{n}", n, pooled=True, progress=progress))
+            if progress is not None:
+                progress(f"scale: {n:,} grafts installed (pooled and default)"
+                         if n <= DEFAULT_MAX else f"scale: {n:,} grafts installed (pooled)")
+        cs = [_calls(cfg, s) for cfg in configs for s in (False, True)]
+        series = interleave(cs, rounds, batch_s, progress=progress, label="scale: ")
+        biggest = max(configs, key=lambda c: (c.n, c.pooled))
+        run_s = QUICK_THREAD_RUN_S if quick else THREAD_RUN_S
+        cps: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(THREAD_ROUNDS if not quick else 1):
+            for t in (1, 2):
+                cps[t].append(calls_per_second(biggest, t, run_s))
+        if progress is not None:
+            progress("scale: calls per second measured")
+        result = _summarise(configs, series, cps, biggest)
+    finally:
+        for cfg in configs:
+            cfg.registry.close()
+    return result
+
+
+def _summarise(configs: list[Config], series: dict[str, list[float]],
+               cps: dict[int, list[float]], biggest: Config) -> dict[str, Any]:
+    out: dict[str, Any] = {"configs": {}, "calls_per_second": {}}
+    one = next(c for c in configs if c.pooled and c.n == min(x.n for x in configs))
+    for cfg in configs:
+        d = cfg.summary()
+        for kind in ("hot", "spread"):
+            s = series[f"{cfg.name}/{kind}"]
+            d[f"call_{kind}"] = spread(s).as_dict()
+            d[f"call_{kind}_vs_one"] = ratio(s, series[f"{one.name}/{kind}"]).median_us
+        out["configs"][cfg.name] = d
+    out["calls_per_second"] = {
+        "config": biggest.name,
+        "threads_1": statistics.median(cps[1]), "threads_2": statistics.median(cps[2])}
+    default_cfgs = [c for c in configs if not c.pooled and c.n > 1]
+    if default_cfgs:
+        per = max(default_cfgs, key=lambda c: c.n).maps / max(default_cfgs, key=lambda c: c.n).n
+        out["default_allocator_limit"] = {
+            "maps_per_graft": per,
+            "max_map_count": _max_map_count(),
+            "grafts_at_limit": int(_max_map_count() / per) if per > 0 else None}
+    out["targets"] = targets(out, biggest.name, one.name)
+    return out
+
+
+def _max_map_count() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except OSError:
+        return MAX_MAP_COUNT_DEFAULT
+
+
+def targets(out: dict[str, Any], big: str, one: str) -> list[dict[str, Any]]:
+    d = out["configs"][big]
+    n = d["n"]
+    return [
+        target(f"{n:,} grafts: per-call cost ÷ one graft's (same target)",
+               d["call_hot_vs_one"], AT_MOST, FLAT_WITHIN, "x"),
+        target(f"{n:,} grafts: install time per graft (mean)", d["install_us"]["mean"],
+               AT_MOST, INSTALL_TARGET_US, "µs"),
+        target(f"{n:,} grafts: resident host memory per graft beyond its linear memory",
+               d["host_per_graft_kib"], AT_MOST, HOST_MEMORY_TARGET_KIB, "KiB"),
+    ]
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = ["| configuration | grafts | call, same graft (µs) | call, 1,024 grafts in turn (µs) "
+             "| ÷ one graft | install µs (median / mean / p90) | RSS per graft | of which "
+             "linear memory | host per graft | mappings per graft |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, d in result["configs"].items():
+        h, s, i = d["call_hot"], d["call_spread"], d["install_us"]
+        lines.append(
+            f"| {'pooling' if d['pooled'] else 'default'} allocator | {d['n']:,} | "
+            f"{h['median_us']:.2f} [{h['p10_us']:.2f}..{h['p90_us']:.2f}] | "
+            f"{s['median_us']:.2f} [{s['p10_us']:.2f}..{s['p90_us']:.2f}] | "
+            f"{d['call_hot_vs_one']:.2f} / {d['call_spread_vs_one']:.2f} | "
+            f"{i['median']:.0f} / {i['mean']:.0f} / {i['p90']:.0f} | "
+            f"{d['rss_per_graft_kib']:.1f} KiB | {d['linear_resident_per_graft_kib']:.1f} KiB | "
+            f"{d['host_per_graft_kib']:.1f} KiB | {d['maps_per_graft']:.3f} |")
+        del name
+    c = result["calls_per_second"]
+    lines += ["", f"Protected calls per second ({c['config']}, each thread on its own grafts): "
+              f"1 thread {c['threads_1']:,.0f}/s, 2 threads {c['threads_2']:,.0f}/s."]
+    lim = result.get("default_allocator_limit")
+    if lim:
+        lines.append(f"Default allocator: {lim['maps_per_graft']:.2f} mappings per graft; with "
+                     f"vm.max_map_count = {lim['max_map_count']:,} a process holds at most about "
+                     f"{lim['grafts_at_limit']:,} grafts.")
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""Interleaved timing: every contender measured round by round, side by side.
+
+The machine these benchmarks run on is shared and noisy, so no contender is
+measured in one long block: each *round* runs every contender once, for a batch
+of calls sized to take about ``batch_s`` seconds (calibrated once, after a
+warm-up), and records the mean time per call in that batch. A burst of noise
+then slows one round of every contender rather than all rounds of one. A
+figure is the median over rounds, with the spread p10..p90 over rounds; a ratio
+between two contenders is taken round by round (both measured seconds apart)
+and its median quoted.
+
+A contender's batch function runs ``n`` calls and returns a mapping of series
+name to µs per call: plain contenders return one series (``""``); instrumented
+ones return one series per timed segment of the call.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+NS_PER_US: Final = 1000.0
+WARMUP_CALLS: Final = 50  # calls run once before calibrating a contender's batch size
+MAX_BATCH_CALLS: Final = 200_000  # upper bound on calls in one batch
+
+Batch = Callable[[int], Mapping[str, float]]
+Progress = Callable[[str], None]
+
+
+@dataclass(slots=True, frozen=True)
+class Figure:
+    """The median and spread (p10..p90) over rounds of one series, µs per call."""
+
+    median_us: float
+    p10_us: float
+    p90_us: float
+    rounds: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"median_us": self.median_us, "p10_us": self.p10_us, "p90_us": self.p90_us,
+                "rounds": self.rounds}
+
+
+def spread(samples: Sequence[float]) -> Figure:
+    """Median and p10..p90 of ``samples`` (one value per round)."""
+    if not samples:
+        raise ValueError("no samples")
+    if len(samples) == 1:
+        v = samples[0]
+        return Figure(v, v, v, 1)
+    qs = statistics.quantiles(samples, n=10, method="inclusive")
+    return Figure(statistics.median(samples), qs[0], qs[-1], len(samples))
+
+
+def ratio(num: Sequence[float], den: Sequence[float]) -> Figure:
+    """Round-by-round ratio ``num[i] / den[i]`` (same rounds), as a figure."""
+    pairs = [(a, b) for a, b in zip(num, den, strict=True) if b > 0]
+    return spread([a / b for a, b in pairs])
+
+
+def difference(a: Sequence[float], b: Sequence[float], floor: float = 0.0) -> list[float]:
+    """Round-by-round ``a[i] - b[i]``, never below ``floor``."""
+    return [max(floor, x - y) for x, y in zip(a, b, strict=True)]
+
+
+def loop(f: Callable[..., Any], args: tuple[Any, ...], n: int) -> float:
+    """µs per call of ``f(*args)`` over ``n`` back-to-back calls."""
+    perf = time.perf_counter_ns
+    t = perf()
+    for _ in range(n):
+        f(*args)
+    return (perf() - t) / n / NS_PER_US
+
+
+def plain(f: Callable[..., Any], *args: Any) -> Batch:
+    """A batch of plain calls ``f(*args)``: one series, ``""``."""
+    def run(n: int) -> dict[str, float]:
+        return {"": loop(f, args, n)}
+    return run
+
+
+@dataclass(slots=True)
+class Contender:
+    name: str
+    batch: Batch
+    calls: int = 0  # calls per round, set by calibration
+    min_calls: int = 1
+
+
+def _calibrate(c: Contender, batch_s: float, min_calls: int) -> None:
+    perf = time.perf_counter_ns
+    c.batch(min(WARMUP_CALLS, max(c.min_calls, min_calls)))  # warm caches and lazy paths
+    n = max(c.min_calls, min_calls, 1)
+    while True:
+        t = perf()
+        c.batch(n)
+        took = (perf() - t) / 1e9
+        if took >= batch_s / 4 or n >= MAX_BATCH_CALLS:
+            break
+        n *= 4
+    per_call = took / n
+    c.calls = int(min(MAX_BATCH_CALLS, max(c.min_calls, min_calls, batch_s / per_call)))
+
+
+def interleave(contenders: Iterable[Contender], rounds: int, batch_s: float, *,
+               min_calls: int = 5, progress: Progress | None = None,
+               label: str = "") -> dict[str, list[float]]:
+    """Run every contender once per round; return series name -> µs per call per round.
+
+    A contender's series are named ``name`` (for ``""``) or ``name.segment``.
+    """
+    cs = list(contenders)
+    for c in cs:
+        _calibrate(c, batch_s, min_calls)
+    out: dict[str, list[float]] = {}
+    for r in range(rounds):
+        for c in cs:
+            for series, v in c.batch(c.calls).items():
+                out.setdefault(f"{c.name}.{series}" if series else c.name, []).append(v)
+        if progress is not None:
+            progress(f"{label}round {r + 1}/{rounds}")
+    return out
+
+
+def timer_overhead_ns(samples: int = 20_001) -> float:
+    """The cost, seen between two timestamps, of taking one (median, ns).
+
+    Instrumented segments are bounded by two ``perf_counter_ns`` readings
+    whose own cost falls inside the segment; this is subtracted from each.
+    """
+    perf = time.perf_counter_ns
+    box = _Stamp()
+    vals = []
+    for _ in range(samples):
+        box.a = perf()
+        box.b = perf()
+        vals.append(box.b - box.a)
+    return float(statistics.median(vals))
+
+
+class _Stamp:
+    __slots__ = ("a", "b")
+
+    def __init__(self) -> None:
+        self.a = 0
+        self.b = 0

@@ -1,0 +1,325 @@
+"""The four benchmark set-ups: a booted kernel, the sample graft installed, real inputs.
+
+``build(key, workdir)`` boots a fresh kernel for one of the paper's sample
+grafts and returns a ``Setup``: the kernel's graft point, the subsystem method
+wired to it (``hook``), the sample graft installed on one target and, on other
+targets of the same point, three helper grafts written in WAT here:
+
+- ``null``: the point's entry with no work, returning a valid answer (for the
+  time inside the sample graft by difference, and for ``lock``);
+- ``lock``: takes its target's lock (``lock(1)``, resolved by the kernel point)
+  and answers like ``null`` -- only on points that resolve a lock (``vm.evict``,
+  ``sched.pick``); ``fs.readahead`` and ``fs.filter`` offer grafts no lock;
+- ``invalid``: answers something the validator rejects; installed with a huge
+  ``remove_after`` so it is aborted on every call but never removed.
+
+Inputs are the ones the sample workloads (``vino.demo``) produce:
+
+- read-ahead: a 256-block file read backwards; the call made at the start of a
+  window (block 128, history 128, 129, ...), where the graft prefetches 8 blocks;
+- VM eviction: the candidate list of the last ``vm.evict`` call of a run of
+  ``demo.eviction_run``'s access pattern (16 important pages, cold scans, 48
+  frames), with the graft told the 16 important pages;
+- scheduling: the runnable threads of ``demo.sched_run``'s group (one
+  interactive thread, four CPU hogs) at a ``sched.pick`` call that offers all
+  five;
+- encryption: one 4 KiB block written at file offset 8192 through the ChaCha20
+  filter, keyed by a message.
+
+Every set-up checks, before anything is timed, that the sample graft, the
+Python policy and (where they should) the default agree on the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from vino.bench import paper
+from vino.bench.policies import (
+    ChaCha20Native,
+    ChaCha20Python,
+    EvictKeep,
+    ReadaheadStride,
+    sched_interactive,
+)
+from vino.graft import FunctionPoint, Graft, Quota
+from vino.kernel import params
+from vino.kernel.cache import PageInfo
+from vino.kernel.kernel import Kernel
+from vino.kernel.sched import ThreadInfo, cpu_hog, interactive_loop
+from vino.sdk.build import sample_path
+
+BS: Final = params.BLOCK_SIZE
+NEVER_REMOVE: Final = 1 << 62  # remove_after for grafts that must survive every abort
+BENCH_CPU_QUOTA_S: Final = 1e9  # the benchmark principal's total CPU quota (never reached)
+
+RA_FILE_BLOCKS: Final = 256  # as demo.readahead_scan
+RA_BLOCK: Final = 128  # a window start of the backward scan (multiple of max_out)
+EVICT_FRAMES: Final = 48  # as demo.eviction_run
+EVICT_HOT: Final = tuple(range(16))
+EVICT_COLD_BASE: Final = 1000
+EVICT_COLD_PER_ROUND: Final = 64
+EVICT_ROUNDS: Final = 3
+SCHED_HOGS: Final = 4
+SCHED_RUN_NS: Final = 200_000_000
+SCHED_UI_BURST_NS: Final = 200_000
+SCHED_UI_WAIT_NS: Final = 3_000_000
+FILTER_OFFSET: Final = 8192
+FILTER_WRITE: Final = 0
+CHACHA_KEY: Final = hashlib.sha256(b"vino bench key").digest()
+CHACHA_NONCE: Final = hashlib.sha256(b"vino bench nonce").digest()[:12]
+
+_MODULE = """(module
+  {imports}
+  (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) i32.const 1024)
+  (func (export "{entry}") {params} (result i32) {body}))"""
+_LOCK_IMPORT = '(import "vino" "lock" (func $lock (param i32) (result i32)))'
+_LOCK_BODY = "(drop (call $lock (i32.const 1))) (i32.const 0)"
+
+
+def _wat(entry: str, params_decl: str, body: str, imports: str = "") -> str:
+    return _MODULE.format(imports=imports, entry=entry, params=params_decl, body=body)
+
+
+@dataclass(slots=True)
+class Setup:
+    """One sample graft on a booted kernel, with everything the benchmarks call."""
+
+    key: str  # paper.GRAFTS
+    kernel: Kernel
+    point: FunctionPoint[Any]
+    hook: Callable[..., Any]  # the subsystem's policy method, wired to the point
+    sample: Path
+    message: bytes | None  # sent to the sample graft after install
+    targets: dict[str, Any]  # role ("sample", "null", "lock", "invalid") -> target
+    grafts: dict[str, Graft]
+    make_args: Callable[[Any], tuple[Any, ...]]  # target -> the point's arguments
+    make_hook_args: Callable[[Any], tuple[Any, ...]]  # target -> the hook's arguments
+    wasm_args: tuple[int, ...]  # the entry's own arguments (fs.filter: direction, len)
+    python: Callable[..., Any]  # the policy in plain Python (the floor)
+    extra_python: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    in_bytes: int = 0  # bytes of the buffer the inputs occupy (for peers copying by hand)
+    out_range: tuple[int, int] | None = None  # buffer bytes holding the output, if any
+    expected: Any = None  # the sample graft's answer on these inputs
+
+    @property
+    def title(self) -> str:
+        return paper.TITLES[self.key]
+
+    def args(self, role: str = "sample") -> tuple[Any, ...]:
+        return self.make_args(self.targets[role])
+
+    def hook_args(self, role: str = "sample") -> tuple[Any, ...]:
+        return self.make_hook_args(self.targets[role])
+
+    def close(self) -> None:
+        self.kernel.shutdown()
+
+
+def _install_helpers(k: Kernel, user: Any, point: str, entry: str, params_decl: str,
+                     null_body: str, invalid_body: str, targets: dict[str, Any],
+                     with_lock: bool) -> dict[str, Graft]:
+    grafts = {
+        "null": k.graft(user, point, _wat(entry, params_decl, null_body), targets["null"],
+                        name=f"{point}-null"),
+        "invalid": k.graft(user, point, _wat(entry, params_decl, invalid_body),
+                           targets["invalid"], name=f"{point}-invalid",
+                           remove_after=NEVER_REMOVE),
+    }
+    if with_lock:
+        grafts["lock"] = k.graft(user, point, _wat(entry, params_decl, _LOCK_BODY, _LOCK_IMPORT),
+                                 targets["lock"], name=f"{point}-lock")
+    return grafts
+
+
+def _function_point(k: Kernel, name: str) -> FunctionPoint[Any]:
+    point = k.points[name]
+    if not isinstance(point, FunctionPoint):
+        raise TypeError(f"{name} is not a function point")
+    return point
+
+
+def _boot(workdir: Path, name: str, **kw: Any) -> tuple[Kernel, Any]:
+    k = Kernel.boot(workdir / f"bench-{name}.img", **kw)
+    user = k.add_user("bench", Quota(cpu_total_s=BENCH_CPU_QUOTA_S))
+    return k, user
+
+
+def _readahead(workdir: Path) -> Setup:
+    k, user = _boot(workdir, "readahead")
+    proc = k.spawn(user, "tac")
+    k.fs.create(user, "log", 0o600)
+    with k.fs.open(proc, "log", "w") as f:
+        k.fs.write(f, bytes(RA_FILE_BLOCKS * BS))
+    targets = {role: k.fs.open(proc, "log", "r") for role in ("sample", "null", "invalid")}
+    for of in targets.values():  # a backward scan that has just read RA_BLOCK
+        of._history = deque(range(RA_BLOCK, RA_BLOCK + params.READAHEAD_HISTORY),
+                            maxlen=params.READAHEAD_HISTORY)
+    sample = sample_path(paper.SAMPLES["readahead"])
+    grafts = {"sample": k.graft(user, "fs.readahead", sample, targets["sample"])}
+    grafts |= _install_helpers(k, user, "fs.readahead", "vino_readahead", "",
+                               "(i32.const 0)", "(i32.const 33)", targets, with_lock=False)
+
+    def make_args(of: Any) -> tuple[Any, ...]:
+        return (of, RA_BLOCK)
+
+    return Setup("readahead", k, _function_point(k, "fs.readahead"), k.fs._readahead, sample, None,
+                 targets, grafts, make_args, make_args, (), ReadaheadStride(k.fs),
+                 in_bytes=16 + 4 * params.READAHEAD_HISTORY,
+                 out_range=(80, 80 + 4 * params.READAHEAD_MAX_OUT_LIMIT))
+
+
+def _evict(workdir: Path) -> Setup:
+    k, user = _boot(workdir, "evict", frames=EVICT_FRAMES)
+    procs = {role: k.spawn(user, f"db-{role}") for role in ("sample", "null", "lock", "invalid")}
+    targets = {role: k.address_space(p) for role, p in procs.items()}
+    aspace = targets["sample"]
+    sample = sample_path(paper.SAMPLES["evict"])
+    message = len(EVICT_HOT).to_bytes(4, "little") + b"".join(
+        v.to_bytes(4, "little") for v in EVICT_HOT)
+    g = k.graft(user, "vm.evict", sample, aspace)
+    g.send(message)
+    seen: list[list[PageInfo]] = []
+    wired = k.cache._evict_choice
+
+    def record(a: Any, cands: list[PageInfo]) -> int:
+        if a is aspace:
+            seen.append(list(cands))
+        return wired(a, cands)
+
+    k.cache._evict_choice = record  # type: ignore[method-assign,assignment]
+    try:
+        for v in EVICT_HOT:
+            aspace.write(v, f"hot page {v}".encode())
+        for r in range(EVICT_ROUNDS):
+            for v in EVICT_HOT:
+                aspace.touch(v, write=True)
+            base = EVICT_COLD_BASE + EVICT_COLD_PER_ROUND * r
+            for v in range(base, base + EVICT_COLD_PER_ROUND):
+                aspace.touch(v)
+    finally:
+        k.cache._evict_choice = wired  # type: ignore[method-assign]
+    cands = max(seen, key=len)  # the fullest call (all candidates resident)
+    grafts = {"sample": g}
+    grafts |= _install_helpers(k, user, "vm.evict", "vino_evict", "", "(i32.const 0)",
+                               "(i32.const 100000)", targets, with_lock=True)
+
+    def make_args(a: Any) -> tuple[Any, ...]:
+        return (a, cands)
+
+    return Setup("evict", k, _function_point(k, "vm.evict"), k.cache._evict_choice, sample, message,
+                 targets, grafts, make_args, make_args, (), EvictKeep(EVICT_HOT),
+                 in_bytes=8 + 24 * len(cands))
+
+
+def _sched(workdir: Path) -> Setup:
+    k, user = _boot(workdir, "sched")
+    groups = {role: k.new_group(user, role) for role in ("sample", "null", "lock", "invalid")}
+    group = groups["sample"]
+    proc = k.spawn(user, "editor", group)
+    for _ in range(SCHED_HOGS):
+        k.sched.spawn(proc, cpu_hog())
+    k.sched.spawn(proc, interactive_loop(SCHED_UI_BURST_NS, SCHED_UI_WAIT_NS), interactive=True)
+    sample = sample_path(paper.SAMPLES["sched"])
+    g = k.graft(user, "sched.pick", sample, group)
+    seen: list[list[ThreadInfo]] = []
+    wired = k.sched._pick
+
+    def record(gp: Any, rows: list[ThreadInfo]) -> int:
+        seen.append(list(rows))
+        return wired(gp, rows)
+
+    k.sched._pick = record  # type: ignore[method-assign,assignment]
+    try:
+        k.sched.run(until_ns=k.clock.now_ns() + SCHED_RUN_NS)
+    finally:
+        k.sched._pick = wired  # type: ignore[method-assign]
+    full = [rows for rows in seen if len(rows) == SCHED_HOGS + 1]
+    rows = (full or seen)[-1]
+    grafts = {"sample": g}
+    grafts |= _install_helpers(k, user, "sched.pick", "vino_pick", "", "(i32.const 0)",
+                               "(i32.const 100000)", groups, with_lock=True)
+
+    def make_args(gp: Any) -> tuple[Any, ...]:
+        return (gp, rows)
+
+    return Setup("sched", k, _function_point(k, "sched.pick"), k.sched._pick, sample, None,
+                 groups, grafts, make_args, make_args, (), sched_interactive,
+                 in_bytes=8 + 32 * len(rows))
+
+
+def _encrypt(workdir: Path) -> Setup:
+    k, user = _boot(workdir, "encrypt")
+    proc = k.spawn(user, "vault")
+    targets: dict[str, Any] = {}
+    for role in ("sample", "null", "invalid"):
+        k.fs.create(user, role, 0o600)
+        with k.fs.open(proc, role, "rw") as f:
+            targets[role] = f.inode
+    sample = sample_path(paper.SAMPLES["encrypt"])
+    message = CHACHA_KEY + CHACHA_NONCE
+    g = k.graft(user, "fs.filter", sample, targets["sample"])
+    g.send(message)
+    grafts = {"sample": g}
+    grafts |= _install_helpers(k, user, "fs.filter", "vino_filter",
+                               "(param i32 i32)", "(local.get 1)",
+                               "(i32.add (local.get 1) (i32.const 1))", targets,
+                               with_lock=False)
+    plaintext = (b"The quick brown fox jumps over the lazy dog. " * 100)[:BS]
+    block = bytearray(plaintext)
+
+    def make_args(inode: Any) -> tuple[Any, ...]:
+        return (inode, FILTER_OFFSET, plaintext, FILTER_WRITE)
+
+    def make_hook_args(inode: Any) -> tuple[Any, ...]:
+        return (inode, FILTER_OFFSET, block, FILTER_WRITE)
+
+    return Setup("encrypt", k, _function_point(k, "fs.filter"), k.fs._filter, sample, message,
+                 targets, grafts, make_args, make_hook_args, (FILTER_WRITE, BS),
+                 ChaCha20Native(CHACHA_KEY, CHACHA_NONCE),
+                 {"python (pure)": ChaCha20Python(CHACHA_KEY, CHACHA_NONCE)},
+                 in_bytes=16 + BS, out_range=(16, 16 + BS))
+
+
+_BUILDERS: Final[dict[str, Callable[[Path], Setup]]] = {
+    "readahead": _readahead, "evict": _evict, "sched": _sched, "encrypt": _encrypt}
+
+
+def build(key: str, workdir: Path) -> Setup:
+    """Boot a kernel for graft ``key`` (``paper.GRAFTS``) and check every answer agrees."""
+    s = _BUILDERS[key](workdir)
+    try:
+        _check(s)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def _check(s: Setup) -> None:
+    args = s.args()
+    got = s.point(s.targets["sample"], *args)
+    want = s.python(*args)
+    if got != want:
+        raise AssertionError(f"{s.key}: sample graft answered {got!r}, Python policy {want!r}")
+    for name, f in s.extra_python.items():
+        if f(*args) != want:
+            raise AssertionError(f"{s.key}: {name} disagrees with the Python policy")
+    if s.key == "readahead" and not got:
+        raise AssertionError("read-ahead: the benchmark call should prefetch a window")
+    if s.key == "encrypt" and got == args[2]:
+        raise AssertionError("encryption: the filter left the block unchanged")
+    sample = s.grafts["sample"]
+    if sample.stats.aborts:
+        raise AssertionError(f"{s.key}: the sample graft aborted: {sample.aborts}")
+    inv = s.grafts["invalid"]
+    s.point(s.targets["invalid"], *s.args("invalid"))
+    if not inv.stats.aborts.get("invalid_result"):
+        raise AssertionError(f"{s.key}: the invalid graft was not aborted for invalid_result")
+    s.expected = got

@@ -1,0 +1,39 @@
+"""The Python policies the peers run decide exactly what the sample grafts decide."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+from bench_world import booted_setups
+
+from vino.bench import policies, workloads
+
+KEY = hashlib.sha256(b"k").digest()
+NONCE = bytes(range(12))
+
+
+@pytest.fixture(scope="module")
+def setups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, workloads.Setup]]:
+    yield from booted_setups(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.mark.parametrize("offset", [0, 64, 8192, 100])
+def test_pure_python_chacha20_matches_the_native_library(offset: int) -> None:
+    data = bytes(range(256)) * 3
+    native = policies.ChaCha20Native(KEY, NONCE)(None, offset, data, 0)
+    assert policies.ChaCha20Python(KEY, NONCE)(None, offset, data, 0) == native
+    assert native != data
+
+
+def test_stride_policy_learns_a_backward_scan_once_per_window() -> None:
+    hist = list(range(128, 144))
+    assert policies.stride_policy(256, 128, 8, hist) == list(range(127, 119, -1))
+    assert policies.stride_policy(256, 131, 8, list(range(131, 147))) == []  # mid-window
+    assert policies.stride_policy(256, 5, 8, [5, 90, 3]) == []  # no pattern
+
+
+def test_each_setup_checks_graft_and_policy_agree(setups: dict[str, workloads.Setup]) -> None:
+    for s in setups.values():
+        assert s.python(*s.args()) == s.expected
