@@ -1,0 +1,14 @@
+"""SQLite on the vino kernel: an apsw VFS over vino kernel files, and grafts that help it.
+
+- ``vfs.VinoVFS``: SQLite's files are files of a vino process; every page read and
+  write goes through the kernel's cache, device model and graft points.
+- ``pool.BufferPool``: database pages kept in the process's address space, so that a
+  ``vm.evict`` graft decides which pages stay in memory.
+- ``advisor.BTreeAdvisor``: reads SQLite's B-tree pages as they pass and tells the
+  read-ahead and eviction grafts what it learned (messages).
+- ``workloads``: build a database, run lookups, range scans and updates, measure.
+- ``scenarios``: default against graft, encryption at rest, survival of hostile
+  grafts; ``vino demo sqlite`` prints them.
+"""
+
+from __future__ import annotations

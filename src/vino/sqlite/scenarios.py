@@ -1,0 +1,486 @@
+"""The experiments: SQLite on the vino kernel with its defaults, with grafts, under attack.
+
+``Lab(workdir, config)`` builds the database once (``config.rows`` rows) on a disk
+image; every experiment then boots a fresh kernel on a copy of that image, cold
+(nothing cached), so runs are independent and replay exactly (simulated device
+time; seeded workloads). The kernel of every run has ``config.frames`` page frames
+and lets an address space hold ``config.pool_pages`` frames before it pays for
+its own growth (the cache's ``min_resident``): that is the size the VFS's buffer
+pool can reach; see ``pool`` for why the pool exists.
+
+- ``workloads(lab)``: build, indexed lookups, range scans, updates, all defaults.
+- ``readahead(lab)``: range scans, default read-ahead against ``sqlite_readahead``
+  (detecting scans itself, and told of each scan).
+- ``eviction(lab)``: hot-set lookups between long range scans, default clock
+  against ``sqlite_evict`` (interior pages kept, scans told).
+- ``encryption(workdir, config)``: a database built through the ChaCha20 filter;
+  no row text on the device image; reads back intact after remount with the key
+  sent again; unreadable without it.
+- ``survival(lab)``: hostile grafts in each of SQLite's points while it runs.
+  The database is *not* encrypted there: a filter graft that encrypted blocks and
+  is then removed leaves ciphertext that the identity default returns as garbage,
+  so the trapping filter is tried where its very first call traps and the
+  identity default writes plaintext.
+- ``run(out, workdir, config)``: all of the above as tables with checks (``vino
+  demo sqlite``); True only if every check held.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import apsw
+
+from vino.graft import Graft, Quota
+from vino.kernel.device import DISK_1996, DiskProfile
+from vino.kernel.kernel import Kernel
+from vino.kernel.proc import User
+from vino.sdk.build import SDK_DIR
+from vino.sqlite import workloads as wl
+from vino.sqlite.grafts import KEY_BYTES, Plan
+from vino.sqlite.session import Session
+from vino.sqlite.workloads import Measure, Model
+
+__all__ = ["Attack", "Check", "Config", "Lab", "encryption", "eviction", "readahead", "run",
+           "survival", "workloads"]
+
+USER = "sqlite"
+DB = "bench.db"
+HOSTILE_DIR = SDK_DIR / "hostile"
+LEAK_PROBES = 200  # rows whose text is searched for on the encrypted image
+SURVIVAL_CALL_BUDGET_S = 0.25  # the survival user's per-call CPU budget: longer than the lock
+#                                time-out, so a lock hog is aborted by its waiter, not its budget
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Sizes of one run. The defaults are the demo's; ``small()`` is the tests'."""
+
+    rows: int = 100_000
+    seed: int = 1
+    nblocks: int = 8192  # disk image, blocks of 4 KiB (32 MiB)
+    frames: int = 256  # kernel page frames (1 MiB)
+    pool_pages: int = 128  # frames the buffer pool may take from the global clock
+    profile: DiskProfile = DISK_1996
+    lookups: int = 1000  # indexed point queries
+    scans: int = 50  # range scans ...
+    scan_rows: int = 2000  # ... of this many consecutive ids
+    update_txns: int = 100  # transactions ...
+    updates_per_txn: int = 20  # ... of this many single-row updates
+    mixed_rounds: int = 10  # rounds of ...
+    mixed_lookups: int = 100  # ... this many hot-set lookups, then one scan of ...
+    mixed_scan_rows: int = 20_000  # ... this many ids
+    hot_rows: int = 50  # rows in the hot set (spread evenly over the table)
+
+    @classmethod
+    def small(cls, rows: int = 10_000) -> Config:
+        """A run for tests: the same shapes, scaled to ``rows`` rows and a smaller cache."""
+        f = rows / 100_000
+        return cls(rows=rows, nblocks=2048, frames=64, pool_pages=32, lookups=200,
+                   scans=20, scan_rows=max(int(2000 * f * 2), 200), update_txns=20,
+                   updates_per_txn=10, mixed_rounds=6, mixed_lookups=60,
+                   mixed_scan_rows=max(int(20_000 * f), 1000), hot_rows=12)
+
+    @property
+    def hot(self) -> list[int]:
+        return list(range(0, self.rows, max(self.rows // self.hot_rows, 1)))[: self.hot_rows]
+
+
+class Lab:
+    """A built database image and fresh kernels booted on copies of it."""
+
+    def __init__(self, workdir: Path, config: Config) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.base = workdir / "sqlite-base.img"
+        self.model = Model()
+        k = Kernel.boot(self.base, nblocks=config.nblocks, frames=config.frames,
+                        profile=config.profile)
+        try:
+            user = k.add_user(USER)
+            with Session(k, user, DB) as s:
+                def build() -> bool:
+                    self.model = wl.build(s.db, config.rows, config.seed)
+                    return wl.verify(s.db, self.model)
+
+                self.build = wl.measure(s, build)
+        finally:
+            k.shutdown()
+
+    @contextmanager
+    def kernel(self, name: str, quota: Quota | None = None) -> Iterator[tuple[Kernel, User]]:
+        """A fresh kernel on a copy of the built image, and the database's user."""
+        cfg = self.config
+        image = self.workdir / f"sqlite-{name}.img"
+        shutil.copyfile(self.base, image)
+        k = Kernel.boot(image, fresh=False, frames=cfg.frames, profile=cfg.profile)
+        k.cache.min_resident = cfg.pool_pages
+        try:
+            yield k, k.add_user(USER, quota)
+        finally:
+            k.shutdown()
+            image.unlink()
+
+    def measure(self, name: str, plan: Plan, fn: Callable[[Session], bool],
+                model: Model | None = None) -> Measure:
+        """Run ``fn`` on a fresh kernel and measure it; then (not measured) check the
+        whole table against ``model`` (default: the built one) and the invariants."""
+        with self.kernel(name) as (k, user), Session(k, user, DB, plan=plan) as s:
+            m = wl.measure(s, lambda: fn(s))
+            m.ok = m.ok and wl.verify(s.db, model or self.model)
+            k.check_invariants()
+            s.vfs.check_invariants()
+            return m
+
+
+# ---- experiments ----------------------------------------------------------------------------
+
+def workloads(lab: Lab) -> dict[str, Measure]:
+    cfg, model = lab.config, lab.model
+    out = {"build": lab.build}
+    out["lookups"] = lab.measure("lookups", Plan(),
+                                 lambda s: wl.lookups(s.db, model, cfg.lookups))
+    out["range scans"] = lab.measure(
+        "scans", Plan(), lambda s: wl.range_scans(s.db, model, cfg.scans, cfg.scan_rows))
+    upd = copy.deepcopy(model)
+    out["updates"] = lab.measure(
+        "updates", Plan(),
+        lambda s: wl.updates(s.db, upd, cfg.update_txns, cfg.updates_per_txn), upd)
+    return out
+
+
+def _scans(lab: Lab, told: bool) -> Callable[[Session], bool]:
+    cfg = lab.config
+
+    def fn(s: Session) -> bool:
+        adv = s.advisor
+        announce = adv.scan if told and adv is not None else None
+        return wl.range_scans(s.db, lab.model, cfg.scans, cfg.scan_rows, announce=announce)
+
+    return fn
+
+
+def readahead(lab: Lab) -> dict[str, Measure]:
+    return {
+        "default": lab.measure("ra-default", Plan(), _scans(lab, told=False)),
+        "sqlite_readahead (detects scans)": lab.measure(
+            "ra-detect", Plan(readahead=True), _scans(lab, told=False)),
+        "sqlite_readahead (told of scans)": lab.measure(
+            "ra-told", Plan(readahead=True), _scans(lab, told=True)),
+    }
+
+
+def _mixed(lab: Lab) -> Callable[[Session], bool]:
+    cfg = lab.config
+
+    def fn(s: Session) -> bool:
+        adv = s.advisor
+        return wl.mixed(s.db, lab.model, cfg.mixed_rounds, cfg.mixed_lookups, cfg.hot,
+                        cfg.mixed_scan_rows, announce=adv.scan if adv is not None else None)
+
+    return fn
+
+
+def eviction(lab: Lab) -> dict[str, Measure]:
+    return {
+        "default (clock)": lab.measure("ev-default", Plan(), _mixed(lab)),
+        "sqlite_evict": lab.measure("ev-graft", Plan(evict=True), _mixed(lab)),
+    }
+
+
+def encryption(workdir: Path, config: Config) -> dict[str, Any]:
+    """Build through the ChaCha20 filter; look at the image; remount with and without key."""
+    key = hashlib.sha256(b"vino sqlite demo key").digest()[:KEY_BYTES]
+    image = workdir / "sqlite-crypt.img"
+    plan = Plan(key=key)
+    rows = min(config.rows, 20_000)
+    k = Kernel.boot(image, nblocks=config.nblocks, frames=config.frames, profile=config.profile)
+    try:
+        user = k.add_user(USER)
+        with Session(k, user, DB, plan=plan, journal_mode="truncate") as s:
+            built: list[Model] = []
+
+            def work() -> bool:
+                built.append(wl.build(s.db, rows, config.seed))
+                return wl.updates(s.db, built[0], 10, 10) and wl.verify(s.db, built[0])
+
+            m = wl.measure(s, work)
+            model = built[0]
+            files = sorted(f.name for f in s.vfs.files())
+    finally:
+        k.shutdown()
+    raw = image.read_bytes()
+    probes = [b"SQLite format 3", b"CREATE TABLE", b"row00"]
+    probes += [model.v[i].encode() for i in range(0, rows, max(rows // LEAK_PROBES, 1))]
+    leaked = [p for p in probes if p in raw]
+    out: dict[str, Any] = {"rows": rows, "roundtrip": m.ok, "leaked": leaked,
+                           "files": files, "filter": m.grafts.get("fs.filter", {})}
+    # Remount without the key: the database is unreadable (and nothing is written).
+    k = Kernel.boot(image, fresh=False, frames=config.frames, profile=config.profile)
+    try:
+        user = k.add_user(USER)
+        try:
+            with Session(k, user, DB, journal_mode="truncate") as s:
+                s.db.execute("select count(*) from t").fetchall()
+            out["readable_without_key"] = True
+        except apsw.Error as exc:
+            out["readable_without_key"] = False
+            out["without_key_error"] = type(exc).__name__
+        k.check_invariants()
+    finally:
+        k.shutdown()
+    # Remount and send the key again: everything reads back.
+    k = Kernel.boot(image, fresh=False, frames=config.frames, profile=config.profile)
+    try:
+        user = k.add_user(USER)
+        with Session(k, user, DB, plan=plan, journal_mode="truncate") as s:
+            out["remount_with_key"] = wl.verify(s.db, model)
+        k.check_invariants()
+    finally:
+        k.shutdown()
+        image.unlink()
+    return out
+
+
+# ---- survival ---------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Attack:
+    name: str
+    point: str
+    expect: str  # the abort reason expected
+    seen: str = ""  # the reason the graft was removed for ("" if it was not)
+    queries_ok: bool = False  # every query of the workload returned the model's answer
+    integrity_ok: bool = False  # PRAGMA integrity_check == ok
+    rows_ok: bool = False  # the whole table equals the model (no committed row lost)
+    invariants_ok: bool = False  # kernel and VFS invariants hold
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return (self.seen == self.expect and self.queries_ok and self.integrity_ok
+                and self.rows_ok and self.invariants_ok)
+
+
+def _hostile(name: str) -> str:
+    return (HOSTILE_DIR / f"{name}.wat").read_text()
+
+
+def _lock_hog_evict() -> str:
+    """The sched.pick lock hog, aimed at vm.evict: take the address space's lock, spin."""
+    return _hostile("sched_lock_hog").replace('"vino_pick"', '"vino_evict"')
+
+
+def _waiter(k: Kernel, lock_name: str, graft: Graft, waited: list[float]) -> threading.Thread:
+    lock = k.registry.locks.lock(lock_name)
+
+    def wait() -> None:
+        deadline = time.monotonic() + 10.0
+        while lock.holder is None and graft.state == "live" and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        t = time.perf_counter()
+        with k.registry.locks.hold(lock, timeout_s=k.registry.locks.timeout_s):
+            waited.append(time.perf_counter() - t)
+
+    th = threading.Thread(target=wait, name="pool-inspector")
+    th.start()
+    return th
+
+
+def survival(lab: Lab) -> list[Attack]:
+    """Install a misbehaving graft in each point SQLite uses, while it runs; check it all."""
+    cfg = lab.config
+    model = copy.deepcopy(lab.model)
+    attacks: list[Attack] = []
+    quota = Quota(cpu_call_s=SURVIVAL_CALL_BUDGET_S)
+    with lab.kernel("survival", quota) as (k, user), Session(k, user, DB) as s:
+        kf = s.vfs.file(DB)
+        pool = s.vfs.pool
+        assert kf is not None and pool is not None
+        aspace = pool.aspace
+
+        def attempt(name: str, point: str, expect: str, source: str, target: Any,
+                    work: Callable[[], bool], lock: str | None = None) -> None:
+            a = Attack(name, point, expect)
+            g = k.graft(user, point, source, target=target, name=name)
+            waited: list[float] = []
+            th = _waiter(k, lock, g, waited) if lock else None
+            try:
+                a.queries_ok = work()
+            except apsw.Error as exc:
+                a.note = f"SQLite error: {type(exc).__name__}: {exc}"
+            if th is not None:
+                th.join(10.0)
+                a.note = (f"the waiter got the lock after {waited[0] * 1e3:.0f} ms"
+                          if waited else "the waiter never got the lock")
+            a.seen = g.removal.reason.value if g.removal else ""
+            if g.state == "live":
+                g.remove()
+            a.integrity_ok = s.db.execute("pragma integrity_check").fetchall() == [("ok",)]
+            a.rows_ok = wl.verify(s.db, model)
+            try:
+                k.check_invariants()
+                s.vfs.check_invariants()
+                a.invariants_ok = True
+            except (AssertionError, Exception) as exc:
+                a.note = f"invariant broken: {exc}"
+            attacks.append(a)
+
+        def writes() -> bool:
+            return (wl.updates(s.db, model, 5, 10)
+                    and wl.lookups(s.db, model, 20, seed=11))
+
+        def scans() -> bool:
+            return wl.range_scans(s.db, model, 3, cfg.scan_rows, seed=12)
+
+        def flood() -> bool:
+            return (wl.range_scans(s.db, model, 2, cfg.mixed_scan_rows, seed=13)
+                    and wl.lookups(s.db, model, 20, seed=14))
+
+        attempt("filter traps mid-block", "fs.filter", "trap",
+                _hostile("filter_trap_midblock"), kf.of.inode, writes)
+        attempt("read-ahead never returns", "fs.readahead", "timeout",
+                _hostile("readahead_loop"), kf.of, scans)
+        attempt("evicts a page that is not a candidate", "vm.evict", "invalid_result",
+                _hostile("evict_not_candidate"), aspace, flood)
+        attempt("holds the pool's lock forever", "vm.evict", "lock_timeout",
+                _lock_hog_evict(), aspace, flood, lock=f"aspace:{aspace.owner.pid}")
+    return attacks
+
+
+# ---- the report ---------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Check:
+    what: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    def check(self, what: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append(Check(what, bool(ok), detail))
+        return bool(ok)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def table(rows: list[list[str]], head: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def _cost(m: Measure, point: str) -> str:
+    g = m.grafts.get(point)
+    if not g:
+        return "-"
+    aborts = sum(g["aborts"].values())
+    return (f"{g['commits']} calls, {g['graft_ns'] / 1e6:.1f} ms in graft + "
+            f"{g['overhead_ns'] / 1e6:.1f} ms protection"
+            + (f", {aborts} aborts" if aborts else ""))
+
+
+def _row(name: str, m: Measure, point: str = "") -> list[str]:
+    c = m.cache
+    return [name, str(m.device.get("reads", 0)), str(m.device.get("writes", 0)),
+            str(m.device.get("blocks_read", 0)), f"{m.device_ms:,.0f}",
+            f"{c.get('hits', 0)}/{c.get('misses', 0)}",
+            f"{m.pool.get('hits', 0)}/{m.pool.get('misses', 0)}",
+            f"{m.wall_s:.2f}", "yes" if m.ok else "NO"] + ([_cost(m, point)] if point else [])
+
+
+_HEAD = ["run", "dev reads", "dev writes", "blocks read", "device ms", "cache hit/miss",
+         "pool hit/miss", "wall s", "correct"]
+
+
+def run(out: IO[str], workdir: Path | None = None, config: Config | None = None) -> bool:
+    """Every experiment, printed as tables with checks; True if every check held."""
+    cfg = config or Config()
+    report = Report()
+    with tempfile.TemporaryDirectory(prefix="vino-sqlite-") as tmp:
+        wd = workdir or Path(tmp)
+        wd.mkdir(parents=True, exist_ok=True)
+        out.write(f"SQLite {apsw.sqlite_lib_version()} (apsw {apsw.apswversion()}) on the vino "
+                  f"kernel: {cfg.rows:,} rows, {cfg.frames} frames ({cfg.pool_pages} for the "
+                  f"buffer pool), device {cfg.profile.name}, images in {wd}\n")
+        t0 = time.perf_counter()
+        lab = Lab(wd, cfg)
+        report.check("the database is built and reads back", lab.build.ok)
+
+        out.write("\n== Workloads, default policies (each on a fresh, cold kernel) ==\n\n")
+        ms = workloads(lab)
+        out.write(table([_row(n, m) for n, m in ms.items()], _HEAD) + "\n")
+        for n, m in ms.items():
+            report.check(f"workload {n}: every answer right", m.ok)
+
+        out.write("\n== Read-ahead: range scans of "
+                  f"{cfg.scan_rows:,} rows (x{cfg.scans}) ==\n\n")
+        ra = readahead(lab)
+        out.write(table([_row(n, m, "fs.readahead") for n, m in ra.items()],
+                        [*_HEAD, "graft cost"]) + "\n")
+        d, told = ra["default"], ra["sqlite_readahead (told of scans)"]
+        report.check("read-ahead graft saves device requests and time on range scans",
+                     told.ok and d.ok and told.device["reads"] < d.device["reads"]
+                     and told.device_ms < d.device_ms,
+                     f"{d.device['reads']} -> {told.device['reads']} requests")
+
+        out.write(f"\n== Eviction: {cfg.mixed_rounds} rounds of {cfg.mixed_lookups} lookups of "
+                  f"{cfg.hot_rows} hot rows, then a scan of {cfg.mixed_scan_rows:,} rows ==\n\n")
+        ev = eviction(lab)
+        out.write(table([_row(n, m, "vm.evict") for n, m in ev.items()],
+                        [*_HEAD, "graft cost"]) + "\n")
+        d, g = ev["default (clock)"], ev["sqlite_evict"]
+        report.check("eviction graft saves device reads on the mixed workload",
+                     g.ok and d.ok and g.device["reads"] < d.device["reads"]
+                     and g.device_ms < d.device_ms,
+                     f"{d.device['reads']} -> {g.device['reads']} reads")
+
+        out.write("\n== Encryption at rest: chacha20_filter on the database and its journal ==\n\n")
+        e = encryption(wd, cfg)
+        rows = [["rows written through the filter, read back", "yes" if e["roundtrip"] else "NO"],
+                ["row text or SQLite header on the device image",
+                 ", ".join(repr(p) for p in e["leaked"]) or "none"],
+                ["remount without the key", "unreadable (" + e.get("without_key_error", "?") + ")"
+                 if not e["readable_without_key"] else "READABLE"],
+                ["remount, key sent again: whole table + integrity_check",
+                 "intact" if e["remount_with_key"] else "NO"],
+                ["filter cost", f"{e['filter'].get('commits', 0)} calls, "
+                 f"{e['filter'].get('graft_ns', 0) / 1e6:.0f} ms in graft"]]
+        out.write(table(rows, ["check", "result"]) + "\n")
+        report.check("encryption: no plaintext on the image, intact through the kernel",
+                     e["roundtrip"] and not e["leaked"] and not e["readable_without_key"]
+                     and e["remount_with_key"])
+
+        out.write("\n== Survival: misbehaving grafts in SQLite's points while it runs ==\n\n")
+        rows = []
+        for a in survival(lab):
+            report.check(f"survives {a.point}: {a.name}", a.ok, a.note)
+            rows.append([a.point, a.name, a.expect, a.seen or "not removed",
+                         "yes" if a.queries_ok else "NO", "ok" if a.integrity_ok else "NO",
+                         "yes" if a.rows_ok else "NO", "ok" if a.ok else "FAILED", a.note])
+        out.write(table(rows, ["point", "misbehaviour", "expected", "observed",
+                               "queries right", "integrity", "rows intact", "", "note"]) + "\n")
+        out.write(f"\n(took {time.perf_counter() - t0:.1f} s)\n")
+    failed = [c for c in report.checks if not c.ok]
+    out.write(f"\n{len(report.checks) - len(failed)} of {len(report.checks)} checks held.\n")
+    for c in failed:
+        out.write(f"FAILED: {c.what}: {c.detail}\n")
+    return report.ok

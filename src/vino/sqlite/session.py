@@ -1,0 +1,96 @@
+"""One SQLite session on a vino kernel: a process, its VFS, its grafts, a connection.
+
+Usage::
+
+    with Session(kernel, user, "bench.db", plan=Plan(readahead=True)) as s:
+        s.db.execute("select ...")            # an apsw.Connection through the VFS
+        s.advisor                             # the main database's BTreeAdvisor
+        other = s.connect()                   # a second connection, same VFS
+
+``close`` closes every connection, then removes the session's grafts, then
+unregisters the VFS and frees its buffer pool; the database stays in the
+kernel's file system.
+
+Connection settings (``configure``): 4 KiB pages (one kernel block each; only
+effective when the database is created), SQLite's own cache of ``cache_pages``
+pages, temporary tables and statement journals in memory, the given rollback
+journal mode, and no busy wait (a conflicting lock fails at once with
+SQLITE_BUSY).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import apsw
+
+from vino.kernel.kernel import Kernel
+from vino.kernel.proc import User
+from vino.sqlite.advisor import BTreeAdvisor
+from vino.sqlite.grafts import Plan, SqliteGrafts
+from vino.sqlite.params import BUSY_TIMEOUT_MS, SQLITE_CACHE_PAGES, SQLITE_PAGE_BYTES
+from vino.sqlite.vfs import VinoVFS
+
+__all__ = ["JOURNAL_MODES", "Session", "configure"]
+
+JOURNAL_MODES = ("delete", "truncate", "persist")  # the rollback-journal modes supported
+
+
+def configure(db: apsw.Connection, cache_pages: int = SQLITE_CACHE_PAGES,
+              journal_mode: str = "delete") -> None:
+    if journal_mode not in JOURNAL_MODES:
+        raise ValueError(f"journal mode {journal_mode!r} is not one of {JOURNAL_MODES}")
+    db.execute(f"pragma page_size = {SQLITE_PAGE_BYTES}")
+    db.execute(f"pragma cache_size = {int(cache_pages)}")
+    db.execute("pragma temp_store = memory")
+    db.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+    got = db.execute(f"pragma journal_mode = {journal_mode}").fetchall()
+    if got != [(journal_mode,)]:
+        raise RuntimeError(f"SQLite refused journal mode {journal_mode!r}: {got}")
+
+
+class Session:
+    """A process of ``user`` running SQLite on ``path`` through a VinoVFS."""
+
+    def __init__(self, kernel: Kernel, user: User, path: str = "bench.db", *,
+                 plan: Plan | None = None, buffer_pool: bool = True,
+                 cache_pages: int = SQLITE_CACHE_PAGES, journal_mode: str = "delete") -> None:
+        self.kernel = kernel
+        self.user = user
+        self.path = path
+        self.cache_pages = cache_pages
+        self.journal_mode = journal_mode
+        self.grafts = SqliteGrafts(kernel, user, plan or Plan())
+        self.vfs = VinoVFS(kernel, user, buffer_pool=buffer_pool)
+        self.grafts.bind(self.vfs)
+        self._conns: list[apsw.Connection] = []
+        try:
+            self.db = self.connect()
+        except BaseException:
+            self.close()
+            raise
+
+    def connect(self) -> apsw.Connection:
+        db = apsw.Connection(self.path, vfs=self.vfs.vfs_name)
+        self._conns.append(db)
+        configure(db, self.cache_pages, self.journal_mode)
+        return db
+
+    @property
+    def advisor(self) -> BTreeAdvisor | None:
+        kf = self.vfs.file(self.path)
+        return self.grafts.advisors.get(kf.name) if kf is not None else None
+
+    def close(self) -> None:
+        for db in self._conns:
+            db.close()
+        self._conns.clear()
+        self.grafts.close()
+        self.vfs.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,494 @@
+"""An SQLite VFS (apsw) whose files are vino kernel files.
+
+Every byte SQLite reads or writes goes through one vino process's file system
+calls (``fs.open / seek / read / write / unlink``), hence through the kernel's
+buffer cache, block device model, read-ahead (``fs.readahead``), filter
+(``fs.filter``) and access event (``fs.access``) -- and through whatever grafts are
+installed there.
+
+Usage::
+
+    vfs = VinoVFS(kernel, user)                  # spawns a process of ``user``
+    db = apsw.Connection("app.db", vfs=vfs.vfs_name)
+    ...
+    db.close(); vfs.close()                      # close connections first
+
+Hooks (optional): ``on_open(kfile)`` runs when a kernel file is first opened,
+before SQLite reads or writes it -- the place to install a file's grafts (a filter
+on ``kfile.of.inode``, a read-ahead on ``kfile.of``) or attach a ``PageObserver``;
+``on_close(kfile)`` runs at its last close, before the kernel file is closed;
+``on_delete(name)`` runs after SQLite deleted the kernel file ``name``.
+
+Contract with SQLite (io methods version 1, so no WAL: there are no xShm methods;
+the rollback journal in any of its DELETE / TRUNCATE / PERSIST modes works):
+- Names: ``xFullPathname`` makes a name absolute; the kernel file is
+  ``names.kernel_name(path)`` (one flat directory, names <= 60 bytes). A file opened
+  with no name (a temporary file) gets ``TEMP_PREFIX`` + a counter.
+- One kernel ``OpenFile`` per kernel file, shared by every connection of this VFS
+  that opens it (opened "rw" when the user may write it, else "r"); SQLite's
+  read-only opens are enforced here. The file is closed at its last xClose, and
+  unlinked then if it was opened with DELETEONCLOSE.
+- ``xRead`` returns fewer bytes than asked at the end of file; apsw then zero-fills
+  the rest and reports SQLITE_IOERR_SHORT_READ to SQLite, as the VFS contract asks.
+- ``xTruncate``: the kernel file system can only truncate to zero (an open with
+  mode "w"). Cutting to zero does exactly that; cutting to ``n > 0`` bytes reads the
+  first ``n`` bytes, truncates to zero and writes them back (O(n) I/O: SQLite does
+  it only when a rollback or vacuum shrinks the database, and the journal modes
+  used here truncate to zero). Growing writes one zero byte at ``n - 1`` (a hole).
+- ``xSync`` writes back every dirty block of the device (``cache.sync``) and
+  flushes the device: the kernel has no per-file fsync, and metadata (inodes,
+  bitmap, directory) must reach the disk too.
+- ``xFileSize`` is the kernel inode's size. ``xDelete`` unlinks (missing file:
+  SQLITE_IOERR_DELETE_NOENT). ``xAccess(EXISTS)`` is true for a non-empty file, as
+  in the Unix VFS (an empty journal is not a journal); ``READWRITE`` checks the
+  user's write permission.
+- Locking: ``locks.FileLock`` per kernel file (a single-process state machine of
+  SQLite's five levels; see that module). Refusals are SQLITE_BUSY.
+- Kernel errors become SQLite errors: ``NoSpace`` -> SQLITE_FULL, a read failure ->
+  SQLITE_IOERR_READ, a write failure -> SQLITE_IOERR_WRITE, and so on.
+- ``xRandomness`` is a PRNG seeded with ``RANDOM_SEED`` and ``xSleep`` advances the
+  kernel's simulated clock, so a run replays exactly. ``xCurrentTime`` is real time.
+
+The buffer pool (``buffer_pool=True``): whole-page reads of main database files are
+served from a ``pool.BufferPool`` in the process's address space when resident; see
+that module for why and for its correctness rule.
+
+Threads: one lock (``VinoVFS._mutex``) serialises every call into the VFS, so
+several connections may use it from several threads. Lock order: ``_mutex`` ->
+the kernel's locks.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import apsw
+
+from vino.kernel.clock import SimClock
+from vino.kernel.errors import AccessDenied, FileExists, KernelError, NoSpace, NoSuchFile
+from vino.kernel.fs import OpenFile
+from vino.kernel.kernel import Kernel
+from vino.kernel.proc import Process, User
+from vino.sqlite import locks
+from vino.sqlite.names import full_pathname, kernel_name
+from vino.sqlite.params import (
+    MAX_PATHNAME_BYTES,
+    PAGE_BYTES,
+    RANDOM_SEED,
+    SECTOR_BYTES,
+    TEMP_PREFIX,
+)
+from vino.sqlite.pool import BufferPool
+
+__all__ = ["KernelFile", "PageObserver", "VfsStats", "VinoFile", "VinoVFS"]
+
+_EXCLUDED = frozenset({"xDlOpen", "xDlSym", "xDlClose", "xDlError", "xGetSystemCall",
+                       "xSetSystemCall", "xNextSystemCall"})
+_ROLES = ((apsw.SQLITE_OPEN_MAIN_DB, "main"), (apsw.SQLITE_OPEN_MAIN_JOURNAL, "journal"),
+          (apsw.SQLITE_OPEN_WAL, "wal"), (apsw.SQLITE_OPEN_TEMP_DB, "temp"),
+          (apsw.SQLITE_OPEN_TEMP_JOURNAL, "temp-journal"),
+          (apsw.SQLITE_OPEN_SUBJOURNAL, "subjournal"),
+          (apsw.SQLITE_OPEN_SUPER_JOURNAL, "super-journal"),
+          (apsw.SQLITE_OPEN_TRANSIENT_DB, "transient"))
+_JULIAN_UNIX_EPOCH = 2440587.5  # Julian day number of 1970-01-01 00:00 UTC
+_JULIAN_UNIX_EPOCH_MS = 210866760000000  # the same, in ms (sqlite3 os_unix.c)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_vfs_ids = iter(range(1, 1 << 62))
+
+
+class PageObserver(Protocol):
+    """Told every whole page of a main database file that crosses the file system."""
+
+    def on_page(self, index: int, page: bytes, write: bool) -> None:
+        """``page`` (``PAGE_BYTES`` bytes) is now the content of page ``index`` (0-based)."""
+        ...
+
+
+@dataclass(slots=True)
+class VfsStats:
+    opens: int = 0  # xOpen calls
+    reads: int = 0  # xRead calls
+    writes: int = 0  # xWrite calls
+    bytes_read: int = 0
+    bytes_written: int = 0
+    short_reads: int = 0  # xRead calls answered with fewer bytes (SQLITE_IOERR_SHORT_READ)
+    syncs: int = 0  # xSync calls (each syncs the device)
+    truncates: int = 0  # xTruncate calls that changed the size
+    deletes: int = 0  # xDelete calls that removed a file
+    busy: int = 0  # xLock calls refused with SQLITE_BUSY
+
+    def snapshot(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True, eq=False)
+class KernelFile:
+    """One kernel file opened by the VFS, shared by every VinoFile (connection) on it."""
+
+    name: str  # the kernel name
+    path: str  # SQLite's full path name
+    of: OpenFile  # the one kernel open file
+    role: str  # main, journal, wal, temp, ... (from the open flags)
+    lock: locks.FileLock
+    pool_base: int | None = None  # vpn of page 0 in the buffer pool, if pooled
+    observer: PageObserver | None = None
+    delete_on_close: bool = False
+    # Invariant: exactly the VinoFiles open on this kernel file.
+    users: list[VinoFile] = field(default_factory=list)
+
+
+def _sqlite_errors(code: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn kernel errors into SQLite error ``code`` (``NoSpace`` into SQLITE_FULL)."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except NoSpace as exc:
+                raise apsw.FullError(str(exc)) from exc
+            except KernelError as exc:
+                err = apsw.exception_for(code)
+                err.args = (f"{fn.__name__}: {exc}",)
+                raise err from exc
+
+        return call
+
+    return wrap
+
+
+class VinoFile:
+    """One SQLite open of a kernel file (what xOpen returns)."""
+
+    def __init__(self, vfs: VinoVFS, kfile: KernelFile, readonly: bool) -> None:
+        self.vfs = vfs
+        self.kfile = kfile
+        self.readonly = readonly
+        self.holder = locks.Holder()
+        self.closed = False
+
+    @property
+    def lock_level(self) -> int:
+        return self.holder.level
+
+    @_sqlite_errors(apsw.SQLITE_IOERR_READ)
+    def xRead(self, amount: int, offset: int) -> bytes:
+        vfs, kf = self.vfs, self.kfile
+        with vfs._mutex:
+            vfs.stats.reads += 1
+            data: bytes | None = None
+            pool = vfs.pool
+            if pool is not None and kf.pool_base is not None:
+                data = pool.read(kf.pool_base, offset, amount)
+            if data is None:
+                fs = vfs.kernel.fs
+                fs.seek(kf.of, offset)
+                data = fs.read(kf.of, amount)
+                if len(data) == PAGE_BYTES and offset % PAGE_BYTES == 0:
+                    index = offset // PAGE_BYTES
+                    if pool is not None and kf.pool_base is not None:
+                        pool.fill(kf.pool_base, index, data)
+                    if kf.observer is not None:
+                        kf.observer.on_page(index, data, False)
+            vfs.stats.bytes_read += len(data)
+            if len(data) < amount:
+                vfs.stats.short_reads += 1  # apsw zero-fills: SQLITE_IOERR_SHORT_READ
+            return data
+
+    @_sqlite_errors(apsw.SQLITE_IOERR_WRITE)
+    def xWrite(self, data: Any, offset: int) -> None:
+        if self.readonly:
+            raise apsw.ReadOnlyError(f"{self.kfile.path} was opened read-only")
+        raw = bytes(data)
+        vfs, kf = self.vfs, self.kfile
+        with vfs._mutex:
+            fs = vfs.kernel.fs
+            fs.seek(kf.of, offset)
+            fs.write(kf.of, raw)
+            vfs.stats.writes += 1
+            vfs.stats.bytes_written += len(raw)
+            if vfs.pool is not None and kf.pool_base is not None:
+                vfs.pool.update(kf.pool_base, offset, raw)
+            if kf.observer is not None and offset % PAGE_BYTES == 0:
+                for i in range(len(raw) // PAGE_BYTES):
+                    kf.observer.on_page(offset // PAGE_BYTES + i,
+                                        raw[i * PAGE_BYTES:(i + 1) * PAGE_BYTES], True)
+
+    @_sqlite_errors(apsw.SQLITE_IOERR_TRUNCATE)
+    def xTruncate(self, newsize: int) -> None:
+        if self.readonly:
+            raise apsw.ReadOnlyError(f"{self.kfile.path} was opened read-only")
+        vfs, kf = self.vfs, self.kfile
+        with vfs._mutex:
+            vfs._truncate(kf, newsize)
+
+    @_sqlite_errors(apsw.SQLITE_IOERR_FSYNC)
+    def xSync(self, flags: int) -> None:
+        with self.vfs._mutex:
+            self.vfs.stats.syncs += 1
+            self.vfs.kernel.cache.sync(self.vfs.kernel.device)
+            self.vfs.kernel.device.flush()
+
+    def xFileSize(self) -> int:
+        return self.kfile.of.inode.size
+
+    def xLock(self, level: int) -> None:
+        try:
+            self.kfile.lock.lock(self.holder, level)
+        except locks.Busy as exc:
+            self.vfs.stats.busy += 1
+            raise apsw.BusyError(str(exc)) from None
+
+    def xUnlock(self, level: int) -> None:
+        self.kfile.lock.unlock(self.holder, level)
+
+    def xCheckReservedLock(self) -> bool:
+        return self.kfile.lock.reserved()
+
+    def xFileControl(self, op: int, ptr: int) -> bool:
+        return False  # SQLITE_NOTFOUND: no file controls of our own
+
+    def xSectorSize(self) -> int:
+        return SECTOR_BYTES
+
+    def xDeviceCharacteristics(self) -> int:
+        return 0  # promise nothing: SQLite journals conservatively
+
+    def xClose(self) -> None:
+        with self.vfs._mutex:
+            if self.closed:
+                return
+            self.closed = True
+            self.kfile.lock.unlock(self.holder, locks.NONE)
+            self.vfs._release(self)
+
+
+class VinoVFS(apsw.VFS):
+    """The VFS: registered with SQLite under ``vfs_name`` until ``close``."""
+
+    def __init__(self, kernel: Kernel, user: User, *, name: str | None = None,
+                 buffer_pool: bool = True,
+                 on_open: Callable[[KernelFile], None] | None = None,
+                 on_close: Callable[[KernelFile], None] | None = None,
+                 on_delete: Callable[[str], None] | None = None,
+                 mode: int = 0o600) -> None:
+        self.kernel = kernel
+        self.user = user
+        self.process: Process = kernel.spawn(user, "sqlite")
+        self.vfs_name = name or f"vino-{next(_vfs_ids)}"
+        self.on_open = on_open
+        self.on_close = on_close
+        self.on_delete = on_delete
+        self.mode = mode
+        self.stats = VfsStats()
+        self.pool = BufferPool(kernel.address_space(self.process)) if buffer_pool else None
+        self._mutex = threading.RLock()
+        self._rng = random.Random(RANDOM_SEED)
+        self._temps = 0
+        # Invariant: _files[n].name == n; each entry has at least one user.
+        self._files: dict[str, KernelFile] = {}
+        self._closed = False
+        super().__init__(self.vfs_name, base=None, makedefault=False,
+                         maxpathname=MAX_PATHNAME_BYTES, iVersion=2, exclude=set(_EXCLUDED))
+
+    # ---- files ---------------------------------------------------------------------------
+
+    def xOpen(self, name: str | apsw.URIFilename | None,  # type: ignore[override]
+              flags: list[int]) -> VinoFile:
+        inflags = flags[0]
+        if isinstance(name, apsw.URIFilename):
+            path = name.filename()
+        elif name is None:
+            path = ""
+        else:
+            path = name
+        with self._mutex:
+            self.stats.opens += 1
+            if not path:
+                self._temps += 1
+                path = f"/{TEMP_PREFIX}{self._temps:06d}"
+            kname = kernel_name(path)
+            readonly = not inflags & apsw.SQLITE_OPEN_READWRITE
+            try:
+                kf = self._files.get(kname) or self._open_kernel_file(kname, path, inflags)
+            except (NoSuchFile, FileExists, AccessDenied) as exc:
+                raise apsw.CantOpenError(f"cannot open {path!r} ({kname!r}): {exc}") from exc
+            except KernelError as exc:
+                raise apsw.CantOpenError(f"cannot open {path!r} ({kname!r}): {exc}") from exc
+            if not readonly and not kf.of.writable:
+                raise apsw.CantOpenError(f"{path!r}: user {self.user.name!r} may not write it")
+            f = VinoFile(self, kf, readonly)
+            kf.users.append(f)
+            flags[1] = inflags & (apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_READONLY)
+            return f
+
+    def _open_kernel_file(self, kname: str, path: str, inflags: int) -> KernelFile:
+        fs = self.kernel.fs
+        exists = kname in fs.listdir()
+        if inflags & apsw.SQLITE_OPEN_EXCLUSIVE and exists:
+            raise FileExists(f"{kname!r} exists and the open is exclusive")
+        if not exists:
+            if not inflags & apsw.SQLITE_OPEN_CREATE:
+                raise NoSuchFile(f"no file {kname!r}")
+            fs.create(self.user, kname, self.mode)
+        try:
+            of = fs.open(self.process, kname, "rw")
+        except AccessDenied:
+            of = fs.open(self.process, kname, "r")
+        role = next((r for bit, r in _ROLES if inflags & bit), "other")
+        kf = KernelFile(kname, path, of, role, locks.FileLock(kname),
+                        delete_on_close=bool(inflags & apsw.SQLITE_OPEN_DELETEONCLOSE))
+        if role == "main" and self.pool is not None:
+            kf.pool_base = self.pool.region()
+        self._files[kname] = kf
+        if self.on_open is not None:
+            self.on_open(kf)
+        return kf
+
+    def _release(self, f: VinoFile) -> None:
+        kf = f.kfile
+        kf.users.remove(f)
+        if kf.users:
+            return
+        fs = self.kernel.fs
+        if self.on_close is not None:
+            self.on_close(kf)
+        fs.close(kf.of)
+        if self._files.get(kf.name) is kf:
+            del self._files[kf.name]
+            if kf.delete_on_close:
+                try:
+                    fs.unlink(self.user, kf.name)
+                except NoSuchFile:
+                    return
+                if self.on_delete is not None:
+                    self.on_delete(kf.name)
+
+    def _truncate(self, kf: KernelFile, newsize: int) -> None:
+        fs = self.kernel.fs
+        size = kf.of.inode.size
+        if newsize == size:
+            return
+        self.stats.truncates += 1
+        if newsize > size:
+            fs.seek(kf.of, newsize - 1)
+            fs.write(kf.of, b"\0")
+            return
+        keep = b""
+        if newsize:
+            fs.seek(kf.of, 0)
+            keep = fs.read(kf.of, newsize)
+        if self._files.get(kf.name) is not kf:
+            raise NoSuchFile(f"{kf.path!r} was deleted while open; cannot truncate it")
+        fs.close(fs.open(self.process, kf.name, "w"))  # the kernel truncates to zero
+        if self.pool is not None and kf.pool_base is not None:
+            self.pool.truncate(kf.pool_base, newsize)
+        if keep:
+            fs.seek(kf.of, 0)
+            fs.write(kf.of, keep)
+
+    def file(self, path: str) -> KernelFile | None:
+        """The open kernel file of SQLite path ``path`` (as SQLite names it), if open."""
+        with self._mutex:
+            return self._files.get(kernel_name(full_pathname(path)))
+
+    def files(self) -> list[KernelFile]:
+        with self._mutex:
+            return list(self._files.values())
+
+    # ---- names -------------------------------------------------------------------------------
+
+    @_sqlite_errors(apsw.SQLITE_IOERR_DELETE)
+    def xDelete(self, filename: str, syncdir: bool) -> None:
+        kname = kernel_name(filename)
+        with self._mutex:
+            try:
+                self.kernel.fs.unlink(self.user, kname)
+            except NoSuchFile:
+                raise apsw.exception_for(apsw.SQLITE_IOERR_DELETE_NOENT) from None
+            self.stats.deletes += 1
+            self._files.pop(kname, None)  # still open: lives on as an orphan until closed
+            if self.on_delete is not None:
+                self.on_delete(kname)
+
+    def xAccess(self, pathname: str, flags: int) -> bool:
+        kname = kernel_name(pathname)
+        with self._mutex:
+            try:
+                st = self.kernel.fs.stat(kname)
+            except (NoSuchFile, KernelError):
+                return False
+        if flags == apsw.SQLITE_ACCESS_EXISTS:
+            return st.size > 0
+        if self.user.is_root:
+            return True
+        bits = (st.mode >> 6) & 7 if st.uid == self.user.uid else st.mode & 7
+        want = 6 if flags == apsw.SQLITE_ACCESS_READWRITE else 4
+        return bits & want == want
+
+    def xFullPathname(self, name: str) -> str:
+        return full_pathname(name)
+
+    # ---- the rest of the OS interface ------------------------------------------------------
+
+    def xRandomness(self, numbytes: int) -> bytes:
+        return self._rng.randbytes(numbytes)
+
+    def xSleep(self, microseconds: int) -> int:
+        if isinstance(self.kernel.clock, SimClock):
+            self.kernel.clock.advance(max(microseconds, 0) * 1000)
+        return microseconds
+
+    def xCurrentTime(self) -> float:
+        return time.time() / 86400.0 + _JULIAN_UNIX_EPOCH
+
+    def xCurrentTimeInt64(self) -> int:
+        return time.time_ns() // 1_000_000 + _JULIAN_UNIX_EPOCH_MS
+
+    def xGetLastError(self) -> tuple[int, str | None]:
+        return (0, None)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the VFS lock: no SQLite I/O through this VFS until the block ends."""
+        with self._mutex:
+            yield
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if lock state or the pool disagree with the files."""
+        with self._mutex:
+            for kf in self._files.values():
+                assert kf.users, f"{kf.name}: open with no users"
+                kf.lock.check([f.holder for f in kf.users])
+                if self.pool is not None and kf.pool_base is not None:
+                    fs = self.kernel.fs
+                    for index in self.pool.resident_pages(kf.pool_base):
+                        fs.seek(kf.of, index * PAGE_BYTES)
+                        disk = fs.read(kf.of, PAGE_BYTES)
+                        pooled = self.pool.aspace.read(kf.pool_base + index)
+                        assert disk == pooled, f"{kf.name}: pool page {index} is stale"
+
+    def close(self) -> None:
+        """Unregister from SQLite and give the pool's frames back. Close connections first."""
+        with self._mutex:
+            if self._closed:
+                return
+            if self._files:
+                names = ", ".join(sorted(self._files))
+                raise RuntimeError(f"VFS {self.vfs_name}: files still open: {names}")
+            self._closed = True
+            self.unregister()
+            if self.pool is not None:
+                self.pool.release()
