@@ -26,6 +26,8 @@ ENTRIES: dict[str, str] = {
     "sched_interactive": "vino_pick",
     "chacha20_filter": "vino_filter",
     "null": "vino_readahead",
+    "sqlite_readahead": "vino_readahead",
+    "sqlite_evict": "vino_evict",
 }
 
 _ENGINE = wasmtime.Engine()
