@@ -658,12 +658,16 @@ class Registry:
         except wasmtime.WasmtimeError as exc:
             detail = " ".join(str(exc).split())[:300]
             raise GraftRejected(checked.name, pt.name, f"instantiation failed: {detail}") from None
-        g._bind_buffer()
-        size = g.memory.refresh()
         try:
-            principal.charge("memory_bytes", size)
-        except QuotaExceeded as exc:
-            raise GraftRejected(checked.name, pt.name, str(exc)) from None
+            g._bind_buffer()
+            size = g.memory.refresh()
+            try:
+                principal.charge("memory_bytes", size)
+            except QuotaExceeded as exc:
+                raise GraftRejected(checked.name, pt.name, str(exc)) from None
+        except GraftRejected:
+            g._retire(None)  # give back what vino_buffer() allocated; g was never linked
+            raise
         g.mem_charged = size
         return g
 
