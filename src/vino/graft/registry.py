@@ -404,11 +404,11 @@ class Graft:
         """
         if self._message is None:
             raise ValueError(f"graft {self.name!r} exports no vino_message")
+        if self.state is not LIVE:
+            raise NoSuchGraft(f"graft {self.name!r} was removed")
         if len(data) > len(self.buffer):
             raise ValueError(f"message of {len(data)} bytes exceeds the graft's buffer of "
                              f"{len(self.buffer)} bytes")
-        if self.state is not LIVE:
-            raise NoSuchGraft(f"graft {self.name!r} was removed")
         if not self._enter():
             raise GraftAborted(AbortReason.LOCK_TIMEOUT, "graft busy", graft=self.name)
         try:
