@@ -157,7 +157,8 @@ class Graft:
         self.stats = Stats()
         self.logs: collections.deque[bytes] = collections.deque(maxlen=limits.LOG_LINES_KEPT)
         self.logs_dropped = 0
-        self._log_calls = 0
+        self._log_calls = 0  # lines logged by the call that started at _log_call_ns
+        self._log_call_ns = 0
         # Invariant: handles holds exactly the live kalloc blocks; their bytes and count are
         # charged to principal (kalloc_bytes, handles) until freed or the graft is removed.
         self.handles: dict[int, bytearray] = {}
@@ -526,7 +527,14 @@ class Graft:
     def log(self, txn: Transaction, ptr: int, n: int) -> None:
         n = max(0, min(n, limits.LOG_LINE_MAX))
         line = self.memory.read(ptr, n)
+        if txn.start_ns != self._log_call_ns:  # a new call: a new allowance of lines
+            self._log_call_ns = txn.start_ns
+            self._log_calls = 0
+        if self._log_calls >= limits.LOG_LINES_PER_CALL:
+            self.logs_dropped += 1
+            return
         self.principal.charge("log_bytes", len(line))
+        self._log_calls += 1
         self.logs.append(line)
 
 
