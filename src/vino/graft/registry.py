@@ -164,6 +164,7 @@ class Graft:
         self.handles: dict[int, bytearray] = {}
         self._next_handle = 1
         self.mem_charged = 0  # bytes of linear memory charged to principal
+        self._memory_over = False  # went over its quota: removed at once (see _account_memory)
         self._mutex = threading.Lock()
         self._args: tuple[Any, ...] = ()
         self._txn = Transaction(None, self)
@@ -267,6 +268,7 @@ class Graft:
             with self.principal._mutex:
                 self.principal.usage.memory_bytes += delta
             self.mem_charged = size
+            self._memory_over = True  # memory never shrinks: it could not commit again
             raise
         self.mem_charged = size
 
@@ -389,7 +391,7 @@ class Graft:
         self.aborts.append(rec)
         self.stats.aborts[reason.value] += 1
         self.failures += 1
-        if self.failures >= self.remove_after:
+        if self.failures >= self.remove_after or self._memory_over:
             self._retire(rec)
         return rec
 
