@@ -74,15 +74,25 @@ class Ticker:
 
 
 def _decide() -> bool:
-    """Epoch-tick callback body: go on unless the current call is over budget or doomed."""
+    """Epoch-tick callback body: go on unless the current call is over budget or doomed.
+
+    The budget is the thread's CPU time from the call's first tick, not wall time: this
+    callback needs the GIL, and time spent waiting for it while host threads hold it is
+    not the graft running (wall time would abort well-behaved grafts of busy hosts).
+    """
     txn = thread_state().txn
     if txn is None:
         return True
     if txn.doomed() is not None:
         return False
-    if txn.budget_ns and time.perf_counter_ns() - txn.start_ns > txn.budget_ns:
-        txn.fault = TimeoutError(f"ran past its CPU budget of {txn.budget_ns / 1e6:.1f} ms")
-        return False
+    if txn.budget_ns:
+        cpu = time.thread_time_ns()
+        if txn.cpu_call_ns != txn.start_ns:  # the first tick of this call
+            txn.cpu_call_ns = txn.start_ns
+            txn.cpu_start_ns = cpu
+        elif cpu - txn.cpu_start_ns > txn.budget_ns:
+            txn.fault = TimeoutError(f"ran past its CPU budget of {txn.budget_ns / 1e6:.1f} ms")
+            return False
     return True
 
 

@@ -76,8 +76,9 @@ class Transaction:
     empty.
     """
 
-    __slots__ = ("budget_ns", "deferred", "doom_detail", "doom_reason", "fault", "graft",
-                 "locks", "parent", "start_ns", "state", "ts", "undo", "undo_errors")
+    __slots__ = ("budget_ns", "cpu_call_ns", "cpu_start_ns", "deferred", "doom_detail",
+                 "doom_reason", "fault", "graft", "locks", "parent", "start_ns", "state", "ts",
+                 "undo", "undo_errors")
 
     def __init__(self, parent: Transaction | None = None, graft: Any = None,
                  ts: ThreadState | None = None) -> None:
@@ -93,6 +94,8 @@ class Transaction:
         self.fault: BaseException | None = None
         self.start_ns = 0
         self.budget_ns = 0
+        self.cpu_call_ns = 0  # start_ns of the call whose CPU time cpu_start_ns counts from
+        self.cpu_start_ns = 0  # the thread's CPU time at that call's first epoch tick
         self.undo_errors = 0
 
     def reset(self, ts: ThreadState) -> None:
