@@ -24,7 +24,9 @@ that passed, so a bad answer can never half-happen.
 
 from __future__ import annotations
 
+import itertools
 import struct
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -71,6 +73,7 @@ ACCESS_BUFFER: Final = ACCESS_LAYOUT.size
 # One precompiled struct per candidate count, so a buffer is packed in one call.
 _evict_rows: dict[int, struct.Struct] = {}
 _sched_rows: dict[int, struct.Struct] = {}
+_ra_inputs: dict[int, struct.Struct] = {}  # fs.readahead header + n history entries
 _u32s: dict[int, struct.Struct] = {}
 
 
@@ -120,10 +123,11 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
 
     def encode(buf: memoryview, aspace: AddressSpace, cands: list[PageInfo]) -> tuple[int, ...]:
         n = len(cands)
-        flat: list[int] = [n, 0]
+        flat: list[int] = [n]
+        add = flat.extend  # the pads are "x" bytes in the struct: 4 values a row, one pack
         for c in cands:
-            flat += (c.page_id, c.vpn, c.flags, 0, c.last_use)
-        _rows(_evict_rows, "II", "IIIIQ", n).pack_into(buf, 0, *flat)
+            add((c.page_id, c.vpn, c.flags, c.last_use))
+        _rows(_evict_rows, "I4x", "III4xQ", n).pack_into(buf, 0, *flat)
         return ()
 
     def hint(txn: Transaction, vpn: int, important: int) -> int:
@@ -160,10 +164,11 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
 
     def encode(buf: memoryview, group: ProcessGroup, rows: list[ThreadInfo]) -> tuple[int, ...]:
         n = len(rows)
-        flat: list[int] = [n, 0]
+        flat: list[int] = [n]
+        add = flat.extend
         for r in rows:
-            flat += (r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags, 0)
-        _rows(_sched_rows, "II", "IiQQII", n).pack_into(buf, 0, *flat)
+            add((r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags))
+        _rows(_sched_rows, "I4x", "IiQQI4x", n).pack_into(buf, 0, *flat)
         return ()
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
@@ -221,23 +226,27 @@ def readahead_point(fs: FileSystem, registry: Registry,
                 of.history[:RA_HIST])
 
     def encode(buf: memoryview, of: OpenFile, block: int) -> tuple[int, ...]:
-        nblocks, max_out, hist = inputs(of, block)
-        RA_HEADER.pack_into(buf, 0, nblocks, block, max_out, len(hist))
-        if hist:
-            _u32_array(len(hist)).pack_into(buf, RA_HEADER.size, *hist)
+        hist = of._history  # most recent first; the deque's maxlen is RA_HIST
+        n = len(hist)
+        if n > RA_HIST:
+            hist = deque(itertools.islice(hist, RA_HIST))
+            n = RA_HIST
+        _rows(_ra_inputs, "IIII", "I", n).pack_into(
+            buf, 0, -(-of.inode.size // bs), block, min(fs.readahead_max, RA_OUT_MAX), n, *hist)
         return ()
 
     def decode(buf: memoryview, count: int, of: OpenFile, block: int) -> list[int]:
-        nblocks, max_out, _ = inputs(of, block)
+        max_out = min(fs.readahead_max, RA_OUT_MAX)
         if not 0 <= count <= max_out:
             raise InvalidResult(f"fs.readahead: {count} blocks asked for; at most {max_out}")
         if count == 0:
             return []
         out = list(_u32_array(count).unpack_from(buf, RA_OUT_OFFSET))
-        for b in out:
-            if b >= nblocks:
-                raise InvalidResult(f"fs.readahead: block {b} is past the end of the file "
-                                    f"({nblocks} blocks)")
+        nblocks = -(-of.inode.size // bs)
+        if max(out) >= nblocks:
+            b = next(b for b in out if b >= nblocks)
+            raise InvalidResult(f"fs.readahead: block {b} is past the end of the file "
+                                f"({nblocks} blocks)")
         if len(set(out)) != count:
             raise InvalidResult("fs.readahead: duplicate blocks")
         return out
