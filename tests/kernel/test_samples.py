@@ -214,7 +214,8 @@ def _sequential(boot: Boot, name: str, source: str | None) -> tuple[Kernel, Graf
 def test_a_graft_returning_defaults_answer_behaves_exactly_like_the_default(boot: Boot) -> None:
     base, _, base_cached = _sequential(boot, "base", None)
     k, g, cached = _sequential(boot, "same", RA_SAME)
-    assert g is not None and g.state == "live"
+    # Closing the file removed its graft (a graft lives no longer than its target), cleanly.
+    assert g is not None and g.state == "removed" and g.removal is None
     assert g.stats.commits == NBLOCKS and not g.stats.aborts
     assert cached == base_cached == [True] * 10 + [False]  # 0, 1 read; 2..9 prefetched
     assert k.fs.stats.snapshot() == base.fs.stats.snapshot()
@@ -224,7 +225,8 @@ def test_a_graft_returning_defaults_answer_behaves_exactly_like_the_default(boot
 def test_a_graft_that_drops_the_last_block_of_the_defaults_answer(boot: Boot) -> None:
     base, _, _ = _sequential(boot, "base", None)
     k, g, cached = _sequential(boot, "drop", RA_DROP_LAST)
-    assert g is not None and g.state == "live"
+    # Closing the file removed its graft (a graft lives no longer than its target), cleanly.
+    assert g is not None and g.state == "removed" and g.removal is None
     assert g.stats.commits == NBLOCKS and not g.stats.aborts
     assert cached == [True] * 9 + [False, False]  # block 9, the window's last, was dropped
     # Replay the default's answers: the graft asked for one block fewer in every window.
@@ -288,4 +290,26 @@ def test_a_graft_returning_defaults_answer_changes_nothing_at_any_function_point
     assert g is not None and g.state == "live"
     assert g.stats.commits > 0 and not g.stats.aborts
     assert got == want
+    k.check_invariants()
+
+
+def test_closing_a_file_or_releasing_memory_removes_its_grafts_and_gives_back_their_memory(
+        boot: Boot) -> None:
+    k = boot("lifetime", frames=64)
+    alice = k.add_user("alice")
+    proc = make_file(k, alice, "f", pattern(4))
+    before = alice.principal.usage.snapshot()
+    f = k.fs.open(proc, "f", "r")
+    ra = k.graft(alice, "fs.readahead", RA_SAME, target=f)
+    aspace = k.address_space(proc)
+    ev = k.graft(alice, "vm.evict", EXTEND_AT["vm.evict"], target=aspace)
+    assert alice.principal.usage.memory_bytes > before["memory_bytes"]
+    k.fs.close(f)
+    assert ra.state == "removed" and ra.removal is None and ev.state == "live"
+    aspace.release()
+    assert ev.state == "removed" and ev.removal is None
+    after = alice.principal.usage.snapshot()
+    assert {x: after[x] for x in after if x != "cpu_ns"} == {
+        x: before[x] for x in before if x != "cpu_ns"}
+    assert k.registry.grafts() == []
     k.check_invariants()

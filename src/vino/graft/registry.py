@@ -684,6 +684,18 @@ class Registry:
     def remove(self, graft: Graft) -> None:
         graft.remove()
 
+    def remove_target(self, target: Any) -> int:
+        """Remove every graft installed for ``target`` (at any point); return how many.
+
+        Host code calls this when the object a graft was installed on goes away (a
+        file is closed, an address space released), so the graft's memory and
+        handles are given back at once instead of when the program ends.
+        """
+        doomed = [g for g in self.grafts() if g.target is target]
+        for g in doomed:
+            g.remove()
+        return len(doomed)
+
     def _unlink(self, g: Graft) -> None:
         with self._mutex:
             pt = g.point

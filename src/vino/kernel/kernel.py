@@ -34,7 +34,7 @@ from vino.kernel.cache import AddressSpace, Cache
 from vino.kernel.clock import SimClock
 from vino.kernel.device import DISK_1996, BlockDevice, DiskProfile
 from vino.kernel.errors import InvalidArgument
-from vino.kernel.fs import FileSystem
+from vino.kernel.fs import FileSystem, OpenFile
 from vino.kernel.proc import Process, ProcessGroup, User, new_pgid, new_pid
 from vino.kernel.sched import Scheduler
 
@@ -60,6 +60,7 @@ class Kernel:
         self._by_principal: dict[int, User] = {id(self.root.principal): self.root}
         self.aspaces: dict[int, AddressSpace] = {}
         reg = self.registry
+        self._wire_lifetimes()
         self.points: dict[str, Point] = {
             p.name: p for p in (
                 points.evict_point(self.cache, reg),
@@ -83,6 +84,24 @@ class Kernel:
         else:
             dev = BlockDevice.open(image, profile=profile, clock=clock, durable=False)
         return cls(dev, clock, frames=frames, registry=registry)
+
+    def _wire_lifetimes(self) -> None:
+        """A graft lives no longer than its target: closing a file or releasing an address
+        space removes the grafts installed on it and gives back what they held."""
+        fs_close = self.fs.close
+        cache_release = self.cache._release
+
+        def close(of: OpenFile) -> None:
+            fs_close(of)
+            self.registry.remove_target(of)
+
+        def release(aspace: AddressSpace) -> None:
+            cache_release(aspace)
+            self.registry.remove_target(aspace)
+            self.aspaces.pop(aspace.owner.pid, None)
+
+        self.fs.close = close  # type: ignore[method-assign]
+        self.cache._release = release  # type: ignore[method-assign]
 
     # ---- principals ---------------------------------------------------------------------
     def add_user(self, name: str, quota: Quota | None = None) -> User:

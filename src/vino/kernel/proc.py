@@ -5,7 +5,8 @@ and are charged to it). ``ROOT`` (uid 0) is privileged: it may graft global
 points and reads/writes every file.
 
 Rights (who may graft what), enforced at install by the graft points:
-- a file's read-ahead: anyone who may read the file;
+- a file's read-ahead: the user who opened it (an open file is its opener's), if
+  that user may read the file;
 - a file's filter: its owner;
 - an address space or a process group: its owner;
 - global points: root.
