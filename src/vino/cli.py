@@ -1,6 +1,7 @@
 """The ``vino`` command line.
 
     vino demo                      boot the kernel, run the sample grafts, attack it
+    vino demo sqlite [--rows N]    SQLite on the kernel: defaults, grafts, encryption, attacks
     vino bench [table|savings|scale|all|micro] [--quick] [--json] [--plot FILE.png]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
@@ -26,7 +27,13 @@ from pathlib import Path
 def _demo(args: argparse.Namespace) -> int:
     from vino import demo
 
-    ok = demo.run(sys.stdout, Path(args.workdir) if args.workdir else None)
+    workdir = Path(args.workdir) if args.workdir else None
+    if args.section == "sqlite":
+        if args.rows < 1:
+            print(f"vino demo sqlite: --rows must be positive, got {args.rows}", file=sys.stderr)
+            return 2
+        return 0 if demo.run_sqlite(sys.stdout, workdir, args.rows) else 1
+    ok = demo.run(sys.stdout, workdir)
     return 0 if ok else 1
 
 
@@ -143,6 +150,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="boot the kernel, run the sample grafts, attack it")
     d.add_argument("--workdir", help="keep the kernel images here (default: a temp dir)")
+    d.add_argument("section", nargs="?", choices=["sqlite"],
+                   help="sqlite: run SQLite on the kernel instead")
+    d.add_argument("--rows", type=int, default=100_000,
+                   help="sqlite: rows in the database (default 100000)")
     d.set_defaults(fn=_demo)
     b = sub.add_parser("bench", help="benchmarks: the paper's overhead table and more")
     b.add_argument("what", nargs="?", default="table",

@@ -55,6 +55,7 @@ __all__ = ["Attack", "Check", "Config", "Lab", "encryption", "eviction", "readah
            "survival", "workloads"]
 
 USER = "sqlite"
+DEMO_ROWS = 100_000  # the demo's database; at least this many rows uses Config()
 DB = "bench.db"
 HOSTILE_DIR = SDK_DIR / "hostile"
 LEAK_PROBES = 200  # rows whose text is searched for on the encrypted image
@@ -66,7 +67,7 @@ SURVIVAL_CALL_BUDGET_S = 0.25  # the survival user's per-call CPU budget: longer
 class Config:
     """Sizes of one run. The defaults are the demo's; ``small()`` is the tests'."""
 
-    rows: int = 100_000
+    rows: int = DEMO_ROWS
     seed: int = 1
     nblocks: int = 8192  # disk image, blocks of 4 KiB (32 MiB)
     frames: int = 256  # kernel page frames (1 MiB)
@@ -85,11 +86,15 @@ class Config:
     @classmethod
     def small(cls, rows: int = 10_000) -> Config:
         """A run for tests: the same shapes, scaled to ``rows`` rows and a smaller cache."""
-        f = rows / 100_000
         return cls(rows=rows, nblocks=2048, frames=64, pool_pages=32, lookups=200,
-                   scans=20, scan_rows=max(int(2000 * f * 2), 200), update_txns=20,
+                   scans=20, scan_rows=max(rows // 25, 400), update_txns=20,
                    updates_per_txn=10, mixed_rounds=6, mixed_lookups=60,
-                   mixed_scan_rows=max(int(20_000 * f), 1000), hot_rows=12)
+                   mixed_scan_rows=max(rows // 5, 1000), hot_rows=12)
+
+    @classmethod
+    def for_rows(cls, rows: int) -> Config:
+        """The demo's sizes for ``rows`` >= 100,000, else ``small(rows)``."""
+        return cls(rows=rows) if rows >= DEMO_ROWS else cls.small(rows)
 
     @property
     def hot(self) -> list[int]:
