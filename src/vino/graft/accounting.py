@@ -7,8 +7,9 @@ is given back with ``Principal.release``; a graft that is removed releases
 everything it still holds, so ``usage`` returns to what it was before install.
 
 Invariant: every field of ``Usage`` equals the sum of the charges of live
-grafts and live transactions of this principal (``cpu_ns`` excepted: time spent
-is never given back).
+grafts and live transactions of this principal, except the two lifetime totals,
+``cpu_ns`` and ``log_bytes``: time spent and log volume written are never given
+back (the quota bounds what a principal may ever use, like an account's budget).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ Contract:
   ``RawFunc.trap_code`` so the hot path never formats a backtrace.
 - Host functions are defined on a ``Linker`` with ``define_host``; the Python
   callable receives plain ints and returns an int (or ``None`` for no result).
-  A Python exception inside it becomes a guest trap; the exception object is
-  kept in ``HOST_FAULT`` (per thread) for the caller to re-raise or classify.
+  A Python exception inside it stops the guest (wasmtime 50 reports it as an
+  error, ``ERROR``, rather than a trap); the exception object is kept in
+  ``HOST_FAULT`` (per thread) for the caller to re-raise or classify.
 - Pooling: ``use_pooling(config, ...)`` switches an engine configuration to
   wasmtime's pooling instance allocator (not exposed by the public ``Config``).
 - Epoch deadlines: ``install_epoch_callback(store, decide)``; ``decide()`` runs

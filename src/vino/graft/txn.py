@@ -155,9 +155,20 @@ class Transaction:
         return old
 
     def append(self, seq: MutableSequence[Any], value: Any) -> None:
-        """``seq.append(value)``, undoably (the undo removes the last element)."""
+        """``seq.append(value)``, undoably.
+
+        The undo removes this very element (the last one that *is* ``value``), not
+        whatever happens to be last: other transactions may have appended since.
+        """
         seq.append(value)
-        self.record(seq.pop)
+
+        def undo() -> None:
+            for i in range(len(seq) - 1, -1, -1):
+                if seq[i] is value:
+                    del seq[i]
+                    return
+
+        self.record(undo)
 
     # ---- doom ------------------------------------------------------------------------
     def doom(self, reason: AbortReason, detail: str) -> None:
