@@ -6,7 +6,8 @@ declared points and every installed ``Graft``.
 Protected invocation (``Graft.invoke``), in order:
   1. begin a transaction (a child of the thread's current one, if any);
   2. copy the inputs into the graft's buffer (``point.encode``);
-  3. call the entry through the fast path; the epoch callback stops it if it
+  3. call the entry through the fast path (its store's epoch deadline renewed
+     to the next tick, at most once per tick); the epoch callback stops it if it
      runs past its budget or is doomed by a lock waiter;
   4. account memory growth and CPU time against the principal;
   5. read and validate the output (``point.decode``);
@@ -45,7 +46,7 @@ from vino.errors import (
 )
 from vino.graft import fastcall, loader
 from vino.graft.accounting import Principal
-from vino.graft.fastcall import I32, _call_unchecked, _memory_size
+from vino.graft.fastcall import I32, _call_unchecked, _memory_size, _set_deadline
 from vino.graft.locks import LockManager
 from vino.graft.point import GLOBAL, EventPoint, FunctionPoint, Point
 from vino.graft.sandbox import Instance, Sandbox
@@ -187,6 +188,9 @@ class Graft:
         self._result = self.entry.results()
         self._msize = self.memory.size_args()
         self._trap_slot = self.entry.trap_slot()
+        self._ctx = self._call0[0]
+        self._ticker = registry.sandbox.ticker
+        self._deadline_tick = -1  # ticker's count when the store's deadline was last renewed
         self._message = (self.instance.func("vino_message", (I32,), (I32,))
                          if checked.has_message else None)
         self.buffer_offset = 0
@@ -243,6 +247,18 @@ class Graft:
             return doomed.doom_reason, doomed.doom_detail
         code = self.entry.trap_code if rc == fastcall.TRAP else -1
         return AbortReason.TRAP, _TRAP_NAMES.get(code, f"trap code {code}")
+
+    def _renew_deadline(self) -> None:
+        """Move the store's epoch deadline to the next tick before a call.
+
+        Between calls the epoch moves on, so a store called again after a tick
+        or more would start by running the epoch callback (Python, needing the
+        GIL) just to push its deadline. Renewing it here, at most once per
+        tick, is the same rule the callback applies -- a running graft still
+        meets the callback at every tick -- for one cheap FFI call.
+        """
+        self._deadline_tick = self._ticker.ticks
+        _set_deadline(self._ctx, 1)
 
     def _enter(self) -> bool:
         """Take the graft's store for this thread; False: use the default instead."""
@@ -311,6 +327,8 @@ class Graft:
             try:
                 wasm_args = point.encode(self.buffer, *args)
                 entry = self.entry
+                if self._ticker.ticks != self._deadline_tick:
+                    self._renew_deadline()
                 t1 = txn.start_ns = _perf_ns()
                 if wasm_args:
                     rc = entry.call(*wasm_args)
@@ -360,6 +378,8 @@ class Graft:
             t0 = txn.start_ns
             try:
                 wasm_args = point.encode(self.buffer, *args)
+                if self._ticker.ticks != self._deadline_tick:
+                    self._renew_deadline()
                 t1 = time.perf_counter_ns()
                 rc = self.entry.call(*wasm_args) if wasm_args else self.entry.call0()
                 t2 = time.perf_counter_ns()
