@@ -85,11 +85,19 @@ class Config:
 
     @classmethod
     def small(cls, rows: int = 10_000) -> Config:
-        """A run for tests: the same shapes, scaled to ``rows`` rows and a smaller cache."""
-        return cls(rows=rows, nblocks=2048, frames=64, pool_pages=32, lookups=200,
+        """A run for tests, with the demo's proportions at ``rows`` rows.
+
+        What makes the policies matter is kept: the database is several times the
+        cache (pool = rows / 320 pages, frames = twice that), the hot set fits in the
+        pool (about a third of it: two pages per hot row), and a long scan reads
+        about as many leaves as the pool holds (~170 rows per leaf).
+        """
+        pool = min(max(rows // 320, 12), 128)
+        return cls(rows=rows, nblocks=2048, frames=2 * pool, pool_pages=pool, lookups=200,
                    scans=20, scan_rows=max(rows // 25, 400), update_txns=20,
                    updates_per_txn=10, mixed_rounds=6, mixed_lookups=60,
-                   mixed_scan_rows=max(rows // 5, 1000), hot_rows=12)
+                   mixed_scan_rows=min(170 * pool, rows // 2),
+                   hot_rows=max(pool * 3 // 10, 3))
 
     @classmethod
     def for_rows(cls, rows: int) -> Config:
@@ -221,7 +229,7 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
 
             m = wl.measure(s, work)
             model = built[0]
-            files = sorted(f.name for f in s.vfs.files())
+        files = k.fs.listdir()
     finally:
         k.shutdown()
     raw = image.read_bytes()

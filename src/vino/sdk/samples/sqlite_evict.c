@@ -9,10 +9,13 @@
  *
  * Policy, among the candidates that are not interior pages:
  *   - normally the least recently used one (smallest last_use);
- *   - during a scan the MOST recently used one: the scan's pages are used once,
- *     so the page it read last is the one least likely to be wanted again, and
- *     the pages lookups keep using survive the scan (the "MRU for sequential
- *     scans" rule of database buffer managers).
+ *   - during a scan, the most recently used of the pages used since the scan
+ *     began: the scan's pages are used once, so the page it read last is the one
+ *     least likely to be wanted again, and the pages lookups keep using survive
+ *     the scan (the "MRU for sequential scans" rule of database buffer
+ *     managers). "Since the scan began" is last_use above the newest last_use
+ *     seen at the scan's first eviction (the graft cannot read the cache's
+ *     clock, only the candidates); until a scan page exists, LRU as usual.
  * If every candidate is an interior page, the least recently used of all.
  *
  * Messages (u32 little-endian words; anything malformed is refused with -1 and
@@ -35,6 +38,9 @@ VINO_BUFFER(VINO_EVICT_BUFFER);
 static uint32_t keep_[MAX_KEEP];
 static uint32_t n_keep_;
 static uint32_t scan_mode_;
+/* During a scan: pages with last_use above this were used by the scan. */
+static uint64_t scan_floor_;
+static int scan_floor_set_;
 
 VINO_EXPORT("vino_message") int32_t vino_message(int32_t len) {
     const uint8_t *m = VINO_BUF_BYTES();
@@ -45,6 +51,7 @@ VINO_EXPORT("vino_message") int32_t vino_message(int32_t len) {
         uint32_t mode = vino_load_u32(m + 4);
         if (words != 2 || mode > 1) return -1;
         scan_mode_ = mode;
+        scan_floor_set_ = 0;
         return 0;
     }
     if (op != OP_KEEP) return -1;
@@ -75,17 +82,32 @@ VINO_EXPORT("vino_evict") int32_t vino_evict(void) {
     uint32_t n = b->n < VINO_EVICT_MAX ? b->n : VINO_EVICT_MAX;
     if (n == 0) return -1; /* no valid answer: let the validator call the default */
 
-    uint32_t lru = 0;     /* oldest candidate of all */
-    int32_t victim = -1;  /* the chosen candidate that is not kept */
-    uint64_t victim_use = 0;
+    if (scan_mode_ && !scan_floor_set_) {
+        uint64_t newest = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (b->cand[i].last_use > newest) newest = b->cand[i].last_use;
+        scan_floor_ = newest;
+        scan_floor_set_ = 1;
+    }
+
+    uint32_t lru = 0;       /* oldest candidate of all */
+    int32_t victim = -1;    /* oldest candidate that is not kept */
+    int32_t scanned = -1;   /* newest candidate used since the scan began, not kept */
+    uint64_t victim_use = 0, scanned_use = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t use = b->cand[i].last_use;
         if (use < b->cand[lru].last_use) lru = i;
-        int better = victim < 0 || (scan_mode_ ? use > victim_use : use < victim_use);
-        if (better && !kept(b->cand[i].vpn)) {
+        if ((victim >= 0 && use >= victim_use) && !(scan_mode_ && use > scan_floor_)) continue;
+        if (kept(b->cand[i].vpn)) continue;
+        if (victim < 0 || use < victim_use) {
             victim = (int32_t)i;
             victim_use = use;
         }
+        if (scan_mode_ && use > scan_floor_ && (scanned < 0 || use > scanned_use)) {
+            scanned = (int32_t)i;
+            scanned_use = use;
+        }
     }
+    if (scanned >= 0) return scanned;
     return victim >= 0 ? victim : (int32_t)lru;
 }

@@ -1,0 +1,220 @@
+"""Real SQLite through the VFS: every file is a vino kernel file of the session's user.
+
+Each test attacks one VFS method the way SQLite (or a careless caller) uses it:
+short reads, truncation, sync, delete, access, long paths, two connections
+fighting over a lock, a user without rights.
+"""
+
+from __future__ import annotations
+
+import apsw
+import pytest
+
+from vino.kernel.kernel import Kernel
+from vino.kernel.proc import User
+from vino.sqlite.names import kernel_name
+from vino.sqlite.session import Session
+from vino.sqlite.vfs import VinoVFS
+
+ROWS = 2000
+
+
+def _fill(db: apsw.Connection, rows: int = ROWS, start: int = 0) -> None:
+    db.execute("create table if not exists t(id integer primary key, v text)")
+    with db:
+        db.executemany("insert into t values(?, ?)",
+                       ((i, f"value {i:06d}") for i in range(start, start + rows)))
+
+
+def _intact(db: apsw.Connection, rows: int = ROWS) -> bool:
+    got = db.execute("select id, v from t order by id").fetchall()
+    return (db.execute("pragma integrity_check").fetchall() == [("ok",)]
+            and got == [(i, f"value {i:06d}") for i in range(rows)])
+
+
+def test_sqlite_files_are_kernel_files_of_its_user(kernel: Kernel, alice: User) -> None:
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db)
+        assert _intact(s.db)
+        st = kernel.fs.stat("app.db")
+        assert st.uid == alice.uid and st.mode == 0o600
+        assert s.db.execute("pragma page_count").fetchall() == [(st.size // 4096,)]
+        assert s.vfs.stats.reads > 0 and s.vfs.stats.writes > 0
+        assert kernel.device.stats.writes > 0  # the commit reached the device model
+        s.vfs.check_invariants()
+    kernel.check_invariants()
+
+
+def test_a_long_path_and_its_journal_map_to_distinct_safe_names(kernel: Kernel,
+                                                              alice: User) -> None:
+    path = "/srv/data/" + "very-long-directory-name/" * 4 + "inventory.db"
+    with Session(kernel, alice, path) as s:
+        _fill(s.db)
+        kf = s.vfs.file(path)
+        assert kf is not None and kf.name == kernel_name(path) and len(kf.name) <= 60
+        assert kernel.fs.listdir() == [kf.name]  # DELETE mode: the journal is gone again
+        assert s.vfs.stats.deletes >= 1
+        assert _intact(s.db)
+
+
+def test_the_database_reads_back_after_unmount_and_remount(kernel: Kernel,
+                                                          alice: User) -> None:
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db)
+    image = kernel.device.path
+    kernel.shutdown()
+    k2 = Kernel.boot(image, fresh=False)
+    try:
+        with Session(k2, k2.add_user("alice"), "app.db") as s:
+            assert _intact(s.db)
+    finally:
+        k2.shutdown()
+
+
+def test_a_read_past_the_end_is_short_zero_filled(kernel: Kernel, alice: User) -> None:
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db, 10)
+        size = kernel.fs.stat("app.db").size
+        # apsw's Connection.read calls our xRead through SQLite's file pointer.
+        complete, data = s.db.read("main", 0, size - 100, 1000)
+        assert not complete and len(data) == 1000  # SQLITE_IOERR_SHORT_READ
+        assert data[100:] == bytes(900)  # zero-filled beyond the end
+        complete, data = s.db.read("main", 0, 0, 100)
+        assert complete and data.startswith(b"SQLite format 3\0")
+        assert s.vfs.stats.short_reads >= 1
+
+
+def test_truncate_cuts_keeps_the_prefix_and_grows_with_a_hole(kernel: Kernel,
+                                                              alice: User) -> None:
+    vfs = VinoVFS(kernel, alice)
+    try:
+        flags = [apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                 | apsw.SQLITE_OPEN_MAIN_JOURNAL, 0]
+        f = vfs.xOpen("/scratch", flags)
+        data = bytes(range(256)) * 48  # 3 blocks
+        f.xWrite(data, 0)
+        f.xTruncate(5000)
+        assert f.xFileSize() == 5000 and f.xRead(6000, 0) == data[:5000]
+        f.xTruncate(9000)
+        assert f.xFileSize() == 9000 and f.xRead(9000, 0) == data[:5000] + bytes(4000)
+        f.xTruncate(0)
+        assert f.xFileSize() == 0 and f.xRead(10, 0) == b""
+        assert vfs.stats.truncates == 3
+        f.xClose()
+    finally:
+        vfs.close()
+    kernel.check_invariants()
+
+
+def test_vacuum_shrinks_the_database_through_truncate(kernel: Kernel, alice: User) -> None:
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db, 5 * ROWS)
+        big = kernel.fs.stat("app.db").size
+        with s.db:
+            s.db.execute("delete from t where id >= ?", (ROWS,))
+        s.db.execute("vacuum")
+        assert kernel.fs.stat("app.db").size < big
+        assert s.vfs.stats.truncates >= 1
+        assert _intact(s.db)
+        s.vfs.check_invariants()  # no pool page beyond the new end survives
+    kernel.check_invariants()
+
+
+@pytest.mark.parametrize("mode", ["delete", "truncate", "persist"])
+def test_each_rollback_journal_mode_commits_and_rolls_back(kernel: Kernel, alice: User,
+                                                           mode: str) -> None:
+    with Session(kernel, alice, "app.db", journal_mode=mode) as s:
+        _fill(s.db)
+        with pytest.raises(RuntimeError), s.db:
+            s.db.execute("update t set v = 'gone'")
+            _fill(s.db, ROWS, start=ROWS)  # grows the file inside the transaction
+            raise RuntimeError("roll back")
+        assert _intact(s.db)
+        journal = "app.db-journal"
+        assert (journal in kernel.fs.listdir()) == (mode != "delete")
+
+
+def test_a_rollback_after_sqlite_spilled_pages_restores_the_file(kernel: Kernel,
+                                                                  alice: User) -> None:
+    # A 16-page SQLite cache spills dirty pages into the database file mid-transaction;
+    # the rollback must then copy the journal back and truncate the grown file.
+    with Session(kernel, alice, "app.db", cache_pages=16) as s:
+        _fill(s.db)
+        size = kernel.fs.stat("app.db").size
+        with pytest.raises(RuntimeError), s.db:
+            _fill(s.db, 5 * ROWS, start=ROWS)
+            assert kernel.fs.stat("app.db").size > size  # spilled
+            raise RuntimeError("roll back")
+        assert kernel.fs.stat("app.db").size == size
+        assert _intact(s.db)
+        s.vfs.check_invariants()
+
+
+def test_sync_writes_the_commit_to_the_device_image(kernel: Kernel, alice: User) -> None:
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db, 10)
+        syncs = s.vfs.stats.syncs
+        with s.db:
+            s.db.execute("insert into t values(424242, 'committed and synced')")
+        assert s.vfs.stats.syncs > syncs
+        kernel.device.flush()
+        assert b"committed and synced" in kernel.device.path.read_bytes()
+
+
+def test_delete_and_access_follow_the_unix_vfs(kernel: Kernel, alice: User) -> None:
+    vfs = VinoVFS(kernel, alice)
+    try:
+        with pytest.raises(apsw.IOError) as err:
+            vfs.xDelete("/missing", False)
+        assert getattr(err.value, "extendedresult", None) == apsw.SQLITE_IOERR_DELETE_NOENT
+        kernel.fs.create(alice, "empty", 0o600)
+        assert not vfs.xAccess("/empty", apsw.SQLITE_ACCESS_EXISTS)  # empty = no journal
+        assert vfs.xAccess("/empty", apsw.SQLITE_ACCESS_READWRITE)
+        bob_vfs = VinoVFS(kernel, kernel.add_user("bob"))
+        assert not bob_vfs.xAccess("/empty", apsw.SQLITE_ACCESS_READ)
+        bob_vfs.close()
+        vfs.xDelete("/empty", False)
+        assert "empty" not in kernel.fs.listdir()
+    finally:
+        vfs.close()
+
+
+def test_another_user_cannot_open_the_database(kernel: Kernel, alice: User) -> None:
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db, 10)
+    bob = kernel.add_user("bob")
+    with pytest.raises(apsw.CantOpenError):
+        Session(kernel, bob, "app.db")
+    assert kernel.fs.stat("app.db").uid == alice.uid
+
+
+def test_a_second_writer_is_refused_while_readers_go_on(kernel: Kernel, alice: User) -> None:
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db)
+        other, third = s.connect(), s.connect()
+        s.db.execute("begin immediate")  # RESERVED
+        s.db.execute("update t set v = 'new' where id = 0")
+        with pytest.raises(apsw.BusyError):
+            other.execute("begin immediate")  # a second writer
+        assert third.execute("select v from t where id = 0").fetchall() == [("value 000000",)]
+        s.db.execute("rollback")
+        other.execute("begin immediate")  # the writer slot is free again
+        other.execute("rollback")
+        s.vfs.check_invariants()
+
+
+def test_commit_waits_for_the_reader_and_then_succeeds(kernel: Kernel, alice: User) -> None:
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db)
+        other = s.connect()
+        reader = other.execute("select id from t")
+        next(reader)
+        s.db.execute("begin")
+        s.db.execute("update t set v = 'new' where id = 0")
+        with pytest.raises(apsw.BusyError):
+            s.db.execute("commit")  # EXCLUSIVE refused: a reader holds SHARED
+        assert s.vfs.stats.busy >= 1
+        reader.close()  # the reader finishes and drops SHARED
+        s.db.execute("commit")
+        assert other.execute("select v from t where id = 0").fetchall() == [("new",)]
+        s.vfs.check_invariants()
