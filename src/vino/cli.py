@@ -1,7 +1,8 @@
 """The ``vino`` command line.
 
     vino demo                      boot the kernel, run the sample grafts, attack it
-    vino demo sqlite [--rows N]    SQLite on the kernel: defaults, grafts, encryption, attacks
+    vino demo sqlite [--rows N] [--profile disk-1996|ssd]
+                                   SQLite on the kernel: defaults, grafts, encryption, attacks
     vino bench [table|savings|scale|all|micro] [--quick] [--json] [--plot FILE.png]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
@@ -32,7 +33,10 @@ def _demo(args: argparse.Namespace) -> int:
         if args.rows < 1:
             print(f"vino demo sqlite: --rows must be positive, got {args.rows}", file=sys.stderr)
             return 2
-        return 0 if demo.run_sqlite(sys.stdout, workdir, args.rows) else 1
+        from vino.kernel.device import DISK_1996, SSD
+
+        profile = SSD if args.profile == "ssd" else DISK_1996
+        return 0 if demo.run_sqlite(sys.stdout, workdir, args.rows, profile) else 1
     ok = demo.run(sys.stdout, workdir)
     return 0 if ok else 1
 
@@ -154,6 +158,8 @@ def parser() -> argparse.ArgumentParser:
                    help="sqlite: run SQLite on the kernel instead")
     d.add_argument("--rows", type=int, default=100_000,
                    help="sqlite: rows in the database (default 100000)")
+    d.add_argument("--profile", choices=["disk-1996", "ssd"], default="disk-1996",
+                   help="sqlite: the device model (default disk-1996)")
     d.set_defaults(fn=_demo)
     b = sub.add_parser("bench", help="benchmarks: the paper's overhead table and more")
     b.add_argument("what", nargs="?", default="table",

@@ -446,11 +446,15 @@ def part2(workdir: Path, report: Report, out: IO[str]) -> None:
                             "took", "", "what was checked"]) + "\n")
 
 
-def run_sqlite(out: IO[str], workdir: Path | None = None, rows: int = 100_000) -> bool:
+def run_sqlite(out: IO[str], workdir: Path | None = None, rows: int = 100_000,
+               profile: DiskProfile = DISK_1996) -> bool:
     """SQLite on vino (``vino demo sqlite``); True if every check held."""
+    import dataclasses
+
     from vino.sqlite import scenarios
 
-    return scenarios.run(out, workdir, scenarios.Config.for_rows(rows))
+    config = dataclasses.replace(scenarios.Config.for_rows(rows), profile=profile)
+    return scenarios.run(out, workdir, config)
 
 
 def run(out: IO[str], workdir: Path | None = None) -> bool:

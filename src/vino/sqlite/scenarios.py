@@ -216,7 +216,7 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     key = hashlib.sha256(b"vino sqlite demo key").digest()[:KEY_BYTES]
     image = workdir / "sqlite-crypt.img"
     plan = Plan(key=key)
-    rows = min(config.rows, 20_000)
+    rows = config.rows
     k = Kernel.boot(image, nblocks=config.nblocks, frames=config.frames, profile=config.profile)
     try:
         user = k.add_user(USER)

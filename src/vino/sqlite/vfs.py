@@ -64,8 +64,7 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -460,14 +459,13 @@ class VinoVFS(apsw.VFS):
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Hold the VFS lock: no SQLite I/O through this VFS until the block ends."""
-        with self._mutex:
-            yield
-
     def check_invariants(self) -> None:
-        """Raise AssertionError if lock state or the pool disagree with the files."""
+        """Raise AssertionError if lock state or the pool disagree with the files.
+
+        Reads every resident pool page's bytes back through the file system (as a
+        user read: filters, read-ahead and access events run), so call it between
+        workloads, not inside one that is being measured.
+        """
         with self._mutex:
             for kf in self._files.values():
                 assert kf.users, f"{kf.name}: open with no users"
