@@ -20,11 +20,17 @@ What is rejected, and why (the limits are named in ``vino.limits``):
     ``MAX_MEMORY_PAGES``; table limits over ``MAX_TABLE_ELEMENTS``;
  9. an initial memory larger than what is left of the principal's memory quota;
 10. a principal without the right to graft that target (``may_install``).
+
+Checks 2-8 depend only on the bytes and the point; a module that passed them for
+a point is remembered (by SHA-256), so installing the same graft on many targets
+scans it once. Checks 9 and 10 run on every install.
 """
 
 from __future__ import annotations
 
 import hashlib
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,6 +156,23 @@ def _sig(t: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
     return f"({', '.join(t[0])}) -> ({', '.join(t[1])})"
 
 
+@dataclass(slots=True, frozen=True)
+class _Static:
+    """What checks 2-8 concluded from a module's bytes alone, for one point."""
+
+    sandbox: Sandbox
+    module: wasmtime.Module
+    memory_min_bytes: int
+    has_message: bool
+    may_grow: bool
+
+
+# Checks 2-8 depend only on the module's bytes and the point (its entry, types and
+# graft-callables), so a module that passed them once for a point -- the same graft
+# installed on many targets -- is not scanned again. Only passes are remembered.
+_PASSED: weakref.WeakKeyDictionary[Any, dict[str, _Static]] = weakref.WeakKeyDictionary()
+
+
 def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
           target: Any, name: str | None = None) -> Checked:
     """Run every load-time check; return ``Checked`` or raise ``GraftRejected``."""
@@ -165,6 +188,25 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     label = name or default_name
     if len(wasm) > limits.MAX_MODULE_BYTES:
         raise reject(f"module is {len(wasm)} bytes; the limit is {limits.MAX_MODULE_BYTES}")
+    digest = hashlib.sha256(wasm).hexdigest()
+    passed = _PASSED.get(point)
+    st = passed.get(digest) if passed is not None else None
+    if st is None or st.sandbox is not sandbox:
+        st = _static_checks(sandbox, point, wasm, reject)
+        _PASSED.setdefault(point, {})[digest] = st
+    min_bytes = st.memory_min_bytes
+    left = principal.quota.memory_bytes - principal.usage.memory_bytes
+    if min_bytes > left:
+        raise reject(f"initial memory of {min_bytes} bytes exceeds what is left of "
+                     f"{principal.name}'s memory quota ({left} bytes)")
+    if not point.may_install(principal, target):
+        raise reject(f"principal {principal.name!r} may not graft {point.name} on {target!r}")
+    return Checked(label, wasm, st.module, min_bytes, st.has_message, digest, st.may_grow)
+
+
+def _static_checks(sandbox: Sandbox, point: Point, wasm: bytes,
+                   reject: Callable[[str], GraftRejected]) -> _Static:
+    """Checks 2-8 (everything that depends on the bytes and the point alone)."""
     try:
         counts = scan_sections(wasm)
     except ValueError as exc:
@@ -230,12 +272,5 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
             tl = ety.limits
             if tl.min > limits.MAX_TABLE_ELEMENTS or (tl.max or 0) > limits.MAX_TABLE_ELEMENTS:
                 raise reject(f"table limits exceed {limits.MAX_TABLE_ELEMENTS} elements")
-    min_bytes = lim.min * limits.WASM_PAGE
-    left = principal.quota.memory_bytes - principal.usage.memory_bytes
-    if min_bytes > left:
-        raise reject(f"initial memory of {min_bytes} bytes exceeds what is left of "
-                     f"{principal.name}'s memory quota ({left} bytes)")
-    if not point.may_install(principal, target):
-        raise reject(f"principal {principal.name!r} may not graft {point.name} on {target!r}")
-    return Checked(label, wasm, module, min_bytes, has_message,
-                   hashlib.sha256(wasm).hexdigest(), wasmscan.may_grow_memory(wasm))
+    return _Static(sandbox, module, lim.min * limits.WASM_PAGE, has_message,
+                   wasmscan.may_grow_memory(wasm))
