@@ -1,0 +1,469 @@
+"""Reliability campaigns and the report they make (``vino reliability``).
+
+DESIGN.md §5's guarantees, proved the way transactional systems prove theirs:
+by injecting every fault we can think of, systematically, under load. Each
+campaign returns plain figures; ``tests/reliability`` runs them small and asserts
+on every case, ``run`` runs them all and ``render`` writes docs/RELIABILITY.md.
+
+Campaigns:
+1. ``graft_fault_loops`` / ``kernel_fault_loops``: SQLite-style loops. For a
+   multi-step operation, make the 1st, 2nd, ... Nth call at one site fail (an
+   accessor, an allocation, a lock acquisition, a device request, an undo step)
+   until the operation completes without reaching the fault, once with one-shot
+   and once with persistent faults; after every run the state is exactly the
+   state before or exactly the committed result, and the invariants hold.
+2. ``txn_walks``: random nested transactions (begin / accessor / lock / defer /
+   commit / abort) run in lockstep with a model (``TxnModel``); the hypothesis
+   state machine in the tests drives the same model.
+3. ``soak``: at least 32 threads invoking grafts that update counters through
+   accessors, take locks, spin, trap, time out and get replaced; afterwards no
+   lost update, no deadlock, no leaked lock, handle or page, no memory growth.
+4. ``fuzz_loader`` / ``hostile_outputs`` / ``hostile_callables``: mutated
+   modules against the loader; grafts writing random bytes and answers at every
+   kernel point; grafts calling every graft-callable with wild arguments.
+5. ``rights_matrix``: every principal kind x point x target, installed or not.
+
+The rig (``Rig``) is a registry with test points over plain host state (a dict
+and a list), so "the state" is a value that can be compared exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from vino.errors import Forbidden, InvalidResult
+from vino.faults import Injector
+from vino.graft import (
+    I32,
+    EventPoint,
+    FunctionPoint,
+    Graft,
+    HostLock,
+    Principal,
+    Quota,
+    Registry,
+    Transaction,
+    current,
+    graft_callable,
+    transaction,
+)
+from vino.graft.loader import Source
+from vino.graft.point import U32
+from vino.graft.registry import LIVE
+from vino.graft.txn import thread_state
+
+DEFAULT_ANSWER: Final = 7  # what rel.op's default answers
+OP_ANSWER: Final = 42  # what the multi-step graft answers when it commits
+ROOT_KEYS: Final = 1000  # put(key >= ROOT_KEYS) needs a privileged principal
+BUFFER: Final = 64
+NEVER_REMOVE: Final = 1 << 30  # remove_after for grafts that must survive their aborts
+
+# ---- WAT building blocks --------------------------------------------------------------
+
+IMPORTS: Final = {
+    "put": '(import "vino" "put" (func $put (param i32 i32) (result i32)))',
+    "push": '(import "vino" "push" (func $push (param i32) (result i32)))',
+    "inc": '(import "vino" "inc" (func $inc (param i32) (result i32)))',
+    "lock": '(import "vino" "lock" (func $lock (param i32) (result i32)))',
+    "log": '(import "vino" "log" (func $log (param i32 i32)))',
+    "kalloc": '(import "vino" "kalloc" (func $kalloc (param i32) (result i32)))',
+    "kfree": '(import "vino" "kfree" (func $kfree (param i32)))',
+    "kread": '(import "vino" "kread" (func $kread (param i32 i32 i32 i32) (result i32)))',
+    "kwrite": '(import "vino" "kwrite" (func $kwrite (param i32 i32 i32 i32) (result i32)))',
+    "default": '(import "vino" "default" (func $default (result i32)))',
+    "now": '(import "vino" "now" (func $now (result i64)))',
+}
+
+
+def module(imports: list[str], *fields: str, memory_pages: int = 1) -> str:
+    """A graft module: the named imports, ``memory``, ``vino_buffer`` at 0, ``fields``."""
+    return "\n".join((
+        "(module",
+        *(IMPORTS[i] for i in imports),
+        f'  (memory (export "memory") {memory_pages})',
+        '  (func (export "vino_buffer") (result i32) i32.const 0)',
+        *fields,
+        ")",
+    ))
+
+
+def op_graft(end: str = f"i32.const {OP_ANSWER}") -> str:
+    """The multi-step graft of the fault loops: two locks, three accessor calls, two
+    allocations (one freed), a host-memory write, a nested ``default()``; then ``end``."""
+    body = f"""
+  (func (export "op") (result i32) (local $h i32) (local $h2 i32)
+    (drop (call $lock (i32.const 1)))
+    (drop (call $put (i32.const 1) (i32.const 11)))
+    (drop (call $push (i32.const 21)))
+    (local.set $h (call $kalloc (i32.const 64)))
+    (drop (call $kwrite (local.get $h) (i32.const 0) (i32.const 8) (i32.const 8)))
+    (local.set $h2 (call $kalloc (i32.const 32)))
+    (drop (call $lock (i32.const 2)))
+    (drop (call $put (i32.const 2) (i32.const 22)))
+    (drop (call $default))
+    (drop (call $push (i32.const 23)))
+    (call $kfree (local.get $h2))
+    {end})"""
+    return module(["put", "push", "lock", "kalloc", "kwrite", "kfree", "default"], body)
+
+
+def puts_graft(end: str = "unreachable") -> str:
+    """Five dict writes (key 1 twice), a lock and an allocation; then ``end`` (default: trap).
+    Dict writes undo exactly, one by one, so a failed undo step leaves a known residue."""
+    body = f"""
+  (func (export "op") (result i32)
+    (drop (call $lock (i32.const 1)))
+    (drop (call $put (i32.const 1) (i32.const 10)))
+    (drop (call $put (i32.const 2) (i32.const 20)))
+    (drop (call $kalloc (i32.const 16)))
+    (drop (call $put (i32.const 1) (i32.const 11)))
+    (drop (call $put (i32.const 3) (i32.const 30)))
+    (drop (call $put (i32.const 4) (i32.const 40)))
+    {end})"""
+    return module(["put", "lock", "kalloc"], body)
+
+
+# ---- the rig ------------------------------------------------------------------------------
+
+@dataclass
+class Host:
+    """Host state grafts change through accessors: plain data, compared exactly."""
+
+    d: dict[int | str, int] = field(default_factory=dict)
+    items: list[int] = field(default_factory=list)
+
+    def state(self) -> dict[str, Any]:
+        return {"d": copy.deepcopy(self.d), "items": list(self.items)}
+
+
+class Rig:
+    """A registry with ``rel.op`` (function point) and ``rel.event`` over a ``Host``.
+
+    Graft-callables: ``put(key, value)`` and ``push(value)`` (accessors; their
+    undo entries pass the ``undo`` fault site), ``inc(key)`` (takes counter lock
+    ``C<key>`` for the transaction, then adds one: the soak's lost-update probe).
+    Every accessor call passes the ``accessor`` site first. Lock ids 1..3 are
+    ``L1``..``L3``; ``rig.patched()`` routes lock acquisition through ``lock`` and
+    principal charges through ``alloc``.
+    """
+
+    def __init__(self, *, remove_after: int = 1, lock_timeout_s: float = 0.05,
+                 cpu_call_s: float = 0.05, injector: Injector | None = None,
+                 registry: Registry | None = None) -> None:
+        self.injector = injector or Injector()
+        self.registry = registry or Registry(lock_timeout_s=lock_timeout_s,
+                                             remove_after=remove_after)
+        self.host = Host()
+        self.removed: list[Graft] = []
+        inj = self.injector
+        host = self.host
+        reg = self.registry
+
+        def encode(buf: memoryview, x: int) -> tuple[int, ...]:
+            U32.pack_into(buf, 0, x & 0xFFFFFFFF)
+            return ()
+
+        def decode(buf: memoryview, ret: int, x: int) -> int:
+            if not 0 <= ret <= 100:
+                raise InvalidResult(f"rel.op answered {ret}, not in 0..100")
+            return ret
+
+        def encode_result(buf: memoryview, result: int, x: int) -> int:
+            return result
+
+        def default(x: int) -> int:
+            # The default changes host state too: undoably inside a transaction (a
+            # graft's default() or a host transaction), plainly outside any.
+            txn = current()
+            if txn is not None:
+                self._setitem(txn, "default", x)
+            else:
+                host.d["default"] = x
+            return DEFAULT_ANSWER
+
+        @graft_callable("put", (I32, I32))
+        def put(txn: Transaction, key: int, value: int) -> int:
+            inj.hit("accessor")
+            if key >= ROOT_KEYS and not txn.graft.principal.privileged:
+                raise Forbidden(f"key {key} belongs to root, not {txn.graft.principal.name}")
+            self._setitem(txn, key, value)
+            return 0
+
+        @graft_callable("push", (I32,))
+        def push(txn: Transaction, value: int) -> int:
+            inj.hit("accessor")
+            host.items.append(value)
+
+            def undo() -> None:
+                host.items.pop()
+
+            txn.record(inj.wrap(undo, "undo"))
+            return len(host.items)
+
+        @graft_callable("inc", (I32,))
+        def inc(txn: Transaction, key: int) -> int:
+            inj.hit("accessor")
+            if not 0 <= key < 64:
+                raise Forbidden(f"inc: no counter {key}")
+            reg.locks.acquire(reg.locks.lock(f"C{key}"), txn)
+            self._setitem(txn, key, host.d.get(key, 0) + 1)
+            return 0
+
+        def resolve(txn: Transaction, lock_id: int) -> HostLock | None:
+            return reg.locks.lock(f"L{lock_id}") if 1 <= lock_id <= 3 else None
+
+        self.op: FunctionPoint[int] = FunctionPoint(
+            name="rel.op", entry="op", buffer_size=BUFFER, encode=encode, decode=decode,
+            encode_result=encode_result, default=default, callables=(put, push, inc),
+            lock_resolver=resolve)
+        self.event = EventPoint(name="rel.event", entry="on_event", buffer_size=BUFFER,
+                                encode=encode, callables=(put, push, inc),
+                                lock_resolver=resolve)
+        reg.declare(self.op)
+        reg.declare(self.event)
+        self.alice = Principal("alice", Quota(cpu_call_s=cpu_call_s))
+        self.bob = Principal("bob", Quota(cpu_call_s=cpu_call_s))
+        self.root = Principal("root", Quota(cpu_call_s=cpu_call_s), privileged=True)
+        self.principals = [self.alice, self.bob, self.root]
+
+    def _setitem(self, txn: Transaction, key: int | str, value: int) -> None:
+        d = self.host.d
+        if key in d:
+            old = d[key]
+            d[key] = value
+
+            def undo() -> None:
+                d[key] = old
+        else:
+            d[key] = value
+
+            def undo() -> None:
+                del d[key]
+        txn.record(self.injector.wrap(undo, "undo"))
+
+    def install(self, source: Source, principal: Principal | None = None,
+                target: Any = "t1", **kw: Any) -> Graft:
+        return self.registry.install(self.op, source, principal or self.alice, target, **kw)
+
+    @contextmanager
+    def patched(self) -> Iterator[None]:
+        """Route lock acquisition (``lock``) and every charge of the rig's principals
+        (``alloc``) through the injector."""
+        mine = {id(p) for p in self.principals}
+        with ExitStack() as stack:
+            stack.enter_context(self.injector.patch(self.registry.locks, "acquire", "lock"))
+            stack.enter_context(self.injector.patch(
+                Principal, "charge", "alloc", when=lambda p, *a: id(p) in mine))
+            yield
+
+    def snapshot(self) -> dict[str, Any]:
+        """Host state, every principal's usage (CPU time excepted: it is never given
+        back) and the locks held: what an abort must restore."""
+        return {
+            "host": self.host.state(),
+            "usage": {p.name: _usage(p) for p in self.principals},
+            "locks_held": sorted(lk.name for lk in self.registry.locks.held()),
+        }
+
+    def problems(self) -> list[str]:
+        """Every broken invariant of the registry and its principals (empty: all hold)."""
+        return registry_problems(self.registry, self.principals)
+
+    def close(self) -> None:
+        self.registry.close()
+
+
+def _usage(p: Principal) -> dict[str, int]:
+    u = p.usage.snapshot()
+    u.pop("cpu_ns")
+    return u
+
+
+def registry_problems(registry: Registry, principals: list[Principal]) -> list[str]:
+    """The invariants of a quiescent registry, as a list of violations.
+
+    - no transaction is current on this thread, and no lock is held;
+    - every graft in a dispatch table is live, and every live graft's charges
+      (linear memory, kalloc bytes and handles) are exactly what its principal's
+      usage says; a principal with no live graft uses nothing.
+    """
+    out: list[str] = []
+    if thread_state().txn is not None:
+        out.append(f"a transaction is still current: {thread_state().txn!r}")
+    held = registry.locks.held()
+    if held:
+        out.append(f"locks still held: {[lk.name for lk in held]}")
+    live = registry.grafts()
+    for g in live:
+        if g.state != LIVE:
+            out.append(f"{g!r} is in a dispatch table but not live")
+    for p in principals:
+        mine = [g for g in live if g.principal is p]
+        want = {
+            "memory_bytes": sum(g.mem_charged for g in mine),
+            "kalloc_bytes": sum(len(b) for g in mine for b in g.handles.values()),
+            "handles": sum(len(g.handles) for g in mine),
+            "locks": 0,
+            "log_bytes": p.usage.log_bytes,  # log volume is consumption, never given back
+        }
+        got = _usage(p)
+        if got != want:
+            out.append(f"{p.name}: usage {got} != charges of its live grafts {want}")
+    return out
+
+
+# ---- 1. fault-injection loops -----------------------------------------------------------
+
+SITES: Final = ("accessor", "alloc", "lock")
+MODES: Final = ("one-shot", "persistent")
+NESTINGS: Final = ("alone", "host-commit", "host-abort")
+
+
+@dataclass(slots=True)
+class LoopResult:
+    """One fault loop: an operation run with the Nth call at ``site`` failing, N = 1, 2, ...
+
+    ``runs`` counts every run including the last, fault-free one; ``injected``
+    the faults raised; ``survived`` the runs after which everything checked out.
+    """
+
+    campaign: str
+    scenario: str
+    site: str
+    mode: str
+    runs: int = 0
+    injected: int = 0
+    survived: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.survived == self.runs
+
+
+MAX_LOOP: Final = 200  # a loop that has not completed after this many runs is a failure
+
+
+def _loop(result: LoopResult, inj: Injector, attempt: Callable[[int], list[str]]) -> LoopResult:
+    """Run ``attempt(n)`` for n = 1, 2, ... until a run reaches no fault."""
+    for n in range(1, MAX_LOOP + 1):
+        inj.arm(result.site, n, persistent=result.mode == "persistent")
+        try:
+            problems = attempt(n)
+        finally:
+            inj.disarm()
+        fired = sum(inj.fired.values())
+        result.runs += 1
+        result.injected += fired
+        if problems:
+            result.failures.extend(f"N={n}: {p}" for p in problems)
+        else:
+            result.survived += 1
+        if not fired:
+            return result
+    result.failures.append(f"the operation still reached a fault after {MAX_LOOP} runs")
+    return result
+
+
+def graft_fault_loop(site: str, mode: str, nesting: str = "alone", *,
+                     removal: bool = False) -> LoopResult:
+    """The multi-step graft (``op_graft``) with the Nth ``site`` call failing.
+
+    ``nesting``: the graft runs alone, or inside a host transaction that then
+    commits or aborts. With ``removal`` the graft is removed at its first abort
+    (the default policy), else it stays installed, so the whole snapshot, usage
+    included, must equal the one before. Expected after every run: either a fault
+    fired, the answer is the default's and the state is exactly as before; or no
+    fault fired, the answer is the graft's and the state is exactly the committed
+    one (exactly as before when the host transaction aborted).
+    """
+    rig = Rig(remove_after=1 if removal else NEVER_REMOVE)
+    res = LoopResult("graft", f"op/{nesting}" + ("/removal" if removal else ""), site, mode)
+    try:
+        committed = _committed_state(rig, nesting)
+
+        def attempt(n: int) -> list[str]:
+            rig.host.d.clear()
+            rig.host.items.clear()
+            rig.host.d[1] = 100  # overwritten by the graft: undo must restore it
+            g = rig.install(op_graft(), replace=True)
+            before = rig.snapshot()
+            inj = rig.injector
+            with rig.patched():
+                answer = _run_nested(rig, nesting, 0)
+            fired = sum(inj.fired.values()) > 0
+            after = rig.snapshot()
+            out = list(rig.problems())
+            if fired:
+                if g.aborts:
+                    res.reasons[g.aborts[-1].reason.value] += 1
+                else:
+                    out.append("a fault fired but the graft recorded no abort")
+                if answer != DEFAULT_ANSWER:
+                    out.append(f"a fault fired but the answer is {answer}, not the default's")
+                if removal and g.state == LIVE:
+                    out.append("the graft was not removed after its abort")
+                want = _without_graft(before, rig) if removal else before
+                if nesting != "host-abort":  # the default completed the operation
+                    want = copy.deepcopy(want)
+                    want["host"]["d"]["default"] = 0
+                if after != want:
+                    out.append(f"state after the abort differs: {_diff(want, after)}")
+            else:
+                if answer != OP_ANSWER:
+                    out.append(f"no fault fired but the answer is {answer}")
+                want = before if nesting == "host-abort" else committed
+                if after != want:
+                    out.append(f"state after the commit differs: {_diff(want, after)}")
+            g.remove()
+            return out
+
+        return _loop(res, rig.injector, attempt)
+    finally:
+        rig.close()
+
+
+def _run_nested(rig: Rig, nesting: str, x: int) -> int:
+    if nesting == "alone":
+        return rig.op("t1", x)
+    txn = transaction()
+    with txn as t:
+        answer = rig.op("t1", x)
+        if nesting == "host-abort":
+            t.abort()
+    return answer
+
+
+def _committed_state(rig: Rig, nesting: str) -> dict[str, Any]:
+    """The snapshot after a fault-free run of ``op_graft`` (graft still installed)."""
+    rig.host.d.clear()
+    rig.host.items.clear()
+    rig.host.d[1] = 100
+    g = rig.install(op_graft(), replace=True)
+    answer = _run_nested(rig, nesting, 0)
+    if answer != OP_ANSWER:
+        raise AssertionError(f"the fault-free run answered {answer}: {list(g.aborts)}")
+    snap = rig.snapshot()
+    g.remove()
+    return snap
+
+
+def _without_graft(snap: dict[str, Any], rig: Rig) -> dict[str, Any]:
+    """``snap`` with the installing principal's charges given back (its graft was removed)."""
+    out = copy.deepcopy(snap)
+    u = out["usage"][rig.alice.name]
+    for k in ("memory_bytes", "kalloc_bytes", "handles", "locks"):
+        u[k] = 0
+    return out
+
+
+def _diff(want: dict[str, Any], got: dict[str, Any]) -> str:
+    parts = [f"{k}: want {want.get(k)!r}, got {got.get(k)!r}"
+             for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]
+    return "; ".join(parts)
