@@ -495,7 +495,7 @@ class Graft:
         p.charge("handles", 1)
         try:
             p.charge("kalloc_bytes", size)
-        except QuotaExceeded:
+        except BaseException:  # whatever went wrong, the handle was not handed out
             p.release("handles", 1)
             raise
         h = self._next_handle
