@@ -7,10 +7,11 @@ campaign that found it; docs/RELIABILITY.md lists them with their fixes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from vino.graft import Principal
+from vino.graft import Principal, transaction
 from vino.reliability import DEFAULT_ANSWER, NEVER_REMOVE, Rig, module
 
 
@@ -39,4 +40,32 @@ def test_kalloc_whose_byte_charge_fails_with_an_unexpected_error_gives_back_the_
     assert rig.op("t1", 0) == DEFAULT_ANSWER
     assert g.aborts
     assert rig.alice.usage.handles == 0
+    assert rig.problems() == []
+
+
+KFREE_THEN_TRAP = module(["kalloc", "kfree"], """
+  (func (export "op") (result i32)
+    (if (i32.eqz (i32.load (i32.const 0)))
+      (then (drop (call $kalloc (i32.const 100))) (return (i32.const 1))))
+    (if (i32.eq (i32.load (i32.const 0)) (i32.const 1))
+      (then (call $kfree (i32.const 1)) (return (i32.const 2))))
+    unreachable)""")
+
+
+def test_kfree_undone_after_its_graft_was_removed_leaves_nothing_charged(rig: Rig) -> None:
+    # Found while modelling nested transactions' undo paths: a graft frees a handle in a host
+    # transaction, is then aborted and removed (its other handles given back), and
+    # the host transaction aborts. Undoing the kfree put the handle back into the
+    # removed graft, so its bytes stayed charged to the principal for ever.
+    g = rig.install(KFREE_THEN_TRAP)
+    assert rig.op("t1", 0) == 1  # kalloc: handle 1, committed
+    assert rig.alice.usage.kalloc_bytes == 100
+    with pytest.raises(RuntimeError), transaction():
+        assert rig.op("t1", 1) == 2  # kfree(1): the release waits for the host commit
+        assert rig.op("t1", 2) == DEFAULT_ANSWER  # traps: aborted and removed
+        assert g.state == "removed"
+        raise RuntimeError("the host operation fails")
+    usage: dict[str, Any] = rig.alice.usage.snapshot()
+    assert (usage["kalloc_bytes"], usage["handles"], usage["memory_bytes"]) == (0, 0, 0)
+    assert g.handles == {}
     assert rig.problems() == []

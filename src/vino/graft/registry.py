@@ -477,10 +477,10 @@ class Graft:
         self.removal = why
         self.registry._unlink(self)
         p = self.principal
-        if self.handles:
-            p.release("kalloc_bytes", sum(len(b) for b in self.handles.values()))
-            p.release("handles", len(self.handles))
-            self.handles.clear()
+        handles, self.handles = self.handles, {}  # a racing kfree undo sees one or the other
+        if handles:
+            p.release("kalloc_bytes", sum(len(b) for b in handles.values()))
+            p.release("handles", len(handles))
         if self.mem_charged:
             p.release("memory_bytes", self.mem_charged)
             self.mem_charged = 0
@@ -516,13 +516,20 @@ class Graft:
         if block is None:
             raise Forbidden(f"kfree of handle {handle}, which this graft does not hold")
         del self.handles[handle]
-        txn.record(lambda: self.handles.__setitem__(handle, block))
         p = self.principal
 
         def release() -> None:
             p.release("kalloc_bytes", len(block))
             p.release("handles", 1)
 
+        def undo() -> None:
+            self.handles[handle] = block
+            # Removed meanwhile (an enclosing transaction outlived the graft): _retire has
+            # given back every handle it held, so give this one back too.
+            if self.state is not LIVE and self.handles.pop(handle, None) is not None:
+                release()
+
+        txn.record(undo)
         txn.defer(release)
 
     def kread(self, txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
