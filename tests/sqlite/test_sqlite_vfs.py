@@ -218,3 +218,18 @@ def test_commit_waits_for_the_reader_and_then_succeeds(kernel: Kernel, alice: Us
         s.db.execute("commit")
         assert other.execute("select v from t where id = 0").fetchall() == [("new",)]
         s.vfs.check_invariants()
+
+
+def test_a_failing_open_hook_fails_the_open_and_leaks_nothing(kernel: Kernel,
+                                                             alice: User) -> None:
+    def refuse(kf: object) -> None:
+        raise RuntimeError("no grafts for you")
+
+    vfs = VinoVFS(kernel, alice, on_open=refuse)
+    try:
+        with pytest.raises(apsw.CantOpenError):
+            apsw.Connection("app.db", vfs=vfs.vfs_name).execute("create table t(x)")
+        assert vfs.files() == []
+    finally:
+        vfs.close()
+    kernel.check_invariants()  # no open file left behind in the kernel

@@ -320,8 +320,6 @@ class VinoVFS(apsw.VFS):
             readonly = not inflags & apsw.SQLITE_OPEN_READWRITE
             try:
                 kf = self._files.get(kname) or self._open_kernel_file(kname, path, inflags)
-            except (NoSuchFile, FileExists, AccessDenied) as exc:
-                raise apsw.CantOpenError(f"cannot open {path!r} ({kname!r}): {exc}") from exc
             except KernelError as exc:
                 raise apsw.CantOpenError(f"cannot open {path!r} ({kname!r}): {exc}") from exc
             if not readonly and not kf.of.writable:
@@ -349,9 +347,13 @@ class VinoVFS(apsw.VFS):
                         delete_on_close=bool(inflags & apsw.SQLITE_OPEN_DELETEONCLOSE))
         if role == "main" and self.pool is not None:
             kf.pool_base = self.pool.region()
-        self._files[kname] = kf
         if self.on_open is not None:
-            self.on_open(kf)
+            try:
+                self.on_open(kf)
+            except Exception as exc:  # e.g. a graft was rejected: the open fails cleanly
+                fs.close(of)
+                raise apsw.CantOpenError(f"{path!r}: on_open failed: {exc}") from exc
+        self._files[kname] = kf
         return kf
 
     def _release(self, f: VinoFile) -> None:
@@ -425,7 +427,7 @@ class VinoVFS(apsw.VFS):
         with self._mutex:
             try:
                 st = self.kernel.fs.stat(kname)
-            except (NoSuchFile, KernelError):
+            except KernelError:
                 return False
         if flags == apsw.SQLITE_ACCESS_EXISTS:
             return st.size > 0
