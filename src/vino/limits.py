@@ -14,6 +14,9 @@ EPOCH_TICK_S: Final = 0.001  # seconds between epoch ticks of the ticker thread
 CALL_BUDGET_S: Final = 0.010  # default CPU budget of one graft call, seconds
 LOCK_TIMEOUT_S: Final = 0.050  # default wait for a lock before the holder is doomed, seconds
 MAX_WASM_STACK: Final = 512 * 1024  # bytes of native stack a graft may use
+# Compiled modules (and what was concluded from them) kept for reuse, per sandbox, per point;
+# past this the oldest is dropped, so trying many distinct modules cannot grow the host.
+MODULE_CACHE_ENTRIES: Final = 256
 
 # ---- load-time module limits (the verifier's constants) ---------------------
 MAX_MODULE_BYTES: Final = 1 << 20  # size of the .wasm binary

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from vino.graft import Principal, transaction
+from vino.errors import GraftRejected
+from vino.graft import GLOBAL, Principal, transaction
 from vino.reliability import DEFAULT_ANSWER, NEVER_REMOVE, Rig, module
 
 
@@ -69,3 +70,38 @@ def test_kfree_undone_after_its_graft_was_removed_leaves_nothing_charged(rig: Ri
     assert (usage["kalloc_bytes"], usage["handles"], usage["memory_bytes"]) == (0, 0, 0)
     assert g.handles == {}
     assert rig.problems() == []
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def test_a_principal_with_no_rights_cannot_grow_host_memory_by_trying_distinct_modules(
+        rig: Rig) -> None:
+    # Found while sizing the loader fuzzer (RSS per attempt): every module the loader
+    # compiled was kept for ever (the sandbox's module cache, the loader's table of passed
+    # checks), even when the install was then rejected, so anyone could grow the host by
+    # ~20 KiB per attempt, uncharged. Half of these fail the import check, half the rights
+    # check (GLOBAL).
+    mallory = Principal("mallory")
+
+    def attempt(i: int) -> None:
+        text = module([], f'(func (export "op") (result i32) i32.const {i})')
+        if i % 2:
+            text = text.replace("(module", '(module (import "env" "x" (func))', 1)
+        with pytest.raises(GraftRejected):
+            rig.registry.install(rig.op, text, mallory, GLOBAL)
+
+    for i in range(300):  # warm up: allocator arenas, the caches' steady state
+        attempt(i)
+    before = _rss_mib()
+    for i in range(300, 1800):
+        attempt(i)
+    assert _rss_mib() - before < 10.0  # unbounded: ~29 MiB for these 1,500 attempts
+    assert _usage_of(mallory) == {"memory_bytes": 0, "kalloc_bytes": 0, "handles": 0}
+
+
+def _usage_of(p: Principal) -> dict[str, int]:
+    u = p.usage
+    return {"memory_bytes": u.memory_bytes, "kalloc_bytes": u.kalloc_bytes, "handles": u.handles}

@@ -29,6 +29,7 @@ scans it once. Checks 9 and 10 run on every install.
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,6 +172,7 @@ class _Static:
 # graft-callables), so a module that passed them once for a point -- the same graft
 # installed on many targets -- is not scanned again. Only passes are remembered.
 _PASSED: weakref.WeakKeyDictionary[Any, dict[str, _Static]] = weakref.WeakKeyDictionary()
+_PASSED_MUTEX = threading.Lock()
 
 
 def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
@@ -193,7 +195,11 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     st = passed.get(digest) if passed is not None else None
     if st is None or st.sandbox is not sandbox:
         st = _static_checks(sandbox, point, wasm, reject)
-        _PASSED.setdefault(point, {})[digest] = st
+        with _PASSED_MUTEX:
+            passed = _PASSED.setdefault(point, {})
+            passed[digest] = st
+            while len(passed) > limits.MODULE_CACHE_ENTRIES:  # the oldest goes
+                del passed[next(iter(passed))]
     min_bytes = st.memory_min_bytes
     left = principal.quota.memory_bytes - principal.usage.memory_bytes
     if min_bytes > left:

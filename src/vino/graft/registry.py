@@ -643,6 +643,8 @@ class Registry:
         pre = self._pres.get(key)
         if pre is None:
             pre = self._pres[key] = self._linkers[point.name][0].instantiate_pre(checked.module)
+            while len(self._pres) > limits.MODULE_CACHE_ENTRIES:  # the oldest goes
+                del self._pres[next(iter(self._pres))]
         return pre
 
     def _point(self, point: Point | str) -> Point:

@@ -141,7 +141,8 @@ class Sandbox:
         self._mutex = threading.Lock()
 
     def compile(self, wasm: bytes) -> wasmtime.Module:
-        """Validate and compile ``wasm`` (cached by SHA-256). Raises ``WasmtimeError``."""
+        """Validate and compile ``wasm`` (cached by SHA-256, the last
+        ``MODULE_CACHE_ENTRIES``). Raises ``WasmtimeError``."""
         key = hashlib.sha256(wasm).hexdigest()
         with self._mutex:
             mod = self._modules.get(key)
@@ -149,6 +150,7 @@ class Sandbox:
             mod = wasmtime.Module(self.engine, wasm)
             with self._mutex:
                 mod = self._modules.setdefault(key, mod)
+                _bound(self._modules)
         return mod
 
     def instantiate(self, pre: wasmtime.InstancePre, memory_limit: int) -> Instance:
@@ -196,3 +198,9 @@ class Instance:
 
 
 HostCallable = Callable[..., int | None]
+
+
+def _bound(cache: dict[Any, Any]) -> None:
+    """Drop the oldest entries of ``cache`` past ``MODULE_CACHE_ENTRIES`` (caller locks)."""
+    while len(cache) > limits.MODULE_CACHE_ENTRIES:
+        del cache[next(iter(cache))]
