@@ -6,9 +6,16 @@
   ``vm.evict`` graft decides which pages stay in memory.
 - ``advisor.BTreeAdvisor``: reads SQLite's B-tree pages as they pass and tells the
   read-ahead and eviction grafts what it learned (messages).
+- ``grafts`` / ``session``: which grafts a session installs, when; one SQLite
+  session (process, VFS, grafts, connections).
 - ``workloads``: build a database, run lookups, range scans and updates, measure.
 - ``scenarios``: default against graft, encryption at rest, survival of hostile
   grafts; ``vino demo sqlite`` prints them.
+- ``locks`` (SQLite's lock levels), ``names`` (paths -> kernel names), ``btree``
+  (page parsing), ``params`` (every tunable, with units).
+
+Layering: this package uses the kernel and the graft mechanism; nothing below it
+imports it. The grafts' C sources are ``vino/sdk/samples/sqlite_*.c``.
 """
 
 from __future__ import annotations
