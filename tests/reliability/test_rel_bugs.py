@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from vino.errors import GraftRejected
-from vino.graft import GLOBAL, Principal, transaction
+from vino.graft import GLOBAL, Principal, Quota, transaction
 from vino.reliability import DEFAULT_ANSWER, NEVER_REMOVE, Rig, module
 
 
@@ -105,3 +105,55 @@ def test_a_principal_with_no_rights_cannot_grow_host_memory_by_trying_distinct_m
 def _usage_of(p: Principal) -> dict[str, int]:
     u = p.usage
     return {"memory_bytes": u.memory_bytes, "kalloc_bytes": u.kalloc_bytes, "handles": u.handles}
+
+
+def _buffer_graft(grow: bool) -> str:
+    """vino_buffer writes host state and allocates (then maybe grows its memory)."""
+    return "\n".join((
+        "(module",
+        '  (import "vino" "put" (func $put (param i32 i32) (result i32)))',
+        '  (import "vino" "kalloc" (func $kalloc (param i32) (result i32)))',
+        '  (memory (export "memory") 1)',
+        '  (func (export "vino_buffer") (result i32)',
+        "    (drop (call $put (i32.const 5) (i32.const 55)))",
+        "    (drop (call $kalloc (i32.const 128)))",
+        "    (drop (memory.grow (i32.const 1)))" if grow else "",
+        "    i32.const 0)",
+        '  (func (export "op") (result i32) i32.const 1)',
+        ")",
+    ))
+
+
+def test_install_rejected_after_vino_buffer_changed_host_state_changes_nothing(
+        rig: Rig) -> None:
+    # Found by the install fault loop: vino_buffer() ran in a transaction that committed
+    # before the install's last check (the memory charge), so a rejected install kept
+    # vino_buffer's host writes -- against "a rejected install changes nothing".
+    mallory = Principal("mallory", Quota(memory_bytes=65536))  # one page: the grow goes over
+    with pytest.raises(GraftRejected, match="quota"):
+        rig.registry.install(rig.op, _buffer_graft(grow=True), mallory, "t1")
+    assert rig.host.state() == {"d": {}, "items": []}
+    assert _usage_of(mallory) == {"memory_bytes": 0, "kalloc_bytes": 0, "handles": 0}
+    assert rig.registry.grafts() == []
+    assert rig.problems() == []
+
+
+def test_install_failing_with_a_host_error_after_vino_buffer_allocated_gives_all_back(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by the install fault loop ("alloc", the memory charge): an error other than
+    # GraftRejected skipped the clean-up, so vino_buffer's handle stayed charged for ever.
+    charge = Principal.charge
+
+    def failing(self: Principal, what: str, amount: int) -> None:
+        if self is rig.alice and what == "memory_bytes":
+            raise MemoryError("host out of memory")
+        charge(self, what, amount)
+
+    monkeypatch.setattr(Principal, "charge", failing)
+    with pytest.raises(MemoryError):
+        rig.install(_buffer_graft(grow=False))
+    monkeypatch.undo()
+    assert rig.host.state() == {"d": {}, "items": []}
+    assert _usage_of(rig.alice) == {"memory_bytes": 0, "kalloc_bytes": 0, "handles": 0}
+    assert rig.registry.grafts() == []
+    assert rig.problems() == []

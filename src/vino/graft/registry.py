@@ -201,8 +201,12 @@ class Graft:
                 f"state={self.state})")
 
     # ---- install-time -----------------------------------------------------------------
-    def _bind_buffer(self) -> None:
-        """Ask the graft where its buffer is (protected) and bounds-check it."""
+    def _bind_buffer(self) -> Transaction:
+        """Ask the graft where its buffer is (protected) and bounds-check it.
+
+        Returns vino_buffer()'s transaction still open: the install commits it once
+        every check passed, or aborts it, so a rejected install changes nothing.
+        """
         txn = self._begin()
         rc = self.instance_func("vino_buffer").call0() if self.instance else fastcall.ERROR
         if rc != fastcall.OK:
@@ -210,16 +214,20 @@ class Graft:
             txn.abort()
             raise GraftRejected(self.name, self.point.name,
                                 f"vino_buffer() failed ({reason.value}): {detail}")
-        txn.commit()
-        off = self.instance_func("vino_buffer").result_i32() & 0xFFFFFFFF
-        size = self.memory.refresh()
-        need = self.point.buffer_size
-        if off + need > size:
-            raise GraftRejected(self.name, self.point.name,
-                                f"vino_buffer() returned offset {off}; {need} bytes from there "
-                                f"do not fit in linear memory of {size} bytes")
-        self.buffer_offset = off
-        self.buffer = self.memory.window(off, need)
+        try:
+            off = self.instance_func("vino_buffer").result_i32() & 0xFFFFFFFF
+            size = self.memory.refresh()
+            need = self.point.buffer_size
+            if off + need > size:
+                raise GraftRejected(self.name, self.point.name,
+                                    f"vino_buffer() returned offset {off}; {need} bytes from "
+                                    f"there do not fit in linear memory of {size} bytes")
+            self.buffer_offset = off
+            self.buffer = self.memory.window(off, need)
+        except BaseException:
+            txn.abort()
+            raise
+        return txn
 
     def instance_func(self, name: str) -> fastcall.RawFunc:
         assert self.instance is not None
@@ -698,14 +706,19 @@ class Registry:
             detail = " ".join(str(exc).split())[:300]
             raise GraftRejected(checked.name, pt.name, f"instantiation failed: {detail}") from None
         try:
-            g._bind_buffer()
-            size = g.memory.refresh()
+            txn = g._bind_buffer()
             try:
-                principal.charge("memory_bytes", size)
-            except QuotaExceeded as exc:
-                raise GraftRejected(checked.name, pt.name, str(exc)) from None
-        except GraftRejected:
-            g._retire(None)  # give back what vino_buffer() allocated; g was never linked
+                size = g.memory.refresh()
+                try:
+                    principal.charge("memory_bytes", size)
+                except QuotaExceeded as exc:
+                    raise GraftRejected(checked.name, pt.name, str(exc)) from None
+            except BaseException:
+                txn.abort()  # undo what vino_buffer() did
+                raise
+            txn.commit()
+        except BaseException:  # rejected, or a host error: g was never linked
+            g._retire(None)  # give back what vino_buffer() allocated
             raise
         g.mem_charged = size
         return g
