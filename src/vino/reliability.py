@@ -36,8 +36,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from vino.errors import Forbidden, InvalidResult
-from vino.faults import Injector
+from vino.errors import AbortReason, Forbidden, GraftRejected, InvalidResult
+from vino.faults import InjectedFault, Injector
 from vino.graft import (
     I32,
     EventPoint,
@@ -467,3 +467,149 @@ def _diff(want: dict[str, Any], got: dict[str, Any]) -> str:
     parts = [f"{k}: want {want.get(k)!r}, got {got.get(k)!r}"
              for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]
     return "; ".join(parts)
+
+
+PUTS: Final = ((1, 10), (2, 20), (1, 11), (3, 30), (4, 40))  # what puts_graft writes
+
+
+def _undo_residue(start: dict[int | str, int], failing: Callable[[int], bool]
+                  ) -> dict[int | str, int]:
+    """The dict after ``PUTS`` are undone newest first, skipping the undo calls
+    ``failing(n)`` says fail (n counts undo calls from 1)."""
+    d = dict(start)
+    log: list[tuple[int, int | None]] = []
+    for key, value in PUTS:
+        log.append((key, d.get(key)))
+        d[key] = value
+    for n, (key, old) in enumerate(reversed(log), start=1):
+        if failing(n):
+            continue
+        if old is None:
+            del d[key]
+        else:
+            d[key] = old
+    return d
+
+
+def undo_fault_loop(mode: str, *, removal: bool = True) -> LoopResult:
+    """Faults during abort: ``puts_graft`` writes five keys then traps, and the Nth
+    undo step raises. The guarantee: the abort still completes (every other undo
+    step runs, newest first; locks released; allocations freed; the graft removed
+    per policy; the default answers), and the host state is exactly what undoing
+    every step but the failed ones gives; the failures are counted."""
+    rig = Rig(remove_after=1 if removal else NEVER_REMOVE)
+    res = LoopResult("graft", "trap after 5 writes" + ("/removal" if removal else ""),
+                     "undo", mode)
+    try:
+        def attempt(n: int) -> list[str]:
+            rig.host.d.clear()
+            rig.host.items.clear()
+            rig.host.d[1] = 100
+            g = rig.install(puts_graft(), replace=True)
+            start = dict(rig.host.d)
+            before = rig.snapshot()
+            errors0 = g._txn.undo_errors
+            answer = rig.op("t1", 0)
+            fired = sum(rig.injector.fired.values())
+            out = list(rig.problems())
+            if answer != DEFAULT_ANSWER:
+                out.append(f"the graft traps, yet the answer is {answer}")
+            if not g.aborts or g.aborts[-1].reason is not AbortReason.TRAP:
+                out.append(f"want one trap abort, got {list(g.aborts)}")
+            else:
+                res.reasons[g.aborts[-1].reason.value] += 1
+            if g._txn.undo_errors - errors0 != fired:
+                out.append(f"{fired} undo steps failed, {g._txn.undo_errors - errors0} counted")
+            persistent = mode == "persistent"
+            want_d = _undo_residue(start, lambda k: k == n or (persistent and k >= n))
+            want_d["default"] = 0
+            want = _without_graft(before, rig) if removal else copy.deepcopy(before)
+            want["host"]["d"] = want_d
+            after = rig.snapshot()
+            if after != want:
+                out.append(f"state after the abort differs: {_diff(want, after)}")
+            g.remove()
+            return out
+
+        return _loop(res, rig.injector, attempt)
+    finally:
+        rig.close()
+
+
+def buffer_graft() -> str:
+    """A graft whose ``vino_buffer`` (run once, at install, in a transaction) takes a
+    lock, writes host state and allocates: what a failed install must give back."""
+    return "\n".join((
+        "(module",
+        IMPORTS["put"], IMPORTS["lock"], IMPORTS["kalloc"],
+        '  (memory (export "memory") 1)',
+        '  (func (export "vino_buffer") (result i32)',
+        "    (drop (call $lock (i32.const 1)))",
+        "    (drop (call $put (i32.const 5) (i32.const 55)))",
+        "    (drop (call $kalloc (i32.const 128)))",
+        "    i32.const 0)",
+        f'  (func (export "op") (result i32) i32.const {OP_ANSWER})',
+        ")",
+    ))
+
+
+def install_fault_loop(site: str, mode: str) -> LoopResult:
+    """§5.10 under faults: install ``buffer_graft`` with the Nth ``site`` call failing.
+    Either the install raised (``GraftRejected``, or the injected fault itself) and
+    nothing changed at all, or it succeeded and the state is exactly that of a
+    fault-free install."""
+    rig = Rig()
+    res = LoopResult("graft", "install (vino_buffer locks, writes, allocates)", site, mode)
+    try:
+        g0 = rig.install(buffer_graft())
+        committed = rig.snapshot()
+        g0.remove()
+        committed_usage_alice = committed["usage"]["alice"]
+
+        def attempt(n: int) -> list[str]:
+            rig.host.d.clear()
+            rig.host.items.clear()
+            before = rig.snapshot()
+            out: list[str] = []
+            g: Graft | None = None
+            with rig.patched():
+                try:
+                    g = rig.install(buffer_graft())
+                except (GraftRejected, InjectedFault) as exc:
+                    res.reasons[type(exc).__name__] += 1
+            fired = sum(rig.injector.fired.values())
+            out.extend(rig.problems())
+            after = rig.snapshot()
+            if g is None:
+                if not fired:
+                    out.append("the install failed although no fault fired")
+                if after != before:
+                    out.append(f"a failed install changed the state: {_diff(before, after)}")
+                if rig.registry.grafts():
+                    out.append("a failed install left a graft in the registry")
+            else:
+                if fired:
+                    out.append("a fault fired but the install went through")
+                if after["usage"]["alice"] != committed_usage_alice:
+                    out.append(f"install charged {after['usage']['alice']}, "
+                               f"want {committed_usage_alice}")
+                if after["host"] != committed["host"]:
+                    out.append(f"install left host state {after['host']}")
+                g.remove()
+            return out
+
+        return _loop(res, rig.injector, attempt)
+    finally:
+        rig.close()
+
+
+def graft_fault_loops() -> list[LoopResult]:
+    """Every graft-level loop: the multi-step graft per site x mode x nesting (with
+    and without removal), faults during abort, faults during install."""
+    out = [graft_fault_loop(site, mode, nesting, removal=removal)
+           for removal in (False, True) for nesting in NESTINGS
+           for site in SITES for mode in MODES]
+    out += [undo_fault_loop(mode, removal=removal) for removal in (False, True)
+            for mode in MODES]
+    out += [install_fault_loop(site, mode) for site in SITES for mode in MODES]
+    return out
