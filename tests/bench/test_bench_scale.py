@@ -89,3 +89,16 @@ def test_resident_bytes_sees_touched_pages() -> None:
     assert scale.resident_bytes(base, 4 * 4096) >= 4096
     del base
     m.close()
+
+
+def test_a_host_may_freeze_the_collector_while_installing_in_bulk() -> None:
+    import gc
+
+    cfg = scale.build("pool-12-frozen", 12, pooled=True, freeze_every=5)
+    try:
+        assert cfg.frozen and cfg.summary()["gc_frozen"]
+        assert gc.get_freeze_count() > 0
+        assert len(cfg.install_us) == 12 and cfg.point(11, *scale.ARGS) == cfg.point(0, *scale.ARGS)
+    finally:
+        cfg.registry.close()
+        gc.unfreeze()

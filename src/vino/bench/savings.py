@@ -135,6 +135,8 @@ def _row(workload: str, profile: DiskProfile, measure: str, default: int, grafte
     return {"workload": workload, "profile": profile.name, "measure": measure,
             "default": default, "graft": grafted, "saved_device_ns": saved_ns,
             "graft_calls": calls, **spent,
+            "saved_per_call_ns": saved_ns / calls if calls else None,
+            "spent_per_call_ns": spent_ns / calls if calls else None,
             "ratio": saved_ns / spent_ns if spent_ns > 0 else None, "correct": ok}
 
 
@@ -144,12 +146,18 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = ["| workload | device | measure | default | graft | device time saved | "
-             "graft calls | protection spent | saved ÷ spent |",
+    lines = ["| workload | device | measure: default -> graft | device time saved | "
+             "graft calls | protection spent (stats / Total x calls) | saved per call | "
+             "spent per call | saved ÷ spent |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         ratio = f"{r['ratio']:,.0f}x" if r["ratio"] is not None else "n/a"
-        lines.append(f"| {r['workload']} | {r['profile']} | {r['measure']} | {r['default']} | "
+        measured = (f"{r['measured_ns'] / 1e6:,.2f}" if r["measured_ns"] is not None
+                    else "-")
+        per_saved = r["saved_per_call_ns"] or 0.0
+        per_spent = r["spent_per_call_ns"] or 0.0
+        lines.append(f"| {r['workload']} | {r['profile']} | {r['measure']}: {r['default']} -> "
                      f"{r['graft']} | {r['saved_device_ns'] / 1e6:,.1f} ms | {r['graft_calls']} "
-                     f"| {r['spent_ns'] / 1e6:,.3f} ms | {ratio} |")
+                     f"| {r['spent_ns'] / 1e6:,.2f} ms ({r['stats_ns'] / 1e6:,.2f} / {measured}) "
+                     f"| {per_saved / 1e3:,.1f} µs | {per_spent / 1e3:,.1f} µs | {ratio} |")
     return "\n".join(lines)

@@ -11,7 +11,10 @@ targets of the same point, three helper grafts written in WAT here:
   and answers like ``null`` -- only on points that resolve a lock (``vm.evict``,
   ``sched.pick``); ``fs.readahead`` and ``fs.filter`` offer grafts no lock;
 - ``invalid``: answers something the validator rejects; installed with a huge
-  ``remove_after`` so it is aborted on every call but never removed.
+  ``remove_after`` so it is aborted on every call but never removed;
+- ``undo`` (``vm.evict``, ``sched.pick``): makes one accessor call (``vm_hint`` /
+  ``sched_set_priority``) and then answers invalidly, so its abort has one undo
+  entry to run.
 
 Inputs are the ones the sample workloads (``vino.demo``) produce:
 
@@ -71,6 +74,8 @@ SCHED_UI_BURST_NS: Final = 200_000
 SCHED_UI_WAIT_NS: Final = 3_000_000
 FILTER_OFFSET: Final = 8192
 FILTER_WRITE: Final = 0
+UNDO_VPN: Final = 7  # the page the undo graft marks important (undone by its abort)
+UNDO_PRIORITY: Final = 5  # the priority the undo graft sets (undone by its abort)
 CHACHA_KEY: Final = hashlib.sha256(b"vino bench key").digest()
 CHACHA_NONCE: Final = hashlib.sha256(b"vino bench nonce").digest()[:12]
 
@@ -120,6 +125,14 @@ class Setup:
 
     def close(self) -> None:
         self.kernel.shutdown()
+
+
+def _install_undo(k: Kernel, user: Any, point: str, entry: str, target: Any, callable_: str,
+                  call: str) -> Graft:
+    imports = f'(import "vino" "{callable_}" (func $acc (param i32 i32) (result i32)))'
+    body = f"(drop (call $acc {call})) (i32.const 100000)"
+    return k.graft(user, point, _wat(entry, "", body, imports), target, name=f"{point}-undo",
+                   remove_after=NEVER_REMOVE)
 
 
 def _install_helpers(k: Kernel, user: Any, point: str, entry: str, params_decl: str,
@@ -177,7 +190,8 @@ def _readahead(workdir: Path) -> Setup:
 
 def _evict(workdir: Path) -> Setup:
     k, user = _boot(workdir, "evict", frames=EVICT_FRAMES)
-    procs = {role: k.spawn(user, f"db-{role}") for role in ("sample", "null", "lock", "invalid")}
+    procs = {role: k.spawn(user, f"db-{role}")
+             for role in ("sample", "null", "lock", "invalid", "undo")}
     targets = {role: k.address_space(p) for role, p in procs.items()}
     aspace = targets["sample"]
     sample = sample_path(paper.SAMPLES["evict"])
@@ -209,6 +223,8 @@ def _evict(workdir: Path) -> Setup:
     grafts = {"sample": g}
     grafts |= _install_helpers(k, user, "vm.evict", "vino_evict", "", "(i32.const 0)",
                                "(i32.const 100000)", targets, with_lock=True)
+    grafts["undo"] = _install_undo(k, user, "vm.evict", "vino_evict", targets["undo"],
+                                   "vm_hint", f"(i32.const {UNDO_VPN}) (i32.const 1)")
 
     def make_args(a: Any) -> tuple[Any, ...]:
         return (a, cands)
@@ -220,7 +236,8 @@ def _evict(workdir: Path) -> Setup:
 
 def _sched(workdir: Path) -> Setup:
     k, user = _boot(workdir, "sched")
-    groups = {role: k.new_group(user, role) for role in ("sample", "null", "lock", "invalid")}
+    groups = {role: k.new_group(user, role)
+              for role in ("sample", "null", "lock", "invalid", "undo")}
     group = groups["sample"]
     proc = k.spawn(user, "editor", group)
     for _ in range(SCHED_HOGS):
@@ -245,6 +262,14 @@ def _sched(workdir: Path) -> Setup:
     grafts = {"sample": g}
     grafts |= _install_helpers(k, user, "sched.pick", "vino_pick", "", "(i32.const 0)",
                                "(i32.const 100000)", groups, with_lock=True)
+    # A thread of the undo graft's own group, created after the run so the rows stay as seen.
+    victim = k.sched.spawn(k.spawn(user, "undo", groups["undo"]), [])
+    grafts["undo"] = _install_undo(k, user, "sched.pick", "vino_pick", groups["undo"],
+                                   "sched_set_priority",
+                                   f"(i32.const {victim.tid}) (i32.const {UNDO_PRIORITY})")
+    k.points["sched.pick"](groups["undo"], groups["undo"], rows)
+    if victim.priority == UNDO_PRIORITY:
+        raise AssertionError("sched: the undo graft's sched_set_priority survived its abort")
 
     def make_args(gp: Any) -> tuple[Any, ...]:
         return (gp, rows)
@@ -322,4 +347,11 @@ def _check(s: Setup) -> None:
     s.point(s.targets["invalid"], *s.args("invalid"))
     if not inv.stats.aborts.get("invalid_result"):
         raise AssertionError(f"{s.key}: the invalid graft was not aborted for invalid_result")
+    if "undo" in s.grafts:
+        undo = s.grafts["undo"]
+        s.point(s.targets["undo"], *s.args("undo"))
+        if not undo.stats.aborts.get("invalid_result"):
+            raise AssertionError(f"{s.key}: the undo graft was not aborted for invalid_result")
+        if s.key == "evict" and UNDO_VPN in s.targets["undo"].hints:
+            raise AssertionError("evict: the undo graft's vm_hint survived its abort")
     s.expected = got
