@@ -137,11 +137,17 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         txn.setitem(aspace.hints, vpn, bool(important))
         return 0
 
+    aspace_locks: dict[int, HostLock] = {}  # by pid; the manager keeps a name's lock forever
+
     def lock(txn: Transaction, lock_id: int) -> HostLock | None:
         aspace = txn.graft.target
         if lock_id != 1 or aspace is GLOBAL:
             return None
-        return registry.locks.lock(f"aspace:{aspace.owner.pid}")
+        pid = aspace.owner.pid
+        lk = aspace_locks.get(pid)
+        if lk is None:
+            lk = aspace_locks[pid] = registry.locks.lock(f"aspace:{pid}")
+        return lk
 
     point = FunctionPoint[int](
         name="vm.evict", entry="vino_evict", buffer_size=EVICT_BUFFER, encode=encode,
@@ -187,11 +193,16 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         txn.record(undo)
         return old
 
+    group_locks: dict[int, HostLock] = {}  # by pgid
+
     def lock(txn: Transaction, lock_id: int) -> HostLock | None:
         group = txn.graft.target
         if lock_id != 1 or group is GLOBAL:
             return None
-        return registry.locks.lock(f"pgrp:{group.pgid}")
+        lk = group_locks.get(group.pgid)
+        if lk is None:
+            lk = group_locks[group.pgid] = registry.locks.lock(f"pgrp:{group.pgid}")
+        return lk
 
     point = FunctionPoint[int](
         name="sched.pick", entry="vino_pick", buffer_size=SCHED_BUFFER, encode=encode,
