@@ -102,3 +102,8 @@ def test_a_host_may_freeze_the_collector_while_installing_in_bulk() -> None:
     finally:
         cfg.registry.close()
         gc.unfreeze()
+
+
+def test_install_can_be_timed_in_a_fresh_interpreter() -> None:
+    d = scale.install_in_fresh_process(5, freeze_every=2)
+    assert d["n"] == 5 and d["gc_frozen"] and d["install_us"]["mean"] > 0

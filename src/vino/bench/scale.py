@@ -26,10 +26,11 @@ Measured:
 - install, µs per graft: each ``Registry.install`` timed (checks, instance,
   buffer binding, accounting, the table switch), median / mean / p90. The mean
   includes Python's cyclic garbage collector, whose full collections rescan
-  every object of every graft already installed (about 65 per graft); the
-  largest count is therefore also built a second time with the host calling
-  ``gc.freeze()`` every ``FREEZE_EVERY`` installs (outside the timed installs),
-  a variant that shows vino's own cost;
+  every object of every graft already installed (about 65 per graft). For the
+  largest count, installs are also timed in two fresh interpreters (nothing
+  else in their heap): with the collector as it comes, and with the host calling
+  ``gc.freeze()`` every ``FREEZE_EVERY`` installs (outside the timed installs) --
+  the second shows vino's own cost;
 - memory per graft: the process's resident set (``VmRSS``) growth over the
   installs ÷ N; the linear-memory pages each graft touched (``mincore`` on its
   memory) are reported separately and subtracted to give host memory per graft;
@@ -47,9 +48,12 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import os
 import statistics
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -72,7 +76,9 @@ SPREAD_TARGETS: Final = 1024  # targets cycled over by the "spread" contender (a
 THREAD_RUN_S: Final = 0.25  # seconds per calls-per-second sample
 QUICK_THREAD_RUN_S: Final = 0.02
 THREAD_ROUNDS: Final = 5
-FREEZE_EVERY: Final = 1_000  # installs between gc.freeze() calls in the "-frozen" variant
+FREEZE_EVERY: Final = 1_000  # installs between gc.freeze() calls in the frozen probe
+PROBE_MIN: Final = 10_000  # install probes in fresh interpreters from this many grafts
+PROBE_TIMEOUT_S: Final = 1800.0
 MAX_MAP_COUNT_DEFAULT: Final = 65_530  # Linux's default vm.max_map_count
 KIB: Final = 1024
 BENCH_QUOTA: Final = Quota(memory_bytes=1 << 44, cpu_total_s=1e9, handles=1 << 20)
@@ -262,15 +268,12 @@ def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.
             if n <= DEFAULT_MAX:
                 configs.append(build(f"default-{n}", n, pooled=False, progress=progress))
             configs.append(build(f"pool-{n}", n, pooled=True, progress=progress))
-            if n == max(counts) and n > DEFAULT_MAX:
-                configs.append(build(f"pool-{n}-frozen", n, pooled=True, progress=progress,
-                                     freeze_every=FREEZE_EVERY))
             if progress is not None:
                 progress(f"scale: {n:,} grafts installed (pooled and default)"
                          if n <= DEFAULT_MAX else f"scale: {n:,} grafts installed (pooled)")
         cs = [_calls(cfg, s) for cfg in configs for s in (False, True)]
         series = interleave(cs, rounds, batch_s, progress=progress, label="scale: ")
-        biggest = max((c for c in configs if not c.frozen), key=lambda c: (c.n, c.pooled))
+        biggest = max(configs, key=lambda c: (c.n, c.pooled))
         run_s = QUICK_THREAD_RUN_S if quick else THREAD_RUN_S
         cps: dict[int, list[float]] = {1: [], 2: []}
         for _ in range(THREAD_ROUNDS if not quick else 1):
@@ -278,7 +281,14 @@ def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.
                 cps[t].append(calls_per_second(biggest, t, run_s))
         if progress is not None:
             progress("scale: calls per second measured")
-        result = _summarise(configs, series, cps, biggest)
+        probes: dict[str, Any] = {}
+        if biggest.n >= PROBE_MIN:
+            for label, every in (("collector as it comes", 0),
+                                 (f"gc.freeze() every {FREEZE_EVERY:,}", FREEZE_EVERY)):
+                if progress is not None:
+                    progress(f"scale: {biggest.n:,} installs in a fresh interpreter, {label}")
+                probes[label] = install_in_fresh_process(biggest.n, every)
+        result = _summarise(configs, series, cps, biggest, probes)
     finally:
         for cfg in configs:
             cfg.registry.close()
@@ -286,9 +296,33 @@ def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.
     return result
 
 
+def install_probe(n: int, freeze_every: int = 0) -> dict[str, Any]:
+    """Install ``n`` grafts in a pooled registry; their summary (no call timing)."""
+    cfg = build(f"probe-{n}", n, pooled=True, freeze_every=freeze_every)
+    try:
+        return cfg.summary()
+    finally:
+        cfg.registry.close()
+        gc.unfreeze()
+
+
+def install_in_fresh_process(n: int, freeze_every: int = 0) -> dict[str, Any]:
+    """``install_probe`` in a new interpreter, so no other heap inflates its collections."""
+    code = ("import json; from vino.bench.scale import install_probe; "
+            f"print(json.dumps(install_probe({int(n)}, {int(freeze_every)})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=PROBE_TIMEOUT_S)
+    if proc.returncode != 0:
+        raise RuntimeError(f"install probe failed: {proc.stderr.strip()[-500:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 def _summarise(configs: list[Config], series: dict[str, list[float]],
-               cps: dict[int, list[float]], biggest: Config) -> dict[str, Any]:
-    out: dict[str, Any] = {"configs": {}, "calls_per_second": {}}
+               cps: dict[int, list[float]], biggest: Config,
+               probes: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"configs": {}, "calls_per_second": {},
+                           "fresh_process_install": probes}
     one = next(c for c in configs if c.pooled and c.n == min(x.n for x in configs))
     for cfg in configs:
         d = cfg.summary()
@@ -322,16 +356,15 @@ def _max_map_count() -> int:
 def targets(out: dict[str, Any], big: str, one: str) -> list[dict[str, Any]]:
     d = out["configs"][big]
     n = d["n"]
-    frozen = out["configs"].get(f"{big}-frozen")
-    extra = [] if frozen is None else [
-        target(f"{n:,} grafts: install time per graft (mean), host freezing the collector",
-               frozen["install_us"]["mean"], AT_MOST, INSTALL_TARGET_US, "µs")]
+    extra = [target(f"{n:,} grafts: install time per graft (mean), fresh interpreter, {label}",
+                    p["install_us"]["mean"], AT_MOST, INSTALL_TARGET_US, "µs")
+             for label, p in out["fresh_process_install"].items()]
     return [
         *extra,
         target(f"{n:,} grafts: per-call cost ÷ one graft's (same target)",
                d["call_hot_vs_one"], AT_MOST, FLAT_WITHIN, "x"),
-        target(f"{n:,} grafts: install time per graft (mean)", d["install_us"]["mean"],
-               AT_MOST, INSTALL_TARGET_US, "µs"),
+        target(f"{n:,} grafts: install time per graft (mean), benchmark process",
+               d["install_us"]["mean"], AT_MOST, INSTALL_TARGET_US, "µs"),
         target(f"{n:,} grafts: resident host memory per graft beyond its linear memory",
                d["host_per_graft_kib"], AT_MOST, HOST_MEMORY_TARGET_KIB, "KiB"),
     ]
@@ -357,6 +390,12 @@ def render(result: dict[str, Any]) -> str:
     c = result["calls_per_second"]
     lines += ["", f"Protected calls per second ({c['config']}, each thread on its own grafts): "
               f"1 thread {c['threads_1']:,.0f}/s, 2 threads {c['threads_2']:,.0f}/s."]
+    for label, p in result.get("fresh_process_install", {}).items():
+        i = p["install_us"]
+        lines.append(f"{p['n']:,} installs in a fresh interpreter, {label}: "
+                     f"{i['median']:.0f} / {i['mean']:.0f} / {i['p90']:.0f} µs per graft "
+                     f"(median / mean / p90), {p['host_per_graft_kib']:.1f} KiB host memory "
+                     "per graft.")
     lim = result.get("default_allocator_limit")
     if lim:
         lines.append(f"Default allocator: {lim['maps_per_graft']:.2f} mappings per graft; with "
