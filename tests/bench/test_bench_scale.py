@@ -107,3 +107,6 @@ def test_a_host_may_freeze_the_collector_while_installing_in_bulk() -> None:
 def test_install_can_be_timed_in_a_fresh_interpreter() -> None:
     d = scale.install_in_fresh_process(5, freeze_every=2)
     assert d["n"] == 5 and d["gc_frozen"] and d["install_us"]["mean"] > 0
+    import gc
+
+    assert scale.install_probe(3, pause_gc=True)["gc_paused"] and gc.isenabled()

@@ -28,9 +28,10 @@ Measured:
   includes Python's cyclic garbage collector, whose full collections rescan
   every object of every graft already installed (about 65 per graft). For the
   largest count, installs are also timed in two fresh interpreters (nothing
-  else in their heap): with the collector as it comes, and with the host calling
-  ``gc.freeze()`` every ``FREEZE_EVERY`` installs (outside the timed installs) --
-  the second shows vino's own cost;
+  else in their heap): with the collector as it comes; with the host calling
+  ``gc.freeze()`` every ``FREEZE_EVERY`` installs (outside the timed installs);
+  and with the collector paused for the whole batch (``gc.disable()``) -- the
+  last is vino's own cost;
 - memory per graft: the process's resident set (``VmRSS``) growth over the
   installs ÷ N; the linear-memory pages each graft touched (``mincore`` on its
   memory) are reported separately and subtracted to give host memory per graft;
@@ -283,11 +284,13 @@ def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.
             progress("scale: calls per second measured")
         probes: dict[str, Any] = {}
         if biggest.n >= PROBE_MIN:
-            for label, every in (("collector as it comes", 0),
-                                 (f"gc.freeze() every {FREEZE_EVERY:,}", FREEZE_EVERY)):
+            for label, every, paused in (
+                    ("collector as it comes", 0, False),
+                    (f"gc.freeze() every {FREEZE_EVERY:,} installs", FREEZE_EVERY, False),
+                    ("collector paused (gc.disable())", 0, True)):
                 if progress is not None:
                     progress(f"scale: {biggest.n:,} installs in a fresh interpreter, {label}")
-                probes[label] = install_in_fresh_process(biggest.n, every)
+                probes[label] = install_in_fresh_process(biggest.n, every, paused)
         result = _summarise(configs, series, cps, biggest, probes)
     finally:
         for cfg in configs:
@@ -296,20 +299,28 @@ def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.
     return result
 
 
-def install_probe(n: int, freeze_every: int = 0) -> dict[str, Any]:
+def install_probe(n: int, freeze_every: int = 0, pause_gc: bool = False) -> dict[str, Any]:
     """Install ``n`` grafts in a pooled registry; their summary (no call timing)."""
-    cfg = build(f"probe-{n}", n, pooled=True, freeze_every=freeze_every)
+    if pause_gc:
+        gc.disable()
     try:
-        return cfg.summary()
+        cfg = build(f"probe-{n}", n, pooled=True, freeze_every=freeze_every)
+    finally:
+        gc.enable()
+    try:
+        out = cfg.summary()
+        out["gc_paused"] = pause_gc
+        return out
     finally:
         cfg.registry.close()
         gc.unfreeze()
 
 
-def install_in_fresh_process(n: int, freeze_every: int = 0) -> dict[str, Any]:
+def install_in_fresh_process(n: int, freeze_every: int = 0,
+                             pause_gc: bool = False) -> dict[str, Any]:
     """``install_probe`` in a new interpreter, so no other heap inflates its collections."""
     code = ("import json; from vino.bench.scale import install_probe; "
-            f"print(json.dumps(install_probe({int(n)}, {int(freeze_every)})))")
+            f"print(json.dumps(install_probe({int(n)}, {int(freeze_every)}, {bool(pause_gc)})))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, timeout=PROBE_TIMEOUT_S)
     if proc.returncode != 0:
