@@ -39,6 +39,7 @@ def test_message_is_delivered_inside_a_transaction_and_commits(world: World) -> 
     assert world.host.d == {1: 42}
     assert world.pick(TARGET, 0) == 42  # the graft kept what it was told
     assert g.state == "live" and list(g.aborts) == []
+    assert g.stats.commits == 2  # the message and the call both count as commits
 
 
 def test_message_whose_handler_traps_is_undone_and_raises_graft_aborted(world: World) -> None:

@@ -255,3 +255,31 @@ def test_graft_over_its_memory_quota_with_failures_to_spare_cannot_go_on_committ
     assert g.stats.commits == 0
     g.remove()
     assert w.snapshot() == before
+
+
+def test_graft_failing_every_call_is_still_charged_for_the_cpu_it_used(
+        new_world: Callable[..., World]) -> None:
+    # An aborted call used CPU too: with failures to spare, a graft that spins to its
+    # budget and is aborted every time is charged for each of those calls.
+    w = new_world()
+    g = w.install(graft("", '(func (export "pick") (result i32) (loop (br 0)) (i32.const 1))'),
+                  remove_after=3)
+    before = w.alice.usage.cpu_ns
+    for _ in range(2):
+        assert w.pick(TARGET, 0) == DEFAULT_ANSWER
+    assert g.stats.aborts["timeout"] == 2 and g.state == "live"
+    assert w.alice.usage.cpu_ns - before >= 2 * g.budget_ns
+
+
+def test_graft_growing_memory_then_trapping_is_charged_for_its_pages_at_once(
+        new_world: Callable[..., World]) -> None:
+    # Pages grown by a call that then traps exist all the same: the abort charges them.
+    w = new_world(alice_quota={"memory_bytes": 8 * PAGE})
+    g = w.install(graft("", '(func (export "pick") (result i32)'
+                            ' (drop (memory.grow (i32.const 2))) unreachable)'),
+                  remove_after=5)
+    assert w.pick(TARGET, 0) == DEFAULT_ANSWER
+    assert g.state == "live" and g.memory.current_size() == 3 * PAGE
+    assert w.alice.usage.memory_bytes == 3 * PAGE
+    g.remove()
+    assert w.alice.usage.memory_bytes == 0

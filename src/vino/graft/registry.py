@@ -24,6 +24,7 @@ Invariant: a removed graft is in no dispatch table and holds no charges.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -327,6 +328,7 @@ class Graft:
             parent = txn.parent = ts.txn
             txn.ts = ts
             txn.state = ACTIVE
+            txn.start_ns = 0  # set when the guest is entered; 0: it never was
             ts.txn = txn
             st = self.stats
             sample = not st.commits & 15  # time the whole call on 1 call in 16 (_SAMPLE_MASK)
@@ -415,6 +417,14 @@ class Graft:
         reason, detail = _classify(exc)
         if txn.state == ACTIVE:
             txn.abort()
+        # An aborted call still used CPU and may have grown its memory: charge both, so
+        # failing calls cannot get round the total-CPU quota or hide their pages.
+        if txn.start_ns:
+            self._usage.cpu_ns += max(0, _perf_ns() - txn.start_ns)
+        if self.may_grow and self.instance is not None:
+            # Over quota: already charged truthfully and marked for removal.
+            with contextlib.suppress(QuotaExceeded):
+                self._account_memory()
         rec = AbortRecord(reason, detail, time.monotonic_ns())
         self.aborts.append(rec)
         self.stats.aborts[reason.value] += 1
@@ -443,6 +453,8 @@ class Graft:
         if not self._enter():
             raise GraftAborted(AbortReason.LOCK_TIMEOUT, "graft busy", graft=self.name)
         try:
+            if self.state is not LIVE:  # removed while we waited for its store
+                raise NoSuchGraft(f"graft {self.name!r} was removed")
             txn = self._begin()
             try:
                 self.buffer[: len(data)] = data
@@ -459,6 +471,7 @@ class Graft:
             except Exception as exc:
                 rec = self._abort(txn, exc)
                 raise GraftAborted(rec.reason, rec.detail, graft=self.name) from exc
+            self.stats.commits += 1
             return ret
         finally:
             self._mutex.release()
