@@ -10,8 +10,9 @@ has its own store, instance and linear memory).
 Configurations, each a registry of its own, all alive at once so that their
 calls can be interleaved round by round:
 
-- ``pool-N`` for N in the counts: ``Sandbox(pool=Pool(N + spare))``, wasmtime's
-  pooling allocator with whole-slot mappings (see ``vino.graft.sandbox``);
+- ``pool-N`` for N in the counts: a sandbox with ``Pool(...)``, wasmtime's
+  pooling allocator with whole-slot mappings (see ``vino.graft.sandbox``), one
+  pool shared by every ``pool-N``;
 - ``default-N`` for the counts up to ``DEFAULT_MAX``: the default (on-demand)
   allocator. It maps each instance's memory separately -- two mappings per
   graft -- and Linux allows ``vm.max_map_count`` (65,530) mappings per process,
@@ -178,9 +179,16 @@ class Config:
 
 
 def build(name: str, n: int, pooled: bool, progress: Progress | None = None,
-          freeze_every: int = 0) -> Config:
-    """A registry with ``n`` grafts; ``freeze_every``: ``gc.freeze()`` after that many installs."""
-    sandbox = Sandbox(pool=Pool(n + POOL_SPARE)) if pooled else Sandbox()
+          freeze_every: int = 0, sandbox: Sandbox | None = None) -> Config:
+    """A registry with ``n`` grafts; ``freeze_every``: ``gc.freeze()`` after that many installs.
+
+    ``sandbox``: shared with other configurations (its pool, if any, must have
+    room); by default the registry gets its own, pooled or not as ``pooled`` says.
+    """
+    if sandbox is None:
+        sandbox = Sandbox(pool=Pool(n + POOL_SPARE)) if pooled else Sandbox()
+    elif (sandbox.pool is not None) != pooled:
+        raise ValueError(f"{name}: the shared sandbox is {'' if sandbox.pool else 'not '}pooled")
     reg = Registry(sandbox=sandbox)
     point = FunctionPoint[list[int]](
         name="bench.readahead", entry="vino_readahead", buffer_size=points.RA_BUFFER,
@@ -264,11 +272,17 @@ def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.
         quick: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """Build every configuration, then measure them side by side."""
     configs: list[Config] = []
+    # One sandbox per allocator (one engine, one epoch ticker each), shared by its
+    # configurations, so that calls compare table sizes and working sets, not tickers.
+    default_sb = Sandbox()
+    pool_sb = Sandbox(pool=Pool(sum(counts) + POOL_SPARE * len(counts)))
     try:
         for n in sorted(counts):
             if n <= DEFAULT_MAX:
-                configs.append(build(f"default-{n}", n, pooled=False, progress=progress))
-            configs.append(build(f"pool-{n}", n, pooled=True, progress=progress))
+                configs.append(build(f"default-{n}", n, pooled=False, progress=progress,
+                                     sandbox=default_sb))
+            configs.append(build(f"pool-{n}", n, pooled=True, progress=progress,
+                                 sandbox=pool_sb))
             if progress is not None:
                 progress(f"scale: {n:,} grafts installed (pooled and default)"
                          if n <= DEFAULT_MAX else f"scale: {n:,} grafts installed (pooled)")
@@ -295,6 +309,8 @@ def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.
     finally:
         for cfg in configs:
             cfg.registry.close()
+        default_sb.close()
+        pool_sb.close()
         gc.unfreeze()
     return result
 

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from vino.bench import checks, paper, savings, scale, table, workloads
 from vino.bench.timing import Progress
+from vino.graft.sandbox import Sandbox
 
 WHAT: Final = ("table", "savings", "scale", "all")
 
@@ -84,9 +85,10 @@ def run(what: str = "table", *, settings: Settings = FULL, progress: Progress | 
         wd.mkdir(parents=True, exist_ok=True)
         if what in ("table", "all"):
             setups: dict[str, workloads.Setup] = {}
+            shared = Sandbox()  # one engine and one epoch ticker, as in one host
             try:
                 for key in paper.GRAFTS:
-                    setups[key] = workloads.build(key, wd)
+                    setups[key] = workloads.build(key, wd, shared)
                 if progress is not None:
                     progress("overhead table: kernels booted, sample grafts installed")
                 result["table"] = table.run(setups, rounds=settings.rounds,
@@ -95,6 +97,7 @@ def run(what: str = "table", *, settings: Settings = FULL, progress: Progress | 
             finally:
                 for s in setups.values():
                     s.close()
+                shared.close()
         if what in ("savings", "all"):
             per_call = ({k: g["rows"]["Total"]["median_us"]
                          for k, g in result["table"]["grafts"].items()}

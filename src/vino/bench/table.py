@@ -42,6 +42,12 @@ How each row is measured (all on the real code path, nothing is summed into Tota
   of the transaction (no undo entries), the abort record and statistics. The
   whole aborted call through the subsystem's method is reported too.
 
+Also reported: **Total, sparse** -- the same call made once every 1.5 ms (more
+than one epoch tick) with the host busy in Python in between, timed call by call.
+It shows a cost the back-to-back figures hide: the epoch ticker thread needs the
+GIL once per tick, and gets it when the next graft call releases it, so that
+call waits for the hand-over.
+
 Peers (``vino.bench.peers``), measured in the same rounds on the same inputs:
 the Python policy (the floor), the same through pluggy, the same Wasm graft
 through wasmtime's public API without a transaction, and in a worker process.
@@ -84,6 +90,7 @@ TOTAL_TARGET_US: Final = {"readahead": 3.0, "evict": 5.0, "sched": 3.0, "encrypt
 BELOW_1996_FACTOR: Final = 30.0  # every Total at least this many times below 1996's
 MAX_VS_PUBLIC: Final = 0.25  # protected ÷ wasmtime public API
 MAX_VS_WORKER: Final = 0.10  # protected ÷ worker-process round trip
+SPARSE_GAP_NS: Final = 1_500_000  # between "sparse" calls: more than one epoch tick
 ABORT_TARGET_US: Final = 5.0  # the Abort row: aborting, from failed validation to the default
 UNDO_ALLOWANCE_US: Final = 1.0  # "plus its undo work": one accessor's undo entry
 
@@ -192,6 +199,23 @@ class _Stub:
         return self.answer
 
 
+def _sparse_batch(hook: Callable[..., Any], args: tuple[Any, ...]
+                  ) -> Callable[[int], dict[str, float]]:
+    """Calls spaced ``SPARSE_GAP_NS`` apart, the host busy in Python between them."""
+    def run(n: int) -> dict[str, float]:
+        perf = time.perf_counter_ns
+        spent = 0
+        for _ in range(n):
+            end = perf() + SPARSE_GAP_NS
+            while perf() < end:
+                pass
+            t = perf()
+            hook(*args)
+            spent += perf() - t
+        return {"": spent / n / NS_PER_US}
+    return run
+
+
 def _stub_batch(s: Setup, stub: _Stub) -> Callable[[int], dict[str, float]]:
     table: dict[Any, Any] = s.point.table
     target = s.targets["sample"]
@@ -226,6 +250,7 @@ def contenders(s: Setup, c_ns: float, pm: Any, public: peers.PublicWasm | None,
         Contender("abort_instr", _instr_batch(s.point, g["invalid"], s.args("invalid"), c_ns,
                                               aborts=True)),
         Contender("default", plain(s.point.default, *args)),
+        Contender("sparse", _sparse_batch(s.hook, s.hook_args()), min_calls=1),
         Contender("python", plain(s.python, *args)),
     ]
     if "lock" in g:
@@ -291,6 +316,7 @@ def derive(key: str, raw: dict[str, list[float]]) -> dict[str, Any]:
         "aborted_call": spread(ser("abort")),
         "aborted_call_minus_default": spread(difference(ser("abort"), ser("default"))),
         "default_policy": spread(ser("default")),
+        "total_sparse": spread(ser("sparse")),
     }
     if f"{key}/abort_undo_instr.abort" in raw:
         extra["abort_with_one_undo"] = spread(ser("abort_undo_instr.abort"))
@@ -411,7 +437,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     extras = ("sum_of_rows", "invoke", "instrumentation", "raw_call", "raw_null_call",
               "copy_in", "copy_out_validate", "aborted_call", "aborted_call_minus_default",
-              "abort_with_one_undo", "default_policy")
+              "abort_with_one_undo", "default_policy", "total_sparse")
     for name in extras:
         cells = [_us(grafts[k]["extra"][name]["median_us"]) if name in grafts[k]["extra"]
                  else "-" for k in keys]

@@ -50,7 +50,8 @@ from vino.bench.policies import (
     ReadaheadStride,
     sched_interactive,
 )
-from vino.graft import FunctionPoint, Graft, Quota
+from vino.graft import FunctionPoint, Graft, Quota, Registry
+from vino.graft.sandbox import Sandbox
 from vino.kernel import params
 from vino.kernel.cache import PageInfo
 from vino.kernel.kernel import Kernel
@@ -124,6 +125,7 @@ class Setup:
         return self.make_hook_args(self.targets[role])
 
     def close(self) -> None:
+        """Shut the kernel down (a shared sandbox stays open: its owner closes it)."""
         self.kernel.shutdown()
 
 
@@ -158,14 +160,15 @@ def _function_point(k: Kernel, name: str) -> FunctionPoint[Any]:
     return point
 
 
-def _boot(workdir: Path, name: str, **kw: Any) -> tuple[Kernel, Any]:
-    k = Kernel.boot(workdir / f"bench-{name}.img", **kw)
+def _boot(workdir: Path, name: str, sandbox: Sandbox | None, **kw: Any) -> tuple[Kernel, Any]:
+    registry = Registry(sandbox=sandbox) if sandbox is not None else None
+    k = Kernel.boot(workdir / f"bench-{name}.img", registry=registry, **kw)
     user = k.add_user("bench", Quota(cpu_total_s=BENCH_CPU_QUOTA_S))
     return k, user
 
 
-def _readahead(workdir: Path) -> Setup:
-    k, user = _boot(workdir, "readahead")
+def _readahead(workdir: Path, sandbox: Sandbox | None) -> Setup:
+    k, user = _boot(workdir, "readahead", sandbox)
     proc = k.spawn(user, "tac")
     k.fs.create(user, "log", 0o600)
     with k.fs.open(proc, "log", "w") as f:
@@ -188,8 +191,8 @@ def _readahead(workdir: Path) -> Setup:
                  out_range=(80, 80 + 4 * params.READAHEAD_MAX_OUT_LIMIT))
 
 
-def _evict(workdir: Path) -> Setup:
-    k, user = _boot(workdir, "evict", frames=EVICT_FRAMES)
+def _evict(workdir: Path, sandbox: Sandbox | None) -> Setup:
+    k, user = _boot(workdir, "evict", sandbox, frames=EVICT_FRAMES)
     procs = {role: k.spawn(user, f"db-{role}")
              for role in ("sample", "null", "lock", "invalid", "undo")}
     targets = {role: k.address_space(p) for role, p in procs.items()}
@@ -234,8 +237,8 @@ def _evict(workdir: Path) -> Setup:
                  in_bytes=8 + 24 * len(cands))
 
 
-def _sched(workdir: Path) -> Setup:
-    k, user = _boot(workdir, "sched")
+def _sched(workdir: Path, sandbox: Sandbox | None) -> Setup:
+    k, user = _boot(workdir, "sched", sandbox)
     groups = {role: k.new_group(user, role)
               for role in ("sample", "null", "lock", "invalid", "undo")}
     group = groups["sample"]
@@ -279,8 +282,8 @@ def _sched(workdir: Path) -> Setup:
                  in_bytes=8 + 32 * len(rows))
 
 
-def _encrypt(workdir: Path) -> Setup:
-    k, user = _boot(workdir, "encrypt")
+def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
+    k, user = _boot(workdir, "encrypt", sandbox)
     proc = k.spawn(user, "vault")
     targets: dict[str, Any] = {}
     for role in ("sample", "null", "invalid"):
@@ -312,13 +315,18 @@ def _encrypt(workdir: Path) -> Setup:
                  in_bytes=16 + BS, out_range=(16, 16 + BS))
 
 
-_BUILDERS: Final[dict[str, Callable[[Path], Setup]]] = {
+_BUILDERS: Final[dict[str, Callable[[Path, Sandbox | None], Setup]]] = {
     "readahead": _readahead, "evict": _evict, "sched": _sched, "encrypt": _encrypt}
 
 
-def build(key: str, workdir: Path) -> Setup:
-    """Boot a kernel for graft ``key`` (``paper.GRAFTS``) and check every answer agrees."""
-    s = _BUILDERS[key](workdir)
+def build(key: str, workdir: Path, sandbox: Sandbox | None = None) -> Setup:
+    """Boot a kernel for graft ``key`` (``paper.GRAFTS``) and check every answer agrees.
+
+    With ``sandbox``, the kernel's registry uses it (one engine and one epoch
+    ticker for several set-ups, as in one host; the caller closes it);
+    otherwise the kernel has a sandbox of its own.
+    """
+    s = _BUILDERS[key](workdir, sandbox)
     try:
         _check(s)
     except BaseException:
