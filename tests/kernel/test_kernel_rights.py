@@ -265,3 +265,19 @@ def test_set_priority_on_its_own_groups_thread_is_allowed(k: Kernel) -> None:
     assert g.state == "live" and g.stats.commits > 0
     assert t.priority == 42
     k.check_invariants()
+
+
+def test_grafting_an_object_of_the_wrong_kind_is_rejected_not_crashed(tmp_path: Path) -> None:
+    # An open file where fs.filter wants a file (inode): a clear rejection, nothing changed.
+    k = Kernel.boot(tmp_path / "kind.img", nblocks=512)
+    try:
+        alice = k.add_user("alice")
+        proc = k.spawn(alice, "p")
+        k.fs.create(alice, "f", 0o600)
+        with k.fs.open(proc, "f", "r") as f:
+            before = k.registry.snapshot()
+            with pytest.raises(GraftRejected, match="is not a target of fs.filter"):
+                k.graft(alice, "fs.filter", sample_path("chacha20_filter.wasm"), target=f)
+            assert k.registry.snapshot() == before
+    finally:
+        k.shutdown()

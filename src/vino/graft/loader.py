@@ -205,7 +205,12 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     if min_bytes > left:
         raise reject(f"initial memory of {min_bytes} bytes exceeds what is left of "
                      f"{principal.name}'s memory quota ({left} bytes)")
-    if not point.may_install(principal, target):
+    try:
+        allowed = point.may_install(principal, target)
+    except Exception as exc:  # a rights rule that cannot judge this target: not a target
+        raise reject(f"{target!r} is not a target of {point.name} "
+                     f"({type(exc).__name__}: {exc})") from None
+    if not allowed:
         raise reject(f"principal {principal.name!r} may not graft {point.name} on {target!r}")
     return Checked(label, wasm, st.module, min_bytes, st.has_message, digest, st.may_grow)
 
