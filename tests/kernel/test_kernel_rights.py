@@ -276,7 +276,7 @@ def test_grafting_an_object_of_the_wrong_kind_is_rejected_not_crashed(tmp_path: 
         k.fs.create(alice, "f", 0o600)
         with k.fs.open(proc, "f", "r") as f:
             before = k.registry.snapshot()
-            with pytest.raises(GraftRejected, match="is not a target of fs.filter"):
+            with pytest.raises(GraftRejected, match=r"is not a target of fs\.filter"):
                 k.graft(alice, "fs.filter", sample_path("chacha20_filter.wasm"), target=f)
             assert k.registry.snapshot() == before
     finally:
