@@ -157,3 +157,19 @@ def test_install_failing_with_a_host_error_after_vino_buffer_allocated_gives_all
     assert _usage_of(rig.alice) == {"memory_bytes": 0, "kalloc_bytes": 0, "handles": 0}
     assert rig.registry.grafts() == []
     assert rig.problems() == []
+
+
+@pytest.mark.parametrize("segment", [
+    '(data (i32.const 70000) "past the end of the one page")',
+    '(table 1 funcref) (elem (i32.const 5) func $f) (func $f)',
+], ids=["data", "elem"])
+def test_module_whose_segment_lies_outside_its_memory_or_table_is_rejected_cleanly(
+        rig: Rig, segment: str) -> None:
+    # Found by the loader fuzzer (an i32.const mutated in a sample's data segment): the
+    # segment traps at instantiation, and the install raised wasmtime.Trap instead of
+    # GraftRejected.
+    before = rig.snapshot()
+    with pytest.raises(GraftRejected, match="instantiation failed"):
+        rig.install(module([], segment, '(func (export "op") (result i32) i32.const 1)'))
+    assert rig.snapshot() == before
+    assert rig.registry.grafts() == []

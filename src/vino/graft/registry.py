@@ -715,7 +715,7 @@ class Registry:
         try:
             g = Graft(self, pt, checked, principal, target,
                       remove_after if remove_after is not None else self.remove_after)
-        except wasmtime.WasmtimeError as exc:
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:  # Trap: a segment out of bounds
             detail = " ".join(str(exc).split())[:300]
             raise GraftRejected(checked.name, pt.name, f"instantiation failed: {detail}") from None
         try:
