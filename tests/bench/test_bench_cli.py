@@ -34,7 +34,6 @@ def test_plot_needs_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["bench", "savings", "--quick", "--plot", "x.png"]) == 2
 
 
-@pytest.mark.slow
 def test_bench_all_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["bench", "all", "--quick"]) == 0
     out = capsys.readouterr().out
