@@ -7,13 +7,14 @@ campaign that found it; docs/RELIABILITY.md lists them with their fixes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from vino.errors import GraftRejected
 from vino.graft import GLOBAL, Principal, Quota, transaction
-from vino.reliability import DEFAULT_ANSWER, NEVER_REMOVE, Rig, module
+from vino.reliability import DEFAULT_ANSWER, NEVER_REMOVE, Rig, module, scratch_kernel
 
 
 @pytest.fixture
@@ -173,3 +174,38 @@ def test_module_whose_segment_lies_outside_its_memory_or_table_is_rejected_clean
         rig.install(module([], segment, '(func (export "op") (result i32) i32.const 1)'))
     assert rig.snapshot() == before
     assert rig.registry.grafts() == []
+
+
+HINT_FLOOD = """(module
+  (import "vino" "vm_hint" (func $hint (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $v (mut i32) (i32.const 0))
+  (func (export "vino_buffer") (result i32) i32.const 0)
+  (func (export "vino_evict") (result i32) (local $i i32)
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $i) (i32.const 500)))
+      (drop (call $hint (global.get $v) (i32.const 1)))
+      (global.set $v (i32.add (global.get $v) (i32.const 1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    i32.const 0))"""
+
+
+def test_evict_graft_cannot_grow_host_memory_without_bound_through_vm_hint(
+        tmp_path: Path) -> None:
+    # Found by the hostile-callables campaign (vm_hint on ever new vpns): every hint is a
+    # host dict entry, uncharged and unbounded, so a graft adding 500 per eviction grew the
+    # host for as long as it lived. Now an address space holds a bounded number of hints
+    # and a graft that asks for more is aborted (resource), its hints of that call undone.
+    with scratch_kernel(tmp_path, frames=16) as k:
+        alice = k.add_user("alice")
+        aspace = k.address_space(k.spawn(alice, "app"))
+        g = k.graft(alice, "vm.evict", HINT_FLOOD, target=aspace)
+        for n in range(4000):
+            aspace.touch(n % 64)
+            if g.state != "live":
+                break
+        assert g.removal is not None and g.removal.reason.value == "resource", g.removal
+        assert len(aspace.hints) <= 8192
+        assert len(aspace.hints) % 500 == 0  # whole committed calls only
+        k.check_invariants()

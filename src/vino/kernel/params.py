@@ -30,6 +30,8 @@ MIN_RESIDENT_PAGES: Final = 4  # an address space at or below this many pages ta
 MAX_EVICT_CANDIDATES: Final = 256  # pages offered to one vm.evict decision (ABI: n <= 256)
 PREFETCH_FRACTION: Final = 2  # one prefetch call loads at most nframes // this many blocks
 VPN_LIMIT: Final = 1 << 32  # virtual page numbers are u32 in the ABI: 0 <= vpn < this
+MAX_VM_HINTS: Final = 4096  # hints one address space holds (vm_hint); a new one past this
+#                             aborts the graft (resource): hints are host memory
 
 # File system.
 FS_MAGIC: Final = b"VINOFS96"  # first 8 bytes of block 0

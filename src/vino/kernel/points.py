@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from vino.errors import Forbidden, InvalidResult
+from vino.errors import Forbidden, InvalidResult, QuotaExceeded
 from vino.graft import GLOBAL, I32, EventPoint, FunctionPoint, GraftCallable, Principal
 from vino.graft.locks import HostLock
 from vino.graft.registry import Registry
@@ -134,6 +134,9 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         aspace = txn.graft.target
         if not isinstance(aspace, AddressSpace) or not 0 <= vpn < params.VPN_LIMIT:
             raise Forbidden(f"vm_hint: vpn {vpn} is not a page of the graft's address space")
+        if vpn not in aspace.hints and len(aspace.hints) >= params.MAX_VM_HINTS:
+            raise QuotaExceeded(f"vm_hint: the address space already holds "
+                                f"{params.MAX_VM_HINTS} hints")
         txn.setitem(aspace.hints, vpn, bool(important))
         return 0
 
