@@ -85,6 +85,7 @@ _USED: Final = {
     "wasmtime_trap_new": 2,
     "wasmtime_store_epoch_deadline_callback": 4,
     "wasmtime_error_new": 1,
+    "wasmtime_engine_increment_epoch": 1,
     "wasmtime_pooling_allocation_config_new": 0,
     "wasmtime_pooling_allocation_config_delete": 1,
     "wasmtime_pooling_allocation_config_total_core_instances_set": 2,
@@ -393,6 +394,12 @@ def define_host(linker: wasmtime.Linker, module: str, name: str, params: Sequenc
 
 
 # --------------------------------------------------------------------------- epochs
+
+def epoch_incrementer(engine: wasmtime.Engine) -> tuple[int, int]:
+    """``wasmtime_engine_increment_epoch``'s address and the engine pointer, for a
+    native ticker thread that calls it without Python."""
+    return _address(raw.dll.wasmtime_engine_increment_epoch), _address(engine.ptr())
+
 
 _EpochCb = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_void_p, c_void_p)
 _set_epoch_callback = _cfn("wasmtime_store_epoch_deadline_callback", None, c_void_p, _EpochCb,

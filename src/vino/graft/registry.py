@@ -190,7 +190,7 @@ class Graft:
         self._msize = self.memory.size_args()
         self._trap_slot = self.entry.trap_slot()
         self._ctx = self._call0[0]
-        self._ticker = registry.sandbox.ticker
+        self._ticks = registry.sandbox.ticker.counter
         self._deadline_tick = -1  # ticker's count when the store's deadline was last renewed
         self._message = (self.instance.func("vino_message", (I32,), (I32,))
                          if checked.has_message else None)
@@ -266,7 +266,7 @@ class Graft:
         tick, is the same rule the callback applies -- a running graft still
         meets the callback at every tick -- for one cheap FFI call.
         """
-        self._deadline_tick = self._ticker.ticks
+        self._deadline_tick = self._ticks.value
         _set_deadline(self._ctx, 1)
 
     def _enter(self) -> bool:
@@ -337,7 +337,7 @@ class Graft:
             try:
                 wasm_args = point.encode(self.buffer, *args)
                 entry = self.entry
-                if self._ticker.ticks != self._deadline_tick:
+                if self._ticks.value != self._deadline_tick:
                     self._renew_deadline()
                 t1 = txn.start_ns = _perf_ns()
                 if wasm_args:
@@ -388,7 +388,7 @@ class Graft:
             t0 = txn.start_ns
             try:
                 wasm_args = point.encode(self.buffer, *args)
-                if self._ticker.ticks != self._deadline_tick:
+                if self._ticks.value != self._deadline_tick:
                     self._renew_deadline()
                 t1 = time.perf_counter_ns()
                 rc = self.entry.call(*wasm_args) if wasm_args else self.entry.call0()

@@ -3,11 +3,12 @@
 - One ``wasmtime.Engine`` per ``Sandbox`` with epoch interruption on; compiled
   modules are cached by content hash so identical grafts share code.
 - One ``Store`` + instance per graft (``Instance``): its memory limit is a store
-  limit, its CPU limit an epoch deadline. A single daemon ticker thread bumps the
-  engine's epoch every ``tick_s``; at each tick past a running store's deadline
-  the store's callback asks the current transaction whether to go on (budget
-  left, not doomed) or stop. A store never needs its deadline reset per call:
-  the callback pushes it one tick further each time.
+  limit, its CPU limit an epoch deadline. A single ticker thread (native when it
+  can be built, see ``ticker.py``) bumps the engine's epoch every ``tick_s``; at
+  each tick past a running store's deadline the store's callback asks the
+  current transaction whether to go on (budget left, not doomed) or stop. The
+  callback pushes the deadline one tick further each time; ``Graft.invoke`` also
+  renews it at most once per tick, so an idle store does not meet a stale one.
 - Linear memory never moves (``memory_may_move = False``), so a graft's
   buffer window, computed once at install, stays valid.
 - Optionally (``Pool``) instances come from wasmtime's pooling allocator: slots
@@ -37,40 +38,8 @@ import wasmtime
 
 from vino import limits
 from vino.graft import fastcall
+from vino.graft.ticker import Ticker, make_ticker
 from vino.graft.txn import thread_state
-
-
-class Ticker:
-    """The single thread that advances the engine's epoch."""
-
-    def __init__(self, engine: wasmtime.Engine, tick_s: float) -> None:
-        self._engine = engine
-        self.tick_s = tick_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self.ticks = 0
-
-    def ensure_running(self) -> None:
-        if self._thread is not None:
-            return
-        with self._start_lock:
-            if self._thread is None:
-                t = threading.Thread(target=self._run, name="vino-epoch-ticker", daemon=True)
-                t.start()
-                self._thread = t
-
-    def _run(self) -> None:
-        wait = self._stop.wait
-        while not wait(self.tick_s):
-            self._engine.increment_epoch()
-            self.ticks += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
 
 def _decide() -> bool:
@@ -122,7 +91,8 @@ class Sandbox:
     """Engine, ticker and module cache shared by every graft of a registry."""
 
     def __init__(self, tick_s: float = limits.EPOCH_TICK_S,
-                 max_wasm_stack: int = limits.MAX_WASM_STACK, pool: Pool | None = None) -> None:
+                 max_wasm_stack: int = limits.MAX_WASM_STACK, pool: Pool | None = None,
+                 native_ticker: bool | None = None) -> None:
         cfg = wasmtime.Config()
         cfg.epoch_interruption = True
         cfg.memory_may_move = False
@@ -136,7 +106,9 @@ class Sandbox:
             cfg.memory_reservation_for_growth = 0
         self.pool = pool
         self.engine = wasmtime.Engine(cfg)
-        self.ticker = Ticker(self.engine, tick_s)
+        # The native ticker when it can be built (None: unless VINO_TICKER=python).
+        self.ticker: Ticker
+        self.ticker, self.ticker_fallback = make_ticker(self.engine, tick_s, native_ticker)
         self._modules: dict[str, wasmtime.Module] = {}
         self._mutex = threading.Lock()
 
