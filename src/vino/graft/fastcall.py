@@ -148,8 +148,12 @@ def _cfn(name: str, restype: Any, *argtypes: Any, blocking: bool = True) -> Any:
     return proto(restype, *argtypes)(address)
 
 
-_call_unchecked = _cfn("wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p,
-                       c_size_t, c_void_p)
+# The raw call: a function object of our own with no argtypes, called with ctypes
+# objects built once per export, which skips per-call argument conversion (~0.12 µs
+# of ~0.45). A CDLL function releases the GIL while the guest runs.
+_call_unchecked = raw.dll["wasmtime_func_call_unchecked"]
+_call_unchecked.restype = c_void_p
+_call_unchecked.argtypes = None
 _trap_code = _cfn("wasmtime_trap_code", ctypes.c_bool, c_void_p, c_void_p, blocking=False)
 _trap_delete = _cfn("wasm_trap_delete", None, c_void_p, blocking=False)
 _error_delete = _cfn("wasmtime_error_delete", None, c_void_p, blocking=False)
@@ -170,6 +174,7 @@ class RawFunc:
     __slots__ = (
         "_argp",
         "_args",
+        "_cargs",
         "_ctx",
         "_func",
         "_funcp",
@@ -199,6 +204,8 @@ class RawFunc:
         self._funcp = ctypes.addressof(self._func)
         self._trap = c_void_p()
         self._trapp = ctypes.addressof(self._trap)
+        self._cargs = (c_void_p(self._ctx), c_void_p(self._funcp), c_void_p(self._argp),
+                       c_size_t(n), c_void_p(self._trapp))
         self.trap_code = -1
 
     def call(self, *args: int) -> int:
@@ -211,9 +218,10 @@ class RawFunc:
                 self._ints[4 * i] = a
         return self.call0()
 
-    def call_args(self) -> tuple[int, int, int, int, int]:
-        """The arguments of the raw C call, for callers that inline it (``_call_unchecked``)."""
-        return (self._ctx, self._funcp, self._argp, self._n, self._trapp)
+    def call_args(self) -> tuple[Any, ...]:
+        """The arguments of the raw C call as ctypes objects, for callers that inline it
+        (``_call_unchecked(*args)``); they stay valid as long as this object lives."""
+        return self._cargs
 
     def results(self) -> Any:
         """The result slots as a ctypes int32 array (index 0 is the i32 result)."""
@@ -234,7 +242,7 @@ class RawFunc:
 
     def call0(self) -> int:
         """Call with the arguments already in place (or none)."""
-        err = _call_unchecked(self._ctx, self._funcp, self._argp, self._n, self._trapp)
+        err = _call_unchecked(*self._cargs)
         if err:
             _error_delete(err)
             return ERROR
