@@ -10,8 +10,11 @@
     vino graft build FILE.c [-o OUT.wasm]
     vino graft check FILE --point NAME [--as USER]
     vino stats                     run the sample workloads and print graft statistics
+    vino reliability [--report FILE.md] [--soak SECONDS] [--quick]
+                                   fault injection, soaks, fuzzing, rights: the
+                                   reliability report (docs/RELIABILITY.md)
 
-Exit status: 0 on success; 1 when a check failed (demo) or a graft was
+Exit status: 0 on success; 1 when a check failed (demo, reliability) or a graft was
 rejected (graft check); 2 on bad usage or input.
 """
 
@@ -149,6 +152,39 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reliability(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from vino import reliability
+
+    settings = reliability.QUICK if args.quick else reliability.Settings()
+    if args.soak is not None:
+        if args.soak <= 0:
+            print(f"vino reliability: --soak must be positive, got {args.soak}",
+                  file=sys.stderr)
+            return 2
+        settings = replace(settings, soak_s=args.soak)
+    command = "vino reliability" + (" --quick" if args.quick else "") + (
+        f" --soak {args.soak:g}" if args.soak is not None else "") + (
+        f" --report {args.report}" if args.report else "")
+
+    def progress(msg: str) -> None:
+        print(f"  {msg}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="vino-reliability-") as tmp:
+        rep = reliability.run(settings, Path(tmp), progress)
+    text = reliability.render(rep, command)
+    if args.report:
+        Path(args.report).write_text(text, encoding="utf-8")
+        progress(f"report written to {args.report}")
+    else:
+        print(text)
+    problems = rep.problems()
+    if problems:
+        print(f"vino reliability: {len(problems)} problems (see the report)", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vino", description="Safe, transactional grafts.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -187,6 +223,14 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stats", help="run the sample workloads, print graft statistics")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_stats)
+    r = sub.add_parser("reliability", help="fault injection, soaks, fuzzing, rights: the "
+                       "reliability report")
+    r.add_argument("--report", metavar="FILE.md", help="write the report here (default: "
+                   "print it)")
+    r.add_argument("--soak", type=float, metavar="SECONDS",
+                   help="soak this long (default 10; --quick: 2)")
+    r.add_argument("--quick", action="store_true", help="small campaigns (a few seconds)")
+    r.set_defaults(fn=_reliability)
     return p
 
 

@@ -1,0 +1,64 @@
+"""``vino reliability``: the campaigns run end to end and the report says what they found.
+
+What if a campaign finds a problem? The command exits 1 and the report lists it. What
+if ``--soak`` is nonsense? Exit 2 before anything runs. The figures themselves are
+asserted by the other test_rel_* files; here, that the report carries them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vino import reliability
+from vino.cli import main
+
+TINY = reliability.Settings(soak_s=1.0, kernel_soak_s=0.5, walks=10, walk_steps=30,
+                            mutants=60, outputs_per_point=2, wild_calls=10)
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reliability, "QUICK", TINY)
+
+
+def test_vino_reliability_writes_a_report_that_says_nothing_was_lost(
+        tiny: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "RELIABILITY.md"
+    assert main(["reliability", "--quick", "--report", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "**Result: nothing lost.**" in text
+    assert "`vino reliability --quick --report " in text  # how to regenerate it
+    for heading in ("## Summary", "## 1. Fault injection", "## 2. Transactions against a "
+                    "model", "## 3. Concurrency under load", "## 4. Hostile input",
+                    "## 5. Rights", "## Findings", "## Rerun"):
+        assert heading in text
+    assert "| fs.access | ✓ ✓ · ✓ | ✓ ✓ · ✗ | ✓ ✓ · ✗ | ✓ ✗ · ✗ |" in text
+    err = capsys.readouterr().err
+    assert "rights matrix" in err and "report written to" in err
+
+
+def test_vino_reliability_exits_1_and_lists_the_problems_when_a_campaign_finds_one(
+        tiny: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    real = reliability.hostile_outputs
+
+    def leaky(*args: object, **kw: object) -> reliability.HostileResult:
+        r = real(*args, **kw)  # type: ignore[arg-type]
+        r.problems.append("an invalid answer was let through")
+        return r
+
+    monkeypatch.setattr(reliability, "hostile_outputs", leaky)
+    assert main(["reliability", "--quick", "--soak", "0.5"]) == 1
+    captured = capsys.readouterr()
+    assert "**Result: 1 problems**" in captured.out
+    assert "- random outputs: an invalid answer was let through" in captured.out
+    assert "1 problems" in captured.err
+
+
+@pytest.mark.parametrize("soak", ["0", "-3"])
+def test_vino_reliability_refuses_a_soak_that_is_not_positive(
+        soak: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reliability", "--soak", soak]) == 2
+    assert "--soak must be positive" in capsys.readouterr().err
