@@ -2802,6 +2802,11 @@ def render(rep: ReliabilityReport, command: str = "vino reliability") -> str:
               "- **An undo step that raises is invisible to the graft's installer**: it is "
               "logged and counted on the transaction object, but `AbortRecord` and `Stats` "
               "do not say that the state was not fully restored.",
+              "- **A graft's CPU budget counts host time in its graft-callables**, a "
+              "cyclic-GC pass that the host's own allocations trigger there included: in a "
+              "loaded test process a graft making 500 `vm_hint` calls (about 1 ms) was "
+              "aborted for `timeout`. The campaigns that expect commits give grafts a "
+              "generous budget (`RELAXED`).",
               "- A host `MemoryError` inside a graft-callable is classified as a `trap` "
               "(\"wild pointer\"), because bounds-check failures on the graft's memory "
               "raise `MemoryError` too.",
