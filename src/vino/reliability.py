@@ -18,13 +18,21 @@ Campaigns:
 3. ``soak``: at least 32 threads invoking grafts that update counters through
    accessors, take locks, spin, trap, time out and get replaced; afterwards no
    lost update, no deadlock, no leaked lock, handle or page, no memory growth.
+   ``kernel_soak``: 32 threads driving one kernel through good and hostile grafts,
+   every read-back verified.
 4. ``fuzz_loader`` / ``hostile_outputs`` / ``hostile_callables``: mutated
    modules against the loader; grafts writing random bytes and answers at every
    kernel point; grafts calling every graft-callable with wild arguments.
-5. ``rights_matrix``: every principal kind x point x target, installed or not.
+5. ``rights_matrix`` / ``touch_matrix``: every principal kind x point x target,
+   installed or not; what an installed graft may touch. ``reader_handler_cost``
+   measures the one open question the matrix shows.
+6. ``run`` / ``render``: all of the above, and docs/RELIABILITY.md.
 
 The rig (``Rig``) is a registry with test points over plain host state (a dict
-and a list), so "the state" is a value that can be compared exactly.
+and a list), so "the state" is a value that can be compared exactly; kernel
+campaigns use ``scratch_kernel`` (a kernel on a fresh image) and ``Stage`` (one
+target per point for alice, and bob's state as the witness nothing may change).
+Fault injection (``vino.faults``) and a stepping lock clock are the only fakes.
 """
 
 from __future__ import annotations
