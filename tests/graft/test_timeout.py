@@ -176,3 +176,45 @@ def test_graft_is_not_timed_out_for_waiting_on_a_host_busy_with_python_threads(
             t.join()
     assert dict(g.stats.aborts) == {}
     assert answers == {5}
+
+
+def test_graft_is_not_timed_out_for_a_garbage_collection_in_its_graft_callable() -> None:
+    # A collection that the host's allocations trigger inside a graft-callable is the
+    # host's time, not the graft's: it must not use up the graft's CPU budget.
+    import gc
+
+    from vino.graft import FunctionPoint, GraftCallable, Principal, Quota, Registry
+
+    def collect(txn: object) -> int:
+        t = time.thread_time()
+        gc.collect()  # frees the cyclic garbage the host made before the call
+        return int((time.thread_time() - t) * 1e6)  # µs spent collecting
+
+    reg = Registry()
+    try:
+        point = reg.declare(FunctionPoint[int](
+            name="gc.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
+            decode=lambda buf, ret, x: ret, default=lambda x: -1,
+            callables=(GraftCallable("collect", (), ("i32",), collect),)))
+        spin = "(local.set $i (i32.const 0)) (loop (local.set $i (i32.add (local.get $i) " \
+               "(i32.const 1))) (br_if 0 (i32.lt_u (local.get $i) (i32.const 3000000))))"
+        src = ('(module (import "vino" "collect" (func $collect (result i32)))'
+               ' (memory (export "memory") 1)'
+               ' (func (export "vino_buffer") (result i32) i32.const 0)'
+               ' (func (export "pick") (result i32) (local $i i32) (local $gc i32)'
+               f' {spin} (local.set $gc (call $collect)) {spin} (local.get $gc)))')
+        budget_s = 0.01
+        g = reg.install(point, src, Principal("alice", Quota(cpu_call_s=budget_s)), target="t")
+        gc.disable()
+        try:
+            for _ in range(1_000_000):  # cyclic: only the collector can free it
+                a: list[object] = []
+                a.append(a)
+            gc_us = point("t", 0)
+        finally:
+            gc.enable()
+        assert gc_us > budget_s * 1e6  # the collection alone took longer than the budget
+        assert g.removal is None and g.state == "live", g.removal
+        assert g.stats.commits == 1
+    finally:
+        reg.close()

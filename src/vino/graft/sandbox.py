@@ -27,12 +27,13 @@ pointer.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import wasmtime
 
@@ -42,12 +43,40 @@ from vino.graft.ticker import Ticker, make_ticker
 from vino.graft.txn import thread_state
 
 
+class _GcTime(threading.local):
+    """CPU time this thread has spent in Python's cyclic garbage collector."""
+
+    total_ns = 0
+    start_ns = 0
+
+
+_GC: Final = _GcTime()
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC.start_ns = time.thread_time_ns()
+    elif _GC.start_ns:
+        _GC.total_ns += time.thread_time_ns() - _GC.start_ns
+        _GC.start_ns = 0
+
+
+gc.callbacks.append(_on_gc)
+
+
+def _net_cpu_ns() -> int:
+    """The thread's CPU time less its time in the garbage collector."""
+    return time.thread_time_ns() - _GC.total_ns
+
+
 def _decide() -> bool:
     """Epoch-tick callback body: go on unless the current call is over budget or doomed.
 
     The budget is the thread's CPU time from the call's first tick, not wall time: this
     callback needs the GIL, and time spent waiting for it while host threads hold it is
     not the graft running (wall time would abort well-behaved grafts of busy hosts).
+    Time in the cyclic garbage collector is left out too: a collection that host
+    allocations trigger inside a graft-callable is the host's, not the graft's.
     """
     txn = thread_state().txn
     if txn is None:
@@ -55,7 +84,7 @@ def _decide() -> bool:
     if txn.doomed() is not None:
         return False
     if txn.budget_ns:
-        cpu = time.thread_time_ns()
+        cpu = _net_cpu_ns()
         if txn.cpu_call_ns != txn.start_ns:  # the first tick of this call
             txn.cpu_call_ns = txn.start_ns
             txn.cpu_start_ns = cpu
