@@ -84,6 +84,14 @@ class LockTimeout(VinoError):
     """
 
 
+class WildPointer(VinoError):
+    """A graft handed a graft-callable a pointer or length outside its own memory.
+
+    Nothing was read or written; the graft is aborted with ``trap``, as if it had
+    made the access itself.
+    """
+
+
 class Doomed(VinoError):
     """Raised inside a transaction that another thread has marked for abort."""
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 import pytest
 
 from vino.errors import AbortReason
-from vino.graft import current, transaction
+from vino.graft import (
+    FunctionPoint,
+    GraftCallable,
+    Principal,
+    Registry,
+    Transaction,
+    current,
+    transaction,
+)
 
 from .graft_world import (
     DEFAULT_ANSWER,
@@ -220,3 +228,56 @@ def test_outer_graft_aborting_after_its_inner_graft_committed_undoes_both(
     assert after["host"] == before["host"]
     assert after["locks_held"] == []
     assert after["usage"]["root"] == before["usage"]["root"]
+
+
+def _registry_with(callable_: GraftCallable) -> tuple[Registry, FunctionPoint[int]]:
+    reg = Registry()
+    point = FunctionPoint[int](
+        name="bad.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
+        decode=lambda buf, ret, x: ret, default=lambda x: -1, callables=(callable_,))
+    reg.declare(point)
+    return reg, point
+
+
+CALL_THEN_TRAP = ('(module (import "vino" "f" (func $f (result i32)))'
+                  ' (memory (export "memory") 1)'
+                  ' (func (export "vino_buffer") (result i32) i32.const 0)'
+                  ' (func (export "pick") (result i32) (drop (call $f)) unreachable))')
+
+
+def test_graft_whose_abort_meets_a_failing_undo_step_tells_its_installer() -> None:
+    # An undo step that raises is host code's bug; the rest still runs, and the abort
+    # record says the state was not fully restored instead of staying silent.
+    state = {"a": 0, "b": 0}
+
+    def accessor(txn: Transaction) -> int:
+        txn.setitem(state, "a", 1)
+
+        def broken() -> None:
+            raise RuntimeError("undo bug")
+
+        txn.record(broken)
+        txn.setitem(state, "b", 1)
+        return 0
+
+    reg, point = _registry_with(GraftCallable("f", (), ("i32",), accessor))
+    try:
+        g = reg.install(point, CALL_THEN_TRAP, Principal("alice"), target="t")
+        assert point("t", 0) == -1
+        assert state == {"a": 0, "b": 0}  # the other entries were still undone
+        assert g.removal is not None and "1 undo step(s) raised" in g.removal.detail
+    finally:
+        reg.close()
+
+
+def test_host_running_out_of_memory_in_a_graft_callable_is_a_host_error_not_a_trap() -> None:
+    def accessor(txn: Transaction) -> int:
+        raise MemoryError("host out of memory")
+
+    reg, point = _registry_with(GraftCallable("f", (), ("i32",), accessor))
+    try:
+        g = reg.install(point, CALL_THEN_TRAP, Principal("alice"), target="t")
+        assert point("t", 0) == -1
+        assert g.removal is not None and g.removal.reason is AbortReason.HOST_ERROR
+    finally:
+        reg.close()

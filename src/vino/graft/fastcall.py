@@ -39,6 +39,8 @@ from typing import Any, Final
 
 import wasmtime
 
+from vino.errors import WildPointer
+
 # The package's private ctypes bindings, typed loosely on purpose: only this module uses them.
 raw: Any = importlib.import_module("wasmtime._bindings")
 
@@ -306,7 +308,7 @@ class MemoryView:
 
     def check(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
-            raise MemoryError(
+            raise WildPointer(
                 f"[{offset}, {offset + length}) is outside linear memory of {self.size} bytes")
 
     def read(self, offset: int, length: int) -> bytes:

@@ -44,6 +44,7 @@ from vino.errors import (
     LockTimeout,
     NoSuchGraft,
     QuotaExceeded,
+    WildPointer,
 )
 from vino.graft import fastcall, loader
 from vino.graft.accounting import Principal
@@ -134,7 +135,7 @@ def _classify(exc: BaseException) -> tuple[AbortReason, str]:
         return AbortReason.LOCK_TIMEOUT, str(exc)
     if isinstance(exc, TimeoutError):
         return AbortReason.TIMEOUT, str(exc)
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, WildPointer):
         return AbortReason.TRAP, f"wild pointer passed to a graft-callable: {exc}"
     return AbortReason.HOST_ERROR, f"{type(exc).__name__}: {exc}"
 
@@ -416,7 +417,11 @@ class Graft:
     def _abort(self, txn: Transaction, exc: BaseException) -> AbortRecord:
         reason, detail = _classify(exc)
         if txn.state == ACTIVE:
+            failed_before = txn.undo_errors
             txn.abort()
+            failed = txn.undo_errors - failed_before
+            if failed:  # the installer must learn that the state was not fully restored
+                detail += f"; {failed} undo step(s) raised (logged), state not fully restored"
         # An aborted call still used CPU and may have grown its memory: charge both, so
         # failing calls cannot get round the total-CPU quota or hide their pages.
         if txn.start_ns:
