@@ -281,3 +281,26 @@ def test_grafting_an_object_of_the_wrong_kind_is_rejected_not_crashed(tmp_path: 
             assert k.registry.snapshot() == before
     finally:
         k.shutdown()
+
+
+def test_a_reader_cannot_attach_an_access_handler_to_another_users_file(tmp_path: Path) -> None:
+    # A handler hears every user's accesses and runs inside their reads: the owner's only.
+    k = Kernel.boot(tmp_path / "access.img", nblocks=512)
+    try:
+        alice, bob = k.add_user("alice"), k.add_user("bob")
+        k.fs.create(alice, "shared", 0o644)  # bob may read it
+        with k.fs.open(k.spawn(bob, "b"), "shared", "r") as f:
+            before = k.registry.snapshot()
+            with pytest.raises(GraftRejected, match="may not graft"):
+                k.graft(bob, "fs.access", wat_access_nop(), target=f.inode)
+            assert k.registry.snapshot() == before
+            g = k.graft(alice, "fs.access", wat_access_nop(), target=f.inode)
+            assert g.state == "live"
+    finally:
+        k.shutdown()
+
+
+def wat_access_nop() -> str:
+    return ('(module (memory (export "memory") 1)'
+            ' (func (export "vino_buffer") (result i32) i32.const 0)'
+            ' (func (export "vino_on_access") (result i32) i32.const 0))')

@@ -34,7 +34,7 @@ def test_vino_reliability_writes_a_report_that_says_nothing_was_lost(
                     "model", "## 3. Concurrency under load", "## 4. Hostile input",
                     "## 5. Rights", "## Findings", "## Rerun"):
         assert heading in text
-    assert "| fs.access | ✓ ✓ · ✓ | ✓ ✓ · ✗ | ✓ ✓ · ✗ | ✓ ✗ · ✗ |" in text
+    assert "| fs.access | ✓ ✓ · ✓ | ✓ ✗ · ✗ | ✓ ✗ · ✗ | ✓ ✗ · ✗ |" in text
     err = capsys.readouterr().err
     assert "rights matrix" in err and "report written to" in err
 

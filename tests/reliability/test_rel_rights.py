@@ -44,14 +44,14 @@ RULE: dict[tuple[str, str], tuple[bool | None, bool | None, bool | None, bool]] 
     ("owner", "vm.evict"): (Y, N, None, N),
     ("owner", "sched.pick"): (Y, N, None, N),
     ("owner", "fs.filter"): (Y, N, None, N),
-    ("owner", "fs.access"): (Y, Y, None, N),
+    ("owner", "fs.access"): (Y, N, None, N),
     # A reader: read-ahead on his own open of the owner's file, not on hers; no filter;
-    # and -- the open question in docs/RELIABILITY.md -- access events of her file.
+    # no access handler on her file either (it would hear her and run in her reads).
     ("reader", "fs.readahead"): (Y, Y, N, N),
     ("reader", "vm.evict"): (Y, N, None, N),
     ("reader", "sched.pick"): (Y, N, None, N),
     ("reader", "fs.filter"): (Y, N, None, N),
-    ("reader", "fs.access"): (Y, Y, None, N),
+    ("reader", "fs.access"): (Y, N, None, N),
     ("other", "fs.readahead"): (Y, None, N, N),
     ("other", "vm.evict"): (Y, N, None, N),
     ("other", "sched.pick"): (Y, N, None, N),

@@ -13,8 +13,10 @@ so a subsystem never knows whether a graft answered:
 | ``fs.access``  | Inode or GLOBAL | ``FileSystem._on_access`` (event) |
 
 Rights (who may install what, checked at load time): an open file's read-ahead, the
-user who opened it, if that user may read the file; a file's filter, its owner; an
-address space or process group, its owner; a global graft, root. Accessors check
+user who opened it, if that user may read the file; a file's filter and its
+``fs.access`` handlers, its owner (a handler hears every user's accesses and runs
+inside their operations, so a mere reader may not attach one); an address space or
+process group, its owner; a global graft, root. Accessors check
 again at run time against the graft's own target, so a graft can never touch another
 user's pages or threads.
 
@@ -352,9 +354,10 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
         return ()
 
     def may(principal: Principal, target: Any) -> bool:
-        if target is GLOBAL:
-            return principal.privileged
-        return _may_read(user_of, principal, target)
+        if principal.privileged:
+            return True
+        user = user_of(principal)
+        return target is not GLOBAL and user is not None and user.uid == target.uid
 
     point = EventPoint(name="fs.access", entry="vino_on_access", buffer_size=ACCESS_BUFFER,
                        encode=encode, may_install=may)
