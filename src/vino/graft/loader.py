@@ -42,6 +42,7 @@ from vino import limits
 from vino.errors import GraftRejected
 from vino.graft import wasmscan
 from vino.graft.fastcall import I32, I64
+from vino.graft.wasmscan import read_leb
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
@@ -113,21 +114,6 @@ def _wat(text: str) -> bytes:
         raise ValueError(f"WAT does not parse: {first}") from exc
 
 
-def _leb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("truncated LEB128")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 35:
-            raise ValueError("LEB128 too long")
-
-
 def scan_sections(wasm: bytes) -> dict[int, int]:
     """Section id → item count for the vector sections we limit (1-7, 9-11); 8 → 1."""
     if wasm[:4] != b"\0asm" or len(wasm) < 8:
@@ -136,14 +122,14 @@ def scan_sections(wasm: bytes) -> dict[int, int]:
     pos = 8
     while pos < len(wasm):
         sid = wasm[pos]
-        size, body = _leb(wasm, pos + 1)
+        size, body = read_leb(wasm, pos + 1)
         end = body + size
         if end > len(wasm):
             raise ValueError(f"section {sid} runs past the end of the module")
         if sid == 8:
             counts[8] = 1
         elif sid in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11):
-            n, _ = _leb(wasm, body)
+            n, _ = read_leb(wasm, body)
             counts[sid] = counts.get(sid, 0) + n
         pos = end
     return counts

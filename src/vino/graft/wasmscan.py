@@ -42,17 +42,28 @@ def _u(data: bytes, pos: int) -> int:
             return pos
 
 
-def _uval(data: bytes, pos: int) -> tuple[int, int]:
+def read_leb(data: bytes, pos: int) -> tuple[int, int]:
+    """Decode an unsigned LEB128 (u32) at ``pos``; return (value, next position).
+
+    Raises ``ValueError`` if it is truncated or longer than a u32's five bytes.
+    """
     result = shift = 0
     while True:
-        if pos >= len(data) or shift > 35:
-            raise _Unknown
+        if pos >= len(data) or shift > 28:
+            raise ValueError("truncated or overlong LEB128")
         b = data[pos]
         pos += 1
         result |= (b & 0x7F) << shift
         if not b & 0x80:
             return result, pos
         shift += 7
+
+
+def _uval(data: bytes, pos: int) -> tuple[int, int]:
+    try:
+        return read_leb(data, pos)
+    except ValueError:
+        raise _Unknown from None
 
 
 def _code_has_grow(code: bytes, pos: int, end: int) -> bool:

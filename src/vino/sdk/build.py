@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
+from vino.graft.wasmscan import read_leb
+
 __all__ = [
     "FLAGS",
     "SAMPLES_DIR",
@@ -136,20 +138,6 @@ def build(source: Path, output: Path | None = None) -> bytes:
     return data
 
 
-def _leb_u32(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode an unsigned LEB128 at ``pos``; return (value, next position)."""
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 28:
-            raise ValueError("truncated or overlong LEB128")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
 def wasm_imports(data: bytes) -> list[tuple[str, str]]:
     """The (module, name) of every import of a binary WebAssembly module.
 
@@ -162,7 +150,7 @@ def wasm_imports(data: bytes) -> list[tuple[str, str]]:
     pos = 8
     while pos < len(data):
         section = data[pos]
-        size, pos = _leb_u32(data, pos + 1)
+        size, pos = read_leb(data, pos + 1)
         end = pos + size
         if end > len(data):
             raise ValueError("section runs past the end of the module")
@@ -173,19 +161,19 @@ def wasm_imports(data: bytes) -> list[tuple[str, str]]:
 
 
 def _read_imports(body: bytes) -> list[tuple[str, str]]:
-    count, pos = _leb_u32(body, 0)
+    count, pos = read_leb(body, 0)
     out: list[tuple[str, str]] = []
     for _ in range(count):
         names: list[str] = []
         for _ in range(2):
-            length, pos = _leb_u32(body, pos)
+            length, pos = read_leb(body, pos)
             names.append(body[pos : pos + length].decode("utf-8"))
             pos += length
         kind = body[pos]
         pos += 1
         # Skip the import's type: a type index, a table, a memory or a global.
         if kind == 0:  # function: typeidx
-            _, pos = _leb_u32(body, pos)
+            _, pos = read_leb(body, pos)
         elif kind == 1:  # table: reftype, limits
             pos = _skip_limits(body, pos + 1)
         elif kind == 2:  # memory: limits
@@ -200,9 +188,9 @@ def _read_imports(body: bytes) -> list[tuple[str, str]]:
 
 def _skip_limits(body: bytes, pos: int) -> int:
     flags = body[pos]
-    _, pos = _leb_u32(body, pos + 1)
+    _, pos = read_leb(body, pos + 1)
     if flags & 1:  # has a maximum
-        _, pos = _leb_u32(body, pos)
+        _, pos = read_leb(body, pos)
     return pos
 
 

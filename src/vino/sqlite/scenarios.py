@@ -35,12 +35,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import apsw
 
+from vino.demo import Check, Report
 from vino.graft import Graft, Quota
 from vino.kernel.device import DISK_1996, DiskProfile
 from vino.kernel.kernel import Kernel
@@ -373,24 +374,6 @@ def survival(lab: Lab) -> list[Attack]:
 
 # ---- the report ---------------------------------------------------------------------------------
 
-@dataclass(slots=True)
-class Check:
-    what: str
-    ok: bool
-    detail: str = ""
-
-
-@dataclass(slots=True)
-class Report:
-    checks: list[Check] = field(default_factory=list)
-
-    def check(self, what: str, ok: bool, detail: str = "") -> bool:
-        self.checks.append(Check(what, bool(ok), detail))
-        return bool(ok)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
 
 
 def table(rows: list[list[str]], head: list[str]) -> str:
