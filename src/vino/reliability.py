@@ -2806,21 +2806,21 @@ def render(rep: ReliabilityReport, command: str = "vino reliability") -> str:
               "per call costs two `thread_time_ns` reads (~0.6 µs each here) on the hot "
               "path, so this needs a decision (sample at epoch ticks, or document it as "
               "wall time).",
-              "- *(Seen here, changed by the kernel's owners.)* A reader could attach "
+              "- *(Found here, since changed.)* A reader could attach "
               "fs.access handlers to the owner's file; they ran inside the owner's "
               "operations and heard her access pattern. A file's handlers are now its "
               f"owner's: the reader was {'refused' if refused else 'NOT refused'}. What "
               f"such a handler costs its owner, spinning within its budget: her read of "
               f"16 blocks took {slowed:.1f} ms instead of {alone:.2f} ms ({heard} events).",
-              "- *(Seen here, changed by the graft mechanism's owners.)* An undo step that "
+              "- *(Found here, since changed.)* An undo step that "
               "raises was invisible to the graft's installer; the abort record now says "
               "how many undo steps raised and that the state was not fully restored.",
-              "- *(Seen here, fixed by the graft mechanism's owners in 714f9b8.)* A "
+              "- *(Found here, fixed in 714f9b8.)* A "
               "graft's CPU budget counted the cyclic-GC passes that host allocations "
               "trigger inside its graft-callables: in a loaded test process a graft making "
               "500 `vm_hint` calls (about 1 ms) was aborted for `timeout`. The budget now "
               "leaves the collector's time out.",
-              "- *(Seen here, changed by the graft mechanism's owners.)* A host "
+              "- *(Found here, since changed.)* A host "
               "`MemoryError` inside a graft-callable was classified as a `trap`; wild "
               "pointers now raise their own `WildPointer`, and a host `MemoryError` is a "
               "`host_error`.",
