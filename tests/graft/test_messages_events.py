@@ -49,6 +49,7 @@ def test_message_whose_handler_traps_is_undone_and_raises_graft_aborted(world: W
     with pytest.raises(GraftAborted) as info:
         g.send(b"\xff")
     assert info.value.reason is AbortReason.TRAP
+    assert info.value.detail == "unreachable executed"  # the handler's own trap, named
     assert info.value.graft == g.name
     assert_aborted_and_restored(world, g, AbortReason.TRAP, before)
 

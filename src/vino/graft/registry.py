@@ -244,8 +244,9 @@ class Graft:
         txn.start_ns = time.perf_counter_ns()
         return txn
 
-    def _fault(self, rc: int, txn: Transaction) -> tuple[AbortReason, str]:
-        """Why the guest call stopped (rc is TRAP or ERROR)."""
+    def _fault(self, rc: int, txn: Transaction,
+               func: fastcall.RawFunc | None = None) -> tuple[AbortReason, str]:
+        """Why the guest call of ``func`` (default: the entry) stopped (rc is TRAP or ERROR)."""
         exc = fastcall.HOST_FAULT.exc
         if exc is not None:
             fastcall.HOST_FAULT.exc = None
@@ -255,7 +256,7 @@ class Graft:
         doomed = txn.doomed()
         if doomed is not None and doomed.doom_reason is not None:
             return doomed.doom_reason, doomed.doom_detail
-        code = self.entry.trap_code if rc == fastcall.TRAP else -1
+        code = (func or self.entry).trap_code if rc == fastcall.TRAP else -1
         return AbortReason.TRAP, _TRAP_NAMES.get(code, f"trap code {code}")
 
     def _renew_deadline(self) -> None:
@@ -388,19 +389,8 @@ class Graft:
             txn = self._begin()
             t0 = txn.start_ns
             try:
-                wasm_args = point.encode(self.buffer, *args)
-                if self._ticks.value != self._deadline_tick:
-                    self._renew_deadline()
-                t1 = time.perf_counter_ns()
-                rc = self.entry.call(*wasm_args) if wasm_args else self.entry.call0()
-                t2 = time.perf_counter_ns()
-                if rc:
-                    raise GraftAborted(*self._fault(rc, txn), graft=self.name)
-                self._account_memory()
-                ret = self.entry.result_i32()
-                if ret < 0:
-                    raise InvalidResult(f"handler returned {ret}")
-                self._finish(txn, t1, t2)
+                t1, t2 = self._call_handler(txn, self.entry, point.encode(self.buffer, *args),
+                                            "handler")
             except Exception as exc:
                 self._abort(txn, exc)
                 return False
@@ -413,6 +403,27 @@ class Graft:
             return True
         finally:
             self._mutex.release()
+
+    def _call_handler(self, txn: Transaction, func: fastcall.RawFunc, wasm_args: tuple[int, ...],
+                      what: str) -> tuple[int, int]:
+        """Call an event or message handler inside ``txn`` and commit; return (t1, t2).
+
+        A trap, memory over quota, a doom or a negative answer raises instead (the
+        caller aborts). The function-point hot path, ``invoke``, inlines its own.
+        """
+        if self._ticks.value != self._deadline_tick:
+            self._renew_deadline()
+        t1 = time.perf_counter_ns()
+        rc = func.call(*wasm_args) if wasm_args else func.call0()
+        t2 = time.perf_counter_ns()
+        if rc:
+            raise GraftAborted(*self._fault(rc, txn, func), graft=self.name)
+        self._account_memory()
+        ret = func.result_i32()
+        if ret < 0:
+            raise InvalidResult(f"{what} returned {ret}")
+        self._finish(txn, t1, t2)
+        return t1, t2
 
     def _abort(self, txn: Transaction, exc: BaseException) -> AbortRecord:
         reason, detail = _classify(exc)
@@ -463,16 +474,8 @@ class Graft:
             txn = self._begin()
             try:
                 self.buffer[: len(data)] = data
-                t1 = time.perf_counter_ns()
-                rc = self._message.call(len(data))
-                t2 = time.perf_counter_ns()
-                if rc:
-                    raise GraftAborted(*self._fault(rc, txn), graft=self.name)
-                self._account_memory()
+                self._call_handler(txn, self._message, (len(data),), "vino_message")
                 ret = self._message.result_i32()
-                if ret < 0:
-                    raise InvalidResult(f"vino_message returned {ret}")
-                self._finish(txn, t1, t2)
             except Exception as exc:
                 rec = self._abort(txn, exc)
                 raise GraftAborted(rec.reason, rec.detail, graft=self.name) from exc
