@@ -1,4 +1,4 @@
-"""The 1996 figures we compare against (shared/VINO.md, from the paper's talk slides).
+"""The 1996 figures we compare against (from the paper and its talk slides).
 
 Seltzer, Endo, Small, Smith, "Dealing With Disaster: Surviving Misbehaved Kernel
 Extensions", OSDI 1996: µs per invocation on the authors' machine (a 120 MHz
