@@ -24,12 +24,20 @@ Contract:
 - Thread-safe: one lock (``_lock``) is held around each request's file I/O and
   accounting, so requests are atomic with respect to each other and the head
   position is consistent.
-- ``flush()`` makes writes durable (``os.fsync``) when ``durable`` is true;
-  ``close()`` flushes, and any later request raises ``BadHandle``.
+- ``flush()`` is the barrier: every write completed before it is durable when it
+  returns (``os.fsync`` when ``durable`` is true; the crash model of
+  ``vino.kernel.crash`` honours it either way). ``close()`` flushes, and any later
+  request raises ``BadHandle``.
+- Errors: a failing read, write or flush of the image raises ``DeviceError`` with
+  the host's errno. Injected faults (``vino.faults``) wrap the request methods.
+- Power cuts: ``arm_crash(CrashPlan(...))`` makes the Nth write lose power with one
+  of the models of ``vino.kernel.crash``; from then on every request raises
+  ``PowerLost``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from dataclasses import dataclass, fields
@@ -37,7 +45,8 @@ from pathlib import Path
 
 from vino.kernel import params
 from vino.kernel.clock import SimClock
-from vino.kernel.errors import BadBlock, BadHandle, FileExists, InvalidArgument
+from vino.kernel.crash import CrashPlan, PowerSwitch
+from vino.kernel.errors import BadBlock, BadHandle, DeviceError, FileExists, InvalidArgument
 
 __all__ = ["DISK_1996", "SSD", "BlockDevice", "DeviceStats", "DiskProfile"]
 
@@ -88,6 +97,7 @@ class DeviceStats:
     bytes_read: int = 0
     bytes_written: int = 0
     seeks: int = 0  # requests that were not sequential
+    flushes: int = 0  # flush (barrier) requests
     busy_ns: int = 0  # simulated time the device spent on requests
 
     def snapshot(self) -> dict[str, int]:
@@ -121,6 +131,7 @@ class BlockDevice:
         self._lock = threading.Lock()  # held around each request: file I/O + accounting
         self._fd: int | None = os.open(self.path, os.O_RDWR)  # guarded by _lock
         self._head = -1  # block after the last request's end; guarded by _lock
+        self._power: PowerSwitch | None = None  # an armed crash plan; guarded by _lock
 
     @classmethod
     def create(
@@ -182,7 +193,12 @@ class BlockDevice:
         nbytes = count * self.block_size
         with self._lock:
             fd = self._open_fd()
-            data = os.pread(fd, nbytes, n * self.block_size)
+            if self._power is not None:
+                self._power.before_request(self.path)
+            try:
+                data = os.pread(fd, nbytes, n * self.block_size)
+            except OSError as e:
+                raise DeviceError(e.errno or 0, "read", n, str(self.path), str(e)) from e
             if len(data) != nbytes:  # the image was truncated behind our back
                 raise BadBlock(n + len(data) // self.block_size, self.nblocks, str(self.path))
             self._account(n, count, nbytes)
@@ -208,20 +224,57 @@ class BlockDevice:
         self.check_block(n, count)
         with self._lock:
             fd = self._open_fd()
-            written = os.pwrite(fd, data, n * self.block_size)
+            if self._power is not None:
+                self._power.before_write(fd, self.path, n, data)
+            try:
+                written = os.pwrite(fd, data, n * self.block_size)
+            except OSError as e:
+                raise DeviceError(e.errno or 0, "write", n, str(self.path), str(e)) from e
             if written != nbytes:
-                raise OSError(f"{self.path}: short write at block {n} ({written} of {nbytes})")
+                raise DeviceError(errno.EIO, "write", n, str(self.path),
+                                  f"short write ({written} of {nbytes} bytes)")
             self._account(n, count, nbytes)
             self.stats.writes += 1
             self.stats.blocks_written += count
             self.stats.bytes_written += nbytes
 
     def flush(self) -> None:
-        """Make every completed write durable (``fsync``) if the device is ``durable``."""
+        """The barrier: every completed write is durable when this returns (``fsync``
+        if the device is ``durable``; a crash model forgets nothing written before it)."""
         with self._lock:
             fd = self._open_fd()
+            if self._power is not None:
+                self._power.before_request(self.path)
             if self.durable:
-                os.fsync(fd)
+                try:
+                    os.fsync(fd)
+                except OSError as e:
+                    raise DeviceError(e.errno or 0, "flush", -1, str(self.path), str(e)) from e
+            self.stats.flushes += 1
+            if self._power is not None:
+                self._power.flushed()
+
+    # ---- power cuts (vino.kernel.crash) ------------------------------------------------
+
+    def arm_crash(self, plan: CrashPlan) -> None:
+        """Lose power at the ``plan.at_write``-th write request from now (see ``crash``)."""
+        with self._lock:
+            self._power = PowerSwitch(plan)
+
+    def disarm_crash(self) -> None:
+        """Forget the plan (only before it fired: a dead device stays dead)."""
+        with self._lock:
+            if self._power is not None and not self._power.dead:
+                self._power = None
+
+    @property
+    def crash_writes(self) -> int:
+        """Write requests since ``arm_crash`` (0 if none is armed)."""
+        return self._power.writes if self._power is not None else 0
+
+    @property
+    def power_lost(self) -> bool:
+        return self._power is not None and self._power.dead
 
     def close(self) -> None:
         """Flush and close. Idempotent; later requests raise ``BadHandle``."""
@@ -229,7 +282,7 @@ class BlockDevice:
             if self._fd is None:
                 return
             try:
-                if self.durable:
+                if self.durable and not self.power_lost:
                     os.fsync(self._fd)
             finally:
                 os.close(self._fd)

@@ -11,11 +11,14 @@ unless its docstring says otherwise.
 
 from __future__ import annotations
 
+import errno as _errno
+
 from vino.errors import VinoError
 
 __all__ = [
-    "AccessDenied", "BadBlock", "BadHandle", "CorruptFileSystem", "FileExists", "InvalidArgument",
-    "InvariantViolation", "KernelError", "NoSpace", "NoSuchFile",
+    "AccessDenied", "BadBlock", "BadHandle", "CorruptFileSystem", "DeviceError", "FileExists",
+    "FileSystemFailed", "InvalidArgument", "InvariantViolation", "KernelError", "NoSpace",
+    "NoSuchFile", "PowerLost",
 ]
 
 
@@ -79,3 +82,42 @@ class CorruptFileSystem(KernelError):
 class InvariantViolation(KernelError, AssertionError):
     """Raised by a ``check_invariants()``: a structural invariant does not hold.
     This is a bug in the kernel; the message names the broken invariant."""
+
+
+class DeviceError(KernelError, OSError):
+    """The device failed a request (``op`` is ``"read"``, ``"write"`` or ``"flush"``).
+
+    ``errno`` says how (``EIO`` for a medium error, ``ENOSPC`` when the host file
+    system under the image is full, ...); ``block`` is the first block of the
+    request (-1 for a flush). A failed read changed nothing; a failed write may have
+    written any part of the request; a failed flush leaves unknown which writes since
+    the previous flush are durable. A file system that sees one in the middle of a
+    commit stops writing (see ``FileSystemFailed``): the image keeps its last commit.
+    """
+
+    def __init__(self, err: int, op: str, block: int = -1, path: str = "",
+                 detail: str = "") -> None:
+        self.op = op
+        self.block = block
+        where = f" at block {block}" if block >= 0 else ""
+        msg = f"device {path}: {op}{where} failed: {detail or _errno.errorcode.get(err, err)}"
+        super().__init__(err, msg)
+
+
+class PowerLost(DeviceError):
+    """The device lost power (a crash plan of ``vino.kernel.crash`` fired): the request
+    that raised it was cut, torn or lost as the plan's model says, and every later
+    request raises it again. Remount the image (a new ``BlockDevice``) to go on."""
+
+    def __init__(self, path: str, write: int, model: str) -> None:
+        self.write = write
+        self.model = model
+        super().__init__(_errno.EIO, "power", -1, path,
+                         f"power lost at write #{write} ({model})")
+
+
+class FileSystemFailed(BadHandle):
+    """The file system saw a device error while committing and stopped: every later
+    operation raises this (as ``errors=remount-ro`` in ext4, but refusing reads too),
+    ``unmount`` writes nothing. The image holds the last committed transaction; a
+    new mount replays it."""
