@@ -17,7 +17,14 @@ from vino.errors import AbortReason, GraftAborted, GraftRejected, InvalidResult
 from vino.graft.accounting import Principal, Quota, Usage
 from vino.graft.fastcall import I32, I64
 from vino.graft.locks import HostLock, LockManager
-from vino.graft.point import GLOBAL, EventPoint, FunctionPoint, GraftCallable, graft_callable
+from vino.graft.point import (
+    GLOBAL,
+    Context,
+    EventPoint,
+    FunctionPoint,
+    GraftCallable,
+    graft_callable,
+)
 from vino.graft.registry import AbortRecord, Graft, Registry, Stats
 from vino.graft.txn import Transaction, begin, current, transaction
 
@@ -27,6 +34,7 @@ __all__ = [
     "I64",
     "AbortReason",
     "AbortRecord",
+    "Context",
     "EventPoint",
     "FunctionPoint",
     "Graft",

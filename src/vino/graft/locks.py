@@ -113,6 +113,11 @@ class LockManager:
                 lk = self._locks[name] = HostLock(self, name)
             return lk
 
+    def __len__(self) -> int:
+        """Entries in the lock table, held or not."""
+        with self._cond:
+            return len(self._locks)
+
     def held(self) -> list[HostLock]:
         with self._cond:
             return [lk for lk in self._locks.values() if lk.holder is not None]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from vino import limits
@@ -54,6 +55,21 @@ class _Global:
 GLOBAL: Final = _Global()
 
 
+class Context(StrEnum):
+    """Which of a graft's exports is running: what its graft-callables may assume.
+
+    A graft's code runs only inside one of these, each in its own transaction.
+    """
+
+    ENTRY = "entry"  # the point's entry, during an invocation: the inputs are the call's
+    EVENT = "event"  # an event handler (an event point's entry)
+    MESSAGE = "message"  # vino_message: a message from the installing principal
+    INSTALL = "install"  # vino_buffer, once, while the graft is being installed
+
+
+ANY_CONTEXT: Final = frozenset(Context)
+
+
 @dataclass(frozen=True, slots=True)
 class GraftCallable:
     """A host function grafts of a point may import from module ``"vino"``.
@@ -63,20 +79,26 @@ class GraftCallable:
     ``memory``). An accessor records undo entries on ``txn``; it raises
     ``Forbidden`` for anything beyond the principal's rights, which aborts the
     graft with ``forbidden_call``.
+
+    ``contexts``: where the callable is valid. A call from any other context
+    (a callable that reads the invocation's inputs, called from ``vino_message``)
+    aborts with ``forbidden_call`` before ``fn`` runs.
     """
 
     name: str
     params: tuple[str, ...]
     results: tuple[str, ...]
     fn: Callable[..., int | None]
+    contexts: frozenset[Context] = ANY_CONTEXT
 
 
-def graft_callable(name: str, params: Iterable[str] = (), results: Iterable[str] = (I32,)
+def graft_callable(name: str, params: Iterable[str] = (), results: Iterable[str] = (I32,),
+                   contexts: Iterable[Context] = ANY_CONTEXT,
                    ) -> Callable[[Callable[..., int | None]], GraftCallable]:
     """Decorator: ``@graft_callable("vm_hint", (I32, I32))`` over ``def f(txn, vpn, imp)``."""
 
     def wrap(fn: Callable[..., int | None]) -> GraftCallable:
-        return GraftCallable(name, tuple(params), tuple(results), fn)
+        return GraftCallable(name, tuple(params), tuple(results), fn, frozenset(contexts))
 
     return wrap
 

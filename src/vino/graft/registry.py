@@ -18,6 +18,9 @@ The operation that invoked the graft always completes.
 
 Invariant: a graft's store is used by one thread at a time (``Graft._mutex``);
 a thread re-entering a graft it is already running gets the default.
+Invariant: a graft's code runs in exactly one ``Context`` at a time (``context_of``):
+its graft-callables know which, and ``default()`` runs the policy only during an
+entry invocation, on that invocation's inputs.
 Invariant: a removed graft is in no dispatch table and holds no charges.
 """
 
@@ -50,7 +53,15 @@ from vino.graft import fastcall, loader
 from vino.graft.accounting import Principal
 from vino.graft.fastcall import I32, _call_unchecked, _memory_size, _set_deadline
 from vino.graft.locks import LockManager
-from vino.graft.point import GLOBAL, EventPoint, FunctionPoint, Point
+from vino.graft.point import (
+    ANY_CONTEXT,
+    GLOBAL,
+    Context,
+    EventPoint,
+    FunctionPoint,
+    GraftCallable,
+    Point,
+)
 from vino.graft.sandbox import Instance, Sandbox
 from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, Transaction, begin
 
@@ -169,7 +180,10 @@ class Graft:
         self.mem_charged = 0  # bytes of linear memory charged to principal
         self._memory_over = False  # went over its quota: removed at once (see _account_memory)
         self._mutex = threading.Lock()
-        self._args: tuple[Any, ...] = ()
+        # Invariant: _args holds the inputs of the entry invocation in progress and is None
+        # outside one (a finished call's inputs are not kept: not for default(), not alive).
+        self._args: tuple[Any, ...] | None = None
+        self.context: Context | None = None  # the other contexts' marker (see context_of)
         self._txn = Transaction(None, self)
         self._txn.state = COMMITTED
         self._cpu_total_ns = int(principal.quota.cpu_total_s * 1e9)
@@ -210,7 +224,11 @@ class Graft:
         every check passed, or aborts it, so a rejected install changes nothing.
         """
         txn = self._begin()
-        rc = self.instance_func("vino_buffer").call0() if self.instance else fastcall.ERROR
+        self.context = Context.INSTALL
+        try:
+            rc = self.instance_func("vino_buffer").call0() if self.instance else fastcall.ERROR
+        finally:
+            self.context = None
         if rc != fastcall.OK:
             reason, detail = self._fault(rc, txn)
             txn.abort()
@@ -376,6 +394,7 @@ class Graft:
                 st.samples += 1
             return result
         finally:
+            self._args = None
             self._mutex.release()
 
     def invoke_event(self, args: tuple[Any, ...]) -> bool:
@@ -388,12 +407,15 @@ class Graft:
                 return False
             txn = self._begin()
             t0 = txn.start_ns
+            self.context = Context.EVENT
             try:
                 t1, t2 = self._call_handler(txn, self.entry, point.encode(self.buffer, *args),
                                             "handler")
             except Exception as exc:
                 self._abort(txn, exc)
                 return False
+            finally:
+                self.context = None
             st = self.stats
             st.commits += 1
             st.graft_ns += t2 - t1
@@ -472,6 +494,7 @@ class Graft:
             if self.state is not LIVE:  # removed while we waited for its store
                 raise NoSuchGraft(f"graft {self.name!r} was removed")
             txn = self._begin()
+            self.context = Context.MESSAGE
             try:
                 self.buffer[: len(data)] = data
                 self._call_handler(txn, self._message, (len(data),), "vino_message")
@@ -479,6 +502,8 @@ class Graft:
             except Exception as exc:
                 rec = self._abort(txn, exc)
                 raise GraftAborted(rec.reason, rec.detail, graft=self.name) from exc
+            finally:
+                self.context = None
             self.stats.commits += 1
             return ret
         finally:
@@ -591,7 +616,10 @@ class Graft:
         if self._log_calls >= limits.LOG_LINES_PER_CALL:
             self.logs_dropped += 1
             return
-        self.principal.charge("log_bytes", len(line))
+        p = self.principal
+        p.charge("log_bytes", len(line))
+        if self.context is Context.INSTALL:  # a rejected install must change nothing
+            txn.record(lambda: p.release("log_bytes", len(line)))
         self._log_calls += 1
         self.logs.append(line)
 
@@ -651,7 +679,7 @@ class Registry:
                                      _run_default, keep)
             for c in point.callables:
                 fastcall.define_host(linker, "vino", c.name, c.params, c.results,
-                                     _bind_callable(c.fn), keep)
+                                     _bind_callable(c), keep)
             self._linkers[point.name] = (linker, keep)
             point.registry = self
             self.points[point.name] = point
@@ -814,17 +842,30 @@ class Registry:
         self.sandbox.close()
 
 
+def context_of(g: Graft) -> Context | None:
+    """The context ``g``'s code is running in now (None: it is not running)."""
+    return Context.ENTRY if g._args is not None else g.context
+
+
 def _run_default() -> int:
-    """The ``default`` graft-callable: the built-in policy, in a nested transaction."""
+    """The ``default`` graft-callable: the built-in policy, in a nested transaction.
+
+    Valid only during an entry invocation, on its inputs; anywhere else there are
+    no inputs of its own, and the policy's side effects would land outside any call.
+    """
     txn = _cur()
     g: Graft = txn.graft
     point: FunctionPoint[Any] = g.point  # type: ignore[assignment]
     if point.encode_result is None:
         raise Forbidden(f"{point.name} offers no default() to grafts")
+    args = g._args
+    if args is None:
+        raise Forbidden(f"default() is valid only during an invocation of {point.entry}; "
+                        f"called from {g.context or 'outside any call'}")
     child = begin()
     try:
-        result = point.default(*g._args)
-        ret = point.encode_result(g.buffer, result, *g._args)
+        result = point.default(*args)
+        ret = point.encode_result(g.buffer, result, *args)
     except BaseException:
         child.abort()
         raise
@@ -832,11 +873,24 @@ def _run_default() -> int:
     return ret
 
 
-def _bind_callable(fn: Callable[..., int | None]) -> Callable[..., int | None]:
-    def call(*args: int) -> int | None:
-        return fn(_cur(), *args)
+def _bind_callable(c: GraftCallable) -> Callable[..., int | None]:
+    fn = c.fn
+    if c.contexts == ANY_CONTEXT:
+        def call(*args: int) -> int | None:
+            return fn(_cur(), *args)
 
-    return call
+        return call
+    valid = c.contexts
+
+    def checked(*args: int) -> int | None:
+        txn = _cur()
+        ctx = context_of(txn.graft)
+        if ctx not in valid:
+            raise Forbidden(f"{c.name} is not valid in {ctx or 'no context'} (only in "
+                            f"{', '.join(sorted(valid))})")
+        return fn(txn, *args)
+
+    return checked
 
 
 __all__ = ["GLOBAL", "AbortRecord", "EventPoint", "FunctionPoint", "Graft", "Registry", "Stats"]
