@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
 from vino.kernel import params as kparams
+from vino.kernel.kernel import Kernel
 from vino.sqlite import btree, locks
 from vino.sqlite.advisor import OP_CHAIN, chain_messages
 from vino.sqlite.names import full_pathname, kernel_name
@@ -60,17 +62,21 @@ def test_readers_share_and_one_writer_reserves() -> None:
     lk = locks.FileLock("db")
     a, b, c = locks.Holder(), locks.Holder(), locks.Holder()
     for h in (a, b, c):
+        lk.register(h)
+    for h in (a, b, c):
         lk.lock(h, locks.SHARED)
     lk.lock(a, locks.RESERVED)
     assert lk.reserved()
     with pytest.raises(locks.Busy):
         lk.lock(b, locks.RESERVED)  # one writer at a time
-    lk.check([a, b, c])
+    lk.check()
 
 
 def test_a_writer_waits_for_readers_keeping_pending_so_no_new_reader_enters() -> None:
     lk = locks.FileLock("db")
     w, r, late = locks.Holder(), locks.Holder(), locks.Holder()
+    for h in (w, r, late):
+        lk.register(h)
     lk.lock(w, locks.SHARED)
     lk.lock(r, locks.SHARED)
     lk.lock(w, locks.RESERVED)
@@ -82,26 +88,50 @@ def test_a_writer_waits_for_readers_keeping_pending_so_no_new_reader_enters() ->
     lk.unlock(r, locks.NONE)
     lk.lock(w, locks.EXCLUSIVE)
     assert w.level == locks.EXCLUSIVE
-    lk.check([w, r, late])
+    lk.check()
     lk.unlock(w, locks.SHARED)
     lk.lock(late, locks.SHARED)
     assert not lk.reserved()
-    lk.check([w, r, late])
+    lk.check()
 
 
 def test_shared_straight_to_exclusive_and_back_to_none() -> None:
     lk = locks.FileLock("db")
     h = locks.Holder()
+    lk.register(h)
     lk.lock(h, locks.SHARED)
     lk.lock(h, locks.EXCLUSIVE)  # hot-journal recovery goes SHARED -> EXCLUSIVE
-    lk.check([h])
+    lk.check()
     lk.unlock(h, locks.NONE)
     assert h.level == locks.NONE and lk.shared == 0 and not lk.reserved()
+
+
+def test_two_processes_of_one_kernel_share_one_lock_per_file(tmp_path: Path) -> None:
+    k = Kernel.boot(tmp_path / "d.img", nblocks=256)
+    try:
+        table, again = locks.table_for(k.fs), locks.table_for(k.fs)
+        assert table is again and table.get(5, "db") is again.get(5, "db")
+        assert table.get(5, "db") is not table.get(6, "other")
+        lk = table.get(5, "db")
+        a, b = locks.Holder(), locks.Holder()
+        lk.register(a)
+        lk.register(b)
+        for h in (a, b):
+            lk.lock(h, locks.SHARED)
+        lk.lock(a, locks.RESERVED)
+        with pytest.raises(locks.Busy):
+            lk.lock(b, locks.RESERVED)
+        lk.forget(a)  # a's file closed: its locks go with it
+        lk.lock(b, locks.RESERVED)
+        lk.check()
+    finally:
+        k.shutdown()
 
 
 def test_nonsense_lock_requests_are_refused_without_a_change() -> None:
     lk = locks.FileLock("db")
     h = locks.Holder()
+    lk.register(h)
     with pytest.raises(ValueError):
         lk.lock(h, locks.RESERVED)  # RESERVED without SHARED
     with pytest.raises(ValueError):
@@ -110,7 +140,7 @@ def test_nonsense_lock_requests_are_refused_without_a_change() -> None:
         lk.unlock(h, locks.RESERVED)
     assert h.level == locks.NONE and lk.shared == 0
     lk.unlock(h, locks.NONE)  # unlocking below the current level does nothing
-    lk.check([h])
+    lk.check()
 
 
 # ---- B-tree pages ----------------------------------------------------------------------------

@@ -28,12 +28,17 @@ POOL_REGION_PAGES: Final = 1 << 20  # vpns reserved per pooled file (> largest k
 # ---- SQLite settings used by the workloads (workloads.py) ---------------------------------
 
 SQLITE_PAGE_BYTES: Final = PAGE_BYTES  # PRAGMA page_size: one SQLite page per kernel block
-SQLITE_CACHE_PAGES: Final = 16  # PRAGMA cache_size while measuring: SQLite's own cache is
-#                                 kept small so that page reads reach the VFS, the pool and
-#                                 the kernel (that is what is being measured)
+SQLITE_CACHE_PAGES: Final = 2000  # PRAGMA cache_size of a Session (8 MiB of 4 KiB pages;
+#                                   SQLite's own default is 2 MiB): pages once read stay
+MEASURE_CACHE_PAGES: Final = 16  # PRAGMA cache_size while measuring the grafts: SQLite's own
+#                                  cache is kept small so that page reads reach the VFS, the
+#                                  pool and the kernel (that is what is being measured)
 SQLITE_BUILD_CACHE_PAGES: Final = 4096  # PRAGMA cache_size while bulk loading (16 MiB)
 BUILD_BATCH_ROWS: Final = 5000  # rows inserted per transaction while building
-BUSY_TIMEOUT_MS: Final = 0  # connections fail at once with SQLITE_BUSY (tests rely on it)
+BUSY_TIMEOUT_MS: Final = 0  # a Session's default busy_timeout: fail at once with
+#                             SQLITE_BUSY (a conflict between two connections of one
+#                             thread cannot resolve by waiting); pass busy_timeout_ms
+#                             to wait for another thread's lock
 
 # ---- the read-ahead advisor (advisor.py / samples/sqlite_readahead.c) -----------------------
 

@@ -49,6 +49,7 @@ from vino.kernel.proc import User
 from vino.sdk.build import SDK_DIR
 from vino.sqlite import workloads as wl
 from vino.sqlite.grafts import KEY_BYTES, Plan
+from vino.sqlite.params import MEASURE_CACHE_PAGES
 from vino.sqlite.session import Session
 from vino.sqlite.workloads import Measure, Model
 
@@ -122,7 +123,7 @@ class Lab:
                         profile=config.profile)
         try:
             user = k.add_user(USER)
-            with Session(k, user, DB) as s:
+            with Session(k, user, DB, cache_pages=MEASURE_CACHE_PAGES) as s:
                 def build() -> bool:
                     self.model = wl.build(s.db, config.rows, config.seed)
                     return wl.verify(s.db, self.model)
@@ -149,7 +150,8 @@ class Lab:
                 model: Model | None = None) -> Measure:
         """Run ``fn`` on a fresh kernel and measure it; then (not measured) check the
         whole table against ``model`` (default: the built one) and the invariants."""
-        with self.kernel(name) as (k, user), Session(k, user, DB, plan=plan) as s:
+        with self.kernel(name) as (k, user), \
+                Session(k, user, DB, plan=plan, cache_pages=MEASURE_CACHE_PAGES) as s:
             m = wl.measure(s, lambda: fn(s))
             m.ok = m.ok and wl.verify(s.db, model or self.model)
             k.check_invariants()
@@ -221,7 +223,8 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     k = Kernel.boot(image, nblocks=config.nblocks, frames=config.frames, profile=config.profile)
     try:
         user = k.add_user(USER)
-        with Session(k, user, DB, plan=plan, journal_mode="truncate") as s:
+        with Session(k, user, DB, plan=plan, journal_mode="truncate",
+                     cache_pages=MEASURE_CACHE_PAGES) as s:
             built: list[Model] = []
 
             def work() -> bool:
@@ -244,7 +247,8 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     try:
         user = k.add_user(USER)
         try:
-            with Session(k, user, DB, journal_mode="truncate") as s:
+            with Session(k, user, DB, journal_mode="truncate",
+                     cache_pages=MEASURE_CACHE_PAGES) as s:
                 s.db.execute("select count(*) from t").fetchall()
             out["readable_without_key"] = True
         except apsw.Error as exc:
@@ -257,7 +261,8 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     k = Kernel.boot(image, fresh=False, frames=config.frames, profile=config.profile)
     try:
         user = k.add_user(USER)
-        with Session(k, user, DB, plan=plan, journal_mode="truncate") as s:
+        with Session(k, user, DB, plan=plan, journal_mode="truncate",
+                     cache_pages=MEASURE_CACHE_PAGES) as s:
             out["remount_with_key"] = wl.verify(s.db, model)
         k.check_invariants()
     finally:
@@ -317,7 +322,8 @@ def survival(lab: Lab) -> list[Attack]:
     model = copy.deepcopy(lab.model)
     attacks: list[Attack] = []
     quota = Quota(cpu_call_s=SURVIVAL_CALL_BUDGET_S)
-    with lab.kernel("survival", quota) as (k, user), Session(k, user, DB) as s:
+    with lab.kernel("survival", quota) as (k, user), \
+            Session(k, user, DB, cache_pages=MEASURE_CACHE_PAGES) as s:
         kf = s.vfs.file(DB)
         pool = s.vfs.pool
         assert kf is not None and pool is not None

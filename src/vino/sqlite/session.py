@@ -13,9 +13,11 @@ kernel's file system.
 
 Connection settings (``configure``): 4 KiB pages (one kernel block each; only
 effective when the database is created), SQLite's own cache of ``cache_pages``
-pages, temporary tables and statement journals in memory, the given rollback
-journal mode, and no busy wait (a conflicting lock fails at once with
-SQLITE_BUSY).
+pages (default ``SQLITE_CACHE_PAGES``, 8 MiB; the graft experiments pass a small
+one on purpose), temporary tables and statement journals in memory, the given
+rollback journal mode, and ``busy_timeout_ms`` (default 0: a conflicting lock fails
+at once with SQLITE_BUSY; with a time-out SQLite's busy handler sleeps through
+``xSleep``, which really waits, and retries).
 """
 
 from __future__ import annotations
@@ -37,13 +39,13 @@ JOURNAL_MODES = ("delete", "truncate", "persist")  # the rollback-journal modes 
 
 
 def configure(db: apsw.Connection, cache_pages: int = SQLITE_CACHE_PAGES,
-              journal_mode: str = "delete") -> None:
+              journal_mode: str = "delete", busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     if journal_mode not in JOURNAL_MODES:
         raise ValueError(f"journal mode {journal_mode!r} is not one of {JOURNAL_MODES}")
+    db.execute(f"pragma busy_timeout = {int(busy_timeout_ms)}")  # first: the others may lock
     db.execute(f"pragma page_size = {SQLITE_PAGE_BYTES}")
     db.execute(f"pragma cache_size = {int(cache_pages)}")
     db.execute("pragma temp_store = memory")
-    db.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
     got = db.execute(f"pragma journal_mode = {journal_mode}").fetchall()
     if got != [(journal_mode,)]:
         raise RuntimeError(f"SQLite refused journal mode {journal_mode!r}: {got}")
@@ -54,12 +56,14 @@ class Session:
 
     def __init__(self, kernel: Kernel, user: User, path: str = "bench.db", *,
                  plan: Plan | None = None, buffer_pool: bool = True,
-                 cache_pages: int = SQLITE_CACHE_PAGES, journal_mode: str = "delete") -> None:
+                 cache_pages: int = SQLITE_CACHE_PAGES, journal_mode: str = "delete",
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.kernel = kernel
         self.user = user
         self.path = path
         self.cache_pages = cache_pages
         self.journal_mode = journal_mode
+        self.busy_timeout_ms = busy_timeout_ms
         self.grafts = SqliteGrafts(kernel, user, plan or Plan())
         self.vfs = VinoVFS(kernel, user, buffer_pool=buffer_pool)
         self.grafts.bind(self.vfs)
@@ -73,7 +77,7 @@ class Session:
     def connect(self) -> apsw.Connection:
         db = apsw.Connection(self.path, vfs=self.vfs.vfs_name)
         self._conns.append(db)
-        configure(db, self.cache_pages, self.journal_mode)
+        configure(db, self.cache_pages, self.journal_mode, self.busy_timeout_ms)
         return db
 
     @property

@@ -39,19 +39,33 @@ the rollback journal in any of its DELETE / TRUNCATE / PERSIST modes works):
   flushes the device: the kernel has no per-file fsync, and metadata (inodes,
   bitmap, directory) must reach the disk too.
 - ``xFileSize`` is the kernel inode's size. ``xDelete`` unlinks (missing file:
-  SQLITE_IOERR_DELETE_NOENT). ``xAccess(EXISTS)`` is true for a non-empty file, as
-  in the Unix VFS (an empty journal is not a journal); ``READWRITE`` checks the
-  user's write permission.
-- Locking: ``locks.FileLock`` per kernel file (a single-process state machine of
-  SQLite's five levels; see that module). Refusals are SQLITE_BUSY.
-- Kernel errors become SQLite errors: ``NoSpace`` -> SQLITE_FULL, a read failure ->
-  SQLITE_IOERR_READ, a write failure -> SQLITE_IOERR_WRITE, and so on.
-- ``xRandomness`` is a PRNG seeded with ``RANDOM_SEED`` and ``xSleep`` advances the
-  kernel's simulated clock, so a run replays exactly. ``xCurrentTime`` is real time.
+  SQLITE_IOERR_DELETE_NOENT) and, when SQLite asks for it (``syncdir``: the journal
+  of a commit in ``synchronous=EXTRA``), makes the unlink durable before it returns
+  -- else a power cut after COMMIT returned could leave the journal hot and roll the
+  commit back. ``xAccess(EXISTS)`` is true for a non-empty file, as in the Unix VFS
+  (an empty journal is not a journal); ``READWRITE`` checks the user's write
+  permission. A file that vanishes between ``xAccess`` and ``xOpen`` (another
+  process deleted a hot journal) is SQLITE_CANTOPEN, which SQLite's pager takes as
+  "check again under EXCLUSIVE".
+- Locking: one ``locks.FileLock`` per kernel file, shared by every VFS on the same
+  file system (``locks.table_for``): the connections of all vino processes of a
+  kernel exclude each other. Refusals are SQLITE_BUSY.
+- Errors: every kernel or device error (``KernelError`` or ``OSError``) becomes the
+  method's SQLITE_IOERR_* extended code (READ, WRITE, FSYNC, TRUNCATE, FSTAT,
+  DELETE, DIR_FSYNC, ACCESS, LOCK, CLOSE), ``NoSpace`` becomes SQLITE_FULL, never
+  SQLITE_ERROR: SQLite's pager enters its error state (and recovers from the
+  journal) only on IOERR and FULL.
+- ``xRandomness`` is a PRNG seeded with ``RANDOM_SEED``, so a run replays exactly.
+  ``xSleep`` really waits (``sleep``, injectable), so a busy handler
+  (``busy_timeout``) gives another thread time to finish. ``xCurrentTime`` is real
+  time.
 
 The buffer pool (``buffer_pool=True``): whole-page reads of main database files are
 served from a ``pool.BufferPool`` in the process's address space when resident; see
-that module for why and for its correctness rule.
+that module for why and for its correctness rule. Across processes: each write
+bumps the file lock's ``version``; taking SHARED with a version other than the one
+the pool's copies were made at drops the file's pooled pages first (another process
+wrote the file), so a pooled page is never served stale.
 
 Threads: one lock (``VinoVFS._mutex``) serialises every call into the VFS, so
 several connections may use it from several threads. Lock order: ``_mutex`` ->
@@ -70,7 +84,6 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import apsw
 
-from vino.kernel.clock import SimClock
 from vino.kernel.errors import AccessDenied, FileExists, KernelError, NoSpace, NoSuchFile
 from vino.kernel.fs import OpenFile
 from vino.kernel.kernel import Kernel
@@ -86,7 +99,7 @@ from vino.sqlite.params import (
 )
 from vino.sqlite.pool import BufferPool
 
-__all__ = ["KernelFile", "PageObserver", "VfsStats", "VinoFile", "VinoVFS"]
+__all__ = ["KernelFile", "PageObserver", "VanishedJournal", "VfsStats", "VinoFile", "VinoVFS"]
 
 _EXCLUDED = frozenset({"xDlOpen", "xDlSym", "xDlClose", "xDlError", "xGetSystemCall",
                        "xSetSystemCall", "xNextSystemCall"})
@@ -125,6 +138,7 @@ class VfsStats:
     truncates: int = 0  # xTruncate calls that changed the size
     deletes: int = 0  # xDelete calls that removed a file
     busy: int = 0  # xLock calls refused with SQLITE_BUSY
+    dir_syncs: int = 0  # xDelete calls that made the unlink durable (syncdir)
 
     def snapshot(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -140,26 +154,34 @@ class KernelFile:
     role: str  # main, journal, wal, temp, ... (from the open flags)
     lock: locks.FileLock
     pool_base: int | None = None  # vpn of page 0 in the buffer pool, if pooled
+    # Invariant: while any user holds SHARED, the pooled pages equal the file as of
+    # lock.version == seen_version (no other process can write without EXCLUSIVE).
+    seen_version: int = 0
     observer: PageObserver | None = None
     delete_on_close: bool = False
     # Invariant: exactly the VinoFiles open on this kernel file.
     users: list[VinoFile] = field(default_factory=list)
 
 
+def _ioerr(code: int, what: str, exc: BaseException) -> Exception:
+    """The apsw exception that reports extended result ``code`` to SQLite."""
+    if isinstance(exc, NoSpace):
+        return apsw.FullError(f"{what}: {exc}")
+    err = apsw.exception_for(code)
+    err.args = (f"{what}: {exc}",)
+    return err
+
+
 def _sqlite_errors(code: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Turn kernel errors into SQLite error ``code`` (``NoSpace`` into SQLITE_FULL)."""
+    """Turn kernel and device errors into SQLite's ``code`` (``NoSpace`` into SQLITE_FULL)."""
 
     def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return fn(*args, **kwargs)
-            except NoSpace as exc:
-                raise apsw.FullError(str(exc)) from exc
-            except KernelError as exc:
-                err = apsw.exception_for(code)
-                err.args = (f"{fn.__name__}: {exc}",)
-                raise err from exc
+            except (KernelError, OSError) as exc:
+                raise _ioerr(code, fn.__name__, exc) from exc
 
         return call
 
@@ -217,6 +239,7 @@ class VinoFile:
             vfs.stats.writes += 1
             vfs.stats.bytes_written += len(raw)
             if vfs.pool is not None and kf.pool_base is not None:
+                kf.seen_version = kf.lock.bump()
                 vfs.pool.update(kf.pool_base, offset, raw)
             if kf.observer is not None and offset % PAGE_BYTES == 0:
                 for i in range(len(raw) // PAGE_BYTES):
@@ -235,22 +258,32 @@ class VinoFile:
     def xSync(self, flags: int) -> None:
         with self.vfs._mutex:
             self.vfs.stats.syncs += 1
-            self.vfs.kernel.cache.sync(self.vfs.kernel.device)
-            self.vfs.kernel.device.flush()
+            self.vfs._sync()
 
+    @_sqlite_errors(apsw.SQLITE_IOERR_FSTAT)
     def xFileSize(self) -> int:
         return self.kfile.of.inode.size
 
+    @_sqlite_errors(apsw.SQLITE_IOERR_LOCK)
     def xLock(self, level: int) -> None:
+        kf = self.kfile
+        first = self.holder.level == locks.NONE
         try:
-            self.kfile.lock.lock(self.holder, level)
+            kf.lock.lock(self.holder, level)
         except locks.Busy as exc:
             self.vfs.stats.busy += 1
             raise apsw.BusyError(str(exc)) from None
+        if first and kf.pool_base is not None and kf.seen_version != kf.lock.version:
+            with self.vfs._mutex:  # another process wrote the file since we pooled it
+                if kf.seen_version != kf.lock.version and self.vfs.pool is not None:
+                    self.vfs.pool.truncate(kf.pool_base, 0)
+                    kf.seen_version = kf.lock.version
 
+    @_sqlite_errors(apsw.SQLITE_IOERR_UNLOCK)
     def xUnlock(self, level: int) -> None:
         self.kfile.lock.unlock(self.holder, level)
 
+    @_sqlite_errors(apsw.SQLITE_IOERR_CHECKRESERVEDLOCK)
     def xCheckReservedLock(self) -> bool:
         return self.kfile.lock.reserved()
 
@@ -263,13 +296,66 @@ class VinoFile:
     def xDeviceCharacteristics(self) -> int:
         return 0  # promise nothing: SQLite journals conservatively
 
+    @_sqlite_errors(apsw.SQLITE_IOERR_CLOSE)
     def xClose(self) -> None:
         with self.vfs._mutex:
             if self.closed:
                 return
             self.closed = True
-            self.kfile.lock.unlock(self.holder, locks.NONE)
+            self.kfile.lock.forget(self.holder)
             self.vfs._release(self)
+
+
+class VanishedJournal:
+    """A journal that was deleted between SQLite's ``xAccess`` and its ``xOpen``.
+
+    SQLite checks a journal for hotness by opening it read-only and reading its
+    first byte. If its owner committed and deleted it in between, the Unix VFS's
+    open fails with SQLITE_CANTOPEN, which SQLite's pager takes as "maybe hot, check
+    again under EXCLUSIVE". Through apsw a refused open would also surface as an
+    exception to the application once the statement ends, so the VFS answers the
+    same question the other way SQLite accepts: the journal is empty (a short read
+    of a zero byte), hence not hot -- which is the truth, since it is gone.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def xRead(self, amount: int, offset: int) -> bytes:
+        return b""  # apsw zero-fills and reports SQLITE_IOERR_SHORT_READ: "empty"
+
+    def xWrite(self, data: Any, offset: int) -> None:
+        raise apsw.ReadOnlyError(f"{self.path} is gone")
+
+    def xTruncate(self, newsize: int) -> None:
+        raise apsw.ReadOnlyError(f"{self.path} is gone")
+
+    def xSync(self, flags: int) -> None:
+        pass
+
+    def xFileSize(self) -> int:
+        return 0
+
+    def xLock(self, level: int) -> None:
+        pass
+
+    def xUnlock(self, level: int) -> None:
+        pass
+
+    def xCheckReservedLock(self) -> bool:
+        return False
+
+    def xFileControl(self, op: int, ptr: int) -> bool:
+        return False
+
+    def xSectorSize(self) -> int:
+        return SECTOR_BYTES
+
+    def xDeviceCharacteristics(self) -> int:
+        return 0
+
+    def xClose(self) -> None:
+        pass
 
 
 class VinoVFS(apsw.VFS):
@@ -280,8 +366,9 @@ class VinoVFS(apsw.VFS):
                  on_open: Callable[[KernelFile], None] | None = None,
                  on_close: Callable[[KernelFile], None] | None = None,
                  on_delete: Callable[[str], None] | None = None,
-                 mode: int = 0o600) -> None:
+                 mode: int = 0o600, sleep: Callable[[float], None] = time.sleep) -> None:
         self.kernel = kernel
+        self.sleep = sleep  # xSleep's wait, in seconds (injectable: tests may fake time)
         self.user = user
         self.process: Process = kernel.spawn(user, "sqlite")
         self.vfs_name = name or f"vino-{next(_vfs_ids)}"
@@ -303,7 +390,7 @@ class VinoVFS(apsw.VFS):
     # ---- files ---------------------------------------------------------------------------
 
     def xOpen(self, name: str | apsw.URIFilename | None,  # type: ignore[override]
-              flags: list[int]) -> VinoFile:
+              flags: list[int]) -> VinoFile | VanishedJournal:
         inflags = flags[0]
         if isinstance(name, apsw.URIFilename):
             path = name.filename()
@@ -320,11 +407,17 @@ class VinoVFS(apsw.VFS):
             readonly = not inflags & apsw.SQLITE_OPEN_READWRITE
             try:
                 kf = self._files.get(kname) or self._open_kernel_file(kname, path, inflags)
-            except KernelError as exc:
+            except NoSuchFile as exc:
+                if readonly and inflags & apsw.SQLITE_OPEN_MAIN_JOURNAL:
+                    flags[1] = apsw.SQLITE_OPEN_READONLY
+                    return VanishedJournal(path)
+                raise apsw.CantOpenError(f"cannot open {path!r} ({kname!r}): {exc}") from exc
+            except (KernelError, OSError) as exc:
                 raise apsw.CantOpenError(f"cannot open {path!r} ({kname!r}): {exc}") from exc
             if not readonly and not kf.of.writable:
                 raise apsw.CantOpenError(f"{path!r}: user {self.user.name!r} may not write it")
             f = VinoFile(self, kf, readonly)
+            kf.lock.register(f.holder)
             kf.users.append(f)
             flags[1] = inflags & (apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_READONLY)
             return f
@@ -343,10 +436,12 @@ class VinoVFS(apsw.VFS):
         except AccessDenied:
             of = fs.open(self.process, kname, "r")
         role = next((r for bit, r in _ROLES if inflags & bit), "other")
-        kf = KernelFile(kname, path, of, role, locks.FileLock(kname),
+        lock = locks.table_for(fs).get(of.inode.inum, kname)
+        kf = KernelFile(kname, path, of, role, lock,
                         delete_on_close=bool(inflags & apsw.SQLITE_OPEN_DELETEONCLOSE))
         if role == "main" and self.pool is not None:
-            kf.pool_base = self.pool.region()
+            kf.pool_base = self.pool.region()  # a fresh region: nothing pooled yet
+            kf.seen_version = lock.version
         if self.on_open is not None:
             try:
                 self.on_open(kf)
@@ -393,6 +488,7 @@ class VinoVFS(apsw.VFS):
             raise NoSuchFile(f"{kf.path!r} was deleted while open; cannot truncate it")
         fs.close(fs.open(self.process, kf.name, "w"))  # the kernel truncates to zero
         if self.pool is not None and kf.pool_base is not None:
+            kf.seen_version = kf.lock.bump()
             self.pool.truncate(kf.pool_base, newsize)
         if keep:
             fs.seek(kf.of, 0)
@@ -421,13 +517,25 @@ class VinoVFS(apsw.VFS):
             self._files.pop(kname, None)  # still open: lives on as an orphan until closed
             if self.on_delete is not None:
                 self.on_delete(kname)
+            if syncdir:
+                try:
+                    self._sync()
+                except (KernelError, OSError) as exc:
+                    raise _ioerr(apsw.SQLITE_IOERR_DIR_FSYNC, "xDelete", exc) from exc
+                self.stats.dir_syncs += 1
 
+    def _sync(self) -> None:
+        """Make every completed write durable: file data, inodes, bitmap and directory."""
+        self.kernel.cache.sync(self.kernel.device)
+        self.kernel.device.flush()
+
+    @_sqlite_errors(apsw.SQLITE_IOERR_ACCESS)
     def xAccess(self, pathname: str, flags: int) -> bool:
         kname = kernel_name(pathname)
         with self._mutex:
             try:
                 st = self.kernel.fs.stat(kname)
-            except KernelError:
+            except NoSuchFile:
                 return False
         if flags == apsw.SQLITE_ACCESS_EXISTS:
             return st.size > 0
@@ -446,8 +554,7 @@ class VinoVFS(apsw.VFS):
         return self._rng.randbytes(numbytes)
 
     def xSleep(self, microseconds: int) -> int:
-        if isinstance(self.kernel.clock, SimClock):
-            self.kernel.clock.advance(max(microseconds, 0) * 1000)
+        self.sleep(max(microseconds, 0) / 1e6)  # never under _mutex: others must go on
         return microseconds
 
     def xCurrentTime(self) -> float:
@@ -471,7 +578,7 @@ class VinoVFS(apsw.VFS):
         with self._mutex:
             for kf in self._files.values():
                 assert kf.users, f"{kf.name}: open with no users"
-                kf.lock.check([f.holder for f in kf.users])
+                kf.lock.check()
                 if self.pool is not None and kf.pool_base is not None:
                     fs = self.kernel.fs
                     for index in self.pool.resident_pages(kf.pool_base):
