@@ -316,9 +316,10 @@ class Tenancy(Arena):
         self.pick: FunctionPoint[int] = FunctionPoint(
             name="atk.pick", entry="pick", buffer_size=BUFFER, encode=encode, decode=decode,
             encode_result=encode_result, default=default, callables=callables,
-            lock_resolver=resolve)
+            lock_resolver=resolve, target_type=str)
         self.event = EventPoint(name="atk.event", entry="on_event", buffer_size=BUFFER,
-                                encode=encode, callables=callables, lock_resolver=resolve)
+                                encode=encode, callables=callables, lock_resolver=resolve,
+                                target_type=str)
         registry.declare(self.pick)
         registry.declare(self.event)
         self.alice = Principal("alice", Quota(**{"cpu_call_s": CALL_BUDGET_S,

@@ -20,6 +20,7 @@ What is rejected, and why (the limits are named in ``vino.limits``):
     ``MAX_MEMORY_PAGES``; table limits over ``MAX_TABLE_ELEMENTS``;
  9. an initial memory larger than what is left of the principal's memory quota;
 10. a principal without the right to graft that target (``may_install``).
+Before all of these: a target of the wrong kind for the point (``target_type``).
 
 Checks 2-8 depend only on the bytes and the point; a module that passed them for
 a point is remembered (by SHA-256), so installing the same graft on many targets
@@ -169,6 +170,9 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     def reject(reason: str) -> GraftRejected:
         return GraftRejected(label, point.name, reason)
 
+    wrong_kind = point.target_problem(target)  # first: no rule ever sees a wrong kind
+    if wrong_kind is not None:
+        raise reject(wrong_kind)
     try:
         wasm, default_name = read_source(source)
     except ValueError as exc:

@@ -17,6 +17,9 @@ What a point declares (DESIGN.md §3):
   used by the ``default`` graft-callable;
 - ``default(*args) -> R``: the built-in policy;
 - ``callables``: the point's own graft-callables (beyond the common ones);
+- ``target_type``: the kind of object a target must be (a class or a tuple of
+  classes; ``GLOBAL`` is always a target). The loader checks it before anything
+  else, so a rights rule never sees a target of the wrong kind;
 - ``may_install(principal, target) -> bool``: who may graft what; ``GLOBAL`` is
   the target meaning "every target without a graft of its own".
 
@@ -120,6 +123,7 @@ class _PointBase:
     result: str = I32
     callables: tuple[GraftCallable, ...] = ()
     may_install: Callable[[Principal, Any], bool] = _anyone
+    target_type: type | tuple[type, ...] = object  # object: any kind of target
     lock_resolver: LockResolver | None = None
     budget_s: float | None = None  # per-call CPU budget; None: the principal's quota
 
@@ -138,6 +142,14 @@ class _PointBase:
     @property
     def kind(self) -> str:
         raise NotImplementedError
+
+    def target_problem(self, target: Any) -> str | None:
+        """Why ``target`` is not a target of this point (None: it is one)."""
+        if target is GLOBAL or isinstance(target, self.target_type):
+            return None
+        kinds = self.target_type if isinstance(self.target_type, tuple) else (self.target_type,)
+        return (f"target {target!r} (a {type(target).__name__}) is not a target of "
+                f"{self.name}: it takes {' or '.join(k.__name__ for k in kinds)} (or GLOBAL)")
 
 
 @dataclass(eq=False)

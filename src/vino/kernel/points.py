@@ -12,6 +12,9 @@ so a subsystem never knows whether a graft answered:
 | ``fs.filter``  | Inode (a file)  | ``FileSystem._filter``        |
 | ``fs.access``  | Inode or GLOBAL | ``FileSystem._on_access`` (event) |
 
+Every point declares the kind of its target (``target_type``), checked before
+anything else at load time: a ``User`` record is not a file, whatever its uid.
+
 Rights (who may install what, checked at load time): an open file's read-ahead, the
 user who opened it, if that user may read the file; a file's filter and its
 ``fs.access`` handlers, its owner (a handler hears every user's accesses and runs
@@ -30,7 +33,7 @@ import itertools
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from vino.errors import Forbidden, InvalidResult, QuotaExceeded
 from vino.graft import GLOBAL, I32, EventPoint, FunctionPoint, GraftCallable, Principal
@@ -39,11 +42,9 @@ from vino.graft.registry import Registry
 from vino.graft.txn import Transaction
 from vino.kernel import params
 from vino.kernel.cache import AddressSpace, Cache, PageInfo
+from vino.kernel.fs import FileSystem, Inode, OpenFile
 from vino.kernel.proc import ProcessGroup, User
 from vino.kernel.sched import MAX_PICK_CANDIDATES, Scheduler, ThreadInfo
-
-if TYPE_CHECKING:
-    from vino.kernel.fs import FileSystem, Inode, OpenFile
 
 UserOf = Callable[[Principal], "User | None"]
 
@@ -158,7 +159,8 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         name="vm.evict", entry="vino_evict", buffer_size=EVICT_BUFFER, encode=encode,
         decode=_index_result("vm.evict"), encode_result=_same_index, default=default,
         callables=(GraftCallable("vm_hint", (I32, I32), (I32,), hint),),
-        may_install=_owner_or_root(lambda a: a.owner.user), lock_resolver=lock)
+        may_install=_owner_or_root(lambda a: a.owner.user), target_type=AddressSpace,
+        lock_resolver=lock)
     registry.declare(point)
     def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> int:
         return point(aspace, aspace, candidates)
@@ -213,7 +215,8 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         name="sched.pick", entry="vino_pick", buffer_size=SCHED_BUFFER, encode=encode,
         decode=_index_result("sched.pick"), encode_result=_same_index, default=default,
         callables=(GraftCallable("sched_set_priority", (I32, I32), (I32,), set_priority),),
-        may_install=_owner_or_root(lambda g: g.owner), lock_resolver=lock)
+        may_install=_owner_or_root(lambda g: g.owner), target_type=ProcessGroup,
+        lock_resolver=lock)
     registry.declare(point)
     def pick(group: ProcessGroup, runnable: list[ThreadInfo]) -> int:
         return point(group, group, runnable)
@@ -285,7 +288,8 @@ def readahead_point(fs: FileSystem, registry: Registry,
 
     point = FunctionPoint[list[int]](
         name="fs.readahead", entry="vino_readahead", buffer_size=RA_BUFFER, encode=encode,
-        decode=decode, encode_result=encode_result, default=default, may_install=may)
+        decode=decode, encode_result=encode_result, default=default, may_install=may,
+        target_type=OpenFile)
     registry.declare(point)
     fs._readahead = lambda of, block: point(of, of, block)  # type: ignore[method-assign]
     return point
@@ -329,7 +333,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> Functio
     point = FunctionPoint[bytes](
         name="fs.filter", entry="vino_filter", params=(I32, I32), buffer_size=FILTER_BUFFER,
         encode=encode, decode=decode, encode_result=encode_result, default=default,
-        may_install=may)
+        may_install=may, target_type=Inode)
     registry.declare(point)
 
     def apply(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
@@ -360,7 +364,7 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
         return target is not GLOBAL and user is not None and user.uid == target.uid
 
     point = EventPoint(name="fs.access", entry="vino_on_access", buffer_size=ACCESS_BUFFER,
-                       encode=encode, may_install=may)
+                       encode=encode, may_install=may, target_type=Inode)
     registry.declare(point)
 
     def fire(inode: Inode, block: int, op: int) -> None:
