@@ -3,10 +3,11 @@
     vino demo                      boot the kernel, run the sample grafts, attack it
     vino demo sqlite [--rows N] [--profile disk-1996|ssd]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
-    vino bench [table|savings|scale|all|micro] [--quick] [--json] [--plot FILE.png]
+    vino bench [table|savings|scale|all|micro|sqlite] [--quick] [--json] [--plot FILE.png]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
-                                   the graft mechanism's own costs
+                                   the graft mechanism's own costs; sqlite: SQLite's
+                                   CPU time on vino against stock SQLite
     vino graft build FILE.c [-o OUT.wasm]
     vino graft check FILE --point NAME [--as USER]
     vino stats                     run the sample workloads and print graft statistics
@@ -53,6 +54,14 @@ def _bench(args: argparse.Namespace) -> int:
 
         result = micro.run(rounds=args.rounds or 15, progress=progress)
         print(json.dumps(result, indent=2) if args.json else micro.render(result))
+        return 0
+    if args.what == "sqlite":
+        from vino.bench import sqlite_cost
+
+        rounds = args.rounds or (1 if args.quick else 7)
+        rows = 2000 if args.quick else sqlite_cost.ROWS
+        cost = sqlite_cost.run(rounds=rounds, rows=rows, progress=progress)
+        print(json.dumps(cost.as_dict(), indent=2) if args.json else sqlite_cost.render(cost))
         return 0
     from dataclasses import replace
 
@@ -199,14 +208,14 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=_demo)
     b = sub.add_parser("bench", help="benchmarks: the paper's overhead table and more")
     b.add_argument("what", nargs="?", default="table",
-                   choices=["table", "savings", "scale", "all", "micro"],
+                   choices=["table", "savings", "scale", "all", "micro", "sqlite"],
                    help="table (default): overhead table + peers; all: table, savings, scale")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.add_argument("--plot", metavar="FILE.png", help="draw the overhead table to FILE.png")
     b.add_argument("--quick", action="store_true",
                    help="small and fast (CI): checks structure, numbers not meaningful")
     b.add_argument("--rounds", type=int, default=0, help="interleaved rounds (default: 21; "
-                   "micro: 15; --quick: 3)")
+                   "micro: 15; sqlite: 7; --quick: 3, sqlite 1)")
     b.set_defaults(fn=_bench)
     g = sub.add_parser("graft", help="build or check a graft")
     gs = g.add_subparsers(dest="graft_command", required=True)

@@ -55,6 +55,17 @@ def _code(exc: BaseException) -> int:
     return int(getattr(exc, "extendedresult", -1))
 
 
+def _codes(exc: BaseException | None) -> list[int]:
+    """The extended codes of ``exc`` and every exception chained before it (apsw
+    chains the errors of one SQLite call: the first failure, then its recovery's)."""
+    out = []
+    while exc is not None:
+        if isinstance(exc, apsw.Error):
+            out.append(_code(exc))
+        exc = exc.__context__
+    return out
+
+
 @pytest.fixture
 def inj() -> Iterator[Injector]:
     yield Injector()
@@ -103,7 +114,9 @@ def test_a_write_that_evicts_onto_a_failing_disk_is_ioerr_write(
             s.db.execute("begin")
             with pytest.raises(apsw.IOError) as err:
                 s.db.execute("update t set v = upper(v)")
-            assert _code(err.value) == apsw.SQLITE_IOERR_WRITE
+            codes = _codes(err.value)
+            assert apsw.SQLITE_IOERR_WRITE in codes  # the write that hit the disk
+            assert all(c & 0xFF == apsw.SQLITE_IOERR for c in codes), codes
             inj.disarm()
             if not s.db.getautocommit():
                 s.db.execute("rollback")
@@ -367,3 +380,31 @@ def test_a_default_session_does_not_reread_pages_it_has_just_read(kernel: Kernel
         for _ in range(3):
             assert len(_rows(s.db)) == 5 * ROWS
         assert s.vfs.stats.reads - reads <= 3 * 2  # the header check per transaction
+
+
+# ---- gathered writes ---------------------------------------------------------------------
+
+def test_a_gathered_write_the_kernel_refused_is_kept_and_retried_not_lost(
+        kernel: Kernel, alice: User, inj: Injector) -> None:
+    vfs = VinoVFS(kernel, alice)
+    try:
+        f = vfs.xOpen("/j", [apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                             | apsw.SQLITE_OPEN_MAIN_JOURNAL, 0])
+        pieces = [b"\0\0\0\7", bytes(range(256)) * 16, b"\1\2\3\4"]  # a journal record
+        at = 0
+        for p in pieces:
+            f.xWrite(p, at)
+            at += len(p)
+        assert f.xFileSize() == at  # SQLite sees its writes at once
+        with inj.patch(kernel.fs, "write", "fs.write"):
+            inj.arm("fs.write", 1, persistent=True)
+            with pytest.raises(apsw.IOError) as err:
+                f.xSync(apsw.SQLITE_SYNC_FULL)
+            assert _code(err.value) == apsw.SQLITE_IOERR_FSYNC
+            inj.disarm()
+        assert f.xRead(at, 0) == b"".join(pieces)  # kept, then written by the retry
+        f.xSync(apsw.SQLITE_SYNC_FULL)
+        assert kernel.fs.stat("j").size == at
+        f.xClose()
+    finally:
+        vfs.close()

@@ -143,6 +143,7 @@ def test_a_rollback_after_sqlite_spilled_pages_restores_the_file(kernel: Kernel,
         size = kernel.fs.stat("app.db").size
         with pytest.raises(RuntimeError), s.db:
             _fill(s.db, 5 * ROWS, start=ROWS)
+            s.vfs.flush()
             assert kernel.fs.stat("app.db").size > size  # spilled
             raise RuntimeError("roll back")
         assert kernel.fs.stat("app.db").size == size

@@ -22,6 +22,7 @@ and different paths give different names (up to the hash).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 import string
@@ -41,6 +42,7 @@ def full_pathname(name: str) -> str:
     return "/" if path == "//" else path
 
 
+@functools.lru_cache(maxsize=1024)  # pure; asked twice per SQLite transaction
 def kernel_name(path: str) -> str:
     """The name of ``path``'s file in the kernel's flat directory."""
     raw = path.lstrip("/")

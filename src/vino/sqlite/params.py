@@ -19,6 +19,10 @@ NAME_TAIL_CHARS: Final = 40  # characters of a long path kept, readable, in its 
 NAME_HASH_HEX: Final = 16  # hex digits of SHA-256 that make a long path's kernel name unique
 TEMP_PREFIX: Final = "sqlite-tmp-"  # kernel names of SQLite's anonymous temporary files
 RANDOM_SEED: Final = 1996  # xRandomness is a seeded PRNG, so runs replay exactly
+WRITE_BUFFER_BYTES: Final = 256 * 1024  # longest run of contiguous xWrites the VFS gathers
+#                                         into one kernel write (per file; see vfs._buffer)
+WRITE_RESERVE_BLOCKS: Final = 64  # free blocks the VFS leaves untouched by gathered writes
+#                                   (others' needs: directory, inodes, other processes)
 
 # ---- the buffer pool (pool.py) ---------------------------------------------------------
 

@@ -85,7 +85,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import apsw
 
 from vino.kernel.errors import AccessDenied, FileExists, KernelError, NoSpace, NoSuchFile
-from vino.kernel.fs import OpenFile
+from vino.kernel.fs import MAX_FILE_SIZE, OpenFile
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import Process, User
 from vino.sqlite import locks
@@ -96,6 +96,8 @@ from vino.sqlite.params import (
     RANDOM_SEED,
     SECTOR_BYTES,
     TEMP_PREFIX,
+    WRITE_BUFFER_BYTES,
+    WRITE_RESERVE_BLOCKS,
 )
 from vino.sqlite.pool import BufferPool
 
@@ -139,6 +141,7 @@ class VfsStats:
     deletes: int = 0  # xDelete calls that removed a file
     busy: int = 0  # xLock calls refused with SQLITE_BUSY
     dir_syncs: int = 0  # xDelete calls that made the unlink durable (syncdir)
+    flush_errors: int = 0  # gathered writes that an unlock could not give to the kernel
 
     def snapshot(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -161,6 +164,10 @@ class KernelFile:
     delete_on_close: bool = False
     # Invariant: exactly the VinoFiles open on this kernel file.
     users: list[VinoFile] = field(default_factory=list)
+    # Invariant: bytes written at pending_at .. pending_at + len(pending) that the kernel
+    # file does not hold yet; non-empty only while this file is in VinoVFS._pending.
+    pending: bytearray = field(default_factory=bytearray)
+    pending_at: int = 0
 
 
 def _ioerr(code: int, what: str, exc: BaseException) -> Exception:
@@ -189,7 +196,11 @@ def _sqlite_errors(code: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 
 class VinoFile:
-    """One SQLite open of a kernel file (what xOpen returns)."""
+    """One SQLite open of a kernel file (what xOpen returns).
+
+    The hot methods catch kernel errors themselves (no wrapper frame: every call
+    costs, see ``vino bench sqlite``); each maps them with ``_ioerr`` to its code.
+    """
 
     def __init__(self, vfs: VinoVFS, kfile: KernelFile, readonly: bool) -> None:
         self.vfs = vfs
@@ -202,49 +213,45 @@ class VinoFile:
     def lock_level(self) -> int:
         return self.holder.level
 
-    @_sqlite_errors(apsw.SQLITE_IOERR_READ)
     def xRead(self, amount: int, offset: int) -> bytes:
         vfs, kf = self.vfs, self.kfile
-        with vfs._mutex:
-            vfs.stats.reads += 1
-            data: bytes | None = None
-            pool = vfs.pool
-            if pool is not None and kf.pool_base is not None:
-                data = pool.read(kf.pool_base, offset, amount)
-            if data is None:
-                fs = vfs.kernel.fs
-                fs.seek(kf.of, offset)
-                data = fs.read(kf.of, amount)
-                if len(data) == PAGE_BYTES and offset % PAGE_BYTES == 0:
-                    index = offset // PAGE_BYTES
-                    if pool is not None and kf.pool_base is not None:
-                        pool.fill(kf.pool_base, index, data)
-                    if kf.observer is not None:
-                        kf.observer.on_page(index, data, False)
-            vfs.stats.bytes_read += len(data)
-            if len(data) < amount:
-                vfs.stats.short_reads += 1  # apsw zero-fills: SQLITE_IOERR_SHORT_READ
-            return data
+        try:
+            with vfs._mutex:
+                stats = vfs.stats
+                stats.reads += 1
+                pool, base = vfs.pool, kf.pool_base
+                if pool is not None and base is not None:
+                    data = pool.read(base, offset, amount)
+                    if data is None:
+                        data = vfs._read_pooled(kf, pool, base, amount, offset)
+                else:
+                    data = vfs._read(kf, amount, offset)
+                stats.bytes_read += len(data)
+                if len(data) < amount:
+                    stats.short_reads += 1  # apsw zero-fills: SQLITE_IOERR_SHORT_READ
+                return data
+        except (KernelError, OSError) as exc:
+            raise _ioerr(apsw.SQLITE_IOERR_READ, "xRead", exc) from exc
 
-    @_sqlite_errors(apsw.SQLITE_IOERR_WRITE)
     def xWrite(self, data: Any, offset: int) -> None:
         if self.readonly:
             raise apsw.ReadOnlyError(f"{self.kfile.path} was opened read-only")
         raw = bytes(data)
         vfs, kf = self.vfs, self.kfile
-        with vfs._mutex:
-            fs = vfs.kernel.fs
-            fs.seek(kf.of, offset)
-            fs.write(kf.of, raw)
-            vfs.stats.writes += 1
-            vfs.stats.bytes_written += len(raw)
-            if vfs.pool is not None and kf.pool_base is not None:
-                kf.seen_version = kf.lock.bump()
-                vfs.pool.update(kf.pool_base, offset, raw)
-            if kf.observer is not None and offset % PAGE_BYTES == 0:
-                for i in range(len(raw) // PAGE_BYTES):
-                    kf.observer.on_page(offset // PAGE_BYTES + i,
-                                        raw[i * PAGE_BYTES:(i + 1) * PAGE_BYTES], True)
+        try:
+            with vfs._mutex:
+                vfs._buffer(kf, raw, offset)
+                vfs.stats.writes += 1
+                vfs.stats.bytes_written += len(raw)
+                if kf.pool_base is not None and vfs.pool is not None:
+                    kf.seen_version = kf.lock.bump()
+                    vfs.pool.update(kf.pool_base, offset, raw)
+                if kf.observer is not None and offset % PAGE_BYTES == 0:
+                    for i in range(len(raw) // PAGE_BYTES):
+                        kf.observer.on_page(offset // PAGE_BYTES + i,
+                                            raw[i * PAGE_BYTES:(i + 1) * PAGE_BYTES], True)
+        except (KernelError, OSError) as exc:
+            raise _ioerr(apsw.SQLITE_IOERR_WRITE, "xWrite", exc) from exc
 
     @_sqlite_errors(apsw.SQLITE_IOERR_TRUNCATE)
     def xTruncate(self, newsize: int) -> None:
@@ -252,19 +259,23 @@ class VinoFile:
             raise apsw.ReadOnlyError(f"{self.kfile.path} was opened read-only")
         vfs, kf = self.vfs, self.kfile
         with vfs._mutex:
+            vfs._flush_all()
             vfs._truncate(kf, newsize)
 
     @_sqlite_errors(apsw.SQLITE_IOERR_FSYNC)
     def xSync(self, flags: int) -> None:
         with self.vfs._mutex:
             self.vfs.stats.syncs += 1
+            self.vfs._flush_all()
             self.vfs._sync()
 
-    @_sqlite_errors(apsw.SQLITE_IOERR_FSTAT)
     def xFileSize(self) -> int:
-        return self.kfile.of.inode.size
+        kf = self.kfile
+        if kf.pending:
+            end = kf.pending_at + len(kf.pending)  # written, not yet in the kernel
+            return max(kf.of.inode.size, end)
+        return kf.of.inode.size
 
-    @_sqlite_errors(apsw.SQLITE_IOERR_LOCK)
     def xLock(self, level: int) -> None:
         kf = self.kfile
         first = self.holder.level == locks.NONE
@@ -279,11 +290,19 @@ class VinoFile:
                     self.vfs.pool.truncate(kf.pool_base, 0)
                     kf.seen_version = kf.lock.version
 
-    @_sqlite_errors(apsw.SQLITE_IOERR_UNLOCK)
     def xUnlock(self, level: int) -> None:
+        vfs = self.vfs
+        if vfs._pending:  # what we wrote must be in the kernel before others may look
+            with vfs._mutex:
+                try:
+                    vfs._flush_all()
+                except (KernelError, OSError):
+                    # The device fails: the bytes stay pending and fail the next
+                    # operation of ours that needs them; another process finds the
+                    # journal hot, as after a crash. An unlock itself never fails.
+                    vfs.stats.flush_errors += 1
         self.kfile.lock.unlock(self.holder, level)
 
-    @_sqlite_errors(apsw.SQLITE_IOERR_CHECKRESERVEDLOCK)
     def xCheckReservedLock(self) -> bool:
         return self.kfile.lock.reserved()
 
@@ -383,6 +402,8 @@ class VinoVFS(apsw.VFS):
         self._temps = 0
         # Invariant: _files[n].name == n; each entry has at least one user.
         self._files: dict[str, KernelFile] = {}
+        # Invariant: exactly the open kernel files whose ``pending`` is not empty.
+        self._pending: set[KernelFile] = set()
         self._closed = False
         super().__init__(self.vfs_name, base=None, makedefault=False,
                          maxpathname=MAX_PATHNAME_BYTES, iVersion=2, exclude=set(_EXCLUDED))
@@ -451,12 +472,117 @@ class VinoVFS(apsw.VFS):
         self._files[kname] = kf
         return kf
 
+    # ---- reading and writing (caller holds _mutex) ---------------------------------------
+
+    def _read(self, kf: KernelFile, amount: int, offset: int) -> bytes:
+        """``amount`` bytes at ``offset`` from the kernel file (fewer at its end)."""
+        if kf.pending:
+            self._flush(kf)
+        fs = self.kernel.fs
+        fs.seek(kf.of, offset)
+        data = fs.read(kf.of, amount)
+        if kf.observer is not None and len(data) == PAGE_BYTES and offset % PAGE_BYTES == 0:
+            kf.observer.on_page(offset // PAGE_BYTES, data, False)
+        return data
+
+    def _read_pooled(self, kf: KernelFile, pool: BufferPool, base: int, amount: int,
+                     offset: int) -> bytes:
+        """A pool miss: read the whole page(s) from the kernel and keep whole pages.
+
+        A read inside one page (SQLite's 16-byte look at the header's change counter
+        at every transaction) fetches and pools the whole page, so the next look is
+        a pool hit instead of a kernel read.
+        """
+        index, off = divmod(offset, PAGE_BYTES)
+        if off + amount > PAGE_BYTES:
+            return self._read(kf, amount, offset)
+        page = self._read(kf, PAGE_BYTES, index * PAGE_BYTES)
+        if len(page) == PAGE_BYTES:
+            pool.fill(base, index, page)
+        return page[off:off + amount]
+
+    def _buffer(self, kf: KernelFile, raw: bytes, offset: int) -> None:
+        """Write ``raw`` at ``offset``: appended to the file's pending run when it
+        continues it, else after the run went to the kernel.
+
+        SQLite writes a journal record as three writes (page number, page, checksum)
+        and its commit's pages in ascending order; one kernel write per run instead of
+        per piece halves the cost of a commit. Pending bytes reach the kernel before
+        anything could look at the file: any read of it, its size, a sync, a truncate,
+        an unlock, an access check, a delete or a close (``_flush_all``).
+
+        Never lost, as an OS page cache never loses a written page: a write SQLite
+        was told succeeded is the file's content from then on. If giving it to the
+        kernel fails (a device error), the bytes stay pending, the operation that
+        needed them reports the error to SQLite, and the next one tries again; so
+        SQLite's pager, which then rolls back or stops, never reads a journal
+        without records it wrote. Space: a write is gathered only while the file
+        system has room for every pending byte (``_room``); otherwise it goes to the
+        kernel at once, so a full disk is SQLITE_FULL at the write that needs the
+        space, as without gathering.
+        """
+        pend = kf.pending
+        end = offset + len(raw)
+        if pend and offset == kf.pending_at + len(pend) \
+                and len(pend) + len(raw) <= WRITE_BUFFER_BYTES and self._room(end, len(raw)):
+            pend += raw
+            return
+        if pend:
+            self._flush(kf)
+        if not self._room(end, len(raw)):
+            fs = self.kernel.fs
+            fs.seek(kf.of, offset)
+            fs.write(kf.of, raw)
+            return
+        if len(raw) >= WRITE_BUFFER_BYTES:
+            fs = self.kernel.fs
+            try:
+                fs.seek(kf.of, offset)
+                fs.write(kf.of, raw)
+            except BaseException:
+                self._forget_pooled(kf)
+                raise
+            return
+        kf.pending_at = offset
+        kf.pending += raw
+        self._pending.add(kf)
+
+    def _flush(self, kf: KernelFile) -> None:
+        """Give ``kf``'s pending bytes to the kernel."""
+        fs = self.kernel.fs
+        fs.seek(kf.of, kf.pending_at)
+        fs.write(kf.of, kf.pending)  # may raise: then the bytes stay pending (see _buffer)
+        kf.pending.clear()
+        self._pending.discard(kf)
+
+    def _forget_pooled(self, kf: KernelFile) -> None:
+        """A write to ``kf`` failed part-way: what the file holds is unknown, so no pooled
+        page of it may be served again (the pool already holds what SQLite wrote)."""
+        if self.pool is not None and kf.pool_base is not None:
+            self.pool.truncate(kf.pool_base, 0)
+
+    def _room(self, end: int, more: int) -> bool:
+        """True if a file may reach ``end`` bytes and the file system could hold every
+        pending byte and ``more``, each run in fresh blocks (with an indirect block
+        each): space enough to gather."""
+        if end > MAX_FILE_SIZE:
+            return False
+        runs = [len(kf.pending) for kf in self._pending] + [more]
+        need = sum(-(-n // PAGE_BYTES) + 2 for n in runs)
+        return self.kernel.fs.free_blocks >= need + WRITE_RESERVE_BLOCKS
+
+    def _flush_all(self) -> None:
+        for kf in list(self._pending):
+            self._flush(kf)
+
     def _release(self, f: VinoFile) -> None:
         kf = f.kfile
         kf.users.remove(f)
         if kf.users:
             return
         fs = self.kernel.fs
+        if kf.pending:
+            self._flush(kf)
         if self.on_close is not None:
             self.on_close(kf)
         fs.close(kf.of)
@@ -494,6 +620,12 @@ class VinoVFS(apsw.VFS):
             fs.seek(kf.of, 0)
             fs.write(kf.of, keep)
 
+    def flush(self) -> None:
+        """Give every gathered write to the kernel now (before looking at the kernel's
+        files directly, e.g. ``fs.stat``, from outside SQLite)."""
+        with self._mutex:
+            self._flush_all()
+
     def file(self, path: str) -> KernelFile | None:
         """The open kernel file of SQLite path ``path`` (as SQLite names it), if open."""
         with self._mutex:
@@ -509,6 +641,7 @@ class VinoVFS(apsw.VFS):
     def xDelete(self, filename: str, syncdir: bool) -> None:
         kname = kernel_name(filename)
         with self._mutex:
+            self._flush_all()
             try:
                 self.kernel.fs.unlink(self.user, kname)
             except NoSuchFile:
@@ -533,6 +666,8 @@ class VinoVFS(apsw.VFS):
     def xAccess(self, pathname: str, flags: int) -> bool:
         kname = kernel_name(pathname)
         with self._mutex:
+            if self._pending:
+                self._flush_all()
             try:
                 st = self.kernel.fs.stat(kname)
             except NoSuchFile:
@@ -576,6 +711,7 @@ class VinoVFS(apsw.VFS):
         workloads, not inside one that is being measured.
         """
         with self._mutex:
+            self._flush_all()
             for kf in self._files.values():
                 assert kf.users, f"{kf.name}: open with no users"
                 kf.lock.check()
