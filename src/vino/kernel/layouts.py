@@ -1,0 +1,90 @@
+"""The five kernel graft points' buffer layouts, declared once (docs/ABI.md in data).
+
+``LAYOUTS[point]`` is the ``vino.graft.layout.Layout`` of each kernel point. The
+Python graft compiler reads field names, offsets and counts from here; a test
+checks every layout against the encoders and decoders in ``vino.kernel.points``
+and ``vino.kernel.sched`` and against the C header ``vino/sdk/vino.h``, so the
+three spellings cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from vino.graft.fastcall import I32
+from vino.graft.layout import I32K, U8, U32, U64, Arg, Field, Layout, Struct
+from vino.kernel import params
+
+PAD = True
+
+EVICT_CAND: Final = Struct("vino_evict_cand", (
+    Field("page_id", U32, 0),
+    Field("vpn", U32, 4),
+    Field("flags", U32, 8),  # PAGE_REFERENCED | PAGE_DIRTY
+    Field("pad", U32, 12, pad=PAD),
+    Field("last_use", U64, 16),  # larger = used more recently
+))
+
+THREAD: Final = Struct("vino_thread", (
+    Field("tid", U32, 0),
+    Field("priority", I32K, 4),
+    Field("cpu_ns", U64, 8),
+    Field("waited_ns", U64, 16),
+    Field("flags", U32, 24),  # THREAD_INTERACTIVE
+    Field("pad", U32, 28, pad=PAD),
+))
+
+READAHEAD: Final = Layout(
+    point="fs.readahead", entry="vino_readahead", buffer_size=256,
+    fields=Struct("vino_ra_buf", (
+        Field("file_blocks", U32, 0),  # file size in blocks
+        Field("block", U32, 4),  # block just read
+        Field("max_out", U32, 8),  # answer at most this many blocks
+        Field("n_hist", U32, 12),  # entries valid in hist
+        Field("hist", U32, 16, count=params.READAHEAD_HISTORY, valid="n_hist"),
+        Field("out", U32, 16 + 4 * params.READAHEAD_HISTORY,
+              count=params.READAHEAD_MAX_OUT_LIMIT, valid="max_out", writable=True),
+    )))
+
+EVICT: Final = Layout(
+    point="vm.evict", entry="vino_evict",
+    buffer_size=8 + EVICT_CAND.size * params.MAX_EVICT_CANDIDATES,
+    fields=Struct("vino_evict_buf", (
+        Field("n", U32, 0),
+        Field("pad", U32, 4, pad=PAD),
+        Field("cand", EVICT_CAND, 8, count=params.MAX_EVICT_CANDIDATES, valid="n"),
+    )),
+    callables={"vm_hint": ((I32, I32), (I32,))})
+
+PICK: Final = Layout(
+    point="sched.pick", entry="vino_pick",
+    buffer_size=8 + THREAD.size * params.MAX_PICK_CANDIDATES,
+    fields=Struct("vino_sched_buf", (
+        Field("n", U32, 0),
+        Field("pad", U32, 4, pad=PAD),
+        Field("thread", THREAD, 8, count=params.MAX_PICK_CANDIDATES, valid="n"),
+    )),
+    callables={"sched_set_priority": ((I32, I32), (I32,))})
+
+FILTER: Final = Layout(
+    point="fs.filter", entry="vino_filter", buffer_size=16 + params.BLOCK_SIZE,
+    fields=Struct("vino_filter_buf", (
+        Field("file_offset", U64, 0),
+        Field("len", U32, 8),  # bytes valid in data
+        Field("file_id", U32, 12),
+        Field("data", U8, 16, count=params.BLOCK_SIZE, valid="len", writable=True),
+    )),
+    args=(Arg("direction"), Arg("length")))  # direction 0 = write (plaintext in), 1 = read
+
+ACCESS: Final = Layout(
+    point="fs.access", entry="vino_on_access", buffer_size=24, kind="event",
+    fields=Struct("vino_access_buf", (
+        Field("file_id", U32, 0),
+        Field("block", U32, 4),
+        Field("op", U32, 8),  # 0 = read, 1 = write
+        Field("pad", U32, 12, pad=PAD),
+        Field("time_ns", U64, 16),
+    )))
+
+LAYOUTS: Final[dict[str, Layout]] = {
+    lay.point: lay for lay in (READAHEAD, EVICT, PICK, FILTER, ACCESS)}

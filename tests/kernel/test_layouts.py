@@ -1,0 +1,160 @@
+"""The kernel points' layouts (vino.kernel.layouts) against every other spelling of them.
+
+A layout is declared once; these tests hold the encoders in ``vino.kernel.points`` and
+``vino.kernel.sched`` and the C header ``vino.h`` to it, so a field moved in one place
+and not the others fails here instead of in a graft.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from vino.graft import FunctionPoint
+from vino.graft.layout import Field, Layout, Struct
+from vino.kernel import layouts, params, points, sched
+from vino.kernel.cache import PageInfo
+from vino.kernel.kernel import Kernel
+from vino.kernel.sched import ThreadInfo
+from vino.pygraft import shim
+
+VINO_H = Path(points.__file__).resolve().parent.parent / "sdk" / "vino.h"
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    k = Kernel.boot(tmp_path_factory.mktemp("layouts") / "k.img", nblocks=256)
+    yield k
+    k.shutdown()
+
+
+def _header_structs() -> dict[str, dict[str, int]]:
+    """struct name -> field -> offset, from vino.h's VINO_CHECK_OFFSET lines; sizes too."""
+    text = VINO_H.read_text()
+    out: dict[str, dict[str, int]] = {}
+    for name, fld, off in re.findall(r"VINO_CHECK_OFFSET\((\w+), (\w+), (\d+)\)", text):
+        out.setdefault(name, {})[fld] = int(off)
+    for name, size in re.findall(r"sizeof\((\w+)\) == (\d+)\b", text):
+        out.setdefault(name, {})["sizeof"] = int(size)
+    return out
+
+
+def _defines() -> dict[str, int]:
+    text = VINO_H.read_text()
+    return {m[0]: int(m[1]) for m in re.findall(r"#define (VINO_\w+) (\d+)u?\b", text)}
+
+
+def _structs(lay: Layout) -> list[Struct]:
+    found = [lay.fields]
+    found += [f.elem for f in lay.fields.fields if isinstance(f.elem, Struct)]
+    return found
+
+
+@pytest.mark.parametrize("point", sorted(layouts.LAYOUTS))
+def test_layout_agrees_with_vino_h_offsets_and_sizes(point: str) -> None:
+    header = _header_structs()
+    for st in _structs(layouts.LAYOUTS[point]):
+        assert st.name in header, f"vino.h has no checked struct {st.name}"
+        declared = header[st.name]
+        for f in st.fields:
+            if f.name in declared:
+                assert declared[f.name] == f.offset, f"{st.name}.{f.name}"
+        checked = {f.name for f in st.fields if f.name in declared}
+        assert checked >= {f.name for f in st.fields if not f.pad}, st.name
+        if "sizeof" in declared:
+            assert declared["sizeof"] == st.size, st.name
+
+
+def test_layout_counts_and_buffers_agree_with_vino_h() -> None:
+    d = _defines()
+    assert d["VINO_RA_BUFFER"] == layouts.READAHEAD.buffer_size
+    assert d["VINO_RA_HIST"] == layouts.READAHEAD.field("hist").count
+    assert d["VINO_RA_MAX_OUT"] == layouts.READAHEAD.field("out").count
+    assert d["VINO_EVICT_MAX"] == layouts.EVICT.field("cand").count
+    assert d["VINO_SCHED_MAX"] == layouts.PICK.field("thread").count
+    assert d["VINO_FILTER_MAX"] == layouts.FILTER.field("data").count
+    assert d["VINO_ACCESS_BUFFER"] == layouts.ACCESS.buffer_size
+
+
+def test_layout_agrees_with_the_points_declared_by_the_kernel(kernel: Kernel) -> None:
+    for name, lay in layouts.LAYOUTS.items():
+        pt = kernel.points[name]
+        assert pt.entry == lay.entry and pt.kind == lay.kind
+        assert pt.buffer_size == lay.buffer_size
+        assert pt.params == tuple(a.wasm for a in lay.args)
+        assert {c.name: (c.params, c.results) for c in pt.callables} == lay.callables
+    assert layouts.READAHEAD.field("out").offset == points.RA_OUT_OFFSET
+    assert layouts.FILTER.field("data").offset == points.FILTER_DATA
+    assert points.EVICT_HEADER.size + points.EVICT_ROW.size == layouts.EVICT.field("cand").offset \
+        + layouts.EVICT_CAND.size
+    assert points.SCHED_ROW.format == sched.SCHED_ROW.format
+    assert struct.Struct(layouts.THREAD.format()).size == sched.SCHED_ROW.size
+    assert struct.Struct(layouts.EVICT_CAND.format()).size == points.EVICT_ROW.size
+    assert struct.Struct(layouts.ACCESS.fields.format()).size == points.ACCESS_LAYOUT.size
+
+
+def _decoded(lay: Layout, buf: bytes | bytearray, **args: int) -> dict[str, Any]:
+    return shim.fields_of(lay, buf, args)
+
+
+def test_evict_encoder_writes_what_the_layout_reads(kernel: Kernel) -> None:
+    pt = kernel.points["vm.evict"]
+    cands = [PageInfo(page_id=7 + i, vpn=(1 << 32) - 1 - i, flags=i % 4, last_use=(1 << 60) + i)
+             for i in range(5)]
+    buf = bytearray(pt.buffer_size)
+    pt.encode(memoryview(buf), None, cands)
+    rows = _decoded(layouts.EVICT, buf)["cand"]
+    assert isinstance(rows, list) and len(rows) == 5
+    for r, c in zip(rows, cands, strict=True):
+        assert (r.page_id, r.vpn, r.flags, r.last_use) == (c.page_id, c.vpn, c.flags, c.last_use)
+
+
+def test_pick_encoder_and_sched_pack_write_what_the_layout_reads(kernel: Kernel) -> None:
+    pt = kernel.points["sched.pick"]
+    rows = [ThreadInfo(tid=3 + i, priority=-5 + i, cpu_ns=(1 << 40) + i, waited_ns=99 * i,
+                       flags=i & 1) for i in range(4)]
+    buf = bytearray(pt.buffer_size)
+    pt.encode(memoryview(buf), None, rows)
+    for data in (buf, sched.pack_threads(rows)):
+        got = _decoded(layouts.PICK, data)["thread"]
+        assert isinstance(got, list)
+        assert [(t.tid, t.priority, t.cpu_ns, t.waited_ns, t.flags) for t in got] == [
+            (r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags) for r in rows]
+
+
+def test_readahead_encoder_and_decoder_use_the_layouts_offsets(kernel: Kernel) -> None:
+    pt = kernel.points["fs.readahead"]
+    assert isinstance(pt, FunctionPoint)
+    hist = [40, 39, 38, 37]
+    of = SimpleNamespace(inode=SimpleNamespace(size=100 * params.BLOCK_SIZE),
+                         _history=deque(hist, maxlen=params.READAHEAD_HISTORY))
+    buf = bytearray(pt.buffer_size)
+    pt.encode(memoryview(buf), of, 41)
+    f = _decoded(layouts.READAHEAD, buf)
+    assert (f["file_blocks"], f["block"], f["n_hist"], f["hist"]) == (100, 41, 4, hist)
+    assert f["max_out"] == min(kernel.fs.readahead_max, params.READAHEAD_MAX_OUT_LIMIT)
+    out: Field = layouts.READAHEAD.field("out")
+    struct.pack_into("<3I", buf, out.offset, 42, 43, 44)
+    assert pt.decode(memoryview(buf), 3, of, 41) == [42, 43, 44]
+
+
+def test_filter_and_access_encoders_use_the_layouts_offsets(kernel: Kernel) -> None:
+    pt = kernel.points["fs.filter"]
+    inode = SimpleNamespace(inum=12)
+    buf = bytearray(pt.buffer_size)
+    args = pt.encode(memoryview(buf), inode, 128, b"abc", 1)
+    assert args == (1, 3)
+    f = _decoded(layouts.FILTER, buf, direction=1, length=3)
+    assert (f["file_offset"], f["len"], f["file_id"], bytes(f["data"])) == (128, 3, 12, b"abc")
+    ev = kernel.points["fs.access"]
+    buf = bytearray(ev.buffer_size)
+    ev.encode(memoryview(buf), inode, 9, 1, 1234)
+    a = _decoded(layouts.ACCESS, buf)
+    assert (a["file_id"], a["block"], a["op"], a["time_ns"]) == (12, 9, 1, 1234)
