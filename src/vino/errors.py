@@ -107,3 +107,20 @@ class TransactionError(VinoError):
 
 class NoSuchGraft(VinoError):
     """The named graft is not installed (it may have been removed after an abort)."""
+
+
+class PythonGraftError(VinoError):
+    """A Python graft uses something outside the subset ``vino.pygraft`` compiles.
+
+    Raised at compile time, before any module exists: nothing was installed or
+    changed. ``filename``, ``line`` and ``col`` (1-based) locate the construct,
+    ``problem`` says what is wrong and ``instead`` what to write.
+    """
+
+    def __init__(self, filename: str, line: int, col: int, problem: str, instead: str) -> None:
+        self.filename = filename
+        self.line = line
+        self.col = col
+        self.problem = problem
+        self.instead = instead
+        super().__init__(f"{filename}:{line}:{col}: {problem}; {instead}")
