@@ -8,7 +8,7 @@
                                    today's peers (default), savings, scale; micro:
                                    the graft mechanism's own costs; sqlite: SQLite's
                                    CPU time on vino against stock SQLite
-    vino graft build FILE.c [-o OUT.wasm]
+    vino graft build FILE.c|FILE.py [-o OUT.wasm] [--point NAME]
     vino graft check FILE --point NAME [--as USER]
     vino stats                     run the sample workloads and print graft statistics
     vino reliability [--report FILE.md] [--soak SECONDS] [--quick]
@@ -87,6 +87,8 @@ def _graft_build(args: argparse.Namespace) -> int:
     from vino.sdk.build import BuildError, build
 
     src = Path(args.file)
+    if src.suffix == ".py":
+        return _graft_build_python(src, args)
     out = Path(args.output) if args.output else src.with_suffix(".wasm")
     if not src.is_file():  # build() reports it as a BuildError; it is bad input here
         print(f"vino graft build: no such file: {src}", file=sys.stderr)
@@ -100,6 +102,41 @@ def _graft_build(args: argparse.Namespace) -> int:
         print(f"vino graft build: {exc}", file=sys.stderr)
         return 1
     print(f"{out}: {len(data)} bytes")
+    return 0
+
+
+def _graft_build_python(src: Path, args: argparse.Namespace) -> int:
+    import time
+
+    from vino.errors import PythonGraftError
+    from vino.kernel.layouts import LAYOUTS
+    from vino.pygraft import compile_source
+    from vino.pygraft.compiler import point_of
+
+    out = Path(args.output) if args.output else src.with_suffix(".wasm")
+    try:
+        text = src.read_text()
+    except OSError as exc:
+        print(f"vino graft build: cannot read {src}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    layout = LAYOUTS.get(args.point) if args.point else point_of(text, LAYOUTS)
+    if layout is None:
+        print(f"vino graft build: which point is {src} for? Set POINT = \"name\" in it or pass "
+              f"--point (points: {', '.join(sorted(LAYOUTS))})", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        compiled = compile_source(text, layout, filename=str(src))
+    except PythonGraftError as exc:
+        print(f"vino graft build: {exc}", file=sys.stderr)
+        return 1
+    ms = (time.perf_counter() - t0) * 1e3
+    try:
+        out.write_bytes(compiled.wasm)
+    except OSError as exc:
+        print(f"vino graft build: {exc}", file=sys.stderr)
+        return 2
+    print(f"{out}: {len(compiled.wasm)} bytes for {layout.point} (compiled in {ms:.1f} ms)")
     return 0
 
 
@@ -219,9 +256,12 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(fn=_bench)
     g = sub.add_parser("graft", help="build or check a graft")
     gs = g.add_subparsers(dest="graft_command", required=True)
-    gb = gs.add_parser("build", help="compile C to a graft with the SDK")
+    gb = gs.add_parser("build", help="compile C (with the SDK) or Python (vino.pygraft) "
+                       "to a graft")
     gb.add_argument("file")
     gb.add_argument("-o", "--output")
+    gb.add_argument("--point", help="Python: the point it is for (default: its POINT, or the "
+                    "point its entry function is named for)")
     gb.set_defaults(fn=_graft_build)
     gc = gs.add_parser("check", help="run every load-time check")
     gc.add_argument("file")

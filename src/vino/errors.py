@@ -109,18 +109,23 @@ class NoSuchGraft(VinoError):
     """The named graft is not installed (it may have been removed after an abort)."""
 
 
-class PythonGraftError(VinoError):
+class PythonGraftError(GraftRejected):
     """A Python graft uses something outside the subset ``vino.pygraft`` compiles.
 
     Raised at compile time, before any module exists: nothing was installed or
-    changed. ``filename``, ``line`` and ``col`` (1-based) locate the construct,
-    ``problem`` says what is wrong and ``instead`` what to write.
+    changed (an install that meets it is rejected). ``filename``, ``line`` and
+    ``col`` (1-based) locate the construct, ``problem`` says what is wrong and
+    ``instead`` what to write.
     """
 
-    def __init__(self, filename: str, line: int, col: int, problem: str, instead: str) -> None:
+    def __init__(self, filename: str, line: int, col: int, problem: str, instead: str,
+                 point: str = "?") -> None:
         self.filename = filename
         self.line = line
         self.col = col
         self.problem = problem
         self.instead = instead
-        super().__init__(f"{filename}:{line}:{col}: {problem}; {instead}")
+        self.graft = filename
+        self.point = point
+        self.reason = f"{filename}:{line}:{col}: {problem}; {instead}"
+        VinoError.__init__(self, self.reason)

@@ -39,6 +39,7 @@ from vino.graft.fastcall import I32, I64
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
+    from vino.graft.layout import Layout
     from vino.graft.locks import HostLock
     from vino.graft.registry import Graft, Registry
     from vino.graft.txn import Transaction
@@ -126,6 +127,7 @@ class _PointBase:
     target_type: type | tuple[type, ...] = object  # object: any kind of target
     lock_resolver: LockResolver | None = None
     budget_s: float | None = None  # per-call CPU budget; None: the principal's quota
+    layout: Layout | None = None  # the buffer's fields by name (needed by Python grafts)
 
     registry: Registry | None = field(default=None, init=False, repr=False)
 

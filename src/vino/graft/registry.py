@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import wasmtime
@@ -644,6 +645,38 @@ def _with_graft(method: Callable[..., int | None]) -> Callable[..., int | None]:
     return call
 
 
+PythonGraft = Callable[..., Any]
+
+
+def _compiled(pt: Point, source: loader.Source | PythonGraft, name: str | None
+              ) -> tuple[loader.Source, str | None]:
+    """A Python graft (a function, a ``.py`` path or Python text) compiled for ``pt``.
+
+    Any other source passes through unchanged. A Python graft that cannot be
+    compiled raises ``PythonGraftError`` (a ``GraftRejected``): nothing changed.
+    """
+    from vino.pygraft import compile_function, compile_source, is_python
+
+    if not callable(source) and not is_python(source):
+        return source, name
+    if pt.layout is None:
+        raise GraftRejected(name or "python", pt.name,
+                            "this point declares no layout, which Python grafts need")
+    if callable(source):
+        out = compile_function(source, pt.layout)
+    elif isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
+        path = Path(source)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise GraftRejected(path.name, pt.name, f"cannot read {path}: {exc}") from None
+        out = compile_source(text, pt.layout, filename=str(path))
+    else:
+        assert isinstance(source, str)
+        out = compile_source(source, pt.layout, filename="<python graft>", name="python")
+    return out.wasm, name or out.name
+
+
 class Registry:
     """Points, grafts, the sandbox and the locks of one host program."""
 
@@ -715,12 +748,15 @@ class Registry:
         return point
 
     # ---- install / replace / remove -------------------------------------------------
-    def check(self, point: Point | str, source: loader.Source, principal: Principal,
+    def check(self, point: Point | str, source: loader.Source | PythonGraft, principal: Principal,
               target: Any = GLOBAL, name: str | None = None) -> loader.Checked:
         """Every load-time check, changing nothing (``vino graft check``)."""
-        return loader.check(self.sandbox, self._point(point), source, principal, target, name)
+        pt = self._point(point)
+        source, name = _compiled(pt, source, name)
+        return loader.check(self.sandbox, pt, source, principal, target, name)
 
-    def install(self, point: Point | str, source: loader.Source, principal: Principal,
+    def install(self, point: Point | str, source: loader.Source | PythonGraft,
+                principal: Principal,
                 target: Any = GLOBAL, *, name: str | None = None, replace: bool = False,
                 remove_after: int | None = None) -> Graft:
         """Check, instantiate and bind a graft; then, and only then, make it live.
@@ -730,6 +766,7 @@ class Registry:
         Raises ``GraftRejected`` (nothing changed) on any failed check.
         """
         pt = self._point(point)
+        source, name = _compiled(pt, source, name)
         checked = loader.check(self.sandbox, pt, source, principal, target, name)
         with self._mutex:
             old = pt.table.get(target) if isinstance(pt, FunctionPoint) else None

@@ -40,7 +40,7 @@ from vino.graft import GLOBAL, I32, EventPoint, FunctionPoint, GraftCallable, Pr
 from vino.graft.locks import HostLock
 from vino.graft.registry import Registry
 from vino.graft.txn import Transaction
-from vino.kernel import params
+from vino.kernel import layouts, params
 from vino.kernel.cache import AddressSpace, Cache, PageInfo
 from vino.kernel.fs import FileSystem, Inode, OpenFile
 from vino.kernel.proc import ProcessGroup, User
@@ -160,7 +160,7 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         decode=_index_result("vm.evict"), encode_result=_same_index, default=default,
         callables=(GraftCallable("vm_hint", (I32, I32), (I32,), hint),),
         may_install=_owner_or_root(lambda a: a.owner.user), target_type=AddressSpace,
-        lock_resolver=lock)
+        lock_resolver=lock, layout=layouts.EVICT)
     registry.declare(point)
     def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> int:
         return point(aspace, aspace, candidates)
@@ -216,7 +216,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         decode=_index_result("sched.pick"), encode_result=_same_index, default=default,
         callables=(GraftCallable("sched_set_priority", (I32, I32), (I32,), set_priority),),
         may_install=_owner_or_root(lambda g: g.owner), target_type=ProcessGroup,
-        lock_resolver=lock)
+        lock_resolver=lock, layout=layouts.PICK)
     registry.declare(point)
     def pick(group: ProcessGroup, runnable: list[ThreadInfo]) -> int:
         return point(group, group, runnable)
@@ -289,7 +289,7 @@ def readahead_point(fs: FileSystem, registry: Registry,
     point = FunctionPoint[list[int]](
         name="fs.readahead", entry="vino_readahead", buffer_size=RA_BUFFER, encode=encode,
         decode=decode, encode_result=encode_result, default=default, may_install=may,
-        target_type=OpenFile)
+        target_type=OpenFile, layout=layouts.READAHEAD)
     registry.declare(point)
     fs._readahead = lambda of, block: point(of, of, block)  # type: ignore[method-assign]
     return point
@@ -333,7 +333,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> Functio
     point = FunctionPoint[bytes](
         name="fs.filter", entry="vino_filter", params=(I32, I32), buffer_size=FILTER_BUFFER,
         encode=encode, decode=decode, encode_result=encode_result, default=default,
-        may_install=may, target_type=Inode)
+        may_install=may, target_type=Inode, layout=layouts.FILTER)
     registry.declare(point)
 
     def apply(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
@@ -364,7 +364,8 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
         return target is not GLOBAL and user is not None and user.uid == target.uid
 
     point = EventPoint(name="fs.access", entry="vino_on_access", buffer_size=ACCESS_BUFFER,
-                       encode=encode, may_install=may, target_type=Inode)
+                       encode=encode, may_install=may, target_type=Inode,
+                       layout=layouts.ACCESS)
     registry.declare(point)
 
     def fire(inode: Inode, block: int, op: int) -> None:

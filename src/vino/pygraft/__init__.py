@@ -22,6 +22,8 @@ The guarantee: a compiled graft returns exactly what the same function returns
 run as plain Python, or it aborts. See ``compiler`` for the subset.
 """
 
+from pathlib import Path
+
 from vino.pygraft.compiler import Compiled, compile_function, compile_source
 from vino.pygraft.shim import (
     Host,
@@ -50,6 +52,7 @@ __all__ = [
     "compile_function",
     "compile_source",
     "default",
+    "is_python",
     "le32",
     "lock",
     "log",
@@ -65,3 +68,14 @@ __all__ = [
     "u32_sub",
     "vm_hint",
 ]
+
+
+def is_python(source: object) -> bool:
+    """True for a ``.py`` path or Python text (WAT text starts with ``(`` or ``;;``)."""
+    if isinstance(source, Path):
+        return source.suffix == ".py"
+    if isinstance(source, str):
+        if "\n" not in source:
+            return source.endswith(".py")
+        return not source.lstrip().startswith(("(", ";;"))
+    return False

@@ -149,6 +149,9 @@ class _Module:
         self.strings: dict[bytes, int] = {}
         self.string_data = bytearray()
         self._read(tree)
+        if self.point_name is not None and self.point_name != layout.point:
+            raise _fail(None, f"POINT says {self.point_name!r} but the graft is compiled for "
+                        f"{layout.point!r}", "compile it for the point it names")
         short = layout.entry.removeprefix("vino_")
         names = [entry_name] if entry_name else [short, layout.entry]
         found = [n for n in names if n in self.funcs]
@@ -158,9 +161,6 @@ class _Module:
                         f"point's fields ({', '.join(_field_names(layout))})")
         self.entry = found[0]
         self.message = next((n for n in ("message", "vino_message") if n in self.funcs), None)
-        if self.point_name is not None and self.point_name != layout.point:
-            raise _fail(None, f"POINT says {self.point_name!r} but the graft is compiled for "
-                        f"{layout.point!r}", "compile it for the point it names")
         self.sigs: dict[str, Sig] = {}
         for name, fn in self.funcs.items():
             if name not in (self.entry, self.message):
@@ -1563,3 +1563,22 @@ def _name_of(n: ast.stmt) -> str | None:
     if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name):
         return n.target.id
     return None
+
+
+def point_of(source: str, layouts: dict[str, Layout]) -> Layout | None:
+    """The layout a graft's source is written for: its ``POINT``, else its entry's name."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    names = set()
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "POINT"
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            return layouts.get(node.value.value)
+        if isinstance(node, ast.FunctionDef):
+            names.add(node.name)
+    found = [lay for lay in layouts.values()
+             if lay.entry in names or lay.entry.removeprefix("vino_") in names]
+    return found[0] if len(found) == 1 else None
