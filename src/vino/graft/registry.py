@@ -462,8 +462,13 @@ class Graft:
             self._usage.cpu_ns += max(0, _perf_ns() - txn.start_ns)
         if self.may_grow and self.instance is not None:
             # Over quota: already charged truthfully and marked for removal.
+            over_before = self._memory_over
             with contextlib.suppress(QuotaExceeded):
                 self._account_memory()
+            if self._memory_over and not over_before and reason is AbortReason.TRAP:
+                # It took memory past its quota and then stopped (a compiled graft whose
+                # frame does not fit takes every page it can first): the memory is the cause.
+                reason, detail = AbortReason.RESOURCE, f"memory over quota, then {detail}"
         rec = AbortRecord(reason, detail, time.monotonic_ns())
         self.aborts.append(rec)
         self.stats.aborts[reason.value] += 1

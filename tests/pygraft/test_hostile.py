@@ -1,0 +1,142 @@
+"""Hostile Python grafts: compiled, they are aborted for the right reason, state restored.
+
+The grafts are written inline, as Python, next to the tests that install them; each
+test runs the operation the graft is attached to on a real kernel and checks the
+abort reason, the removal, the operation's answer and the state afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vino.graft import Quota
+from vino.kernel import params
+from vino.kernel.kernel import Kernel
+from vino.kernel.sched import Cpu
+
+BS = params.BLOCK_SIZE
+
+SPIN = """
+def readahead(block: int) -> int:
+    n = 0
+    while True:
+        n += 1
+"""
+
+RECURSE = """
+def down(n: int) -> int:
+    return down(n + 1) + 1
+
+def readahead(block: int) -> int:
+    return down(block)
+"""
+
+OUT_OF_RANGE = """
+def readahead(file_blocks: int, out: list[int]) -> int:
+    out[0] = file_blocks + 5
+    return 1
+"""
+
+LOCK_HOG = """
+from vino.pygraft import lock
+
+def pick(n: int) -> int:
+    lock(1)
+    while True:
+        pass
+"""
+
+MEMORY_HOG = """
+def evict(cand: list[Row]) -> int:
+    hoard = [0] * 4_000_000
+    hoard[len(hoard) - 1] = 1
+    return 0
+"""
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
+    k = Kernel.boot(tmp_path / "k.img", frames=32)
+    yield k
+    k.check_invariants()
+    k.shutdown()
+
+
+def _read_all_with(k: Kernel, src: str, reason: str) -> None:
+    user = k.add_user("mallory")
+    proc = k.spawn(user, "reader")
+    k.fs.create(user, "f", 0o600)
+    data = bytes(i % 251 for i in range(8 * BS))
+    with k.fs.open(proc, "f", "w") as f:
+        k.fs.write(f, data)
+    k.cache.sync()
+    k.cache.invalidate(k.device)
+    with k.fs.open(proc, "f", "r") as f:
+        g = k.graft(user, "fs.readahead", src, target=f, name="hostile")
+        back = k.fs.read(f, len(data))
+    assert back == data  # the reads completed, with the default policy
+    assert g.state == "removed" and g.removal is not None
+    assert g.removal.reason.value == reason, g.removal
+
+
+def test_python_graft_that_loops_forever_is_stopped_by_its_budget(kernel: Kernel) -> None:
+    _read_all_with(kernel, SPIN, "timeout")
+
+
+def test_python_graft_that_recurses_forever_cannot_kill_the_host(kernel: Kernel) -> None:
+    _read_all_with(kernel, RECURSE, "trap")
+
+
+def test_python_graft_that_answers_past_the_file_is_refused(kernel: Kernel) -> None:
+    _read_all_with(kernel, OUT_OF_RANGE, "invalid_result")
+
+
+def test_python_graft_that_hogs_its_groups_lock_is_doomed_and_the_waiter_proceeds(
+        kernel: Kernel) -> None:
+    k = kernel
+    mallory = k.add_user("mallory", Quota(cpu_call_s=5.0))
+    group = k.new_group(mallory, "m")
+    proc = k.spawn(mallory, "m", group)
+    for _ in range(2):
+        k.sched.spawn(proc, [Cpu(1_000_000)])
+    g = k.graft(mallory, "sched.pick", LOCK_HOG, target=group, name="lock_hog")
+    lock = k.registry.locks.lock(f"pgrp:{group.pgid}")
+    waited: list[float] = []
+
+    def waiter() -> None:
+        while lock.holder is None and g.state == "live":
+            time.sleep(0.0005)
+        t = time.perf_counter()
+        with k.registry.locks.hold(lock, timeout_s=k.registry.locks.timeout_s):
+            waited.append(time.perf_counter() - t)
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    k.sched.run(until_ns=k.clock.now_ns() + 10_000_000)
+    th.join(5.0)
+    assert waited and not th.is_alive() and lock.holder is None
+    assert g.removal is not None and g.removal.reason.value == "lock_timeout"
+
+
+def test_python_graft_with_a_huge_local_array_is_aborted_for_memory(kernel: Kernel) -> None:
+    k = kernel
+    user = k.add_user("mallory", Quota(memory_bytes=1 << 20))
+    aspace = k.address_space(k.spawn(user, "hog"))
+    for v in range(8):
+        aspace.write(v, f"page {v}".encode())
+    before = user.principal.usage.snapshot()
+    g = k.graft(user, "vm.evict", MEMORY_HOG.replace("list[Row]", "list[int]"), target=aspace,
+                name="memory_hog")
+    for v in range(100, 100 + k.cache.nframes + 8):
+        aspace.touch(v)
+    assert all(aspace.read(v).startswith(f"page {v}".encode()) for v in range(8))
+    assert g.state == "removed" and g.removal is not None
+    assert g.removal.reason.value == "resource", g.removal
+    after = user.principal.usage.snapshot()
+    assert {x: after[x] for x in after if x != "cpu_ns"} == {
+        x: before[x] for x in before if x != "cpu_ns"}
