@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The compilers of the graft languages beyond C and Zig (which come with the
+# ziglang package): Rust for wasm32 from Debian, AssemblyScript from npm into
+# .tools/ (see src/vino/sdk/toolchains.py); installed once, when missing.
+TOOLS  := .tools/.checked
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean toolchains
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +19,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vino demo
 
-test: $(STAMP)
+toolchains: $(STAMP)
+	$(BIN)/python -m vino.sdk.toolchains install
+
+$(TOOLS): $(STAMP) src/vino/sdk/toolchains.py
+	$(BIN)/python -m vino.sdk.toolchains install
+	mkdir -p .tools && touch $(TOOLS)
+
+test: $(STAMP) $(TOOLS)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not slow"
@@ -24,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/vino bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .tools build *.egg-info

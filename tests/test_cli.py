@@ -176,3 +176,164 @@ def test_no_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
+
+
+# ---- building in every language, checking an application's own points -----------------
+
+SHOP_APP = '''
+from vino.graft import FunctionPoint, Registry
+from vino.graft.point import U32
+
+def _encode(buf, price):
+    U32.pack_into(buf, 0, price)
+    return ()
+
+def _decode(buf, ret, price):
+    return ret
+
+discount = FunctionPoint(name="shop.discount", entry="discount", buffer_size=16,
+                         encode=_encode, decode=_decode, default=lambda price: 0)
+registry = Registry()
+registry.declare(discount)
+
+def make_registry():
+    return registry
+'''
+
+@pytest.fixture(autouse=True)
+def _fresh_shopapp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test imports its own shopapp.py, not an earlier test's."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "shopapp", raising=False)
+
+
+DISCOUNT_WAT = ('(module (memory (export "memory") 1) '
+                '(func (export "vino_buffer") (result i32) (i32.const 0)) '
+                '(func (export "discount") (result i32) (i32.const 5)))')
+
+
+@pytest.mark.parametrize("spec", ["shopapp:registry", "shopapp:make_registry"])
+def test_graft_check_against_an_applications_own_registry(
+        spec: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "shopapp.py").write_text(SHOP_APP)
+    (tmp_path / "discount.wat").write_text(DISCOUNT_WAT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["graft", "check", "discount.wat", "--point", "shop.discount",
+                 "--registry", spec]) == 0
+    assert capsys.readouterr().out.startswith("OK discount.wat at shop.discount")
+    # The kernel's points are not the application's, and vice versa.
+    assert main(["graft", "check", "discount.wat", "--point", "fs.readahead",
+                 "--registry", spec]) == 2
+    assert "no graft point 'fs.readahead' in " + spec + " (points: shop.discount)" in \
+        capsys.readouterr().err
+
+
+def test_graft_check_registry_rejects_a_graft_missing_the_applications_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "shopapp.py").write_text(SHOP_APP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = SAMPLES_DIR / "null.wasm"
+    assert main(["graft", "check", str(path), "--point", "shop.discount",
+                 "--registry", "shopapp:registry"]) == 1
+    assert "discount" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec,why", [
+    ("shopapp", "MODULE:ATTRIBUTE"), ("no_such_module_xyz:registry", "cannot import"),
+    ("shopapp:nothing", "has no attribute"), ("shopapp:SHOP_NAME", "not a vino Registry"),
+])
+def test_graft_check_registry_says_what_is_wrong_with_the_spec(
+        spec: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "shopapp.py").write_text(SHOP_APP + "SHOP_NAME = 'shop'\n")
+    (tmp_path / "discount.wat").write_text(DISCOUNT_WAT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["graft", "check", "discount.wat", "--point", "shop.discount",
+                 "--registry", spec]) == 2
+    assert why in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ext,language", [(".c", "C"), (".zig", "Zig"), (".rs", "Rust"),
+                                          (".ts", "AssemblyScript")])
+def test_graft_check_of_a_source_file_says_how_to_build_it(
+        ext: str, language: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / f"g{ext}"
+    src.write_text("// a graft\n")
+    assert main(["graft", "check", str(src), "--point", "fs.readahead"]) == 2
+    err = capsys.readouterr().err
+    assert f"is {language} source, not a WebAssembly module" in err
+    assert f"vino graft build {src} -o {tmp_path / 'g.wasm'}" in err
+
+
+def test_graft_build_picks_the_toolchain_by_extension(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for lang, ext in (("zig", ".zig"), ("wat", ".wat")):
+        out = tmp_path / f"{lang}.wasm"
+        src = SAMPLES_DIR / lang / f"readahead_stride{ext}"
+        assert main(["graft", "build", str(src), "-o", str(out)]) == 0
+        assert out.read_bytes() == (SAMPLES_DIR / lang / "readahead_stride.wasm").read_bytes()
+    assert capsys.readouterr().out.count(" bytes") == 2
+
+
+def test_graft_build_without_the_toolchain_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from vino.sdk import toolchains
+
+    monkeypatch.setattr(toolchains, "_find_asc", lambda: None)
+    src = tmp_path / "g.ts"
+    src.write_text("export function f(): i32 { return 1; }\n")
+    assert main(["graft", "build", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert "no AssemblyScript toolchain: npm install --prefix" in err
+    assert f"assemblyscript@{toolchains.ASSEMBLYSCRIPT_VERSION}" in err
+    assert not (tmp_path / "g.wasm").exists()
+
+
+def test_graft_toolchains_lists_every_language(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graft", "toolchains"]) == 0
+    out = capsys.readouterr().out
+    for language in ("C", "Zig", "Rust", "AssemblyScript", "WebAssembly text"):
+        assert language in out
+
+
+# ---- help and limits -------------------------------------------------------------------
+
+def _subparsers(p: object) -> list[object]:
+    import argparse
+
+    assert isinstance(p, argparse.ArgumentParser)
+    found: list[object] = [p]
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _subparsers(sub)
+    return found
+
+
+def test_every_commands_help_describes_it_and_every_option() -> None:
+    import argparse
+
+    from vino.cli import parser
+
+    for p in _subparsers(parser()):
+        assert isinstance(p, argparse.ArgumentParser)
+        assert p.description and len(p.description) > 30, p.prog
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            assert action.help, f"{p.prog} {action.dest} has no help"
+        p.format_help()  # renders without error
+
+
+def test_demo_sqlite_states_its_minimum(capsys: pytest.CaptureFixture[str]) -> None:
+    from vino.cli import MIN_SQLITE_ROWS
+
+    assert main(["demo", "sqlite", "--rows", str(MIN_SQLITE_ROWS - 1)]) == 2
+    assert f"--rows must be at least {MIN_SQLITE_ROWS}" in capsys.readouterr().err

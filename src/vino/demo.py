@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from vino.console import Output, plain_table
 from vino.errors import GraftRejected
 from vino.graft import Graft, Quota
 from vino.kernel import params
@@ -75,12 +76,7 @@ def booted(workdir: Path, name: str, **kw: Any) -> Iterator[Kernel]:
         k.shutdown()
 
 
-def _table(rows: list[list[str]], head: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(out)
+_table = plain_table
 
 
 def _pattern(nblocks: int) -> bytes:
@@ -91,8 +87,11 @@ def _pattern(nblocks: int) -> bytes:
 # ---- part 1: what each sample graft changes ----------------------------------------------
 
 def readahead_scan(workdir: Path, profile: DiskProfile, graft: bool,
-                   nblocks: int = 256) -> dict[str, Any]:
-    """Read a file backwards block by block (like ``tac`` on a log)."""
+                   nblocks: int = 256, module: Path | None = None) -> dict[str, Any]:
+    """Read a file backwards block by block (like ``tac`` on a log).
+
+    ``module``: the read-ahead graft to install (default: the C sample).
+    """
     with booted(workdir, f"ra-{profile.name}-{graft}", profile=profile) as k:
         alice = k.add_user("alice")
         proc = k.spawn(alice, "tac")
@@ -107,7 +106,8 @@ def readahead_scan(workdir: Path, profile: DiskProfile, graft: bool,
         intact = True
         with k.fs.open(proc, "log", "r") as f:
             if graft:
-                g = k.graft(alice, "fs.readahead", sample_path("readahead_stride.wasm"), target=f)
+                g = k.graft(alice, "fs.readahead",
+                            module or sample_path("readahead_stride.wasm"), target=f)
             for b in reversed(range(nblocks)):
                 k.fs.seek(f, b * BS)
                 intact &= k.fs.read(f, BS) == data[b * BS:(b + 1) * BS]
@@ -120,15 +120,20 @@ def readahead_scan(workdir: Path, profile: DiskProfile, graft: bool,
                 "overhead_ms": g.stats.overhead_ns / 1e6 + g.stats.graft_ns / 1e6 if g else 0.0}
 
 
-def eviction_run(workdir: Path, graft: bool, rounds: int = 12) -> dict[str, Any]:
-    """A hot set of 16 pages re-used between scans of 64 cold pages, in 48 frames."""
+def eviction_run(workdir: Path, graft: bool, rounds: int = 12,
+                 module: Path | None = None) -> dict[str, Any]:
+    """A hot set of 16 pages re-used between scans of 64 cold pages, in 48 frames.
+
+    ``module``: the eviction graft to install (default: the C sample).
+    """
     hot = list(range(16))
     with booted(workdir, f"vm-{graft}", frames=48) as k:
         alice = k.add_user("alice")
         aspace = k.address_space(k.spawn(alice, "db"))
         g: Graft | None = None
         if graft:
-            g = k.graft(alice, "vm.evict", sample_path("evict_keep.wasm"), target=aspace)
+            g = k.graft(alice, "vm.evict", module or sample_path("evict_keep.wasm"),
+                        target=aspace)
             g.send(len(hot).to_bytes(4, "little") + b"".join(v.to_bytes(4, "little")
                                                                for v in hot))
         for v in hot:
@@ -212,8 +217,10 @@ def encryption_run(workdir: Path) -> dict[str, Any]:
             "remount_with_key": warm == secret, "graft_calls": calls, "graft_aborts": aborts}
 
 
-def part1(workdir: Path, report: Report, out: IO[str]) -> None:
-    out.write("\n== Part 1: what each sample graft changes ==\n\n")
+def part1(workdir: Path, report: Report, out: IO[str],
+          say: Callable[[str], None] = lambda msg: None) -> None:
+    Output(out).heading("Part 1: what each sample graft changes")
+    say("part 1: the sample grafts")
     rows = []
     for profile in (DISK_1996, SSD):
         d = readahead_scan(workdir, profile, graft=False)
@@ -249,7 +256,7 @@ def part1(workdir: Path, report: Report, out: IO[str]) -> None:
                  e["roundtrip"] and not e["plaintext_on_disk"] and e["ciphertext_matches"]
                  and e["remount_without_key"] and e["remount_with_key"]
                  and e["graft_aborts"] == 0)
-    out.write(_table(rows, ["workload", "measure", "default", "with graft", "note"]) + "\n")
+    Output(out).table(rows, ["workload", "measure", "default", "with graft", "note"])
 
 
 # ---- part 2: the rogues' gallery ----------------------------------------------------------
@@ -417,10 +424,12 @@ def gallery() -> list[Attack]:
     ]
 
 
-def part2(workdir: Path, report: Report, out: IO[str]) -> None:
-    out.write("\n== Part 2: a gallery of misbehaving grafts ==\n\n")
+def part2(workdir: Path, report: Report, out: IO[str],
+          say: Callable[[str], None] = lambda msg: None) -> None:
+    Output(out).heading("Part 2: a gallery of misbehaving grafts")
     rows = []
     for i, attack in enumerate(gallery()):
+        say(f"part 2: {attack.point}: {attack.name}")
         with booted(workdir, f"gallery-{i}", frames=64) as k:
             t = time.perf_counter()
             graft, intact, note = attack.run(k)
@@ -442,34 +451,42 @@ def part2(workdir: Path, report: Report, out: IO[str]) -> None:
             rows.append([attack.point, attack.name, attack.expect, seen,
                          "yes" if intact and invariants else "NO", f"{ms:.0f} ms",
                          "ok" if ok else "FAILED", note])
-    out.write(_table(rows, ["point", "misbehaviour", "expected", "observed", "state intact",
-                            "took", "", "what was checked"]) + "\n")
+    Output(out).table(rows, ["point", "misbehaviour", "expected", "observed", "state intact",
+                             "took", "", "what was checked"])
 
 
 def run_sqlite(out: IO[str], workdir: Path | None = None, rows: int = 100_000,
-               profile: DiskProfile = DISK_1996) -> bool:
+               profile: DiskProfile = DISK_1996,
+               progress: Callable[[str], None] | None = None) -> bool:
     """SQLite on vino (``vino demo sqlite``); True if every check held."""
     import dataclasses
 
     from vino.sqlite import scenarios
 
     config = dataclasses.replace(scenarios.Config.for_rows(rows), profile=profile)
-    return scenarios.run(out, workdir, config)
+    return scenarios.run(out, workdir, config, progress)
 
 
-def run(out: IO[str], workdir: Path | None = None) -> bool:
-    """Run both parts; print tables to ``out``; return True if every check held."""
+def run(out: IO[str], workdir: Path | None = None,
+        progress: Callable[[str], None] | None = None) -> bool:
+    """Run both parts; print tables to ``out``; return True if every check held.
+
+    ``progress`` hears each part and each attack as it starts.
+    """
+    say = progress or (lambda msg: None)
     report = Report()
     with tempfile.TemporaryDirectory(prefix="vino-demo-") as tmp:
         wd = workdir or Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
         out.write(f"vino demo: kernel images in {wd} (pid {os.getpid()})\n")
-        part1(wd, report, out)
-        part2(wd, report, out)
+        part1(wd, report, out, say)
+        part2(wd, report, out, say)
     failed = [c for c in report.checks if not c.ok]
-    out.write(f"\n{len(report.checks) - len(failed)} of {len(report.checks)} checks held.\n")
+    o = Output(out)
+    o.verdict(not failed, f"\n{len(report.checks) - len(failed)} of {len(report.checks)} "
+              "checks held.")
     for c in failed:
-        out.write(f"FAILED: {c.what}: {c.detail}\n")
+        o.verdict(False, f"FAILED: {c.what}: {c.detail}")
     return report.ok
 
 

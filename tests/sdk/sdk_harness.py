@@ -35,8 +35,18 @@ _ENGINE = wasmtime.Engine()
 
 @functools.cache
 def module(name: str) -> wasmtime.Module:
-    """The compiled sample, shared by every test (compiling is the slow part)."""
+    """The compiled sample, shared by every test (compiling is the slow part).
+
+    ``name`` is a C sample (``"evict_keep"``) or a port under its language's
+    directory (``"rust/evict_keep"``).
+    """
     return wasmtime.Module(_ENGINE, (SAMPLES_DIR / f"{name}.wasm").read_bytes())
+
+
+@functools.cache
+def module_of(data: bytes) -> wasmtime.Module:
+    """A module compiled from bytes (a freshly built graft)."""
+    return wasmtime.Module(_ENGINE, data)
 
 
 def _stub(results: int) -> Callable[..., Any]:
@@ -49,13 +59,13 @@ def _stub(results: int) -> Callable[..., Any]:
 class Graft:
     """One instance of a sample graft, driven through its exports."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str | bytes) -> None:
         self.store = wasmtime.Store(_ENGINE)
-        mod = module(name)
+        mod = module_of(name) if isinstance(name, bytes) else module(name)
         linker = wasmtime.Linker(_ENGINE)
         self.imports: list[str] = []
         for imp in mod.imports:
-            assert imp.module == "vino", f"{name} imports {imp.module}.{imp.name}"
+            assert imp.module == "vino", f"{name!r} imports {imp.module}.{imp.name}"
             assert imp.name is not None
             ty = imp.type
             assert isinstance(ty, wasmtime.FuncType)
@@ -119,6 +129,6 @@ class Graft:
         return self.read(len(data), at=16)
 
 
-def load(name: str) -> Graft:
-    """A fresh instance of sample ``name`` (no ``.wasm`` suffix)."""
+def load(name: str | bytes) -> Graft:
+    """A fresh instance of sample ``name`` (no ``.wasm`` suffix), or of module bytes."""
     return Graft(name)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vino.cli import main
+from vino.cli import MIN_SQLITE_ROWS, main
 from vino.sqlite import scenarios
 from vino.sqlite.scenarios import Config, Lab
 from vino.sqlite.workloads import Measure
@@ -49,7 +49,7 @@ def test_measurements_replay_exactly(lab: Lab) -> None:
 
 def test_vino_demo_sqlite_exits_0_when_every_check_holds(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["demo", "sqlite", "--rows", "5000", "--workdir", str(tmp_path)]) == 0
+    assert main(["demo", "sqlite", "--rows", str(MIN_SQLITE_ROWS), "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "12 of 12 checks held." in out and "FAILED" not in out
     assert "sqlite_readahead" in out and "sqlite_evict" in out

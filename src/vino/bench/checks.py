@@ -16,12 +16,14 @@ def target(what: str, value: float | None, op: str, limit: float, unit: str) -> 
     return {"what": what, "value": value, "op": op, "limit": limit, "unit": unit, "ok": ok}
 
 
-def render(checks: list[dict[str, Any]]) -> str:
-    """A markdown table of targets."""
+def render(checks: list[dict[str, Any]], markdown_emphasis: bool = True) -> str:
+    """A markdown table of targets; a missed one reads ``**no**`` (plain ``no`` without
+    ``markdown_emphasis``)."""
     lines = ["| target | measured | limit | met |", "|---|---|---|---|"]
     for c in checks:
         v = c["value"]
         val = "n/a" if v is None else f"{v:,.2f} {c['unit']}".strip()
+        missed = "**no**" if markdown_emphasis else "no"
         lines.append(f"| {c['what']} | {val} | {c['op']} {c['limit']:,g} {c['unit']} | "
-                     f"{'yes' if c['ok'] else '**no**'} |".replace("  |", " |"))
+                     f"{'yes' if c['ok'] else missed} |".replace("  |", " |"))
     return "\n".join(lines)

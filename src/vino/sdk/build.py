@@ -1,22 +1,28 @@
-"""Build a C graft into a WebAssembly module with the ``ziglang`` package.
+"""Build a graft into a WebAssembly module: C, Zig, Rust, AssemblyScript or WAT.
 
-``build(source, output=None)`` compiles one C file that includes ``vino.h`` and
-returns the module's bytes (also writing them to ``output`` if given). It runs
-from any working directory and leaves nothing behind but ``output``; zig's own
-object cache lives in its global cache directory.
+``build(source, output=None)`` compiles one graft and returns the module's bytes
+(also writing them to ``output`` if given). The toolchain is chosen by the file's
+extension (``.c``, ``.zig``, ``.rs``, ``.ts``, ``.wat``; see ``vino.sdk.toolchains``);
+C is compiled here with ``ziglang`` and the flags below. It runs from any working
+directory and leaves nothing behind but ``output``; zig's own object cache lives
+in its global cache directory. A language whose compiler is not installed raises
+``ToolchainMissing``, which says exactly what to install.
 
 Contract:
 - The output is byte-for-byte reproducible: the same source and the same pinned
   ``ziglang`` give the same bytes, whatever the paths, so built samples can be
   shipped and checked against their sources.
 - The module is stripped (no debug info, names or producer sections) and
-  exports only what the source marks ``VINO_EXPORT`` plus ``memory``.
+  exports only functions and ``memory``: globals a compiler exports on its own
+  (Zig's ``__stack_pointer``, Rust's ``__heap_base``) are dropped, since they
+  are no part of the ABI and would hand the graft's stack to whoever holds it.
 - The module imports only from module ``"vino"``; anything else (and any
   compiler or linker error, such as an undefined function) raises
   ``BuildError`` carrying the compiler's output. Whether the imports suit a
   particular graft point is the loader's check, not this one.
 
-``python -m vino.sdk.build graft.c [-o graft.wasm]`` does the same from a shell.
+``python -m vino.sdk.build graft.{c,zig,rs,ts,wat} [-o graft.wasm]`` does the
+same from a shell.
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ from pathlib import Path
 from typing import Final
 
 from vino.graft.wasmscan import read_leb
+from vino.sdk import toolchains
+from vino.sdk.toolchains import MAX_MEMORY_BYTES, STACK_BYTES, ToolchainMissing
 
 __all__ = [
     "FLAGS",
     "SAMPLES_DIR",
     "SDK_DIR",
     "BuildError",
+    "ToolchainMissing",
     "build",
     "main",
     "sample_path",
@@ -44,8 +53,8 @@ __all__ = [
 SDK_DIR: Final = Path(__file__).resolve().parent
 SAMPLES_DIR: Final = SDK_DIR / "samples"
 
-STACK_BYTES: Final = 16 * 1024  # grafts' C stack; small so a graft fits in one page
-MAX_MEMORY_BYTES: Final = 16 * 65536  # declared memory maximum (16 pages = 1 MiB)
+# STACK_BYTES: grafts' stack, small so a graft fits in one page; MAX_MEMORY_BYTES:
+# the declared memory maximum (16 pages = 1 MiB). Both shared by every language.
 
 # Why each flag is here:
 #   -nostdlib, --no-entry   a graft is a library of exports with no libc and no main
@@ -99,14 +108,43 @@ def sample_path(name: str) -> Path:
 
 
 def build(source: Path, output: Path | None = None) -> bytes:
-    """Compile ``source`` (C) to a graft module; return its bytes.
+    """Compile ``source`` to a graft module; return its bytes.
 
-    If ``output`` is given the bytes are also written there (only on success).
-    Raises ``BuildError`` with the compiler's stderr on failure.
+    The language is the file's extension (``.c``, ``.zig``, ``.rs``, ``.ts``,
+    ``.wat``). If ``output`` is given the bytes are also written there (only on
+    success). Raises ``BuildError`` with the compiler's output on failure (or
+    for an unknown extension), ``ToolchainMissing`` when the language's
+    compiler is not installed (its message says what to install).
     """
     source = Path(source).resolve()
     if not source.is_file():
         raise BuildError(source, "no such source file")
+    chain = toolchains.for_source(source)
+    if chain is None:
+        known = ", ".join(sorted(toolchains.LANGUAGES))
+        raise BuildError(source, f"unknown graft language {source.suffix!r} (known: {known})")
+    if chain.extension == ".c":
+        data = _build_c(source)
+    else:
+        with tempfile.TemporaryDirectory(prefix="vino-build-") as tmp:
+            try:
+                data = chain.compile(source, Path(tmp)).read_bytes()
+            except toolchains.CompileError as exc:
+                raise BuildError(source, exc.output) from None
+        data = drop_global_exports(data)
+    foreign = [
+        f"{module}.{name}" for module, name in wasm_imports(data) if module != _IMPORT_MODULE
+    ]
+    if foreign:
+        raise BuildError(
+            source, f"imports from outside module {_IMPORT_MODULE!r}: {', '.join(foreign)}"
+        )
+    if output is not None:
+        Path(output).write_bytes(data)
+    return data
+
+
+def _build_c(source: Path) -> bytes:
     with tempfile.TemporaryDirectory(prefix="vino-build-") as tmp:
         wasm = Path(tmp) / "graft.wasm"
         cmd = [
@@ -125,17 +163,59 @@ def build(source: Path, output: Path | None = None) -> bytes:
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not wasm.is_file():
             raise BuildError(source, proc.stderr or proc.stdout or f"exit {proc.returncode}")
-        data = wasm.read_bytes()
-    foreign = [
-        f"{module}.{name}" for module, name in wasm_imports(data) if module != _IMPORT_MODULE
-    ]
-    if foreign:
-        raise BuildError(
-            source, f"imports from outside module {_IMPORT_MODULE!r}: {', '.join(foreign)}"
-        )
-    if output is not None:
-        Path(output).write_bytes(data)
-    return data
+        return wasm.read_bytes()
+
+
+def drop_global_exports(data: bytes) -> bytes:
+    """``data`` with every exported global removed from its export section.
+
+    Compilers export globals of their own (``__stack_pointer``, ``__data_end``,
+    ``__heap_base``); the ABI has none, and an exported mutable stack pointer
+    would let whoever holds the instance move the graft's stack. Functions,
+    memories and tables stay. Raises ``ValueError`` on a malformed module.
+    """
+    if data[:8] != b"\0asm\x01\0\0\0":
+        raise ValueError("not a WebAssembly binary module (version 1)")
+    out = bytearray(data[:8])
+    pos = 8
+    while pos < len(data):
+        section = data[pos]
+        size, body = read_leb(data, pos + 1)
+        end = body + size
+        if end > len(data):
+            raise ValueError("section runs past the end of the module")
+        if section == 7:
+            payload = _exports_without_globals(data[body:end])
+            out += bytes([7]) + _leb(len(payload)) + payload
+        else:
+            out += data[pos:end]
+        pos = end
+    return bytes(out)
+
+
+def _exports_without_globals(body: bytes) -> bytes:
+    count, pos = read_leb(body, 0)
+    kept: list[bytes] = []
+    for _ in range(count):
+        start = pos
+        length, pos = read_leb(body, pos)
+        kind = body[pos + length]
+        _, pos = read_leb(body, pos + length + 1)
+        if kind != 3:  # 3: global
+            kept.append(body[start:pos])
+    return _leb(len(kept)) + b"".join(kept)
+
+
+def _leb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
 
 def wasm_imports(data: bytes) -> list[tuple[str, str]]:
@@ -195,9 +275,9 @@ def _skip_limits(body: bytes, pos: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: build one C graft; print the compiler's error on failure."""
+    """Command line: build one graft; print the compiler's error on failure."""
     parser = argparse.ArgumentParser(prog="python -m vino.sdk.build", description=__doc__)
-    parser.add_argument("source", type=Path, help="C source of the graft")
+    parser.add_argument("source", type=Path, help="the graft's source: .c .zig .rs .ts .wat")
     parser.add_argument(
         "-o", "--output", type=Path, help="output .wasm (default: source with .wasm)"
     )
@@ -205,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     output: Path = args.output or args.source.with_suffix(".wasm")
     try:
         data = build(args.source, output)
-    except BuildError as exc:
+    except (BuildError, ToolchainMissing) as exc:
         print(exc, file=sys.stderr)
         return 1
     print(f"{output}: {len(data)} bytes")

@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import apsw
 
+from vino.console import Output, plain_table
 from vino.demo import Check, Report
 from vino.graft import Graft, Quota
 from vino.kernel.device import DISK_1996, DiskProfile
@@ -316,8 +317,11 @@ def _waiter(k: Kernel, lock_name: str, graft: Graft, waited: list[float]) -> thr
     return th
 
 
-def survival(lab: Lab) -> list[Attack]:
-    """Install a misbehaving graft in each point SQLite uses, while it runs; check it all."""
+def survival(lab: Lab, say: Callable[[str], None] | None = None) -> list[Attack]:
+    """Install a misbehaving graft in each point SQLite uses, while it runs; check it all.
+
+    ``say`` hears each attack as it starts (the demo's progress bar).
+    """
     cfg = lab.config
     model = copy.deepcopy(lab.model)
     attacks: list[Attack] = []
@@ -332,6 +336,8 @@ def survival(lab: Lab) -> list[Attack]:
         def attempt(name: str, point: str, expect: str, source: str, target: Any,
                     work: Callable[[], bool], lock: str | None = None) -> None:
             a = Attack(name, point, expect)
+            if say is not None:
+                say(f"survival: {point}: {name}")
             g = k.graft(user, point, source, target=target, name=name)
             waited: list[float] = []
             th = _waiter(k, lock, g, waited) if lock else None
@@ -382,12 +388,7 @@ def survival(lab: Lab) -> list[Attack]:
 
 
 
-def table(rows: list[list[str]], head: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
-           "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(out)
+table = plain_table
 
 
 def _cost(m: Measure, point: str) -> str:
@@ -413,10 +414,16 @@ _HEAD = ["run", "dev reads", "dev writes", "blocks read", "device ms", "cache hi
          "pool hit/miss", "wall s", "correct"]
 
 
-def run(out: IO[str], workdir: Path | None = None, config: Config | None = None) -> bool:
-    """Every experiment, printed as tables with checks; True if every check held."""
+def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
+        progress: Callable[[str], None] | None = None) -> bool:
+    """Every experiment, printed as tables with checks; True if every check held.
+
+    ``progress`` hears each experiment (and each survival attack) as it starts.
+    """
     cfg = config or Config()
     report = Report()
+    o = Output(out)
+    say = progress or (lambda msg: None)
     with tempfile.TemporaryDirectory(prefix="vino-sqlite-") as tmp:
         wd = workdir or Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
@@ -424,38 +431,42 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None)
                   f"kernel: {cfg.rows:,} rows, {cfg.frames} frames ({cfg.pool_pages} for the "
                   f"buffer pool), device {cfg.profile.name}, images in {wd}\n")
         t0 = time.perf_counter()
+        say(f"building the database ({cfg.rows:,} rows)")
         lab = Lab(wd, cfg)
         report.check("the database is built and reads back", lab.build.ok)
 
-        out.write("\n== Workloads, default policies (each on a fresh, cold kernel) ==\n\n")
+        o.heading("Workloads, default policies (each on a fresh, cold kernel)")
+        say("workloads, default policies")
         ms = workloads(lab)
-        out.write(table([_row(n, m) for n, m in ms.items()], _HEAD) + "\n")
+        o.table([_row(n, m) for n, m in ms.items()], _HEAD)
         for n, m in ms.items():
             report.check(f"workload {n}: every answer right", m.ok)
 
-        out.write("\n== Read-ahead: range scans of "
-                  f"{cfg.scan_rows:,} rows (x{cfg.scans}) ==\n\n")
+        o.heading(f"Read-ahead: range scans of {cfg.scan_rows:,} rows (x{cfg.scans})")
+        say("read-ahead")
         ra = readahead(lab)
-        out.write(table([_row(n, m, "fs.readahead") for n, m in ra.items()],
-                        [*_HEAD, "graft cost"]) + "\n")
+        o.table([_row(n, m, "fs.readahead") for n, m in ra.items()],
+                        [*_HEAD, "graft cost"])
         d, told = ra["default"], ra["sqlite_readahead (told of scans)"]
         report.check("read-ahead graft saves device requests and time on range scans",
                      told.ok and d.ok and told.device["reads"] < d.device["reads"]
                      and told.device_ms < d.device_ms,
                      f"{d.device['reads']} -> {told.device['reads']} requests")
 
-        out.write(f"\n== Eviction: {cfg.mixed_rounds} rounds of {cfg.mixed_lookups} lookups of "
-                  f"{cfg.hot_rows} hot rows, then a scan of {cfg.mixed_scan_rows:,} rows ==\n\n")
+        o.heading(f"Eviction: {cfg.mixed_rounds} rounds of {cfg.mixed_lookups} lookups of "
+                  f"{cfg.hot_rows} hot rows, then a scan of {cfg.mixed_scan_rows:,} rows")
+        say("eviction")
         ev = eviction(lab)
-        out.write(table([_row(n, m, "vm.evict") for n, m in ev.items()],
-                        [*_HEAD, "graft cost"]) + "\n")
+        o.table([_row(n, m, "vm.evict") for n, m in ev.items()],
+                        [*_HEAD, "graft cost"])
         d, g = ev["default (clock)"], ev["sqlite_evict"]
         report.check("eviction graft saves device reads on the mixed workload",
                      g.ok and d.ok and g.device["reads"] < d.device["reads"]
                      and g.device_ms < d.device_ms,
                      f"{d.device['reads']} -> {g.device['reads']} reads")
 
-        out.write("\n== Encryption at rest: chacha20_filter on the database and its journal ==\n\n")
+        o.heading("Encryption at rest: chacha20_filter on the database and its journal")
+        say("encryption")
         e = encryption(wd, cfg)
         rows = [["rows written through the filter, read back", "yes" if e["roundtrip"] else "NO"],
                 ["row text or SQLite header on the device image",
@@ -466,23 +477,24 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None)
                  "intact" if e["remount_with_key"] else "NO"],
                 ["filter cost", f"{e['filter'].get('commits', 0)} calls, "
                  f"{e['filter'].get('graft_ns', 0) / 1e6:.0f} ms in graft"]]
-        out.write(table(rows, ["check", "result"]) + "\n")
+        o.table(rows, ["check", "result"])
         report.check("encryption: no plaintext on the image, intact through the kernel",
                      e["roundtrip"] and not e["leaked"] and not e["readable_without_key"]
                      and e["remount_with_key"])
 
-        out.write("\n== Survival: misbehaving grafts in SQLite's points while it runs ==\n\n")
+        o.heading("Survival: misbehaving grafts in SQLite's points while it runs")
         rows = []
-        for a in survival(lab):
+        for a in survival(lab, say):
             report.check(f"survives {a.point}: {a.name}", a.ok, a.note)
             rows.append([a.point, a.name, a.expect, a.seen or "not removed",
                          "yes" if a.queries_ok else "NO", "ok" if a.integrity_ok else "NO",
                          "yes" if a.rows_ok else "NO", "ok" if a.ok else "FAILED", a.note])
-        out.write(table(rows, ["point", "misbehaviour", "expected", "observed",
-                               "queries right", "integrity", "rows intact", "", "note"]) + "\n")
+        o.table(rows, ["point", "misbehaviour", "expected", "observed",
+                               "queries right", "integrity", "rows intact", "", "note"])
         out.write(f"\n(took {time.perf_counter() - t0:.1f} s)\n")
     failed = [c for c in report.checks if not c.ok]
-    out.write(f"\n{len(report.checks) - len(failed)} of {len(report.checks)} checks held.\n")
+    o.verdict(not failed, f"\n{len(report.checks) - len(failed)} of {len(report.checks)} "
+              "checks held.")
     for c in failed:
-        out.write(f"FAILED: {c.what}: {c.detail}\n")
+        o.verdict(False, f"FAILED: {c.what}: {c.detail}")
     return report.ok
