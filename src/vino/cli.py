@@ -73,6 +73,17 @@ def _bench(args: argparse.Namespace) -> int:
             result = micro.run(rounds=args.rounds or 15, progress=progress)
         print(json.dumps(result, indent=2) if args.json else micro.render(result))
         return 0
+    if args.what == "plugins":
+        from vino.bench import plugins
+
+        with progress_bar("vino bench plugins") as progress:
+            res = plugins.run(rounds=args.rounds or (3 if args.quick else 15),
+                              batch_s=0.02 if args.quick else 0.1, progress=progress)
+        if args.json:
+            print(json.dumps(res, indent=2))
+        else:
+            Output(sys.stdout).markdown(plugins.render(res))
+        return 0
     if args.what == "sqlite":
         from vino.bench import sqlite_cost
 
@@ -359,10 +370,13 @@ def parser() -> argparse.ArgumentParser:
         "table beside VINO's published numbers and today's peers (wasmtime-py, pluggy, "
         "native Python); savings: what the sample grafts save on their workloads; scale: "
         "many grafts, threads and targets; all: table, savings and scale; micro: the "
-        "graft mechanism's own costs. Results are printed with ratios; the targets they "
+        "graft mechanism's own costs; sqlite: SQLite's CPU time on vino against stock "
+        "SQLite; plugins: one plugin in vino, Extism, wasmtime-py and pluggy, cost per "
+        "call and what each does when it misbehaves. Results are printed with ratios; "
+        "the targets they "
         "are held to are in BENCHMARKS.md.")
     b.add_argument("what", nargs="?", default="table",
-                   choices=["table", "savings", "scale", "all", "micro", "sqlite"],
+                   choices=["table", "savings", "scale", "all", "micro", "sqlite", "plugins"],
                    help="which benchmark (default: table)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.add_argument("--plot", metavar="FILE.png", help="draw the overhead table to FILE.png")
