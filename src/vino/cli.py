@@ -1,6 +1,7 @@
 """The ``vino`` command line.
 
-    vino demo                      boot the kernel, run the sample grafts, attack it
+    vino demo [--python-grafts]    boot the kernel, run the sample grafts (C, or their
+                                   Python twins), attack it
     vino demo sqlite [--rows N] [--profile disk-1996|ssd]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
     vino bench [table|savings|scale|all|micro|sqlite] [--quick] [--json] [--plot FILE.png]
@@ -58,7 +59,7 @@ def _demo(args: argparse.Namespace) -> int:
             ok = demo.run_sqlite(sys.stdout, workdir, args.rows, profile, step)
         return 0 if ok else 1
     with progress("vino demo") as step:
-        ok = demo.run(sys.stdout, workdir, step)
+        ok = demo.run(sys.stdout, workdir, step, python=args.python_grafts)
     return 0 if ok else 1
 
 
@@ -358,6 +359,8 @@ def parser() -> argparse.ArgumentParser:
                    help="sqlite: run SQLite on the kernel instead of the kernel demo")
     d.add_argument("--workdir", help="keep the kernel images here (default: a temporary "
                    "directory, removed afterwards)")
+    d.add_argument("--python-grafts", action="store_true",
+                   help="run the samples' Python twins (compiled by vino.pygraft) instead of C")
     d.add_argument("--rows", type=int, default=100_000,
                    help=f"sqlite: rows in the database (default 100000, at least "
                    f"{MIN_SQLITE_ROWS})")

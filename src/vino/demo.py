@@ -43,6 +43,11 @@ BS = params.BLOCK_SIZE
 HOSTILE_DIR = Path(__file__).resolve().parent / "sdk" / "hostile"
 
 
+def sample(name: str, python: bool = False) -> Path:
+    """A sample graft: its C build (``.wasm``), or with ``python`` its Python twin (``.py``)."""
+    return sample_path(f"{name}.py" if python else f"{name}.wasm")
+
+
 def hostile_path(name: str) -> Path:
     return HOSTILE_DIR / f"{name}.wat"
 
@@ -152,7 +157,7 @@ def eviction_run(workdir: Path, graft: bool, rounds: int = 12,
                 "graft_aborts": sum(g.stats.aborts.values()) if g else 0}
 
 
-def sched_run(workdir: Path, graft: bool) -> dict[str, Any]:
+def sched_run(workdir: Path, graft: bool, module: Path | None = None) -> dict[str, Any]:
     """One interactive thread (0.2 ms bursts, 3 ms waits) among four CPU hogs."""
     with booted(workdir, f"sched-{graft}") as k:
         alice = k.add_user("alice")
@@ -163,7 +168,8 @@ def sched_run(workdir: Path, graft: bool) -> dict[str, Any]:
         ui = k.sched.spawn(proc, interactive_loop(200_000, 3_000_000), interactive=True)
         g: Graft | None = None
         if graft:
-            g = k.graft(alice, "sched.pick", sample_path("sched_interactive.wasm"), target=group)
+            g = k.graft(alice, "sched.pick", module or sample("sched_interactive"),
+                        target=group)
         k.sched.run(until_ns=k.clock.now_ns() + 2_000_000_000)
         lat = k.sched.latency(ui.tid)
         k.check_invariants()
@@ -172,7 +178,7 @@ def sched_run(workdir: Path, graft: bool) -> dict[str, Any]:
                 "graft_aborts": sum(g.stats.aborts.values()) if g else 0}
 
 
-def encryption_run(workdir: Path) -> dict[str, Any]:
+def encryption_run(workdir: Path, module: Path | None = None) -> dict[str, Any]:
     """Write a secret through the ChaCha20 filter; look at the raw image; read it back."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
@@ -186,7 +192,7 @@ def encryption_run(workdir: Path) -> dict[str, Any]:
         proc = k.spawn(alice, "vault")
         k.fs.create(alice, "secret", 0o600)
         with k.fs.open(proc, "secret", "rw") as f:
-            g = k.graft(alice, "fs.filter", sample_path("chacha20_filter.wasm"), target=f.inode)
+            g = k.graft(alice, "fs.filter", module or sample("chacha20_filter"), target=f.inode)
             g.send(key + nonce)
             k.fs.write(f, secret)
             k.fs.seek(f, 0)
@@ -206,7 +212,8 @@ def encryption_run(workdir: Path) -> dict[str, Any]:
         with k2.fs.open(proc2, "secret", "r") as f:
             cold = k2.fs.read(f, len(secret))
         with k2.fs.open(proc2, "secret", "r") as f:
-            g2 = k2.graft(alice2, "fs.filter", sample_path("chacha20_filter.wasm"), target=f.inode)
+            g2 = k2.graft(alice2, "fs.filter", module or sample("chacha20_filter"),
+                          target=f.inode)
             g2.send(key + nonce)
             warm = k2.fs.read(f, len(secret))
         k2.check_invariants()
@@ -218,13 +225,16 @@ def encryption_run(workdir: Path) -> dict[str, Any]:
 
 
 def part1(workdir: Path, report: Report, out: IO[str],
-          say: Callable[[str], None] = lambda msg: None) -> None:
+          say: Callable[[str], None] = lambda msg: None, python: bool = False) -> None:
     Output(out).heading("Part 1: what each sample graft changes")
     say("part 1: the sample grafts")
+    if python:
+        out.write("(the samples' Python twins, compiled by vino.pygraft)\n\n")
     rows = []
     for profile in (DISK_1996, SSD):
         d = readahead_scan(workdir, profile, graft=False)
-        s = readahead_scan(workdir, profile, graft=True)
+        s = readahead_scan(workdir, profile, graft=True,
+                           module=sample("readahead_stride", python))
         rows.append([f"read-ahead, backward scan, {profile.name}", "device requests",
                      str(d["requests"]), str(s["requests"]),
                      f"device time {d['device_ms']:.0f} ms -> {s['device_ms']:.0f} ms"])
@@ -233,7 +243,7 @@ def part1(workdir: Path, report: Report, out: IO[str],
                      and d["intact"] and s["intact"] and s["graft_aborts"] == 0,
                      f"{d['requests']} -> {s['requests']} requests")
     d = eviction_run(workdir, graft=False)
-    s = eviction_run(workdir, graft=True)
+    s = eviction_run(workdir, graft=True, module=sample("evict_keep", python))
     rows.append(["eviction, hot set + scans", "faults on hot pages", str(d["hot_faults"]),
                  str(s["hot_faults"]), f"all faults {d['faults']} -> {s['faults']}"])
     report.check("eviction graft keeps the important pages",
@@ -241,14 +251,14 @@ def part1(workdir: Path, report: Report, out: IO[str],
                  and d["intact"] and s["intact"] and s["graft_aborts"] == 0,
                  f"{d['hot_faults']} -> {s['hot_faults']}")
     d = sched_run(workdir, graft=False)
-    s = sched_run(workdir, graft=True)
+    s = sched_run(workdir, graft=True, module=sample("sched_interactive", python))
     rows.append(["scheduling, 1 interactive + 4 hogs", "interactive latency (mean)",
                  f"{d['mean_ms']:.1f} ms", f"{s['mean_ms']:.1f} ms",
                  f"p99 {d['p99_ms']:.1f} -> {s['p99_ms']:.1f} ms"])
     report.check("scheduler graft favours the interactive thread",
                  s["mean_ms"] < d["mean_ms"] / 2 and s["graft_aborts"] == 0,
                  f"{d['mean_ms']:.1f} -> {s['mean_ms']:.1f} ms")
-    e = encryption_run(workdir)
+    e = encryption_run(workdir, module=sample("chacha20_filter", python))
     rows.append(["encryption filter (ChaCha20)", "plaintext on disk", "yes",
                  "yes" if e["plaintext_on_disk"] else "no",
                  "ciphertext = RFC 8439 ChaCha20" if e["ciphertext_matches"] else "MISMATCH"])
@@ -468,10 +478,11 @@ def run_sqlite(out: IO[str], workdir: Path | None = None, rows: int = 100_000,
 
 
 def run(out: IO[str], workdir: Path | None = None,
-        progress: Callable[[str], None] | None = None) -> bool:
+        progress: Callable[[str], None] | None = None, python: bool = False) -> bool:
     """Run both parts; print tables to ``out``; return True if every check held.
 
-    ``progress`` hears each part and each attack as it starts.
+    ``progress`` hears each part and each attack as it starts; ``python`` runs the
+    samples' Python twins instead of their C builds.
     """
     say = progress or (lambda msg: None)
     report = Report()
@@ -479,7 +490,7 @@ def run(out: IO[str], workdir: Path | None = None,
         wd = workdir or Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
         out.write(f"vino demo: kernel images in {wd} (pid {os.getpid()})\n")
-        part1(wd, report, out, say)
+        part1(wd, report, out, say, python)
         part2(wd, report, out, say)
     failed = [c for c in report.checks if not c.ok]
     o = Output(out)

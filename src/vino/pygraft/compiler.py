@@ -788,8 +788,8 @@ class _Func:
         code, t = self.expr(value)
         if t == NONE:
             raise self.err(value, "a call that returns nothing", "call it as a statement")
-        if name not in self.locals:
-            self.declare(name, ann or t)
+        if name not in self.locals:  # a local is u32 only when annotated so
+            self.declare(name, ann or (INT if t == U32 else t))
         elif ann is not None and ann != self.locals[name]:
             raise self.err(s, f"{name} was {self.locals[name]} before", "keep one type per name")
         c += [*self.conv(code, t, self.locals[name], value), f"local.set $v_{name}"]
