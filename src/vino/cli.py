@@ -4,11 +4,13 @@
                                    Python twins), attack it
     vino demo sqlite [--rows N] [--profile disk-1996|ssd]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
-    vino bench [table|savings|scale|all|micro|sqlite] [--quick] [--json] [--plot FILE.png]
+    vino bench [table|savings|scale|all|micro|sqlite|plugins|python] [--quick] [--json]
+               [--plot FILE.png]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
                                    the graft mechanism's own costs; sqlite: SQLite's
-                                   CPU time on vino against stock SQLite
+                                   CPU time on vino against stock SQLite; python: the
+                                   Python samples against their C twins, compile times
     vino graft build FILE.{c,zig,rs,ts,wat,py} [-o OUT.wasm] [--point NAME]
                                    compile a graft; the extension picks the toolchain
     vino graft check FILE --point NAME [--as USER] [--registry MODULE:ATTRIBUTE]
@@ -84,6 +86,14 @@ def _bench(args: argparse.Namespace) -> int:
             print(json.dumps(res, indent=2))
         else:
             Output(sys.stdout).markdown(plugins.render(res))
+        return 0
+    if args.what == "python":
+        from vino.bench import pygraft
+
+        with progress_bar("vino bench python") as progress:
+            result = pygraft.run(rounds=args.rounds or (3 if args.quick else 15),
+                                 calls=200 if args.quick else 2000, progress=progress)
+        print(json.dumps(result, indent=2) if args.json else pygraft.render(result))
         return 0
     if args.what == "sqlite":
         from vino.bench import sqlite_cost
@@ -375,11 +385,13 @@ def parser() -> argparse.ArgumentParser:
         "many grafts, threads and targets; all: table, savings and scale; micro: the "
         "graft mechanism's own costs; sqlite: SQLite's CPU time on vino against stock "
         "SQLite; plugins: one plugin in vino, Extism, wasmtime-py and pluggy, cost per "
-        "call and what each does when it misbehaves. Results are printed with ratios; "
+        "call and what each does when it misbehaves; python: the Python samples against "
+        "their C twins. Results are printed with ratios; "
         "the targets they "
         "are held to are in BENCHMARKS.md.")
     b.add_argument("what", nargs="?", default="table",
-                   choices=["table", "savings", "scale", "all", "micro", "sqlite", "plugins"],
+                   choices=["table", "savings", "scale", "all", "micro", "sqlite", "plugins",
+                            "python"],
                    help="which benchmark (default: table)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.add_argument("--plot", metavar="FILE.png", help="draw the overhead table to FILE.png")

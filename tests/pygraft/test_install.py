@@ -82,3 +82,11 @@ def test_cli_builds_and_checks_a_python_graft(tmp_path: Path,
     assert f"{bad}:2:12" in capsys.readouterr().err
     assert main(["graft", "check", str(bad), "--point", "sched.pick"]) == 1
     assert f"{bad}:2:12" in capsys.readouterr().out
+
+
+def test_bench_python_runs_and_both_twins_agree(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "python", "--quick", "--rounds", "1", "--json"]) == 0
+    out = capsys.readouterr().out
+    for name in ("readahead_stride", "evict_keep", "sqlite_evict", "sched_interactive",
+                 "chacha20_filter"):
+        assert name in out
