@@ -275,3 +275,36 @@ def test_row_fields_and_out_of_range_answer_are_python_meaning() -> None:
     assert rig.call(buf)[0] is TRAP
     with pytest.raises(IndexError):
         shim.run(mod, EVICT, bytearray(buf))
+
+
+CONSTS = [0, 1, 3, -7, 2**31, -(2**40), 2**62, -(2**63), 2**63 - 1]
+CONST_ARITH = "def compute(a: int, k: int) -> int:\n" + "".join(
+    f"    if k == {i}:\n        return a + ({c})\n"
+    f"    if k == {i + 100}:\n        return a - ({c})\n"
+    f"    if k == {i + 200}:\n        return a * ({c})\n"
+    f"    if k == {i + 300}:\n        return ({c}) * a\n" for i, c in enumerate(CONSTS)
+) + "    return 0\n" + """
+def on_access(file_id: int, op: int, time_ns: int) -> int:
+    a = time_ns
+    if file_id & 1:
+        a = -time_ns - 1
+    return compute(a, op) % 2147483629
+"""
+
+
+@settings(max_examples=300, deadline=None)
+@given(file_id=st.integers(0, 1), k=st.sampled_from(
+    [i + j for i in range(len(CONSTS)) for j in (0, 100, 200, 300)]),
+    time_ns=st.one_of(U63S, st.integers(2**63 - 2**20, 2**63 - 1), st.integers(0, 2**20)))
+def test_arithmetic_with_a_constant_operand_traps_exactly_when_python_leaves_64_bits(
+        file_id: int, k: int, time_ns: int) -> None:
+    rig, mod = _CONST_ARITH
+    compiled, _ = rig.call(access_buf(file_id, 0, k, time_ns))
+    exact = mod.compute(-time_ns - 1 if file_id & 1 else time_ns, k)
+    if I64_MIN <= exact <= I64_MAX:
+        assert compiled == exact % 2147483629
+    else:
+        assert compiled is TRAP
+
+
+_CONST_ARITH = build(CONST_ARITH)

@@ -1103,6 +1103,9 @@ class _Func:
             if sc is not None and 0 <= sc < 32:
                 return [*a, f"i32.const {sc}", "i32.shr_u"], U32
         a, b = self.conv(a, ta, INT, node.left), self.conv(b, tb, INT, node.right)
+        fast = self._const_operand(op, a, b)
+        if fast is not None:
+            return fast, INT
         pre = [*a, *b, "local.set $b", "local.set $a"]
         trap = ["if", "unreachable", "end"]
         if isinstance(op, ast.Add):
@@ -1140,6 +1143,34 @@ class _Func:
                     "local.get $b", "i64.const 63", "local.get $b", "i64.const 63", "i64.lt_s",
                     "select", "i64.shr_s"], INT
         raise self.err(node, f"the operator {type(op).__name__}", "use + - * // % << >> & | ^")
+
+    def _const_operand(self, op: ast.operator, a: list[str], b: list[str]) -> list[str] | None:
+        """``x + c``, ``x - c``, ``x * c``, ``c * x``: the overflow test is one comparison."""
+        def const(code: list[str]) -> int | None:
+            if len(code) == 1 and code[0].startswith("i64.const "):
+                return int(code[0].split()[1])
+            return None
+
+        ca, cb = const(a), const(b)
+        if isinstance(op, ast.Mult) and ca is not None and cb is None:
+            a, b, ca, cb = b, a, cb, ca
+        if cb is None or ca is not None:
+            return None
+        trap = ["if", "unreachable", "end"]
+        if isinstance(op, ast.Sub) and cb != I64_MIN:
+            op, cb = ast.Add(), -cb
+            b = [f"i64.const {cb}"]
+        if isinstance(op, ast.Add):
+            if cb >= 0:  # x + c leaves i64 iff x > MAX - c
+                test = [f"i64.const {I64_MAX - cb}", "i64.gt_s"]
+            else:
+                test = [f"i64.const {I64_MIN - cb}", "i64.lt_s"]
+            return [*a, "local.tee $a", *test, *trap, "local.get $a", *b, "i64.add"]
+        if isinstance(op, ast.Mult) and cb > 0:
+            return [*a, "local.tee $a", f"i64.const {I64_MAX // cb}", "i64.gt_s",
+                    "local.get $a", f"i64.const {-(I64_MIN // -cb)}", "i64.lt_s", "i32.or",
+                    *trap, "local.get $a", *b, "i64.mul"]
+        return None
 
     def _as_u32_const(self, code: list[str], t: str) -> list[str] | None:
         if t == U32:
