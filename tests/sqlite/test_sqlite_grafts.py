@@ -127,7 +127,8 @@ def test_evict_refuses_an_unsorted_keep_set_and_keeps_the_old_one(kernel: Kernel
 # ---- on SQLite: savings and costs -------------------------------------------------------------
 
 def test_the_advisor_finds_every_interior_page_sqlite_has(lab: Lab) -> None:
-    with lab.kernel("advisor") as (k, user), Session(k, user, scenarios.DB) as s:
+    with lab.kernel("advisor") as (k, user), \
+            Session(k, user, scenarios.DB, plan=Plan(advise=True)) as s:
         s.db.execute(f"pragma cache_size = {10 * lab.config.rows}")
         s.db.execute("select count(*), total(k) from t").fetchall()
         s.db.execute("select count(*) from t indexed by t_k where k >= 0").fetchall()

@@ -229,6 +229,9 @@ class Cache:
         self._free: list[int] = list(range(nframes - 1, -1, -1))
         # Invariant: _files[(dev, block)] is the frame holding that block, and vice versa.
         self._files: dict[tuple[BlockDevice, int], _Frame] = {}
+        # Invariant: exactly the entries of _files whose frame is dirty (sync visits only
+        # these: a commit costs its dirty blocks, not the size of the cache).
+        self._dirty_files: dict[tuple[BlockDevice, int], _Frame] = {}
         self._aspaces: dict[AddressSpace, None] = {}  # live address spaces (insertion order)
         self._hand = 0  # global clock hand: next frame the sweep looks at
         self._tick = 0  # access counter behind PageInfo.last_use; only grows
@@ -300,6 +303,7 @@ class Cache:
                     frame = self._load(dev, block)
             frame.data[offset:offset + len(data)] = data
             frame.dirty = True
+            self._dirty_files[key] = frame
             self._use(frame)
 
     def prefetch(self, dev: BlockDevice, blocks: Iterable[int]) -> int:
@@ -353,8 +357,8 @@ class Cache:
         """
         with self._lock:
             by_dev: dict[BlockDevice, list[_Frame]] = {}
-            for frame in self._files.values():
-                if frame.dirty and (dev is None or frame.dev is dev):
+            for frame in self._dirty_files.values():
+                if dev is None or frame.dev is dev:
                     assert frame.dev is not None
                     by_dev.setdefault(frame.dev, []).append(frame)
             written = 0
@@ -366,6 +370,7 @@ class Cache:
                     d.write_blocks(start, b"".join(bytes(f.data) for f in run))
                     for f in run:
                         f.dirty = False
+                        del self._dirty_files[(d, f.block)]
                     written += count
             self.stats.writebacks += written
             return written
@@ -541,6 +546,7 @@ class Cache:
             if frame.dirty:
                 frame.dev.write_block(frame.block, frame.data)
                 self.stats.writebacks += 1
+                del self._dirty_files[(frame.dev, frame.block)]
             if frame.prefetched:
                 self.stats.prefetch_unused += 1
             del self._files[(frame.dev, frame.block)]
@@ -552,6 +558,7 @@ class Cache:
         if frame.prefetched:
             self.stats.prefetch_unused += 1
         del self._files[(frame.dev, frame.block)]
+        self._dirty_files.pop((frame.dev, frame.block), None)
         frame.clear()
         self._free.append(frame.index)
 
@@ -588,6 +595,10 @@ class Cache:
                            f"frame {i} (vpn {f.vpn}) is not in its address space's map")
                 _check(key not in keys, f"page {key} is in two frames")
                 keys.add(key)
+            dirty = {k for k, f in self._files.items() if f.dirty}
+            _check(set(self._dirty_files) == dirty
+                   and all(self._files[k] is f for k, f in self._dirty_files.items()),
+                   "the dirty index differs from the dirty file blocks")
             anon = sum(len(a._resident) for a in self._aspaces)
             _check(len(self._files) + anon == used, "maps and frames disagree on residency")
             _check(used + len(free) == self.nframes, "frames leaked")

@@ -10,8 +10,10 @@ graft is in place before SQLite touches the file it serves:
 | evict       | ``sqlite_evict.wasm``    | ``vm.evict``   | the buffer pool's AddressSpace |
 | key         | ``chacha20_filter.wasm`` | ``fs.filter``  | every file's inode (db, journal, temp) |
 
-The main database always gets a ``BTreeAdvisor`` (as its page observer); it
-tells the read-ahead and eviction grafts the B-tree's shape.
+The main database gets a ``BTreeAdvisor`` (as its page observer) when a graft needs
+it or the plan asks for it (``advise``); it tells the read-ahead and eviction
+grafts the B-tree's shape. Without one no page is parsed as it passes: a session
+with no grafts pays nothing for them.
 
 Lifetimes: a read-ahead graft lives as long as the kernel file is open (its
 target, the OpenFile, dies at close). A filter graft lives as long as the inode
@@ -63,6 +65,12 @@ class Plan:
     readahead: bool = False  # follow the B-tree's leaves (fs.readahead)
     evict: bool = False  # keep interior pages, resist scans (vm.evict on the pool)
     key: bytes | None = None  # encrypt every file with ChaCha20 (fs.filter)
+    advise: bool = False  # keep a BTreeAdvisor even without the grafts that use it
+
+    @property
+    def advised(self) -> bool:
+        """True if the main database gets a BTreeAdvisor."""
+        return self.readahead or self.evict or self.advise
 
     def __post_init__(self) -> None:
         if self.key is not None and len(self.key) != KEY_BYTES:
@@ -104,7 +112,7 @@ class SqliteGrafts:
                 g = self._install("fs.filter", FILTER_GRAFT, kf.of.inode)
                 g.send(self.plan.key + nonce_for(kf.name))
                 self._filters[kf.name] = g
-        if kf.role != "main":
+        if kf.role != "main" or not self.plan.advised:
             return
         adv = BTreeAdvisor(kf.pool_base or 0)
         kf.observer = adv

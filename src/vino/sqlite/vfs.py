@@ -402,8 +402,10 @@ class VinoVFS(apsw.VFS):
         self._temps = 0
         # Invariant: _files[n].name == n; each entry has at least one user.
         self._files: dict[str, KernelFile] = {}
-        # Invariant: exactly the open kernel files whose ``pending`` is not empty.
+        # Invariant: exactly the open kernel files whose ``pending`` is not empty;
+        # _pending_bytes is the sum of their lengths.
         self._pending: set[KernelFile] = set()
+        self._pending_bytes = 0
         self._closed = False
         super().__init__(self.vfs_name, base=None, makedefault=False,
                          maxpathname=MAX_PATHNAME_BYTES, iVersion=2, exclude=set(_EXCLUDED))
@@ -526,6 +528,7 @@ class VinoVFS(apsw.VFS):
         if pend and offset == kf.pending_at + len(pend) \
                 and len(pend) + len(raw) <= WRITE_BUFFER_BYTES and self._room(end, len(raw)):
             pend += raw
+            self._pending_bytes += len(raw)
             return
         if pend:
             self._flush(kf)
@@ -545,6 +548,7 @@ class VinoVFS(apsw.VFS):
             return
         kf.pending_at = offset
         kf.pending += raw
+        self._pending_bytes += len(raw)
         self._pending.add(kf)
 
     def _flush(self, kf: KernelFile) -> None:
@@ -552,6 +556,7 @@ class VinoVFS(apsw.VFS):
         fs = self.kernel.fs
         fs.seek(kf.of, kf.pending_at)
         fs.write(kf.of, kf.pending)  # may raise: then the bytes stay pending (see _buffer)
+        self._pending_bytes -= len(kf.pending)
         kf.pending.clear()
         self._pending.discard(kf)
 
@@ -567,9 +572,9 @@ class VinoVFS(apsw.VFS):
         each): space enough to gather."""
         if end > MAX_FILE_SIZE:
             return False
-        runs = [len(kf.pending) for kf in self._pending] + [more]
-        need = sum(-(-n // PAGE_BYTES) + 2 for n in runs)
-        return self.kernel.fs.free_blocks >= need + WRITE_RESERVE_BLOCKS
+        need = ((self._pending_bytes + more) // PAGE_BYTES + 3 * (len(self._pending) + 1)
+                + WRITE_RESERVE_BLOCKS)  # a partial block at each end and an indirect one
+        return self.kernel.fs.free_blocks >= need
 
     def _flush_all(self) -> None:
         for kf in list(self._pending):
