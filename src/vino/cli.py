@@ -21,9 +21,11 @@
     vino reliability [--report FILE.md] [--soak SECONDS] [--quick]
                                    fault injection, soaks, fuzzing, rights: the
                                    reliability report (docs/RELIABILITY.md)
+    vino fsck IMAGE                check every invariant of a file-system image
+                                   (read only; the log is replayed in memory)
 
-Exit status: 0 on success; 1 when a check failed (demo, reliability) or a graft was
-rejected (graft check); 2 on bad usage or input.
+Exit status: 0 on success; 1 when a check failed (demo, reliability, fsck: damage)
+or a graft was rejected (graft check); 2 on bad usage or input.
 """
 
 from __future__ import annotations
@@ -352,6 +354,19 @@ def _reliability(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _fsck(args: argparse.Namespace) -> int:
+    from vino.kernel.errors import InvalidArgument
+    from vino.kernel.fsck import check_image
+
+    try:
+        report = check_image(args.image)
+    except (OSError, InvalidArgument) as exc:
+        print(f"vino fsck: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0 if report.clean else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vino", description="Safe, transactional grafts: WebAssembly extensions run in "
@@ -459,6 +474,9 @@ def parser() -> argparse.ArgumentParser:
                    help="soak this long (default 10; --quick: 2)")
     r.add_argument("--quick", action="store_true", help="small campaigns (a few seconds)")
     r.set_defaults(fn=_reliability)
+    f = sub.add_parser("fsck", help="check every invariant of a file-system image")
+    f.add_argument("image", help="the disk image (never written)")
+    f.set_defaults(fn=_fsck)
     return p
 
 

@@ -34,6 +34,7 @@ from vino.kernel.fs import (
     FILTER_WRITE,
     MAX_FILE_SIZE,
     NDIRECT,
+    NINDIRECT,
     OP_READ,
     OP_WRITE,
     FileSystem,
@@ -110,7 +111,7 @@ def test_everything_survives_unmount_close_and_a_fresh_mount(
     FileSystem.format(dev)
     fs = FileSystem.mount(dev, Cache(32), sim_clock)
     rng = random.Random(1)
-    big = rng.randbytes(MAX_FILE_SIZE)  # direct and indirect blocks, every one used
+    big = rng.randbytes((NDIRECT + NINDIRECT + 40) * BS)  # direct, single and double indirect
     small = b"tiny"
     _write_file(fs, alice, "big", big, 0o600)
     _write_file(fs, bob, "small", small, 0o640)
@@ -277,7 +278,7 @@ def test_a_crash_with_an_unlinked_open_file_leaks_no_blocks(
     _write_file(fs, alice, "victim", bytes(20 * BS))
     fs.open(alice, "victim", "r")
     fs.unlink(alice, "victim")
-    cache.sync(dev)  # the metadata reaches the disk, then the machine "crashes"
+    fs.sync()  # the metadata commits, then the machine "crashes"
     cache.invalidate(dev)
     fs2 = FileSystem.mount(dev, Cache(32), sim_clock)
     assert fs2.free_blocks == free

@@ -9,14 +9,19 @@ Usage::
     fs.write(f, b"..."); fs.seek(f, 0); fs.read(f, 100); fs.close(f)
     fs.unmount()                                  # writes back everything; dev stays open
 
-On-disk layout (little-endian; blocks of ``params.BLOCK_SIZE``)::
+On-disk layout, format version 2 (little-endian; blocks of ``params.BLOCK_SIZE``)::
 
     block 0                     superblock: magic, version, geometry, clean flag
-    1 .. bitmap_blocks          free-block bitmap, bit b = block b in use (LSB first)
+    log_start ..                the write-ahead log (journal.py): a header, then copies
+    bitmap_start ..             free-block bitmap, bit b = block b in use (LSB first)
     inode_start ..              inode table, 128-byte inodes: u16 mode (0 = free),
-                                u16 pad, u32 uid, u64 size, u32 direct[27], u32 indirect
+                                u16 pad, u32 uid, u64 size, u32 direct[25],
+                                u32 single, u32 double, u32 triple indirect
     data_start .. nblocks - 1   data and indirect blocks (an indirect block holds
-                                1024 u32 pointers) -> largest file 1051 blocks (~4.1 MiB)
+                                1024 u32 pointers) -> largest file 25 + 1024 + 1024**2
+                                + 1024**3 blocks (~4 TiB); an image may have 2**32 - 1
+                                blocks (16 TiB). Image files are sparse: a hole costs
+                                nothing on the host.
 
 Inode 0 is never used (0 means "no inode"); inode 1 is the one flat root
 directory, whose data is an array of 64-byte entries (u32 inode, 60 bytes of
@@ -49,18 +54,40 @@ Locking: one re-entrant lock (``FileSystem._lock``) serialises every operation a
 is held while the policies run. Lock order: ``FileSystem._lock`` -> ``Cache._lock``
 -> ``BlockDevice._lock``.
 
+Crash consistency (the write-ahead log of ``journal.py``, ext3's ordered mode):
+- every metadata change (superblock, bitmap, inodes, indirect blocks, the directory)
+  joins the running transaction; nothing of it reaches its home location before the
+  transaction commits, so every operation is atomic across a crash: after one, a
+  mount sees the state after the last committed transaction, never part of one;
+- a transaction commits at ``sync`` / ``fsync`` / ``sync_dir`` / ``unmount``, and
+  when the log is about to fill (before an operation that might not fit, or between
+  the blocks of a write larger than the log: such a write is atomic per transaction);
+- a file's data reaches the device before the metadata that points to it commits
+  (the commit writes back every dirty data block first): after a crash no file
+  shows a block it never wrote. Overwrites of existing blocks go in place and are
+  durable at the next commit (as in ext3 ordered mode);
+- a block freed by a transaction is not allocated again before that transaction has
+  committed (``_busy`` keeps it taken), so a crash can never show a committed
+  file holding another file's uncommitted data;
+- ``mount`` replays the committed transaction in the log (discarding a torn one),
+  and frees the inodes of files unlinked while open.
+
 Failure: space is checked before anything changes, so ``NoSpace`` leaves the file
-system exactly as it was. A device I/O error in the middle of a write is not
-recovered (as in a kernel, the file system should then be considered damaged).
+system exactly as it was. A device error (``DeviceError``) in a read or in writing
+back data fails that operation only. A device error while committing stops the file
+system: every later call raises ``FileSystemFailed``, ``unmount`` writes nothing, and
+the image keeps its last committed transaction.
 
 Invariants (``check_invariants``):
-- the bitmap marks exactly the metadata blocks and the blocks reachable from inodes;
+- the bitmap marks exactly the metadata blocks and the blocks reachable from inodes
+  (``_busy`` is the bitmap plus the blocks freed since the last commit);
   no block is reachable twice; every pointer is inside the data area;
 - no block pointer lies at or beyond ``ceil(size / BLOCK_SIZE)`` (sizes consistent);
   plaintext bytes of the last block beyond ``size`` are zero;
 - the directory names each live regular inode exactly once, except unlinked files
   that are still open (orphans), which are freed at their last ``close``;
-- the in-memory inode table, bitmap and directory equal what the cache/device hold.
+- the in-memory inode table, bitmap and directory equal what the journal (the running
+  transaction, else the cache / device) holds.
 """
 
 from __future__ import annotations
@@ -80,11 +107,13 @@ from vino.kernel.errors import (
     BadHandle,
     CorruptFileSystem,
     FileExists,
+    FileSystemFailed,
     InvalidArgument,
     InvariantViolation,
     NoSpace,
     NoSuchFile,
 )
+from vino.kernel.journal import Journal
 from vino.kernel.proc import Process, User
 
 __all__ = [
@@ -94,12 +123,24 @@ __all__ = [
 
 BS = params.BLOCK_SIZE
 NDIRECT = params.FS_DIRECT_BLOCKS
-NINDIRECT = BS // 4  # u32 pointers in one indirect block
-MAX_FILE_BLOCKS = NDIRECT + NINDIRECT
+NPTR = BS // 4  # u32 pointers in one indirect block
+NINDIRECT = NPTR  # file blocks mapped by the single indirect block
+NLEVELS = 3  # single, double and triple indirect
+# first file block mapped through each indirect level, and file blocks one level maps
+_LEVEL_SPAN = (NPTR, NPTR ** 2, NPTR ** 3)
+_LEVEL_START = (NDIRECT, NDIRECT + NPTR, NDIRECT + NPTR + NPTR ** 2)
+MAX_FILE_BLOCKS = NDIRECT + sum(_LEVEL_SPAN)
 MAX_FILE_SIZE = MAX_FILE_BLOCKS * BS  # bytes
 ROOT_INUM = 1
 INODES_PER_BLOCK = BS // params.FS_INODE_SIZE
 DIRENTS_PER_BLOCK = BS // params.FS_DIRENT_SIZE
+# Metadata blocks one operation other than a write can add to a transaction, beyond the
+# bitmap blocks a truncate may touch: two directory blocks and the growth of the
+# directory (a data block, three indirect blocks, four bitmap blocks), two inode blocks.
+_OP_LOG_BLOCKS = 12
+# ... and one block of a write: its bitmap block, three indirect blocks and their
+# bitmap blocks, the inode block, a directory block.
+_BLOCK_LOG_BLOCKS = 9
 
 S_IFMT = 0o170000
 S_IFREG = 0o100000
@@ -112,8 +153,8 @@ FILTER_READ = 1  # stored form in, plaintext out
 
 OpenMode = Literal["r", "w", "rw"]
 
-_SUPER = struct.Struct("<8s11I")
-_INODE = struct.Struct(f"<HHIQ{NDIRECT}II")
+_SUPER = struct.Struct("<8s13I")
+_INODE = struct.Struct(f"<HHIQ{NDIRECT}I{NLEVELS}I")
 _DIRENT = struct.Struct(f"<I{params.FS_NAME_MAX}s")
 _ZERO_BLOCK = bytes(BS)
 assert _INODE.size == params.FS_INODE_SIZE and _DIRENT.size == params.FS_DIRENT_SIZE
@@ -147,6 +188,8 @@ def sequential_readahead(file_blocks: int, block: int, hist: list[int], max_out:
 class _Geometry:
     nblocks: int
     ninodes: int
+    log_start: int
+    log_blocks: int
     bitmap_start: int
     bitmap_blocks: int
     inode_start: int
@@ -157,14 +200,23 @@ class _Geometry:
     def plan(cls, nblocks: int, ninodes: int) -> _Geometry:
         bitmap_blocks = _ceil_div(nblocks, BS * 8)
         inode_blocks = _ceil_div(ninodes, INODES_PER_BLOCK)
-        inode_start = 1 + bitmap_blocks
-        return cls(nblocks, inode_blocks * INODES_PER_BLOCK, 1, bitmap_blocks, inode_start,
-                   inode_blocks, inode_start + inode_blocks)
+        # Invariant: a transaction can hold any one operation (see _OP_LOG_BLOCKS).
+        log_blocks = max(bitmap_blocks + 2 * _OP_LOG_BLOCKS,
+                         min(nblocks // params.FS_LOG_FRACTION, params.FS_LOG_MAX_BLOCKS))
+        log_start = 1
+        bitmap_start = log_start + log_blocks
+        inode_start = bitmap_start + bitmap_blocks
+        return cls(nblocks, inode_blocks * INODES_PER_BLOCK, log_start, log_blocks,
+                   bitmap_start, bitmap_blocks, inode_start, inode_blocks,
+                   inode_start + inode_blocks)
+
+    def fields(self) -> tuple[int, ...]:
+        return (self.ninodes, self.log_start, self.log_blocks, self.bitmap_start,
+                self.bitmap_blocks, self.inode_start, self.inode_blocks, self.data_start)
 
     def pack(self, clean: bool) -> bytes:
-        raw = _SUPER.pack(params.FS_MAGIC, params.FS_VERSION, BS, self.nblocks, self.ninodes,
-                          self.bitmap_start, self.bitmap_blocks, self.inode_start,
-                          self.inode_blocks, self.data_start, ROOT_INUM, int(clean))
+        raw = _SUPER.pack(params.FS_MAGIC, params.FS_VERSION, BS, self.nblocks, *self.fields(),
+                          ROOT_INUM, int(clean))
         return raw + bytes(BS - len(raw))
 
 
@@ -177,7 +229,7 @@ class Inode:
     uid: int
     size: int = 0  # Invariant: <= MAX_FILE_SIZE; no pointer at block >= ceil(size / BS)
     direct: list[int] = field(default_factory=lambda: [0] * NDIRECT)
-    indirect: int = 0
+    ind: list[int] = field(default_factory=lambda: [0] * NLEVELS)  # single, double, triple
     open_count: int = 0  # OpenFiles on this inode
     orphan: bool = False  # unlinked while open: freed at the last close
 
@@ -190,12 +242,25 @@ class Inode:
         return self.mode & 0o777
 
     def pack(self) -> bytes:
-        return _INODE.pack(self.mode, 0, self.uid, self.size, *self.direct, self.indirect)
+        return _INODE.pack(self.mode, 0, self.uid, self.size, *self.direct, *self.ind)
 
     @classmethod
-    def unpack(cls, inum: int, raw: bytes) -> Inode:
+    def unpack(cls, inum: int, raw: bytes | bytearray | memoryview) -> Inode:
         mode, _, uid, size, *ptrs = _INODE.unpack(raw)
-        return cls(inum, mode, uid, size, list(ptrs[:NDIRECT]), ptrs[NDIRECT])
+        return cls(inum, mode, uid, size, list(ptrs[:NDIRECT]), list(ptrs[NDIRECT:]))
+
+
+def _path(bidx: int) -> tuple[int, tuple[int, ...]]:
+    """The indirect level (0 single, 1 double, 2 triple) of file block ``bidx``
+    (``bidx >= NDIRECT``) and the pointer index to follow in each block on the way."""
+    i = bidx - NDIRECT
+    if i < NPTR:
+        return 0, (i,)
+    i -= NPTR
+    if i < NPTR * NPTR:
+        return 1, (i // NPTR, i % NPTR)
+    i -= NPTR * NPTR
+    return 2, (i // (NPTR * NPTR), (i // NPTR) % NPTR, i % NPTR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +343,19 @@ class FileSystem:
         self.readahead_max = params.READAHEAD_MAX_OUT  # max_out given to _readahead
         self._lock = threading.RLock()
         self._mounted = True
+        self._failed = False  # a commit failed: every operation refuses (FileSystemFailed)
+        self.journal = Journal(device, cache, geo.log_start, geo.log_blocks)
         # Invariant: keys are the used inodes; _inodes[i].inum == i.
         self._inodes: dict[int, Inode] = {}
-        # Invariant: equals the on-disk bitmap (writes go through to the cache at once).
+        # Invariant: equals the bitmap as of the running transaction (each changed
+        # bitmap block is logged as a live window on it: _bitmap_view).
         self._bitmap = bytearray(geo.bitmap_blocks * BS)
+        self._bitmap_view = memoryview(self._bitmap)
+        # Invariant: _busy == _bitmap | the blocks freed since the last commit; blocks are
+        # allocated from _busy, so none is reused before the transaction freeing it commits.
+        self._busy = bytearray(self._bitmap)
         self._nfree = 0  # Invariant: zero bits of _bitmap below nblocks
+        self._npending = 0  # Invariant: bits set in _busy and clear in _bitmap
         self._alloc_hint = geo.data_start  # where a block search with no better idea starts
         # Invariant: _dir[name] = (inum, slot); slots distinct, below root.size / DIRENT_SIZE.
         self._dir: dict[str, tuple[int, int]] = {}
@@ -313,7 +386,9 @@ class FileSystem:
         """Write an empty file system (root directory only) straight to ``device``.
 
         ``ninodes`` is rounded up to a whole inode block. Must not be used on a
-        mounted device (its cache would be stale).
+        mounted device (its cache would be stale). The log area is left as it is
+        except its header, which is cleared (an old log must not replay into a new
+        file system); an image made by ``BlockDevice.create`` stays sparse.
         """
         if ninodes < 2:
             raise InvalidArgument(f"ninodes must be >= 2 (inode 0 and the root), got {ninodes}")
@@ -329,17 +404,20 @@ class FileSystem:
         root = Inode(ROOT_INUM, S_IFDIR | 0o755, 0)
         off = ROOT_INUM * params.FS_INODE_SIZE
         table[off:off + params.FS_INODE_SIZE] = root.pack()
+        device.write_block(geo.log_start, _ZERO_BLOCK)
         device.write_blocks(geo.bitmap_start, bitmap)
         device.write_blocks(geo.inode_start, table)
+        device.flush()  # everything else is in place before the superblock names it
         device.write_block(0, geo.pack(clean=True))
         device.flush()
 
     @classmethod
     def mount(cls, device: BlockDevice, cache: Cache, clock: Clock | None = None) -> FileSystem:
-        """Read the superblock, bitmap, inode table and directory; reclaim orphans.
+        """Read the superblock, replay the log, read the bitmap, inode table and
+        directory; reclaim orphans.
 
-        Raises ``CorruptFileSystem`` (having written nothing) if the image is not a
-        file system of this version and geometry.
+        Raises ``CorruptFileSystem`` (having written nothing but a replay of the log)
+        if the image is not a file system of this version and geometry.
         """
         if clock is None:
             clock = device.clock if device.clock is not None else RealClock()
@@ -351,19 +429,20 @@ class FileSystem:
             raise
         fs = cls(device, cache, clock, geo)
         with fs._lock:
+            fs.journal.seq = fs.journal.last_seq()
+            fs.journal.replay()
             try:
                 fs._load()
             except CorruptFileSystem:
                 for b in cache.resident_blocks(device):
                     cache.discard(device, b)
                 raise
-            cache.write_block(device, 0, geo.pack(clean=False))
+            fs.journal.write(0, geo.pack(clean=False))
         return fs
 
     @staticmethod
     def _check_super(device: BlockDevice, raw: bytes) -> _Geometry:
-        (magic, version, bsize, nblocks, ninodes, bitmap_start, bitmap_blocks, inode_start,
-         inode_blocks, data_start, root, _clean) = _SUPER.unpack_from(raw)
+        (magic, version, bsize, nblocks, *stored_l, root, _clean) = _SUPER.unpack_from(raw)
         where = f"{device.path}"
         if magic != params.FS_MAGIC:
             raise CorruptFileSystem(f"{where}: no vino file system (magic {magic!r})")
@@ -373,11 +452,9 @@ class FileSystem:
         if bsize != BS or nblocks != device.nblocks:
             raise CorruptFileSystem(f"{where}: geometry {nblocks}x{bsize} does not match the "
                                     f"device {device.nblocks}x{BS}")
-        geo = _Geometry.plan(nblocks, ninodes)
-        stored = (ninodes, bitmap_start, bitmap_blocks, inode_start, inode_blocks, data_start)
-        planned = (geo.ninodes, geo.bitmap_start, geo.bitmap_blocks, geo.inode_start,
-                   geo.inode_blocks, geo.data_start)
-        if stored != planned or root != ROOT_INUM or data_start >= nblocks:
+        geo = _Geometry.plan(nblocks, stored_l[0])
+        stored, planned = tuple(stored_l), geo.fields()
+        if stored != planned or root != ROOT_INUM or geo.data_start >= nblocks:
             raise CorruptFileSystem(f"{where}: inconsistent superblock {stored} != {planned}")
         return geo
 
@@ -385,6 +462,7 @@ class FileSystem:
         geo, dev = self.geo, self.device
         for i in range(geo.bitmap_blocks):
             self._bitmap[i * BS:(i + 1) * BS] = self.cache.read_block(dev, geo.bitmap_start + i)
+        self._busy[:] = self._bitmap
         used = int.from_bytes(self._bitmap, "little").bit_count()
         self._nfree = geo.nblocks - used
         for i in range(geo.inode_blocks):
@@ -414,23 +492,87 @@ class FileSystem:
             self._dir[name] = (inum, slot)
         named = {inum for inum, _ in self._dir.values()}
         for orphan in [i for i in self._inodes.values() if not i.is_dir and i.inum not in named]:
+            self._begin()
             self._free_inode(orphan)  # unlinked while open, and never closed (a crash)
 
     def unmount(self) -> None:
-        """Close every open file, mark the image clean, write back and drop every cached
-        block of the device, and flush the device. The device stays open."""
+        """Close every open file, mark the image clean, commit, write back and drop
+        every cached block of the device, and flush the device. The device stays open.
+
+        After a failed commit (``FileSystemFailed``) nothing is written: the cached
+        blocks are dropped and the image keeps its last committed transaction.
+        """
         with self._lock:
+            if self._failed:
+                self._abandon()
+                return
             self._check_mounted()
-            for of in list(self._open.values()):
-                self.close(of)
-            self.cache.write_block(self.device, 0, self.geo.pack(clean=True))
-            self.cache.invalidate(self.device)
-            self.device.flush()
+            try:
+                for of in list(self._open.values()):
+                    self.close(of)
+                self.journal.write(0, self.geo.pack(clean=True))
+                self.journal.commit()
+                self.cache.invalidate(self.device)
+                self.device.flush()
+            except BaseException:
+                self._failed = True
+                self._abandon()
+                raise
             self._mounted = False
+
+    def _abandon(self) -> None:
+        for b in self.cache.resident_blocks(self.device):
+            self.cache.discard(self.device, b)
+        self.journal.tx.clear()
+        self._mounted = False
 
     @property
     def mounted(self) -> bool:
         return self._mounted
+
+    @property
+    def failed(self) -> bool:
+        """True once a commit failed (see ``FileSystemFailed``)."""
+        return self._failed
+
+    # ---- durability -----------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Make everything done so far durable: commit the running transaction (after
+        writing back every dirty data block) and flush the device. A crash after this
+        returns loses nothing done before it."""
+        with self._lock:
+            self._check_mounted()
+            self._commit()
+
+    def fsync(self, of: OpenFile) -> None:
+        """Make ``of``'s file durable: its data, its size and its name. (The log commits
+        everything with it, as ext3's ordered mode does.)"""
+        with self._lock:
+            self._check_open(of)
+            self._commit()
+
+    def sync_dir(self) -> None:
+        """Make the directory durable: every create, unlink and rename done so far
+        survives a crash once this returns (SQLite's ``dirSync`` after a delete)."""
+        self.sync()
+
+    def _commit(self) -> None:
+        """Commit the running transaction; a device error stops the file system."""
+        try:
+            self.journal.commit()
+        except BaseException:
+            self._failed = True
+            raise
+        if self._npending:
+            self._busy[:] = self._bitmap  # blocks freed by the committed transaction
+            self._npending = 0
+
+    def _begin(self, need: int = 0) -> None:
+        """Start an operation that may log up to ``need`` + ``_OP_LOG_BLOCKS`` blocks more
+        than the bitmap: commit first if the log might not hold it."""
+        if self.journal.room() < need + _OP_LOG_BLOCKS + self.geo.bitmap_blocks:
+            self._commit()
 
     # ---- names ----------------------------------------------------------------------------
 
@@ -447,6 +589,7 @@ class FileSystem:
                          if i not in self._inodes), None)
             if inum is None:
                 raise NoSpace(f"no free inode (all {self.geo.ninodes - 2} in use)")
+            self._begin()
             root = self._inodes[ROOT_INUM]
             slot = min(self._free_slots) if self._free_slots else (
                 root.size // params.FS_DIRENT_SIZE)
@@ -475,6 +618,7 @@ class FileSystem:
                     f"user {user.name!r} (uid {user.uid}) may not open {name!r} for {mode!r}: "
                     f"mode {ino.perm:03o}, owner uid {ino.uid}")
             if mode == "w":
+                self._begin()
                 self._truncate(ino)
             of = OpenFile(self, ino, name, user, process, readable, writable, self._next_fid)
             self._next_fid += 1
@@ -490,14 +634,51 @@ class FileSystem:
             if not (user.is_root or user.uid == ino.uid):
                 raise AccessDenied(f"user {user.name!r} (uid {user.uid}) does not own {name!r} "
                                    f"(owner uid {ino.uid})")
-            _, slot = self._dir.pop(name)
-            self._write_at(self._inodes[ROOT_INUM], slot * params.FS_DIRENT_SIZE,
-                           bytes(params.FS_DIRENT_SIZE), None)
-            self._free_slots.append(slot)
+            self._begin()
+            self._remove_name(name)
             if ino.open_count:
                 ino.orphan = True
             else:
                 self._free_inode(ino)
+
+    def rename(self, user: User, old: str, new: str) -> None:
+        """Give ``old`` the name ``new``, atomically replacing a file called ``new``
+        (which lives on until its last close if open). The owner of ``old`` (and of
+        ``new``, if it exists) or root may. A crash leaves either name, never both
+        or neither."""
+        raw_new = _encode_name(new)
+        with self._lock:
+            self._check_mounted()
+            ino = self._lookup(old)
+            target = self._dir.get(new)
+            victim = self._inodes[target[0]] if target is not None else None
+            for who, name in ((ino, old), (victim, new)):
+                if who is not None and not (user.is_root or user.uid == who.uid):
+                    raise AccessDenied(f"user {user.name!r} (uid {user.uid}) does not own "
+                                       f"{name!r} (owner uid {who.uid})")
+            if old == new:
+                return
+            self._begin()
+            if victim is not None:
+                self._remove_name(new)
+            inum, slot = self._dir.pop(old)
+            self._write_at(self._inodes[ROOT_INUM], slot * params.FS_DIRENT_SIZE,
+                           _DIRENT.pack(inum, raw_new), None)
+            self._dir[new] = (inum, slot)
+            for of in self._open.values():
+                if of.inode is ino:
+                    of.name = new
+            if victim is not None:
+                if victim.open_count:
+                    victim.orphan = True
+                else:
+                    self._free_inode(victim)
+
+    def _remove_name(self, name: str) -> None:
+        _, slot = self._dir.pop(name)
+        self._write_at(self._inodes[ROOT_INUM], slot * params.FS_DIRENT_SIZE,
+                       bytes(params.FS_DIRENT_SIZE), None)
+        self._free_slots.append(slot)
 
     def listdir(self) -> list[str]:
         with self._lock:
@@ -511,6 +692,8 @@ class FileSystem:
 
     @property
     def free_blocks(self) -> int:
+        """Free blocks (including those freed by the running transaction, which are
+        allocated again only after it commits)."""
         return self._nfree
 
     # ---- open files -----------------------------------------------------------------------
@@ -544,6 +727,27 @@ class FileSystem:
             self.stats.bytes_written += len(data)
             return len(data)
 
+    def truncate(self, of: OpenFile, size: int) -> None:
+        """Set the file's size to ``size``: blocks past it are freed, a larger size reads
+        as zeros (a hole). Atomic across a crash. ``of`` must be open for writing."""
+        if size < 0 or size > MAX_FILE_SIZE:
+            raise InvalidArgument(f"truncate to {size}: want 0 .. {MAX_FILE_SIZE}")
+        with self._lock:
+            self._check_open(of)
+            if not of.writable:
+                raise AccessDenied(f"{of.name!r} is not open for writing")
+            ino = of.inode
+            if size == ino.size:
+                return
+            self._begin()
+            if size < ino.size:
+                self._trim(ino, _ceil_div(size, BS))
+                self._cut_last_block(ino, size, of)
+            else:
+                self._zero_tail(ino, of)
+            ino.size = size
+            self._store_inode(ino)
+
     def seek(self, of: OpenFile, pos: int) -> int:
         """Set the position (beyond the end is allowed: a later write leaves a hole)."""
         if pos < 0:
@@ -562,7 +766,8 @@ class FileSystem:
             del self._open[of.fid]
             ino = of.inode
             ino.open_count -= 1
-            if ino.orphan and ino.open_count == 0:
+            if ino.orphan and ino.open_count == 0 and not self._failed and self._mounted:
+                self._begin()
                 self._free_inode(ino)
 
     # ---- block I/O (caller holds _lock) -------------------------------------------------
@@ -581,6 +786,8 @@ class FileSystem:
                 plain = bytearray(BS)
                 if of is not None:
                     self.stats.hole_reads += 1
+            elif ino.is_dir:
+                plain = bytearray(self.journal.read(blk))
             else:
                 stored, how = self.cache.fetch(self.device, blk)
                 plain = bytearray(stored)
@@ -609,7 +816,12 @@ class FileSystem:
         need = self._blocks_needed(ino, first, last)
         if need > self._nfree:
             raise NoSpace(f"write needs {need} blocks, {self._nfree} free")
+        if need > self._nfree - self._npending:
+            self._commit()  # the blocks freed by the running transaction become usable
         old_size = ino.size
+        meta = ino.is_dir
+        if start > old_size and old_size // BS < first:
+            self._zero_tail(ino, of)
         try:
             for bidx in range(first, last + 1):
                 bstart = bidx * BS
@@ -621,7 +833,8 @@ class FileSystem:
                     if blk == 0:  # new block or hole: reads as zeros
                         plain = bytearray(BS)
                     else:
-                        plain = bytearray(self.cache.read_block(self.device, blk))
+                        plain = bytearray(self.journal.read(blk) if meta
+                                          else self.cache.read_block(self.device, blk))
                         if of is not None:
                             self._apply_filter(ino, bstart, plain, FILTER_READ)
                         keep = max(old_size - bstart, 0)  # bytes of this block inside the file
@@ -631,8 +844,14 @@ class FileSystem:
                 if of is not None:
                     self._apply_filter(ino, bstart, plain, FILTER_WRITE)
                 if blk == 0:
+                    if self.journal.room() < _BLOCK_LOG_BLOCKS:
+                        self._store_inode(ino)  # a write larger than the log: commit a step
+                        self._commit()
                     blk = self._map_new_block(ino, bidx)
-                self.cache.write_block(self.device, blk, plain)
+                if meta:
+                    self.journal.write(blk, plain)
+                else:
+                    self.cache.write_block(self.device, blk, plain)
                 ino.size = max(ino.size, hi)
                 if of is not None:
                     self.stats.block_writes += 1
@@ -640,6 +859,61 @@ class FileSystem:
         finally:
             if ino.size != old_size or need:
                 self._store_inode(ino)
+
+    def _zero_tail(self, ino: Inode, of: OpenFile | None) -> None:
+        """Zero the bytes of the last block past the end of file before the file grows
+        over them (a shrinking truncate leaves them as they were; growing must not
+        bring them back). A data write beyond the committed size: crash-safe."""
+        keep = ino.size % BS
+        blk = self._bmap(ino, ino.size // BS) if keep else 0
+        if not blk or ino.is_dir:
+            return
+        plain = bytearray(self.cache.read_block(self.device, blk))
+        if of is not None:
+            self._apply_filter(ino, ino.size - keep, plain, FILTER_READ)
+        if not any(plain[keep:]):
+            return
+        plain[keep:] = bytes(BS - keep)
+        if of is not None:
+            self._apply_filter(ino, ino.size - keep, plain, FILTER_WRITE)
+        self.cache.write_block(self.device, blk, plain)
+
+    def _cut_last_block(self, ino: Inode, size: int, of: OpenFile | None) -> None:
+        """After a truncate to ``size``: the bytes of the new last block past ``size``
+        must read as zeros. They are the committed file's data until the truncate
+        commits, so they are not zeroed in place: the block is copied to a new one
+        (zeros past ``size``) and the old one freed with the rest. On a full disk
+        (no block usable before the commit) they are zeroed in place."""
+        keep = size % BS
+        old = self._bmap(ino, size // BS) if keep else 0
+        if not old:
+            return
+        plain = bytearray(self.cache.read_block(self.device, old))
+        if of is not None:
+            self._apply_filter(ino, size - keep, plain, FILTER_READ)
+        if not any(plain[keep:]):
+            return
+        plain[keep:] = bytes(BS - keep)
+        if of is not None:
+            self._apply_filter(ino, size - keep, plain, FILTER_WRITE)
+        if self._nfree - self._npending < 1:
+            self.cache.write_block(self.device, old, plain)
+            return
+        new = self._alloc_block(old + 1)
+        self._set_pointer(ino, size // BS, new)
+        self.cache.write_block(self.device, new, plain)
+        self._free_block(old)
+
+    def _set_pointer(self, ino: Inode, bidx: int, blk: int) -> None:
+        """Point mapped file block ``bidx`` at device block ``blk``."""
+        if bidx < NDIRECT:
+            ino.direct[bidx] = blk
+            return
+        level, idx = _path(bidx)
+        node = ino.ind[level]
+        for k in idx[:-1]:
+            node = self.journal.read_u32(node, k)
+        self.journal.write(node, blk.to_bytes(4, "little"), 4 * idx[-1])
 
     def _apply_filter(self, ino: Inode, offset: int, buf: bytearray, direction: int) -> None:
         self.stats.filter_calls += 1
@@ -676,46 +950,70 @@ class FileSystem:
         """Device block of file block ``bidx``, or 0 for a hole."""
         if bidx < NDIRECT:
             return ino.direct[bidx]
-        if ino.indirect == 0 or bidx >= MAX_FILE_BLOCKS:
+        if bidx >= MAX_FILE_BLOCKS:
             return 0
-        j = bidx - NDIRECT
-        raw = self.cache.read_block(self.device, ino.indirect)
-        return int.from_bytes(raw[4 * j:4 * j + 4], "little")
+        level, idx = _path(bidx)
+        b = ino.ind[level]
+        for k in idx:
+            if b == 0:
+                return 0
+            b = self.journal.read_u32(b, k)
+        return b
 
     def _blocks_needed(self, ino: Inode, first: int, last: int) -> int:
         """Blocks a write of file blocks ``first .. last`` would allocate (data + indirect)."""
         need = sum(1 for b in range(first, min(last, NDIRECT - 1) + 1) if ino.direct[b] == 0)
-        if last >= NDIRECT:
-            lo, hi = max(first, NDIRECT) - NDIRECT, last - NDIRECT
-            if ino.indirect == 0:
-                need += 1 + (hi - lo + 1)
-            else:
-                raw = self.cache.read_block(self.device, ino.indirect)
-                need += sum(1 for j in range(lo, hi + 1) if raw[4 * j:4 * j + 4] == b"\0\0\0\0")
-        return need
+        missing: set[tuple[int, tuple[int, ...]]] = set()  # indirect blocks to make
+        for bidx in range(max(first, NDIRECT), last + 1):
+            level, idx = _path(bidx)
+            b = ino.ind[level]
+            depth = 0
+            while b and depth < len(idx):
+                b = self.journal.read_u32(b, idx[depth])
+                depth += 1
+            if b:
+                continue
+            need += 1
+            # the indirect blocks below the first missing pointer (the root if depth is 0)
+            for d in range(max(depth, 1) if ino.ind[level] else 0, len(idx)):
+                missing.add((level, idx[:d]))
+        return need + len(missing)
 
     def _map_new_block(self, ino: Inode, bidx: int) -> int:
         prev = self._bmap(ino, bidx - 1) if bidx > 0 else 0
+        hint = prev + 1 if prev else self._alloc_hint
         if bidx < NDIRECT:
-            blk = self._alloc_block(prev + 1 if prev else self._alloc_hint)
+            blk = self._alloc_block(hint)
             ino.direct[bidx] = blk
             return blk
-        if ino.indirect == 0:
-            ind = self._alloc_block(prev + 1 if prev else self._alloc_hint)
-            self.cache.write_block(self.device, ind, _ZERO_BLOCK)
-            ino.indirect = ind
-            prev = prev or ind
-        blk = self._alloc_block(prev + 1 if prev else self._alloc_hint)
-        j = bidx - NDIRECT
-        self.cache.write_block(self.device, ino.indirect, blk.to_bytes(4, "little"), 4 * j)
+        level, idx = _path(bidx)
+        node = ino.ind[level]
+        if node == 0:
+            node = ino.ind[level] = self._new_indirect(hint)
+            hint = node + 1
+        for k in idx[:-1]:
+            nxt = self.journal.read_u32(node, k)
+            if nxt == 0:
+                nxt = self._new_indirect(hint)
+                self.journal.write(node, nxt.to_bytes(4, "little"), 4 * k)
+                hint = nxt + 1
+            node = nxt
+        blk = self._alloc_block(hint)
+        self.journal.write(node, blk.to_bytes(4, "little"), 4 * idx[-1])
         return blk
 
+    def _new_indirect(self, near: int) -> int:
+        b = self._alloc_block(near)
+        self.cache.discard(self.device, b)
+        self.journal.write(b, _ZERO_BLOCK)
+        return b
+
     def _alloc_block(self, near: int) -> int:
-        """Take the first free block at or after ``near`` (wrapping); mark it used."""
+        """Take the first block free in ``_busy`` at or after ``near`` (wrapping); mark it used."""
         geo = self.geo
         if not geo.data_start <= near < geo.nblocks:
             near = geo.data_start
-        bm = self._bitmap
+        bm = self._busy
         for lo, hi in ((near, geo.nblocks), (geo.data_start, near)):
             b = lo
             while b < hi:
@@ -734,27 +1032,66 @@ class FileSystem:
     def _free_block(self, b: int) -> None:
         self._set_bit(b, False)
         self._nfree += 1
+        self._npending += 1
+        self.journal.forget(b)
         self.cache.discard(self.device, b)
 
     def _set_bit(self, b: int, used: bool) -> None:
         i = b >> 3
         if used:
             self._bitmap[i] |= 1 << (b & 7)
-        else:
+            self._busy[i] |= 1 << (b & 7)
+        else:  # _busy keeps the block taken until the transaction commits
             self._bitmap[i] &= ~(1 << (b & 7)) & 0xFF
-        blk, off = divmod(i, BS)
-        self.cache.write_block(self.device, self.geo.bitmap_start + blk, self._bitmap[i:i + 1], off)
+        blk = i // BS
+        home = self.geo.bitmap_start + blk
+        if home not in self.journal.tx:
+            self.journal.attach(home, self._bitmap_view[blk * BS:(blk + 1) * BS])
 
     def _truncate(self, ino: Inode) -> None:
         """Free every block of ``ino`` and make it empty."""
-        for b in self._data_blocks(ino):
-            self._free_block(b)
-        if ino.indirect:
-            self._free_block(ino.indirect)
-        ino.direct = [0] * NDIRECT
-        ino.indirect = 0
+        self._trim(ino, 0)
         ino.size = 0
         self._store_inode(ino)
+
+    def _trim(self, ino: Inode, keep: int) -> None:
+        """Free every data block of ``ino`` at file block ``keep`` or beyond, and every
+        indirect block left without pointers. The caller sets the size."""
+        for i in range(keep, NDIRECT):
+            if ino.direct[i]:
+                self._free_block(ino.direct[i])
+                ino.direct[i] = 0
+        for level in range(NLEVELS):
+            node = ino.ind[level]
+            if node and self._trim_node(node, level + 1, _LEVEL_START[level], keep):
+                self._free_block(node)
+                ino.ind[level] = 0
+
+    def _trim_node(self, node: int, depth: int, first: int, keep: int) -> bool:
+        """Trim below indirect block ``node`` (``depth`` 1: its pointers are data blocks),
+        whose first pointer maps file block ``first``. True if it is left empty (the
+        caller frees it; an empty block is not written)."""
+        span = NPTR ** (depth - 1)  # file blocks under one pointer
+        if first + NPTR * span <= keep:
+            return False
+        ptrs = list(struct.unpack(f"<{NPTR}I", self.journal.read(node)))
+        changed = False
+        empty = True
+        for i, p in enumerate(ptrs):
+            if not p:
+                continue
+            lo = first + i * span
+            if lo + span <= keep:
+                empty = False
+            elif depth == 1 or self._trim_node(p, depth - 1, lo, keep):
+                self._free_block(p)
+                ptrs[i] = 0
+                changed = True
+            else:
+                empty = False
+        if not empty and changed:
+            self.journal.write(node, struct.pack(f"<{NPTR}I", *ptrs))
+        return empty
 
     def _free_inode(self, ino: Inode) -> None:
         self._truncate(ino)
@@ -762,21 +1099,39 @@ class FileSystem:
         self._store_inode(ino)
         del self._inodes[ino.inum]
 
+    def _walk(self, ino: Inode) -> list[tuple[int, int, bool]]:
+        """Every block of ``ino``: (file block or -1, device block, is an indirect block)."""
+        out = [(i, b, False) for i, b in enumerate(ino.direct) if b]
+
+        def down(node: int, depth: int, first: int) -> None:
+            out.append((-1, node, True))
+            span = NPTR ** (depth - 1)
+            raw = self.journal.read(node)
+            for i, p in enumerate(struct.unpack(f"<{NPTR}I", raw)):
+                if p:
+                    if depth == 1:
+                        out.append((first + i, p, False))
+                    else:
+                        down(p, depth - 1, first + i * span)
+
+        for level in range(NLEVELS):
+            if ino.ind[level]:
+                down(ino.ind[level], level + 1, _LEVEL_START[level])
+        return out
+
     def _data_blocks(self, ino: Inode) -> list[int]:
-        blocks = [b for b in ino.direct if b]
-        if ino.indirect:
-            raw = self.cache.read_block(self.device, ino.indirect)
-            blocks += [b for b in struct.unpack(f"<{NINDIRECT}I", raw) if b]
-        return blocks
+        return [b for _, b, indirect in self._walk(ino) if not indirect]
 
     def _store_inode(self, ino: Inode) -> None:
         blk, k = divmod(ino.inum, INODES_PER_BLOCK)
-        self.cache.write_block(self.device, self.geo.inode_start + blk, ino.pack(),
-                               k * params.FS_INODE_SIZE)
+        self.journal.write(self.geo.inode_start + blk, ino.pack(), k * params.FS_INODE_SIZE)
 
     # ---- helpers -----------------------------------------------------------------------
 
     def _check_mounted(self) -> None:
+        if self._failed:
+            raise FileSystemFailed(f"file system on {self.device.path} stopped after a device "
+                                   f"error while committing; remount the image")
         if not self._mounted:
             raise BadHandle(f"file system on {self.device.path} is not mounted")
 
@@ -815,18 +1170,10 @@ class FileSystem:
                 _check((inum == ROOT_INUM) == ino.is_dir, f"inode {inum}: only the root is a dir")
                 _check(0 <= ino.size <= MAX_FILE_SIZE, f"inode {inum}: size {ino.size}")
                 nb = _ceil_div(ino.size, BS)
-                for i, b in enumerate(ino.direct):
-                    if b:
-                        _check(i < nb, f"inode {inum}: block {i} mapped beyond size {ino.size}")
-                        own(b, inum, f"direct[{i}]")
-                if ino.indirect:
-                    own(ino.indirect, inum, "indirect")
-                    raw = self.cache.read_block(self.device, ino.indirect)
-                    for j, b in enumerate(struct.unpack(f"<{NINDIRECT}I", raw)):
-                        if b:
-                            _check(NDIRECT + j < nb,
-                                   f"inode {inum}: block {NDIRECT + j} mapped beyond size")
-                            own(b, inum, f"indirect[{j}]")
+                for bidx, b, indirect in self._walk(ino):
+                    _check(indirect or bidx < nb,
+                           f"inode {inum}: block {bidx} mapped beyond size {ino.size}")
+                    own(b, inum, "indirect" if indirect else f"block {bidx}")
             expected = bytearray(len(self._bitmap))
             for b in [*range(geo.data_start), *owner]:
                 expected[b >> 3] |= 1 << (b & 7)
@@ -840,6 +1187,14 @@ class FileSystem:
             used = int.from_bytes(self._bitmap, "little").bit_count()
             _check(self._nfree == geo.nblocks - used, f"free count {self._nfree} != "
                    f"{geo.nblocks - used}")
+            busy = int.from_bytes(self._busy, "little")
+            _check(busy & int.from_bytes(self._bitmap, "little")
+                   == int.from_bytes(self._bitmap, "little"), "a used block is not busy")
+            _check(busy.bit_count() - used == self._npending, "pending-free count is wrong")
+            _check(len(self.journal.tx) <= self.journal.capacity, "the transaction is too big")
+            for b in self.journal.tx:
+                _check(b < geo.data_start or b in owner,
+                       f"logged block {b} is neither metadata nor owned")
             # the directory and orphans
             root = self._inodes.get(ROOT_INUM)
             _check(root is not None, "no root directory")
@@ -864,12 +1219,12 @@ class FileSystem:
                 if inum != ROOT_INUM and inum not in named_set:
                     _check(ino.orphan and ino.open_count > 0,
                            f"inode {inum} is neither named nor an open orphan")
-            # memory == what the cache / device hold
+            # memory == what the journal (the transaction, else the cache / device) holds
             for i in range(geo.bitmap_blocks):
-                _check(self.cache.read_block(self.device, geo.bitmap_start + i)
+                _check(bytes(self.journal.read(geo.bitmap_start + i))
                        == self._bitmap[i * BS:(i + 1) * BS], f"bitmap block {i} is stale")
             for i in range(geo.inode_blocks):
-                raw = self.cache.read_block(self.device, geo.inode_start + i)
+                raw = bytes(self.journal.read(geo.inode_start + i))
                 for k in range(INODES_PER_BLOCK):
                     inum = i * INODES_PER_BLOCK + k
                     mem = self._inodes.get(inum)

@@ -35,9 +35,11 @@ MAX_VM_HINTS: Final = 4096  # hints one address space holds (vm_hint); a new one
 
 # File system.
 FS_MAGIC: Final = b"VINOFS96"  # first 8 bytes of block 0
-FS_VERSION: Final = 1
+FS_VERSION: Final = 2  # 2: write-ahead log, double and triple indirect blocks
 FS_INODE_SIZE: Final = 128  # bytes per on-disk inode
-FS_DIRECT_BLOCKS: Final = 27  # direct pointers per inode (fills the 128-byte inode)
+FS_DIRECT_BLOCKS: Final = 25  # direct pointers per inode (+ 3 indirect fill the 128 bytes)
+FS_LOG_FRACTION: Final = 64  # the log takes 1/this of the image's blocks ...
+FS_LOG_MAX_BLOCKS: Final = 510  # ... up to this many (a header and 509 copies: 2 MiB)
 FS_DIRENT_SIZE: Final = 64  # bytes per directory entry: u32 inode + 60 bytes of name
 FS_NAME_MAX: Final = 60  # longest file name, bytes of UTF-8
 FS_DEFAULT_INODES: Final = 256  # inodes made by format() when not told (incl. 0 and root)

@@ -35,9 +35,8 @@ the rollback journal in any of its DELETE / TRUNCATE / PERSIST modes works):
   first ``n`` bytes, truncates to zero and writes them back (O(n) I/O: SQLite does
   it only when a rollback or vacuum shrinks the database, and the journal modes
   used here truncate to zero). Growing writes one zero byte at ``n - 1`` (a hole).
-- ``xSync`` writes back every dirty block of the device (``cache.sync``) and
-  flushes the device: the kernel has no per-file fsync, and metadata (inodes,
-  bitmap, directory) must reach the disk too.
+- ``xSync`` is the file system's ``fsync``: the file's data, then its metadata
+  (a journal commit), durable when it returns.
 - ``xFileSize`` is the kernel inode's size. ``xDelete`` unlinks (missing file:
   SQLITE_IOERR_DELETE_NOENT) and, when SQLite asks for it (``syncdir``: the journal
   of a commit in ``synchronous=EXTRA``), makes the unlink durable before it returns
@@ -663,9 +662,9 @@ class VinoVFS(apsw.VFS):
                 self.stats.dir_syncs += 1
 
     def _sync(self) -> None:
-        """Make every completed write durable: file data, inodes, bitmap and directory."""
-        self.kernel.cache.sync(self.kernel.device)
-        self.kernel.device.flush()
+        """Make every completed write durable: file data, inodes, bitmap and directory
+        (the file system's sync: data written back, then a journal commit)."""
+        self.kernel.fs.sync()
 
     @_sqlite_errors(apsw.SQLITE_IOERR_ACCESS)
     def xAccess(self, pathname: str, flags: int) -> bool:

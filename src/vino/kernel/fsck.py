@@ -1,0 +1,250 @@
+"""``fsck``: check every invariant of a file-system image, offline, without writing to it.
+
+Usage::
+
+    report = check_image(Path("disk.img"))
+    if not report.clean: print(*report.damage, sep="\\n")
+    # or: vino fsck disk.img   (exit status 1 on damage)
+
+It reads the image as the next mount would see it: the committed transaction in
+the log, if there is one, is laid over the blocks it names (in memory: nothing is
+ever written to the image). Then it checks, naming the first few violations of each:
+
+1. the superblock: magic, version, block size, geometry consistent with the image;
+2. every inode: a free inode is all zeros, a used one has a regular or (inode 1
+   only) directory mode, a size at most ``MAX_FILE_SIZE``, and no pointer at or
+   beyond ``ceil(size / BLOCK_SIZE)``;
+3. every pointer (direct and in indirect blocks at every level) is inside the data
+   area, and no block is reached twice;
+4. the bitmap marks exactly the metadata blocks and the reachable blocks (a block
+   marked used but unreachable is a leak; reachable but free, a double allocation
+   waiting to happen);
+5. the directory: whole entries, each naming a used regular inode, names valid
+   UTF-8 without NUL or '/', no name twice and no inode under two names.
+
+Not damage (reported in ``notes``): inodes with no name (files unlinked while open
+when the power went; the next mount frees them), a committed transaction waiting in
+the log, an image not cleanly unmounted.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vino.kernel import params
+from vino.kernel.device import BlockDevice
+from vino.kernel.errors import CorruptFileSystem
+from vino.kernel.fs import (
+    _DIRENT,
+    _LEVEL_START,
+    _SUPER,
+    INODES_PER_BLOCK,
+    MAX_FILE_SIZE,
+    NDIRECT,
+    NLEVELS,
+    NPTR,
+    ROOT_INUM,
+    S_IFDIR,
+    S_IFMT,
+    S_IFREG,
+    FileSystem,
+    Inode,
+    _ceil_div,
+    _path,
+)
+from vino.kernel.journal import read_log
+
+__all__ = ["FsckReport", "check_image"]
+
+BS = params.BLOCK_SIZE
+MAX_REPORTED = 20  # damage lines kept per report (the count is always exact)
+
+
+@dataclass(slots=True)
+class FsckReport:
+    """What ``check_image`` found. ``clean`` is True when ``damage`` is empty."""
+
+    path: str
+    damage: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: int = 0  # every violation found (damage keeps the first MAX_REPORTED)
+    files: int = 0
+    used_blocks: int = 0
+    nblocks: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return self.problems == 0
+
+    def bad(self, what: str) -> None:
+        self.problems += 1
+        if len(self.damage) < MAX_REPORTED:
+            self.damage.append(what)
+
+    def summary(self) -> str:
+        head = (f"{self.path}: {'clean' if self.clean else f'{self.problems} problem(s)'}, "
+                f"{self.files} files, {self.used_blocks}/{self.nblocks} blocks used")
+        return "\n".join([head, *(f"  damage: {d}" for d in self.damage),
+                          *(f"  note: {n}" for n in self.notes)])
+
+
+def check_image(path: str | Path) -> FsckReport:
+    """Check the image at ``path`` (see the module docstring). Never writes to it."""
+    report = FsckReport(str(path))
+    dev = BlockDevice.open(path, durable=False)
+    try:
+        _check(dev, report)
+    finally:
+        dev.close()
+    return report
+
+
+def _check(dev: BlockDevice, report: FsckReport) -> None:
+    report.nblocks = dev.nblocks
+    try:
+        geo = FileSystem._check_super(dev, dev.read_block(0))
+    except CorruptFileSystem as exc:
+        report.bad(f"superblock: {exc}")
+        return
+    clean = _SUPER.unpack_from(dev.read_block(0))[-1]
+    if not clean:
+        report.notes.append("not cleanly unmounted")
+    logged = read_log(dev, geo.log_start, geo.log_blocks)
+    overlay = logged.blocks if logged is not None else {}
+    if logged is not None:
+        report.notes.append(f"log: transaction {logged.seq} ({len(overlay)} blocks) committed; "
+                            f"checked as a mount would replay it")
+
+    def block(b: int) -> bytes:
+        got = overlay.get(b)
+        return got if got is not None else dev.read_block(b)
+
+    bitmap = b"".join(block(geo.bitmap_start + i) for i in range(geo.bitmap_blocks))
+    owner: dict[int, int] = {}
+
+    def own(b: int, inum: int, what: str) -> bool:
+        if not geo.data_start <= b < geo.nblocks:
+            report.bad(f"inode {inum}: {what} points at block {b}, outside the data area "
+                       f"{geo.data_start}..{geo.nblocks - 1}")
+            return False
+        if b in owner:
+            report.bad(f"block {b} is reached from inode {owner[b]} and from inode {inum} "
+                       f"({what})")
+            return False
+        owner[b] = inum
+        return True
+
+    def walk(node: int, depth: int, first: int, inum: int, nb: int) -> None:
+        span = NPTR ** (depth - 1)
+        for i, p in enumerate(struct.unpack(f"<{NPTR}I", block(node))):
+            if not p:
+                continue
+            lo = first + i * span
+            if lo >= nb:
+                report.bad(f"inode {inum}: file block {lo} mapped beyond its size")
+            if own(p, inum, f"file block {lo}" if depth == 1 else "an indirect pointer") \
+                    and depth > 1:
+                walk(p, depth - 1, lo, inum, nb)
+
+    inodes: dict[int, Inode] = {}
+    for i in range(geo.inode_blocks):
+        raw = block(geo.inode_start + i)
+        for k in range(INODES_PER_BLOCK):
+            inum = i * INODES_PER_BLOCK + k
+            chunk = raw[k * params.FS_INODE_SIZE:(k + 1) * params.FS_INODE_SIZE]
+            ino = Inode.unpack(inum, chunk)
+            if ino.mode == 0:
+                if any(chunk):
+                    report.bad(f"inode {inum} is free but not zero")
+                continue
+            kind = ino.mode & S_IFMT
+            if inum == 0 or kind not in (S_IFREG, S_IFDIR) or (kind == S_IFDIR) != (
+                    inum == ROOT_INUM):
+                report.bad(f"inode {inum} has mode {ino.mode:o}")
+                continue
+            if ino.size > MAX_FILE_SIZE:
+                report.bad(f"inode {inum}: size {ino.size} is past the largest file")
+                continue
+            inodes[inum] = ino
+            nb = _ceil_div(ino.size, BS)
+            for j, b in enumerate(ino.direct[:NDIRECT]):
+                if b:
+                    if j >= nb:
+                        report.bad(f"inode {inum}: file block {j} mapped beyond its size")
+                    own(b, inum, f"file block {j}")
+            for level in range(NLEVELS):
+                top = ino.ind[level]
+                if top and own(top, inum, f"indirect level {level + 1}"):
+                    if _LEVEL_START[level] >= nb:
+                        report.bad(f"inode {inum}: indirect level {level + 1} beyond its size")
+                    walk(top, level + 1, _LEVEL_START[level], inum, nb)
+    expected = bytearray(len(bitmap))
+    for b in [*range(geo.data_start), *owner]:
+        expected[b >> 3] |= 1 << (b & 7)
+    report.used_blocks = int.from_bytes(bitmap, "little").bit_count()
+    for i, (want, got) in enumerate(zip(expected, bitmap, strict=True)):
+        if want == got:
+            continue
+        for bit in range(8):
+            b = i * 8 + bit
+            if not (want ^ got) >> bit & 1 or b >= geo.nblocks:
+                continue
+            if b < geo.data_start:
+                report.bad(f"bitmap: metadata block {b} is marked free")
+            elif got >> bit & 1:
+                report.bad(f"bitmap: block {b} is marked used but reached by no inode (leaked)")
+            else:
+                report.bad(f"bitmap: block {b} is reached by an inode but marked free")
+    root = inodes.get(ROOT_INUM)
+    if root is None:
+        report.bad(f"inode {ROOT_INUM} is not the root directory")
+        return
+    if root.size % params.FS_DIRENT_SIZE:
+        report.bad(f"directory size {root.size} is not whole entries")
+    names: dict[str, int] = {}
+    named: dict[int, str] = {}
+    nslots = root.size // params.FS_DIRENT_SIZE
+    for slot in range(nslots):
+        bidx, off = divmod(slot * params.FS_DIRENT_SIZE, BS)
+        b = _bmap(root, bidx, block)
+        raw = block(b) if b else bytes(BS)
+        inum, raw_name = _DIRENT.unpack_from(raw, off)
+        if inum == 0:
+            continue
+        name_bytes = raw_name.rstrip(b"\0")
+        try:
+            name = name_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            report.bad(f"directory slot {slot}: name {name_bytes!r} is not UTF-8")
+            continue
+        if not name or "/" in name or "\0" in name:
+            report.bad(f"directory slot {slot}: bad name {name!r}")
+        target = inodes.get(inum)
+        if target is None or target.is_dir:
+            report.bad(f"directory entry {name!r} -> inode {inum}, which is not a used file")
+        if name in names:
+            report.bad(f"directory: {name!r} appears twice")
+        if inum in named:
+            report.bad(f"directory: inode {inum} is named {named[inum]!r} and {name!r}")
+        names[name] = inum
+        named[inum] = name
+    report.files = len(names)
+    orphans = sorted(i for i in inodes if i != ROOT_INUM and i not in named)
+    if orphans:
+        report.notes.append(f"inodes {orphans} have no name (unlinked while open; the next "
+                            f"mount frees them)")
+
+
+def _bmap(ino: Inode, bidx: int, block: Callable[[int], bytes]) -> int:
+    if bidx < NDIRECT:
+        return ino.direct[bidx]
+    level, idx = _path(bidx)
+    b = ino.ind[level]
+    for k in idx:
+        if b == 0:
+            return 0
+        b = int.from_bytes(block(b)[4 * k:4 * k + 4], "little")
+    return b
