@@ -17,7 +17,7 @@ from vino.errors import VinoError
 
 __all__ = [
     "AccessDenied", "BadBlock", "BadHandle", "CorruptFileSystem", "DeviceError", "FileExists",
-    "FileSystemFailed", "InvalidArgument", "InvariantViolation", "KernelError", "NoSpace",
+    "InvalidArgument", "InvariantViolation", "KernelError", "NoSpace",
     "NoSuchFile", "PowerLost",
 ]
 
@@ -91,8 +91,8 @@ class DeviceError(KernelError, OSError):
     system under the image is full, ...); ``block`` is the first block of the
     request (-1 for a flush). A failed read changed nothing; a failed write may have
     written any part of the request; a failed flush leaves unknown which writes since
-    the previous flush are durable. A file system that sees one in the middle of a
-    commit stops writing (see ``FileSystemFailed``): the image keeps its last commit.
+    the previous flush are durable. A file system that sees one while committing keeps
+    the transaction to commit again; the image keeps its last commit.
     """
 
     def __init__(self, err: int, op: str, block: int = -1, path: str = "",
@@ -114,10 +114,3 @@ class PowerLost(DeviceError):
         self.model = model
         super().__init__(_errno.EIO, "power", -1, path,
                          f"power lost at write #{write} ({model})")
-
-
-class FileSystemFailed(BadHandle):
-    """The file system saw a device error while committing and stopped: every later
-    operation raises this (as ``errors=remount-ro`` in ext4, but refusing reads too),
-    ``unmount`` writes nothing. The image holds the last committed transaction; a
-    new mount replays it."""

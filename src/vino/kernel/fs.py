@@ -73,10 +73,12 @@ Crash consistency (the write-ahead log of ``journal.py``, ext3's ordered mode):
   and frees the inodes of files unlinked while open.
 
 Failure: space is checked before anything changes, so ``NoSpace`` leaves the file
-system exactly as it was. A device error (``DeviceError``) in a read or in writing
-back data fails that operation only. A device error while committing stops the file
-system: every later call raises ``FileSystemFailed``, ``unmount`` writes nothing, and
-the image keeps its last committed transaction.
+system exactly as it was. A device error (``DeviceError``) fails the operation that
+met it and nothing else: in a read or a write-back of data, that operation; in a
+commit (``sync``, or an operation that had to make room in the log), the commit --
+the transaction stays in memory and is committed again by the next commit, and the
+image keeps its last committed transaction meanwhile. ``unmount`` that fails drops
+everything in memory (the image keeps its last commit) and raises.
 
 Invariants (``check_invariants``):
 - the bitmap marks exactly the metadata blocks and the blocks reachable from inodes
@@ -107,7 +109,6 @@ from vino.kernel.errors import (
     BadHandle,
     CorruptFileSystem,
     FileExists,
-    FileSystemFailed,
     InvalidArgument,
     InvariantViolation,
     NoSpace,
@@ -343,7 +344,6 @@ class FileSystem:
         self.readahead_max = params.READAHEAD_MAX_OUT  # max_out given to _readahead
         self._lock = threading.RLock()
         self._mounted = True
-        self._failed = False  # a commit failed: every operation refuses (FileSystemFailed)
         self.journal = Journal(device, cache, geo.log_start, geo.log_blocks)
         # Invariant: keys are the used inodes; _inodes[i].inum == i.
         self._inodes: dict[int, Inode] = {}
@@ -499,13 +499,11 @@ class FileSystem:
         """Close every open file, mark the image clean, commit, write back and drop
         every cached block of the device, and flush the device. The device stays open.
 
-        After a failed commit (``FileSystemFailed``) nothing is written: the cached
-        blocks are dropped and the image keeps its last committed transaction.
+        If a device error stops it, everything in memory is dropped (the image keeps
+        its last committed transaction), the file system is unmounted, and the error
+        is raised.
         """
         with self._lock:
-            if self._failed:
-                self._abandon()
-                return
             self._check_mounted()
             try:
                 for of in list(self._open.values()):
@@ -515,25 +513,16 @@ class FileSystem:
                 self.cache.invalidate(self.device)
                 self.device.flush()
             except BaseException:
-                self._failed = True
-                self._abandon()
+                for b in self.cache.resident_blocks(self.device):
+                    self.cache.discard(self.device, b)
+                self.journal.tx.clear()
                 raise
-            self._mounted = False
-
-    def _abandon(self) -> None:
-        for b in self.cache.resident_blocks(self.device):
-            self.cache.discard(self.device, b)
-        self.journal.tx.clear()
-        self._mounted = False
+            finally:
+                self._mounted = False
 
     @property
     def mounted(self) -> bool:
         return self._mounted
-
-    @property
-    def failed(self) -> bool:
-        """True once a commit failed (see ``FileSystemFailed``)."""
-        return self._failed
 
     # ---- durability -----------------------------------------------------------------------
 
@@ -558,12 +547,8 @@ class FileSystem:
         self.sync()
 
     def _commit(self) -> None:
-        """Commit the running transaction; a device error stops the file system."""
-        try:
-            self.journal.commit()
-        except BaseException:
-            self._failed = True
-            raise
+        """Commit the running transaction (on a device error it stays to commit later)."""
+        self.journal.commit()
         if self._npending:
             self._busy[:] = self._bitmap  # blocks freed by the committed transaction
             self._npending = 0
@@ -766,7 +751,7 @@ class FileSystem:
             del self._open[of.fid]
             ino = of.inode
             ino.open_count -= 1
-            if ino.orphan and ino.open_count == 0 and not self._failed and self._mounted:
+            if ino.orphan and ino.open_count == 0 and self._mounted:
                 self._begin()
                 self._free_inode(ino)
 
@@ -1129,9 +1114,6 @@ class FileSystem:
     # ---- helpers -----------------------------------------------------------------------
 
     def _check_mounted(self) -> None:
-        if self._failed:
-            raise FileSystemFailed(f"file system on {self.device.path} stopped after a device "
-                                   f"error while committing; remount the image")
         if not self._mounted:
             raise BadHandle(f"file system on {self.device.path} is not mounted")
 

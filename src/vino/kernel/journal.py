@@ -25,6 +25,10 @@ commits. ``commit`` -- the order is the whole design:
 5. install: the blocks go to the cache and are written to their home locations (no
    flush: until the next commit's step 2 the log still holds them).
 
+A device error before step 4 leaves the transaction running (a later commit tries
+again; the image keeps the previous one); in step 5, the committed blocks rejoin the
+running transaction, so the next commit logs and installs them again.
+
 On disk the log area is ``log_blocks`` blocks at ``log_start``: a header block, then
 the copies. Header (little-endian): ``b"VINOJRNL"``, u64 sequence, u32 n, u32 CRC-32
 of the header (this field zero), then n pairs ``(u32 home block, u32 CRC-32 of the
@@ -115,6 +119,7 @@ class Journal:
         # Invariant: the running transaction; block -> its current content. A memoryview
         # is a live window on a structure the file system keeps in memory (the bitmap).
         self.tx: dict[int, Buffer] = {}
+        self._views: dict[int, memoryview] = {}  # every live window ever attached
         self.seq = 0  # sequence number of the last committed transaction
         self.commits = 0  # transactions committed by this journal
         self.logged_blocks = 0  # blocks written to the log by them
@@ -145,7 +150,7 @@ class Journal:
 
     def attach(self, block: int, view: memoryview) -> None:
         """Log ``block`` with the live content ``view`` (a window on an in-memory table)."""
-        self.tx[block] = view
+        self.tx[block] = self._views[block] = view
 
     def forget(self, block: int) -> None:
         """``block`` was freed by the running transaction: it is not logged or installed."""
@@ -176,9 +181,17 @@ class Journal:
         self.commits += 1
         self.logged_blocks += len(homes)
         self.tx.clear()
-        for b, c in zip(homes, copies, strict=True):  # 5. install
-            cache.write_block(dev, b, c)
-        cache.sync(dev)
+        try:
+            for b, c in zip(homes, copies, strict=True):  # 5. install
+                cache.write_block(dev, b, c)
+            cache.sync(dev)
+        except BaseException:
+            # Committed, but maybe not in the cache nor at home: log them again with the
+            # next transaction (the same content: harmless) so no reader sees a stale home.
+            for b, c in zip(homes, copies, strict=True):
+                view = self._views.get(b)
+                self.tx.setdefault(b, view if view is not None else bytearray(c))
+            raise
         return True
 
     def replay(self) -> int:
