@@ -56,6 +56,18 @@ class GraftAborted(VinoError):
         super().__init__(f"graft {graft!r} aborted ({reason.value}): {detail}")
 
 
+class CallRefused(VinoError):
+    """A graft call was not made: no room for it on the calling thread.
+
+    Either the thread's native stack has less left than a graft call needs (the
+    Wasm stack allowance plus the host's reserve), or graft calls are already
+    nested ``MAX_GRAFT_NESTING`` deep. Nothing ran; the point's default answered.
+    The graft that was to be called is not at fault and is kept; if the call was
+    made from inside another graft's call, that enclosing graft is doomed
+    (``resource``) and removed per policy. Graft points catch this internally.
+    """
+
+
 class InvalidResult(VinoError):
     """Raised by a point's validator: the graft's answer is not acceptable.
 

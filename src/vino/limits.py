@@ -14,6 +14,14 @@ EPOCH_TICK_S: Final = 0.001  # seconds between epoch ticks of the ticker thread
 CALL_BUDGET_S: Final = 0.010  # default CPU budget of one graft call, seconds
 LOCK_TIMEOUT_S: Final = 0.050  # default wait for a lock before the holder is doomed, seconds
 MAX_WASM_STACK: Final = 512 * 1024  # bytes of native stack a graft may use
+# Native stack the host needs below a graft's Wasm frames (its graft-callables' Python and C
+# frames, wasmtime's trampolines). A graft call starts only if the thread has
+# MAX_WASM_STACK + HOST_STACK_RESERVE bytes of stack left (graft/stack.py).
+HOST_STACK_RESERVE: Final = 256 * 1024
+# Graft invocations nested in one thread (a graft-callable invoking a point whose graft
+# invokes another, ...). One deeper is not made: the default answers and the graft that
+# nested is aborted (resource).
+MAX_GRAFT_NESTING: Final = 8
 # Compiled modules (and what was concluded from them) kept for reuse, per sandbox, per point;
 # past this the oldest is dropped, so trying many distinct modules cannot grow the host.
 MODULE_CACHE_ENTRIES: Final = 256
@@ -22,8 +30,24 @@ MODULE_CACHE_ENTRIES: Final = 256
 MAX_MODULE_BYTES: Final = 1 << 20  # size of the .wasm binary
 MAX_MEMORY_PAGES: Final = 256  # declared memory minimum / maximum, pages (16 MiB)
 MAX_TABLE_ELEMENTS: Final = 4096  # declared table minimum / maximum
+# Host bytes one table element holds (a function reference is a pointer). A graft's table
+# can grow to its declared maximum (else MAX_TABLE_ELEMENTS); that many elements are charged
+# to the principal's memory quota at install, and the store refuses growth past them.
+TABLE_ELEMENT_BYTES: Final = 8
 MAX_FUNCTIONS: Final = 4096  # functions defined by the module
 MAX_EXPORTS: Final = 256
+MAX_IMPORTS: Final = 64  # import entries (each must be a graft-callable of the point)
+MAX_TYPES: Final = 256  # function types
+MAX_GLOBALS: Final = 256
+MAX_DATA_SEGMENTS: Final = 256
+MAX_ELEMENT_SEGMENTS: Final = 64
+# One function's code, bytes. Compile time and memory grow faster than linearly with the
+# largest function (measured: one 1 MB function takes 2.2 s of CPU and 330 MB to compile).
+MAX_FUNCTION_BODY_BYTES: Final = 64 << 10
+# Locals one function declares. A local costs nothing in the binary ("50000 x i32" is 4
+# bytes) but is compiled for: 4096 such functions took 11 s of CPU to compile.
+MAX_LOCALS_PER_FUNCTION: Final = 1024
+MAX_WAT_CHARS: Final = 8 << 20  # WebAssembly text longer than this is refused unparsed
 MAX_BUFFER_BYTES: Final = 1 << 20  # largest buffer a point may declare
 
 # ---- default per-principal quotas ------------------------------------------------

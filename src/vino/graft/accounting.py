@@ -25,7 +25,7 @@ from vino.errors import QuotaExceeded
 class Quota:
     """Per-principal limits. Going over any of them aborts the transaction."""
 
-    memory_bytes: int = limits.QUOTA_MEMORY_BYTES  # Wasm linear memory, all grafts
+    memory_bytes: int = limits.QUOTA_MEMORY_BYTES  # linear memory and tables, all grafts
     kalloc_bytes: int = limits.QUOTA_KALLOC_BYTES
     handles: int = limits.QUOTA_HANDLES
     locks: int = limits.QUOTA_LOCKS

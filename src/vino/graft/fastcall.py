@@ -9,7 +9,8 @@ the only place in vino that touches the package's private ctypes bindings
 Contract:
 - ``RawFunc.call`` takes and returns plain ints (i32/i64); it never raises for a
   guest fault, it returns a ``CallOutcome`` code and leaves the detail in
-  ``RawFunc.trap_code`` so the hot path never formats a backtrace.
+  ``RawFunc.trap_code`` and ``RawFunc.message`` (wasmtime's own words, read
+  only when a call failed) so the hot path never formats a backtrace.
 - Host functions are defined on a ``Linker`` with ``define_host``; the Python
   callable receives plain ints and returns an int (or ``None`` for no result).
   A Python exception inside it stops the guest (wasmtime 50 reports it as an
@@ -54,6 +55,8 @@ _VALTYPES: Final = {I32: wasmtime.ValType.i32, I64: wasmtime.ValType.i64}
 OK: Final = 0
 TRAP: Final = 1  # the guest trapped (trap_code says how) or a host function raised
 ERROR: Final = 2  # wasmtime returned an error (e.g. the epoch callback said stop)
+NO_STACK: Final = 3  # not called: the thread's native stack has no room (see stack.py)
+_NO_STACK_PTR: Final = 1  # what the stack guard returns instead of an error pointer
 
 # Trap codes we name (wasmtime_trap_code_enum).
 TRAP_MEMORY_OUT_OF_BOUNDS: Final = 1
@@ -80,6 +83,9 @@ _USED: Final = {
     "wasmtime_trap_code": 2,
     "wasm_trap_delete": 1,
     "wasmtime_error_delete": 1,
+    "wasmtime_error_message": 2,
+    "wasm_trap_message": 2,
+    "wasm_byte_vec_delete": 1,
     "wasmtime_context_set_epoch_deadline": 2,
     "wasmtime_memory_data": 2,
     "wasmtime_memory_data_size": 2,
@@ -156,9 +162,35 @@ def _cfn(name: str, restype: Any, *argtypes: Any, blocking: bool = True) -> Any:
 _call_unchecked = raw.dll["wasmtime_func_call_unchecked"]
 _call_unchecked.restype = c_void_p
 _call_unchecked.argtypes = None
+
+
+def raw_call_address() -> int:
+    """``wasmtime_func_call_unchecked``'s address, for the native stack guard to call."""
+    return _address(raw.dll.wasmtime_func_call_unchecked)
+
 _trap_code = _cfn("wasmtime_trap_code", ctypes.c_bool, c_void_p, c_void_p, blocking=False)
 _trap_delete = _cfn("wasm_trap_delete", None, c_void_p, blocking=False)
 _error_delete = _cfn("wasmtime_error_delete", None, c_void_p, blocking=False)
+
+
+def _text(read: Any, ptr: int, kind: Any) -> str:
+    """wasmtime's message of the error or trap at ``ptr`` (slow path: failures only)."""
+    vec = raw.wasm_byte_vec_t()
+    read(ctypes.cast(ptr, ctypes.POINTER(kind)), ctypes.byref(vec))
+    try:
+        return ctypes.string_at(vec.data, vec.size).decode("utf-8", errors="replace")
+    finally:
+        raw.wasm_byte_vec_delete(ctypes.byref(vec))
+
+
+def error_message(err: int) -> str:
+    return _text(raw.wasmtime_error_message, err, raw.wasmtime_error_t)
+
+
+def trap_message(trap: int) -> str:
+    return _text(raw.wasm_trap_message, trap, raw.wasm_trap_t)
+
+
 _set_deadline = _cfn("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64,
                      blocking=False)
 _memory_data = _cfn("wasmtime_memory_data", c_void_p, c_void_p, c_void_p, blocking=False)
@@ -176,6 +208,7 @@ class RawFunc:
     __slots__ = (
         "_argp",
         "_args",
+        "_call",
         "_cargs",
         "_ctx",
         "_func",
@@ -186,11 +219,16 @@ class RawFunc:
         "_trap",
         "_trapp",
         "_wide",
+        "message",
         "trap_code",
     )
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func,
-                 params: Sequence[str], results: Sequence[str]) -> None:
+                 params: Sequence[str], results: Sequence[str], guarded: Any = None,
+                 stack_need: int = 0) -> None:
+        """``guarded``: the stack guard's call (``stack.StackGuard.call``), which refuses
+        (``NO_STACK``) unless ``stack_need`` bytes of native stack are left; None: the
+        raw call, unguarded."""
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
             raise ValueError(f"too many parameters or results ({n} > {_MAX_VALS})")
@@ -206,9 +244,16 @@ class RawFunc:
         self._funcp = ctypes.addressof(self._func)
         self._trap = c_void_p()
         self._trapp = ctypes.addressof(self._trap)
-        self._cargs = (c_void_p(self._ctx), c_void_p(self._funcp), c_void_p(self._argp),
-                       c_size_t(n), c_void_p(self._trapp))
+        cargs: tuple[Any, ...] = (c_void_p(self._ctx), c_void_p(self._funcp),
+                                  c_void_p(self._argp), c_size_t(n), c_void_p(self._trapp))
+        if guarded is not None:
+            self._call = guarded
+            self._cargs = (*cargs, c_size_t(stack_need))
+        else:
+            self._call = _call_unchecked
+            self._cargs = cargs
         self.trap_code = -1
+        self.message = ""  # wasmtime's message about the last failed call
 
     def call(self, *args: int) -> int:
         """Call with ints; return OK / TRAP / ERROR. Results via ``result_i32/64``."""
@@ -222,8 +267,12 @@ class RawFunc:
 
     def call_args(self) -> tuple[Any, ...]:
         """The arguments of the raw C call as ctypes objects, for callers that inline it
-        (``_call_unchecked(*args)``); they stay valid as long as this object lives."""
+        (``call_fn()(*args)``); they stay valid as long as this object lives."""
         return self._cargs
+
+    def call_fn(self) -> Any:
+        """The C function the call goes through (the stack guard, or wasmtime's own)."""
+        return self._call
 
     def results(self) -> Any:
         """The result slots as a ctypes int32 array (index 0 is the i32 result)."""
@@ -236,27 +285,36 @@ class RawFunc:
     def outcome(self, err: int | None) -> int:
         """Classify a finished inlined call: its error pointer, or a pending trap."""
         if err:
-            _error_delete(err)
-            return ERROR
+            return NO_STACK if err == _NO_STACK_PTR else self._take_error(err)
         if self._trap.value:
             return self._take_trap()
         return OK
 
     def call0(self) -> int:
         """Call with the arguments already in place (or none)."""
-        err = _call_unchecked(*self._cargs)
+        err = self._call(*self._cargs)
         if err:
-            _error_delete(err)
-            return ERROR
+            return NO_STACK if err == _NO_STACK_PTR else self._take_error(err)
         if self._trap.value:
             return self._take_trap()
         return OK
 
+    def _take_error(self, err: int) -> int:
+        self.trap_code = -1
+        try:
+            self.message = error_message(err)
+        finally:
+            _error_delete(err)
+        return ERROR
+
     def _take_trap(self) -> int:
-        trap = self._trap.value
+        trap = self._trap.value or 0
         code = ctypes.c_uint8()
         self.trap_code = code.value if _trap_code(trap, ctypes.addressof(code)) else -1
-        _trap_delete(trap)
+        try:
+            self.message = trap_message(trap)
+        finally:
+            _trap_delete(trap)
         self._trap.value = None
         return TRAP
 

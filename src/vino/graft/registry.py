@@ -40,6 +40,7 @@ import wasmtime
 from vino import limits
 from vino.errors import (
     AbortReason,
+    CallRefused,
     Doomed,
     Forbidden,
     GraftAborted,
@@ -48,11 +49,12 @@ from vino.errors import (
     LockTimeout,
     NoSuchGraft,
     QuotaExceeded,
+    VinoError,
     WildPointer,
 )
-from vino.graft import fastcall, loader
+from vino.graft import fastcall, loader, traps
 from vino.graft.accounting import Principal
-from vino.graft.fastcall import I32, _call_unchecked, _memory_size, _set_deadline
+from vino.graft.fastcall import I32, _memory_size, _set_deadline
 from vino.graft.locks import LockManager
 from vino.graft.point import (
     ANY_CONTEXT,
@@ -73,13 +75,6 @@ _get_ident = threading.get_ident
 LIVE: Final = "live"
 REMOVED: Final = "removed"
 
-_TRAP_NAMES: Final = {
-    0: "stack overflow", 1: "out-of-bounds memory access", 2: "misaligned memory access",
-    3: "out-of-bounds table access", 4: "indirect call to null", 5: "indirect call type mismatch",
-    6: "integer overflow", 7: "integer divide by zero", 8: "invalid conversion to integer",
-    9: "unreachable executed", 10: "interrupted",
-}
-
 
 @dataclass(slots=True, frozen=True)
 class AbortRecord:
@@ -88,6 +83,7 @@ class AbortRecord:
     reason: AbortReason
     detail: str
     at_ns: int
+    graft_at_fault: bool = True  # False: not counted towards removal (see CallRefused)
 
 
 @dataclass(slots=True)
@@ -135,6 +131,8 @@ class Stats:
 def _classify(exc: BaseException) -> tuple[AbortReason, str]:
     if isinstance(exc, GraftAborted):
         return exc.reason, exc.detail
+    if isinstance(exc, CallRefused):
+        return AbortReason.RESOURCE, str(exc)
     if isinstance(exc, InvalidResult):
         return AbortReason.INVALID_RESULT, str(exc)
     if isinstance(exc, QuotaExceeded):
@@ -191,17 +189,22 @@ class Graft:
         self._usage = principal.usage
         budget = point.budget_s if point.budget_s is not None else principal.quota.cpu_call_s
         self.budget_ns = int(budget * 1e9)
-        pre = registry._instance_pre(point, checked)
+        self.pre = pre = registry._instance_pre(point, checked)
         # A module that can grow its memory may grow one page past the quota, so that going
         # over is seen (and aborts) rather than silently refused; one that cannot grow is
         # held to its initial memory, so a memory.grow the scanner missed just fails.
         self.may_grow = checked.may_grow
         hard_cap = (min(principal.quota.memory_bytes, limits.MAX_MEMORY_PAGES * limits.WASM_PAGE)
                     + limits.WASM_PAGE if checked.may_grow else checked.memory_min_bytes)
-        self.instance: Instance | None = registry.sandbox.instantiate(pre, hard_cap)
+        self.instance: Instance | None = registry.sandbox.instantiate(pre, hard_cap,
+                                                                      checked.table_elements)
+        # Host memory its table may hold, charged (memory_bytes) from install to removal.
+        self.table_bytes = checked.table_elements * limits.TABLE_ELEMENT_BYTES
+        self.table_charged = 0
         self.memory = self.instance.memory
         self.entry = self.instance.func(point.entry, point.params, (point.result,))
         self._call0 = self.entry.call_args()  # the raw call's arguments, resolved once
+        self._rawcall = self.entry.call_fn()  # through the native stack guard (stack.py)
         self._result = self.entry.results()
         self._msize = self.memory.size_args()
         self._trap_slot = self.entry.trap_slot()
@@ -225,13 +228,14 @@ class Graft:
         every check passed, or aborts it, so a rejected install changes nothing.
         """
         txn = self._begin()
+        vino_buffer = self.instance_func("vino_buffer")
         self.context = Context.INSTALL
         try:
-            rc = self.instance_func("vino_buffer").call0() if self.instance else fastcall.ERROR
+            rc = vino_buffer.call0()
         finally:
             self.context = None
         if rc != fastcall.OK:
-            reason, detail = self._fault(rc, txn)
+            reason, detail = self._fault(rc, txn, vino_buffer)
             txn.abort()
             raise GraftRejected(self.name, self.point.name,
                                 f"vino_buffer() failed ({reason.value}): {detail}")
@@ -263,9 +267,63 @@ class Graft:
         txn.start_ns = time.perf_counter_ns()
         return txn
 
+    def _failure(self, rc: int, txn: Transaction,
+                 func: fastcall.RawFunc | None = None) -> VinoError:
+        """The exception that aborts a guest call that did not return (rc != OK)."""
+        if rc == fastcall.NO_STACK:
+            return self._no_stack(txn)
+        return GraftAborted(*self._fault(rc, txn, func), graft=self.name)
+
+    # ---- native stack safety (stack.py) ---------------------------------------------------
+    def _stack_detail(self) -> str:
+        guard = self.registry.sandbox.stack_guard
+        left = guard.left() if guard is not None else 0
+        need = self.registry.sandbox.stack_need
+        return (f"{left // 1024} KiB of native stack left on this thread; a graft call needs "
+                f"{need // 1024} KiB (MAX_WASM_STACK + HOST_STACK_RESERVE)")
+
+    def _no_stack(self, txn: Transaction) -> CallRefused:
+        """The guard refused the call: blame the enclosing graft, if any, else the host."""
+        enclosing = _enclosing_graft(txn.parent)
+        where = f"{self.name!r} at {self.point.name}"
+        if enclosing is not None:
+            detail = self._stack_detail()
+            enclosing.doom(AbortReason.RESOURCE, f"its nested call of graft {where} was refused: "
+                           f"{detail} (nested graft calls pile up on one stack)")
+            return CallRefused(f"not called: {detail}; the enclosing graft "
+                               f"{enclosing.graft.name!r} nested it and is aborted")
+        return CallRefused(f"not called: {self._stack_detail()}; the host thread's stack is too "
+                           "small, not the graft's fault (kept)")
+
+    def _too_deep(self, parent: Transaction) -> bool:
+        """True (and the enclosing graft doomed, the refusal recorded) if calling this graft
+        under ``parent`` would nest graft calls more than ``MAX_GRAFT_NESTING`` deep."""
+        depth = 0
+        enclosing = None
+        t: Transaction | None = parent
+        while t is not None:
+            if t.graft is not None:
+                depth += 1
+                enclosing = enclosing or t
+            t = t.parent
+        if depth < limits.MAX_GRAFT_NESTING or enclosing is None:
+            return False
+        what = (f"graft calls nested {depth + 1} deep on one thread; the limit is "
+                f"{limits.MAX_GRAFT_NESTING} (MAX_GRAFT_NESTING)")
+        enclosing.doom(AbortReason.RESOURCE,
+                       f"{what}: its call of graft {self.name!r} at {self.point.name} was refused")
+        rec = AbortRecord(AbortReason.RESOURCE, f"not called: {what}; the enclosing graft "
+                          f"{enclosing.graft.name!r} nested it and is aborted",
+                          time.monotonic_ns(), graft_at_fault=False)
+        self.aborts.append(rec)
+        self.stats.aborts[rec.reason.value] += 1
+        return True
+
     def _fault(self, rc: int, txn: Transaction,
                func: fastcall.RawFunc | None = None) -> tuple[AbortReason, str]:
         """Why the guest call of ``func`` (default: the entry) stopped (rc is TRAP or ERROR)."""
+        if rc == fastcall.NO_STACK:
+            return AbortReason.RESOURCE, f"not called: {self._stack_detail()}"
         exc = fastcall.HOST_FAULT.exc
         if exc is not None:
             fastcall.HOST_FAULT.exc = None
@@ -275,8 +333,9 @@ class Graft:
         doomed = txn.doomed()
         if doomed is not None and doomed.doom_reason is not None:
             return doomed.doom_reason, doomed.doom_detail
-        code = (func or self.entry).trap_code if rc == fastcall.TRAP else -1
-        return AbortReason.TRAP, _TRAP_NAMES.get(code, f"trap code {code}")
+        f = func or self.entry
+        return AbortReason.TRAP, traps.describe(f.trap_code if rc == fastcall.TRAP else -1,
+                                                f.message)
 
     def _renew_deadline(self) -> None:
         """Move the store's epoch deadline to the next tick before a call.
@@ -343,10 +402,13 @@ class Graft:
                 # Replaced or removed between the point's lookup and here: dispatch again,
                 # so a hot replacement is seen as the new graft, never as the default.
                 return point.redispatch(self, args)
+            ts = _LOCAL.ts
+            parent = ts.txn
+            if parent is not None and self._too_deep(parent):
+                return point.default(*args)
             self._args = args
             txn = self._txn  # finished: the mutex admits one invocation at a time
-            ts = _LOCAL.ts
-            parent = txn.parent = ts.txn
+            txn.parent = parent
             txn.ts = ts
             txn.state = ACTIVE
             txn.start_ns = 0  # set when the guest is entered; 0: it never was
@@ -364,11 +426,11 @@ class Graft:
                 if wasm_args:
                     rc = entry.call(*wasm_args)
                 else:
-                    err = _call_unchecked(*self._call0)
+                    err = self._rawcall(*self._call0)
                     rc = entry.outcome(err) if err or self._trap_slot[0] else 0
                 t2 = _perf_ns()
                 if rc:
-                    raise GraftAborted(*self._fault(rc, txn), graft=self.name)
+                    raise self._failure(rc, txn)
                 if self.may_grow and _memory_size(*self._msize) != self.mem_charged:
                     self._account_memory()
                 result = point.decode(self.buffer, self._result[0], *args)
@@ -406,6 +468,9 @@ class Graft:
         try:
             if self.state is not LIVE:
                 return False
+            parent = _LOCAL.ts.txn
+            if parent is not None and self._too_deep(parent):
+                return False
             txn = self._begin()
             t0 = txn.start_ns
             self.context = Context.EVENT
@@ -440,7 +505,7 @@ class Graft:
         rc = func.call(*wasm_args) if wasm_args else func.call0()
         t2 = time.perf_counter_ns()
         if rc:
-            raise GraftAborted(*self._fault(rc, txn, func), graft=self.name)
+            raise self._failure(rc, txn, func)
         self._account_memory()
         ret = func.result_i32()
         if ret < 0:
@@ -469,9 +534,12 @@ class Graft:
                 # It took memory past its quota and then stopped (a compiled graft whose
                 # frame does not fit takes every page it can first): the memory is the cause.
                 reason, detail = AbortReason.RESOURCE, f"memory over quota, then {detail}"
-        rec = AbortRecord(reason, detail, time.monotonic_ns())
+        at_fault = not isinstance(exc, CallRefused)
+        rec = AbortRecord(reason, detail, time.monotonic_ns(), at_fault)
         self.aborts.append(rec)
         self.stats.aborts[reason.value] += 1
+        if not at_fault:
+            return rec
         self.failures += 1
         if self.failures >= self.remove_after or self._memory_over:
             self._retire(rec)
@@ -499,6 +567,9 @@ class Graft:
         try:
             if self.state is not LIVE:  # removed while we waited for its store
                 raise NoSuchGraft(f"graft {self.name!r} was removed")
+            parent = _LOCAL.ts.txn
+            if parent is not None and self._too_deep(parent):
+                raise GraftAborted(AbortReason.RESOURCE, self.aborts[-1].detail, graft=self.name)
             txn = self._begin()
             self.context = Context.MESSAGE
             try:
@@ -544,6 +615,9 @@ class Graft:
         if self.mem_charged:
             p.release("memory_bytes", self.mem_charged)
             self.mem_charged = 0
+        if self.table_charged:
+            p.release("memory_bytes", self.table_charged)
+            self.table_charged = 0
         self.instance = None
         self.buffer = memoryview(b"")
 
@@ -734,13 +808,19 @@ class Registry:
         return 0
 
     def _instance_pre(self, point: Point, checked: loader.Checked) -> wasmtime.InstancePre:
-        key = (point.name, checked.digest)
-        pre = self._pres.get(key)
+        """The linked module: cached if a graft of it was installed, else made (not cached:
+        an install that fails leaves nothing behind, see ``_remember``)."""
+        pre = self._pres.get((point.name, checked.digest))
         if pre is None:
-            pre = self._pres[key] = self._linkers[point.name][0].instantiate_pre(checked.module)
-            while len(self._pres) > limits.MODULE_CACHE_ENTRIES:  # the oldest goes
-                del self._pres[next(iter(self._pres))]
+            pre = self._linkers[point.name][0].instantiate_pre(checked.module)
         return pre
+
+    def _remember(self, point: Point, checked: loader.Checked, pre: wasmtime.InstancePre) -> None:
+        """An install succeeded: cache its linked module and its checks (caller locks)."""
+        self._pres[(point.name, checked.digest)] = pre
+        while len(self._pres) > limits.MODULE_CACHE_ENTRIES:  # the oldest goes
+            del self._pres[next(iter(self._pres))]
+        loader.keep(self.sandbox, point, checked)
 
     def _point(self, point: Point | str) -> Point:
         if isinstance(point, str):
@@ -780,6 +860,7 @@ class Registry:
                                     f"{target!r} already has graft {old.name!r} "
                                     "(use replace=True to replace it)")
             g = self._build(pt, checked, principal, target, remove_after)
+            self._remember(pt, checked, g.pre)
             if isinstance(pt, FunctionPoint):
                 pt.table[target] = g  # the atomic switch
             else:
@@ -801,7 +882,7 @@ class Registry:
             try:
                 size = g.memory.refresh()
                 try:
-                    principal.charge("memory_bytes", size)
+                    principal.charge("memory_bytes", size + g.table_bytes)
                 except QuotaExceeded as exc:
                     raise GraftRejected(checked.name, pt.name, str(exc)) from None
             except BaseException:
@@ -812,6 +893,7 @@ class Registry:
             g._retire(None)  # give back what vino_buffer() allocated
             raise
         g.mem_charged = size
+        g.table_charged = g.table_bytes
         return g
 
     def remove(self, graft: Graft) -> None:
@@ -887,6 +969,13 @@ class Registry:
 def context_of(g: Graft) -> Context | None:
     """The context ``g``'s code is running in now (None: it is not running)."""
     return Context.ENTRY if g._args is not None else g.context
+
+
+def _enclosing_graft(t: Transaction | None) -> Transaction | None:
+    """The nearest graft transaction at or above ``t``."""
+    while t is not None and t.graft is None:
+        t = t.parent
+    return t
 
 
 def _run_default() -> int:

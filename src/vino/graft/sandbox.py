@@ -1,7 +1,11 @@
 """The WebAssembly sandbox: one engine, one epoch ticker, one store per graft.
 
 - One ``wasmtime.Engine`` per ``Sandbox`` with epoch interruption on; compiled
-  modules are cached by content hash so identical grafts share code.
+  modules of installed grafts are cached by content hash (``keep``) so identical
+  grafts share code; ``compile`` itself caches nothing, so a module the loader
+  refuses after compiling it leaves nothing behind. Compiling runs on the
+  calling thread (parallel compilation off): its CPU time is the installing
+  principal's, measured and charged, and one install cannot take every core.
 - One ``Store`` + instance per graft (``Instance``): its memory limit is a store
   limit, its CPU limit an epoch deadline. A single ticker thread (native when it
   can be built, see ``ticker.py``) bumps the engine's epoch every ``tick_s``; at
@@ -19,6 +23,14 @@
   about 32,000 grafts. The price of a pool: bounds checks compiled into the code
   (there is no guard region to catch them), a fixed capacity, and a cap on each
   graft's linear memory.
+
+The engine enables only the WebAssembly features in ``WASM_FEATURES`` (the
+MVP plus what the C SDK's output needs); every other proposal -- GC, exception
+handling, threads and shared memory, function references, memory64, multiple
+memories, tail calls, SIMD, ... -- is off, so a module using one fails
+validation and the loader names the feature (``feature_of``). None of the
+enabled ones lets a graft make the host hold memory outside its linear memory
+and its one table, both capped per store and charged to the principal.
 
 Isolation (DESIGN.md §5.1): a graft sees only its own linear memory; the host
 copies bytes in and out of it, bounds-checked, and never hands out a host
@@ -38,7 +50,7 @@ from typing import Any, Final
 import wasmtime
 
 from vino import limits
-from vino.graft import fastcall
+from vino.graft import fastcall, stack
 from vino.graft.ticker import Ticker, make_ticker
 from vino.graft.txn import thread_state
 
@@ -94,6 +106,56 @@ def _decide() -> bool:
     return True
 
 
+# The engine's WebAssembly proposals: True = enabled, with why; everything absent is off.
+# Always on in wasmtime and not switchable: mutable globals, sign extension, saturating
+# float-to-int conversion (all part of WebAssembly 2.0, and emitted by the C SDK).
+WASM_FEATURES: Final = {
+    "wasm_bulk_memory": True,  # memory.copy/fill: the C SDK's output uses them (memcpy)
+    "wasm_multi_value": True,  # block types with several results: emitted by the SDK's clang
+    # The engine cannot be built without it; a graft can use it only on its one table
+    # (table.grow is held by the store's table_elements limit).
+    "wasm_reference_types": True,
+    "wasm_simd": False,
+    "wasm_relaxed_simd": False,
+    "wasm_threads": False,  # shared memory and atomics
+    "wasm_tail_call": False,
+    "wasm_multi_memory": False,
+    "wasm_memory64": False,
+    "wasm_gc": False,  # GC structs and arrays would live outside linear memory, uncharged
+    "wasm_function_references": False,
+    "wasm_exceptions": False,
+    "wasm_wide_arithmetic": False,
+    "wasm_custom_page_sizes": False,
+    "wasm_stack_switching": False,
+    "wasm_component_model": False,
+}
+
+# What wasmtime's validator says when a module uses a disabled feature -> its name.
+_FEATURE_WORDS: Final = (
+    ("SIMD", "SIMD (vector instructions)"),
+    ("threads", "threads (shared memory and atomics)"),
+    ("shared memor", "threads (shared memory and atomics)"),
+    ("tail call", "tail calls"),
+    ("multiple memories", "multiple memories"),
+    ("memory64", "memory64 (64-bit memories)"),
+    ("gc feature", "GC (structs and arrays)"),
+    ("gc proposal", "GC (structs and arrays)"),
+    ("function references", "typed function references"),
+    ("exceptions", "exception handling"),
+    ("wide arithmetic", "wide arithmetic"),
+    ("custom page sizes", "custom page sizes"),
+    ("stack switching", "stack switching"),
+)
+
+
+def feature_of(message: str) -> str | None:
+    """The disabled WebAssembly feature a validation error is about, if it is about one."""
+    for words, feature in _FEATURE_WORDS:
+        if words.lower() in message.lower():
+            return feature
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Pool:
     """Pre-reserved instance slots (wasmtime's pooling allocator), for many grafts.
@@ -123,10 +185,15 @@ class Sandbox:
                  max_wasm_stack: int = limits.MAX_WASM_STACK, pool: Pool | None = None,
                  native_ticker: bool | None = None) -> None:
         cfg = wasmtime.Config()
+        for feature, on in WASM_FEATURES.items():
+            setattr(cfg, feature, on)
+        cfg.gc_support = False  # no GC heap at all: nothing outside linear memory to charge
+        cfg.shared_memory = False
         cfg.epoch_interruption = True
         cfg.memory_may_move = False
         cfg.max_wasm_stack = max_wasm_stack
         cfg.cranelift_opt_level = "speed"
+        cfg.parallel_compilation = False
         if pool is not None:
             fastcall.use_pooling(cfg, slots=pool.slots, memory_bytes=pool.memory_bytes,
                                  table_elements=limits.MAX_TABLE_ELEMENTS)
@@ -135,6 +202,9 @@ class Sandbox:
             cfg.memory_reservation_for_growth = 0
         self.pool = pool
         self.engine = wasmtime.Engine(cfg)
+        # Every entry into Wasm checks that this much native stack is left (stack.py).
+        self.stack_need = max_wasm_stack + limits.HOST_STACK_RESERVE
+        self.stack_guard = stack.guard()
         # The native ticker when it can be built (None: unless VINO_TICKER=python).
         self.ticker: Ticker
         self.ticker, self.ticker_fallback = make_ticker(self.engine, tick_s, native_ticker)
@@ -142,21 +212,32 @@ class Sandbox:
         self._mutex = threading.Lock()
 
     def compile(self, wasm: bytes) -> wasmtime.Module:
-        """Validate and compile ``wasm`` (cached by SHA-256, the last
-        ``MODULE_CACHE_ENTRIES``). Raises ``WasmtimeError``."""
+        """Validate (naming a disabled feature, see ``feature_of``), then compile ``wasm``:
+        the cached module if it was kept, else a new one that is not cached.
+        Raises ``WasmtimeError``."""
         key = hashlib.sha256(wasm).hexdigest()
         with self._mutex:
             mod = self._modules.get(key)
-        if mod is None:
-            mod = wasmtime.Module(self.engine, wasm)
-            with self._mutex:
-                mod = self._modules.setdefault(key, mod)
-                _bound(self._modules)
-        return mod
+        if mod is not None:
+            return mod
+        wasmtime.Module.validate(self.engine, wasm)  # cheap: refuses before compiling
+        return wasmtime.Module(self.engine, wasm)
 
-    def instantiate(self, pre: wasmtime.InstancePre, memory_limit: int) -> Instance:
+    def keep(self, key: str, module: wasmtime.Module) -> None:
+        """Cache ``module`` (an installed graft's) under its SHA-256 ``key``; the last
+        ``MODULE_CACHE_ENTRIES`` are kept."""
+        with self._mutex:
+            self._modules.setdefault(key, module)
+            _bound(self._modules)
+
+    def has_module(self, key: str) -> bool:
+        with self._mutex:
+            return key in self._modules
+
+    def instantiate(self, pre: wasmtime.InstancePre, memory_limit: int,
+                    table_elements: int = limits.MAX_TABLE_ELEMENTS) -> Instance:
         self.ticker.ensure_running()
-        return Instance(self, pre, memory_limit)
+        return Instance(self, pre, memory_limit, table_elements)
 
     def close(self) -> None:
         self.ticker.stop()
@@ -167,15 +248,19 @@ class Instance:
 
     ``memory_limit`` is a hard cap enforced by wasmtime (``memory.grow`` fails
     past it); the principal's quota, checked after each call, is the softer
-    limit that aborts.
+    limit that aborts. ``table_elements`` caps the table the same way
+    (``table.grow`` fails past it); the loader charged it at install.
     """
 
-    __slots__ = ("_funcs", "_keep", "exports", "instance", "memory", "store")
+    __slots__ = ("_funcs", "_guard", "_keep", "_need", "exports", "instance", "memory", "store")
 
-    def __init__(self, sandbox: Sandbox, pre: wasmtime.InstancePre, memory_limit: int) -> None:
+    def __init__(self, sandbox: Sandbox, pre: wasmtime.InstancePre, memory_limit: int,
+                 table_elements: int = limits.MAX_TABLE_ELEMENTS) -> None:
         self._keep: list[Any] = []
+        self._guard = sandbox.stack_guard.call if sandbox.stack_guard is not None else None
+        self._need = sandbox.stack_need
         self.store = wasmtime.Store(sandbox.engine)
-        self.store.set_limits(memory_size=memory_limit, table_elements=limits.MAX_TABLE_ELEMENTS,
+        self.store.set_limits(memory_size=memory_limit, table_elements=table_elements,
                               instances=1, tables=1, memories=1)
         fastcall.install_epoch_callback(self.store, _decide, self._keep)
         fastcall.set_epoch_deadline(self.store, 1)
@@ -194,7 +279,8 @@ class Instance:
             export = self.exports[name]
             if not isinstance(export, wasmtime.Func):
                 raise wasmtime.WasmtimeError(f"export {name!r} is not a function")
-            f = self._funcs[name] = fastcall.RawFunc(self.store, export, params, results)
+            f = self._funcs[name] = fastcall.RawFunc(self.store, export, params, results,
+                                                     self._guard, self._need)
         return f
 
 

@@ -119,26 +119,28 @@ def _cache_dir() -> Path:
     return Path(base) / "vino"
 
 
-def native_library() -> Path:
-    """The compiled ticker for this machine, building it if needed. Raises ``OSError``."""
+def native_library(path: Path = _SOURCE) -> Path:
+    """The compiled library of ``path`` (a C file under ``native/``; default: the ticker)
+    for this machine, building it if needed. Raises ``OSError``."""
+    stem = path.stem
     if sys.platform != "linux":
-        raise OSError(f"the native ticker is built for Linux only, not {sys.platform}")
+        raise OSError(f"the native {stem} is built for Linux only, not {sys.platform}")
     triple = _TRIPLES.get(platform.machine())
     if triple is None:
-        raise OSError(f"no native ticker target for machine {platform.machine()!r}")
-    source = _SOURCE.read_bytes()
+        raise OSError(f"no native {stem} target for machine {platform.machine()!r}")
+    source = path.read_bytes()
     tag = hashlib.sha256(source + triple.encode()).hexdigest()[:16]
     for directory in (_cache_dir(), Path(tempfile.gettempdir()) / "vino-cache"):
-        lib = directory / f"ticker-{tag}.so"
+        lib = directory / f"{stem}-{tag}.so"
         if lib.is_file():
             return lib
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError:
             continue
-        tmp = directory / f".ticker-{tag}-{os.getpid()}.so"
+        tmp = directory / f".{stem}-{tag}-{os.getpid()}.so"
         cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2",
-               "-target", triple, str(_SOURCE), "-o", str(tmp)]
+               "-target", triple, str(path), "-o", str(tmp)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True,
                                   timeout=_BUILD_TIMEOUT_S, check=False)
@@ -147,10 +149,10 @@ def native_library() -> Path:
         if done.returncode != 0:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise OSError(f"native ticker build failed: {done.stderr.strip()[:300]}")
+            raise OSError(f"native {stem} build failed: {done.stderr.strip()[:300]}")
         os.replace(tmp, lib)  # atomic: concurrent builders never see half a library
         return lib
-    raise OSError("no writable cache directory for the native ticker")
+    raise OSError(f"no writable cache directory for the native {stem}")
 
 
 def _stop_native(lib: Any, state: _TickerStruct, running: list[bool], engine: Any) -> None:

@@ -1,0 +1,94 @@
+"""Native stack safety: no graft call starts unless its thread's stack has room for it.
+
+wasmtime counts a store's Wasm stack allowance (``MAX_WASM_STACK``) from wherever
+the store is entered, so grafts nested through graft-callables pile allowances
+on one native stack, and a host thread with a small stack (e.g. created after
+``threading.stack_size(256 * 1024)``) cannot hold even one: past the thread's
+real stack the process dies of SIGSEGV. Two rules close this:
+
+1. Every entry into Wasm goes through ``vino_call`` (``native/stack.c``, built
+   once per machine like the ticker): it compares the stack pointer with the
+   thread's stack bottom (``pthread_getattr_np``, cached per thread) and calls
+   nothing, answering ``NO_STACK``, unless ``Sandbox.stack_need`` bytes -- the
+   Wasm allowance plus ``HOST_STACK_RESERVE`` for the host code its
+   graft-callables run -- are left. The check costs a compare inside the one
+   FFI call the graft call makes anyway.
+2. Graft invocations nest at most ``MAX_GRAFT_NESTING`` deep per thread
+   (``Graft.invoke`` counts the graft transactions above it).
+
+Blame (``Graft._refuse``): a call refused at the top level is the host's doing
+(its thread's stack is too small): the default answers, the graft is kept. A
+call refused inside another graft's call is that enclosing graft's doing: it
+is doomed (``resource``) and removed per policy; the inner graft is kept.
+
+wasmtime's allowance is per engine, not per store, so it cannot shrink with the
+nesting level; the nesting limit and the check above bound the total instead.
+
+When the helper cannot be built (not Linux, no compiler), ``guard()`` is None:
+calls go straight to wasmtime and only the nesting limit applies (said in
+``fallback_reason``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+from vino.graft import fastcall
+from vino.graft.ticker import native_library
+
+_SOURCE: Final = Path(__file__).resolve().parent / "native" / "stack.c"
+NO_STACK_PTR: Final = 1  # what vino_call returns instead of an error pointer: not called
+
+
+class StackGuard:
+    """The loaded helper: ``call`` (drop-in for the raw call, plus a ``need`` argument)."""
+
+    def __init__(self, library: Path) -> None:
+        lib = ctypes.CDLL(str(library))
+        lib.vino_stack_init.argtypes = [ctypes.c_void_p]
+        lib.vino_stack_init.restype = None
+        lib.vino_stack_init(fastcall.raw_call_address())
+        lib.vino_stack_info.argtypes = [ctypes.POINTER(ctypes.c_size_t)] * 3
+        lib.vino_stack_info.restype = ctypes.c_int
+        self._lib = lib
+        # Like fastcall's raw call: no argtypes (ctypes objects built once per export), and
+        # a CDLL function, so the GIL is released while the guest runs.
+        call: Any = lib["vino_call"]
+        call.restype = ctypes.c_void_p
+        call.argtypes = None
+        self.call: Any = call
+
+    def info(self) -> tuple[int, int, int]:
+        """The calling thread's stack: (lowest usable address, top, stack pointer now)."""
+        low, high, sp = ctypes.c_size_t(), ctypes.c_size_t(), ctypes.c_size_t()
+        if self._lib.vino_stack_info(ctypes.byref(low), ctypes.byref(high), ctypes.byref(sp)):
+            raise OSError("pthread_getattr_np failed for this thread")
+        return low.value, high.value, sp.value
+
+    def left(self) -> int:
+        """Bytes of native stack left below the caller (approximately: its C frame)."""
+        low, _high, sp = self.info()
+        return sp - low
+
+
+_GUARD: list[StackGuard | None] = []
+fallback_reason = ""
+_LOCK: Final = threading.Lock()
+
+
+def guard() -> StackGuard | None:
+    """The stack guard, built and loaded on first use; None if it cannot be had."""
+    global fallback_reason
+    if _GUARD:
+        return _GUARD[0]
+    with _LOCK:
+        if not _GUARD:
+            try:
+                _GUARD.append(StackGuard(native_library(_SOURCE)))
+            except OSError as exc:
+                fallback_reason = str(exc)
+                _GUARD.append(None)
+    return _GUARD[0]
