@@ -344,7 +344,7 @@ def registry_problems(registry: Registry, principals: list[Principal]) -> list[s
     for p in principals:
         mine = [g for g in live if g.principal is p]
         want = {
-            "memory_bytes": sum(g.mem_charged for g in mine),
+            "memory_bytes": sum(g.mem_charged + g.table_charged for g in mine),
             "kalloc_bytes": sum(len(b) for g in mine for b in g.handles.values()),
             "handles": sum(len(g.handles) for g in mine),
             "locks": 0,

@@ -201,7 +201,7 @@ class Arena:
             assert detail in g.removal.detail, g.removal.detail
         assert g.state == "removed"
         assert g.instance is None  # the store is dropped, never reused
-        assert g.handles == {} and g.mem_charged == 0
+        assert g.handles == {} and g.mem_charged == 0 and g.table_charged == 0
         assert g not in self.registry.grafts()
         self.assert_unchanged(before)
         self.assert_no_live_work()
@@ -216,7 +216,7 @@ class Arena:
         live = self.registry.grafts()
         for p in self.principals:
             mine = [g for g in live if g.principal is p]
-            want = {"memory_bytes": sum(g.mem_charged for g in mine),
+            want = {"memory_bytes": sum(g.mem_charged + g.table_charged for g in mine),
                     "kalloc_bytes": sum(len(b) for g in mine for b in g.handles.values()),
                     "handles": sum(len(g.handles) for g in mine)}
             got = {k: getattr(p.usage, k) for k in want}

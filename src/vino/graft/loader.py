@@ -318,7 +318,7 @@ def keep(sandbox: Sandbox, point: Point, checked: Checked) -> None:
 def cached(sandbox: Sandbox, digest: str) -> bool:
     """Whether a module with this SHA-256 is remembered anywhere (for tests and stats)."""
     with _PASSED_MUTEX:
-        in_passed = any(digest in d for d in _PASSED.values())
+        in_passed = any(d[digest].sandbox is sandbox for d in _PASSED.values() if digest in d)
     return in_passed or sandbox.has_module(digest)
 
 
