@@ -36,9 +36,13 @@ def _load(name: str, layout: Layout) -> tuple[bytes, Any, str]:
     return sample_path(f"{name}.wasm").read_bytes(), compile_source(src, layout), src
 
 
-def run_three_ways(name: str, layout: Layout, steps: list[Step]) -> None:
+def run_three_ways(name: str, layout: Layout, steps: list[Step],
+                   default: int | None = None) -> None:
+    """``default``: what default() answers (the built-in policy is not run here)."""
     c_wasm, compiled, src = _load(name, layout)
-    c, py = Rig(c_wasm, layout), Rig(compiled, layout)
+    hosts = [shim.Host(default=None if default is None else lambda fields: default)
+             for _ in range(3)]
+    c, py = Rig(c_wasm, layout, hosts[0]), Rig(compiled, layout, hosts[1])
     mod: types.ModuleType = shim.load(src)
     for kind, what in steps:
         if kind == "msg":
@@ -49,7 +53,7 @@ def run_three_ways(name: str, layout: Layout, steps: list[Step]) -> None:
         rc, cbuf = c.call(buf, args)
         rp, pbuf = py.call(buf, args)
         plain_buf = bytearray(buf)
-        rs = shim.run(mod, layout, plain_buf, args)
+        rs = shim.run(mod, layout, plain_buf, args, hosts[2])
         assert rc is not TRAP and rp is not TRAP
         assert rc == rp == rs, (rc, rp, rs)
         assert cbuf == pbuf == bytes(plain_buf)
@@ -195,3 +199,60 @@ def test_readahead_backward_stride_stops_at_block_zero() -> None:
     buf = bytearray(READAHEAD.buffer_size)
     struct.pack_into("<4I16I", buf, 0, 100, 2, 8, 16, *[2 + 3 * i for i in range(16)])
     run_three_ways("readahead_stride", READAHEAD, [("call", (buf, ()))])
+
+
+@st.composite
+def chain_msg(draw: st.DrawFn) -> Step:
+    blocks = draw(st.lists(st.integers(0, 70), min_size=2, max_size=20, unique=True))
+    if draw(st.integers(0, 9)) == 0:
+        blocks.append(5000)  # past MAX_BLOCKS: ignored
+    return ("msg", struct.pack(f"<{2 + len(blocks)}I", 1, len(blocks), *blocks))
+
+
+sqlite_ra_msg = st.one_of(
+    chain_msg(), chain_msg(),
+    st.just(("msg", struct.pack("<I", 0))),
+    st.tuples(st.sampled_from([2, 3]), st.integers(0, 40)).map(
+        lambda t: ("msg", struct.pack("<2I", *t))),
+    st.binary(max_size=9).map(lambda b: ("msg", b)))
+
+
+@st.composite
+def sqlite_ra_call(draw: st.DrawFn) -> Step:
+    block = draw(st.integers(0, 70))
+    prev = draw(st.integers(0, 70))
+    n_hist = draw(st.integers(0, 18))
+    hist = [block if draw(st.booleans()) else prev, prev, *draw(_u32s(14, 0, 70))]
+    buf = bytearray(READAHEAD.buffer_size)
+    struct.pack_into("<4I16I", buf, 0, draw(st.integers(0, 90)), block,
+                     draw(st.integers(0, 40)), n_hist, *hist)
+    return ("call", (buf, ()))
+
+
+@st.composite
+def sqlite_scan(draw: st.DrawFn) -> list[Step]:
+    """A chain, then a scan along it (sometimes skipping a leaf), as SQLite reads it."""
+    chain = draw(st.lists(st.integers(0, 90), min_size=3, max_size=40, unique=True))
+    steps: list[Step] = [("msg", struct.pack(f"<{2 + len(chain[:62])}I", 1, len(chain[:62]),
+                                             *chain[:62]))]
+    file_blocks = draw(st.integers(50, 100))
+    max_out = draw(st.integers(0, 40))
+    for i in range(draw(st.integers(1, len(chain)))):
+        if draw(st.integers(0, 6)) == 0:
+            continue
+        hist = [chain[j] for j in range(i, max(i - 16, -1), -1)]
+        buf = bytearray(READAHEAD.buffer_size)
+        struct.pack_into(f"<4I{len(hist)}I", buf, 0, file_blocks, chain[i], max_out,
+                         len(hist), *hist)
+        steps.append(("call", (buf, ())))
+    return steps
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(sqlite_ra_msg, sqlite_ra_call(), sqlite_scan().map(
+    lambda steps: ("scan", steps))), min_size=2, max_size=8))
+def test_sqlite_readahead_python_equals_c_and_plain_python(steps: list[Step]) -> None:
+    flat: list[Step] = []
+    for kind, what in steps:
+        flat += what if kind == "scan" else [(kind, what)]
+    run_three_ways("sqlite_readahead", READAHEAD, flat, default=0)
