@@ -62,7 +62,7 @@ ARITH = """
         if k == 5:
             return a << (b % 70)
         if k == 6:
-            return a >> (b % 70)
+            return a >> (b % 300 - 100)
         if k == 7:
             return -a
         if k == 8:
@@ -73,8 +73,8 @@ ARITH = """
             return a & b ^ (a | b)
         if k == 11:
             return ~a
-        if k == 12:
-            return a << b
+        if k == 12:  # bounded: plain Python would build a gigantic int for a << 2**40
+            return a << (b % 300 - 100)
         return int(a < b) + 2 * int(a <= b) + 4 * int(a == b) + 8 * int(-5 < a <= b)
 
     def operand(hi: int, lo: int, neg: bool) -> int:
