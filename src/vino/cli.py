@@ -4,7 +4,7 @@
                                    Python twins), attack it
     vino demo sqlite [--rows N] [--profile disk-1996|ssd]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
-    vino bench [table|savings|scale|all|micro|sqlite|plugins|python] [--quick] [--json]
+    vino bench [table|savings|scale|all|micro|sqlite|plugins|python|install] [--quick] [--json]
                [--plot FILE.png]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
@@ -80,6 +80,12 @@ def _bench(args: argparse.Namespace) -> int:
         with progress_bar("vino bench micro") as progress:
             result = micro.run(rounds=args.rounds or 15, progress=progress)
         print(json.dumps(result, indent=2) if args.json else micro.render(result))
+        return 0
+    if args.what == "install":
+        from vino.bench import install
+
+        res = install.run(quick=args.quick)
+        print(json.dumps(res, indent=2) if args.json else install.render(res))
         return 0
     if args.what == "plugins":
         from vino.bench import plugins
@@ -421,12 +427,13 @@ def parser() -> argparse.ArgumentParser:
         "graft mechanism's own costs; sqlite: SQLite's CPU time on vino against stock "
         "SQLite; plugins: one plugin in vino, Extism, wasmtime-py and pluggy, cost per "
         "call and what each does when it misbehaves; python: the Python samples against "
-        "their C twins. Results are printed with ratios; "
+        "their C twins; install: compiling a module at the loader's limits (CPU, memory) "
+        "with each compiler. Results are printed with ratios; "
         "the targets they "
         "are held to are in BENCHMARKS.md.")
     b.add_argument("what", nargs="?", default="table",
                    choices=["table", "savings", "scale", "all", "micro", "sqlite", "plugins",
-                            "python"],
+                            "python", "install"],
                    help="which benchmark (default: table)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.add_argument("--plot", metavar="FILE.png", help="draw the overhead table to FILE.png")

@@ -503,6 +503,24 @@ def install_epoch_callback(store: wasmtime.Store, decide: Callable[[], bool],
     _set_epoch_callback(_address(store.ptr()), cb, None, None)
 
 
+# --------------------------------------------------------------------------- compilers
+
+COMPILERS: Final = ("cranelift", "cranelift-none", "winch")
+
+
+def use_compiler(config: wasmtime.Config, compiler: str) -> None:
+    """``cranelift`` (optimising for speed, vino's default), ``cranelift-none`` (no
+    optimisation) or ``winch`` (wasmtime's baseline compiler, not in the public Config)."""
+    if compiler == "cranelift":
+        config.cranelift_opt_level = "speed"
+    elif compiler == "cranelift-none":
+        config.cranelift_opt_level = "none"
+    elif compiler == "winch":
+        raw.wasmtime_config_strategy_set(config.ptr(), 2)  # WASMTIME_STRATEGY_WINCH
+    else:
+        raise ValueError(f"unknown compiler {compiler!r}; one of {', '.join(COMPILERS)}")
+
+
 # --------------------------------------------------------------------------- pooling
 
 

@@ -38,7 +38,8 @@ targets scans and compiles it once. A rejected module is remembered nowhere: it
 leaves nothing in any cache. Checks 3 and 5 run on every install.
 
 Worst case of what passes the scan (docs/RELIABILITY.md): a 1 MiB module at the
-limits compiles in about 1.3 s of CPU and 60 MB (Cranelift, one thread).
+limits compiles in at most about 1.7 s of CPU and 35 MB (Cranelift, one thread;
+`vino bench install`).
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ class Sandbox:
 
     def __init__(self, tick_s: float = limits.EPOCH_TICK_S,
                  max_wasm_stack: int = limits.MAX_WASM_STACK, pool: Pool | None = None,
-                 native_ticker: bool | None = None) -> None:
+                 native_ticker: bool | None = None, compiler: str = "cranelift") -> None:
         cfg = wasmtime.Config()
         for feature, on in WASM_FEATURES.items():
             setattr(cfg, feature, on)
@@ -192,7 +192,7 @@ class Sandbox:
         cfg.epoch_interruption = True
         cfg.memory_may_move = False
         cfg.max_wasm_stack = max_wasm_stack
-        cfg.cranelift_opt_level = "speed"
+        fastcall.use_compiler(cfg, compiler)  # cranelift at "speed" unless told otherwise
         cfg.parallel_compilation = False
         if pool is not None:
             fastcall.use_pooling(cfg, slots=pool.slots, memory_bytes=pool.memory_bytes,
