@@ -66,6 +66,7 @@ class Plan:
     evict: bool = False  # keep interior pages, resist scans (vm.evict on the pool)
     key: bytes | None = None  # encrypt every file with ChaCha20 (fs.filter)
     advise: bool = False  # keep a BTreeAdvisor even without the grafts that use it
+    python: bool = False  # install the samples' Python twins (vino.pygraft) instead of C
 
     @property
     def advised(self) -> bool:
@@ -99,6 +100,8 @@ class SqliteGrafts:
         vfs.on_delete = self.on_delete
 
     def _install(self, point: str, sample: str, target: object) -> Graft:
+        if self.plan.python:
+            sample = sample.removesuffix(".wasm") + ".py"
         g = self.kernel.graft(self.user, point, sample_path(sample), target=target)
         self.installed.append(g)
         return g

@@ -1,0 +1,25 @@
+"""SQLite on vino with the Python twins of its grafts: the same decisions as the C grafts.
+
+SQLite's runs on the kernel replay exactly (same device and cache counters for the
+same plan), so the Python grafts, compiled by vino.pygraft, must give exactly the
+counters the C grafts give, and the same query answers.
+"""
+
+from __future__ import annotations
+
+from vino.sqlite import workloads as wl
+from vino.sqlite.grafts import Plan
+from vino.sqlite.scenarios import Lab
+
+
+def test_python_readahead_and_evict_grafts_replay_the_c_grafts_exactly(lab: Lab) -> None:
+    runs = [lab.measure(f"py-{python}", Plan(readahead=True, evict=True, python=python),
+                        lambda s: wl.range_scans(s.db, lab.model, 5, 500))
+            for python in (False, True)]
+    c, py = runs
+    assert c.ok and py.ok
+    assert c.device == py.device and c.cache == py.cache and c.pool == py.pool
+    for point in ("fs.readahead", "vm.evict"):
+        assert py.grafts[point]["commits"] == c.grafts[point]["commits"] > 0
+        assert py.grafts[point]["aborts"] == {} == c.grafts[point]["aborts"]
+
