@@ -49,7 +49,8 @@ def sample(name: str, python: bool = False) -> Path:
 
 
 def hostile_path(name: str) -> Path:
-    return HOSTILE_DIR / f"{name}.wat"
+    """A hostile graft: ``name`` as WAT, or as given when it has an extension (``.py``)."""
+    return HOSTILE_DIR / (name if "." in name else f"{name}.wat")
 
 
 @dataclass(slots=True)
@@ -363,7 +364,7 @@ def attack_sched_trap(k: Kernel) -> tuple[Graft | None, bool, str]:
     return g, [t.priority for t in threads] == before, "every priority restored"
 
 
-def attack_lock_hog(k: Kernel) -> tuple[Graft | None, bool, str]:
+def attack_lock_hog(k: Kernel, name: str = "sched_lock_hog") -> tuple[Graft | None, bool, str]:
     mallory = k.add_user("mallory", Quota(cpu_call_s=5.0))
     group = k.new_group(mallory, "m")
     proc = k.spawn(mallory, "m", group)
@@ -410,8 +411,21 @@ def attack_forbidden_import(k: Kernel) -> tuple[Graft | None, bool, str]:
     return None, False, "was accepted"
 
 
-def gallery() -> list[Attack]:
+def gallery(python: bool = False) -> list[Attack]:
+    """Every attack; with ``python``, also the hostile grafts written in Python."""
     small = Quota(memory_bytes=2 << 20)
+    in_python = [
+        Attack("Python: loops forever", "fs.readahead", "timeout",
+               attack_readahead("readahead_loop.py")),
+        Attack("Python: recurses forever", "fs.readahead", "trap",
+               attack_readahead("readahead_recurse.py")),
+        Attack("Python: answers past the file", "fs.readahead", "invalid_result",
+               attack_readahead("readahead_out_of_range.py")),
+        Attack("Python: a 32 MB local array", "vm.evict", "resource",
+               attack_evict("evict_memory_hog.py", small)),
+        Attack("Python: holds its lock forever", "sched.pick", "lock_timeout",
+               lambda k: attack_lock_hog(k, "sched_lock_hog.py")),
+    ] if python else []
     return [
         Attack("read-ahead past end of file", "fs.readahead", "invalid_result",
                attack_readahead("readahead_out_of_range")),
@@ -431,14 +445,15 @@ def gallery() -> list[Attack]:
         Attack("filter traps mid-block", "fs.filter", "trap",
                attack_filter("filter_trap_midblock")),
         Attack("leaks host memory handles", "fs.access", "resource", attack_handle_leak),
+        *in_python,
     ]
 
 
 def part2(workdir: Path, report: Report, out: IO[str],
-          say: Callable[[str], None] = lambda msg: None) -> None:
+          say: Callable[[str], None] = lambda msg: None, python: bool = False) -> None:
     Output(out).heading("Part 2: a gallery of misbehaving grafts")
     rows = []
-    for i, attack in enumerate(gallery()):
+    for i, attack in enumerate(gallery(python)):
         say(f"part 2: {attack.point}: {attack.name}")
         with booted(workdir, f"gallery-{i}", frames=64) as k:
             t = time.perf_counter()
@@ -491,7 +506,7 @@ def run(out: IO[str], workdir: Path | None = None,
         wd.mkdir(parents=True, exist_ok=True)
         out.write(f"vino demo: kernel images in {wd} (pid {os.getpid()})\n")
         part1(wd, report, out, say, python)
-        part2(wd, report, out, say)
+        part2(wd, report, out, say, python)
     failed = [c for c in report.checks if not c.ok]
     o = Output(out)
     o.verdict(not failed, f"\n{len(report.checks) - len(failed)} of {len(report.checks)} "

@@ -1,8 +1,9 @@
 """Hostile Python grafts: compiled, they are aborted for the right reason, state restored.
 
-The grafts are written inline, as Python, next to the tests that install them; each
-test runs the operation the graft is attached to on a real kernel and checks the
-abort reason, the removal, the operation's answer and the state afterwards.
+The grafts are Python files in src/vino/sdk/hostile/ (the demo's gallery runs them too,
+with ``vino demo --python-grafts``); each test runs the operation the graft is
+attached to on a real kernel and checks the abort reason, the removal, the
+operation's answer and the state afterwards.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from vino.demo import hostile_path
 from vino.graft import Quota
 from vino.kernel import params
 from vino.kernel.kernel import Kernel
@@ -21,42 +23,17 @@ from vino.kernel.sched import Cpu
 
 BS = params.BLOCK_SIZE
 
-SPIN = """
-def readahead(block: int) -> int:
-    n = 0
-    while True:
-        n += 1
-"""
 
-RECURSE = """
-def down(n: int) -> int:
-    return down(n + 1) + 1
+def hostile(name: str) -> str:
+    """A hostile Python graft's source (src/vino/sdk/hostile/NAME.py)."""
+    return hostile_path(f"{name}.py").read_text()
 
-def readahead(block: int) -> int:
-    return down(block)
-"""
 
-OUT_OF_RANGE = """
-def readahead(file_blocks: int, out: list[int]) -> int:
-    out[0] = file_blocks + 5
-    return 1
-"""
-
-LOCK_HOG = """
-from vino.pygraft import lock
-
-def pick(n: int) -> int:
-    lock(1)
-    while True:
-        pass
-"""
-
-MEMORY_HOG = """
-def evict(cand: list[Row]) -> int:
-    hoard = [0] * 4_000_000
-    hoard[len(hoard) - 1] = 1
-    return 0
-"""
+SPIN = hostile("readahead_loop")
+RECURSE = hostile("readahead_recurse")
+OUT_OF_RANGE = hostile("readahead_out_of_range")
+LOCK_HOG = hostile("sched_lock_hog")
+MEMORY_HOG = hostile("evict_memory_hog")
 
 
 @pytest.fixture
@@ -130,8 +107,7 @@ def test_python_graft_with_a_huge_local_array_is_aborted_for_memory(kernel: Kern
     for v in range(8):
         aspace.write(v, f"page {v}".encode())
     before = user.principal.usage.snapshot()
-    g = k.graft(user, "vm.evict", MEMORY_HOG.replace("list[Row]", "list[int]"), target=aspace,
-                name="memory_hog")
+    g = k.graft(user, "vm.evict", MEMORY_HOG, target=aspace, name="memory_hog")
     for v in range(100, 100 + k.cache.nframes + 8):
         aspace.touch(v)
     assert all(aspace.read(v).startswith(f"page {v}".encode()) for v in range(8))
