@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import errno
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ import apsw
 import pytest
 
 from vino.faults import InjectedFault, Injector
+from vino.kernel.errors import ImageInUse
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.sqlite.params import SQLITE_CACHE_PAGES
@@ -275,6 +278,31 @@ def test_lost_update_is_impossible_between_processes_with_a_busy_timeout(
     assert not errors, errors
     with Session(kernel, alice, "app.db") as s:
         assert s.db.execute("select n from c").fetchall() == [(100,)]
+
+
+_BOOT = ("import sys; from pathlib import Path; from vino.kernel.kernel import Kernel\n"
+         "try:\n    Kernel.boot(Path(sys.argv[1]), fresh=False).shutdown()\n"
+         "except Exception as exc:\n    print(type(exc).__name__); sys.exit(3)\n")
+
+
+def test_a_second_os_process_cannot_boot_a_disk_image_in_use(kernel: Kernel,
+                                                            alice: User) -> None:
+    # Two OS processes on one image are not supported (each would mount it with its
+    # own in-memory metadata): the kernel refuses, whichever process asks.
+    with Session(kernel, alice, "app.db") as s:
+        _fill(s.db)
+    image = kernel.device.path
+    other = subprocess.run([sys.executable, "-c", _BOOT, str(image)], capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert other.returncode == 3 and other.stdout.strip() == "ImageInUse", other
+    with pytest.raises(ImageInUse):
+        Kernel.boot(image, fresh=False)  # nor a second kernel of this process
+    with pytest.raises(ImageInUse):
+        Kernel.boot(image)  # and a fresh boot would have formatted it: refused first
+    kernel.shutdown()
+    again = subprocess.run([sys.executable, "-c", _BOOT, str(image)], capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert again.returncode == 0, again
 
 
 # ---- waiting ---------------------------------------------------------------------------

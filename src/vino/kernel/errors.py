@@ -17,7 +17,7 @@ from vino.errors import VinoError
 
 __all__ = [
     "AccessDenied", "BadBlock", "BadHandle", "CorruptFileSystem", "DeviceError", "FileExists",
-    "InvalidArgument", "InvariantViolation", "KernelError", "NoSpace",
+    "ImageInUse", "InvalidArgument", "InvariantViolation", "KernelError", "NoSpace",
     "NoSuchFile", "PowerLost",
 ]
 
@@ -72,6 +72,13 @@ class InvalidArgument(KernelError, ValueError):
 class BadHandle(KernelError):
     """Use of something that is no longer usable: a closed ``OpenFile`` or
     ``BlockDevice``, a released ``AddressSpace``, an unmounted ``FileSystem``."""
+
+
+class ImageInUse(KernelError):
+    """``Kernel.boot`` of a disk image that another kernel -- in this OS process or
+    another -- has booted and not shut down. A mounted file system keeps its metadata
+    and cache in memory, so two kernels on one image would each overwrite the other's
+    changes. Nothing was read or written; shut the other kernel down first."""
 
 
 class CorruptFileSystem(KernelError):

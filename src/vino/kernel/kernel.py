@@ -18,11 +18,18 @@ act as the installing user's ``Principal``, with its rights and quotas.
 
 Time: one ``SimClock`` drives the device model and the scheduler, so workloads
 are reproducible; graft CPU budgets are wall-clock time (they bound real work).
+
+One kernel per image: ``boot`` takes an exclusive lock on the disk image (``flock``,
+so it holds against other OS processes as well as other kernels of this one) and
+``shutdown`` -- or ``release_image`` after a simulated power cut -- gives it back.
+A second ``boot`` of an image in use raises ``ImageInUse`` before reading it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +40,7 @@ from vino.kernel import points
 from vino.kernel.cache import AddressSpace, Cache
 from vino.kernel.clock import SimClock
 from vino.kernel.device import DISK_1996, BlockDevice, DiskProfile
-from vino.kernel.errors import InvalidArgument
+from vino.kernel.errors import ImageInUse, InvalidArgument
 from vino.kernel.fs import FileSystem, OpenFile
 from vino.kernel.proc import Process, ProcessGroup, User, new_pgid, new_pid
 from vino.kernel.sched import Scheduler
@@ -42,8 +49,32 @@ DEFAULT_BLOCKS = 8192  # 32 MiB image
 DEFAULT_FRAMES = 256  # 1 MiB of page frames
 
 
+class ImageLock:
+    """An exclusive ``flock`` on a disk image file, held until ``release``."""
+
+    def __init__(self, image: Path) -> None:
+        self.image = image
+        self._fd: int | None = os.open(image, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise ImageInUse(f"disk image {image} is in use by another kernel") from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
 class Kernel:
     """One booted kernel. Build with ``Kernel.boot``."""
+
+    image_lock: ImageLock | None = None  # set by boot()
 
     def __init__(self, device: BlockDevice, clock: SimClock, *, frames: int = DEFAULT_FRAMES,
                  registry: Registry | None = None) -> None:
@@ -77,13 +108,22 @@ class Kernel:
              registry: Registry | None = None) -> Kernel:
         """Boot on ``image``: a new formatted image if ``fresh``, else the existing one."""
         clock = SimClock()
-        if fresh:
-            dev = BlockDevice.create(image, nblocks, profile=profile, clock=clock,
-                                     overwrite=True, durable=False)
-            FileSystem.format(dev)
-        else:
-            dev = BlockDevice.open(image, profile=profile, clock=clock, durable=False)
-        return cls(dev, clock, frames=frames, registry=registry)
+        if fresh and not Path(image).exists():
+            Path(image).touch()
+        lock = ImageLock(Path(image))
+        try:
+            if fresh:
+                dev = BlockDevice.create(image, nblocks, profile=profile, clock=clock,
+                                         overwrite=True, durable=False)
+                FileSystem.format(dev)
+            else:
+                dev = BlockDevice.open(image, profile=profile, clock=clock, durable=False)
+            k = cls(dev, clock, frames=frames, registry=registry)
+        except BaseException:
+            lock.release()
+            raise
+        k.image_lock = lock
+        return k
 
     def _wire_lifetimes(self) -> None:
         """A graft lives no longer than its target: closing a file or releasing an address
@@ -151,3 +191,11 @@ class Kernel:
             self.device.close()
         if self._own_registry:
             self.registry.close()
+        self.release_image()
+
+    def release_image(self) -> None:
+        """Give up the image's lock (``shutdown`` does; after a simulated power cut, call
+        it once the device is closed so that the image can be booted again)."""
+        if self.image_lock is not None:
+            self.image_lock.release()
+            self.image_lock = None

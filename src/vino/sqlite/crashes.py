@@ -178,6 +178,7 @@ def _abandon(k: Kernel, s: Session | None) -> None:
     with contextlib.suppress(Exception):
         k.registry.close()
     k.device.close()
+    k.release_image()
 
 
 def _run_to_crash(image: Path, mode: Mode, plan: CrashPlan) -> tuple[int, int]:

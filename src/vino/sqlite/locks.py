@@ -11,8 +11,9 @@ exactly as two connections of one process do.
 What a "vino process" is here: a ``Process`` of the reference kernel (one per
 ``VinoVFS``); all of them live in the one Python process that booted the kernel.
 Two OS processes cannot share a disk image: each would mount it with its own
-in-memory metadata and cache, so there is nothing for a lock to protect; a disk
-image is used by one kernel at a time.
+in-memory metadata and cache, so there is nothing for a lock to protect. A disk
+image is used by one kernel at a time, and the kernel enforces it (``Kernel.boot``
+raises ``ImageInUse`` for an image another kernel, of any OS process, has booted).
 
 The rules (each refusal raises ``Busy``, which the VFS turns into SQLITE_BUSY):
 - SHARED is granted unless someone holds PENDING or EXCLUSIVE (a writer is waiting
