@@ -150,9 +150,10 @@ def test_a_full_disk_is_sqlite_full_and_the_database_stays_intact(
 BROKEN_CALLS = [
     # (VFS method, kernel call that fails under it, SQLite's extended code for it)
     ("xDelete", "unlink", apsw.SQLITE_IOERR_DELETE),
+    ("xDelete(syncdir)", "sync_dir", apsw.SQLITE_IOERR_DIR_FSYNC),
     ("xAccess", "stat", apsw.SQLITE_IOERR_ACCESS),
-    ("xTruncate", "open", apsw.SQLITE_IOERR_TRUNCATE),
-    ("xSync", "sync", apsw.SQLITE_IOERR_FSYNC),
+    ("xTruncate", "truncate", apsw.SQLITE_IOERR_TRUNCATE),
+    ("xSync", "fsync", apsw.SQLITE_IOERR_FSYNC),
     ("xRead", "read", apsw.SQLITE_IOERR_READ),
     ("xWrite", "write", apsw.SQLITE_IOERR_WRITE),
 ]
@@ -166,12 +167,13 @@ def test_an_io_error_under_each_vfs_method_is_its_own_ioerr_code(
         f = vfs.xOpen("/scratch", [apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
                                    | apsw.SQLITE_OPEN_MAIN_JOURNAL, 0])
         f.xWrite(b"j" * 10_000, 0)
-        target = kernel.cache if call == "sync" else kernel.fs
-        with inj.patch(target, call, call):
+        with inj.patch(kernel.fs, call, call):
             inj.arm(call, 1, persistent=True)
             with pytest.raises(apsw.IOError) as err:
                 if method == "xDelete":
                     vfs.xDelete("/scratch", False)
+                elif method == "xDelete(syncdir)":
+                    vfs.xDelete("/scratch", True)
                 elif method == "xAccess":
                     vfs.xAccess("/scratch", apsw.SQLITE_ACCESS_EXISTS)
                 elif method == "xTruncate":

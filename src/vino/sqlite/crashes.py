@@ -7,7 +7,8 @@ device writes, then again on a fresh copy of the starting image for every N (or
 every ``stride``-th), with the power cut at write N by each crash model of
 ``vino.kernel.crash`` (cut, torn, lost). After each cut:
 
-1. the image mounts (never unmountable) and the kernel's invariants hold;
+1. ``fsck`` finds the image clean (the log replayed in memory, as a mount would);
+   it mounts (never unmountable) and the kernel's invariants hold;
 2. SQLite opens the database (through the filter, with the key, when encrypted) and
    ``pragma integrity_check`` is ok (never malformed);
 3. the table holds the starting rows (never wiped) and exactly the first ``m``
@@ -44,6 +45,7 @@ from typing import Final
 import apsw
 
 from vino.kernel.crash import CrashModel, CrashPlan
+from vino.kernel.fsck import check_image
 from vino.kernel.kernel import Kernel
 from vino.sqlite.grafts import Plan
 from vino.sqlite.session import JOURNAL_MODES, Session
@@ -207,6 +209,9 @@ def _run_to_crash(image: Path, mode: Mode, plan: CrashPlan) -> tuple[int, int]:
 def _check(image: Path, mode: Mode, committed: int) -> tuple[str, int]:
     """Everything a crash must leave true: ('', transactions found) if it holds, else
     (what broke, -1)."""
+    fsck = check_image(image)
+    if not fsck.clean:
+        return f"fsck: {fsck.problems} problem(s): {fsck.damage[:3]}", -1
     try:
         k = Kernel.boot(image, fresh=False, frames=KERNEL_FRAMES)
     except Exception as exc:  # any refusal to mount is the finding

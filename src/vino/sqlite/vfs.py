@@ -30,13 +30,16 @@ the rollback journal in any of its DELETE / TRUNCATE / PERSIST modes works):
   unlinked then if it was opened with DELETEONCLOSE.
 - ``xRead`` returns fewer bytes than asked at the end of file; apsw then zero-fills
   the rest and reports SQLITE_IOERR_SHORT_READ to SQLite, as the VFS contract asks.
-- ``xTruncate``: the kernel file system can only truncate to zero (an open with
-  mode "w"). Cutting to zero does exactly that; cutting to ``n > 0`` bytes reads the
-  first ``n`` bytes, truncates to zero and writes them back (O(n) I/O: SQLite does
-  it only when a rollback or vacuum shrinks the database, and the journal modes
-  used here truncate to zero). Growing writes one zero byte at ``n - 1`` (a hole).
-- ``xSync`` is the file system's ``fsync``: the file's data, then its metadata
-  (a journal commit), durable when it returns.
+- ``xTruncate`` is the file system's ``truncate`` (atomic across a crash; growing
+  leaves a hole).
+- ``xSync`` is the file system's ``fsync`` of the file: its data, then its metadata
+  (a journal commit), durable when it returns. Gathered writes of every file of the
+  VFS reach the kernel first (``_flush_all``).
+- ``xDeviceCharacteristics``: SQLITE_IOCAP_SAFE_APPEND. The file system writes a
+  file's data before it commits the size that covers it (ordered data), so after a
+  crash an appended region is either not in the file or holds what was written,
+  never garbage; SQLite then writes its journal header once and syncs the journal
+  once per commit instead of twice. The crash loops (``crashes``) check it.
 - ``xFileSize`` is the kernel inode's size. ``xDelete`` unlinks (missing file:
   SQLITE_IOERR_DELETE_NOENT) and, when SQLite asks for it (``syncdir``: the journal
   of a commit in ``synchronous=EXTRA``), makes the unlink durable before it returns
@@ -263,10 +266,11 @@ class VinoFile:
 
     @_sqlite_errors(apsw.SQLITE_IOERR_FSYNC)
     def xSync(self, flags: int) -> None:
-        with self.vfs._mutex:
-            self.vfs.stats.syncs += 1
-            self.vfs._flush_all()
-            self.vfs._sync()
+        vfs = self.vfs
+        with vfs._mutex:
+            vfs.stats.syncs += 1
+            vfs._flush_all()
+            vfs.kernel.fs.fsync(self.kfile.of)
 
     def xFileSize(self) -> int:
         kf = self.kfile
@@ -312,7 +316,7 @@ class VinoFile:
         return SECTOR_BYTES
 
     def xDeviceCharacteristics(self) -> int:
-        return 0  # promise nothing: SQLite journals conservatively
+        return apsw.SQLITE_IOCAP_SAFE_APPEND  # ordered data: see the module docstring
 
     @_sqlite_errors(apsw.SQLITE_IOERR_CLOSE)
     def xClose(self) -> None:
@@ -601,28 +605,15 @@ class VinoVFS(apsw.VFS):
                     self.on_delete(kf.name)
 
     def _truncate(self, kf: KernelFile, newsize: int) -> None:
-        fs = self.kernel.fs
-        size = kf.of.inode.size
-        if newsize == size:
+        if newsize == kf.of.inode.size:
             return
         self.stats.truncates += 1
-        if newsize > size:
-            fs.seek(kf.of, newsize - 1)
-            fs.write(kf.of, b"\0")
-            return
-        keep = b""
-        if newsize:
-            fs.seek(kf.of, 0)
-            keep = fs.read(kf.of, newsize)
-        if self._files.get(kf.name) is not kf:
-            raise NoSuchFile(f"{kf.path!r} was deleted while open; cannot truncate it")
-        fs.close(fs.open(self.process, kf.name, "w"))  # the kernel truncates to zero
-        if self.pool is not None and kf.pool_base is not None:
-            kf.seen_version = kf.lock.bump()
-            self.pool.truncate(kf.pool_base, newsize)
-        if keep:
-            fs.seek(kf.of, 0)
-            fs.write(kf.of, keep)
+        try:
+            self.kernel.fs.truncate(kf.of, newsize)
+        finally:  # even a failed truncate may have cut: no pooled page past the end
+            if self.pool is not None and kf.pool_base is not None:
+                kf.seen_version = kf.lock.bump()
+                self.pool.truncate(kf.pool_base, newsize)
 
     def flush(self) -> None:
         """Give every gathered write to the kernel now (before looking at the kernel's
@@ -656,15 +647,10 @@ class VinoVFS(apsw.VFS):
                 self.on_delete(kname)
             if syncdir:
                 try:
-                    self._sync()
+                    self.kernel.fs.sync_dir()
                 except (KernelError, OSError) as exc:
                     raise _ioerr(apsw.SQLITE_IOERR_DIR_FSYNC, "xDelete", exc) from exc
                 self.stats.dir_syncs += 1
-
-    def _sync(self) -> None:
-        """Make every completed write durable: file data, inodes, bitmap and directory
-        (the file system's sync: data written back, then a journal commit)."""
-        self.kernel.fs.sync()
 
     @_sqlite_errors(apsw.SQLITE_IOERR_ACCESS)
     def xAccess(self, pathname: str, flags: int) -> bool:
