@@ -51,8 +51,9 @@ def test_vino_demo_sqlite_exits_0_when_every_check_holds(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["demo", "sqlite", "--rows", str(MIN_SQLITE_ROWS), "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "12 of 12 checks held." in out and "FAILED" not in out
+    assert "14 of 14 checks held." in out and "FAILED" not in out
     assert "sqlite_readahead" in out and "sqlite_evict" in out
+    assert "Power cut" in out and "delete/extra/encrypted" in out
 
 
 def test_vino_demo_sqlite_refuses_a_nonsense_row_count(
