@@ -723,8 +723,8 @@ def _quiet() -> Iterator[None]:
 
 @dataclass(slots=True)
 class DeviceFaultTally:
-    """What a device fault left behind, over all runs of a loop (documented, not asserted:
-    fs.py does not recover from a device error in the middle of an operation)."""
+    """What a device fault left behind, over all runs of a loop (the tests assert that
+    the file system's invariants held after every one)."""
 
     runs: int = 0
     fs_damaged: int = 0  # runs after which fs.check_invariants() failed
@@ -2655,9 +2655,10 @@ def render(rep: ReliabilityReport, command: str = "vino reliability") -> str:
                         "aborts seen"], rows)
     d = rep.device
     lines += ["", "### What the kernel guarantees after a device error", "",
-              "fs.py does not recover from an I/O error in the middle of an operation (as "
-              "in a kernel without a journal, the file system should then be considered "
-              "damaged). What *is* guaranteed, and checked after every device fault above:",
+              "The file system reads everything an operation needs before its first "
+              "change, and commits metadata through its log (a failed commit stays in "
+              "memory to be committed again; the image keeps its last commit). Checked "
+              "after every device fault above:",
               "the error reaches the caller as the very `OSError` the device raised (never "
               "swallowed, never turned into another error); it is never blamed on a graft "
               "(every graft stays live, no abort recorded); no transaction is left current, "
@@ -2665,7 +2666,7 @@ def render(rep: ReliabilityReport, command: str = "vino reliability") -> str:
               "another file's data already on the disk reads back intact; without a fault "
               "the file reads back exactly as written.",
               "",
-              f"Not guaranteed: the file system's own invariants. Of {d.runs} runs, "
+              f"The file system's own invariants: of {d.runs} runs, "
               f"{d.fs_damaged} left `fs.check_invariants()` failing: "
               + ("; ".join(f"{msg} ({n})" for msg, n in d.broken.most_common()) or "none")
               + ".",

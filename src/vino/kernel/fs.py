@@ -351,6 +351,10 @@ class FileSystem:
         # bitmap block is logged as a live window on it: _bitmap_view).
         self._bitmap = bytearray(geo.bitmap_blocks * BS)
         self._bitmap_view = memoryview(self._bitmap)
+        # Invariant: the inode table as of the running transaction (logged like the bitmap),
+        # so storing an inode never reads the device.
+        self._itable = bytearray(geo.inode_blocks * BS)
+        self._itable_view = memoryview(self._itable)
         # Invariant: _busy == _bitmap | the blocks freed since the last commit; blocks are
         # allocated from _busy, so none is reused before the transaction freeing it commits.
         self._busy = bytearray(self._bitmap)
@@ -467,6 +471,7 @@ class FileSystem:
         self._nfree = geo.nblocks - used
         for i in range(geo.inode_blocks):
             raw = self.cache.read_block(dev, geo.inode_start + i)
+            self._itable[i * BS:(i + 1) * BS] = raw
             for k in range(INODES_PER_BLOCK):
                 inum = i * INODES_PER_BLOCK + k
                 off = k * params.FS_INODE_SIZE
@@ -620,11 +625,12 @@ class FileSystem:
                 raise AccessDenied(f"user {user.name!r} (uid {user.uid}) does not own {name!r} "
                                    f"(owner uid {ino.uid})")
             self._begin()
-            self._remove_name(name)
+            self._own_dir_slot(self._dir[name][1])  # reads first: a failure changes nothing
             if ino.open_count:
                 ino.orphan = True
             else:
                 self._free_inode(ino)
+            self._remove_name(name)
 
     def rename(self, user: User, old: str, new: str) -> None:
         """Give ``old`` the name ``new``, atomically replacing a file called ``new``
@@ -644,7 +650,13 @@ class FileSystem:
             if old == new:
                 return
             self._begin()
+            self._own_dir_slot(self._dir[old][1])  # reads first: a failure changes nothing
             if victim is not None:
+                self._own_dir_slot(self._dir[new][1])
+                if victim.open_count:
+                    victim.orphan = True
+                else:
+                    self._free_inode(victim)
                 self._remove_name(new)
             inum, slot = self._dir.pop(old)
             self._write_at(self._inodes[ROOT_INUM], slot * params.FS_DIRENT_SIZE,
@@ -653,11 +665,11 @@ class FileSystem:
             for of in self._open.values():
                 if of.inode is ino:
                     of.name = new
-            if victim is not None:
-                if victim.open_count:
-                    victim.orphan = True
-                else:
-                    self._free_inode(victim)
+
+    def _own_dir_slot(self, slot: int) -> None:
+        blk = self._bmap(self._inodes[ROOT_INUM], slot * params.FS_DIRENT_SIZE // BS)
+        if blk:
+            self.journal.own(blk)
 
     def _remove_name(self, name: str) -> None:
         _, slot = self._dir.pop(name)
@@ -726,8 +738,17 @@ class FileSystem:
                 return
             self._begin()
             if size < ino.size:
-                self._trim(ino, _ceil_div(size, BS))
-                self._cut_last_block(ino, size, of)
+                cut = self._prepare_cut(ino, size, of)
+                try:
+                    self._trim(ino, _ceil_div(size, BS))
+                except BaseException:
+                    if cut is not None:
+                        self._unalloc_block(cut[1])
+                    raise
+                if cut is not None:
+                    old, new, leaf = cut
+                    self._set_pointer(ino, size // BS, new, leaf)
+                    self._free_block(old)
             else:
                 self._zero_tail(ino, of)
             ino.size = size
@@ -832,8 +853,10 @@ class FileSystem:
                     if self.journal.room() < _BLOCK_LOG_BLOCKS:
                         self._store_inode(ino)  # a write larger than the log: commit a step
                         self._commit()
-                    blk = self._map_new_block(ino, bidx)
-                if meta:
+                    blk = self._map_new_block(ino, bidx, None if meta else plain)
+                    if meta:
+                        self.journal.write(blk, plain)
+                elif meta:
                     self.journal.write(blk, plain)
                 else:
                     self.cache.write_block(self.device, blk, plain)
@@ -863,42 +886,50 @@ class FileSystem:
             self._apply_filter(ino, ino.size - keep, plain, FILTER_WRITE)
         self.cache.write_block(self.device, blk, plain)
 
-    def _cut_last_block(self, ino: Inode, size: int, of: OpenFile | None) -> None:
-        """After a truncate to ``size``: the bytes of the new last block past ``size``
+    def _prepare_cut(self, ino: Inode, size: int, of: OpenFile | None,
+                     ) -> tuple[int, int, int] | None:
+        """Before a truncate to ``size``: the bytes of the new last block past ``size``
         must read as zeros. They are the committed file's data until the truncate
         commits, so they are not zeroed in place: the block is copied to a new one
-        (zeros past ``size``) and the old one freed with the rest. On a full disk
-        (no block usable before the commit) they are zeroed in place."""
+        (zeros past ``size``), returned as ``(old, new, leaf indirect block or 0)`` for
+        the caller to map and free. None if nothing needs doing. On a full disk (no
+        block usable before the commit) they are zeroed in place. All I/O is here."""
         keep = size % BS
         old = self._bmap(ino, size // BS) if keep else 0
         if not old:
-            return
+            return None
         plain = bytearray(self.cache.read_block(self.device, old))
         if of is not None:
             self._apply_filter(ino, size - keep, plain, FILTER_READ)
         if not any(plain[keep:]):
-            return
+            return None
         plain[keep:] = bytes(BS - keep)
         if of is not None:
             self._apply_filter(ino, size - keep, plain, FILTER_WRITE)
         if self._nfree - self._npending < 1:
             self.cache.write_block(self.device, old, plain)
-            return
+            return None
+        leaf = 0
+        if size // BS >= NDIRECT:
+            level, idx = _path(size // BS)
+            leaf = ino.ind[level]
+            for k in idx[:-1]:
+                leaf = self.journal.read_u32(leaf, k)
+            self.journal.own(leaf)
         new = self._alloc_block(old + 1)
-        self._set_pointer(ino, size // BS, new)
-        self.cache.write_block(self.device, new, plain)
-        self._free_block(old)
+        try:
+            self.cache.write_block(self.device, new, plain)
+        except BaseException:
+            self._unalloc_block(new)
+            raise
+        return old, new, leaf
 
-    def _set_pointer(self, ino: Inode, bidx: int, blk: int) -> None:
-        """Point mapped file block ``bidx`` at device block ``blk``."""
+    def _set_pointer(self, ino: Inode, bidx: int, blk: int, leaf: int) -> None:
+        """Point mapped file block ``bidx`` at ``blk`` (``leaf``: its indirect block)."""
         if bidx < NDIRECT:
             ino.direct[bidx] = blk
-            return
-        level, idx = _path(bidx)
-        node = ino.ind[level]
-        for k in idx[:-1]:
-            node = self.journal.read_u32(node, k)
-        self.journal.write(node, blk.to_bytes(4, "little"), 4 * idx[-1])
+        else:
+            self.journal.write(leaf, blk.to_bytes(4, "little"), 4 * _path(bidx)[1][-1])
 
     def _apply_filter(self, ino: Inode, offset: int, buf: bytearray, direction: int) -> None:
         self.stats.filter_calls += 1
@@ -964,28 +995,53 @@ class FileSystem:
                 missing.add((level, idx[:d]))
         return need + len(missing)
 
-    def _map_new_block(self, ino: Inode, bidx: int) -> int:
+    def _map_new_block(self, ino: Inode, bidx: int, data: bytes | bytearray | None) -> int:
+        """Allocate a block for hole ``bidx``, store ``data`` in it (through the cache;
+        None: the caller logs it as metadata), and map it. Every device access comes
+        before the first change: if one fails, nothing changed."""
         prev = self._bmap(ino, bidx - 1) if bidx > 0 else 0
         hint = prev + 1 if prev else self._alloc_hint
+        path: list[int] = []  # existing indirect blocks on the way (root first)
+        level, idx = _path(bidx) if bidx >= NDIRECT else (0, ())
+        if bidx >= NDIRECT:
+            node = ino.ind[level]
+            for k in idx:
+                if not node:
+                    break
+                path.append(node)
+                node = self.journal.read_u32(node, k)
+            if path:
+                self.journal.own(path[-1])  # it gets the new pointer: no read later
+        blk = self._alloc_block(hint)
+        if data is not None:
+            try:
+                self.cache.write_block(self.device, blk, data)
+            except BaseException:
+                self._unalloc_block(blk)
+                raise
         if bidx < NDIRECT:
-            blk = self._alloc_block(hint)
             ino.direct[bidx] = blk
             return blk
-        level, idx = _path(bidx)
-        node = ino.ind[level]
-        if node == 0:
-            node = ino.ind[level] = self._new_indirect(hint)
-            hint = node + 1
-        for k in idx[:-1]:
-            nxt = self.journal.read_u32(node, k)
-            if nxt == 0:
-                nxt = self._new_indirect(hint)
-                self.journal.write(node, nxt.to_bytes(4, "little"), 4 * k)
-                hint = nxt + 1
+        # from here no device I/O: new indirect blocks are whole-block writes to the log
+        if not path:
+            ino.ind[level] = self._new_indirect(blk + 1)
+            path.append(ino.ind[level])
+        node = path[-1]
+        for k in idx[len(path) - 1:-1]:
+            nxt = self._new_indirect(blk + 1)
+            self.journal.write(node, nxt.to_bytes(4, "little"), 4 * k)
             node = nxt
-        blk = self._alloc_block(hint)
         self.journal.write(node, blk.to_bytes(4, "little"), 4 * idx[-1])
         return blk
+
+    def _unalloc_block(self, b: int) -> None:
+        """Give back a block allocated by this operation and never mapped (no data of
+        any file is in it: it may be used again at once)."""
+        i = b >> 3
+        self._bitmap[i] &= ~(1 << (b & 7)) & 0xFF
+        self._busy[i] &= ~(1 << (b & 7)) & 0xFF
+        self._nfree += 1
+        self.cache.discard(self.device, b)
 
     def _new_indirect(self, near: int) -> int:
         b = self._alloc_block(near)
@@ -1041,21 +1097,34 @@ class FileSystem:
 
     def _trim(self, ino: Inode, keep: int) -> None:
         """Free every data block of ``ino`` at file block ``keep`` or beyond, and every
-        indirect block left without pointers. The caller sets the size."""
-        for i in range(keep, NDIRECT):
+        indirect block left without pointers. The caller sets the size. Every read
+        comes first (a plan); if one fails, nothing changed."""
+        frees: list[int] = []
+        writes: dict[int, bytes] = {}
+        cleared: list[int] = []
+        for level in range(NLEVELS):
+            node = ino.ind[level]
+            if node and self._plan_trim(node, level + 1, _LEVEL_START[level], keep, frees,
+                                        writes):
+                frees.append(node)
+                cleared.append(level)
+        for i in range(keep, NDIRECT):  # from here no device I/O
             if ino.direct[i]:
                 self._free_block(ino.direct[i])
                 ino.direct[i] = 0
-        for level in range(NLEVELS):
-            node = ino.ind[level]
-            if node and self._trim_node(node, level + 1, _LEVEL_START[level], keep):
-                self._free_block(node)
-                ino.ind[level] = 0
+        for level in cleared:
+            ino.ind[level] = 0
+        for node, raw in writes.items():
+            self.journal.write(node, raw)
+        for b in frees:
+            self._free_block(b)
 
-    def _trim_node(self, node: int, depth: int, first: int, keep: int) -> bool:
-        """Trim below indirect block ``node`` (``depth`` 1: its pointers are data blocks),
-        whose first pointer maps file block ``first``. True if it is left empty (the
-        caller frees it; an empty block is not written)."""
+    def _plan_trim(self, node: int, depth: int, first: int, keep: int, frees: list[int],
+                   writes: dict[int, bytes]) -> bool:
+        """Plan the trim below indirect block ``node`` (``depth`` 1: its pointers are data
+        blocks), whose first pointer maps file block ``first``: blocks to free go to
+        ``frees``, new contents of blocks that keep some pointers to ``writes``. True if
+        it is left empty (the caller frees it; an empty block is not written)."""
         span = NPTR ** (depth - 1)  # file blocks under one pointer
         if first + NPTR * span <= keep:
             return False
@@ -1068,14 +1137,14 @@ class FileSystem:
             lo = first + i * span
             if lo + span <= keep:
                 empty = False
-            elif depth == 1 or self._trim_node(p, depth - 1, lo, keep):
-                self._free_block(p)
+            elif depth == 1 or self._plan_trim(p, depth - 1, lo, keep, frees, writes):
+                frees.append(p)
                 ptrs[i] = 0
                 changed = True
             else:
                 empty = False
         if not empty and changed:
-            self.journal.write(node, struct.pack(f"<{NPTR}I", *ptrs))
+            writes[node] = struct.pack(f"<{NPTR}I", *ptrs)
         return empty
 
     def _free_inode(self, ino: Inode) -> None:
@@ -1108,8 +1177,12 @@ class FileSystem:
         return [b for _, b, indirect in self._walk(ino) if not indirect]
 
     def _store_inode(self, ino: Inode) -> None:
-        blk, k = divmod(ino.inum, INODES_PER_BLOCK)
-        self.journal.write(self.geo.inode_start + blk, ino.pack(), k * params.FS_INODE_SIZE)
+        off = ino.inum * params.FS_INODE_SIZE
+        self._itable[off:off + params.FS_INODE_SIZE] = ino.pack()
+        blk = off // BS
+        home = self.geo.inode_start + blk
+        if home not in self.journal.tx:
+            self.journal.attach(home, self._itable_view[blk * BS:(blk + 1) * BS])
 
     # ---- helpers -----------------------------------------------------------------------
 

@@ -148,6 +148,12 @@ class Journal:
             buf = self.tx[block] = bytearray(self.cache.read_block(self.device, block))
         buf[offset:offset + len(data)] = data
 
+    def own(self, block: int) -> None:
+        """Bring ``block`` into the running transaction now (reading it if need be), so
+        that changing it later needs no device I/O."""
+        if block not in self.tx:
+            self.tx[block] = bytearray(self.cache.read_block(self.device, block))
+
     def attach(self, block: int, view: memoryview) -> None:
         """Log ``block`` with the live content ``view`` (a window on an in-memory table)."""
         self.tx[block] = self._views[block] = view
