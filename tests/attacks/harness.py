@@ -22,7 +22,9 @@ Two arenas:
   can pull: accessors (``put``, ``push``), a read (``get``), re-entry into the
   points (``pick_for``, ``fire``), host code that removes or replaces the calling
   graft (``remove_me``, ``replace_me``) and a message to another graft
-  (``tell``). Principals ``alice`` and ``bob`` (tenants) and ``root``.
+  (``tell``). Lock ids 1..3 are shared locks ``L1``..``L3``; ids from
+  ``RECORD_LOCKS`` on are one lock per record (``R<id>``), names without end.
+  Principals ``alice`` and ``bob`` (tenants) and ``root``.
 - ``KernelArena`` (``kernel_arena(tmp_path)``): a booted reference kernel with two
   users; its state is what a user can observe (files' bytes, priorities, hints,
   reference bits, residency) plus ``check_invariants``.
@@ -69,6 +71,7 @@ SRC: Final = HERE.parent.parent / "src"
 
 DEFAULT_ANSWER: Final = 7  # what atk.pick's default answers
 ROOT_KEYS: Final = 1000  # put(key >= ROOT_KEYS) needs the privileged principal
+RECORD_LOCKS: Final = 100  # lock ids from here on name one record's lock each
 BUFFER: Final = 64
 LOCK_TIMEOUT_S: Final = 0.05
 CALL_BUDGET_S: Final = 0.02
@@ -310,7 +313,11 @@ class Tenancy(Arena):
                 return -1
 
         def resolve(txn: Transaction, lock_id: int) -> HostLock | None:
-            return registry.locks.lock(f"L{lock_id}") if 1 <= lock_id <= 3 else None
+            if 1 <= lock_id <= 3:  # three shared locks
+                return registry.locks.lock(f"L{lock_id}")
+            if lock_id >= RECORD_LOCKS:  # one lock per record: names without end
+                return registry.locks.lock(f"R{lock_id}")
+            return None
 
         callables = (put, push, get, pick_for, fire, remove_me, replace_me, tell)
         self.pick: FunctionPoint[int] = FunctionPoint(

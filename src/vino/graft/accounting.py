@@ -30,6 +30,7 @@ class Quota:
     handles: int = limits.QUOTA_HANDLES
     locks: int = limits.QUOTA_LOCKS
     log_bytes: int = limits.QUOTA_LOG_BYTES
+    undo_entries: int = limits.QUOTA_UNDO_ENTRIES  # held at once (see txn.py)
     cpu_call_s: float = limits.CALL_BUDGET_S  # one call
     cpu_total_s: float = limits.QUOTA_CPU_TOTAL_S  # all calls, ever
 
@@ -41,6 +42,7 @@ class Usage:
     handles: int = 0
     locks: int = 0
     log_bytes: int = 0
+    undo_entries: int = 0
     cpu_ns: int = 0
 
     def snapshot(self) -> dict[str, int]:
@@ -53,6 +55,7 @@ _LIMIT_OF = {
     "handles": "handles",
     "locks": "locks",
     "log_bytes": "log_bytes",
+    "undo_entries": "undo_entries",
 }
 
 

@@ -19,12 +19,21 @@ Rules:
 
 Lock order is not needed for safety: a deadlock between transactions ends when
 a waiter's time-out dooms a holder.
+
+The lock table holds its locks weakly: a lock lives while someone holds it, waits
+for it or keeps a reference to it, and its entry goes with it. Names are cheap
+(``aspace:<pid>``, one per record a graft may lock), so a table that kept every
+name ever used would grow without bound; one that dropped a lock still referenced
+would hand out a second lock of the same name.
+Invariant: ``LockManager.lock(name)`` returns the same object for as long as any
+reference to it exists.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -52,7 +61,8 @@ Holder = Transaction | _HostHolder
 class HostLock:
     """A named lock on host state. Create them through ``LockManager.lock``."""
 
-    __slots__ = ("_charged", "_mgr", "acquisitions", "holder", "name", "timeouts")
+    __slots__ = ("__weakref__", "_charged", "_mgr", "acquisitions", "holder", "name",
+                 "timeouts")
 
     def __init__(self, mgr: LockManager, name: str) -> None:
         self._mgr = mgr
@@ -103,7 +113,8 @@ class LockManager:
         self.timeout_s = timeout_s
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._locks: dict[str, HostLock] = {}
+        self._locks: weakref.WeakValueDictionary[str, HostLock] = weakref.WeakValueDictionary()
+        self.timeouts = 0  # waits that doomed a holder or timed out, over every lock ever
 
     def lock(self, name: str) -> HostLock:
         """The lock called ``name`` (created on first use)."""
@@ -163,10 +174,12 @@ class LockManager:
                                 f"held lock {lock.name!r} while another thread waited "
                                 f"{timeout * 1e3:.0f} ms")
                     lock.timeouts += 1
+                    self.timeouts += 1
                     doomed_holder = True
                     deadline = self._clock() + timeout
                     continue
                 lock.timeouts += 1
+                self.timeouts += 1
                 raise LockTimeout(f"waited {timeout * 1e3:.0f} ms for lock {lock.name!r}")
             self._cond.wait(min(remaining, _POLL_S) if txn is not None else remaining)
 

@@ -186,6 +186,7 @@ class Graft:
         self._txn = Transaction(None, self)
         self._txn.state = COMMITTED
         self._cpu_total_ns = int(principal.quota.cpu_total_s * 1e9)
+        self._undo_quota = principal.quota.undo_entries
         self._usage = principal.usage
         budget = point.budget_s if point.budget_s is not None else principal.quota.cpu_call_s
         self.budget_ns = int(budget * 1e9)
@@ -263,6 +264,7 @@ class Graft:
         """Start this graft's transaction (the one reusable object) as a child of the current."""
         txn = self._txn
         txn.reset(_LOCAL.ts)
+        txn.undo_room = self._undo_quota - self._usage.undo_entries
         txn.budget_ns = self.budget_ns
         txn.start_ns = time.perf_counter_ns()
         return txn
@@ -411,6 +413,7 @@ class Graft:
             txn.parent = parent
             txn.ts = ts
             txn.state = ACTIVE
+            txn.undo_room = self._undo_quota - self._usage.undo_entries
             txn.start_ns = 0  # set when the guest is entered; 0: it never was
             ts.txn = txn
             st = self.stats

@@ -12,12 +12,26 @@ Order of calls:
 
 Nesting: ``begin`` while a transaction is current makes a child. A child's
 commit hands its undo entries, locks and deferred actions to its parent (they
-take effect, or are undone, with the parent). A child's abort undoes only the
-child's own entries, in reverse order, and releases the locks it took.
+take effect, or are undone, with the parent), and a doom that reached it too late
+(a waiter wants a lock it took) passes to the parent, which now holds that lock.
+A child's abort undoes only the child's own entries, in reverse order, and
+releases the locks it took.
+
+Bounded undo: a graft's transaction may record at most ``undo_room`` entries
+(its principal's ``undo_entries`` quota less what the principal's committed
+children already hold). Recording one more applies that entry at once -- the
+change it undoes is reverted, so nothing is left unrecorded -- and raises
+``QuotaExceeded`` (the graft aborts with ``resource``). When a graft's
+transaction commits into a parent, its entries stay alive until the outermost
+transaction ends: they are charged to the principal (``undo_charges``) and given
+back then, so grafts called again and again inside one long host transaction
+cannot pile up entries without bound.
 
 Invariant: a thread's current transaction is the innermost live one; a
 transaction is live (``state == ACTIVE``) until exactly one of commit / abort.
 Invariant: undo entries run at most once, newest first.
+Invariant: ``undo_charges`` sum to the entries of committed graft children held in
+``undo``; they are given back exactly once, when those entries run or are dropped.
 """
 
 from __future__ import annotations
@@ -27,9 +41,10 @@ import threading
 from collections.abc import Callable, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any, Final
 
-from vino.errors import AbortReason, Doomed, TransactionError
+from vino.errors import AbortReason, Doomed, QuotaExceeded, TransactionError
 
 if TYPE_CHECKING:
+    from vino.graft.accounting import Principal
     from vino.graft.locks import HostLock
 
 log = logging.getLogger("vino.txn")
@@ -39,6 +54,7 @@ COMMITTED: Final = 1
 ABORTED: Final = 2
 
 Undo = Callable[[], None]
+UNBOUNDED: Final = 1 << 62  # undo_room of host transactions: host code is trusted
 
 
 class ThreadState:
@@ -78,7 +94,7 @@ class Transaction:
 
     __slots__ = ("budget_ns", "cpu_call_ns", "cpu_start_ns", "deferred", "doom_detail",
                  "doom_reason", "fault", "graft", "locks", "parent", "start_ns", "state", "ts",
-                 "undo", "undo_errors")
+                 "undo", "undo_charges", "undo_errors", "undo_room")
 
     def __init__(self, parent: Transaction | None = None, graft: Any = None,
                  ts: ThreadState | None = None) -> None:
@@ -97,6 +113,9 @@ class Transaction:
         self.cpu_call_ns = 0  # start_ns of the call whose CPU time cpu_start_ns counts from
         self.cpu_start_ns = 0  # the thread's CPU time at that call's first epoch tick
         self.undo_errors = 0
+        self.undo_room = UNBOUNDED  # entries it may still record (graft calls: bounded)
+        # (principal, entries) of graft children committed into this one, still held
+        self.undo_charges: list[tuple[Principal, int]] | None = None
 
     def reset(self, ts: ThreadState) -> None:
         """Make a finished transaction fresh again and current on ``ts``'s thread.
@@ -119,10 +138,27 @@ class Transaction:
         """Add an undo entry; it runs if this transaction (or an ancestor) aborts."""
         if self.state != ACTIVE:
             raise TransactionError("record on a finished transaction")
-        if self.undo is None:
+        log_ = self.undo
+        if log_ is None:
+            if self.undo_room <= 0:
+                self._undo_full(undo, 0)
             self.undo = [undo]
+        elif len(log_) < self.undo_room:
+            log_.append(undo)
         else:
-            self.undo.append(undo)
+            self._undo_full(undo, len(log_))
+
+    def _undo_full(self, undo: Undo, held: int) -> None:
+        """No room for ``undo``: revert its change now and raise ``QuotaExceeded``."""
+        try:
+            undo()
+        except Exception:
+            self.undo_errors += 1
+            log.exception("undo entry %r failed when its log was full", undo)
+        p = self.graft.principal
+        raise QuotaExceeded(
+            f"{p.name}: undo log full ({held} entries in this call, "
+            f"{p.usage.undo_entries} held by committed calls; quota {p.quota.undo_entries})")
 
     def defer(self, action: Undo) -> None:
         """Run ``action`` when the outermost transaction commits; drop it on abort."""
@@ -201,13 +237,29 @@ class Transaction:
 
     # ---- ending --------------------------------------------------------------------------
     def commit(self) -> None:
-        """End successfully. A child hands everything to its parent."""
+        """End successfully. A child hands everything to its parent.
+
+        A graft's child that hands undo entries to a parent charges them to its
+        principal first; over the quota, it raises ``QuotaExceeded`` and stays live
+        (the caller aborts it).
+        """
         if self.state != ACTIVE:
             raise TransactionError("commit of a finished transaction")
+        if self.undo and self.parent is not None and self.graft is not None:
+            p = self.graft.principal
+            n = len(self.undo)
+            p.charge("undo_entries", n)
+            if self.undo_charges is None:
+                self.undo_charges = [(p, n)]
+            else:
+                self.undo_charges.append((p, n))
         self.state = COMMITTED
         parent = self.parent
         self.ts.txn = parent
         if self.undo is None and self.locks is None and self.deferred is None:
+            if self.doom_reason is not None and parent is not None:
+                parent.doom(self.doom_reason, self.doom_detail)  # as below
+                self.doom_reason = None
             return  # the common case: nothing recorded, nothing held
         if parent is not None:
             if self.undo:
@@ -227,10 +279,20 @@ class Transaction:
                     parent.deferred = self.deferred
                 else:
                     parent.deferred.extend(self.deferred)
-            self.undo = self.locks = self.deferred = None
-            self.doom_reason = None  # a doom that raced the commit now targets the parent
+            if self.undo_charges:
+                if parent.undo_charges is None:
+                    parent.undo_charges = self.undo_charges
+                else:
+                    parent.undo_charges.extend(self.undo_charges)
+            self.undo = self.locks = self.deferred = self.undo_charges = None
+            if self.doom_reason is not None:
+                # A doom that raced the commit (a waiter wants a lock this transaction
+                # took, now the parent's): the parent holds the lock, so the parent aborts.
+                parent.doom(self.doom_reason, self.doom_detail)
+                self.doom_reason = None
             return
         self.undo = None
+        self._give_back_undo()
         locks, self.locks = self.locks, None
         if locks:
             for lock in reversed(locks):
@@ -262,11 +324,19 @@ class Transaction:
                 except Exception:
                     self.undo_errors += 1
                     log.exception("undo entry %r failed during abort", entry)
+        self._give_back_undo()
         if self.locks:
             for lock in reversed(self.locks):
                 lock.release(self)
             self.locks = None
         self.deferred = None
+
+
+    def _give_back_undo(self) -> None:
+        charges, self.undo_charges = self.undo_charges, None
+        if charges:
+            for p, n in charges:
+                p.release("undo_entries", n)
 
 
 def begin(graft: Any = None) -> Transaction:

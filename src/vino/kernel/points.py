@@ -143,17 +143,12 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         txn.setitem(aspace.hints, vpn, bool(important))
         return 0
 
-    aspace_locks: dict[int, HostLock] = {}  # by pid; the manager keeps a name's lock forever
-
     def lock(txn: Transaction, lock_id: int) -> HostLock | None:
+        # Not cached here: the lock table frees a name's lock once nobody uses it.
         aspace = txn.graft.target
         if lock_id != 1 or aspace is GLOBAL:
             return None
-        pid = aspace.owner.pid
-        lk = aspace_locks.get(pid)
-        if lk is None:
-            lk = aspace_locks[pid] = registry.locks.lock(f"aspace:{pid}")
-        return lk
+        return registry.locks.lock(f"aspace:{aspace.owner.pid}")
 
     point = FunctionPoint[int](
         name="vm.evict", entry="vino_evict", buffer_size=EVICT_BUFFER, encode=encode,
@@ -200,16 +195,11 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         txn.record(undo)
         return old
 
-    group_locks: dict[int, HostLock] = {}  # by pgid
-
     def lock(txn: Transaction, lock_id: int) -> HostLock | None:
         group = txn.graft.target
         if lock_id != 1 or group is GLOBAL:
             return None
-        lk = group_locks.get(group.pgid)
-        if lk is None:
-            lk = group_locks[group.pgid] = registry.locks.lock(f"pgrp:{group.pgid}")
-        return lk
+        return registry.locks.lock(f"pgrp:{group.pgid}")
 
     point = FunctionPoint[int](
         name="sched.pick", entry="vino_pick", buffer_size=SCHED_BUFFER, encode=encode,
