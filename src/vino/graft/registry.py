@@ -461,6 +461,8 @@ class Graft:
             return result
         finally:
             self._args = None
+            if self.state is not LIVE and self.instance is not None:
+                self._free()  # removed from inside this call: its store is free now
             self._mutex.release()
 
     def invoke_event(self, args: tuple[Any, ...]) -> bool:
@@ -493,6 +495,8 @@ class Graft:
             st.sampled_graft_ns += t2 - t1
             return True
         finally:
+            if self.state is not LIVE and self.instance is not None:
+                self._free()  # removed from inside this call
             self._mutex.release()
 
     def _call_handler(self, txn: Transaction, func: fastcall.RawFunc, wasm_args: tuple[int, ...],
@@ -587,29 +591,39 @@ class Graft:
             self.stats.commits += 1
             return ret
         finally:
+            if self.state is not LIVE and self.instance is not None:
+                self._free()  # removed from inside this call
             self._mutex.release()
 
     # ---- removal ------------------------------------------------------------------------
     def remove(self) -> None:
-        """Uninstall: wait for a running call to finish, then free everything it holds."""
+        """Uninstall: wait for a running call to finish, then free everything it holds.
+
+        From inside the graft's own call (host code under one of its graft-callables
+        removes or replaces it) the graft is unlinked at once -- no new call reaches
+        it -- and freed when that call ends: its store is still running below.
+        """
         if self.state is not LIVE:
             return
-        mine = self._txn.state == ACTIVE and self._txn.ts is _LOCAL.ts
-        if not mine:
-            self._mutex.acquire()
-        try:
+        if self._txn.state == ACTIVE and self._txn.ts is _LOCAL.ts:
+            self._unlink_removed(None)
+            return
+        with self._mutex:
             self._retire(None)
-        finally:
-            if not mine:
-                self._mutex.release()
 
     def _retire(self, why: AbortRecord | None) -> None:
-        # Called with the graft's store held (or unused). Unlinks, then frees every charge.
-        if self.state is not LIVE:
-            return
+        # Called with the graft's store held (or unused) and no guest code of it running.
+        if self.state is LIVE:
+            self._unlink_removed(why)
+        self._free()
+
+    def _unlink_removed(self, why: AbortRecord | None) -> None:
         self.state = REMOVED
         self.removal = why
         self.registry._unlink(self)
+
+    def _free(self) -> None:
+        """Give back every charge and drop the store (idempotent)."""
         p = self.principal
         handles, self.handles = self.handles, {}  # a racing kfree undo sees one or the other
         if handles:
@@ -883,6 +897,8 @@ class Registry:
         try:
             txn = g._bind_buffer()
             try:
+                if g.state is not LIVE:  # host code under vino_buffer removed it
+                    raise GraftRejected(checked.name, pt.name, "removed during vino_buffer()")
                 size = g.memory.refresh()
                 try:
                     principal.charge("memory_bytes", size + g.table_bytes)

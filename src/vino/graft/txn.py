@@ -313,8 +313,6 @@ class Transaction:
             raise TransactionError("abort of a finished transaction")
         self.state = ABORTED
         self.ts.txn = self.parent
-        self.doom_reason = None
-        self.fault = None
         undo = self.undo
         self.undo = None
         if undo:
@@ -330,6 +328,10 @@ class Transaction:
                 lock.release(self)
             self.locks = None
         self.deferred = None
+        # Cleared last: a waiter may doom this transaction until its locks are released,
+        # and the object is reused by the graft's next call.
+        self.doom_reason = None
+        self.fault = None
 
 
     def _give_back_undo(self) -> None:
