@@ -58,8 +58,10 @@ QUOTA_LOCKS: Final = 64  # locks held at once by one transaction tree
 QUOTA_LOG_BYTES: Final = 64 << 10  # total log volume
 # Undo entries a principal's grafts may make the host hold at once: recorded by a running
 # call, or committed into an enclosing transaction that has not ended. An entry costs the
-# host about 200-350 bytes (a closure and what it keeps), so this bounds ~6 MiB per principal.
-QUOTA_UNDO_ENTRIES: Final = 16384
+# host about 350 bytes (a closure and what it keeps; measured), so this bounds ~22 MiB per
+# principal. One call's CPU budget alone allows ~10,000-20,000 (an accessor is ~1 us), so
+# the quota bites where entries pile up across calls inside one host transaction.
+QUOTA_UNDO_ENTRIES: Final = 65536
 QUOTA_CPU_TOTAL_S: Final = 60.0  # total CPU time in grafts, seconds
 LOG_LINE_MAX: Final = 512  # longest log line kept, bytes
 LOG_LINES_KEPT: Final = 256  # lines kept per graft

@@ -1,0 +1,343 @@
+"""Attacks through the common graft-callables: wild pointers and lengths, floods,
+hoarding, lock games, message storms, answers at the edges of validity.
+
+Each attack is what a tenant would try to crash, slow, starve or spy on the host or
+another principal. The expected outcome is always the same: the call completes with
+the default's answer (or, where the graft stayed within the rules, with its own
+answer and nothing more than the rules allow), the abort reason is the right one,
+and the host state and every principal's usage are exactly as before.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from vino import limits
+from vino.errors import AbortReason, GraftAborted
+
+from .harness import (
+    DEFAULT_ANSWER,
+    LOCK_TIMEOUT_S,
+    RECORD_LOCKS,
+    TARGET,
+    Tenancy,
+    handler,
+    pick,
+    with_message,
+)
+
+# ---- log -------------------------------------------------------------------------------
+
+
+def test_graft_that_logs_from_a_wild_pointer_traps_and_logs_nothing(tenancy: Tenancy) -> None:
+    g = tenancy.attack(pick("(call $log (i32.const 0xffffff00) (i32.const 200)) i32.const 1",
+                            ["log"]), AbortReason.TRAP, detail="wild pointer")
+    assert list(g.logs) == [] and tenancy.alice.usage.log_bytes == 0
+
+
+def test_graft_that_logs_past_the_end_of_its_memory_traps(tenancy: Tenancy) -> None:
+    tenancy.attack(pick("(call $log (i32.const 65530) (i32.const 100)) i32.const 1", ["log"]),
+                   AbortReason.TRAP, detail="wild pointer")
+
+
+def test_graft_that_logs_a_negative_or_huge_length_gets_its_line_clipped(
+        tenancy: Tenancy) -> None:
+    g = tenancy.install(pick("""
+        (call $log (i32.const 0) (i32.const -1))
+        (call $log (i32.const 0) (i32.const 0x7fffffff))
+        i32.const 1""", ["log"]))
+    assert tenancy.pick(TARGET, 0) == 1
+    assert [len(line) for line in g.logs] == [0, limits.LOG_LINE_MAX]
+    assert tenancy.alice.usage.log_bytes == limits.LOG_LINE_MAX
+
+
+def test_graft_that_floods_the_log_in_one_call_keeps_only_its_lines_per_call(
+        tenancy: Tenancy) -> None:
+    g = tenancy.install(pick("""(local $i i32)
+        (loop $l (call $log (i32.const 0) (i32.const 512))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 3000))))
+        i32.const 1""", ["log"]))
+    assert tenancy.pick(TARGET, 0) == 1
+    assert len(g.logs) == limits.LOG_LINES_PER_CALL
+    assert g.logs_dropped == 3000 - limits.LOG_LINES_PER_CALL
+    assert tenancy.alice.usage.log_bytes == limits.LOG_LINES_PER_CALL * 512
+
+
+def test_graft_that_logs_call_after_call_is_stopped_by_its_log_quota(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    t = new_tenancy(alice_quota={"log_bytes": 1000})
+    before = t.snapshot()
+    g = t.install(pick("(call $log (i32.const 0) (i32.const 100)) i32.const 1", ["log"]))
+    assert [t.pick(TARGET, 0) for _ in range(12)] == [1] * 10 + [DEFAULT_ANSWER] * 2
+    assert len(g.logs) == 10  # the lines written stay readable by the installer
+    t.assert_survived(before, g, AbortReason.RESOURCE, detail="log_bytes")
+    assert t.alice.usage.log_bytes == 1000  # consumed, never given back
+
+
+# ---- host memory (kalloc and friends) ----------------------------------------------------
+
+def test_graft_that_reads_a_block_into_a_wild_pointer_traps_and_frees_the_block(
+        tenancy: Tenancy) -> None:
+    tenancy.attack(pick("""(local $h i32)
+        (local.set $h (call $kalloc (i32.const 64)))
+        (drop (call $kread (local.get $h) (i32.const 0) (i32.const 0xfffffff0) (i32.const 64)))
+        i32.const 1""", ["kalloc", "kread"]), AbortReason.TRAP, detail="wild pointer")
+
+
+def test_graft_that_writes_a_block_from_a_wild_pointer_traps_and_changes_no_block(
+        tenancy: Tenancy) -> None:
+    tenancy.attack(pick("""(local $h i32)
+        (local.set $h (call $kalloc (i32.const 64)))
+        (drop (call $kwrite (local.get $h) (i32.const 0) (i32.const 65500) (i32.const 64)))
+        i32.const 1""", ["kalloc", "kwrite"]), AbortReason.TRAP, detail="wild pointer")
+
+
+def test_graft_that_reads_and_writes_blocks_at_wild_offsets_gets_minus_one_every_time(
+        tenancy: Tenancy) -> None:
+    # Every call is refused (-1) without touching memory; 10 + five -1s = 5.
+    g = tenancy.install(pick("""(local $h i32) (local $sum i32)
+        (local.set $h (call $kalloc (i32.const 64)))
+        (local.set $sum (i32.const 10))
+        (local.set $sum (i32.add (local.get $sum)
+          (call $kread (local.get $h) (i32.const -1) (i32.const 0) (i32.const 1))))
+        (local.set $sum (i32.add (local.get $sum)
+          (call $kread (local.get $h) (i32.const 60) (i32.const 0) (i32.const 8))))
+        (local.set $sum (i32.add (local.get $sum)
+          (call $kread (local.get $h) (i32.const 0) (i32.const 0) (i32.const -5))))
+        (local.set $sum (i32.add (local.get $sum)
+          (call $kwrite (local.get $h) (i32.const 0x7fffffff) (i32.const 0) (i32.const 1))))
+        (local.set $sum (i32.add (local.get $sum)
+          (call $kread (i32.const 999) (i32.const 0) (i32.const 0) (i32.const 1))))
+        local.get $sum""", ["kalloc", "kread", "kwrite"]))
+    assert tenancy.pick(TARGET, 0) == 5
+    assert list(g.handles.values()) == [bytearray(64)]
+    tenancy.assert_no_live_work()
+
+
+def test_graft_that_frees_a_handle_it_never_had_is_forbidden(tenancy: Tenancy) -> None:
+    tenancy.attack(pick("(call $kfree (i32.const 12345)) i32.const 1", ["kfree"]),
+                   AbortReason.FORBIDDEN_CALL, detail="kfree of handle 12345")
+
+
+def test_graft_that_frees_a_handle_twice_is_forbidden_and_everything_undone(
+        tenancy: Tenancy) -> None:
+    tenancy.attack(pick("""(local $h i32)
+        (local.set $h (call $kalloc (i32.const 64)))
+        (call $kfree (local.get $h))
+        (call $kfree (local.get $h))
+        i32.const 1""", ["kalloc", "kfree"]), AbortReason.FORBIDDEN_CALL)
+
+
+def test_graft_that_asks_for_absurd_allocations_is_refused_then_stopped_by_its_quota(
+        tenancy: Tenancy) -> None:
+    tenancy.attack(pick("""
+        (if (i32.ne (call $kalloc (i32.const 0)) (i32.const -1)) (then unreachable))
+        (if (i32.ne (call $kalloc (i32.const -5)) (i32.const -1)) (then unreachable))
+        (drop (call $kalloc (i32.const 0x7fffffff)))
+        i32.const 1""", ["kalloc"]), AbortReason.RESOURCE, detail="kalloc_bytes")
+
+
+def test_graft_that_hoards_handles_call_after_call_is_stopped_and_all_are_freed(
+        tenancy: Tenancy) -> None:
+    before = tenancy.snapshot()
+    g = tenancy.install(pick("""(local $i i32)
+        (loop $l (drop (call $kalloc (i32.const 16)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 10))))
+        i32.const 1""", ["kalloc"]))
+    per_call = limits.QUOTA_HANDLES // 10
+    answers = [tenancy.pick(TARGET, 0) for _ in range(per_call + 2)]
+    assert answers == [1] * per_call + [DEFAULT_ANSWER] * 2
+    tenancy.assert_survived(before, g, AbortReason.RESOURCE, detail="handles")
+
+
+def test_graft_that_guesses_another_grafts_handles_can_neither_read_nor_free_them(
+        tenancy: Tenancy) -> None:
+    # alice's graft keeps a secret in host memory (handle 1); bob's graft tries handle 1.
+    owner = tenancy.install(pick("""(local $h i32)
+        (i32.store (i32.const 32) (i32.const 0x5ec12e7))
+        (local.set $h (call $kalloc (i32.const 8)))
+        (drop (call $kwrite (local.get $h) (i32.const 0) (i32.const 32) (i32.const 4)))
+        local.get $h""", ["kalloc", "kwrite"]))
+    assert tenancy.pick(TARGET, 0) == 1
+    before = tenancy.snapshot()
+    spy = tenancy.install(pick("""
+        (if (i32.ne (call $kread (i32.const 1) (i32.const 0) (i32.const 32) (i32.const 4))
+                    (i32.const -1)) (then unreachable))
+        (call $kfree (i32.const 1))
+        i32.const 1""", ["kread", "kfree"]), tenancy.bob, "t2")
+    assert tenancy.pick("t2", 0) == DEFAULT_ANSWER
+    tenancy.assert_survived(before, spy, AbortReason.FORBIDDEN_CALL, detail="kfree of handle 1")
+    assert owner.handles[1][:4] == (0x5EC12E7).to_bytes(4, "little")
+
+
+# ---- locks -----------------------------------------------------------------------------
+
+def test_graft_that_asks_for_locks_that_do_not_exist_gets_minus_one_and_no_new_lock(
+        tenancy: Tenancy) -> None:
+    entries = len(tenancy.registry.locks)
+    g = tenancy.install(pick("""
+        (i32.sub (i32.const 10) (i32.add (i32.add (call $lock (i32.const 0))
+          (call $lock (i32.const -1))) (i32.add (call $lock (i32.const 4))
+          (call $lock (i32.const 99)))))""", ["lock"]))
+    assert tenancy.pick(TARGET, 0) == 14
+    assert g.stats.commits == 1
+    assert len(tenancy.registry.locks) == entries and tenancy.registry.locks.held() == []
+
+
+def test_graft_that_hoards_locks_past_its_quota_is_aborted_and_releases_every_one(
+        tenancy: Tenancy) -> None:
+    tenancy.attack(pick(f"""(local $i i32)
+        (loop $l (drop (call $lock (i32.add (i32.const {RECORD_LOCKS}) (local.get $i))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $l))
+        i32.const 1""", ["lock"]), AbortReason.RESOURCE, detail="locks")
+
+
+LOCKS_THEN_SPINS_THEN_LOCKS = """(local $t i64)
+    (drop (call $lock (i32.const {first})))
+    (local.set $t (i64.add (call $now) (i64.const 3000000)))
+    (loop $spin (br_if $spin (i64.lt_s (call $now) (local.get $t))))
+    (drop (call $lock (i32.const {second})))
+    i32.const {answer}"""
+
+
+def test_grafts_that_take_locks_in_opposite_orders_cannot_deadlock_the_host(
+        tenancy: Tenancy) -> None:
+    before = tenancy.snapshot()
+    a = tenancy.install(pick(LOCKS_THEN_SPINS_THEN_LOCKS.format(first=1, second=2, answer=1),
+                             ["lock", "now"]))
+    b = tenancy.install(pick(LOCKS_THEN_SPINS_THEN_LOCKS.format(first=2, second=1, answer=2),
+                             ["lock", "now"]), tenancy.bob, "t2")
+    start = threading.Barrier(2)
+    answers: dict[str, int] = {}
+
+    def run(target: str) -> None:
+        start.wait()
+        answers[target] = tenancy.pick(target, 0)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in (TARGET, "t2")]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=10)
+    assert not any(th.is_alive() for th in threads), "the host deadlocked"
+    assert time.monotonic() - t0 < 20 * LOCK_TIMEOUT_S + 1.0
+    assert answers[TARGET] in (1, DEFAULT_ANSWER) and answers["t2"] in (2, DEFAULT_ANSWER)
+    reasons = [r.reason for g in (a, b) for r in g.aborts]
+    assert AbortReason.LOCK_TIMEOUT in reasons  # the deadlock was broken by a time-out
+    for g in (a, b):
+        tenancy.registry.remove(g)
+    tenancy.assert_unchanged(before)
+
+
+# ---- messages ----------------------------------------------------------------------------
+
+def test_graft_that_storms_another_graft_with_messages_is_stopped_by_its_budget(
+        tenancy: Tenancy) -> None:
+    listener = tenancy.install(pick("i32.const 1", [], with_message("i32.const 0")),
+                               target="t2")
+    t0 = time.monotonic()
+    tenancy.attack(pick("(loop $l (drop (call $tell (i32.const 2) (i32.const 1))) (br $l))"
+                        " i32.const 1", ["tell"]), AbortReason.TIMEOUT)
+    assert time.monotonic() - t0 < 2.0
+    assert listener.state == "live" and listener.stats.commits > 0
+
+
+def test_graft_whose_vino_message_answers_negative_is_aborted_and_changes_nothing(
+        tenancy: Tenancy) -> None:
+    before = tenancy.snapshot()
+    g = tenancy.install(pick("i32.const 1", ["put"], with_message(
+        "(drop (call $put (i32.const 1) (i32.const 1))) i32.const -1")))
+    with pytest.raises(GraftAborted) as err:
+        g.send(b"x")
+    assert err.value.reason is AbortReason.INVALID_RESULT
+    tenancy.assert_survived(before, g, AbortReason.INVALID_RESULT)
+
+
+def test_graft_that_spins_in_vino_message_is_stopped_by_its_budget(tenancy: Tenancy) -> None:
+    before = tenancy.snapshot()
+    g = tenancy.install(pick("i32.const 1", ["put"], with_message(
+        "(drop (call $put (i32.const 1) (i32.const 1))) (loop $l (br $l)) i32.const 0")))
+    with pytest.raises(GraftAborted) as err:
+        g.send(b"x")
+    assert err.value.reason is AbortReason.TIMEOUT
+    tenancy.assert_survived(before, g, AbortReason.TIMEOUT)
+
+
+def test_graft_that_grows_its_memory_in_vino_message_past_its_quota_gives_it_all_back(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    t = new_tenancy(alice_quota={"memory_bytes": 2 * limits.WASM_PAGE})
+    before = t.snapshot()
+    g = t.install(pick("i32.const 1", [], with_message(
+        "(drop (memory.grow (i32.const 2))) i32.const 0")))
+    with pytest.raises(GraftAborted) as err:
+        g.send(b"")
+    assert err.value.reason is AbortReason.RESOURCE
+    t.assert_survived(before, g, AbortReason.RESOURCE, detail="memory_bytes")
+
+
+# ---- answers at the edges ---------------------------------------------------------------
+
+def test_graft_answering_at_the_edges_of_validity_commits(tenancy: Tenancy) -> None:
+    low = tenancy.install(pick("i32.const 0"))
+    high = tenancy.install(pick("i32.const 100"), target="t2")
+    assert tenancy.pick(TARGET, 0) == 0 and tenancy.pick("t2", 0) == 100
+    assert low.stats.commits == high.stats.commits == 1
+
+
+@pytest.mark.parametrize("answer", ["101", "-1", "0x7fffffff", "0x80000000"])
+def test_graft_answering_just_past_the_edges_of_validity_gets_the_default(
+        tenancy: Tenancy, answer: str) -> None:
+    tenancy.attack(pick(f"i32.const {answer}"), AbortReason.INVALID_RESULT)
+
+
+# ---- CPU -------------------------------------------------------------------------------
+
+SPINS_5MS = """(local $t i64)
+    (local.set $t (i64.add (call $now) (i64.const 5000000)))
+    (loop $spin (br_if $spin (i64.lt_s (call $now) (local.get $t))))
+    i32.const 1"""
+
+
+def test_graft_that_spends_its_principals_cpu_quota_is_stopped_and_others_run_on(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    t = new_tenancy(alice_quota={"cpu_total_s": 0.02})
+    before = t.snapshot()
+    hog = t.install(pick(SPINS_5MS, ["now"]))
+    neighbour = t.install(pick("i32.const 2"), t.bob, "t2")
+    answers = [t.pick(TARGET, 0) for _ in range(10)]
+    assert answers[0] == 1 and answers[-1] == DEFAULT_ANSWER
+    assert hog.removal is not None and hog.removal.reason is AbortReason.RESOURCE
+    assert "total CPU quota" in hog.removal.detail
+    assert t.pick("t2", 0) == 2 and neighbour.state == "live"
+    t.registry.remove(neighbour)
+    t.assert_unchanged(before)
+
+
+def test_graft_that_calls_default_in_a_loop_is_stopped_by_its_budget(tenancy: Tenancy) -> None:
+    tenancy.attack(pick("(loop $l (drop (call $default)) (br $l)) i32.const 1", ["default"]),
+                   AbortReason.TIMEOUT, x=42)
+    assert set(tenancy.host.default_inputs) == {42}  # on the call's own input, every time
+
+
+# ---- events ----------------------------------------------------------------------------
+
+def test_handler_that_traps_does_not_stop_another_tenants_handler(tenancy: Tenancy) -> None:
+    before = tenancy.snapshot()
+    bad = tenancy.handle(handler("(drop (call $push (i32.const 1))) unreachable", ["push"]))
+    good = tenancy.handle(handler("(drop (call $push (i32.const 2))) i32.const 0", ["push"]),
+                          tenancy.bob)
+    assert tenancy.event(TARGET, 0) == 1
+    assert tenancy.host.items == [2]
+    assert bad.removal is not None and bad.removal.reason is AbortReason.TRAP
+    assert good.stats.commits == 1
+    tenancy.registry.remove(good)
+    tenancy.host.items.clear()
+    tenancy.assert_unchanged(before)
