@@ -179,3 +179,19 @@ def test_processes_that_come_and_go_leave_no_lock_behind(kernel: KernelArena) ->
     gc.collect()
     assert len(k.registry.locks) == entries
     assert k.registry.locks.held() == []
+
+
+def test_nested_grafts_committing_into_a_host_transaction_are_charged_once(
+        tenancy: Tenancy) -> None:
+    # alice's graft on t1 writes once and calls bob's graft on t2, which writes once;
+    # both commit into the host transaction: one entry each, charged to each once.
+    tenancy.install(pick("(drop (call $put (i32.const 1) (i32.const 1)))"
+                         " (drop (call $pick_for (i32.const 2) (i32.const 0))) i32.const 1",
+                         ["put", "pick_for"]))
+    tenancy.install(pick("(drop (call $put (i32.const 2) (i32.const 2))) i32.const 2", ["put"]),
+                    tenancy.bob, "t2")
+    with transaction() as host:
+        assert tenancy.pick(TARGET, 0) == 1
+        assert len(host.undo or ()) == 2
+        assert (tenancy.alice.usage.undo_entries, tenancy.bob.usage.undo_entries) == (1, 1)
+    assert (tenancy.alice.usage.undo_entries, tenancy.bob.usage.undo_entries) == (0, 0)

@@ -247,12 +247,15 @@ class Transaction:
             raise TransactionError("commit of a finished transaction")
         if self.undo and self.parent is not None and self.graft is not None:
             p = self.graft.principal
-            n = len(self.undo)
-            p.charge("undo_entries", n)
-            if self.undo_charges is None:
-                self.undo_charges = [(p, n)]
-            else:
-                self.undo_charges.append((p, n))
+            charges = self.undo_charges
+            # Entries of its own committed graft children are charged already (to theirs).
+            n = len(self.undo) - (sum(k for _, k in charges) if charges else 0)
+            if n > 0:
+                p.charge("undo_entries", n)
+                if charges is None:
+                    self.undo_charges = [(p, n)]
+                else:
+                    charges.append((p, n))
         self.state = COMMITTED
         parent = self.parent
         self.ts.txn = parent
