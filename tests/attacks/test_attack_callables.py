@@ -44,6 +44,18 @@ def test_graft_that_logs_past_the_end_of_its_memory_traps(tenancy: Tenancy) -> N
                    AbortReason.TRAP, detail="wild pointer")
 
 
+def test_graft_that_grows_its_memory_then_logs_from_the_new_page_is_served(
+        tenancy: Tenancy) -> None:
+    # Not a wild pointer: the page exists, it was grown during this very call.
+    g = tenancy.install(pick("""
+        (drop (memory.grow (i32.const 1)))
+        (i32.store (i32.const 65536) (i32.const 0x21696821))
+        (call $log (i32.const 65536) (i32.const 4))
+        i32.const 1""", ["log"]))
+    assert tenancy.pick(TARGET, 0) == 1
+    assert list(g.logs) == [b"!hi!"] and not g.aborts
+
+
 def test_graft_that_logs_a_negative_or_huge_length_gets_its_line_clipped(
         tenancy: Tenancy) -> None:
     g = tenancy.install(pick("""

@@ -366,6 +366,10 @@ class MemoryView:
 
     def check(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
+            # The graft may have grown its memory since the size was read (the memory
+            # never moves: memory_may_move is off): read it again before calling it wild.
+            if offset >= 0 and length >= 0 and offset + length <= self.refresh():
+                return
             raise WildPointer(
                 f"[{offset}, {offset + length}) is outside linear memory of {self.size} bytes")
 
