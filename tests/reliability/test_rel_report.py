@@ -15,7 +15,7 @@ from vino import reliability
 from vino.cli import main
 
 TINY = reliability.Settings(soak_s=1.0, kernel_soak_s=0.5, walks=10, walk_steps=30,
-                            mutants=60, outputs_per_point=2, wild_calls=10)
+                            mutants=60, outputs_per_point=2, wild_calls=10, crash_ops=12)
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_vino_reliability_writes_a_report_that_says_nothing_was_lost(
     assert "`vino reliability --quick --report " in text  # how to regenerate it
     for heading in ("## Summary", "## 1. Fault injection", "## 2. Transactions against a "
                     "model", "## 3. Concurrency under load", "## 4. Hostile input",
-                    "## 5. Rights", "## Findings", "## Rerun"):
+                    "## 5. Rights", "## 6. Power cuts", "## Findings", "## Rerun"):
         assert heading in text
     assert "| fs.access | ✓ ✓ · ✓ | ✓ ✗ · ✗ | ✓ ✗ · ✗ | ✓ ✗ · ✗ |" in text
     err = capsys.readouterr().err

@@ -718,6 +718,7 @@ class FileSystem:
             if not of.writable:
                 raise AccessDenied(f"{of.name!r} is not open for writing")
             data = bytes(data)
+            self._begin()  # room for the inode and the first block's metadata
             self._write_at(of.inode, of.pos, data, of)
             of.pos += len(data)
             self.stats.writes += 1

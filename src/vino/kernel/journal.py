@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.device import BlockDevice
-from vino.kernel.errors import InvalidArgument
+from vino.kernel.errors import InvalidArgument, InvariantViolation
 
 __all__ = ["HEADER_CAPACITY", "LOG_MAGIC", "Journal", "LoggedTransaction", "read_log"]
 
@@ -177,6 +177,9 @@ class Journal:
         dev.flush()  # 2. barrier
         if not self.tx:
             return False
+        if len(self.tx) > self.capacity:
+            raise InvariantViolation(f"journal: a transaction of {len(self.tx)} blocks does "
+                                     f"not fit the log ({self.capacity})")
         homes = sorted(self.tx)
         copies = [bytes(self.tx[b]) for b in homes]
         seq = self.seq + 1
