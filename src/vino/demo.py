@@ -35,6 +35,7 @@ from vino.errors import GraftRejected
 from vino.graft import Graft, Quota
 from vino.kernel import params
 from vino.kernel.device import DISK_1996, SSD, DiskProfile
+from vino.kernel.errors import FilterUnavailable
 from vino.kernel.kernel import Kernel
 from vino.kernel.sched import Cpu, Wait, cpu_hog, interactive_loop
 from vino.sdk.build import sample_path
@@ -312,8 +313,14 @@ def attack_filter(wat: str) -> Callable[[Kernel], tuple[Graft | None, bool, str]
         with k.fs.open(proc, "data", "rw") as f:
             g = k.graft(user, "fs.filter", hostile_path(wat), target=f.inode)
             k.fs.seek(f, len(data))
-            k.fs.write(f, extra)
-        return g, _readback(k, proc, data + extra), "every byte written reads back"
+            try:
+                k.fs.write(f, extra)
+                refused = False
+            except FilterUnavailable:  # fails closed: the identity never stands in
+                refused = True
+            k.unseal(user, f.inode)  # the owner acts
+        return (g, refused and _readback(k, proc, data),
+                "write refused, nothing of it stored; the file as before")
     return run
 
 

@@ -90,7 +90,7 @@ from vino.graft.txn import ACTIVE, ThreadState, thread_state
 from vino.kernel import params
 from vino.kernel import points as kpoints
 from vino.kernel.device import SSD
-from vino.kernel.errors import InvariantViolation
+from vino.kernel.errors import FilterUnavailable, InvariantViolation
 from vino.kernel.kernel import Kernel
 from vino.kernel.sched import cpu_hog
 from vino.sdk.build import sample_path
@@ -1912,10 +1912,18 @@ class Stage:
                 if k.fs.read(self.of, BS) != self.data[blk * BS:(blk + 1) * BS]:
                     out.append(f"alice's block {blk} read back wrong")
         elif point == "fs.filter":
-            with k.fs.open(self.proc, "enc", "rw") as f:
-                k.fs.write(f, self.data[: 3 * BS])
-                k.fs.seek(f, 0)
-                k.fs.read(f, 4 * BS)
+            inode = self.targets["fs.filter"]
+            try:
+                with k.fs.open(self.proc, "enc", "rw") as f:
+                    k.fs.write(f, self.data[: 3 * BS])
+                    k.fs.seek(f, 0)
+                    k.fs.read(f, 4 * BS)
+            except FilterUnavailable:
+                # Fails closed: refused only when no filter graft can answer for the file.
+                flt = k.registry.points["fs.filter"]
+                if isinstance(flt, FunctionPoint) and flt.table.get(inode) is not None:
+                    out.append("a live filter's file was refused")
+            k.unseal(self.alice, inode)  # the owner acts, so the next graft starts clean
         elif point == "fs.access":
             with k.fs.open(self.proc, "a", "r") as f:
                 if k.fs.read(f, 3 * BS) != self.data[: 3 * BS]:

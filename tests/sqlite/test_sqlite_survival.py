@@ -1,14 +1,15 @@
 """Survival: misbehaving grafts are installed into each point SQLite uses while it runs.
-The queries keep returning the model's answers, integrity_check stays ok, no committed
-row is lost, and each graft is aborted for its own reason and removed.
+The queries keep returning the model's answers (at the filter, which fails closed, the
+transaction is refused with an I/O error instead), integrity_check stays ok, no
+committed row is lost, and each graft is aborted for its own reason and removed.
 
-The database is not encrypted here (see scenarios.survival): a filter that had
-encrypted blocks and is then removed leaves ciphertext the identity default
-cannot read; the last test shows that limitation rather than hiding it.
+A filter's stored form is its own, so the identity never stands in for a removed one:
+the file's reads and writes fail until the owner acts (``Kernel.unseal``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 
 import apsw
@@ -45,7 +46,7 @@ def test_every_point_sqlite_uses_was_attacked(attacks: dict[str, Attack]) -> Non
 def test_sqlite_survives(attacks: dict[str, Attack], name: str) -> None:
     a = attacks[name]
     assert a.seen == EXPECTED[name], a.note
-    assert a.queries_ok, a.note
+    assert a.refused if a.fails_closed else a.queries_ok, a.note
     assert a.integrity_ok and a.rows_ok and a.invariants_ok, a.note
 
 
@@ -53,29 +54,37 @@ def test_the_lock_hogs_waiter_got_the_lock(attacks: dict[str, Attack]) -> None:
     assert "got the lock" in attacks["vm.evict: holds the pool's lock forever"].note
 
 
-def test_removing_a_filter_that_encrypted_leaves_unreadable_ciphertext(
+def test_removing_a_filter_that_encrypted_fails_closed_until_the_owner_acts(
         kernel: Kernel, alice: User) -> None:
-    # The documented limitation: the identity default cannot decrypt what a removed
-    # filter encrypted. The bytes are intact -- sending the key again recovers them.
+    # Without its filter an encrypted database is refused (never handed over as
+    # garbage, never written in plaintext); the bytes are intact -- sending the key
+    # again recovers them.
     key = hashlib.sha256(b"k").digest()
     with Session(kernel, alice, "c.db", plan=Plan(key=key), journal_mode="truncate") as s:
         model = wl.build(s.db, 300)
-    with pytest.raises(apsw.NotADBError):
-        Session(kernel, alice, "c.db")  # its first statement reads the header: garbage
+        kf = s.vfs.file("c.db")
+        assert kf is not None
+        inode = kf.of.inode
+    with pytest.raises(apsw.IOError, match="filter"):
+        Session(kernel, alice, "c.db")  # its first statement reads the header: refused
+    assert kernel.filters.is_sealed(inode)
     with Session(kernel, alice, "c.db", plan=Plan(key=key), journal_mode="truncate") as s:
         assert wl.verify(s.db, model)
     kernel.check_invariants()
 
 
-def test_a_trapping_filter_on_a_plain_database_writes_plaintext(kernel: Kernel,
-                                                                alice: User) -> None:
+def test_a_trapping_filter_on_a_plain_database_refuses_the_transaction_and_loses_nothing(
+        kernel: Kernel, alice: User) -> None:
     with Session(kernel, alice, "p.db") as s:
         model = wl.build(s.db, 300)
         kf = s.vfs.file("p.db")
         assert kf is not None
         hostile = scenarios.HOSTILE_DIR / "filter_trap_midblock.wat"
         g = kernel.graft(alice, "fs.filter", hostile, target=kf.of.inode)
-        assert wl.updates(s.db, model, 2, 5)
+        with pytest.raises(apsw.Error) as refused:
+            wl.updates(s.db, copy.deepcopy(model), 1, 5)
+        assert scenarios.filter_refusal(refused.value) is not None
         assert g.removal is not None and g.removal.reason.value == "trap"
-        assert wl.verify(s.db, model)
+        kernel.unseal(alice, kf.of.inode)  # the owner acts
+        assert wl.verify(s.db, model)  # the refused transaction left nothing behind
     assert sample_path("chacha20_filter.wasm").exists()

@@ -81,6 +81,7 @@ from vino.bench.timing import (
 )
 from vino.bench.workloads import Setup
 from vino.graft import FunctionPoint, Graft
+from vino.kernel.errors import FilterUnavailable
 
 NS_PER_US: Final = 1000.0
 PEERS: Final = ("python", "python (pure)", "pluggy", "wasmtime public API", "worker process")
@@ -125,7 +126,10 @@ def _instrumented(point: FunctionPoint[Any], probe: _Probe) -> Iterator[None]:
 
     def default(*a: Any) -> Any:
         probe.dflt_in = perf()
-        r = dflt(*a)
+        try:
+            r = dflt(*a)
+        except FilterUnavailable as exc:  # fs.filter fails closed: its refusal is the answer
+            r = exc
         probe.dflt_out = perf()
         return r
 
@@ -246,10 +250,11 @@ def contenders(s: Setup, c_ns: float, pm: Any, public: peers.PublicWasm | None,
         Contender("null", plain(g["null"].invoke, s.args("null"))),
         Contender("stub_hook", _stub_batch(s, stub)),
         Contender("stub_call", plain(stub.invoke, args)),
-        Contender("abort", plain(s.hook, *s.hook_args("invalid"))),
+        Contender("abort", plain(s.abort_hook or s.hook, *s.hook_args("invalid"))),
         Contender("abort_instr", _instr_batch(s.point, g["invalid"], s.args("invalid"), c_ns,
                                               aborts=True)),
-        Contender("default", plain(s.point.default, *args)),
+        # On a target no graft was dispatched for: a filter's file refuses (fails closed).
+        Contender("default", plain(s.point.default, *s.args("null"))),
         Contender("sparse", _sparse_batch(s.hook, s.hook_args()), min_calls=1),
         Contender("python", plain(s.python, *args)),
     ]

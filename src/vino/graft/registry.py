@@ -98,6 +98,7 @@ class Stats:
 
     commits: int = 0
     aborts: collections.Counter[str] = field(default_factory=collections.Counter)
+    busy: int = 0  # calls that found the graft busy on another thread (see Graft.invoke)
     graft_ns: int = 0
     samples: int = 0
     sampled_ns: int = 0  # whole protected calls, on sampled calls only
@@ -117,6 +118,7 @@ class Stats:
     def add(self, other: Stats) -> None:
         self.commits += other.commits
         self.aborts.update(other.aborts)
+        self.busy += other.busy
         self.graft_ns += other.graft_ns
         self.samples += other.samples
         self.sampled_ns += other.sampled_ns
@@ -124,7 +126,7 @@ class Stats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"invocations": self.invocations, "commits": self.commits,
-                "aborts": dict(self.aborts), "graft_ns": self.graft_ns,
+                "aborts": dict(self.aborts), "busy": self.busy, "graft_ns": self.graft_ns,
                 "overhead_ns": self.overhead_ns}
 
 
@@ -263,10 +265,13 @@ class Graft:
     def _begin(self) -> Transaction:
         """Start this graft's transaction (the one reusable object) as a child of the current."""
         txn = self._txn
-        txn.reset(_LOCAL.ts)
+        ts = _LOCAL.ts
+        txn.reset(ts)
         txn.undo_room = self._undo_quota - self._usage.undo_entries
         txn.budget_ns = self.budget_ns
         txn.start_ns = time.perf_counter_ns()
+        hold = ts.hold
+        txn.wall_deadline_ns = hold.deadline_ns(self.principal, txn.start_ns) if hold else 0
         return txn
 
     def _failure(self, rc: int, txn: Transaction,
@@ -351,6 +356,10 @@ class Graft:
         self._deadline_tick = self._ticks.value
         _set_deadline(self._ctx, 1)
 
+    def busy(self) -> bool:
+        """True while some thread is running this graft."""
+        return self._mutex.locked()
+
     def _enter(self) -> bool:
         """Take the graft's store for this thread; False: use the default instead."""
         if self._mutex.acquire(False):
@@ -398,6 +407,7 @@ class Graft:
         """
         point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
         if not self._mutex.acquire(False) and not self._enter():
+            self.stats.busy += 1  # the point's busy rule: its default (which may refuse)
             return point.default(*args)
         try:
             if self.state is not LIVE:
@@ -415,6 +425,8 @@ class Graft:
             txn.state = ACTIVE
             txn.undo_room = self._undo_quota - self._usage.undo_entries
             txn.start_ns = 0  # set when the guest is entered; 0: it never was
+            hold = ts.hold
+            txn.wall_deadline_ns = hold.deadline_ns(self.principal, _perf_ns()) if hold else 0
             ts.txn = txn
             st = self.stats
             sample = not st.commits & 15  # time the whole call on 1 call in 16 (_SAMPLE_MASK)
@@ -432,6 +444,8 @@ class Graft:
                     err = self._rawcall(*self._call0)
                     rc = entry.outcome(err) if err or self._trap_slot[0] else 0
                 t2 = _perf_ns()
+                if hold is not None:
+                    hold.spend(self.principal, t2 - t1)
                 if rc:
                     raise self._failure(rc, txn)
                 if self.may_grow and _memory_size(*self._msize) != self.mem_charged:
@@ -469,6 +483,7 @@ class Graft:
         """Run one event handler; True if it committed."""
         point = self.point
         if not self._mutex.acquire(False) and not self._enter():
+            self.stats.busy += 1  # an event handler that is busy misses this event
             return False
         try:
             if self.state is not LIVE:
@@ -511,6 +526,9 @@ class Graft:
         t1 = time.perf_counter_ns()
         rc = func.call(*wasm_args) if wasm_args else func.call0()
         t2 = time.perf_counter_ns()
+        hold = txn.ts.hold
+        if hold is not None:
+            hold.spend(self.principal, t2 - t1)
         if rc:
             raise self._failure(rc, txn, func)
         self._account_memory()

@@ -89,11 +89,18 @@ def _decide() -> bool:
     not the graft running (wall time would abort well-behaved grafts of busy hosts).
     Time in the cyclic garbage collector is left out too: a collection that host
     allocations trigger inside a graft-callable is the host's, not the graft's.
+    Wall time is bounded only while the host holds a shared lock (``hold.py``):
+    there others wait for it, so ``wall_deadline_ns`` stops the call.
     """
     txn = thread_state().txn
     if txn is None:
         return True
     if txn.doomed() is not None:
+        return False
+    if txn.wall_deadline_ns and time.perf_counter_ns() > txn.wall_deadline_ns:
+        txn.fault = TimeoutError(
+            f"ran past its principal's wall-time allowance of {limits.HOLD_GRAFT_WALL_S * 1e3:.0f}"
+            f" ms while the host held a shared lock")
         return False
     if txn.budget_ns:
         cpu = _net_cpu_ns()

@@ -45,6 +45,7 @@ from vino.errors import AbortReason, Doomed, QuotaExceeded, TransactionError
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
+    from vino.graft.hold import Hold
     from vino.graft.locks import HostLock
 
 log = logging.getLogger("vino.txn")
@@ -60,10 +61,11 @@ UNBOUNDED: Final = 1 << 62  # undo_room of host transactions: host code is trust
 class ThreadState:
     """Per-thread state: the innermost live transaction. Fetched once per invocation."""
 
-    __slots__ = ("txn",)
+    __slots__ = ("hold", "txn")
 
     def __init__(self) -> None:
         self.txn: Transaction | None = None
+        self.hold: Hold | None = None  # set while the thread holds a SharedLock (hold.py)
 
 
 class _Local(threading.local):
@@ -94,7 +96,7 @@ class Transaction:
 
     __slots__ = ("budget_ns", "cpu_call_ns", "cpu_start_ns", "deferred", "doom_detail",
                  "doom_reason", "fault", "graft", "locks", "parent", "start_ns", "state", "ts",
-                 "undo", "undo_charges", "undo_errors", "undo_room")
+                 "undo", "undo_charges", "undo_errors", "undo_room", "wall_deadline_ns")
 
     def __init__(self, parent: Transaction | None = None, graft: Any = None,
                  ts: ThreadState | None = None) -> None:
@@ -116,6 +118,8 @@ class Transaction:
         self.undo_room = UNBOUNDED  # entries it may still record (graft calls: bounded)
         # (principal, entries) of graft children committed into this one, still held
         self.undo_charges: list[tuple[Principal, int]] | None = None
+        # perf_counter_ns past which the call is stopped (0: none); set under a SharedLock
+        self.wall_deadline_ns = 0
 
     def reset(self, ts: ThreadState) -> None:
         """Make a finished transaction fresh again and current on ``ts``'s thread.

@@ -17,8 +17,8 @@ from vino.errors import VinoError
 
 __all__ = [
     "AccessDenied", "BadBlock", "BadHandle", "CorruptFileSystem", "DeviceError", "FileExists",
-    "ImageInUse", "InvalidArgument", "InvariantViolation", "KernelError", "NoSpace",
-    "NoSuchFile", "PowerLost",
+    "FilterUnavailable", "ImageInUse", "InvalidArgument", "InvariantViolation", "KernelError",
+    "NoSpace", "NoSuchFile", "PowerLost",
 ]
 
 
@@ -121,3 +121,15 @@ class PowerLost(DeviceError):
         self.model = model
         super().__init__(_errno.EIO, "power", -1, path,
                          f"power lost at write #{write} ({model})")
+
+
+class FilterUnavailable(KernelError):
+    """A read or write of a file whose blocks a filter graft transforms, when no filter
+    graft can answer: it failed and was removed, was removed by its owner, or stayed
+    busy past the bounded wait. The identity default is never used in its place.
+
+    Nothing of the failing block reached the device or the caller; blocks before it in
+    the same ``write`` were written through the filter (as with a device error). The
+    file's reads and writes keep failing until its owner installs a filter again or
+    gives up the protection (``Kernel.unseal``); a busy filter fails only this call.
+    """

@@ -50,9 +50,13 @@ can replace exactly one method:
   read (``OP_READ``, before read-ahead) or write (``OP_WRITE``).
 Directory I/O is internal and bypasses all three.
 
+- ``_on_free(inode)``: after an inode is freed (its name unlinked and its last open
+  closed), so whatever was attached to it (grafts, a filter's protection) goes with it.
+
 Locking: one re-entrant lock (``FileSystem._lock``) serialises every operation and
-is held while the policies run. Lock order: ``FileSystem._lock`` -> ``Cache._lock``
--> ``BlockDevice._lock``.
+is held while the policies run; it is a ``SharedLock``, so the grafts run under it
+are bounded in wall time per principal (another user waits a bounded time). Lock
+order: ``FileSystem._lock`` -> ``Cache._lock`` -> ``BlockDevice._lock``.
 
 Crash consistency (the write-ahead log of ``journal.py``, ext3's ordered mode):
 - every metadata change (superblock, bitmap, inodes, indirect blocks, the directory)
@@ -95,11 +99,11 @@ Invariants (``check_invariants``):
 from __future__ import annotations
 
 import struct
-import threading
 from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from vino.graft.hold import SharedLock
 from vino.kernel import params
 from vino.kernel.cache import Access, Cache
 from vino.kernel.clock import Clock, RealClock
@@ -342,7 +346,8 @@ class FileSystem:
         self.geo = geo
         self.stats = FsStats()
         self.readahead_max = params.READAHEAD_MAX_OUT  # max_out given to _readahead
-        self._lock = threading.RLock()
+        # Re-entrant; grafts run under it are bounded in wall time (graft/hold.py).
+        self._lock = SharedLock("fs")
         self._mounted = True
         self.journal = Journal(device, cache, geo.log_start, geo.log_blocks)
         # Invariant: keys are the used inodes; _inodes[i].inum == i.
@@ -382,6 +387,9 @@ class FileSystem:
 
     def _on_access(self, inode: Inode, block: int, op: int) -> None:
         """Event: a user read (``OP_READ``) or wrote (``OP_WRITE``) file block ``block``."""
+
+    def _on_free(self, inode: Inode) -> None:
+        """Event: ``inode`` was freed; its number may be given to the next new file."""
 
     # ---- format / mount / unmount -----------------------------------------------------
 
@@ -1153,6 +1161,7 @@ class FileSystem:
         ino.mode = ino.uid = 0  # a free inode is all zeros on disk
         self._store_inode(ino)
         del self._inodes[ino.inum]
+        self._on_free(ino)
 
     def _walk(self, ino: Inode) -> list[tuple[int, int, bool]]:
         """Every block of ``ino``: (file block or -1, device block, is an indirect block)."""

@@ -40,8 +40,8 @@ from vino.kernel import points
 from vino.kernel.cache import AddressSpace, Cache
 from vino.kernel.clock import SimClock
 from vino.kernel.device import DISK_1996, BlockDevice, DiskProfile
-from vino.kernel.errors import ImageInUse, InvalidArgument
-from vino.kernel.fs import FileSystem, OpenFile
+from vino.kernel.errors import AccessDenied, ImageInUse, InvalidArgument
+from vino.kernel.fs import FileSystem, Inode, OpenFile
 from vino.kernel.proc import Process, ProcessGroup, User, new_pgid, new_pid
 from vino.kernel.sched import Scheduler
 
@@ -91,13 +91,14 @@ class Kernel:
         self._by_principal: dict[int, User] = {id(self.root.principal): self.root}
         self.aspaces: dict[int, AddressSpace] = {}
         reg = self.registry
+        self.filters = points.FilterGuard()
         self._wire_lifetimes()
         self.points: dict[str, Point] = {
             p.name: p for p in (
                 points.evict_point(self.cache, reg),
                 points.pick_point(self.sched, reg),
                 points.readahead_point(self.fs, reg, self.user_of),
-                points.filter_point(self.fs, reg, self.user_of),
+                points.filter_point(self.fs, reg, self.user_of, self.filters),
                 points.access_point(self.fs, reg, self.user_of),
             )
         }
@@ -126,10 +127,17 @@ class Kernel:
         return k
 
     def _wire_lifetimes(self) -> None:
-        """A graft lives no longer than its target: closing a file or releasing an address
-        space removes the grafts installed on it and gives back what they held."""
+        """A graft lives no longer than its target: closing a file, freeing an inode or
+        releasing an address space removes the grafts installed on it and gives back what
+        they held (``exit`` and ``remove_group`` do the same for processes and groups)."""
         fs_close = self.fs.close
         cache_release = self.cache._release
+        fs_free = self.fs._on_free
+
+        def freed(inode: Inode) -> None:
+            fs_free(inode)
+            self.filters.release(inode)
+            self.registry.remove_target(inode)
 
         def close(of: OpenFile) -> None:
             fs_close(of)
@@ -141,6 +149,7 @@ class Kernel:
             self.aspaces.pop(aspace.owner.pid, None)
 
         self.fs.close = close  # type: ignore[method-assign]
+        self.fs._on_free = freed  # type: ignore[method-assign]
         self.cache._release = release  # type: ignore[method-assign]
 
     # ---- principals ---------------------------------------------------------------------
@@ -174,6 +183,13 @@ class Kernel:
               **kw: Any) -> Graft:
         """Install ``source`` at ``point`` for ``target``, as ``user``. Raises GraftRejected."""
         return self.registry.install(point, source, user.principal, target, **kw)
+
+    def unseal(self, user: User, inode: Inode) -> None:
+        """Give up a filter's protection of ``inode`` (its owner or root only): its reads and
+        writes use the identity again (and return what is stored, as it is stored)."""
+        if not (user.is_root or user.uid == inode.uid):
+            raise AccessDenied(f"{user.name} does not own inode {inode.inum}")
+        self.filters.release(inode)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def check_invariants(self) -> None:

@@ -39,9 +39,10 @@ from vino.errors import Forbidden, InvalidResult, QuotaExceeded
 from vino.graft import GLOBAL, I32, EventPoint, FunctionPoint, GraftCallable, Principal
 from vino.graft.locks import HostLock
 from vino.graft.registry import Registry
-from vino.graft.txn import Transaction
+from vino.graft.txn import Transaction, current
 from vino.kernel import layouts, params
 from vino.kernel.cache import AddressSpace, Cache, PageInfo
+from vino.kernel.errors import FilterUnavailable
 from vino.kernel.fs import FileSystem, Inode, OpenFile
 from vino.kernel.proc import ProcessGroup, User
 from vino.kernel.sched import MAX_PICK_CANDIDATES, Scheduler, ThreadInfo
@@ -287,11 +288,61 @@ def readahead_point(fs: FileSystem, registry: Registry,
 
 # ---- fs.filter ------------------------------------------------------------------------
 
-def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> FunctionPoint[bytes]:
-    """``fs.filter``: a same-length transform of each block on the write and read paths."""
+class FilterGuard:
+    """Which files a filter graft protects: for those the point fails closed.
+
+    A filter's stored form is the graft's own (ciphertext, say): the identity default
+    is not an equivalent answer, so it must never stand in for the graft. From the
+    first call dispatched to a filter graft for an inode (its own or the GLOBAL one),
+    the inode is *sealed*: whenever no filter graft can answer for it (removed after a
+    failure, removed by its owner, busy past the bounded wait) its reads and writes
+    raise ``FilterUnavailable`` instead, so no plaintext reaches the device and no
+    stored form reaches a reader as if it were the data. The seal is broken only by its
+    owner (``Kernel.unseal``) or when the inode is freed.
+
+    Invariant: ``sealed`` maps id(inode) to the inode, for live inodes only.
+    """
+
+    __slots__ = ("sealed",)
+
+    def __init__(self) -> None:
+        self.sealed: dict[int, Inode] = {}
+
+    def seal(self, inode: Inode) -> None:
+        self.sealed[id(inode)] = inode
+
+    def is_sealed(self, inode: Inode) -> bool:
+        return id(inode) in self.sealed
+
+    def release(self, inode: Inode) -> None:
+        self.sealed.pop(id(inode), None)
+
+
+def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
+                 guard: FilterGuard | None = None) -> FunctionPoint[bytes]:
+    """``fs.filter``: a same-length transform of each block on the write and read paths.
+
+    Busy or failed, it never falls back to the identity for a sealed file (``FilterGuard``).
+    """
     default_apply = fs._filter
+    guard = guard if guard is not None else FilterGuard()
+
+    def refuse(inode: Inode) -> None:
+        g = point.table.get(inode) or point.table.get(GLOBAL)
+        why = ("its filter graft was removed (see the owner's abort records)" if g is None else
+               f"its filter graft {g.name!r} is busy on another call" if g.busy() else
+               f"its filter graft {g.name!r} failed on this call (see the owner's abort records)")
+        raise FilterUnavailable(f"inode {inode.inum}: {why}; the identity is not used in its "
+                                f"place, so this read or write is refused")
 
     def default(inode: Inode, offset: int, data: bytes, direction: int) -> bytes:
+        if guard.sealed and guard.is_sealed(inode):
+            txn = current()
+            while txn is not None and txn.graft is None:  # default() runs in a child
+                txn = txn.parent
+            # A filter graft may answer with the identity itself (default()); nobody else may.
+            if txn is None or txn.graft.point is not point:
+                refuse(inode)
         out = bytearray(data)
         default_apply(inode, offset, out, direction)
         return bytes(out)
@@ -327,9 +378,14 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> Functio
     registry.declare(point)
 
     def apply(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
-        if not point.table:
+        table = point.table
+        if not table:
+            if guard.sealed and guard.is_sealed(inode):
+                refuse(inode)
             default_apply(inode, file_offset, data, direction)
             return
+        if inode in table or GLOBAL in table:
+            guard.seal(inode)
         data[:] = point(inode, inode, file_offset, bytes(data), direction)
 
     fs._filter = apply  # type: ignore[method-assign]

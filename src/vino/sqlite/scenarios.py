@@ -17,10 +17,10 @@ pool can reach; see ``pool`` for why the pool exists.
   no row text on the device image; reads back intact after remount with the key
   sent again; unreadable without it.
 - ``survival(lab)``: hostile grafts in each of SQLite's points while it runs.
-  The database is *not* encrypted there: a filter graft that encrypted blocks and
-  is then removed leaves ciphertext that the identity default returns as garbage,
-  so the trapping filter is tried where its very first call traps and the
-  identity default writes plaintext.
+  The filter point fails closed (a filter's stored form is its own; the identity
+  default is no equivalent answer): when the trapping filter is removed, SQLite's
+  transaction gets an I/O error and nothing of it reaches the device; once the
+  owner gives up the protection (``Kernel.unseal``) every committed row is there.
 - power cut: ``crashes.power_cut`` in DELETE mode with ``synchronous=EXTRA``, plain
   and encrypted: the power goes (lost writes) half-way through committing
   transactions; after the remount every committed row is back.
@@ -31,6 +31,7 @@ pool can reach; see ``pool`` for why the pool exists.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import shutil
 import tempfile
@@ -289,11 +290,31 @@ class Attack:
     rows_ok: bool = False  # the whole table equals the model (no committed row lost)
     invariants_ok: bool = False  # kernel and VFS invariants hold
     note: str = ""
+    # The point fails closed: the workload must be refused (an I/O error), not answered.
+    fails_closed: bool = False
+    refused: bool = False  # the workload got the point's refusal as an SQLite I/O error
+
+    @property
+    def queries(self) -> str:
+        if self.fails_closed:
+            return "refused (I/O error)" if self.refused else "NOT REFUSED"
+        return "yes" if self.queries_ok else "NO"
 
     @property
     def ok(self) -> bool:
-        return (self.seen == self.expect and self.queries_ok and self.integrity_ok
+        answered = self.refused if self.fails_closed else self.queries_ok
+        return (self.seen == self.expect and answered and self.integrity_ok
                 and self.rows_ok and self.invariants_ok)
+
+
+def filter_refusal(exc: BaseException | None) -> apsw.IOError | None:
+    """The filter's refusal (an I/O error) in ``exc``'s chain: a failed commit is followed
+    by the connection manager's rollback, whose own error then hides it."""
+    while exc is not None:
+        if isinstance(exc, apsw.IOError) and "filter" in str(exc):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _hostile(name: str) -> str:
@@ -338,17 +359,25 @@ def survival(lab: Lab, say: Callable[[str], None] | None = None) -> list[Attack]
         aspace = pool.aspace
 
         def attempt(name: str, point: str, expect: str, source: str, target: Any,
-                    work: Callable[[], bool], lock: str | None = None) -> None:
-            a = Attack(name, point, expect)
+                    work: Callable[[], bool], lock: str | None = None,
+                    fails_closed: bool = False) -> None:
+            a = Attack(name, point, expect, fails_closed=fails_closed)
             if say is not None:
                 say(f"survival: {point}: {name}")
             g = k.graft(user, point, source, target=target, name=name)
             waited: list[float] = []
             th = _waiter(k, lock, g, waited) if lock else None
+            committed = copy.deepcopy(model)  # one transaction: all of it, or none
             try:
                 a.queries_ok = work()
             except apsw.Error as exc:
                 a.note = f"SQLite error: {type(exc).__name__}: {exc}"
+                refusal = filter_refusal(exc)
+                if fails_closed and refusal is not None:
+                    a.refused = True
+                    a.note = f"refused: {refusal}"
+                    for f in dataclasses.fields(model):  # its transaction did not commit
+                        setattr(model, f.name, getattr(committed, f.name))
             if th is not None:
                 th.join(10.0)
                 a.note = (f"the waiter got the lock after {waited[0] * 1e3:.0f} ms"
@@ -356,6 +385,8 @@ def survival(lab: Lab, say: Callable[[str], None] | None = None) -> list[Attack]
             a.seen = g.removal.reason.value if g.removal else ""
             if g.state == "live":
                 g.remove()
+            if fails_closed:
+                k.unseal(user, target)  # the owner acts: gives up the filter's protection
             a.integrity_ok = s.db.execute("pragma integrity_check").fetchall() == [("ok",)]
             a.rows_ok = wl.verify(s.db, model)
             try:
@@ -366,9 +397,8 @@ def survival(lab: Lab, say: Callable[[str], None] | None = None) -> list[Attack]
                 a.note = f"invariant broken: {exc}"
             attacks.append(a)
 
-        def writes() -> bool:
-            return (wl.updates(s.db, model, 5, 10)
-                    and wl.lookups(s.db, model, 20, seed=11))
+        def one_write() -> bool:
+            return wl.updates(s.db, model, 1, 10)
 
         def scans() -> bool:
             return wl.range_scans(s.db, model, 3, cfg.scan_rows, seed=12)
@@ -378,7 +408,7 @@ def survival(lab: Lab, say: Callable[[str], None] | None = None) -> list[Attack]
                     and wl.lookups(s.db, model, 20, seed=14))
 
         attempt("filter traps mid-block", "fs.filter", "trap",
-                _hostile("filter_trap_midblock"), kf.of.inode, writes)
+                _hostile("filter_trap_midblock"), kf.of.inode, one_write, fails_closed=True)
         attempt("read-ahead never returns", "fs.readahead", "timeout",
                 _hostile("readahead_loop"), kf.of, scans)
         attempt("evicts a page that is not a candidate", "vm.evict", "invalid_result",
@@ -491,7 +521,7 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
         for a in survival(lab, say):
             report.check(f"survives {a.point}: {a.name}", a.ok, a.note)
             rows.append([a.point, a.name, a.expect, a.seen or "not removed",
-                         "yes" if a.queries_ok else "NO", "ok" if a.integrity_ok else "NO",
+                         a.queries, "ok" if a.integrity_ok else "NO",
                          "yes" if a.rows_ok else "NO", "ok" if a.ok else "FAILED", a.note])
         o.table(rows, ["point", "misbehaviour", "expected", "observed",
                        "queries right", "integrity", "rows intact", "", "note"])

@@ -1,0 +1,95 @@
+"""Shared host locks, and the wall-time bound on grafts run while one is held.
+
+A graft's per-call budget counts its thread's CPU time, not wall time (waiting
+for the GIL is not the graft running). But a graft called while the host holds a
+lock other principals need keeps them waiting for its *wall* time, and a graft
+whose graft-callables each wait for the GIL behind a busy host thread can stretch
+that far past its budget.
+
+A ``SharedLock`` is a re-entrant lock that bounds every graft its holder runs:
+while a thread holds one, each principal's grafts together get at most
+``limits.HOLD_GRAFT_WALL_S`` of wall time per outermost hold. A graft past its
+principal's allowance is stopped at its next epoch tick and aborted with
+``timeout`` (and, by the usual policy, removed). So one hold lasts at most the
+host's own work plus ``HOLD_GRAFT_WALL_S`` for each principal whose grafts it
+runs, plus one tick and about two GIL hand-overs (``sys.getswitchinterval()``)
+each -- whatever the grafts do, however busy the host.
+
+Usage::
+
+    self._lock = SharedLock("fs")
+    with self._lock:
+        ...  point(target, ...)   # grafts bounded in wall time
+
+Invariant: a thread's ``ThreadState.hold`` is not None exactly while it holds
+at least one ``SharedLock``; nested holds (of one lock or several) share the
+outermost hold's allowances.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Final
+
+from vino import limits
+from vino.graft.txn import _LOCAL
+
+_HOLD_NS: Final = int(limits.HOLD_GRAFT_WALL_S * 1e9)
+
+
+class Hold:
+    """What one outermost hold of shared locks has let each principal's grafts spend."""
+
+    __slots__ = ("depth", "spent")
+
+    def __init__(self) -> None:
+        self.depth = 0  # SharedLock acquisitions not yet released, on this thread
+        # Invariant: spent[id(p)] is the wall time of p's grafts so far in this hold.
+        self.spent: dict[int, int] = {}
+
+    def deadline_ns(self, principal: Any, now_ns: int) -> int:
+        """``perf_counter_ns`` past which ``principal``'s graft must be stopped."""
+        return now_ns + _HOLD_NS - self.spent.get(id(principal), 0)
+
+    def spend(self, principal: Any, ns: int) -> None:
+        key = id(principal)
+        self.spent[key] = self.spent.get(key, 0) + ns
+
+
+class SharedLock:
+    """A re-entrant host lock under which grafts are bounded in wall time (see module)."""
+
+    __slots__ = ("_lock", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.RLock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not self._lock.acquire(blocking, timeout):
+            return False
+        ts = _LOCAL.ts
+        hold = ts.hold
+        if hold is None:
+            hold = ts.hold = Hold()
+        hold.depth += 1
+        return True
+
+    def release(self) -> None:
+        ts = _LOCAL.ts
+        hold = ts.hold
+        if hold is not None:
+            hold.depth -= 1
+            if hold.depth <= 0:
+                ts.hold = None
+        self._lock.release()
+
+    def __enter__(self) -> SharedLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"SharedLock({self.name!r})"
