@@ -15,7 +15,8 @@ CALL_BUDGET_S: Final = 0.010  # default CPU budget of one graft call, seconds
 LOCK_TIMEOUT_S: Final = 0.050  # default wait for a lock before the holder is doomed, seconds
 # Wall time one principal's grafts may spend in all, while the host holds a lock other
 # principals need (the file system's), per hold: bounds how long they can be kept waiting.
-HOLD_GRAFT_WALL_S: Final = 0.050
+# Twice LOCK_TIMEOUT_S, so a graft holding a lock someone waits for is doomed for that first.
+HOLD_GRAFT_WALL_S: Final = 0.100
 MAX_WASM_STACK: Final = 512 * 1024  # bytes of native stack a graft may use
 # Native stack the host needs below a graft's Wasm frames (its graft-callables' Python and C
 # frames, wasmtime's trampolines). A graft call starts only if the thread has

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernel"))
 
-from kernel_world import Boot  # noqa: E402
+from kernel_world import Boot
 
 
 @pytest.fixture

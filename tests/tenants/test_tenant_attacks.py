@@ -77,11 +77,11 @@ def test_graft_stretching_its_wall_time_under_the_fs_lock_cannot_make_another_us
         watcher.join()
     assert g.removal is not None and g.removal.reason.value == "timeout"
     assert "wall-time" in g.removal.detail
-    # The stated bound: HOLD_GRAFT_WALL_S (50 ms) per principal per hold, plus a tick
+    # The stated bound: HOLD_GRAFT_WALL_S (100 ms) per principal per hold, plus a tick
     # and GIL hand-overs; 0.5 s is generous on a loaded 2-core machine (before the
     # bound, this graft held the lock for its whole 1 s CPU budget and more).
-    assert held < 10 * limits.HOLD_GRAFT_WALL_S
-    assert waits and max(waits) < 10 * limits.HOLD_GRAFT_WALL_S
+    assert held < 5 * limits.HOLD_GRAFT_WALL_S
+    assert waits and max(waits) < 5 * limits.HOLD_GRAFT_WALL_S
     assert read_file(k, bob, "b") == pattern(1, "bob")
 
 
