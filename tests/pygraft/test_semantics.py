@@ -308,3 +308,25 @@ def test_arithmetic_with_a_constant_operand_traps_exactly_when_python_leaves_64_
 
 
 _CONST_ARITH = build(CONST_ARITH)
+
+
+def test_loop_that_moves_its_counter_past_the_array_still_traps() -> None:
+    """Bounds checks are dropped only where the loop proves the index in range."""
+    rig, mod = build("""
+        def on_access(block: int, op: int) -> int:
+            xs = [0] * 8
+            total = 0
+            for i in range(len(xs)):
+                xs[i] = i
+                total += xs[i]
+            for i in range(len(xs)):
+                i += op
+                total += xs[i]
+            return total
+    """)
+    for op in (0, 1):
+        compiled, plain = both(rig, mod, access_buf(0, 0, op, 0))
+        if op == 0:
+            assert compiled == plain == 56
+        else:
+            assert compiled is TRAP and isinstance(plain, IndexError)

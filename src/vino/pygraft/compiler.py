@@ -427,6 +427,8 @@ class _Func:
         self.assigned: set[str] = set()  # definitely assigned here
         self.frame = 0
         self.loops: list[tuple[str, str]] = []
+        # Loop variables proved to index an array in range: var -> array name.
+        self.in_range: dict[str, str] = {}
         self.labels = 0
         self.fresh = 0
         self.code: list[str] = []
@@ -742,7 +744,12 @@ class _Func:
         before = set(self.assigned)
         self.assigned.add(var)
         self.loops.append((brk, cont))
+        safe = self._in_range_of(var, start_n, stop_n, step, s.body)
+        if safe is not None:
+            self.in_range[var] = safe
         self.block(s.body)
+        if safe is not None:
+            del self.in_range[var]
         self.loops.pop()
         self.assigned = before
         # The next counter passes the stop (and range ends) iff it would leave i64.
@@ -751,6 +758,35 @@ class _Func:
         c += ["end", f"local.get {k}", f"i64.const {limit}", over, f"br_if {brk}",
               f"local.get {k}", f"i64.const {step}", "i64.add", f"local.set {k}",
               f"br {top}", "end", "end"]
+
+    def _in_range_of(self, var: str, start: ast.expr, stop: ast.expr, step: int,
+                     body: list[ast.stmt]) -> str | None:
+        """The array ``var`` always indexes in range in ``body``, if the loop proves one.
+
+        ``for i in range(c, len(a))`` with a constant c >= 0 and step > 0, where the body
+        never assigns ``i``: every ``a[i]`` in the body is in range (an array's length
+        never changes), so its bounds check can go.
+        """
+        c = self.mod.try_const(start)
+        if (step <= 0 or c is None or c < 0 or var in self.in_range
+                or not (isinstance(stop, ast.Call) and isinstance(stop.func, ast.Name)
+                        and stop.func.id == "len" and len(stop.args) == 1
+                        and isinstance(stop.args[0], ast.Name))):
+            return None
+        name = stop.args[0].id
+        if name not in self.arrays and not (name in self.mod.state
+                                            and self.mod.state[name].type.startswith("list:")):
+            return None
+        for stmt in body:
+            for node in ast.walk(stmt):
+                targets: list[ast.expr] = []
+                if isinstance(node, ast.Assign):
+                    targets = list(node.targets)
+                elif isinstance(node, ast.AugAssign | ast.AnnAssign | ast.For):
+                    targets = [node.target]
+                if any(isinstance(t, ast.Name) and t.id in (var, name) for t in targets):
+                    return None
+        return name
 
     def assign(self, target: ast.expr, value: ast.expr, ann: str | None, s: ast.stmt) -> None:
         c = self.code
@@ -1018,6 +1054,10 @@ class _Func:
             return [*ref.base, f"i32.const {i * ref.stride}", "i32.add"], ref
         code, t = self.expr(node.slice)
         code = self.conv(code, t, INT, node.slice)
+        if (isinstance(node.slice, ast.Name) and isinstance(node.value, ast.Name)
+                and self.in_range.get(node.slice.id) == node.value.id):
+            return [*ref.base, *code, "i32.wrap_i64", f"i32.const {ref.stride}", "i32.mul",
+                    "i32.add"], ref
         return [*code, "local.tee $ix", "i64.const 0", "i64.lt_s", "if",
                 "local.get $ix", *ref.bound, "i64.add", "local.set $ix", "end",
                 "local.get $ix", *ref.bound, "i64.ge_u", "if", "unreachable", "end",
