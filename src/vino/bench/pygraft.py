@@ -158,7 +158,7 @@ def _measure(k: Kernel, rounds: int, calls: int,
     graft_us: dict[str, tuple[list[float], list[float]]] = {p.name: ([], []) for p in pairs}
     for r in range(rounds):
         for p in pairs:
-            n = calls if p.point != "fs.filter" else max(calls // 20, 20)
+            n = calls if p.point != "fs.filter" else max(calls // 4, 20)
             order = (0, 1) if r % 2 == 0 else (1, 0)
             for side in order:
                 target, g = p.targets[side], p.grafts[side]
