@@ -313,3 +313,15 @@ def test_truncate_frees_the_tail_and_growing_again_never_shows_old_bytes(
     fs.check_invariants()
     fs.unmount()
     assert check_image(dev.path).clean
+
+
+def test_vino_crashloop_reports_every_model_and_exits_0_when_nothing_was_lost(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from vino.cli import main
+
+    real = crashloop.run
+    monkeypatch.setattr(crashloop, "run", lambda *a, **kw: real(*a, **{**kw, "nops": 12}))
+    assert main(["crashloop", "--seed", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "workload 5: 12 operations" in out
+    assert all(f"{m.value} " in out for m in CrashModel) and "LOST" not in out

@@ -1,13 +1,17 @@
-"""A small file system on a ``BlockDevice``, every block going through the ``Cache``.
+"""A small journaling file system on a ``BlockDevice``: data through the ``Cache``,
+metadata through the write-ahead log (``journal.py``).
 
 Usage::
 
     FileSystem.format(dev)                        # writes an empty file system
-    fs = FileSystem.mount(dev, cache, clock)
+    fs = FileSystem.mount(dev, cache, clock)      # replays the log after a crash
     fs.create(alice, "notes", 0o600)
     f = fs.open(alice, "notes", "rw")             # a User or a Process
-    fs.write(f, b"..."); fs.seek(f, 0); fs.read(f, 100); fs.close(f)
-    fs.unmount()                                  # writes back everything; dev stays open
+    fs.write(f, b"..."); fs.seek(f, 0); fs.read(f, 100)
+    fs.truncate(f, 10); fs.fsync(f); fs.close(f)  # fsync: durable when it returns
+    fs.rename(alice, "notes", "notes.old")        # atomic, replaces a file of that name
+    fs.sync_dir()                                 # names durable (SQLite's dirSync)
+    fs.unmount()                                  # commits, writes back; dev stays open
 
 On-disk layout, format version 2 (little-endian; blocks of ``params.BLOCK_SIZE``)::
 
