@@ -151,7 +151,7 @@ BROKEN_CALLS = [
     # (VFS method, kernel call that fails under it, SQLite's extended code for it)
     ("xDelete", "unlink", apsw.SQLITE_IOERR_DELETE),
     ("xDelete(syncdir)", "sync_dir", apsw.SQLITE_IOERR_DIR_FSYNC),
-    ("xAccess", "stat", apsw.SQLITE_IOERR_ACCESS),
+    ("xAccess", "probe", apsw.SQLITE_IOERR_ACCESS),
     ("xTruncate", "truncate", apsw.SQLITE_IOERR_TRUNCATE),
     ("xSync", "fsync", apsw.SQLITE_IOERR_FSYNC),
     ("xRead", "read", apsw.SQLITE_IOERR_READ),

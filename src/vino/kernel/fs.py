@@ -699,6 +699,18 @@ class FileSystem:
             self._check_mounted()
             return self._stat(name, self._lookup(name))
 
+    def probe(self, name: str) -> tuple[int, int, int] | None:
+        """``(size, uid, permission bits)`` of ``name``, or None if there is no such file:
+        ``stat`` without walking the block map (SQLite asks at every transaction
+        whether a journal exists)."""
+        with self._lock:
+            self._check_mounted()
+            entry = self._dir.get(name)
+            if entry is None:
+                return None
+            ino = self._inodes[entry[0]]
+            return ino.size, ino.uid, ino.perm
+
     @property
     def free_blocks(self) -> int:
         """Free blocks (including those freed by the running transaction, which are

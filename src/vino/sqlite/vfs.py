@@ -658,15 +658,15 @@ class VinoVFS(apsw.VFS):
         with self._mutex:
             if self._pending:
                 self._flush_all()
-            try:
-                st = self.kernel.fs.stat(kname)
-            except NoSuchFile:
-                return False
+            found = self.kernel.fs.probe(kname)
+        if found is None:
+            return False
+        size, uid, perm = found
         if flags == apsw.SQLITE_ACCESS_EXISTS:
-            return st.size > 0
+            return size > 0
         if self.user.is_root:
             return True
-        bits = (st.mode >> 6) & 7 if st.uid == self.user.uid else st.mode & 7
+        bits = (perm >> 6) & 7 if uid == self.user.uid else perm & 7
         want = 6 if flags == apsw.SQLITE_ACCESS_READWRITE else 4
         return bits & want == want
 
