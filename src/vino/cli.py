@@ -4,12 +4,13 @@
                                    Python twins), attack it
     vino demo sqlite [--rows N] [--profile disk-1996|ssd]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
-    vino bench [table|savings|scale|all|micro|sqlite|plugins|python|install] [--quick] [--json]
-               [--plot FILE.png]
+    vino bench [table|savings|scale|all|micro|sqlite|tpch|plugins|python|install] [--quick]
+               [--json] [--plot FILE.png] [--sf F]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
                                    the graft mechanism's own costs; sqlite: SQLite's
-                                   CPU time on vino against stock SQLite; python: the
+                                   CPU time on vino against stock SQLite; tpch: TPC-H
+                                   at scale factor F, load and 22 queries; python: the
                                    Python samples against their C twins, compile times
     vino graft build FILE.{c,zig,rs,ts,wat,py} [-o OUT.wasm] [--point NAME]
                                    compile a graft; the extension picks the toolchain
@@ -26,6 +27,9 @@
     vino crashloop [--full] [--seed N]
                                    power cuts at every write of a file-system workload
                                    (cut, torn, lost), each outcome checked
+    vino crashloop sqlite [--stride N] [--markdown]
+                                   the same for SQLite transactions: every journal mode x
+                                   synchronous FULL/EXTRA x plain/encrypted
 
 Exit status: 0 on success; 1 when a check failed (demo, reliability, fsck: damage,
 crashloop: a loss) or a graft was rejected (graft check); 2 on bad usage or input.
@@ -115,6 +119,17 @@ def _bench(args: argparse.Namespace) -> int:
             cost = sqlite_cost.run(rounds=rounds, rows=rows, progress=progress)
         print(json.dumps(cost.as_dict(), indent=2) if args.json else sqlite_cost.render(cost))
         return 0
+    if args.what == "tpch":
+        from vino.bench import sqlite_tpch
+
+        sf = args.sf if args.sf is not None else (0.001 if args.quick else 0.01)
+        if not 0 < sf <= 1:
+            print(f"vino bench tpch: --sf must be in (0, 1], got {sf}", file=sys.stderr)
+            return 2
+        with progress_bar("vino bench tpch") as progress:
+            tp = sqlite_tpch.run(sf=sf, progress=progress)
+        print(json.dumps(tp.as_dict(), indent=2) if args.json else sqlite_tpch.render(tp))
+        return 0 if not tp.differ else 1
     from dataclasses import replace
 
     from vino.bench import suite
@@ -377,6 +392,8 @@ def _fsck(args: argparse.Namespace) -> int:
 
 
 def _crashloop(args: argparse.Namespace) -> int:
+    if args.what == "sqlite":
+        return _crashloop_sqlite(args)
     from vino import crashloop
 
     runs = [(args.seed + i, 96, 4) for i in range(8)] if args.full else [(args.seed, 48, 1)]
@@ -391,6 +408,28 @@ def _crashloop(args: argparse.Namespace) -> int:
             print(f"  LOST: {line}")
         failures += len(fig.failures)
     return 1 if failures else 0
+
+
+def _crashloop_sqlite(args: argparse.Namespace) -> int:
+    from vino.console import progress as progress_bar
+    from vino.sqlite import crashes
+
+    if args.stride < 1:
+        print(f"vino crashloop sqlite: --stride must be >= 1, got {args.stride}",
+              file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="vino-crashloop-sqlite-") as tmp, \
+            progress_bar("vino crashloop sqlite") as progress:
+        figs = crashes.run_all(Path(tmp), stride=args.stride, progress=progress)
+    if args.markdown:
+        print(crashes.render(figs))
+    else:
+        for f in figs:
+            per_model = ", ".join(f"{m} {f.survived[m]}/{f.tried[m]}" for m in f.tried)
+            print(f"{f.mode.name}: {f.writes} writes; survived: {per_model}")
+            for x in f.failures[:10]:
+                print(f"  LOST: {x.model} at write {x.at_write}: {x.what}")
+    return 1 if any(f.failures for f in figs) else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -432,10 +471,12 @@ def parser() -> argparse.ArgumentParser:
         "the targets they "
         "are held to are in BENCHMARKS.md.")
     b.add_argument("what", nargs="?", default="table",
-                   choices=["table", "savings", "scale", "all", "micro", "sqlite", "plugins",
-                            "python", "install"],
+                   choices=["table", "savings", "scale", "all", "micro", "sqlite", "tpch",
+                            "plugins", "python", "install"],
                    help="which benchmark (default: table)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
+    b.add_argument("--sf", type=float, default=None,
+                   help="tpch: the TPC-H scale factor (default 0.01; --quick: 0.001)")
     b.add_argument("--plot", metavar="FILE.png", help="draw the overhead table to FILE.png")
     b.add_argument("--quick", action="store_true",
                    help="small and fast (CI): checks structure, numbers not meaningful")
@@ -516,6 +557,14 @@ def parser() -> argparse.ArgumentParser:
                     "device write with each crash model (cut, torn, lost); after each cut "
                     "the image must pass fsck, mount, and hold a state between the last "
                     "completed sync and the cut. Exit status 1 if any cut lost data.")
+    c.add_argument("what", nargs="?", choices=["fs", "sqlite"], default="fs",
+                   help="fs (default): the file-system workload; sqlite: SQLite transactions "
+                        "in every journal mode x synchronous FULL/EXTRA x plain/encrypted, "
+                        "checked with integrity_check and SQLite's documented durability")
+    c.add_argument("--stride", type=int, default=1,
+                   help="sqlite: cut at every Nth write only (default 1: every write)")
+    c.add_argument("--markdown", action="store_true",
+                   help="sqlite: print the figures as a Markdown table")
     c.add_argument("--full", action="store_true",
                    help="eight workloads of 96 operations, four seeds per torn/lost point "
                         "(default: one workload of 48 operations, one seed)")

@@ -1,4 +1,4 @@
-"""``vino bench sqlite``: both contenders run the same checked workload in one run."""
+"""``vino bench sqlite`` and ``vino bench tpch``: both contenders, same checked work, one run."""
 
 from __future__ import annotations
 
@@ -14,3 +14,13 @@ def test_stock_and_vino_each_run_every_phase_and_are_compared() -> None:
     data = result.as_dict()
     assert set(data["ratio"]) == {*sqlite_cost.PHASES, "total"}
     assert "**total**" in sqlite_cost.render(result)
+
+
+def test_tpch_bench_loads_both_and_compares_all_22_answers() -> None:
+    from vino.bench import sqlite_tpch
+
+    r = sqlite_tpch.run(sf=0.001)
+    assert r.differ == []
+    assert set(r.query_s["stock"]) == set(r.query_s["vino"]) == set(range(1, 23))
+    assert r.db_bytes["vino"] > 0 and r.load_s["vino"] > 0
+    assert "**22 queries**" in sqlite_tpch.render(r)

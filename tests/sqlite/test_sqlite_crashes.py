@@ -88,3 +88,22 @@ def test_the_expected_table_is_the_start_plus_whole_transactions() -> None:
     assert grown[1][1] == "updated by transaction 1"
     assert Mode("persist", "full", False).lowest(5) == 4
     assert Mode("persist", "extra", False).lowest(5) == 5
+
+
+def test_the_figures_render_as_a_table_naming_every_failure() -> None:
+    ok = crashes.CrashFigures(Mode("delete", "full", False), 10, {"cut": 10, "torn": 10,
+                              "lost": 10}, {"cut": 10, "torn": 10, "lost": 10})
+    bad = crashes.CrashFigures(Mode("persist", "extra", True), 9, {"cut": 9}, {"cut": 8},
+                               [crashes.Failure("persist/extra/encrypted", "cut", 4, "wiped")])
+    text = crashes.render([ok, bad])
+    assert "| DELETE | FULL | no | 10 | 10 / 10 | 10 / 10 | 10 / 10 |" in text
+    assert "| PERSIST | EXTRA | yes | 9 | 8 / 9 | 0 / 0 | 0 / 0 |" in text
+    assert "1 failure(s)." in text and "cut at write 4: wiped" in text
+
+
+def test_vino_crashloop_sqlite_refuses_a_nonsense_stride(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from vino.cli import main
+
+    assert main(["crashloop", "sqlite", "--stride", "0"]) == 2
+    assert "--stride" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import apsw
 
-__all__ = ["QUERY_NUMBERS", "answers", "compare", "generate", "load", "queries"]
+__all__ = ["QUERY_NUMBERS", "answers", "compare", "generate", "load", "queries", "rounded"]
 
 QUERY_NUMBERS: Final = tuple(range(1, 23))
 ANSWER_DIGITS: Final = 6  # REAL answers are compared rounded to this many decimals
@@ -249,7 +249,7 @@ def queries(sf: float) -> dict[int, str]:
     return q
 
 
-def _rounded(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+def rounded(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     return [tuple(round(v, ANSWER_DIGITS) if isinstance(v, float) else v for v in row)
             for row in rows]
 
@@ -258,7 +258,7 @@ def answers(db: apsw.Connection, sf: float,
             numbers: Sequence[int] = QUERY_NUMBERS) -> dict[int, list[tuple[Any, ...]]]:
     """Each query's rows (REALs rounded to ``ANSWER_DIGITS`` decimals)."""
     qs = queries(sf)
-    return {n: _rounded(db.execute(qs[n]).fetchall()) for n in numbers}
+    return {n: rounded(db.execute(qs[n]).fetchall()) for n in numbers}
 
 
 def compare(a: dict[int, list[tuple[Any, ...]]],

@@ -1,0 +1,124 @@
+"""TPC-H on SQLite on vino against stock SQLite (``vino bench tpch [--sf F]``).
+
+The data of ``vino.sqlite.tpch.generate(sf)`` is loaded twice in one run -- by stock
+SQLite (apsw's build, its Unix VFS) into an ordinary file, and through a
+``Session`` (no grafts) into the reference kernel's file system on a sparse disk
+image -- with the same SQLite settings (``session.configure``: 4 KiB pages, a
+``cache_size`` of ``SQLITE_CACHE_PAGES``, DELETE journal, ``synchronous=FULL``).
+Then the 22 queries run on each, alternating stock and vino query by query, and
+every answer is compared (``tpch.compare``).
+
+Figures: CPU time (``time.process_time``) of the load and of each query, and the
+database's size. Stock reads through the host's page cache; vino through its
+kernel's buffer cache of ``KERNEL_FRAMES`` frames and its device model.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import apsw
+
+from vino.kernel.kernel import Kernel
+from vino.sqlite import tpch
+from vino.sqlite.session import Session, configure
+
+__all__ = ["Result", "render", "run"]
+
+KERNEL_FRAMES: Final = 8192  # the vino kernel's buffer cache (32 MiB)
+IMAGE_HEADROOM: Final = 3  # disk image blocks per byte of raw data, roughly (sparse)
+MIN_IMAGE_BLOCKS: Final = 8192
+
+
+@dataclass(slots=True)
+class Result:
+    sf: float
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows
+    db_bytes: dict[str, int] = field(default_factory=dict)  # who -> database file size
+    load_s: dict[str, float] = field(default_factory=dict)  # who -> CPU seconds
+    query_s: dict[str, dict[int, float]] = field(default_factory=dict)  # who -> n -> CPU s
+    answer_rows: dict[int, int] = field(default_factory=dict)  # n -> rows in stock's answer
+    differ: list[int] = field(default_factory=list)  # queries whose answers differ
+
+    def total(self, who: str) -> float:
+        return sum(self.query_s[who].values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sf": self.sf, "rows": self.rows, "db_bytes": self.db_bytes,
+                "load_s": self.load_s, "query_s": self.query_s,
+                "answer_rows": self.answer_rows, "differ": self.differ,
+                "ratio": {"load": self.load_s["vino"] / self.load_s["stock"],
+                          "queries": self.total("vino") / self.total("stock")}}
+
+
+def _cpu(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t = time.process_time()
+    out = fn()
+    return out, time.process_time() - t
+
+
+def run(sf: float = 0.01, seed: int = 1,
+        progress: Callable[[str], None] | None = None) -> Result:
+    say = progress or (lambda msg: None)
+    result = Result(sf)
+    say(f"generating TPC-H at scale factor {sf}")
+    tables = tpch.generate(sf, seed)
+    result.rows = dict(tpch.rows_of(tables))
+    raw = sum(len(repr(r)) for rows in tables.values() for r in rows)
+    nblocks = max(MIN_IMAGE_BLOCKS, IMAGE_HEADROOM * raw // 4096)
+    qs = tpch.queries(sf)
+    with tempfile.TemporaryDirectory(prefix="vino-tpch-") as tmp:
+        stock_path = Path(tmp) / "stock.db"
+        stock = apsw.Connection(str(stock_path))
+        k = Kernel.boot(Path(tmp) / "vino.img", nblocks=nblocks, frames=KERNEL_FRAMES)
+        try:
+            configure(stock)
+            with Session(k, k.add_user("tpch"), "tpch.db") as s:
+                say("loading (stock)")
+                _, result.load_s["stock"] = _cpu(lambda: tpch.load(stock, tables))
+                say("loading (vino)")
+                _, result.load_s["vino"] = _cpu(lambda: tpch.load(s.db, tables))
+                result.db_bytes = {"stock": stock_path.stat().st_size,
+                                   "vino": k.fs.stat("tpch.db").size}
+                answers: dict[str, dict[int, list[tuple[Any, ...]]]] = {"stock": {}, "vino": {}}
+                result.query_s = {"stock": {}, "vino": {}}
+                for n in tpch.QUERY_NUMBERS:
+                    order = (("stock", stock), ("vino", s.db))
+                    for who, db in order if n % 2 else reversed(order):
+                        t = time.process_time()
+                        rows = db.execute(qs[n]).fetchall()
+                        cpu = time.process_time() - t
+                        answers[who][n] = tpch.rounded(rows)
+                        result.query_s[who][n] = cpu
+                    say(f"Q{n}: stock {result.query_s['stock'][n] * 1e3:.0f} ms, "
+                        f"vino {result.query_s['vino'][n] * 1e3:.0f} ms")
+                result.answer_rows = {n: len(a) for n, a in answers["stock"].items()}
+                result.differ = tpch.compare(answers["stock"], answers["vino"])
+        finally:
+            stock.close()
+            k.shutdown()
+    return result
+
+
+def render(r: Result) -> str:
+    lines = [f"TPC-H scale factor {r.sf}: {r.rows.get('lineitem', 0):,} line items; database "
+             f"{r.db_bytes['stock'] / 2**20:.1f} MiB (stock) / "
+             f"{r.db_bytes['vino'] / 2**20:.1f} MiB (vino); answers "
+             + ("all equal" if not r.differ else f"DIFFER for {r.differ}"),
+             "",
+             "| step | stock CPU (ms) | vino CPU (ms) | vino / stock | rows |",
+             "|---|---|---|---|---|",
+             f"| load | {r.load_s['stock'] * 1e3:.0f} | {r.load_s['vino'] * 1e3:.0f} | "
+             f"{r.load_s['vino'] / r.load_s['stock']:.2f}x | |"]
+    for n in tpch.QUERY_NUMBERS:
+        a, b = r.query_s["stock"][n], r.query_s["vino"][n]
+        lines.append(f"| Q{n} | {a * 1e3:.0f} | {b * 1e3:.0f} | "
+                     f"{b / a if a else float('nan'):.2f}x | {r.answer_rows[n]} |")
+    lines.append(f"| **22 queries** | {r.total('stock') * 1e3:.0f} | {r.total('vino') * 1e3:.0f} "
+                 f"| **{r.total('vino') / r.total('stock'):.2f}x** | |")
+    return "\n".join(lines)
