@@ -11,7 +11,6 @@ and nothing changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,15 +19,16 @@ from vino import limits
 from vino.errors import GraftRejected
 from vino.graft import GLOBAL, Principal, Quota
 
-from .engine_arena import EngineArena, module, pick
+from .engine_caches import cache_entries, cached
+from .harness import Tenancy, module, pick, pick_returning
 
 
 class Spy:
     """Counts compiles of one sandbox."""
 
-    def __init__(self, arena: EngineArena) -> None:
+    def __init__(self, t: Tenancy) -> None:
         self.compiles = 0
-        sandbox = arena.registry.sandbox
+        sandbox = t.registry.sandbox
         real = sandbox.compile
 
         def counting(wasm: bytes) -> Any:
@@ -39,91 +39,96 @@ class Spy:
 
 
 @pytest.fixture
-def arena() -> Iterator[EngineArena]:
-    a = EngineArena()
-    a.install(pick("i32.const 3"), GLOBAL, a.root, name="bystander")
-    yield a
-    a.close()
+def arena(tenancy: Tenancy) -> Tenancy:
+    tenancy.install(pick_returning(3), tenancy.root, GLOBAL, name="bystander")
+    return tenancy
 
 
-def _refused(arena: EngineArena, source: str | bytes, why: str, *, target: Any = "t1",
+def _refused(t: Tenancy, source: str | bytes, why: str, *, target: Any = "t1",
              principal: Principal | None = None, compiles: int = 0) -> None:
-    spy = Spy(arena)
-    before = arena.snapshot()
-    caches = arena.cache_entries()
+    spy = Spy(t)
+    before = t.snapshot()
+    caches = cache_entries(t)
     with pytest.raises(GraftRejected) as info:
-        arena.install(source, target, principal, name="evil")
+        t.install(source, principal, target, name="evil")
     assert why in info.value.reason, info.value.reason
     assert spy.compiles == compiles
-    assert arena.snapshot() == before
-    assert arena.cache_entries() == caches  # a rejected module is remembered nowhere
-    assert not arena.cached(source)
-    assert arena.pick("elsewhere", 0) == 3  # the bystander still answers
+    t.assert_unchanged(before)
+    assert cache_entries(t) == caches  # a rejected module is remembered nowhere
+    assert not cached(t, source)
+    assert t.pick("elsewhere", 0) == 3  # the bystander still answers
 
 
-MANY_FUNCTIONS = pick("i32.const 1", "", "(func)" * 60_002)
+def _with_imports(imports: str) -> str:
+    """A graft whose import section is ``imports`` (raw WAT), answering 1."""
+    return ('(module ' + imports + ' (memory (export "memory") 1)'
+            ' (func (export "vino_buffer") (result i32) i32.const 0)'
+            ' (func (export "pick") (result i32) i32.const 1))')
+
+
+MANY_FUNCTIONS = pick("i32.const 1", [], "(func)" * 60_002)
 
 
 def test_principal_without_rights_cannot_make_the_host_compile_anything(
-        arena: EngineArena) -> None:
-    _refused(arena, MANY_FUNCTIONS, "may not graft eng.pick on GLOBAL", target=GLOBAL)
+        arena: Tenancy) -> None:
+    _refused(arena, MANY_FUNCTIONS, "may not graft atk.pick on GLOBAL", target=GLOBAL)
 
 
-def test_module_of_60002_tiny_functions_is_refused_before_compiling(arena: EngineArena) -> None:
+def test_module_of_60002_tiny_functions_is_refused_before_compiling(arena: Tenancy) -> None:
     _refused(arena, MANY_FUNCTIONS, f"the limit is {limits.MAX_FUNCTIONS}")
 
 
-def test_function_declaring_50000_locals_is_refused_before_compiling(arena: EngineArena) -> None:
-    src = pick("i32.const 1", "", "(func (local" + " i32" * 50_000 + "))")
+def test_function_declaring_50000_locals_is_refused_before_compiling(arena: Tenancy) -> None:
+    src = pick("i32.const 1", [], "(func (local" + " i32" * 50_000 + "))")
     _refused(arena, src, "a function declares 50000 locals; the limit is "
                          f"{limits.MAX_LOCALS_PER_FUNCTION}")
 
 
-def test_one_huge_function_body_is_refused_before_compiling(arena: EngineArena) -> None:
-    src = pick("i32.const 1", "", "(func" + " (drop (i32.const 1))" * 30_000 + ")")
+def test_one_huge_function_body_is_refused_before_compiling(arena: Tenancy) -> None:
+    src = pick("i32.const 1", [], "(func" + " (drop (i32.const 1))" * 30_000 + ")")
     _refused(arena, src, f"; the limit is {limits.MAX_FUNCTION_BODY_BYTES}")
 
 
 @pytest.mark.parametrize(("imports", "why"), [
     ('(import "env" "put" (func (param i32 i32) (result i32)))', "only from module \"vino\""),
     ('(import "vino" "g" (global i32))', "only functions may be imported, not a global"),
-    ('(import "vino" "system" (func))', "is not a graft-callable of eng.pick"),
+    ('(import "vino" "system" (func))', "is not a graft-callable of atk.pick"),
     ('(import "vino" "put" (func))' * (limits.MAX_IMPORTS + 1), "imports; the limit is"),
 ])
-def test_forbidden_imports_are_refused_before_compiling(arena: EngineArena, imports: str,
+def test_forbidden_imports_are_refused_before_compiling(arena: Tenancy, imports: str,
                                                          why: str) -> None:
-    _refused(arena, pick("i32.const 1", imports), why)
+    _refused(arena, _with_imports(imports), why)
 
 
 def test_module_refused_after_compiling_leaves_nothing_cached_and_is_charged(
-        arena: EngineArena) -> None:
-    src = module("", '(func (export "pick") (param i32) (result i32) i32.const 1)')
+        arena: Tenancy) -> None:
+    src = module([], '(func (export "pick") (param i32) (result i32) i32.const 1)')
     cpu = arena.alice.usage.cpu_ns
     _refused(arena, src, "export 'pick' has type (i32) -> (i32)", compiles=1)
     assert arena.alice.usage.cpu_ns > cpu  # the compile was charged to the installer
 
 
-def test_module_whose_vino_buffer_traps_leaves_nothing_cached(arena: EngineArena) -> None:
+def test_module_whose_vino_buffer_traps_leaves_nothing_cached(arena: Tenancy) -> None:
     src = ('(module (memory (export "memory") 1)'
            ' (func (export "vino_buffer") (result i32) unreachable)'
            ' (func (export "pick") (result i32) i32.const 1))')
     _refused(arena, src, "vino_buffer() failed (trap): unreachable executed", compiles=1)
 
 
-def test_principal_out_of_cpu_cannot_make_the_host_compile(arena: EngineArena) -> None:
+def test_principal_out_of_cpu_cannot_make_the_host_compile(arena: Tenancy) -> None:
     broke = Principal("broke", Quota(cpu_total_s=0.0))
     _refused(arena, pick("i32.const 1"), "has used its total CPU quota", principal=broke)
 
 
-def test_webassembly_text_too_long_to_parse_is_refused_unparsed(arena: EngineArena) -> None:
+def test_webassembly_text_too_long_to_parse_is_refused_unparsed(arena: Tenancy) -> None:
     src = pick("i32.const 1") + ";;" + "x" * limits.MAX_WAT_CHARS
     _refused(arena, src, f"the limit is {limits.MAX_WAT_CHARS}")
 
 
-def test_the_same_graft_installed_twice_is_compiled_once(arena: EngineArena) -> None:
+def test_the_same_graft_installed_twice_is_compiled_once(arena: Tenancy) -> None:
     spy = Spy(arena)
-    src = pick("i32.const 5")
-    arena.install(src, "t1")
-    arena.install(src, "t2")
-    assert spy.compiles == 1 and arena.cached(src)
+    src = pick_returning(5)
+    arena.install(src, target="t1")
+    arena.install(src, target="t2")
+    assert spy.compiles == 1 and cached(arena, src)
     assert arena.pick("t2", 0) == 5

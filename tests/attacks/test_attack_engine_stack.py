@@ -12,63 +12,68 @@ the host state and usage are exactly as before.
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 from vino import limits
 
-from .engine_arena import in_child
+from .harness import in_child
 
-# The child's program: an arena, a chain of N grafts t0 -> t1 -> ... each recursing DEPTH
-# Wasm frames and then invoking the next through pick_for (after writing host state that
-# an abort must undo), called on a thread of STACK bytes (0: the main thread).
+# The child's program: a tenancy, a chain of N grafts t0 -> t1 -> ... each recursing DEPTH
+# Wasm frames and then invoking the next through pick_for (or, EVENTS, handlers firing the
+# next through fire), after writing host state that an abort must undo; called on a thread
+# of STACK bytes (0: the main thread).
 CHILD = textwrap.dedent('''
-    import json, sys, threading
+    import sys, threading
     from vino import limits
-    from attacks.engine_arena import EngineArena, IMPORT_PICK_FOR, IMPORT_PUT, pick
-    N, DEPTH, STACK, NESTING = {n}, {depth}, {stack}, {nesting}
+    from harness import Tenancy, handler, pick
+    N, DEPTH, STACK, NESTING, EVENTS = {n}, {depth}, {stack}, {nesting}, {events}
     if NESTING:
         limits.MAX_GRAFT_NESTING = NESTING  # let the stack guard, not the limit, stop it
-    a = EngineArena()
+    t = Tenancy()
+    nest = "fire" if EVENTS else "pick_for"
 
     def chain(i):
-        return pick("(drop (call $rec (i32.const %d))) i32.const 1" % DEPTH,
-                    IMPORT_PICK_FOR + IMPORT_PUT, """
+        rec = """
       (func $rec (param $d i32) (result i32)
         (if (result i32) (i32.eqz (local.get $d))
           (then (drop (call $put (i32.const %d) (i32.const 1)))
-                (call $pick_for (i32.const %d) (i32.const 0)))
+                (call $%s (i32.const %d) (i32.const 0)))
           (else (i32.add (call $rec (i32.sub (local.get $d) (i32.const 1)))
-                         (i32.const 0)))))""" % (i, i + 1))
+                         (i32.const 0)))))""" % (i, nest, i + 1)
+        body = "(drop (call $rec (i32.const %d))) i32.const 1" % DEPTH
+        return (handler if EVENTS else pick)(body, [nest, "put"], rec)
 
-    gs = [a.install(chain(i), "t%d" % i, name="g%d" % i) for i in range(N)]
-    before = a.snapshot()
+    install = t.handle if EVENTS else t.install
+    gs = [install(chain(i), None, "t%d" % i, name="g%d" % i) for i in range(N)]
     out = {{}}
     def run():
-        out["answer"] = a.pick("t0", 0)
+        out["answer"] = (t.event if EVENTS else t.pick)("t0", 0)
     if STACK:
         threading.stack_size(STACK)
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    removed = [g.name for g in gs if g.state == "removed"]
-    after = a.snapshot()
-    for name in removed:  # a removed graft gives back its memory; compare the rest
-        before["points"]["eng.pick"] = [p for p in before["points"]["eng.pick"] if p[1] != name]
-    print(json.dumps({{
-        "answer": out.get("answer"), "removed": removed,
+    th = threading.Thread(target=run)
+    th.start()
+    th.join()
+    live = [g for g in gs if g.state == "live"]
+    charged = sum(g.mem_charged + g.table_charged for g in live)
+    report({{
+        "answer": out.get("answer"), "removed": [g.name for g in gs if g.state == "removed"],
         "records": {{g.name: [[r.reason.value, r.detail, r.graft_at_fault] for r in g.aborts]
                     for g in gs if g.aborts}},
-        "host": a.host, "same_points": after["points"] == before["points"],
-        "usage": after["usage"]["alice"]["memory_bytes"],
-        "live": sum(g.state == "live" for g in gs)}}))
+        "host": {{str(k): v for k, v in t.host.d.items()}}, "live": len(live),
+        "charged_ok": charged == t.alice.usage.memory_bytes,
+        "grafts": len(t.registry.grafts())}})
 ''')
 
 
-def _run(n: int, depth: int, stack: int = 0, nesting: int = 0) -> dict[str, object]:
-    rc, out = in_child(CHILD.format(n=n, depth=depth, stack=stack, nesting=nesting))
-    assert rc == 0, f"the host died (exit status {rc}):\n{out[-2000:]}"
-    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+def _run(n: int, depth: int, stack: int = 0, nesting: int = 0,
+         events: bool = False) -> dict[str, object]:
+    child = in_child(CHILD.format(n=n, depth=depth, stack=stack, nesting=nesting,
+                                  events=events))
+    assert child.returncode == 0 and not child.timed_out, \
+        f"the host died (exit status {child.returncode}):\n{child.stderr[-2000:]}"
+    result: dict[str, object] = child.result()
+    assert result["charged_ok"], result  # the live grafts' charges are exactly the usage
+    assert result["grafts"] == result["live"]  # the removed ones are in no dispatch table
     return result
 
 
@@ -91,8 +96,6 @@ def test_chain_of_30_grafts_each_recursing_deep_cannot_overflow_the_native_stack
     assert r["answer"] == 1  # the chain above the culprit got the default (7) and answered
     # What the culprit wrote before nesting was undone; the grafts above it committed theirs.
     assert r["host"] == {str(i): 1 for i in range(k)}
-    assert r["same_points"]
-    assert r["usage"] == 29 * limits.WASM_PAGE  # the culprit's page given back
 
 
 def test_chain_of_grafts_nesting_past_the_limit_is_stopped_and_the_nester_removed() -> None:
@@ -109,7 +112,6 @@ def test_chain_of_grafts_nesting_past_the_limit_is_stopped_and_the_nester_remove
     assert (reason, at_fault) == ("resource", False)
     assert r["answer"] == 1
     assert r["host"] == {str(i): 1 for i in range(limits.MAX_GRAFT_NESTING - 1)}
-    assert r["same_points"]
 
 
 def test_graft_recursing_forever_on_a_256k_thread_cannot_kill_the_host() -> None:
@@ -122,7 +124,7 @@ def test_graft_recursing_forever_on_a_256k_thread_cannot_kill_the_host() -> None
     [(reason, detail, at_fault)] = records["g0"]
     assert (reason, at_fault) == ("resource", False)
     assert "the host thread's stack is too small, not the graft's fault" in detail
-    assert r["host"] == {} and r["same_points"]
+    assert r["host"] == {}
 
 
 def test_graft_recursing_forever_on_a_thread_with_room_traps_with_stack_overflow() -> None:
@@ -133,7 +135,7 @@ def test_graft_recursing_forever_on_a_thread_with_room_traps_with_stack_overflow
     records = r["records"]
     assert isinstance(records, dict)
     assert records["g0"] == [["trap", "stack overflow", True]]
-    assert r["host"] == {} and r["usage"] == 0
+    assert r["host"] == {} and r["live"] == 0
 
 
 def test_chain_on_a_thread_with_room_for_one_graft_blames_the_first_nester() -> None:
@@ -145,3 +147,16 @@ def test_chain_on_a_thread_with_room_for_one_graft_blames_the_first_nester() -> 
     assert records["g0"][0][2] is True and "its nested call of graft 'g1'" in records["g0"][0][1]
     assert records["g1"][0][2] is False
     assert r["answer"] == 7 and r["host"] == {} and r["live"] == 3
+
+
+def test_chain_of_event_handlers_nesting_past_the_limit_is_stopped_and_the_nester_removed(
+        ) -> None:
+    r = _run(12, 100, events=True)
+    culprit = f"g{limits.MAX_GRAFT_NESTING - 1}"
+    assert r["removed"] == [culprit], r
+    records = r["records"]
+    assert isinstance(records, dict)
+    assert records[culprit][0][:1] == ["resource"] and records[culprit][0][2] is True
+    assert records[f"g{limits.MAX_GRAFT_NESTING}"][0][2] is False
+    assert r["answer"] == 1  # the first handler committed
+    assert r["host"] == {str(i): 1 for i in range(limits.MAX_GRAFT_NESTING - 1)}

@@ -8,14 +8,12 @@ names the trap in words (``vino.graft.traps``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from vino.errors import AbortReason
 from vino.graft import fastcall, traps
 
-from .engine_arena import DEFAULT_ANSWER, IMPORT_PUT, EngineArena, assert_removed_for, pick
+from .harness import Tenancy, pick
 
 WRITE = "(drop (call $put (i32.const 1) (i32.const 9))) "  # host state the abort must undo
 
@@ -35,22 +33,12 @@ EXTRA = ('(type $v (func (result i32)))', '(table 2 funcref)', '(elem (i32.const
          '(func $deep (result i32) (call $deep))')
 
 
-@pytest.fixture
-def arena() -> Iterator[EngineArena]:
-    a = EngineArena()
-    yield a
-    a.close()
-
-
 @pytest.mark.parametrize("detail", list(TRAPPING))
-def test_graft_trapping_is_aborted_with_a_detail_naming_the_trap(arena: EngineArena,
+def test_graft_trapping_is_aborted_with_a_detail_naming_the_trap(tenancy: Tenancy,
                                                                  detail: str) -> None:
-    before = arena.snapshot()
-    g = arena.install(pick(WRITE + TRAPPING[detail], IMPORT_PUT, *EXTRA))
-    assert arena.pick("t1", 0) == DEFAULT_ANSWER
-    assert_removed_for(g, AbortReason.TRAP, detail)
+    g = tenancy.attack(pick(WRITE + TRAPPING[detail], ["put"], *EXTRA), AbortReason.TRAP,
+                       detail=detail)
     assert g.removal is not None and g.removal.detail == detail
-    assert arena.snapshot() == before
 
 
 def test_every_wasmtime_trap_code_has_a_detail_in_words() -> None:
