@@ -368,6 +368,9 @@ def _reliability(args: argparse.Namespace) -> int:
         rep = reliability.run(settings, Path(tmp), progress)
     text = reliability.render(rep, command)
     if args.report:
+        old = Path(args.report)
+        if old.is_file():  # hand-written sections of the page survive its regeneration
+            text = reliability.keep_hand_written(old.read_text(encoding="utf-8"), text)
         Path(args.report).write_text(text, encoding="utf-8")
         print(f"report written to {args.report}", file=sys.stderr)
     else:

@@ -2618,6 +2618,30 @@ def _reasons(c: Counter[str]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in c.most_common()) or "none"
 
 
+HAND_WRITTEN = "(hand-written"  # a "## " heading with this is kept when the page is regenerated
+
+
+def keep_hand_written(old: str, new: str) -> str:
+    """``new`` with the hand-written sections of ``old`` (headings containing
+    ``HAND_WRITTEN``) put back before its "## Findings" (else at its end)."""
+    kept: list[str] = []
+    section: list[str] | None = None
+    for line in old.splitlines():
+        if line.startswith("## "):
+            section = [] if HAND_WRITTEN in line else None
+            if section is not None:
+                kept.append("")
+                kept.append(line)
+                continue
+        if section is not None:
+            kept.append(line)
+    if not kept:
+        return new
+    text = "\n".join(kept).strip("\n") + "\n\n"
+    at = new.find("\n## Findings")
+    return new + "\n" + text if at < 0 else new[: at + 1] + text + new[at + 1:]
+
+
 def render(rep: ReliabilityReport, command: str = "vino reliability") -> str:
     """docs/RELIABILITY.md from a report."""
     s = rep.settings

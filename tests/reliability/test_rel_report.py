@@ -62,3 +62,17 @@ def test_vino_reliability_refuses_a_soak_that_is_not_positive(
         soak: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reliability", "--soak", soak]) == 2
     assert "--soak must be positive" in capsys.readouterr().err
+
+
+def test_regenerating_the_report_keeps_its_hand_written_sections() -> None:
+    from vino.reliability import keep_hand_written
+
+    old = ("# R\n\n## 1. Old\nx\n\n## 6. Engine (hand-written; kept)\nfigures\nmore\n\n"
+           "## Findings\n- a\n")
+    new = "# R\n\n## 1. New\ny\n\n## Findings\n- b\n"
+    got = keep_hand_written(old, new)
+    assert got == ("# R\n\n## 1. New\ny\n\n## 6. Engine (hand-written; kept)\nfigures\nmore\n\n"
+                   "## Findings\n- b\n")
+    assert keep_hand_written(new, new) == new
+    assert keep_hand_written(old, "# R\n") == "# R\n\n## 6. Engine (hand-written; kept)\n" \
+        "figures\nmore\n\n"
