@@ -245,7 +245,8 @@ class Tenancy(Arena):
     """``atk.pick`` and ``atk.event`` over a ``Host``; tenants alice and bob, and root."""
 
     def __init__(self, *, remove_after: int = 1, lock_timeout_s: float = LOCK_TIMEOUT_S,
-                 alice_quota: dict[str, Any] | None = None) -> None:
+                 alice_quota: dict[str, Any] | None = None,
+                 bob_quota: dict[str, Any] | None = None) -> None:
         registry = Registry(lock_timeout_s=lock_timeout_s, remove_after=remove_after)
         self.host = host = Host()
         self.replacement: Source = pick_returning(DEFAULT_ANSWER + 1)
@@ -331,7 +332,8 @@ class Tenancy(Arena):
         registry.declare(self.event)
         self.alice = Principal("alice", Quota(**{"cpu_call_s": CALL_BUDGET_S,
                                                  **(alice_quota or {})}))
-        self.bob = Principal("bob", Quota(cpu_call_s=CALL_BUDGET_S))
+        self.bob = Principal("bob", Quota(**{"cpu_call_s": CALL_BUDGET_S,
+                                             **(bob_quota or {})}))
         self.root = Principal("root", Quota(cpu_call_s=CALL_BUDGET_S), privileged=True)
         super().__init__(registry, [self.alice, self.bob, self.root], host.state)
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 import pytest
 
@@ -184,7 +185,8 @@ def test_processes_that_come_and_go_leave_no_lock_behind(kernel: KernelArena) ->
 def test_nested_grafts_committing_into_a_host_transaction_are_charged_once(
         tenancy: Tenancy) -> None:
     # alice's graft on t1 writes once and calls bob's graft on t2, which writes once;
-    # both commit into the host transaction: one entry each, charged to each once.
+    # bob's entry joins alice's call's log, and alice's call hands both to the host
+    # transaction: charged once, to alice, whose call holds them there.
     tenancy.install(pick("(drop (call $put (i32.const 1) (i32.const 1)))"
                          " (drop (call $pick_for (i32.const 2) (i32.const 0))) i32.const 1",
                          ["put", "pick_for"]))
@@ -193,5 +195,32 @@ def test_nested_grafts_committing_into_a_host_transaction_are_charged_once(
     with transaction() as host:
         assert tenancy.pick(TARGET, 0) == 1
         assert len(host.undo or ()) == 2
-        assert (tenancy.alice.usage.undo_entries, tenancy.bob.usage.undo_entries) == (1, 1)
+        assert (tenancy.alice.usage.undo_entries, tenancy.bob.usage.undo_entries) == (2, 0)
     assert (tenancy.alice.usage.undo_entries, tenancy.bob.usage.undo_entries) == (0, 0)
+
+
+# Calls bob's graft on t2 again and again within one call.
+CALLS_T2_FOREVER = pick("(loop $l (drop (call $pick_for (i32.const 2) (i32.const 0))) (br $l))"
+                        " i32.const 1", ["pick_for"])
+WRITES_TEN_ON_T2 = WRITES_TEN
+
+
+def test_graft_that_calls_another_tenants_graft_again_and_again_cannot_exhaust_its_quota(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    # Each of bob's calls records ten entries and commits into alice's call, where they
+    # stay until her call ends. They count against alice's undo log, not bob's quota:
+    # alice's call is aborted (resource) and bob's graft is untouched.
+    t = new_tenancy(alice_quota={"undo_entries": 50, "cpu_call_s": 10.0},
+                    bob_quota={"undo_entries": 20})
+    before = t.snapshot()
+    b = t.install(WRITES_TEN_ON_T2, t.bob, "t2")
+    g = t.attack(CALLS_T2_FOREVER, AbortReason.RESOURCE, detail="undo log full")
+    # bob's graft is kept: calls of it that began after alice's call was doomed were
+    # refused, recorded as not its fault, and not counted towards its removal.
+    assert b.state == "live" and b.failures == 0 and b.stats.commits >= 5
+    assert all(not r.graft_at_fault and "its caller's transaction was doomed" in r.detail
+               for r in b.aborts)
+    assert t.bob.usage.undo_entries == 0
+    t.registry.remove(b)
+    t.assert_unchanged(before)
+    assert g.state == "removed"

@@ -540,6 +540,13 @@ class Graft:
 
     def _abort(self, txn: Transaction, exc: BaseException) -> AbortRecord:
         reason, detail = _classify(exc)
+        # Stopped because a caller's transaction was doomed (its lock wanted, its undo log
+        # full), not for anything of its own: abort, but do not blame this graft.
+        caller = txn.parent.doomed() if txn.parent is not None else None
+        callers_doom = (txn.doom_reason is None and caller is not None
+                        and reason is caller.doom_reason and detail == caller.doom_detail)
+        if callers_doom:
+            detail = f"its caller's transaction was doomed: {detail}"
         if txn.state == ACTIVE:
             failed_before = txn.undo_errors
             txn.abort()
@@ -559,7 +566,7 @@ class Graft:
                 # It took memory past its quota and then stopped (a compiled graft whose
                 # frame does not fit takes every page it can first): the memory is the cause.
                 reason, detail = AbortReason.RESOURCE, f"memory over quota, then {detail}"
-        at_fault = not isinstance(exc, CallRefused)
+        at_fault = not isinstance(exc, CallRefused) and not callers_doom
         rec = AbortRecord(reason, detail, time.monotonic_ns(), at_fault)
         self.aborts.append(rec)
         self.stats.aborts[reason.value] += 1

@@ -17,15 +17,18 @@ take effect, or are undone, with the parent), and a doom that reached it too lat
 A child's abort undoes only the child's own entries, in reverse order, and
 releases the locks it took.
 
-Bounded undo: a graft's transaction may record at most ``undo_room`` entries
-(its principal's ``undo_entries`` quota less what the principal's committed
-children already hold). Recording one more applies that entry at once -- the
-change it undoes is reverted, so nothing is left unrecorded -- and raises
-``QuotaExceeded`` (the graft aborts with ``resource``). When a graft's
-transaction commits into a parent, its entries stay alive until the outermost
-transaction ends: they are charged to the principal (``undo_charges``) and given
-back then, so grafts called again and again inside one long host transaction
-cannot pile up entries without bound.
+Bounded undo: a graft's transaction may hold at most ``undo_room`` entries (its
+principal's ``undo_entries`` quota less what that principal's calls already keep
+alive in enclosing host transactions). Recording one more applies that entry at
+once -- the change it undoes is reverted, so nothing is left unrecorded -- and
+raises ``QuotaExceeded`` (the graft aborts with ``resource``). Entries a nested
+call commits into a graft's transaction count against *that* transaction's room:
+past it, that transaction is doomed (``resource``), not the nested graft, so a
+caller cannot spend another principal's quota by calling its graft again and
+again. Entries a graft's transaction commits into a host transaction stay alive
+until the outermost one ends: they are charged to the graft's principal
+(``undo_charges``) and given back then, so grafts called again and again inside
+one long host transaction cannot pile up entries without bound.
 
 Invariant: a thread's current transaction is the innermost live one; a
 transaction is live (``state == ACTIVE``) until exactly one of commit / abort.
@@ -243,13 +246,15 @@ class Transaction:
     def commit(self) -> None:
         """End successfully. A child hands everything to its parent.
 
-        A graft's child that hands undo entries to a parent charges them to its
-        principal first; over the quota, it raises ``QuotaExceeded`` and stays live
-        (the caller aborts it).
+        A graft's transaction that hands undo entries to a host transaction charges
+        them to its principal first; over the quota, it raises ``QuotaExceeded`` and
+        stays live (the caller aborts it). Handing them to a graft's transaction past
+        that transaction's room dooms it (``resource``).
         """
         if self.state != ACTIVE:
             raise TransactionError("commit of a finished transaction")
-        if self.undo and self.parent is not None and self.graft is not None:
+        parent = self.parent
+        if self.undo and parent is not None and self.graft is not None and parent.graft is None:
             p = self.graft.principal
             charges = self.undo_charges
             # Entries of its own committed graft children are charged already (to theirs).
@@ -261,7 +266,6 @@ class Transaction:
                 else:
                     charges.append((p, n))
         self.state = COMMITTED
-        parent = self.parent
         self.ts.txn = parent
         if self.undo is None and self.locks is None and self.deferred is None:
             if self.doom_reason is not None and parent is not None:
@@ -274,6 +278,9 @@ class Transaction:
                     parent.undo = self.undo
                 else:
                     parent.undo.extend(self.undo)
+                if len(parent.undo) > parent.undo_room:  # a graft's call holds them now
+                    parent.doom(AbortReason.RESOURCE, f"undo log full: {len(parent.undo)} "
+                                f"entries, {parent.undo_room} allowed (nested calls' included)")
             if self.locks:
                 for lock in self.locks:
                     lock.transfer(self, parent)
