@@ -360,3 +360,37 @@ def test_handler_that_traps_does_not_stop_another_tenants_handler(tenancy: Tenan
     tenancy.registry.remove(good)
     tenancy.host.items.clear()
     tenancy.assert_unchanged(before)
+
+
+def test_graft_whose_caller_hogs_a_lock_is_not_blamed_when_the_caller_is_doomed(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    # alice's graft takes L1 and then calls bob's graft on t2 again and again; a host
+    # thread waits for L1, times out and dooms alice's call. Bob's graft, called under
+    # the doomed call, is stopped too -- but it is alice's fault, not bob's.
+    t = new_tenancy(alice_quota={"cpu_call_s": 5.0})
+    before = t.snapshot()
+    bobs = t.install(pick("(drop (call $put (i32.const 2) (i32.const 2))) i32.const 2",
+                          ["put"]), t.bob, "t2")
+    hog = t.install(pick("""(drop (call $lock (i32.const 1)))
+        (loop $l (drop (call $pick_for (i32.const 2) (i32.const 0))) (br $l))
+        i32.const 1""", ["lock", "pick_for"]))
+    waited: list[float] = []
+
+    def waiter() -> None:
+        while not t.registry.locks.held():
+            time.sleep(0.001)
+        t0 = time.monotonic()
+        with t.registry.locks.hold(t.registry.locks.lock("L1")):
+            waited.append(time.monotonic() - t0)
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    assert t.pick(TARGET, 0) == DEFAULT_ANSWER
+    th.join(timeout=10)
+    assert waited and waited[0] < 10 * LOCK_TIMEOUT_S + 1.0  # the waiter got its lock
+    assert hog.removal is not None and hog.removal.reason is AbortReason.LOCK_TIMEOUT
+    assert bobs.state == "live" and bobs.failures == 0 and bobs.stats.commits > 0
+    assert t.pick("t2", 0) == 2
+    t.registry.remove(bobs)
+    t.host.d.clear()
+    t.assert_unchanged(before)
