@@ -330,3 +330,37 @@ def test_loop_that_moves_its_counter_past_the_array_still_traps() -> None:
             assert compiled == plain == 56
         else:
             assert compiled is TRAP and isinstance(plain, IndexError)
+
+
+def test_graft_callables_are_called_alike_compiled_and_as_plain_python() -> None:
+    src = textwrap.dedent("""
+        from vino.pygraft import kalloc, lock, log, now, vm_hint
+
+        def evict(n: int) -> int:
+            log("choosing")
+            got = lock(1) + now()
+            h = kalloc(64)
+            vm_hint(n, 1)
+            if n > 2:
+                log("many")
+            return got + h * 0
+    """)
+    rig = Rig(compile_source(src, EVICT), EVICT, shim.Host(clock=lambda: 5))
+    mod = shim.load(src)
+    buf = bytearray(EVICT.buffer_size)
+    struct.pack_into("<I", buf, 0, 3)
+    h = shim.Host(clock=lambda: 5)
+    assert rig.call(buf)[0] == shim.run(mod, EVICT, bytearray(buf), (), h) == 5
+    assert rig.host.logs == h.logs == ["choosing", "many"]
+    assert rig.host.calls == h.calls == [("kalloc", 64), ("vm_hint", 3, 1)]
+
+
+def test_graft_callable_argument_past_i32_traps_where_python_raises() -> None:
+    src = "from vino.pygraft import vm_hint\n\ndef evict(n: int) -> int:\n" \
+          "    return vm_hint(n * 4294967296, 1)\n"
+    rig, mod = Rig(compile_source(src, EVICT), EVICT), shim.load(src)
+    buf = bytearray(EVICT.buffer_size)
+    struct.pack_into("<I", buf, 0, 1)
+    assert rig.call(buf)[0] is TRAP and not rig.host.calls
+    with pytest.raises(OverflowError):
+        shim.run(mod, EVICT, bytearray(buf))
