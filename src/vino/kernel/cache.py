@@ -87,7 +87,10 @@ class PageInfo:
     page_id: int  # the frame number; stable while the page is resident
     vpn: int
     flags: int  # REFERENCED | DIRTY
-    last_use: int  # the cache's access counter at the last touch (larger = more recent)
+    # The address space's own access counter at the page's last touch (larger = more
+    # recent): it counts this address space's touches only, so it tells a policy nothing
+    # of what other processes did (a cache-wide counter would).
+    last_use: int
 
 
 @dataclass(slots=True)
@@ -157,6 +160,7 @@ class AddressSpace:
         # vpn -> important, set through the vm.evict graft-callable vm_hint for the address
         # space's own policy to use. The cache and the default policy do not read it.
         self.hints: dict[int, bool] = {}
+        self._tick = 0  # this address space's touches: the clock behind its pages' last_use
         self._released = False
         cache._register(self)
 
@@ -234,7 +238,7 @@ class Cache:
         self._dirty_files: dict[tuple[BlockDevice, int], _Frame] = {}
         self._aspaces: dict[AddressSpace, None] = {}  # live address spaces (insertion order)
         self._hand = 0  # global clock hand: next frame the sweep looks at
-        self._tick = 0  # access counter behind PageInfo.last_use; only grows
+        self._tick = 0  # access counter behind file blocks' last_use; only grows
         self._swap_free: list[int] = (
             list(range(swap.nblocks - 1, -1, -1)) if swap is not None else [])
 
@@ -487,8 +491,13 @@ class Cache:
     # ---- frames and victims (caller holds _lock) --------------------------------------
 
     def _use(self, frame: _Frame) -> None:
-        self._tick += 1
-        frame.last_use = self._tick
+        owner = frame.aspace
+        if owner is not None:  # an anonymous page: its address space's own clock
+            owner._tick += 1
+            frame.last_use = owner._tick
+        else:
+            self._tick += 1
+            frame.last_use = self._tick
         frame.referenced = True
 
     def _claim_file(self, frame: _Frame, dev: BlockDevice, block: int) -> None:

@@ -182,11 +182,13 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
         group = txn.graft.target
+        # One answer for "not yours" and "does not exist": a graft must not learn which
+        # thread ids other groups use.
         try:
             thread = sched.thread(tid)
         except LookupError:
-            raise Forbidden(f"sched_set_priority: no thread {tid}") from None
-        if group is GLOBAL or thread.group is not group:
+            thread = None
+        if thread is None or group is GLOBAL or thread.group is not group:
             raise Forbidden(f"sched_set_priority: thread {tid} is not in the graft's group")
         old = sched.set_priority(tid, priority)
 
