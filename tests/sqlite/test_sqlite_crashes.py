@@ -107,3 +107,16 @@ def test_vino_crashloop_sqlite_refuses_a_nonsense_stride(
 
     assert main(["crashloop", "sqlite", "--stride", "0"]) == 2
     assert "--stride" in capsys.readouterr().err
+
+
+def test_a_regenerated_reliability_report_keeps_the_sqlite_crash_figures() -> None:
+    from vino.reliability import keep_hand_written
+
+    page = Path(__file__).parents[2] / "docs" / "RELIABILITY.md"
+    old = page.read_text(encoding="utf-8")
+    heading = next(line for line in old.splitlines()
+                   if line.startswith("## ") and "Power cuts under SQLite" in line)
+    new = "# Reliability report\n\n## 6. Power cuts\n\nregenerated\n\n## Findings\n\n- y\n"
+    kept = keep_hand_written(old, new)
+    assert kept.index("regenerated") < kept.index(heading) < kept.index("## Findings")
+    assert "| DELETE | EXTRA | yes |" in kept  # the figures came along
