@@ -56,6 +56,7 @@ int vino_stack_info(uintptr_t *low, uintptr_t *high, uintptr_t *sp) {
 void *vino_call(void *ctx, void *func, void *args, size_t nargs, void *trap, size_t need) {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     if (!vino_low && vino_bounds() != 0) return VINO_NO_STACK;
-    if (sp < vino_low || sp - vino_low < need) return VINO_NO_STACK;
+    /* Off the thread's own stack (a stack another library switched to): bounds unknown. */
+    if (sp < vino_low || sp > vino_high || sp - vino_low < need) return VINO_NO_STACK;
     return vino_wasm_call(ctx, func, args, nargs, trap);
 }
