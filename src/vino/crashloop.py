@@ -1,8 +1,9 @@
 """Crash loops (SQLite's method) for the file system: power off at every write, check.
 
 ``run`` takes a seeded workload of creates, writes (appends, overwrites, holes out to
-the double-indirect blocks), truncates (``truncate`` and open-for-``"w"``), unlinks,
-renames (some replacing a file) and syncs, counts its device writes, and then for
+the double-indirect blocks), truncates (``truncate`` and open-for-``"w"``), unlinks
+(some of open files, written after the unlink), renames (some replacing a file) and
+syncs, counts its device writes, and then for
 every N (or every ``stride``-th) and every crash model of ``vino.kernel.crash``
 replays it on a fresh copy of the starting image with the power cut at write N.
 After each cut:
@@ -58,7 +59,8 @@ SYNC_EVERY = 4  # ... a sync after about every this many
 @dataclass(frozen=True, slots=True)
 class Op:
     """One step: ``create``, ``write`` (``data`` at ``pos``), ``truncate`` (to ``pos``),
-    ``wtrunc`` (open for "w"), ``unlink``, ``rename`` (to ``other``) or ``sync``."""
+    ``wtrunc`` (open for "w"), ``unlink``, ``orphan`` (unlinked while open, then
+    ``data`` written to it and closed), ``rename`` (to ``other``) or ``sync``."""
 
     kind: str
     name: str = ""
@@ -83,7 +85,7 @@ def workload(seed: int, nops: int = WORKLOAD_OPS) -> tuple[State, list[Op]]:
             ops.append(Op("sync"))
             continue
         kind = rng.choice(["create", "write", "write", "write", "truncate", "wtrunc",
-                           "unlink", "rename"])
+                           "unlink", "orphan", "rename"])
         if kind == "create" or not names:
             name = f"n{fresh}"
             fresh += 1
@@ -104,8 +106,8 @@ def workload(seed: int, nops: int = WORKLOAD_OPS) -> tuple[State, list[Op]]:
             ops.append(Op("truncate", name, rng.randrange(0, 3 * BS)))
         elif kind == "wtrunc":
             ops.append(Op("wtrunc", name))
-        elif kind == "unlink":
-            ops.append(Op("unlink", name))
+        elif kind in ("unlink", "orphan"):
+            ops.append(Op(kind, name, data=rng.randbytes(BS) if kind == "orphan" else b""))
             del names[name]
         else:
             other = rng.choice([*sorted(names), f"n{fresh}"])
@@ -139,7 +141,7 @@ def states(start: State, ops: list[Op]) -> list[State]:
             cur[op.name] = (fid, old[:op.pos] + bytes(max(0, op.pos - len(old))))
         elif op.kind == "wtrunc":
             cur[op.name] = (cur[op.name][0], b"")
-        elif op.kind == "unlink":
+        elif op.kind in ("unlink", "orphan"):
             del cur[op.name]
         elif op.kind == "rename":
             cur[op.other] = cur.pop(op.name)
@@ -161,6 +163,11 @@ def _apply(fs: FileSystem, user: User, op: Op) -> None:
         fs.close(fs.open(user, op.name, "w"))
     elif op.kind == "unlink":
         fs.unlink(user, op.name)
+    elif op.kind == "orphan":  # unlinked while open, written, then closed (freed)
+        with fs.open(user, op.name, "rw") as f:
+            fs.unlink(user, op.name)
+            fs.seek(f, 2 * BS)
+            fs.write(f, op.data)
     elif op.kind == "rename":
         fs.rename(user, op.name, op.other)
     else:

@@ -137,8 +137,8 @@ class PowerSwitch:
 
 
 def count_writes(image: str | os.PathLike[str], workload: Callable[[BlockDevice], None]) -> int:
-    """Run ``workload`` on a copy-free open of ``image`` with no crash, and return how
-    many write requests it made: the crash points ``1 .. n`` of a crash loop.
+    """Run ``workload`` on ``image`` without a crash and return how many write requests
+    it made: the crash points ``1 .. n`` of a crash loop.
 
     The image is changed by the workload; run it on a scratch copy.
     """
