@@ -33,6 +33,9 @@ MODULE_CACHE_ENTRIES: Final = 256
 # ---- load-time module limits (the verifier's constants) ---------------------
 MAX_MODULE_BYTES: Final = 1 << 20  # size of the .wasm binary
 MAX_MEMORY_PAGES: Final = 256  # declared memory minimum / maximum, pages (16 MiB)
+PYGRAFT_STACK_RESERVE_BYTES: Final = 16 * 1024  # a compiled Python graft's initial stack
+PYGRAFT_MAX_LOCAL_ARRAY_BYTES: Final = 1 << 30  # a larger local array is a compile error;
+#                                                 smaller ones are bounded by memory quotas
 MAX_TABLE_ELEMENTS: Final = 4096  # declared table minimum / maximum
 # Host bytes one table element holds (a function reference is a pointer). A graft's table
 # can grow to its declared maximum (else MAX_TABLE_ELEMENTS); that many elements are charged

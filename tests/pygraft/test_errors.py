@@ -79,3 +79,12 @@ def test_assigning_state_without_global_is_rejected() -> None:
     """)
     with pytest.raises(PythonGraftError, match="global n"):
         compile_source(src, ACCESS)
+
+
+def test_state_too_large_for_a_graft_is_rejected_before_anything_is_built() -> None:
+    src = "big: list[int] = [1] * 100_000_000\n" + HEAD + "    return big[0]\n"
+    with pytest.raises(PythonGraftError, match="too large"):
+        compile_source(src, ACCESS)
+    many = "".join(f"s{i}: list[int] = [1] * 1_000_000\n" for i in range(3))
+    with pytest.raises(PythonGraftError, match="module state"):
+        compile_source(many + HEAD + "    return 0\n", ACCESS)

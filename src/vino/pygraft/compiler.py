@@ -49,6 +49,7 @@ from typing import Any, Final
 
 import wasmtime
 
+from vino import limits
 from vino.errors import PythonGraftError
 from vino.graft.layout import Field, Layout, Struct
 
@@ -61,9 +62,11 @@ I64_MAX: Final = (1 << 63) - 1
 M32: Final = 0xFFFFFFFF
 
 BUFFER_AT: Final = 16  # the buffer's offset in linear memory (0 stays unused)
-STACK_RESERVE: Final = 16 * 1024  # bytes of initial memory above the stack base
-MAX_ARRAY_BYTES: Final = 1 << 30  # larger arrays are rejected at compile time
-WASM_PAGE: Final = 65536
+STACK_RESERVE: Final = limits.PYGRAFT_STACK_RESERVE_BYTES  # initial memory above the stack
+MAX_ARRAY_BYTES: Final = limits.PYGRAFT_MAX_LOCAL_ARRAY_BYTES
+# State, the buffer and log strings are the initial memory, which the loader holds to this:
+MAX_STATIC_BYTES: Final = limits.MAX_MEMORY_PAGES * limits.WASM_PAGE - STACK_RESERVE
+WASM_PAGE: Final = limits.WASM_PAGE
 
 HELPERS: Final = frozenset({"to_u32", "u32_add", "u32_sub", "u32_mul", "rotl32", "rotr32",
                             "le32", "set_le32"})
@@ -171,6 +174,10 @@ class _Module:
             if st.type.startswith("list:"):
                 st.at = at
                 at += _align(st.count * ELEM_SIZE[st.type[5:]], 8)
+                if at > MAX_STATIC_BYTES:  # checked before any segment is built
+                    raise _fail(tree.body[0] if tree.body else None,
+                                f"module state of more than {MAX_STATIC_BYTES} bytes",
+                                "keep module state smaller")
         self.strings_at = at
 
     def _read(self, tree: ast.Module) -> None:
@@ -224,9 +231,9 @@ class _Module:
             if t == "list:u8":
                 raise _fail(node, "byte arrays as state", "use list[u32]")
             count, init = self.array_init(node.value)
-            if count * ELEM_SIZE[t[5:]] > MAX_ARRAY_BYTES:
+            if count * ELEM_SIZE[t[5:]] > MAX_STATIC_BYTES:
                 raise _fail(node, f"array {name} of {count} elements is too large",
-                            f"keep state under {MAX_ARRAY_BYTES} bytes")
+                            f"keep module state under {MAX_STATIC_BYTES} bytes")
             for v in init:
                 _check_fits(node, v, t[5:])
             self.state[name] = _State(name, t, init, count)
