@@ -38,7 +38,7 @@ from vino.kernel.device import DISK_1996, SSD, DiskProfile
 from vino.kernel.errors import FilterUnavailable
 from vino.kernel.kernel import Kernel
 from vino.kernel.sched import Cpu, Wait, cpu_hog, interactive_loop
-from vino.sdk.build import sample_path
+from vino.sdk.build import SDK_DIR, sample_path
 
 BS = params.BLOCK_SIZE
 HOSTILE_DIR = Path(__file__).resolve().parent / "sdk" / "hostile"
@@ -525,8 +525,13 @@ def run(out: IO[str], workdir: Path | None = None,
 
 # ---- vino stats ------------------------------------------------------------------------------
 
-def stats_run(workdir: Path) -> list[dict[str, Any]]:
-    """Run each sample graft's workload on one kernel; return per-point statistics."""
+def stats_run(workdir: Path) -> dict[str, Any]:
+    """Run each sample graft's workload on one kernel, plus one misbehaving graft.
+
+    Returns ``{"points": [per-point statistics], "report": Registry.report()}``: the
+    report says what failed and why (here, a read-ahead graft that asks for blocks
+    past the end of its file, aborted for ``invalid_result`` and removed).
+    """
     with booted(workdir, "stats", frames=48) as k:
         alice = k.add_user("alice")
         proc = k.spawn(alice, "app", k.new_group(alice, "app"))
@@ -552,19 +557,30 @@ def stats_run(workdir: Path) -> list[dict[str, Any]]:
         k.sched.spawn(proc, interactive_loop(200_000, 3_000_000), interactive=True)
         k.graft(alice, "sched.pick", sample_path("sched_interactive.wasm"), target=proc.group)
         k.sched.run(until_ns=k.clock.now_ns() + 500_000_000)
+        k.fs.create(alice, "other", 0o600)
+        with k.fs.open(proc, "other", "rw") as f:
+            k.fs.write(f, data[: 4 * BS])
+            k.graft(alice, "fs.readahead", SDK_DIR / "hostile" / "readahead_out_of_range.wat",
+                    target=f, name="readahead_out_of_range")
+            k.fs.seek(f, 0)
+            for _ in range(4):
+                k.fs.read(f, BS)
         rows = []
         for name in sorted(k.points):
             st = k.registry.point_stats(name)
             rows.append({"point": name, **st.as_dict(),
                          "graft_us_per_call": st.graft_ns / 1e3 / max(st.commits, 1),
                          "overhead_us_per_call": st.overhead_ns / 1e3 / max(st.commits, 1)})
-        return rows
+        return {"points": rows, "report": k.registry.report()}
 
 
-def render_stats(rows: list[dict[str, Any]]) -> str:
+def render_stats(stats: dict[str, Any]) -> str:
+    """The per-point table, then the registry's report of what failed and why."""
+    rows = stats["points"]
     table = [[r["point"], str(r["invocations"]), str(r["commits"]),
               ", ".join(f"{k}={v}" for k, v in r["aborts"].items()) or "-",
               f"{r['graft_us_per_call']:.2f}", f"{r['overhead_us_per_call']:.2f}"]
              for r in rows]
-    return _table(table, ["point", "invocations", "commits", "aborts", "graft µs/call",
-                          "protection µs/call"])
+    return (_table(table, ["point", "invocations", "commits", "aborts", "graft µs/call",
+                           "protection µs/call"])
+            + "\n\nWhat failed and why (Registry.report()):\n" + str(stats["report"]))

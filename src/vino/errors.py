@@ -18,7 +18,10 @@ class AbortReason(StrEnum):
     RESOURCE = "resource"  # went over a quota: memory, kalloc, handles, locks, log, CPU
     INVALID_RESULT = "invalid_result"  # the result failed the point's validator
     FORBIDDEN_CALL = "forbidden_call"  # called a graft-callable beyond its principal's rights
-    HOST_ERROR = "host_error"  # host code called by the graft raised
+    # The host's own code raised inside a graft's transaction (encode, decode, the
+    # default, a graft-callable's bug): a host fault, not the graft's. The transaction
+    # aborts, the graft is kept and the exception reaches the caller.
+    HOST_ERROR = "host_error"
 
 
 class VinoError(Exception):
@@ -85,6 +88,34 @@ class Forbidden(VinoError):
     Inside a graft this aborts with ``forbidden_call``. At install time it is
     turned into ``GraftRejected``.
     """
+
+
+class BadArgument(Forbidden):
+    """A graft passed a graft-callable an argument it does not accept.
+
+    Raised by a graft-callable that validates its arguments (a count out of
+    range, an unknown id): the graft is at fault, so its transaction aborts with
+    ``forbidden_call``, its effects are undone and the default runs, as for any
+    graft failure. Any *other* exception a graft-callable raises is a bug of the
+    host's own and is handled as a host fault (see ``Registry``): the
+    transaction aborts, the graft is kept, and the exception reaches the caller.
+    """
+
+
+class MessageRefused(VinoError):
+    """A graft answered a message with a negative value: it refused the message.
+
+    Raised by ``Graft.send``. The message's transaction was aborted (anything the
+    graft changed through accessors while reading it is undone); refusing is a
+    graft's right, not a failure, so the graft stays installed and is not
+    charged a failure. ``graft`` names it and ``answer`` is what it returned.
+    """
+
+    def __init__(self, graft: str, answer: int) -> None:
+        self.graft = graft
+        self.answer = answer
+        super().__init__(f"graft {graft!r} refused the message (vino_message returned "
+                         f"{answer}); it is still installed")
 
 
 class LockTimeout(VinoError):

@@ -63,7 +63,7 @@ from vino.graft import (
     graft_callable,
 )
 from vino.graft.loader import COMMON_CALLABLES, DEFAULT_CALLABLE, Source
-from vino.graft.point import U32
+from vino.graft.point import U32, any_principal
 from vino.graft.txn import thread_state
 
 HERE: Final = Path(__file__).resolve().parent
@@ -324,10 +324,10 @@ class Tenancy(Arena):
         self.pick: FunctionPoint[int] = FunctionPoint(
             name="atk.pick", entry="pick", buffer_size=BUFFER, encode=encode, decode=decode,
             encode_result=encode_result, default=default, callables=callables,
-            lock_resolver=resolve, target_type=str)
+            lock_resolver=resolve, target_type=str, may_install=any_principal)
         self.event = EventPoint(name="atk.event", entry="on_event", buffer_size=BUFFER,
                                 encode=encode, callables=callables, lock_resolver=resolve,
-                                target_type=str)
+                                target_type=str, may_install=any_principal)
         registry.declare(self.pick)
         registry.declare(self.event)
         self.alice = Principal("alice", Quota(**{"cpu_call_s": CALL_BUDGET_S,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from vino.errors import AbortReason, GraftAborted, GraftRejected
-from vino.graft import Transaction
+from vino.graft import Transaction, any_principal
 
 from .harness import (
     DEFAULT_ANSWER,
@@ -131,7 +131,7 @@ def test_graft_that_calls_an_entry_only_callable_from_vino_message_is_forbidden(
     point: FunctionPoint[int] = FunctionPoint(
         name="atk.inputs", entry="pick", buffer_size=64, encode=lambda buf, x: (),
         decode=lambda buf, ret, x: ret, default=lambda x: DEFAULT_ANSWER,
-        callables=(input_x,))
+        callables=(input_x,), may_install=any_principal)
     tenancy.registry.declare(point)
     source = pick("call $input_x", ["input_x"], with_message("call $input_x"),
                   sigs={"input_x": ((), (I32,))})

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from vino.errors import GraftRejected
-from vino.graft import GLOBAL, FunctionPoint, Principal
+from vino.graft import GLOBAL, FunctionPoint, Principal, any_principal
 
 from .harness import BUFFER, DEFAULT_ANSWER, KernelArena, Tenancy, pick_returning
 
@@ -91,7 +91,8 @@ def test_graft_aimed_at_the_wrong_kind_at_an_application_point_is_rejected(
         tenancy: Tenancy) -> None:
     point: FunctionPoint[int] = FunctionPoint(
         name="atk.typed", entry="pick", buffer_size=BUFFER, encode=lambda buf, x: (),
-        decode=lambda buf, ret, x: ret, default=lambda x: DEFAULT_ANSWER, target_type=str)
+        decode=lambda buf, ret, x: ret, default=lambda x: DEFAULT_ANSWER, target_type=str,
+        may_install=any_principal)
     tenancy.registry.declare(point)
     alice = Principal("carol")
     before = tenancy.snapshot()

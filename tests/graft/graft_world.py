@@ -41,7 +41,7 @@ from vino.graft import (
     graft_callable,
 )
 from vino.graft.loader import Source
-from vino.graft.point import U32
+from vino.graft.point import U32, any_principal
 
 DEFAULT_ANSWER = 7  # what test.pick's default answers
 ROOT_KEYS = 1000  # put(key >= ROOT_KEYS) needs the privileged principal
@@ -197,14 +197,26 @@ def make_world(*, lock_timeout_s: float = LOCK_TIMEOUT_S, remove_after: int = 1,
     pick: FunctionPoint[int] = FunctionPoint(
         name="test.pick", entry="pick", buffer_size=BUFFER, encode=encode, decode=decode,
         encode_result=encode_result, default=default, callables=callables,
-        lock_resolver=resolve)
+        lock_resolver=resolve, may_install=any_principal)
     event = EventPoint(name="test.event", entry="on_event", buffer_size=BUFFER, encode=encode,
-                       callables=(put, push), lock_resolver=resolve)
+                       callables=(put, push), lock_resolver=resolve, may_install=any_principal)
     registry.declare(pick)
     registry.declare(event)
     alice = Principal("alice", Quota(**{"cpu_call_s": CALL_BUDGET_S, **(alice_quota or {})}))
     root = Principal("root", Quota(cpu_call_s=CALL_BUDGET_S), privileged=True)
     return World(registry, host, pick, event, alice, root, [alice, root])
+
+
+def assert_host_fault_kept_and_restored(w: World, g: Graft, exc: BaseException,
+                                        before: dict[str, Any]) -> None:
+    """The host's own ``exc`` reached the caller with vino's note; ``g`` was not blamed
+    (still installed, no failure counted, a ``host_error`` record saying so); everything
+    is exactly as ``before`` (taken with ``g`` installed)."""
+    assert any(n.startswith("vino: raised by the host's") for n in exc.__notes__)
+    assert g.state == "live" and g.removal is None and g.failures == 0
+    assert g.aborts[-1].reason is AbortReason.HOST_ERROR and g.aborts[-1].host_fault
+    assert g in w.registry.grafts()
+    assert w.snapshot() == before
 
 
 def assert_aborted_and_restored(w: World, g: Graft, reason: AbortReason,

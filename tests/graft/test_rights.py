@@ -123,3 +123,60 @@ def test_graft_asking_for_a_lock_it_may_not_name_gets_minus_one_and_holds_nothin
     assert g.stats.commits == 1
     assert world.registry.locks.held() == []
     assert world.alice.usage.locks == 0
+
+
+# ---- safe defaults: only one's own targets, only one's own grafts ---------------------------
+
+
+class Shop:
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+
+
+def test_by_default_a_principal_grafts_only_targets_it_owns(world: World) -> None:
+    # No rule stated: the default rule reads the target's owner.
+    world.pick.may_install = __import__("vino.graft", fromlist=["x"]).owner_or_privileged
+    bob = world.principal("bob")
+    alices = Shop(world.alice)
+    before = world.snapshot()
+    with pytest.raises(GraftRejected, match=r"the default rule: only the target's owner"):
+        world.install(pick_returning(1), bob, alices)
+    with pytest.raises(GraftRejected):
+        world.install(pick_returning(1), world.alice, "a string nobody owns")
+    assert world.snapshot() == before
+    world.install(pick_returning(1), world.alice, alices)
+    world.install(pick_returning(2), world.root, Shop(bob))  # root: any target
+    assert world.pick(alices, 0) == 1
+
+
+def test_a_principal_may_not_replace_anothers_graft_even_where_it_may_install(
+        world: World) -> None:
+    # The point's own rule lets anyone graft any target (graft_world's any_principal);
+    # replacing is still only for the graft's own principal (before: bob replaced it).
+    bob = world.principal("bob")
+    g = world.install(pick_returning(1), world.alice, TARGET)
+    before = world.snapshot()
+    with pytest.raises(GraftRejected, match=r"bob may not replace graft .* of alice"):
+        world.install(pick_returning(2), bob, TARGET, replace=True)
+    assert world.snapshot() == before and g.state == "live"
+    assert world.pick(TARGET, 0) == 1
+    world.install(pick_returning(3), world.alice, TARGET, replace=True)  # her own: fine
+    world.install(pick_returning(4), world.root, TARGET, replace=True)  # root: any
+    assert world.pick(TARGET, 0) == 4
+
+
+def test_a_principal_may_not_remove_anothers_graft(world: World) -> None:
+    from vino.errors import Forbidden
+
+    bob = world.principal("bob")
+    g = world.install(pick_returning(1), world.alice, TARGET)
+    with pytest.raises(Forbidden, match="bob may not remove graft"):
+        g.remove(by=bob)
+    with pytest.raises(Forbidden):
+        world.registry.remove(g, by=bob)
+    assert g.state == "live" and world.pick(TARGET, 0) == 1
+    g.remove(by=world.alice)
+    assert g.state == "removed"
+    g2 = world.install(pick_returning(1), world.alice, TARGET)
+    world.registry.remove(g2, by=world.root)
+    assert g2.state == "removed"

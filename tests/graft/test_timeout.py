@@ -183,7 +183,7 @@ def test_graft_is_not_timed_out_for_a_garbage_collection_in_its_graft_callable()
     # host's time, not the graft's: it must not use up the graft's CPU budget.
     import gc
 
-    from vino.graft import FunctionPoint, GraftCallable, Principal, Quota, Registry
+    from vino.graft import FunctionPoint, GraftCallable, Principal, Quota, Registry, any_principal
 
     def collect(txn: object) -> int:
         t = time.thread_time()
@@ -195,7 +195,8 @@ def test_graft_is_not_timed_out_for_a_garbage_collection_in_its_graft_callable()
         point = reg.declare(FunctionPoint[int](
             name="gc.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
             decode=lambda buf, ret, x: ret, default=lambda x: -1,
-            callables=(GraftCallable("collect", (), ("i32",), collect),)))
+            callables=(GraftCallable("collect", (), ("i32",), collect),),
+            may_install=any_principal))
         spin = "(local.set $i (i32.const 0)) (loop (local.set $i (i32.add (local.get $i) " \
                "(i32.const 1))) (br_if 0 (i32.lt_u (local.get $i) (i32.const 3000000))))"
         src = ('(module (import "vino" "collect" (func $collect (result i32)))'

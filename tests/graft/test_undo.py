@@ -18,6 +18,7 @@ from vino.graft import (
     Principal,
     Registry,
     Transaction,
+    any_principal,
     current,
     transaction,
 )
@@ -32,6 +33,7 @@ from .graft_world import (
     TARGET,
     World,
     assert_aborted_and_restored,
+    assert_host_fault_kept_and_restored,
     graft,
 )
 
@@ -85,15 +87,22 @@ def test_graft_trapping_after_the_nth_accessor_call_leaves_state_fully_before(
     assert_aborted_and_restored(world, g, AbortReason.TRAP, before)
 
 
-def test_graft_whose_host_callable_fails_is_aborted_with_host_error_and_undone(
+def test_bug_in_a_host_callable_reaches_the_caller_and_the_innocent_graft_is_kept(
         world: World) -> None:
-    before = world.snapshot()
+    # The host's own bug is not the graft's fault: the transaction is aborted (the
+    # graft's earlier accessor calls undone), the graft stays installed, uncharged,
+    # and the caller gets the exception with its traceback (before: the graft was
+    # removed and the caller silently got the default).
     g = world.install(graft(ACCESSORS + IMPORT_BOOM,
                             f'(func (export "pick") (result i32) {SEVERAL} (call $boom))'))
-    assert world.pick(TARGET, 0) == DEFAULT_ANSWER
-    assert g.removal is not None
-    assert g.removal.detail == "RuntimeError: a bug in host code called by the graft"
-    assert_aborted_and_restored(world, g, AbortReason.HOST_ERROR, before)
+    before = world.snapshot()
+    with pytest.raises(RuntimeError, match="a bug in host code") as info:
+        world.pick(TARGET, 0)
+    assert g.aborts[-1].detail == ("graft-callable or default: RuntimeError: a bug in host "
+                                   "code called by the graft")
+    assert any(f.name == "boom" for f in __import__("traceback").extract_tb(
+        info.value.__traceback__))  # the host's own frame is in the traceback
+    assert_host_fault_kept_and_restored(world, g, info.value, before)
 
 
 def test_graft_trapping_after_calling_the_default_has_the_defaults_changes_undone_too(
@@ -129,7 +138,7 @@ def test_graft_committing_after_calling_the_default_keeps_the_defaults_changes(
     assert world.host.items == [1, -4, 2]
 
 
-def test_graft_whose_default_call_fails_is_aborted_and_the_defaults_partial_work_undone(
+def test_bug_in_the_default_called_by_a_graft_reaches_the_caller_its_work_undone(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     def fragile_default(x: int) -> int:
         # Inside a graft's default() it records a change, then fails half-way.
@@ -139,16 +148,17 @@ def test_graft_whose_default_call_fails_is_aborted_and_the_defaults_partial_work
             raise ValueError("default policy bug")
         return DEFAULT_ANSWER
 
-    before = world.snapshot()
     g = world.install(graft(ACCESSORS + IMPORT_DEFAULT,
                             '(func (export "pick") (result i32)'
                             ' (drop (call $push (i32.const 1)))'
                             ' (call $default))'))
+    before = world.snapshot()
     monkeypatch.setattr(world.pick, "default", fragile_default)
-    assert world.pick(TARGET, 4) == DEFAULT_ANSWER
-    assert g.removal is not None
-    assert g.removal.detail == "ValueError: default policy bug"
-    assert_aborted_and_restored(world, g, AbortReason.HOST_ERROR, before)
+    # The default is the host's policy: its bug reaches the caller (before: the graft
+    # was blamed, removed, and the caller got the same buggy default's answer).
+    with pytest.raises(ValueError, match="default policy bug") as info:
+        world.pick(TARGET, 4)
+    assert_host_fault_kept_and_restored(world, g, info.value, before)
 
 
 def test_graft_aborting_inside_a_host_transaction_undoes_only_its_own_changes(
@@ -234,7 +244,8 @@ def _registry_with(callable_: GraftCallable) -> tuple[Registry, FunctionPoint[in
     reg = Registry()
     point = FunctionPoint[int](
         name="bad.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
-        decode=lambda buf, ret, x: ret, default=lambda x: -1, callables=(callable_,))
+        decode=lambda buf, ret, x: ret, default=lambda x: -1, callables=(callable_,),
+        may_install=any_principal)
     reg.declare(point)
     return reg, point
 
@@ -270,14 +281,15 @@ def test_graft_whose_abort_meets_a_failing_undo_step_tells_its_installer() -> No
         reg.close()
 
 
-def test_host_running_out_of_memory_in_a_graft_callable_is_a_host_error_not_a_trap() -> None:
+def test_host_running_out_of_memory_in_a_graft_callable_is_a_host_fault_not_a_trap() -> None:
     def accessor(txn: Transaction) -> int:
         raise MemoryError("host out of memory")
 
     reg, point = _registry_with(GraftCallable("f", (), ("i32",), accessor))
     try:
         g = reg.install(point, CALL_THEN_TRAP, Principal("alice"), target="t")
-        assert point("t", 0) == -1
-        assert g.removal is not None and g.removal.reason is AbortReason.HOST_ERROR
+        with pytest.raises(MemoryError):
+            point("t", 0)
+        assert g.state == "live" and g.aborts[-1].reason is AbortReason.HOST_ERROR
     finally:
         reg.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from vino.errors import AbortReason, GraftAborted
+from vino.errors import AbortReason, GraftAborted, MessageRefused
 
 from .graft_world import (
     DEFAULT_ANSWER,
@@ -73,13 +73,29 @@ def test_event_handler_returning_negative_is_aborted(world: World) -> None:
     assert_aborted_and_restored(world, g, AbortReason.INVALID_RESULT, before)
 
 
-def test_message_handler_returning_negative_is_aborted(world: World) -> None:
-    before = world.snapshot()
+def test_message_a_graft_refuses_raises_message_refused_and_the_graft_stays(
+        world: World) -> None:
+    # Refusing a message is the graft's right (vino.h: "return a negative value to
+    # refuse them"), not a failure: what the handler did is undone, send() raises,
+    # and the graft stays installed, uncharged (before: it was removed).
     g = world.install(graft(IMPORT_PUSH, '(func (export "pick") (result i32) (i32.const 1))',
                             '(func (export "vino_message") (param i32) (result i32)'
                             ' (drop (call $push (i32.const 1))) (i32.const -1))'))
+    before = world.snapshot()
+    with pytest.raises(MessageRefused) as info:
+        g.send(b"x")
+    assert info.value.answer == -1 and "refused the message" in str(info.value)
+    assert g.state == "live" and g.failures == 0 and not g.aborts
+    assert world.snapshot() == before
+    assert world.pick(TARGET, 0) == 1
+
+
+def test_message_handler_that_traps_is_still_a_failure(world: World) -> None:
+    before = world.snapshot()
+    g = world.install(graft(IMPORT_PUSH, '(func (export "pick") (result i32) (i32.const 1))',
+                            '(func (export "vino_message") (param i32) (result i32)'
+                            ' (drop (call $push (i32.const 1))) unreachable)'))
     with pytest.raises(GraftAborted) as info:
         g.send(b"x")
-    assert info.value.reason is AbortReason.INVALID_RESULT
-    assert "vino_message returned -1" in info.value.detail
-    assert_aborted_and_restored(world, g, AbortReason.INVALID_RESULT, before)
+    assert info.value.reason is AbortReason.TRAP
+    assert_aborted_and_restored(world, g, AbortReason.TRAP, before)

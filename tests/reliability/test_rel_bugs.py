@@ -39,8 +39,9 @@ def test_kalloc_whose_byte_charge_fails_with_an_unexpected_error_gives_back_the_
                                        ' (drop (call $kalloc (i32.const 64))) i32.const 1)'),
                     remove_after=NEVER_REMOVE)
     monkeypatch.setattr(Principal, "charge", failing)
-    assert rig.op("t1", 0) == DEFAULT_ANSWER
-    assert g.aborts
+    with pytest.raises(MemoryError):  # the host's own failure reaches the caller
+        rig.op("t1", 0)
+    assert g.aborts and g.aborts[-1].host_fault
     assert rig.alice.usage.handles == 0
     assert rig.problems() == []
 

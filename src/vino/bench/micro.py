@@ -31,7 +31,16 @@ from typing import Any
 import wasmtime
 
 from vino.errors import InvalidResult
-from vino.graft import GLOBAL, I32, FunctionPoint, GraftCallable, Principal, Quota, Registry
+from vino.graft import (
+    GLOBAL,
+    I32,
+    FunctionPoint,
+    GraftCallable,
+    Principal,
+    Quota,
+    Registry,
+    any_principal,
+)
 from vino.graft.txn import Transaction
 
 NULL_WAT = """(module
@@ -96,7 +105,8 @@ def run(rounds: int = 15, calls: int = 4000,
 
     point = reg.declare(FunctionPoint[int](
         name="bench.pick", entry="pick", buffer_size=64, encode=_encode, decode=_decode,
-        default=lambda x: 7, callables=(GraftCallable("poke", (I32,), (I32,), poke),)))
+        default=lambda x: 7, callables=(GraftCallable("poke", (I32,), (I32,), poke),),
+        may_install=any_principal))
     alice = Principal("bench", Quota(cpu_total_s=1e9))
     null = reg.install(point, NULL_WAT, alice, target="null")
     reg.install(point, INVALID_WAT, alice, target="invalid", remove_after=1 << 62)

@@ -72,6 +72,7 @@ class VinoShop:
             Principal,
             Quota,
             Registry,
+            any_principal,
             graft_callable,
         )
 
@@ -94,7 +95,8 @@ class VinoShop:
         self.registry = Registry(remove_after=1)
         self.point = self.registry.declare(FunctionPoint(
             name="shop.discount", entry="discount", buffer_size=16, encode=encode,
-            decode=decode, default=lambda price, qty: 0, callables=(add_points,)))
+            decode=decode, default=lambda price, qty: 0, callables=(add_points,),
+            may_install=any_principal))
         self.owner = Principal("shop", quota=Quota(cpu_call_s=RUNAWAY_BUDGET_S))
 
     def install(self, body: str, touch: bool = False) -> Any:

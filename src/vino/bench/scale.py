@@ -65,7 +65,7 @@ from typing import Any, Final
 from vino.bench.checks import AT_MOST, target
 from vino.bench.timing import Contender, Progress, interleave, ratio, spread
 from vino.errors import InvalidResult
-from vino.graft import FunctionPoint, Principal, Quota, Registry
+from vino.graft import FunctionPoint, Principal, Quota, Registry, any_principal
 from vino.graft.sandbox import Pool, Sandbox
 from vino.kernel import params, points
 from vino.sdk.build import sample_path
@@ -192,7 +192,7 @@ def build(name: str, n: int, pooled: bool, progress: Progress | None = None,
     reg = Registry(sandbox=sandbox)
     point = FunctionPoint[list[int]](
         name="bench.readahead", entry="vino_readahead", buffer_size=points.RA_BUFFER,
-        encode=_encode, decode=_decode, default=_default)
+        encode=_encode, decode=_decode, default=_default, may_install=any_principal)
     reg.declare(point)
     who = Principal("bench", BENCH_QUOTA)
     wasm = sample_path("readahead_stride.wasm").read_bytes()

@@ -13,7 +13,17 @@ Declare a point, install untrusted WebAssembly into it, call it::
 Nothing here knows about pages or files.
 """
 
-from vino.errors import AbortReason, GraftAborted, GraftRejected, InvalidResult
+from vino.errors import (
+    AbortReason,
+    BadArgument,
+    Forbidden,
+    GraftAborted,
+    GraftRejected,
+    InvalidResult,
+    MessageRefused,
+    NoSuchGraft,
+    QuotaExceeded,
+)
 from vino.graft.accounting import Principal, Quota, Usage
 from vino.graft.fastcall import I32, I64
 from vino.graft.locks import HostLock, LockManager
@@ -23,7 +33,9 @@ from vino.graft.point import (
     EventPoint,
     FunctionPoint,
     GraftCallable,
+    any_principal,
     graft_callable,
+    owner_or_privileged,
 )
 from vino.graft.registry import AbortRecord, Graft, Registry, Stats
 from vino.graft.txn import Transaction, begin, current, transaction
@@ -34,8 +46,10 @@ __all__ = [
     "I64",
     "AbortReason",
     "AbortRecord",
+    "BadArgument",
     "Context",
     "EventPoint",
+    "Forbidden",
     "FunctionPoint",
     "Graft",
     "GraftAborted",
@@ -44,14 +58,19 @@ __all__ = [
     "HostLock",
     "InvalidResult",
     "LockManager",
+    "MessageRefused",
+    "NoSuchGraft",
     "Principal",
     "Quota",
+    "QuotaExceeded",
     "Registry",
     "Stats",
     "Transaction",
     "Usage",
+    "any_principal",
     "begin",
     "current",
     "graft_callable",
+    "owner_or_privileged",
     "transaction",
 ]

@@ -294,7 +294,13 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
         raise reject(f"{target!r} is not a target of {point.name} "
                      f"({type(exc).__name__}: {exc})") from None
     if not allowed:
-        raise reject(f"principal {principal.name!r} may not graft {point.name} on {target!r}")
+        from vino.graft.point import owner_or_privileged
+
+        why = (" (the default rule: only the target's owner, target.owner, or a privileged "
+               "principal; a point states another with may_install=)"
+               if point.may_install is owner_or_privileged else "")
+        raise reject(f"principal {principal.name!r} may not graft {point.name} on "
+                     f"{target!r}{why}")
     digest = hashlib.sha256(wasm).hexdigest()
     passed = _PASSED.get(point)
     st = passed.get(digest) if passed is not None else None

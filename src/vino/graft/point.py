@@ -21,7 +21,11 @@ What a point declares (DESIGN.md §3):
   classes; ``GLOBAL`` is always a target). The loader checks it before anything
   else, so a rights rule never sees a target of the wrong kind;
 - ``may_install(principal, target) -> bool``: who may graft what; ``GLOBAL`` is
-  the target meaning "every target without a graft of its own".
+  the target meaning "every target without a graft of its own". The default,
+  ``owner_or_privileged``, lets a principal graft only targets it owns
+  (``target.owner``) and only privileged principals graft ``GLOBAL``; whatever
+  the rule, a principal may replace or remove only its own grafts (privileged
+  principals, any).
 
 Dispatch with no graft installed costs one dict lookup and the default.
 """
@@ -99,7 +103,16 @@ class GraftCallable:
 def graft_callable(name: str, params: Iterable[str] = (), results: Iterable[str] = (I32,),
                    contexts: Iterable[Context] = ANY_CONTEXT,
                    ) -> Callable[[Callable[..., int | None]], GraftCallable]:
-    """Decorator: ``@graft_callable("vm_hint", (I32, I32))`` over ``def f(txn, vpn, imp)``."""
+    """Decorator: ``@graft_callable("vm_hint", (I32, I32))`` over ``def f(txn, vpn, imp)``.
+
+    The function runs inside the calling graft's transaction (``txn``); to change
+    host state it records the undo on ``txn`` (``txn.setitem``, ``txn.set``,
+    ``txn.record``). It must validate its arguments: for bad ones it raises
+    ``BadArgument`` (or ``Forbidden`` beyond the principal's rights), which aborts
+    the graft. Anything else it raises is treated as the host's own bug (a host
+    fault: the transaction aborts, the graft is kept, the exception reaches the
+    caller of the point). Raises nothing itself.
+    """
 
     def wrap(fn: Callable[..., int | None]) -> GraftCallable:
         return GraftCallable(name, tuple(params), tuple(results), fn, frozenset(contexts))
@@ -107,11 +120,35 @@ def graft_callable(name: str, params: Iterable[str] = (), results: Iterable[str]
     return wrap
 
 
-def _anyone(principal: Principal, target: object) -> bool:
+def owner_or_privileged(principal: Principal, target: object) -> bool:
+    """The default rule: a principal may graft a target it owns; ``GLOBAL``, only a
+    privileged principal (which may graft any target).
+
+    A target is owned by ``target.owner`` when that is the principal itself (or its
+    name). A point whose targets say nothing of their owner must state its own rule
+    (``may_install=``): with this one, only privileged principals can graft them.
+    """
+    if principal.privileged:
+        return True
+    if target is GLOBAL:
+        return False
+    owner = getattr(target, "owner", None)
+    return owner is principal or (isinstance(owner, str) and owner == principal.name)
+
+
+def any_principal(principal: Principal, target: object) -> bool:
+    """A rule an application may state: any principal may graft any target but
+    ``GLOBAL`` (which stays privileged). Replacing or removing another principal's
+    graft is still refused."""
     return target is not GLOBAL or principal.privileged
 
 
 LockResolver = Callable[["Transaction", int], "HostLock | None"]
+
+# What a point does with a host fault (the host's own exception during a graft's call),
+# after aborting the transaction and keeping the graft (registry.py):
+HOST_FAULTS_RAISE: Final = "raise"  # re-raise it to the caller (the default)
+HOST_FAULTS_DEFAULT: Final = "default"  # log it with its traceback; the default answers
 
 
 @dataclass(eq=False)
@@ -123,10 +160,11 @@ class _PointBase:
     params: tuple[str, ...] = ()
     result: str = I32
     callables: tuple[GraftCallable, ...] = ()
-    may_install: Callable[[Principal, Any], bool] = _anyone
+    may_install: Callable[[Principal, Any], bool] = owner_or_privileged
     target_type: type | tuple[type, ...] = object  # object: any kind of target
     lock_resolver: LockResolver | None = None
     budget_s: float | None = None  # per-call CPU budget; None: the principal's quota
+    host_faults: str = HOST_FAULTS_RAISE  # HOST_FAULTS_RAISE or HOST_FAULTS_DEFAULT
     layout: Layout | None = None  # the buffer's fields by name (needed by Python grafts)
 
     registry: Registry | None = field(default=None, init=False, repr=False)
@@ -137,6 +175,9 @@ class _PointBase:
         for t in (*self.params, self.result):
             if t not in (I32, I64):
                 raise ValueError(f"{self.name}: unsupported Wasm type {t!r}")
+        if self.host_faults not in (HOST_FAULTS_RAISE, HOST_FAULTS_DEFAULT):
+            raise ValueError(f"{self.name}: host_faults must be {HOST_FAULTS_RAISE!r} or "
+                             f"{HOST_FAULTS_DEFAULT!r}, not {self.host_faults!r}")
         names = [c.name for c in self.callables]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: duplicate graft-callable names")
@@ -156,7 +197,36 @@ class _PointBase:
 
 @dataclass(eq=False)
 class FunctionPoint(_PointBase, Generic[R]):
-    """A replaceable policy: at most one graft per target (plus one ``GLOBAL``)."""
+    """A replaceable policy: at most one graft per target (plus one ``GLOBAL``).
+
+    Declare it with keywords and ``Registry.declare`` it; then call it as
+    ``point(target, *args)``: the target's graft, else the ``GLOBAL`` graft, else
+    ``default(*args)``. Fields:
+
+    - ``name``, ``entry`` (the export a graft must have), ``buffer_size`` (bytes);
+    - ``encode(buf, *args) -> tuple[int, ...]``: write the inputs into the graft's
+      buffer, return the entry's Wasm arguments (usually ``()``);
+    - ``decode(buf, ret, *args) -> R``: read and *validate* the answer; raise
+      ``InvalidResult`` to reject it (the graft is aborted, the default runs).
+      Required, although it has a default value in the signature;
+    - ``default(*args) -> R``: the built-in policy. Required as well;
+    - ``encode_result(buf, R, *args) -> int``: the inverse of ``decode``; with it,
+      grafts may call ``default()`` and adjust its answer;
+    - ``params`` / ``result``: the entry's Wasm types (default ``() -> i32``);
+    - ``callables``: the point's own graft-callables; ``may_install``: the rights
+      rule (default ``owner_or_privileged``); ``budget_s``: a per-call CPU budget
+      overriding the principal's quota; ``lock_resolver``: lock ids to host locks;
+      ``host_faults``: what a call does with the host's own exception met during a
+      graft's call (after aborting its transaction and keeping the graft):
+      ``"raise"`` it to the caller (the default), or log it and answer with the
+      ``"default"`` (for hosts that must complete every operation).
+
+    Declaring raises ``ValueError`` for a missing ``decode``/``default``, a buffer
+    size out of range, an unsupported type or duplicate callables. A call raises
+    what the host's own code raises (``encode``, ``decode``, ``default``, a
+    graft-callable's bug), never what the graft does: a graft's failure gives the
+    default's answer.
+    """
 
     decode: Callable[..., R] = field(default=None)  # type: ignore[assignment]
     encode_result: Callable[..., int] | None = None
@@ -175,7 +245,10 @@ class FunctionPoint(_PointBase, Generic[R]):
         return "function"
 
     def __call__(self, target: Any, *args: Any) -> R:
-        """Run the policy for ``target``: its graft, else the global graft, else the default."""
+        """Run the policy for ``target``: its graft, else the global graft, else the default.
+
+        Raises only the host's own exceptions (see the class docstring).
+        """
         table = self.table
         g = table.get(target) if table else None
         if g is None:
@@ -201,7 +274,12 @@ class FunctionPoint(_PointBase, Generic[R]):
 
 @dataclass(eq=False)
 class EventPoint(_PointBase):
-    """An event: several handlers per target, each run in its own transaction."""
+    """An event: several handlers per target, each run in its own transaction.
+
+    Declared like a ``FunctionPoint`` without ``decode``/``default`` (a handler's
+    negative answer aborts it); call it as ``point(target, *args)``. Declaring
+    raises ``ValueError`` for a buffer size out of range or an unsupported type.
+    """
 
     # Invariant: every list holds live grafts of this point, in install order.
     handlers: dict[Any, list[Graft]] = field(default_factory=dict, init=False, repr=False)
@@ -214,7 +292,8 @@ class EventPoint(_PointBase):
         """Deliver the event to the target's handlers and the global ones.
 
         Returns how many handlers committed. A handler that aborts is dealt with
-        like any graft failure; the others still run.
+        like any graft failure; the others still run. Raises only the host's own
+        exceptions (``encode``, a graft-callable's bug), after undoing that handler.
         """
         h = self.handlers
         if not h:

@@ -16,6 +16,27 @@ Protected invocation (``Graft.invoke``), in order:
      once it has failed ``remove_after`` times; and return the default's answer.
 The operation that invoked the graft always completes.
 
+Host faults are not graft faults: an exception raised by the host's own code
+during the call -- ``encode``, ``decode`` (anything but ``InvalidResult``), the
+default run through the ``default`` graft-callable, or a graft-callable's own bug
+(anything but the graft-blaming errors: ``BadArgument``/``Forbidden``,
+``QuotaExceeded``, ``WildPointer``, lock and time-outs) -- aborts the transaction
+(its effects undone), is recorded as ``host_error`` without counting against the
+graft (which stays installed), and is re-raised to the caller with its own
+traceback and a note saying where vino met it -- or, on a point declared with
+``host_faults="default"`` (a host that must complete every operation, like the
+reference kernel's scheduler), logged with that traceback and answered by the
+default.
+
+Failures are visible as they happen (``failures``): each abort, removal,
+rejection and host fault is logged under the ``vino`` logger and passed to the
+``on_abort`` / ``on_remove`` hooks, after the undo and outside the graft's lock.
+
+Rights: ``point.may_install`` decides who may graft which target (by default the
+target's owner, and privileged principals); whatever the rule, a principal may
+replace (``install(replace=True)``) or remove (``remove(by=...)``) only its own
+grafts, a privileged principal any.
+
 Invariant: a graft's store is used by one thread at a time (``Graft._mutex``);
 a thread re-entering a graft it is already running gets the default.
 Invariant: a graft's code runs in exactly one ``Context`` at a time (``context_of``):
@@ -33,7 +54,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import wasmtime
 
@@ -47,18 +68,20 @@ from vino.errors import (
     GraftRejected,
     InvalidResult,
     LockTimeout,
+    MessageRefused,
     NoSuchGraft,
     QuotaExceeded,
     VinoError,
     WildPointer,
 )
-from vino.graft import fastcall, loader, traps
+from vino.graft import failures, fastcall, loader, traps
 from vino.graft.accounting import Principal
 from vino.graft.fastcall import I32, _memory_size, _set_deadline
 from vino.graft.locks import LockManager
 from vino.graft.point import (
     ANY_CONTEXT,
     GLOBAL,
+    HOST_FAULTS_DEFAULT,
     Context,
     EventPoint,
     FunctionPoint,
@@ -78,12 +101,17 @@ REMOVED: Final = "removed"
 
 @dataclass(slots=True, frozen=True)
 class AbortRecord:
-    """Why one invocation of a graft was aborted."""
+    """Why one invocation of a graft was aborted.
+
+    ``host_fault``: the host's own code raised (reason ``host_error``); the graft
+    was not charged a failure and the exception went to the caller.
+    """
 
     reason: AbortReason
     detail: str
     at_ns: int
     graft_at_fault: bool = True  # False: not counted towards removal (see CallRefused)
+    host_fault: bool = False  # the host's own code raised: the graft is not at fault
 
 
 @dataclass(slots=True)
@@ -152,6 +180,17 @@ def _classify(exc: BaseException) -> tuple[AbortReason, str]:
     return AbortReason.HOST_ERROR, f"{type(exc).__name__}: {exc}"
 
 
+def _is_host_fault(exc: BaseException) -> bool:
+    """True if ``exc`` is the host's own bug, not something to blame the graft for."""
+    return not isinstance(exc, GraftAborted) and _classify(exc)[0] is AbortReason.HOST_ERROR
+
+
+# Where a function-point call is, for telling host faults from graft faults.
+_ENCODE: Final = "encode"
+_GUEST: Final = "graft-callable"
+_DECODE: Final = "decode"
+
+
 class Graft:
     """One installed graft: a module instance bound to a point, target and principal."""
 
@@ -169,6 +208,9 @@ class Graft:
         self.aborts: collections.deque[AbortRecord] = collections.deque(
             maxlen=limits.ABORTS_KEPT)
         self.removal: AbortRecord | None = None  # why it was removed, if it was
+        # Invariant: events not yet emitted (failures.Observers); appended under the
+        # graft's store lock, emitted by whoever releases it (``_flush``).
+        self._events: list[tuple[str, AbortRecord | None, BaseException | None]] = []
         self.stats = Stats()
         self.logs: collections.deque[bytes] = collections.deque(maxlen=limits.LOG_LINES_KEPT)
         self.logs_dropped = 0
@@ -238,7 +280,11 @@ class Graft:
         finally:
             self.context = None
         if rc != fastcall.OK:
-            reason, detail = self._fault(rc, txn, vino_buffer)
+            try:
+                reason, detail = self._fault(rc, txn, vino_buffer)
+            except BaseException:  # the host's own fault: the install fails with it
+                txn.abort()
+                raise
             txn.abort()
             raise GraftRejected(self.name, self.point.name,
                                 f"vino_buffer() failed ({reason.value}): {detail}")
@@ -334,8 +380,12 @@ class Graft:
         exc = fastcall.HOST_FAULT.exc
         if exc is not None:
             fastcall.HOST_FAULT.exc = None
+            if _is_host_fault(exc):
+                raise exc  # the host's bug: the caller's except clause handles it
             return _classify(exc)
         if txn.fault is not None:
+            if _is_host_fault(txn.fault):
+                raise txn.fault
             return _classify(txn.fault)
         doomed = txn.doomed()
         if doomed is not None and doomed.doom_reason is not None:
@@ -432,8 +482,10 @@ class Graft:
             sample = not st.commits & 15  # time the whole call on 1 call in 16 (_SAMPLE_MASK)
             if sample:
                 t0 = _perf_ns()
+            stage = _ENCODE
             try:
                 wasm_args = point.encode(self.buffer, *args)
+                stage = _GUEST
                 entry = self.entry
                 if self._ticks.value != self._deadline_tick:
                     self._renew_deadline()
@@ -450,7 +502,9 @@ class Graft:
                     raise self._failure(rc, txn)
                 if self.may_grow and _memory_size(*self._msize) != self.mem_charged:
                     self._account_memory()
+                stage = _DECODE
                 result = point.decode(self.buffer, self._result[0], *args)
+                stage = _GUEST
                 if txn.doom_reason is not None or (parent is not None and parent.doomed()):
                     txn.check()
                 usage = self._usage
@@ -464,6 +518,13 @@ class Graft:
                 else:
                     txn.commit()
             except Exception as exc:
+                if (stage is _ENCODE or _is_host_fault(exc)
+                        or (stage is _DECODE and not isinstance(exc, InvalidResult))):
+                    self._host_fault(txn, exc, f"{point.name} {stage}" if stage is not _GUEST
+                                     else "graft-callable or default")
+                    if point.host_faults == HOST_FAULTS_DEFAULT:
+                        return point.default(*args)
+                    raise
                 self._abort(txn, exc)
                 return point.default(*args)
             st.commits += 1
@@ -478,6 +539,8 @@ class Graft:
             if self.state is not LIVE and self.instance is not None:
                 self._free()  # removed from inside this call: its store is free now
             self._mutex.release()
+            if self._events:
+                self._flush()
 
     def invoke_event(self, args: tuple[Any, ...]) -> bool:
         """Run one event handler; True if it committed."""
@@ -494,10 +557,18 @@ class Graft:
             txn = self._begin()
             t0 = txn.start_ns
             self.context = Context.EVENT
+            stage = _ENCODE
             try:
-                t1, t2 = self._call_handler(txn, self.entry, point.encode(self.buffer, *args),
-                                            "handler")
+                wasm_args = point.encode(self.buffer, *args)
+                stage = _GUEST
+                t1, t2 = self._call_handler(txn, self.entry, wasm_args, "handler")
             except Exception as exc:
+                if stage is _ENCODE or _is_host_fault(exc):
+                    self._host_fault(txn, exc, f"{point.name} encode" if stage is _ENCODE
+                                     else "graft-callable")
+                    if point.host_faults == HOST_FAULTS_DEFAULT:
+                        return False
+                    raise
                 self._abort(txn, exc)
                 return False
             finally:
@@ -513,9 +584,10 @@ class Graft:
             if self.state is not LIVE and self.instance is not None:
                 self._free()  # removed from inside this call
             self._mutex.release()
+            self._flush()
 
     def _call_handler(self, txn: Transaction, func: fastcall.RawFunc, wasm_args: tuple[int, ...],
-                      what: str) -> tuple[int, int]:
+                      what: str, refusable: bool = False) -> tuple[int, int]:
         """Call an event or message handler inside ``txn`` and commit; return (t1, t2).
 
         A trap, memory over quota, a doom or a negative answer raises instead (the
@@ -534,6 +606,8 @@ class Graft:
         self._account_memory()
         ret = func.result_i32()
         if ret < 0:
+            if refusable:
+                raise MessageRefused(self.name, ret)
             raise InvalidResult(f"{what} returned {ret}")
         self._finish(txn, t1, t2)
         return t1, t2
@@ -573,19 +647,57 @@ class Graft:
         if not at_fault:
             return rec
         self.failures += 1
+        self._events.append((failures.ABORT, rec, None))
         if self.failures >= self.remove_after or self._memory_over:
             self._retire(rec)
         return rec
+
+    def _host_fault(self, txn: Transaction, exc: BaseException, where: str) -> AbortRecord:
+        """Abort ``txn`` for the host's own exception; keep the graft; note it on ``exc``.
+
+        The caller re-raises ``exc`` (or answers with the default, per the point's
+        ``host_faults``). The graft is charged the CPU it used but not a failure:
+        it is not removed for the host's bug.
+        """
+        if txn.state == ACTIVE:
+            failed_before = txn.undo_errors
+            txn.abort()
+            undo_failed = txn.undo_errors - failed_before
+        else:
+            undo_failed = 0
+        if txn.start_ns:
+            self._usage.cpu_ns += max(0, _perf_ns() - txn.start_ns)
+        if self.may_grow and self.instance is not None:
+            with contextlib.suppress(QuotaExceeded):
+                self._account_memory()
+        detail = f"{where}: {type(exc).__name__}: {exc}"
+        if undo_failed:
+            detail += f"; {undo_failed} undo step(s) raised (logged), state not fully restored"
+        rec = AbortRecord(AbortReason.HOST_ERROR, detail, time.monotonic_ns(),
+                          graft_at_fault=False, host_fault=True)
+        self.aborts.append(rec)
+        self.stats.aborts[AbortReason.HOST_ERROR.value] += 1
+        self._events.append((failures.HOST_FAULT, rec, exc))
+        failures.add_host_note(exc, where, self)
+        return rec
+
+    def _flush(self) -> None:
+        """Emit the events queued while the store was held (logs, then hooks)."""
+        while self._events:
+            kind, rec, exc = self._events.pop(0)
+            self.registry.observers.emit(kind, self, rec, exc)
 
     # ---- messages -----------------------------------------------------------------------
     def send(self, data: bytes) -> int:
         """Deliver ``data`` to the graft's ``vino_message`` inside a transaction.
 
-        Returns the graft's (non-negative) answer. Raises ``ValueError`` (and
-        changes nothing) if the graft takes no messages or ``data`` exceeds its
-        buffer; raises ``GraftAborted`` if the message transaction aborted (a
-        negative answer counts as ``invalid_result``), after the usual failure
-        handling.
+        Returns the graft's (non-negative) answer. Raises ``MessageRefused`` if
+        the graft answered negatively (its transaction undone; the graft stays,
+        not charged a failure); ``ValueError`` (changing nothing) if the graft
+        takes no messages or ``data`` exceeds its buffer; ``NoSuchGraft`` if it
+        was removed; ``GraftAborted`` if the message transaction failed (a trap,
+        a time-out, ...), after the usual failure handling; and the host's own
+        exception if a graft-callable's bug raised (a host fault).
         """
         if self._message is None:
             raise ValueError(f"graft {self.name!r} exports no vino_message")
@@ -606,9 +718,17 @@ class Graft:
             self.context = Context.MESSAGE
             try:
                 self.buffer[: len(data)] = data
-                self._call_handler(txn, self._message, (len(data),), "vino_message")
+                self._call_handler(txn, self._message, (len(data),), "vino_message",
+                                   refusable=True)
                 ret = self._message.result_i32()
+            except MessageRefused:
+                if txn.state == ACTIVE:
+                    txn.abort()  # refusing is its right: undone, not a failure
+                raise
             except Exception as exc:
+                if _is_host_fault(exc):
+                    self._host_fault(txn, exc, "graft-callable (message)")
+                    raise
                 rec = self._abort(txn, exc)
                 raise GraftAborted(rec.reason, rec.detail, graft=self.name) from exc
             finally:
@@ -619,15 +739,24 @@ class Graft:
             if self.state is not LIVE and self.instance is not None:
                 self._free()  # removed from inside this call
             self._mutex.release()
+            self._flush()
 
     # ---- removal ------------------------------------------------------------------------
-    def remove(self) -> None:
+    def remove(self, by: Principal | None = None) -> None:
         """Uninstall: wait for a running call to finish, then free everything it holds.
 
         From inside the graft's own call (host code under one of its graft-callables
         removes or replaces it) the graft is unlinked at once -- no new call reaches
         it -- and freed when that call ends: its store is still running below.
+
+        ``by``: the principal asking. A principal may remove only its own grafts (a
+        privileged one, any); ``None`` is the application itself. Raises
+        ``Forbidden`` (and removes nothing) otherwise. Removing a removed graft
+        does nothing.
         """
+        if by is not None and by is not self.principal and not by.privileged:
+            raise Forbidden(f"{by.name} may not remove graft {self.name!r} of "
+                            f"{self.principal.name}: a principal removes only its own grafts")
         if self.state is not LIVE:
             return
         if self._txn.state == ACTIVE and self._txn.ts is _LOCAL.ts:
@@ -635,6 +764,7 @@ class Graft:
             return
         with self._mutex:
             self._retire(None)
+        self._flush()
 
     def _retire(self, why: AbortRecord | None) -> None:
         # Called with the graft's store held (or unused) and no guest code of it running.
@@ -645,6 +775,7 @@ class Graft:
     def _unlink_removed(self, why: AbortRecord | None) -> None:
         self.state = REMOVED
         self.removal = why
+        self._events.append((failures.REMOVE, why, None))
         self.registry._unlink(self)
 
     def _free(self) -> None:
@@ -798,8 +929,17 @@ def _compiled(pt: Point, source: loader.Source | PythonGraft, name: str | None
     return out.wasm, name or out.name
 
 
+P = TypeVar("P", FunctionPoint[Any], EventPoint)
+
+
 class Registry:
-    """Points, grafts, the sandbox and the locks of one host program."""
+    """Points, grafts, the sandbox and the locks of one host program.
+
+    ``remove_after``: failed calls after which a graft is removed (1: at its first
+    failure). ``lock_timeout_s``: how long a lock waiter waits before the holder is
+    doomed. Failures are logged under the ``vino`` logger and passed to the hooks
+    registered with ``on_abort`` / ``on_remove``; ``report()`` lists them.
+    """
 
     def __init__(self, *, sandbox: Sandbox | None = None, lock_timeout_s: float =
                  limits.LOCK_TIMEOUT_S, remove_after: int = limits.REMOVE_AFTER_FAILURES,
@@ -812,12 +952,16 @@ class Registry:
         self._linkers: dict[str, tuple[wasmtime.Linker, list[Any]]] = {}
         self._pres: dict[tuple[str, str], wasmtime.InstancePre] = {}
         self._mutex = threading.RLock()
+        self.observers = failures.Observers()
         self.retired = Stats()  # stats of removed grafts, so point totals survive removal
         self._retired_by_point: dict[str, Stats] = {}
 
     # ---- points -------------------------------------------------------------------------
-    def declare(self, point: Point) -> Point:
-        """Register ``point`` and link its graft-callables. Names are unique."""
+    def declare(self, point: P) -> P:
+        """Register ``point`` and link its graft-callables; return it (with its type).
+
+        Raises ``ValueError`` if a point of that name is already declared.
+        """
         with self._mutex:
             if point.name in self.points:
                 raise ValueError(f"graft point {point.name!r} is already declared")
@@ -877,7 +1021,11 @@ class Registry:
     # ---- install / replace / remove -------------------------------------------------
     def check(self, point: Point | str, source: loader.Source | PythonGraft, principal: Principal,
               target: Any = GLOBAL, name: str | None = None) -> loader.Checked:
-        """Every load-time check, changing nothing (``vino graft check``)."""
+        """Every load-time check, changing nothing (``vino graft check``).
+
+        Returns the ``Checked`` module. Raises ``GraftRejected`` with the reason,
+        ``ValueError`` for a point not declared here.
+        """
         pt = self._point(point)
         source, name = _compiled(pt, source, name)
         return loader.check(self.sandbox, pt, source, principal, target, name)
@@ -889,24 +1037,39 @@ class Registry:
         """Check, instantiate and bind a graft; then, and only then, make it live.
 
         With ``replace=True`` an existing graft of a function point's target is
-        replaced atomically: calls see the old graft or the new one, never none.
-        Raises ``GraftRejected`` (nothing changed) on any failed check.
+        replaced atomically: calls see the old graft or the new one, never none; a
+        principal may replace only its own graft (a privileged one, any).
+        ``source``: ``.wasm`` bytes, a path to a ``.wasm``/``.wat``/``.py`` file,
+        WebAssembly text, or a Python graft. ``remove_after``: this graft's own
+        number of failures before removal (default: the registry's).
+        Raises ``GraftRejected`` (nothing changed, and logged) on any failed check,
+        ``ValueError`` for a point not declared here.
         """
         pt = self._point(point)
-        source, name = _compiled(pt, source, name)
-        checked = loader.check(self.sandbox, pt, source, principal, target, name)
-        with self._mutex:
-            old = pt.table.get(target) if isinstance(pt, FunctionPoint) else None
-            if old is not None and not replace:
-                raise GraftRejected(checked.name, pt.name,
-                                    f"{target!r} already has graft {old.name!r} "
-                                    "(use replace=True to replace it)")
-            g = self._build(pt, checked, principal, target, remove_after)
-            self._remember(pt, checked, g.pre)
-            if isinstance(pt, FunctionPoint):
-                pt.table[target] = g  # the atomic switch
-            else:
-                pt.handlers[target] = [*pt.handlers.get(target, ()), g]
+        try:
+            source, name = _compiled(pt, source, name)
+            checked = loader.check(self.sandbox, pt, source, principal, target, name)
+            with self._mutex:
+                old = pt.table.get(target) if isinstance(pt, FunctionPoint) else None
+                if old is not None and not replace:
+                    raise GraftRejected(checked.name, pt.name,
+                                        f"{target!r} already has graft {old.name!r} "
+                                        "(use replace=True to replace it)")
+                if (old is not None and old.principal is not principal
+                        and not principal.privileged):
+                    raise GraftRejected(checked.name, pt.name,
+                                        f"{principal.name} may not replace graft {old.name!r} "
+                                        f"of {old.principal.name}: a principal replaces only "
+                                        "its own grafts")
+                g = self._build(pt, checked, principal, target, remove_after)
+                self._remember(pt, checked, g.pre)
+                if isinstance(pt, FunctionPoint):
+                    pt.table[target] = g  # the atomic switch
+                else:
+                    pt.handlers[target] = [*pt.handlers.get(target, ()), g]
+        except GraftRejected as exc:
+            failures.rejected(exc.graft, exc.point, principal.name, exc.reason)
+            raise
         if old is not None:
             old.remove()
         return g
@@ -940,15 +1103,36 @@ class Registry:
         g.table_charged = g.table_bytes
         return g
 
-    def remove(self, graft: Graft) -> None:
-        graft.remove()
+    def remove(self, graft: Graft, by: Principal | None = None) -> None:
+        """``graft.remove(by)``: raises ``Forbidden`` if ``by`` may not remove it."""
+        graft.remove(by)
+
+    def on_abort(self, hook: failures.Hook) -> failures.Hook:
+        """Call ``hook(graft, record)`` after every abort (host faults included), once
+        the transaction is undone and the graft's lock released; returns ``hook``
+        (usable as a decorator). A hook that raises is logged and ignored."""
+        self.observers.on_abort.append(hook)
+        return hook
+
+    def on_remove(self, hook: failures.Hook) -> failures.Hook:
+        """Call ``hook(graft, record)`` after every removal (``record`` is ``None`` for
+        an explicit one); returns ``hook``. A hook that raises is logged and ignored."""
+        self.observers.on_remove.append(hook)
+        return hook
+
+    def report(self) -> str:
+        """What failed and why: per point, each graft (live or recently removed) with
+        its commits, aborts by reason, host faults and why it was removed. Raises
+        nothing."""
+        return failures.render(self)
 
     def remove_target(self, target: Any) -> int:
         """Remove every graft installed for ``target`` (at any point); return how many.
 
         Host code calls this when the object a graft was installed on goes away (a
         file is closed, an address space released), so the graft's memory and
-        handles are given back at once instead of when the program ends.
+        handles are given back at once instead of when the program ends. Raises
+        nothing.
         """
         doomed = [g for g in self.grafts() if g.target is target]
         for g in doomed:
@@ -974,6 +1158,8 @@ class Registry:
 
     # ---- inspection -----------------------------------------------------------------------
     def grafts(self, point: Point | str | None = None) -> list[Graft]:
+        """The live grafts of ``point`` (of every point if None); raises ``ValueError``
+        for an unknown point."""
         pts = [self._point(point)] if point is not None else list(self.points.values())
         out: list[Graft] = []
         for pt in pts:
@@ -985,6 +1171,8 @@ class Registry:
         return out
 
     def point_stats(self, point: Point | str) -> Stats:
+        """A point's statistics, its removed grafts included; raises ``ValueError`` for
+        an unknown point."""
         pt = self._point(point)
         total = Stats()
         total.add(self._retired_by_point[pt.name])
@@ -993,7 +1181,8 @@ class Registry:
         return total
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything an install could change, as plain data (for tests and `vino stats`)."""
+        """Everything an install could change, as plain data (for tests and `vino stats`).
+        Raises nothing."""
         principals = {id(g.principal): g.principal for g in self.grafts()}
         return {
             "points": {name: sorted((repr(t), g.name, g.digest) for t, g in
@@ -1005,6 +1194,7 @@ class Registry:
         }
 
     def close(self) -> None:
+        """Remove every graft and stop the sandbox's ticker. Raises nothing."""
         for g in self.grafts():
             g.remove()
         self.sandbox.close()

@@ -25,6 +25,13 @@ user's pages or threads.
 
 Validators reject before anything is applied: the subsystem receives only answers
 that passed, so a bad answer can never half-happen.
+
+Host faults (the kernel's own exception met during a graft's call: an I/O error in
+an accessor, a failed charge): eviction, scheduling, read-ahead and access events
+must complete whatever happens, so those points log the fault with its traceback,
+keep the graft and answer with the default (``host_faults="default"``); ``fs.filter``
+raises it to the caller, failing closed, since its default (the identity) would
+write or return plaintext.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from typing import Any, Final
 from vino.errors import Forbidden, InvalidResult, QuotaExceeded
 from vino.graft import GLOBAL, I32, EventPoint, FunctionPoint, GraftCallable, Principal
 from vino.graft.locks import HostLock
+from vino.graft.point import HOST_FAULTS_DEFAULT
 from vino.graft.registry import Registry
 from vino.graft.txn import Transaction, current
 from vino.kernel import layouts, params
@@ -156,7 +164,7 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         decode=_index_result("vm.evict"), encode_result=_same_index, default=default,
         callables=(GraftCallable("vm_hint", (I32, I32), (I32,), hint),),
         may_install=_owner_or_root(lambda a: a.owner.user), target_type=AddressSpace,
-        lock_resolver=lock, layout=layouts.EVICT)
+        lock_resolver=lock, layout=layouts.EVICT, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> int:
         return point(aspace, aspace, candidates)
@@ -209,7 +217,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         decode=_index_result("sched.pick"), encode_result=_same_index, default=default,
         callables=(GraftCallable("sched_set_priority", (I32, I32), (I32,), set_priority),),
         may_install=_owner_or_root(lambda g: g.owner), target_type=ProcessGroup,
-        lock_resolver=lock, layout=layouts.PICK)
+        lock_resolver=lock, layout=layouts.PICK, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     def pick(group: ProcessGroup, runnable: list[ThreadInfo]) -> int:
         return point(group, group, runnable)
@@ -282,7 +290,7 @@ def readahead_point(fs: FileSystem, registry: Registry,
     point = FunctionPoint[list[int]](
         name="fs.readahead", entry="vino_readahead", buffer_size=RA_BUFFER, encode=encode,
         decode=decode, encode_result=encode_result, default=default, may_install=may,
-        target_type=OpenFile, layout=layouts.READAHEAD)
+        target_type=OpenFile, layout=layouts.READAHEAD, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     fs._readahead = lambda of, block: point(of, of, block)  # type: ignore[method-assign]
     return point
@@ -413,7 +421,7 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
 
     point = EventPoint(name="fs.access", entry="vino_on_access", buffer_size=ACCESS_BUFFER,
                        encode=encode, may_install=may, target_type=Inode,
-                       layout=layouts.ACCESS)
+                       layout=layouts.ACCESS, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
 
     def fire(inode: Inode, block: int, op: int) -> None:

@@ -1,0 +1,142 @@
+"""Failures made visible as they happen: log records, hooks, and the report.
+
+Every abort, removal, rejection and host fault of a registry goes through
+``Observers.emit``, which
+
+1. writes a record to the ``vino`` logger (aborts and removals at WARNING,
+   host faults at ERROR with the traceback, rejections at INFO), carrying
+   ``graft``, ``point``, ``principal`` and ``reason`` as record attributes, so a
+   handler or a formatter (``%(graft)s``) can use them;
+2. calls the hooks registered with ``Registry.on_abort`` / ``Registry.on_remove``
+   as ``hook(graft, record)``, where ``record`` is the ``AbortRecord`` (None for
+   an explicit removal). A hook that raises is logged and the others still run.
+
+When it runs: after the failed transaction has been undone and after the graft's
+store has been released, so a hook may call anything, the graft's own
+``remove()`` included. Nothing is emitted on the hot path of a committing call.
+
+``render(registry)`` is ``Registry.report()``: per point, its grafts (live and
+removed) with their aborts by reason, host faults, the last failure and why a
+removed graft went.
+
+``vino`` has a ``NullHandler``: an application that configures no logging sees
+nothing on stderr; one that does (``logging.basicConfig()``) sees every record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from vino.graft.registry import AbortRecord, Graft, Registry
+
+log: Final = logging.getLogger("vino")
+log.addHandler(logging.NullHandler())
+
+ABORT: Final = "abort"
+REMOVE: Final = "remove"
+HOST_FAULT: Final = "host_fault"
+
+Hook = Callable[["Graft", "AbortRecord | None"], object]
+
+# Removed grafts the report still lists, per registry (the oldest are dropped).
+REMOVED_KEPT: Final = 64
+
+
+class Observers:
+    """The hooks of one registry and the removed grafts its report remembers."""
+
+    def __init__(self) -> None:
+        self.on_abort: list[Hook] = []
+        self.on_remove: list[Hook] = []
+        # Invariant: at most REMOVED_KEPT grafts, most recent last.
+        self.removed: list[Graft] = []
+        self._mutex = threading.Lock()
+
+    def emit(self, kind: str, graft: Graft, record: AbortRecord | None,
+             exc: BaseException | None = None) -> None:
+        """Log one event and call its hooks (see the module's header)."""
+        reason = record.reason.value if record is not None else "removed by its installer"
+        detail = record.detail if record is not None else ""
+        extra = {"graft": graft.name, "point": graft.point.name,
+                 "principal": graft.principal.name, "reason": reason}
+        where = (f"graft {graft.name!r} at {graft.point.name} "
+                 f"(principal {graft.principal.name}, target {graft.target!r})")
+        if kind == HOST_FAULT:
+            if log.isEnabledFor(logging.ERROR):
+                log.error("host fault in %s: %s; transaction aborted, graft kept", where,
+                          detail, extra=extra,
+                          exc_info=(type(exc), exc, exc.__traceback__) if exc else None)
+        elif kind == ABORT:
+            if log.isEnabledFor(logging.WARNING):
+                log.warning("aborted %s: %s: %s", where, reason, detail, extra=extra)
+        elif kind == REMOVE:
+            with self._mutex:
+                self.removed.append(graft)
+                del self.removed[:-REMOVED_KEPT]
+            # A removal for a failure is a warning; one the application asked for is not.
+            level = logging.WARNING if record is not None else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(level, "removed %s: %s%s", where, reason,
+                        f": {detail}" if detail else "", extra=extra)
+        hooks = self.on_remove if kind == REMOVE else self.on_abort
+        for hook in list(hooks):
+            try:
+                hook(graft, record)
+            except Exception:
+                log.exception("a vino %s hook raised (ignored; the other hooks ran)",
+                              "on_remove" if kind == REMOVE else "on_abort", extra=extra)
+
+
+def rejected(graft: str, point: str, principal: str, reason: str) -> None:
+    """Log a refused install (INFO: the caller also gets ``GraftRejected``)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("rejected graft %r at %s for principal %s: %s", graft, point, principal,
+                 reason, extra={"graft": graft, "point": point, "principal": principal,
+                                "reason": reason})
+
+
+def add_host_note(exc: BaseException, where: str, graft: Graft) -> None:
+    """Say on ``exc`` itself where vino met it and what it did about it."""
+    exc.add_note(f"vino: raised by the host's {where} during a call of graft {graft.name!r} "
+                 f"at {graft.point.name} (principal {graft.principal.name}); the transaction "
+                 "was aborted and its effects undone; the graft is still installed")
+
+
+def render(registry: Registry) -> str:
+    """What failed and why, per point and graft (``Registry.report()``)."""
+    lines: list[str] = []
+    for name, point in sorted(registry.points.items()):
+        live = registry.grafts(point)
+        with registry.observers._mutex:
+            gone = [g for g in registry.observers.removed if g.point is point]
+        total = registry.point_stats(point)
+        aborts = ", ".join(f"{r} {n}" for r, n in sorted(total.aborts.items())) or "none"
+        lines.append(f"{name} ({point.kind} point): {len(live)} live, {len(gone)} removed; "
+                     f"{total.commits} commits; aborts: {aborts}")
+        for g in [*live, *gone]:
+            lines.append("  " + _graft_line(g))
+    return "\n".join(lines) if lines else "no graft points"
+
+
+def _graft_line(g: Graft) -> str:
+    host = g.stats.aborts.get("host_error", 0)
+    parts = [f"{g.name} for {g.target!r} by {g.principal.name}: {g.state}",
+             f"{g.stats.commits} commits"]
+    failed = {k: v for k, v in g.stats.aborts.items() if k != "host_error"}
+    if failed:
+        parts.append("aborts " + ", ".join(f"{k} {v}" for k, v in sorted(failed.items())))
+    if host:
+        parts.append(f"{host} host fault{'s' if host != 1 else ''} (the host's bug, graft kept)")
+    if g.removal is not None:
+        parts.append(f"removed for {g.removal.reason.value}: {g.removal.detail}")
+    elif g.state != "live":
+        parts.append("removed by its installer")
+    elif g.aborts:
+        last = g.aborts[-1]
+        parts.append(f"last failure {last.reason.value}: {last.detail}")
+    return "; ".join(parts)
+
