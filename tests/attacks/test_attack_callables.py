@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from vino import limits
-from vino.errors import AbortReason, GraftAborted
+from vino.errors import AbortReason, GraftAborted, MessageRefused
 
 from .harness import (
     DEFAULT_ANSWER,
@@ -269,15 +269,19 @@ def test_graft_that_storms_another_graft_with_messages_is_stopped_by_its_budget(
     assert listener.state == "live" and listener.stats.commits > 0
 
 
-def test_graft_whose_vino_message_answers_negative_is_aborted_and_changes_nothing(
+def test_graft_whose_vino_message_answers_negative_has_refused_it_and_changes_nothing(
         tenancy: Tenancy) -> None:
-    before = tenancy.snapshot()
+    # A negative answer refuses the message (vino.h, ABI.md): its put is undone and
+    # send() raises MessageRefused; refusing is not a failure, so the graft stays
+    # (before: aborted with invalid_result and removed).
     g = tenancy.install(pick("i32.const 1", ["put"], with_message(
         "(drop (call $put (i32.const 1) (i32.const 1))) i32.const -1")))
-    with pytest.raises(GraftAborted) as err:
+    before = tenancy.snapshot()
+    with pytest.raises(MessageRefused) as err:
         g.send(b"x")
-    assert err.value.reason is AbortReason.INVALID_RESULT
-    tenancy.assert_survived(before, g, AbortReason.INVALID_RESULT)
+    assert err.value.answer == -1
+    assert g.state == "live" and g.failures == 0
+    assert tenancy.snapshot() == before
 
 
 def test_graft_that_spins_in_vino_message_is_stopped_by_its_budget(tenancy: Tenancy) -> None:
