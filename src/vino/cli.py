@@ -2,7 +2,7 @@
 
     vino demo [--python-grafts]    boot the kernel, run the sample grafts (C, or their
                                    Python twins), attack it
-    vino demo sqlite [--rows N] [--profile disk-1996|ssd]
+    vino demo sqlite [--rows N] [--profile disk-1996|ssd] [--python-grafts]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
     vino bench [table|savings|scale|all|micro|sqlite|tpch|plugins|python|install] [--quick]
                [--json] [--plot FILE.png] [--sf F]
@@ -67,7 +67,8 @@ def _demo(args: argparse.Namespace) -> int:
 
         profile = SSD if args.profile == "ssd" else DISK_1996
         with progress("vino demo sqlite") as step:
-            ok = demo.run_sqlite(sys.stdout, workdir, args.rows, profile, step)
+            ok = demo.run_sqlite(sys.stdout, workdir, args.rows, profile, step,
+                                 python=args.python_grafts)
         return 0 if ok else 1
     with progress("vino demo") as step:
         ok = demo.run(sys.stdout, workdir, step, python=args.python_grafts)

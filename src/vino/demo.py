@@ -489,13 +489,17 @@ def part2(workdir: Path, report: Report, out: IO[str],
 
 def run_sqlite(out: IO[str], workdir: Path | None = None, rows: int = 100_000,
                profile: DiskProfile = DISK_1996,
-               progress: Callable[[str], None] | None = None) -> bool:
-    """SQLite on vino (``vino demo sqlite``); True if every check held."""
+               progress: Callable[[str], None] | None = None, python: bool = False) -> bool:
+    """SQLite on vino (``vino demo sqlite``); True if every check held.
+
+    ``python``: the SQLite grafts' Python twins (vino.pygraft) instead of their C builds.
+    """
     import dataclasses
 
     from vino.sqlite import scenarios
 
-    config = dataclasses.replace(scenarios.Config.for_rows(rows), profile=profile)
+    config = dataclasses.replace(scenarios.Config.for_rows(rows), profile=profile,
+                                 python_grafts=python)
     return scenarios.run(out, workdir, config, progress)
 
 

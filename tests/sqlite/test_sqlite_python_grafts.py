@@ -7,6 +7,13 @@ counters the C grafts give, and the same query answers.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from vino.sdk.build import sample_path
+from vino.sqlite import grafts as sqlite_grafts
 from vino.sqlite import workloads as wl
 from vino.sqlite.grafts import Plan
 from vino.sqlite.scenarios import Lab
@@ -23,3 +30,26 @@ def test_python_readahead_and_evict_grafts_replay_the_c_grafts_exactly(lab: Lab)
         assert py.grafts[point]["commits"] == c.grafts[point]["commits"] > 0
         assert py.grafts[point]["aborts"] == {} == c.grafts[point]["aborts"]
 
+
+
+def test_a_lab_told_to_use_python_grafts_installs_the_python_twins(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def recording(name: str) -> Path:
+        asked.append(name)
+        return sample_path(name)
+
+    monkeypatch.setattr(sqlite_grafts, "sample_path", recording)
+    original = lab.config
+    lab.config = dataclasses.replace(original, python_grafts=True)
+    try:
+        py = lab.measure("py-config", Plan(evict=True),
+                         lambda s: wl.range_scans(s.db, lab.model, 3, 300))
+    finally:
+        lab.config = original
+    c = lab.measure("c-config", Plan(evict=True),
+                    lambda s: wl.range_scans(s.db, lab.model, 3, 300))
+    assert asked == ["sqlite_evict.py", "sqlite_evict.wasm"]
+    assert py.ok and c.ok and py.device == c.device
+    assert py.grafts["vm.evict"]["commits"] == c.grafts["vm.evict"]["commits"] > 0

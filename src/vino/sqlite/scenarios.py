@@ -90,6 +90,7 @@ class Config:
     mixed_lookups: int = 100  # ... this many hot-set lookups, then one scan of ...
     mixed_scan_rows: int = 20_000  # ... this many ids
     hot_rows: int = 50  # rows in the hot set (spread evenly over the table)
+    python_grafts: bool = False  # the grafts' Python twins (vino.pygraft) instead of C
 
     @classmethod
     def small(cls, rows: int = 10_000) -> Config:
@@ -156,6 +157,8 @@ class Lab:
                 model: Model | None = None) -> Measure:
         """Run ``fn`` on a fresh kernel and measure it; then (not measured) check the
         whole table against ``model`` (default: the built one) and the invariants."""
+        if self.config.python_grafts:
+            plan = dataclasses.replace(plan, python=True)
         with self.kernel(name) as (k, user), \
                 Session(k, user, DB, plan=plan, cache_pages=MEASURE_CACHE_PAGES) as s:
             m = wl.measure(s, lambda: fn(s))
@@ -224,7 +227,7 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     """Build through the ChaCha20 filter; look at the image; remount with and without key."""
     key = hashlib.sha256(b"vino sqlite demo key").digest()[:KEY_BYTES]
     image = workdir / "sqlite-crypt.img"
-    plan = Plan(key=key)
+    plan = Plan(key=key, python=config.python_grafts)
     rows = config.rows
     k = Kernel.boot(image, nblocks=config.nblocks, frames=config.frames, profile=config.profile)
     try:
