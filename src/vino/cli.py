@@ -399,11 +399,14 @@ def _crashloop(args: argparse.Namespace) -> int:
     if args.what == "sqlite":
         return _crashloop_sqlite(args)
     from vino import crashloop
+    from vino.console import progress as progress_bar
 
     runs = [(args.seed + i, 96, 4) for i in range(8)] if args.full else [(args.seed, 48, 1)]
     failures = 0
     for seed, nops, seeds in runs:
-        with tempfile.TemporaryDirectory(prefix="vino-crashloop-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="vino-crashloop-") as tmp, \
+                progress_bar(f"vino crashloop, workload {seed}") as step:
+            step(f"{nops} operations, power cut at every write")
             fig = crashloop.run(Path(tmp), seeds=seeds, workload_seed=seed, nops=nops)
         per_model = ", ".join(f"{m} {fig.survived[m]}/{fig.tried[m]}" for m in fig.tried)
         print(f"workload {seed}: {fig.ops} operations, {fig.writes} writes; survived: "
