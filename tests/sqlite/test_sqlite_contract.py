@@ -238,11 +238,11 @@ def test_a_page_pooled_by_one_process_is_not_served_after_another_wrote_it(
 
 
 def _pooled_then_rewritten(kernel: Kernel, alice: User) -> None:
-    with Session(kernel, alice, "app.db") as a:
+    with Session(kernel, alice, "app.db", buffer_pool=True) as a:
         _fill(a.db)
         reader = a.connect()  # a fresh connection: its pages come through the pool
         assert len(_rows(reader)) == ROWS
-        with Session(kernel, alice, "app.db") as b:
+        with Session(kernel, alice, "app.db", buffer_pool=True) as b:
             with b.db:
                 b.db.execute("update t set v = 'rewritten by b'")
             _fill(b.db, 500, start=ROWS)

@@ -130,7 +130,8 @@ class Lab:
                         profile=config.profile)
         try:
             user = k.add_user(USER)
-            with Session(k, user, DB, cache_pages=MEASURE_CACHE_PAGES) as s:
+            with Session(k, user, DB, cache_pages=MEASURE_CACHE_PAGES,
+                         buffer_pool=True) as s:
                 def build() -> bool:
                     self.model = wl.build(s.db, config.rows, config.seed)
                     return wl.verify(s.db, self.model)
@@ -160,7 +161,8 @@ class Lab:
         if self.config.python_grafts:
             plan = dataclasses.replace(plan, python=True)
         with self.kernel(name) as (k, user), \
-                Session(k, user, DB, plan=plan, cache_pages=MEASURE_CACHE_PAGES) as s:
+                Session(k, user, DB, plan=plan, cache_pages=MEASURE_CACHE_PAGES,
+                        buffer_pool=True) as s:
             m = wl.measure(s, lambda: fn(s))
             m.ok = m.ok and wl.verify(s.db, model or self.model)
             k.check_invariants()
@@ -233,7 +235,8 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     try:
         user = k.add_user(USER)
         with Session(k, user, DB, plan=plan, journal_mode="truncate",
-                     cache_pages=MEASURE_CACHE_PAGES) as s:
+                     cache_pages=MEASURE_CACHE_PAGES,
+                     buffer_pool=True) as s:
             built: list[Model] = []
 
             def work() -> bool:
@@ -257,7 +260,8 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
         user = k.add_user(USER)
         try:
             with Session(k, user, DB, journal_mode="truncate",
-                     cache_pages=MEASURE_CACHE_PAGES) as s:
+                     cache_pages=MEASURE_CACHE_PAGES,
+                     buffer_pool=True) as s:
                 s.db.execute("select count(*) from t").fetchall()
             out["readable_without_key"] = True
         except apsw.Error as exc:
@@ -271,7 +275,8 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     try:
         user = k.add_user(USER)
         with Session(k, user, DB, plan=plan, journal_mode="truncate",
-                     cache_pages=MEASURE_CACHE_PAGES) as s:
+                     cache_pages=MEASURE_CACHE_PAGES,
+                     buffer_pool=True) as s:
             out["remount_with_key"] = wl.verify(s.db, model)
         k.check_invariants()
     finally:
@@ -355,7 +360,8 @@ def survival(lab: Lab, say: Callable[[str], None] | None = None) -> list[Attack]
     attacks: list[Attack] = []
     quota = Quota(cpu_call_s=SURVIVAL_CALL_BUDGET_S)
     with lab.kernel("survival", quota) as (k, user), \
-            Session(k, user, DB, cache_pages=MEASURE_CACHE_PAGES) as s:
+            Session(k, user, DB, cache_pages=MEASURE_CACHE_PAGES,
+                    buffer_pool=True) as s:
         kf = s.vfs.file(DB)
         pool = s.vfs.pool
         assert kf is not None and pool is not None
