@@ -224,29 +224,31 @@ def test_a_commit_in_one_process_waits_for_a_reader_in_another(kernel: Kernel,
         assert b.db.execute("select v from t where id = 0").fetchall() == [("new",)]
 
 
-def test_a_page_pooled_by_one_process_is_not_served_after_another_wrote_it(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", [True, False], ids=["pool", "no-pool"])
+def test_a_page_kept_by_one_process_is_not_served_after_another_wrote_it(
+        tmp_path: Path, pool: bool) -> None:
     # Strictly one after the other: a reads (its pool fills), b rewrites every row,
     # a reads and then inserts; the next process must find an intact database. The
     # kernel has frames enough that nothing of a's pool is evicted meanwhile.
     kernel = Kernel.boot(tmp_path / "big.img", nblocks=2048, frames=1024)
     alice = kernel.add_user("alice")
     try:
-        _pooled_then_rewritten(kernel, alice)
+        _pooled_then_rewritten(kernel, alice, pool)
     finally:
         kernel.shutdown()
 
 
-def _pooled_then_rewritten(kernel: Kernel, alice: User) -> None:
-    with Session(kernel, alice, "app.db", buffer_pool=True) as a:
+def _pooled_then_rewritten(kernel: Kernel, alice: User, pool: bool) -> None:
+    with Session(kernel, alice, "app.db", buffer_pool=pool) as a:
         _fill(a.db)
         reader = a.connect()  # a fresh connection: its pages come through the pool
         assert len(_rows(reader)) == ROWS
-        with Session(kernel, alice, "app.db", buffer_pool=True) as b:
+        with Session(kernel, alice, "app.db", buffer_pool=pool) as b:
             with b.db:
                 b.db.execute("update t set v = 'rewritten by b'")
             _fill(b.db, 500, start=ROWS)
         got = _rows(reader)
+        a.vfs.check_invariants()
         assert len(got) == ROWS + 500 and got[0] == (0, "rewritten by b")
         _fill(reader, 10, start=ROWS + 500)
     with Session(kernel, alice, "app.db") as c:

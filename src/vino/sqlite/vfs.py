@@ -162,6 +162,10 @@ class KernelFile:
     # Invariant: while any user holds SHARED, the pooled pages equal the file as of
     # lock.version == seen_version (no other process can write without EXCLUSIVE).
     seen_version: int = 0
+    # Invariant: None, or the main database's first page as the file holds it now,
+    # under the same rule as the pooled pages (SQLite reads the header's change
+    # counter at every transaction: without a pool this keeps it off the kernel).
+    head: bytes | None = None
     observer: PageObserver | None = None
     delete_on_close: bool = False
     # Invariant: exactly the VinoFiles open on this kernel file.
@@ -226,6 +230,13 @@ class VinoFile:
                     data = pool.read(base, offset, amount)
                     if data is None:
                         data = vfs._read_pooled(kf, pool, base, amount, offset)
+                elif kf.role == "main" and offset + amount <= PAGE_BYTES:
+                    head = kf.head
+                    if head is None:
+                        head = vfs._read(kf, PAGE_BYTES, 0)
+                        if len(head) == PAGE_BYTES:
+                            kf.head = head
+                    data = head[offset:offset + amount]
                 else:
                     data = vfs._read(kf, amount, offset)
                 stats.bytes_read += len(data)
@@ -245,9 +256,12 @@ class VinoFile:
                 vfs._buffer(kf, raw, offset)
                 vfs.stats.writes += 1
                 vfs.stats.bytes_written += len(raw)
-                if kf.pool_base is not None and vfs.pool is not None:
+                if kf.role == "main":
                     kf.seen_version = kf.lock.bump()
-                    vfs.pool.update(kf.pool_base, offset, raw)
+                    if offset < PAGE_BYTES:
+                        kf.head = None
+                    if kf.pool_base is not None and vfs.pool is not None:
+                        vfs.pool.update(kf.pool_base, offset, raw)
                 if kf.observer is not None and offset % PAGE_BYTES == 0:
                     for i in range(len(raw) // PAGE_BYTES):
                         kf.observer.on_page(offset // PAGE_BYTES + i,
@@ -287,10 +301,12 @@ class VinoFile:
         except locks.Busy as exc:
             self.vfs.stats.busy += 1
             raise apsw.BusyError(str(exc)) from None
-        if first and kf.pool_base is not None and kf.seen_version != kf.lock.version:
-            with self.vfs._mutex:  # another process wrote the file since we pooled it
-                if kf.seen_version != kf.lock.version and self.vfs.pool is not None:
-                    self.vfs.pool.truncate(kf.pool_base, 0)
+        if first and kf.role == "main" and kf.seen_version != kf.lock.version:
+            with self.vfs._mutex:  # another process wrote the file since we kept pages
+                if kf.seen_version != kf.lock.version:
+                    kf.head = None
+                    if self.vfs.pool is not None and kf.pool_base is not None:
+                        self.vfs.pool.truncate(kf.pool_base, 0)
                     kf.seen_version = kf.lock.version
 
     def xUnlock(self, level: int) -> None:
@@ -465,9 +481,9 @@ class VinoVFS(apsw.VFS):
         lock = locks.table_for(fs).get(of.inode.inum, kname)
         kf = KernelFile(kname, path, of, role, lock,
                         delete_on_close=bool(inflags & apsw.SQLITE_OPEN_DELETEONCLOSE))
+        kf.seen_version = lock.version  # nothing kept yet
         if role == "main" and self.pool is not None:
             kf.pool_base = self.pool.region()  # a fresh region: nothing pooled yet
-            kf.seen_version = lock.version
         if self.on_open is not None:
             try:
                 self.on_open(kf)
@@ -566,6 +582,7 @@ class VinoVFS(apsw.VFS):
     def _forget_pooled(self, kf: KernelFile) -> None:
         """A write to ``kf`` failed part-way: what the file holds is unknown, so no pooled
         page of it may be served again (the pool already holds what SQLite wrote)."""
+        kf.head = None
         if self.pool is not None and kf.pool_base is not None:
             self.pool.truncate(kf.pool_base, 0)
 
@@ -611,8 +628,10 @@ class VinoVFS(apsw.VFS):
         try:
             self.kernel.fs.truncate(kf.of, newsize)
         finally:  # even a failed truncate may have cut: no pooled page past the end
-            if self.pool is not None and kf.pool_base is not None:
+            if kf.role == "main":
                 kf.seen_version = kf.lock.bump()
+                kf.head = None
+            if self.pool is not None and kf.pool_base is not None:
                 self.pool.truncate(kf.pool_base, newsize)
 
     def flush(self) -> None:
@@ -705,6 +724,10 @@ class VinoVFS(apsw.VFS):
             for kf in self._files.values():
                 assert kf.users, f"{kf.name}: open with no users"
                 kf.lock.check()
+                if kf.head is not None:
+                    fs = self.kernel.fs
+                    fs.seek(kf.of, 0)
+                    assert fs.read(kf.of, PAGE_BYTES) == kf.head, f"{kf.name}: head is stale"
                 if self.pool is not None and kf.pool_base is not None:
                     fs = self.kernel.fs
                     for index in self.pool.resident_pages(kf.pool_base):
