@@ -66,6 +66,7 @@ def test_graft_that_removes_itself_from_inside_its_call_cannot_kill_the_host() -
         g = t.install({REMOVES_ITSELF!r})
         assert [t.pick(TARGET, x) for x in range(3)] == [3, DEFAULT_ANSWER, DEFAULT_ANSWER]
         assert g.state == "removed" and g.instance is None and t.registry.grafts() == []
+        assert t.registry.point_stats(t.pick).commits == 1  # its last call is counted
         assert t.host.d == {{1: 1}}
         t.host.d.clear()
         t.assert_unchanged(before)

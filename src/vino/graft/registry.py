@@ -780,6 +780,8 @@ class Graft:
 
     def _free(self) -> None:
         """Give back every charge and drop the store (idempotent)."""
+        if self.instance is not None:  # the first time: no call of it is running any more
+            self.registry._retire_stats(self)
         p = self.principal
         handles, self.handles = self.handles, {}  # a racing kfree undo sees one or the other
         if handles:
@@ -1153,8 +1155,12 @@ class Registry:
                         pt.handlers[g.target] = rest
                     else:
                         del pt.handlers[g.target]
+
+    def _retire_stats(self, g: Graft) -> None:
+        """Keep a freed graft's counters in its point's totals (once: its last call ended)."""
+        with self._mutex:
             self.retired.add(g.stats)
-            self._retired_by_point[pt.name].add(g.stats)
+            self._retired_by_point[g.point.name].add(g.stats)
 
     # ---- inspection -----------------------------------------------------------------------
     def grafts(self, point: Point | str | None = None) -> list[Graft]:
