@@ -114,3 +114,15 @@ def test_the_report_says_what_failed_and_why(world: World) -> None:
 def test_nothing_is_printed_when_the_application_configures_no_logging() -> None:
     vino_log = logging.getLogger("vino")
     assert any(isinstance(h, logging.NullHandler) for h in vino_log.handlers)
+
+
+def test_no_record_is_built_when_nothing_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An abort must not pay for a log record nobody reads (it doubled its cost).
+    from vino.graft import failures
+
+    vino_log = logging.getLogger("vino")
+    monkeypatch.setattr(vino_log, "propagate", False)  # only the NullHandler is left
+    assert not failures._listening(logging.ERROR)
+    handler = logging.StreamHandler()
+    monkeypatch.setattr(vino_log, "handlers", [*vino_log.handlers, handler])
+    assert failures._listening(logging.WARNING)
