@@ -325,3 +325,44 @@ def test_vino_crashloop_reports_every_model_and_exits_0_when_nothing_was_lost(
     out = capsys.readouterr().out
     assert "workload 5: 12 operations" in out
     assert all(f"{m.value} " in out for m in CrashModel) and "LOST" not in out
+
+
+def test_a_write_after_an_uncommitted_truncate_never_zeroes_committed_bytes(
+        tmp_path: Path, alice: User) -> None:
+    """Found by the crash loop: truncate to the middle of a block, write into that block,
+    and a cut before the commit must still show the committed file whole."""
+    old = os.urandom(5 * BS)
+    base = tmp_path / "base.img"
+    with BlockDevice.create(base, 256, durable=False) as d:
+        FileSystem.format(d)
+        fs = FileSystem.mount(d, Cache(8), SimClock())
+        _write(fs, alice, "f", old)
+        fs.unmount()
+
+    def shrink_then_write(d: BlockDevice) -> None:
+        fs = FileSystem.mount(d, Cache(8), SimClock())
+        with fs.open(alice, "f", "rw") as f:
+            fs.truncate(f, 2 * BS + 100)
+            fs.seek(f, 10)
+            fs.write(f, b"new" * 100)  # blocks 0 .. 0: not the cut block
+            fs.seek(f, 2 * BS)
+            fs.write(f, b"N" * 50)  # into the cut block, below the new size
+        fs.sync()
+        fs.unmount()
+
+    new = bytearray(old[:2 * BS + 100])
+    new[10:310] = b"new" * 100
+    new[2 * BS:2 * BS + 50] = b"N" * 50
+    scratch = tmp_path / "s.img"
+    shutil.copyfile(base, scratch)
+    n = count_writes(scratch, shrink_then_write)
+    for model in CrashModel:
+        for at in range(1, n + 1):
+            shutil.copyfile(base, scratch)
+            crash_image(scratch, shrink_then_write, CrashPlan(at, model, seed=at))
+            with BlockDevice.open(scratch, durable=False) as d:
+                got = _read(FileSystem.mount(d, Cache(8), SimClock()), alice, "f")
+            if len(got) == len(old):  # not committed: the bytes past the cut are intact
+                assert got[2 * BS + 100:] == old[2 * BS + 100:], (model, at)
+            else:
+                assert got == bytes(new), (model, at)
