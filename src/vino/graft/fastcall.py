@@ -224,11 +224,10 @@ class RawFunc:
     )
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func,
-                 params: Sequence[str], results: Sequence[str], guarded: Any = None,
-                 stack_need: int = 0) -> None:
-        """``guarded``: the stack guard's call (``stack.StackGuard.call``), which refuses
-        (``NO_STACK``) unless ``stack_need`` bytes of native stack are left; None: the
-        raw call, unguarded."""
+                 params: Sequence[str], results: Sequence[str], guarded: Any = None) -> None:
+        """``guarded``: the stack guard's call (``stack.StackGuard.call``, same arguments
+        as the raw call), which refuses (``NO_STACK``) without enough native stack;
+        None: the raw call, unguarded."""
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
             raise ValueError(f"too many parameters or results ({n} > {_MAX_VALS})")
@@ -244,14 +243,9 @@ class RawFunc:
         self._funcp = ctypes.addressof(self._func)
         self._trap = c_void_p()
         self._trapp = ctypes.addressof(self._trap)
-        cargs: tuple[Any, ...] = (c_void_p(self._ctx), c_void_p(self._funcp),
-                                  c_void_p(self._argp), c_size_t(n), c_void_p(self._trapp))
-        if guarded is not None:
-            self._call = guarded
-            self._cargs = (*cargs, c_size_t(stack_need))
-        else:
-            self._call = _call_unchecked
-            self._cargs = cargs
+        self._cargs = (c_void_p(self._ctx), c_void_p(self._funcp), c_void_p(self._argp),
+                       c_size_t(n), c_void_p(self._trapp))
+        self._call = guarded if guarded is not None else _call_unchecked
         self.trap_code = -1
         self.message = ""  # wasmtime's message about the last failed call
 

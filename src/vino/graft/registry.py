@@ -331,7 +331,7 @@ class Graft:
     def _stack_detail(self) -> str:
         guard = self.registry.sandbox.stack_guard
         left = guard.left() if guard is not None else 0
-        need = self.registry.sandbox.stack_need
+        need = guard.need if guard is not None else self.registry.sandbox.stack_need
         return (f"{left // 1024} KiB of native stack left on this thread; a graft call needs "
                 f"{need // 1024} KiB (MAX_WASM_STACK + HOST_STACK_RESERVE)")
 

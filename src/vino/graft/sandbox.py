@@ -212,6 +212,8 @@ class Sandbox:
         # Every entry into Wasm checks that this much native stack is left (stack.py).
         self.stack_need = max_wasm_stack + limits.HOST_STACK_RESERVE
         self.stack_guard = stack.guard()
+        if self.stack_guard is not None:
+            self.stack_guard.require(self.stack_need)
         # The native ticker when it can be built (None: unless VINO_TICKER=python).
         self.ticker: Ticker
         self.ticker, self.ticker_fallback = make_ticker(self.engine, tick_s, native_ticker)
@@ -259,13 +261,12 @@ class Instance:
     (``table.grow`` fails past it); the loader charged it at install.
     """
 
-    __slots__ = ("_funcs", "_guard", "_keep", "_need", "exports", "instance", "memory", "store")
+    __slots__ = ("_funcs", "_guard", "_keep", "exports", "instance", "memory", "store")
 
     def __init__(self, sandbox: Sandbox, pre: wasmtime.InstancePre, memory_limit: int,
                  table_elements: int = limits.MAX_TABLE_ELEMENTS) -> None:
         self._keep: list[Any] = []
         self._guard = sandbox.stack_guard.call if sandbox.stack_guard is not None else None
-        self._need = sandbox.stack_need
         self.store = wasmtime.Store(sandbox.engine)
         self.store.set_limits(memory_size=memory_limit, table_elements=table_elements,
                               instances=1, tables=1, memories=1)
@@ -287,7 +288,7 @@ class Instance:
             if not isinstance(export, wasmtime.Func):
                 raise wasmtime.WasmtimeError(f"export {name!r} is not a function")
             f = self._funcs[name] = fastcall.RawFunc(self.store, export, params, results,
-                                                     self._guard, self._need)
+                                                     self._guard)
         return f
 
 

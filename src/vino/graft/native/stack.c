@@ -7,9 +7,11 @@
  * graft-callables, or a graft called on a thread with a small stack, could pile
  * allowances past the thread's real stack and the process would die of SIGSEGV.
  * vino_call checks first: if fewer than `need` bytes (the allowance plus the
- * host's own needs) are left between the stack pointer and the thread's stack
- * bottom, it returns VINO_NO_STACK and calls nothing. Otherwise it is exactly
- * wasmtime_func_call_unchecked (whose address vino_stack_init received).
+ * host's own needs; the largest any sandbox asked for with vino_stack_need) are
+ * left between the stack pointer and the thread's stack bottom, it returns
+ * VINO_NO_STACK and calls nothing. Otherwise it is exactly
+ * wasmtime_func_call_unchecked (whose address vino_stack_init received), with
+ * the same arguments: the guard costs no argument of its own.
  *
  * The thread's bounds come from pthread_getattr_np, once per thread (a
  * thread-local cache): the check itself costs a compare.
@@ -24,6 +26,7 @@
 typedef void *(*vino_call_fn)(void *, void *, void *, size_t, void *);
 
 static vino_call_fn vino_wasm_call;
+static size_t vino_need;              /* bytes a call needs: only ever raised */
 static __thread uintptr_t vino_low;   /* lowest usable address of this thread's stack */
 static __thread uintptr_t vino_high;
 
@@ -44,6 +47,11 @@ static int vino_bounds(void) {
 
 void vino_stack_init(vino_call_fn call) { vino_wasm_call = call; }
 
+/* Raise the stack every call needs to at least `need` bytes (never lowers it). */
+void vino_stack_need(size_t need) {
+    if (need > vino_need) vino_need = need;
+}
+
 /* This thread's stack: its bounds and the stack pointer now; 0 on success. */
 int vino_stack_info(uintptr_t *low, uintptr_t *high, uintptr_t *sp) {
     if (!vino_low && vino_bounds() != 0) return -1;
@@ -53,10 +61,10 @@ int vino_stack_info(uintptr_t *low, uintptr_t *high, uintptr_t *sp) {
     return 0;
 }
 
-void *vino_call(void *ctx, void *func, void *args, size_t nargs, void *trap, size_t need) {
+void *vino_call(void *ctx, void *func, void *args, size_t nargs, void *trap) {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     if (!vino_low && vino_bounds() != 0) return VINO_NO_STACK;
     /* Off the thread's own stack (a stack another library switched to): bounds unknown. */
-    if (sp < vino_low || sp > vino_high || sp - vino_low < need) return VINO_NO_STACK;
+    if (sp < vino_low || sp > vino_high || sp - vino_low < vino_need) return VINO_NO_STACK;
     return vino_wasm_call(ctx, func, args, nargs, trap);
 }
