@@ -57,7 +57,16 @@ MAX_LOCALS_PER_FUNCTION: Final = 1024
 MAX_WAT_CHARS: Final = 8 << 20  # WebAssembly text longer than this is refused unparsed
 MAX_BUFFER_BYTES: Final = 1 << 20  # largest buffer a point may declare
 
+# ---- shares of the host ------------------------------------------------------------
+# Live grafts one sandbox hosts with the default allocator: it maps each instance's memory
+# separately (2 mappings and a 4 GiB reservation + guard each), and Linux allows 65,530
+# mappings and 128 TiB of address space per process: about 32,000 either way. Past this
+# an install is refused with a clear reason; a Pool hosts more (its slots).
+MAX_GRAFTS_DEFAULT_ALLOCATOR: Final = 30_000
+POOL_SHARES: Final = 4  # a pool's default per-principal share: slots // POOL_SHARES (>= 1)
+
 # ---- default per-principal quotas ------------------------------------------------
+QUOTA_GRAFTS: Final = 4096  # grafts installed at once, over all points
 QUOTA_MEMORY_BYTES: Final = 16 << 20  # Wasm linear memory over all of a principal's grafts
 QUOTA_KALLOC_BYTES: Final = 1 << 20  # host memory from kalloc
 QUOTA_HANDLES: Final = 256  # live kalloc handles

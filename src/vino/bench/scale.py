@@ -83,7 +83,8 @@ PROBE_MIN: Final = 10_000  # install probes in fresh interpreters from this many
 PROBE_TIMEOUT_S: Final = 1800.0
 MAX_MAP_COUNT_DEFAULT: Final = 65_530  # Linux's default vm.max_map_count
 KIB: Final = 1024
-BENCH_QUOTA: Final = Quota(memory_bytes=1 << 44, cpu_total_s=1e9, handles=1 << 20)
+BENCH_QUOTA: Final = Quota(memory_bytes=1 << 44, cpu_total_s=1e9, handles=1 << 20,
+                           grafts=1 << 20)
 
 # Targets of the issue.
 FLAT_WITHIN: Final = 1.10  # per-call cost at the largest N ÷ at one graft
@@ -186,7 +187,8 @@ def build(name: str, n: int, pooled: bool, progress: Progress | None = None,
     room); by default the registry gets its own, pooled or not as ``pooled`` says.
     """
     if sandbox is None:
-        sandbox = Sandbox(pool=Pool(n + POOL_SPARE)) if pooled else Sandbox()
+        sandbox = (Sandbox(pool=Pool(n + POOL_SPARE, share=n + POOL_SPARE)) if pooled
+                   else Sandbox())
     elif (sandbox.pool is not None) != pooled:
         raise ValueError(f"{name}: the shared sandbox is {'' if sandbox.pool else 'not '}pooled")
     reg = Registry(sandbox=sandbox)
@@ -275,7 +277,8 @@ def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.
     # One sandbox per allocator (one engine, one epoch ticker each), shared by its
     # configurations, so that calls compare table sizes and working sets, not tickers.
     default_sb = Sandbox()
-    pool_sb = Sandbox(pool=Pool(sum(counts) + POOL_SPARE * len(counts)))
+    slots = sum(counts) + POOL_SPARE * len(counts)
+    pool_sb = Sandbox(pool=Pool(slots, share=slots))  # one tenant: the whole pool
     try:
         for n in sorted(counts):
             if n <= DEFAULT_MAX:

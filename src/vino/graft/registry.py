@@ -241,8 +241,20 @@ class Graft:
         self.may_grow = checked.may_grow
         hard_cap = (min(principal.quota.memory_bytes, limits.MAX_MEMORY_PAGES * limits.WASM_PAGE)
                     + limits.WASM_PAGE if checked.may_grow else checked.memory_min_bytes)
-        self.instance: Instance | None = registry.sandbox.instantiate(pre, hard_cap,
-                                                                      checked.table_elements)
+        # A share of the host (graft count, pool slots) first: QuotaExceeded takes nothing.
+        principal.charge("grafts", 1)
+        try:
+            registry.sandbox.admit(principal)
+        except BaseException:
+            principal.release("grafts", 1)
+            raise
+        self._admitted = True  # Invariant: holds one admitted instance and one "grafts" charge
+        try:
+            self.instance: Instance | None = registry.sandbox.instantiate(
+                pre, hard_cap, checked.table_elements)
+        except BaseException:
+            self._let_go()
+            raise
         # Host memory its table may hold, charged (memory_bytes) from install to removal.
         self.table_bytes = checked.table_elements * limits.TABLE_ELEMENT_BYTES
         self.table_charged = 0
@@ -795,6 +807,13 @@ class Graft:
             self.table_charged = 0
         self.instance = None
         self.buffer = memoryview(b"")
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._admitted:
+            self._admitted = False
+            self.registry.sandbox.let_go(self.principal)
+            self.principal.release("grafts", 1)
 
     # ---- graft-callables common to every point ----------------------------------------
     def kalloc(self, txn: Transaction, size: int) -> int:
@@ -1084,6 +1103,8 @@ class Registry:
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:  # Trap: a segment out of bounds
             detail = " ".join(str(exc).split())[:300]
             raise GraftRejected(checked.name, pt.name, f"instantiation failed: {detail}") from None
+        except QuotaExceeded as exc:  # its count of grafts, or its share of the host
+            raise GraftRejected(checked.name, pt.name, str(exc)) from None
         try:
             txn = g._bind_buffer()
             try:

@@ -50,6 +50,7 @@ from typing import Any, Final
 import wasmtime
 
 from vino import limits
+from vino.errors import QuotaExceeded
 from vino.graft import fastcall, stack
 from vino.graft.ticker import Ticker, make_ticker
 from vino.graft.txn import thread_state
@@ -176,8 +177,17 @@ class Pool:
 
     slots: int
     memory_bytes: int = limits.WASM_PAGE
+    # Slots one principal may hold at once (None: slots // POOL_SHARES, at least 1), so
+    # that one principal cannot fill the pool; a host with one tenant gives it all.
+    share: int | None = None
+
+    @property
+    def per_principal(self) -> int:
+        return self.share if self.share is not None else max(1, self.slots // limits.POOL_SHARES)
 
     def __post_init__(self) -> None:
+        if self.share is not None and self.share <= 0:
+            raise ValueError(f"a pool share must be positive, not {self.share}")
         if self.slots <= 0:
             raise ValueError(f"a pool needs at least one slot, not {self.slots}")
         if self.memory_bytes <= 0 or self.memory_bytes % limits.WASM_PAGE:
@@ -190,7 +200,8 @@ class Sandbox:
 
     def __init__(self, tick_s: float = limits.EPOCH_TICK_S,
                  max_wasm_stack: int = limits.MAX_WASM_STACK, pool: Pool | None = None,
-                 native_ticker: bool | None = None, compiler: str = "cranelift") -> None:
+                 native_ticker: bool | None = None, compiler: str = "cranelift",
+                 max_grafts: int | None = None) -> None:
         cfg = wasmtime.Config()
         for feature, on in WASM_FEATURES.items():
             setattr(cfg, feature, on)
@@ -208,6 +219,11 @@ class Sandbox:
             cfg.memory_guard_size = 0
             cfg.memory_reservation_for_growth = 0
         self.pool = pool
+        # Invariant: live == sum(_held.values()) == instances admitted and not yet let go.
+        self.max_grafts = max_grafts if max_grafts is not None else (
+            pool.slots if pool is not None else limits.MAX_GRAFTS_DEFAULT_ALLOCATOR)
+        self.live = 0
+        self._held: dict[int, int] = {}  # id(principal) -> its live instances
         self.engine = wasmtime.Engine(cfg)
         # Every entry into Wasm checks that this much native stack is left (stack.py).
         self.stack_need = max_wasm_stack + limits.HOST_STACK_RESERVE
@@ -242,6 +258,36 @@ class Sandbox:
     def has_module(self, key: str) -> bool:
         with self._mutex:
             return key in self._modules
+
+    def admit(self, principal: Any) -> None:
+        """Reserve one instance for ``principal``, or raise ``QuotaExceeded`` (nothing taken):
+        past the sandbox's ``max_grafts``, or past the principal's share of a pool."""
+        key = id(principal)
+        with self._mutex:
+            if self.live >= self.max_grafts:
+                how = ("the pool's slots" if self.pool is not None else
+                       "the default allocator maps each instance separately; a Pool holds more")
+                raise QuotaExceeded(f"the host holds its limit of {self.max_grafts} grafts "
+                                    f"({how}); remove one first")
+            held = self._held.get(key, 0)
+            if self.pool is not None and held >= self.pool.per_principal:
+                raise QuotaExceeded(
+                    f"{getattr(principal, 'name', principal)} holds {held} of the pool's "
+                    f"{self.pool.slots} slots, its share; the other slots are the other "
+                    f"principals'")
+            self._held[key] = held + 1
+            self.live += 1
+
+    def let_go(self, principal: Any) -> None:
+        """Give back an instance ``admit`` reserved."""
+        key = id(principal)
+        with self._mutex:
+            held = self._held.get(key, 0) - 1
+            if held > 0:
+                self._held[key] = held
+            else:
+                self._held.pop(key, None)
+            self.live -= 1
 
     def instantiate(self, pre: wasmtime.InstancePre, memory_limit: int,
                     table_elements: int = limits.MAX_TABLE_ELEMENTS) -> Instance:
