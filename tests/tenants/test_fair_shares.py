@@ -15,11 +15,15 @@ ONE_PAGE = """(module (memory (export "memory") 1)
   (func (export "pick") (result i32) i32.const 1))"""
 
 
+def _encode(buf: memoryview, x: int) -> tuple[int, ...]:
+    U32.pack_into(buf, 0, x)
+    return ()
+
+
 def _registry(sandbox: Sandbox) -> tuple[Registry, FunctionPoint[int]]:
     reg = Registry(sandbox=sandbox)
     point: FunctionPoint[int] = FunctionPoint(
-        name="app.pick", entry="pick", buffer_size=16,
-        encode=lambda buf, x: (U32.pack_into(buf, 0, x), ())[1],
+        name="app.pick", entry="pick", buffer_size=16, encode=_encode,
         decode=lambda buf, ret, x: ret, default=lambda x: 0)
     reg.declare(point)
     return reg, point

@@ -57,17 +57,39 @@ class Hold:
 
 
 class SharedLock:
-    """A re-entrant host lock under which grafts are bounded in wall time (see module)."""
+    """A re-entrant, first-come-first-served host lock under which grafts are bounded in
+    wall time (see the module). First come, first served: a principal that takes the lock
+    again at once, in a loop, cannot starve a waiter -- each waiter waits for the holds
+    ahead of it, each of them bounded."""
 
-    __slots__ = ("_lock", "name")
+    __slots__ = ("_cond", "_count", "_next", "_owner", "_serving", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._lock = threading.RLock()
+        self._cond = threading.Condition(threading.Lock())
+        # Invariant: _owner is None exactly when _count == 0; tickets _serving .. _next - 1
+        # are the waiters, in arrival order.
+        self._owner: int | None = None
+        self._count = 0
+        self._next = 0  # the next ticket to hand out
+        self._serving = 0  # the ticket whose turn it is
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if not self._lock.acquire(blocking, timeout):
-            return False
+    def acquire(self, blocking: bool = True) -> bool:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._count += 1
+            elif self._owner is None and self._serving == self._next:
+                self._owner, self._count = me, 1
+            elif not blocking:
+                return False
+            else:
+                ticket = self._next
+                self._next += 1
+                while self._owner is not None or self._serving != ticket:
+                    self._cond.wait()
+                self._serving += 1
+                self._owner, self._count = me, 1
         ts = _LOCAL.ts
         hold = ts.hold
         if hold is None:
@@ -82,7 +104,14 @@ class SharedLock:
             hold.depth -= 1
             if hold.depth <= 0:
                 ts.hold = None
-        self._lock.release()
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise RuntimeError(f"release of {self.name!r}, which this thread does not hold")
+            self._count -= 1
+            if self._count == 0:
+                self._owner = None
+                if self._serving != self._next:
+                    self._cond.notify_all()
 
     def __enter__(self) -> SharedLock:
         self.acquire()
