@@ -24,6 +24,7 @@ def _registry(sandbox: Sandbox) -> tuple[Registry, FunctionPoint[int]]:
     reg = Registry(sandbox=sandbox)
     point: FunctionPoint[int] = FunctionPoint(
         name="app.pick", entry="pick", buffer_size=16, encode=_encode,
+        may_install=lambda principal, target: True,  # integer targets: anyone's
         decode=lambda buf, ret, x: ret, default=lambda x: 0)
     reg.declare(point)
     return reg, point

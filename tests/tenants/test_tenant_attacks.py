@@ -181,3 +181,46 @@ def test_removed_encryption_filter_lets_no_plaintext_reach_the_device(boot: Boot
     raw = k.device.path.read_bytes()
     assert later[:40] not in raw and first[:40] not in raw
     assert k.fs.stat("secret").size == len(first)
+
+
+def test_grafts_on_an_exited_process_and_a_removed_group_are_removed_with_their_charges(
+        boot: Boot) -> None:
+    k = boot()
+    alice = k.add_user("alice")
+    before = usage(alice)
+    group = k.new_group(alice, "g")
+    proc = make_file(k, alice, "f", pattern(2))
+    proc.group = group
+    f = k.fs.open(proc, "f", "r")
+    aspace = k.address_space(proc)
+    grafts = [k.graft(alice, "fs.readahead", wat("fs.readahead", "i32.const 0"), target=f),
+              k.graft(alice, "vm.evict", wat("vm.evict", "i32.const 0"), target=aspace),
+              k.graft(alice, "sched.pick", wat("sched.pick", "i32.const 0"), target=group)]
+    assert usage(alice) != before
+    k.exit(proc)
+    assert f.closed and aspace.released
+    assert [g.state for g in grafts] == ["removed", "removed", "live"]
+    assert k.remove_group(group) == 1
+    assert all(g.state == "removed" and g.removal is None for g in grafts)
+    assert usage(alice) == before and k.registry.grafts() == []
+
+
+def test_a_reader_cannot_drain_the_owners_cpu_quota_and_get_her_filter_removed(
+        boot: Boot) -> None:
+    k = boot()
+    # alice's whole lifetime CPU quota is 5 ms; bob's operations run her filter far longer.
+    alice = k.add_user("alice", Quota(cpu_total_s=0.005))
+    bob = k.add_user("bob")
+    make_file(k, alice, "shared", b"", mode=0o666)
+    bproc = k.spawn(bob, "bob")
+    with k.fs.open(bproc, "shared", "rw") as f:
+        g = k.graft(alice, "fs.filter", XOR_FILTER, target=f.inode)
+        own = alice.principal.usage.cpu_ns
+        for i in range(1000):
+            k.fs.seek(f, 0)
+            k.fs.write(f, bytes([i % 251]) * BS)
+            k.fs.seek(f, 0)
+            assert k.fs.read(f, BS) == bytes([i % 251]) * BS
+    assert g.state == "live" and not g.aborts
+    assert alice.principal.usage.cpu_ns == own  # bob's operations cost her quota nothing
+    assert g.stats.hosted_ns > 0 and g.stats.commits >= 2000  # counted, visible

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 
 from vino import limits
 from vino.errors import QuotaExceeded
+from vino.graft.txn import thread_state
 
 
 @dataclass(slots=True, frozen=True)
@@ -60,6 +61,36 @@ _LIMIT_OF = {
     "log_bytes": "log_bytes",
     "undo_entries": "undo_entries",
 }
+
+
+class acting_for:  # lower case: used like a function, ``with acting_for(p): ...``
+    """Host code runs an operation on behalf of ``principal``.
+
+    Who pays when one principal's operation runs another's graft (a reader of a
+    filtered file, a writer of a shared one): the graft's CPU time in such a *hosted*
+    call is charged to nobody's lifetime quota -- not the graft's principal's, whom any
+    reader could otherwise drain until its graft is removed, and not the operation's,
+    whose own grafts another's slow graft could otherwise get removed. It is counted
+    (``Stats.hosted_ns`` of the graft) and bounded per call by the graft's budget and,
+    under a shared lock, by ``HOLD_GRAFT_WALL_S``; log lines past the graft principal's
+    log quota are dropped and counted instead of aborting. What the graft holds (memory,
+    handles, locks, undo entries) stays its own principal's. Without ``acting_for``
+    every call is charged to the graft's principal.
+    """
+
+    __slots__ = ("principal", "saved")
+
+    def __init__(self, principal: Principal | None) -> None:
+        self.principal = principal
+        self.saved: Principal | None = None
+
+    def __enter__(self) -> None:
+        ts = thread_state()
+        self.saved = ts.acting
+        ts.acting = self.principal
+
+    def __exit__(self, *exc: object) -> None:
+        thread_state().acting = self.saved
 
 
 @dataclass(slots=True, eq=False)

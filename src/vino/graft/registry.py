@@ -127,6 +127,7 @@ class Stats:
     commits: int = 0
     aborts: collections.Counter[str] = field(default_factory=collections.Counter)
     busy: int = 0  # calls that found the graft busy on another thread (see Graft.invoke)
+    hosted_ns: int = 0  # CPU of calls run in another principal's operation (acting_for)
     graft_ns: int = 0
     samples: int = 0
     sampled_ns: int = 0  # whole protected calls, on sampled calls only
@@ -147,6 +148,7 @@ class Stats:
         self.commits += other.commits
         self.aborts.update(other.aborts)
         self.busy += other.busy
+        self.hosted_ns += other.hosted_ns
         self.graft_ns += other.graft_ns
         self.samples += other.samples
         self.sampled_ns += other.sampled_ns
@@ -154,8 +156,8 @@ class Stats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"invocations": self.invocations, "commits": self.commits,
-                "aborts": dict(self.aborts), "busy": self.busy, "graft_ns": self.graft_ns,
-                "overhead_ns": self.overhead_ns}
+                "aborts": dict(self.aborts), "busy": self.busy, "hosted_ns": self.hosted_ns,
+                "graft_ns": self.graft_ns, "overhead_ns": self.overhead_ns}
 
 
 def _classify(exc: BaseException) -> tuple[AbortReason, str]:
@@ -454,12 +456,20 @@ class Graft:
         """Checks after a clean return, then commit (raises to abort instead)."""
         if txn.doom_reason is not None or (txn.parent is not None and txn.doomed()):
             txn.check()
-        usage = self.principal.usage
-        usage.cpu_ns += t2 - t1
+        self._charge_cpu(txn.ts, t2 - t1)
+        txn.commit()
+
+    def _charge_cpu(self, ts: Any, ns: int) -> None:
+        """One call's CPU: its principal's, or hosted (accounting.acting_for)."""
+        acting = ts.acting
+        if acting is not None and acting is not self.principal:
+            self.stats.hosted_ns += ns
+            return
+        usage = self._usage
+        usage.cpu_ns += ns
         if usage.cpu_ns > self._cpu_total_ns:
             raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
                                 f"{self.principal.quota.cpu_total_s} s used up")
-        txn.commit()
 
     def invoke(self, args: tuple[Any, ...]) -> Any:
         """Run the function graft on ``args``; on any failure return the default's answer.
@@ -519,11 +529,15 @@ class Graft:
                 stage = _GUEST
                 if txn.doom_reason is not None or (parent is not None and parent.doomed()):
                     txn.check()
-                usage = self._usage
-                usage.cpu_ns += t2 - t1
-                if usage.cpu_ns > self._cpu_total_ns:
-                    raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
-                                        f"{self.principal.quota.cpu_total_s} s used up")
+                acting = ts.acting
+                if acting is None or acting is self.principal:
+                    usage = self._usage
+                    usage.cpu_ns += t2 - t1
+                    if usage.cpu_ns > self._cpu_total_ns:
+                        raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
+                                            f"{self.principal.quota.cpu_total_s} s used up")
+                else:
+                    st.hosted_ns += t2 - t1
                 if txn.undo is None and txn.locks is None and txn.deferred is None:
                     txn.state = COMMITTED
                     ts.txn = parent
@@ -642,7 +656,8 @@ class Graft:
         # An aborted call still used CPU and may have grown its memory: charge both, so
         # failing calls cannot get round the total-CPU quota or hide their pages.
         if txn.start_ns:
-            self._usage.cpu_ns += max(0, _perf_ns() - txn.start_ns)
+            with contextlib.suppress(QuotaExceeded):  # aborting anyway
+                self._charge_cpu(txn.ts, max(0, _perf_ns() - txn.start_ns))
         if self.may_grow and self.instance is not None:
             # Over quota: already charged truthfully and marked for removal.
             over_before = self._memory_over
@@ -678,7 +693,8 @@ class Graft:
         else:
             undo_failed = 0
         if txn.start_ns:
-            self._usage.cpu_ns += max(0, _perf_ns() - txn.start_ns)
+            with contextlib.suppress(QuotaExceeded):  # aborting anyway
+                self._charge_cpu(txn.ts, max(0, _perf_ns() - txn.start_ns))
         if self.may_grow and self.instance is not None:
             with contextlib.suppress(QuotaExceeded):
                 self._account_memory()
@@ -891,7 +907,15 @@ class Graft:
             self.logs_dropped += 1
             return
         p = self.principal
-        p.charge("log_bytes", len(line))
+        acting = txn.ts.acting
+        if acting is not None and acting is not p:  # hosted: another's call cannot drain it
+            try:
+                p.charge("log_bytes", len(line))
+            except QuotaExceeded:
+                self.logs_dropped += 1
+                return
+        else:
+            p.charge("log_bytes", len(line))
         if self.context is Context.INSTALL:  # a rejected install must change nothing
             txn.record(lambda: p.release("log_bytes", len(line)))
         self._log_calls += 1

@@ -64,10 +64,13 @@ UNBOUNDED: Final = 1 << 62  # undo_room of host transactions: host code is trust
 class ThreadState:
     """Per-thread state: the innermost live transaction. Fetched once per invocation."""
 
-    __slots__ = ("hold", "txn")
+    __slots__ = ("acting", "hold", "txn")
 
     def __init__(self) -> None:
         self.txn: Transaction | None = None
+        # The principal on whose behalf host code is working (accounting.acting_for), if
+        # it said: the CPU of another principal's graft it runs is "hosted" (see there).
+        self.acting: Any = None
         self.hold: Hold | None = None  # set while the thread holds a SharedLock (hold.py)
 
 
