@@ -34,7 +34,7 @@ class Quota:
     undo_entries: int = limits.QUOTA_UNDO_ENTRIES  # held at once (see txn.py)
     cpu_call_s: float = limits.CALL_BUDGET_S  # one call
     cpu_total_s: float = limits.QUOTA_CPU_TOTAL_S  # all calls, ever
-    grafts: int = limits.QUOTA_GRAFTS  # installed at once, over every point
+    grafts: int = limits.QUOTA_GRAFTS  # installed at once, over every point (Sandbox.admit)
 
 
 @dataclass(slots=True)
@@ -46,7 +46,6 @@ class Usage:
     log_bytes: int = 0
     undo_entries: int = 0
     cpu_ns: int = 0
-    grafts: int = 0
 
     def snapshot(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -54,7 +53,6 @@ class Usage:
 
 _LIMIT_OF = {
     "memory_bytes": "memory_bytes",
-    "grafts": "grafts",
     "kalloc_bytes": "kalloc_bytes",
     "handles": "handles",
     "locks": "locks",

@@ -244,13 +244,8 @@ class Graft:
         hard_cap = (min(principal.quota.memory_bytes, limits.MAX_MEMORY_PAGES * limits.WASM_PAGE)
                     + limits.WASM_PAGE if checked.may_grow else checked.memory_min_bytes)
         # A share of the host (graft count, pool slots) first: QuotaExceeded takes nothing.
-        principal.charge("grafts", 1)
-        try:
-            registry.sandbox.admit(principal)
-        except BaseException:
-            principal.release("grafts", 1)
-            raise
-        self._admitted = True  # Invariant: holds one admitted instance and one "grafts" charge
+        registry.sandbox.admit(principal)
+        self._admitted = True  # Invariant: holds one instance admitted by the sandbox
         try:
             self.instance: Instance | None = registry.sandbox.instantiate(
                 pre, hard_cap, checked.table_elements)
@@ -829,7 +824,6 @@ class Graft:
         if self._admitted:
             self._admitted = False
             self.registry.sandbox.let_go(self.principal)
-            self.principal.release("grafts", 1)
 
     # ---- graft-callables common to every point ----------------------------------------
     def kalloc(self, txn: Transaction, size: int) -> int:

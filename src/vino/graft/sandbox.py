@@ -270,6 +270,10 @@ class Sandbox:
                 raise QuotaExceeded(f"the host holds its limit of {self.max_grafts} grafts "
                                     f"({how}); remove one first")
             held = self._held.get(key, 0)
+            quota = getattr(getattr(principal, "quota", None), "grafts", None)
+            if quota is not None and held >= quota:
+                raise QuotaExceeded(f"{getattr(principal, 'name', principal)} holds {held} "
+                                    f"grafts, its quota (Quota.grafts)")
             if self.pool is not None and held >= self.pool.per_principal:
                 raise QuotaExceeded(
                     f"{getattr(principal, 'name', principal)} holds {held} of the pool's "
@@ -277,6 +281,11 @@ class Sandbox:
                     f"principals'")
             self._held[key] = held + 1
             self.live += 1
+
+    def held(self, principal: Any) -> int:
+        """Instances ``principal`` holds in this sandbox."""
+        with self._mutex:
+            return self._held.get(id(principal), 0)
 
     def let_go(self, principal: Any) -> None:
         """Give back an instance ``admit`` reserved."""
