@@ -29,6 +29,9 @@ MAX_GRAFT_NESTING: Final = 8
 # Compiled modules (and what was concluded from them) kept for reuse, per sandbox, per point;
 # past this the oldest is dropped, so trying many distinct modules cannot grow the host.
 MODULE_CACHE_ENTRIES: Final = 256
+# Compiled modules one principal keeps cached at once (its share: another's installs
+# never evict these while it holds no more than they do; see Sandbox.keep).
+MODULE_CACHE_SHARE: Final = 64
 
 # ---- load-time module limits (the verifier's constants) ---------------------
 MAX_MODULE_BYTES: Final = 1 << 20  # size of the .wasm binary

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from vino import limits
 from vino.errors import GraftRejected
-from vino.graft import FunctionPoint, Principal, Quota, Registry
+from vino.graft import FunctionPoint, Principal, Quota, Registry, loader
 from vino.graft.point import U32
 from vino.graft.sandbox import Pool, Sandbox
 
@@ -76,5 +77,50 @@ def test_a_principal_past_its_count_of_grafts_is_refused_and_the_others_are_not(
             reg.install(point, ONE_PAGE, alice, target=5)
         reg.install(point, ONE_PAGE, bob, target=5)
         assert reg.sandbox.held(alice) == 2 and reg.sandbox.held(bob) == 1
+    finally:
+        reg.close()
+
+
+def _distinct(i: int) -> str:
+    """A module of its own (its own bytes, so its own cache entry) that answers ``i``."""
+    return ONE_PAGE.replace("i32.const 1))", f"i32.const {i}))")
+
+
+def test_one_principal_installing_many_modules_cannot_evict_anothers_compiled_code() -> None:
+    reg, point = _registry(Sandbox())
+    alice, mallory = Principal("alice"), Principal("mallory")
+    try:
+        mine = [_distinct(1000 + i) for i in range(4)]
+        for i, src in enumerate(mine):
+            reg.install(point, src, alice, target=i).remove()
+        digests = {d for _, d in reg._pres}
+        assert len(digests) == 4
+        # mallory installs (and removes, staying within her count) far more modules
+        # than the whole cache holds.
+        for i in range(limits.MODULE_CACHE_ENTRIES + 40):
+            reg.install(point, _distinct(i), mallory, target=100).remove()
+        for d in digests:  # alice's code is still cached, linked and checked
+            assert reg.sandbox.has_module(d) and any(k[1] == d for k in reg._pres)
+            assert loader.cached(reg.sandbox, d)
+        # The cache is bounded: mallory kept her share, the oldest of hers went.
+        assert len(reg.sandbox._modules) == 4 + limits.MODULE_CACHE_SHARE
+        assert len(reg._pres) == len(reg.sandbox._modules)
+        g = reg.install(point, mine[0], alice, target=7)  # from the cache
+        assert point(7, 0) == 1000 and g.state == "live"
+    finally:
+        reg.close()
+
+
+def test_many_principals_filling_the_module_cache_keep_it_bounded() -> None:
+    reg, point = _registry(Sandbox())
+    many = [Principal(f"p{i}") for i in range(limits.MODULE_CACHE_ENTRIES // 16 + 4)]
+    try:
+        for n, p in enumerate(many):
+            for i in range(20):  # more than an even split of the cache each
+                reg.install(point, _distinct(n * 100 + i), p, target=n).remove()
+        assert len(reg.sandbox._modules) <= limits.MODULE_CACHE_ENTRIES
+        assert reg.sandbox._entries == limits.MODULE_CACHE_ENTRIES
+        counts = sorted(len(k) for k in reg.sandbox._kept.values())
+        assert counts[-1] - counts[0] <= 1  # shared evenly: the biggest keeper lost first
     finally:
         reg.close()

@@ -311,15 +311,22 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
                    st.may_grow, st.table_elements, st)
 
 
-def keep(sandbox: Sandbox, point: Point, checked: Checked) -> None:
-    """Remember a module that was installed: its checks and its compiled code are reused
-    for the same bytes at the same point (the oldest past ``MODULE_CACHE_ENTRIES`` go)."""
-    sandbox.keep(checked.digest, checked.module)
+def keep(sandbox: Sandbox, point: Point, checked: Checked, principal: Principal) -> list[str]:
+    """Remember a module that ``principal`` installed: its checks and its compiled code
+    are reused for the same bytes at the same point, within the principal's share of
+    the sandbox's cache (``Sandbox.keep``). Returns the digests no longer cached, whose
+    checks are forgotten too."""
+    dropped = sandbox.keep(principal, checked.digest, checked.module)
     with _PASSED_MUTEX:
         passed = _PASSED.setdefault(point, {})
         passed[checked.digest] = checked.static
+        for d in dropped:
+            for per_point in _PASSED.values():
+                if d in per_point and per_point[d].sandbox is sandbox:
+                    del per_point[d]
         while len(passed) > limits.MODULE_CACHE_ENTRIES:  # the oldest goes
             del passed[next(iter(passed))]
+    return dropped
 
 
 def cached(sandbox: Sandbox, digest: str) -> bool:

@@ -1040,12 +1040,15 @@ class Registry:
             pre = self._linkers[point.name][0].instantiate_pre(checked.module)
         return pre
 
-    def _remember(self, point: Point, checked: loader.Checked, pre: wasmtime.InstancePre) -> None:
-        """An install succeeded: cache its linked module and its checks (caller locks)."""
+    def _remember(self, point: Point, checked: loader.Checked, pre: wasmtime.InstancePre,
+                  principal: Principal) -> None:
+        """An install succeeded: cache its linked module and its checks, in the
+        installer's share of the cache (caller locks)."""
         self._pres[(point.name, checked.digest)] = pre
-        while len(self._pres) > limits.MODULE_CACHE_ENTRIES:  # the oldest goes
-            del self._pres[next(iter(self._pres))]
-        loader.keep(self.sandbox, point, checked)
+        dropped = set(loader.keep(self.sandbox, point, checked, principal))
+        if dropped:  # Invariant: _pres holds only digests the sandbox keeps (bounded there)
+            for key in [k for k in self._pres if k[1] in dropped]:
+                del self._pres[key]
 
     def _point(self, point: Point | str) -> Point:
         if isinstance(point, str):
@@ -1101,7 +1104,7 @@ class Registry:
                                         f"of {old.principal.name}: a principal replaces only "
                                         "its own grafts")
                 g = self._build(pt, checked, principal, target, remove_after)
-                self._remember(pt, checked, g.pre)
+                self._remember(pt, checked, g.pre, principal)
                 if isinstance(pt, FunctionPoint):
                     pt.table[target] = g  # the atomic switch
                 else:

@@ -2,8 +2,11 @@
 
 - One ``wasmtime.Engine`` per ``Sandbox`` with epoch interruption on; compiled
   modules of installed grafts are cached by content hash (``keep``) so identical
-  grafts share code; ``compile`` itself caches nothing, so a module the loader
-  refuses after compiling it leaves nothing behind. Compiling runs on the
+  grafts share code; each principal keeps at most ``MODULE_CACHE_SHARE`` entries
+  and, past ``MODULE_CACHE_ENTRIES`` in all, the principal keeping the most loses
+  its oldest, so one principal's installs cannot evict another's entries;
+  ``compile`` itself caches nothing, so a module the loader refuses after
+  compiling it leaves nothing behind. Compiling runs on the
   calling thread (parallel compilation off): its CPU time is the installing
   principal's, measured and charged, and one install cannot take every core.
 - One ``Store`` + instance per graft (``Instance``): its memory limit is a store
@@ -234,6 +237,12 @@ class Sandbox:
         self.ticker: Ticker
         self.ticker, self.ticker_fallback = make_ticker(self.engine, tick_s, native_ticker)
         self._modules: dict[str, wasmtime.Module] = {}
+        # Invariant: a digest is in _modules iff some principal keeps it: _keepers[d] is
+        # the ids of those principals, _kept[id] their digests (oldest first), and
+        # _entries == sum of len(_kept[id]) <= MODULE_CACHE_ENTRIES.
+        self._keepers: dict[str, set[int]] = {}
+        self._kept: dict[int, dict[str, None]] = {}
+        self._entries = 0
         self._mutex = threading.Lock()
 
     def compile(self, wasm: bytes) -> wasmtime.Module:
@@ -248,12 +257,47 @@ class Sandbox:
         wasmtime.Module.validate(self.engine, wasm)  # cheap: refuses before compiling
         return wasmtime.Module(self.engine, wasm)
 
-    def keep(self, key: str, module: wasmtime.Module) -> None:
-        """Cache ``module`` (an installed graft's) under its SHA-256 ``key``; the last
-        ``MODULE_CACHE_ENTRIES`` are kept."""
+    def keep(self, principal: Any, key: str, module: wasmtime.Module) -> list[str]:
+        """Cache ``module`` (an installed graft's) under its SHA-256 ``key`` for
+        ``principal``; return the digests no longer cached.
+
+        A principal keeps at most ``MODULE_CACHE_SHARE`` entries (its oldest goes);
+        past ``MODULE_CACHE_ENTRIES`` entries in all, the principal keeping the most
+        (``principal`` itself on a tie) loses its oldest. A module stays while any
+        principal keeps it."""
+        pid = id(principal)
+        dropped: list[str] = []
         with self._mutex:
+            mine = self._kept.setdefault(pid, {})
+            if key in mine:
+                del mine[key]  # most recent again
+                mine[key] = None
+                return dropped
+            mine[key] = None
+            self._entries += 1
+            self._keepers.setdefault(key, set()).add(pid)
             self._modules.setdefault(key, module)
-            _bound(self._modules)
+            while len(mine) > limits.MODULE_CACHE_SHARE:
+                self._drop(pid, dropped)
+            while self._entries > limits.MODULE_CACHE_ENTRIES:
+                most = max(self._kept, key=lambda p: (len(self._kept[p]), p == pid))
+                self._drop(most, dropped)
+        return dropped
+
+    def _drop(self, pid: int, dropped: list[str]) -> None:
+        """``pid``'s oldest entry goes; its module too if nobody else keeps it (locked)."""
+        kept = self._kept[pid]
+        key = next(iter(kept))
+        del kept[key]
+        if not kept:
+            del self._kept[pid]
+        self._entries -= 1
+        keepers = self._keepers[key]
+        keepers.discard(pid)
+        if not keepers:
+            del self._keepers[key]
+            del self._modules[key]
+            dropped.append(key)
 
     def has_module(self, key: str) -> bool:
         with self._mutex:
@@ -350,7 +394,3 @@ class Instance:
 HostCallable = Callable[..., int | None]
 
 
-def _bound(cache: dict[Any, Any]) -> None:
-    """Drop the oldest entries of ``cache`` past ``MODULE_CACHE_ENTRIES`` (caller locks)."""
-    while len(cache) > limits.MODULE_CACHE_ENTRIES:
-        del cache[next(iter(cache))]
