@@ -82,6 +82,10 @@ QUOTA_LOG_BYTES: Final = 64 << 10  # total log volume
 # the quota bites where entries pile up across calls inside one host transaction.
 QUOTA_UNDO_ENTRIES: Final = 65536
 QUOTA_CPU_TOTAL_S: Final = 60.0  # total CPU time in grafts, seconds
+# Install attempts per principal (privileged ones exempt), a token bucket: this many per
+# second sustained, after a burst of QUOTA_INSTALL_BURST attempts at once.
+QUOTA_INSTALLS_PER_S: Final = 200.0
+QUOTA_INSTALL_BURST: Final = 1000
 LOG_LINE_MAX: Final = 512  # longest log line kept, bytes
 LOG_LINES_KEPT: Final = 256  # lines kept per graft
 

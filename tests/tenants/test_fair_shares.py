@@ -124,3 +124,61 @@ def test_many_principals_filling_the_module_cache_keep_it_bounded() -> None:
         assert counts[-1] - counts[0] <= 1  # shared evenly: the biggest keeper lost first
     finally:
         reg.close()
+
+
+class FakeClock:
+    """Seconds, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_principal_installing_in_a_tight_loop_is_refused_past_its_rate_and_others_are_not(
+        ) -> None:
+    clock = FakeClock()
+    reg = Registry(clock=clock)
+    point: FunctionPoint[int] = FunctionPoint(
+        name="app.pick", entry="pick", buffer_size=16, encode=_encode,
+        may_install=lambda principal, target: True,
+        decode=lambda buf, ret, x: ret, default=lambda x: 0)
+    reg.declare(point)
+    mallory = Principal("mallory", Quota(installs_per_s=10.0, install_burst=5))
+    alice = Principal("alice", Quota(installs_per_s=10.0, install_burst=5))
+    try:
+        for _ in range(5):  # the burst
+            reg.install(point, ONE_PAGE, mallory, target=1).remove()
+        before = mallory.usage.snapshot()
+        with pytest.raises(GraftRejected, match=r"mallory installs too fast: at most 10 installs "
+                           r"per second after a burst of 5 \(Quota.installs_per_s\); "
+                           r"the next in 0.100 s"):
+            reg.install(point, ONE_PAGE, mallory, target=1)
+        assert mallory.usage.snapshot() == before and reg.sandbox.held(mallory) == 0
+        assert point(1, 0) == 0  # nothing installed
+        # alice has her own bucket: mallory's loop costs her nothing.
+        g = reg.install(point, ONE_PAGE, alice, target=2)
+        assert point(2, 0) == 1 and g.state == "live"
+        # Time gives mallory tokens back at her rate, one per 0.1 s, at most her burst.
+        clock.now += 0.05
+        with pytest.raises(GraftRejected, match=r"the next in 0\.050 s"):
+            reg.install(point, ONE_PAGE, mallory, target=1)
+        clock.now += 0.05
+        reg.install(point, ONE_PAGE, mallory, target=1).remove()
+        with pytest.raises(GraftRejected, match="installs too fast"):
+            reg.install(point, ONE_PAGE, mallory, target=1)
+        clock.now += 3600.0
+        for _ in range(5):
+            reg.install(point, ONE_PAGE, mallory, target=1).remove()
+        with pytest.raises(GraftRejected, match="installs too fast"):
+            reg.install(point, ONE_PAGE, mallory, target=1)
+        # A rejected module spends an attempt too (it may have cost a compile).
+        clock.now += 0.1
+        with pytest.raises(GraftRejected, match="missing export"):
+            reg.install(point, "(module)", mallory, target=1)
+        with pytest.raises(GraftRejected, match="installs too fast"):
+            reg.install(point, ONE_PAGE, mallory, target=1)
+    finally:
+        reg.close()
+

@@ -35,6 +35,8 @@ class Quota:
     cpu_call_s: float = limits.CALL_BUDGET_S  # one call
     cpu_total_s: float = limits.QUOTA_CPU_TOTAL_S  # all calls, ever
     grafts: int = limits.QUOTA_GRAFTS  # installed at once, over every point (Sandbox.admit)
+    installs_per_s: float = limits.QUOTA_INSTALLS_PER_S  # install attempts, sustained
+    install_burst: int = limits.QUOTA_INSTALL_BURST  # install attempts at once
 
 
 @dataclass(slots=True)

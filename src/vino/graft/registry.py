@@ -88,6 +88,7 @@ from vino.graft.point import (
     GraftCallable,
     Point,
 )
+from vino.graft.ratelimit import TokenBucket
 from vino.graft.sandbox import Instance, Sandbox
 from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, Transaction, begin
 
@@ -982,8 +983,13 @@ class Registry:
 
     def __init__(self, *, sandbox: Sandbox | None = None, lock_timeout_s: float =
                  limits.LOCK_TIMEOUT_S, remove_after: int = limits.REMOVE_AFTER_FAILURES,
-                 tick_s: float = limits.EPOCH_TICK_S) -> None:
+                 tick_s: float = limits.EPOCH_TICK_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         fastcall.check_internals()
+        self.clock = clock  # seconds; the install rate's (tests pass a fake one)
+        # id(principal) -> (principal, its bucket of install attempts): the principal is
+        # kept so that its id is not reused while the entry exists.
+        self._installs: dict[int, tuple[Principal, TokenBucket]] = {}
         self.sandbox = sandbox or Sandbox(tick_s)
         self.locks = LockManager(lock_timeout_s)
         self.remove_after = remove_after
@@ -1089,6 +1095,7 @@ class Registry:
         """
         pt = self._point(point)
         try:
+            self._rate(pt, principal, name)
             source, name = _compiled(pt, source, name)
             checked = loader.check(self.sandbox, pt, source, principal, target, name)
             with self._mutex:
@@ -1115,6 +1122,26 @@ class Registry:
         if old is not None:
             old.remove()
         return g
+
+    def _rate(self, pt: Point, principal: Principal, name: str | None) -> None:
+        """Take one of ``principal``'s install attempts, or raise ``GraftRejected``
+        (before any work) when its rate is spent; privileged principals are exempt."""
+        if principal.privileged:
+            return
+        with self._mutex:
+            entry = self._installs.get(id(principal))
+            if entry is None:
+                q = principal.quota
+                entry = self._installs[id(principal)] = (
+                    principal, TokenBucket(q.installs_per_s, q.install_burst, self.clock))
+        wait = entry[1].take()
+        if wait > 0:
+            q = principal.quota
+            raise GraftRejected(name or "graft", pt.name,
+                                f"{principal.name} installs too fast: at most "
+                                f"{q.installs_per_s:g} installs per second after a burst of "
+                                f"{q.install_burst} (Quota.installs_per_s); the next in "
+                                f"{wait:.3f} s")
 
     def _build(self, pt: Point, checked: loader.Checked, principal: Principal, target: Any,
                remove_after: int | None) -> Graft:
