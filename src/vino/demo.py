@@ -377,7 +377,7 @@ def attack_lock_hog(k: Kernel, name: str = "sched_lock_hog") -> tuple[Graft | No
     proc = k.spawn(mallory, "m", group)
     for _ in range(2):
         k.sched.spawn(proc, [Cpu(1_000_000)])
-    g = k.graft(mallory, "sched.pick", hostile_path("sched_lock_hog"), target=group)
+    g = k.graft(mallory, "sched.pick", hostile_path(name), target=group)
     lock = k.registry.locks.lock(f"pgrp:{group.pgid}")
     waited: list[float] = []
 

@@ -8,18 +8,15 @@ operation's answer and the state afterwards.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from vino.demo import hostile_path
+from vino.demo import attack_lock_hog, hostile_path
 from vino.graft import Quota
 from vino.kernel import params
 from vino.kernel.kernel import Kernel
-from vino.kernel.sched import Cpu
 
 BS = params.BLOCK_SIZE
 
@@ -32,7 +29,6 @@ def hostile(name: str) -> str:
 SPIN = hostile("readahead_loop")
 RECURSE = hostile("readahead_recurse")
 OUT_OF_RANGE = hostile("readahead_out_of_range")
-LOCK_HOG = hostile("sched_lock_hog")
 MEMORY_HOG = hostile("evict_memory_hog")
 
 
@@ -75,29 +71,11 @@ def test_python_graft_that_answers_past_the_file_is_refused(kernel: Kernel) -> N
 
 def test_python_graft_that_hogs_its_groups_lock_is_doomed_and_the_waiter_proceeds(
         kernel: Kernel) -> None:
-    k = kernel
-    mallory = k.add_user("mallory", Quota(cpu_call_s=5.0))
-    group = k.new_group(mallory, "m")
-    proc = k.spawn(mallory, "m", group)
-    for _ in range(2):
-        k.sched.spawn(proc, [Cpu(1_000_000)])
-    g = k.graft(mallory, "sched.pick", LOCK_HOG, target=group, name="lock_hog")
-    lock = k.registry.locks.lock(f"pgrp:{group.pgid}")
-    waited: list[float] = []
-
-    def waiter() -> None:
-        while lock.holder is None and g.state == "live":
-            time.sleep(0.0005)
-        t = time.perf_counter()
-        with k.registry.locks.hold(lock, timeout_s=k.registry.locks.timeout_s):
-            waited.append(time.perf_counter() - t)
-
-    th = threading.Thread(target=waiter)
-    th.start()
-    k.sched.run(until_ns=k.clock.now_ns() + 10_000_000)
-    th.join(5.0)
-    assert waited and not th.is_alive() and lock.holder is None
-    assert g.removal is not None and g.removal.reason.value == "lock_timeout"
+    # the demo gallery's attack, with the Python hog: a waiter that gets the lock, none left
+    g, waiter_proceeded, detail = attack_lock_hog(kernel, "sched_lock_hog.py")
+    assert waiter_proceeded, detail
+    assert g is not None and g.removal is not None
+    assert g.removal.reason.value == "lock_timeout"
 
 
 def test_python_graft_with_a_huge_local_array_is_aborted_for_memory(kernel: Kernel) -> None:
