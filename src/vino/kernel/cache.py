@@ -58,7 +58,7 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 
 from vino.kernel import params
-from vino.kernel.device import BlockDevice
+from vino.kernel.device import BlockDevice, block_runs
 from vino.kernel.errors import BadHandle, InvalidArgument, InvariantViolation, NoSpace
 from vino.kernel.proc import Process
 
@@ -345,7 +345,7 @@ class Cache:
                 dev.check_block(b)
             todo = sorted(todo[: self.nframes // params.PREFETCH_FRACTION])
             loaded = 0
-            for start, count in _runs(todo):
+            for start, count in block_runs(todo):
                 data = dev.read_blocks(start, count)
                 pinned: list[_Frame] = []
                 try:
@@ -389,7 +389,7 @@ class Cache:
             for d, frames in by_dev.items():
                 frames.sort(key=lambda f: f.block)
                 by_block = {f.block: f for f in frames}
-                for start, count in _runs([f.block for f in frames]):
+                for start, count in block_runs([f.block for f in frames]):
                     run = [by_block[start + i] for i in range(count)]
                     d.write_blocks(start, b"".join(bytes(f.data) for f in run))
                     for f in run:
@@ -651,13 +651,3 @@ def _check(ok: bool, what: str) -> None:
     if not ok:
         raise InvariantViolation(f"cache: {what}")
 
-
-def _runs(blocks: list[int]) -> list[tuple[int, int]]:
-    """Ascending ``blocks`` as (start, count) runs of consecutive numbers."""
-    runs: list[tuple[int, int]] = []
-    for b in blocks:
-        if runs and runs[-1][0] + runs[-1][1] == b:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((b, 1))
-    return runs

@@ -317,3 +317,15 @@ class BlockDevice:
         self.stats.busy_ns += ns
         if self.clock is not None:
             self.clock.advance(ns)
+
+
+def block_runs(blocks: list[int]) -> list[tuple[int, int]]:
+    """Ascending ``blocks`` as (start, count) runs of consecutive numbers: one device
+    request each (``read_blocks`` / ``write_blocks``)."""
+    runs: list[tuple[int, int]] = []
+    for b in blocks:
+        if runs and runs[-1][0] + runs[-1][1] == b:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((b, 1))
+    return runs

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 from vino.kernel import params
 from vino.kernel.cache import Cache
-from vino.kernel.device import BlockDevice
+from vino.kernel.device import BlockDevice, block_runs
 from vino.kernel.errors import InvalidArgument, InvariantViolation
 
 __all__ = ["HEADER_CAPACITY", "LOG_MAGIC", "Journal", "LoggedTransaction", "read_log"]
@@ -214,7 +214,7 @@ class Journal:
         self.seq = found.seq
         for b in found.blocks:
             self.cache.discard(self.device, b)
-        for start, count in _runs(sorted(found.blocks)):
+        for start, count in block_runs(sorted(found.blocks)):
             self.device.write_blocks(
                 start, b"".join(found.blocks[start + i] for i in range(count)))
         self.device.flush()
@@ -226,13 +226,3 @@ class Journal:
         magic, seq, _, _ = _HEAD.unpack_from(head)
         return int(seq) if magic == LOG_MAGIC else 0
 
-
-def _runs(blocks: list[int]) -> list[tuple[int, int]]:
-    """Ascending ``blocks`` as (start, count) runs of consecutive numbers."""
-    runs: list[tuple[int, int]] = []
-    for b in blocks:
-        if runs and runs[-1][0] + runs[-1][1] == b:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((b, 1))
-    return runs
