@@ -349,7 +349,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _reliability(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from vino import reliability
+    from vino.testing import report as reliability
 
     settings = reliability.QUICK if args.quick else reliability.Settings()
     if args.soak is not None:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from vino import crashloop
-from vino.faults import Injector
 from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.clock import SimClock
@@ -22,6 +21,7 @@ from vino.kernel.fs import NDIRECT, NPTR, FileSystem
 from vino.kernel.fsck import check_image
 from vino.kernel.journal import read_log
 from vino.kernel.proc import User
+from vino.testing.faults import Injector
 
 MakeDevice = Callable[..., BlockDevice]
 BS = params.BLOCK_SIZE

@@ -14,7 +14,7 @@ import pytest
 
 from vino.errors import GraftRejected
 from vino.graft import GLOBAL, Principal, Quota, transaction
-from vino.reliability import DEFAULT_ANSWER, NEVER_REMOVE, Rig, module, scratch_kernel
+from vino.testing.rig import DEFAULT_ANSWER, NEVER_REMOVE, Rig, module, scratch_kernel
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ What if the 1st, 2nd, ... Nth accessor call, allocation (a principal's charge: k
 a lock's quota, an install's memory), lock acquisition, device request or undo step
 fails -- once (one-shot) or from then on (persistent)? Each loop runs its operation
 until it completes without reaching the fault; after every run the state must be
-exactly the state before or exactly the committed result (``vino.reliability``
+exactly the state before or exactly the committed result (``vino.testing.loops``
 computes both and compares), and the invariants must hold. The loops themselves live
-in ``vino.reliability`` so that ``vino reliability`` reports the same figures.
+in ``vino.testing`` so that ``vino reliability`` reports the same figures.
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from vino.reliability import (
+from vino.testing.kernel_loops import (
+    DeviceFaultTally,
+    device_fault_loop,
+    evict_fault_loop,
+    sched_fault_loop,
+)
+from vino.testing.loops import (
     MODES,
     NESTINGS,
     SITES,
-    DeviceFaultTally,
     LoopResult,
-    device_fault_loop,
-    evict_fault_loop,
     graft_fault_loop,
     install_fault_loop,
-    sched_fault_loop,
     undo_fault_loop,
 )
 

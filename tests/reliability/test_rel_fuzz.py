@@ -24,16 +24,14 @@ from hypothesis import strategies as st
 from vino.errors import GraftRejected
 from vino.graft import GLOBAL
 from vino.kernel.kernel import Kernel
-from vino.reliability import (
+from vino.testing.fuzz import (
     ANSWERS,
     CALLABLES,
     HOSTILE_CALL_REASONS,
     MUTATIONS,
-    POINT_ABI,
     FuzzResult,
     HostileResult,
     Stage,
-    _run_case,
     fuzz_corpus,
     fuzz_loader,
     hostile_call_graft,
@@ -41,9 +39,10 @@ from vino.reliability import (
     hostile_outputs,
     mutate,
     random_output_graft,
-    scratch_kernel,
+    run_case,
     try_graft,
 )
+from vino.testing.rig import POINT_ABI, scratch_kernel
 
 CORPUS = fuzz_corpus()
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -113,7 +112,7 @@ def test_a_seeded_mutation_campaign_finds_no_crash_and_no_harm(tmp_path: Path) -
 def test_graft_writing_random_bytes_and_answers_at_any_point_harms_nothing(
         stage: Stage, point: str, seed: int, answer: str, fill: int | None) -> None:
     res = HostileResult()
-    _run_case(stage, point, random_output_graft(point, seed, answer, fill), res,
+    run_case(stage, point, random_output_graft(point, seed, answer, fill), res,
               f"{point} {seed} {answer} {fill}", frozenset({"invalid_result"}))
     assert res.problems == []
 
@@ -152,7 +151,7 @@ def test_graft_calling_graft_callables_with_wild_arguments_fails_safely(
         stage: Stage, data: st.DataObject, point: str) -> None:
     calls = data.draw(hostile_calls(point))
     res = HostileResult()
-    _run_case(stage, point, hostile_call_graft(point, calls), res, f"{point} {calls}",
+    run_case(stage, point, hostile_call_graft(point, calls), res, f"{point} {calls}",
               HOSTILE_CALL_REASONS)
     assert res.problems == []
 
@@ -190,7 +189,7 @@ NAMED_ATTACKS: dict[str, tuple[str, list[tuple[str, list[int]]], str]] = {
 def test_named_attack_on_a_graft_callable(stage: Stage, attack: str) -> None:
     point, calls, outcome = NAMED_ATTACKS[attack]
     res = HostileResult()
-    _run_case(stage, point, hostile_call_graft(point, calls), res, attack,
+    run_case(stage, point, hostile_call_graft(point, calls), res, attack,
               HOSTILE_CALL_REASONS)
     assert res.problems == []
     if outcome == "commit":
@@ -205,7 +204,7 @@ def test_sched_set_priority_on_another_users_thread_is_forbidden_and_changes_not
     for t in stage.alice_threads:  # earlier cases may have changed them, legitimately
         t.priority = 1
     res = HostileResult()
-    _run_case(stage, "sched.pick", hostile_call_graft(
+    run_case(stage, "sched.pick", hostile_call_graft(
         "sched.pick", [("sched_set_priority", [stage.alice_threads[0].tid, 50]),
                        ("sched_set_priority", [tid, 99])]), res, "bob's thread",
               HOSTILE_CALL_REASONS)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from vino import reliability
 from vino.cli import main
+from vino.testing import fuzz
+from vino.testing import report as reliability
 
 TINY = reliability.Settings(soak_s=1.0, kernel_soak_s=0.5, walks=10, walk_steps=30,
                             mutants=60, outputs_per_point=2, wild_calls=10, crash_ops=12)
@@ -42,9 +43,9 @@ def test_vino_reliability_writes_a_report_that_says_nothing_was_lost(
 def test_vino_reliability_exits_1_and_lists_the_problems_when_a_campaign_finds_one(
         tiny: None, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    real = reliability.hostile_outputs
+    real = fuzz.hostile_outputs
 
-    def leaky(*args: object, **kw: object) -> reliability.HostileResult:
+    def leaky(*args: object, **kw: object) -> fuzz.HostileResult:
         r = real(*args, **kw)  # type: ignore[arg-type]
         r.problems.append("an invalid answer was let through")
         return r
@@ -65,7 +66,7 @@ def test_vino_reliability_refuses_a_soak_that_is_not_positive(
 
 
 def test_regenerating_the_report_keeps_its_hand_written_sections() -> None:
-    from vino.reliability import keep_hand_written
+    from vino.testing.report import keep_hand_written
 
     old = ("# R\n\n## 1. Old\nx\n\n## 6. Engine (hand-written; kept)\nfigures\nmore\n\n"
            "## Findings\n- a\n")

@@ -20,13 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vino.reliability import (
-    POINT_ABI,
-    PRINCIPAL_KINDS,
-    rights_cases,
-    rights_matrix,
-    touch_matrix,
-)
+from vino.testing.rig import POINT_ABI
+from vino.testing.rights import PRINCIPAL_KINDS, rights_cases, rights_matrix, touch_matrix
 
 Y, N = True, False
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vino.reliability import KernelSoakResult, SoakResult, kernel_soak, soak
+from vino.testing.soak import KernelSoakResult, SoakResult, kernel_soak, soak
 
 
 def _assert_nothing_lost(r: SoakResult, rounds: int) -> None:

@@ -3,7 +3,7 @@
 What if transactions nest six deep, take locks their ancestors hold, take locks other
 threads hold (time-out, dooming a foreign transaction), go over their lock quota,
 record undo entries that raise, defer actions, and end in any order of commits and
-aborts? ``vino.reliability.TxnModel`` runs the real ``vino.graft.txn`` transactions
+aborts? ``vino.testing.model.TxnModel`` runs the real ``vino.graft.txn`` transactions
 and ``LockManager`` beside a model of them (a dict, a list, an attribute, who holds
 which lock, what is charged, what ran); hypothesis drives it and shrinks any
 disagreement to the shortest sequence that shows it.
@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 
 from vino.graft import Transaction
 from vino.graft.txn import ABORTED, thread_state
-from vino.reliability import TxnModel, txn_walks
+from vino.testing.model import TxnModel, txn_walks
 
 keys = st.integers(0, 5)
 values = st.integers(0, 99)

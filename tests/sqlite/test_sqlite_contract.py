@@ -23,13 +23,13 @@ from pathlib import Path
 import apsw
 import pytest
 
-from vino.faults import InjectedFault, Injector
 from vino.kernel.errors import ImageInUse
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.sqlite.params import SQLITE_CACHE_PAGES
 from vino.sqlite.session import Session
 from vino.sqlite.vfs import VinoVFS
+from vino.testing.faults import InjectedFault, Injector
 
 ROWS = 1000
 

@@ -110,7 +110,7 @@ def test_vino_crashloop_sqlite_refuses_a_nonsense_stride(
 
 
 def test_a_regenerated_reliability_report_keeps_the_sqlite_crash_figures() -> None:
-    from vino.reliability import keep_hand_written
+    from vino.testing.report import keep_hand_written
 
     page = Path(__file__).parents[2] / "docs" / "RELIABILITY.md"
     old = page.read_text(encoding="utf-8")

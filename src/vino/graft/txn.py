@@ -92,6 +92,18 @@ def current() -> Transaction | None:
     return _LOCAL.ts.txn
 
 
+def clear_current() -> Transaction | None:
+    """Forget the calling thread's current transaction without ending it, and return it.
+
+    For test rigs recovering after a failed test left one current (later work on the
+    thread would nest in it). Its undo entries, locks and deferred actions stay as
+    they are: nothing is undone or released.
+    """
+    ts = _LOCAL.ts
+    txn, ts.txn = ts.txn, None
+    return txn
+
+
 class Transaction:
     """One unit of undoable work; see the module docstring for the protocol.
 
@@ -126,6 +138,11 @@ class Transaction:
         self.undo_charges: list[tuple[Principal, int]] | None = None
         # perf_counter_ns past which the call is stopped (0: none); set under a SharedLock
         self.wall_deadline_ns = 0
+
+    @property
+    def live(self) -> bool:
+        """Neither committed nor aborted yet."""
+        return self.state == ACTIVE
 
     def reset(self, ts: ThreadState) -> None:
         """Make a finished transaction fresh again and current on ``ts``'s thread.

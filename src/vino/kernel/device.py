@@ -29,7 +29,7 @@ Contract:
   ``vino.kernel.crash`` honours it either way). ``close()`` flushes, and any later
   request raises ``BadHandle``.
 - Errors: a failing read, write or flush of the image raises ``DeviceError`` with
-  the host's errno. Injected faults (``vino.faults``) wrap the request methods.
+  the host's errno. Injected faults (``vino.testing.faults``) wrap the request methods.
 - Power cuts: ``arm_crash(CrashPlan(...))`` makes the Nth write lose power with one
   of the models of ``vino.kernel.crash``; from then on every request raises
   ``PowerLost``.

@@ -1,4 +1,4 @@
-"""Fault injection: make the Nth call at a named site fail, for reliability tests.
+"""Fault injection: make the Nth call at a named site fail; and the stepping clock.
 
 In the style of SQLite's OOM and I/O-error tests: an operation is run again and
 again, the 1st, 2nd, ... Nth call at a *site* (an accessor, an allocation, a lock
@@ -20,7 +20,8 @@ the site's ``make_exc`` (``InjectedFault``, an ``OSError`` with ``errno.EIO``,
 unless the site says otherwise), so the code under test sees the exception a
 real failure there would raise.
 
-What may be faked: only faults (this module) and the clock (``StepClock``).
+What may be faked: only faults (this module) and the clock (``StepClock``, a
+``vino.kernel.clock.SimClock`` that moves on every read).
 Everything else the tests touch is the real code.
 
 Invariant: a disarmed injector never raises; ``counts`` counts every call at a
@@ -37,6 +38,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
+
+from vino.kernel.clock import SimClock
 
 __all__ = ["ONE_SHOT", "PERSISTENT", "RATE", "InjectedFault", "Injector", "Plan", "StepClock"]
 
@@ -182,22 +185,27 @@ class Injector:
                 delattr(obj, attr)
 
 
-class StepClock:
-    """A monotonic clock (seconds) that moves ``step_s`` every time it is read.
+class StepClock(SimClock):
+    """Simulated time that moves ``step_ns`` every time it is read: a kernel ``SimClock``.
 
-    Given to ``LockManager(clock=...)``, lock time-outs expire after a fixed number
-    of polls instead of real waiting, so time-out paths run in microseconds and
-    replay exactly.
+    The one clock type of the tests, in nanoseconds like the kernel's injected clocks
+    (``vino.kernel.clock``). ``seconds`` reads it for the graft layer's clocks, which
+    take seconds (``LockManager(clock=...)``, ``Registry(clock=...)``): given to a lock
+    manager, lock time-outs expire after a fixed number of polls instead of real
+    waiting, so time-out paths run in microseconds and replay exactly.
     """
 
-    __slots__ = ("_mutex", "now", "step_s")
+    __slots__ = ("step_ns",)
 
-    def __init__(self, step_s: float = 0.01, start_s: float = 0.0) -> None:
-        self._mutex = threading.Lock()
-        self.step_s = step_s
-        self.now = start_s
+    def __init__(self, step_ns: int = 10_000_000, start_ns: int = 0) -> None:
+        if step_ns <= 0:
+            raise ValueError(f"step_ns must be > 0, got {step_ns}")
+        super().__init__(start_ns)
+        self.step_ns = step_ns
 
-    def __call__(self) -> float:
-        with self._mutex:
-            self.now += self.step_s
-            return self.now
+    def now_ns(self) -> int:
+        return self.advance(self.step_ns)
+
+    def seconds(self) -> float:
+        """``now_ns()`` in seconds (it moves the clock too)."""
+        return self.now_ns() / 1e9
