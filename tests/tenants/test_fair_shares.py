@@ -3,6 +3,9 @@ do not notice. Pool slots, the host's capacity in grafts, a principal's count of
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from vino import limits
@@ -182,3 +185,36 @@ def test_principal_installing_in_a_tight_loop_is_refused_past_its_rate_and_other
     finally:
         reg.close()
 
+
+
+def test_principals_that_come_and_go_leave_no_install_bucket_behind() -> None:
+    # Every attempt takes a token from the principal's bucket, so each of these principals
+    # got one; once nobody keeps a principal, its bucket goes with it (they were kept, and
+    # with them every principal ever seen, for the registry's life).
+    reg = Registry()
+    point: FunctionPoint[int] = FunctionPoint(
+        name="app.pick", entry="pick", buffer_size=16, encode=_encode,
+        may_install=lambda principal, target: target != 0,  # target 0: nobody's
+        decode=lambda buf, ret, x: ret, default=lambda x: 0)
+    reg.declare(point)
+    try:
+        gone: list[weakref.ref[Principal]] = []
+        for i in range(200):
+            p = Principal(f"passer-by {i}")
+            with pytest.raises(GraftRejected, match="may not"):
+                reg.install(point, ONE_PAGE, p, target=0)
+            gone.append(weakref.ref(p))
+        assert len(reg._installs) >= 1  # the last one may still be referenced here
+        del p
+        gc.collect()
+        assert all(r() is None for r in gone)
+        assert len(reg._installs) == 0
+        # A principal that is kept keeps its bucket (and so its rate).
+        kept = Principal("kept", Quota(installs_per_s=1.0, install_burst=1))
+        with pytest.raises(GraftRejected, match="may not"):
+            reg.install(point, ONE_PAGE, kept, target=0)
+        gc.collect()
+        with pytest.raises(GraftRejected, match="installs too fast"):
+            reg.install(point, ONE_PAGE, kept, target=1)
+    finally:
+        reg.close()

@@ -93,9 +93,13 @@ class acting_for:  # lower case: used like a function, ``with acting_for(p): ...
         thread_state().acting = self.saved
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class Principal:
-    """Who installs grafts. ``privileged`` principals may graft global points."""
+    """Who installs grafts. ``privileged`` principals may graft global points.
+
+    Compared and hashed by identity; weakly referenceable, so that what the host keeps
+    per principal (install rates, hosting allowances) goes when the principal does.
+    """
 
     name: str
     quota: Quota = field(default_factory=Quota)

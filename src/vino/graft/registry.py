@@ -51,6 +51,7 @@ import collections
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -987,9 +988,10 @@ class Registry:
                  clock: Callable[[], float] = time.monotonic) -> None:
         fastcall.check_internals()
         self.clock = clock  # seconds; the install rate's (tests pass a fake one)
-        # id(principal) -> (principal, its bucket of install attempts): the principal is
-        # kept so that its id is not reused while the entry exists.
-        self._installs: dict[int, tuple[Principal, TokenBucket]] = {}
+        # Each principal's bucket of install attempts, held weakly: a principal nobody
+        # else keeps takes its bucket with it.
+        self._installs: weakref.WeakKeyDictionary[Principal, TokenBucket] = (
+            weakref.WeakKeyDictionary())
         self.sandbox = sandbox or Sandbox(tick_s)
         self.locks = LockManager(lock_timeout_s)
         self.remove_after = remove_after
@@ -1129,12 +1131,12 @@ class Registry:
         if principal.privileged:
             return
         with self._mutex:
-            entry = self._installs.get(id(principal))
-            if entry is None:
+            bucket = self._installs.get(principal)
+            if bucket is None:
                 q = principal.quota
-                entry = self._installs[id(principal)] = (
-                    principal, TokenBucket(q.installs_per_s, q.install_burst, self.clock))
-        wait = entry[1].take()
+                bucket = self._installs[principal] = TokenBucket(
+                    q.installs_per_s, q.install_burst, self.clock)
+        wait = bucket.take()
         if wait > 0:
             q = principal.quota
             raise GraftRejected(name or "graft", pt.name,
