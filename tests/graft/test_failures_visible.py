@@ -126,3 +126,43 @@ def test_no_record_is_built_when_nothing_listens(monkeypatch: pytest.MonkeyPatch
     handler = logging.StreamHandler()
     monkeypatch.setattr(vino_log, "handlers", [*vino_log.handlers, handler])
     assert failures._listening(logging.WARNING)
+
+
+def test_a_handler_added_after_unheard_aborts_hears_the_next_one(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whether anyone listens is remembered between aborts; adding, replacing or removing
+    # a handler, or switching propagation, must be seen at the very next abort.
+    from vino.graft import failures
+
+    world.registry.remove_after = 100
+    world.install(TRAP_AFTER_PUSH, name="t")
+    vino_log = logging.getLogger("vino")
+    root = logging.getLogger()
+    monkeypatch.setattr(vino_log, "propagate", False)  # only the NullHandler is left
+    monkeypatch.setattr(vino_log, "level", logging.WARNING)
+    world.pick(TARGET, 0)
+    assert not failures._listening(logging.WARNING)  # remembered: nobody listens
+    heard: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            heard.append(record)
+
+    handler = Keep(logging.WARNING)
+    vino_log.addHandler(handler)
+    try:
+        world.pick(TARGET, 0)
+        assert [r.getMessage().split()[0] for r in heard] == ["aborted"]
+    finally:
+        vino_log.removeHandler(handler)
+    world.pick(TARGET, 0)
+    assert len(heard) == 1  # removed: not heard
+    root.addHandler(handler)
+    try:
+        world.pick(TARGET, 0)
+        assert len(heard) == 1  # the root's handler, but propagation is off
+        vino_log.propagate = True
+        world.pick(TARGET, 0)
+        assert len(heard) == 2  # heard through propagation
+    finally:
+        root.removeHandler(handler)

