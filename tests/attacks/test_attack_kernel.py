@@ -15,13 +15,15 @@ import struct
 import pytest
 
 from vino.errors import AbortReason, GraftAborted
-from vino.kernel import points as kpoints
+from vino.kernel import layouts
 
 from .harness import KernelArena
 
 HINT = '(import "vino" "vm_hint" (func $hint (param i32 i32) (result i32)))'
 SETPRIO = '(import "vino" "sched_set_priority" (func $setprio (param i32 i32) (result i32)))'
 LOG = '(import "vino" "log" (func $log (param i32 i32)))'
+EVICT_HEAD = layouts.EVICT.field("cand").offset  # n and its pad
+EVICT_ROW = layouts.EVICT.elements("cand", 1)  # page_id, vpn, flags, last_use (pad skipped)
 
 
 def kernel_graft(entry: str, imports: str = "", message: str = "i32.const 0") -> str:
@@ -96,10 +98,9 @@ def test_graft_that_reads_its_evict_candidates_sees_only_its_own_pages(
     seen: set[int] = set()
     for line in g.logs:
         (n,) = struct.unpack_from("<I", line, 0)
-        rows = min(n, (len(line) - kpoints.EVICT_HEADER.size) // kpoints.EVICT_ROW.size)
+        rows = min(n, (len(line) - EVICT_HEAD) // EVICT_ROW.size)
         for i in range(rows):
-            _, vpn, _, _, _ = kpoints.EVICT_ROW.unpack_from(
-                line, kpoints.EVICT_HEADER.size + i * kpoints.EVICT_ROW.size)
+            _, vpn, _, _ = EVICT_ROW.unpack_from(line, EVICT_HEAD + i * EVICT_ROW.size)
             seen.add(vpn)
     bobs = set(range(6)) | set(range(1000, 1000 + k.cache.nframes + 8))
     assert seen and seen <= bobs  # never one of alice's pages

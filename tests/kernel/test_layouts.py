@@ -1,8 +1,9 @@
 """The kernel points' layouts (vino.kernel.layouts) against every other spelling of them.
 
-A layout is declared once; these tests hold the encoders in ``vino.kernel.points`` and
-``vino.kernel.sched`` and the C header ``vino.h`` to it, so a field moved in one place
-and not the others fails here instead of in a graft.
+A layout is declared once; the encoders in ``vino.kernel.points`` and
+``vino.kernel.sched`` take their structs and offsets from it. These tests hold the
+encoders' bytes, the C header ``vino.h`` and docs/ABI.md to it, so a field moved in
+one place and not the others fails here instead of in a graft.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from typing import Any
 import pytest
 
 from vino.graft import FunctionPoint
-from vino.graft.layout import Field, Layout, Struct
-from vino.kernel import layouts, params, points, sched
+from vino.graft.layout import KINDS, Field, Layout, Struct
+from vino.kernel import layouts, params, sched
 from vino.kernel.cache import PageInfo
 from vino.kernel.kernel import Kernel
 from vino.kernel.sched import ThreadInfo
 from vino.pygraft import shim
 
-VINO_H = Path(points.__file__).resolve().parent.parent / "sdk" / "vino.h"
+VINO_H = Path(layouts.__file__).resolve().parent.parent / "sdk" / "vino.h"
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +91,24 @@ def test_layout_agrees_with_the_points_declared_by_the_kernel(kernel: Kernel) ->
         assert pt.buffer_size == lay.buffer_size
         assert pt.params == tuple(a.wasm for a in lay.args)
         assert {c.name: (c.params, c.results) for c in pt.callables} == lay.callables
-    assert layouts.READAHEAD.field("out").offset == points.RA_OUT_OFFSET
-    assert layouts.FILTER.field("data").offset == points.FILTER_DATA
-    assert points.EVICT_HEADER.size + points.EVICT_ROW.size == layouts.EVICT.field("cand").offset \
-        + layouts.EVICT_CAND.size
-    assert points.SCHED_ROW.format == sched.SCHED_ROW.format
-    assert struct.Struct(layouts.THREAD.format()).size == sched.SCHED_ROW.size
-    assert struct.Struct(layouts.EVICT_CAND.format()).size == points.EVICT_ROW.size
-    assert struct.Struct(layouts.ACCESS.fields.format()).size == points.ACCESS_LAYOUT.size
+
+
+@pytest.mark.parametrize("point", sorted(layouts.LAYOUTS))
+def test_an_encoders_structs_cover_exactly_the_layouts_bytes(point: str) -> None:
+    lay = layouts.LAYOUTS[point]
+    arrays = [f for f in lay.fields.fields if f.count is not None]
+    for f in arrays:
+        assert lay.elements(f.name, 1).size == f.elem_size
+        assert lay.rows(f.name, 0).size == f.offset
+        assert lay.rows(f.name, 2).size == f.offset + 2 * f.elem_size
+        with pytest.raises(ValueError):
+            lay.rows(f.name, (f.count or 0) + 1)
+    last = arrays[-1] if arrays else None
+    if last is not None and last.end == lay.fields.size:
+        whole = lay.rows(last.name, last.count or 0)  # header and every row: the record
+        record = lay.fields.struct()
+        data = bytes(i * 7 % 251 for i in range(record.size))
+        assert whole.size == record.size and whole.unpack(data) == record.unpack(data)
 
 
 def _decoded(lay: Layout, buf: bytes | bytearray, **args: int) -> dict[str, Any]:
@@ -158,3 +169,60 @@ def test_filter_and_access_encoders_use_the_layouts_offsets(kernel: Kernel) -> N
     ev.encode(memoryview(buf), inode, 9, 1, 1234)
     a = _decoded(layouts.ACCESS, buf)
     assert (a["file_id"], a["block"], a["op"], a["time_ns"]) == (12, 9, 1, 1234)
+
+
+# ---- docs/ABI.md ---------------------------------------------------------------------------
+
+ABI_MD = Path(layouts.__file__).resolve().parents[3] / "docs" / "ABI.md"
+_DECL = re.compile(r"(u8|u32|i32|u64) (\w+)(?:\[(\d+)\])?")
+
+
+def _abi_sections() -> dict[str, str]:
+    """point -> its section of ABI.md's reference kernel points."""
+    text = ABI_MD.read_text()
+    parts = re.split(r"^### `([\w.]+)`.*$", text, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+Row = tuple[int, str, str, int | None]  # offset, kind, name, count
+
+
+def _documented(section: str) -> tuple[int, list[int], list[Row]]:
+    """(buffer size, row sizes, [(offset, kind, name, count)]) as a section's table writes
+    them; a row array (``8 + 24·i``) is its element's fields at the first row's offsets."""
+    size = re.search(r"Buffer \(`VINO_\w+` = ([\d +\u00d7]+) bytes\)", section)
+    assert size is not None, "no buffer size"
+    total = sum(int(a) * int(b or 1) for a, b in
+                re.findall(r"(\d+)(?: \u00d7 (\d+))?", size[1]))
+    rows: list[Row] = []
+    steps: list[int] = []
+    for off, step, decls in re.findall(r"^\| (\d+)(?: \+ (\d+)·i)? \| `([^`]+)`", section, re.M):
+        at = int(off)
+        steps += [int(step)] if step else []
+        for kind, name, count in _DECL.findall(decls):
+            rows.append((at, kind, name, int(count) if count else None))
+            at += KINDS[kind].size * (int(count) if count else 1) if step else 0
+    return total, steps, rows
+
+
+def _declared(lay: Layout) -> list[Row]:
+    rows: list[Row] = []
+    for f in lay.fields.fields:
+        if isinstance(f.elem, Struct):  # a row array: its element's fields, first row
+            rows += [(f.offset + e.offset, e.elem.name, e.name, e.count) for e in f.elem.fields
+                     if not isinstance(e.elem, Struct)]
+        else:
+            rows.append((f.offset, f.elem.name, f.name, f.count))
+    return rows
+
+
+@pytest.mark.parametrize("point", sorted(layouts.LAYOUTS))
+def test_abi_md_documents_each_layouts_offsets_types_and_sizes(point: str) -> None:
+    lay = layouts.LAYOUTS[point]
+    section = _abi_sections()[point]
+    size, steps, rows = _documented(section)
+    assert size == lay.buffer_size
+    assert steps == [f.elem.size for f in lay.fields.fields if isinstance(f.elem, Struct)]
+    assert rows == _declared(lay)
+    args = ", ".join(f"{a.name}: {a.wasm}" for a in lay.args)
+    assert f"`{lay.entry}({args}) -> i32`" in section

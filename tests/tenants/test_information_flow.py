@@ -19,17 +19,8 @@ from kernel_world import BS, Boot, cold, make_file, pattern, wat
 
 from vino.graft import Graft, Quota, Registry
 from vino.graft.sandbox import Pool, Sandbox
+from vino.kernel import layouts
 from vino.kernel.kernel import Kernel
-from vino.kernel.points import (
-    ACCESS_BUFFER,
-    EVICT_HEADER,
-    EVICT_ROW,
-    FILTER_BUFFER,
-    RA_BUFFER,
-    SCHED_BUFFER,
-    SCHED_HEADER,
-    SCHED_ROW,
-)
 from vino.kernel.proc import User
 from vino.kernel.sched import MAX_PICK_CANDIDATES, QUANTUM_NS, cpu_hog, interactive_loop
 from vino.limits import LOG_LINES_KEPT, WASM_PAGE
@@ -37,11 +28,19 @@ from vino.limits import LOG_LINES_KEPT, WASM_PAGE
 from .test_tenant_attacks import XOR_FILTER
 
 LOG = '(import "vino" "log" (func $log (param i32 i32)))'
+ACCESS_BUFFER = layouts.ACCESS.buffer_size
+FILTER_BUFFER = layouts.FILTER.buffer_size
+RA_BUFFER = layouts.READAHEAD.buffer_size
+SCHED_BUFFER = layouts.PICK.buffer_size
+SCHED_HEAD = layouts.PICK.field("thread").offset  # n and its pad
+SCHED_ROW = layouts.THREAD
+EVICT_HEAD = layouts.EVICT.field("cand").offset
+EVICT_ROW = layouts.EVICT.elements("cand", 1)  # page_id, vpn, flags, last_use (pad skipped)
 CHUNK = 480  # bytes per log line (below LOG_LINE_MAX)
 
 # vm.evict spy: logs its whole input (header and n rows), then answers 0.
 EVICT_SPY = wat("vm.evict", f"""(local $len i32) (local $off i32)
-    (local.set $len (i32.add (i32.const {EVICT_HEADER.size})
+    (local.set $len (i32.add (i32.const {EVICT_HEAD})
                              (i32.mul (i32.load (i32.const 0)) (i32.const {EVICT_ROW.size}))))
     (block (loop
       (br_if 1 (i32.ge_u (local.get $off) (local.get $len)))
@@ -78,10 +77,10 @@ def _evict_inputs(boot: Boot, name: str,
     off = 0
     while off < len(raw):
         (n,) = struct.unpack_from("<I", raw, off)
-        rows = [EVICT_ROW.unpack_from(raw, off + EVICT_HEADER.size + i * EVICT_ROW.size)
+        rows = [EVICT_ROW.unpack_from(raw, off + EVICT_HEAD + i * EVICT_ROW.size)
                 for i in range(n)]
-        calls.append([(r[0], r[1], r[2], r[4]) for r in rows])  # r[3] is the pad
-        off += EVICT_HEADER.size + n * EVICT_ROW.size
+        calls.append([(r[0], r[1], r[2], r[3]) for r in rows])
+        off += EVICT_HEAD + n * EVICT_ROW.size
     return calls
 
 
@@ -225,7 +224,7 @@ def test_pick_inputs_say_nothing_of_another_principals_threads(boot: Boot) -> No
     calls = 12
     # waited_ns (every row slot) is a residual channel: time runnable is longer when other
     # groups run, since the CPU is shared (docs/SAFETY.md, "Information flow").
-    waited = [(SCHED_HEADER.size + r * SCHED_ROW.size + 16, 8)
+    waited = [(SCHED_HEAD + r * SCHED_ROW.size + SCHED_ROW.field("waited_ns").offset, 8)
               for r in range(MAX_PICK_CANDIDATES)]
     alone = [_mask(d, waited) for d in _pick_dumps(boot, "alone", False, calls)]
     beside = [_mask(d, waited) for d in _pick_dumps(boot, "beside", True, calls)]

@@ -54,7 +54,6 @@ import json
 import math
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import threading
@@ -68,7 +67,8 @@ from vino.bench.timing import Contender, Progress, interleave, ratio, spread
 from vino.errors import InvalidResult
 from vino.graft import FunctionPoint, Principal, Quota, Registry, any_principal
 from vino.graft.sandbox import Pool, Sandbox
-from vino.kernel import params, points
+from vino.kernel import params
+from vino.kernel.layouts import READAHEAD
 from vino.sdk.build import sample_path
 
 COUNTS: Final = (1, 1_000, 100_000)
@@ -96,7 +96,7 @@ FILE_BLOCKS: Final = 1000
 BLOCK: Final = 128
 HIST: Final = tuple(range(BLOCK, BLOCK + params.READAHEAD_HISTORY))
 MAX_OUT: Final = params.READAHEAD_MAX_OUT
-_IN = struct.Struct(f"<IIII{len(HIST)}I")
+_IN = READAHEAD.rows("hist", len(HIST))
 
 
 def _encode(buf: memoryview, nblocks: int, block: int, hist: Sequence[int]) -> tuple[int, ...]:
@@ -108,7 +108,7 @@ def _decode(buf: memoryview, count: int, nblocks: int, block: int,
             hist: Sequence[int]) -> list[int]:
     if not 0 <= count <= MAX_OUT:
         raise InvalidResult(f"bench.readahead: {count} blocks; at most {MAX_OUT}")
-    out = list(struct.unpack_from(f"<{count}I", buf, points.RA_OUT_OFFSET))
+    out = list(READAHEAD.elements("out", count).unpack_from(buf, READAHEAD.field("out").offset))
     if out and (max(out) >= nblocks or len(set(out)) != count):
         raise InvalidResult("bench.readahead: block past the end, or duplicates")
     return out
@@ -194,7 +194,7 @@ def build(name: str, n: int, pooled: bool, progress: Progress | None = None,
         raise ValueError(f"{name}: the shared sandbox is {'' if sandbox.pool else 'not '}pooled")
     reg = Registry(sandbox=sandbox)
     point = FunctionPoint[list[int]](
-        name="bench.readahead", entry="vino_readahead", buffer_size=points.RA_BUFFER,
+        name="bench.readahead", entry="vino_readahead", buffer_size=READAHEAD.buffer_size,
         encode=_encode, decode=_decode, default=_default, may_install=any_principal)
     reg.declare(point)
     who = Principal("bench", BENCH_QUOTA)

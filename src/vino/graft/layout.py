@@ -8,6 +8,11 @@ instead of restating offsets:
                 fields=Struct("vino_ra_buf", (Field("file_blocks", U32, 0), ...)))
     RA.field("hist").offset          # 16
     RA.fields.format()               # "<IIII16I32I": a struct format for the whole record
+    RA.rows("hist", 3)               # struct "<IIII3I": the scalars before hist, 3 entries
+    RA.elements("out", 2)            # struct "<2I": out[0..2), read at RA.field("out").offset
+
+Encoders and decoders take their structs from ``rows`` and ``elements`` (cached per
+count), so no format string or offset is written anywhere but in the layout.
 
 Vocabulary:
 - a ``Field`` is a scalar (``count`` is None) or an array of ``count`` elements; an
@@ -126,6 +131,19 @@ class Struct:
     def struct(self) -> struct.Struct:
         return struct.Struct(self.format())
 
+    def format_before(self, name: str) -> str:
+        """A format (no byte-order prefix) for bytes ``[0, offset of name)``, pads as ``x``."""
+        stop = self.field(name).offset
+        head = Struct(self.name, tuple(f for f in self.fields if f.end <= stop), stop)
+        return head.format()[1:]
+
+
+def elements_format(f: Field, n: int) -> str:
+    """A format (no byte-order prefix) for ``n`` elements of ``f``, their pads as ``x``."""
+    if isinstance(f.elem, Struct):
+        return f.elem.format()[1:] * n
+    return f"{n}{f.elem.code}" if n != 1 else f.elem.code
+
 
 @dataclass(frozen=True, slots=True)
 class Arg:
@@ -147,6 +165,10 @@ class Layout:
     kind: str = "function"  # or "event"
     # The point's own graft-callables: name -> (Wasm params, Wasm results).
     callables: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    # (kind, array, count) -> its struct; filled on first use (counts are bounded by the
+    # arrays' sizes, so this holds at most one struct per count).
+    _structs: dict[tuple[str, str, int], struct.Struct] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.fields.size > self.buffer_size:
@@ -159,3 +181,31 @@ class Layout:
 
     def field(self, name: str) -> Field:
         return self.fields.field(name)
+
+    def rows(self, array: str, n: int) -> struct.Struct:
+        """A struct for the fields before ``array`` and its first ``n`` elements: how an
+        encoder fills a buffer (header and rows) in one ``pack_into`` at offset 0.
+        Pads are ``x`` bytes, so a row takes only its non-pad values."""
+        key = ("rows", array, n)
+        s = self._structs.get(key)
+        if s is None:
+            f = self._array(array, n)
+            s = struct.Struct("<" + self.fields.format_before(array) + elements_format(f, n))
+            self._structs[key] = s
+        return s
+
+    def elements(self, array: str, n: int) -> struct.Struct:
+        """A struct for ``n`` elements of ``array`` alone (read or written at its offset)."""
+        key = ("elements", array, n)
+        s = self._structs.get(key)
+        if s is None:
+            s = struct.Struct("<" + elements_format(self._array(array, n), n))
+            self._structs[key] = s
+        return s
+
+    def _array(self, name: str, n: int) -> Field:
+        f = self.field(name)
+        if f.count is None or not 0 <= n <= f.count:
+            raise ValueError(f"{self.point}.{name}: {n} elements do not fit "
+                             f"{'a scalar' if f.count is None else f'its {f.count}'}")
+        return f

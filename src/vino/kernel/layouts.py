@@ -1,10 +1,24 @@
 """The five kernel graft points' buffer layouts, declared once (docs/ABI.md in data).
 
-``LAYOUTS[point]`` is the ``vino.graft.layout.Layout`` of each kernel point. The
-Python graft compiler reads field names, offsets and counts from here; a test
-checks every layout against the encoders and decoders in ``vino.kernel.points``
-and ``vino.kernel.sched`` and against the C header ``vino/sdk/vino.h``, so the
-three spellings cannot drift apart.
+``LAYOUTS[point]`` is the ``vino.graft.layout.Layout`` of each kernel point: its
+entry, arguments, buffer size, fields (offsets, kinds, counts) and own
+graft-callables. Everything else reads it instead of restating it:
+
+- the points (``vino.kernel.points``) take their name, entry, buffer size, Wasm
+  parameters and callables' types from here, and their encoders and decoders take
+  their structs and offsets from ``Layout.rows`` / ``Layout.elements`` / ``field``;
+- ``vino.kernel.sched.pack_threads`` packs ``PICK``'s rows;
+- the Python graft compiler and its plain-Python shim read field names, offsets
+  and counts.
+
+``tests/kernel/test_layouts.py`` holds the encoders' bytes, the C header
+``vino/sdk/vino.h`` (its ``VINO_CHECK_OFFSET`` lines and sizes) and docs/ABI.md
+(every offset, type, count and buffer size of its tables) to these objects, so
+the spellings cannot drift apart.
+
+Invariant: a field's count is the limit named in ``kernel/params.py`` (read-ahead
+history and answers, eviction and pick candidates, the filter's block), so a limit
+changed there changes the layout, and the tests say which documents to update.
 """
 
 from __future__ import annotations

@@ -37,13 +37,13 @@ write or return plaintext.
 from __future__ import annotations
 
 import itertools
-import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
 from vino.errors import Forbidden, InvalidResult, QuotaExceeded
-from vino.graft import GLOBAL, I32, EventPoint, FunctionPoint, GraftCallable, Principal
+from vino.graft import GLOBAL, EventPoint, FunctionPoint, GraftCallable, Principal
+from vino.graft.layout import Layout
 from vino.graft.locks import HostLock
 from vino.graft.point import HOST_FAULTS_DEFAULT
 from vino.graft.registry import Registry
@@ -53,54 +53,26 @@ from vino.kernel.cache import AddressSpace, Cache, PageInfo
 from vino.kernel.errors import FilterUnavailable
 from vino.kernel.fs import FileSystem, Inode, OpenFile
 from vino.kernel.proc import ProcessGroup, User
-from vino.kernel.sched import MAX_PICK_CANDIDATES, Scheduler, ThreadInfo
+from vino.kernel.sched import Scheduler, ThreadInfo
 
 UserOf = Callable[[Principal], "User | None"]
 
-# ---- layouts (docs/ABI.md) --------------------------------------------------------
-EVICT_HEADER: Final = struct.Struct("<II")
-EVICT_ROW: Final = struct.Struct("<IIIIQ")
-EVICT_MAX: Final = params.MAX_EVICT_CANDIDATES
-EVICT_BUFFER: Final = EVICT_HEADER.size + EVICT_ROW.size * EVICT_MAX
-
-SCHED_HEADER: Final = struct.Struct("<II")
-SCHED_ROW: Final = struct.Struct("<IiQQII")
-SCHED_BUFFER: Final = SCHED_HEADER.size + SCHED_ROW.size * MAX_PICK_CANDIDATES
-
-RA_HIST: Final = params.READAHEAD_HISTORY
-RA_OUT_MAX: Final = params.READAHEAD_MAX_OUT_LIMIT
-RA_HEADER: Final = struct.Struct("<IIII")  # file_blocks, block, max_out, n_hist
-RA_OUT_OFFSET: Final = 80
-RA_BUFFER: Final = 256
-
-FILTER_HEADER: Final = struct.Struct("<QII")  # file_offset, len, file_id
-FILTER_DATA: Final = 16
-FILTER_BUFFER: Final = FILTER_DATA + params.BLOCK_SIZE
-FILTER_WRITE: Final = 0
-FILTER_READ: Final = 1
-
-ACCESS_LAYOUT: Final = struct.Struct("<IIIIQ")  # file_id, block, op, pad, time_ns
-ACCESS_BUFFER: Final = ACCESS_LAYOUT.size
-
-# One precompiled struct per candidate count, so a buffer is packed in one call.
-_evict_rows: dict[int, struct.Struct] = {}
-_sched_rows: dict[int, struct.Struct] = {}
-_ra_inputs: dict[int, struct.Struct] = {}  # fs.readahead header + n history entries
-_u32s: dict[int, struct.Struct] = {}
+# ---- layouts: every offset, count and struct comes from kernel/layouts.py -----------
+_EVICT = layouts.EVICT
+_PICK = layouts.PICK
+_RA = layouts.READAHEAD
+_RA_HIST: Final = _RA.field("hist").count or 0  # entries offered in hist
+_RA_OUT: Final = _RA.field("out")  # where the graft answers, and at most how many
+_RA_OUT_MAX: Final = _RA_OUT.count or 0
+_FILTER_HEADER: Final = layouts.FILTER.rows("data", 0)  # the scalars before data
+_FILTER_DATA: Final = layouts.FILTER.field("data").offset
+_ACCESS: Final = layouts.ACCESS.fields.struct()
 
 
-def _rows(cache: dict[int, struct.Struct], header: str, row: str, n: int) -> struct.Struct:
-    s = cache.get(n)
-    if s is None:
-        s = cache[n] = struct.Struct("<" + header + row * n)
-    return s
-
-
-def _u32_array(n: int) -> struct.Struct:
-    s = _u32s.get(n)
-    if s is None:
-        s = _u32s[n] = struct.Struct(f"<{n}I")
-    return s
+def _callable(lay: Layout, name: str, fn: Callable[..., int | None]) -> GraftCallable:
+    """The graft-callable ``name`` of ``lay``'s point, with the types the layout declares."""
+    params_, results = lay.callables[name]
+    return GraftCallable(name, params_, results, fn)
 
 
 def _index_result(kind: str) -> Callable[..., int]:
@@ -136,10 +108,10 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
     def encode(buf: memoryview, aspace: AddressSpace, cands: list[PageInfo]) -> tuple[int, ...]:
         n = len(cands)
         flat: list[int] = [n]
-        add = flat.extend  # the pads are "x" bytes in the struct: 4 values a row, one pack
+        add = flat.extend  # pads are "x" bytes in the layout's struct: 4 values a row
         for c in cands:
             add((c.page_id, c.vpn, c.flags, c.last_use))
-        _rows(_evict_rows, "I4x", "III4xQ", n).pack_into(buf, 0, *flat)
+        _EVICT.rows("cand", n).pack_into(buf, 0, *flat)
         return ()
 
     def hint(txn: Transaction, vpn: int, important: int) -> int:
@@ -160,11 +132,11 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         return registry.locks.lock(f"aspace:{aspace.owner.pid}")
 
     point = FunctionPoint[int](
-        name="vm.evict", entry="vino_evict", buffer_size=EVICT_BUFFER, encode=encode,
+        name=_EVICT.point, entry=_EVICT.entry, buffer_size=_EVICT.buffer_size, encode=encode,
         decode=_index_result("vm.evict"), encode_result=_same_index, default=default,
-        callables=(GraftCallable("vm_hint", (I32, I32), (I32,), hint),),
+        callables=(_callable(_EVICT, "vm_hint", hint),),
         may_install=_owner_or_root(lambda a: a.owner.user), target_type=AddressSpace,
-        lock_resolver=lock, layout=layouts.EVICT, host_faults=HOST_FAULTS_DEFAULT)
+        lock_resolver=lock, layout=_EVICT, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> int:
         return point(aspace, aspace, candidates)
@@ -185,7 +157,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         add = flat.extend
         for r in rows:
             add((r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags))
-        _rows(_sched_rows, "I4x", "IiQQI4x", n).pack_into(buf, 0, *flat)
+        _PICK.rows("thread", n).pack_into(buf, 0, *flat)
         return ()
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
@@ -213,11 +185,11 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         return registry.locks.lock(f"pgrp:{group.pgid}")
 
     point = FunctionPoint[int](
-        name="sched.pick", entry="vino_pick", buffer_size=SCHED_BUFFER, encode=encode,
+        name=_PICK.point, entry=_PICK.entry, buffer_size=_PICK.buffer_size, encode=encode,
         decode=_index_result("sched.pick"), encode_result=_same_index, default=default,
-        callables=(GraftCallable("sched_set_priority", (I32, I32), (I32,), set_priority),),
+        callables=(_callable(_PICK, "sched_set_priority", set_priority),),
         may_install=_owner_or_root(lambda g: g.owner), target_type=ProcessGroup,
-        lock_resolver=lock, layout=layouts.PICK, host_faults=HOST_FAULTS_DEFAULT)
+        lock_resolver=lock, layout=_PICK, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     def pick(group: ProcessGroup, runnable: list[ThreadInfo]) -> int:
         return point(group, group, runnable)
@@ -242,26 +214,26 @@ def readahead_point(fs: FileSystem, registry: Registry,
     bs = params.BLOCK_SIZE
 
     def inputs(of: OpenFile, block: int) -> tuple[int, int, list[int]]:
-        return (-(-of.inode.size // bs), min(fs.readahead_max, RA_OUT_MAX),
-                of.history[:RA_HIST])
+        return (-(-of.inode.size // bs), min(fs.readahead_max, _RA_OUT_MAX),
+                of.history[:_RA_HIST])
 
     def encode(buf: memoryview, of: OpenFile, block: int) -> tuple[int, ...]:
-        hist = of._history  # most recent first; the deque's maxlen is RA_HIST
+        hist = of._history  # most recent first; the deque's maxlen is the layout's count
         n = len(hist)
-        if n > RA_HIST:
-            hist = deque(itertools.islice(hist, RA_HIST))
-            n = RA_HIST
-        _rows(_ra_inputs, "IIII", "I", n).pack_into(
-            buf, 0, -(-of.inode.size // bs), block, min(fs.readahead_max, RA_OUT_MAX), n, *hist)
+        if n > _RA_HIST:
+            hist = deque(itertools.islice(hist, _RA_HIST))
+            n = _RA_HIST
+        _RA.rows("hist", n).pack_into(
+            buf, 0, -(-of.inode.size // bs), block, min(fs.readahead_max, _RA_OUT_MAX), n, *hist)
         return ()
 
     def decode(buf: memoryview, count: int, of: OpenFile, block: int) -> list[int]:
-        max_out = min(fs.readahead_max, RA_OUT_MAX)
+        max_out = min(fs.readahead_max, _RA_OUT_MAX)
         if not 0 <= count <= max_out:
             raise InvalidResult(f"fs.readahead: {count} blocks asked for; at most {max_out}")
         if count == 0:
             return []
-        out = list(_u32_array(count).unpack_from(buf, RA_OUT_OFFSET))
+        out = list(_RA.elements("out", count).unpack_from(buf, _RA_OUT.offset))
         nblocks = -(-of.inode.size // bs)
         if max(out) >= nblocks:
             b = next(b for b in out if b >= nblocks)
@@ -275,7 +247,7 @@ def readahead_point(fs: FileSystem, registry: Registry,
         _, max_out, _ = inputs(of, block)
         blocks = blocks[:max_out]
         if blocks:
-            _u32_array(len(blocks)).pack_into(buf, RA_OUT_OFFSET, *blocks)
+            _RA.elements("out", len(blocks)).pack_into(buf, _RA_OUT.offset, *blocks)
         return len(blocks)
 
     def may(principal: Principal, target: Any) -> bool:
@@ -288,9 +260,9 @@ def readahead_point(fs: FileSystem, registry: Registry,
         return _may_read(user_of, principal, target.inode)
 
     point = FunctionPoint[list[int]](
-        name="fs.readahead", entry="vino_readahead", buffer_size=RA_BUFFER, encode=encode,
+        name=_RA.point, entry=_RA.entry, buffer_size=_RA.buffer_size, encode=encode,
         decode=decode, encode_result=encode_result, default=default, may_install=may,
-        target_type=OpenFile, layout=layouts.READAHEAD, host_faults=HOST_FAULTS_DEFAULT)
+        target_type=OpenFile, layout=_RA, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     fs._readahead = lambda of, block: point(of, of, block)  # type: ignore[method-assign]
     return point
@@ -335,6 +307,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
     Busy or failed, it never falls back to the identity for a sealed file (``FilterGuard``).
     """
     default_apply = fs._filter
+    lay = layouts.FILTER
     guard = guard if guard is not None else FilterGuard()
 
     def refuse(inode: Inode) -> None:
@@ -360,19 +333,19 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
     def encode(buf: memoryview, inode: Inode, offset: int, data: bytes,
                direction: int) -> tuple[int, ...]:
         n = len(data)
-        FILTER_HEADER.pack_into(buf, 0, offset, n, inode.inum)
-        buf[FILTER_DATA:FILTER_DATA + n] = data
+        _FILTER_HEADER.pack_into(buf, 0, offset, n, inode.inum)
+        buf[_FILTER_DATA:_FILTER_DATA + n] = data
         return (direction, n)
 
     def decode(buf: memoryview, ret: int, inode: Inode, offset: int, data: bytes,
                direction: int) -> bytes:
         if ret != len(data):
             raise InvalidResult(f"fs.filter: returned length {ret}, the block has {len(data)}")
-        return bytes(buf[FILTER_DATA:FILTER_DATA + ret])
+        return bytes(buf[_FILTER_DATA:_FILTER_DATA + ret])
 
     def encode_result(buf: memoryview, out: bytes, inode: Inode, offset: int, data: bytes,
                       direction: int) -> int:
-        buf[FILTER_DATA:FILTER_DATA + len(out)] = out
+        buf[_FILTER_DATA:_FILTER_DATA + len(out)] = out
         return len(out)
 
     def may(principal: Principal, target: Any) -> bool:
@@ -382,9 +355,10 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         return target is not GLOBAL and user is not None and user.uid == target.uid
 
     point = FunctionPoint[bytes](
-        name="fs.filter", entry="vino_filter", params=(I32, I32), buffer_size=FILTER_BUFFER,
-        encode=encode, decode=decode, encode_result=encode_result, default=default,
-        may_install=may, target_type=Inode, layout=layouts.FILTER)
+        name=lay.point, entry=lay.entry, params=tuple(a.wasm for a in lay.args),
+        buffer_size=lay.buffer_size, encode=encode, decode=decode,
+        encode_result=encode_result, default=default, may_install=may, target_type=Inode,
+        layout=lay)
     registry.declare(point)
 
     def apply(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
@@ -410,7 +384,7 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
 
     def encode(buf: memoryview, inode: Inode, block: int, op: int,
                now_ns: int) -> tuple[int, ...]:
-        ACCESS_LAYOUT.pack_into(buf, 0, inode.inum, block, op, 0, now_ns)
+        _ACCESS.pack_into(buf, 0, inode.inum, block, op, now_ns)  # the pad is "x" bytes
         return ()
 
     def may(principal: Principal, target: Any) -> bool:
@@ -419,9 +393,10 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
         user = user_of(principal)
         return target is not GLOBAL and user is not None and user.uid == target.uid
 
-    point = EventPoint(name="fs.access", entry="vino_on_access", buffer_size=ACCESS_BUFFER,
+    lay = layouts.ACCESS
+    point = EventPoint(name=lay.point, entry=lay.entry, buffer_size=lay.buffer_size,
                        encode=encode, may_install=may, target_type=Inode,
-                       layout=layouts.ACCESS, host_faults=HOST_FAULTS_DEFAULT)
+                       layout=lay, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
 
     def fire(inode: Inode, block: int, op: int) -> None:

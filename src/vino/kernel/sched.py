@@ -77,6 +77,7 @@ from enum import StrEnum
 from typing import Final, Protocol
 
 from vino.errors import InvalidResult
+from vino.kernel import layouts
 from vino.kernel.params import MAX_PICK_CANDIDATES, QUANTUM_NS
 from vino.kernel.proc import Process, ProcessGroup
 
@@ -85,8 +86,6 @@ __all__ = [
     "MAX_PICK_CANDIDATES",
     "QUANTUM_NS",
     "SCHED_BUFFER_BYTES",
-    "SCHED_HEADER",
-    "SCHED_ROW",
     "Cpu",
     "Dispatch",
     "LatencyStats",
@@ -104,11 +103,13 @@ __all__ = [
     "validate_pick",
 ]
 
-# ---- the sched.pick buffer (docs/ABI.md), little-endian ------------------------------
+# ---- the sched.pick buffer: its layout is layouts.PICK (docs/ABI.md) -------------------
 # QUANTUM_NS and MAX_PICK_CANDIDATES (rows in the buffer) live in kernel/params.py.
-SCHED_HEADER: Final = struct.Struct("<II")  # u32 n; u32 pad
-SCHED_ROW: Final = struct.Struct("<IiQQII")  # tid, priority, cpu_ns, waited_ns, flags, pad
-SCHED_BUFFER_BYTES: Final = SCHED_HEADER.size + SCHED_ROW.size * MAX_PICK_CANDIDATES
+_PICK: Final = layouts.PICK
+_ROWS: Final = "thread"  # the array of candidate rows
+_HEAD: Final = _PICK.field(_ROWS).offset  # bytes before the first row (n and a pad)
+_ROW: Final = _PICK.elements(_ROWS, 1)  # one vino_thread row; its pad is "x" bytes
+SCHED_BUFFER_BYTES: Final = _PICK.buffer_size
 FLAG_INTERACTIVE: Final = 1  # the application marked the thread interactive
 
 _I32_MIN: Final = -(1 << 31)
@@ -232,28 +233,21 @@ class ThreadInfo:
 
 
 def pack_threads(rows: Sequence[ThreadInfo]) -> bytes:
-    """The ``sched.pick`` buffer contents: header ``u32 n; u32 pad`` then 32 bytes a row.
+    """The ``sched.pick`` buffer contents as ``layouts.PICK`` lays them out: the header
+    (``n``), then one ``vino_thread`` row each.
 
-    Returns exactly ``8 + 32 * len(rows)`` bytes (the graft point copies them to the
-    start of the graft's buffer). More than ``MAX_PICK_CANDIDATES`` rows, or a field
+    Returns exactly the header and ``len(rows)`` rows (the graft point copies them to
+    the start of the graft's buffer). More than ``MAX_PICK_CANDIDATES`` rows, or a field
     out of its type's range, raises ``ValueError``.
     """
     if len(rows) > MAX_PICK_CANDIDATES:
         raise ValueError(f"{len(rows)} rows; the sched.pick buffer holds {MAX_PICK_CANDIDATES}")
-    out = bytearray(SCHED_HEADER.size + SCHED_ROW.size * len(rows))
-    SCHED_HEADER.pack_into(out, 0, len(rows), 0)
+    out = bytearray(_PICK.rows(_ROWS, len(rows)).size)
+    _PICK.rows(_ROWS, 0).pack_into(out, 0, len(rows))
     for i, r in enumerate(rows):
         try:
-            SCHED_ROW.pack_into(
-                out,
-                SCHED_HEADER.size + SCHED_ROW.size * i,
-                r.tid,
-                r.priority,
-                r.cpu_ns,
-                r.waited_ns,
-                r.flags,
-                0,
-            )
+            _ROW.pack_into(out, _HEAD + _ROW.size * i,
+                           r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags)
         except struct.error as e:
             raise ValueError(f"row {i} ({r}) does not fit the sched.pick layout: {e}") from e
     return bytes(out)
@@ -261,16 +255,10 @@ def pack_threads(rows: Sequence[ThreadInfo]) -> bytes:
 
 def unpack_threads(data: bytes) -> list[ThreadInfo]:
     """Inverse of ``pack_threads`` (for the default inside a graft and for tests)."""
-    n, _pad = SCHED_HEADER.unpack_from(data, 0)
-    if n > MAX_PICK_CANDIDATES or len(data) < SCHED_HEADER.size + SCHED_ROW.size * n:
+    (n,) = _PICK.rows(_ROWS, 0).unpack_from(data, 0)
+    if n > MAX_PICK_CANDIDATES or len(data) < _HEAD + _ROW.size * n:
         raise ValueError(f"sched.pick buffer claims {n} rows in {len(data)} bytes")
-    rows = []
-    for i in range(n):
-        tid, prio, cpu, waited, flags, _ = SCHED_ROW.unpack_from(
-            data, SCHED_HEADER.size + SCHED_ROW.size * i
-        )
-        rows.append(ThreadInfo(tid, prio, cpu, waited, flags))
-    return rows
+    return [ThreadInfo(*_ROW.unpack_from(data, _HEAD + _ROW.size * i)) for i in range(n)]
 
 
 def validate_pick(index: object, n: int) -> int:

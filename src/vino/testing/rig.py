@@ -60,9 +60,9 @@ from vino.graft import (
 from vino.graft.loader import Source
 from vino.graft.point import U32
 from vino.kernel import params
-from vino.kernel import points as kpoints
 from vino.kernel.device import SSD
 from vino.kernel.kernel import Kernel
+from vino.kernel.layouts import LAYOUTS
 from vino.testing.faults import Injector
 
 __all__ = [
@@ -432,9 +432,10 @@ def state_diff(want: dict[str, Any], got: dict[str, Any]) -> str:
 
 # Entry signature and buffer size of each kernel point (docs/ABI.md).
 POINT_ABI: Final = {
-    "fs.readahead": ("vino_readahead", "", kpoints.RA_BUFFER),
-    "vm.evict": ("vino_evict", "", kpoints.EVICT_BUFFER),
-    "sched.pick": ("vino_pick", "", kpoints.SCHED_BUFFER),
-    "fs.filter": ("vino_filter", "(param $dir i32) (param $len i32)", kpoints.FILTER_BUFFER),
-    "fs.access": ("vino_on_access", "", kpoints.ACCESS_BUFFER),
+    "fs.readahead": ("vino_readahead", "", LAYOUTS["fs.readahead"].buffer_size),
+    "vm.evict": ("vino_evict", "", LAYOUTS["vm.evict"].buffer_size),
+    "sched.pick": ("vino_pick", "", LAYOUTS["sched.pick"].buffer_size),
+    "fs.filter": ("vino_filter", "(param $dir i32) (param $len i32)",
+                  LAYOUTS["fs.filter"].buffer_size),
+    "fs.access": ("vino_on_access", "", LAYOUTS["fs.access"].buffer_size),
 }
