@@ -18,6 +18,10 @@ Usage::
     aspace = AddressSpace(process, cache)
     aspace.touch(vpn, write=True)             # faults the page in if not resident
 
+Address spaces, faults and swap are in ``aspace.py`` (``AnonPages`` is the half of
+``Cache`` that serves them); this module keeps the frames, the file blocks and the
+choice of a victim.
+
 Choosing a victim (when a frame is needed and none is free) -- the rule:
 1. An anonymous fault by address space A, when A has more than ``min_resident`` pages
    resident, replaces one of A's own pages: a process that already holds more than
@@ -58,9 +62,9 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 
 from vino.kernel import params
+from vino.kernel.aspace import AddressSpace, AnonPages
 from vino.kernel.device import BlockDevice, block_runs
-from vino.kernel.errors import BadHandle, InvalidArgument, InvariantViolation, NoSpace
-from vino.kernel.proc import Process
+from vino.kernel.errors import InvalidArgument, InvariantViolation, NoSpace
 
 __all__ = ["DIRTY", "REFERENCED", "Access", "AddressSpace", "Cache", "CacheStats", "PageInfo"]
 
@@ -139,76 +143,7 @@ class _Frame:
         return self.dev is None and self.aspace is None
 
 
-class AddressSpace:
-    """The anonymous memory of one process: pages named by vpn, backed by the cache's frames.
-
-    All state is guarded by the owning cache's lock. After ``release()`` every
-    method raises ``BadHandle``.
-    """
-
-    def __init__(self, owner: Process, cache: Cache) -> None:
-        self.owner = owner
-        self.cache = cache
-        self.faults = 0  # touches that found the page not resident
-        self.evictions = 0  # pages of this address space evicted
-        # Invariant: _resident[vpn] is the frame holding (self, vpn); frame.aspace is self.
-        self._resident: dict[int, _Frame] = {}
-        self._hand = 0  # this address space's clock hand: the vpn where the next scan starts
-        self._backing: dict[int, bytes] = {}  # swapped-out contents when the cache has no swap
-        # Invariant: _slots values are distinct swap blocks, none on cache._swap_free.
-        self._slots: dict[int, int] = {}
-        # vpn -> important, set through the vm.evict graft-callable vm_hint for the address
-        # space's own policy to use. The cache and the default policy do not read it.
-        self.hints: dict[int, bool] = {}
-        self._tick = 0  # this address space's touches: the clock behind its pages' last_use
-        self._released = False
-        cache._register(self)
-
-    def touch(self, vpn: int, write: bool = False) -> bool:
-        """Reference page ``vpn`` (and mark it dirty if ``write``). Returns True if it faulted."""
-        return self.cache._touch(self, vpn, write) is not None
-
-    def read(self, vpn: int) -> bytes:
-        """The page's bytes (touching it)."""
-        with self.cache._lock:
-            return bytes(self.cache._touch_frame(self, vpn, False).data)
-
-    def write(self, vpn: int, data: bytes, offset: int = 0) -> None:
-        """Store ``data`` at ``offset`` in page ``vpn`` (touching it for write)."""
-        if offset < 0 or offset + len(data) > PAGE:
-            raise InvalidArgument(
-                f"write of {len(data)} bytes at offset {offset} does not fit a {PAGE}-byte page")
-        with self.cache._lock:
-            frame = self.cache._touch_frame(self, vpn, True)
-            frame.data[offset:offset + len(data)] = data
-
-    def is_resident(self, vpn: int) -> bool:
-        with self.cache._lock:
-            return vpn in self._resident
-
-    def resident(self) -> list[int]:
-        """Resident vpns, ascending."""
-        with self.cache._lock:
-            return sorted(self._resident)
-
-    @property
-    def resident_count(self) -> int:
-        return len(self._resident)
-
-    @property
-    def released(self) -> bool:
-        return self._released
-
-    def release(self) -> None:
-        """Free every frame and swap slot of this address space (contents are discarded)."""
-        self.cache._release(self)
-
-    def __repr__(self) -> str:
-        return (f"AddressSpace(pid={self.owner.pid}, resident={len(self._resident)}, "
-                f"faults={self.faults})")
-
-
-class Cache:
+class Cache(AnonPages):
     """The frames, the file-block map, the global clock, and the per-address-space policy."""
 
     def __init__(
@@ -413,80 +348,6 @@ class Cache:
     @property
     def free_frames(self) -> int:
         return len(self._free)
-
-    # ---- anonymous pages (called through AddressSpace) --------------------------------
-
-    def _register(self, aspace: AddressSpace) -> None:
-        with self._lock:
-            self._aspaces[aspace] = None
-
-    def _touch(self, aspace: AddressSpace, vpn: int, write: bool) -> _Frame | None:
-        """Touch; return the frame if the touch faulted, else None."""
-        with self._lock:
-            faulted = vpn not in aspace._resident
-            frame = self._touch_frame(aspace, vpn, write)
-            return frame if faulted else None
-
-    def _touch_frame(self, aspace: AddressSpace, vpn: int, write: bool) -> _Frame:
-        if aspace._released:
-            raise BadHandle(f"address space of pid {aspace.owner.pid} was released")
-        if not 0 <= vpn < params.VPN_LIMIT:
-            raise InvalidArgument(f"vpn {vpn} is outside 0 .. {params.VPN_LIMIT - 1}")
-        frame = aspace._resident.get(vpn)
-        if frame is None:
-            aspace.faults += 1
-            self.stats.faults += 1
-            saved = self._swap_in(aspace, vpn)
-            frame = self._take_frame(aspace)
-            frame.aspace = aspace
-            frame.vpn = vpn
-            frame.data[:] = _ZERO_PAGE if saved is None else saved
-            aspace._resident[vpn] = frame
-        if write:
-            frame.dirty = True
-        self._use(frame)
-        return frame
-
-    def _release(self, aspace: AddressSpace) -> None:
-        with self._lock:
-            if aspace._released:
-                return
-            for frame in list(aspace._resident.values()):
-                frame.clear()
-                self._free.append(frame.index)
-            aspace._resident.clear()
-            self._swap_free.extend(aspace._slots.values())
-            aspace._slots.clear()
-            aspace._backing.clear()
-            aspace.hints.clear()
-            aspace._released = True
-            del self._aspaces[aspace]
-
-    def _swap_in(self, aspace: AddressSpace, vpn: int) -> bytes | None:
-        if self.swap is None:
-            saved = aspace._backing.get(vpn)
-        else:
-            slot = aspace._slots.get(vpn)
-            saved = None if slot is None else self.swap.read_block(slot)
-        if saved is not None:
-            self.stats.swapins += 1
-        return saved
-
-    def _swap_out(self, aspace: AddressSpace, vpn: int, data: bytearray) -> None:
-        if self.swap is None:
-            aspace._backing[vpn] = bytes(data)
-        else:
-            slot = aspace._slots.get(vpn)
-            if slot is None:
-                if not self._swap_free:
-                    raise NoSpace(f"swap device {self.swap.path} is full")
-                slot = self._swap_free[-1]
-                self.swap.write_block(slot, data)
-                self._swap_free.pop()
-                aspace._slots[vpn] = slot
-            else:
-                self.swap.write_block(slot, data)
-        self.stats.swapouts += 1
 
     # ---- frames and victims (caller holds _lock) --------------------------------------
 

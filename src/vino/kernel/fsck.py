@@ -37,11 +37,11 @@ from pathlib import Path
 from vino.kernel import params
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import CorruptFileSystem
-from vino.kernel.fs import (
-    _DIRENT,
-    _LEVEL_START,
-    _SUPER,
+from vino.kernel.fs import FileSystem
+from vino.kernel.inode import (
+    DIRENT,
     INODES_PER_BLOCK,
+    LEVEL_START,
     MAX_FILE_SIZE,
     NDIRECT,
     NLEVELS,
@@ -50,10 +50,10 @@ from vino.kernel.fs import (
     S_IFDIR,
     S_IFMT,
     S_IFREG,
-    FileSystem,
+    SUPER,
     Inode,
-    _ceil_div,
-    _path,
+    ceil_div,
+    index_path,
 )
 from vino.kernel.journal import read_log
 
@@ -109,7 +109,7 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
     except CorruptFileSystem as exc:
         report.bad(f"superblock: {exc}")
         return
-    clean = _SUPER.unpack_from(dev.read_block(0))[-1]
+    clean = SUPER.unpack_from(dev.read_block(0))[-1]
     if not clean:
         report.notes.append("not cleanly unmounted")
     logged = read_log(dev, geo.log_start, geo.log_blocks)
@@ -169,7 +169,7 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
                 report.bad(f"inode {inum}: size {ino.size} is past the largest file")
                 continue
             inodes[inum] = ino
-            nb = _ceil_div(ino.size, BS)
+            nb = ceil_div(ino.size, BS)
             for j, b in enumerate(ino.direct[:NDIRECT]):
                 if b:
                     if j >= nb:
@@ -178,9 +178,9 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
             for level in range(NLEVELS):
                 top = ino.ind[level]
                 if top and own(top, inum, f"indirect level {level + 1}"):
-                    if _LEVEL_START[level] >= nb:
+                    if LEVEL_START[level] >= nb:
                         report.bad(f"inode {inum}: indirect level {level + 1} beyond its size")
-                    walk(top, level + 1, _LEVEL_START[level], inum, nb)
+                    walk(top, level + 1, LEVEL_START[level], inum, nb)
     expected = bytearray(len(bitmap))
     for b in [*range(geo.data_start), *owner]:
         expected[b >> 3] |= 1 << (b & 7)
@@ -211,7 +211,7 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
         bidx, off = divmod(slot * params.FS_DIRENT_SIZE, BS)
         b = _bmap(root, bidx, block)
         raw = block(b) if b else bytes(BS)
-        inum, raw_name = _DIRENT.unpack_from(raw, off)
+        inum, raw_name = DIRENT.unpack_from(raw, off)
         if inum == 0:
             continue
         name_bytes = raw_name.rstrip(b"\0")
@@ -241,7 +241,7 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
 def _bmap(ino: Inode, bidx: int, block: Callable[[int], bytes]) -> int:
     if bidx < NDIRECT:
         return ino.direct[bidx]
-    level, idx = _path(bidx)
+    level, idx = index_path(bidx)
     b = ino.ind[level]
     for k in idx:
         if b == 0:

@@ -13,6 +13,9 @@ Usage::
     ...
     db.close(); vfs.close()                      # close connections first
 
+This module is the VFS itself (opening, names, the buffer pool and gathered writes);
+the files SQLite gets back and their io methods are in ``vfsfile.py``.
+
 Hooks (optional): ``on_open(kfile)`` runs when a kernel file is first opened,
 before SQLite reads or writes it -- the place to install a file's grafts (a filter
 on ``kfile.of.inode``, a read-ahead on ``kfile.of``) or attach a ``PageObserver``;
@@ -76,18 +79,15 @@ the kernel's locks.
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Any, ParamSpec, Protocol, TypeVar
 
 import apsw
 
-from vino.kernel.errors import AccessDenied, FileExists, KernelError, NoSpace, NoSuchFile
-from vino.kernel.fs import MAX_FILE_SIZE, OpenFile
+from vino.kernel.errors import AccessDenied, FileExists, KernelError, NoSuchFile
+from vino.kernel.fs import MAX_FILE_SIZE
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import Process, User
 from vino.sqlite import locks
@@ -96,12 +96,20 @@ from vino.sqlite.params import (
     MAX_PATHNAME_BYTES,
     PAGE_BYTES,
     RANDOM_SEED,
-    SECTOR_BYTES,
     TEMP_PREFIX,
     WRITE_BUFFER_BYTES,
     WRITE_RESERVE_BLOCKS,
 )
 from vino.sqlite.pool import BufferPool
+from vino.sqlite.vfsfile import (
+    KernelFile,
+    PageObserver,
+    VanishedJournal,
+    VfsStats,
+    VinoFile,
+    ioerr,
+    sqlite_errors,
+)
 
 __all__ = ["KernelFile", "PageObserver", "VanishedJournal", "VfsStats", "VinoFile", "VinoVFS"]
 
@@ -116,284 +124,7 @@ _ROLES = ((apsw.SQLITE_OPEN_MAIN_DB, "main"), (apsw.SQLITE_OPEN_MAIN_JOURNAL, "j
 _JULIAN_UNIX_EPOCH = 2440587.5  # Julian day number of 1970-01-01 00:00 UTC
 _JULIAN_UNIX_EPOCH_MS = 210866760000000  # the same, in ms (sqlite3 os_unix.c)
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 _vfs_ids = iter(range(1, 1 << 62))
-
-
-class PageObserver(Protocol):
-    """Told every whole page of a main database file that crosses the file system."""
-
-    def on_page(self, index: int, page: bytes, write: bool) -> None:
-        """``page`` (``PAGE_BYTES`` bytes) is now the content of page ``index`` (0-based)."""
-        ...
-
-
-@dataclass(slots=True)
-class VfsStats:
-    opens: int = 0  # xOpen calls
-    reads: int = 0  # xRead calls
-    writes: int = 0  # xWrite calls
-    bytes_read: int = 0
-    bytes_written: int = 0
-    short_reads: int = 0  # xRead calls answered with fewer bytes (SQLITE_IOERR_SHORT_READ)
-    syncs: int = 0  # xSync calls (each syncs the device)
-    truncates: int = 0  # xTruncate calls that changed the size
-    deletes: int = 0  # xDelete calls that removed a file
-    busy: int = 0  # xLock calls refused with SQLITE_BUSY
-    dir_syncs: int = 0  # xDelete calls that made the unlink durable (syncdir)
-    flush_errors: int = 0  # gathered writes that an unlock could not give to the kernel
-
-    def snapshot(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(slots=True, eq=False)
-class KernelFile:
-    """One kernel file opened by the VFS, shared by every VinoFile (connection) on it."""
-
-    name: str  # the kernel name
-    path: str  # SQLite's full path name
-    of: OpenFile  # the one kernel open file
-    role: str  # main, journal, wal, temp, ... (from the open flags)
-    lock: locks.FileLock
-    pool_base: int | None = None  # vpn of page 0 in the buffer pool, if pooled
-    # Invariant: while any user holds SHARED, the pooled pages equal the file as of
-    # lock.version == seen_version (no other process can write without EXCLUSIVE).
-    seen_version: int = 0
-    # Invariant: None, or the main database's first page as the file holds it now,
-    # under the same rule as the pooled pages (SQLite reads the header's change
-    # counter at every transaction: without a pool this keeps it off the kernel).
-    head: bytes | None = None
-    observer: PageObserver | None = None
-    delete_on_close: bool = False
-    # Invariant: exactly the VinoFiles open on this kernel file.
-    users: list[VinoFile] = field(default_factory=list)
-    # Invariant: bytes written at pending_at .. pending_at + len(pending) that the kernel
-    # file does not hold yet; non-empty only while this file is in VinoVFS._pending.
-    pending: bytearray = field(default_factory=bytearray)
-    pending_at: int = 0
-
-
-def _ioerr(code: int, what: str, exc: BaseException) -> Exception:
-    """The apsw exception that reports extended result ``code`` to SQLite."""
-    if isinstance(exc, NoSpace):
-        return apsw.FullError(f"{what}: {exc}")
-    err = apsw.exception_for(code)
-    err.args = (f"{what}: {exc}",)
-    return err
-
-
-def _sqlite_errors(code: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Turn kernel and device errors into SQLite's ``code`` (``NoSpace`` into SQLITE_FULL)."""
-
-    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(fn)
-        def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                return fn(*args, **kwargs)
-            except (KernelError, OSError) as exc:
-                raise _ioerr(code, fn.__name__, exc) from exc
-
-        return call
-
-    return wrap
-
-
-class VinoFile:
-    """One SQLite open of a kernel file (what xOpen returns).
-
-    The hot methods catch kernel errors themselves (no wrapper frame: every call
-    costs, see ``vino bench sqlite``); each maps them with ``_ioerr`` to its code.
-    """
-
-    def __init__(self, vfs: VinoVFS, kfile: KernelFile, readonly: bool) -> None:
-        self.vfs = vfs
-        self.kfile = kfile
-        self.readonly = readonly
-        self.holder = locks.Holder()
-        self.closed = False
-
-    @property
-    def lock_level(self) -> int:
-        return self.holder.level
-
-    def xRead(self, amount: int, offset: int) -> bytes:
-        vfs, kf = self.vfs, self.kfile
-        try:
-            with vfs._mutex:
-                stats = vfs.stats
-                stats.reads += 1
-                pool, base = vfs.pool, kf.pool_base
-                if pool is not None and base is not None:
-                    data = pool.read(base, offset, amount)
-                    if data is None:
-                        data = vfs._read_pooled(kf, pool, base, amount, offset)
-                elif kf.role == "main" and offset + amount <= PAGE_BYTES:
-                    head = kf.head
-                    if head is None:
-                        head = vfs._read(kf, PAGE_BYTES, 0)
-                        if len(head) == PAGE_BYTES:
-                            kf.head = head
-                    data = head[offset:offset + amount]
-                else:
-                    data = vfs._read(kf, amount, offset)
-                stats.bytes_read += len(data)
-                if len(data) < amount:
-                    stats.short_reads += 1  # apsw zero-fills: SQLITE_IOERR_SHORT_READ
-                return data
-        except (KernelError, OSError) as exc:
-            raise _ioerr(apsw.SQLITE_IOERR_READ, "xRead", exc) from exc
-
-    def xWrite(self, data: Any, offset: int) -> None:
-        if self.readonly:
-            raise apsw.ReadOnlyError(f"{self.kfile.path} was opened read-only")
-        raw = bytes(data)
-        vfs, kf = self.vfs, self.kfile
-        try:
-            with vfs._mutex:
-                vfs._buffer(kf, raw, offset)
-                vfs.stats.writes += 1
-                vfs.stats.bytes_written += len(raw)
-                if kf.role == "main":
-                    kf.seen_version = kf.lock.bump()
-                    if offset < PAGE_BYTES:
-                        kf.head = None
-                    if kf.pool_base is not None and vfs.pool is not None:
-                        vfs.pool.update(kf.pool_base, offset, raw)
-                if kf.observer is not None and offset % PAGE_BYTES == 0:
-                    for i in range(len(raw) // PAGE_BYTES):
-                        kf.observer.on_page(offset // PAGE_BYTES + i,
-                                            raw[i * PAGE_BYTES:(i + 1) * PAGE_BYTES], True)
-        except (KernelError, OSError) as exc:
-            raise _ioerr(apsw.SQLITE_IOERR_WRITE, "xWrite", exc) from exc
-
-    @_sqlite_errors(apsw.SQLITE_IOERR_TRUNCATE)
-    def xTruncate(self, newsize: int) -> None:
-        if self.readonly:
-            raise apsw.ReadOnlyError(f"{self.kfile.path} was opened read-only")
-        vfs, kf = self.vfs, self.kfile
-        with vfs._mutex:
-            vfs._flush_all()
-            vfs._truncate(kf, newsize)
-
-    @_sqlite_errors(apsw.SQLITE_IOERR_FSYNC)
-    def xSync(self, flags: int) -> None:
-        vfs = self.vfs
-        with vfs._mutex:
-            vfs.stats.syncs += 1
-            vfs._flush_all()
-            vfs.kernel.fs.fsync(self.kfile.of)
-
-    def xFileSize(self) -> int:
-        kf = self.kfile
-        if kf.pending:
-            end = kf.pending_at + len(kf.pending)  # written, not yet in the kernel
-            return max(kf.of.inode.size, end)
-        return kf.of.inode.size
-
-    def xLock(self, level: int) -> None:
-        kf = self.kfile
-        first = self.holder.level == locks.NONE
-        try:
-            kf.lock.lock(self.holder, level)
-        except locks.Busy as exc:
-            self.vfs.stats.busy += 1
-            raise apsw.BusyError(str(exc)) from None
-        if first and kf.role == "main" and kf.seen_version != kf.lock.version:
-            with self.vfs._mutex:  # another process wrote the file since we kept pages
-                if kf.seen_version != kf.lock.version:
-                    kf.head = None
-                    if self.vfs.pool is not None and kf.pool_base is not None:
-                        self.vfs.pool.truncate(kf.pool_base, 0)
-                    kf.seen_version = kf.lock.version
-
-    def xUnlock(self, level: int) -> None:
-        vfs = self.vfs
-        if vfs._pending:  # what we wrote must be in the kernel before others may look
-            with vfs._mutex:
-                try:
-                    vfs._flush_all()
-                except (KernelError, OSError):
-                    # The device fails: the bytes stay pending and fail the next
-                    # operation of ours that needs them; another process finds the
-                    # journal hot, as after a crash. An unlock itself never fails.
-                    vfs.stats.flush_errors += 1
-        self.kfile.lock.unlock(self.holder, level)
-
-    def xCheckReservedLock(self) -> bool:
-        return self.kfile.lock.reserved()
-
-    def xFileControl(self, op: int, ptr: int) -> bool:
-        return False  # SQLITE_NOTFOUND: no file controls of our own
-
-    def xSectorSize(self) -> int:
-        return SECTOR_BYTES
-
-    def xDeviceCharacteristics(self) -> int:
-        return apsw.SQLITE_IOCAP_SAFE_APPEND  # ordered data: see the module docstring
-
-    @_sqlite_errors(apsw.SQLITE_IOERR_CLOSE)
-    def xClose(self) -> None:
-        with self.vfs._mutex:
-            if self.closed:
-                return
-            self.closed = True
-            self.kfile.lock.forget(self.holder)
-            self.vfs._release(self)
-
-
-class VanishedJournal:
-    """A journal that was deleted between SQLite's ``xAccess`` and its ``xOpen``.
-
-    SQLite checks a journal for hotness by opening it read-only and reading its
-    first byte. If its owner committed and deleted it in between, the Unix VFS's
-    open fails with SQLITE_CANTOPEN, which SQLite's pager takes as "maybe hot, check
-    again under EXCLUSIVE". Through apsw a refused open would also surface as an
-    exception to the application once the statement ends, so the VFS answers the
-    same question the other way SQLite accepts: the journal is empty (a short read
-    of a zero byte), hence not hot -- which is the truth, since it is gone.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def xRead(self, amount: int, offset: int) -> bytes:
-        return b""  # apsw zero-fills and reports SQLITE_IOERR_SHORT_READ: "empty"
-
-    def xWrite(self, data: Any, offset: int) -> None:
-        raise apsw.ReadOnlyError(f"{self.path} is gone")
-
-    def xTruncate(self, newsize: int) -> None:
-        raise apsw.ReadOnlyError(f"{self.path} is gone")
-
-    def xSync(self, flags: int) -> None:
-        pass
-
-    def xFileSize(self) -> int:
-        return 0
-
-    def xLock(self, level: int) -> None:
-        pass
-
-    def xUnlock(self, level: int) -> None:
-        pass
-
-    def xCheckReservedLock(self) -> bool:
-        return False
-
-    def xFileControl(self, op: int, ptr: int) -> bool:
-        return False
-
-    def xSectorSize(self) -> int:
-        return SECTOR_BYTES
-
-    def xDeviceCharacteristics(self) -> int:
-        return 0
-
-    def xClose(self) -> None:
-        pass
 
 
 class VinoVFS(apsw.VFS):
@@ -651,7 +382,7 @@ class VinoVFS(apsw.VFS):
 
     # ---- names -------------------------------------------------------------------------------
 
-    @_sqlite_errors(apsw.SQLITE_IOERR_DELETE)
+    @sqlite_errors(apsw.SQLITE_IOERR_DELETE)
     def xDelete(self, filename: str, syncdir: bool) -> None:
         kname = kernel_name(filename)
         with self._mutex:
@@ -668,10 +399,10 @@ class VinoVFS(apsw.VFS):
                 try:
                     self.kernel.fs.sync_dir()
                 except (KernelError, OSError) as exc:
-                    raise _ioerr(apsw.SQLITE_IOERR_DIR_FSYNC, "xDelete", exc) from exc
+                    raise ioerr(apsw.SQLITE_IOERR_DIR_FSYNC, "xDelete", exc) from exc
                 self.stats.dir_syncs += 1
 
-    @_sqlite_errors(apsw.SQLITE_IOERR_ACCESS)
+    @sqlite_errors(apsw.SQLITE_IOERR_ACCESS)
     def xAccess(self, pathname: str, flags: int) -> bool:
         kname = kernel_name(pathname)
         with self._mutex:

@@ -1,0 +1,240 @@
+"""File I/O: a file's bytes read and written block by block, with the user policies.
+
+A mix-in of ``FileSystem`` (``fs.py``); every method runs with the file system's lock
+held. ``_read_at`` / ``_write_at`` serve both user I/O (``of`` given: the filter, the
+access history and event, read-ahead) and the directory's own (``of`` None: none of
+them). Usage::
+
+    data, end = fs._read_at(ino, start, n, of)   # clipped at the end of file
+    fs._write_at(ino, start, data, of)           # grows the file; holes read as zeros
+    cut = fs._prepare_cut(ino, size, of)         # before a shrinking truncate
+
+How each policy is consulted (the policies themselves are ``FileSystem``'s methods,
+replaced by graft points): after each block a user read returns, ``_record`` then
+``_readahead``, whose answer ``_prefetch`` validates and loads; the filter on every
+whole block that crosses between the user and the cache, in both directions.
+
+Invariants:
+- data blocks go through the cache (write-back, ordered before the commit that
+  points to them, ``journal.py``); directory blocks through the journal only;
+- space is checked before anything changes: ``NoSpace`` leaves the file as it was;
+- bytes of the last block past the end of file read as zeros: a growing write or
+  truncate zeroes them first (``_zero_tail``), a shrinking truncate copies the new
+  last block instead of zeroing the committed one in place (``_prepare_cut``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vino.kernel.cache import Access
+from vino.kernel.directory import Directory
+from vino.kernel.errors import InvalidArgument, NoSpace
+from vino.kernel.inode import (
+    BLOCK_LOG_BLOCKS,
+    BS,
+    MAX_FILE_SIZE,
+    NDIRECT,
+    Inode,
+    ceil_div,
+    index_path,
+)
+
+if TYPE_CHECKING:
+    from vino.kernel.fs import FsStats, OpenFile
+
+__all__ = ["FILTER_READ", "FILTER_WRITE", "OP_READ", "OP_WRITE", "FileIO"]
+
+OP_READ = 0  # _on_access op
+OP_WRITE = 1
+FILTER_WRITE = 0  # _filter direction: plaintext in, stored form out
+FILTER_READ = 1  # stored form in, plaintext out
+
+
+class FileIO(Directory):
+    """The byte half of a ``FileSystem`` (a mix-in; see the module)."""
+
+    stats: FsStats
+    readahead_max: int
+
+    if TYPE_CHECKING:
+        def _commit(self) -> None: ...
+        def _readahead(self, of: OpenFile, block: int) -> list[int]: ...
+        def _filter(self, inode: Inode, file_offset: int, data: bytearray,
+                    direction: int) -> None: ...
+        def _on_access(self, inode: Inode, block: int, op: int) -> None: ...
+
+    def _read_at(self, ino: Inode, start: int, n: int, of: OpenFile | None) -> tuple[bytes, int]:
+        """Bytes ``start .. start + n`` clipped at the end of file, and the end position.
+        With ``of``: a user read (filter, history, access event, read-ahead)."""
+        end = min(ino.size, start + n)
+        out = bytearray()
+        pos = start
+        while pos < end:
+            bidx, boff = divmod(pos, BS)
+            take = min(BS - boff, end - pos)
+            blk = self._bmap(ino, bidx)
+            if blk == 0:
+                plain = bytearray(BS)
+                if of is not None:
+                    self.stats.hole_reads += 1
+            elif ino.is_dir:
+                plain = bytearray(self.journal.read(blk))
+            else:
+                stored, how = self.cache.fetch(self.device, blk)
+                plain = bytearray(stored)
+                if of is not None:
+                    self._apply_filter(ino, bidx * BS, plain, FILTER_READ)
+                    if how is Access.PREFETCH_HIT:
+                        self.stats.prefetch_hits += 1
+                        of.prefetch_hits += 1
+            out += plain[boff:boff + take]
+            pos += take
+            if of is not None:
+                self.stats.block_reads += 1
+                self._record(of, ino, bidx, OP_READ)
+                self.stats.readahead_calls += 1
+                self._prefetch(of, self._readahead(of, bidx))
+        return bytes(out), max(pos, start)
+
+    def _write_at(self, ino: Inode, start: int, data: bytes, of: OpenFile | None) -> None:
+        n = len(data)
+        if n == 0:
+            return
+        end = start + n
+        if end > MAX_FILE_SIZE:
+            raise NoSpace(f"file would be {end} bytes; the largest file is {MAX_FILE_SIZE}")
+        first, last = start // BS, (end - 1) // BS
+        need = self._blocks_needed(ino, first, last)
+        if need > self._nfree:
+            raise NoSpace(f"write needs {need} blocks, {self._nfree} free")
+        if need > self._nfree - self._npending:
+            self._commit()  # the blocks freed by the running transaction become usable
+        old_size = ino.size
+        meta = ino.is_dir
+        if start > old_size and old_size // BS < first:
+            self._zero_tail(ino, of)
+        try:
+            for bidx in range(first, last + 1):
+                bstart = bidx * BS
+                lo, hi = max(start, bstart), min(end, bstart + BS)
+                blk = self._bmap(ino, bidx)
+                if hi - lo == BS:
+                    plain = bytearray(data[lo - start:hi - start])
+                else:
+                    if blk == 0:  # new block or hole: reads as zeros
+                        plain = bytearray(BS)
+                    else:
+                        plain = bytearray(self.journal.read(blk) if meta
+                                          else self.cache.read_block(self.device, blk))
+                        if of is not None:
+                            self._apply_filter(ino, bstart, plain, FILTER_READ)
+                        keep = max(old_size - bstart, 0)  # bytes of this block inside the file
+                        if keep < BS:  # beyond the old end must read back as zeros
+                            plain[keep:] = bytes(BS - keep)
+                    plain[lo - bstart:hi - bstart] = data[lo - start:hi - start]
+                if of is not None:
+                    self._apply_filter(ino, bstart, plain, FILTER_WRITE)
+                if blk == 0:
+                    if self.journal.room() < BLOCK_LOG_BLOCKS:
+                        self._store_inode(ino)  # a write larger than the log: commit a step
+                        self._commit()
+                    blk = self._map_new_block(ino, bidx, None if meta else plain)
+                    if meta:
+                        self.journal.write(blk, plain)
+                elif meta:
+                    self.journal.write(blk, plain)
+                else:
+                    self.cache.write_block(self.device, blk, plain)
+                ino.size = max(ino.size, hi)
+                if of is not None:
+                    self.stats.block_writes += 1
+                    self._record(of, ino, bidx, OP_WRITE)
+        finally:
+            if ino.size != old_size or need:
+                self._store_inode(ino)
+
+    def _zero_tail(self, ino: Inode, of: OpenFile | None) -> None:
+        """Zero the bytes of the last block past the end of file before the file grows
+        over them (a shrinking truncate leaves them as they were; growing must not
+        bring them back). A data write beyond the committed size: crash-safe."""
+        keep = ino.size % BS
+        blk = self._bmap(ino, ino.size // BS) if keep else 0
+        if not blk or ino.is_dir:
+            return
+        plain = bytearray(self.cache.read_block(self.device, blk))
+        if of is not None:
+            self._apply_filter(ino, ino.size - keep, plain, FILTER_READ)
+        if not any(plain[keep:]):
+            return
+        plain[keep:] = bytes(BS - keep)
+        if of is not None:
+            self._apply_filter(ino, ino.size - keep, plain, FILTER_WRITE)
+        self.cache.write_block(self.device, blk, plain)
+
+    def _prepare_cut(self, ino: Inode, size: int, of: OpenFile | None,
+                     ) -> tuple[int, int, int] | None:
+        """Before a truncate to ``size``: the bytes of the new last block past ``size``
+        must read as zeros. They are the committed file's data until the truncate
+        commits, so they are not zeroed in place: the block is copied to a new one
+        (zeros past ``size``), returned as ``(old, new, leaf indirect block or 0)`` for
+        the caller to map and free. None if nothing needs doing. On a full disk (no
+        block usable before the commit) they are zeroed in place. All I/O is here."""
+        keep = size % BS
+        old = self._bmap(ino, size // BS) if keep else 0
+        if not old:
+            return None
+        plain = bytearray(self.cache.read_block(self.device, old))
+        if of is not None:
+            self._apply_filter(ino, size - keep, plain, FILTER_READ)
+        if not any(plain[keep:]):
+            return None
+        plain[keep:] = bytes(BS - keep)
+        if of is not None:
+            self._apply_filter(ino, size - keep, plain, FILTER_WRITE)
+        if self._nfree - self._npending < 1:
+            self.cache.write_block(self.device, old, plain)
+            return None
+        leaf = 0
+        if size // BS >= NDIRECT:
+            level, idx = index_path(size // BS)
+            leaf = ino.ind[level]
+            for k in idx[:-1]:
+                leaf = self.journal.read_u32(leaf, k)
+            self.journal.own(leaf)
+        new = self._alloc_block(old + 1)
+        try:
+            self.cache.write_block(self.device, new, plain)
+        except BaseException:
+            self._unalloc_block(new)
+            raise
+        return old, new, leaf
+
+    def _apply_filter(self, ino: Inode, offset: int, buf: bytearray, direction: int) -> None:
+        self.stats.filter_calls += 1
+        self._filter(ino, offset, buf, direction)
+        if len(buf) != BS:
+            raise InvalidArgument(
+                f"filter changed the length of block {offset // BS} of inode {ino.inum} "
+                f"from {BS} to {len(buf)}")
+
+    def _record(self, of: OpenFile, ino: Inode, bidx: int, op: int) -> None:
+        if not of._history or of._history[0] != bidx:
+            of._history.appendleft(bidx)
+        self.stats.access_events += 1
+        self._on_access(ino, bidx, op)
+
+    def _prefetch(self, of: OpenFile, blocks: list[int]) -> None:
+        if not blocks:
+            return
+        file_blocks = ceil_div(of.inode.size, BS)
+        if (len(blocks) > self.readahead_max or len(set(blocks)) != len(blocks)
+                or any(not isinstance(b, int) or not 0 <= b < file_blocks for b in blocks)):
+            raise InvalidArgument(
+                f"read-ahead for {of.name!r} asked for {blocks!r}: want at most "
+                f"{self.readahead_max} distinct blocks below {file_blocks}")
+        self.stats.readahead_blocks += len(blocks)
+        targets = [d for d in (self._bmap(of.inode, b) for b in blocks) if d]
+        loaded = self.cache.prefetch(self.device, targets)
+        self.stats.prefetches += loaded
+        of.prefetches += loaded
