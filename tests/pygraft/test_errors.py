@@ -70,6 +70,16 @@ def test_graft_without_an_entry_or_with_unknown_fields_is_rejected() -> None:
                        "    return 0\n", READAHEAD)
 
 
+def test_graft_naming_another_point_is_rejected_for_the_point_it_is_compiled_for() -> None:
+    with pytest.raises(PythonGraftError, match=r"POINT says 'vm\.evict'"):
+        compile_source('POINT = "vm.evict"\n' + HEAD + "    return 0\n", ACCESS)
+    with pytest.raises(PythonGraftError, match="POINT is not a string") as info:
+        compile_source("POINT = 3\n" + HEAD + "    return 0\n", ACCESS)
+    assert info.value.line == 1
+    out = compile_source('POINT = "fs.access"\n' + HEAD + "    return 0\n", ACCESS)
+    assert out.point == "fs.access"
+
+
 def test_assigning_state_without_global_is_rejected() -> None:
     src = textwrap.dedent("""
         n: int = 0

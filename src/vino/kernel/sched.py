@@ -504,7 +504,8 @@ class Scheduler:
     def _next_step(self, t: Thread, at_ns: int, *, response: bool) -> None:
         """Take ``t``'s next workload step at ``at_ns``: run, block, or finish."""
         try:
-            step = next(t.steps, None)
+            # The workload is the caller's Python: whatever its type says, it may yield anything.
+            step: object = next(t.steps, None)
         except Exception:
             self._finish(t)  # the workload itself failed: the thread ends, state stays sound
             raise

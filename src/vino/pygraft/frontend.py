@@ -66,10 +66,9 @@ class SourceModule:
         self.state: dict[str, State] = {}
         self.funcs: dict[str, ast.FunctionDef] = {}
         self.imported: set[str] = set()
-        self.point_name: str | None = None
         self.strings: dict[bytes, int] = {}
         self.string_data = bytearray()
-        self._read(tree)
+        self.point_name = self._read(tree)
         if self.point_name is not None and self.point_name != layout.point:
             raise Refused(None, f"POINT says {self.point_name!r} but the graft is compiled for "
                           f"{layout.point!r}", "compile it for the point it names")
@@ -98,7 +97,9 @@ class SourceModule:
                                   "keep module state smaller")
         self.strings_at = at
 
-    def _read(self, tree: ast.Module) -> None:
+    def _read(self, tree: ast.Module) -> str | None:
+        """Reads the module level into this object; returns the point ``POINT`` names."""
+        point: str | None = None
         for i, node in enumerate(tree.body):
             if i == 0 and is_docstring(node):
                 continue
@@ -125,8 +126,8 @@ class SourceModule:
                                   "write `NAME = value` for a constant")
                 name = node.targets[0].id
                 if name == "POINT":
-                    self.point_name = point_name(node)
-                    if self.point_name is None:
+                    point = point_name(node)
+                    if point is None:
                         raise Refused(node, "POINT is not a string", 'write POINT = "vm.evict"')
                     continue
                 self.consts[name] = self.const(node.value)
@@ -137,6 +138,7 @@ class SourceModule:
             else:
                 raise Refused(node, f"{what(node)} at module level",
                               "keep only imports, constants, typed state and functions there")
+        return point
 
     def _state(self, node: ast.AnnAssign) -> None:
         if not isinstance(node.target, ast.Name) or node.value is None:
