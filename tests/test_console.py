@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from vino.console import Output, plain_table, progress
+from vino.console import Output, progress
+from vino.report import plain_table
 
 
 class Tty(io.StringIO):

@@ -338,11 +338,11 @@ def _target_for(k: object, user: object, point: str) -> object:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from vino import demo
+    from vino.demo import stats
 
     with tempfile.TemporaryDirectory(prefix="vino-stats-") as tmp:
-        rows = demo.stats_run(Path(tmp))
-    print(json.dumps(rows, indent=2) if args.json else demo.render_stats(rows))
+        rows = stats.stats_run(Path(tmp))
+    print(json.dumps(rows, indent=2) if args.json else stats.render_stats(rows))
     return 0
 
 

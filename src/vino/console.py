@@ -2,8 +2,8 @@
 
 Every command of ``vino`` prints through here, so what a person sees at a
 terminal (boxed tables, coloured verdicts, a live progress line) and what a
-pipe, a file or a test sees (plain aligned text, one progress line per step on
-stderr) come from the same calls:
+pipe, a file or a test sees (plain aligned text from ``vino.report``, one
+progress line per step on stderr) come from the same calls:
 
     out = Output(sys.stdout)
     out.heading("Part 1")
@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
-__all__ = ["Output", "is_terminal", "plain_table", "progress"]
+from vino.report import Checks, plain_table
+
+__all__ = ["Output", "is_terminal", "progress"]
 
 # Words that colour a table cell at a terminal: a verdict reads at a glance.
 _GOOD = frozenset({"yes", "ok", "OK", "held", "intact", "none", "met"})
@@ -36,16 +38,6 @@ def is_terminal(stream: IO[str]) -> bool:
     """True if ``stream`` is an interactive terminal that may be coloured."""
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty()) and "NO_COLOR" not in os.environ
-
-
-def plain_table(rows: list[list[str]], head: list[str]) -> str:
-    """Columns padded to their widest cell, a dashed rule under the head."""
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip(),
-           "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows]
-    return "\n".join(out)
 
 
 def _style(cell: str) -> str:
@@ -102,6 +94,13 @@ class Output:
                                             markup=False, highlight=False)
         else:
             self.stream.write(text + "\n")
+
+    def checks(self, checks: Checks) -> None:
+        """The closing lines of a run of checks: how many held, then each failure."""
+        first, *failures = checks.summary()
+        self.verdict(checks.ok, first)
+        for line in failures:
+            self.verdict(False, line)
 
     def markdown(self, text: str) -> None:
         """Markdown text: rendered at a terminal, written as it is otherwise."""

@@ -91,5 +91,7 @@ LOG_LINES_KEPT: Final = 256  # lines kept per graft
 
 # ---- failure policy -----------------------------------------------------------------
 REMOVE_AFTER_FAILURES: Final = 1  # aborts before a graft is removed (first failure)
+NEVER_REMOVE: Final = 1 << 62  # a remove_after no graft reaches: kept through every abort
+#                                (benchmarks and campaigns that abort a graft on purpose)
 LOG_LINES_PER_CALL: Final = 16  # log lines one call may add; the rest are dropped and counted
 ABORTS_KEPT: Final = 32  # abort records kept per graft for its installer to read

@@ -27,7 +27,7 @@ from kernel_world import (
     wat,
 )
 
-from vino import demo
+from vino import workloads
 from vino.graft import Graft
 from vino.kernel.device import DISK_1996, SSD, DiskProfile
 from vino.kernel.fs import sequential_readahead
@@ -48,8 +48,8 @@ def boot(tmp_path: Path) -> Iterator[Boot]:
 @pytest.mark.parametrize("profile", [DISK_1996, SSD], ids=lambda p: p.name)
 def test_stride_readahead_makes_a_backward_scan_cheaper(tmp_path: Path,
                                                         profile: DiskProfile) -> None:
-    d = demo.readahead_scan(tmp_path, profile, graft=False, nblocks=128)
-    s = demo.readahead_scan(tmp_path, profile, graft=True, nblocks=128)
+    d = workloads.readahead_scan(tmp_path, profile, graft=False, nblocks=128)
+    s = workloads.readahead_scan(tmp_path, profile, graft=True, nblocks=128)
     assert d["intact"] and s["intact"]
     assert s["graft_calls"] > 0 and s["graft_aborts"] == 0
     # The default sees no sequential run and fetches one block per request.
@@ -88,8 +88,8 @@ def test_stride_readahead_learns_a_forward_stride(boot: Boot) -> None:
 # ---- eviction: evict_keep ------------------------------------------------------------------
 
 def test_keep_important_eviction_keeps_the_hot_pages(tmp_path: Path) -> None:
-    d = demo.eviction_run(tmp_path, graft=False)
-    s = demo.eviction_run(tmp_path, graft=True)
+    d = workloads.eviction_run(tmp_path, graft=False)
+    s = workloads.eviction_run(tmp_path, graft=True)
     assert d["intact"] and s["intact"]
     assert s["graft_calls"] > 0 and s["graft_aborts"] == 0
     assert d["hot_faults"] > 0
@@ -100,8 +100,8 @@ def test_keep_important_eviction_keeps_the_hot_pages(tmp_path: Path) -> None:
 # ---- scheduling: sched_interactive -----------------------------------------------------------
 
 def test_interactive_scheduling_lowers_the_interactive_threads_latency(tmp_path: Path) -> None:
-    d = demo.sched_run(tmp_path, graft=False)
-    s = demo.sched_run(tmp_path, graft=True)
+    d = workloads.sched_run(tmp_path, graft=False)
+    s = workloads.sched_run(tmp_path, graft=True)
     assert s["graft_calls"] > 0 and s["graft_aborts"] == 0
     assert d["samples"] > 10 and s["samples"] > 10
     assert s["mean_ms"] * 2 < d["mean_ms"]

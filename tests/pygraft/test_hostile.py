@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from vino.demo import attack_lock_hog, hostile_path
+from vino.demo.gallery import attack_lock_hog
 from vino.graft import Quota
 from vino.kernel import params
 from vino.kernel.kernel import Kernel
+from vino.workloads import hostile_path
 
 BS = params.BLOCK_SIZE
 

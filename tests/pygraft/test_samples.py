@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vino import demo
+from vino import workloads
 from vino.graft.layout import Layout
 from vino.kernel.device import SSD
 from vino.kernel.layouts import EVICT, FILTER, PICK, READAHEAD
@@ -181,16 +181,16 @@ def test_chacha20_python_on_a_whole_block_equals_c() -> None:
 
 def test_demo_workloads_give_the_same_results_with_python_and_c_grafts(tmp_path: Path) -> None:
     keys = ("requests", "device_ms", "intact", "graft_calls", "graft_aborts")
-    c = demo.readahead_scan(tmp_path, SSD, graft=True, nblocks=64)
-    p = demo.readahead_scan(tmp_path, SSD, graft=True, nblocks=64,
-                            module=demo.sample("readahead_stride", python=True))
+    c = workloads.readahead_scan(tmp_path, SSD, graft=True, nblocks=64)
+    p = workloads.readahead_scan(tmp_path, SSD, graft=True, nblocks=64,
+                            module=workloads.sample("readahead_stride", python=True))
     assert {k: c[k] for k in keys} == {k: p[k] for k in keys} and p["graft_calls"] > 0
-    c = demo.eviction_run(tmp_path, graft=True, rounds=4)
-    p = demo.eviction_run(tmp_path, graft=True, rounds=4,
-                          module=demo.sample("evict_keep", python=True))
+    c = workloads.eviction_run(tmp_path, graft=True, rounds=4)
+    p = workloads.eviction_run(tmp_path, graft=True, rounds=4,
+                          module=workloads.sample("evict_keep", python=True))
     assert c == p and p["graft_calls"] > 0
-    c = demo.encryption_run(tmp_path)
-    p = demo.encryption_run(tmp_path, module=demo.sample("chacha20_filter", python=True))
+    c = workloads.encryption_run(tmp_path)
+    p = workloads.encryption_run(tmp_path, module=workloads.sample("chacha20_filter", python=True))
     assert c == p and all(p[k] for k in ("roundtrip", "ciphertext_matches", "remount_with_key"))
 
 

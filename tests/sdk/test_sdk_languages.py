@@ -28,7 +28,7 @@ import pytest
 import wasmtime
 from sdk_harness import ENTRIES, Graft, load
 
-from vino import demo
+from vino import workloads
 from vino.kernel.device import SSD
 from vino.sdk import toolchains
 from vino.sdk.build import SAMPLES_DIR, BuildError, ToolchainMissing, build, wasm_imports
@@ -158,13 +158,13 @@ def test_port_exports_exactly_the_abi_and_imports_only_vino(lang: str, name: str
 @pytest.mark.parametrize("lang", LANGS)
 def test_ported_grafts_do_in_the_kernel_what_the_c_samples_do(lang: str,
                                                               tmp_path: Path) -> None:
-    ra_c = demo.readahead_scan(tmp_path, SSD, graft=True, nblocks=64)
-    ra = demo.readahead_scan(tmp_path, SSD, graft=True, nblocks=64,
+    ra_c = workloads.readahead_scan(tmp_path, SSD, graft=True, nblocks=64)
+    ra = workloads.readahead_scan(tmp_path, SSD, graft=True, nblocks=64,
                              module=SAMPLES_DIR / lang / "readahead_stride.wasm")
     assert ra["intact"] and ra["graft_aborts"] == 0 and ra["graft_calls"] > 0
     assert (ra["requests"], ra["graft_calls"]) == (ra_c["requests"], ra_c["graft_calls"])
-    ev_c = demo.eviction_run(tmp_path, graft=True, rounds=3)
-    ev = demo.eviction_run(tmp_path, graft=True, rounds=3,
+    ev_c = workloads.eviction_run(tmp_path, graft=True, rounds=3)
+    ev = workloads.eviction_run(tmp_path, graft=True, rounds=3,
                            module=SAMPLES_DIR / lang / "evict_keep.wasm")
     assert ev["intact"] and ev["graft_aborts"] == 0
     assert (ev["faults"], ev["hot_faults"]) == (ev_c["faults"], ev_c["hot_faults"])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from vino.demo.sqlite import Config, Lab
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
-from vino.sqlite.scenarios import Config, Lab
 
 TEST_ROWS = 10_000  # rows in the tests' database (the demo uses 100,000)
 TEST_BLOCKS = 2048  # disk image of the per-test kernels (8 MiB)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from vino.demo import sqlite as scenarios
+from vino.demo.sqlite import Config
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
-from vino.sqlite import scenarios
 from vino.sqlite import workloads as wl
 from vino.sqlite.grafts import Plan, nonce_for
-from vino.sqlite.scenarios import Config
 from vino.sqlite.session import Session
 
 KEY = hashlib.sha256(b"test key").digest()

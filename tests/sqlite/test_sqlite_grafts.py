@@ -7,16 +7,16 @@ import struct
 
 import pytest
 
+from vino.demo import sqlite as scenarios
+from vino.demo.sqlite import Lab
 from vino.errors import MessageRefused
 from vino.kernel import params as kparams
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.sdk.build import sample_path
-from vino.sqlite import scenarios
 from vino.sqlite import workloads as wl
 from vino.sqlite.advisor import OP_CHAIN, OP_KEEP, OP_MODE, chain_messages
 from vino.sqlite.grafts import Plan
-from vino.sqlite.scenarios import Lab
 from vino.sqlite.session import Session
 
 BS = kparams.BLOCK_SIZE

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from vino.demo.sqlite import Lab
 from vino.sdk.build import sample_path
 from vino.sqlite import grafts as sqlite_grafts
 from vino.sqlite import workloads as wl
 from vino.sqlite.grafts import Plan
-from vino.sqlite.scenarios import Lab
 
 
 def test_python_readahead_and_evict_grafts_replay_the_c_grafts_exactly(lab: Lab) -> None:

@@ -15,13 +15,13 @@ import hashlib
 import apsw
 import pytest
 
+from vino.demo import sqlite as scenarios
+from vino.demo.sqlite import Attack, Lab
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.sdk.build import sample_path
-from vino.sqlite import scenarios
 from vino.sqlite import workloads as wl
 from vino.sqlite.grafts import Plan
-from vino.sqlite.scenarios import Attack, Lab
 from vino.sqlite.session import Session
 
 

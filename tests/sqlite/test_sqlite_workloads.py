@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from vino.cli import MIN_SQLITE_ROWS, main
-from vino.sqlite import scenarios
-from vino.sqlite.scenarios import Config, Lab
+from vino.demo import sqlite as scenarios
+from vino.demo.sqlite import Config, Lab
 from vino.sqlite.workloads import Measure
 
 

@@ -4,17 +4,17 @@ For read-ahead and VM eviction, the sample workloads run on a fresh kernel with
 the default policy and again with the sample graft, on both device profiles
 (``DISK_1996`` and ``SSD`` from ``vino.kernel.device``):
 
-- read-ahead: ``vino.demo.readahead_scan`` (a 256-block file read backwards).
+- read-ahead: ``vino.workloads.readahead_scan`` (a 256-block file read backwards).
   Saved = the simulated device time of the default run minus the graft run's
   (``BlockDevice.stats.busy_ns``; fewer, larger requests, fewer seeks).
-- VM eviction: the access pattern of ``vino.demo.eviction_run`` (16 important
-  pages re-used between scans of 64 cold pages, in 48 frames), here with the
-  graft's statistics kept. The reference kernel keeps swapped-out anonymous
-  pages in host memory at no modelled cost, so faults are converted into device
-  time by assumption: **each fault avoided saves one random 4 KiB page-in** from
-  the profile (``profile.request_ns(PAGE_SIZE, sequential=False)``: 9.7 ms on
-  the 1996 disk, 88 µs on the SSD). Write-backs of the dirty important pages the
-  default also evicts are not counted, so the saving is understated.
+- VM eviction: ``vino.workloads.eviction_run`` (16 important pages re-used
+  between scans of 64 cold pages, in 48 frames), with the graft's statistics.
+  The reference kernel keeps swapped-out anonymous pages in host memory at no
+  modelled cost, so faults are converted into device time by assumption:
+  **each fault avoided saves one random 4 KiB page-in** from the profile
+  (``profile.request_ns(PAGE_SIZE, sequential=False)``: 9.7 ms on the 1996
+  disk, 88 µs on the SSD). Write-backs of the dirty important pages the default
+  also evicts are not counted, so the saving is understated.
 
 Protection spent = the larger of two estimates: the graft's own statistics
 (``Stats.overhead_ns + Stats.graft_ns``: the wrapper timed on sampled calls,
@@ -31,55 +31,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from vino import demo
-from vino.bench.checks import AT_LEAST, target
+from vino import workloads
 from vino.bench.timing import Progress
-from vino.graft import Graft, Quota
 from vino.kernel import params
 from vino.kernel.device import DISK_1996, SSD, DiskProfile
-from vino.kernel.kernel import Kernel
-from vino.sdk.build import sample_path
+from vino.report import AT_LEAST, markdown_row, target
 
 PROFILES: Final = (DISK_1996, SSD)
-EVICT_FRAMES: Final = 48  # as demo.eviction_run
-EVICT_HOT: Final = tuple(range(16))
-EVICT_COLD_BASE: Final = 1000
-EVICT_COLD_PER_ROUND: Final = 64
-EVICT_ROUNDS: Final = 12
-BENCH_CPU_QUOTA_S: Final = 1e9
+QUICK_EVICT_ROUNDS: Final = 4
+QUICK_RA_BLOCKS: Final = 64
 
 # Targets of the issue: saved ÷ spent.
 MIN_RATIO: Final = {DISK_1996.name: 100.0, SSD.name: 10.0}
-
-
-def _eviction(workdir: Path, graft: bool, rounds: int) -> dict[str, Any]:
-    """demo.eviction_run's pattern, keeping the graft's statistics."""
-    k = Kernel.boot(workdir / f"save-vm-{graft}.img", frames=EVICT_FRAMES)
-    try:
-        user = k.add_user("alice", Quota(cpu_total_s=BENCH_CPU_QUOTA_S))
-        aspace = k.address_space(k.spawn(user, "db"))
-        g: Graft | None = None
-        if graft:
-            g = k.graft(user, "vm.evict", sample_path("evict_keep.wasm"), target=aspace)
-            g.send(len(EVICT_HOT).to_bytes(4, "little")
-                   + b"".join(v.to_bytes(4, "little") for v in EVICT_HOT))
-        for v in EVICT_HOT:
-            aspace.write(v, f"hot page {v}".encode())
-        faults0 = aspace.faults
-        for r in range(rounds):
-            for v in EVICT_HOT:
-                aspace.touch(v, write=True)
-            base = EVICT_COLD_BASE + EVICT_COLD_PER_ROUND * r
-            for v in range(base, base + EVICT_COLD_PER_ROUND):
-                aspace.touch(v)
-        intact = all(aspace.read(v).startswith(f"hot page {v}".encode()) for v in EVICT_HOT)
-        k.check_invariants()
-        return {"faults": aspace.faults - faults0, "intact": intact,
-                "graft_calls": g.stats.commits if g else 0,
-                "graft_aborts": sum(g.stats.aborts.values()) if g else 0,
-                "stats_overhead_ns": (g.stats.overhead_ns + g.stats.graft_ns) if g else 0}
-    finally:
-        k.shutdown()
 
 
 def _spent(stats_ns: float, calls: int, per_call_us: float | None) -> dict[str, Any]:
@@ -92,15 +55,15 @@ def run(workdir: Path | None = None, *, per_call_us: Mapping[str, float] | None 
         quick: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """Both workloads on both profiles; ``per_call_us``: measured Totals by graft key."""
     per_call = dict(per_call_us or {})
-    rounds = 4 if quick else EVICT_ROUNDS
-    nblocks = 64 if quick else 256
+    rounds = QUICK_EVICT_ROUNDS if quick else workloads.EVICT_ROUNDS
+    nblocks = QUICK_RA_BLOCKS if quick else workloads.RA_FILE_BLOCKS
     with tempfile.TemporaryDirectory(prefix="vino-bench-save-") as tmp:
         wd = workdir or Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
         rows: list[dict[str, Any]] = []
         for profile in PROFILES:
-            d = demo.readahead_scan(wd, profile, graft=False, nblocks=nblocks)
-            s = demo.readahead_scan(wd, profile, graft=True, nblocks=nblocks)
+            d = workloads.readahead_scan(wd, profile, graft=False, nblocks=nblocks)
+            s = workloads.readahead_scan(wd, profile, graft=True, nblocks=nblocks)
             spent = _spent(s["overhead_ms"] * 1e6, s["graft_calls"], per_call.get("readahead"))
             saved = (d["device_ms"] - s["device_ms"]) * 1e6
             rows.append(_row("read-ahead (backward scan)", profile, "device requests",
@@ -108,8 +71,10 @@ def run(workdir: Path | None = None, *, per_call_us: Mapping[str, float] | None 
                              d["intact"] and s["intact"] and not s["graft_aborts"]))
             if progress:
                 progress(f"savings: read-ahead on {profile.name}")
-        d = _eviction(wd, graft=False, rounds=rounds)
-        s = _eviction(wd, graft=True, rounds=rounds)
+        d = workloads.eviction_run(wd, graft=False, rounds=rounds, quota=workloads.bench_quota(),
+                                   with_cost=True)
+        s = workloads.eviction_run(wd, graft=True, rounds=rounds, quota=workloads.bench_quota(),
+                                   with_cost=True)
         for profile in PROFILES:
             fault_ns = _fault_ns(profile)
             saved = (d["faults"] - s["faults"]) * fault_ns
@@ -146,9 +111,10 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = ["| workload | device | measure: default -> graft | device time saved | "
-             "graft calls | protection spent (stats / Total x calls) | saved per call | "
-             "spent per call | saved ÷ spent |",
+    lines = [markdown_row(["workload", "device", "measure: default -> graft",
+                           "device time saved", "graft calls",
+                           "protection spent (stats / Total x calls)", "saved per call",
+                           "spent per call", "saved ÷ spent"]),
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         ratio = f"{r['ratio']:,.0f}x" if r["ratio"] is not None else "n/a"
@@ -156,8 +122,9 @@ def render(result: dict[str, Any]) -> str:
                     else "-")
         per_saved = r["saved_per_call_ns"] or 0.0
         per_spent = r["spent_per_call_ns"] or 0.0
-        lines.append(f"| {r['workload']} | {r['profile']} | {r['measure']}: {r['default']} -> "
-                     f"{r['graft']} | {r['saved_device_ns'] / 1e6:,.1f} ms | {r['graft_calls']} "
-                     f"| {r['spent_ns'] / 1e6:,.2f} ms ({r['stats_ns'] / 1e6:,.2f} / {measured}) "
-                     f"| {per_saved / 1e3:,.1f} µs | {per_spent / 1e3:,.1f} µs | {ratio} |")
+        lines.append(markdown_row([
+            r["workload"], r["profile"], f"{r['measure']}: {r['default']} -> {r['graft']}",
+            f"{r['saved_device_ns'] / 1e6:,.1f} ms", r["graft_calls"],
+            f"{r['spent_ns'] / 1e6:,.2f} ms ({r['stats_ns'] / 1e6:,.2f} / {measured})",
+            f"{per_saved / 1e3:,.1f} µs", f"{per_spent / 1e3:,.1f} µs", ratio]))
     return "\n".join(lines)

@@ -62,13 +62,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from vino.bench.checks import AT_MOST, target
 from vino.bench.timing import Contender, Progress, interleave, ratio, spread
 from vino.errors import InvalidResult
 from vino.graft import FunctionPoint, Principal, Quota, Registry, any_principal
 from vino.graft.sandbox import Pool, Sandbox
 from vino.kernel import params
 from vino.kernel.layouts import READAHEAD
+from vino.report import AT_MOST, target
 from vino.sdk.build import sample_path
 
 COUNTS: Final = (1, 1_000, 100_000)

@@ -25,9 +25,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
-from vino.bench import checks, paper, savings, scale, table, workloads
+from vino.bench import paper, savings, scale, table, workloads
 from vino.bench.timing import Progress
 from vino.graft.sandbox import Sandbox
+from vino.report import render_targets
 
 WHAT: Final = ("table", "savings", "scale", "all")
 
@@ -135,5 +136,5 @@ def render(result: dict[str, Any], targets: bool = False) -> str:
     if targets and result["targets"]:
         met = sum(1 for t in result["targets"] if t["ok"])
         out += [f"### Targets: {met} of {len(result['targets'])} met", "",
-                checks.render(result["targets"], markdown_emphasis=False)]
+                render_targets(result["targets"], markdown_emphasis=False)]
     return "\n".join(out)

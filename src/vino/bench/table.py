@@ -66,7 +66,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from vino.bench import paper, peers
-from vino.bench.checks import AT_LEAST, AT_MOST, target
 from vino.bench.timing import (
     Contender,
     Figure,
@@ -82,6 +81,7 @@ from vino.bench.timing import (
 from vino.bench.workloads import Setup
 from vino.graft import FunctionPoint, Graft
 from vino.kernel.errors import FilterUnavailable
+from vino.report import AT_LEAST, AT_MOST, target
 
 NS_PER_US: Final = 1000.0
 PEERS: Final = ("python", "python (pure)", "pluggy", "wasmtime public API", "worker process")

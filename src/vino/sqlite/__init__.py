@@ -9,13 +9,14 @@
 - ``grafts`` / ``session``: which grafts a session installs, when; one SQLite
   session (process, VFS, grafts, connections).
 - ``workloads``: build a database, run lookups, range scans and updates, measure.
-- ``scenarios``: default against graft, encryption at rest, survival of hostile
-  grafts; ``vino demo sqlite`` prints them.
+- ``crashes`` (power cuts under SQLite), ``tpch`` (TPC-H data and queries).
 - ``locks`` (SQLite's lock levels), ``names`` (paths -> kernel names), ``btree``
   (page parsing), ``params`` (every tunable, with units).
 
 Layering: this package uses the kernel and the graft mechanism; nothing below it
-imports it. The grafts' C sources are ``vino/sdk/samples/sqlite_*.c``.
+imports it. The experiments that ``vino demo sqlite`` prints (default against graft,
+encryption at rest, survival of hostile grafts) are ``vino.demo.sqlite``. The grafts' C sources are
+``vino/sdk/samples/sqlite_*.c``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ pool can reach; see ``pool`` for why the pool exists.
   and encrypted: the power goes (lost writes) half-way through committing
   transactions; after the remount every committed row is back.
 - ``run(out, workdir, config)``: all of the above as tables with checks (``vino
-  demo sqlite``); True only if every check held.
+  demo sqlite``, ``vino.report.Checks``); True only if every check held.
 """
 
 from __future__ import annotations
@@ -45,27 +45,26 @@ from typing import IO, Any
 
 import apsw
 
-from vino.console import Output, plain_table
-from vino.demo import Check, Report
+from vino.console import Output
 from vino.graft import Graft, Quota
 from vino.kernel.device import DISK_1996, DiskProfile
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
-from vino.sdk.build import SDK_DIR
+from vino.report import Checks
 from vino.sqlite import crashes
 from vino.sqlite import workloads as wl
 from vino.sqlite.grafts import KEY_BYTES, Plan
 from vino.sqlite.params import MEASURE_CACHE_PAGES
 from vino.sqlite.session import Session
 from vino.sqlite.workloads import Measure, Model
+from vino.workloads import HOSTILE_DIR
 
-__all__ = ["Attack", "Check", "Config", "Lab", "encryption", "eviction", "readahead", "run",
+__all__ = ["HOSTILE_DIR", "Attack", "Config", "Lab", "encryption", "eviction", "readahead", "run",
            "survival", "workloads"]
 
 USER = "sqlite"
 DEMO_ROWS = 100_000  # the demo's database; at least this many rows uses Config()
 DB = "bench.db"
-HOSTILE_DIR = SDK_DIR / "hostile"
 LEAK_PROBES = 200  # rows whose text is searched for on the encrypted image
 SURVIVAL_CALL_BUDGET_S = 0.25  # the survival user's per-call CPU budget: longer than the lock
 #                                time-out, so a lock hog is aborted by its waiter, not its budget
@@ -429,11 +428,6 @@ def survival(lab: Lab, say: Callable[[str], None] | None = None) -> list[Attack]
 
 # ---- the report ---------------------------------------------------------------------------------
 
-
-
-table = plain_table
-
-
 def _cost(m: Measure, point: str) -> str:
     g = m.grafts.get(point)
     if not g:
@@ -464,7 +458,7 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
     ``progress`` hears each experiment (and each survival attack) as it starts.
     """
     cfg = config or Config()
-    report = Report()
+    checks = Checks()
     o = Output(out)
     say = progress or (lambda msg: None)
     with tempfile.TemporaryDirectory(prefix="vino-sqlite-") as tmp:
@@ -476,14 +470,14 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
         t0 = time.perf_counter()
         say(f"building the database ({cfg.rows:,} rows)")
         lab = Lab(wd, cfg)
-        report.check("the database is built and reads back", lab.build.ok)
+        checks.check("the database is built and reads back", lab.build.ok)
 
         o.heading("Workloads, default policies (each on a fresh, cold kernel)")
         say("workloads, default policies")
         ms = workloads(lab)
         o.table([_row(n, m) for n, m in ms.items()], _HEAD)
         for n, m in ms.items():
-            report.check(f"workload {n}: every answer right", m.ok)
+            checks.check(f"workload {n}: every answer right", m.ok)
 
         o.heading(f"Read-ahead: range scans of {cfg.scan_rows:,} rows (x{cfg.scans})")
         say("read-ahead")
@@ -491,7 +485,7 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
         o.table([_row(n, m, "fs.readahead") for n, m in ra.items()],
                         [*_HEAD, "graft cost"])
         d, told = ra["default"], ra["sqlite_readahead (told of scans)"]
-        report.check("read-ahead graft saves device requests and time on range scans",
+        checks.check("read-ahead graft saves device requests and time on range scans",
                      told.ok and d.ok and told.device["reads"] < d.device["reads"]
                      and told.device_ms < d.device_ms,
                      f"{d.device['reads']} -> {told.device['reads']} requests")
@@ -503,7 +497,7 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
         o.table([_row(n, m, "vm.evict") for n, m in ev.items()],
                         [*_HEAD, "graft cost"])
         d, g = ev["default (clock)"], ev["sqlite_evict"]
-        report.check("eviction graft saves device reads on the mixed workload",
+        checks.check("eviction graft saves device reads on the mixed workload",
                      g.ok and d.ok and g.device["reads"] < d.device["reads"]
                      and g.device_ms < d.device_ms,
                      f"{d.device['reads']} -> {g.device['reads']} reads")
@@ -521,14 +515,14 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
                 ["filter cost", f"{e['filter'].get('commits', 0)} calls, "
                  f"{e['filter'].get('graft_ns', 0) / 1e6:.0f} ms in graft"]]
         o.table(rows, ["check", "result"])
-        report.check("encryption: no plaintext on the image, intact through the kernel",
+        checks.check("encryption: no plaintext on the image, intact through the kernel",
                      e["roundtrip"] and not e["leaked"] and not e["readable_without_key"]
                      and e["remount_with_key"])
 
         o.heading("Survival: misbehaving grafts in SQLite's points while it runs")
         rows = []
         for a in survival(lab, say):
-            report.check(f"survives {a.point}: {a.name}", a.ok, a.note)
+            checks.check(f"survives {a.point}: {a.name}", a.ok, a.note)
             rows.append([a.point, a.name, a.expect, a.seen or "not removed",
                          a.queries, "ok" if a.integrity_ok else "NO",
                          "yes" if a.rows_ok else "NO", "ok" if a.ok else "FAILED", a.note])
@@ -544,7 +538,7 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
                     if pc.ok else pc.problem)
             rows.append([mode.name, f"write {pc.at_write} of {pc.writes} ({pc.model})",
                          str(pc.committed), back, "yes" if pc.ok else "NO"])
-            report.check(f"power cut ({mode.name}): every committed row back after remount",
+            checks.check(f"power cut ({mode.name}): every committed row back after remount",
                          pc.ok and pc.found >= pc.committed,
                          pc.problem or f"{pc.committed} committed, {pc.found} found")
         o.table(rows, ["mode", "power cut at", "COMMITs returned", "after remount",
@@ -553,9 +547,5 @@ def run(out: IO[str], workdir: Path | None = None, config: Config | None = None,
                 f"{crashes.CACHE_PAGES}-page SQLite cache; 'lost': every block written since "
                 "the last flush holds any one of its versions, a volatile write cache)\n")
         out.write(f"\n(took {time.perf_counter() - t0:.1f} s)\n")
-    failed = [c for c in report.checks if not c.ok]
-    o.verdict(not failed, f"\n{len(report.checks) - len(failed)} of {len(report.checks)} "
-              "checks held.")
-    for c in failed:
-        o.verdict(False, f"FAILED: {c.what}: {c.detail}")
-    return report.ok
+    o.checks(checks)
+    return checks.ok
