@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from vino import crashloop
+from vino.report import markdown_table
 from vino.testing.fuzz import (
     FuzzResult,
     HostileResult,
@@ -191,9 +192,7 @@ def _machine() -> str:
 
 
 def _md_table(head: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return out
+    return markdown_table(head, rows).split("\n")
 
 
 def _reasons(c: Counter[str]) -> str:

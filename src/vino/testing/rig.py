@@ -76,7 +76,7 @@ DEFAULT_ANSWER: Final = 7  # what rel.op's default answers
 OP_ANSWER: Final = 42  # what the multi-step graft answers when it commits
 ROOT_KEYS: Final = 1000  # put(key >= ROOT_KEYS) needs a privileged principal
 BUFFER: Final = 64
-NEVER_REMOVE: Final = 1 << 30  # remove_after for grafts that must survive their aborts
+NEVER_REMOVE: Final = limits.NEVER_REMOVE  # remove_after for grafts that must survive their aborts
 LIVE: Final = "live"  # Graft.state of an installed graft (docs/API.md)
 HOSTILE_DIR: Final = Path(__file__).resolve().parent.parent / "sdk" / "hostile"
 
