@@ -86,6 +86,12 @@ QUOTA_CPU_TOTAL_S: Final = 60.0  # total CPU time in grafts, seconds
 # second sustained, after a burst of QUOTA_INSTALL_BURST attempts at once.
 QUOTA_INSTALLS_PER_S: Final = 200.0
 QUOTA_INSTALL_BURST: Final = 1000
+# Time another principal's grafts may take inside this principal's operations (its reads
+# of a filtered file, its page faults that evict from another address space), per other
+# principal: seconds per second sustained, after a burst (graft/hosting.py). Past it the
+# point answers with its default in this principal's operations.
+QUOTA_HOSTED_CPU_PER_S: Final = 0.10
+QUOTA_HOSTED_CPU_BURST_S: Final = 1.0
 LOG_LINE_MAX: Final = 512  # longest log line kept, bytes
 LOG_LINES_KEPT: Final = 256  # lines kept per graft
 

@@ -37,6 +37,9 @@ class Quota:
     grafts: int = limits.QUOTA_GRAFTS  # installed at once, over every point (Sandbox.admit)
     installs_per_s: float = limits.QUOTA_INSTALLS_PER_S  # install attempts, sustained
     install_burst: int = limits.QUOTA_INSTALL_BURST  # install attempts at once
+    # What another principal's grafts may take of this one's operations (hosting.py).
+    hosted_cpu_per_s: float = limits.QUOTA_HOSTED_CPU_PER_S
+    hosted_cpu_burst_s: float = limits.QUOTA_HOSTED_CPU_BURST_S
 
 
 @dataclass(slots=True)
@@ -64,18 +67,19 @@ _LIMIT_OF = {
 
 
 class acting_for:  # lower case: used like a function, ``with acting_for(p): ...``
-    """Host code runs an operation on behalf of ``principal``.
+    """Host code runs an operation on behalf of ``principal`` (``HOST``: of nobody).
 
     Who pays when one principal's operation runs another's graft (a reader of a
-    filtered file, a writer of a shared one): the graft's CPU time in such a *hosted*
-    call is charged to nobody's lifetime quota -- not the graft's principal's, whom any
-    reader could otherwise drain until its graft is removed, and not the operation's,
-    whose own grafts another's slow graft could otherwise get removed. It is counted
-    (``Stats.hosted_ns`` of the graft) and bounded per call by the graft's budget and,
-    under a shared lock, by ``HOLD_GRAFT_WALL_S``; log lines past the graft principal's
-    log quota are dropped and counted instead of aborting. What the graft holds (memory,
-    handles, locks, undo entries) stays its own principal's. Without ``acting_for``
-    every call is charged to the graft's principal.
+    filtered file, a fault that evicts from another address space) is ``hosting.py``:
+    such a *hosted* call is charged to nobody's lifetime quota -- not the graft's
+    principal's, whom any reader could otherwise drain until its graft is removed, and
+    not the operation's, whose own grafts another's slow graft could otherwise get
+    removed -- but to the operation's principal's hosting allowance for the graft's
+    principal, a bounded share of time; it is counted (``Stats.hosted_ns``), and log
+    lines past the graft principal's log quota are dropped and counted instead of
+    aborting. What the graft holds (memory, handles, locks, undo entries) stays its own
+    principal's. Without ``acting_for`` a call is its graft's principal's own, unless
+    it is nested in another principal's graft call (then that principal pays).
     """
 
     __slots__ = ("principal", "saved")
@@ -130,3 +134,10 @@ class Principal:
             raise QuotaExceeded(
                 f"{self.name}: CPU time {self.usage.cpu_ns / 1e9:.3f} s exceeds the total "
                 f"quota of {self.quota.cpu_total_s} s")
+
+
+# The payer of work the host does for no principal in particular (a file-system lookup, a
+# sync, a cache load nobody's operation asked for): another principal's graft run in it
+# is hosted, out of the host's own allowance for that principal (hosting.py). It
+# installs nothing and holds nothing.
+HOST = Principal("host")

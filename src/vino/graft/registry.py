@@ -75,7 +75,7 @@ from vino.errors import (
     VinoError,
     WildPointer,
 )
-from vino.graft import failures, fastcall, loader, traps
+from vino.graft import failures, fastcall, hosting, loader, traps
 from vino.graft.accounting import Principal
 from vino.graft.fastcall import I32, _memory_size, _set_deadline
 from vino.graft.locks import LockManager
@@ -89,7 +89,7 @@ from vino.graft.point import (
     GraftCallable,
     Point,
 )
-from vino.graft.ratelimit import TokenBucket
+from vino.graft.ratelimit import Allowance, TokenBucket
 from vino.graft.sandbox import Instance, Sandbox
 from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, Transaction, begin
 
@@ -131,7 +131,8 @@ class Stats:
     commits: int = 0
     aborts: collections.Counter[str] = field(default_factory=collections.Counter)
     busy: int = 0  # calls that found the graft busy on another thread (see Graft.invoke)
-    hosted_ns: int = 0  # CPU of calls run in another principal's operation (acting_for)
+    hosted_ns: int = 0  # CPU of calls run in another principal's operation (hosting.py)
+    unpaid: int = 0  # calls not made: that principal's hosting allowance was spent
     graft_ns: int = 0
     samples: int = 0
     sampled_ns: int = 0  # whole protected calls, on sampled calls only
@@ -153,6 +154,7 @@ class Stats:
         self.aborts.update(other.aborts)
         self.busy += other.busy
         self.hosted_ns += other.hosted_ns
+        self.unpaid += other.unpaid
         self.graft_ns += other.graft_ns
         self.samples += other.samples
         self.sampled_ns += other.sampled_ns
@@ -161,6 +163,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         return {"invocations": self.invocations, "commits": self.commits,
                 "aborts": dict(self.aborts), "busy": self.busy, "hosted_ns": self.hosted_ns,
+                "unpaid": self.unpaid,
                 "graft_ns": self.graft_ns, "overhead_ns": self.overhead_ns}
 
 
@@ -248,6 +251,9 @@ class Graft:
         self._cpu_total_ns = int(principal.quota.cpu_total_s * 1e9)
         self._undo_quota = principal.quota.undo_entries
         self._usage = principal.usage
+        # Invariant: during a call, the allowance of the principal it is hosted for (who
+        # pays, hosting.py), or None for its own principal's call (set by _pay).
+        self._allowance: Allowance | None = None
         budget = point.budget_s if point.budget_s is not None else principal.quota.cpu_call_s
         self.budget_ns = int(budget * 1e9)
         self.pre = pre = registry._instance_pre(point, checked)
@@ -468,11 +474,26 @@ class Graft:
         self._charge_cpu(txn.ts, t2 - t1)
         txn.commit()
 
+    def _pay(self, acting: Principal | None, parent: Transaction | None) -> bool:
+        """Say who pays for the call starting (hosting.py): its principal, or another's
+        allowance; False (counted in ``Stats.unpaid``) if that allowance is spent."""
+        if acting is None and parent is not None:
+            acting = hosting.caller(parent)
+        if acting is None or acting is self.principal:
+            self._allowance = None
+            return True
+        allowance = self._allowance = self.registry.hosting.allowance(acting, self.principal)
+        if allowance.open():
+            return True
+        self.stats.unpaid += 1
+        return False
+
     def _charge_cpu(self, ts: Any, ns: int) -> None:
-        """One call's CPU: its principal's, or hosted (accounting.acting_for)."""
-        acting = ts.acting
-        if acting is not None and acting is not self.principal:
+        """One call's CPU: its principal's, or hosted (hosting.py)."""
+        allowance = self._allowance
+        if allowance is not None:
             self.stats.hosted_ns += ns
+            allowance.spend(ns)
             return
         usage = self._usage
         usage.cpu_ns += ns
@@ -499,6 +520,10 @@ class Graft:
             parent = ts.txn
             if parent is not None and self._too_deep(parent):
                 return point.default(*args)
+            if ts.acting is None and parent is None:
+                self._allowance = None  # its own principal's call (the common case)
+            elif not self._pay(ts.acting, parent):
+                return point.default(*args)  # the payer's allowance is spent
             self._args = args
             txn = self._txn  # finished: the mutex admits one invocation at a time
             txn.parent = parent
@@ -538,8 +563,8 @@ class Graft:
                 stage = _GUEST
                 if txn.doom_reason is not None or (parent is not None and parent.doomed()):
                     txn.check()
-                acting = ts.acting
-                if acting is None or acting is self.principal:
+                allowance = self._allowance
+                if allowance is None:
                     usage = self._usage
                     usage.cpu_ns += t2 - t1
                     if usage.cpu_ns > self._cpu_total_ns:
@@ -547,6 +572,7 @@ class Graft:
                                             f"{self.principal.quota.cpu_total_s} s used up")
                 else:
                     st.hosted_ns += t2 - t1
+                    allowance.spend(t2 - t1)
                 if txn.undo is None and txn.locks is None and txn.deferred is None:
                     txn.state = COMMITTED
                     ts.txn = parent
@@ -586,9 +612,12 @@ class Graft:
         try:
             if self.state is not LIVE:
                 return False
-            parent = _LOCAL.ts.txn
+            ts = _LOCAL.ts
+            parent = ts.txn
             if parent is not None and self._too_deep(parent):
                 return False
+            if not self._pay(ts.acting, parent):
+                return False  # the payer's allowance is spent: the handler misses it
             txn = self._begin()
             t0 = txn.start_ns
             self.context = Context.EVENT
@@ -748,9 +777,14 @@ class Graft:
         try:
             if self.state is not LIVE:  # removed while we waited for its store
                 raise NoSuchGraft(f"graft {self.name!r} was removed")
-            parent = _LOCAL.ts.txn
+            ts = _LOCAL.ts
+            parent = ts.txn
             if parent is not None and self._too_deep(parent):
                 raise GraftAborted(AbortReason.RESOURCE, self.aborts[-1].detail, graft=self.name)
+            if not self._pay(ts.acting, parent):
+                raise GraftAborted(AbortReason.RESOURCE, "not called: the sender's hosting "
+                                   f"allowance for {self.principal.name}'s grafts is spent "
+                                   "(Quota.hosted_cpu_per_s)", graft=self.name)
             txn = self._begin()
             self.context = Context.MESSAGE
             try:
@@ -915,8 +949,7 @@ class Graft:
             self.logs_dropped += 1
             return
         p = self.principal
-        acting = txn.ts.acting
-        if acting is not None and acting is not p:  # hosted: another's call cannot drain it
+        if self._allowance is not None:  # hosted: another's call cannot drain it
             try:
                 p.charge("log_bytes", len(line))
             except QuotaExceeded:
@@ -1004,6 +1037,8 @@ class Registry:
         # else keeps takes its bucket with it.
         self._installs: weakref.WeakKeyDictionary[Principal, TokenBucket] = (
             weakref.WeakKeyDictionary())
+        # What each principal's operations may spend in other principals' grafts.
+        self.hosting = hosting.Hosting(clock)
         self.sandbox = sandbox or Sandbox(tick_s)
         self.locks = LockManager(lock_timeout_s)
         self.remove_after = remove_after

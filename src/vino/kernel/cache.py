@@ -31,6 +31,11 @@ Choosing a victim (when a frame is needed and none is free) -- the rule:
    it is the victim. If it is an anonymous page of address space B, the global clock
    has only chosen *B* as the one to lose a page: B's own policy then picks which of
    B's pages goes.
+Who pays for B's policy when it runs for someone else's frame (graft/hosting.py): the
+faulting address space's owner (rule 2, A is not B), or for a file-block load, the
+principal the operation runs for (``acting_for``: the opener of a file being read), or
+the host's own ``HOST`` if none was named -- never B's owner, whose quota another
+process's faults would otherwise drain until B's graft was removed.
 In both cases an address space's policy is ``_evict_choice(aspace, candidates)`` --
 the single per-address-space policy method (graft point ``vm.evict``). Its candidates
 are up to ``MAX_EVICT_CANDIDATES`` of that address space's resident pages, in vpn
@@ -61,6 +66,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import IntEnum
 
+from vino.graft.accounting import HOST, Principal, acting_for
+from vino.graft.txn import thread_state
 from vino.kernel import params
 from vino.kernel.aspace import AddressSpace, AnonPages
 from vino.kernel.device import BlockDevice, block_runs
@@ -386,9 +393,13 @@ class Cache(AnonPages):
             self.stats.local_evictions += 1
             return self._choose_in(requester)  # rule 1: pay for your own growth
         frame = self._sweep()  # rule 2: global clock ...
-        if frame.aspace is not None:
-            return self._choose_in(frame.aspace)  # ... which only picks whose page goes
-        return frame
+        loser = frame.aspace
+        if loser is None:
+            return frame
+        if loser is requester:
+            return self._choose_in(loser)  # ... which only picks whose page goes
+        with acting_for(_payer(requester)):  # another's policy, run for this operation
+            return self._choose_in(loser)
 
     def _sweep(self) -> _Frame:
         """Global clock: the first unpinned frame not referenced since the hand last passed."""
@@ -502,6 +513,14 @@ class Cache(AnonPages):
                 _check(not set(slots) & set(self._swap_free), "a used swap slot is also free")
                 _check(len(slots) + len(self._swap_free) == self.swap.nblocks,
                        "swap slots leaked")
+
+
+def _payer(requester: AddressSpace | None) -> Principal:
+    """Who pays for another address space's policy run to give ``requester`` a frame."""
+    if requester is not None:
+        return requester.owner.user.principal
+    acting: Principal | None = thread_state().acting
+    return acting if acting is not None else HOST
 
 
 def _flags(frame: _Frame) -> int:

@@ -47,7 +47,7 @@ from vino.graft.layout import Layout
 from vino.graft.locks import HostLock
 from vino.graft.point import HOST_FAULTS_DEFAULT
 from vino.graft.registry import Registry
-from vino.graft.txn import Transaction, current
+from vino.graft.txn import Transaction, current, thread_state
 from vino.kernel import layouts, params
 from vino.kernel.cache import AddressSpace, Cache, PageInfo
 from vino.kernel.errors import FilterUnavailable
@@ -312,7 +312,10 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
 
     def refuse(inode: Inode) -> None:
         g = point.table.get(inode) or point.table.get(GLOBAL)
+        wait = registry.hosting.spent(thread_state().acting, g.principal) if g else 0.0
         why = ("its filter graft was removed (see the owner's abort records)" if g is None else
+               f"this operation's hosting allowance for {g.principal.name}'s grafts is spent "
+               f"(Quota.hosted_cpu_per_s); it refills in {wait:.3f} s" if wait else
                f"its filter graft {g.name!r} is busy on another call" if g.busy() else
                f"its filter graft {g.name!r} failed on this call (see the owner's abort records)")
         raise FilterUnavailable(f"inode {inode.inum}: {why}; the identity is not used in its "
