@@ -75,6 +75,7 @@ from vino.bench.timing import (
     loop,
     plain,
     ratio,
+    spaced,
     spread,
     timer_overhead_ns,
 )
@@ -203,23 +204,6 @@ class _Stub:
         return self.answer
 
 
-def _sparse_batch(hook: Callable[..., Any], args: tuple[Any, ...]
-                  ) -> Callable[[int], dict[str, float]]:
-    """Calls spaced ``SPARSE_GAP_NS`` apart, the host busy in Python between them."""
-    def run(n: int) -> dict[str, float]:
-        perf = time.perf_counter_ns
-        spent = 0
-        for _ in range(n):
-            end = perf() + SPARSE_GAP_NS
-            while perf() < end:
-                pass
-            t = perf()
-            hook(*args)
-            spent += perf() - t
-        return {"": spent / n / NS_PER_US}
-    return run
-
-
 def _stub_batch(s: Setup, stub: _Stub) -> Callable[[int], dict[str, float]]:
     table: dict[Any, Any] = s.point.table
     target = s.targets["sample"]
@@ -255,7 +239,7 @@ def contenders(s: Setup, c_ns: float, pm: Any, public: peers.PublicWasm | None,
                                               aborts=True)),
         # On a target no graft was dispatched for: a filter's file refuses (fails closed).
         Contender("default", plain(s.point.default, *s.args("null"))),
-        Contender("sparse", _sparse_batch(s.hook, s.hook_args()), min_calls=1),
+        Contender("sparse", spaced(s.hook, s.hook_args(), SPARSE_GAP_NS), min_calls=1),
         Contender("python", plain(s.python, *args)),
     ]
     if "lock" in g:

@@ -82,6 +82,23 @@ def plain(f: Callable[..., Any], *args: Any) -> Batch:
     return run
 
 
+def spaced(f: Callable[..., Any], args: tuple[Any, ...], gap_ns: int) -> Batch:
+    """A batch of calls ``f(*args)`` spaced ``gap_ns`` apart, the host busy in Python
+    (spinning) between them; each call timed on its own. One series, ``""``."""
+    def run(n: int) -> dict[str, float]:
+        perf = time.perf_counter_ns
+        spent = 0
+        for _ in range(n):
+            end = perf() + gap_ns
+            while perf() < end:
+                pass
+            t = perf()
+            f(*args)
+            spent += perf() - t
+        return {"": spent / n / NS_PER_US}
+    return run
+
+
 @dataclass(slots=True)
 class Contender:
     name: str

@@ -1,0 +1,389 @@
+"""The speed goals of the protected call, each measured in one run (``vino bench goals``).
+
+Every row of the goals table gets today's figure, its goal and whether it is met:
+
+- **protected call ÷ pluggy hook**, per sample graft (read-ahead, eviction,
+  scheduling, encryption): the subsystem's method with the sample graft
+  installed (``Setup.hook``, the table's Total) against the same policy as a
+  pluggy hook (``peers.pluggy_hook``), on the same inputs;
+- **protected null graft**, µs, and its ratio to the **raw call** (the fast
+  path's bare call of the same export, no protection);
+- **one graft-callable call** (guest to host and back): a graft making
+  ``CALLABLE_CALLS`` calls of a graft-callable that does nothing, minus the null
+  graft, per call;
+- **threads**: aggregate protected calls per second from 1, 2, 4 and 8 threads,
+  each thread calling its own graft, for a null graft and for a graft that
+  spins in Wasm for a few µs (``SPIN_ITERATIONS``); the goal is on 2 ÷ 1;
+- **sparse ÷ back-to-back**, per sample graft: the same call made once every
+  ``SPARSE_GAP_NS`` with the host busy in Python between calls
+  (``timing.spaced``), against calls back to back;
+- **install**, mean µs per graft with the collector running, ``INSTALL_GRAFTS``
+  grafts in a fresh interpreter (``scale.install_in_fresh_process``);
+- **eviction on the SSD**: device time saved ÷ protection spent
+  (``savings.run``, with the eviction Total measured here).
+
+The per-call figures are measured side by side, interleaved round by round
+(``timing.interleave``); ratios are taken round by round and their median
+quoted. Threads are measured round by round as well (each round runs 1, 2, 4
+and 8 threads in turn). ``QUICK`` runs everything small: structure, not numbers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import struct
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from vino.bench import paper, peers, savings, scale, workloads
+from vino.bench.timing import Contender, Progress, interleave, plain, ratio, spaced, spread
+from vino.errors import InvalidResult
+from vino.graft import (
+    I32,
+    FunctionPoint,
+    GraftCallable,
+    Principal,
+    Quota,
+    Registry,
+    any_principal,
+)
+from vino.graft.sandbox import Sandbox
+from vino.graft.txn import Transaction
+from vino.kernel.device import SSD
+from vino.report import AT_LEAST, AT_MOST, markdown_table, target
+
+CALLABLE_CALLS: Final = 32  # graft-callable calls per protected call (the callable row)
+SPIN_ITERATIONS: Final = 1000  # Wasm loop iterations of the spinning graft (threads)
+THREADS: Final = (1, 2, 4, 8)
+SPARSE_GAP_NS: Final = 1_500_000  # between sparse calls: more than one epoch tick
+BENCH_CPU_QUOTA_S: Final = 1e9
+
+# The goals (issue: faster than an unprotected plugin), with the figures it was filed with.
+VS_PLUGGY_MAX: Final = 1.0
+NULL_MAX_US: Final = 1.0
+NULL_VS_RAW_MAX: Final = 2.5
+CALLABLE_MAX_US: Final = 0.5
+TWO_THREADS_MIN: Final = 0.95
+SPARSE_MAX: Final = 2.0
+INSTALL_MAX_US: Final = 100.0
+EVICT_SSD_MIN: Final = 10.0
+WHEN_FILED: Final = {
+    "vs_pluggy": "1.16-1.86",
+    "null_us": "2.0 µs",
+    "null_vs_raw": "4.9x",
+    "callable_us": "~1.9 µs",
+    "two_threads": "0.54-0.78",
+    "sparse": "3-6x",
+    "install_us": "287-346 µs",
+    "evict_ssd": "2.8-3.2x",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    rounds: int
+    batch_s: float
+    thread_run_s: float  # seconds each thread count runs, per round
+    thread_rounds: int
+    install_grafts: int
+    quick: bool
+
+
+FULL: Final = Settings(rounds=15, batch_s=0.02, thread_run_s=0.3, thread_rounds=7,
+                       install_grafts=100_000, quick=False)
+QUICK: Final = Settings(rounds=2, batch_s=0.0005, thread_run_s=0.005, thread_rounds=1,
+                        install_grafts=20, quick=True)
+
+NULL_WAT: Final = """(module
+  (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) i32.const 1024)
+  (func (export "pick") (result i32) i32.const 3))"""
+
+CALLS_WAT: Final = f"""(module
+  (import "vino" "ping" (func $ping (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) i32.const 1024)
+  (func (export "pick") (result i32) (local $i i32)
+    (loop $l
+      (drop (call $ping (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {CALLABLE_CALLS}))))
+    i32.const 3))"""
+
+SPIN_WAT: Final = f"""(module
+  (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) i32.const 1024)
+  (func (export "pick") (result i32) (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {SPIN_ITERATIONS}))))
+    i32.const 3))"""
+
+_U32: Final = struct.Struct("<I")
+_NO_ARGS: Final[tuple[int, ...]] = ()
+
+
+def _encode(buf: memoryview, x: int) -> tuple[int, ...]:
+    _U32.pack_into(buf, 0, x)
+    return _NO_ARGS
+
+
+def _decode(buf: memoryview, ret: int, x: int) -> int:
+    if not 0 <= ret <= 100:
+        raise InvalidResult(f"{ret} is not in 0..100")
+    return ret
+
+
+def _ping(txn: Transaction, i: int) -> int:
+    return 0
+
+
+class Mechanism:
+    """One registry with the null, graft-callable and spinning grafts (one per thread)."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        self.point = self.registry.declare(FunctionPoint[int](
+            name="goals.pick", entry="pick", buffer_size=64, encode=_encode, decode=_decode,
+            default=lambda x: 7, callables=(GraftCallable("ping", (I32,), (I32,), _ping),),
+            may_install=any_principal))
+        who = Principal("goals", Quota(cpu_total_s=BENCH_CPU_QUOTA_S))
+        install = self.registry.install
+        self.null = install(self.point, NULL_WAT, who, target="null")
+        install(self.point, CALLS_WAT, who, target="calls")
+        for j in range(max(THREADS)):
+            install(self.point, NULL_WAT, who, target=("null", j))
+            install(self.point, SPIN_WAT, who, target=("spin", j))
+        for t in ("null", "calls", ("spin", 0)):
+            if self.point(t, 1) != 3:
+                raise AssertionError(f"goals: graft {t!r} misbehaved")
+
+    def contenders(self) -> list[Contender]:
+        raw = self.null.entry
+        return [Contender("null", plain(self.point, "null", 1)),
+                Contender("raw", plain(raw.call0)),
+                Contender("calls", plain(self.point, "calls", 1))]
+
+    def close(self) -> None:
+        self.registry.close()
+
+
+def throughput(call: Callable[..., Any], targets: Sequence[Any], run_s: float) -> float:
+    """Protected calls per second from ``len(targets)`` threads, thread j calling
+    ``call(targets[j], 1)`` back to back for ``run_s`` seconds."""
+    n = len(targets)
+    counts = [0] * n
+    start = threading.Barrier(n + 1)
+    stop = threading.Event()
+
+    def work(j: int) -> None:
+        t = targets[j]
+        k = 0
+        start.wait()
+        while not stop.is_set():
+            for _ in range(64):
+                call(t, 1)
+            k += 64
+        counts[j] = k
+
+    ths = [threading.Thread(target=work, args=(j,), daemon=True) for j in range(n)]
+    for th in ths:
+        th.start()
+    start.wait()
+    t0 = time.perf_counter()
+    time.sleep(run_s)
+    stop.set()
+    for th in ths:
+        th.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def thread_scaling(m: Mechanism, settings: Settings,
+                   progress: Progress | None = None) -> dict[str, Any]:
+    """Aggregate calls per second for each thread count and graft, interleaved by round."""
+    out: dict[str, Any] = {"gil": _gil_enabled(), "threads": list(THREADS), "grafts": {}}
+    series: dict[tuple[str, int], list[float]] = {}
+    for r in range(settings.thread_rounds):
+        for kind in ("null", "spin"):
+            for n in THREADS:
+                targets = [(kind, j) for j in range(n)]
+                series.setdefault((kind, n), []).append(
+                    throughput(m.point, targets, settings.thread_run_s))
+        if progress is not None:
+            progress(f"goals: threads, round {r + 1}/{settings.thread_rounds}")
+    for kind in ("null", "spin"):
+        one = series[(kind, 1)]
+        out["grafts"][kind] = {
+            str(n): {"calls_per_s": statistics.median(series[(kind, n)]),
+                     "vs_one_thread": ratio(series[(kind, n)], one).median_us}
+            for n in THREADS}
+    return out
+
+
+def _gil_enabled() -> bool:
+    probe = getattr(sys, "_is_gil_enabled", None)
+    return bool(probe()) if probe is not None else True
+
+
+def run(settings: Settings = FULL, progress: Progress | None = None,
+        workdir: Path | None = None) -> dict[str, Any]:
+    """Measure every goal; return figures, thread scaling and the checked goals."""
+    with tempfile.TemporaryDirectory(prefix="vino-bench-goals-") as tmp:
+        wd = workdir or Path(tmp)
+        shared = Sandbox()
+        setups: dict[str, workloads.Setup] = {}
+        m = Mechanism()
+        try:
+            for key in paper.GRAFTS:
+                setups[key] = workloads.build(key, wd, shared)
+            pm = peers.plugin_manager(setups)
+            cs = m.contenders()
+            for k, s in setups.items():
+                hook = peers.pluggy_hook(pm, k)
+                if hook(*s.args()) != s.expected:
+                    raise AssertionError(f"{k}: the pluggy hook answered differently")
+                cs += [Contender(f"{k}/total", plain(s.hook, *s.hook_args())),
+                       Contender(f"{k}/pluggy", plain(hook, *s.args())),
+                       Contender(f"{k}/sparse", spaced(s.hook, s.hook_args(), SPARSE_GAP_NS),
+                                 min_calls=1)]
+            if progress is not None:
+                progress("goals: kernels booted, grafts installed")
+            series = interleave(cs, settings.rounds, settings.batch_s, min_calls=2,
+                                progress=progress, label="goals: ")
+            threads = thread_scaling(m, settings, progress)
+        finally:
+            m.close()
+            for s in setups.values():
+                s.close()
+            shared.close()
+        evict_total = spread(series["evict/total"]).median_us
+        saved = savings.run(wd / "savings", per_call_us={"evict": evict_total},
+                            quick=settings.quick, progress=progress)
+    if progress is not None:
+        progress(f"goals: {settings.install_grafts:,} installs in a fresh interpreter")
+    install = scale.install_in_fresh_process(settings.install_grafts)
+    return _summarise(series, threads, saved, install, settings)
+
+
+def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: dict[str, Any],
+               install: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    per_callable = [max(0.0, (c - n) / CALLABLE_CALLS)
+                    for c, n in zip(series["calls"], series["null"], strict=True)]
+    figures: dict[str, Any] = {
+        "null_us": spread(series["null"]).as_dict(),
+        "raw_us": spread(series["raw"]).as_dict(),
+        "null_vs_raw": ratio(series["null"], series["raw"]).median_us,
+        "callable_us": spread(per_callable).as_dict(),
+        "samples": {},
+    }
+    for k in paper.GRAFTS:
+        tot, plug, sp = (series[f"{k}/{w}"] for w in ("total", "pluggy", "sparse"))
+        figures["samples"][k] = {
+            "title": paper.TITLES[k],
+            "total_us": spread(tot).median_us, "pluggy_us": spread(plug).median_us,
+            "sparse_us": spread(sp).median_us,
+            "vs_pluggy": ratio(tot, plug).median_us, "sparse_vs_back_to_back":
+                ratio(sp, tot).median_us}
+    evict_ssd = next(r for r in saved["rows"]
+                     if r["workload"].startswith("VM eviction") and r["profile"] == SSD.name)
+    figures["evict_ssd"] = evict_ssd["ratio"]
+    figures["install_us"] = install["install_us"]
+    figures["install_grafts"] = settings.install_grafts
+    return {"quick": settings.quick, "rounds": settings.rounds, "figures": figures,
+            "threads": threads, "goals": goals(figures, threads)}
+
+
+def goals(f: dict[str, Any], threads: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each row of the goals table: the target (measured, limit, met) and its figure when
+    the goal was set (``filed``)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(key: str, t: dict[str, Any]) -> None:
+        rows.append({**t, "filed": WHEN_FILED[key]})
+
+    for s in f["samples"].values():
+        add("vs_pluggy", target(f"protected call ÷ pluggy hook, {s['title']}", s["vs_pluggy"],
+                                AT_MOST, VS_PLUGGY_MAX, "x"))
+    add("null_us", target("protected null graft", f["null_us"]["median_us"], AT_MOST,
+                          NULL_MAX_US, "µs"))
+    add("null_vs_raw", target("protected null graft ÷ raw call", f["null_vs_raw"], AT_MOST,
+                              NULL_VS_RAW_MAX, "x"))
+    add("callable_us", target("one graft-callable call (guest to host and back)",
+                              f["callable_us"]["median_us"], AT_MOST, CALLABLE_MAX_US, "µs"))
+    gil = "GIL build" if threads["gil"] else "free-threaded build"
+    for kind, label in (("null", "null graft"), ("spin", f"{SPIN_ITERATIONS}-iteration graft")):
+        add("two_threads", target(f"aggregate throughput, 2 threads ÷ 1 thread, {label}, {gil}",
+                                  threads["grafts"][kind]["2"]["vs_one_thread"], AT_LEAST,
+                                  TWO_THREADS_MIN, "x"))
+    for s in f["samples"].values():
+        add("sparse", target(f"sparse call ÷ back-to-back call, {s['title']}",
+                             s["sparse_vs_back_to_back"], AT_MOST, SPARSE_MAX, "x"))
+    add("install_us", target(f"install, mean, collector running, {f['install_grafts']:,} grafts",
+                             f["install_us"]["mean"], AT_MOST, INSTALL_MAX_US, "µs"))
+    add("evict_ssd", target("eviction on SSD: device time saved ÷ protection spent",
+                            f["evict_ssd"], AT_LEAST, EVICT_SSD_MIN, "x"))
+    return rows
+
+
+def render(result: dict[str, Any]) -> str:
+    """The goals table and the thread-scaling table, as markdown."""
+    rows = []
+    for g in result["goals"]:
+        v = g["value"]
+        rows.append([g["what"], g["filed"], f"{g['op']} {g['limit']:g} {g['unit']}",
+                     "n/a" if v is None else f"{v:,.2f} {g['unit']}", "yes" if g["ok"] else "no"])
+    lines = [markdown_table(["measure", "when the goal was set", "goal", "measured", "met"],
+                            rows)]
+    t = result["threads"]
+    spin = f"{SPIN_ITERATIONS}-iteration graft"
+    lines += ["", f"Threads ({'GIL build' if t['gil'] else 'free-threaded build'}): aggregate "
+              "protected calls per second, each thread calling its own graft", "",
+              markdown_table(
+                  ["threads", "null graft, calls/s", "÷ 1 thread", f"{spin}, calls/s",
+                   "÷ 1 thread"],
+                  ([n, f"{t['grafts']['null'][str(n)]['calls_per_s']:,.0f}",
+                    f"{t['grafts']['null'][str(n)]['vs_one_thread']:.2f}",
+                    f"{t['grafts']['spin'][str(n)]['calls_per_s']:,.0f}",
+                    f"{t['grafts']['spin'][str(n)]['vs_one_thread']:.2f}"]
+                   for n in t["threads"]))]
+    f = result["figures"]
+    lines += ["", f"Protected null graft {f['null_us']['median_us']:.2f} µs "
+              f"(p10..p90 {f['null_us']['p10_us']:.2f}..{f['null_us']['p90_us']:.2f}), raw call "
+              f"{f['raw_us']['median_us']:.2f} µs; per sample: Total / pluggy / sparse µs: "
+              + "; ".join(f"{s['title']} {s['total_us']:.2f} / {s['pluggy_us']:.2f} / "
+                          f"{s['sparse_us']:.2f}" for s in f["samples"].values())]
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    """Draw the thread scaling (aggregate calls per second ÷ one thread) to ``path`` (PNG).
+    Needs matplotlib (the ``dev`` extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = result["threads"]
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=120)
+    for kind, label in (("null", "null graft"), ("spin", f"{SPIN_ITERATIONS}-iteration graft")):
+        ax.plot(t["threads"], [t["grafts"][kind][str(n)]["vs_one_thread"] for n in t["threads"]],
+                marker="o", label=label)
+    ax.axhline(TWO_THREADS_MIN, color="grey", linestyle="--", linewidth=1,
+               label=f"goal at 2 threads: ≥ {TWO_THREADS_MIN}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(t["threads"]), [str(n) for n in t["threads"]])
+    ax.set_xlabel("threads, each calling its own graft")
+    ax.set_ylabel("aggregate calls per second ÷ one thread")
+    ax.set_title(f"vino protected calls, {'GIL build' if t['gil'] else 'free-threaded'}")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

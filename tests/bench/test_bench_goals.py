@@ -1,0 +1,30 @@
+"""The goals benchmark in quick mode: every goal row measured, checked and rendered
+(structure only: no figure is asserted, the machine is shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vino.bench import goals
+
+
+def test_quick_goals_report_every_row_with_its_goal_and_the_thread_scaling(
+        tmp_path: Path) -> None:
+    r = goals.run(goals.QUICK, workdir=tmp_path)
+    rows = r["goals"]
+    # 4 samples vs pluggy, null, null vs raw, graft-callable, 2 thread rows, 4 sparse,
+    # install, eviction on SSD.
+    assert len(rows) == 15
+    assert {row["filed"] for row in rows} == set(goals.WHEN_FILED.values())
+    for row in rows:
+        assert row["value"] is not None and row["value"] > 0, row
+        assert row["ok"] == (row["value"] <= row["limit"] if row["op"] == "≤"
+                             else row["value"] >= row["limit"])
+    t = r["threads"]
+    assert t["threads"] == [1, 2, 4, 8]
+    for kind in ("null", "spin"):
+        assert t["grafts"][kind]["1"]["vs_one_thread"] == 1.0
+        assert all(t["grafts"][kind][str(n)]["calls_per_s"] > 0 for n in t["threads"])
+    text = goals.render(r)
+    assert all(row["what"] in text for row in rows)
+    assert "| 8 |" in text
