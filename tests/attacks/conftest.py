@@ -8,19 +8,7 @@ from typing import Any
 
 import pytest
 
-from vino.graft.txn import thread_state
-
 from .harness import KernelArena, Tenancy
-
-
-@pytest.fixture(autouse=True)
-def no_transaction_left() -> Iterator[None]:
-    """Every attack ends with no live transaction on its thread."""
-    yield
-    left = thread_state().txn
-    if left is not None:
-        thread_state().txn = None
-        pytest.fail(f"attack left a live transaction current: {left!r}")
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
-from bench_world import booted_setups
 
 from vino.bench import policies, workloads
+
+from .bench_world import booted_setups
 
 KEY = hashlib.sha256(b"k").digest()
 NONCE = bytes(range(12))

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bench_world import booted_setups
 
 from vino.bench import paper, table, timing, workloads
+
+from .bench_world import booted_setups
 
 QUICK_ROUNDS = 2
 QUICK_BATCH_S = 0.0005

@@ -7,19 +7,7 @@ from typing import Any
 
 import pytest
 
-from vino.graft.txn import thread_state
-
 from .graft_world import World, make_world
-
-
-@pytest.fixture(autouse=True)
-def no_transaction_left() -> Iterator[None]:
-    """Every test ends with no live transaction on its thread (else later tests would nest)."""
-    yield
-    left = thread_state().txn
-    if left is not None:
-        thread_state().txn = None
-        pytest.fail(f"test left a live transaction current: {left!r}")
 
 
 @pytest.fixture

@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernel_world import (
+
+from vino.errors import GraftRejected
+from vino.graft import GLOBAL, Graft
+from vino.kernel.errors import AccessDenied, InvalidArgument
+from vino.kernel.kernel import Kernel
+from vino.kernel.proc import User
+from vino.kernel.sched import Cpu, Wait, cpu_hog
+from vino.sdk.build import sample_path
+
+from .kernel_world import (
     BS,
     Boot,
     assert_removed,
@@ -30,14 +39,6 @@ from kernel_world import (
     usage,
     wat,
 )
-
-from vino.errors import GraftRejected
-from vino.graft import GLOBAL, Graft
-from vino.kernel.errors import AccessDenied, InvalidArgument
-from vino.kernel.kernel import Kernel
-from vino.kernel.proc import User
-from vino.kernel.sched import Cpu, Wait, cpu_hog
-from vino.sdk.build import sample_path
 
 POINTS = ("fs.readahead", "vm.evict", "sched.pick", "fs.filter", "fs.access")
 

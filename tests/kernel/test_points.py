@@ -19,7 +19,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernel_world import (
+
+from vino.graft import Graft, Quota
+from vino.graft.loader import Source
+from vino.kernel.cache import AddressSpace
+from vino.kernel.errors import FilterUnavailable
+from vino.kernel.fs import sequential_readahead
+from vino.kernel.kernel import Kernel
+from vino.kernel.proc import Process, ProcessGroup, User
+from vino.kernel.sched import Cpu, Thread, Wait, cpu_hog
+from vino.sdk.build import SDK_DIR, sample_path
+
+from .kernel_world import (
     BS,
     Boot,
     assert_removed,
@@ -32,16 +43,6 @@ from kernel_world import (
     usage,
     wat,
 )
-
-from vino.graft import Graft, Quota
-from vino.graft.loader import Source
-from vino.kernel.cache import AddressSpace
-from vino.kernel.errors import FilterUnavailable
-from vino.kernel.fs import sequential_readahead
-from vino.kernel.kernel import Kernel
-from vino.kernel.proc import Process, ProcessGroup, User
-from vino.kernel.sched import Cpu, Thread, Wait, cpu_hog
-from vino.sdk.build import SDK_DIR, sample_path
 
 HOSTILE = SDK_DIR / "hostile"
 SCAN_BLOCKS = 32

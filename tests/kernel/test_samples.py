@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-from kernel_world import (
+
+from vino import workloads
+from vino.graft import Graft
+from vino.kernel.device import DISK_1996, SSD, DiskProfile
+from vino.kernel.fs import sequential_readahead
+from vino.kernel.kernel import Kernel
+from vino.kernel.sched import Cpu, Wait
+from vino.sdk.build import sample_path
+
+from .kernel_world import (
     BS,
     Boot,
     cold,
@@ -26,14 +35,6 @@ from kernel_world import (
     unwire,
     wat,
 )
-
-from vino import workloads
-from vino.graft import Graft
-from vino.kernel.device import DISK_1996, SSD, DiskProfile
-from vino.kernel.fs import sequential_readahead
-from vino.kernel.kernel import Kernel
-from vino.kernel.sched import Cpu, Wait
-from vino.sdk.build import sample_path
 
 
 @pytest.fixture

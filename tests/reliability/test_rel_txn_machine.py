@@ -11,8 +11,6 @@ disagreement to the shortest sequence that shows it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -25,7 +23,7 @@ from hypothesis.stateful import (
 )
 
 from vino.graft import Transaction
-from vino.graft.txn import ABORTED, thread_state
+from vino.graft.txn import ABORTED
 from vino.testing.model import TxnModel, txn_walks
 
 keys = st.integers(0, 5)
@@ -105,12 +103,6 @@ Transactions.TestCase.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 TestNestedTransactionsAgainstTheirModel = Transactions.TestCase
-
-
-@pytest.fixture(autouse=True)
-def no_transaction_left() -> Iterator[None]:
-    yield
-    assert thread_state().txn is None
 
 
 def test_seeded_random_walks_agree_with_the_model() -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from sdk_harness import ENTRIES
 
 from vino.sdk.build import (
     SAMPLES_DIR,
@@ -16,6 +15,8 @@ from vino.sdk.build import (
     sample_path,
     wasm_imports,
 )
+
+from .sdk_harness import ENTRIES
 
 SAMPLES = sorted(ENTRIES)
 ENGINE = wasmtime.Engine()

@@ -7,7 +7,8 @@ import struct
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sdk_harness import Graft, load
+
+from .sdk_harness import Graft, load
 
 # RFC 8439 §2.4.2.
 RFC_KEY = bytes(range(32))

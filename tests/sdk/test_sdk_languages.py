@@ -26,12 +26,13 @@ from typing import Any
 
 import pytest
 import wasmtime
-from sdk_harness import ENTRIES, Graft, load
 
 from vino import workloads
 from vino.kernel.device import SSD
 from vino.sdk import toolchains
 from vino.sdk.build import SAMPLES_DIR, BuildError, ToolchainMissing, build, wasm_imports
+
+from .sdk_harness import ENTRIES, Graft, load
 
 LANGS = {"zig": ".zig", "rust": ".rs", "assemblyscript": ".ts", "wat": ".wat"}
 PORTED = ["readahead_stride", "evict_keep"]

@@ -11,7 +11,8 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sdk_harness import load
+
+from .sdk_harness import load
 
 # ---- fs.readahead: readahead_stride -----------------------------------------------
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernel"))
-
-from kernel_world import Boot
+from kernel.kernel_world import Boot
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from kernel_world import BS, Boot, cold, make_file, pattern, wat
-
+from kernel.kernel_world import BS, Boot, cold, make_file, pattern, wat
 from vino.graft import Graft, Quota, Registry
 from vino.graft.sandbox import Pool, Sandbox
 from vino.kernel import layouts

@@ -15,8 +15,7 @@ import threading
 import time
 from typing import Any
 
-from kernel_world import BS, Boot, wat
-
+from kernel.kernel_world import BS, Boot, wat
 from vino import limits
 from vino.graft import Quota
 from vino.kernel.kernel import Kernel

@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-from kernel_world import BS, Boot, make_file, pattern, read_file, usage, wat
 
+from kernel.kernel_world import BS, Boot, make_file, pattern, read_file, usage, wat
 from vino import limits
 from vino.graft import Quota
 from vino.kernel.errors import FilterUnavailable

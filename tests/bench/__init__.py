@@ -1,0 +1,1 @@
+"""Tests of the benchmarks (a package, so that its helpers get module names of their own)."""

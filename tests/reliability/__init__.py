@@ -1,0 +1,1 @@
+"""Tests of the reliability campaigns (vino.testing), as a package like every test directory."""
