@@ -18,11 +18,11 @@ the enclosing host transaction, installed grafts and the threads of the process.
 Two arenas:
 - ``Tenancy`` (``tenancy()``): a registry with a function point ``atk.pick`` and an
   event point ``atk.event`` over plain host state (a dict and a list), so "the
-  state" is a value compared exactly. Its graft-callables are the hooks a tenant
-  can pull: accessors (``put``, ``push``), a read (``get``), re-entry into the
-  points (``pick_for``, ``fire``), host code that removes or replaces the calling
-  graft (``remove_me``, ``replace_me``) and a message to another graft
-  (``tell``). Lock ids 1..3 are shared locks ``L1``..``L3``; ids from
+  state" is a value compared exactly (the points of ``vino.testing.world``). Its
+  graft-callables are the hooks a tenant can pull: accessors (``put``, ``push``),
+  a read (``get``), re-entry into the points (``pick_for``, ``fire``), host code
+  that removes or replaces the calling graft (``remove_me``, ``replace_me``) and a
+  message to another graft (``tell``). Lock ids 1..3 are shared locks ``L1``..``L3``; ids from
   ``RECORD_LOCKS`` on are one lock per record (``R<id>``), names without end.
   Principals ``alice`` and ``bob`` (tenants) and ``root``.
 - ``KernelArena`` (``kernel_arena(tmp_path)``): a booted reference kernel with two
@@ -38,44 +38,51 @@ instead of killing the suite.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from vino.errors import AbortReason, Forbidden, GraftAborted, InvalidResult
+from vino.errors import AbortReason, GraftAborted
 from vino.graft import (
     I32,
-    EventPoint,
-    FunctionPoint,
     Graft,
-    HostLock,
     Principal,
-    Quota,
     Registry,
     Transaction,
     graft_callable,
 )
 from vino.graft.loader import COMMON_CALLABLES, DEFAULT_CALLABLE, Source
-from vino.graft.point import U32, any_principal
+from vino.graft.point import U32
 from vino.graft.txn import thread_state
+from vino.testing.world import (
+    BUFFER,
+    CALL_BUDGET_S,
+    DEFAULT_ANSWER,
+    LOCK_TIMEOUT_S,
+    ROOT_KEYS,
+    TARGET,
+    Host,
+    declare_points,
+    tenant,
+)
+
+__all__ = [
+    "BUFFER", "CALL_BUDGET_S", "DEFAULT_ANSWER", "LIFETIME", "LOCK_TIMEOUT_S", "RECORD_LOCKS",
+    "ROOT_KEYS", "TARGET", "AbortReason", "Arena", "ChildResult", "Host", "KernelArena",
+    "Snapshot", "Tenancy", "Tenant", "handler", "import_line", "in_child", "module", "pick",
+    "pick_returning", "with_message",
+]
 
 HERE: Final = Path(__file__).resolve().parent
 SRC: Final = HERE.parent.parent / "src"
 
-DEFAULT_ANSWER: Final = 7  # what atk.pick's default answers
-ROOT_KEYS: Final = 1000  # put(key >= ROOT_KEYS) needs the privileged principal
 RECORD_LOCKS: Final = 100  # lock ids from here on name one record's lock each
-BUFFER: Final = 64
-LOCK_TIMEOUT_S: Final = 0.05
-CALL_BUDGET_S: Final = 0.02
-TARGET: Final = "t1"  # alice's target (anything but GLOBAL)
 LIFETIME: Final = ("cpu_ns", "log_bytes")  # usage that is consumed, never given back
 
 
@@ -228,21 +235,13 @@ class Arena:
 
 # ---- the tenancy: a generic host with tenants ----------------------------------------
 
-@dataclass
-class Host:
-    """State grafts change through accessors: plain data, compared exactly."""
-
-    d: dict[int | str, int] = field(default_factory=dict)
-    items: list[int] = field(default_factory=list)
-    default_calls: int = 0  # bookkeeping of the test, not host state
-    default_inputs: list[int] = field(default_factory=list)  # every x the default saw
-
-    def state(self) -> dict[str, Any]:
-        return {"d": copy.deepcopy(self.d), "items": list(self.items)}
-
-
 class Tenancy(Arena):
-    """``atk.pick`` and ``atk.event`` over a ``Host``; tenants alice and bob, and root."""
+    """``atk.pick`` and ``atk.event`` over a ``Host``; tenants alice and bob, and root.
+
+    The points are ``vino.testing.world``'s (``declare_points``); the tenancy adds
+    the hooks a tenant can pull beyond the accessors: ``fire``, ``remove_me``,
+    ``replace_me`` and ``tell``, all on both points, and one lock per record.
+    """
 
     def __init__(self, *, remove_after: int = 1, lock_timeout_s: float = LOCK_TIMEOUT_S,
                  alice_quota: dict[str, Any] | None = None,
@@ -250,43 +249,6 @@ class Tenancy(Arena):
         registry = Registry(lock_timeout_s=lock_timeout_s, remove_after=remove_after)
         self.host = host = Host()
         self.replacement: Source = pick_returning(DEFAULT_ANSWER + 1)
-
-        def encode(buf: memoryview, x: int) -> tuple[int, ...]:
-            U32.pack_into(buf, 0, x)
-            return ()
-
-        def decode(buf: memoryview, ret: int, x: int) -> int:
-            if not 0 <= ret <= 100:
-                raise InvalidResult(f"pick answered {ret}, not in 0..100")
-            return ret
-
-        def encode_result(buf: memoryview, result: int, x: int) -> int:
-            return result
-
-        def default(x: int) -> int:
-            host.default_calls += 1
-            host.default_inputs.append(x)
-            return DEFAULT_ANSWER
-
-        @graft_callable("put", (I32, I32))
-        def put(txn: Transaction, key: int, value: int) -> int:
-            if key >= ROOT_KEYS and not txn.graft.principal.privileged:
-                raise Forbidden(f"key {key} belongs to root, not {txn.graft.principal.name}")
-            txn.setitem(host.d, key, value)
-            return 0
-
-        @graft_callable("push", (I32,))
-        def push(txn: Transaction, value: int) -> int:
-            txn.append(host.items, value)
-            return len(host.items)
-
-        @graft_callable("get", (I32,))
-        def get(txn: Transaction, key: int) -> int:
-            return host.d.get(key, -1)
-
-        @graft_callable("pick_for", (I32, I32))
-        def pick_for(txn: Transaction, target_no: int, x: int) -> int:
-            return self.pick(f"t{target_no}", x)
 
         @graft_callable("fire", (I32, I32))
         def fire(txn: Transaction, target_no: int, x: int) -> int:
@@ -313,28 +275,12 @@ class Tenancy(Arena):
             except GraftAborted:
                 return -1
 
-        def resolve(txn: Transaction, lock_id: int) -> HostLock | None:
-            if 1 <= lock_id <= 3:  # three shared locks
-                return registry.locks.lock(f"L{lock_id}")
-            if lock_id >= RECORD_LOCKS:  # one lock per record: names without end
-                return registry.locks.lock(f"R{lock_id}")
-            return None
-
-        callables = (put, push, get, pick_for, fire, remove_me, replace_me, tell)
-        self.pick: FunctionPoint[int] = FunctionPoint(
-            name="atk.pick", entry="pick", buffer_size=BUFFER, encode=encode, decode=decode,
-            encode_result=encode_result, default=default, callables=callables,
-            lock_resolver=resolve, target_type=str, may_install=any_principal)
-        self.event = EventPoint(name="atk.event", entry="on_event", buffer_size=BUFFER,
-                                encode=encode, callables=callables, lock_resolver=resolve,
-                                target_type=str, may_install=any_principal)
-        registry.declare(self.pick)
-        registry.declare(self.event)
-        self.alice = Principal("alice", Quota(**{"cpu_call_s": CALL_BUDGET_S,
-                                                 **(alice_quota or {})}))
-        self.bob = Principal("bob", Quota(**{"cpu_call_s": CALL_BUDGET_S,
-                                             **(bob_quota or {})}))
-        self.root = Principal("root", Quota(cpu_call_s=CALL_BUDGET_S), privileged=True)
+        self.pick, self.event = declare_points(
+            registry, host, "atk", extra=(fire, remove_me, replace_me, tell),
+            record_locks=RECORD_LOCKS, target_type=str)
+        self.alice = tenant("alice", alice_quota)
+        self.bob = tenant("bob", bob_quota)
+        self.root = tenant("root", privileged=True)
         super().__init__(registry, [self.alice, self.bob, self.root], host.state)
 
     def install(self, source: Source, principal: Principal | None = None,

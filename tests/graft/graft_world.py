@@ -1,7 +1,7 @@
 """Test harness of the graft mechanism: a small generic point over plain host state.
 
 ``make_world()`` (the ``world`` fixture of conftest.py) gives each test a fresh
-``Registry`` with:
+``Registry`` with the points of ``vino.testing.world`` (``declare_points``):
 
 - ``test.pick``, a function point. Entry ``pick() -> i32``; a 64-byte buffer whose
   first ``u32`` is the input ``x``. The validator accepts answers 0..100; the default
@@ -22,34 +22,40 @@
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from vino.errors import AbortReason, Forbidden, InvalidResult
+from vino.errors import AbortReason
 from vino.graft import (
-    I32,
     EventPoint,
     FunctionPoint,
     Graft,
     HostLock,
     Principal,
-    Quota,
     Registry,
     Transaction,
-    current,
     graft_callable,
 )
 from vino.graft.loader import Source
-from vino.graft.point import U32, any_principal
+from vino.testing.world import (
+    BUFFER,
+    CALL_BUDGET_S,
+    DEFAULT_ANSWER,
+    LOCK_TIMEOUT_S,
+    ROOT_KEYS,
+    TARGET,
+    Host,
+    declare_points,
+    tenant,
+)
 
-DEFAULT_ANSWER = 7  # what test.pick's default answers
-ROOT_KEYS = 1000  # put(key >= ROOT_KEYS) needs the privileged principal
-BUFFER = 64
-LOCK_TIMEOUT_S = 0.05
-CALL_BUDGET_S = 0.02
-
-TARGET = "t1"  # a target alice may graft (anything but GLOBAL)
+__all__ = [
+    "BUFFER", "CALL_BUDGET_S", "DEFAULT_ANSWER", "IMPORT_BOOM", "IMPORT_DEFAULT",
+    "IMPORT_KALLOC", "IMPORT_KFREE", "IMPORT_KREAD", "IMPORT_KWRITE", "IMPORT_LOCK",
+    "IMPORT_LOG", "IMPORT_PICK_FOR", "IMPORT_PUSH", "IMPORT_PUT", "LOCK_TIMEOUT_S",
+    "ROOT_KEYS", "TARGET", "Host", "World", "assert_aborted_and_restored",
+    "assert_host_fault_kept_and_restored", "graft", "make_world", "pick_returning",
+]
 
 
 def graft(imports: str = "", *fields: str) -> str:
@@ -84,19 +90,6 @@ IMPORT_PICK_FOR = '(import "vino" "pick_for" (func $pick_for (param i32 i32) (re
 
 
 @dataclass
-class Host:
-    """The host state grafts change through accessors: plain data, easy to compare."""
-
-    d: dict[int | str, int] = field(default_factory=dict)
-    items: list[int] = field(default_factory=list)
-    default_records: bool = False  # the default policy records undo entries when set
-    default_calls: int = 0  # bookkeeping of the test, not host state (not undone)
-
-    def state(self) -> dict[str, Any]:
-        return {"d": copy.deepcopy(self.d), "items": list(self.items)}
-
-
-@dataclass
 class World:
     """One test's registry, points, host state and principals."""
 
@@ -117,7 +110,7 @@ class World:
 
     def principal(self, name: str, privileged: bool = False, **quota: Any) -> Principal:
         """A further principal whose usage the snapshot also covers."""
-        p = Principal(name, Quota(**{"cpu_call_s": CALL_BUDGET_S, **quota}), privileged)
+        p = tenant(name, quota, privileged=privileged)
         self.principals.append(p)
         return p
 
@@ -146,64 +139,14 @@ def make_world(*, lock_timeout_s: float = LOCK_TIMEOUT_S, remove_after: int = 1,
     registry = Registry(lock_timeout_s=lock_timeout_s, remove_after=remove_after)
     host = Host()
 
-    def encode(buf: memoryview, x: int) -> tuple[int, ...]:
-        U32.pack_into(buf, 0, x)
-        return ()
-
-    def decode(buf: memoryview, ret: int, x: int) -> int:
-        if not 0 <= ret <= 100:
-            raise InvalidResult(f"pick answered {ret}, not in 0..100")
-        return ret
-
-    def encode_result(buf: memoryview, result: int, x: int) -> int:
-        return result
-
-    def default(x: int) -> int:
-        host.default_calls += 1
-        txn = current()
-        if host.default_records and txn is not None:
-            txn.setitem(host.d, "default", x)
-            txn.append(host.items, -x)
-        return DEFAULT_ANSWER
-
-    @graft_callable("put", (I32, I32))
-    def put(txn: Transaction, key: int, value: int) -> int:
-        if key >= ROOT_KEYS and not txn.graft.principal.privileged:
-            raise Forbidden(f"key {key} belongs to root, not {txn.graft.principal.name}")
-        txn.setitem(host.d, key, value)
-        return 0
-
-    @graft_callable("push", (I32,))
-    def push(txn: Transaction, value: int) -> int:
-        txn.append(host.items, value)
-        return len(host.items)
-
-    @graft_callable("get", (I32,))
-    def get(txn: Transaction, key: int) -> int:
-        return host.d.get(key, -1)
-
     @graft_callable("boom", ())
     def boom(txn: Transaction) -> int:
         raise RuntimeError("a bug in host code called by the graft")
 
-    @graft_callable("pick_for", (I32, I32))
-    def pick_for(txn: Transaction, target_no: int, x: int) -> int:
-        return pick(f"t{target_no}", x)
-
-    def resolve(txn: Transaction, lock_id: int) -> HostLock | None:
-        return registry.locks.lock(f"L{lock_id}") if 1 <= lock_id <= 3 else None
-
-    callables = (put, push, get, boom, pick_for)
-    pick: FunctionPoint[int] = FunctionPoint(
-        name="test.pick", entry="pick", buffer_size=BUFFER, encode=encode, decode=decode,
-        encode_result=encode_result, default=default, callables=callables,
-        lock_resolver=resolve, may_install=any_principal)
-    event = EventPoint(name="test.event", entry="on_event", buffer_size=BUFFER, encode=encode,
-                       callables=(put, push), lock_resolver=resolve, may_install=any_principal)
-    registry.declare(pick)
-    registry.declare(event)
-    alice = Principal("alice", Quota(**{"cpu_call_s": CALL_BUDGET_S, **(alice_quota or {})}))
-    root = Principal("root", Quota(cpu_call_s=CALL_BUDGET_S), privileged=True)
+    pick, event = declare_points(registry, host, "test", extra=(boom,),
+                                 event_callables=("put", "push"))
+    alice = tenant("alice", alice_quota)
+    root = tenant("root", privileged=True)
     return World(registry, host, pick, event, alice, root, [alice, root])
 
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernel.kernel_world import BS, Boot, make_file, pattern, wat
 
+from kernel.kernel_world import BS, Boot, make_file, pattern, wat
 from vino.errors import GraftAborted
 from vino.graft import I32, FunctionPoint, GraftCallable, Principal, Quota, Registry
 from vino.graft.accounting import HOST, acting_for

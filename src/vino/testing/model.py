@@ -27,7 +27,8 @@ from vino.errors import LockTimeout, QuotaExceeded
 from vino.graft import LockManager, Principal, Quota, Transaction, begin, current
 from vino.graft.txn import clear_current
 from vino.testing.faults import StepClock
-from vino.testing.rig import Host, quiet_undo_log
+from vino.testing.rig import quiet_undo_log
+from vino.testing.world import Host
 
 __all__ = ["TxnModel", "UndoFailed", "WalkResult", "foreign_transaction", "txn_walks"]
 

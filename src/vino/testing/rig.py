@@ -31,13 +31,11 @@ undo entry it records passes ``undo``.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -64,18 +62,16 @@ from vino.kernel.device import SSD
 from vino.kernel.kernel import Kernel
 from vino.kernel.layouts import LAYOUTS
 from vino.testing.faults import Injector
+from vino.testing.world import BUFFER, DEFAULT_ANSWER, ROOT_KEYS, Host
 
 __all__ = [
     "ACCESS_NOP", "BS", "BUFFER", "DEFAULT_ANSWER", "HOSTILE_DIR", "IMPORTS", "LIVE",
     "NEVER_REMOVE", "OP_ANSWER", "POINT_ABI", "RELAXED", "ROOT_KEYS", "SPIN", "XOR_FILTER",
-    "Host", "Rig", "inode_of", "module", "op_graft", "pattern", "puts_graft",
+    "Rig", "inode_of", "module", "op_graft", "pattern", "puts_graft",
     "quiet_undo_log", "registry_problems", "scratch_kernel", "state_diff", "usage_of",
 ]
 
-DEFAULT_ANSWER: Final = 7  # what rel.op's default answers
 OP_ANSWER: Final = 42  # what the multi-step graft answers when it commits
-ROOT_KEYS: Final = 1000  # put(key >= ROOT_KEYS) needs a privileged principal
-BUFFER: Final = 64
 NEVER_REMOVE: Final = limits.NEVER_REMOVE  # remove_after for grafts that must survive their aborts
 LIVE: Final = "live"  # Graft.state of an installed graft (docs/API.md)
 HOSTILE_DIR: Final = Path(__file__).resolve().parent.parent / "sdk" / "hostile"
@@ -152,17 +148,6 @@ SPIN: Final = ("(local.set $i (i32.const 20000))"
 
 
 # ---- the registry rig ---------------------------------------------------------------------
-
-@dataclass
-class Host:
-    """Host state grafts change through accessors: plain data, compared exactly."""
-
-    d: dict[int | str, int] = field(default_factory=dict)
-    items: list[int] = field(default_factory=list)
-
-    def state(self) -> dict[str, Any]:
-        return {"d": copy.deepcopy(self.d), "items": list(self.items)}
-
 
 class Rig:
     """A registry with ``rel.op`` (function point) and ``rel.event`` over a ``Host``.
