@@ -11,8 +11,11 @@ The modules, in the order a campaign uses them:
 - ``faults``: ``Injector`` (the Nth call at a named site fails: one-shot,
   persistent or at a seeded rate) and ``StepClock`` (a kernel ``SimClock`` that
   moves on every read, so time-outs expire without waiting);
-- ``rig``: ``Rig`` (a registry with test points over plain host state), the WAT
-  building blocks, ``registry_problems``, ``scratch_kernel`` and the kernel helpers;
+- ``world``: the generic test points (a pick point and an event point over a
+  ``Host``: a dict and a list), on which the graft and red-team tests build;
+- ``rig``: ``Rig`` (the campaigns' registry with test points whose accessors pass
+  fault sites), the WAT building blocks, ``registry_problems``, ``scratch_kernel``
+  and the kernel helpers;
 - ``loops``: fault-injection loops on the rig (``fault_loop`` drives any loop);
 - ``kernel_loops``: the same on a kernel: device errors, faults in kernel points;
 - ``model``: nested transactions in lockstep with a model (``TxnModel``);
