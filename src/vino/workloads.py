@@ -53,7 +53,6 @@ __all__ = [
     "SCHED_HOGS",
     "SCHED_UI_BURST_NS",
     "SCHED_UI_WAIT_NS",
-    "bench_quota",
     "booted",
     "encryption_run",
     "evict_rounds",
@@ -82,7 +81,6 @@ SCHED_HOGS: Final = 4  # CPU hogs beside the interactive thread
 SCHED_UI_BURST_NS: Final = 200_000  # the interactive thread's bursts (0.2 ms) ...
 SCHED_UI_WAIT_NS: Final = 3_000_000  # ... between waits (3 ms)
 SCHED_RUN_NS: Final = 2_000_000_000  # simulated time sched_run runs for
-BENCH_CPU_TOTAL_S: Final = 1e9  # a benchmark principal's total CPU quota: never reached
 CHACHA_KEY: Final = hashlib.sha256(b"vino demo key").digest()
 CHACHA_NONCE: Final = hashlib.sha256(b"vino demo nonce").digest()[:12]
 
@@ -110,11 +108,6 @@ def booted(workdir: Path, name: str, **kw: Any) -> Iterator[Kernel]:
 def pattern(nblocks: int) -> bytes:
     """Distinct, checkable content: each block names itself."""
     return b"".join((f"block {i:06d} ".encode() * (BS // 13 + 1))[:BS] for i in range(nblocks))
-
-
-def bench_quota() -> Quota:
-    """A benchmark principal's quota: the defaults, but its total CPU never runs out."""
-    return Quota(cpu_total_s=BENCH_CPU_TOTAL_S)
 
 
 def hot_set_message(pages: tuple[int, ...] | list[int]) -> bytes:

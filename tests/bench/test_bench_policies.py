@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from vino.bench import policies, workloads
+from vino.bench import policies
+from vino.bench import setups as bench_setups
 
 from .bench_world import booted_setups
 
@@ -16,7 +17,7 @@ NONCE = bytes(range(12))
 
 
 @pytest.fixture(scope="module")
-def setups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, workloads.Setup]]:
+def setups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, bench_setups.Setup]]:
     yield from booted_setups(tmp_path_factory.mktemp("bench"))
 
 
@@ -35,6 +36,6 @@ def test_stride_policy_learns_a_backward_scan_once_per_window() -> None:
     assert policies.stride_policy(256, 5, 8, [5, 90, 3]) == []  # no pattern
 
 
-def test_each_setup_checks_graft_and_policy_agree(setups: dict[str, workloads.Setup]) -> None:
+def test_each_setup_checks_graft_and_policy_agree(setups: dict[str, bench_setups.Setup]) -> None:
     for s in setups.values():
         assert s.python(*s.args()) == s.expected

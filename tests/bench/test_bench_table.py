@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from vino.bench import paper, table, timing, workloads
+from vino.bench import paper, table, timing
+from vino.bench import setups as bench_setups
 
 from .bench_world import booted_setups
 
@@ -16,12 +17,12 @@ QUICK_BATCH_S = 0.0005
 
 
 @pytest.fixture(scope="module")
-def setups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, workloads.Setup]]:
+def setups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, bench_setups.Setup]]:
     yield from booted_setups(tmp_path_factory.mktemp("bench"))
 
 
 @pytest.fixture(scope="module")
-def result(setups: dict[str, workloads.Setup]) -> dict[str, Any]:
+def result(setups: dict[str, bench_setups.Setup]) -> dict[str, Any]:
     messages: list[str] = []
     out = table.run(setups, rounds=QUICK_ROUNDS, batch_s=QUICK_BATCH_S, min_calls=2,
                     progress=messages.append)
@@ -91,7 +92,7 @@ def test_render_shows_every_row_and_peer(result: dict[str, Any]) -> None:
 
 
 def test_the_benchmark_leaves_the_point_as_it_found_it(
-        setups: dict[str, workloads.Setup], result: dict[str, Any]) -> None:
+        setups: dict[str, bench_setups.Setup], result: dict[str, Any]) -> None:
     for s in setups.values():
         assert s.point.table[s.targets["sample"]] is s.grafts["sample"]  # stub swapped back
         assert s.point(s.targets["sample"], *s.args()) == s.expected

@@ -31,7 +31,6 @@ and 8 threads in turn). ``QUICK`` runs everything small: structure, not numbers.
 from __future__ import annotations
 
 import statistics
-import struct
 import sys
 import tempfile
 import threading
@@ -41,15 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from vino.bench import paper, peers, savings, scale, workloads
+from vino.bench import bench_quota, paper, peers, savings, scale, setups
+from vino.bench.micro import decode_pick, encode_pick
 from vino.bench.timing import Contender, Progress, interleave, plain, ratio, spaced, spread
-from vino.errors import InvalidResult
 from vino.graft import (
     I32,
     FunctionPoint,
     GraftCallable,
     Principal,
-    Quota,
     Registry,
     any_principal,
 )
@@ -62,7 +60,6 @@ CALLABLE_CALLS: Final = 32  # graft-callable calls per protected call (the calla
 SPIN_ITERATIONS: Final = 1000  # Wasm loop iterations of the spinning graft (threads)
 THREADS: Final = (1, 2, 4, 8)
 SPARSE_GAP_NS: Final = 1_500_000  # between sparse calls: more than one epoch tick
-BENCH_CPU_QUOTA_S: Final = 1e9
 
 # The goals (issue: faster than an unprotected plugin), with the figures it was filed with.
 VS_PLUGGY_MAX: Final = 1.0
@@ -125,21 +122,6 @@ SPIN_WAT: Final = f"""(module
       (br_if $l (i32.lt_u (local.get $i) (i32.const {SPIN_ITERATIONS}))))
     i32.const 3))"""
 
-_U32: Final = struct.Struct("<I")
-_NO_ARGS: Final[tuple[int, ...]] = ()
-
-
-def _encode(buf: memoryview, x: int) -> tuple[int, ...]:
-    _U32.pack_into(buf, 0, x)
-    return _NO_ARGS
-
-
-def _decode(buf: memoryview, ret: int, x: int) -> int:
-    if not 0 <= ret <= 100:
-        raise InvalidResult(f"{ret} is not in 0..100")
-    return ret
-
-
 def _ping(txn: Transaction, i: int) -> int:
     return 0
 
@@ -150,10 +132,10 @@ class Mechanism:
     def __init__(self) -> None:
         self.registry = Registry()
         self.point = self.registry.declare(FunctionPoint[int](
-            name="goals.pick", entry="pick", buffer_size=64, encode=_encode, decode=_decode,
+            name="goals.pick", entry="pick", buffer_size=64, encode=encode_pick, decode=decode_pick,
             default=lambda x: 7, callables=(GraftCallable("ping", (I32,), (I32,), _ping),),
             may_install=any_principal))
-        who = Principal("goals", Quota(cpu_total_s=BENCH_CPU_QUOTA_S))
+        who = Principal("goals", bench_quota())
         install = self.registry.install
         self.null = install(self.point, NULL_WAT, who, target="null")
         install(self.point, CALLS_WAT, who, target="calls")
@@ -237,14 +219,14 @@ def run(settings: Settings = FULL, progress: Progress | None = None,
     with tempfile.TemporaryDirectory(prefix="vino-bench-goals-") as tmp:
         wd = workdir or Path(tmp)
         shared = Sandbox()
-        setups: dict[str, workloads.Setup] = {}
+        booted: dict[str, setups.Setup] = {}
         m = Mechanism()
         try:
             for key in paper.GRAFTS:
-                setups[key] = workloads.build(key, wd, shared)
-            pm = peers.plugin_manager(setups)
+                booted[key] = setups.build(key, wd, shared)
+            pm = peers.plugin_manager(booted)
             cs = m.contenders()
-            for k, s in setups.items():
+            for k, s in booted.items():
                 hook = peers.pluggy_hook(pm, k)
                 if hook(*s.args()) != s.expected:
                     raise AssertionError(f"{k}: the pluggy hook answered differently")
@@ -259,7 +241,7 @@ def run(settings: Settings = FULL, progress: Progress | None = None,
             threads = thread_scaling(m, settings, progress)
         finally:
             m.close()
-            for s in setups.values():
+            for s in booted.values():
                 s.close()
             shared.close()
         evict_total = spread(series["evict/total"]).median_us

@@ -113,17 +113,18 @@ def measure_here(shape: str, compiler: str) -> dict[str, Any]:
     import resource
     import time
 
+    from vino.bench import bench_quota
+    from vino.bench.micro import decode_pick, encode_pick
     from vino.errors import GraftRejected
-    from vino.graft import GLOBAL, FunctionPoint, Principal, Quota, Registry
+    from vino.graft import GLOBAL, FunctionPoint, Principal, Registry
     from vino.graft.sandbox import Sandbox
     from vino.sdk.build import sample_path
 
-    from .micro import _decode, _encode
-
     reg = Registry(sandbox=Sandbox(compiler=compiler))
     point = reg.declare(FunctionPoint[int](name="bench.install", entry="pick", buffer_size=64,
-                                           encode=_encode, decode=_decode, default=lambda x: 7))
-    root = Principal("root", Quota(cpu_total_s=1e9), privileged=True)
+                                           encode=encode_pick, decode=decode_pick,
+                                           default=lambda x: 7))
+    root = Principal("root", bench_quota(), privileged=True)
     if shape == REFUSED:
         wasm = graft_module([b"\x41\x00"] * 60_002)
     elif shape.startswith("sample"):

@@ -30,6 +30,7 @@ from typing import Any
 
 import wasmtime
 
+from vino.bench import bench_quota
 from vino.errors import InvalidResult
 from vino.graft import (
     GLOBAL,
@@ -37,7 +38,6 @@ from vino.graft import (
     FunctionPoint,
     GraftCallable,
     Principal,
-    Quota,
     Registry,
     any_principal,
 )
@@ -77,12 +77,12 @@ _U32 = struct.Struct("<I")
 _NO_ARGS: tuple[int, ...] = ()
 
 
-def _encode(buf: memoryview, x: int) -> tuple[int, ...]:
+def encode_pick(buf: memoryview, x: int) -> tuple[int, ...]:
     _U32.pack_into(buf, 0, x)
     return _NO_ARGS
 
 
-def _decode(buf: memoryview, ret: int, x: int) -> int:
+def decode_pick(buf: memoryview, ret: int, x: int) -> int:
     if not 0 <= ret <= 100:
         raise InvalidResult(f"{ret} is not in 0..100")
     return ret
@@ -104,10 +104,10 @@ def run(rounds: int = 15, calls: int = 4000,
         return 0
 
     point = reg.declare(FunctionPoint[int](
-        name="bench.pick", entry="pick", buffer_size=64, encode=_encode, decode=_decode,
+        name="bench.pick", entry="pick", buffer_size=64, encode=encode_pick, decode=decode_pick,
         default=lambda x: 7, callables=(GraftCallable("poke", (I32,), (I32,), poke),),
         may_install=any_principal))
-    alice = Principal("bench", Quota(cpu_total_s=1e9))
+    alice = Principal("bench", bench_quota())
     null = reg.install(point, NULL_WAT, alice, target="null")
     reg.install(point, INVALID_WAT, alice, target="invalid", remove_after=1 << 62)
     reg.install(point, UNDO_WAT, alice, target="undo", remove_after=1 << 62)

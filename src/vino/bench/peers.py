@@ -1,6 +1,6 @@
 """Today's peers of a protected graft call, on the same policy and the same inputs.
 
-For each ``Setup`` (vino.bench.workloads) this builds callables that take the
+For each ``Setup`` (vino.bench.setups) this builds callables that take the
 point's arguments and return the policy's answer:
 
 - ``pluggy_hook(setup)``: the Python policy as a pluggy hook implementation,
@@ -36,7 +36,7 @@ from typing import Any, Final
 import pluggy
 import wasmtime
 
-from vino.bench.workloads import Setup
+from vino.bench.setups import Setup
 
 PLUGGY_PROJECT: Final = "vino_bench"
 _hookspec = pluggy.HookspecMarker(PLUGGY_PROJECT)

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vino.graft import Graft, Quota
+from vino import limits
+from vino.bench import bench_quota
+from vino.graft import Graft
 from vino.kernel import params
 from vino.kernel.cache import PageInfo
 from vino.kernel.kernel import Kernel
@@ -39,9 +41,9 @@ from vino.kernel.layouts import LAYOUTS
 from vino.kernel.sched import ThreadInfo
 from vino.pygraft import compile_source
 from vino.sdk.build import sample_path
+from vino.workloads import hot_set_message
 
 BS = params.BLOCK_SIZE
-NEVER_REMOVE = 1 << 62
 
 
 @dataclass(slots=True)
@@ -61,7 +63,7 @@ def _install(k: Kernel, user: Any, point: str, name: str, targets: tuple[Any, An
     out = []
     for src, t in zip((sample_path(f"{name}.wasm"), sample_path(f"{name}.py")), targets,
                       strict=True):
-        g = k.registry.install(point, src, user.principal, t, remove_after=NEVER_REMOVE)
+        g = k.registry.install(point, src, user.principal, t, remove_after=limits.NEVER_REMOVE)
         if message is not None:
             g.send(message)
         out.append(g)
@@ -69,7 +71,7 @@ def _install(k: Kernel, user: Any, point: str, name: str, targets: tuple[Any, An
 
 
 def _pairs(k: Kernel) -> list[Pair]:
-    alice = k.add_user("alice", Quota(cpu_total_s=1e9))
+    alice = k.add_user("alice", bench_quota())
     procs = [k.spawn(alice, f"p{i}", k.new_group(alice, f"g{i}")) for i in range(2)]
     pairs: list[Pair] = []
 
@@ -92,7 +94,7 @@ def _pairs(k: Kernel) -> list[Pair]:
              for i in range(64)]
     keep = sorted({(i * 7) % 96 for i in range(0, 64, 4)})
     ev = k.points["vm.evict"]
-    msg = len(keep).to_bytes(4, "little") + b"".join(v.to_bytes(4, "little") for v in keep)
+    msg = hot_set_message(keep)
     pairs.append(Pair("evict_keep", "vm.evict", lambda a: ev(a, a, cands), aspaces,
                       _install(k, alice, "vm.evict", "evict_keep", aspaces, msg)))
     aspaces2 = (k.address_space(k.spawn(alice, "q0")), k.address_space(k.spawn(alice, "q1")))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from vino import workloads
+from vino.bench import bench_quota
 from vino.bench.timing import Progress
 from vino.kernel import params
 from vino.kernel.device import DISK_1996, SSD, DiskProfile
@@ -71,9 +72,9 @@ def run(workdir: Path | None = None, *, per_call_us: Mapping[str, float] | None 
                              d["intact"] and s["intact"] and not s["graft_aborts"]))
             if progress:
                 progress(f"savings: read-ahead on {profile.name}")
-        d = workloads.eviction_run(wd, graft=False, rounds=rounds, quota=workloads.bench_quota(),
+        d = workloads.eviction_run(wd, graft=False, rounds=rounds, quota=bench_quota(),
                                    with_cost=True)
-        s = workloads.eviction_run(wd, graft=True, rounds=rounds, quota=workloads.bench_quota(),
+        s = workloads.eviction_run(wd, graft=True, rounds=rounds, quota=bench_quota(),
                                    with_cost=True)
         for profile in PROFILES:
             fault_ns = _fault_ns(profile)

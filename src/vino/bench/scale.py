@@ -62,6 +62,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from vino.bench import BENCH_CPU_TOTAL_S
 from vino.bench.timing import Contender, Progress, interleave, ratio, spread
 from vino.errors import InvalidResult
 from vino.graft import FunctionPoint, Principal, Quota, Registry, any_principal
@@ -84,7 +85,7 @@ PROBE_MIN: Final = 10_000  # install probes in fresh interpreters from this many
 PROBE_TIMEOUT_S: Final = 1800.0
 MAX_MAP_COUNT_DEFAULT: Final = 65_530  # Linux's default vm.max_map_count
 KIB: Final = 1024
-BENCH_QUOTA: Final = Quota(memory_bytes=1 << 44, cpu_total_s=1e9, handles=1 << 20,
+BENCH_QUOTA: Final = Quota(memory_bytes=1 << 44, cpu_total_s=BENCH_CPU_TOTAL_S, handles=1 << 20,
                            grafts=1 << 20, installs_per_s=math.inf)
 
 # Targets of the issue.

@@ -25,7 +25,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
-from vino.bench import paper, savings, scale, table, workloads
+from vino.bench import paper, savings, scale, setups, table
 from vino.bench.timing import Progress
 from vino.graft.sandbox import Sandbox
 from vino.report import render_targets
@@ -85,18 +85,18 @@ def run(what: str = "table", *, settings: Settings = FULL, progress: Progress | 
         wd = workdir or Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
         if what in ("table", "all"):
-            setups: dict[str, workloads.Setup] = {}
+            booted: dict[str, setups.Setup] = {}
             shared = Sandbox()  # one engine and one epoch ticker, as in one host
             try:
                 for key in paper.GRAFTS:
-                    setups[key] = workloads.build(key, wd, shared)
+                    booted[key] = setups.build(key, wd, shared)
                 if progress is not None:
                     progress("overhead table: kernels booted, sample grafts installed")
-                result["table"] = table.run(setups, rounds=settings.rounds,
+                result["table"] = table.run(booted, rounds=settings.rounds,
                                             batch_s=settings.batch_s,
                                             min_calls=settings.min_calls, progress=progress)
             finally:
-                for s in setups.values():
+                for s in booted.values():
                     s.close()
                 shared.close()
         if what in ("savings", "all"):

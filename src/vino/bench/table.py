@@ -1,6 +1,6 @@
 """The paper's overhead table, measured on this machine, beside VINO 1996 and peers.
 
-For each sample graft (``vino.bench.workloads``) one run measures, interleaved
+For each sample graft (``vino.bench.setups``) one run measures, interleaved
 round by round (``vino.bench.timing``), a set of contenders and derives the
 paper's rows from them. Every figure is µs per invocation: the median over
 rounds of the mean over a batch, with p10..p90 over rounds.
@@ -66,6 +66,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from vino.bench import paper, peers
+from vino.bench.setups import Setup
 from vino.bench.timing import (
     Contender,
     Figure,
@@ -79,7 +80,6 @@ from vino.bench.timing import (
     spread,
     timer_overhead_ns,
 )
-from vino.bench.workloads import Setup
 from vino.graft import FunctionPoint, Graft
 from vino.kernel.errors import FilterUnavailable
 from vino.report import AT_LEAST, AT_MOST, target

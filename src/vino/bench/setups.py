@@ -16,34 +16,40 @@ targets of the same point, three helper grafts written in WAT here:
   ``sched_set_priority``) and then answers invalidly, so its abort has one undo
   entry to run.
 
-Inputs are the ones the sample workloads (``vino.demo``) produce:
+Inputs are the ones the sample workloads (``vino.workloads``) produce:
 
 - read-ahead: a 256-block file read backwards; the call made at the start of a
-  window (block 128, history 128, 129, ...), where the graft prefetches 8 blocks;
-- VM eviction: the candidate list of the last ``vm.evict`` call of a run of
-  ``demo.eviction_run``'s access pattern (16 important pages, cold scans, 48
+  window (block 128, history 128, 129, ...: the blocks are read, backwards,
+  before anything is timed), where the graft prefetches 8 blocks;
+- VM eviction: the fullest candidate list offered to ``vm.evict`` during a run
+  of ``eviction_run``'s access pattern (16 important pages, cold scans, 48
   frames), with the graft told the 16 important pages;
-- scheduling: the runnable threads of ``demo.sched_run``'s group (one
-  interactive thread, four CPU hogs) at a ``sched.pick`` call that offers all
-  five;
+- scheduling: the runnable threads of ``sched_run``'s group (one interactive
+  thread, four CPU hogs) at the last ``sched.pick`` call that offers all five;
 - encryption: one 4 KiB block written at file offset 8192 through the ChaCha20
   filter, keyed by a message.
 
 Every set-up checks, before anything is timed, that the sample graft, the
 Python policy and (where they should) the default agree on the answer.
+
+Only public seams: the hook is the subsystem's policy slot (``fs.readahead_policy``,
+``cache.evict_policy``, ``sched.pick_policy``, ``fs.filter_policy``), which the
+kernel fills with its graft point; the inputs are recorded by plugging a policy
+that records and delegates into the same slot while the workload runs, then
+putting the kernel's back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from vino.bench import paper
+from vino import limits
+from vino.bench import bench_quota, paper
 from vino.bench.policies import (
     ChaCha20Native,
     ChaCha20Python,
@@ -51,30 +57,34 @@ from vino.bench.policies import (
     ReadaheadStride,
     sched_interactive,
 )
-from vino.graft import FunctionPoint, Graft, Quota, Registry
+from vino.graft import FunctionPoint, Graft, Registry
+from vino.graft.layout import Field
 from vino.graft.sandbox import Sandbox
-from vino.kernel import params
-from vino.kernel.cache import PageInfo
+from vino.kernel import layouts, params
+from vino.kernel.cache import AddressSpace, PageInfo
 from vino.kernel.errors import FilterUnavailable
 from vino.kernel.kernel import Kernel
+from vino.kernel.proc import ProcessGroup
 from vino.kernel.sched import ThreadInfo, cpu_hog, interactive_loop
 from vino.sdk.build import sample_path
+from vino.workloads import (
+    EVICT_FRAMES,
+    EVICT_HOT,
+    RA_FILE_BLOCKS,
+    SCHED_HOGS,
+    SCHED_UI_BURST_NS,
+    SCHED_UI_WAIT_NS,
+    evict_rounds,
+    hot_set_message,
+    write_hot_pages,
+)
 
 BS: Final = params.BLOCK_SIZE
-NEVER_REMOVE: Final = 1 << 62  # remove_after for grafts that must survive every abort
-BENCH_CPU_QUOTA_S: Final = 1e9  # the benchmark principal's total CPU quota (never reached)
+NEVER_REMOVE: Final = limits.NEVER_REMOVE  # the invalid and undo grafts survive every abort
 
-RA_FILE_BLOCKS: Final = 256  # as demo.readahead_scan
 RA_BLOCK: Final = 128  # a window start of the backward scan (multiple of max_out)
-EVICT_FRAMES: Final = 48  # as demo.eviction_run
-EVICT_HOT: Final = tuple(range(16))
-EVICT_COLD_BASE: Final = 1000
-EVICT_COLD_PER_ROUND: Final = 64
-EVICT_ROUNDS: Final = 3
-SCHED_HOGS: Final = 4
-SCHED_RUN_NS: Final = 200_000_000
-SCHED_UI_BURST_NS: Final = 200_000
-SCHED_UI_WAIT_NS: Final = 3_000_000
+EVICT_ROUNDS: Final = 3  # rounds of the eviction pattern run to record its candidates
+SCHED_RUN_NS: Final = 200_000_000  # simulated time the scheduler runs to record its rows
 FILTER_OFFSET: Final = 8192
 FILTER_WRITE: Final = 0
 UNDO_VPN: Final = 7  # the page the undo graft marks important (undone by its abort)
@@ -158,6 +168,11 @@ def _install_helpers(k: Kernel, user: Any, point: str, entry: str, params_decl: 
     return grafts
 
 
+def _span(f: Field) -> tuple[int, int]:
+    """The buffer bytes a layout field occupies."""
+    return (f.offset, f.end)
+
+
 def _function_point(k: Kernel, name: str) -> FunctionPoint[Any]:
     point = k.points[name]
     if not isinstance(point, FunctionPoint):
@@ -168,7 +183,7 @@ def _function_point(k: Kernel, name: str) -> FunctionPoint[Any]:
 def _boot(workdir: Path, name: str, sandbox: Sandbox | None, **kw: Any) -> tuple[Kernel, Any]:
     registry = Registry(sandbox=sandbox) if sandbox is not None else None
     k = Kernel.boot(workdir / f"bench-{name}.img", registry=registry, **kw)
-    user = k.add_user("bench", Quota(cpu_total_s=BENCH_CPU_QUOTA_S))
+    user = k.add_user("bench", bench_quota())
     return k, user
 
 
@@ -179,9 +194,13 @@ def _readahead(workdir: Path, sandbox: Sandbox | None) -> Setup:
     with k.fs.open(proc, "log", "w") as f:
         k.fs.write(f, bytes(RA_FILE_BLOCKS * BS))
     targets = {role: k.fs.open(proc, "log", "r") for role in ("sample", "null", "invalid")}
+    scanned = list(range(RA_BLOCK, RA_BLOCK + params.READAHEAD_HISTORY))
     for of in targets.values():  # a backward scan that has just read RA_BLOCK
-        of._history = deque(range(RA_BLOCK, RA_BLOCK + params.READAHEAD_HISTORY),
-                            maxlen=params.READAHEAD_HISTORY)
+        for b in reversed(scanned):
+            k.fs.seek(of, b * BS)
+            k.fs.read(of, BS)
+        if of.history != scanned:
+            raise AssertionError(f"read-ahead: the scan left the history {of.history}")
     sample = sample_path(paper.SAMPLES["readahead"])
     grafts = {"sample": k.graft(user, "fs.readahead", sample, targets["sample"])}
     grafts |= _install_helpers(k, user, "fs.readahead", "vino_readahead", "",
@@ -190,10 +209,11 @@ def _readahead(workdir: Path, sandbox: Sandbox | None) -> Setup:
     def make_args(of: Any) -> tuple[Any, ...]:
         return (of, RA_BLOCK)
 
-    return Setup("readahead", k, _function_point(k, "fs.readahead"), k.fs._readahead, sample, None,
+    return Setup("readahead", k, _function_point(k, "fs.readahead"), k.fs._readahead,
+                 sample, None,
                  targets, grafts, make_args, make_args, (), ReadaheadStride(k.fs),
-                 in_bytes=16 + 4 * params.READAHEAD_HISTORY,
-                 out_range=(80, 80 + 4 * params.READAHEAD_MAX_OUT_LIMIT))
+                 in_bytes=layouts.READAHEAD.field("hist").end,
+                 out_range=_span(layouts.READAHEAD.field("out")))
 
 
 def _evict(workdir: Path, sandbox: Sandbox | None) -> Setup:
@@ -203,28 +223,21 @@ def _evict(workdir: Path, sandbox: Sandbox | None) -> Setup:
     targets = {role: k.address_space(p) for role, p in procs.items()}
     aspace = targets["sample"]
     sample = sample_path(paper.SAMPLES["evict"])
-    message = len(EVICT_HOT).to_bytes(4, "little") + b"".join(
-        v.to_bytes(4, "little") for v in EVICT_HOT)
+    message = hot_set_message(EVICT_HOT)
     g = k.graft(user, "vm.evict", sample, aspace)
     g.send(message)
     seen: list[list[PageInfo]] = []
     wired = k.cache._evict_choice
 
-    def record(a: Any, cands: list[PageInfo]) -> int:
+    def record(a: AddressSpace, cands: list[PageInfo]) -> int:
         if a is aspace:
             seen.append(list(cands))
         return wired(a, cands)
 
     k.cache._evict_choice = record  # type: ignore[method-assign,assignment]
     try:
-        for v in EVICT_HOT:
-            aspace.write(v, f"hot page {v}".encode())
-        for r in range(EVICT_ROUNDS):
-            for v in EVICT_HOT:
-                aspace.touch(v, write=True)
-            base = EVICT_COLD_BASE + EVICT_COLD_PER_ROUND * r
-            for v in range(base, base + EVICT_COLD_PER_ROUND):
-                aspace.touch(v)
+        write_hot_pages(aspace)
+        evict_rounds(aspace, EVICT_ROUNDS)
     finally:
         k.cache._evict_choice = wired  # type: ignore[method-assign]
     cands = max(seen, key=len)  # the fullest call (all candidates resident)
@@ -237,9 +250,10 @@ def _evict(workdir: Path, sandbox: Sandbox | None) -> Setup:
     def make_args(a: Any) -> tuple[Any, ...]:
         return (a, cands)
 
-    return Setup("evict", k, _function_point(k, "vm.evict"), k.cache._evict_choice, sample, message,
-                 targets, grafts, make_args, make_args, (), EvictKeep(EVICT_HOT),
-                 in_bytes=8 + 24 * len(cands))
+    cand = layouts.EVICT.field("cand")
+    return Setup("evict", k, _function_point(k, "vm.evict"), k.cache._evict_choice, sample,
+                 message, targets, grafts, make_args, make_args, (), EvictKeep(EVICT_HOT),
+                 in_bytes=cand.offset + cand.elem_size * len(cands))
 
 
 def _sched(workdir: Path, sandbox: Sandbox | None) -> Setup:
@@ -256,7 +270,7 @@ def _sched(workdir: Path, sandbox: Sandbox | None) -> Setup:
     seen: list[list[ThreadInfo]] = []
     wired = k.sched._pick
 
-    def record(gp: Any, rows: list[ThreadInfo]) -> int:
+    def record(gp: ProcessGroup, rows: list[ThreadInfo]) -> int:
         seen.append(list(rows))
         return wired(gp, rows)
 
@@ -282,9 +296,10 @@ def _sched(workdir: Path, sandbox: Sandbox | None) -> Setup:
     def make_args(gp: Any) -> tuple[Any, ...]:
         return (gp, rows)
 
+    thread = layouts.PICK.field("thread")
     return Setup("sched", k, _function_point(k, "sched.pick"), k.sched._pick, sample, None,
                  groups, grafts, make_args, make_args, (), sched_interactive,
-                 in_bytes=8 + 32 * len(rows))
+                 in_bytes=thread.offset + thread.elem_size * len(rows))
 
 
 def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
@@ -314,6 +329,7 @@ def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
         return (inode, FILTER_OFFSET, block, FILTER_WRITE)
 
     hook = k.fs._filter
+    data = layouts.FILTER.field("data")
 
     def refused(*args: Any) -> None:
         with contextlib.suppress(FilterUnavailable):  # a failed filter call refuses
@@ -323,7 +339,7 @@ def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
                  targets, grafts, make_args, make_hook_args, (FILTER_WRITE, BS),
                  ChaCha20Native(CHACHA_KEY, CHACHA_NONCE),
                  {"python (pure)": ChaCha20Python(CHACHA_KEY, CHACHA_NONCE)},
-                 in_bytes=16 + BS, out_range=(16, 16 + BS), abort_hook=refused)
+                 in_bytes=data.end, out_range=_span(data), abort_hook=refused)
 
 
 _BUILDERS: Final[dict[str, Callable[[Path, Sandbox | None], Setup]]] = {
