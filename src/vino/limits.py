@@ -92,6 +92,11 @@ QUOTA_INSTALL_BURST: Final = 1000
 # point answers with its default in this principal's operations.
 QUOTA_HOSTED_CPU_PER_S: Final = 0.10
 QUOTA_HOSTED_CPU_BURST_S: Final = 1.0
+# Wall time a principal's own grafts may run while the host holds a shared lock another
+# thread waits for, across holds: seconds per second sustained, after a burst (hold.py).
+# Past it, while others wait, its grafts are not called under the lock (the default).
+QUOTA_LOCK_WALL_PER_S: Final = 0.25
+QUOTA_LOCK_WALL_BURST_S: Final = 0.5
 LOG_LINE_MAX: Final = 512  # longest log line kept, bytes
 LOG_LINES_KEPT: Final = 256  # lines kept per graft
 

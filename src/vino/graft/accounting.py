@@ -40,6 +40,9 @@ class Quota:
     # What another principal's grafts may take of this one's operations (hosting.py).
     hosted_cpu_per_s: float = limits.QUOTA_HOSTED_CPU_PER_S
     hosted_cpu_burst_s: float = limits.QUOTA_HOSTED_CPU_BURST_S
+    # Its own grafts' share of the time others wait for a shared host lock (hold.py).
+    lock_wall_per_s: float = limits.QUOTA_LOCK_WALL_PER_S
+    lock_wall_burst_s: float = limits.QUOTA_LOCK_WALL_BURST_S
 
 
 @dataclass(slots=True)

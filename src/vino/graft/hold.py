@@ -15,6 +15,17 @@ host's own work plus ``HOLD_GRAFT_WALL_S`` for each principal whose grafts it
 runs, plus one tick and about two GIL hand-overs (``sys.getswitchinterval()``)
 each -- whatever the grafts do, however busy the host.
 
+Across holds, each principal's own grafts get a *share* of the time others wait
+(``Shares``): while another thread waits for a lock this thread holds, the wall time
+of the principal's own calls (not hosted ones: ``hosting.py`` bounds those) is paid
+from its allowance, refilled at ``Quota.lock_wall_per_s`` seconds per second up to
+``Quota.lock_wall_burst_s``. While that is spent its grafts are not called under a
+shared lock: the point answers with its default (``Stats.throttled``), the graft is
+not blamed. So in any T seconds a principal's grafts keep others waiting at most
+``lock_wall_burst_s + T * lock_wall_per_s`` plus one hold's allowance, however often
+it reinstalls them or they fail. Nobody waiting, nothing is charged: a principal
+that keeps nobody waiting is never held back. Privileged principals are exempt.
+
 Usage::
 
     self._lock = SharedLock("fs")
@@ -23,15 +34,19 @@ Usage::
 
 Invariant: a thread's ``ThreadState.hold`` is not None exactly while it holds
 at least one ``SharedLock``; nested holds (of one lock or several) share the
-outermost hold's allowances.
+outermost hold's allowances; ``Hold.locks`` lists the locks it holds, once each.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any, Final
 
 from vino import limits
+from vino.graft.accounting import Principal
+from vino.graft.ratelimit import Allowance
 from vino.graft.txn import _LOCAL
 
 _HOLD_NS: Final = int(limits.HOLD_GRAFT_WALL_S * 1e9)
@@ -40,10 +55,11 @@ _HOLD_NS: Final = int(limits.HOLD_GRAFT_WALL_S * 1e9)
 class Hold:
     """What one outermost hold of shared locks has let each principal's grafts spend."""
 
-    __slots__ = ("depth", "spent")
+    __slots__ = ("depth", "locks", "spent")
 
     def __init__(self) -> None:
         self.depth = 0  # SharedLock acquisitions not yet released, on this thread
+        self.locks: list[SharedLock] = []  # the distinct locks held, outermost first
         # Invariant: spent[id(p)] is the wall time of p's grafts so far in this hold.
         self.spent: dict[int, int] = {}
 
@@ -54,6 +70,36 @@ class Hold:
     def spend(self, principal: Any, ns: int) -> None:
         key = id(principal)
         self.spent[key] = self.spent.get(key, 0) + ns
+
+    def contended(self) -> bool:
+        """True if another thread waits for a lock of this hold."""
+        return any(lk.waiting() for lk in self.locks)
+
+
+class Shares:
+    """Each principal's share of the time others wait for a shared lock (see the module).
+
+    Invariant: held weakly: a principal nobody keeps leaves nothing here.
+    """
+
+    __slots__ = ("_by_principal", "_mutex", "clock")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._by_principal: weakref.WeakKeyDictionary[Principal, Allowance] = (
+            weakref.WeakKeyDictionary())
+        self._mutex = threading.Lock()
+
+    def of(self, principal: Principal) -> Allowance:
+        """``principal``'s share (made on first use; unlimited if privileged)."""
+        with self._mutex:
+            a = self._by_principal.get(principal)
+            if a is None:
+                q = principal.quota
+                rate = float("inf") if principal.privileged else q.lock_wall_per_s
+                a = self._by_principal[principal] = Allowance(rate, q.lock_wall_burst_s,
+                                                              self.clock)
+            return a
 
 
 class SharedLock:
@@ -95,6 +141,8 @@ class SharedLock:
         if hold is None:
             hold = ts.hold = Hold()
         hold.depth += 1
+        if self._count == 1:
+            hold.locks.append(self)
         return True
 
     def release(self) -> None:
@@ -102,6 +150,8 @@ class SharedLock:
         hold = ts.hold
         if hold is not None:
             hold.depth -= 1
+            if self._count == 1 and self in hold.locks:
+                hold.locks.remove(self)
             if hold.depth <= 0:
                 ts.hold = None
         with self._cond:
@@ -112,6 +162,10 @@ class SharedLock:
                 self._owner = None
                 if self._serving != self._next:
                     self._cond.notify_all()
+
+    def waiting(self) -> bool:
+        """True if some thread waits for this lock (a glance: no lock taken)."""
+        return self._serving != self._next
 
     def __enter__(self) -> SharedLock:
         self.acquire()

@@ -78,6 +78,7 @@ from vino.errors import (
 from vino.graft import failures, fastcall, hosting, loader, traps
 from vino.graft.accounting import Principal
 from vino.graft.fastcall import I32, _memory_size, _set_deadline
+from vino.graft.hold import Hold, Shares
 from vino.graft.locks import LockManager
 from vino.graft.point import (
     ANY_CONTEXT,
@@ -133,6 +134,7 @@ class Stats:
     busy: int = 0  # calls that found the graft busy on another thread (see Graft.invoke)
     hosted_ns: int = 0  # CPU of calls run in another principal's operation (hosting.py)
     unpaid: int = 0  # calls not made: that principal's hosting allowance was spent
+    throttled: int = 0  # calls not made: others waited and its share was spent (hold.py)
     graft_ns: int = 0
     samples: int = 0
     sampled_ns: int = 0  # whole protected calls, on sampled calls only
@@ -155,6 +157,7 @@ class Stats:
         self.busy += other.busy
         self.hosted_ns += other.hosted_ns
         self.unpaid += other.unpaid
+        self.throttled += other.throttled
         self.graft_ns += other.graft_ns
         self.samples += other.samples
         self.sampled_ns += other.sampled_ns
@@ -163,7 +166,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         return {"invocations": self.invocations, "commits": self.commits,
                 "aborts": dict(self.aborts), "busy": self.busy, "hosted_ns": self.hosted_ns,
-                "unpaid": self.unpaid,
+                "unpaid": self.unpaid, "throttled": self.throttled,
                 "graft_ns": self.graft_ns, "overhead_ns": self.overhead_ns}
 
 
@@ -254,6 +257,7 @@ class Graft:
         # Invariant: during a call, the allowance of the principal it is hosted for (who
         # pays, hosting.py), or None for its own principal's call (set by _pay).
         self._allowance: Allowance | None = None
+        self._share = registry.shares.of(principal)  # of others' waits (hold.py)
         budget = point.budget_s if point.budget_s is not None else principal.quota.cpu_call_s
         self.budget_ns = int(budget * 1e9)
         self.pre = pre = registry._instance_pre(point, checked)
@@ -488,6 +492,21 @@ class Graft:
         self.stats.unpaid += 1
         return False
 
+    def _may_hold(self, hold: Hold) -> bool:
+        """False (counted in ``Stats.throttled``) if an own call may not start under
+        ``hold``: its principal's share of others' waits is spent (hold.py)."""
+        if self._allowance is not None or self._share.open():
+            return True
+        self.stats.throttled += 1
+        return False
+
+    def _spend_hold(self, hold: Hold, ns: int) -> None:
+        """A call under ``hold`` took ``ns`` of wall time: its principal's, for this hold,
+        and of its share while others wait (hosted calls: their payer's, hosting.py)."""
+        hold.spend(self.principal, ns)
+        if self._allowance is None and hold.contended():
+            self._share.spend(ns)
+
     def _charge_cpu(self, ts: Any, ns: int) -> None:
         """One call's CPU: its principal's, or hosted (hosting.py)."""
         allowance = self._allowance
@@ -524,6 +543,8 @@ class Graft:
                 self._allowance = None  # its own principal's call (the common case)
             elif not self._pay(ts.acting, parent):
                 return point.default(*args)  # the payer's allowance is spent
+            if ts.hold is not None and not self._may_hold(ts.hold):
+                return point.default(*args)  # its share of others' waits is spent
             self._args = args
             txn = self._txn  # finished: the mutex admits one invocation at a time
             txn.parent = parent
@@ -553,7 +574,7 @@ class Graft:
                     rc = entry.outcome(err) if err or self._trap_slot[0] else 0
                 t2 = _perf_ns()
                 if hold is not None:
-                    hold.spend(self.principal, t2 - t1)
+                    self._spend_hold(hold, t2 - t1)
                 if rc:
                     raise self._failure(rc, txn)
                 if self.may_grow and _memory_size(*self._msize) != self.mem_charged:
@@ -618,6 +639,8 @@ class Graft:
                 return False
             if not self._pay(ts.acting, parent):
                 return False  # the payer's allowance is spent: the handler misses it
+            if ts.hold is not None and not self._may_hold(ts.hold):
+                return False  # its share of others' waits is spent: it misses it
             txn = self._begin()
             t0 = txn.start_ns
             self.context = Context.EVENT
@@ -664,7 +687,7 @@ class Graft:
         t2 = time.perf_counter_ns()
         hold = txn.ts.hold
         if hold is not None:
-            hold.spend(self.principal, t2 - t1)
+            self._spend_hold(hold, t2 - t1)
         if rc:
             raise self._failure(rc, txn, func)
         self._account_memory()
@@ -1039,6 +1062,8 @@ class Registry:
             weakref.WeakKeyDictionary())
         # What each principal's operations may spend in other principals' grafts.
         self.hosting = hosting.Hosting(clock)
+        # Each principal's share of the time others wait for a shared lock.
+        self.shares = Shares(clock)
         self.sandbox = sandbox or Sandbox(tick_s)
         self.locks = LockManager(lock_timeout_s)
         self.remove_after = remove_after
