@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from vino import limits
 from vino.graft.fastcall import COMPILERS
+from vino.report import markdown_table
 
 
 def _leb(n: int) -> bytes:
@@ -175,8 +176,7 @@ def render(result: dict[str, Any]) -> str:
     """A markdown table: one row per shape, CPU seconds / peak MB per compiler."""
     compilers = sorted({c for r in result["rows"].values() for c in r},
                        key=lambda c: COMPILERS.index(c))
-    lines = ["| module | bytes | " + " | ".join(f"{c}: CPU s / MB" for c in compilers) + " |",
-             "|---|---|" + "---|" * len(compilers)]
+    rows = []
     for shape, per in result["rows"].items():
         size = next((v["bytes"] for v in per.values() if "bytes" in v), 0)
         cells = []
@@ -189,5 +189,5 @@ def render(result: dict[str, Any]) -> str:
             else:
                 note = "" if v["outcome"] == "compiled" else " (refused)"
                 cells.append(f"{v['cpu_s']:.2f} / {v['rss_mb']:.0f}{note}")
-        lines.append(f"| {shape} | {size:,} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([shape, f"{size:,}", *cells])
+    return markdown_table(["module", "bytes", *(f"{c}: CPU s / MB" for c in compilers)], rows)

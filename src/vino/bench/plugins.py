@@ -28,6 +28,7 @@ from typing import Any, Final
 import wasmtime
 
 from vino.bench.timing import Contender, interleave, plain, ratio, spread
+from vino.report import markdown_table
 
 RUNAWAY_BUDGET_S: Final = 0.05  # CPU budget per call given to the runaway-loop probes
 EXTISM_TIMEOUT_MS: Final = 50  # Extism's own per-call time-out for the same probe
@@ -345,7 +346,7 @@ _STATIC: Final = {  # by design, from each system's documentation
 def render(result: dict[str, Any]) -> str:
     """The README's comparison table (markdown)."""
     cols = [s for s in _SYSTEMS if s in result["per_call_us"] or s == "Extism"]
-    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    rows: list[list[str]] = []
 
     def cost(s: str) -> str:
         f = result["per_call_us"].get(s)
@@ -353,16 +354,14 @@ def render(result: dict[str, Any]) -> str:
             return "cannot run here (`pip install extism` failed or its library did not load)"
         return f"{f['median_us']:.2f} µs ({result['vs_pluggy'][s]:.1f} x pluggy)"
 
-    lines.append("| cost per call (median, this run) | " + " | ".join(cost(s) for s in cols)
-                 + " |")
+    rows.append(["cost per call (median, this run)", *(cost(s) for s in cols)])
     probes = result["probes"]
     for key, label in (("trap", "plugin traps: the caller"), ("range",
                        "plugin answers -5 (out of range): the caller"),
                        ("loop", "plugin loops forever"),
                        ("state", "host state changed, then the plugin traps")):
-        lines.append(f"| {label} | " + " | ".join(probes.get(s, {}).get(key, "-")
-                                                   for s in cols) + " |")
+        rows.append([label, *(probes.get(s, {}).get(key, "-") for s in cols)])
     for label, row in _STATIC.items():
         by = dict(zip(_SYSTEMS, row, strict=True))
-        lines.append(f"| {label} | " + " | ".join(by[s] for s in cols) + " |")
-    return "\n".join(lines)
+        rows.append([label, *(by[s] for s in cols)])
+    return markdown_table(["", *cols], rows)

@@ -69,7 +69,7 @@ from vino.graft import FunctionPoint, Principal, Quota, Registry, any_principal
 from vino.graft.sandbox import Pool, Sandbox
 from vino.kernel import params
 from vino.kernel.layouts import READAHEAD
-from vino.report import AT_MOST, target
+from vino.report import AT_MOST, markdown_table, target
 from vino.sdk.build import sample_path
 
 COUNTS: Final = (1, 1_000, 100_000)
@@ -403,22 +403,22 @@ def targets(out: dict[str, Any], big: str, one: str) -> list[dict[str, Any]]:
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = ["| configuration | grafts | call, same graft (µs) | call, 1,024 grafts in turn (µs) "
-             "| ÷ one graft | install µs (median / mean / p90) | RSS per graft | of which "
-             "linear memory | host per graft | mappings per graft |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, d in result["configs"].items():
+    rows = []
+    for d in result["configs"].values():
         h, s, i = d["call_hot"], d["call_spread"], d["install_us"]
-        lines.append(
-            f"| {'pooling' if d['pooled'] else 'default'} allocator"
-            f"{', gc.freeze() every 1,000' if d.get('gc_frozen') else ''} | {d['n']:,} | "
-            f"{h['median_us']:.2f} [{h['p10_us']:.2f}..{h['p90_us']:.2f}] | "
-            f"{s['median_us']:.2f} [{s['p10_us']:.2f}..{s['p90_us']:.2f}] | "
-            f"{d['call_hot_vs_one']:.2f} / {d['call_spread_vs_one']:.2f} | "
-            f"{i['median']:.0f} / {i['mean']:.0f} / {i['p90']:.0f} | "
-            f"{d['rss_per_graft_kib']:.1f} KiB | {d['linear_resident_per_graft_kib']:.1f} KiB | "
-            f"{d['host_per_graft_kib']:.1f} KiB | {d['maps_per_graft']:.3f} |")
-        del name
+        rows.append([
+            f"{'pooling' if d['pooled'] else 'default'} allocator"
+            f"{', gc.freeze() every 1,000' if d.get('gc_frozen') else ''}", f"{d['n']:,}",
+            f"{h['median_us']:.2f} [{h['p10_us']:.2f}..{h['p90_us']:.2f}]",
+            f"{s['median_us']:.2f} [{s['p10_us']:.2f}..{s['p90_us']:.2f}]",
+            f"{d['call_hot_vs_one']:.2f} / {d['call_spread_vs_one']:.2f}",
+            f"{i['median']:.0f} / {i['mean']:.0f} / {i['p90']:.0f}",
+            f"{d['rss_per_graft_kib']:.1f} KiB", f"{d['linear_resident_per_graft_kib']:.1f} KiB",
+            f"{d['host_per_graft_kib']:.1f} KiB", f"{d['maps_per_graft']:.3f}"])
+    lines = [markdown_table(
+        ["configuration", "grafts", "call, same graft (µs)", "call, 1,024 grafts in turn (µs)",
+         "÷ one graft", "install µs (median / mean / p90)", "RSS per graft",
+         "of which linear memory", "host per graft", "mappings per graft"], rows)]
     c = result["calls_per_second"]
     lines += ["", f"Protected calls per second ({c['config']}, each thread on its own grafts): "
               f"1 thread {c['threads_1']:,.0f}/s, 2 threads {c['threads_2']:,.0f}/s."]

@@ -37,6 +37,7 @@ from typing import Any, Final
 import apsw
 
 from vino.kernel.kernel import Kernel
+from vino.report import markdown_table
 from vino.sqlite import workloads as wl
 from vino.sqlite.params import SQLITE_CACHE_PAGES
 from vino.sqlite.session import Session, configure
@@ -154,11 +155,11 @@ def render(result: Result) -> str:
     lines = [f"SQLite CPU time, stock vs vino (no grafts): {result.rows} rows, "
              f"cache_size {result.cache_pages} pages, median of {result.rounds} rounds",
              "",
-             "| phase | stock (ms) | vino (ms) | vino / stock |",
-             "|---|---|---|---|"]
-    for p in PHASES:
-        lines.append(f"| {p} | {result.median('stock', p) * 1e3:.1f} | "
-                     f"{result.median('vino', p) * 1e3:.1f} | {result.ratio(p):.2f}x |")
-    lines.append(f"| **total** | {result.total('stock') * 1e3:.1f} | "
-                 f"{result.total('vino') * 1e3:.1f} | **{result.ratio():.2f}x** |")
+             markdown_table(
+                 ["phase", "stock (ms)", "vino (ms)", "vino / stock"],
+                 [*([p, f"{result.median('stock', p) * 1e3:.1f}",
+                     f"{result.median('vino', p) * 1e3:.1f}", f"{result.ratio(p):.2f}x"]
+                    for p in PHASES),
+                  ["**total**", f"{result.total('stock') * 1e3:.1f}",
+                   f"{result.total('vino') * 1e3:.1f}", f"**{result.ratio():.2f}x**"]])]
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from typing import Any, Final
 import apsw
 
 from vino.kernel.kernel import Kernel
+from vino.report import markdown_table
 from vino.sqlite import tpch
 from vino.sqlite.session import Session, configure
 
@@ -111,14 +112,15 @@ def render(r: Result) -> str:
              f"{r.db_bytes['vino'] / 2**20:.1f} MiB (vino); answers "
              + ("all equal" if not r.differ else f"DIFFER for {r.differ}"),
              "",
-             "| step | stock CPU (ms) | vino CPU (ms) | vino / stock | rows |",
-             "|---|---|---|---|---|",
-             f"| load | {r.load_s['stock'] * 1e3:.0f} | {r.load_s['vino'] * 1e3:.0f} | "
-             f"{r.load_s['vino'] / r.load_s['stock']:.2f}x | |"]
-    for n in tpch.QUERY_NUMBERS:
-        a, b = r.query_s["stock"][n], r.query_s["vino"][n]
-        lines.append(f"| Q{n} | {a * 1e3:.0f} | {b * 1e3:.0f} | "
-                     f"{b / a if a else float('nan'):.2f}x | {r.answer_rows[n]} |")
-    lines.append(f"| **22 queries** | {r.total('stock') * 1e3:.0f} | {r.total('vino') * 1e3:.0f} "
-                 f"| **{r.total('vino') / r.total('stock'):.2f}x** | |")
+             markdown_table(
+                 ["step", "stock CPU (ms)", "vino CPU (ms)", "vino / stock", "rows"],
+                 [["load", f"{r.load_s['stock'] * 1e3:.0f}", f"{r.load_s['vino'] * 1e3:.0f}",
+                   f"{r.load_s['vino'] / r.load_s['stock']:.2f}x", ""],
+                  *([f"Q{n}", f"{a * 1e3:.0f}", f"{b * 1e3:.0f}",
+                     f"{b / a if a else float('nan'):.2f}x", r.answer_rows[n]]
+                    for n, a, b in ((n, r.query_s["stock"][n], r.query_s["vino"][n])
+                                    for n in tpch.QUERY_NUMBERS)),
+                  ["**22 queries**", f"{r.total('stock') * 1e3:.0f}",
+                   f"{r.total('vino') * 1e3:.0f}",
+                   f"**{r.total('vino') / r.total('stock'):.2f}x**", ""]])]
     return "\n".join(lines)

@@ -82,7 +82,7 @@ from vino.bench.timing import (
 )
 from vino.graft import FunctionPoint, Graft
 from vino.kernel.errors import FilterUnavailable
-from vino.report import AT_LEAST, AT_MOST, target
+from vino.report import AT_LEAST, AT_MOST, markdown_row, markdown_table, target
 
 NS_PER_US: Final = 1000.0
 PEERS: Final = ("python", "python (pure)", "pluggy", "wasmtime public API", "worker process")
@@ -402,8 +402,8 @@ def render(result: dict[str, Any]) -> str:
     keys = list(grafts)
     lines = ["### Overhead per invocation: vino on this machine vs VINO 1996", "",
              "µs per invocation, medians; each cell: vino · 1996 · 1996 ÷ vino", ""]
-    lines.append("| row | " + " | ".join(grafts[k]["title"] for k in keys) + " |")
-    lines.append("|---|" + "---|" * len(keys))
+    head = ["row", *(grafts[k]["title"] for k in keys)]
+    lines.append(markdown_table(head, []))
     for row in paper.ROWS:
         cells = []
         for k in keys:
@@ -413,31 +413,29 @@ def render(result: dict[str, Any]) -> str:
                 cells.append(f"n/a · {old:g} · -")
             else:
                 cells.append(f"{_us(d['median_us'])} · {old:g} · {_x(d['ratio_1996_over_vino'])}")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append(markdown_row([row, *cells]))
     lines += ["", "Spread (µs, median [p10..p90] over rounds):", ""]
-    lines.append("| row | " + " | ".join(grafts[k]["title"] for k in keys) + " |")
-    lines.append("|---|" + "---|" * len(keys))
+    lines.append(markdown_table(head, []))
     for row in paper.ROWS:
         cells = []
         for k in keys:
             d = grafts[k]["rows"][row]
             cells.append("n/a" if d is None else
                          f"{_us(d['median_us'])} [{_us(d['p10_us'])}..{_us(d['p90_us'])}]")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append(markdown_row([row, *cells]))
     extras = ("sum_of_rows", "invoke", "instrumentation", "raw_call", "raw_null_call",
               "copy_in", "copy_out_validate", "aborted_call", "aborted_call_minus_default",
               "abort_with_one_undo", "default_policy", "total_sparse")
     for name in extras:
         cells = [_us(grafts[k]["extra"][name]["median_us"]) if name in grafts[k]["extra"]
                  else "-" for k in keys]
-        lines.append(f"| ({name.replace('_', ' ')}) | " + " | ".join(cells) + " |")
+        lines.append(markdown_row([f"({name.replace('_', ' ')})", *cells]))
     lines += ["", "### Peers: the same policy, the same inputs, the same rounds", "",
               "µs per call (median [p10..p90]); vino ÷ peer = protected vino Total ÷ the peer,"
               " round by round", ""]
-    lines.append("| peer | " + " | ".join(grafts[k]["title"] for k in keys) + " |")
-    lines.append("|---|" + "---|" * len(keys))
+    lines.append(markdown_table(["peer", *head[1:]], []))
     tot = ["**" + _us(grafts[k]["rows"]["Total"]["median_us"]) + "**" for k in keys]
-    lines.append("| vino, protected (Total) | " + " | ".join(tot) + " |")
+    lines.append(markdown_row(["vino, protected (Total)", *tot]))
     for name in ("default", *PEERS):
         cells = []
         for k in keys:
@@ -446,5 +444,5 @@ def render(result: dict[str, Any]) -> str:
                          f"{_us(p['median_us'])} [{_us(p['p10_us'])}..{_us(p['p90_us'])}] · "
                          f"vino ÷ peer {p['vino_over_peer']:.2f}")
         label = "default policy (built-in)" if name == "default" else name
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(markdown_row([label, *cells]))
     return "\n".join(lines)

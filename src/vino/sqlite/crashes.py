@@ -47,6 +47,7 @@ import apsw
 from vino.kernel.crash import CrashModel, CrashPlan
 from vino.kernel.fsck import check_image
 from vino.kernel.kernel import Kernel
+from vino.report import markdown_table
 from vino.sqlite.grafts import Plan
 from vino.sqlite.session import JOURNAL_MODES, Session
 
@@ -317,14 +318,12 @@ def run_all(workdir: Path, *, stride: int = 1, modes_: Iterable[Mode] = MODES,
 def render(figs: list[CrashFigures]) -> str:
     """The figures as a Markdown table (docs/RELIABILITY.md), then every failure."""
     models = [m.value for m in CrashModel]
-    lines = ["| journal | synchronous | encrypted | writes | "
-             + " | ".join(f"{m}: survived / tried" for m in models) + " |",
-             "|---|---|---|---|" + "---|" * len(models)]
-    for f in figs:
-        cells = [f"{f.survived.get(m, 0)} / {f.tried.get(m, 0)}" for m in models]
-        lines.append(f"| {f.mode.journal.upper()} | {f.mode.synchronous.upper()} | "
-                     f"{'yes' if f.mode.encrypted else 'no'} | {f.writes} | "
-                     + " | ".join(cells) + " |")
+    lines = [markdown_table(
+        ["journal", "synchronous", "encrypted", "writes",
+         *(f"{m}: survived / tried" for m in models)],
+        ([f.mode.journal.upper(), f.mode.synchronous.upper(),
+          "yes" if f.mode.encrypted else "no", f.writes,
+          *(f"{f.survived.get(m, 0)} / {f.tried.get(m, 0)}" for m in models)] for f in figs))]
     failures = [x for f in figs for x in f.failures]
     lines.append("")
     lines.append(f"{len(failures)} failure(s)." if failures else "No failure.")
