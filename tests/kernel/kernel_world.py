@@ -99,26 +99,27 @@ class Boot:
             k.shutdown()
 
 
-# Where each point is wired in: (subsystem attribute of Kernel, policy method).
+# Where each point is plugged in: (subsystem attribute of Kernel, policy slot, built-in).
 WIRING = {
-    "fs.readahead": ("fs", "_readahead"),
-    "vm.evict": ("cache", "_evict_choice"),
-    "sched.pick": ("sched", "_pick"),
-    "fs.filter": ("fs", "_filter"),
-    "fs.access": ("fs", "_on_access"),
+    "fs.readahead": ("fs", "readahead_policy", "_readahead"),
+    "vm.evict": ("cache", "evict_policy", "_evict_choice"),
+    "sched.pick": ("sched", "pick_policy", "_pick"),
+    "fs.filter": ("fs", "filter_policy", "_filter"),
+    "fs.access": ("fs", "on_access", "_on_access"),
 }
 
 
 def unwire(k: Kernel) -> None:
-    """Take every graft point out of ``k``: each subsystem runs its own policy method.
+    """Take every graft point out of ``k``: each subsystem runs its own built-in policy.
 
-    The points replace the methods on the instances; deleting the instance attribute
-    brings back the class's method, so ``k`` becomes the bare subsystems.
+    The points are plugged into the subsystems' policy slots; putting each built-in
+    back into its slot makes ``k`` the bare subsystems.
     """
-    for subsystem, method in WIRING.values():
+    for subsystem, slot, builtin in WIRING.values():
         obj = getattr(k, subsystem)
-        assert method in vars(obj), f"{method} of {subsystem} is not wired to a point"
-        delattr(obj, method)
+        assert getattr(obj, slot) != getattr(obj, builtin), \
+            f"{slot} of {subsystem} is not wired to a point"
+        setattr(obj, slot, getattr(obj, builtin))
 
 
 def make_file(k: Kernel, owner: User, name: str, data: bytes, mode: int = 0o600) -> Process:

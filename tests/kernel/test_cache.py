@@ -30,9 +30,9 @@ def _fill(tag: int) -> bytes:
 
 
 
-def _replace(obj: object, method: str, fn: Callable[..., object]) -> None:
-    """Replace a policy method on one instance, the way a graft point does."""
-    setattr(obj, method, fn)
+def _replace(obj: object, slot: str, fn: Callable[..., object]) -> None:
+    """Plug ``fn`` into a policy slot of one instance, the way a graft point does."""
+    setattr(obj, slot, fn)
 
 # ---- file blocks ---------------------------------------------------------------------------
 
@@ -274,7 +274,7 @@ def test_last_use_and_flags_describe_the_pages() -> None:
         seen.append(cands)
         return Cache._evict_choice(cache, a, cands)
 
-    _replace(cache, "_evict_choice", spy)
+    _replace(cache, "evict_policy", spy)
     for vpn in range(8):
         aspace.touch(vpn, write=vpn % 2 == 0)
     aspace.touch(8)
@@ -312,7 +312,7 @@ def test_candidates_are_capped_and_start_at_the_hand() -> None:
         firsts.append(cands[0].vpn)
         return 0
 
-    _replace(cache, "_evict_choice", spy)
+    _replace(cache, "evict_policy", spy)
     aspace.touch(n)  # evicts vpn 0, hand -> 1
     aspace.touch(n + 1)
     assert sizes == [params.MAX_EVICT_CANDIDATES] * 2 and firsts == [0, 1]
@@ -371,7 +371,7 @@ def test_when_the_global_clock_lands_on_a_process_its_own_policy_picks_the_page(
         asked.append((a, cands))
         return max(range(len(cands)), key=lambda i: cands[i].vpn)  # give up the highest vpn
 
-    _replace(cache, "_evict_choice", keep_low_vpns)
+    _replace(cache, "evict_policy", keep_low_vpns)
     newcomer.touch(0)
     assert len(asked) == 1
     a, cands = asked[0]
@@ -389,12 +389,12 @@ def test_an_invalid_victim_index_is_refused_and_changes_nothing(answer: object) 
     for vpn in range(8):
         aspace.write(vpn, bytes([vpn]))
     before = (aspace.resident(), cache.stats.evictions, aspace.faults)
-    _replace(cache, "_evict_choice", lambda a, c: answer)
+    _replace(cache, "evict_policy", lambda a, c: answer)
     with pytest.raises(InvalidArgument, match="chose"):
         aspace.touch(8)
     assert (aspace.resident(), cache.stats.evictions, aspace.faults - 1) == before
     cache.check_invariants()
-    del cache._evict_choice  # back to the default: the same fault now completes
+    cache.evict_policy = cache._evict_choice  # the built-in again: the same fault completes
     aspace.touch(8)
     assert all(aspace.read(v)[:1] == bytes([v]) for v in range(8))
 

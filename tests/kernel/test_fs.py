@@ -84,9 +84,9 @@ def _read_file(fs: FileSystem, user: User, name: str) -> bytes:
 
 
 
-def _replace(obj: object, method: str, fn: Callable[..., object]) -> None:
-    """Replace a policy method on one instance, the way a graft point does."""
-    setattr(obj, method, fn)
+def _replace(obj: object, slot: str, fn: Callable[..., object]) -> None:
+    """Plug ``fn`` into a policy slot of one instance, the way a graft point does."""
+    setattr(obj, slot, fn)
 
 # ---- basic behaviour and persistence -----------------------------------------------------------
 
@@ -454,7 +454,7 @@ def test_default_readahead_is_sequential_and_clipped() -> None:
 def _scan_cost(m: Mounted, user: User, name: str, disable_readahead: bool) -> tuple[int, int]:
     fs = m.remount()
     if disable_readahead:
-        _replace(fs, "_readahead", lambda of, block: [])
+        _replace(fs, "readahead_policy", lambda of, block: [])
     reads, t0 = m.dev.stats.reads, m.clock.now_ns()
     with fs.open(user, name, "r") as f:
         while fs.read(f, BS):
@@ -505,7 +505,7 @@ def test_readahead_answers_outside_the_file_are_refused(mounted: Mounted, alice:
     fs = mounted.fs
     _write_file(fs, alice, "f", bytes(4 * BS))
     for answer in ([4], [-1], [1, 1], list(range(fs.readahead_max + 1))):
-        _replace(fs, "_readahead", lambda of, block, a=answer: a)
+        _replace(fs, "readahead_policy", lambda of, block, a=answer: a)
         with fs.open(alice, "f", "r") as f, pytest.raises(InvalidArgument, match="read-ahead"):
             fs.read(f, 1)
     fs.check_invariants()
@@ -515,7 +515,7 @@ def test_access_events_report_every_block_read_and_written(mounted: Mounted,
                                                            alice: User) -> None:
     fs = mounted.fs
     events: list[tuple[int, int, int]] = []
-    _replace(fs, "_on_access", lambda inode, block, op: events.append((inode.inum, block, op)))
+    _replace(fs, "on_access", lambda inode, block, op: events.append((inode.inum, block, op)))
     fs.create(alice, "e")
     inum = fs.stat("e").inum
     with fs.open(alice, "e", "rw") as f:
@@ -539,7 +539,7 @@ def test_filter_is_applied_on_the_way_to_disk_and_back(
         mounted: Mounted, alice: User, tmp_path: Path) -> None:
     fs = mounted.fs
     calls: list[tuple[int, int]] = []
-    _replace(fs, "_filter", _xor_filter(calls))
+    _replace(fs, "filter_policy", _xor_filter(calls))
     plain = b"attack at dawn! " * 700  # ~2.7 blocks
     _write_file(fs, alice, "secret", plain)
     with fs.open(alice, "secret", "rw") as f:  # a partial overwrite: read-modify-write
@@ -559,7 +559,7 @@ def test_filter_is_applied_on_the_way_to_disk_and_back(
     clear.unmount()
 
     again = FileSystem.mount(mounted.dev, Cache(16), mounted.clock)
-    _replace(again, "_filter", _xor_filter([]))
+    _replace(again, "filter_policy", _xor_filter([]))
     assert _read_file(again, alice, "secret") == expected
     mounted.fs = again
 
@@ -571,7 +571,7 @@ def test_a_filter_that_changes_the_length_is_refused(mounted: Mounted, alice: Us
     def shrink(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
         del data[-1]
 
-    _replace(fs, "_filter", shrink)
+    _replace(fs, "filter_policy", shrink)
     with fs.open(alice, "f", "w") as f, pytest.raises(InvalidArgument, match="length"):
         fs.write(f, b"abc")
     assert fs.stat("f").size == 0
@@ -581,8 +581,8 @@ def test_a_filter_that_changes_the_length_is_refused(mounted: Mounted, alice: Us
 def test_directory_io_bypasses_the_policies(mounted: Mounted, alice: User) -> None:
     fs = mounted.fs
     seen: list[int] = []
-    _replace(fs, "_filter", lambda inode, off, data, d: seen.append(inode.inum))
-    _replace(fs, "_on_access", lambda inode, b, op: seen.append(inode.inum))
+    _replace(fs, "filter_policy", lambda inode, off, data, d: seen.append(inode.inum))
+    _replace(fs, "on_access", lambda inode, b, op: seen.append(inode.inum))
     for i in range(80):  # more than one directory block
         fs.create(alice, f"n{i}")
     fs.unlink(alice, "n3")
@@ -639,7 +639,7 @@ class FsMachine(RuleBasedStateMachine):
     def _mount(self) -> FileSystem:
         fs = FileSystem.mount(self.dev, Cache(6), self.clock)
         if self.filtered:
-            _replace(fs, "_filter", _xor_filter([]))
+            _replace(fs, "filter_policy", _xor_filter([]))
         return fs
 
     @initialize(who=st.integers(0, 2))

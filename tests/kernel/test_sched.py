@@ -194,7 +194,7 @@ def test_a_pick_favouring_the_interactive_thread_is_honoured(
         seen.append(runnable)
         return favour_interactive(group, runnable)
 
-    monkeypatch.setattr(s, "_pick", pick)
+    monkeypatch.setattr(s, "pick_policy", pick)
     tid = interactive_among_hogs(s)
     better = s.latency(tid)
     assert better.samples > baseline.samples  # it also gets more work done
@@ -212,7 +212,7 @@ def test_pick_group_index_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     s.spawn(proc(b), [Cpu(5 * Q)])
     # Always the last in rotation: the chosen group goes to the back, so b keeps
     # winning (a starves) until it has nothing left to run.
-    monkeypatch.setattr(s, "_pick_group", lambda groups: len(groups) - 1)
+    monkeypatch.setattr(s, "pick_group_policy", lambda groups: len(groups) - 1)
     s.run(steps=8)
     assert [d.pgid for d in trace_of(s)] == [b.pgid] * 5 + [a.pgid] * 3
 
@@ -229,7 +229,7 @@ def test_a_pick_outside_the_candidates_is_refused_before_anything_changes(
     threads = [s.spawn(proc(g), cpu_hog()) for _ in range(2)]
     s.run(steps=3)
     before = (clock.now_ns(), [t.cpu_ns for t in threads], s.runnable(g))
-    monkeypatch.setattr(s, "_pick", lambda group, runnable: bad)
+    monkeypatch.setattr(s, "pick_policy", lambda group, runnable: bad)
     with pytest.raises(InvalidResult):
         s.run(steps=1)
     assert (clock.now_ns(), [t.cpu_ns for t in threads], s.runnable(g)) == before
@@ -240,7 +240,7 @@ def test_a_pick_outside_the_candidates_is_refused_before_anything_changes(
 def test_a_pick_group_outside_the_candidates_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     s, clock = new_sched()
     s.spawn(proc(group()), cpu_hog())
-    monkeypatch.setattr(s, "_pick_group", lambda groups: len(groups))
+    monkeypatch.setattr(s, "pick_group_policy", lambda groups: len(groups))
     with pytest.raises(InvalidResult):
         s.run(steps=1)
     assert clock.now_ns() == 0 and trace_of(s) == []

@@ -1,7 +1,7 @@
 """The four benchmark set-ups: a booted kernel, the sample graft installed, real inputs.
 
 ``build(key, workdir)`` boots a fresh kernel for one of the paper's sample
-grafts and returns a ``Setup``: the kernel's graft point, the subsystem method
+grafts and returns a ``Setup``: the kernel's graft point, the subsystem policy slot
 wired to it (``hook``), the sample graft installed on one target and, on other
 targets of the same point, three helper grafts written in WAT here:
 
@@ -209,7 +209,7 @@ def _readahead(workdir: Path, sandbox: Sandbox | None) -> Setup:
     def make_args(of: Any) -> tuple[Any, ...]:
         return (of, RA_BLOCK)
 
-    return Setup("readahead", k, _function_point(k, "fs.readahead"), k.fs._readahead,
+    return Setup("readahead", k, _function_point(k, "fs.readahead"), k.fs.readahead_policy,
                  sample, None,
                  targets, grafts, make_args, make_args, (), ReadaheadStride(k.fs),
                  in_bytes=layouts.READAHEAD.field("hist").end,
@@ -227,19 +227,19 @@ def _evict(workdir: Path, sandbox: Sandbox | None) -> Setup:
     g = k.graft(user, "vm.evict", sample, aspace)
     g.send(message)
     seen: list[list[PageInfo]] = []
-    wired = k.cache._evict_choice
+    wired = k.cache.evict_policy
 
     def record(a: AddressSpace, cands: list[PageInfo]) -> int:
         if a is aspace:
             seen.append(list(cands))
         return wired(a, cands)
 
-    k.cache._evict_choice = record  # type: ignore[method-assign,assignment]
+    k.cache.evict_policy = record
     try:
         write_hot_pages(aspace)
         evict_rounds(aspace, EVICT_ROUNDS)
     finally:
-        k.cache._evict_choice = wired  # type: ignore[method-assign]
+        k.cache.evict_policy = wired
     cands = max(seen, key=len)  # the fullest call (all candidates resident)
     grafts = {"sample": g}
     grafts |= _install_helpers(k, user, "vm.evict", "vino_evict", "", "(i32.const 0)",
@@ -251,7 +251,7 @@ def _evict(workdir: Path, sandbox: Sandbox | None) -> Setup:
         return (a, cands)
 
     cand = layouts.EVICT.field("cand")
-    return Setup("evict", k, _function_point(k, "vm.evict"), k.cache._evict_choice, sample,
+    return Setup("evict", k, _function_point(k, "vm.evict"), k.cache.evict_policy, sample,
                  message, targets, grafts, make_args, make_args, (), EvictKeep(EVICT_HOT),
                  in_bytes=cand.offset + cand.elem_size * len(cands))
 
@@ -268,17 +268,17 @@ def _sched(workdir: Path, sandbox: Sandbox | None) -> Setup:
     sample = sample_path(paper.SAMPLES["sched"])
     g = k.graft(user, "sched.pick", sample, group)
     seen: list[list[ThreadInfo]] = []
-    wired = k.sched._pick
+    wired = k.sched.pick_policy
 
     def record(gp: ProcessGroup, rows: list[ThreadInfo]) -> int:
         seen.append(list(rows))
         return wired(gp, rows)
 
-    k.sched._pick = record  # type: ignore[method-assign,assignment]
+    k.sched.pick_policy = record
     try:
         k.sched.run(until_ns=k.clock.now_ns() + SCHED_RUN_NS)
     finally:
-        k.sched._pick = wired  # type: ignore[method-assign]
+        k.sched.pick_policy = wired
     full = [rows for rows in seen if len(rows) == SCHED_HOGS + 1]
     rows = (full or seen)[-1]
     grafts = {"sample": g}
@@ -297,7 +297,7 @@ def _sched(workdir: Path, sandbox: Sandbox | None) -> Setup:
         return (gp, rows)
 
     thread = layouts.PICK.field("thread")
-    return Setup("sched", k, _function_point(k, "sched.pick"), k.sched._pick, sample, None,
+    return Setup("sched", k, _function_point(k, "sched.pick"), k.sched.pick_policy, sample, None,
                  groups, grafts, make_args, make_args, (), sched_interactive,
                  in_bytes=thread.offset + thread.elem_size * len(rows))
 
@@ -328,7 +328,7 @@ def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
     def make_hook_args(inode: Any) -> tuple[Any, ...]:
         return (inode, FILTER_OFFSET, block, FILTER_WRITE)
 
-    hook = k.fs._filter
+    hook = k.fs.filter_policy
     data = layouts.FILTER.field("data")
 
     def refused(*args: Any) -> None:

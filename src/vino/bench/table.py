@@ -7,8 +7,8 @@ rounds of the mean over a batch, with p10..p90 over rounds.
 
 How each row is measured (all on the real code path, nothing is summed into Total):
 
-- **Total**: the subsystem's policy method as the kernel calls it (for example
-  ``fs._readahead(of, block)``), with the sample graft installed: dispatch through
+- **Total**: the subsystem's policy slot as the kernel calls it (for example
+  ``fs.readahead_policy(of, block)``), with the sample graft installed: dispatch through
   the graft point, the protected invocation, the answer. Timed directly.
 - **Begin**, **Commit**, **SFI copy in/out**: instrumented timing of the real
   ``Graft.invoke``. The point's ``encode`` and ``decode`` are wrapped by shims

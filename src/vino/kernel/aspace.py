@@ -28,6 +28,7 @@ Invariants (``Cache.check_invariants`` checks them):
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from vino.kernel import params
@@ -122,6 +123,7 @@ class AnonPages:
     _free: list[int]
     _aspaces: dict[AddressSpace, None]
     _swap_free: list[int]
+    on_release: Callable[[AddressSpace], None] | None
 
     if TYPE_CHECKING:
         def _take_frame(self, requester: AddressSpace | None) -> _Frame: ...
@@ -159,6 +161,11 @@ class AnonPages:
         return frame
 
     def _release(self, aspace: AddressSpace) -> None:
+        self._free_aspace(aspace)
+        if self.on_release is not None:
+            self.on_release(aspace)
+
+    def _free_aspace(self, aspace: AddressSpace) -> None:
         with self._lock:
             if aspace._released:
                 return

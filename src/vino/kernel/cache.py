@@ -36,12 +36,18 @@ faulting address space's owner (rule 2, A is not B), or for a file-block load, t
 principal the operation runs for (``acting_for``: the opener of a file being read), or
 the host's own ``HOST`` if none was named -- never B's owner, whose quota another
 process's faults would otherwise drain until B's graft was removed.
-In both cases an address space's policy is ``_evict_choice(aspace, candidates)`` --
-the single per-address-space policy method (graft point ``vm.evict``). Its candidates
+In both cases an address space's policy is ``evict_policy(aspace, candidates)`` --
+the cache's one policy slot (graft point ``vm.evict``): a public attribute holding a
+plain callable, the built-in ``_evict_choice`` until the kernel plugs its point in (a
+test or benchmark may assign its own; assigning the built-in back restores it). Its candidates
 are up to ``MAX_EVICT_CANDIDATES`` of that address space's resident pages, in vpn
 order starting at the address space's own clock hand; the default is clock (second
 chance) over them. Whatever it returns must be an index into the candidates; anything
 else raises ``InvalidArgument`` before any state changes.
+
+Hook: ``Cache(on_release=...)`` hears of every ``AddressSpace.release`` call, after the
+address space's frames are freed and outside the cache lock (the kernel removes the
+grafts installed on it).
 
 Locking: one re-entrant lock (``Cache._lock``) guards every frame, every map and
 every address space's residency. It is held across device I/O (so a page is never
@@ -62,7 +68,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from enum import IntEnum
 
@@ -93,7 +99,7 @@ class Access(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class PageInfo:
-    """One eviction candidate, as offered to ``_evict_choice`` (ABI ``vm.evict``)."""
+    """One eviction candidate, as offered to ``evict_policy`` (ABI ``vm.evict``)."""
 
     page_id: int  # the frame number; stable while the page is resident
     vpn: int
@@ -159,6 +165,7 @@ class Cache(AnonPages):
         *,
         swap: BlockDevice | None = None,
         min_resident: int = params.MIN_RESIDENT_PAGES,
+        on_release: Callable[[AddressSpace], None] | None = None,
     ) -> None:
         if nframes < 1:
             raise InvalidArgument(f"a cache needs at least one frame, got {nframes}")
@@ -167,6 +174,9 @@ class Cache(AnonPages):
         self.nframes = nframes
         self.min_resident = min_resident
         self.swap = swap
+        self.on_release = on_release  # the hook (module doc)
+        # The policy slot (module doc): the built-in clock until something is plugged in.
+        self.evict_policy: Callable[[AddressSpace, list[PageInfo]], int] = self._evict_choice
         self.stats = CacheStats()
         self._lock = threading.RLock()
         # Invariant: len(_frames) == nframes; _frames[i].index == i.
@@ -184,7 +194,7 @@ class Cache(AnonPages):
         self._swap_free: list[int] = (
             list(range(swap.nblocks - 1, -1, -1)) if swap is not None else [])
 
-    # ---- the policy (one method: graft point vm.evict) --------------------------------
+    # ---- the built-in policy (evict_policy's default: graft point vm.evict) ----------
 
     def _evict_choice(self, aspace: AddressSpace, candidates: list[PageInfo]) -> int:
         """Pick the victim among ``aspace``'s resident pages; return its index in ``candidates``.
@@ -418,7 +428,7 @@ class Cache(AnonPages):
     def _choose_in(self, aspace: AddressSpace) -> _Frame:
         frames = self._candidates(aspace)
         infos = [PageInfo(f.index, f.vpn, _flags(f), f.last_use) for f in frames]
-        choice = self._evict_choice(aspace, infos)
+        choice = self.evict_policy(aspace, infos)
         if not isinstance(choice, int) or not 0 <= choice < len(frames):
             raise InvalidArgument(
                 f"eviction policy of pid {aspace.owner.pid} chose {choice!r}; "

@@ -9,10 +9,11 @@ them). Usage::
     fs._write_at(ino, start, data, of)           # grows the file; holes read as zeros
     cut = fs._prepare_cut(ino, size, of)         # before a shrinking truncate
 
-How each policy is consulted (the policies themselves are ``FileSystem``'s methods,
-replaced by graft points): after each block a user read returns, ``_record`` then
-``_readahead``, whose answer ``_prefetch`` validates and loads; the filter on every
-whole block that crosses between the user and the cache, in both directions.
+How each policy is consulted (the policies are ``FileSystem``'s policy slots, where
+the kernel plugs its graft points in): after each block a user read returns,
+``_record`` (``on_access``) then ``readahead_policy``, whose answer ``_prefetch``
+validates and loads; ``filter_policy`` on every whole block that crosses between the
+user and the cache, in both directions.
 
 Invariants:
 - data blocks go through the cache (write-back, ordered before the commit that
@@ -25,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from vino.kernel.cache import Access
@@ -45,9 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FILTER_READ", "FILTER_WRITE", "OP_READ", "OP_WRITE", "FileIO"]
 
-OP_READ = 0  # _on_access op
+OP_READ = 0  # on_access op
 OP_WRITE = 1
-FILTER_WRITE = 0  # _filter direction: plaintext in, stored form out
+FILTER_WRITE = 0  # filter_policy direction: plaintext in, stored form out
 FILTER_READ = 1  # stored form in, plaintext out
 
 
@@ -57,12 +59,12 @@ class FileIO(Directory):
     stats: FsStats
     readahead_max: int
 
+    readahead_policy: Callable[[OpenFile, int], list[int]]
+    filter_policy: Callable[[Inode, int, bytearray, int], None]
+    on_access: Callable[[Inode, int, int], None]
+
     if TYPE_CHECKING:
         def _commit(self) -> None: ...
-        def _readahead(self, of: OpenFile, block: int) -> list[int]: ...
-        def _filter(self, inode: Inode, file_offset: int, data: bytearray,
-                    direction: int) -> None: ...
-        def _on_access(self, inode: Inode, block: int, op: int) -> None: ...
 
     def _read_at(self, ino: Inode, start: int, n: int, of: OpenFile | None) -> tuple[bytes, int]:
         """Bytes ``start .. start + n`` clipped at the end of file, and the end position.
@@ -94,7 +96,7 @@ class FileIO(Directory):
                 self.stats.block_reads += 1
                 self._record(of, ino, bidx, OP_READ)
                 self.stats.readahead_calls += 1
-                self._prefetch(of, self._readahead(of, bidx))
+                self._prefetch(of, self.readahead_policy(of, bidx))
         return bytes(out), max(pos, start)
 
     def _write_at(self, ino: Inode, start: int, data: bytes, of: OpenFile | None) -> None:
@@ -212,7 +214,7 @@ class FileIO(Directory):
 
     def _apply_filter(self, ino: Inode, offset: int, buf: bytearray, direction: int) -> None:
         self.stats.filter_calls += 1
-        self._filter(ino, offset, buf, direction)
+        self.filter_policy(ino, offset, buf, direction)
         if len(buf) != BS:
             raise InvalidArgument(
                 f"filter changed the length of block {offset // BS} of inode {ino.inum} "
@@ -222,7 +224,7 @@ class FileIO(Directory):
         if not of._history or of._history[0] != bidx:
             of._history.appendleft(bidx)
         self.stats.access_events += 1
-        self._on_access(ino, bidx, op)
+        self.on_access(ino, bidx, op)
 
     def _prefetch(self, of: OpenFile, blocks: list[int]) -> None:
         if not blocks:

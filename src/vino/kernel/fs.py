@@ -29,25 +29,33 @@ else (group bits are stored but not consulted); root (uid 0) bypasses them. Only
 owner or root may unlink. Open modes: ``"r"``, ``"w"`` (write-only, truncates to
 zero, like ``open(..., "w")``), ``"rw"`` (read and write, no truncation).
 
-The three policy methods -- each the single place for its decision, so a graft point
-can replace exactly one method:
-- ``_readahead(of, block) -> list[int]`` (``fs.readahead``): consulted after every
+Policy slots: each decision is asked of one public attribute holding a plain callable,
+the built-in method named beside it until the kernel plugs a graft point in (a test or
+benchmark may assign its own; assigning the built-in back restores it):
+- ``readahead_policy(of, block) -> list[int]`` (``fs.readahead``; built-in
+  ``_readahead``): consulted after every
   block a user ``read`` returns, with ``of.history`` already holding that block at
   index 0. Returns file block numbers to prefetch; ``read`` validates them (count
   <= ``readahead_max``, each inside the file, no duplicates) and loads the
   non-resident ones with one device request per contiguous run. Default:
   ``sequential_readahead`` (the next ``readahead_max`` blocks, asked once per window).
-- ``_filter(inode, file_offset, data, direction)`` (``fs.filter``): transforms a
+- ``filter_policy(inode, file_offset, data, direction)`` (``fs.filter``; built-in
+  ``_filter``, the identity): transforms a
   whole block in place, same length. Write path: the plaintext block is filtered
   (``FILTER_WRITE``) before it goes to the cache and the device. Read path: the block
   as it came from the device is filtered (``FILTER_READ``) before the user sees it.
   So the cache and the disk hold the filtered form. Holes are never filtered.
-- ``_on_access(inode, block, op)`` (``fs.access`` event): after every block of a user
-  read (``OP_READ``, before read-ahead) or write (``OP_WRITE``).
+- ``on_access(inode, block, op)`` (``fs.access`` event; built-in ``_on_access``, a
+  no-op): after every block of a user read (``OP_READ``, before read-ahead) or write
+  (``OP_WRITE``).
 Directory I/O is internal and bypasses all three.
 
-- ``_on_free(inode)``: after an inode is freed (its name unlinked and its last open
-  closed), so whatever was attached to it (grafts, a filter's protection) goes with it.
+Hooks (``FsHooks``, given to ``mount``; each optional): ``on_close(of)`` after every
+``close`` call and ``on_free(inode)`` after an inode is freed (its name unlinked and
+its last open closed), so whatever was attached to them (grafts, a filter's
+protection) goes with them; ``on_behalf(of)``, a context manager every ``read`` and
+``write`` runs inside (the kernel's makes the grafts called in them act for the
+file's opener).
 
 Locking: one re-entrant lock (``FileSystem._lock``) serialises every operation and
 is held while the policies run; it is a ``SharedLock``, so the grafts run under it
@@ -87,6 +95,8 @@ own are in its module.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -130,7 +140,8 @@ from vino.kernel.proc import Process, User
 __all__ = [
     "FILTER_READ", "FILTER_WRITE", "INODES_PER_BLOCK", "MAX_FILE_SIZE", "NDIRECT", "NINDIRECT",
     "NLEVELS", "NPTR", "OP_READ", "OP_WRITE", "ROOT_INUM", "S_IFDIR", "S_IFMT", "S_IFREG",
-    "FileStat", "FileSystem", "FsStats", "Inode", "OpenFile", "permits", "sequential_readahead",
+    "FileStat", "FileSystem", "FsHooks", "FsStats", "Inode", "OpenFile", "permits",
+    "sequential_readahead",
 ]
 
 OpenMode = Literal["r", "w", "rw"]
@@ -166,7 +177,7 @@ class FsStats:
     block_reads: int = 0  # file blocks returned to users
     block_writes: int = 0  # file blocks written by users
     hole_reads: int = 0  # of block_reads, holes (no I/O)
-    readahead_calls: int = 0  # times _readahead was consulted
+    readahead_calls: int = 0  # times readahead_policy was consulted
     readahead_blocks: int = 0  # blocks it asked for
     prefetches: int = 0  # blocks actually loaded by read-ahead
     prefetch_hits: int = 0  # user block reads served by a prefetched block
@@ -215,16 +226,32 @@ class OpenFile:
         return f"OpenFile({self.name!r}, pos={self.pos}, closed={self.closed})"
 
 
+@dataclass(frozen=True, slots=True)
+class FsHooks:
+    """What a file system's host hears of it, and what user I/O runs inside (module doc)."""
+
+    on_close: Callable[[OpenFile], None] | None = None  # after every close(of) call
+    on_free: Callable[[Inode], None] | None = None  # after an inode is freed (lock held)
+    # Entered around every read(of, n) and write(of, data), outside the file system's lock.
+    on_behalf: Callable[[OpenFile], AbstractContextManager[object]] | None = None
+
+
 class FileSystem(Invariants):
     """A mounted file system. Build it with ``FileSystem.mount``."""
 
-    def __init__(self, device: BlockDevice, cache: Cache, clock: Clock, geo: Geometry) -> None:
+    def __init__(self, device: BlockDevice, cache: Cache, clock: Clock, geo: Geometry,
+                 hooks: FsHooks | None = None) -> None:
         self.device = device
         self.cache = cache
         self.clock = clock
         self.geo = geo
+        self.hooks = hooks if hooks is not None else FsHooks()
         self.stats = FsStats()
-        self.readahead_max = params.READAHEAD_MAX_OUT  # max_out given to _readahead
+        self.readahead_max = params.READAHEAD_MAX_OUT  # max_out given to readahead_policy
+        # The policy slots (module doc): the built-in methods until something is plugged in.
+        self.readahead_policy: Callable[[OpenFile, int], list[int]] = self._readahead
+        self.filter_policy: Callable[[Inode, int, bytearray, int], None] = self._filter
+        self.on_access: Callable[[Inode, int, int], None] = self._on_access
         # Re-entrant; grafts run under it are bounded in wall time (graft/hold.py).
         self._lock = SharedLock("fs")
         self._mounted = True
@@ -251,7 +278,7 @@ class FileSystem(Invariants):
         self._open: dict[int, OpenFile] = {}  # fid -> open file
         self._next_fid = 1
 
-    # ---- policies (one method each: graft points) -------------------------------------
+    # ---- the built-in policies (the slots' defaults: graft points) ---------------------
 
     def _readahead(self, of: OpenFile, block: int) -> list[int]:
         """Blocks of ``of``'s file to prefetch after ``block`` was read. Default: sequential."""
@@ -269,6 +296,8 @@ class FileSystem(Invariants):
 
     def _on_free(self, inode: Inode) -> None:
         """Event: ``inode`` was freed; its number may be given to the next new file."""
+        if self.hooks.on_free is not None:
+            self.hooks.on_free(inode)
 
     # ---- format / mount / unmount -----------------------------------------------------
 
@@ -303,9 +332,10 @@ class FileSystem(Invariants):
         device.flush()
 
     @classmethod
-    def mount(cls, device: BlockDevice, cache: Cache, clock: Clock | None = None) -> FileSystem:
+    def mount(cls, device: BlockDevice, cache: Cache, clock: Clock | None = None, *,
+              hooks: FsHooks | None = None) -> FileSystem:
         """Read the superblock, replay the log, read the bitmap, inode table and
-        directory; reclaim orphans.
+        directory; reclaim orphans (``hooks.on_free`` hears of each).
 
         Raises ``CorruptFileSystem`` (having written nothing but a replay of the log)
         if the image is not a file system of this version and geometry.
@@ -318,7 +348,7 @@ class FileSystem(Invariants):
         except CorruptFileSystem:
             cache.discard(device, 0)
             raise
-        fs = cls(device, cache, clock, geo)
+        fs = cls(device, cache, clock, geo, hooks)
         with fs._lock:
             fs.journal.seq = fs.journal.last_seq()
             fs.journal.replay()
@@ -469,6 +499,13 @@ class FileSystem(Invariants):
 
     def read(self, of: OpenFile, n: int) -> bytes:
         """Up to ``n`` bytes from the position (fewer at end of file); advances the position."""
+        behalf = self.hooks.on_behalf
+        if behalf is None:
+            return self._read(of, n)
+        with behalf(of):
+            return self._read(of, n)
+
+    def _read(self, of: OpenFile, n: int) -> bytes:
         if n < 0:
             raise InvalidArgument(f"read of {n} bytes")
         with self._lock:
@@ -485,6 +522,13 @@ class FileSystem(Invariants):
 
         All or nothing with respect to space: ``NoSpace`` is raised before any change.
         """
+        behalf = self.hooks.on_behalf
+        if behalf is None:
+            return self._write(of, data)
+        with behalf(of):
+            return self._write(of, data)
+
+    def _write(self, of: OpenFile, data: bytes | bytearray | memoryview) -> int:
         with self._lock:
             self._check_open(of)
             if not of.writable:
@@ -537,7 +581,13 @@ class FileSystem(Invariants):
             return pos
 
     def close(self, of: OpenFile) -> None:
-        """Close (idempotent). The last close of an unlinked file frees it."""
+        """Close (idempotent). The last close of an unlinked file frees it. Then
+        ``hooks.on_close`` hears of it (of every call, as the first)."""
+        self._close(of)
+        if self.hooks.on_close is not None:
+            self.hooks.on_close(of)
+
+    def _close(self, of: OpenFile) -> None:
         with self._lock:
             if of.closed or of.fs is not self:
                 return

@@ -42,7 +42,7 @@ from vino.kernel.cache import AddressSpace, Cache
 from vino.kernel.clock import SimClock
 from vino.kernel.device import DISK_1996, BlockDevice, DiskProfile
 from vino.kernel.errors import AccessDenied, ImageInUse, InvalidArgument
-from vino.kernel.fs import FileSystem, Inode, OpenFile
+from vino.kernel.fs import FileSystem, FsHooks, Inode, OpenFile
 from vino.kernel.proc import Process, ProcessGroup, User, new_pgid, new_pid
 from vino.kernel.sched import Scheduler
 
@@ -81,19 +81,26 @@ class Kernel:
                  registry: Registry | None = None) -> None:
         self.clock = clock
         self.device = device
-        self.cache = Cache(frames)
-        self.fs = FileSystem.mount(device, self.cache, clock)
-        self.sched = Scheduler(clock)
         self._own_registry = registry is None
         self.registry = registry or Registry()
+        self.filters = points.FilterGuard()
+        self.aspaces: dict[int, AddressSpace] = {}
+        # A graft lives no longer than its target: closing a file, freeing an inode or
+        # releasing an address space removes the grafts installed on it and gives back
+        # what they held (exit and remove_group do the same for processes and groups).
+        # Reads and writes run on behalf of the file's opener: another principal's filter
+        # or access handler in them is hosted, charged to nobody's quota
+        # (accounting.acting_for says why).
+        self.cache = Cache(frames, on_release=self._released)
+        self.fs = FileSystem.mount(device, self.cache, clock, hooks=FsHooks(
+            on_close=self._closed, on_free=self._freed,
+            on_behalf=lambda of: acting_for(of.user.principal)))
+        self.sched = Scheduler(clock)
         self._uids = itertools.count(1000)
         self.root = User(0, "root")
         self.users: dict[int, User] = {0: self.root}
         self._by_principal: dict[int, User] = {id(self.root.principal): self.root}
-        self.aspaces: dict[int, AddressSpace] = {}
         reg = self.registry
-        self.filters = points.FilterGuard()
-        self._wire_lifetimes()
         self.points: dict[str, Point] = {
             p.name: p for p in (
                 points.evict_point(self.cache, reg),
@@ -127,46 +134,16 @@ class Kernel:
         k.image_lock = lock
         return k
 
-    def _wire_lifetimes(self) -> None:
-        """A graft lives no longer than its target: closing a file, freeing an inode or
-        releasing an address space removes the grafts installed on it and gives back what
-        they held (``exit`` and ``remove_group`` do the same for processes and groups)."""
-        fs_close = self.fs.close
-        cache_release = self.cache._release
-        fs_free = self.fs._on_free
+    def _closed(self, of: OpenFile) -> None:
+        self.registry.remove_target(of)
 
-        def freed(inode: Inode) -> None:
-            fs_free(inode)
-            self.filters.release(inode)
-            self.registry.remove_target(inode)
+    def _freed(self, inode: Inode) -> None:
+        self.filters.release(inode)
+        self.registry.remove_target(inode)
 
-        def close(of: OpenFile) -> None:
-            fs_close(of)
-            self.registry.remove_target(of)
-
-        def release(aspace: AddressSpace) -> None:
-            cache_release(aspace)
-            self.registry.remove_target(aspace)
-            self.aspaces.pop(aspace.owner.pid, None)
-
-        self.fs.close = close  # type: ignore[method-assign]
-        fs_read, fs_write = self.fs.read, self.fs.write
-
-        # Reads and writes run on behalf of the file's opener: another principal's
-        # filter or access handler in them is hosted, charged to nobody's quota
-        # (accounting.acting_for says why).
-        def read(of: OpenFile, n: int) -> bytes:
-            with acting_for(of.user.principal):
-                return fs_read(of, n)
-
-        def write(of: OpenFile, data: bytes | bytearray | memoryview) -> int:
-            with acting_for(of.user.principal):
-                return fs_write(of, data)
-
-        self.fs.read = read  # type: ignore[method-assign]
-        self.fs.write = write  # type: ignore[method-assign]
-        self.fs._on_free = freed  # type: ignore[method-assign]
-        self.cache._release = release  # type: ignore[method-assign]
+    def _released(self, aspace: AddressSpace) -> None:
+        self.registry.remove_target(aspace)
+        self.aspaces.pop(aspace.owner.pid, None)
 
     # ---- principals ---------------------------------------------------------------------
     def add_user(self, name: str, quota: Quota | None = None) -> User:

@@ -1,16 +1,17 @@
 """The kernel's graft points: declarations, buffer codecs, validators, rights.
 
-Each function here builds one graft point (docs/ABI.md gives the byte layouts)
-over a kernel subsystem and wires it in place of that subsystem's policy method,
-so a subsystem never knows whether a graft answered:
+Each function here builds one graft point over a kernel subsystem, its layout
+(entry, buffer, fields, callables' types) from ``vino.kernel.layouts``, and plugs
+it into that subsystem's policy slot, with the subsystem's built-in policy as the
+point's default, so a subsystem never knows whether a graft answered:
 
-| point          | target          | replaces                      |
-|----------------|-----------------|-------------------------------|
-| ``vm.evict``   | AddressSpace    | ``Cache._evict_choice``       |
-| ``sched.pick`` | ProcessGroup    | ``Scheduler._pick``           |
-| ``fs.readahead`` | OpenFile      | ``FileSystem._readahead``     |
-| ``fs.filter``  | Inode (a file)  | ``FileSystem._filter``        |
-| ``fs.access``  | Inode or GLOBAL | ``FileSystem._on_access`` (event) |
+| point          | target          | slot (built-in default)                           |
+|----------------|-----------------|---------------------------------------------------|
+| ``vm.evict``   | AddressSpace    | ``Cache.evict_policy`` (``_evict_choice``)        |
+| ``sched.pick`` | ProcessGroup    | ``Scheduler.pick_policy`` (``_pick``)             |
+| ``fs.readahead`` | OpenFile      | ``FileSystem.readahead_policy`` (``_readahead``)  |
+| ``fs.filter``  | Inode (a file)  | ``FileSystem.filter_policy`` (``_filter``)        |
+| ``fs.access``  | Inode or GLOBAL | ``FileSystem.on_access`` (``_on_access``, event)  |
 
 Every point declares the kind of its target (``target_type``), checked before
 anything else at load time: a ``User`` record is not a file, whatever its uid.
@@ -141,7 +142,7 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
     def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> int:
         return point(aspace, aspace, candidates)
 
-    cache._evict_choice = choose  # type: ignore[method-assign]
+    cache.evict_policy = choose
     return point
 
 
@@ -194,7 +195,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
     def pick(group: ProcessGroup, runnable: list[ThreadInfo]) -> int:
         return point(group, group, runnable)
 
-    sched._pick = pick  # type: ignore[method-assign]
+    sched.pick_policy = pick
     return point
 
 
@@ -264,7 +265,7 @@ def readahead_point(fs: FileSystem, registry: Registry,
         decode=decode, encode_result=encode_result, default=default, may_install=may,
         target_type=OpenFile, layout=_RA, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
-    fs._readahead = lambda of, block: point(of, of, block)  # type: ignore[method-assign]
+    fs.readahead_policy = lambda of, block: point(of, of, block)
     return point
 
 
@@ -375,7 +376,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
             guard.seal(inode)
         data[:] = point(inode, inode, file_offset, bytes(data), direction)
 
-    fs._filter = apply  # type: ignore[method-assign]
+    fs.filter_policy = apply
     return point
 
 
@@ -407,5 +408,5 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
         if point.handlers:
             point(inode, inode, block, op, fs.clock.now_ns())
 
-    fs._on_access = fire  # type: ignore[method-assign]
+    fs.on_access = fire
     return point

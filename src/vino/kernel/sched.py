@@ -17,9 +17,9 @@ One dispatch, in this order (``run`` repeats it):
 
 1. Wake every blocked thread whose wait has ended (earliest wake first, ties in the
    order they blocked); a woken thread joins the back of its group's run queue.
-2. Global level: ``_pick_group(groups)`` chooses among the groups that have runnable
+2. Global level: ``pick_group_policy(groups)`` chooses among the groups that have runnable
    threads, listed in round-robin order; the default returns 0 (round robin).
-3. Group level: ``_pick(group, runnable)`` chooses among the group's runnable
+3. Group level: ``pick_policy(group, runnable)`` chooses among the group's runnable
    threads as ``ThreadInfo`` rows in round-robin order (the ``sched.pick`` candidates,
    see docs/ABI.md); the default returns 0 (round robin). Priority is reported to the
    policy but the default ignores it.
@@ -38,9 +38,11 @@ state stays consistent and ``run`` may be called again.
 When nothing is runnable the clock jumps to the next wake-up (idle time); when no
 thread is runnable or blocked, ``run`` returns.
 
-Policy points, each exactly one method, so a graft point replaces it in one line:
-``Scheduler._pick_group`` (global, root only) and ``Scheduler._pick`` (per process
-group: ``sched.pick``). ``Scheduler.set_priority`` is the accessor behind the
+Policy slots, one per level: public attributes holding plain callables, the built-in
+methods ``_pick_group`` and ``_pick`` until something is plugged in (the kernel's
+``sched.pick`` point goes into ``pick_policy``; a test or benchmark may assign its
+own, and assigning the built-in back restores it): ``pick_group_policy`` (global) and
+``pick_policy`` (per process group). ``Scheduler.set_priority`` is the accessor behind the
 graft-callable ``sched_set_priority``; it returns the old priority, which is its undo.
 Rights are checked by the caller (the graft point), not here.
 
@@ -71,7 +73,7 @@ import heapq
 import itertools
 import math
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, Protocol
@@ -313,8 +315,8 @@ class _GroupState:
 class Scheduler:
     """Two-level round-robin scheduler over process groups, one simulated CPU.
 
-    Not thread-safe: one caller drives ``run``. Not slotted on purpose, so a policy
-    method can be replaced on an instance (tests, and later the graft point).
+    Not thread-safe: one caller drives ``run``. Its policies are the two slots
+    ``pick_group_policy`` and ``pick_policy`` (module doc).
     """
 
     def __init__(
@@ -338,8 +340,11 @@ class Scheduler:
         self.busy_ns = 0
         self.idle_ns = 0
         self._cpu_seen: dict[int, int] = {}
+        # The policy slots (module doc): the built-in round robin until plugged in.
+        self.pick_group_policy: Callable[[list[ProcessGroup]], int] = self._pick_group
+        self.pick_policy: Callable[[ProcessGroup, list[ThreadInfo]], int] = self._pick
 
-    # ---- policy: exactly one method per level; a graft point replaces the body ----
+    # ---- the built-in policies (the slots' defaults) ------------------------------------
 
     def _pick_group(self, groups: list[ProcessGroup]) -> int:
         """Global policy: index into ``groups`` (those with runnable threads, in
@@ -468,10 +473,10 @@ class Scheduler:
         return made
 
     def _dispatch(self, groups: list[ProcessGroup], now: int) -> None:
-        group = groups[validate_pick(self._pick_group(groups), len(groups))]
+        group = groups[validate_pick(self.pick_group_policy(groups), len(groups))]
         gs = self._groups[group]
         rows = self.runnable(group)
-        t = gs.runq[rows[validate_pick(self._pick(group, rows), len(rows))].tid]
+        t = gs.runq[rows[validate_pick(self.pick_policy(group, rows), len(rows))].tid]
         # Validated; state changes from here on.
         if t.woke_at_ns is not None:
             t.latencies_ns.append(now - t.woke_at_ns)
