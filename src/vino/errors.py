@@ -25,7 +25,18 @@ class AbortReason(StrEnum):
 
 
 class VinoError(Exception):
-    """Root of every error vino raises."""
+    """Root of every error vino raises.
+
+    ``abort_reason``: the reason a graft's transaction is aborted with when this
+    error stops it, blaming the graft; ``None``: raised inside a graft's call, it is
+    the host's own fault (``host_error``: the graft is kept, the error reaches the
+    caller). ``abort_detail()`` is the text the abort is recorded with.
+    """
+
+    abort_reason: AbortReason | None = None
+
+    def abort_detail(self) -> str:
+        return str(self)
 
 
 class GraftRejected(VinoError):
@@ -53,10 +64,13 @@ class GraftAborted(VinoError):
     """
 
     def __init__(self, reason: AbortReason, detail: str, graft: str = "?") -> None:
-        self.reason = reason
+        self.reason = self.abort_reason = reason
         self.detail = detail
         self.graft = graft
         super().__init__(f"graft {graft!r} aborted ({reason.value}): {detail}")
+
+    def abort_detail(self) -> str:
+        return self.detail
 
 
 class CallRefused(VinoError):
@@ -70,6 +84,8 @@ class CallRefused(VinoError):
     (``resource``) and removed per policy. Graft points catch this internally.
     """
 
+    abort_reason = AbortReason.RESOURCE
+
 
 class InvalidResult(VinoError):
     """Raised by a point's validator: the graft's answer is not acceptable.
@@ -77,9 +93,13 @@ class InvalidResult(VinoError):
     The transaction aborts with ``invalid_result`` and the default runs.
     """
 
+    abort_reason = AbortReason.INVALID_RESULT
+
 
 class QuotaExceeded(VinoError):
     """A principal went over one of its quotas; aborts with ``resource``."""
+
+    abort_reason = AbortReason.RESOURCE
 
 
 class Forbidden(VinoError):
@@ -88,6 +108,8 @@ class Forbidden(VinoError):
     Inside a graft this aborts with ``forbidden_call``. At install time it is
     turned into ``GraftRejected``.
     """
+
+    abort_reason = AbortReason.FORBIDDEN_CALL
 
 
 class BadArgument(Forbidden):
@@ -126,6 +148,8 @@ class LockTimeout(VinoError):
     too long is aborted with ``lock_timeout``.
     """
 
+    abort_reason = AbortReason.LOCK_TIMEOUT
+
 
 class WildPointer(VinoError):
     """A graft handed a graft-callable a pointer or length outside its own memory.
@@ -134,14 +158,32 @@ class WildPointer(VinoError):
     made the access itself.
     """
 
+    abort_reason = AbortReason.TRAP
+
+    def abort_detail(self) -> str:
+        return f"wild pointer passed to a graft-callable: {self}"
+
+
+class TimedOut(VinoError, TimeoutError):
+    """A graft ran past its per-call CPU budget (or, while the host held a shared
+    lock, its wall-time allowance) and was stopped there; aborts with ``timeout``.
+
+    Raised inside the graft's call only: the point's default answered.
+    """
+
+    abort_reason = AbortReason.TIMEOUT
+
 
 class Doomed(VinoError):
     """Raised inside a transaction that another thread has marked for abort."""
 
     def __init__(self, reason: AbortReason, detail: str) -> None:
-        self.reason = reason
+        self.reason = self.abort_reason = reason
         self.detail = detail
         super().__init__(f"{reason.value}: {detail}")
+
+    def abort_detail(self) -> str:
+        return self.detail
 
 
 class TransactionError(VinoError):

@@ -57,7 +57,8 @@ from vino.graft import (
     Transaction,
     graft_callable,
 )
-from vino.graft.loader import COMMON_CALLABLES, DEFAULT_CALLABLE, Source
+from vino.graft.hostapi import COMMON_CALLABLES, DEFAULT_CALLABLE
+from vino.graft.loader import Source
 from vino.graft.point import U32
 from vino.graft.txn import thread_state
 from vino.testing.world import (

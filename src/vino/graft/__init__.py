@@ -24,8 +24,10 @@ from vino.errors import (
     NoSuchGraft,
     QuotaExceeded,
 )
+from vino.graft.aborts import AbortRecord
 from vino.graft.accounting import Principal, Quota, Usage
 from vino.graft.fastcall import I32, I64
+from vino.graft.invoke import Graft
 from vino.graft.locks import HostLock, LockManager
 from vino.graft.point import (
     GLOBAL,
@@ -37,7 +39,8 @@ from vino.graft.point import (
     graft_callable,
     owner_or_privileged,
 )
-from vino.graft.registry import AbortRecord, Graft, Registry, Stats
+from vino.graft.registry import Registry
+from vino.graft.stats import Stats
 from vino.graft.txn import Transaction, begin, current, transaction
 
 __all__ = [

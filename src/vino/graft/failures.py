@@ -31,7 +31,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from vino.graft.registry import AbortRecord, Graft, Registry
+    from vino.graft.aborts import AbortRecord
+    from vino.graft.invoke import Graft
+    from vino.graft.registry import Registry
 
 log: Final = logging.getLogger("vino")
 log.addHandler(logging.NullHandler())

@@ -14,14 +14,18 @@ Contract:
 - Host functions are defined on a ``Linker`` with ``define_host``; the Python
   callable receives plain ints and returns an int (or ``None`` for no result).
   A Python exception inside it stops the guest (wasmtime 50 reports it as an
-  error, ``ERROR``, rather than a trap); the exception object is kept in
-  ``HOST_FAULT`` (per thread) for the caller to re-raise or classify.
+  error, ``ERROR``, rather than a trap); the exception object is handed to the
+  definer's ``on_fault`` (vino's keeps it on the calling graft's transaction,
+  ``txn.keep_fault``) for the caller to re-raise or classify.
 - Pooling: ``use_pooling(config, ...)`` switches an engine configuration to
   wasmtime's pooling instance allocator (not exposed by the public ``Config``).
 - Epoch deadlines: ``install_epoch_callback(store, decide)``; ``decide()`` runs
   on the Wasm thread at each epoch tick past the deadline and returns ``True``
   to keep running (the deadline is pushed one tick on) or ``False`` to stop the
-  guest at once.
+  guest at once (an exception in ``decide`` goes to ``on_fault`` and stops it).
+- Inlining callers (the protected call's hot path) use the public C entry points
+  ``set_deadline(ctx, ticks)`` and ``memory_data_size(ctx, memory)`` with the
+  addresses ``RawFunc.call_args()`` and ``MemoryView.size_args()`` give.
 
 ``check_internals()`` asserts every private name and layout this module relies
 on; ``tests/graft/test_fastcall.py`` calls it so a change in the pinned package
@@ -33,7 +37,6 @@ from __future__ import annotations
 import ctypes
 import importlib
 import struct
-import threading
 from collections.abc import Callable, Sequence
 from ctypes import c_size_t, c_uint8, c_uint64, c_void_p
 from typing import Any, Final
@@ -68,14 +71,7 @@ _RAW_SIZE: Final = 16  # sizeof(wasmtime_val_raw_t)
 _MAX_VALS: Final = 8
 
 
-class _Fault(threading.local):
-    """The Python exception raised by a host function, per thread."""
-
-    exc: BaseException | None = None
-
-
-HOST_FAULT: Final = _Fault()
-
+OnFault = Callable[[BaseException], None]  # gets what a host function or callback raised
 
 # C functions used here, with the arity this module calls them with.
 _USED: Final = {
@@ -191,10 +187,15 @@ def trap_message(trap: int) -> str:
     return _text(raw.wasm_trap_message, trap, raw.wasm_trap_t)
 
 
-_set_deadline = _cfn("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64,
-                     blocking=False)
+# Public for callers that inline them: ``set_deadline(ctx, ticks)`` moves a store's epoch
+# deadline ``ticks`` ticks past the engine's epoch; ``memory_data_size(ctx, memory)`` is a
+# linear memory's size in bytes. Arguments: the addresses from ``RawFunc.call_args()[0]``
+# and ``MemoryView.size_args()``.
+set_deadline: Final = _cfn("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64,
+                           blocking=False)
 _memory_data = _cfn("wasmtime_memory_data", c_void_p, c_void_p, c_void_p, blocking=False)
-_memory_size = _cfn("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, blocking=False)
+memory_data_size: Final = _cfn("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p,
+                               blocking=False)
 
 
 class RawFunc:
@@ -320,7 +321,7 @@ class RawFunc:
 
 
 def set_epoch_deadline(store: wasmtime.Store, ticks: int) -> None:
-    _set_deadline(_address(store._context()), ticks)
+    set_deadline(_address(store._context()), ticks)
 
 
 # --------------------------------------------------------------------------- memory
@@ -345,17 +346,17 @@ class MemoryView:
         self.refresh()
 
     def size_args(self) -> tuple[int, int]:
-        """The arguments of ``_memory_size`` for callers that inline it."""
+        """The arguments of ``memory_data_size`` for callers that inline it."""
         return (self._ctx, self._memp)
 
     def current_size(self) -> int:
         """The memory's size now, in bytes (one FFI call)."""
-        return int(_memory_size(self._ctx, self._memp))
+        return int(memory_data_size(self._ctx, self._memp))
 
     def refresh(self) -> int:
         """Re-read base and size; return the size in bytes."""
         self.base = _memory_data(self._ctx, self._memp) or 0
-        self.size = int(_memory_size(self._ctx, self._memp))
+        self.size = int(memory_data_size(self._ctx, self._memp))
         return self.size
 
     def check(self, offset: int, length: int) -> None:
@@ -401,13 +402,13 @@ def _arg_struct(params: Sequence[str]) -> struct.Struct:
     return struct.Struct(fmt + lanes[-1])
 
 
-def _make_trampoline(fn: HostFn, params: Sequence[str], has_result: bool) -> Any:
+def _make_trampoline(fn: HostFn, params: Sequence[str], has_result: bool,
+                     on_fault: OnFault) -> Any:
     """The C callback for one host function (unchecked calling convention).
 
     Arguments arrive in ``vals[0..nparams)``; the result goes to ``vals[0]``
     (the i64 lane also carries an i32 result: the guest reads the low half).
     """
-    fault = HOST_FAULT
     string_at = ctypes.string_at
     result_slot = ctypes.c_int64.from_address
     new_trap = _new_trap
@@ -421,7 +422,7 @@ def _make_trampoline(fn: HostFn, params: Sequence[str], has_result: bool) -> Any
                     result_slot(vals).value = r  # type: ignore[assignment]
                 return 0
             except BaseException as exc:  # every host-side exception stops the guest here
-                fault.exc = exc
+                on_fault(exc)
                 return int(new_trap(msg, _TRAP_LEN) or 0)
         return _HostCb(trampoline)
 
@@ -435,20 +436,22 @@ def _make_trampoline(fn: HostFn, params: Sequence[str], has_result: bool) -> Any
                 result_slot(vals).value = r  # type: ignore[assignment]
             return 0
         except BaseException as exc:
-            fault.exc = exc
+            on_fault(exc)
             return int(new_trap(msg, _TRAP_LEN) or 0)
     return _HostCb(trampoline_args)
 
 
 def define_host(linker: wasmtime.Linker, module: str, name: str, params: Sequence[str],
-                results: Sequence[str], fn: HostFn, keepalive: list[Any]) -> None:
+                results: Sequence[str], fn: HostFn, keepalive: list[Any],
+                on_fault: OnFault) -> None:
     """Define ``module.name`` on ``linker`` as a fast host function.
 
     ``keepalive`` must outlive the linker and every instance made from it: it
-    holds the C callback and the function type.
+    holds the C callback and the function type. ``on_fault(exc)`` receives what
+    ``fn`` raised (on the guest's thread) before the guest is stopped.
     """
     ty = wasmtime.FuncType([_VALTYPES[p]() for p in params], [_VALTYPES[r]() for r in results])
-    cb = _make_trampoline(fn, params, bool(results))
+    cb = _make_trampoline(fn, params, bool(results), on_fault)
     keepalive.extend((cb, ty))
     m = module.encode()
     n = name.encode()
@@ -476,11 +479,12 @@ _UPDATE_CONTINUE: Final = 0
 
 
 def install_epoch_callback(store: wasmtime.Store, decide: Callable[[], bool],
-                           keepalive: list[Any]) -> None:
+                           keepalive: list[Any], on_fault: OnFault) -> None:
     """At each epoch tick past the store's deadline, ``decide()`` says go on or stop.
 
     Going on pushes the deadline one tick further, so a running guest costs one
-    callback per tick; stopping makes the guest's call return ``ERROR``.
+    callback per tick; stopping makes the guest's call return ``ERROR``. If
+    ``decide`` raises, ``on_fault(exc)`` gets the exception and the guest stops.
     """
     stop = ctypes.addressof(_STOP_MSG)
 
@@ -488,7 +492,7 @@ def install_epoch_callback(store: wasmtime.Store, decide: Callable[[], bool],
         try:
             go_on = decide()
         except BaseException as exc:
-            HOST_FAULT.exc = exc
+            on_fault(exc)
             go_on = False
         if go_on:
             c_uint64.from_address(delta).value = 1

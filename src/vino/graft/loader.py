@@ -58,7 +58,8 @@ import wasmtime
 from vino import limits
 from vino.errors import GraftRejected
 from vino.graft import traps, wasmscan
-from vino.graft.fastcall import I32, I64
+from vino.graft.fastcall import I32
+from vino.graft.hostapi import callables_of
 from vino.graft.sandbox import feature_of
 from vino.graft.wasmscan import read_leb
 
@@ -68,18 +69,6 @@ if TYPE_CHECKING:
     from vino.graft.sandbox import Sandbox
 
 Source = bytes | bytearray | str | Path
-
-COMMON_CALLABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "now": ((), (I64,)),
-    "log": ((I32, I32), ()),
-    "lock": ((I32,), (I32,)),
-    "kalloc": ((I32,), (I32,)),
-    "kfree": ((I32,), ()),
-    "kread": ((I32, I32, I32, I32), (I32,)),
-    "kwrite": ((I32, I32, I32, I32), (I32,)),
-}
-DEFAULT_CALLABLE: tuple[tuple[str, ...], tuple[str, ...]] = ((), (I32,))
-
 
 @dataclass(slots=True, frozen=True)
 class Checked:
@@ -94,16 +83,6 @@ class Checked:
     may_grow: bool  # False: no memory.grow in its code (see wasmscan)
     table_elements: int  # what its table may grow to (0: no table); charged at install
     static: _Static  # what checks 4-8 concluded, for ``keep``
-
-
-def callables_of(point: Point) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-    """Every import name a graft of ``point`` may use, with its Wasm type."""
-    allowed = dict(COMMON_CALLABLES)
-    if point.kind == "function":
-        allowed["default"] = DEFAULT_CALLABLE
-    for c in point.callables:
-        allowed[c.name] = (c.params, c.results)
-    return allowed
 
 
 def read_source(source: Source) -> tuple[bytes, str]:

@@ -43,9 +43,10 @@ from vino.graft.fastcall import I32, I64
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
+    from vino.graft.invoke import Graft
     from vino.graft.layout import Layout
     from vino.graft.locks import HostLock
-    from vino.graft.registry import Graft, Registry
+    from vino.graft.registry import Registry
     from vino.graft.txn import Transaction
 
 R = TypeVar("R")
@@ -146,7 +147,7 @@ def any_principal(principal: Principal, target: object) -> bool:
 LockResolver = Callable[["Transaction", int], "HostLock | None"]
 
 # What a point does with a host fault (the host's own exception during a graft's call),
-# after aborting the transaction and keeping the graft (registry.py):
+# after aborting the transaction and keeping the graft (invoke.py):
 HOST_FAULTS_RAISE: Final = "raise"  # re-raise it to the caller (the default)
 HOST_FAULTS_DEFAULT: Final = "default"  # log it with its traceback; the default answers
 

@@ -53,10 +53,10 @@ from typing import Any, Final
 import wasmtime
 
 from vino import limits
-from vino.errors import QuotaExceeded
+from vino.errors import QuotaExceeded, TimedOut
 from vino.graft import fastcall, stack
 from vino.graft.ticker import Ticker, make_ticker
-from vino.graft.txn import thread_state
+from vino.graft.txn import keep_fault, thread_state
 
 
 class _GcTime(threading.local):
@@ -102,7 +102,7 @@ def _decide() -> bool:
     if txn.doomed() is not None:
         return False
     if txn.wall_deadline_ns and time.perf_counter_ns() > txn.wall_deadline_ns:
-        txn.fault = TimeoutError(
+        txn.fault = TimedOut(
             f"ran past its principal's wall-time allowance of {limits.HOLD_GRAFT_WALL_S * 1e3:.0f}"
             f" ms while the host held a shared lock")
         return False
@@ -112,7 +112,7 @@ def _decide() -> bool:
             txn.cpu_call_ns = txn.start_ns
             txn.cpu_start_ns = cpu
         elif cpu - txn.cpu_start_ns > txn.budget_ns:
-            txn.fault = TimeoutError(f"ran past its CPU budget of {txn.budget_ns / 1e6:.1f} ms")
+            txn.fault = TimedOut(f"ran past its CPU budget of {txn.budget_ns / 1e6:.1f} ms")
             return False
     return True
 
@@ -369,7 +369,7 @@ class Instance:
         self.store = wasmtime.Store(sandbox.engine)
         self.store.set_limits(memory_size=memory_limit, table_elements=table_elements,
                               instances=1, tables=1, memories=1)
-        fastcall.install_epoch_callback(self.store, _decide, self._keep)
+        fastcall.install_epoch_callback(self.store, _decide, self._keep, keep_fault)
         fastcall.set_epoch_deadline(self.store, 1)
         self.instance = pre.instantiate(self.store)
         self.exports = self.instance.exports(self.store)

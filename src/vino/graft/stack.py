@@ -19,7 +19,7 @@ real stack the process dies of SIGSEGV. Two rules close this:
 2. Graft invocations nest at most ``MAX_GRAFT_NESTING`` deep per thread
    (``Graft.invoke`` counts the graft transactions above it).
 
-Blame (``Graft._refuse``): a call refused at the top level is the host's doing
+Blame (``aborts.no_stack``): a call refused at the top level is the host's doing
 (its thread's stack is too small): the default answers, the graft is kept. A
 call refused inside another graft's call is that enclosing graft's doing: it
 is doomed (``resource``) and removed per policy; the inner graft is kept.

@@ -375,6 +375,21 @@ class Transaction:
                 p.release("undo_entries", n)
 
 
+def keep_fault(exc: BaseException) -> None:
+    """Keep ``exc``, raised by host code under a guest call, on the calling graft's
+    transaction (``fault``), for the protected call to classify once the guest stopped.
+
+    The caller's is the thread's innermost graft transaction: a nested graft call
+    under that host code has ended (committed or aborted) before its exception got
+    here. The first fault of a call is kept; outside any graft call it is dropped.
+    """
+    t = _LOCAL.ts.txn
+    while t is not None and t.graft is None:
+        t = t.parent
+    if t is not None and t.fault is None:
+        t.fault = exc
+
+
 def begin(graft: Any = None) -> Transaction:
     """Start a transaction (a child of the current one, if any) and make it current."""
     ts = _LOCAL.ts

@@ -1,0 +1,655 @@
+"""The protected call: one installed graft (``Graft``) and its invocations.
+
+A ``Graft`` is made by ``Registry.install`` (one module instance bound to a point,
+target and principal) and called by its point: ``FunctionPoint.__call__`` calls
+``invoke``, ``EventPoint.__call__`` calls ``invoke_event``; the installer calls
+``send``. Each runs the graft in a transaction, in order:
+  1. begin a transaction (a child of the thread's current one, if any);
+  2. copy the inputs into the graft's buffer (``point.encode``);
+  3. call the entry through the fast path (its store's epoch deadline renewed
+     to the next tick, at most once per tick); the epoch callback stops it if it
+     runs past its budget or is doomed by a lock waiter;
+  4. account memory growth and CPU time against the principal;
+  5. read and validate the output (``point.decode``);
+  6. commit -- or, on any failure, abort (``aborts.py``): undo in reverse order,
+     release locks, free what the transaction allocated; record the reason; remove
+     the graft once it has failed ``remove_after`` times; return the default's answer.
+The operation that invoked the graft always completes.
+
+``invoke`` is the hot path: it inlines ``_begin``, the raw call, ``_finish`` and the
+commit's common case. ``invoke_plain`` is the same call through ``_begin`` and
+``Transaction.commit``: the reference ``invoke`` must stay equivalent to
+(``tests/graft/test_invoke_equivalence.py`` runs both on the same inputs).
+
+Host faults are not graft faults: an exception raised by the host's own code
+during the call -- ``encode``, ``decode`` (anything but ``InvalidResult``), the
+default run through the ``default`` graft-callable, or a graft-callable's own bug
+(an exception whose ``abort_reason`` is None, see ``vino.errors``) -- aborts the
+transaction, is recorded as ``host_error`` without counting against the graft,
+and is re-raised to the caller with a note saying where vino met it -- or, on a
+point declared with ``host_faults="default"``, logged and answered by the default.
+Host code under the guest hands its exception to the transaction (``txn.fault``,
+``txn.keep_fault``), never to a global.
+
+Invariant: a graft's store is used by one thread at a time (``Graft._mutex``);
+a thread re-entering a graft it is already running gets the default.
+Invariant: a graft's code runs in exactly one ``Context`` at a time
+(``hostapi.context_of``); ``default()`` runs the policy only during an entry
+invocation, on that invocation's inputs.
+Invariant: a removed graft is in no dispatch table, holds no charges and no
+wasmtime object (``_free``).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from vino import limits
+from vino.errors import (
+    AbortReason,
+    Forbidden,
+    GraftAborted,
+    InvalidResult,
+    MessageRefused,
+    NoSuchGraft,
+    QuotaExceeded,
+)
+from vino.graft import aborts, failures, fastcall, hosting
+from vino.graft.aborts import AbortRecord, is_host_fault
+from vino.graft.fastcall import I32, memory_data_size, set_deadline
+from vino.graft.point import HOST_FAULTS_DEFAULT, Context, FunctionPoint, Point
+from vino.graft.ratelimit import Allowance
+from vino.graft.sandbox import Instance
+from vino.graft.stats import SAMPLE_MASK, Stats
+from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, Transaction
+
+if TYPE_CHECKING:
+    from vino.graft.accounting import Principal
+    from vino.graft.hold import Hold
+    from vino.graft.loader import Checked
+    from vino.graft.registry import Registry
+
+_perf_ns = time.perf_counter_ns
+
+LIVE: Final = "live"
+REMOVED: Final = "removed"
+
+# Where a function-point call is, for telling host faults from graft faults.
+_ENCODE: Final = "encode"
+_GUEST: Final = "graft-callable"
+_DECODE: Final = "decode"
+
+
+class Graft:
+    """One installed graft: a module instance bound to a point, target and principal."""
+
+    def __init__(self, registry: Registry, point: Point, checked: Checked,
+                 principal: Principal, target: Any, remove_after: int) -> None:
+        self.registry = registry
+        self.point = point
+        self.name = checked.name
+        self.digest = checked.digest
+        self.principal = principal
+        self.target = target
+        self.remove_after = remove_after
+        self.state = LIVE
+        self.failures = 0
+        self.aborts: collections.deque[AbortRecord] = collections.deque(
+            maxlen=limits.ABORTS_KEPT)
+        self.removal: AbortRecord | None = None  # why it was removed, if it was
+        # Invariant: events not yet emitted (failures.Observers); appended under the
+        # graft's store lock, emitted by whoever releases it (``_flush``).
+        self._events: list[tuple[str, AbortRecord | None, BaseException | None]] = []
+        self.stats = Stats()
+        self.logs: collections.deque[bytes] = collections.deque(maxlen=limits.LOG_LINES_KEPT)
+        self.logs_dropped = 0
+        self._log_calls = 0  # lines logged by the call that started at _log_call_ns
+        self._log_call_ns = 0
+        # Invariant: handles holds exactly the live kalloc blocks; their bytes and count are
+        # charged to principal (kalloc_bytes, handles) until freed or the graft is removed.
+        self.handles: dict[int, bytearray] = {}
+        self._next_handle = 1
+        self.mem_charged = 0  # bytes of linear memory charged to principal
+        self._memory_over = False  # went over its quota: removed at once (see _account_memory)
+        self._mutex = threading.Lock()
+        # Invariant: _args holds the inputs of the entry invocation in progress and is None
+        # outside one (a finished call's inputs are not kept: not for default(), not alive).
+        self._args: tuple[Any, ...] | None = None
+        self.context: Context | None = None  # the other contexts' marker (see context_of)
+        self._txn = Transaction(None, self)
+        self._txn.state = COMMITTED
+        self._cpu_total_ns = int(principal.quota.cpu_total_s * 1e9)
+        self._undo_quota = principal.quota.undo_entries
+        self._usage = principal.usage
+        # Invariant: during a call, the allowance of the principal it is hosted for (who
+        # pays, hosting.py), or None for its own principal's call (set by _pay).
+        self._allowance: Allowance | None = None
+        self._share = registry.shares.of(principal)  # of others' waits (hold.py)
+        budget = point.budget_s if point.budget_s is not None else principal.quota.cpu_call_s
+        self.budget_ns = int(budget * 1e9)
+        self.pre = pre = registry._instance_pre(point, checked)
+        # A module that can grow its memory may grow one page past the quota, so that going
+        # over is seen (and aborts) rather than silently refused; one that cannot grow is
+        # held to its initial memory, so a memory.grow the scanner missed just fails.
+        self.may_grow = checked.may_grow
+        hard_cap = (min(principal.quota.memory_bytes, limits.MAX_MEMORY_PAGES * limits.WASM_PAGE)
+                    + limits.WASM_PAGE if checked.may_grow else checked.memory_min_bytes)
+        # A share of the host (graft count, pool slots) first: QuotaExceeded takes nothing.
+        registry.sandbox.admit(principal)
+        self._admitted = True  # Invariant: holds one instance admitted by the sandbox
+        try:
+            self.instance: Instance | None = registry.sandbox.instantiate(
+                pre, hard_cap, checked.table_elements)
+        except BaseException:
+            self._let_go()
+            raise
+        # Host memory its table may hold, charged (memory_bytes) from install to removal.
+        self.table_bytes = checked.table_elements * limits.TABLE_ELEMENT_BYTES
+        self.table_charged = 0
+        self.memory = self.instance.memory
+        self.entry = self.instance.func(point.entry, point.params, (point.result,))
+        self._call0 = self.entry.call_args()  # the raw call's arguments, resolved once
+        self._rawcall = self.entry.call_fn()  # through the native stack guard (stack.py)
+        self._result = self.entry.results()
+        self._msize = self.memory.size_args()
+        self._trap_slot = self.entry.trap_slot()
+        self._ctx = self._call0[0]
+        self._ticks = registry.sandbox.ticker.counter
+        self._deadline_tick = -1  # ticker's count when the store's deadline was last renewed
+        self._message = (self.instance.func("vino_message", (I32,), (I32,))
+                         if checked.has_message else None)
+        self.buffer_offset = 0
+        self.buffer = memoryview(b"")
+
+    def __repr__(self) -> str:
+        return (f"Graft({self.name!r}, point={self.point.name!r}, target={self.target!r}, "
+                f"state={self.state})")
+
+    @property
+    def live(self) -> bool:
+        """False once removed (it is then in no dispatch table)."""
+        return self.state is LIVE
+
+    # ---- the protected call ----------------------------------------------------------
+    def _begin(self) -> Transaction:
+        """Start this graft's transaction (the one reusable object) as a child of the current."""
+        txn = self._txn
+        ts = _LOCAL.ts
+        txn.reset(ts)
+        txn.undo_room = self._undo_quota - self._usage.undo_entries
+        txn.budget_ns = self.budget_ns
+        txn.start_ns = time.perf_counter_ns()
+        hold = ts.hold
+        txn.wall_deadline_ns = hold.deadline_ns(self.principal, txn.start_ns) if hold else 0
+        return txn
+
+    def _renew_deadline(self) -> None:
+        """Move the store's epoch deadline to the next tick before a call.
+
+        Between calls the epoch moves on, so a store called again after a tick
+        or more would start by running the epoch callback (Python, needing the
+        GIL) just to push its deadline. Renewing it here, at most once per
+        tick, is the same rule the callback applies -- a running graft still
+        meets the callback at every tick -- for one cheap FFI call.
+        """
+        self._deadline_tick = self._ticks.value
+        set_deadline(self._ctx, 1)
+
+    def busy(self) -> bool:
+        """True while some thread is running this graft."""
+        return self._mutex.locked()
+
+    def _enter(self) -> bool:
+        """Take the graft's store for this thread; False: use the default instead."""
+        if self._mutex.acquire(False):
+            return True
+        t = _LOCAL.ts.txn
+        while t is not None:
+            if t is self._txn:
+                return False  # re-entry from one of its own graft-callables
+            t = t.parent
+        return self._mutex.acquire(True, self.budget_ns / 1e9 + self.registry.locks.timeout_s)
+
+    def _account_memory(self) -> None:
+        size = self.memory.current_size()
+        if size == self.mem_charged:
+            return
+        delta = size - self.mem_charged
+        self.memory.refresh()
+        try:
+            self.principal.charge("memory_bytes", delta)
+        except QuotaExceeded:
+            # The pages exist whatever happens next: keep usage truthful, then abort.
+            with self.principal._mutex:
+                self.principal.usage.memory_bytes += delta
+            self.mem_charged = size
+            self._memory_over = True  # memory never shrinks: it could not commit again
+            raise
+        self.mem_charged = size
+
+    def _finish(self, txn: Transaction, t1: int, t2: int) -> None:
+        """Checks after a clean return, then commit (raises to abort instead)."""
+        if txn.doom_reason is not None or (txn.parent is not None and txn.doomed()):
+            txn.check()
+        self._charge_cpu(txn.ts, t2 - t1)
+        txn.commit()
+
+    def _pay(self, acting: Principal | None, parent: Transaction | None) -> bool:
+        """Say who pays for the call starting (hosting.py): its principal, or another's
+        allowance; False (counted in ``Stats.unpaid``) if that allowance is spent."""
+        if acting is None and parent is not None:
+            acting = hosting.caller(parent)
+        if acting is None or acting is self.principal:
+            self._allowance = None
+            return True
+        allowance = self._allowance = self.registry.hosting.allowance(acting, self.principal)
+        if allowance.open():
+            return True
+        self.stats.unpaid += 1
+        return False
+
+    def _may_hold(self, hold: Hold) -> bool:
+        """False (counted in ``Stats.throttled``) if an own call may not start under
+        ``hold``: its principal's share of others' waits is spent (hold.py)."""
+        if self._allowance is not None or self._share.open():
+            return True
+        self.stats.throttled += 1
+        return False
+
+    def _spend_hold(self, hold: Hold, ns: int) -> None:
+        """A call under ``hold`` took ``ns`` of wall time: its principal's, for this hold,
+        and of its share while others wait (hosted calls: their payer's, hosting.py)."""
+        hold.spend(self.principal, ns)
+        if self._allowance is None and hold.contended():
+            self._share.spend(ns)
+
+    def _charge_cpu(self, ts: Any, ns: int) -> None:
+        """One call's CPU: its principal's, or hosted (hosting.py)."""
+        allowance = self._allowance
+        if allowance is not None:
+            self.stats.hosted_ns += ns
+            allowance.spend(ns)
+            return
+        usage = self._usage
+        usage.cpu_ns += ns
+        if usage.cpu_ns > self._cpu_total_ns:
+            raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
+                                f"{self.principal.quota.cpu_total_s} s used up")
+
+    def invoke(self, args: tuple[Any, ...]) -> Any:
+        """Run the function graft on ``args``; on any failure return the default's answer.
+
+        This is the hot path: ``_begin``, the raw call, ``_finish`` and the commit's
+        common case are inlined here, and must stay equivalent to them.
+        """
+        point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
+        if not self._mutex.acquire(False) and not self._enter():
+            self.stats.busy += 1  # the point's busy rule: its default (which may refuse)
+            return point.default(*args)
+        try:
+            if self.state is not LIVE:
+                # Replaced or removed between the point's lookup and here: dispatch again,
+                # so a hot replacement is seen as the new graft, never as the default.
+                return point.redispatch(self, args)
+            ts = _LOCAL.ts
+            parent = ts.txn
+            if parent is not None and aborts.too_deep(self, parent):
+                return point.default(*args)
+            if ts.acting is None and parent is None:
+                self._allowance = None  # its own principal's call (the common case)
+            elif not self._pay(ts.acting, parent):
+                return point.default(*args)  # the payer's allowance is spent
+            if ts.hold is not None and not self._may_hold(ts.hold):
+                return point.default(*args)  # its share of others' waits is spent
+            self._args = args
+            txn = self._txn  # finished: the mutex admits one invocation at a time
+            txn.parent = parent
+            txn.ts = ts
+            txn.state = ACTIVE
+            txn.undo_room = self._undo_quota - self._usage.undo_entries
+            txn.start_ns = 0  # set when the guest is entered; 0: it never was
+            hold = ts.hold
+            txn.wall_deadline_ns = hold.deadline_ns(self.principal, _perf_ns()) if hold else 0
+            ts.txn = txn
+            st = self.stats
+            sample = not st.commits & SAMPLE_MASK  # time the whole call on 1 call in 16
+            if sample:
+                t0 = _perf_ns()
+            stage = _ENCODE
+            try:
+                wasm_args = point.encode(self.buffer, *args)
+                stage = _GUEST
+                entry = self.entry
+                if self._ticks.value != self._deadline_tick:
+                    self._renew_deadline()
+                t1 = txn.start_ns = _perf_ns()
+                if wasm_args:
+                    rc = entry.call(*wasm_args)
+                else:
+                    err = self._rawcall(*self._call0)
+                    rc = entry.outcome(err) if err or self._trap_slot[0] else 0
+                t2 = _perf_ns()
+                if hold is not None:
+                    self._spend_hold(hold, t2 - t1)
+                if rc:
+                    raise aborts.failure(self, rc, txn)
+                if self.may_grow and memory_data_size(*self._msize) != self.mem_charged:
+                    self._account_memory()
+                stage = _DECODE
+                result = point.decode(self.buffer, self._result[0], *args)
+                stage = _GUEST
+                if txn.doom_reason is not None or (parent is not None and parent.doomed()):
+                    txn.check()
+                allowance = self._allowance
+                if allowance is None:
+                    usage = self._usage
+                    usage.cpu_ns += t2 - t1
+                    if usage.cpu_ns > self._cpu_total_ns:
+                        raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
+                                            f"{self.principal.quota.cpu_total_s} s used up")
+                else:
+                    st.hosted_ns += t2 - t1
+                    allowance.spend(t2 - t1)
+                if txn.undo is None and txn.locks is None and txn.deferred is None:
+                    txn.state = COMMITTED
+                    ts.txn = parent
+                else:
+                    txn.commit()
+            except Exception as exc:
+                return self._failed(txn, exc, stage, args)
+            st.commits += 1
+            st.graft_ns += t2 - t1
+            if sample:
+                st.sampled_ns += _perf_ns() - t0
+                st.sampled_graft_ns += t2 - t1
+                st.samples += 1
+            return result
+        finally:
+            self._args = None
+            if self.state is not LIVE and self.instance is not None:
+                self._free()  # removed from inside this call: its store is free now
+            self._mutex.release()
+            if self._events:
+                self._flush()
+
+    def invoke_plain(self, args: tuple[Any, ...]) -> Any:
+        """``invoke`` with nothing inlined: ``_begin``, ``RawFunc.call``, ``_finish``
+        (``Transaction.commit``). The reference ``invoke`` must stay equivalent to; the
+        points call ``invoke``. As there, the call's CPU counts from the guest's entry.
+        """
+        point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
+        if not self._enter():
+            self.stats.busy += 1
+            return point.default(*args)
+        try:
+            if self.state is not LIVE:
+                return point.redispatch(self, args)
+            ts = _LOCAL.ts
+            parent = ts.txn
+            if parent is not None and aborts.too_deep(self, parent):
+                return point.default(*args)
+            if not self._pay(ts.acting, parent):
+                return point.default(*args)
+            if ts.hold is not None and not self._may_hold(ts.hold):
+                return point.default(*args)
+            self._args = args
+            txn = self._begin()
+            txn.start_ns = 0
+            st = self.stats
+            sample = not st.commits & SAMPLE_MASK
+            t0 = _perf_ns()
+            stage = _ENCODE
+            try:
+                wasm_args = point.encode(self.buffer, *args)
+                stage = _GUEST
+                if self._ticks.value != self._deadline_tick:
+                    self._renew_deadline()
+                t1 = txn.start_ns = _perf_ns()
+                rc = self.entry.call(*wasm_args)
+                t2 = _perf_ns()
+                if txn.ts.hold is not None:
+                    self._spend_hold(txn.ts.hold, t2 - t1)
+                if rc:
+                    raise aborts.failure(self, rc, txn)
+                if self.may_grow:
+                    self._account_memory()
+                stage = _DECODE
+                result = point.decode(self.buffer, self.entry.result_i32(), *args)
+                stage = _GUEST
+                self._finish(txn, t1, t2)
+            except Exception as exc:
+                return self._failed(txn, exc, stage, args)
+            st.commits += 1
+            st.graft_ns += t2 - t1
+            if sample:
+                st.sampled_ns += _perf_ns() - t0
+                st.sampled_graft_ns += t2 - t1
+                st.samples += 1
+            return result
+        finally:
+            self._args = None
+            if self.state is not LIVE and self.instance is not None:
+                self._free()
+            self._mutex.release()
+            self._flush()
+
+    def _failed(self, txn: Transaction, exc: Exception, stage: str, args: tuple[Any, ...]
+                ) -> Any:
+        """A function-point call that raised at ``stage``: the host's fault (aborted and
+        re-raised, or the default's answer per the point's ``host_faults``) or the
+        graft's (aborted; the default's answer)."""
+        point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
+        if (stage is _ENCODE or is_host_fault(exc)
+                or (stage is _DECODE and not isinstance(exc, InvalidResult))):
+            aborts.host_fault(self, txn, exc, f"{point.name} {stage}" if stage is not _GUEST
+                              else "graft-callable or default")
+            if point.host_faults == HOST_FAULTS_DEFAULT:
+                return point.default(*args)
+            raise exc
+        aborts.abort(self, txn, exc)
+        return point.default(*args)
+
+    def invoke_event(self, args: tuple[Any, ...]) -> bool:
+        """Run one event handler; True if it committed."""
+        point = self.point
+        if not self._mutex.acquire(False) and not self._enter():
+            self.stats.busy += 1  # an event handler that is busy misses this event
+            return False
+        try:
+            if self.state is not LIVE:
+                return False
+            ts = _LOCAL.ts
+            parent = ts.txn
+            if parent is not None and aborts.too_deep(self, parent):
+                return False
+            if not self._pay(ts.acting, parent):
+                return False  # the payer's allowance is spent: the handler misses it
+            if ts.hold is not None and not self._may_hold(ts.hold):
+                return False  # its share of others' waits is spent: it misses it
+            txn = self._begin()
+            t0 = txn.start_ns
+            self.context = Context.EVENT
+            stage = _ENCODE
+            try:
+                wasm_args = point.encode(self.buffer, *args)
+                stage = _GUEST
+                t1, t2 = self._call_handler(txn, self.entry, wasm_args, "handler")
+            except Exception as exc:
+                if stage is _ENCODE or is_host_fault(exc):
+                    aborts.host_fault(self, txn, exc, f"{point.name} encode" if stage is _ENCODE
+                                     else "graft-callable")
+                    if point.host_faults == HOST_FAULTS_DEFAULT:
+                        return False
+                    raise
+                aborts.abort(self, txn, exc)
+                return False
+            finally:
+                self.context = None
+            st = self.stats
+            st.commits += 1
+            st.graft_ns += t2 - t1
+            st.samples += 1
+            st.sampled_ns += time.perf_counter_ns() - t0
+            st.sampled_graft_ns += t2 - t1
+            return True
+        finally:
+            if self.state is not LIVE and self.instance is not None:
+                self._free()  # removed from inside this call
+            self._mutex.release()
+            self._flush()
+
+    def _call_handler(self, txn: Transaction, func: fastcall.RawFunc, wasm_args: tuple[int, ...],
+                      what: str, refusable: bool = False) -> tuple[int, int]:
+        """Call an event or message handler inside ``txn`` and commit; return (t1, t2).
+
+        A trap, memory over quota, a doom or a negative answer raises instead (the
+        caller aborts). The function-point hot path, ``invoke``, inlines its own.
+        """
+        if self._ticks.value != self._deadline_tick:
+            self._renew_deadline()
+        t1 = time.perf_counter_ns()
+        rc = func.call(*wasm_args) if wasm_args else func.call0()
+        t2 = time.perf_counter_ns()
+        hold = txn.ts.hold
+        if hold is not None:
+            self._spend_hold(hold, t2 - t1)
+        if rc:
+            raise aborts.failure(self, rc, txn, func)
+        self._account_memory()
+        ret = func.result_i32()
+        if ret < 0:
+            if refusable:
+                raise MessageRefused(self.name, ret)
+            raise InvalidResult(f"{what} returned {ret}")
+        self._finish(txn, t1, t2)
+        return t1, t2
+
+    def _flush(self) -> None:
+        """Emit the events queued while the store was held (logs, then hooks)."""
+        while self._events:
+            kind, rec, exc = self._events.pop(0)
+            self.registry.observers.emit(kind, self, rec, exc)
+
+    # ---- messages -----------------------------------------------------------------------
+    def send(self, data: bytes) -> int:
+        """Deliver ``data`` to the graft's ``vino_message`` inside a transaction.
+
+        Returns the graft's (non-negative) answer. Raises ``MessageRefused`` if
+        the graft answered negatively (its transaction undone; the graft stays,
+        not charged a failure); ``ValueError`` (changing nothing) if the graft
+        takes no messages or ``data`` exceeds its buffer; ``NoSuchGraft`` if it
+        was removed; ``GraftAborted`` if the message transaction failed (a trap,
+        a time-out, ...), after the usual failure handling; and the host's own
+        exception if a graft-callable's bug raised (a host fault).
+        """
+        if self._message is None:
+            raise ValueError(f"graft {self.name!r} exports no vino_message")
+        if self.state is not LIVE:
+            raise NoSuchGraft(f"graft {self.name!r} was removed")
+        if len(data) > len(self.buffer):
+            raise ValueError(f"message of {len(data)} bytes exceeds the graft's buffer of "
+                             f"{len(self.buffer)} bytes")
+        if not self._enter():
+            raise GraftAborted(AbortReason.LOCK_TIMEOUT, "graft busy", graft=self.name)
+        try:
+            if self.state is not LIVE:  # removed while we waited for its store
+                raise NoSuchGraft(f"graft {self.name!r} was removed")
+            ts = _LOCAL.ts
+            parent = ts.txn
+            if parent is not None and aborts.too_deep(self, parent):
+                raise GraftAborted(AbortReason.RESOURCE, self.aborts[-1].detail, graft=self.name)
+            if not self._pay(ts.acting, parent):
+                raise GraftAborted(AbortReason.RESOURCE, "not called: the sender's hosting "
+                                   f"allowance for {self.principal.name}'s grafts is spent "
+                                   "(Quota.hosted_cpu_per_s)", graft=self.name)
+            txn = self._begin()
+            self.context = Context.MESSAGE
+            try:
+                self.buffer[: len(data)] = data
+                self._call_handler(txn, self._message, (len(data),), "vino_message",
+                                   refusable=True)
+                ret = self._message.result_i32()
+            except MessageRefused:
+                if txn.state == ACTIVE:
+                    txn.abort()  # refusing is its right: undone, not a failure
+                raise
+            except Exception as exc:
+                if is_host_fault(exc):
+                    aborts.host_fault(self, txn, exc, "graft-callable (message)")
+                    raise
+                rec = aborts.abort(self, txn, exc)
+                raise GraftAborted(rec.reason, rec.detail, graft=self.name) from exc
+            finally:
+                self.context = None
+            self.stats.commits += 1
+            return ret
+        finally:
+            if self.state is not LIVE and self.instance is not None:
+                self._free()  # removed from inside this call
+            self._mutex.release()
+            self._flush()
+
+    # ---- removal ------------------------------------------------------------------------
+    def remove(self, by: Principal | None = None) -> None:
+        """Uninstall: wait for a running call to finish, then free everything it holds.
+
+        From inside the graft's own call (host code under one of its graft-callables
+        removes or replaces it) the graft is unlinked at once -- no new call reaches
+        it -- and freed when that call ends: its store is still running below.
+
+        ``by``: the principal asking. A principal may remove only its own grafts (a
+        privileged one, any); ``None`` is the application itself. Raises
+        ``Forbidden`` (and removes nothing) otherwise. Removing a removed graft
+        does nothing.
+        """
+        if by is not None and by is not self.principal and not by.privileged:
+            raise Forbidden(f"{by.name} may not remove graft {self.name!r} of "
+                            f"{self.principal.name}: a principal removes only its own grafts")
+        if self.state is not LIVE:
+            return
+        if self._txn.state == ACTIVE and self._txn.ts is _LOCAL.ts:
+            self._unlink_removed(None)
+            return
+        with self._mutex:
+            self._retire(None)
+        self._flush()
+
+    def _retire(self, why: AbortRecord | None) -> None:
+        # Called with the graft's store held (or unused) and no guest code of it running.
+        if self.state is LIVE:
+            self._unlink_removed(why)
+        self._free()
+
+    def _unlink_removed(self, why: AbortRecord | None) -> None:
+        self.state = REMOVED
+        self.removal = why
+        self._events.append((failures.REMOVE, why, None))
+        self.registry._unlink(self)
+
+    def _free(self) -> None:
+        """Give back every charge and drop the store (idempotent)."""
+        if self.instance is not None:  # the first time: no call of it is running any more
+            self.registry._retire_stats(self)
+        p = self.principal
+        handles, self.handles = self.handles, {}  # a racing kfree undo sees one or the other
+        if handles:
+            p.release("kalloc_bytes", sum(len(b) for b in handles.values()))
+            p.release("handles", len(handles))
+        if self.mem_charged:
+            p.release("memory_bytes", self.mem_charged)
+            self.mem_charged = 0
+        if self.table_charged:
+            p.release("memory_bytes", self.table_charged)
+            self.table_charged = 0
+        self.instance = None
+        self.buffer = memoryview(b"")
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._admitted:
+            self._admitted = False
+            self.registry.sandbox.let_go(self.principal)
+

@@ -1,0 +1,156 @@
+"""The hot path inlines the transaction's begin and commit: it must not drift from them.
+
+``Graft.invoke`` inlines ``_begin``, the raw call, ``_finish`` and the commit's common
+case; ``Graft.invoke_plain`` is the same call through ``Transaction.reset`` and
+``commit``. Two identical worlds run the same script -- one dispatching every call of
+``test.pick`` through ``invoke``, the other through ``invoke_plain`` (nested calls
+included) -- and must end each step in the same state: answers, host state, usage,
+locks, the grafts' records and counters, and the reused transaction object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from vino.errors import AbortReason
+from vino.graft import Graft, current, transaction
+
+from .graft_world import (
+    IMPORT_BOOM,
+    IMPORT_KALLOC,
+    IMPORT_KFREE,
+    IMPORT_LOCK,
+    IMPORT_PICK_FOR,
+    IMPORT_PUSH,
+    IMPORT_PUT,
+    World,
+    graft,
+    make_world,
+)
+
+PUT_AND_ANSWER = graft(IMPORT_PUT, '''
+  (func (export "pick") (result i32)
+    (drop (call $put (i32.load (i32.const 0)) (i32.const 11)))
+    i32.const 5)''')
+PUT_THEN_TRAP = graft(IMPORT_PUT, '''
+  (func (export "pick") (result i32)
+    (drop (call $put (i32.const 2) (i32.const 22)))
+    unreachable)''')
+NEST_AND_PUSH = graft(f"{IMPORT_PICK_FOR}\n{IMPORT_PUSH}", '''
+  (func (export "pick") (result i32)
+    (drop (call $push (i32.load (i32.const 0))))
+    (call $pick_for (i32.const 1) (i32.load (i32.const 0))))''')
+KALLOC_AND_ANSWER = graft(IMPORT_KALLOC, '''
+  (func (export "pick") (result i32)
+    (drop (call $kalloc (i32.const 64)))
+    i32.const 9)''')
+LOCK_AND_ANSWER = graft(IMPORT_LOCK, '''
+  (func (export "pick") (result i32) (drop (call $lock (i32.const 1))) i32.const 3)''')
+KFREE_FIRST_AND_ANSWER = graft(IMPORT_KFREE, '''
+  (func (export "pick") (result i32) (call $kfree (i32.const 1)) i32.const 8)''')
+HOST_BUG = graft(IMPORT_BOOM, '(func (export "pick") (result i32) (call $boom))')
+REENTER = graft(IMPORT_PICK_FOR, '''
+  (func (export "pick") (result i32) (call $pick_for (i32.const 5) (i32.const 1)))''')
+OUT_OF_RANGE = graft("", '(func (export "pick") (result i32) i32.const 1000)')
+
+GRAFTS = {"t1": PUT_AND_ANSWER, "t2": PUT_THEN_TRAP, "t3": NEST_AND_PUSH,
+          "t4": KALLOC_AND_ANSWER, "t5": REENTER, "t6": HOST_BUG, "t7": OUT_OF_RANGE,
+          "t8": LOCK_AND_ANSWER, "t9": KFREE_FIRST_AND_ANSWER}
+
+
+def _world(plain: bool) -> tuple[World, dict[str, Graft]]:
+    w = make_world(remove_after=3)
+    grafts = {t: w.install(src, target=t, name=t) for t, src in GRAFTS.items()}
+    if plain:
+        for g in grafts.values():
+            setattr(g, "invoke", g.invoke_plain)  # noqa: B010 (the point calls g.invoke)
+    return w, grafts
+
+
+def _state(w: World, grafts: dict[str, Graft]) -> dict[str, Any]:
+    out: dict[str, Any] = {"world": w.snapshot(), "default_calls": w.host.default_calls,
+                           "current": current() is not None}
+    for t, g in grafts.items():
+        txn = g._txn
+        out[t] = {
+            "state": g.state, "failures": g.failures, "handles": len(g.handles),
+            "aborts": [(a.reason, a.detail, a.graft_at_fault, a.host_fault) for a in g.aborts],
+            "stats": (g.stats.commits, dict(g.stats.aborts), g.stats.busy, g.stats.samples),
+            "txn": (txn.state, txn.parent is None, txn.undo, txn.locks, txn.deferred,
+                    txn.doom_reason, txn.fault, txn.undo_room, txn.budget_ns,
+                    txn.wall_deadline_ns, txn.undo_charges),
+        }
+    return out
+
+
+def _call(w: World, target: str, x: int) -> object:
+    try:
+        return w.pick(target, x)
+    except RuntimeError as exc:  # a host fault reaches the caller
+        return f"raised {type(exc).__name__}: {exc}"
+
+
+def _in_host_txn(w: World, steps: Callable[[], list[object]], *, commit: bool,
+                 doom: bool = False) -> list[object]:
+    with transaction() as txn:
+        if doom:
+            txn.doom(AbortReason.LOCK_TIMEOUT, "a waiter wants a lock it holds")
+        out = steps()
+        if not commit:
+            txn.abort()
+    return out
+
+
+SCRIPT: list[tuple[str, Callable[[World], list[object]]]] = [
+    ("commit", lambda w: [_call(w, "t1", 3), _call(w, "t1", 4)]),
+    ("abort", lambda w: [_call(w, "t2", 1)]),
+    ("invalid result", lambda w: [_call(w, "t7", 1)]),
+    ("nested", lambda w: [_call(w, "t3", 6)]),
+    ("re-entered", lambda w: [_call(w, "t5", 1)]),
+    ("host fault", lambda w: [_call(w, "t6", 1)]),
+    ("undo kept by a host transaction that commits",
+     lambda w: _in_host_txn(w, lambda: [_call(w, "t1", 7), _call(w, "t4", 0)], commit=True)),
+    ("undo run by a host transaction that aborts",
+     lambda w: _in_host_txn(w, lambda: [_call(w, "t3", 8), _call(w, "t4", 0)], commit=False)),
+    ("doom of the caller's transaction",
+     lambda w: _in_host_txn(w, lambda: [_call(w, "t1", 9), _call(w, "t3", 2)], commit=False,
+                            doom=True)),
+    ("a lock held to the end of the call", lambda w: [_call(w, "t8", 0)]),
+    ("a lock handed to the host transaction",
+     lambda w: _in_host_txn(w, lambda: [_call(w, "t8", 0), _call(w, "t1", 1)], commit=True)),
+    ("a free deferred to the commit", lambda w: [_call(w, "t4", 0), _call(w, "t9", 0)]),
+    ("abort until removal", lambda w: [_call(w, "t2", 1), _call(w, "t2", 1), _call(w, "t2", 1)]),
+    ("sixteen commits: the sampled call", lambda w: [_call(w, "t1", i) for i in range(16)]),
+]
+
+
+def test_inlined_invoke_and_plain_begin_commit_leave_the_same_state() -> None:
+    fast, fast_grafts = _world(plain=False)
+    plain, plain_grafts = _world(plain=True)
+    try:
+        assert _state(fast, fast_grafts) == _state(plain, plain_grafts)
+        for step, run in SCRIPT:
+            got_fast, got_plain = run(fast), run(plain)
+            assert got_fast == got_plain, step
+            assert _state(fast, fast_grafts) == _state(plain, plain_grafts), step
+    finally:
+        fast.registry.close()
+        plain.registry.close()
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_both_paths_really_ran_the_script(plain: bool) -> None:
+    """Guards the comparison above: each script step changes what it should."""
+    w, grafts = _world(plain)
+    try:
+        assert _call(w, "t1", 3) == 5 and w.host.d == {3: 11}
+        assert _call(w, "t2", 1) == 7 and grafts["t2"].failures == 1  # trapped: the default
+        assert _call(w, "t3", 6) == 5 and w.host.items == [6]  # nested t1 answered
+        assert _call(w, "t6", 1) == "raised RuntimeError: a bug in host code called by the graft"
+        assert _call(w, "t5", 1) == 7  # re-entered itself: the default answered inside
+        assert grafts["t5"].stats.commits == 1 and w.host.default_calls == 2
+    finally:
+        w.registry.close()
