@@ -154,8 +154,8 @@ BROKEN_CALLS = [
     ("xAccess", "probe", apsw.SQLITE_IOERR_ACCESS),
     ("xTruncate", "truncate", apsw.SQLITE_IOERR_TRUNCATE),
     ("xSync", "fsync", apsw.SQLITE_IOERR_FSYNC),
-    ("xRead", "read", apsw.SQLITE_IOERR_READ),
-    ("xWrite", "write", apsw.SQLITE_IOERR_WRITE),
+    ("xRead", "pread", apsw.SQLITE_IOERR_READ),
+    ("xWrite", "pwrite", apsw.SQLITE_IOERR_WRITE),
 ]
 
 
@@ -434,8 +434,8 @@ def test_a_gathered_write_the_kernel_refused_is_kept_and_retried_not_lost(
             f.xWrite(p, at)
             at += len(p)
         assert f.xFileSize() == at  # SQLite sees its writes at once
-        with inj.patch(kernel.fs, "write", "fs.write"):
-            inj.arm("fs.write", 1, persistent=True)
+        with inj.patch(kernel.fs, "pwrite", "fs.pwrite"):
+            inj.arm("fs.pwrite", 1, persistent=True)
             with pytest.raises(apsw.IOError) as err:
                 f.xSync(apsw.SQLITE_SYNC_FULL)
             assert _code(err.value) == apsw.SQLITE_IOERR_FSYNC

@@ -108,11 +108,12 @@ class SharedLock:
     again at once, in a loop, cannot starve a waiter -- each waiter waits for the holds
     ahead of it, each of them bounded."""
 
-    __slots__ = ("_cond", "_count", "_next", "_owner", "_serving", "name")
+    __slots__ = ("_cond", "_count", "_mutex", "_next", "_owner", "_serving", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()  # taken directly: a Condition's __enter__ is Python
+        self._cond = threading.Condition(self._mutex)
         # Invariant: _owner is None exactly when _count == 0; tickets _serving .. _next - 1
         # are the waiters, in arrival order.
         self._owner: int | None = None
@@ -122,7 +123,7 @@ class SharedLock:
 
     def acquire(self, blocking: bool = True) -> bool:
         me = threading.get_ident()
-        with self._cond:
+        with self._mutex:
             if self._owner == me:
                 self._count += 1
             elif self._owner is None and self._serving == self._next:
@@ -154,7 +155,7 @@ class SharedLock:
                 hold.locks.remove(self)
             if hold.depth <= 0:
                 ts.hold = None
-        with self._cond:
+        with self._mutex:
             if self._owner != threading.get_ident():
                 raise RuntimeError(f"release of {self.name!r}, which this thread does not hold")
             self._count -= 1

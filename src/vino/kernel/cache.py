@@ -215,21 +215,15 @@ class Cache(AnonPages):
     def fetch(self, dev: BlockDevice, block: int) -> tuple[bytes, Access]:
         """The bytes of ``block`` of ``dev`` and how they were found."""
         with self._lock:
-            frame = self._files.get((dev, block))
-            if frame is not None:
-                self.stats.hits += 1
-                how = Access.HIT
-                if frame.prefetched:
-                    frame.prefetched = False
-                    self.stats.prefetch_hits += 1
-                    how = Access.PREFETCH_HIT
-            else:
-                dev.check_block(block)
-                self.stats.misses += 1
-                frame = self._load(dev, block)
-                how = Access.MISS
-            self._use(frame)
+            frame, how = self._find(dev, block)
             return bytes(frame.data), how
+
+    def fetch_copy(self, dev: BlockDevice, block: int) -> tuple[bytearray, Access]:
+        """As ``fetch``, the bytes as a new ``bytearray`` the caller may change (one copy,
+        where ``bytearray(fetch(...)[0])`` makes two)."""
+        with self._lock:
+            frame, how = self._find(dev, block)
+            return bytearray(frame.data), how
 
     def read_block(self, dev: BlockDevice, block: int) -> bytes:
         return self.fetch(dev, block)[0]
@@ -241,17 +235,7 @@ class Cache(AnonPages):
             raise InvalidArgument(
                 f"read of {length} bytes at offset {offset} does not fit a {PAGE}-byte block")
         with self._lock:
-            frame = self._files.get((dev, block))
-            if frame is not None:
-                self.stats.hits += 1
-                if frame.prefetched:
-                    frame.prefetched = False
-                    self.stats.prefetch_hits += 1
-            else:
-                dev.check_block(block)
-                self.stats.misses += 1
-                frame = self._load(dev, block)
-            self._use(frame)
+            frame, _ = self._find(dev, block)
             return bytes(frame.data[offset:offset + length])
 
     def write_block(
@@ -377,6 +361,24 @@ class Cache(AnonPages):
             self._tick += 1
             frame.last_use = self._tick
         frame.referenced = True
+
+    def _find(self, dev: BlockDevice, block: int) -> tuple[_Frame, Access]:
+        """The frame holding ``block`` of ``dev`` (loaded on a miss), counted as a use."""
+        frame = self._files.get((dev, block))
+        if frame is not None:
+            self.stats.hits += 1
+            how = Access.HIT
+            if frame.prefetched:
+                frame.prefetched = False
+                self.stats.prefetch_hits += 1
+                how = Access.PREFETCH_HIT
+        else:
+            dev.check_block(block)
+            self.stats.misses += 1
+            frame = self._load(dev, block)
+            how = Access.MISS
+        self._use(frame)
+        return frame, how
 
     def _claim_file(self, frame: _Frame, dev: BlockDevice, block: int) -> None:
         frame.dev = dev

@@ -70,7 +70,10 @@ class FileIO(Directory):
         """Bytes ``start .. start + n`` clipped at the end of file, and the end position.
         With ``of``: a user read (filter, history, access event, read-ahead)."""
         end = min(ino.size, start + n)
-        out = bytearray()
+        if end <= start:
+            return b"", start
+        stats, cache, dev, is_dir = self.stats, self.cache, self.device, ino.is_dir
+        pieces: list[bytes | bytearray] = []
         pos = start
         while pos < end:
             bidx, boff = divmod(pos, BS)
@@ -79,25 +82,26 @@ class FileIO(Directory):
             if blk == 0:
                 plain = bytearray(BS)
                 if of is not None:
-                    self.stats.hole_reads += 1
-            elif ino.is_dir:
+                    stats.hole_reads += 1
+            elif is_dir:
                 plain = bytearray(self.journal.read(blk))
             else:
-                stored, how = self.cache.fetch(self.device, blk)
-                plain = bytearray(stored)
+                plain, how = cache.fetch_copy(dev, blk)
                 if of is not None:
                     self._apply_filter(ino, bidx * BS, plain, FILTER_READ)
                     if how is Access.PREFETCH_HIT:
-                        self.stats.prefetch_hits += 1
+                        stats.prefetch_hits += 1
                         of.prefetch_hits += 1
-            out += plain[boff:boff + take]
+            pieces.append(plain if take == BS else plain[boff:boff + take])
             pos += take
             if of is not None:
-                self.stats.block_reads += 1
+                stats.block_reads += 1
                 self._record(of, ino, bidx, OP_READ)
-                self.stats.readahead_calls += 1
-                self._prefetch(of, self.readahead_policy(of, bidx))
-        return bytes(out), max(pos, start)
+                stats.readahead_calls += 1
+                ahead = self.readahead_policy(of, bidx)
+                if ahead:
+                    self._prefetch(of, ahead)
+        return (bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)), pos
 
     def _write_at(self, ino: Inode, start: int, data: bytes, of: OpenFile | None) -> None:
         n = len(data)

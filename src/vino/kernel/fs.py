@@ -8,6 +8,7 @@ Usage::
     fs.create(alice, "notes", 0o600)
     f = fs.open(alice, "notes", "rw")             # a User or a Process
     fs.write(f, b"..."); fs.seek(f, 0); fs.read(f, 100)
+    fs.pwrite(f, 0, b"..."); fs.pread(f, 0, 100)   # seek + write / read, one operation
     fs.truncate(f, 10); fs.fsync(f); fs.close(f)  # fsync: durable when it returns
     fs.rename(alice, "notes", "notes.old")        # atomic, replaces a file of that name
     fs.sync_dir()                                 # names durable (SQLite's dirSync)
@@ -501,20 +502,33 @@ class FileSystem(Invariants):
         """Up to ``n`` bytes from the position (fewer at end of file); advances the position."""
         behalf = self.hooks.on_behalf
         if behalf is None:
-            return self._read(of, n)
+            return self._read(of, None, n)
         with behalf(of):
-            return self._read(of, n)
+            return self._read(of, None, n)
 
-    def _read(self, of: OpenFile, n: int) -> bytes:
+    def pread(self, of: OpenFile, offset: int, n: int) -> bytes:
+        """``seek(of, offset)`` then ``read(of, n)`` as one operation (SQLite's xRead)."""
+        if offset < 0:
+            raise InvalidArgument(f"seek to {offset}")
+        behalf = self.hooks.on_behalf
+        if behalf is None:
+            return self._read(of, offset, n)
+        with behalf(of):
+            return self._read(of, offset, n)
+
+    def _read(self, of: OpenFile, offset: int | None, n: int) -> bytes:
         if n < 0:
             raise InvalidArgument(f"read of {n} bytes")
         with self._lock:
             self._check_open(of)
+            if offset is not None:
+                of.pos = offset
             if not of.readable:
                 raise AccessDenied(f"{of.name!r} is not open for reading")
             data, of.pos = self._read_at(of.inode, of.pos, n, of)
-            self.stats.reads += 1
-            self.stats.bytes_read += len(data)
+            stats = self.stats
+            stats.reads += 1
+            stats.bytes_read += len(data)
             return data
 
     def write(self, of: OpenFile, data: bytes | bytearray | memoryview) -> int:
@@ -524,13 +538,26 @@ class FileSystem(Invariants):
         """
         behalf = self.hooks.on_behalf
         if behalf is None:
-            return self._write(of, data)
+            return self._write(of, None, data)
         with behalf(of):
-            return self._write(of, data)
+            return self._write(of, None, data)
 
-    def _write(self, of: OpenFile, data: bytes | bytearray | memoryview) -> int:
+    def pwrite(self, of: OpenFile, offset: int, data: bytes | bytearray | memoryview) -> int:
+        """``seek(of, offset)`` then ``write(of, data)`` as one operation (SQLite's xWrite)."""
+        if offset < 0:
+            raise InvalidArgument(f"seek to {offset}")
+        behalf = self.hooks.on_behalf
+        if behalf is None:
+            return self._write(of, offset, data)
+        with behalf(of):
+            return self._write(of, offset, data)
+
+    def _write(self, of: OpenFile, offset: int | None,
+               data: bytes | bytearray | memoryview) -> int:
         with self._lock:
             self._check_open(of)
+            if offset is not None:
+                of.pos = offset
             if not of.writable:
                 raise AccessDenied(f"{of.name!r} is not open for writing")
             data = bytes(data)

@@ -9,6 +9,7 @@ same rules on an unmounted image. The invariants:
   (``_busy`` is the bitmap plus the blocks freed since the last commit);
   no block is reachable twice; every pointer is inside the data area;
 - no block pointer lies at or beyond ``ceil(size / BLOCK_SIZE)`` (sizes consistent);
+- what an inode remembers of its block map (``Inode.bmap``) is what the map says;
 - the directory names each live regular inode exactly once, except unlinked files
   that are still open (orphans), which are freed at their last ``close``;
 - the in-memory inode table, bitmap and directory equal what the journal (the running
@@ -25,6 +26,7 @@ from vino.kernel.inode import (
     DIRENT,
     INODES_PER_BLOCK,
     MAX_FILE_SIZE,
+    NDIRECT,
     ROOT_INUM,
     S_IFDIR,
     S_IFMT,
@@ -58,10 +60,17 @@ class Invariants(FileIO):
                 _check((inum == ROOT_INUM) == ino.is_dir, f"inode {inum}: only the root is a dir")
                 _check(0 <= ino.size <= MAX_FILE_SIZE, f"inode {inum}: size {ino.size}")
                 nb = ceil_div(ino.size, BS)
+                mapped: dict[int, int] = {}
                 for bidx, b, indirect in self._walk(ino):
                     _check(indirect or bidx < nb,
                            f"inode {inum}: block {bidx} mapped beyond size {ino.size}")
                     own(b, inum, "indirect" if indirect else f"block {bidx}")
+                    if not indirect:
+                        mapped[bidx] = b
+                for bidx, b in ino.bmap.items():
+                    _check(bidx >= NDIRECT and mapped.get(bidx, 0) == b,
+                           f"inode {inum}: remembers block {bidx} at {b}, the map says "
+                           f"{mapped.get(bidx, 0)}")
             expected = bytearray(len(self._bitmap))
             for b in [*range(geo.data_start), *owner]:
                 expected[b >> 3] |= 1 << (b & 7)

@@ -126,7 +126,7 @@ class Geometry:
 
 @dataclass(slots=True, eq=False)
 class Inode:
-    """An inode in memory. ``open_count`` and ``orphan`` are not stored on disk."""
+    """An inode in memory. ``open_count``, ``orphan`` and ``bmap`` are not stored on disk."""
 
     inum: int
     mode: int  # S_IF* | permission bits; 0 = free
@@ -136,6 +136,9 @@ class Inode:
     ind: list[int] = field(default_factory=lambda: [0] * NLEVELS)  # single, double, triple
     open_count: int = 0  # OpenFiles on this inode
     orphan: bool = False  # unlinked while open: freed at the last close
+    # Invariant: bmap[b] is the device block (0: a hole) that the block map gives for
+    # file block b >= NDIRECT as of the running transaction (blockmap.py keeps it so).
+    bmap: dict[int, int] = field(default_factory=dict)
 
     @property
     def is_dir(self) -> bool:

@@ -1,7 +1,7 @@
 """An SQLite VFS (apsw) whose files are vino kernel files.
 
 Every byte SQLite reads or writes goes through one vino process's file system
-calls (``fs.open / seek / read / write / unlink``), hence through the kernel's
+calls (``fs.open / pread / pwrite / unlink``), hence through the kernel's
 buffer cache, block device model, read-ahead (``fs.readahead``), filter
 (``fs.filter``) and access event (``fs.access``) -- and through whatever grafts are
 installed there.
@@ -231,8 +231,7 @@ class VinoVFS(apsw.VFS):
         if kf.pending:
             self._flush(kf)
         fs = self.kernel.fs
-        fs.seek(kf.of, offset)
-        data = fs.read(kf.of, amount)
+        data = fs.pread(kf.of, offset, amount)
         if kf.observer is not None and len(data) == PAGE_BYTES and offset % PAGE_BYTES == 0:
             kf.observer.on_page(offset // PAGE_BYTES, data, False)
         return data
@@ -283,15 +282,11 @@ class VinoVFS(apsw.VFS):
         if pend:
             self._flush(kf)
         if not self._room(end, len(raw)):
-            fs = self.kernel.fs
-            fs.seek(kf.of, offset)
-            fs.write(kf.of, raw)
+            self.kernel.fs.pwrite(kf.of, offset, raw)
             return
         if len(raw) >= WRITE_BUFFER_BYTES:
-            fs = self.kernel.fs
             try:
-                fs.seek(kf.of, offset)
-                fs.write(kf.of, raw)
+                self.kernel.fs.pwrite(kf.of, offset, raw)
             except BaseException:
                 self._forget_pooled(kf)
                 raise
@@ -303,9 +298,8 @@ class VinoVFS(apsw.VFS):
 
     def _flush(self, kf: KernelFile) -> None:
         """Give ``kf``'s pending bytes to the kernel."""
-        fs = self.kernel.fs
-        fs.seek(kf.of, kf.pending_at)
-        fs.write(kf.of, kf.pending)  # may raise: then the bytes stay pending (see _buffer)
+        # may raise: then the bytes stay pending (see _buffer)
+        self.kernel.fs.pwrite(kf.of, kf.pending_at, kf.pending)
         self._pending_bytes -= len(kf.pending)
         kf.pending.clear()
         self._pending.discard(kf)
