@@ -33,8 +33,6 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +40,16 @@ from typing import Any, Final
 
 from vino.bench import bench_quota, paper, peers, savings, scale, setups
 from vino.bench.micro import decode_pick, encode_pick
-from vino.bench.timing import Contender, Progress, interleave, plain, ratio, spaced, spread
+from vino.bench.timing import (
+    Contender,
+    Progress,
+    interleave,
+    plain,
+    ratio,
+    spaced,
+    spread,
+    threaded_rate,
+)
 from vino.graft import (
     I32,
     FunctionPoint,
@@ -159,31 +166,17 @@ class Mechanism:
 def throughput(call: Callable[..., Any], targets: Sequence[Any], run_s: float) -> float:
     """Protected calls per second from ``len(targets)`` threads, thread j calling
     ``call(targets[j], 1)`` back to back for ``run_s`` seconds."""
-    n = len(targets)
-    counts = [0] * n
-    start = threading.Barrier(n + 1)
-    stop = threading.Event()
-
-    def work(j: int) -> None:
+    def batch(j: int) -> Callable[[], int]:
         t = targets[j]
-        k = 0
-        start.wait()
-        while not stop.is_set():
+
+        def run() -> int:
             for _ in range(64):
                 call(t, 1)
-            k += 64
-        counts[j] = k
+            return 64
 
-    ths = [threading.Thread(target=work, args=(j,), daemon=True) for j in range(n)]
-    for th in ths:
-        th.start()
-    start.wait()
-    t0 = time.perf_counter()
-    time.sleep(run_s)
-    stop.set()
-    for th in ths:
-        th.join()
-    return sum(counts) / (time.perf_counter() - t0)
+        return run
+
+    return threaded_rate(batch, len(targets), run_s)
 
 
 def thread_scaling(m: Mechanism, settings: Settings,

@@ -56,14 +56,13 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from vino.bench import BENCH_CPU_TOTAL_S
-from vino.bench.timing import Contender, Progress, interleave, ratio, spread
+from vino.bench.timing import Contender, Progress, interleave, ratio, spread, threaded_rate
 from vino.errors import InvalidResult
 from vino.graft import FunctionPoint, Principal, Quota, Registry, any_principal
 from vino.graft.sandbox import Pool, Sandbox
@@ -244,32 +243,24 @@ def _calls(cfg: Config, spread_out: bool) -> Contender:
 def calls_per_second(cfg: Config, threads: int, run_s: float) -> float:
     """Protected calls per second from ``threads`` threads, each on its own grafts."""
     point = cfg.point
-    counts = [0] * threads
-    start = threading.Barrier(threads + 1)
-    stop = threading.Event()
     a, b, c = ARGS
+    mask = SPREAD_TARGETS - 1
 
-    def work(j: int) -> None:
+    def batch(j: int) -> Callable[[], int]:
         ts = [(j + threads * i) % cfg.n for i in range(SPREAD_TARGETS)]
-        mask = SPREAD_TARGETS - 1
-        k = 0
-        start.wait()
-        while not stop.is_set():
+        at = [0]  # the next target's index, carried from batch to batch
+
+        def run() -> int:
+            k = at[0]
             for _ in range(256):
                 point(ts[k & mask], a, b, c)
                 k += 1
-        counts[j] = k
+            at[0] = k
+            return 256
 
-    ths = [threading.Thread(target=work, args=(j,), daemon=True) for j in range(threads)]
-    for th in ths:
-        th.start()
-    start.wait()
-    t0 = time.perf_counter()
-    time.sleep(run_s)
-    stop.set()
-    for th in ths:
-        th.join()
-    return sum(counts) / (time.perf_counter() - t0)
+        return run
+
+    return threaded_rate(batch, threads, run_s)
 
 
 def run(counts: Sequence[int] = COUNTS, *, rounds: int = 15, batch_s: float = 0.01,

@@ -12,11 +12,16 @@ and its median quoted.
 A contender's batch function runs ``n`` calls and returns a mapping of series
 name to µs per call: plain contenders return one series (``""``); instrumented
 ones return one series per timed segment of the call.
+
+Throughput across threads is ``threaded_rate``: the threads start together at a
+barrier, each runs its batches back to back for a fixed wall time, and the
+calls they made, summed, are divided by that time.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -140,6 +145,35 @@ def interleave(contenders: Iterable[Contender], rounds: int, batch_s: float, *,
         if progress is not None:
             progress(f"{label}round {r + 1}/{rounds}")
     return out
+
+
+def threaded_rate(batch: Callable[[int], Callable[[], int]], threads: int,
+                  run_s: float) -> float:
+    """Calls per second from ``threads`` threads started together: thread ``j`` runs
+    ``batch(j)`` (a function that makes some calls and returns how many) over and
+    over until ``run_s`` seconds have passed."""
+    counts = [0] * threads
+    start = threading.Barrier(threads + 1)
+    stop = threading.Event()
+
+    def work(j: int) -> None:
+        run = batch(j)
+        k = 0
+        start.wait()
+        while not stop.is_set():
+            k += run()
+        counts[j] = k
+
+    ths = [threading.Thread(target=work, args=(j,), daemon=True) for j in range(threads)]
+    for th in ths:
+        th.start()
+    start.wait()
+    t0 = time.perf_counter()
+    time.sleep(run_s)
+    stop.set()
+    for th in ths:
+        th.join()
+    return sum(counts) / (time.perf_counter() - t0)
 
 
 def timer_overhead_ns(samples: int = 20_001) -> float:
