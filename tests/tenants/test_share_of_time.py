@@ -20,6 +20,7 @@ import pytest
 
 from kernel.kernel_world import BS, make_file, pattern, wat
 from vino.graft import Quota, Registry
+from vino.kernel.errors import FilterUnavailable
 from vino.kernel.kernel import Kernel
 
 SPIN_READAHEAD = wat("fs.readahead", """(local $i i32)
@@ -28,6 +29,15 @@ SPIN_READAHEAD = wat("fs.readahead", """(local $i i32)
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br 0)))
     (i32.const 0)""")
+
+XOR_FILTER = wat("fs.filter", """(local $i i32)
+    (block (loop
+      (br_if 1 (i32.ge_u (local.get $i) (local.get $len)))
+      (i32.store8 (i32.add (i32.const 16) (local.get $i))
+        (i32.xor (i32.load8_u (i32.add (i32.const 16) (local.get $i))) (i32.const 0x5a)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br 0)))
+    (local.get $len)""")
 
 
 class FakeClock:
@@ -102,3 +112,26 @@ def test_tenant_whose_grafts_keep_others_waiting_is_held_to_her_share_and_not_bl
         clock.now += 1e6
         read_hers(2)
         assert slow.stats.commits == calls + 2 and share.level_ns == share.burst_ns
+
+
+def test_owner_whose_share_is_spent_gets_her_sealed_file_refused_never_the_identity(
+        clocked: tuple[Kernel, FakeClock]) -> None:
+    k, clock = clocked
+    alice = k.add_user("alice", Quota(lock_wall_per_s=0.001, lock_wall_burst_s=0.004))
+    proc = k.spawn(alice, "alice")
+    k.fs.create(alice, "f", 0o600)
+    with k.fs.open(proc, "f", "rw") as f:
+        flt = k.graft(alice, "fs.filter", XOR_FILTER, target=f.inode)
+        k.fs.write(f, b"A" * BS)  # sealed: from now on only her filter answers for it
+        share = k.registry.shares.of(alice.principal)
+        share.spend(int(share.burst_ns) + 1)  # her share spent (as if others had waited)
+        with pytest.raises(FilterUnavailable, match=r"alice's share of others' waits for the "
+                           r"file system is spent \(Quota.lock_wall_per_s\); it refills in"):
+            k.fs.write(f, b"B" * BS)
+        assert flt.stats.throttled == 1 and flt.state == "live" and not flt.aborts
+        clock.now += 1e6
+        k.fs.seek(f, 0)
+        assert k.fs.read(f, BS) == b"A" * BS  # the refused write changed nothing
+    k.cache.sync()
+    blk = k.fs._bmap(k.fs._inodes[k.fs._dir["f"][0]], 0)
+    assert k.device.read_block(blk) == bytes([ord("A") ^ 0x5A]) * BS  # only ciphertext

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from vino.errors import Forbidden, InvalidResult, QuotaExceeded
-from vino.graft import GLOBAL, EventPoint, FunctionPoint, GraftCallable, Principal
+from vino.graft import GLOBAL, EventPoint, FunctionPoint, Graft, GraftCallable, Principal
 from vino.graft.layout import Layout
 from vino.graft.locks import HostLock
 from vino.graft.point import HOST_FAULTS_DEFAULT
@@ -311,14 +311,26 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
     lay = layouts.FILTER
     guard = guard if guard is not None else FilterGuard()
 
+    def not_called(g: Graft) -> str:
+        """Why ``g`` did not answer this call."""
+        ts = thread_state()
+        wait = registry.hosting.spent(ts.acting, g.principal)
+        if wait:
+            return (f"this operation's hosting allowance for {g.principal.name}'s grafts is "
+                    f"spent (Quota.hosted_cpu_per_s); it refills in {wait:.3f} s")
+        if ts.hold is not None and ts.acting in (None, g.principal):
+            wait = registry.shares.of(g.principal).reopens_in_s()
+            if wait:
+                return (f"{g.principal.name}'s share of others' waits for the file system is "
+                        f"spent (Quota.lock_wall_per_s); it refills in {wait:.3f} s")
+        if g.busy():
+            return f"its filter graft {g.name!r} is busy on another call"
+        return f"its filter graft {g.name!r} failed on this call (see the owner's abort records)"
+
     def refuse(inode: Inode) -> None:
         g = point.table.get(inode) or point.table.get(GLOBAL)
-        wait = registry.hosting.spent(thread_state().acting, g.principal) if g else 0.0
         why = ("its filter graft was removed (see the owner's abort records)" if g is None else
-               f"this operation's hosting allowance for {g.principal.name}'s grafts is spent "
-               f"(Quota.hosted_cpu_per_s); it refills in {wait:.3f} s" if wait else
-               f"its filter graft {g.name!r} is busy on another call" if g.busy() else
-               f"its filter graft {g.name!r} failed on this call (see the owner's abort records)")
+               not_called(g))
         raise FilterUnavailable(f"inode {inode.inum}: {why}; the identity is not used in its "
                                 f"place, so this read or write is refused")
 
