@@ -12,6 +12,7 @@ and memory does not grow. The normal suite soaks a few seconds; ``-m slow`` (or
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,11 @@ def test_32_threads_driving_the_kernel_through_hostile_grafts_lose_no_data(
 
 
 @pytest.mark.slow
-def test_soak_for_minutes_finds_nothing_lost_and_no_memory_growth() -> None:
+def test_soak_for_minutes_finds_nothing_lost_and_no_memory_growth(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # pytest keeps every log record it captures: vino's warnings of thousands of aborts
+    # would grow the live objects by ~200 a round, which is the runner's, not vino's.
+    caplog.set_level(logging.CRITICAL, logger="vino")
     r = soak(seconds=180.0, threads=32, rounds=18)
     _assert_nothing_lost(r, 18)
     assert max(r.objects) - min(r.objects) < 2000, r.objects
