@@ -31,7 +31,6 @@ import fcntl
 import itertools
 import os
 from pathlib import Path
-from typing import Any
 
 from vino.graft import GLOBAL, Graft, Principal, Quota, Registry
 from vino.graft.accounting import acting_for
@@ -186,10 +185,13 @@ class Kernel:
         return aspace
 
     # ---- grafting -------------------------------------------------------------------------
-    def graft(self, user: User, point: str, source: Source, target: Any = GLOBAL,
-              **kw: Any) -> Graft:
-        """Install ``source`` at ``point`` for ``target``, as ``user``. Raises GraftRejected."""
-        return self.registry.install(point, source, user.principal, target, **kw)
+    def graft(self, user: User, point: str, source: Source, target: object = GLOBAL, *,
+              name: str | None = None, replace: bool = False,
+              remove_after: int | None = None) -> Graft:
+        """Install ``source`` at ``point`` for ``target``, as ``user`` (``Registry.install``
+        says what the keywords do). Raises GraftRejected."""
+        return self.registry.install(point, source, user.principal, target, name=name,
+                                     replace=replace, remove_after=remove_after)
 
     def unseal(self, user: User, inode: Inode) -> None:
         """Give up a filter's protection of ``inode`` (its owner or root only): its reads and

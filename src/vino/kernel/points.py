@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Final, TypeVar
 
 from vino.errors import Forbidden, InvalidResult, QuotaExceeded
 from vino.graft import GLOBAL, EventPoint, FunctionPoint, Graft, GraftCallable, Principal
@@ -56,6 +56,7 @@ from vino.kernel.fs import FileSystem, Inode, OpenFile
 from vino.kernel.proc import ProcessGroup, User
 from vino.kernel.sched import Scheduler, ThreadInfo
 
+T = TypeVar("T")
 UserOf = Callable[[Principal], "User | None"]
 
 # ---- layouts: every offset, count and struct comes from kernel/layouts.py -----------
@@ -70,14 +71,16 @@ _FILTER_DATA: Final = layouts.FILTER.field("data").offset
 _ACCESS: Final = layouts.ACCESS.fields.struct()
 
 
-def _callable(lay: Layout, name: str, fn: Callable[..., int | None]) -> GraftCallable:
-    """The graft-callable ``name`` of ``lay``'s point, with the types the layout declares."""
+def _callable(lay: Layout, name: str,
+              fn: Callable[[Transaction, int, int], int]) -> GraftCallable:
+    """The accessor ``name`` of ``lay``'s point (two i32 arguments, an i32 result), with
+    the Wasm types the layout declares."""
     params_, results = lay.callables[name]
     return GraftCallable(name, params_, results, fn)
 
 
-def _index_result(kind: str) -> Callable[..., int]:
-    def decode(buf: memoryview, ret: int, target: Any, rows: list[Any]) -> int:
+def _index_result(kind: str) -> Callable[[memoryview, int, object, Sequence[object]], int]:
+    def decode(buf: memoryview, ret: int, target: object, rows: Sequence[object]) -> int:
         if not 0 <= ret < len(rows):
             raise InvalidResult(f"{kind}: index {ret} is not one of the {len(rows)} candidates")
         return ret
@@ -85,15 +88,16 @@ def _index_result(kind: str) -> Callable[..., int]:
     return decode
 
 
-def _same_index(buf: memoryview, result: int, *args: Any) -> int:
+def _same_index(buf: memoryview, result: int, *args: object) -> int:
     return result
 
 
-def _owner_or_root(owner_of: Callable[[Any], User]) -> Callable[[Principal, Any], bool]:
-    def may(principal: Principal, target: Any) -> bool:
+def _owner_or_root(kind: type[T], owner_of: Callable[[T], User],
+                   ) -> Callable[[Principal, object], bool]:
+    def may(principal: Principal, target: object) -> bool:
         if principal.privileged:
             return True
-        if target is GLOBAL:
+        if not isinstance(target, kind):  # GLOBAL (the loader checked the kind before)
             return False
         return owner_of(target).principal is principal
 
@@ -136,7 +140,8 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         name=_EVICT.point, entry=_EVICT.entry, buffer_size=_EVICT.buffer_size, encode=encode,
         decode=_index_result("vm.evict"), encode_result=_same_index, default=default,
         callables=(_callable(_EVICT, "vm_hint", hint),),
-        may_install=_owner_or_root(lambda a: a.owner.user), target_type=AddressSpace,
+        may_install=_owner_or_root(AddressSpace, lambda a: a.owner.user),
+        target_type=AddressSpace,
         lock_resolver=lock, layout=_EVICT, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> int:
@@ -189,7 +194,8 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         name=_PICK.point, entry=_PICK.entry, buffer_size=_PICK.buffer_size, encode=encode,
         decode=_index_result("sched.pick"), encode_result=_same_index, default=default,
         callables=(_callable(_PICK, "sched_set_priority", set_priority),),
-        may_install=_owner_or_root(lambda g: g.owner), target_type=ProcessGroup,
+        may_install=_owner_or_root(ProcessGroup, lambda g: g.owner),
+        target_type=ProcessGroup,
         lock_resolver=lock, layout=_PICK, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     def pick(group: ProcessGroup, runnable: list[ThreadInfo]) -> int:
@@ -251,8 +257,8 @@ def readahead_point(fs: FileSystem, registry: Registry,
             _RA.elements("out", len(blocks)).pack_into(buf, _RA_OUT.offset, *blocks)
         return len(blocks)
 
-    def may(principal: Principal, target: Any) -> bool:
-        if target is GLOBAL:
+    def may(principal: Principal, target: object) -> bool:
+        if not isinstance(target, OpenFile):  # GLOBAL (the loader checked the kind before)
             return principal.privileged
         # The open file is its opener's: another reader may not see its history or
         # take over (replace) its policy.
@@ -364,11 +370,11 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         buf[_FILTER_DATA:_FILTER_DATA + len(out)] = out
         return len(out)
 
-    def may(principal: Principal, target: Any) -> bool:
+    def may(principal: Principal, target: object) -> bool:
         if principal.privileged:
             return True
         user = user_of(principal)
-        return target is not GLOBAL and user is not None and user.uid == target.uid
+        return isinstance(target, Inode) and user is not None and user.uid == target.uid
 
     point = FunctionPoint[bytes](
         name=lay.point, entry=lay.entry, params=tuple(a.wasm for a in lay.args),
@@ -403,11 +409,11 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
         _ACCESS.pack_into(buf, 0, inode.inum, block, op, now_ns)  # the pad is "x" bytes
         return ()
 
-    def may(principal: Principal, target: Any) -> bool:
+    def may(principal: Principal, target: object) -> bool:
         if principal.privileged:
             return True
         user = user_of(principal)
-        return target is not GLOBAL and user is not None and user.uid == target.uid
+        return isinstance(target, Inode) and user is not None and user.uid == target.uid
 
     lay = layouts.ACCESS
     point = EventPoint(name=lay.point, entry=lay.entry, buffer_size=lay.buffer_size,
