@@ -226,3 +226,36 @@ def test_abi_md_documents_each_layouts_offsets_types_and_sizes(point: str) -> No
     assert rows == _declared(lay)
     args = ", ".join(f"{a.name}: {a.wasm}" for a in lay.args)
     assert f"`{lay.entry}({args}) -> i32`" in section
+
+
+# ---- vino.h's struct declarations ------------------------------------------------------------
+
+_C_KINDS = {"uint8_t": "u8", "uint32_t": "u32", "int32_t": "i32", "uint64_t": "u64"}
+
+
+def _header_declarations() -> dict[str, list[tuple[int, str, str, int | None]]]:
+    """struct name -> [(offset, kind or struct name, field, count)] as vino.h declares
+    them (packed: each field starts where the one before it ends)."""
+    text = VINO_H.read_text()
+    defines = _defines()
+    sizes: dict[str, int] = {}
+    out: dict[str, list[tuple[int, str, str, int | None]]] = {}
+    for name, body in re.findall(r"typedef struct VINO_PACKED (\w+) \{(.*?)\} \1;", text, re.S):
+        at, fields = 0, []
+        for ctype, fld, count in re.findall(r"^\s*(\w+) (\w+)(?:\[(\w+)\])?;", body, re.M):
+            n = None if not count else defines.get(count, int(count) if count.isdigit() else -1)
+            kind = _C_KINDS.get(ctype, ctype)
+            fields.append((at, kind, fld, n))
+            at += (KINDS[kind].size if kind in KINDS else sizes[kind]) * (n or 1)
+        sizes[name] = at
+        out[name] = fields
+    return out
+
+
+@pytest.mark.parametrize("point", sorted(layouts.LAYOUTS))
+def test_vino_h_declares_each_layouts_structs_field_by_field(point: str) -> None:
+    declared = _header_declarations()
+    for st in _structs(layouts.LAYOUTS[point]):
+        assert st.name in declared, f"vino.h declares no struct {st.name}"
+        assert declared[st.name] == [
+            (f.offset, f.elem.name, f.name, f.count) for f in st.fields], st.name
