@@ -26,12 +26,12 @@ Contract:
   position is consistent.
 - ``flush()`` is the barrier: every write completed before it is durable when it
   returns (``os.fsync`` when ``durable`` is true; the crash model of
-  ``vino.kernel.crash`` honours it either way). ``close()`` flushes, and any later
+  ``vino.kernel.power`` honours it either way). ``close()`` flushes, and any later
   request raises ``BadHandle``.
 - Errors: a failing read, write or flush of the image raises ``DeviceError`` with
   the host's errno. Injected faults (``vino.testing.faults``) wrap the request methods.
 - Power cuts: ``arm_crash(CrashPlan(...))`` makes the Nth write lose power with one
-  of the models of ``vino.kernel.crash``; from then on every request raises
+  of the models of ``vino.kernel.power``; from then on every request raises
   ``PowerLost``.
 """
 
@@ -45,8 +45,8 @@ from pathlib import Path
 
 from vino.kernel import params
 from vino.kernel.clock import SimClock
-from vino.kernel.crash import CrashPlan, PowerSwitch
 from vino.kernel.errors import BadBlock, BadHandle, DeviceError, FileExists, InvalidArgument
+from vino.kernel.power import CrashPlan, PowerSwitch
 
 __all__ = ["DISK_1996", "SSD", "BlockDevice", "DeviceStats", "DiskProfile"]
 
@@ -254,10 +254,10 @@ class BlockDevice:
             if self._power is not None:
                 self._power.flushed()
 
-    # ---- power cuts (vino.kernel.crash) ------------------------------------------------
+    # ---- power cuts (vino.kernel.power) ------------------------------------------------
 
     def arm_crash(self, plan: CrashPlan) -> None:
-        """Lose power at the ``plan.at_write``-th write request from now (see ``crash``)."""
+        """Lose power at the ``plan.at_write``-th write request from now (see ``power``)."""
         with self._lock:
             self._power = PowerSwitch(plan)
 
