@@ -297,3 +297,29 @@ def test_a_graft_calling_and_messaging_anothers_graft_in_a_loop_cannot_drain_her
             assert inner(1, 1) == 7  # still spent: the default
     finally:
         reg.close()
+
+
+def test_a_readers_loop_makes_the_owners_access_handler_miss_events_not_drain_her_quota(
+        clocked: tuple[Kernel, FakeClock]) -> None:
+    k, clock = clocked
+    alice = k.add_user("alice", Quota(cpu_total_s=0.005))
+    bob = k.add_user("bob", Quota(hosted_cpu_burst_s=0.002, hosted_cpu_per_s=0.001))
+    make_file(k, alice, "shared", pattern(1, "alice"), mode=0o644)
+    bproc = k.spawn(bob, "bob")
+    with k.fs.open(bproc, "shared", "r") as f:
+        acc = k.graft(alice, "fs.access", SPIN_ACCESS, target=f.inode)
+        own = alice.principal.usage.cpu_ns
+        for _ in range(40):  # every one of bob's reads completes, with the right bytes
+            k.fs.seek(f, 0)
+            assert k.fs.read(f, BS) == pattern(1, "alice")
+    # Her handler heard his reads until his allowance for her was spent, then missed
+    # them (counted); it is not blamed, and her quota paid nothing.
+    assert acc.stats.commits >= 1 and acc.stats.unpaid >= 20
+    assert acc.stats.commits + acc.stats.unpaid >= 40
+    assert acc.state == "live" and not acc.aborts
+    assert alice.principal.usage.cpu_ns == own and bob.principal.usage.cpu_ns == 0
+    clock.now += 1e6  # refilled: it hears the next one
+    calls = acc.stats.commits
+    with k.fs.open(bproc, "shared", "r") as f:
+        k.fs.read(f, BS)
+    assert acc.stats.commits == calls + 1
