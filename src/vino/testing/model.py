@@ -50,13 +50,23 @@ class _FakeGraft:
         self.principal = principal
 
 
+_FOREIGN: list[Transaction] = []  # the first transaction made on a thread of its own
+_FOREIGN_MUTEX: Final = threading.Lock()
+
+
 def foreign_transaction() -> Transaction:
-    """A transaction of another thread: made there, never current on this one."""
-    made: list[Transaction] = []
-    t = threading.Thread(target=lambda: made.append(Transaction()), name="vino-foreign-txn")
-    t.start()
-    t.join()
-    return made[0]
+    """A fresh transaction of another thread, never current on this one.
+
+    The first is made on a short-lived thread of its own; later ones belong to that
+    thread too (a thread is started once per process, not once per model).
+    """
+    with _FOREIGN_MUTEX:
+        if not _FOREIGN:
+            t = threading.Thread(target=lambda: _FOREIGN.append(Transaction()),
+                                 name="vino-foreign-txn")
+            t.start()
+            t.join()
+    return Transaction(None, None, _FOREIGN[0].ts)
 
 
 class UndoFailed(Exception):
