@@ -57,10 +57,11 @@ from vino.graft import (
     Transaction,
     graft_callable,
 )
-from vino.graft.hostapi import COMMON_CALLABLES, DEFAULT_CALLABLE
+from vino.graft.hostapi import Signature
 from vino.graft.loader import Source
 from vino.graft.point import U32
 from vino.graft.txn import thread_state
+from vino.testing import world
 from vino.testing.world import (
     BUFFER,
     CALL_BUDGET_S,
@@ -74,10 +75,30 @@ from vino.testing.world import (
 )
 
 __all__ = [
-    "BUFFER", "CALL_BUDGET_S", "DEFAULT_ANSWER", "LIFETIME", "LOCK_TIMEOUT_S", "RECORD_LOCKS",
-    "ROOT_KEYS", "TARGET", "AbortReason", "Arena", "ChildResult", "Host", "KernelArena",
-    "Snapshot", "Tenancy", "Tenant", "handler", "import_line", "in_child", "module", "pick",
-    "pick_returning", "with_message",
+    "BUFFER",
+    "CALL_BUDGET_S",
+    "DEFAULT_ANSWER",
+    "LIFETIME",
+    "LOCK_TIMEOUT_S",
+    "RECORD_LOCKS",
+    "ROOT_KEYS",
+    "TARGET",
+    "TENANCY_SIGNATURES",
+    "AbortReason",
+    "Arena",
+    "ChildResult",
+    "Host",
+    "KernelArena",
+    "Snapshot",
+    "Tenancy",
+    "Tenant",
+    "handler",
+    "import_line",
+    "in_child",
+    "module",
+    "pick",
+    "pick_returning",
+    "with_message",
 ]
 
 HERE: Final = Path(__file__).resolve().parent
@@ -89,34 +110,22 @@ LIFETIME: Final = ("cpu_ns", "log_bytes")  # usage that is consumed, never given
 
 # ---- WAT ---------------------------------------------------------------------------------
 
-_EXTRA_SIGS: Final = {  # the Tenancy's own graft-callables
-    "put": ((I32, I32), (I32,)), "push": ((I32,), (I32,)), "get": ((I32,), (I32,)),
-    "pick_for": ((I32, I32), (I32,)), "fire": ((I32, I32), (I32,)),
-    "remove_me": ((), (I32,)), "replace_me": ((), (I32,)), "tell": ((I32, I32), (I32,)),
+TENANCY_SIGNATURES: Final[dict[str, Signature]] = {  # the Tenancy's own graft-callables
+    "fire": ((I32, I32), (I32,)), "remove_me": ((), (I32,)), "replace_me": ((), (I32,)),
+    "tell": ((I32, I32), (I32,)),
 }
 
 
-def import_line(name: str, sigs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
-                | None = None) -> str:
+def import_line(name: str, sigs: dict[str, Signature] | None = None) -> str:
     """``(import "vino" "name" (func $name ...))`` with the callable's exact type."""
-    table = {**COMMON_CALLABLES, "default": DEFAULT_CALLABLE, **_EXTRA_SIGS, **(sigs or {})}
-    params, results = table[name]
-    p = f" (param {' '.join(params)})" if params else ""
-    r = f" (result {' '.join(results)})" if results else ""
-    return f'  (import "vino" "{name}" (func ${name}{p}{r}))'
+    return world.import_line(name, {**TENANCY_SIGNATURES, **(sigs or {})})
 
 
 def module(imports: list[str], *fields: str, memory_pages: int = 1,
-           sigs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> str:
+           sigs: dict[str, Signature] | None = None) -> str:
     """A graft: the named imports, ``memory``, ``vino_buffer`` at 0, then ``fields``."""
-    return "\n".join((
-        "(module",
-        *(import_line(i, sigs) for i in imports),
-        f'  (memory (export "memory") {memory_pages})',
-        '  (func (export "vino_buffer") (result i32) i32.const 0)',
-        *fields,
-        ")",
-    ))
+    return world.module(imports, *fields, memory_pages=memory_pages,
+                        sigs={**TENANCY_SIGNATURES, **(sigs or {})})
 
 
 def pick(body: str, imports: list[str] | None = None, *extra: str, **kw: Any) -> str:
@@ -251,22 +260,22 @@ class Tenancy(Arena):
         self.host = host = Host()
         self.replacement: Source = pick_returning(DEFAULT_ANSWER + 1)
 
-        @graft_callable("fire", (I32, I32))
+        @graft_callable("fire", *TENANCY_SIGNATURES["fire"])
         def fire(txn: Transaction, target_no: int, x: int) -> int:
             return self.event(f"t{target_no}", x)
 
-        @graft_callable("remove_me", ())
+        @graft_callable("remove_me", *TENANCY_SIGNATURES["remove_me"])
         def remove_me(txn: Transaction) -> int:
             txn.graft.remove()
             return 0
 
-        @graft_callable("replace_me", ())
+        @graft_callable("replace_me", *TENANCY_SIGNATURES["replace_me"])
         def replace_me(txn: Transaction) -> int:
             g = txn.graft
             registry.install(g.point, self.replacement, g.principal, g.target, replace=True)
             return 0
 
-        @graft_callable("tell", (I32, I32))
+        @graft_callable("tell", *TENANCY_SIGNATURES["tell"])
         def tell(txn: Transaction, target_no: int, x: int) -> int:
             g = self.pick.graft_for(f"t{target_no}")
             if g is None:

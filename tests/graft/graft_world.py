@@ -23,10 +23,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from vino.errors import AbortReason
 from vino.graft import (
+    I32,
     EventPoint,
     FunctionPoint,
     Graft,
@@ -36,6 +37,7 @@ from vino.graft import (
     Transaction,
     graft_callable,
 )
+from vino.graft.hostapi import Signature
 from vino.graft.loader import Source
 from vino.testing.world import (
     BUFFER,
@@ -46,6 +48,7 @@ from vino.testing.world import (
     TARGET,
     Host,
     declare_points,
+    import_line,
     tenant,
 )
 
@@ -75,18 +78,20 @@ def pick_returning(n: int, imports: str = "") -> str:
     return graft(imports, f'(func (export "pick") (result i32) i32.const {n})')
 
 
+BOOM_SIGNATURE: Final[Signature] = ((), (I32,))  # test.pick's boom(): a bug in host code
+
 # Import lines for the graft-callables, ready to paste into ``graft(imports=...)``.
-IMPORT_PUT = '(import "vino" "put" (func $put (param i32 i32) (result i32)))'
-IMPORT_PUSH = '(import "vino" "push" (func $push (param i32) (result i32)))'
-IMPORT_LOCK = '(import "vino" "lock" (func $lock (param i32) (result i32)))'
-IMPORT_LOG = '(import "vino" "log" (func $log (param i32 i32)))'
-IMPORT_KALLOC = '(import "vino" "kalloc" (func $kalloc (param i32) (result i32)))'
-IMPORT_KFREE = '(import "vino" "kfree" (func $kfree (param i32)))'
-IMPORT_KREAD = '(import "vino" "kread" (func $kread (param i32 i32 i32 i32) (result i32)))'
-IMPORT_KWRITE = '(import "vino" "kwrite" (func $kwrite (param i32 i32 i32 i32) (result i32)))'
-IMPORT_DEFAULT = '(import "vino" "default" (func $default (result i32)))'
-IMPORT_BOOM = '(import "vino" "boom" (func $boom (result i32)))'
-IMPORT_PICK_FOR = '(import "vino" "pick_for" (func $pick_for (param i32 i32) (result i32)))'
+IMPORT_PUT = import_line("put")
+IMPORT_PUSH = import_line("push")
+IMPORT_LOCK = import_line("lock")
+IMPORT_LOG = import_line("log")
+IMPORT_KALLOC = import_line("kalloc")
+IMPORT_KFREE = import_line("kfree")
+IMPORT_KREAD = import_line("kread")
+IMPORT_KWRITE = import_line("kwrite")
+IMPORT_DEFAULT = import_line("default")
+IMPORT_BOOM = import_line("boom", {"boom": BOOM_SIGNATURE})
+IMPORT_PICK_FOR = import_line("pick_for")
 
 
 @dataclass
@@ -139,7 +144,7 @@ def make_world(*, lock_timeout_s: float = LOCK_TIMEOUT_S, remove_after: int = 1,
     registry = Registry(lock_timeout_s=lock_timeout_s, remove_after=remove_after)
     host = Host()
 
-    @graft_callable("boom", ())
+    @graft_callable("boom", *BOOM_SIGNATURE)
     def boom(txn: Transaction) -> int:
         raise RuntimeError("a bug in host code called by the graft")
 

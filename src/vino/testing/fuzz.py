@@ -37,8 +37,8 @@ from vino.sdk.build import sample_path
 from vino.testing.rig import (
     BS,
     HOSTILE_DIR,
-    IMPORTS,
     POINT_ABI,
+    import_line,
     inode_of,
     module,
     pattern,
@@ -508,7 +508,7 @@ def hostile_call_graft(point: str, calls: list[tuple[str, list[int]]]) -> str:
         imports.append("default")
     return "\n".join((
         "(module",
-        *(IMPORTS[i] for i in imports),
+        *(import_line(i) for i in imports),
         own[1] if own is not None else "",
         '  (memory (export "memory") 1)',
         '  (func (export "vino_buffer") (result i32) i32.const 0)',

@@ -36,10 +36,10 @@ from vino.testing.loops import MODES, SITES, LoopResult, fault_loop
 from vino.testing.rig import (
     ACCESS_NOP,
     BS,
-    IMPORTS,
     LIVE,
     RELAXED,
     XOR_FILTER,
+    import_line,
     inode_of,
     pattern,
     quiet_undo_log,
@@ -169,7 +169,7 @@ def _kernel_graft(imports: list[str], entry: str, loop_body: str, n_expr: str, e
     return "\n".join((
         "(module",
         extra_imports,
-        *(IMPORTS[i] for i in imports),
+        *(import_line(i) for i in imports),
         '  (memory (export "memory") 1)',
         '  (func (export "vino_buffer") (result i32) i32.const 0)',
         f'  (func (export "{entry}") (result i32) (local $i i32) (local $n i32)',

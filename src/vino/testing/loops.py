@@ -33,11 +33,11 @@ from vino.graft import Graft, transaction
 from vino.testing.faults import InjectedFault, Injector
 from vino.testing.rig import (
     DEFAULT_ANSWER,
-    IMPORTS,
     LIVE,
     NEVER_REMOVE,
     OP_ANSWER,
     Rig,
+    import_line,
     op_graft,
     puts_graft,
     state_diff,
@@ -272,7 +272,7 @@ def buffer_graft() -> str:
     lock, writes host state and allocates: what a failed install must give back."""
     return "\n".join((
         "(module",
-        IMPORTS["put"], IMPORTS["lock"], IMPORTS["kalloc"],
+        import_line("put"), import_line("lock"), import_line("kalloc"),
         '  (memory (export "memory") 1)',
         '  (func (export "vino_buffer") (result i32)',
         "    (drop (call $lock (i32.const 1)))",

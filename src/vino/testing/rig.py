@@ -55,19 +55,22 @@ from vino.graft import (
     current,
     graft_callable,
 )
+from vino.graft.hostapi import Signature
 from vino.graft.loader import Source
 from vino.graft.point import U32
 from vino.kernel import params
 from vino.kernel.device import SSD
 from vino.kernel.kernel import Kernel
 from vino.kernel.layouts import LAYOUTS
+from vino.testing import world
 from vino.testing.faults import Injector
 from vino.testing.world import BUFFER, DEFAULT_ANSWER, ROOT_KEYS, Host
 
 __all__ = [
-    "ACCESS_NOP", "BS", "BUFFER", "DEFAULT_ANSWER", "HOSTILE_DIR", "IMPORTS", "LIVE",
-    "NEVER_REMOVE", "OP_ANSWER", "POINT_ABI", "RELAXED", "ROOT_KEYS", "SPIN", "XOR_FILTER",
-    "Rig", "inode_of", "module", "op_graft", "pattern", "puts_graft",
+    "ACCESS_NOP", "BS", "BUFFER", "DEFAULT_ANSWER", "HOSTILE_DIR", "LIVE",
+    "NEVER_REMOVE", "OP_ANSWER", "POINT_ABI", "RELAXED", "RIG_SIGNATURES", "ROOT_KEYS", "SPIN",
+    "XOR_FILTER",
+    "Rig", "import_line", "inode_of", "module", "op_graft", "pattern", "puts_graft",
     "quiet_undo_log", "registry_problems", "scratch_kernel", "state_diff", "usage_of",
 ]
 
@@ -78,31 +81,18 @@ HOSTILE_DIR: Final = Path(__file__).resolve().parent.parent / "sdk" / "hostile"
 
 # ---- WAT building blocks --------------------------------------------------------------
 
-IMPORTS: Final = {
-    "put": '(import "vino" "put" (func $put (param i32 i32) (result i32)))',
-    "push": '(import "vino" "push" (func $push (param i32) (result i32)))',
-    "inc": '(import "vino" "inc" (func $inc (param i32) (result i32)))',
-    "lock": '(import "vino" "lock" (func $lock (param i32) (result i32)))',
-    "log": '(import "vino" "log" (func $log (param i32 i32)))',
-    "kalloc": '(import "vino" "kalloc" (func $kalloc (param i32) (result i32)))',
-    "kfree": '(import "vino" "kfree" (func $kfree (param i32)))',
-    "kread": '(import "vino" "kread" (func $kread (param i32 i32 i32 i32) (result i32)))',
-    "kwrite": '(import "vino" "kwrite" (func $kwrite (param i32 i32 i32 i32) (result i32)))',
-    "default": '(import "vino" "default" (func $default (result i32)))',
-    "now": '(import "vino" "now" (func $now (result i64)))',
-}
+# The rig's own graft-callable beyond the world's (``put``, ``push``): the soak's counter.
+RIG_SIGNATURES: Final[dict[str, Signature]] = {"inc": ((I32,), (I32,))}
+
+
+def import_line(name: str) -> str:
+    """The import of graft-callable ``name`` as a rig graft writes it."""
+    return world.import_line(name, RIG_SIGNATURES)
 
 
 def module(imports: list[str], *fields: str, memory_pages: int = 1) -> str:
     """A graft module: the named imports, ``memory``, ``vino_buffer`` at 0, ``fields``."""
-    return "\n".join((
-        "(module",
-        *(IMPORTS[i] for i in imports),
-        f'  (memory (export "memory") {memory_pages})',
-        '  (func (export "vino_buffer") (result i32) i32.const 0)',
-        *fields,
-        ")",
-    ))
+    return world.module(imports, *fields, memory_pages=memory_pages, sigs=RIG_SIGNATURES)
 
 
 def op_graft(end: str = f"i32.const {OP_ANSWER}") -> str:
@@ -218,7 +208,7 @@ class Rig:
             txn.record(inj.wrap(undo, "undo"))
             return len(host.items)
 
-        @graft_callable("inc", (I32,))
+        @graft_callable("inc", *RIG_SIGNATURES["inc"])
         def inc(txn: Transaction, key: int) -> int:
             inj.hit("accessor")
             self.graft_txn = txn

@@ -17,6 +17,12 @@ belong to privileged principals: ``put`` on them by anyone else raises
 ``Forbidden``. Lock ids 1..3 resolve to the registry's locks ``L1``..``L3`` and, with
 ``record_locks``, ids from there on to one lock per record (``R<id>``).
 
+Grafts for them are written as WAT: ``module(imports, *fields)`` wraps the
+boilerplate every graft needs (the named imports with their exact types, ``memory``,
+``vino_buffer``), so a test shows only what makes its graft hostile; ``import_line``
+is one import. The types come from the graft mechanism's table of common
+graft-callables and ``SIGNATURES`` (the world's own); ``sigs`` adds a test's.
+
 ``tenant(name)`` makes a principal with the tests' per-call budget. The graft
 mechanism's tests (``graft_world``) and the red-team suite (``Tenancy``) build their
 worlds on these; the reliability campaigns' ``Rig`` keeps the same ``Host``.
@@ -48,11 +54,12 @@ from vino.graft import (
     current,
     graft_callable,
 )
+from vino.graft.hostapi import COMMON_CALLABLES, DEFAULT_CALLABLE, Signature
 from vino.graft.point import U32
 
 __all__ = [
-    "BUFFER", "CALL_BUDGET_S", "DEFAULT_ANSWER", "LOCK_TIMEOUT_S", "ROOT_KEYS", "TARGET",
-    "Host", "declare_points", "tenant",
+    "BUFFER", "CALL_BUDGET_S", "DEFAULT_ANSWER", "LOCK_TIMEOUT_S", "ROOT_KEYS", "SIGNATURES",
+    "TARGET", "Host", "declare_points", "import_line", "module", "tenant",
 ]
 
 DEFAULT_ANSWER: Final = 7  # what the pick point's default answers
@@ -61,6 +68,35 @@ BUFFER: Final = 64  # bytes of each point's buffer
 LOCK_TIMEOUT_S: Final = 0.05  # the tests' registries wait this long for a lock
 CALL_BUDGET_S: Final = 0.02  # each tenant's CPU budget per call
 TARGET: Final = "t1"  # a target any principal may graft (anything but GLOBAL)
+
+# The world's own graft-callables and their Wasm types (params, results).
+SIGNATURES: Final[dict[str, Signature]] = {
+    "put": ((I32, I32), (I32,)), "push": ((I32,), (I32,)), "get": ((I32,), (I32,)),
+    "pick_for": ((I32, I32), (I32,)),
+}
+
+
+def import_line(name: str, sigs: dict[str, Signature] | None = None) -> str:
+    """``(import "vino" "name" (func $name ...))`` with the callable's exact type:
+    a common graft-callable, ``default``, one of ``SIGNATURES`` or of ``sigs``."""
+    table = {**COMMON_CALLABLES, "default": DEFAULT_CALLABLE, **SIGNATURES, **(sigs or {})}
+    params, results = table[name]
+    p = f" (param {' '.join(params)})" if params else ""
+    r = f" (result {' '.join(results)})" if results else ""
+    return f'  (import "vino" "{name}" (func ${name}{p}{r}))'
+
+
+def module(imports: list[str], *fields: str, memory_pages: int = 1,
+           sigs: dict[str, Signature] | None = None) -> str:
+    """A graft: the named imports, ``memory``, ``vino_buffer`` at 0, then ``fields``."""
+    return "\n".join((
+        "(module",
+        *(import_line(i, sigs) for i in imports),
+        f'  (memory (export "memory") {memory_pages})',
+        '  (func (export "vino_buffer") (result i32) i32.const 0)',
+        *fields,
+        ")",
+    ))
 
 
 @dataclass
@@ -118,23 +154,23 @@ def declare_points(registry: Registry, host: Host, prefix: str, *,
             txn.append(host.items, -x)
         return DEFAULT_ANSWER
 
-    @graft_callable("put", (I32, I32))
+    @graft_callable("put", *SIGNATURES["put"])
     def put(txn: Transaction, key: int, value: int) -> int:
         if key >= ROOT_KEYS and not txn.graft.principal.privileged:
             raise Forbidden(f"key {key} belongs to root, not {txn.graft.principal.name}")
         txn.setitem(host.d, key, value)
         return 0
 
-    @graft_callable("push", (I32,))
+    @graft_callable("push", *SIGNATURES["push"])
     def push(txn: Transaction, value: int) -> int:
         txn.append(host.items, value)
         return len(host.items)
 
-    @graft_callable("get", (I32,))
+    @graft_callable("get", *SIGNATURES["get"])
     def get(txn: Transaction, key: int) -> int:
         return host.d.get(key, -1)
 
-    @graft_callable("pick_for", (I32, I32))
+    @graft_callable("pick_for", *SIGNATURES["pick_for"])
     def pick_for(txn: Transaction, target_no: int, x: int) -> int:
         return pick(f"t{target_no}", x)
 
