@@ -30,6 +30,7 @@ import wasmtime
 from vino.errors import GraftRejected
 from vino.graft import FunctionPoint, Quota
 from vino.graft.loader import Source
+from vino.graft.wasmscan import read_leb
 from vino.kernel.errors import FilterUnavailable, InvariantViolation
 from vino.kernel.kernel import Kernel
 from vino.kernel.sched import cpu_hog
@@ -81,28 +82,16 @@ def _point_of(wasm: bytes) -> str:
     raise ValueError("a corpus module exports no entry of a kernel point")
 
 
-# The campaigns' own reader of a module's sections (for splicing), kept here until the
-# package has one Wasm section reader.
 def sections(wasm: bytes) -> list[tuple[int, int]]:
-    """(start, end) of every section of a well-formed module (for splicing)."""
+    """(start, end) of every section of a well-formed module (for splicing); LEB128 read
+    by the loader's reader. Raises ``ValueError`` on a module too malformed to walk."""
     out: list[tuple[int, int]] = []
     pos = 8
     while pos < len(wasm):
-        size, body = _leb(wasm, pos + 1)
+        size, body = read_leb(wasm, pos + 1)
         out.append((pos, body + size))
         pos = body + size
     return out
-
-
-def _leb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
 
 
 MUTATIONS: Final = ("flip", "byte", "insert", "delete", "duplicate", "truncate", "splice",
