@@ -194,6 +194,46 @@ class NoSuchGraft(VinoError):
     """The named graft is not installed (it may have been removed after an abort)."""
 
 
+class InvalidDeclaration(VinoError, ValueError):
+    """A point, layout, pool, rate or engine setting declared with something vino
+    does not accept: a buffer size out of range, an unsupported Wasm type, duplicate
+    names, a point declared twice, an unknown compiler.
+
+    Raised where it is declared; nothing was registered or changed.
+    """
+
+
+class NoSuchPoint(VinoError, ValueError):
+    """The registry has no graft point of that name, or that point object is not
+    the one declared in it. Nothing changed."""
+
+
+class MessageUndeliverable(VinoError, ValueError):
+    """``Graft.send`` could not deliver: the graft exports no ``vino_message``, or
+    the message is larger than its buffer. Nothing ran; nothing changed."""
+
+
+class LockNotHeld(VinoError, RuntimeError):
+    """A lock released by a thread that does not hold it (a host bug). Nothing was
+    released."""
+
+
+class EngineMismatch(VinoError, RuntimeError):
+    """The installed wasmtime is not the one vino is pinned to, its private layout
+    changed, or it refused what it never refuses for that version. vino refuses to
+    run on it (``fastcall.check_internals``) rather than corrupt memory."""
+
+
+class MalformedWasm(VinoError, ValueError):
+    """Bytes that are not a WebAssembly module vino can read: a bad header, a
+    truncated number, a section or name running past the end.
+
+    Raised by the binary reader (``vino.graft.wasmbinary``) before anything is
+    compiled; an install that meets it is rejected (``GraftRejected``) and a build
+    fails. Nothing changed.
+    """
+
+
 class PythonGraftError(GraftRejected):
     """A Python graft uses something outside the subset ``vino.pygraft`` compiles.
 

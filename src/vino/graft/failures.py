@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -109,14 +110,36 @@ _HANDLERS: Final = _Handlers()
 REMOVED_KEPT: Final = 64
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the report says of one graft: plain data, so that a removed graft's
+    summary keeps neither the graft nor its target alive."""
+
+    name: str
+    point: str
+    target: str  # repr of the target
+    principal: str
+    state: str
+    commits: int
+    aborts: dict[str, int]
+    removal: AbortRecord | None
+    last_abort: AbortRecord | None
+
+    @classmethod
+    def of(cls, g: Graft) -> Summary:
+        return cls(g.name, g.point.name, repr(g.target), g.principal.name, g.state,
+                   g.stats.commits, dict(g.stats.aborts), g.removal,
+                   g.aborts[-1] if g.aborts else None)
+
+
 class Observers:
     """The hooks of one registry and the removed grafts its report remembers."""
 
     def __init__(self) -> None:
         self.on_abort: list[Hook] = []
         self.on_remove: list[Hook] = []
-        # Invariant: at most REMOVED_KEPT grafts, most recent last.
-        self.removed: list[Graft] = []
+        # Invariant: at most REMOVED_KEPT summaries of removed grafts, most recent last.
+        self.removed: list[Summary] = []
         self._mutex = threading.Lock()
 
     def emit(self, kind: str, graft: Graft, record: AbortRecord | None,
@@ -138,7 +161,7 @@ class Observers:
                             extra=_extra(graft, record))
         elif kind == REMOVE:
             with self._mutex:
-                self.removed.append(graft)
+                self.removed.append(Summary.of(graft))
                 del self.removed[:-REMOVED_KEPT]
             # A removal for a failure is a warning; one the application asked for is not.
             level = logging.WARNING if record is not None else logging.INFO
@@ -196,21 +219,20 @@ def render(registry: Registry) -> str:
     for name, point in sorted(registry.points.items()):
         live = registry.grafts(point)
         with registry.observers._mutex:
-            gone = [g for g in registry.observers.removed if g.point is point]
+            gone = [s for s in registry.observers.removed if s.point == name]
         total = registry.point_stats(point)
         aborts = ", ".join(f"{r} {n}" for r, n in sorted(total.aborts.items())) or "none"
         lines.append(f"{name} ({point.kind} point): {len(live)} live, {len(gone)} removed; "
                      f"{total.commits} commits; aborts: {aborts}")
-        for g in [*live, *gone]:
-            lines.append("  " + _graft_line(g))
+        for s in [*map(Summary.of, live), *gone]:
+            lines.append("  " + _graft_line(s))
     return "\n".join(lines) if lines else "no graft points"
 
 
-def _graft_line(g: Graft) -> str:
-    host = g.stats.aborts.get("host_error", 0)
-    parts = [f"{g.name} for {g.target!r} by {g.principal.name}: {g.state}",
-             f"{g.stats.commits} commits"]
-    failed = {k: v for k, v in g.stats.aborts.items() if k != "host_error"}
+def _graft_line(g: Summary) -> str:
+    host = g.aborts.get("host_error", 0)
+    parts = [f"{g.name} for {g.target} by {g.principal}: {g.state}", f"{g.commits} commits"]
+    failed = {k: v for k, v in g.aborts.items() if k != "host_error"}
     if failed:
         parts.append("aborts " + ", ".join(f"{k} {v}" for k, v in sorted(failed.items())))
     if host:
@@ -219,8 +241,8 @@ def _graft_line(g: Graft) -> str:
         parts.append(f"removed for {g.removal.reason.value}: {g.removal.detail}")
     elif g.state != "live":
         parts.append("removed by its installer")
-    elif g.aborts:
-        last = g.aborts[-1]
+    elif g.last_abort is not None:
+        last = g.last_abort
         parts.append(f"last failure {last.reason.value}: {last.detail}")
     return "; ".join(parts)
 

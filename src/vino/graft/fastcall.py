@@ -43,7 +43,7 @@ from typing import Any, Final
 
 import wasmtime
 
-from vino.errors import WildPointer
+from vino.errors import EngineMismatch, InvalidDeclaration, WildPointer
 
 # The package's private ctypes bindings, typed loosely on purpose: only this module uses them.
 raw: Any = importlib.import_module("wasmtime._bindings")
@@ -112,26 +112,26 @@ def check_internals() -> None:
 
     found = version("wasmtime")
     if found != PINNED_WASMTIME:
-        raise RuntimeError(f"vino needs wasmtime=={PINNED_WASMTIME}, found {found}")
+        raise EngineMismatch(f"vino needs wasmtime=={PINNED_WASMTIME}, found {found}")
     for name, arity in _USED.items():
         declared = getattr(raw, "_" + name, None)
         if declared is None or len(declared.argtypes) != arity:
-            raise RuntimeError(f"wasmtime internals changed: {name} is not ({arity} args)")
+            raise EngineMismatch(f"wasmtime internals changed: {name} is not ({arity} args)")
     if ctypes.sizeof(raw.wasmtime_val_raw_t) != _RAW_SIZE:
-        raise RuntimeError("wasmtime internals changed: sizeof(wasmtime_val_raw_t) != 16")
+        raise EngineMismatch("wasmtime internals changed: sizeof(wasmtime_val_raw_t) != 16")
     lanes = dict(raw.wasmtime_val_raw_t._fields_)
     if lanes.get("i32") is not ctypes.c_int32 or lanes.get("i64") is not ctypes.c_int64:
-        raise RuntimeError("wasmtime internals changed: wasmtime_val_raw_t lanes")
+        raise EngineMismatch("wasmtime internals changed: wasmtime_val_raw_t lanes")
     host_cb = raw.wasmtime_func_unchecked_callback_t
     if host_cb._restype_ is not c_size_t or len(host_cb._argtypes_) != 4:
-        raise RuntimeError("wasmtime internals changed: unchecked host callback type")
+        raise EngineMismatch("wasmtime internals changed: unchecked host callback type")
     epoch_cb = raw._wasmtime_store_epoch_deadline_callback.argtypes[1]
     if epoch_cb._restype_ is not c_size_t or len(epoch_cb._argtypes_) != 4:
-        raise RuntimeError("wasmtime internals changed: epoch deadline callback type")
+        raise EngineMismatch("wasmtime internals changed: epoch deadline callback type")
     for cls, attr in ((wasmtime.Func, "_func"), (wasmtime.Memory, "_memory"),
                       (wasmtime.Store, "_context"), (wasmtime.Linker, "ptr")):
         if not hasattr(cls, attr) and attr not in getattr(cls, "__annotations__", {}):
-            raise RuntimeError(f"wasmtime internals changed: {cls.__name__}.{attr}")
+            raise EngineMismatch(f"wasmtime internals changed: {cls.__name__}.{attr}")
 
 
 # --------------------------------------------------------------------------- calls
@@ -231,7 +231,7 @@ class RawFunc:
         None: the raw call, unguarded."""
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
-            raise ValueError(f"too many parameters or results ({n} > {_MAX_VALS})")
+            raise InvalidDeclaration(f"too many parameters or results ({n} > {_MAX_VALS})")
         self._args = (raw.wasmtime_val_raw_t * n)()
         self._argp = ctypes.addressof(self._args)
         self._n = n
@@ -459,7 +459,7 @@ def define_host(linker: wasmtime.Linker, module: str, name: str, params: Sequenc
                             None, None)
     if err:
         _error_delete(err)
-        raise RuntimeError(f"wasmtime refused to define host function {module}.{name}")
+        raise EngineMismatch(f"wasmtime refused to define host function {module}.{name}")
 
 
 # --------------------------------------------------------------------------- epochs
@@ -520,7 +520,7 @@ def use_compiler(config: wasmtime.Config, compiler: str) -> None:
     elif compiler == "winch":
         raw.wasmtime_config_strategy_set(config.ptr(), 2)  # WASMTIME_STRATEGY_WINCH
     else:
-        raise ValueError(f"unknown compiler {compiler!r}; one of {', '.join(COMPILERS)}")
+        raise InvalidDeclaration(f"unknown compiler {compiler!r}; one of {', '.join(COMPILERS)}")
 
 
 # --------------------------------------------------------------------------- pooling
@@ -537,7 +537,7 @@ def use_pooling(config: wasmtime.Config, *, slots: int, memory_bytes: int,
     ``WasmtimeError``. A dropped store gives its slot back.
     """
     if slots <= 0 or memory_bytes <= 0 or table_elements < 0:
-        raise ValueError("pooling needs positive slots and memory_bytes")
+        raise InvalidDeclaration("pooling needs positive slots and memory_bytes")
     pc = raw.wasmtime_pooling_allocation_config_new()
     try:
         raw.wasmtime_pooling_allocation_config_total_core_instances_set(pc, slots)

@@ -42,9 +42,10 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from vino import limits
+from vino.errors import LockNotHeld
 from vino.graft.accounting import Principal
 from vino.graft.ratelimit import Allowance
 from vino.graft.txn import _LOCAL
@@ -63,11 +64,11 @@ class Hold:
         # Invariant: spent[id(p)] is the wall time of p's grafts so far in this hold.
         self.spent: dict[int, int] = {}
 
-    def deadline_ns(self, principal: Any, now_ns: int) -> int:
+    def deadline_ns(self, principal: Principal, now_ns: int) -> int:
         """``perf_counter_ns`` past which ``principal``'s graft must be stopped."""
         return now_ns + _HOLD_NS - self.spent.get(id(principal), 0)
 
-    def spend(self, principal: Any, ns: int) -> None:
+    def spend(self, principal: Principal, ns: int) -> None:
         key = id(principal)
         self.spent[key] = self.spent.get(key, 0) + ns
 
@@ -157,7 +158,7 @@ class SharedLock:
                 ts.hold = None
         with self._mutex:
             if self._owner != threading.get_ident():
-                raise RuntimeError(f"release of {self.name!r}, which this thread does not hold")
+                raise LockNotHeld(f"release of {self.name!r}, which this thread does not hold")
             self._count -= 1
             if self._count == 0:
                 self._owner = None

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Final
 import wasmtime
 
 from vino import limits
-from vino.errors import Forbidden, QuotaExceeded
+from vino.errors import Forbidden, QuotaExceeded, TransactionError
 from vino.graft import fastcall
 from vino.graft.fastcall import I32, I64
 from vino.graft.point import ANY_CONTEXT, Context, FunctionPoint, GraftCallable, Point
@@ -81,7 +81,7 @@ def current_graft_txn() -> Transaction:
     """The transaction of the graft whose guest is calling (raises outside any call)."""
     txn = _LOCAL.ts.txn
     if txn is None or txn.graft is None:
-        raise RuntimeError("graft-callable called outside a graft invocation")
+        raise TransactionError("graft-callable called outside a graft invocation")
     return txn
 
 

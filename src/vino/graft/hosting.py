@@ -48,10 +48,13 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from vino.graft.accounting import Principal
 from vino.graft.ratelimit import Allowance
+
+if TYPE_CHECKING:
+    from vino.graft.txn import Transaction
 
 _Table = weakref.WeakKeyDictionary[Principal, Allowance]
 
@@ -95,9 +98,9 @@ class Hosting:
         return a.reopens_in_s() if a is not None else 0.0
 
 
-def caller(parent: Any) -> Principal | None:
+def caller(parent: Transaction) -> Principal | None:
     """The principal of the graft whose call ``parent`` (a transaction) is in, if any."""
-    t = parent
+    t: Transaction | None = parent
     while t is not None:
         g = t.graft
         if g is not None:

@@ -17,9 +17,9 @@ target and principal) and called by its point: ``FunctionPoint.__call__`` calls
 The operation that invoked the graft always completes.
 
 ``invoke`` is the hot path: it inlines ``_begin``, the raw call, ``_finish`` and the
-commit's common case. ``invoke_plain`` is the same call through ``_begin`` and
-``Transaction.commit``: the reference ``invoke`` must stay equivalent to
-(``tests/graft/test_invoke_equivalence.py`` runs both on the same inputs).
+commit's common case, and must stay equivalent to them:
+``tests/graft/test_invoke_equivalence.py`` runs it and the same call made through
+``_begin`` and ``Transaction.commit`` on the same inputs and compares the state.
 
 Host faults are not graft faults: an exception raised by the host's own code
 during the call -- ``encode``, ``decode`` (anything but ``InvalidResult``), the
@@ -54,6 +54,7 @@ from vino.errors import (
     GraftAborted,
     InvalidResult,
     MessageRefused,
+    MessageUndeliverable,
     NoSuchGraft,
     QuotaExceeded,
 )
@@ -76,6 +77,10 @@ _perf_ns = time.perf_counter_ns
 
 LIVE: Final = "live"
 REMOVED: Final = "removed"
+
+# What _free drops: every attribute that refers into the graft's instance.
+_INSTANCE_OBJECTS: Final = ("pre", "memory", "entry", "_call0", "_rawcall", "_result", "_msize",
+                            "_trap_slot", "_ctx")
 
 # Where a function-point call is, for telling host faults from graft faults.
 _ENCODE: Final = "encode"
@@ -375,67 +380,6 @@ class Graft:
             if self._events:
                 self._flush()
 
-    def invoke_plain(self, args: tuple[Any, ...]) -> Any:
-        """``invoke`` with nothing inlined: ``_begin``, ``RawFunc.call``, ``_finish``
-        (``Transaction.commit``). The reference ``invoke`` must stay equivalent to; the
-        points call ``invoke``. As there, the call's CPU counts from the guest's entry.
-        """
-        point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
-        if not self._enter():
-            self.stats.busy += 1
-            return point.default(*args)
-        try:
-            if self.state is not LIVE:
-                return point.redispatch(self, args)
-            ts = _LOCAL.ts
-            parent = ts.txn
-            if parent is not None and aborts.too_deep(self, parent):
-                return point.default(*args)
-            if not self._pay(ts.acting, parent):
-                return point.default(*args)
-            if ts.hold is not None and not self._may_hold(ts.hold):
-                return point.default(*args)
-            self._args = args
-            txn = self._begin()
-            txn.start_ns = 0
-            st = self.stats
-            sample = not st.commits & SAMPLE_MASK
-            t0 = _perf_ns()
-            stage = _ENCODE
-            try:
-                wasm_args = point.encode(self.buffer, *args)
-                stage = _GUEST
-                if self._ticks.value != self._deadline_tick:
-                    self._renew_deadline()
-                t1 = txn.start_ns = _perf_ns()
-                rc = self.entry.call(*wasm_args)
-                t2 = _perf_ns()
-                if txn.ts.hold is not None:
-                    self._spend_hold(txn.ts.hold, t2 - t1)
-                if rc:
-                    raise aborts.failure(self, rc, txn)
-                if self.may_grow:
-                    self._account_memory()
-                stage = _DECODE
-                result = point.decode(self.buffer, self.entry.result_i32(), *args)
-                stage = _GUEST
-                self._finish(txn, t1, t2)
-            except Exception as exc:
-                return self._failed(txn, exc, stage, args)
-            st.commits += 1
-            st.graft_ns += t2 - t1
-            if sample:
-                st.sampled_ns += _perf_ns() - t0
-                st.sampled_graft_ns += t2 - t1
-                st.samples += 1
-            return result
-        finally:
-            self._args = None
-            if self.state is not LIVE and self.instance is not None:
-                self._free()
-            self._mutex.release()
-            self._flush()
-
     def _failed(self, txn: Transaction, exc: Exception, stage: str, args: tuple[Any, ...]
                 ) -> Any:
         """A function-point call that raised at ``stage``: the host's fault (aborted and
@@ -539,19 +483,19 @@ class Graft:
 
         Returns the graft's (non-negative) answer. Raises ``MessageRefused`` if
         the graft answered negatively (its transaction undone; the graft stays,
-        not charged a failure); ``ValueError`` (changing nothing) if the graft
+        not charged a failure); ``MessageUndeliverable`` (changing nothing) if the graft
         takes no messages or ``data`` exceeds its buffer; ``NoSuchGraft`` if it
         was removed; ``GraftAborted`` if the message transaction failed (a trap,
         a time-out, ...), after the usual failure handling; and the host's own
         exception if a graft-callable's bug raised (a host fault).
         """
-        if self._message is None:
-            raise ValueError(f"graft {self.name!r} exports no vino_message")
         if self.state is not LIVE:
             raise NoSuchGraft(f"graft {self.name!r} was removed")
+        if self._message is None:
+            raise MessageUndeliverable(f"graft {self.name!r} exports no vino_message")
         if len(data) > len(self.buffer):
-            raise ValueError(f"message of {len(data)} bytes exceeds the graft's buffer of "
-                             f"{len(self.buffer)} bytes")
+            raise MessageUndeliverable(f"message of {len(data)} bytes exceeds the graft's "
+                                       f"buffer of {len(self.buffer)} bytes")
         if not self._enter():
             raise GraftAborted(AbortReason.LOCK_TIMEOUT, "graft busy", graft=self.name)
         try:
@@ -633,6 +577,11 @@ class Graft:
         """Give back every charge and drop the store (idempotent)."""
         if self.instance is not None:  # the first time: no call of it is running any more
             self.registry._retire_stats(self)
+            # A removed graft the application still holds keeps none of its instance's
+            # objects alive: the store's ctypes views, call arguments and functions.
+            for attr in _INSTANCE_OBJECTS:
+                delattr(self, attr)
+            self._message = None
         p = self.principal
         handles, self.handles = self.handles, {}  # a racing kfree undo sees one or the other
         if handles:

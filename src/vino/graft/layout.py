@@ -36,6 +36,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
+from vino.errors import InvalidDeclaration
 from vino.graft.fastcall import I32
 
 
@@ -93,15 +94,15 @@ class Struct:
         end = 0
         for f in self.fields:
             if f.offset < end:
-                raise ValueError(f"{self.name}.{f.name} at {f.offset} overlaps the field "
-                                 f"before it (ends at {end})")
+                raise InvalidDeclaration(f"{self.name}.{f.name} at {f.offset} overlaps the field "
+                                         f"before it (ends at {end})")
             if f.count is not None and f.count <= 0:
-                raise ValueError(f"{self.name}.{f.name}: an array needs a positive count")
+                raise InvalidDeclaration(f"{self.name}.{f.name}: an array needs a positive count")
             end = f.end
         if self.size == 0:
             object.__setattr__(self, "size", end)
         elif end > self.size:
-            raise ValueError(f"{self.name}: fields end at {end}, past its size {self.size}")
+            raise InvalidDeclaration(f"{self.name}: fields end at {end}, past its size {self.size}")
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -172,12 +173,13 @@ class Layout:
 
     def __post_init__(self) -> None:
         if self.fields.size > self.buffer_size:
-            raise ValueError(f"{self.point}: the layout needs {self.fields.size} bytes, the "
-                             f"buffer has {self.buffer_size}")
+            raise InvalidDeclaration(f"{self.point}: the layout needs {self.fields.size} bytes, "
+                                     f"the buffer has {self.buffer_size}")
         names = {f.name for f in self.fields.fields}
         for f in self.fields.fields:
             if f.valid is not None and f.valid not in names:
-                raise ValueError(f"{self.point}.{f.name}: counted by unknown field {f.valid!r}")
+                raise InvalidDeclaration(
+                    f"{self.point}.{f.name}: counted by unknown field {f.valid!r}")
 
     def field(self, name: str) -> Field:
         return self.fields.field(name)
@@ -206,6 +208,6 @@ class Layout:
     def _array(self, name: str, n: int) -> Field:
         f = self.field(name)
         if f.count is None or not 0 <= n <= f.count:
-            raise ValueError(f"{self.point}.{name}: {n} elements do not fit "
-                             f"{'a scalar' if f.count is None else f'its {f.count}'}")
+            raise InvalidDeclaration(f"{self.point}.{name}: {n} elements do not fit "
+                                     f"{'a scalar' if f.count is None else f'its {f.count}'}")
         return f

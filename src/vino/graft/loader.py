@@ -45,23 +45,23 @@ limits compiles in at most about 1.7 s of CPU and 35 MB (Cranelift, one thread;
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import wasmtime
 
 from vino import limits
-from vino.errors import GraftRejected
-from vino.graft import traps, wasmscan
+from vino.errors import GraftRejected, MalformedWasm
+from vino.graft import traps, wasmbinary, wasmscan
 from vino.graft.fastcall import I32
 from vino.graft.hostapi import callables_of
 from vino.graft.sandbox import feature_of
-from vino.graft.wasmscan import read_leb
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
@@ -129,84 +129,54 @@ class Sections:
     most_locals: int = 0  # locals declared by the function that declares the most
 
 
-def _name(wasm: bytes, pos: int) -> tuple[str, int]:
-    n, pos = read_leb(wasm, pos)
-    if pos + n > len(wasm):
-        raise ValueError("a name runs past the end of the module")
-    return wasm[pos: pos + n].decode("utf-8", errors="replace"), pos + n
-
-
-def _limits(wasm: bytes, pos: int) -> tuple[int, int | None, int, int]:
-    """A limits record: (min, max or None, flags, next position)."""
-    flags = wasm[pos]
-    lo, pos = read_leb(wasm, pos + 1)
-    hi = None
-    if flags & 1:
-        hi, pos = read_leb(wasm, pos)
-    return lo, hi, flags, pos
-
-
 def scan_sections(wasm: bytes) -> Sections:
     """Read the sections that bound compile and instantiation work, without compiling.
 
-    Raises ``ValueError`` on a binary too malformed to scan (the validator would
-    refuse it too). Items the scan does not decode are left to the validator.
+    Raises ``MalformedWasm`` (a ``ValueError``) on a binary too malformed to scan (the
+    validator would refuse it too). Items the scan does not decode are left to the
+    validator.
     """
-    if wasm[:4] != b"\0asm" or len(wasm) < 8:
-        raise ValueError("not a WebAssembly binary (bad magic)")
+    wasmbinary.check_header(wasm, version=False)
     out = Sections({}, [])
-    pos = 8
     try:
-        while pos < len(wasm):
-            sid = wasm[pos]
-            size, body = read_leb(wasm, pos + 1)
-            end = body + size
-            if end > len(wasm):
-                raise ValueError(f"section {sid} runs past the end of the module")
-            if sid == 8:
-                out.counts[8] = 1
-            elif sid in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11):
-                n, p = read_leb(wasm, body)
+        for sec in wasmbinary.sections(wasm):
+            sid = sec.id
+            if sid == wasmbinary.START:
+                out.counts[sid] = 1
+            elif sid in _VECTOR_SECTIONS:
+                n, p = wasmbinary.read_u32(wasm, sec.body)
                 out.counts[sid] = out.counts.get(sid, 0) + n
-                if sid == 2:
-                    _scan_imports(wasm, p, n, out)
-                elif sid == 4 and n <= 2:
+                if sid == wasmbinary.IMPORT:
+                    _scan_imports(wasm, sec, out)
+                elif sid == wasmbinary.TABLE and n <= 2:
                     for _ in range(n):
-                        lo, hi, _flags, p = _limits(wasm, p + 1)  # after the element type
+                        lo, hi, _flags, p = wasmbinary.read_limits(wasm, p + 1)  # after the type
                         out.table_limits.append((lo, hi))
-                elif sid == 5 and n and not out.memory_min:
-                    out.memory_min, out.memory_max, _flags, p = _limits(wasm, p)
-                elif sid == 10 and n <= limits.MAX_FUNCTIONS:
-                    _scan_code(wasm, p, n, out)
-            pos = end
+                elif sid == wasmbinary.MEMORY and n and not out.memory_min:
+                    out.memory_min, out.memory_max, _flags, p = wasmbinary.read_limits(wasm, p)
+                elif sid == wasmbinary.CODE and n <= limits.MAX_FUNCTIONS:
+                    _scan_code(wasm, sec, out)
     except IndexError:
-        raise ValueError("truncated module") from None
+        raise MalformedWasm("truncated module") from None
     return out
 
 
-def _scan_imports(wasm: bytes, p: int, n: int, out: Sections) -> None:
-    for _ in range(min(n, limits.MAX_IMPORTS + 1)):
-        module, p = _name(wasm, p)
-        name, p = _name(wasm, p)
-        kind = wasm[p]
-        out.imports.append((module, name, kind))
-        if kind != 0:
+# Sections that are a vector of items (their count is read); 8 (start) is one item.
+_VECTOR_SECTIONS: Final = frozenset((1, 2, 3, 4, 5, 6, 7, 9, 10, 11))
+
+
+def _scan_imports(wasm: bytes, sec: wasmbinary.Section, out: Sections) -> None:
+    for imp in itertools.islice(wasmbinary.imports(wasm, sec), limits.MAX_IMPORTS + 1):
+        out.imports.append((imp.module, imp.name, imp.kind))
+        if imp.kind != wasmbinary.KIND_FUNCTION:
             return  # refused whatever follows; its descriptor is not worth decoding
-        _, p = read_leb(wasm, p + 1)
 
 
-def _scan_code(wasm: bytes, p: int, n: int, out: Sections) -> None:
-    for _ in range(n):
-        fsize, p = read_leb(wasm, p)
-        out.largest_body = max(out.largest_body, fsize)
-        ndecl, q = read_leb(wasm, p)
-        nlocals = 0
-        for _ in range(min(ndecl, limits.MAX_LOCALS_PER_FUNCTION + 1)):
-            count, q = read_leb(wasm, q)
-            nlocals += count
-            q += 1  # the value type
+def _scan_code(wasm: bytes, sec: wasmbinary.Section, out: Sections) -> None:
+    for start, end in wasmbinary.function_bodies(wasm, sec):
+        out.largest_body = max(out.largest_body, end - start)
+        nlocals, _ = wasmbinary.locals_of(wasm, start, limits.MAX_LOCALS_PER_FUNCTION)
         out.most_locals = max(out.most_locals, nlocals)
-        p += fsize
 
 
 _COUNT_LIMITS: Final = (  # section id, what, limit
@@ -244,12 +214,12 @@ class _Static:
 # Checks 4 and 6-8 depend only on the module's bytes and the point (its entry, types and
 # graft-callables), so a module installed once for a point -- the same graft on many
 # targets -- is not scanned again. Only installed modules are remembered (``keep``).
-_PASSED: weakref.WeakKeyDictionary[Any, dict[str, _Static]] = weakref.WeakKeyDictionary()
+_PASSED: weakref.WeakKeyDictionary[Point, dict[str, _Static]] = weakref.WeakKeyDictionary()
 _PASSED_MUTEX = threading.Lock()
 
 
 def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
-          target: Any, name: str | None = None) -> Checked:
+          target: object, name: str | None = None) -> Checked:
     """Run every load-time check, cheapest first; return ``Checked`` or raise
     ``GraftRejected``. Caches nothing (``keep`` does, once the install succeeded)."""
     label = name or "graft"

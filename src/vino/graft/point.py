@@ -39,6 +39,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from vino import limits
+from vino.errors import InvalidDeclaration
 from vino.graft.fastcall import I32, I64
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from vino.graft.registry import Registry
     from vino.graft.txn import Transaction
 
-R = TypeVar("R")
+R = TypeVar("R", covariant=True)  # a point of int answers is a point of object answers
 
 
 class _Global:
@@ -172,16 +173,16 @@ class _PointBase:
 
     def __post_init__(self) -> None:
         if not 0 < self.buffer_size <= limits.MAX_BUFFER_BYTES:
-            raise ValueError(f"{self.name}: buffer_size {self.buffer_size} out of range")
+            raise InvalidDeclaration(f"{self.name}: buffer_size {self.buffer_size} out of range")
         for t in (*self.params, self.result):
             if t not in (I32, I64):
-                raise ValueError(f"{self.name}: unsupported Wasm type {t!r}")
+                raise InvalidDeclaration(f"{self.name}: unsupported Wasm type {t!r}")
         if self.host_faults not in (HOST_FAULTS_RAISE, HOST_FAULTS_DEFAULT):
-            raise ValueError(f"{self.name}: host_faults must be {HOST_FAULTS_RAISE!r} or "
-                             f"{HOST_FAULTS_DEFAULT!r}, not {self.host_faults!r}")
+            raise InvalidDeclaration(f"{self.name}: host_faults must be {HOST_FAULTS_RAISE!r} or "
+                                     f"{HOST_FAULTS_DEFAULT!r}, not {self.host_faults!r}")
         names = [c.name for c in self.callables]
         if len(set(names)) != len(names):
-            raise ValueError(f"{self.name}: duplicate graft-callable names")
+            raise InvalidDeclaration(f"{self.name}: duplicate graft-callable names")
 
     @property
     def kind(self) -> str:
@@ -222,7 +223,7 @@ class FunctionPoint(_PointBase, Generic[R]):
       ``"raise"`` it to the caller (the default), or log it and answer with the
       ``"default"`` (for hosts that must complete every operation).
 
-    Declaring raises ``ValueError`` for a missing ``decode``/``default``, a buffer
+    Declaring raises ``InvalidDeclaration`` for a missing ``decode``/``default``, a buffer
     size out of range, an unsupported type or duplicate callables. A call raises
     what the host's own code raises (``encode``, ``decode``, ``default``, a
     graft-callable's bug), never what the graft does: a graft's failure gives the
@@ -239,7 +240,7 @@ class FunctionPoint(_PointBase, Generic[R]):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.decode is None or self.default is None:
-            raise ValueError(f"{self.name}: a function point needs decode and default")
+            raise InvalidDeclaration(f"{self.name}: a function point needs decode and default")
 
     @property
     def kind(self) -> str:
@@ -279,7 +280,7 @@ class EventPoint(_PointBase):
 
     Declared like a ``FunctionPoint`` without ``decode``/``default`` (a handler's
     negative answer aborts it); call it as ``point(target, *args)``. Declaring
-    raises ``ValueError`` for a buffer size out of range or an unsupported type.
+    raises ``InvalidDeclaration`` for a buffer size out of range or an unsupported type.
     """
 
     # Invariant: every list holds live grafts of this point, in install order.
@@ -308,7 +309,7 @@ class EventPoint(_PointBase):
         return committed
 
 
-Point = FunctionPoint[Any] | EventPoint
+Point = FunctionPoint[object] | EventPoint
 
 # Little-endian helpers shared by point declarations.
 U32: Final = struct.Struct("<I")

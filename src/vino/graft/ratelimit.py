@@ -27,6 +27,8 @@ import math
 import threading
 from collections.abc import Callable
 
+from vino.errors import InvalidDeclaration
+
 _EPSILON = 1e-9  # tokens; far below any rate's one token
 
 
@@ -37,8 +39,8 @@ class TokenBucket:
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
         if not rate > 0 or burst < 1:
-            raise ValueError(f"a token bucket needs rate > 0 and burst >= 1, "
-                             f"not {rate!r} and {burst!r}")
+            raise InvalidDeclaration(f"a token bucket needs rate > 0 and burst >= 1, "
+                                     f"not {rate!r} and {burst!r}")
         self.rate = rate
         self.burst = burst
         self.clock = clock
@@ -73,8 +75,8 @@ class Allowance:
 
     def __init__(self, rate_s: float, burst_s: float, clock: Callable[[], float]) -> None:
         if rate_s < 0 or burst_s < 0:
-            raise ValueError(f"a hosting allowance needs rate >= 0 and burst >= 0, "
-                             f"not {rate_s!r} and {burst_s!r}")
+            raise InvalidDeclaration(f"a hosting allowance needs rate >= 0 and burst >= 0, "
+                                     f"not {rate_s!r} and {burst_s!r}")
         self.rate_ns = rate_s * 1e9  # per second of the clock
         self.burst_ns = burst_s * 1e9
         self.level_ns = self.burst_ns

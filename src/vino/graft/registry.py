@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import wasmtime
 
 from vino import limits
-from vino.errors import GraftRejected, QuotaExceeded
+from vino.errors import GraftRejected, InvalidDeclaration, NoSuchPoint, QuotaExceeded
 from vino.graft import aborts, failures, fastcall, hostapi, hosting, loader
 from vino.graft.accounting import Principal
 from vino.graft.fastcall import I32
@@ -89,7 +89,7 @@ def _compiled(pt: Point, source: loader.Source | PythonGraft, name: str | None
     return out.wasm, name or out.name
 
 
-P = TypeVar("P", FunctionPoint[Any], EventPoint)
+P = TypeVar("P", bound=Point)  # declare returns the point with its own type
 
 
 class Registry:
@@ -130,11 +130,11 @@ class Registry:
     def declare(self, point: P) -> P:
         """Register ``point`` and link its graft-callables; return it (with its type).
 
-        Raises ``ValueError`` if a point of that name is already declared.
+        Raises ``InvalidDeclaration`` if a point of that name is already declared.
         """
         with self._mutex:
             if point.name in self.points:
-                raise ValueError(f"graft point {point.name!r} is already declared")
+                raise InvalidDeclaration(f"graft point {point.name!r} is already declared")
             linker, keep = hostapi.link(self.sandbox.engine, point)
             self._linkers[point.name] = (linker, keep)
             point.registry = self
@@ -165,9 +165,9 @@ class Registry:
             try:
                 return self.points[point]
             except KeyError:
-                raise ValueError(f"no graft point named {point!r}") from None
+                raise NoSuchPoint(f"no graft point named {point!r}") from None
         if self.points.get(point.name) is not point:
-            raise ValueError(f"graft point {point.name!r} is not declared in this registry")
+            raise NoSuchPoint(f"graft point {point.name!r} is not declared in this registry")
         return point
 
     # ---- install / replace / remove -------------------------------------------------
@@ -176,7 +176,7 @@ class Registry:
         """Every load-time check, changing nothing (``vino graft check``).
 
         Returns the ``Checked`` module. Raises ``GraftRejected`` with the reason,
-        ``ValueError`` for a point not declared here.
+        ``NoSuchPoint`` for a point not declared here.
         """
         pt = self._point(point)
         source, name = _compiled(pt, source, name)
@@ -195,7 +195,7 @@ class Registry:
         WebAssembly text, or a Python graft. ``remove_after``: this graft's own
         number of failures before removal (default: the registry's).
         Raises ``GraftRejected`` (nothing changed, and logged) on any failed check,
-        ``ValueError`` for a point not declared here.
+        ``NoSuchPoint`` for a point not declared here.
         """
         pt = self._point(point)
         try:
@@ -337,7 +337,7 @@ class Registry:
 
     # ---- inspection -----------------------------------------------------------------------
     def grafts(self, point: Point | str | None = None) -> list[Graft]:
-        """The live grafts of ``point`` (of every point if None); raises ``ValueError``
+        """The live grafts of ``point`` (of every point if None); raises ``NoSuchPoint``
         for an unknown point."""
         pts = [self._point(point)] if point is not None else list(self.points.values())
         out: list[Graft] = []
@@ -350,7 +350,7 @@ class Registry:
         return out
 
     def point_stats(self, point: Point | str) -> Stats:
-        """A point's statistics, its removed grafts included; raises ``ValueError`` for
+        """A point's statistics, its removed grafts included; raises ``NoSuchPoint`` for
         an unknown point."""
         pt = self._point(point)
         total = Stats()

@@ -53,7 +53,7 @@ from typing import Any, Final
 import wasmtime
 
 from vino import limits
-from vino.errors import QuotaExceeded, TimedOut
+from vino.errors import InvalidDeclaration, QuotaExceeded, TimedOut
 from vino.graft import fastcall, stack
 from vino.graft.ticker import Ticker, make_ticker
 from vino.graft.txn import keep_fault, thread_state
@@ -190,12 +190,12 @@ class Pool:
 
     def __post_init__(self) -> None:
         if self.share is not None and self.share <= 0:
-            raise ValueError(f"a pool share must be positive, not {self.share}")
+            raise InvalidDeclaration(f"a pool share must be positive, not {self.share}")
         if self.slots <= 0:
-            raise ValueError(f"a pool needs at least one slot, not {self.slots}")
+            raise InvalidDeclaration(f"a pool needs at least one slot, not {self.slots}")
         if self.memory_bytes <= 0 or self.memory_bytes % limits.WASM_PAGE:
-            raise ValueError(f"pool memory_bytes {self.memory_bytes} is not a positive "
-                             f"multiple of {limits.WASM_PAGE}")
+            raise InvalidDeclaration(f"pool memory_bytes {self.memory_bytes} is not a positive "
+                                     f"multiple of {limits.WASM_PAGE}")
 
 
 class Sandbox:

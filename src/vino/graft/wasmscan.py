@@ -9,12 +9,16 @@ The scanner decodes instruction boundaries of the MVP instruction set plus
 sign extension, multi-value block types, reference types, tail calls and the
 0xFC prefix (saturating truncation, bulk memory). Anything it does not know
 (SIMD, threads, GC, exceptions, malformed code) makes it answer "may grow",
-the conservative answer.
+the conservative answer. Sections, bodies and numbers are read with
+``wasmbinary``, the package's one reader of the binary format.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from vino.errors import MalformedWasm
+from vino.graft import wasmbinary
 
 _MEMARG: Final = frozenset(range(0x28, 0x3F))  # loads and stores
 _NO_IMM: Final = frozenset(
@@ -28,42 +32,11 @@ _FC_IMMS: Final = {  # 0xFC sub-opcode -> number of u32 immediates
 
 
 class _Unknown(Exception):
-    pass
+    """An instruction the scanner does not decode: answer "may grow"."""
 
 
-def _u(data: bytes, pos: int) -> int:
-    """Skip one LEB128 number; return the position after it."""
-    while True:
-        if pos >= len(data):
-            raise _Unknown
-        b = data[pos]
-        pos += 1
-        if not b & 0x80:
-            return pos
-
-
-def read_leb(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode an unsigned LEB128 (u32) at ``pos``; return (value, next position).
-
-    Raises ``ValueError`` if it is truncated or longer than a u32's five bytes.
-    """
-    result = shift = 0
-    while True:
-        if pos >= len(data) or shift > 28:
-            raise ValueError("truncated or overlong LEB128")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _uval(data: bytes, pos: int) -> tuple[int, int]:
-    try:
-        return read_leb(data, pos)
-    except ValueError:
-        raise _Unknown from None
+_u = wasmbinary.skip_leb  # skip one LEB128 immediate of any width
+_uval = wasmbinary.read_u32  # read one u32 immediate
 
 
 def _code_has_grow(code: bytes, pos: int, end: int) -> bool:
@@ -114,24 +87,12 @@ def _code_has_grow(code: bytes, pos: int, end: int) -> bool:
 def may_grow_memory(wasm: bytes) -> bool:
     """False only if no function body of ``wasm`` contains ``memory.grow``."""
     try:
-        pos = 8
-        while pos < len(wasm):
-            sid = wasm[pos]
-            size, body = _uval(wasm, pos + 1)
-            end = body + size
-            if sid == 10:  # code section
-                n, p = _uval(wasm, body)
-                for _ in range(n):
-                    fsize, p = _uval(wasm, p)
-                    fend = p + fsize
-                    nlocals, q = _uval(wasm, p)
-                    for _ in range(nlocals):
-                        q = _u(wasm, q)  # count
-                        q += 1  # value type
-                    if _code_has_grow(wasm, q, fend):
+        for sec in wasmbinary.sections(wasm):
+            if sec.id == wasmbinary.CODE:
+                for start, end in wasmbinary.function_bodies(wasm, sec):
+                    _, code = wasmbinary.locals_of(wasm, start)
+                    if _code_has_grow(wasm, code, end):
                         return True
-                    p = fend
-            pos = end
         return False
-    except (_Unknown, IndexError):
+    except (_Unknown, MalformedWasm, IndexError):
         return True

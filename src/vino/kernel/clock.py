@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Protocol, runtime_checkable
 
+from vino.kernel.errors import InvalidArgument
+
 __all__ = ["Clock", "RealClock", "SimClock"]
 
 
@@ -34,7 +36,7 @@ class SimClock:
 
     def __init__(self, start_ns: int = 0) -> None:
         if start_ns < 0:
-            raise ValueError(f"start_ns must be >= 0, got {start_ns}")
+            raise InvalidArgument(f"start_ns must be >= 0, got {start_ns}")
         self._lock = threading.Lock()
         self._now = start_ns  # Invariant: never decreases (advance rejects negatives)
 
@@ -44,7 +46,7 @@ class SimClock:
     def advance(self, ns: int) -> int:
         """Move time forward by ``ns`` (>= 0) and return the new time."""
         if ns < 0:
-            raise ValueError(f"time cannot go backwards: advance({ns})")
+            raise InvalidArgument(f"time cannot go backwards: advance({ns})")
         with self._lock:
             self._now += ns
             return self._now

@@ -80,6 +80,7 @@ from typing import Final, Protocol
 
 from vino.errors import InvalidResult
 from vino.kernel import layouts
+from vino.kernel.errors import InvalidArgument
 from vino.kernel.params import MAX_PICK_CANDIDATES, QUANTUM_NS
 from vino.kernel.proc import Process, ProcessGroup
 
@@ -156,7 +157,7 @@ Step = Cpu | Wait
 def _check_positive(kind: str, ns: int) -> None:
     # A zero-length step would let an infinite workload spin without time passing.
     if isinstance(ns, bool) or not isinstance(ns, int) or ns <= 0:
-        raise ValueError(f"{kind} needs a positive int of ns, got {ns!r}")
+        raise InvalidArgument(f"{kind} needs a positive int of ns, got {ns!r}")
 
 
 def cpu_hog(burst_ns: int = QUANTUM_NS) -> Iterator[Step]:
@@ -243,7 +244,8 @@ def pack_threads(rows: Sequence[ThreadInfo]) -> bytes:
     out of its type's range, raises ``ValueError``.
     """
     if len(rows) > MAX_PICK_CANDIDATES:
-        raise ValueError(f"{len(rows)} rows; the sched.pick buffer holds {MAX_PICK_CANDIDATES}")
+        raise InvalidArgument(
+            f"{len(rows)} rows; the sched.pick buffer holds {MAX_PICK_CANDIDATES}")
     out = bytearray(_PICK.rows(_ROWS, len(rows)).size)
     _PICK.rows(_ROWS, 0).pack_into(out, 0, len(rows))
     for i, r in enumerate(rows):
@@ -251,7 +253,7 @@ def pack_threads(rows: Sequence[ThreadInfo]) -> bytes:
             _ROW.pack_into(out, _HEAD + _ROW.size * i,
                            r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags)
         except struct.error as e:
-            raise ValueError(f"row {i} ({r}) does not fit the sched.pick layout: {e}") from e
+            raise InvalidArgument(f"row {i} ({r}) does not fit the sched.pick layout: {e}") from e
     return bytes(out)
 
 
@@ -259,7 +261,7 @@ def unpack_threads(data: bytes) -> list[ThreadInfo]:
     """Inverse of ``pack_threads`` (for the default inside a graft and for tests)."""
     (n,) = _PICK.rows(_ROWS, 0).unpack_from(data, 0)
     if n > MAX_PICK_CANDIDATES or len(data) < _HEAD + _ROW.size * n:
-        raise ValueError(f"sched.pick buffer claims {n} rows in {len(data)} bytes")
+        raise InvalidArgument(f"sched.pick buffer claims {n} rows in {len(data)} bytes")
     return [ThreadInfo(*_ROW.unpack_from(data, _HEAD + _ROW.size * i)) for i in range(n)]
 
 
@@ -386,11 +388,11 @@ class Scheduler:
         a ``Wait`` blocks it, an empty workload leaves it done.
         """
         if process.group is None:
-            raise ValueError(f"process {process.pid} has no process group")
+            raise InvalidArgument(f"process {process.pid} has no process group")
         _check_i32("priority", priority)
         tid = next(self._tids)
         if tid > _U32_MAX:
-            raise ValueError("thread ids exhausted (u32)")
+            raise InvalidArgument("thread ids exhausted (u32)")
         t = Thread(
             tid=tid,
             process=process,
@@ -430,7 +432,7 @@ class Scheduler:
         """Response latency of thread ``tid``; ``ValueError`` if it has no samples."""
         samples = sorted(self.thread(tid).latencies_ns)
         if not samples:
-            raise ValueError(f"thread {tid} has no latency samples yet")
+            raise InvalidArgument(f"thread {tid} has no latency samples yet")
         return LatencyStats(
             samples=len(samples),
             mean_us=sum(samples) / len(samples) / 1000,
@@ -449,9 +451,9 @@ class Scheduler:
         Idle jumps count as no step. Returns the number of dispatches made.
         """
         if until_ns is None and steps is None:
-            raise ValueError("run needs until_ns or steps (workloads may be endless)")
+            raise InvalidArgument("run needs until_ns or steps (workloads may be endless)")
         if steps is not None and steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
+            raise InvalidArgument(f"steps must be >= 0, got {steps}")
         made = 0
         while steps is None or made < steps:
             now = self.clock.now_ns()
@@ -587,4 +589,4 @@ class Scheduler:
 
 def _check_i32(what: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not _I32_MIN <= value <= _I32_MAX:
-        raise ValueError(f"{what} must be an i32, got {value!r}")
+        raise InvalidArgument(f"{what} must be an i32, got {value!r}")

@@ -34,7 +34,8 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-from vino.graft.wasmscan import read_leb
+from vino.errors import VinoError
+from vino.graft import wasmbinary
 from vino.sdk import toolchains
 from vino.sdk.toolchains import MAX_MEMORY_BYTES, STACK_BYTES, ToolchainMissing
 
@@ -82,7 +83,7 @@ FLAGS: Final = (
 _IMPORT_MODULE: Final = "vino"
 
 
-class BuildError(Exception):
+class BuildError(VinoError):
     """Compiling or linking a graft failed, or the result imports from outside "vino".
 
     ``stderr`` holds the compiler's output (or the reason the module was refused).
@@ -172,106 +173,34 @@ def drop_global_exports(data: bytes) -> bytes:
     Compilers export globals of their own (``__stack_pointer``, ``__data_end``,
     ``__heap_base``); the ABI has none, and an exported mutable stack pointer
     would let whoever holds the instance move the graft's stack. Functions,
-    memories and tables stay. Raises ``ValueError`` on a malformed module.
+    memories and tables stay. Raises ``MalformedWasm`` (a ``ValueError``) on a
+    malformed module.
     """
-    if data[:8] != b"\0asm\x01\0\0\0":
-        raise ValueError("not a WebAssembly binary module (version 1)")
-    out = bytearray(data[:8])
-    pos = 8
-    while pos < len(data):
-        section = data[pos]
-        size, body = read_leb(data, pos + 1)
-        end = body + size
-        if end > len(data):
-            raise ValueError("section runs past the end of the module")
-        if section == 7:
-            payload = _exports_without_globals(data[body:end])
-            out += bytes([7]) + _leb(len(payload)) + payload
+    wasmbinary.check_header(data)
+    out = bytearray(data[:wasmbinary.HEADER_BYTES])
+    for sec in wasmbinary.sections(data):
+        if sec.id == wasmbinary.EXPORT:
+            kept = [data[start:end] for start, end, kind in wasmbinary.exports(data, sec)
+                    if kind != wasmbinary.KIND_GLOBAL]
+            payload = wasmbinary.encode_u32(len(kept)) + b"".join(kept)
+            out += bytes([sec.id]) + wasmbinary.encode_u32(len(payload)) + payload
         else:
-            out += data[pos:end]
-        pos = end
+            out += data[sec.start:sec.end]
     return bytes(out)
-
-
-def _exports_without_globals(body: bytes) -> bytes:
-    count, pos = read_leb(body, 0)
-    kept: list[bytes] = []
-    for _ in range(count):
-        start = pos
-        length, pos = read_leb(body, pos)
-        kind = body[pos + length]
-        _, pos = read_leb(body, pos + length + 1)
-        if kind != 3:  # 3: global
-            kept.append(body[start:pos])
-    return _leb(len(kept)) + b"".join(kept)
-
-
-def _leb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def wasm_imports(data: bytes) -> list[tuple[str, str]]:
     """The (module, name) of every import of a binary WebAssembly module.
 
-    A small reader of the import section alone, so checking a build needs no
-    engine. Raises ``ValueError`` if the bytes are not a well-formed module
-    header and import section.
+    Read with ``vino.graft.wasmbinary``, so checking a build needs no engine.
+    Raises ``MalformedWasm`` (a ``ValueError``) if the bytes are not a well-formed
+    module header and import section.
     """
-    if data[:8] != b"\0asm\x01\0\0\0":
-        raise ValueError("not a WebAssembly binary module (version 1)")
-    pos = 8
-    while pos < len(data):
-        section = data[pos]
-        size, pos = read_leb(data, pos + 1)
-        end = pos + size
-        if end > len(data):
-            raise ValueError("section runs past the end of the module")
-        if section == 2:
-            return _read_imports(data[pos:end])
-        pos = end
+    wasmbinary.check_header(data)
+    for sec in wasmbinary.sections(data):
+        if sec.id == wasmbinary.IMPORT:
+            return [(imp.module, imp.name) for imp in wasmbinary.imports(data, sec)]
     return []
-
-
-def _read_imports(body: bytes) -> list[tuple[str, str]]:
-    count, pos = read_leb(body, 0)
-    out: list[tuple[str, str]] = []
-    for _ in range(count):
-        names: list[str] = []
-        for _ in range(2):
-            length, pos = read_leb(body, pos)
-            names.append(body[pos : pos + length].decode("utf-8"))
-            pos += length
-        kind = body[pos]
-        pos += 1
-        # Skip the import's type: a type index, a table, a memory or a global.
-        if kind == 0:  # function: typeidx
-            _, pos = read_leb(body, pos)
-        elif kind == 1:  # table: reftype, limits
-            pos = _skip_limits(body, pos + 1)
-        elif kind == 2:  # memory: limits
-            pos = _skip_limits(body, pos)
-        elif kind == 3:  # global: valtype, mutability
-            pos += 2
-        else:
-            raise ValueError(f"unknown import kind {kind}")
-        out.append((names[0], names[1]))
-    return out
-
-
-def _skip_limits(body: bytes, pos: int) -> int:
-    flags = body[pos]
-    _, pos = read_leb(body, pos + 1)
-    if flags & 1:  # has a maximum
-        _, pos = read_leb(body, pos)
-    return pos
 
 
 def main(argv: list[str] | None = None) -> int:

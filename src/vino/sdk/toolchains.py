@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
 
+from vino.errors import VinoError
+
 __all__ = [
     "ASSEMBLYSCRIPT_VERSION",
     "LANGUAGES",
@@ -60,7 +62,7 @@ MAX_MEMORY_BYTES: Final = 16 * 65536
 _PAGE: Final = 65536
 
 
-class ToolchainMissing(Exception):
+class ToolchainMissing(VinoError):
     """The compiler for a graft's language is not installed here.
 
     ``language`` names it and ``install`` says exactly what to install. Nothing
@@ -73,7 +75,7 @@ class ToolchainMissing(Exception):
         super().__init__(f"no {language} toolchain: {install}")
 
 
-class CompileError(Exception):
+class CompileError(VinoError):
     """The compiler refused the graft; ``output`` is what it printed."""
 
     def __init__(self, output: str) -> None:

@@ -49,6 +49,8 @@ import threading
 import weakref
 from typing import Final
 
+from vino.errors import VinoError
+
 __all__ = ["EXCLUSIVE", "NONE", "PENDING", "RESERVED", "SHARED", "Busy", "FileLock", "Holder",
            "LockTable", "table_for"]
 
@@ -59,7 +61,7 @@ PENDING: Final = 3
 EXCLUSIVE: Final = 4
 
 
-class Busy(Exception):
+class Busy(VinoError):
     """The lock is held in a conflicting mode; nothing changed (except a kept PENDING)."""
 
 

@@ -28,9 +28,8 @@ from typing import Any, Final
 import wasmtime
 
 from vino.errors import GraftRejected
-from vino.graft import FunctionPoint, Quota
+from vino.graft import FunctionPoint, Quota, wasmbinary
 from vino.graft.loader import Source
-from vino.graft.wasmscan import read_leb
 from vino.kernel.errors import FilterUnavailable, InvariantViolation
 from vino.kernel.kernel import Kernel
 from vino.kernel.sched import cpu_hog
@@ -83,15 +82,10 @@ def _point_of(wasm: bytes) -> str:
 
 
 def sections(wasm: bytes) -> list[tuple[int, int]]:
-    """(start, end) of every section of a well-formed module (for splicing); LEB128 read
-    by the loader's reader. Raises ``ValueError`` on a module too malformed to walk."""
-    out: list[tuple[int, int]] = []
-    pos = 8
-    while pos < len(wasm):
-        size, body = read_leb(wasm, pos + 1)
-        out.append((pos, body + size))
-        pos = body + size
-    return out
+    """(start, end) of every section of a module (for splicing); the last may run past
+    the end of a mutated one. Raises ``MalformedWasm`` (a ``ValueError``) on a
+    truncated section size."""
+    return [(s.start, s.end) for s in wasmbinary.sections(wasm, strict=False)]
 
 
 MUTATIONS: Final = ("flip", "byte", "insert", "delete", "duplicate", "truncate", "splice",

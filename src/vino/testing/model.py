@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from vino.errors import LockTimeout, QuotaExceeded
+from vino.errors import LockTimeout, QuotaExceeded, VinoError
 from vino.graft import LockManager, Principal, Quota, Transaction, begin, current
 from vino.graft.txn import clear_current
 from vino.testing.faults import StepClock
@@ -69,7 +69,7 @@ def foreign_transaction() -> Transaction:
     return Transaction(None, None, _FOREIGN[0].ts)
 
 
-class UndoFailed(Exception):
+class UndoFailed(VinoError):
     """Raised by an undo entry the model made fail on purpose."""
 
 

@@ -1,0 +1,219 @@
+"""The one reader of the WebAssembly binary format in vino: numbers, names, sections.
+
+Used by the loader's section scan (``loader.scan_sections``), the code scan
+(``wasmscan.may_grow_memory``), the SDK's checks of a build (``sdk.build``: its
+imports; dropping exported globals) and the fuzzer (``vino.testing.fuzz``: splicing
+sections). Nothing here compiles or validates: it reads just enough structure for
+those, and wasmtime's validator judges the rest.
+
+    check_header(wasm, version=True)     # b"\\0asm" and, if asked, version 1
+    for s in sections(wasm): ...         # Section(id, start, body, end), in order
+    for imp in imports(wasm, s): ...     # Import(module, name, kind), lazily
+
+Every reader takes the bytes and a position and returns the value and the next
+position. Anything truncated or malformed raises ``MalformedWasm`` (a
+``ValueError``) saying what; ``IndexError`` never escapes a reader but ``read_byte``
+callers' own indexing.
+
+Invariant: ``sections`` never yields a section that runs past the end of the
+module (``strict=False``, for the fuzzer, yields that one last and stops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final, NamedTuple
+
+from vino.errors import MalformedWasm
+
+MAGIC: Final = b"\0asm"
+VERSION_1: Final = b"\x01\0\0\0"
+HEADER_BYTES: Final = 8  # magic + version
+
+# Section ids (the binary format's numbering).
+TYPE: Final = 1
+IMPORT: Final = 2
+FUNCTION: Final = 3
+TABLE: Final = 4
+MEMORY: Final = 5
+GLOBAL: Final = 6
+EXPORT: Final = 7
+START: Final = 8
+ELEMENT: Final = 9
+CODE: Final = 10
+DATA: Final = 11
+
+# Import and export kinds.
+KIND_FUNCTION: Final = 0
+KIND_TABLE: Final = 1
+KIND_MEMORY: Final = 2
+KIND_GLOBAL: Final = 3
+
+_U32_MAX_SHIFT: Final = 28  # a u32 takes at most five LEB128 bytes (shifts 0..28)
+
+
+class Section(NamedTuple):
+    """One section: its id, where it starts (the id byte), its body and its end."""
+
+    id: int
+    start: int
+    body: int
+    end: int
+
+
+class Import(NamedTuple):
+    module: str
+    name: str
+    kind: int  # KIND_FUNCTION, ...
+
+
+def read_u32(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 (u32) at ``pos``: (value, next position).
+
+    Raises ``MalformedWasm`` if it is truncated or longer than a u32's five bytes.
+    """
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > _U32_MAX_SHIFT:
+            raise MalformedWasm("truncated or overlong LEB128")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def skip_leb(data: bytes, pos: int) -> int:
+    """The position after the LEB128 number at ``pos``, of any width (i64 immediates
+    take up to ten bytes). Raises ``MalformedWasm`` if it is truncated."""
+    while True:
+        if pos >= len(data):
+            raise MalformedWasm("truncated LEB128")
+        b = data[pos]
+        pos += 1
+        if not b & 0x80:
+            return pos
+
+
+def encode_u32(value: int) -> bytes:
+    """``value`` as unsigned LEB128, in the fewest bytes."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def read_name(data: bytes, pos: int) -> tuple[str, int]:
+    """A name (length-prefixed UTF-8; invalid bytes replaced): (name, next position)."""
+    n, pos = read_u32(data, pos)
+    if pos + n > len(data):
+        raise MalformedWasm("a name runs past the end of the module")
+    return data[pos: pos + n].decode("utf-8", errors="replace"), pos + n
+
+
+def read_limits(data: bytes, pos: int) -> tuple[int, int | None, int, int]:
+    """A limits record: (min, max or None, flags, next position)."""
+    if pos >= len(data):
+        raise MalformedWasm("truncated limits")
+    flags = data[pos]
+    lo, pos = read_u32(data, pos + 1)
+    hi = None
+    if flags & 1:
+        hi, pos = read_u32(data, pos)
+    return lo, hi, flags, pos
+
+
+def check_header(wasm: bytes, *, version: bool = True) -> None:
+    """Raise ``MalformedWasm`` unless ``wasm`` starts with the magic (and, with
+    ``version``, binary format version 1)."""
+    if version:
+        if wasm[:HEADER_BYTES] != MAGIC + VERSION_1:
+            raise MalformedWasm("not a WebAssembly binary module (version 1)")
+    elif wasm[:4] != MAGIC or len(wasm) < HEADER_BYTES:
+        raise MalformedWasm("not a WebAssembly binary (bad magic)")
+
+
+def sections(wasm: bytes, *, strict: bool = True) -> Iterator[Section]:
+    """Every section after the header, in order (the header is not checked here).
+
+    Raises ``MalformedWasm`` on a truncated section size or (``strict``) a section
+    that runs past the end; with ``strict=False`` that section is yielded, last.
+    """
+    pos = HEADER_BYTES
+    n = len(wasm)
+    while pos < n:
+        sid = wasm[pos]
+        size, body = read_u32(wasm, pos + 1)
+        end = body + size
+        if end > n and strict:
+            raise MalformedWasm(f"section {sid} runs past the end of the module")
+        yield Section(sid, pos, body, end)
+        pos = end
+
+
+def imports(wasm: bytes, section: Section) -> Iterator[Import]:
+    """The import section's entries, lazily: an entry's descriptor is skipped only
+    when the next one is asked for, so a caller may stop at any entry unread."""
+    count, pos = read_u32(wasm, section.body)
+    for _ in range(count):
+        module, pos = read_name(wasm, pos)
+        name, pos = read_name(wasm, pos)
+        if pos >= len(wasm):
+            raise MalformedWasm("truncated import")
+        kind = wasm[pos]
+        yield Import(module, name, kind)
+        pos = _skip_import_type(wasm, pos + 1, kind)
+
+
+def _skip_import_type(wasm: bytes, pos: int, kind: int) -> int:
+    if kind == KIND_FUNCTION:  # a type index
+        return read_u32(wasm, pos)[1]
+    if kind == KIND_TABLE:  # a reference type, then limits
+        return read_limits(wasm, pos + 1)[3]
+    if kind == KIND_MEMORY:
+        return read_limits(wasm, pos)[3]
+    if kind == KIND_GLOBAL:  # a value type and its mutability
+        return pos + 2
+    raise MalformedWasm(f"unknown import kind {kind}")
+
+
+def exports(wasm: bytes, section: Section) -> Iterator[tuple[int, int, int]]:
+    """The export section's entries as (start, end, kind) byte spans, for rewriting."""
+    count, pos = read_u32(wasm, section.body)
+    for _ in range(count):
+        start = pos
+        _, pos = read_name(wasm, pos)
+        if pos >= len(wasm):
+            raise MalformedWasm("truncated export")
+        kind = wasm[pos]
+        _, pos = read_u32(wasm, pos + 1)
+        yield start, pos, kind
+
+
+def function_bodies(wasm: bytes, section: Section) -> Iterator[tuple[int, int]]:
+    """The code section's function bodies as (start, end): ``start`` is where the
+    body's locals are declared, ``end`` just past its code."""
+    count, pos = read_u32(wasm, section.body)
+    for _ in range(count):
+        size, pos = read_u32(wasm, pos)
+        yield pos, pos + size
+        pos += size
+
+
+def locals_of(wasm: bytes, body: int, most: int | None = None) -> tuple[int, int]:
+    """(locals declared, position of the first instruction) of the body at ``body``;
+    with ``most``, reading at most ``most`` + 1 declarations (the caller's limit, to
+    stay bounded: the position is then not the first instruction's)."""
+    ndecl, pos = read_u32(wasm, body)
+    total = 0
+    for _ in range(ndecl if most is None else min(ndecl, most + 1)):
+        count, pos = read_u32(wasm, pos)
+        total += count
+        pos += 1  # the value type
+    return total, pos
