@@ -21,15 +21,12 @@ commit's common case, and must stay equivalent to them:
 ``tests/graft/test_invoke_equivalence.py`` runs it and the same call made through
 ``_begin`` and ``Transaction.commit`` on the same inputs and compares the state.
 
-Host faults are not graft faults: an exception raised by the host's own code
-during the call -- ``encode``, ``decode`` (anything but ``InvalidResult``), the
-default run through the ``default`` graft-callable, or a graft-callable's own bug
-(an exception whose ``abort_reason`` is None, see ``vino.errors``) -- aborts the
-transaction, is recorded as ``host_error`` without counting against the graft,
-and is re-raised to the caller with a note saying where vino met it -- or, on a
-point declared with ``host_faults="default"``, logged and answered by the default.
-Host code under the guest hands its exception to the transaction (``txn.fault``,
-``txn.keep_fault``), never to a global.
+Host faults are not graft faults: the host's own exception during the call
+(``encode``, ``decode`` but for ``InvalidResult``, the default, a graft-callable's
+bug: ``abort_reason`` None) aborts the transaction, is recorded as ``host_error``
+without blame and is re-raised with a note (or, with ``host_faults="default"``,
+logged and answered by the default). Host code under the guest hands its exception
+to the transaction (``txn.keep_fault``), never to a global.
 
 Invariant: a graft's store is used by one thread at a time (``Graft._mutex``);
 a thread re-entering a graft it is already running gets the default.
@@ -45,7 +42,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from vino import limits
 from vino.errors import (
@@ -65,7 +62,7 @@ from vino.graft.point import HOST_FAULTS_DEFAULT, Context, FunctionPoint, Point
 from vino.graft.ratelimit import Allowance
 from vino.graft.sandbox import Instance
 from vino.graft.stats import SAMPLE_MASK, Stats
-from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, Transaction
+from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, ThreadState, Transaction
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
@@ -92,7 +89,7 @@ class Graft:
     """One installed graft: a module instance bound to a point, target and principal."""
 
     def __init__(self, registry: Registry, point: Point, checked: Checked,
-                 principal: Principal, target: Any, remove_after: int) -> None:
+                 principal: Principal, target: object, remove_after: int) -> None:
         self.registry = registry
         self.point = point
         self.name = checked.name
@@ -122,7 +119,7 @@ class Graft:
         self._mutex = threading.Lock()
         # Invariant: _args holds the inputs of the entry invocation in progress and is None
         # outside one (a finished call's inputs are not kept: not for default(), not alive).
-        self._args: tuple[Any, ...] | None = None
+        self._args: tuple[object, ...] | None = None
         self.context: Context | None = None  # the other contexts' marker (see context_of)
         self._txn = Transaction(None, self)
         self._txn.state = COMMITTED
@@ -271,7 +268,7 @@ class Graft:
         if self._allowance is None and hold.contended():
             self._share.spend(ns)
 
-    def _charge_cpu(self, ts: Any, ns: int) -> None:
+    def _charge_cpu(self, ts: ThreadState, ns: int) -> None:
         """One call's CPU: its principal's, or hosted (hosting.py)."""
         allowance = self._allowance
         if allowance is not None:
@@ -284,13 +281,13 @@ class Graft:
             raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
                                 f"{self.principal.quota.cpu_total_s} s used up")
 
-    def invoke(self, args: tuple[Any, ...]) -> Any:
+    def invoke(self, args: tuple[object, ...]) -> object:
         """Run the function graft on ``args``; on any failure return the default's answer.
 
         This is the hot path: ``_begin``, the raw call, ``_finish`` and the commit's
         common case are inlined here, and must stay equivalent to them.
         """
-        point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
+        point: FunctionPoint[object] = self.point  # type: ignore[assignment]
         if not self._mutex.acquire(False) and not self._enter():
             self.stats.busy += 1  # the point's busy rule: its default (which may refuse)
             return point.default(*args)
@@ -380,12 +377,12 @@ class Graft:
             if self._events:
                 self._flush()
 
-    def _failed(self, txn: Transaction, exc: Exception, stage: str, args: tuple[Any, ...]
-                ) -> Any:
+    def _failed(self, txn: Transaction, exc: Exception, stage: str,
+                args: tuple[object, ...]) -> object:
         """A function-point call that raised at ``stage``: the host's fault (aborted and
         re-raised, or the default's answer per the point's ``host_faults``) or the
         graft's (aborted; the default's answer)."""
-        point: FunctionPoint[Any] = self.point  # type: ignore[assignment]
+        point: FunctionPoint[object] = self.point  # type: ignore[assignment]
         if (stage is _ENCODE or is_host_fault(exc)
                 or (stage is _DECODE and not isinstance(exc, InvalidResult))):
             aborts.host_fault(self, txn, exc, f"{point.name} {stage}" if stage is not _GUEST
@@ -396,7 +393,7 @@ class Graft:
         aborts.abort(self, txn, exc)
         return point.default(*args)
 
-    def invoke_event(self, args: tuple[Any, ...]) -> bool:
+    def invoke_event(self, args: tuple[object, ...]) -> bool:
         """Run one event handler; True if it committed."""
         point = self.point
         if not self._mutex.acquire(False) and not self._enter():

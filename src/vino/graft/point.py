@@ -36,7 +36,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from vino import limits
 from vino.errors import InvalidDeclaration
@@ -162,7 +162,7 @@ class _PointBase:
     params: tuple[str, ...] = ()
     result: str = I32
     callables: tuple[GraftCallable, ...] = ()
-    may_install: Callable[[Principal, Any], bool] = owner_or_privileged
+    may_install: Callable[[Principal, object], bool] = owner_or_privileged
     target_type: type | tuple[type, ...] = object  # object: any kind of target
     lock_resolver: LockResolver | None = None
     budget_s: float | None = None  # per-call CPU budget; None: the principal's quota
@@ -188,7 +188,7 @@ class _PointBase:
     def kind(self) -> str:
         raise NotImplementedError
 
-    def target_problem(self, target: Any) -> str | None:
+    def target_problem(self, target: object) -> str | None:
         """Why ``target`` is not a target of this point (None: it is one)."""
         if target is GLOBAL or isinstance(target, self.target_type):
             return None
@@ -235,7 +235,7 @@ class FunctionPoint(_PointBase, Generic[R]):
     default: Callable[..., R] = field(default=None)  # type: ignore[assignment]
 
     # The dispatch table. Invariant: values are live grafts of this point.
-    table: dict[Any, Graft] = field(default_factory=dict, init=False, repr=False)
+    table: dict[object, Graft] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -246,7 +246,7 @@ class FunctionPoint(_PointBase, Generic[R]):
     def kind(self) -> str:
         return "function"
 
-    def __call__(self, target: Any, *args: Any) -> R:
+    def __call__(self, target: object, *args: object) -> R:
         """Run the policy for ``target``: its graft, else the global graft, else the default.
 
         Raises only the host's own exceptions (see the class docstring).
@@ -259,18 +259,18 @@ class FunctionPoint(_PointBase, Generic[R]):
             g = table.get(GLOBAL)
             if g is None:
                 return self.default(*args)
-        return g.invoke(args)  # type: ignore[no-any-return]
+        return g.invoke(args)  # type: ignore[return-value]  # decode and default give R
 
-    def redispatch(self, stale: Graft, args: tuple[Any, ...]) -> R:
+    def redispatch(self, stale: Graft, args: tuple[object, ...]) -> R:
         """Dispatch again for a graft that was no longer live when its call began."""
         g = self.table.get(stale.target)
         if g is None and stale.target is not GLOBAL:
             g = self.table.get(GLOBAL)
         if g is None or g is stale:
             return self.default(*args)
-        return g.invoke(args)  # type: ignore[no-any-return]
+        return g.invoke(args)  # type: ignore[return-value]  # decode and default give R
 
-    def graft_for(self, target: Any) -> Graft | None:
+    def graft_for(self, target: object) -> Graft | None:
         return self.table.get(target) or self.table.get(GLOBAL)
 
 
@@ -284,13 +284,13 @@ class EventPoint(_PointBase):
     """
 
     # Invariant: every list holds live grafts of this point, in install order.
-    handlers: dict[Any, list[Graft]] = field(default_factory=dict, init=False, repr=False)
+    handlers: dict[object, list[Graft]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def kind(self) -> str:
         return "event"
 
-    def __call__(self, target: Any, *args: Any) -> int:
+    def __call__(self, target: object, *args: object) -> int:
         """Deliver the event to the target's handlers and the global ones.
 
         Returns how many handlers committed. A handler that aborts is dealt with

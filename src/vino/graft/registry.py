@@ -39,7 +39,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import wasmtime
 
@@ -57,7 +57,7 @@ from vino.graft.sandbox import Sandbox
 from vino.graft.stats import Stats
 from vino.graft.txn import Transaction
 
-PythonGraft = Callable[..., Any]
+PythonGraft = Callable[..., Any]  # a Python function written as a graft (vino.pygraft)
 
 
 def _compiled(pt: Point, source: loader.Source | PythonGraft, name: str | None
@@ -87,6 +87,14 @@ def _compiled(pt: Point, source: loader.Source | PythonGraft, name: str | None
         assert isinstance(source, str)
         out = compile_source(source, pt.layout, filename="<python graft>", name="python")
     return out.wasm, name or out.name
+
+
+class RegistrySnapshot(TypedDict):
+    """``Registry.snapshot()``: what an install or a call could change, as plain data."""
+
+    points: dict[str, list[tuple[str, str, str]]]  # point -> sorted (repr(target), name, digest)
+    usage: dict[str, dict[str, int]]  # principal -> its usage
+    locks_held: list[str]
 
 
 P = TypeVar("P", bound=Point)  # declare returns the point with its own type
@@ -172,7 +180,7 @@ class Registry:
 
     # ---- install / replace / remove -------------------------------------------------
     def check(self, point: Point | str, source: loader.Source | PythonGraft, principal: Principal,
-              target: Any = GLOBAL, name: str | None = None) -> loader.Checked:
+              target: object = GLOBAL, name: str | None = None) -> loader.Checked:
         """Every load-time check, changing nothing (``vino graft check``).
 
         Returns the ``Checked`` module. Raises ``GraftRejected`` with the reason,
@@ -184,7 +192,7 @@ class Registry:
 
     def install(self, point: Point | str, source: loader.Source | PythonGraft,
                 principal: Principal,
-                target: Any = GLOBAL, *, name: str | None = None, replace: bool = False,
+                target: object = GLOBAL, *, name: str | None = None, replace: bool = False,
                 remove_after: int | None = None) -> Graft:
         """Check, instantiate and bind a graft; then, and only then, make it live.
 
@@ -247,7 +255,7 @@ class Registry:
                                 f"{q.install_burst} (Quota.installs_per_s); the next in "
                                 f"{wait:.3f} s")
 
-    def _build(self, pt: Point, checked: loader.Checked, principal: Principal, target: Any,
+    def _build(self, pt: Point, checked: loader.Checked, principal: Principal, target: object,
                remove_after: int | None) -> Graft:
         try:
             g = Graft(self, pt, checked, principal, target,
@@ -301,7 +309,7 @@ class Registry:
         nothing."""
         return failures.render(self)
 
-    def remove_target(self, target: Any) -> int:
+    def remove_target(self, target: object) -> int:
         """Remove every graft installed for ``target`` (at any point); return how many.
 
         Host code calls this when the object a graft was installed on goes away (a
@@ -359,11 +367,11 @@ class Registry:
             total.add(g.stats)
         return total
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RegistrySnapshot:
         """Everything an install could change, as plain data (for tests and `vino stats`).
         Raises nothing."""
         principals = {id(g.principal): g.principal for g in self.grafts()}
-        return {
+        return {  # the points' (target, graft, digest), each principal's usage, the locks
             "points": {name: sorted((repr(t), g.name, g.digest) for t, g in
                                     (pt.table.items() if isinstance(pt, FunctionPoint) else
                                      ((t, h) for t, hs in pt.handlers.items() for h in hs)))

@@ -31,6 +31,7 @@ VERSION_1: Final = b"\x01\0\0\0"
 HEADER_BYTES: Final = 8  # magic + version
 
 # Section ids (the binary format's numbering).
+CUSTOM: Final = 0
 TYPE: Final = 1
 IMPORT: Final = 2
 FUNCTION: Final = 3
