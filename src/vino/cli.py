@@ -42,7 +42,7 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vino import graftcmd
@@ -78,10 +78,23 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _emit(args: argparse.Namespace, data: object, render: Callable[[], str],
+          markdown: bool = False) -> None:
+    """A benchmark's result: as JSON with ``--json``, else as text (rendered Markdown at a
+    terminal when ``markdown``)."""
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif markdown:
+        from vino.console import Output
+
+        Output(sys.stdout).markdown(render())
+    else:
+        print(render())
+
+
 def _bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from vino.console import Output
     from vino.console import progress as progress_bar
 
     if args.what == "micro":
@@ -89,7 +102,7 @@ def _bench(args: argparse.Namespace) -> int:
 
         with progress_bar("vino bench micro") as progress:
             result = micro.run(rounds=args.rounds or 15, progress=progress)
-        print(json.dumps(result, indent=2) if args.json else micro.render(result))
+        _emit(args, result, lambda: micro.render(result))
         return 0
     if args.what == "goals":
         from vino.bench import goals
@@ -101,16 +114,13 @@ def _bench(args: argparse.Namespace) -> int:
             res = goals.run(aims, progress=progress)
         if args.plot:
             print(f"plot written to {goals.plot(res, Path(args.plot))}", file=sys.stderr)
-        if args.json:
-            print(json.dumps(res, indent=2))
-        else:
-            Output(sys.stdout).markdown(goals.render(res))
+        _emit(args, res, lambda: goals.render(res), markdown=True)
         return 0
     if args.what == "install":
         from vino.bench import install
 
         res = install.run(quick=args.quick)
-        print(json.dumps(res, indent=2) if args.json else install.render(res))
+        _emit(args, res, lambda: install.render(res))
         return 0
     if args.what == "plugins":
         from vino.bench import plugins
@@ -118,10 +128,7 @@ def _bench(args: argparse.Namespace) -> int:
         with progress_bar("vino bench plugins") as progress:
             res = plugins.run(rounds=args.rounds or (3 if args.quick else 15),
                               batch_s=0.02 if args.quick else 0.1, progress=progress)
-        if args.json:
-            print(json.dumps(res, indent=2))
-        else:
-            Output(sys.stdout).markdown(plugins.render(res))
+        _emit(args, res, lambda: plugins.render(res), markdown=True)
         return 0
     if args.what == "python":
         from vino.bench import pygraft
@@ -129,7 +136,7 @@ def _bench(args: argparse.Namespace) -> int:
         with progress_bar("vino bench python") as progress:
             result = pygraft.run(rounds=args.rounds or (3 if args.quick else 15),
                                  calls=200 if args.quick else 2000, progress=progress)
-        print(json.dumps(result, indent=2) if args.json else pygraft.render(result))
+        _emit(args, result, lambda: pygraft.render(result))
         return 0
     if args.what == "sqlite":
         from vino.bench import sqlite_cost
@@ -138,7 +145,7 @@ def _bench(args: argparse.Namespace) -> int:
         rows = 2000 if args.quick else sqlite_cost.ROWS
         with progress_bar("vino bench sqlite") as progress:
             cost = sqlite_cost.run(rounds=rounds, rows=rows, progress=progress)
-        print(json.dumps(cost.as_dict(), indent=2) if args.json else sqlite_cost.render(cost))
+        _emit(args, cost.as_dict(), lambda: sqlite_cost.render(cost))
         return 0
     if args.what == "tpch":
         from vino.bench import sqlite_tpch
@@ -149,7 +156,7 @@ def _bench(args: argparse.Namespace) -> int:
             return 2
         with progress_bar("vino bench tpch") as progress:
             tp = sqlite_tpch.run(sf=sf, progress=progress)
-        print(json.dumps(tp.as_dict(), indent=2) if args.json else sqlite_tpch.render(tp))
+        _emit(args, tp.as_dict(), lambda: sqlite_tpch.render(tp))
         return 0 if not tp.differ else 1
     from vino.bench import suite
 
@@ -166,10 +173,7 @@ def _bench(args: argparse.Namespace) -> int:
         from vino.bench.plot import plot
 
         print(f"plot written to {plot(result, Path(args.plot))}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        Output(sys.stdout).markdown(suite.render(result, targets=args.targets))
+    _emit(args, result, lambda: suite.render(result, targets=args.targets), markdown=True)
     return 0
 
 
