@@ -43,7 +43,8 @@ from vino.kernel.inode import (
 )
 
 if TYPE_CHECKING:
-    from vino.kernel.fs import FsStats, OpenFile
+    from vino.kernel.fs import OpenFile
+    from vino.kernel.fspolicy import FsStats
 
 __all__ = ["FILTER_READ", "FILTER_WRITE", "OP_READ", "OP_WRITE", "FileIO"]
 

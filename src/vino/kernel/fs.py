@@ -30,33 +30,9 @@ else (group bits are stored but not consulted); root (uid 0) bypasses them. Only
 owner or root may unlink. Open modes: ``"r"``, ``"w"`` (write-only, truncates to
 zero, like ``open(..., "w")``), ``"rw"`` (read and write, no truncation).
 
-Policy slots: each decision is asked of one public attribute holding a plain callable,
-the built-in method named beside it until the kernel plugs a graft point in (a test or
-benchmark may assign its own; assigning the built-in back restores it):
-- ``readahead_policy(of, block) -> list[int]`` (``fs.readahead``; built-in
-  ``_readahead``): consulted after every
-  block a user ``read`` returns, with ``of.history`` already holding that block at
-  index 0. Returns file block numbers to prefetch; ``read`` validates them (count
-  <= ``readahead_max``, each inside the file, no duplicates) and loads the
-  non-resident ones with one device request per contiguous run. Default:
-  ``sequential_readahead`` (the next ``readahead_max`` blocks, asked once per window).
-- ``filter_policy(inode, file_offset, data, direction)`` (``fs.filter``; built-in
-  ``_filter``, the identity): transforms a
-  whole block in place, same length. Write path: the plaintext block is filtered
-  (``FILTER_WRITE``) before it goes to the cache and the device. Read path: the block
-  as it came from the device is filtered (``FILTER_READ``) before the user sees it.
-  So the cache and the disk hold the filtered form. Holes are never filtered.
-- ``on_access(inode, block, op)`` (``fs.access`` event; built-in ``_on_access``, a
-  no-op): after every block of a user read (``OP_READ``, before read-ahead) or write
-  (``OP_WRITE``).
-Directory I/O is internal and bypasses all three.
-
-Hooks (``FsHooks``, given to ``mount``; each optional): ``on_close(of)`` after every
-``close`` call and ``on_free(inode)`` after an inode is freed (its name unlinked and
-its last open closed), so whatever was attached to them (grafts, a filter's
-protection) goes with them; ``on_behalf(of)``, a context manager every ``read`` and
-``write`` runs inside (the kernel's makes the grafts called in them act for the
-file's opener).
+The policies and hooks (``fspolicy.py``): the policy slots ``readahead_policy``,
+``filter_policy`` and ``on_access``, where the kernel plugs its graft points in, and the
+hooks ``FsHooks`` given to ``mount``.
 
 Locking: one re-entrant lock (``FileSystem._lock``) serialises every operation and
 is held while the policies run; it is a ``SharedLock``, so the grafts run under it
@@ -97,8 +73,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
 from typing import Literal
 
 from vino.graft.hold import SharedLock
@@ -114,6 +88,7 @@ from vino.kernel.errors import (
 )
 from vino.kernel.fileio import FILTER_READ, FILTER_WRITE, OP_READ, OP_WRITE
 from vino.kernel.fsinvariants import Invariants
+from vino.kernel.fspolicy import FsHooks, FsStats, sequential_readahead
 from vino.kernel.inode import (
     BS,
     INODES_PER_BLOCK,
@@ -146,47 +121,6 @@ __all__ = [
 ]
 
 OpenMode = Literal["r", "w", "rw"]
-
-
-def sequential_readahead(file_blocks: int, block: int, hist: list[int], max_out: int) -> list[int]:
-    """The default read-ahead (ABI ``fs.readahead``), as a pure function of its inputs.
-
-    ``hist`` is most recent first and includes ``block`` at index 0. The file is read
-    sequentially when the access before ``block`` was ``block - 1``. Then the next
-    ``max_out`` blocks (clipped at the end of the file) are asked for -- once per
-    window, not after every block: when the run has just become sequential
-    (``hist[2] != block - 2``) and whenever ``block`` is a multiple of ``max_out``.
-    Asking after every block would slide the window by one and turn read-ahead into
-    one single-block device request per block, which saves nothing; asking once per
-    window lets the missing blocks go to the device as one request. Otherwise nothing.
-    """
-    if max_out <= 0 or len(hist) < 2 or hist[0] != block or hist[1] != block - 1:
-        return []
-    just_sequential = len(hist) < 3 or hist[2] != block - 2
-    if not just_sequential and block % max_out:
-        return []
-    return list(range(block + 1, min(block + 1 + max_out, file_blocks)))
-
-
-
-@dataclass(slots=True)
-class FsStats:
-    reads: int = 0  # read() calls
-    writes: int = 0  # write() calls
-    bytes_read: int = 0
-    bytes_written: int = 0
-    block_reads: int = 0  # file blocks returned to users
-    block_writes: int = 0  # file blocks written by users
-    hole_reads: int = 0  # of block_reads, holes (no I/O)
-    readahead_calls: int = 0  # times readahead_policy was consulted
-    readahead_blocks: int = 0  # blocks it asked for
-    prefetches: int = 0  # blocks actually loaded by read-ahead
-    prefetch_hits: int = 0  # user block reads served by a prefetched block
-    filter_calls: int = 0
-    access_events: int = 0
-
-    def snapshot(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class OpenFile:
@@ -225,16 +159,6 @@ class OpenFile:
 
     def __repr__(self) -> str:
         return f"OpenFile({self.name!r}, pos={self.pos}, closed={self.closed})"
-
-
-@dataclass(frozen=True, slots=True)
-class FsHooks:
-    """What a file system's host hears of it, and what user I/O runs inside (module doc)."""
-
-    on_close: Callable[[OpenFile], None] | None = None  # after every close(of) call
-    on_free: Callable[[Inode], None] | None = None  # after an inode is freed (lock held)
-    # Entered around every read(of, n) and write(of, data), outside the file system's lock.
-    on_behalf: Callable[[OpenFile], AbstractContextManager[object]] | None = None
 
 
 class FileSystem(Invariants):
