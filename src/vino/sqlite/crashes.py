@@ -170,14 +170,7 @@ def _workload(s: Session, done: list[int]) -> None:
 def _abandon(k: Kernel, s: Session | None) -> None:
     """Drop a kernel whose power went: nothing more reaches its image."""
     if s is not None:
-        for db in s._conns:
-            with contextlib.suppress(Exception):
-                db.close(True)
-        s._conns.clear()
-        with contextlib.suppress(Exception):
-            s.grafts.close()
-        with contextlib.suppress(Exception):
-            s.vfs.close()
+        s.abandon()
     with contextlib.suppress(Exception):
         k.registry.close()
     k.device.close()

@@ -9,7 +9,8 @@ Usage::
 
 ``close`` closes every connection, then removes the session's grafts, then
 unregisters the VFS and frees its buffer pool; the database stays in the
-kernel's file system.
+kernel's file system. ``abandon`` does the same after a simulated power cut,
+forcibly and ignoring errors.
 
 Connection settings (``configure``): 4 KiB pages (one kernel block each; only
 effective when the database is created), SQLite's own cache of ``cache_pages``
@@ -28,6 +29,7 @@ more than the cache: 1.8x the CPU with the pool); the graft experiments ask for 
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 
 import apsw
@@ -99,6 +101,18 @@ class Session:
         self._conns.clear()
         self.grafts.close()
         self.vfs.close()
+
+    def abandon(self) -> None:
+        """Close after the kernel's power went (crash loops): every connection is closed
+        forcibly and every error on the way ignored, since nothing may reach the image."""
+        for db in self._conns:
+            with contextlib.suppress(Exception):
+                db.close(True)
+        self._conns.clear()
+        with contextlib.suppress(Exception):
+            self.grafts.close()
+        with contextlib.suppress(Exception):
+            self.vfs.close()
 
     def __enter__(self) -> Session:
         return self
