@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from vino.bench import bench_quota, paper, peers, savings, scale, setups
-from vino.bench.micro import decode_pick, encode_pick
+from vino.bench.micro import decode_pick, encode_pick, pick_wat
 from vino.bench.timing import (
     Contender,
     Progress,
@@ -104,30 +104,9 @@ FULL: Final = Settings(rounds=15, batch_s=0.02, thread_run_s=0.3, thread_rounds=
 QUICK: Final = Settings(rounds=2, batch_s=0.0005, thread_run_s=0.005, thread_rounds=1,
                         install_grafts=20, quick=True)
 
-NULL_WAT: Final = """(module
-  (memory (export "memory") 1)
-  (func (export "vino_buffer") (result i32) i32.const 1024)
-  (func (export "pick") (result i32) i32.const 3))"""
-
-CALLS_WAT: Final = f"""(module
-  (import "vino" "ping" (func $ping (param i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "vino_buffer") (result i32) i32.const 1024)
-  (func (export "pick") (result i32) (local $i i32)
-    (loop $l
-      (drop (call $ping (local.get $i)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const {CALLABLE_CALLS}))))
-    i32.const 3))"""
-
-SPIN_WAT: Final = f"""(module
-  (memory (export "memory") 1)
-  (func (export "vino_buffer") (result i32) i32.const 1024)
-  (func (export "pick") (result i32) (local $i i32)
-    (loop $l
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const {SPIN_ITERATIONS}))))
-    i32.const 3))"""
+NULL_WAT: Final = pick_wat(3)
+CALLS_WAT: Final = pick_wat(3, loop=CALLABLE_CALLS, call="ping")
+SPIN_WAT: Final = pick_wat(3, loop=SPIN_ITERATIONS)
 
 def _ping(txn: Transaction, i: int) -> int:
     return 0

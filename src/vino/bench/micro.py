@@ -26,10 +26,11 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import wasmtime
 
+from vino import limits
 from vino.bench import bench_quota
 from vino.errors import InvalidResult
 from vino.graft import (
@@ -43,26 +44,28 @@ from vino.graft import (
 )
 from vino.graft.txn import Transaction
 
-NULL_WAT = """(module
-  (memory (export "memory") 1)
-  (func (export "vino_buffer") (result i32) i32.const 1024)
-  (func (export "pick") (result i32) i32.const 3))"""
 
-INVALID_WAT = """(module
-  (memory (export "memory") 1)
-  (func (export "vino_buffer") (result i32) i32.const 1024)
-  (func (export "pick") (result i32) i32.const 1000))"""
-
-UNDO_WAT = """(module
-  (import "vino" "poke" (func $poke (param i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "vino_buffer") (result i32) i32.const 1024)
-  (func (export "pick") (result i32) (local $i i32)
+def pick_wat(answer: int, loop: int = 0, call: str = "") -> str:
+    """A graft for the benchmarks' ``pick`` point: a loop of ``loop`` iterations (each
+    calling the graft-callable ``call``, if named), then the answer ``answer``."""
+    imports = f'(import "vino" "{call}" (func ${call} (param i32) (result i32)))' if call else ""
+    body = f"i32.const {answer}"
+    if loop:
+        step = f"(drop (call ${call} (local.get $i)))\n      " if call else ""
+        body = f"""(local $i i32)
     (loop $l
-      (drop (call $poke (local.get $i)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const 8))))
-    i32.const 1000))"""
+      {step}(local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {loop}))))
+    {body}"""
+    return f"""(module {imports}
+  (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) i32.const 1024)
+  (func (export "pick") (result i32) {body}))"""
+
+
+NULL_WAT: Final = pick_wat(3)  # answers at once
+INVALID_WAT: Final = pick_wat(1000)  # answers out of range: aborted
+UNDO_WAT: Final = pick_wat(1000, loop=8, call="poke")  # 8 accessor calls, then aborted
 
 
 @dataclass(slots=True)
@@ -109,8 +112,9 @@ def run(rounds: int = 15, calls: int = 4000,
         may_install=any_principal))
     alice = Principal("bench", bench_quota())
     null = reg.install(point, NULL_WAT, alice, target="null")
-    reg.install(point, INVALID_WAT, alice, target="invalid", remove_after=1 << 62)
-    reg.install(point, UNDO_WAT, alice, target="undo", remove_after=1 << 62)
+    reg.install(point, INVALID_WAT, alice, target="invalid", remove_after=limits.NEVER_REMOVE)
+    reg.install(point, UNDO_WAT, alice, target="undo",
+                remove_after=limits.NEVER_REMOVE)
     assert null.instance is not None
     store = null.instance.store
     public = null.instance.exports["pick"]
