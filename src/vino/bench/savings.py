@@ -36,7 +36,7 @@ from vino.bench import bench_quota
 from vino.bench.timing import Progress
 from vino.kernel import params
 from vino.kernel.device import DISK_1996, SSD, DiskProfile
-from vino.report import AT_LEAST, markdown_row, target
+from vino.report import AT_LEAST, markdown_table, target
 
 PROFILES: Final = (DISK_1996, SSD)
 QUICK_EVICT_ROUNDS: Final = 4
@@ -112,20 +112,19 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render(result: dict[str, Any]) -> str:
-    lines = [markdown_row(["workload", "device", "measure: default -> graft",
-                           "device time saved", "graft calls",
-                           "protection spent (stats / Total x calls)", "saved per call",
-                           "spent per call", "saved ÷ spent"]),
-             "|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for r in result["rows"]:
         ratio = f"{r['ratio']:,.0f}x" if r["ratio"] is not None else "n/a"
         measured = (f"{r['measured_ns'] / 1e6:,.2f}" if r["measured_ns"] is not None
                     else "-")
         per_saved = r["saved_per_call_ns"] or 0.0
         per_spent = r["spent_per_call_ns"] or 0.0
-        lines.append(markdown_row([
+        rows.append([
             r["workload"], r["profile"], f"{r['measure']}: {r['default']} -> {r['graft']}",
             f"{r['saved_device_ns'] / 1e6:,.1f} ms", r["graft_calls"],
             f"{r['spent_ns'] / 1e6:,.2f} ms ({r['stats_ns'] / 1e6:,.2f} / {measured})",
-            f"{per_saved / 1e3:,.1f} µs", f"{per_spent / 1e3:,.1f} µs", ratio]))
-    return "\n".join(lines)
+            f"{per_saved / 1e3:,.1f} µs", f"{per_spent / 1e3:,.1f} µs", ratio])
+    return markdown_table(["workload", "device", "measure: default -> graft",
+                           "device time saved", "graft calls",
+                           "protection spent (stats / Total x calls)", "saved per call",
+                           "spent per call", "saved ÷ spent"], rows)
