@@ -17,6 +17,11 @@ machine slows every contender alike:
 
 Each figure is the median over rounds of the mean time per call in a round,
 with the spread (p10..p90 over rounds).
+
+The benchmarks' own ``pick`` point lives here and is shared: its codec
+(``encode_pick`` / ``decode_pick``: one u32 in, an answer in 0..100 out) and its
+grafts (``pick_wat``: answer at once, after a loop, or after calling a
+graft-callable in a loop) serve ``vino.bench.goals`` and ``vino.bench.install`` too.
 """
 
 from __future__ import annotations
