@@ -1,7 +1,19 @@
 """Every error vino raises, in one hierarchy.
 
-``VinoError`` is the root. Each docstring says when the error is raised and
-what was done about it, so a caller knows what state it is left in.
+``VinoError`` is the root: nothing vino's public API raises on its own account is
+outside it. The errors of the mechanism are here; the kernel's (``kernel/errors.py``),
+the SDK's (``BuildError``, ``ToolchainMissing``, ``CompileError``), SQLite's lock
+``Busy`` and the test rigs' ``UndoFailed`` derive from it where they are raised.
+Each docstring says when the error is raised and what was done about it, so a
+caller knows what state it is left in.
+
+Where a built-in exception means the same thing the error derives from it too
+(``InvalidDeclaration`` is a ``ValueError``, ``EngineMismatch`` a ``RuntimeError``,
+``TimedOut`` a ``TimeoutError``), so ordinary ``except`` clauses keep working.
+
+Invariant: an error that blames a graft when raised inside its call names its
+reason (``abort_reason``); one that does not (``None``) is the host's own fault.
+The protected call reads the attribute (``aborts.classify``), never a type chain.
 """
 
 from __future__ import annotations
