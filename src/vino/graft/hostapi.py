@@ -41,7 +41,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import wasmtime
 
@@ -56,7 +56,16 @@ if TYPE_CHECKING:
     from vino.graft.invoke import Graft
 
 Signature = tuple[tuple[str, ...], tuple[str, ...]]  # (params, results), Wasm types
-GuestFn = Callable[..., int | None]  # called by the guest with plain ints
+# A common graft-callable: the calling graft's transaction, then the guest's ints.
+TxnFn = (Callable[[Transaction], int | None] | Callable[[Transaction, int], int | None]
+         | Callable[[Transaction, int, int], int | None]
+         | Callable[[Transaction, int, int, int, int], int | None])
+
+
+class GuestFn(Protocol):
+    """What the guest calls: its ints in, an int (or nothing) out."""
+
+    def __call__(self, *args: int) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,7 @@ class HostCallable:
     name: str
     params: tuple[str, ...]
     results: tuple[str, ...]
-    fn: Callable[..., int | None]
+    fn: TxnFn
 
     @property
     def signature(self) -> Signature:
@@ -255,7 +264,7 @@ def callables_of(point: Point) -> dict[str, Signature]:
 
 
 # ---- linking -------------------------------------------------------------------------------
-def _through_txn(fn: Callable[..., int | None]) -> GuestFn:
+def _through_txn(fn: TxnFn) -> GuestFn:
     def call(*args: int) -> int | None:
         return fn(current_graft_txn(), *args)
 
