@@ -19,9 +19,7 @@ MAX_MODULE_LINES = 600  # a module is below this many lines
 
 # The modules still at or over the limit, each being split. The test fails when one
 # of them comes under it, so that it leaves this list: the list only shrinks.
-OVER_THE_LIMIT = {
-    "graft/invoke.py",
-}
+OVER_THE_LIMIT: set[str] = set()
 
 
 def _files() -> dict[str, Path]:

@@ -28,13 +28,11 @@ without blame and is re-raised with a note (or, with ``host_faults="default"``,
 logged and answered by the default). Host code under the guest hands its exception
 to the transaction (``txn.keep_fault``), never to a global.
 
-Invariant: a graft's store is used by one thread at a time (``Graft._mutex``);
-a thread re-entering a graft it is already running gets the default.
-Invariant: a graft's code runs in exactly one ``Context`` at a time
-(``hostapi.context_of``); ``default()`` runs the policy only during an entry
-invocation, on that invocation's inputs.
-Invariant: a removed graft is in no dispatch table, holds no charges and no
-wasmtime object (``_free``).
+Invariant: a graft's store is used by one thread at a time (``Graft._mutex``); a
+thread re-entering a graft it is already running gets the default.
+Invariant: a graft's code runs in one ``Context`` at a time (``hostapi.context_of``).
+Invariant: a removed graft is in no dispatch table, holds no charges and no wasmtime
+object (``_free``).
 """
 
 from __future__ import annotations
@@ -75,7 +73,6 @@ _perf_ns = time.perf_counter_ns
 LIVE: Final = "live"
 REMOVED: Final = "removed"
 
-# What _free drops: every attribute that refers into the graft's instance.
 _INSTANCE_OBJECTS: Final = ("pre", "memory", "entry", "_call0", "_rawcall", "_result", "_msize",
                             "_trap_slot", "_ctx")
 
@@ -575,7 +572,7 @@ class Graft:
         if self.instance is not None:  # the first time: no call of it is running any more
             self.registry._retire_stats(self)
             # A removed graft the application still holds keeps none of its instance's
-            # objects alive: the store's ctypes views, call arguments and functions.
+            # objects alive (_INSTANCE_OBJECTS: ctypes views, call arguments, functions).
             for attr in _INSTANCE_OBJECTS:
                 delattr(self, attr)
             self._message = None
