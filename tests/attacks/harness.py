@@ -62,6 +62,7 @@ from vino.graft.loader import Source
 from vino.graft.point import U32
 from vino.graft.txn import thread_state
 from vino.testing import world
+from vino.testing.rig import inode_of
 from vino.testing.world import (
     BUFFER,
     CALL_BUDGET_S,
@@ -419,8 +420,7 @@ class KernelArena(Arena):
 
     def inode(self, name: str) -> Any:
         """The inode of file ``name`` (the target of ``fs.filter`` and ``fs.access``)."""
-        fs = self.k.fs
-        return fs._inodes[fs.stat(name).inum]
+        return inode_of(self.k, name)
 
     def close(self) -> None:
         self.k.shutdown()
