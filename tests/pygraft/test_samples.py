@@ -28,6 +28,12 @@ from vino.sdk.build import sample_path
 
 from .rig import TRAP, Rig
 
+# The kernel buffers as the layouts lay them out (pads are "x" bytes: no value).
+RA_INPUTS = READAHEAD.rows("hist", 16)  # file_blocks, block, max_out, n_hist, hist[16]
+CAND, CAND_AT = EVICT.elements("cand", 1), EVICT.field("cand").offset
+THREAD, THREAD_AT = PICK.elements("thread", 1), PICK.field("thread").offset
+FILTER_HEADER, DATA_AT = FILTER.rows("data", 0), FILTER.field("data").offset
+
 Step = tuple[str, Any]  # ("msg", bytes) or ("call", (buffer, args))
 
 
@@ -77,8 +83,7 @@ def ra_call(draw: st.DrawFn) -> Step:
     else:
         hist = draw(_u32s(16, 0, 500))
     buf = bytearray(READAHEAD.buffer_size)
-    struct.pack_into("<4I16I", buf, 0, file_blocks, block, draw(st.integers(0, 40)), n_hist,
-                     *hist)
+    RA_INPUTS.pack_into(buf, 0, file_blocks, block, draw(st.integers(0, 40)), n_hist, *hist)
     return ("call", (buf, ()))
 
 
@@ -96,10 +101,10 @@ def test_readahead_stride_python_equals_c_and_plain_python(steps: list[Step]) ->
 def evict_call(draw: st.DrawFn) -> Step:
     n = draw(st.integers(0, 40))
     buf = bytearray(EVICT.buffer_size)
-    struct.pack_into("<I", buf, 0, n if draw(st.integers(0, 9)) else 300)
+    EVICT.rows("cand", 0).pack_into(buf, 0, n if draw(st.integers(0, 9)) else 300)
     for i in range(min(n, 256)):
-        struct.pack_into("<IIIIQ", buf, 8 + 24 * i, i, draw(st.integers(0, 30)),
-                         draw(st.integers(0, 3)), 0, draw(st.integers(0, 60)))
+        CAND.pack_into(buf, CAND_AT + CAND.size * i, i, draw(st.integers(0, 30)),
+                       draw(st.integers(0, 3)), draw(st.integers(0, 60)))
     return ("call", (buf, ()))
 
 
@@ -136,11 +141,11 @@ def test_sqlite_evict_python_equals_c_and_plain_python(steps: list[Step]) -> Non
 def pick_call(draw: st.DrawFn) -> Step:
     n = draw(st.integers(0, 70))
     buf = bytearray(PICK.buffer_size)
-    struct.pack_into("<I", buf, 0, n)
+    PICK.rows("thread", 0).pack_into(buf, 0, n)
     for i in range(min(n, 64)):
-        struct.pack_into("<IiQQII", buf, 8 + 32 * i, i, draw(st.integers(-5, 5)),
+        THREAD.pack_into(buf, THREAD_AT + THREAD.size * i, i, draw(st.integers(-5, 5)),
                          draw(st.integers(0, 10**6)), draw(st.integers(0, 40)),
-                         draw(st.integers(0, 3)), 0)
+                         draw(st.integers(0, 3)))
     return ("call", (buf, ()))
 
 
@@ -155,8 +160,8 @@ def filter_call(draw: st.DrawFn) -> Step:
     n = draw(st.integers(0, 160))
     off = draw(st.one_of(st.integers(0, 10**6), st.integers(0, 2**38)))
     buf = bytearray(FILTER.buffer_size)
-    struct.pack_into("<QII", buf, 0, off, n, 5)
-    buf[16:16 + n] = draw(st.binary(min_size=n, max_size=n))
+    FILTER_HEADER.pack_into(buf, 0, off, n, 5)
+    buf[DATA_AT:DATA_AT + n] = draw(st.binary(min_size=n, max_size=n))
     return ("call", (buf, (draw(st.integers(-1, 2)), n)))
 
 
@@ -174,8 +179,8 @@ def test_chacha20_python_on_a_whole_block_equals_c() -> None:
     key = hashlib.sha256(b"k").digest() + bytes(12)
     data = hashlib.sha256(b"d").digest() * 128
     buf = bytearray(FILTER.buffer_size)
-    struct.pack_into("<QII", buf, 0, 64 * 7, len(data), 1)
-    buf[16:] = data
+    FILTER_HEADER.pack_into(buf, 0, 64 * 7, len(data), 1)
+    buf[DATA_AT:] = data
     run_three_ways("chacha20_filter", FILTER, [("msg", key), ("call", (buf, (0, len(data))))])
 
 
@@ -197,7 +202,7 @@ def test_demo_workloads_give_the_same_results_with_python_and_c_grafts(tmp_path:
 def test_readahead_backward_stride_stops_at_block_zero() -> None:
     """A local first assigned a u32 field is an int: it may go negative, as in Python."""
     buf = bytearray(READAHEAD.buffer_size)
-    struct.pack_into("<4I16I", buf, 0, 100, 2, 8, 16, *[2 + 3 * i for i in range(16)])
+    RA_INPUTS.pack_into(buf, 0, 100, 2, 8, 16, *[2 + 3 * i for i in range(16)])
     run_three_ways("readahead_stride", READAHEAD, [("call", (buf, ()))])
 
 
@@ -224,8 +229,8 @@ def sqlite_ra_call(draw: st.DrawFn) -> Step:
     n_hist = draw(st.integers(0, 18))
     hist = [block if draw(st.booleans()) else prev, prev, *draw(_u32s(14, 0, 70))]
     buf = bytearray(READAHEAD.buffer_size)
-    struct.pack_into("<4I16I", buf, 0, draw(st.integers(0, 90)), block,
-                     draw(st.integers(0, 40)), n_hist, *hist)
+    RA_INPUTS.pack_into(buf, 0, draw(st.integers(0, 90)), block, draw(st.integers(0, 40)),
+                        n_hist, *hist)
     return ("call", (buf, ()))
 
 
@@ -242,8 +247,8 @@ def sqlite_scan(draw: st.DrawFn) -> list[Step]:
             continue
         hist = [chain[j] for j in range(i, max(i - 16, -1), -1)]
         buf = bytearray(READAHEAD.buffer_size)
-        struct.pack_into(f"<4I{len(hist)}I", buf, 0, file_blocks, chain[i], max_out,
-                         len(hist), *hist)
+        READAHEAD.rows("hist", len(hist)).pack_into(buf, 0, file_blocks, chain[i], max_out,
+                                                    len(hist), *hist)
         steps.append(("call", (buf, ())))
     return steps
 

@@ -9,7 +9,6 @@ value left 64 bits.
 
 from __future__ import annotations
 
-import struct
 import textwrap
 import types
 
@@ -23,6 +22,8 @@ from vino.pygraft.compiler import I64_MAX, I64_MIN
 
 from .rig import TRAP, Rig
 
+CAND, CAND_AT = EVICT.elements("cand", 1), EVICT.field("cand").offset  # a row, pad skipped
+
 U32S = st.integers(0, 2**32 - 1)
 U63S = st.integers(0, 2**63 - 1)
 
@@ -34,7 +35,7 @@ def build(src: str) -> tuple[Rig, types.ModuleType]:
 
 def access_buf(file_id: int, block: int, op: int, time_ns: int) -> bytearray:
     buf = bytearray(ACCESS.buffer_size)
-    struct.pack_into("<IIIIQ", buf, 0, file_id, block, op, 0, time_ns)
+    ACCESS.fields.struct().pack_into(buf, 0, file_id, block, op, time_ns)  # pad: "x" bytes
     return buf
 
 
@@ -267,11 +268,11 @@ def test_row_fields_and_out_of_range_answer_are_python_meaning() -> None:
     """)
     rig, mod = Rig(compile_source(src, EVICT), EVICT), shim.load(src)
     buf = bytearray(EVICT.buffer_size)
-    struct.pack_into("<I", buf, 0, 3)
+    EVICT.rows("cand", 0).pack_into(buf, 0, 3)
     for i, (vpn, use) in enumerate([(7, 5), (8, 2), (9, 9)]):
-        struct.pack_into("<IIIIQ", buf, 8 + 24 * i, i, vpn, 0, 0, use)
+        CAND.pack_into(buf, CAND_AT + CAND.size * i, i, vpn, 0, use)
     assert rig.call(buf)[0] == shim.run(mod, EVICT, bytearray(buf)) == 8
-    struct.pack_into("<I", buf, 0, 0)  # no rows: cand[-1] is out of range in both
+    EVICT.rows("cand", 0).pack_into(buf, 0, 0)  # no rows: cand[-1] is out of range in both
     assert rig.call(buf)[0] is TRAP
     with pytest.raises(IndexError):
         shim.run(mod, EVICT, bytearray(buf))
@@ -348,7 +349,7 @@ def test_graft_callables_are_called_alike_compiled_and_as_plain_python() -> None
     rig = Rig(compile_source(src, EVICT), EVICT, shim.Host(clock=lambda: 5))
     mod = shim.load(src)
     buf = bytearray(EVICT.buffer_size)
-    struct.pack_into("<I", buf, 0, 3)
+    EVICT.rows("cand", 0).pack_into(buf, 0, 3)
     h = shim.Host(clock=lambda: 5)
     assert rig.call(buf)[0] == shim.run(mod, EVICT, bytearray(buf), (), h) == 5
     assert rig.host.logs == h.logs == ["choosing", "many"]
@@ -360,7 +361,7 @@ def test_graft_callable_argument_past_i32_traps_where_python_raises() -> None:
           "    return vm_hint(n * 4294967296, 1)\n"
     rig, mod = Rig(compile_source(src, EVICT), EVICT), shim.load(src)
     buf = bytearray(EVICT.buffer_size)
-    struct.pack_into("<I", buf, 0, 1)
+    EVICT.rows("cand", 0).pack_into(buf, 0, 1)
     assert rig.call(buf)[0] is TRAP and not rig.host.calls
     with pytest.raises(OverflowError):
         shim.run(mod, EVICT, bytearray(buf))
