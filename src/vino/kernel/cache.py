@@ -221,8 +221,23 @@ class Cache(AnonPages):
     def fetch_copy(self, dev: BlockDevice, block: int) -> tuple[bytearray, Access]:
         """As ``fetch``, the bytes as a new ``bytearray`` the caller may change (one copy,
         where ``bytearray(fetch(...)[0])`` makes two)."""
-        with self._lock:
-            frame, how = self._find(dev, block)
+        with self._lock:  # _find and _use, inline: every page read comes here
+            frame = self._files.get((dev, block))
+            if frame is None:
+                frame, how = self._find(dev, block)
+                return bytearray(frame.data), how
+            self.stats.hits += 1
+            how = Access.HIT
+            if frame.prefetched:
+                frame.prefetched = False
+                self.stats.prefetch_hits += 1
+                how = Access.PREFETCH_HIT
+            if frame.aspace is None:
+                self._tick += 1
+                frame.last_use = self._tick
+                frame.referenced = True
+            else:
+                self._use(frame)
             return bytearray(frame.data), how
 
     def read_block(self, dev: BlockDevice, block: int) -> bytes:

@@ -89,7 +89,10 @@ class FileIO(Directory):
             else:
                 plain, how = cache.fetch_copy(dev, blk)
                 if of is not None:
-                    self._apply_filter(ino, bidx * BS, plain, FILTER_READ)
+                    stats.filter_calls += 1  # _apply_filter, inline: the hot path
+                    self.filter_policy(ino, bidx * BS, plain, FILTER_READ)
+                    if len(plain) != BS:
+                        self._bad_filter(ino, bidx * BS, plain)
                     if how is Access.PREFETCH_HIT:
                         stats.prefetch_hits += 1
                         of.prefetch_hits += 1
@@ -97,7 +100,11 @@ class FileIO(Directory):
             pos += take
             if of is not None:
                 stats.block_reads += 1
-                self._record(of, ino, bidx, OP_READ)
+                hist = of._history  # _record, inline: the hot path
+                if not hist or hist[0] != bidx:
+                    hist.appendleft(bidx)
+                stats.access_events += 1
+                self.on_access(ino, bidx, OP_READ)
                 stats.readahead_calls += 1
                 ahead = self.readahead_policy(of, bidx)
                 if ahead:
@@ -221,9 +228,12 @@ class FileIO(Directory):
         self.stats.filter_calls += 1
         self.filter_policy(ino, offset, buf, direction)
         if len(buf) != BS:
-            raise InvalidArgument(
-                f"filter changed the length of block {offset // BS} of inode {ino.inum} "
-                f"from {BS} to {len(buf)}")
+            self._bad_filter(ino, offset, buf)
+
+    def _bad_filter(self, ino: Inode, offset: int, buf: bytearray) -> None:
+        raise InvalidArgument(
+            f"filter changed the length of block {offset // BS} of inode {ino.inum} "
+            f"from {BS} to {len(buf)}")
 
     def _record(self, of: OpenFile, ino: Inode, bidx: int, op: int) -> None:
         if not of._history or of._history[0] != bidx:

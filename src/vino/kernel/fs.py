@@ -208,7 +208,7 @@ class FileSystem(Invariants):
     def _readahead(self, of: OpenFile, block: int) -> list[int]:
         """Blocks of ``of``'s file to prefetch after ``block`` was read. Default: sequential."""
         return sequential_readahead(
-            ceil_div(of.inode.size, BS), block, list(of._history), self.readahead_max)
+            -(-of.inode.size // BS), block, of._history, self.readahead_max)
 
     def _filter(self, inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
         """Transform ``data`` (one block at ``file_offset``) in place, keeping its length.
@@ -557,6 +557,7 @@ class FileSystem(Invariants):
             raise BadHandle(f"file system on {self.device.path} is not mounted")
 
     def _check_open(self, of: OpenFile) -> None:
-        self._check_mounted()
+        if not self._mounted:
+            raise BadHandle(f"file system on {self.device.path} is not mounted")
         if of.closed or of.fs is not self:
             raise BadHandle(f"{of.name!r} (fid {of.fid}) is closed or not of this file system")

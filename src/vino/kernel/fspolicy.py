@@ -42,7 +42,7 @@ call of the decision it names goes through it (the directory's own I/O excepted)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["FsHooks", "FsStats", "sequential_readahead"]
 
 
-def sequential_readahead(file_blocks: int, block: int, hist: list[int], max_out: int) -> list[int]:
+def sequential_readahead(file_blocks: int, block: int, hist: Sequence[int],
+                         max_out: int) -> list[int]:
     """The default read-ahead (ABI ``fs.readahead``), as a pure function of its inputs.
 
     ``hist`` is most recent first and includes ``block`` at index 0. The file is read
