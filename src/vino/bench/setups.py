@@ -112,7 +112,7 @@ class Setup:
     key: str  # paper.GRAFTS
     kernel: Kernel
     point: FunctionPoint[Any]
-    hook: Callable[..., Any]  # the subsystem's policy method, wired to the point
+    hook: Callable[..., Any]  # the subsystem's policy slot, the point plugged in
     sample: Path
     message: bytes | None  # sent to the sample graft after install
     targets: dict[str, Any]  # role ("sample", "null", "lock", "invalid") -> target
