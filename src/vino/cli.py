@@ -4,7 +4,8 @@
                                    Python twins), attack it
     vino demo sqlite [--rows N] [--profile disk-1996|ssd] [--python-grafts]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
-    vino bench [table|savings|scale|all|micro|sqlite|tpch|plugins|python|install|goals]
+    vino bench [table|savings|scale|all|micro|sqlite|tpch|plugins|python|install|goals|
+                crossings]
                [--quick] [--json] [--plot FILE.png] [--sf F]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
@@ -12,7 +13,8 @@
                                    CPU time on vino against stock SQLite; tpch: TPC-H
                                    at scale factor F, load and 22 queries; python: the
                                    Python samples against their C twins, compile times;
-                                   goals: the protected call's speed goals, threads
+                                   goals: the protected call's speed goals, threads;
+                                   crossings: the native fast path against ctypes
     vino graft build FILE.{c,zig,rs,ts,wat,py} [-o OUT.wasm] [--point NAME]
                                    compile a graft; the extension picks the toolchain
     vino graft check FILE --point NAME [--as USER] [--registry MODULE:ATTRIBUTE]
@@ -115,6 +117,18 @@ def _bench(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"plot written to {goals.plot(res, Path(args.plot))}", file=sys.stderr)
         _emit(args, res, lambda: goals.render(res), markdown=True)
+        return 0
+    if args.what == "crossings":
+        from vino.bench import crossings
+
+        with progress_bar("vino bench crossings") as progress:
+            res = (crossings.run(1, child_rounds=1, batch_s=0.001, thread_run_s=0.01,
+                                 progress=progress) if args.quick else
+                   crossings.run(args.rounds or 7, progress=progress))
+        if args.json:
+            print(json.dumps(res, indent=2))
+        else:
+            Output(sys.stdout).markdown(crossings.render(res))
         return 0
     if args.what == "install":
         from vino.bench import install
@@ -316,13 +330,14 @@ def parser() -> argparse.ArgumentParser:
         "their C twins; install: compiling a module at the loader's limits (CPU, memory) "
         "with each compiler; goals: every speed goal of the protected call (against pluggy, "
         "null graft, graft-callables, threads, sparse calls, installs, eviction savings) with "
-        "its target, and the thread scaling (--plot draws it). Results are printed with "
+        "its target, and the thread scaling (--plot draws it); crossings: the native fast path "
+        "into and out of Wasm against the ctypes one, side by side. Results are printed with "
         "ratios; "
         "the targets they "
         "are held to are in BENCHMARKS.md.")
     b.add_argument("what", nargs="?", default="table",
                    choices=["table", "savings", "scale", "all", "micro", "sqlite", "tpch",
-                            "plugins", "python", "install", "goals"],
+                            "plugins", "python", "install", "goals", "crossings"],
                    help="which benchmark (default: table)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.add_argument("--sf", type=float, default=None,

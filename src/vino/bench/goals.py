@@ -61,6 +61,7 @@ from vino.graft import (
 from vino.graft.sandbox import Sandbox
 from vino.graft.txn import Transaction
 from vino.kernel.device import SSD
+from vino.limits import NEVER_REMOVE
 from vino.report import AT_LEAST, AT_MOST, markdown_table, target
 
 CALLABLE_CALLS: Final = 32  # graft-callable calls per protected call (the callable row)
@@ -105,6 +106,7 @@ QUICK: Final = Settings(rounds=2, batch_s=0.0005, thread_run_s=0.005, thread_rou
                         install_grafts=20, quick=True)
 
 NULL_WAT: Final = pick_wat(3)
+INVALID_WAT: Final = pick_wat(1000)  # out of range: aborted on every call
 CALLS_WAT: Final = pick_wat(3, loop=CALLABLE_CALLS, call="ping")
 SPIN_WAT: Final = pick_wat(3, loop=SPIN_ITERATIONS)
 
@@ -113,7 +115,8 @@ def _ping(txn: Transaction, i: int) -> int:
 
 
 class Mechanism:
-    """One registry with the null, graft-callable and spinning grafts (one per thread)."""
+    """One registry with the null, graft-callable and spinning grafts (one per thread),
+    and one whose answer always fails validation (aborted on every call, never removed)."""
 
     def __init__(self) -> None:
         self.registry = Registry()
@@ -125,6 +128,7 @@ class Mechanism:
         install = self.registry.install
         self.null = install(self.point, NULL_WAT, who, target="null")
         install(self.point, CALLS_WAT, who, target="calls")
+        install(self.point, INVALID_WAT, who, target="invalid", remove_after=NEVER_REMOVE)
         for j in range(max(THREADS)):
             install(self.point, NULL_WAT, who, target=("null", j))
             install(self.point, SPIN_WAT, who, target=("spin", j))

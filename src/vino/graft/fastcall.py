@@ -25,7 +25,7 @@ Contract:
   guest at once (an exception in ``decide`` goes to ``on_fault`` and stops it).
 - Inlining callers (the protected call's hot path) use the public C entry points
   ``set_deadline(ctx, ticks)`` and ``memory_data_size(ctx, memory)`` with the
-  addresses ``RawFunc.call_args()`` and ``MemoryView.size_args()`` give.
+  addresses ``RawFunc.context()`` and ``MemoryView.size_args()`` give.
 
 ``check_internals()`` asserts every private name and layout this module relies
 on; ``tests/graft/test_fastcall.py`` calls it so a change in the pinned package
@@ -37,6 +37,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import struct
+import threading
 from collections.abc import Callable, Sequence
 from ctypes import c_size_t, c_uint8, c_uint64, c_void_p
 from typing import Any, Final
@@ -72,6 +73,7 @@ _MAX_VALS: Final = 8
 
 
 OnFault = Callable[[BaseException], None]  # gets what a host function or callback raised
+
 
 # C functions used here, with the arity this module calls them with.
 _USED: Final = {
@@ -134,6 +136,31 @@ def check_internals() -> None:
             raise EngineMismatch(f"wasmtime internals changed: {cls.__name__}.{attr}")
 
 
+# --------------------------------------------------------------------------- native
+
+_NATIVE: list[Any] = []  # [the initialised _vino_fastpath module or None], once tried
+_NATIVE_LOCK: Final = threading.Lock()
+
+
+def native() -> Any:
+    """The native fast path (``fastpath.py``), initialised with the entry points this
+    module resolved; None when it cannot be had (``fastpath.fallback_reason``)."""
+    if _NATIVE:
+        return _NATIVE[0]
+    from vino.graft import fastpath
+
+    with _NATIVE_LOCK:
+        if not _NATIVE:
+            mod = fastpath.module()
+            if mod is not None:
+                mod.init(_address(raw.dll.wasmtime_trap_new), _address(raw.dll.wasmtime_error_new),
+                         _address(raw.dll.wasmtime_memory_data_size),
+                         _address(raw.dll.wasmtime_linker_define_func_unchecked),
+                         _address(raw.dll.wasmtime_store_epoch_deadline_callback))
+            _NATIVE.append(mod)
+    return _NATIVE[0]
+
+
 # --------------------------------------------------------------------------- calls
 
 def _address(obj: Any) -> int:
@@ -189,7 +216,7 @@ def trap_message(trap: int) -> str:
 
 # Public for callers that inline them: ``set_deadline(ctx, ticks)`` moves a store's epoch
 # deadline ``ticks`` ticks past the engine's epoch; ``memory_data_size(ctx, memory)`` is a
-# linear memory's size in bytes. Arguments: the addresses from ``RawFunc.call_args()[0]``
+# linear memory's size in bytes. Arguments: the addresses from ``RawFunc.context()``
 # and ``MemoryView.size_args()``.
 set_deadline: Final = _cfn("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64,
                            blocking=False)
@@ -225,10 +252,13 @@ class RawFunc:
     )
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func,
-                 params: Sequence[str], results: Sequence[str], guarded: Any = None) -> None:
+                 params: Sequence[str], results: Sequence[str], guarded: Any = None,
+                 native: Any = None) -> None:
         """``guarded``: the stack guard's call (``stack.StackGuard.call``, same arguments
         as the raw call), which refuses (``NO_STACK``) without enough native stack;
-        None: the raw call, unguarded."""
+        None: the raw call, unguarded. ``native``: the fast path (``native()``), to make
+        the same call without converting arguments and without releasing the GIL (only
+        where a native ticker ends runaway guests: ``Sandbox.fastpath``)."""
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
             raise InvalidDeclaration(f"too many parameters or results ({n} > {_MAX_VALS})")
@@ -244,9 +274,13 @@ class RawFunc:
         self._funcp = ctypes.addressof(self._func)
         self._trap = c_void_p()
         self._trapp = ctypes.addressof(self._trap)
-        self._cargs = (c_void_p(self._ctx), c_void_p(self._funcp), c_void_p(self._argp),
-                       c_size_t(n), c_void_p(self._trapp))
+        self._cargs: tuple[Any, ...] = (c_void_p(self._ctx), c_void_p(self._funcp),
+                                        c_void_p(self._argp), c_size_t(n), c_void_p(self._trapp))
         self._call = guarded if guarded is not None else _call_unchecked
+        if native is not None:  # the same C function, called from C with the same arguments
+            self._call = native.RawCall(_address(self._call), self._ctx, self._funcp,
+                                        self._argp, n, self._trapp)
+            self._cargs = ()
         self.trap_code = -1
         self.message = ""  # wasmtime's message about the last failed call
 
@@ -259,6 +293,10 @@ class RawFunc:
             else:
                 self._ints[4 * i] = a
         return self.call0()
+
+    def context(self) -> int:
+        """The store's context pointer (for ``_set_deadline``)."""
+        return self._ctx
 
     def call_args(self) -> tuple[Any, ...]:
         """The arguments of the raw C call as ctypes objects, for callers that inline it
@@ -443,20 +481,30 @@ def _make_trampoline(fn: HostFn, params: Sequence[str], has_result: bool,
 
 def define_host(linker: wasmtime.Linker, module: str, name: str, params: Sequence[str],
                 results: Sequence[str], fn: HostFn, keepalive: list[Any],
-                on_fault: OnFault) -> None:
+                on_fault: OnFault, native_host: Any = None) -> None:
     """Define ``module.name`` on ``linker`` as a fast host function.
 
     ``keepalive`` must outlive the linker and every instance made from it: it
     holds the C callback and the function type. ``on_fault(exc)`` receives what
-    ``fn`` raised (on the guest's thread) before the guest is stopped.
+    ``fn`` raised (on the guest's thread) before the guest is stopped. The
+    trampoline is the native fast path's when it loads (``native()``), else a
+    ctypes callback; ``native_host``: ``False`` forces the ctypes one, a module
+    that one.
     """
     ty = wasmtime.FuncType([_VALTYPES[p]() for p in params], [_VALTYPES[r]() for r in results])
-    cb = _make_trampoline(fn, params, bool(results), on_fault)
-    keepalive.extend((cb, ty))
     m = module.encode()
     n = name.encode()
-    err = _define_unchecked(_address(linker.ptr()), m, len(m), n, len(n), _address(ty.ptr()), cb,
-                            None, None)
+    fast = native() if native_host is None else native_host or None
+    if fast is not None:  # the C trampoline (fastpath.c), same contract as _make_trampoline
+        host = fast.Host(fn, "".join("q" if p == I64 else "i" for p in params), bool(results),
+                         on_fault)
+        keepalive.extend((host, ty))
+        err = fast.define_host(_address(linker.ptr()), m, n, _address(ty.ptr()), host)
+    else:
+        cb = _make_trampoline(fn, params, bool(results), on_fault)
+        keepalive.extend((cb, ty))
+        err = _define_unchecked(_address(linker.ptr()), m, len(m), n, len(n),
+                                _address(ty.ptr()), cb, None, None)
     if err:
         _error_delete(err)
         raise EngineMismatch(f"wasmtime refused to define host function {module}.{name}")
@@ -479,13 +527,22 @@ _UPDATE_CONTINUE: Final = 0
 
 
 def install_epoch_callback(store: wasmtime.Store, decide: Callable[[], bool],
-                           keepalive: list[Any], on_fault: OnFault) -> None:
+                           keepalive: list[Any], on_fault: OnFault,
+                           native_host: Any = None) -> None:
     """At each epoch tick past the store's deadline, ``decide()`` says go on or stop.
 
     Going on pushes the deadline one tick further, so a running guest costs one
     callback per tick; stopping makes the guest's call return ``ERROR``. If
     ``decide`` raises, ``on_fault(exc)`` gets the exception and the guest stops.
+    With the native fast path (``native_host`` as for ``define_host``) a guest
+    entered holding the GIL lets it go at its first tick, for the rest of its call.
     """
+    fast = native() if native_host is None else native_host or None
+    if fast is not None:
+        host = fast.Host(decide, "", False, on_fault)
+        keepalive.append(host)
+        fast.set_epoch_callback(_address(store.ptr()), host)
+        return
     stop = ctypes.addressof(_STOP_MSG)
 
     def on_deadline(ctx: int, data: int, delta: int, kind: int) -> int:

@@ -155,7 +155,7 @@ class Graft:
         self._result = self.entry.results()
         self._msize = self.memory.size_args()
         self._trap_slot = self.entry.trap_slot()
-        self._ctx = self._call0[0]
+        self._ctx = self.entry.context()
         self._ticks = registry.sandbox.ticker.counter
         self._deadline_tick = -1  # ticker's count when the store's deadline was last renewed
         self._message = (self.instance.func("vino_message", (I32,), (I32,))

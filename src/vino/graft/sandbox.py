@@ -236,6 +236,9 @@ class Sandbox:
         # The native ticker when it can be built (None: unless VINO_TICKER=python).
         self.ticker: Ticker
         self.ticker, self.ticker_fallback = make_ticker(self.engine, tick_s, native_ticker)
+        # Guests entered without releasing the GIL (fastpath.py): only with the native
+        # ticker, which ends a runaway guest without the GIL; None: ctypes calls.
+        self.fastpath: Any = fastcall.native() if self.ticker.kind == "native" else None
         self._modules: dict[str, wasmtime.Module] = {}
         # Invariant: a digest is in _modules iff some principal keeps it: _keepers[d] is
         # the ids of those principals, _kept[id] their digests (oldest first), and
@@ -360,12 +363,14 @@ class Instance:
     (``table.grow`` fails past it); the loader charged it at install.
     """
 
-    __slots__ = ("_funcs", "_guard", "_keep", "exports", "instance", "memory", "store")
+    __slots__ = ("_funcs", "_guard", "_keep", "_native", "exports", "instance", "memory",
+                 "store")
 
     def __init__(self, sandbox: Sandbox, pre: wasmtime.InstancePre, memory_limit: int,
                  table_elements: int = limits.MAX_TABLE_ELEMENTS) -> None:
         self._keep: list[Any] = []
         self._guard = sandbox.stack_guard.call if sandbox.stack_guard is not None else None
+        self._native = sandbox.fastpath
         self.store = wasmtime.Store(sandbox.engine)
         self.store.set_limits(memory_size=memory_limit, table_elements=table_elements,
                               instances=1, tables=1, memories=1)
@@ -387,7 +392,7 @@ class Instance:
             if not isinstance(export, wasmtime.Func):
                 raise wasmtime.WasmtimeError(f"export {name!r} is not a function")
             f = self._funcs[name] = fastcall.RawFunc(self.store, export, params, results,
-                                                     self._guard)
+                                                     self._guard, self._native)
         return f
 
 

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -119,9 +120,12 @@ def _cache_dir() -> Path:
     return Path(base) / "vino"
 
 
-def native_library(path: Path = _SOURCE) -> Path:
+def native_library(path: Path = _SOURCE, *, flags: Sequence[str] = (), abi: str = "") -> Path:
     """The compiled library of ``path`` (a C file under ``native/``; default: the ticker)
-    for this machine, building it if needed. Raises ``OSError``."""
+    for this machine, building it if needed. Raises ``OSError``.
+
+    ``flags``: more compiler arguments (include directories); ``abi``: what else the
+    library depends on (a Python version), part of its cache key with the source."""
     stem = path.stem
     if sys.platform != "linux":
         raise OSError(f"the native {stem} is built for Linux only, not {sys.platform}")
@@ -129,7 +133,7 @@ def native_library(path: Path = _SOURCE) -> Path:
     if triple is None:
         raise OSError(f"no native {stem} target for machine {platform.machine()!r}")
     source = path.read_bytes()
-    tag = hashlib.sha256(source + triple.encode()).hexdigest()[:16]
+    tag = hashlib.sha256(source + triple.encode() + abi.encode()).hexdigest()[:16]
     for directory in (_cache_dir(), Path(tempfile.gettempdir()) / "vino-cache"):
         lib = directory / f"{stem}-{tag}.so"
         if lib.is_file():
@@ -140,7 +144,7 @@ def native_library(path: Path = _SOURCE) -> Path:
             continue
         tmp = directory / f".{stem}-{tag}-{os.getpid()}.so"
         cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2",
-               "-target", triple, str(path), "-o", str(tmp)]
+               "-target", triple, *flags, str(path), "-o", str(tmp)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True,
                                   timeout=_BUILD_TIMEOUT_S, check=False)

@@ -1,0 +1,84 @@
+"""The native fast path: a CPython extension for the crossings into and out of Wasm.
+
+``native/fastpath.c`` is compiled once per machine and Python version with the
+``ziglang`` package (as the ticker and the stack guard are, ``ticker.native_library``),
+cached, and imported as ``_vino_fastpath``. ``fastcall`` uses it, when it loads,
+for three things that ctypes does slowly (measured side by side by ``vino bench
+goals`` and ``vino bench micro``):
+
+1. the raw call of an export (``RawCall``): no argument conversion, and the GIL
+   kept for the call, where a ctypes CDLL call releases and re-takes it -- only
+   in a sandbox whose epoch ticker is native (``Sandbox.fastpath``): a Python
+   ticker needs the GIL to tick, so a guest holding it would never be stopped;
+2. graft-callable trampolines (``Host``): wasmtime calls C, which calls the
+   Python function with the arguments read straight from the value slots;
+3. the epoch-deadline callback: a guest that runs on past a tick lets the GIL go
+   there for the rest of its call (``RawCall`` takes it back), so only calls
+   shorter than a tick keep it throughout, and a graft running longer lets lock
+   waiters and other threads progress (the lock time-out holds within a tick).
+
+Each has the same contract as its ctypes twin in ``fastcall`` (the tests run
+both on the same inputs). ``module()`` is the loaded module or None; then
+``fallback_reason`` says why (not Linux, no compiler, a failed build, or
+``VINO_FASTPATH=python``, which forces the ctypes path), and everything runs
+through ctypes as before.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import sysconfig
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+from vino.graft.ticker import native_library
+
+_SOURCE: Final = Path(__file__).resolve().parent / "native" / "fastpath.c"
+MODULE_NAME: Final = "_vino_fastpath"
+
+_LOADED: list[Any] = []  # [module or None], once tried
+_LOCK: Final = threading.Lock()
+fallback_reason = ""
+
+
+def module() -> Any:
+    """The ``_vino_fastpath`` module, built and imported on first use; None if it cannot
+    be had (``fallback_reason`` says why). Not yet initialised: ``fastcall.native()``
+    gives it wasmtime's entry points."""
+    global fallback_reason
+    if _LOADED:
+        return _LOADED[0]
+    with _LOCK:
+        if not _LOADED:
+            if os.environ.get("VINO_FASTPATH", "native") == "python":
+                fallback_reason = "asked for the ctypes path (VINO_FASTPATH=python)"
+                _LOADED.append(None)
+            else:
+                try:
+                    _LOADED.append(_load())
+                except (OSError, ImportError) as exc:
+                    fallback_reason = str(exc)
+                    _LOADED.append(None)
+    return _LOADED[0]
+
+
+def _load() -> Any:
+    if sys.implementation.name != "cpython":
+        raise OSError(f"the native fast path is a CPython extension, not for "
+                      f"{sys.implementation.name}")
+    include = sysconfig.get_paths()["include"]
+    if not (Path(include) / "Python.h").is_file():
+        raise OSError(f"no Python.h in {include} (the Python headers are not installed)")
+    abi = f"{sys.version}|{sys.abiflags}|{sysconfig.get_config_var('SOABI')}"
+    path = native_library(_SOURCE, flags=("-I", include), abi=abi)
+    loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(path))
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path, loader=loader)
+    if spec is None:
+        raise ImportError(f"cannot load {path}")
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
