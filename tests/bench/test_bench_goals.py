@@ -17,7 +17,7 @@ def test_quick_goals_report_every_row_with_its_goal_and_the_thread_scaling(
     assert len(rows) == 15
     assert {row["filed"] for row in rows} == set(goals.WHEN_FILED.values())
     for row in rows:
-        assert row["value"] is not None and row["value"] > 0, row
+        assert row["value"] is not None and row["value"] >= 0, row  # 0: a quick difference
         assert row["ok"] == (row["value"] <= row["limit"] if row["op"] == "≤"
                              else row["value"] >= row["limit"])
     t = r["threads"]

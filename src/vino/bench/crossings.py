@@ -85,7 +85,8 @@ def run(rounds: int = 7, *, child_rounds: int = 3, batch_s: float = 0.02,
     return {"rounds": rounds, "figures": {
         k: {"ctypes": statistics.median(series["ctypes"][k]),
             "native": statistics.median(series["native"][k]),
-            "native_over_ctypes": ratio(series["native"][k], series["ctypes"][k]).median_us}
+            "native_over_ctypes": (ratio(series["native"][k], series["ctypes"][k]).median_us
+                                   if any(v > 0 for v in series["ctypes"][k]) else None)}
         for k in MEASURES}}
 
 
@@ -94,4 +95,5 @@ def render(result: dict[str, Any]) -> str:
     return markdown_table(
         ["measure", "ctypes path", "native fast path", "native ÷ ctypes"],
         ([LABELS[k], f"{f[k]['ctypes']:.2f}", f"{f[k]['native']:.2f}",
-          f"{f[k]['native_over_ctypes']:.2f}"] for k in MEASURES))
+          "n/a" if f[k]["native_over_ctypes"] is None else f"{f[k]['native_over_ctypes']:.2f}"]
+         for k in MEASURES))
