@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from vino.bench import crossings
-from vino.graft import fastcall, fastpath
+from vino.graft import fastpath
 
 
-@pytest.mark.skipif(fastcall.native() is None,
+@pytest.mark.skipif(fastpath.native() is None,
                     reason=f"no native fast path: {fastpath.fallback_reason}")
 def test_quick_crossings_measure_both_paths_in_their_own_children() -> None:
     r = crossings.run(1, child_rounds=1, batch_s=0.0005, thread_run_s=0.005)

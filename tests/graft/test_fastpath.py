@@ -27,10 +27,10 @@ from vino.graft.ticker import make_ticker
 
 TICK_S = 0.001
 
-NATIVE = fastcall.native()
+NATIVE = fastpath.native()
 needs_native = pytest.mark.skipif(NATIVE is None, reason=f"no native fast path: "
                                   f"{fastpath.fallback_reason}")
-WAYS = [pytest.param(False, id="ctypes"),
+WAYS = [pytest.param(None, id="ctypes"),
         pytest.param(NATIVE, id="native", marks=needs_native)]
 
 # host.f(i32, i64, i32) -> i64, called with the entry's own arguments.
@@ -56,18 +56,18 @@ class _Guest:
         linker = wasmtime.Linker(self.engine)
         self.faults: list[BaseException] = []
         fastcall.define_host(linker, "host", "f", (I32, I64, I32), (I64,), f, self.keep,
-                             self.faults.append, native_host=way)
+                             self.faults.append, way)
         fastcall.define_host(linker, "host", "g", (), (), g, self.keep, self.faults.append,
-                             native_host=way)
+                             way)
         # A ticker that needs no GIL (a guest entered natively holds it), when it builds.
         self.ticker, _ = make_ticker(self.engine, TICK_S)
         self.store = wasmtime.Store(self.engine)
         fastcall.install_epoch_callback(self.store, decide, self.keep, self.faults.append,
-                                        native_host=way)
+                                        way)
         fastcall.set_epoch_deadline(self.store, 1)
         inst = linker.instantiate(self.store, wasmtime.Module(self.engine, CALLER))
         ex = inst.exports(self.store)
-        native = way or None
+        native = way
 
         def fn(name: str, params: tuple[str, ...], results: tuple[str, ...]
                ) -> fastcall.RawFunc:
@@ -112,7 +112,7 @@ def _run_all(way: Any) -> list[Any]:
 
 @needs_native
 def test_native_crossings_answer_exactly_as_the_ctypes_ones_on_the_same_inputs() -> None:
-    assert _run_all(NATIVE) == _run_all(False)
+    assert _run_all(NATIVE) == _run_all(None)
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -207,8 +207,9 @@ def test_the_ctypes_path_is_kept_where_no_native_ticker_can_stop_a_guest() -> No
 
 def test_the_ctypes_path_can_be_forced_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastpath, "_LOADED", [])
+    monkeypatch.setattr(fastpath, "_READY", [])
     monkeypatch.setenv("VINO_FASTPATH", "python")
-    assert fastpath.module() is None
+    assert fastpath.native() is None
     assert "VINO_FASTPATH=python" in fastpath.fallback_reason
 
 

@@ -52,7 +52,7 @@ def measure(rounds: int, batch_s: float, thread_run_s: float) -> dict[str, float
             "abort_us": statistics.median(s["abort"]),
             "callable_us": statistics.median(per_callable),
             "two_threads": statistics.median(b / a for a, b in zip(one, two, strict=True)),
-            "native": fastpath.module() is not None}
+            "native": fastpath.native() is not None}
 
 
 def _child(path: str, rounds: int, batch_s: float, thread_run_s: float) -> dict[str, Any]:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import ctypes
 import importlib
 import struct
-import threading
 from collections.abc import Callable, Sequence
 from ctypes import c_size_t, c_uint8, c_uint64, c_void_p
 from typing import Any, Final
@@ -138,27 +137,16 @@ def check_internals() -> None:
 
 # --------------------------------------------------------------------------- native
 
-_NATIVE: list[Any] = []  # [the initialised _vino_fastpath module or None], once tried
-_NATIVE_LOCK: Final = threading.Lock()
 
-
-def native() -> Any:
-    """The native fast path (``fastpath.py``), initialised with the entry points this
-    module resolved; None when it cannot be had (``fastpath.fallback_reason``)."""
-    if _NATIVE:
-        return _NATIVE[0]
-    from vino.graft import fastpath
-
-    with _NATIVE_LOCK:
-        if not _NATIVE:
-            mod = fastpath.module()
-            if mod is not None:
-                mod.init(_address(raw.dll.wasmtime_trap_new), _address(raw.dll.wasmtime_error_new),
-                         _address(raw.dll.wasmtime_memory_data_size),
-                         _address(raw.dll.wasmtime_linker_define_func_unchecked),
-                         _address(raw.dll.wasmtime_store_epoch_deadline_callback))
-            _NATIVE.append(mod)
-    return _NATIVE[0]
+def native_entry_points() -> tuple[int, int, int, int, int]:
+    """The addresses the native fast path calls (``fastpath.native()`` gives them to it):
+    wasmtime_trap_new, wasmtime_error_new, wasmtime_memory_data_size,
+    wasmtime_linker_define_func_unchecked, wasmtime_store_epoch_deadline_callback."""
+    d = raw.dll
+    return (_address(d.wasmtime_trap_new), _address(d.wasmtime_error_new),
+            _address(d.wasmtime_memory_data_size),
+            _address(d.wasmtime_linker_define_func_unchecked),
+            _address(d.wasmtime_store_epoch_deadline_callback))
 
 
 # --------------------------------------------------------------------------- calls
@@ -256,9 +244,9 @@ class RawFunc:
                  native: Any = None) -> None:
         """``guarded``: the stack guard's call (``stack.StackGuard.call``, same arguments
         as the raw call), which refuses (``NO_STACK``) without enough native stack;
-        None: the raw call, unguarded. ``native``: the fast path (``native()``), to make
-        the same call without converting arguments and without releasing the GIL (only
-        where a native ticker ends runaway guests: ``Sandbox.fastpath``)."""
+        None: the raw call, unguarded. ``native``: the fast path (``fastpath.native()``),
+        to make the same call without converting arguments and without releasing the GIL
+        (only where a native ticker ends runaway guests: ``Sandbox.fastpath``)."""
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
             raise InvalidDeclaration(f"too many parameters or results ({n} > {_MAX_VALS})")
@@ -481,25 +469,23 @@ def _make_trampoline(fn: HostFn, params: Sequence[str], has_result: bool,
 
 def define_host(linker: wasmtime.Linker, module: str, name: str, params: Sequence[str],
                 results: Sequence[str], fn: HostFn, keepalive: list[Any],
-                on_fault: OnFault, native_host: Any = None) -> None:
+                on_fault: OnFault, native: Any = None) -> None:
     """Define ``module.name`` on ``linker`` as a fast host function.
 
     ``keepalive`` must outlive the linker and every instance made from it: it
     holds the C callback and the function type. ``on_fault(exc)`` receives what
-    ``fn`` raised (on the guest's thread) before the guest is stopped. The
-    trampoline is the native fast path's when it loads (``native()``), else a
-    ctypes callback; ``native_host``: ``False`` forces the ctypes one, a module
-    that one.
+    ``fn`` raised (on the guest's thread) before the guest is stopped. ``native``:
+    the native fast path (``fastpath.native()``), for a C trampoline instead of a
+    ctypes callback (same contract).
     """
     ty = wasmtime.FuncType([_VALTYPES[p]() for p in params], [_VALTYPES[r]() for r in results])
     m = module.encode()
     n = name.encode()
-    fast = native() if native_host is None else native_host or None
-    if fast is not None:  # the C trampoline (fastpath.c), same contract as _make_trampoline
-        host = fast.Host(fn, "".join("q" if p == I64 else "i" for p in params), bool(results),
+    if native is not None:  # the C trampoline (fastpath.c), same contract as _make_trampoline
+        host = native.Host(fn, "".join("q" if p == I64 else "i" for p in params), bool(results),
                          on_fault)
         keepalive.extend((host, ty))
-        err = fast.define_host(_address(linker.ptr()), m, n, _address(ty.ptr()), host)
+        err = native.define_host(_address(linker.ptr()), m, n, _address(ty.ptr()), host)
     else:
         cb = _make_trampoline(fn, params, bool(results), on_fault)
         keepalive.extend((cb, ty))
@@ -528,20 +514,19 @@ _UPDATE_CONTINUE: Final = 0
 
 def install_epoch_callback(store: wasmtime.Store, decide: Callable[[], bool],
                            keepalive: list[Any], on_fault: OnFault,
-                           native_host: Any = None) -> None:
+                           native: Any = None) -> None:
     """At each epoch tick past the store's deadline, ``decide()`` says go on or stop.
 
     Going on pushes the deadline one tick further, so a running guest costs one
     callback per tick; stopping makes the guest's call return ``ERROR``. If
     ``decide`` raises, ``on_fault(exc)`` gets the exception and the guest stops.
-    With the native fast path (``native_host`` as for ``define_host``) a guest
-    entered holding the GIL lets it go at its first tick, for the rest of its call.
+    With the native fast path (``native``, as for ``define_host``) a guest entered
+    holding the GIL lets it go at its first tick, for the rest of its call.
     """
-    fast = native() if native_host is None else native_host or None
-    if fast is not None:
-        host = fast.Host(decide, "", False, on_fault)
+    if native is not None:
+        host = native.Host(decide, "", False, on_fault)
         keepalive.append(host)
-        fast.set_epoch_callback(_address(store.ptr()), host)
+        native.set_epoch_callback(_address(store.ptr()), host)
         return
     stop = ctypes.addressof(_STOP_MSG)
 

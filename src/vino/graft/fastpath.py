@@ -2,7 +2,7 @@
 
 ``native/fastpath.c`` is compiled once per machine and Python version with the
 ``ziglang`` package (as the ticker and the stack guard are, ``ticker.native_library``),
-cached, and imported as ``_vino_fastpath``. ``fastcall`` uses it, when it loads,
+cached, and imported as ``_vino_fastpath``. ``fastcall`` takes it (``native=``)
 for three things that ctypes does slowly (measured side by side by ``vino bench
 goals`` and ``vino bench micro``):
 
@@ -18,7 +18,7 @@ goals`` and ``vino bench micro``):
    waiters and other threads progress (the lock time-out holds within a tick).
 
 Each has the same contract as its ctypes twin in ``fastcall`` (the tests run
-both on the same inputs). ``module()`` is the loaded module or None; then
+both on the same inputs). ``native()`` is the ready module or None; then
 ``fallback_reason`` says why (not Linux, no compiler, a failed build, or
 ``VINO_FASTPATH=python``, which forces the ctypes path), and everything runs
 through ctypes as before.
@@ -35,20 +35,36 @@ import threading
 from pathlib import Path
 from typing import Any, Final
 
+from vino.graft import fastcall
 from vino.graft.ticker import native_library
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "fastpath.c"
 MODULE_NAME: Final = "_vino_fastpath"
 
 _LOADED: list[Any] = []  # [module or None], once tried
+_READY: list[Any] = []  # [module given wasmtime's entry points, or None], once tried
 _LOCK: Final = threading.Lock()
 fallback_reason = ""
 
 
+def native() -> Any:
+    """The fast path ready for use (given the entry points ``fastcall`` resolved), as
+    ``fastcall`` takes it (``native=``); None when it cannot be had (``fallback_reason``)."""
+    if _READY:
+        return _READY[0]
+    mod = module()
+    with _LOCK:
+        if not _READY:
+            if mod is not None:
+                mod.init(*fastcall.native_entry_points())
+            _READY.append(mod)
+    return _READY[0]
+
+
 def module() -> Any:
     """The ``_vino_fastpath`` module, built and imported on first use; None if it cannot
-    be had (``fallback_reason`` says why). Not yet initialised: ``fastcall.native()``
-    gives it wasmtime's entry points."""
+    be had (``fallback_reason`` says why). Not yet initialised: ``native()`` gives it
+    wasmtime's entry points."""
     global fallback_reason
     if _LOADED:
         return _LOADED[0]

@@ -47,7 +47,7 @@ import wasmtime
 
 from vino import limits
 from vino.errors import Forbidden, QuotaExceeded, TransactionError
-from vino.graft import fastcall
+from vino.graft import fastcall, fastpath
 from vino.graft.fastcall import I32, I64
 from vino.graft.point import ANY_CONTEXT, Context, FunctionPoint, GraftCallable, Point
 from vino.graft.txn import _LOCAL, Transaction, begin, keep_fault
@@ -287,17 +287,21 @@ def _in_contexts(c: GraftCallable) -> GuestFn:
 
 
 def link(engine: wasmtime.Engine, point: Point) -> tuple[wasmtime.Linker, list[object]]:
-    """A linker with every graft-callable of ``point`` defined, and what must outlive it."""
+    """A linker with every graft-callable of ``point`` defined, and what must outlive it.
+
+    The trampolines are the native fast path's when it loads (``fastpath.native()``),
+    else ctypes callbacks: the same contract either way."""
     linker = wasmtime.Linker(engine)
     keep: list[object] = []
+    native = fastpath.native()
     for c in COMMON:
         fastcall.define_host(linker, "vino", c.name, c.params, c.results, _through_txn(c.fn),
-                             keep, keep_fault)
+                             keep, keep_fault, native)
     if isinstance(point, FunctionPoint):
         fastcall.define_host(linker, "vino", DEFAULT.name, DEFAULT.params, DEFAULT.results,
-                             _through_txn(DEFAULT.fn), keep, keep_fault)
+                             _through_txn(DEFAULT.fn), keep, keep_fault, native)
     for gc in point.callables:
         fn = _through_txn(gc.fn) if gc.contexts == ANY_CONTEXT else _in_contexts(gc)
         fastcall.define_host(linker, "vino", gc.name, gc.params, gc.results, fn, keep,
-                             keep_fault)
+                             keep_fault, native)
     return linker, keep

@@ -54,7 +54,7 @@ import wasmtime
 
 from vino import limits
 from vino.errors import InvalidDeclaration, QuotaExceeded, TimedOut
-from vino.graft import fastcall, stack
+from vino.graft import fastcall, fastpath, stack
 from vino.graft.ticker import Ticker, make_ticker
 from vino.graft.txn import keep_fault, thread_state
 
@@ -238,7 +238,7 @@ class Sandbox:
         self.ticker, self.ticker_fallback = make_ticker(self.engine, tick_s, native_ticker)
         # Guests entered without releasing the GIL (fastpath.py): only with the native
         # ticker, which ends a runaway guest without the GIL; None: ctypes calls.
-        self.fastpath: Any = fastcall.native() if self.ticker.kind == "native" else None
+        self.fastpath: Any = fastpath.native() if self.ticker.kind == "native" else None
         self._modules: dict[str, wasmtime.Module] = {}
         # Invariant: a digest is in _modules iff some principal keeps it: _keepers[d] is
         # the ids of those principals, _kept[id] their digests (oldest first), and
@@ -374,7 +374,8 @@ class Instance:
         self.store = wasmtime.Store(sandbox.engine)
         self.store.set_limits(memory_size=memory_limit, table_elements=table_elements,
                               instances=1, tables=1, memories=1)
-        fastcall.install_epoch_callback(self.store, _decide, self._keep, keep_fault)
+        fastcall.install_epoch_callback(self.store, _decide, self._keep, keep_fault,
+                                        self._native)
         fastcall.set_epoch_deadline(self.store, 1)
         self.instance = pre.instantiate(self.store)
         self.exports = self.instance.exports(self.store)
