@@ -125,10 +125,8 @@ def _bench(args: argparse.Namespace) -> int:
             res = (crossings.run(1, child_rounds=1, batch_s=0.001, thread_run_s=0.01,
                                  progress=progress) if args.quick else
                    crossings.run(args.rounds or 7, progress=progress))
-        if args.json:
-            print(json.dumps(res, indent=2))
-        else:
-            Output(sys.stdout).markdown(crossings.render(res))
+        cross = res
+        _emit(args, cross, lambda: crossings.render(cross), markdown=True)
         return 0
     if args.what == "install":
         from vino.bench import install
