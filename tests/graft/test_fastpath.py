@@ -161,10 +161,12 @@ def test_a_graft_spinning_with_the_gil_held_still_lets_other_threads_run() -> No
         while not stop.is_set():
             progress[0] += 1
 
-    ends = time.monotonic() + 0.1
+    ends = [0.0]  # set as the call starts
+    ticks = [0]
 
-    def decide() -> bool:
-        return time.monotonic() < ends
+    def decide() -> bool:  # at least two ticks, then until 0.1 s after the call started
+        ticks[0] += 1
+        return ticks[0] < 3 or time.monotonic() < ends[0]
 
     guest = _Guest(NATIVE, lambda *a: 0, lambda: None, decide)
     assert guest.ticker.kind == "native"
@@ -173,11 +175,13 @@ def test_a_graft_spinning_with_the_gil_held_still_lets_other_threads_run() -> No
     th.start()
     time.sleep(0.01)
     # Python's own hand-over (a waiter asks the holder to drop the GIL) comes only after
-    # the switch interval: made longer than the call, only the tick's yield lets it run.
+    # the switch interval: made longer than the call, only the GIL the call lets go at a
+    # tick lets it run.
     interval = sys.getswitchinterval()
     sys.setswitchinterval(5.0)
     try:
         before = progress[0]
+        ends[0] = time.monotonic() + 0.1
         assert guest.spin.call0() == fastcall.ERROR  # stopped by decide() after 0.1 s
         during = progress[0] - before
     finally:
