@@ -39,7 +39,7 @@ import importlib
 import struct
 from collections.abc import Callable, Sequence
 from ctypes import c_size_t, c_uint8, c_uint64, c_void_p
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import wasmtime
 
@@ -173,6 +173,15 @@ def _cfn(name: str, restype: Any, *argtypes: Any, blocking: bool = True) -> Any:
 _call_unchecked = raw.dll["wasmtime_func_call_unchecked"]
 _call_unchecked.restype = c_void_p
 _call_unchecked.argtypes = None
+
+
+class RawCall(Protocol):
+    """The raw call's C signature, as ctypes objects (``RawFunc.call_args()``): the store's
+    context, the function, the argument array, its length and the trap slot; the answer
+    is wasmtime's error pointer (None: no error). The stack guard's call has it too."""
+
+    def __call__(self, ctx: c_void_p, func: c_void_p, args: c_void_p, nargs: c_size_t,
+                 trap: c_void_p, /) -> int | None: ...
 
 
 def raw_call_address() -> int:

@@ -39,7 +39,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar
+from typing import ParamSpec, TypedDict, TypeVar
 
 import wasmtime
 
@@ -57,10 +57,13 @@ from vino.graft.sandbox import Sandbox
 from vino.graft.stats import Stats
 from vino.graft.txn import Transaction
 
-PythonGraft = Callable[..., Any]  # a Python function written as a graft (vino.pygraft)
+A = ParamSpec("A")
+# A Python function written as a graft (vino.pygraft): its parameters are the layout's
+# fields it reads, whatever they are.
+PythonGraft = Callable[A, object]
 
 
-def _compiled(pt: Point, source: loader.Source | PythonGraft, name: str | None
+def _compiled(pt: Point, source: loader.Source | PythonGraft[A], name: str | None
               ) -> tuple[loader.Source, str | None]:
     """A Python graft (a function, a ``.py`` path or Python text) compiled for ``pt``.
 
@@ -179,8 +182,9 @@ class Registry:
         return point
 
     # ---- install / replace / remove -------------------------------------------------
-    def check(self, point: Point | str, source: loader.Source | PythonGraft, principal: Principal,
-              target: object = GLOBAL, name: str | None = None) -> loader.Checked:
+    def check(self, point: Point | str, source: loader.Source | PythonGraft[A],
+              principal: Principal, target: object = GLOBAL,
+              name: str | None = None) -> loader.Checked:
         """Every load-time check, changing nothing (``vino graft check``).
 
         Returns the ``Checked`` module. Raises ``GraftRejected`` with the reason,
@@ -190,7 +194,7 @@ class Registry:
         source, name = _compiled(pt, source, name)
         return loader.check(self.sandbox, pt, source, principal, target, name)
 
-    def install(self, point: Point | str, source: loader.Source | PythonGraft,
+    def install(self, point: Point | str, source: loader.Source | PythonGraft[A],
                 principal: Principal,
                 target: object = GLOBAL, *, name: str | None = None, replace: bool = False,
                 remove_after: int | None = None) -> Graft:

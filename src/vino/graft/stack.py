@@ -37,7 +37,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from vino.graft import fastcall
 from vino.graft.ticker import native_library
@@ -62,10 +62,9 @@ class StackGuard:
         self.need = 0  # what every call needs now (bytes): the largest require() asked for
         # Like fastcall's raw call: no argtypes (ctypes objects built once per export), and
         # a CDLL function, so the GIL is released while the guest runs.
-        call: Any = lib["vino_call"]
+        call = lib["vino_call"]
         call.restype = ctypes.c_void_p
-        call.argtypes = None
-        self.call: Any = call
+        self.call: fastcall.RawCall = call
 
     def require(self, need: int) -> None:
         """Every call from now on needs at least ``need`` bytes of stack (never lowered:

@@ -34,7 +34,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import wasmtime
 
@@ -159,7 +159,8 @@ def native_library(path: Path = _SOURCE, *, flags: Sequence[str] = (), abi: str 
     raise OSError(f"no writable cache directory for the native {stem}")
 
 
-def _stop_native(lib: Any, state: _TickerStruct, running: list[bool], engine: Any) -> None:
+def _stop_native(lib: ctypes.CDLL, state: _TickerStruct, running: list[bool],
+                 engine: wasmtime.Engine) -> None:
     # Runs when the ticker is stopped or collected: the engine (held here) outlives it.
     if running[0]:
         running[0] = False
