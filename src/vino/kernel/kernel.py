@@ -11,10 +11,14 @@ Usage::
     k.check_invariants()
     k.shutdown()                                 # unmount; the image keeps the data
 
-What ``boot`` wires (docs/ABI.md): ``vm.evict`` over the cache, ``sched.pick``
-over the scheduler, ``fs.readahead``, ``fs.filter`` and the ``fs.access`` event
-over the file system. Grafts are installed through ``Kernel.graft`` so that they
-act as the installing user's ``Principal``, with its rights and quotas.
+What ``boot`` wires (docs/ABI.md): each point plugged into its subsystem's policy
+slot -- ``vm.evict`` into ``Cache.evict_policy``, ``sched.pick`` into
+``Scheduler.pick_policy``, ``fs.readahead``, ``fs.filter`` and the ``fs.access``
+event into the file system's ``readahead_policy``, ``filter_policy`` and
+``on_access`` -- and the lifetime hooks, given at construction (``Cache(on_release=)``,
+``FileSystem.mount(hooks=FsHooks(...))``): a graft goes with its target. Grafts are
+installed through ``Kernel.graft`` so that they act as the installing user's
+``Principal``, with its rights and quotas.
 
 Time: one ``SimClock`` drives the device model and the scheduler, so workloads
 are reproducible; graft CPU budgets are wall-clock time (they bound real work).
@@ -88,8 +92,8 @@ class Kernel:
         # releasing an address space removes the grafts installed on it and gives back
         # what they held (exit and remove_group do the same for processes and groups).
         # Reads and writes run on behalf of the file's opener: another principal's filter
-        # or access handler in them is hosted, charged to nobody's quota
-        # (accounting.acting_for says why).
+        # or access handler in them is hosted (accounting.acting_for and graft/hosting.py
+        # say who pays).
         self.cache = Cache(frames, on_release=self._released)
         self.fs = FileSystem.mount(device, self.cache, clock, hooks=FsHooks(
             on_close=self._closed, on_free=self._freed,
