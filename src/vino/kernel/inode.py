@@ -138,7 +138,7 @@ class Inode:
     orphan: bool = False  # unlinked while open: freed at the last close
     # Invariant: bmap[b] is the device block (0: a hole) that the block map gives for
     # file block b >= NDIRECT as of the running transaction (blockmap.py keeps it so).
-    bmap: dict[int, int] = field(default_factory=dict)
+    bmap: dict[int, int] = field(default_factory=dict, repr=False)
 
     @property
     def is_dir(self) -> bool:
