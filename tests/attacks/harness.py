@@ -267,12 +267,12 @@ class Tenancy(Arena):
 
         @graft_callable("remove_me", *TENANCY_SIGNATURES["remove_me"])
         def remove_me(txn: Transaction) -> int:
-            txn.graft.remove()
+            txn.calling_graft.remove()
             return 0
 
         @graft_callable("replace_me", *TENANCY_SIGNATURES["replace_me"])
         def replace_me(txn: Transaction) -> int:
-            g = txn.graft
+            g = txn.calling_graft
             registry.install(g.point, self.replacement, g.principal, g.target, replace=True)
             return 0
 

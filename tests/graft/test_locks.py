@@ -8,7 +8,7 @@ import time
 import pytest
 
 from vino.errors import AbortReason, Doomed, LockTimeout, QuotaExceeded
-from vino.graft import HostLock, LockManager, Principal, Quota, begin
+from vino.graft import Graft, HostLock, LockManager, Principal, Quota, begin
 from vino.graft.locks import Holder
 
 TIMEOUT_S = 0.03
@@ -141,8 +141,11 @@ def test_doomed_waiter_stops_waiting_at_once(mgr: LockManager) -> None:
 
 def test_graft_transactions_lock_is_charged_to_its_principal_and_released(
         mgr: LockManager) -> None:
-    class FakeGraft:
+    class FakeGraft(Graft):  # what a lock reads of a graft: whom to charge, nothing else
         principal = Principal("p", Quota(locks=1))
+
+        def __init__(self) -> None:
+            pass
 
     a, b = mgr.lock("a"), mgr.lock("b")
     txn = begin(FakeGraft())

@@ -125,7 +125,7 @@ def no_stack(g: Graft, txn: Transaction) -> CallRefused:
         enclosing.doom(AbortReason.RESOURCE, f"its nested call of graft {where} was refused: "
                        f"{detail} (nested graft calls pile up on one stack)")
         return CallRefused(f"not called: {detail}; the enclosing graft "
-                           f"{enclosing.graft.name!r} nested it and is aborted")
+                           f"{enclosing.calling_graft.name!r} nested it and is aborted")
     return CallRefused(f"not called: {stack_detail(g)}; the host thread's stack is too "
                        "small, not the graft's fault (kept)")
 
@@ -148,7 +148,7 @@ def too_deep(g: Graft, parent: Transaction) -> bool:
     enclosing.doom(AbortReason.RESOURCE,
                    f"{what}: its call of graft {g.name!r} at {g.point.name} was refused")
     rec = AbortRecord(AbortReason.RESOURCE, f"not called: {what}; the enclosing graft "
-                      f"{enclosing.graft.name!r} nested it and is aborted",
+                      f"{enclosing.calling_graft.name!r} nested it and is aborted",
                       time.monotonic_ns(), graft_at_fault=False)
     g.aborts.append(rec)
     g.stats.aborts[rec.reason.value] += 1

@@ -8,7 +8,7 @@ a fresh ``Linker`` (``Registry.declare``). One table, ``COMMON``, holds the comm
 callables' names, signatures and functions: nothing is matched by name elsewhere.
 
 How a graft-callable runs: the guest calls it on its own thread, inside the
-calling graft's transaction (``current_graft_txn()``): ``txn.graft`` is the graft.
+calling graft's transaction (``current_graft_txn()``): ``txn.calling_graft`` is the graft.
 It reads and writes the graft's memory only through the bounds-checked
 ``MemoryView`` (``WildPointer`` otherwise), records the undo of anything it
 changes on ``txn``, and raises ``Forbidden``/``BadArgument`` (the graft's fault:
@@ -105,7 +105,7 @@ def now(txn: Transaction) -> int:
 
 
 def lock(txn: Transaction, lock_id: int) -> int:
-    g: Graft = txn.graft
+    g = txn.calling_graft
     resolve = g.point.lock_resolver
     lk = resolve(txn, lock_id) if resolve is not None else None
     if lk is None:
@@ -117,7 +117,7 @@ def lock(txn: Transaction, lock_id: int) -> int:
 def kalloc(txn: Transaction, size: int) -> int:
     if size <= 0:
         return -1
-    g: Graft = txn.graft
+    g = txn.calling_graft
     p = g.principal
     p.charge("handles", 1)
     try:
@@ -140,7 +140,7 @@ def kalloc(txn: Transaction, size: int) -> int:
 
 
 def kfree(txn: Transaction, handle: int) -> None:
-    g: Graft = txn.graft
+    g = txn.calling_graft
     block = g.handles.get(handle)
     if block is None:
         raise Forbidden(f"kfree of handle {handle}, which this graft does not hold")
@@ -163,7 +163,7 @@ def kfree(txn: Transaction, handle: int) -> None:
 
 
 def kread(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
-    g: Graft = txn.graft
+    g = txn.calling_graft
     block = g.handles.get(handle)
     if block is None or off < 0 or n < 0 or off + n > len(block):
         return -1
@@ -172,7 +172,7 @@ def kread(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
 
 
 def kwrite(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
-    g: Graft = txn.graft
+    g = txn.calling_graft
     block = g.handles.get(handle)
     if block is None or off < 0 or n < 0 or off + n > len(block):
         return -1
@@ -188,7 +188,7 @@ def kwrite(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
 
 
 def log(txn: Transaction, ptr: int, n: int) -> None:
-    g: Graft = txn.graft
+    g = txn.calling_graft
     n = max(0, min(n, limits.LOG_LINE_MAX))
     line = g.memory.read(ptr, n)
     if txn.start_ns != g._log_call_ns:  # a new call: a new allowance of lines
@@ -218,7 +218,7 @@ def run_default(txn: Transaction) -> int:
     Valid only during an entry invocation, on its inputs; anywhere else there are
     no inputs of its own, and the policy's side effects would land outside any call.
     """
-    g: Graft = txn.graft
+    g = txn.calling_graft
     point = g.point
     if not isinstance(point, FunctionPoint) or point.encode_result is None:
         raise Forbidden(f"{point.name} offers no default() to grafts")
@@ -277,7 +277,7 @@ def _in_contexts(c: GraftCallable) -> GuestFn:
 
     def checked(*args: int) -> int | None:
         txn = current_graft_txn()
-        ctx = context_of(txn.graft)
+        ctx = context_of(txn.calling_graft)
         if ctx not in valid:
             raise Forbidden(f"{c.name} is not valid in {ctx or 'no context'} (only in "
                             f"{', '.join(sorted(valid))})")

@@ -85,7 +85,7 @@ class GraftCallable:
     """A host function grafts of a point may import from module ``"vino"``.
 
     ``fn(txn, *args)`` runs on the graft's thread inside its transaction;
-    ``txn.graft`` is the calling graft (its ``principal``, ``target``,
+    ``txn.calling_graft`` is the calling graft (its ``principal``, ``target``,
     ``memory``). An accessor records undo entries on ``txn``; it raises
     ``Forbidden`` for anything beyond the principal's rights, which aborts the
     graft with ``forbidden_call``.

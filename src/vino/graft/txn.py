@@ -42,13 +42,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, MutableMapping, MutableSequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from vino.errors import AbortReason, Doomed, QuotaExceeded, TransactionError
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
     from vino.graft.hold import Hold
+    from vino.graft.invoke import Graft
     from vino.graft.locks import HostLock
 
 log = logging.getLogger("vino.txn")
@@ -59,6 +60,8 @@ ABORTED: Final = 2
 
 Undo = Callable[[], None]
 UNBOUNDED: Final = 1 << 62  # undo_room of host transactions: host code is trusted
+K = TypeVar("K")  # the keys of a mapping an accessor changes
+V = TypeVar("V")  # the values of a mapping or sequence it changes
 
 
 class ThreadState:
@@ -70,7 +73,7 @@ class ThreadState:
         self.txn: Transaction | None = None
         # The principal on whose behalf host code is working (accounting.acting_for), if
         # it said: the CPU of another principal's graft it runs is "hosted" (see there).
-        self.acting: Any = None
+        self.acting: Principal | None = None
         self.hold: Hold | None = None  # set while the thread holds a SharedLock (hold.py)
 
 
@@ -116,7 +119,7 @@ class Transaction:
                  "doom_reason", "fault", "graft", "locks", "parent", "start_ns", "state", "ts",
                  "undo", "undo_charges", "undo_errors", "undo_room", "wall_deadline_ns")
 
-    def __init__(self, parent: Transaction | None = None, graft: Any = None,
+    def __init__(self, parent: Transaction | None = None, graft: Graft | None = None,
                  ts: ThreadState | None = None) -> None:
         self.ts = ts if ts is not None else _LOCAL.ts  # the thread it runs on
         self.parent = parent
@@ -138,6 +141,16 @@ class Transaction:
         self.undo_charges: list[tuple[Principal, int]] | None = None
         # perf_counter_ns past which the call is stopped (0: none); set under a SharedLock
         self.wall_deadline_ns = 0
+
+    @property
+    def calling_graft(self) -> Graft:
+        """The graft whose call this is (what a graft-callable's ``txn`` runs for).
+
+        Raises ``TransactionError`` for a host transaction (``graft`` is None)."""
+        g = self.graft
+        if g is None:
+            raise TransactionError("a host transaction: no graft is calling")
+        return g
 
     @property
     def live(self) -> bool:
@@ -182,7 +195,7 @@ class Transaction:
         except Exception:
             self.undo_errors += 1
             log.exception("undo entry %r failed when its log was full", undo)
-        p = self.graft.principal
+        p = self.calling_graft.principal  # host transactions have room without bound
         raise QuotaExceeded(
             f"{p.name}: undo log full ({held} entries in this call, "
             f"{p.usage.undo_entries} held by committed calls; quota {p.quota.undo_entries})")
@@ -194,14 +207,14 @@ class Transaction:
         else:
             self.deferred.append(action)
 
-    def set(self, obj: object, attr: str, value: Any) -> Any:
+    def set(self, obj: object, attr: str, value: object) -> object:
         """``obj.attr = value``, undoably. Returns the old value."""
         old = getattr(obj, attr)
         setattr(obj, attr, value)
         self.record(lambda: setattr(obj, attr, old))
         return old
 
-    def setitem(self, mapping: MutableMapping[Any, Any], key: Any, value: Any) -> None:
+    def setitem(self, mapping: MutableMapping[K, V], key: K, value: V) -> None:
         """``mapping[key] = value``, undoably (a new key is deleted again)."""
         if key in mapping:
             old = mapping[key]
@@ -211,13 +224,13 @@ class Transaction:
             mapping[key] = value
             self.record(lambda: mapping.__delitem__(key))
 
-    def delitem(self, mapping: MutableMapping[Any, Any], key: Any) -> Any:
+    def delitem(self, mapping: MutableMapping[K, V], key: K) -> V:
         """``del mapping[key]``, undoably. Returns the removed value."""
         old = mapping.pop(key)
         self.record(lambda: mapping.__setitem__(key, old))
         return old
 
-    def append(self, seq: MutableSequence[Any], value: Any) -> None:
+    def append(self, seq: MutableSequence[V], value: V) -> None:
         """``seq.append(value)``, undoably.
 
         The undo removes this very element (the last one that *is* ``value``), not
@@ -390,7 +403,7 @@ def keep_fault(exc: BaseException) -> None:
         t.fault = exc
 
 
-def begin(graft: Any = None) -> Transaction:
+def begin(graft: Graft | None = None) -> Transaction:
     """Start a transaction (a child of the current one, if any) and make it current."""
     ts = _LOCAL.ts
     txn = Transaction(ts.txn, graft, ts)

@@ -120,7 +120,7 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         return ()
 
     def hint(txn: Transaction, vpn: int, important: int) -> int:
-        aspace = txn.graft.target
+        aspace = txn.calling_graft.target
         if not isinstance(aspace, AddressSpace) or not 0 <= vpn < params.VPN_LIMIT:
             raise Forbidden(f"vm_hint: vpn {vpn} is not a page of the graft's address space")
         if vpn not in aspace.hints and len(aspace.hints) >= params.MAX_VM_HINTS:
@@ -131,8 +131,8 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
 
     def lock(txn: Transaction, lock_id: int) -> HostLock | None:
         # Not cached here: the lock table frees a name's lock once nobody uses it.
-        aspace = txn.graft.target
-        if lock_id != 1 or aspace is GLOBAL:
+        aspace = txn.calling_graft.target
+        if lock_id != 1 or not isinstance(aspace, AddressSpace):  # GLOBAL, or its target type
             return None
         return registry.locks.lock(f"aspace:{aspace.owner.pid}")
 
@@ -167,7 +167,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         return ()
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
-        group = txn.graft.target
+        group = txn.calling_graft.target
         # One answer for "not yours" and "does not exist": a graft must not learn which
         # thread ids other groups use.
         try:
@@ -185,8 +185,8 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         return old
 
     def lock(txn: Transaction, lock_id: int) -> HostLock | None:
-        group = txn.graft.target
-        if lock_id != 1 or group is GLOBAL:
+        group = txn.calling_graft.target
+        if lock_id != 1 or not isinstance(group, ProcessGroup):  # GLOBAL, or its target type
             return None
         return registry.locks.lock(f"pgrp:{group.pgid}")
 
@@ -346,7 +346,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
             while txn is not None and txn.graft is None:  # default() runs in a child
                 txn = txn.parent
             # A filter graft may answer with the identity itself (default()); nobody else may.
-            if txn is None or txn.graft.point is not point:
+            if txn is None or txn.calling_graft.point is not point:
                 refuse(inode)
         out = bytearray(data)
         default_apply(inode, offset, out, direction)

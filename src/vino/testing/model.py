@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from vino.errors import LockTimeout, QuotaExceeded, VinoError
-from vino.graft import LockManager, Principal, Quota, Transaction, begin, current
+from vino.graft import Graft, LockManager, Principal, Quota, Transaction, begin, current
 from vino.graft.txn import clear_current
 from vino.testing.faults import StepClock
 from vino.testing.rig import quiet_undo_log
@@ -41,12 +41,11 @@ class _ModelTxn:
     deferred: int = 0
 
 
-class _FakeGraft:
-    """What a lock acquisition reads from a transaction's graft: whom to charge."""
+class _FakeGraft(Graft):
+    """What a lock acquisition reads from a transaction's graft: whom to charge (a graft
+    with nothing else: never installed, never called)."""
 
-    __slots__ = ("principal",)
-
-    def __init__(self, principal: Principal) -> None:
+    def __init__(self, principal: Principal) -> None:  # no Graft.__init__: nothing to bind
         self.principal = principal
 
 

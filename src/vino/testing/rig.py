@@ -191,8 +191,9 @@ class Rig:
         def put(txn: Transaction, key: int, value: int) -> int:
             inj.hit("accessor")
             self.graft_txn = txn
-            if key >= ROOT_KEYS and not txn.graft.principal.privileged:
-                raise Forbidden(f"key {key} belongs to root, not {txn.graft.principal.name}")
+            who = txn.calling_graft.principal
+            if key >= ROOT_KEYS and not who.privileged:
+                raise Forbidden(f"key {key} belongs to root, not {who.name}")
             self._setitem(txn, key, value)
             return 0
 

@@ -156,8 +156,9 @@ def declare_points(registry: Registry, host: Host, prefix: str, *,
 
     @graft_callable("put", *SIGNATURES["put"])
     def put(txn: Transaction, key: int, value: int) -> int:
-        if key >= ROOT_KEYS and not txn.graft.principal.privileged:
-            raise Forbidden(f"key {key} belongs to root, not {txn.graft.principal.name}")
+        who = txn.calling_graft.principal
+        if key >= ROOT_KEYS and not who.privileged:
+            raise Forbidden(f"key {key} belongs to root, not {who.name}")
         txn.setitem(host.d, key, value)
         return 0
 
