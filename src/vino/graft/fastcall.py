@@ -176,9 +176,7 @@ _call_unchecked.argtypes = None
 
 
 class RawCall(Protocol):
-    """The raw call's C signature, as ctypes objects (``RawFunc.call_args()``): the store's
-    context, the function, the argument array, its length and the trap slot; the answer
-    is wasmtime's error pointer (None: no error). The stack guard's call has it too."""
+    """The raw call's (and the stack guard's) C signature: ``RawFunc.call_args()`` in."""
 
     def __call__(self, ctx: c_void_p, func: c_void_p, args: c_void_p, nargs: c_size_t,
                  trap: c_void_p, /) -> int | None: ...
