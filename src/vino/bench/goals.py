@@ -30,6 +30,7 @@ and 8 threads in turn). ``QUICK`` runs everything small: structure, not numbers.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -165,7 +166,10 @@ def throughput(call: Callable[..., Any], targets: Sequence[Any], run_s: float) -
 def thread_scaling(m: Mechanism, settings: Settings,
                    progress: Progress | None = None) -> dict[str, Any]:
     """Aggregate calls per second for each thread count and graft, interleaved by round."""
-    out: dict[str, Any] = {"gil": _gil_enabled(), "threads": list(THREADS), "grafts": {}}
+    # The machine's load, before and after: on a shared machine more threads also win a
+    # larger share of the cores from other processes, which a loaded run's ratios include.
+    out: dict[str, Any] = {"gil": _gil_enabled(), "threads": list(THREADS), "grafts": {},
+                           "load_average": [os.getloadavg()[0]]}
     series: dict[tuple[str, int], list[float]] = {}
     for r in range(settings.thread_rounds):
         for kind in ("null", "spin"):
@@ -181,6 +185,7 @@ def thread_scaling(m: Mechanism, settings: Settings,
             str(n): {"calls_per_s": statistics.median(series[(kind, n)]),
                      "vs_one_thread": ratio(series[(kind, n)], one).median_us}
             for n in THREADS}
+    out["load_average"].append(os.getloadavg()[0])
     return out
 
 
@@ -253,7 +258,10 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
     figures["evict_ssd"] = evict_ssd["ratio"]
     figures["install_us"] = install["install_us"]
     figures["install_grafts"] = settings.install_grafts
-    return {"quick": settings.quick, "rounds": settings.rounds, "figures": figures,
+    from vino.bench.suite import machine
+
+    return {"machine": machine(), "quick": settings.quick, "rounds": settings.rounds,
+            "figures": figures,
             "threads": threads, "goals": goals(figures, threads)}
 
 
@@ -300,8 +308,10 @@ def render(result: dict[str, Any]) -> str:
                             rows)]
     t = result["threads"]
     spin = f"{SPIN_ITERATIONS}-iteration graft"
+    load = " -> ".join(f"{x:.1f}" for x in t.get("load_average", []))
     lines += ["", f"Threads ({'GIL build' if t['gil'] else 'free-threaded build'}): aggregate "
-              "protected calls per second, each thread calling its own graft", "",
+              "protected calls per second, each thread calling its own graft (machine load "
+              f"average {load})", "",
               markdown_table(
                   ["threads", "null graft, calls/s", "÷ 1 thread", f"{spin}, calls/s",
                    "÷ 1 thread"],
