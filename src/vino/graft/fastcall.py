@@ -138,15 +138,11 @@ def check_internals() -> None:
 # --------------------------------------------------------------------------- native
 
 
-def native_entry_points() -> tuple[int, int, int, int, int]:
-    """The addresses the native fast path calls (``fastpath.native()`` gives them to it):
-    wasmtime_trap_new, wasmtime_error_new, wasmtime_memory_data_size,
-    wasmtime_linker_define_func_unchecked, wasmtime_store_epoch_deadline_callback."""
-    d = raw.dll
-    return (_address(d.wasmtime_trap_new), _address(d.wasmtime_error_new),
-            _address(d.wasmtime_memory_data_size),
-            _address(d.wasmtime_linker_define_func_unchecked),
-            _address(d.wasmtime_store_epoch_deadline_callback))
+def native_entry_points() -> tuple[int, ...]:
+    """The addresses the native fast path calls, in ``_vino_fastpath.init``'s order."""
+    return tuple(_address(getattr(raw.dll, name)) for name in (
+        "wasmtime_trap_new", "wasmtime_error_new", "wasmtime_memory_data_size",
+        "wasmtime_linker_define_func_unchecked", "wasmtime_store_epoch_deadline_callback"))
 
 
 # --------------------------------------------------------------------------- calls
