@@ -33,7 +33,8 @@ import sys
 import sysconfig
 import threading
 from pathlib import Path
-from typing import Any, Final
+from types import ModuleType
+from typing import Final
 
 from vino.graft import fastcall
 from vino.graft.ticker import native_library
@@ -41,13 +42,13 @@ from vino.graft.ticker import native_library
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "fastpath.c"
 MODULE_NAME: Final = "_vino_fastpath"
 
-_LOADED: list[Any] = []  # [module or None], once tried
-_READY: list[Any] = []  # [module given wasmtime's entry points, or None], once tried
+_LOADED: list[ModuleType | None] = []  # [module or None], once tried
+_READY: list[ModuleType | None] = []  # [module given wasmtime's entry points, or None], once tried
 _LOCK: Final = threading.Lock()
 fallback_reason = ""
 
 
-def native() -> Any:
+def native() -> ModuleType | None:
     """The fast path ready for use (given the entry points ``fastcall`` resolved), as
     ``fastcall`` takes it (``native=``); None when it cannot be had (``fallback_reason``)."""
     if _READY:
@@ -61,7 +62,7 @@ def native() -> Any:
     return _READY[0]
 
 
-def module() -> Any:
+def module() -> ModuleType | None:
     """The ``_vino_fastpath`` module, built and imported on first use; None if it cannot
     be had (``fallback_reason`` says why). Not yet initialised: ``native()`` gives it
     wasmtime's entry points."""
@@ -82,7 +83,7 @@ def module() -> Any:
     return _LOADED[0]
 
 
-def _load() -> Any:
+def _load() -> ModuleType:
     if sys.implementation.name != "cpython":
         raise OSError(f"the native fast path is a CPython extension, not for "
                       f"{sys.implementation.name}")

@@ -46,9 +46,9 @@ import gc
 import hashlib
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from types import ModuleType
+from typing import Final
 
 import wasmtime
 
@@ -69,7 +69,7 @@ class _GcTime(threading.local):
 _GC: Final = _GcTime()
 
 
-def _on_gc(phase: str, info: dict[str, Any]) -> None:
+def _on_gc(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
         _GC.start_ns = time.thread_time_ns()
     elif _GC.start_ns:
@@ -238,7 +238,8 @@ class Sandbox:
         self.ticker, self.ticker_fallback = make_ticker(self.engine, tick_s, native_ticker)
         # Guests entered without releasing the GIL (fastpath.py): only with the native
         # ticker, which ends a runaway guest without the GIL; None: ctypes calls.
-        self.fastpath: Any = fastpath.native() if self.ticker.kind == "native" else None
+        self.fastpath: ModuleType | None = (fastpath.native() if self.ticker.kind == "native"
+                                            else None)
         self._modules: dict[str, wasmtime.Module] = {}
         # Invariant: a digest is in _modules iff some principal keeps it: _keepers[d] is
         # the ids of those principals, _kept[id] their digests (oldest first), and
@@ -260,7 +261,7 @@ class Sandbox:
         wasmtime.Module.validate(self.engine, wasm)  # cheap: refuses before compiling
         return wasmtime.Module(self.engine, wasm)
 
-    def keep(self, principal: Any, key: str, module: wasmtime.Module) -> list[str]:
+    def keep(self, principal: object, key: str, module: wasmtime.Module) -> list[str]:
         """Cache ``module`` (an installed graft's) under its SHA-256 ``key`` for
         ``principal``; return the digests no longer cached.
 
@@ -306,7 +307,7 @@ class Sandbox:
         with self._mutex:
             return key in self._modules
 
-    def admit(self, principal: Any) -> None:
+    def admit(self, principal: object) -> None:
         """Reserve one instance for ``principal``, or raise ``QuotaExceeded`` (nothing taken):
         past the sandbox's ``max_grafts``, or past the principal's share of a pool."""
         key = id(principal)
@@ -329,12 +330,12 @@ class Sandbox:
             self._held[key] = held + 1
             self.live += 1
 
-    def held(self, principal: Any) -> int:
+    def held(self, principal: object) -> int:
         """Instances ``principal`` holds in this sandbox."""
         with self._mutex:
             return self._held.get(id(principal), 0)
 
-    def let_go(self, principal: Any) -> None:
+    def let_go(self, principal: object) -> None:
         """Give back an instance ``admit`` reserved."""
         key = id(principal)
         with self._mutex:
@@ -368,7 +369,7 @@ class Instance:
 
     def __init__(self, sandbox: Sandbox, pre: wasmtime.InstancePre, memory_limit: int,
                  table_elements: int = limits.MAX_TABLE_ELEMENTS) -> None:
-        self._keep: list[Any] = []
+        self._keep: list[object] = []
         self._guard = sandbox.stack_guard.call if sandbox.stack_guard is not None else None
         self._native = sandbox.fastpath
         self.store = wasmtime.Store(sandbox.engine)
@@ -395,8 +396,3 @@ class Instance:
             f = self._funcs[name] = fastcall.RawFunc(self.store, export, params, results,
                                                      self._guard, self._native)
         return f
-
-
-HostCallable = Callable[..., int | None]
-
-
