@@ -10,6 +10,7 @@ and the host state and every principal's usage are exactly as before.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import pytest
 
 from vino import limits
 from vino.errors import AbortReason, GraftAborted, MessageRefused
+from vino.graft import invoke
 
 from .harness import (
     DEFAULT_ANSWER,
@@ -323,6 +325,7 @@ def test_graft_answering_just_past_the_edges_of_validity_gets_the_default(
 
 # ---- CPU -------------------------------------------------------------------------------
 
+SPIN_NS = 5_000_000
 SPINS_5MS = """(local $t i64)
     (local.set $t (i64.add (call $now) (i64.const 5000000)))
     (loop $spin (br_if $spin (i64.lt_s (call $now) (local.get $t))))
@@ -330,13 +333,23 @@ SPINS_5MS = """(local $t i64)
 
 
 def test_graft_that_spends_its_principals_cpu_quota_is_stopped_and_others_run_on(
-        new_tenancy: Callable[..., Tenancy]) -> None:
+        new_tenancy: Callable[..., Tenancy], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A call is charged the time its clock reads around the Wasm call. The clock is
+    # injected: it moves 5 ms a reading, so each call is charged the 5 ms it spins, however
+    # loaded the machine (on a real clock a loaded 2-core machine charged the first call
+    # more than the whole 20 ms, so even it was refused).
+    clock = itertools.count(0, SPIN_NS)
+    monkeypatch.setattr(invoke, "_perf_ns", lambda: next(clock))
     t = new_tenancy(alice_quota={"cpu_total_s": 0.02})
     before = t.snapshot()
     hog = t.install(pick(SPINS_5MS, ["now"]))
+    compiled_ns = t.alice.usage.cpu_ns  # compiling is charged too (its thread CPU time)
+    assert compiled_ns < 20_000_000 - SPIN_NS  # room for one call
     neighbour = t.install(pick("i32.const 2"), t.bob, "t2")
     answers = [t.pick(TARGET, 0) for _ in range(10)]
-    assert answers[0] == 1 and answers[-1] == DEFAULT_ANSWER
+    # Every call that fits in what is left runs; the first past it is stopped, for good.
+    fits = (20_000_000 - compiled_ns) // SPIN_NS
+    assert answers == [1] * fits + [DEFAULT_ANSWER] * (10 - fits), (compiled_ns, answers)
     assert hog.removal is not None and hog.removal.reason is AbortReason.RESOURCE
     assert "total CPU quota" in hog.removal.detail
     assert t.pick("t2", 0) == 2 and neighbour.state == "live"
