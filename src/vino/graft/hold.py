@@ -13,7 +13,9 @@ principal's allowance is stopped at its next epoch tick and aborted with
 ``timeout`` (and, by the usual policy, removed). So one hold lasts at most the
 host's own work plus ``HOLD_GRAFT_WALL_S`` for each principal whose grafts it
 runs, plus one tick and about two GIL hand-overs (``sys.getswitchinterval()``)
-each -- whatever the grafts do, however busy the host.
+each -- whatever the grafts do, however busy the host -- plus, per call, the wait of
+its first epoch tick's callback past one tick: the host's or the machine's, not the
+graft's, so neither charged nor a cause to stop it (``sandbox._decide``).
 
 Across holds, each principal's own grafts get a *share* of the time others wait
 (``Shares``): while another thread waits for a lock this thread holds, the wall time

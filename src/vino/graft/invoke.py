@@ -258,9 +258,12 @@ class Graft:
         self.stats.throttled += 1
         return False
 
-    def _spend_hold(self, hold: Hold, ns: int) -> None:
+    def _spend_hold(self, hold: Hold, txn: Transaction, ns: int) -> None:
         """A call under ``hold`` took ``ns`` of wall time: its principal's, for this hold,
-        and of its share while others wait (hosted calls: their payer's, hosting.py)."""
+        and of its share while others wait (hosted calls: their payer's, hosting.py) --
+        less what it waited for its first epoch tick's callback (``sandbox._decide``)."""
+        if txn.cpu_call_ns == txn.start_ns:  # it met a tick
+            ns = max(0, ns - txn.wall_exempt_ns)
         hold.spend(self.principal, ns)
         if self._allowance is None and hold.contended():
             self._share.spend(ns)
@@ -332,7 +335,7 @@ class Graft:
                     rc = entry.outcome(err) if err or self._trap_slot[0] else 0
                 t2 = _perf_ns()
                 if hold is not None:
-                    self._spend_hold(hold, t2 - t1)
+                    self._spend_hold(hold, txn, t2 - t1)
                 if rc:
                     raise aborts.failure(self, rc, txn)
                 if self.may_grow and memory_data_size(*self._msize) != self.mem_charged:
@@ -453,7 +456,7 @@ class Graft:
         t2 = time.perf_counter_ns()
         hold = txn.ts.hold
         if hold is not None:
-            self._spend_hold(hold, t2 - t1)
+            self._spend_hold(hold, txn, t2 - t1)
         if rc:
             raise aborts.failure(self, rc, txn, func)
         self._account_memory()

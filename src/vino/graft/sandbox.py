@@ -80,6 +80,11 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
 gc.callbacks.append(_on_gc)
 
 
+# One epoch tick: a call meets its first tick at most this long after it started.
+_TICK_NS: Final = int(limits.EPOCH_TICK_S * 1e9)
+_wall_ns = time.perf_counter_ns  # the callback's wall clock (tests inject a late one)
+
+
 def _net_cpu_ns() -> int:
     """The thread's CPU time less its time in the garbage collector."""
     return time.thread_time_ns() - _GC.total_ns
@@ -94,26 +99,34 @@ def _decide() -> bool:
     Time in the cyclic garbage collector is left out too: a collection that host
     allocations trigger inside a graft-callable is the host's, not the graft's.
     Wall time is bounded only while the host holds a shared lock (``hold.py``):
-    there others wait for it, so ``wall_deadline_ns`` stops the call.
+    there others wait for it, so ``wall_deadline_ns`` stops the call. The call's first
+    tick comes at most one tick after it started; what it waited past that before this
+    callback ran -- the GIL behind busy host threads, the scheduler of a loaded machine
+    -- is not the graft running, so it is not charged (``wall_exempt_ns``): a call that
+    returns within a tick is never stopped or charged for how busy the host is. From
+    its second tick on a call has run past a tick, and all its wall time counts.
     """
     txn = thread_state().txn
     if txn is None:
         return True
     if txn.doomed() is not None:
         return False
-    if txn.wall_deadline_ns and time.perf_counter_ns() > txn.wall_deadline_ns:
-        txn.fault = TimedOut(
-            f"ran past its principal's wall-time allowance of {limits.HOLD_GRAFT_WALL_S * 1e3:.0f}"
-            f" ms while the host held a shared lock")
-        return False
-    if txn.budget_ns:
-        cpu = _net_cpu_ns()
-        if txn.cpu_call_ns != txn.start_ns:  # the first tick of this call
-            txn.cpu_call_ns = txn.start_ns
-            txn.cpu_start_ns = cpu
-        elif cpu - txn.cpu_start_ns > txn.budget_ns:
-            txn.fault = TimedOut(f"ran past its CPU budget of {txn.budget_ns / 1e6:.1f} ms")
+    first = txn.cpu_call_ns != txn.start_ns  # the first tick of this call
+    if first:
+        txn.cpu_call_ns = txn.start_ns
+        txn.cpu_start_ns = _net_cpu_ns() if txn.budget_ns else 0
+    if txn.wall_deadline_ns:
+        now = _wall_ns()
+        if first:
+            txn.wall_exempt_ns = max(0, now - txn.start_ns - _TICK_NS)
+        if now - txn.wall_exempt_ns > txn.wall_deadline_ns:
+            txn.fault = TimedOut(
+                f"ran past its principal's wall-time allowance of "
+                f"{limits.HOLD_GRAFT_WALL_S * 1e3:.0f} ms while the host held a shared lock")
             return False
+    if txn.budget_ns and not first and _net_cpu_ns() - txn.cpu_start_ns > txn.budget_ns:
+        txn.fault = TimedOut(f"ran past its CPU budget of {txn.budget_ns / 1e6:.1f} ms")
+        return False
     return True
 
 

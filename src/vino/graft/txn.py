@@ -117,7 +117,8 @@ class Transaction:
 
     __slots__ = ("budget_ns", "cpu_call_ns", "cpu_start_ns", "deferred", "doom_detail",
                  "doom_reason", "fault", "graft", "locks", "parent", "start_ns", "state", "ts",
-                 "undo", "undo_charges", "undo_errors", "undo_room", "wall_deadline_ns")
+                 "undo", "undo_charges", "undo_errors", "undo_room", "wall_deadline_ns",
+                 "wall_exempt_ns")
 
     def __init__(self, parent: Transaction | None = None, graft: Graft | None = None,
                  ts: ThreadState | None = None) -> None:
@@ -141,6 +142,9 @@ class Transaction:
         self.undo_charges: list[tuple[Principal, int]] | None = None
         # perf_counter_ns past which the call is stopped (0: none); set under a SharedLock
         self.wall_deadline_ns = 0
+        # Wall time of the call (the one cpu_call_ns names) before its first epoch tick, past
+        # one tick: the host's GIL or the machine's scheduler, not charged (sandbox._decide)
+        self.wall_exempt_ns = 0
 
     @property
     def calling_graft(self) -> Graft:

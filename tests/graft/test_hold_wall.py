@@ -1,0 +1,111 @@
+"""The wall-time bound under a shared lock charges what the graft ran, not how busy the host is.
+
+What if an honest graft's first epoch tick finds the GIL taken by busy host threads (or
+its thread descheduled by a loaded machine) for longer than its principal's whole
+allowance per hold (``HOLD_GRAFT_WALL_S``)? That wait is not the graft running: the call
+is neither stopped nor charged for it. What if a graft that has run past its first tick
+is kept waiting at a later one? Then it has held the lock for that long: it is stopped,
+as before. The lateness is injected into the epoch callback's clock at a known tick.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from vino import limits
+from vino.errors import AbortReason
+from vino.graft import (
+    FunctionPoint,
+    GraftCallable,
+    Principal,
+    Quota,
+    Registry,
+    any_principal,
+    sandbox,
+)
+from vino.graft.hold import SharedLock
+from vino.graft.txn import thread_state
+
+LATE_NS = int(3 * limits.HOLD_GRAFT_WALL_S * 1e9)  # three whole allowances
+
+
+def _nap(txn: object) -> int:
+    time.sleep(0.005)  # the GIL released: the ticker's next tick comes meanwhile
+    return 0
+
+
+@pytest.fixture
+def reg() -> Iterator[Registry]:
+    r = Registry()
+    yield r
+    r.close()
+
+
+def _point(reg: Registry) -> FunctionPoint[int]:
+    return reg.declare(FunctionPoint[int](
+        name="hold.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
+        decode=lambda buf, ret, x: ret, default=lambda x: -1,
+        callables=(GraftCallable("nap", (), ("i32",), _nap),), may_install=any_principal))
+
+
+def _late_from_tick(n: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From the ``n``-th epoch callback on, its clock reads ``LATE_NS`` late: as if that
+    callback had waited that long for the GIL. Returns the callbacks' count (one cell)."""
+    seen = [0]
+    real = time.perf_counter_ns
+
+    def late() -> int:
+        seen[0] += 1
+        return real() + (LATE_NS if seen[0] >= n else 0)
+
+    monkeypatch.setattr(sandbox, "_wall_ns", late)
+    return seen
+
+
+# Naps (a tick passes), then enters a loop: the first loop header meets that tick.
+NAP_THEN_ANSWER = ('(module (import "vino" "nap" (func $nap (result i32)))'
+                   ' (memory (export "memory") 1)'
+                   ' (func (export "vino_buffer") (result i32) i32.const 0)'
+                   ' (func (export "pick") (result i32) (local $i i32)'
+                   ' (drop (call $nap))'
+                   ' (loop (local.set $i (i32.add (local.get $i) (i32.const 1)))'
+                   '  (br_if 0 (i32.lt_u (local.get $i) (i32.const 100))))'
+                   ' (i32.const 5)))')
+
+SPIN = ('(module (memory (export "memory") 1)'
+        ' (func (export "vino_buffer") (result i32) i32.const 0)'
+        ' (func (export "pick") (result i32) (loop br 0) (i32.const 5)))')
+
+
+def test_graft_whose_first_tick_waits_past_the_allowance_is_not_stopped_or_charged(
+        reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    point = _point(reg)
+    g = reg.install(point, NAP_THEN_ANSWER, Principal("alice"), target="t")
+    seen = _late_from_tick(1, monkeypatch)
+    lock = SharedLock("fs")
+    with lock:
+        assert point("t", 0) == 5  # its first tick came 300 ms late: the host's wait
+        assert seen[0] >= 1  # the late tick was met
+        hold = thread_state().hold
+        assert hold is not None
+        # Charged what it ran (a 5 ms nap and a short loop), not the 300 ms.
+        assert hold.spent[id(g.principal)] < LATE_NS // 3
+    assert g.state == "live" and g.stats.commits == 1 and not g.aborts
+
+
+def test_graft_kept_waiting_at_a_later_tick_is_still_stopped_by_the_allowance(
+        reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    point = _point(reg)
+    # A CPU budget of a whole second: only the wall-time bound can stop it early.
+    g = reg.install(point, SPIN, Principal("mallory", Quota(cpu_call_s=1.0)), target="t")
+    seen = _late_from_tick(2, monkeypatch)
+    with SharedLock("fs"):
+        t0 = time.thread_time()
+        assert point("t", 0) == -1
+        assert time.thread_time() - t0 < 0.5  # stopped long before its CPU budget
+    assert seen[0] >= 2
+    assert g.aborts and g.aborts[0].reason is AbortReason.TIMEOUT
+    assert "wall-time allowance" in g.aborts[0].detail
