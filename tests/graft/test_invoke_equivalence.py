@@ -104,7 +104,7 @@ def invoke_plain(g: Graft, args: tuple[Any, ...]) -> Any:
             rc = g.entry.call(*wasm_args)
             t2 = time.perf_counter_ns()
             if txn.ts.hold is not None:
-                g._spend_hold(txn.ts.hold, t2 - t1)
+                g._spend_hold(txn.ts.hold, txn, t2 - t1)
             if rc:
                 raise aborts.failure(g, rc, txn)
             if g.may_grow:
