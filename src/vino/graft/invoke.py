@@ -259,11 +259,9 @@ class Graft:
         return False
 
     def _spend_hold(self, hold: Hold, txn: Transaction, ns: int) -> None:
-        """A call under ``hold`` took ``ns`` of wall time: its principal's, for this hold,
-        and of its share while others wait (hosted calls: their payer's, hosting.py) --
-        less what it waited for its first epoch tick's callback (``sandbox._decide``)."""
-        if txn.cpu_call_ns == txn.start_ns:  # it met a tick
-            ns = max(0, ns - txn.wall_exempt_ns)
+        """``ns`` of wall time under ``hold`` (less its first tick's wait, sandbox._decide):
+        its principal's, and of its share while others wait (hosted: hosting.py)."""
+        ns = max(0, ns - txn.wall_exempt_ns) if txn.cpu_call_ns == txn.start_ns else ns
         hold.spend(self.principal, ns)
         if self._allowance is None and hold.contended():
             self._share.spend(ns)
