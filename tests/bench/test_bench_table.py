@@ -48,10 +48,19 @@ def test_every_row_of_the_paper_is_measured_for_every_graft(result: dict[str, An
                 assert d["median_us"] > 0, (key, row)
 
 
-def test_total_is_measured_directly_and_covers_the_graft(result: dict[str, Any]) -> None:
+def test_total_is_measured_directly_and_covers_the_graft(
+        result: dict[str, Any], setups: dict[str, bench_setups.Setup]) -> None:
+    # Total times the policy slot itself, and each of its calls runs the sample graft:
+    # counted, not timed (two rounds' medians of Total and of Graft, measured in different
+    # batches, swapped places on a loaded machine).
+    for key, s in setups.items():
+        sample = s.grafts["sample"]
+        before = sample.stats.commits
+        for _ in range(5):
+            s.hook(*s.hook_args())
+        assert sample.stats.commits == before + 5, key
     for g in result["grafts"].values():
         rows = g["rows"]
-        assert rows["Total"]["median_us"] >= rows["Graft"]["median_us"]
         assert rows["Total"]["median_us"] > rows["Begin"]["median_us"]
         assert rows["Total"]["ratio_1996_over_vino"] > 1  # 1996 hardware was slower
         assert g["extra"]["aborted_call"]["median_us"] > 0
