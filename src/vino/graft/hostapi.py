@@ -39,7 +39,6 @@ count are charged to the graft's principal until freed or the graft is removed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -49,17 +48,13 @@ from vino import limits
 from vino.errors import Forbidden, QuotaExceeded, TransactionError
 from vino.graft import fastcall, fastpath
 from vino.graft.fastcall import I32, I64
-from vino.graft.point import ANY_CONTEXT, Context, FunctionPoint, GraftCallable, Point
+from vino.graft.point import ANY_CONTEXT, Context, FunctionPoint, GraftCallable, Point, TxnFn
 from vino.graft.txn import _LOCAL, Transaction, begin, keep_fault
 
 if TYPE_CHECKING:
     from vino.graft.invoke import Graft
 
 Signature = tuple[tuple[str, ...], tuple[str, ...]]  # (params, results), Wasm types
-# A common graft-callable: the calling graft's transaction, then the guest's ints.
-TxnFn = (Callable[[Transaction], int | None] | Callable[[Transaction, int], int | None]
-         | Callable[[Transaction, int, int], int | None]
-         | Callable[[Transaction, int, int, int, int], int | None])
 
 
 class GuestFn(Protocol):
@@ -86,11 +81,17 @@ class HostCallable:
         return self.params, self.results
 
 
+# The common graft-callables narrow ``txn.graft`` themselves (``g is None`` cannot happen
+# past current_graft_txn()): Transaction.calling_graft, a property, would cost several
+# attribute reads on every crossing.
+_OUTSIDE: Final = "graft-callable called outside a graft invocation"
+
+
 def current_graft_txn() -> Transaction:
     """The transaction of the graft whose guest is calling (raises outside any call)."""
     txn = _LOCAL.ts.txn
     if txn is None or txn.graft is None:
-        raise TransactionError("graft-callable called outside a graft invocation")
+        raise TransactionError(_OUTSIDE)
     return txn
 
 
@@ -105,7 +106,9 @@ def now(txn: Transaction) -> int:
 
 
 def lock(txn: Transaction, lock_id: int) -> int:
-    g = txn.calling_graft
+    g = txn.graft
+    if g is None:
+        raise TransactionError(_OUTSIDE)
     resolve = g.point.lock_resolver
     lk = resolve(txn, lock_id) if resolve is not None else None
     if lk is None:
@@ -117,7 +120,9 @@ def lock(txn: Transaction, lock_id: int) -> int:
 def kalloc(txn: Transaction, size: int) -> int:
     if size <= 0:
         return -1
-    g = txn.calling_graft
+    g = txn.graft
+    if g is None:
+        raise TransactionError(_OUTSIDE)
     p = g.principal
     p.charge("handles", 1)
     try:
@@ -140,7 +145,9 @@ def kalloc(txn: Transaction, size: int) -> int:
 
 
 def kfree(txn: Transaction, handle: int) -> None:
-    g = txn.calling_graft
+    g = txn.graft
+    if g is None:
+        raise TransactionError(_OUTSIDE)
     block = g.handles.get(handle)
     if block is None:
         raise Forbidden(f"kfree of handle {handle}, which this graft does not hold")
@@ -163,7 +170,9 @@ def kfree(txn: Transaction, handle: int) -> None:
 
 
 def kread(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
-    g = txn.calling_graft
+    g = txn.graft
+    if g is None:
+        raise TransactionError(_OUTSIDE)
     block = g.handles.get(handle)
     if block is None or off < 0 or n < 0 or off + n > len(block):
         return -1
@@ -172,7 +181,9 @@ def kread(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
 
 
 def kwrite(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
-    g = txn.calling_graft
+    g = txn.graft
+    if g is None:
+        raise TransactionError(_OUTSIDE)
     block = g.handles.get(handle)
     if block is None or off < 0 or n < 0 or off + n > len(block):
         return -1
@@ -188,7 +199,9 @@ def kwrite(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
 
 
 def log(txn: Transaction, ptr: int, n: int) -> None:
-    g = txn.calling_graft
+    g = txn.graft
+    if g is None:
+        raise TransactionError(_OUTSIDE)
     n = max(0, min(n, limits.LOG_LINE_MAX))
     line = g.memory.read(ptr, n)
     if txn.start_ns != g._log_call_ns:  # a new call: a new allowance of lines
@@ -218,7 +231,9 @@ def run_default(txn: Transaction) -> int:
     Valid only during an entry invocation, on its inputs; anywhere else there are
     no inputs of its own, and the policy's side effects would land outside any call.
     """
-    g = txn.calling_graft
+    g = txn.graft
+    if g is None:
+        raise TransactionError(_OUTSIDE)
     point = g.point
     if not isinstance(point, FunctionPoint) or point.encode_result is None:
         raise Forbidden(f"{point.name} offers no default() to grafts")

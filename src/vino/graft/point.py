@@ -79,6 +79,13 @@ class Context(StrEnum):
 
 ANY_CONTEXT: Final = frozenset(Context)
 
+# A graft-callable's function: the calling graft's transaction, then the guest's ints (at
+# most four); an int back (or nothing, for a callable without a result).
+TxnFn = (Callable[["Transaction"], int | None] | Callable[["Transaction", int], int | None]
+         | Callable[["Transaction", int, int], int | None]
+         | Callable[["Transaction", int, int, int], int | None]
+         | Callable[["Transaction", int, int, int, int], int | None])
+
 
 @dataclass(frozen=True, slots=True)
 class GraftCallable:
@@ -98,13 +105,13 @@ class GraftCallable:
     name: str
     params: tuple[str, ...]
     results: tuple[str, ...]
-    fn: Callable[..., int | None]
+    fn: TxnFn
     contexts: frozenset[Context] = ANY_CONTEXT
 
 
 def graft_callable(name: str, params: Iterable[str] = (), results: Iterable[str] = (I32,),
                    contexts: Iterable[Context] = ANY_CONTEXT,
-                   ) -> Callable[[Callable[..., int | None]], GraftCallable]:
+                   ) -> Callable[[TxnFn], GraftCallable]:
     """Decorator: ``@graft_callable("vm_hint", (I32, I32))`` over ``def f(txn, vpn, imp)``.
 
     The function runs inside the calling graft's transaction (``txn``); to change
@@ -116,7 +123,7 @@ def graft_callable(name: str, params: Iterable[str] = (), results: Iterable[str]
     caller of the point). Raises nothing itself.
     """
 
-    def wrap(fn: Callable[..., int | None]) -> GraftCallable:
+    def wrap(fn: TxnFn) -> GraftCallable:
         return GraftCallable(name, tuple(params), tuple(results), fn, frozenset(contexts))
 
     return wrap

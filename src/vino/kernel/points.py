@@ -120,7 +120,7 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
         return ()
 
     def hint(txn: Transaction, vpn: int, important: int) -> int:
-        aspace = txn.calling_graft.target
+        aspace = txn.graft.target if txn.graft is not None else None
         if not isinstance(aspace, AddressSpace) or not 0 <= vpn < params.VPN_LIMIT:
             raise Forbidden(f"vm_hint: vpn {vpn} is not a page of the graft's address space")
         if vpn not in aspace.hints and len(aspace.hints) >= params.MAX_VM_HINTS:
@@ -131,7 +131,7 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
 
     def lock(txn: Transaction, lock_id: int) -> HostLock | None:
         # Not cached here: the lock table frees a name's lock once nobody uses it.
-        aspace = txn.calling_graft.target
+        aspace = txn.graft.target if txn.graft is not None else None
         if lock_id != 1 or not isinstance(aspace, AddressSpace):  # GLOBAL, or its target type
             return None
         return registry.locks.lock(f"aspace:{aspace.owner.pid}")
@@ -167,7 +167,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         return ()
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
-        group = txn.calling_graft.target
+        group = txn.graft.target if txn.graft is not None else None
         # One answer for "not yours" and "does not exist": a graft must not learn which
         # thread ids other groups use.
         try:
@@ -185,7 +185,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
         return old
 
     def lock(txn: Transaction, lock_id: int) -> HostLock | None:
-        group = txn.calling_graft.target
+        group = txn.graft.target if txn.graft is not None else None
         if lock_id != 1 or not isinstance(group, ProcessGroup):  # GLOBAL, or its target type
             return None
         return registry.locks.lock(f"pgrp:{group.pgid}")
