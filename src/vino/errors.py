@@ -22,7 +22,7 @@ from enum import StrEnum
 
 
 class AbortReason(StrEnum):
-    """Why a graft's transaction was aborted (DESIGN.md §2)."""
+    """Why a graft's transaction was aborted (docs/DESIGN.md §2)."""
 
     TRAP = "trap"  # the guest trapped: wild memory access, unreachable, stack overflow, ...
     TIMEOUT = "timeout"  # ran past its per-call CPU budget

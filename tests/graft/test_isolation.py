@@ -1,4 +1,4 @@
-"""DESIGN.md §5.1: a graft sees only its own linear memory.
+"""docs/DESIGN.md §5.1: a graft sees only its own linear memory.
 
 What if a graft loads or stores far outside its memory, or hands a graft-callable a
 pointer outside it? The access traps inside the sandbox (or is refused by the host's

@@ -1,4 +1,4 @@
-"""DESIGN.md §5.2 and §5.10: load-time checks, and a rejected install changes nothing.
+"""docs/DESIGN.md §5.2 and §5.10: load-time checks, and a rejected install changes nothing.
 
 What if a graft imports something that is not on its point's graft-callable list, or
 arrives malformed? ``install`` raises ``GraftRejected`` naming the graft, the point and

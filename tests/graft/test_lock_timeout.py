@@ -1,4 +1,4 @@
-"""DESIGN.md §5.5: a graft cannot hold a contested lock past the lock time-out.
+"""docs/DESIGN.md §5.5: a graft cannot hold a contested lock past the lock time-out.
 
 What if a graft takes a lock and then spins (with CPU budget to spare)? A host thread
 waiting for that lock dooms the graft's transaction after the lock time-out; the graft

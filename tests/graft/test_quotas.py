@@ -1,4 +1,4 @@
-"""DESIGN.md §5.6: a graft that exceeds its principal's quotas is aborted.
+"""docs/DESIGN.md §5.6: a graft that exceeds its principal's quotas is aborted.
 
 What if a graft grows its memory without end, allocates handles without freeing them,
 takes more locks than allowed, floods the log, or burns its principal's CPU? It is

@@ -1,4 +1,4 @@
-"""DESIGN.md §5.9: after an abort the graft is removed; the operation still completes.
+"""docs/DESIGN.md §5.9: after an abort the graft is removed; the operation still completes.
 
 What if a graft fails now and then? By default its first failure removes it; with
 ``remove_after=N`` it stays until its Nth failure. Either way every call that hit a

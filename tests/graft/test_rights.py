@@ -1,4 +1,4 @@
-"""DESIGN.md §5.3: a graft acts with its principal's rights, never more.
+"""docs/DESIGN.md §5.3: a graft acts with its principal's rights, never more.
 
 What if an unprivileged principal grafts every target at once, or a graft reaches
 through an accessor for host state that is not its principal's? The install is

@@ -1,4 +1,4 @@
-"""DESIGN.md §5.4: a graft that runs too long is aborted.
+"""docs/DESIGN.md §5.4: a graft that runs too long is aborted.
 
 What if a graft never returns? The epoch ticker stops it within a few ticks past its
 per-call budget (``CALL_BUDGET_S`` = 20 ms for alice here); it is aborted with

@@ -1,4 +1,4 @@
-"""DESIGN.md §5.8: an abort restores every piece of host state, in reverse order.
+"""docs/DESIGN.md §5.8: an abort restores every piece of host state, in reverse order.
 
 What if a graft changes host state many times and then traps? Every change is undone,
 newest first (the dict key below is overwritten twice, so undoing in the wrong order

@@ -1,4 +1,4 @@
-"""DESIGN.md §5.7: a graft whose result fails validation is aborted; the default answers.
+"""docs/DESIGN.md §5.7: a graft whose result fails validation is aborted; the default answers.
 
 What if a graft answers something the point does not allow (test.pick takes 0..100)?
 The validator raises ``InvalidResult``; the graft is aborted with ``invalid_result``,

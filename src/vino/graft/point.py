@@ -7,7 +7,7 @@ A graft point is declared by host code once, registered with a ``Registry``
     registry.declare(point)
     blocks = point(open_file, block)      # default, or the installed graft
 
-What a point declares (DESIGN.md §3):
+What a point declares (docs/DESIGN.md §3):
 - ``entry``, ``params``, ``result``: the export a graft must define and its Wasm type;
 - ``buffer_size``: bytes of the graft's scratch buffer the host uses;
 - ``encode(buf, *args) -> tuple[int, ...]``: write the inputs into the buffer and

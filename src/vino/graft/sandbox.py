@@ -35,7 +35,7 @@ validation and the loader names the feature (``feature_of``). None of the
 enabled ones lets a graft make the host hold memory outside its linear memory
 and its one table, both capped per store and charged to the principal.
 
-Isolation (DESIGN.md §5.1): a graft sees only its own linear memory; the host
+Isolation (docs/DESIGN.md §5.1): a graft sees only its own linear memory; the host
 copies bytes in and out of it, bounds-checked, and never hands out a host
 pointer.
 """
