@@ -39,14 +39,16 @@ import importlib
 import struct
 from collections.abc import Callable, Sequence
 from ctypes import c_size_t, c_uint8, c_uint64, c_void_p
+from types import ModuleType
 from typing import Any, Final, Protocol
 
 import wasmtime
 
 from vino.errors import EngineMismatch, InvalidDeclaration, WildPointer
 
-# The package's private ctypes bindings, typed loosely on purpose: only this module uses them.
-raw: Any = importlib.import_module("wasmtime._bindings")
+# The package's private ctypes bindings (only this module uses them): a module without
+# types, so what it holds is checked by check_internals(), not by mypy.
+raw = importlib.import_module("wasmtime._bindings")
 
 PINNED_WASMTIME: Final = "50.0.1"
 
@@ -187,7 +189,8 @@ _trap_delete = _cfn("wasm_trap_delete", None, c_void_p, blocking=False)
 _error_delete = _cfn("wasmtime_error_delete", None, c_void_p, blocking=False)
 
 
-def _text(read: Any, ptr: int, kind: Any) -> str:
+def _text(read: Callable[[object, object], None], ptr: int, kind: type[ctypes.Structure]
+          ) -> str:
     """wasmtime's message of the error or trap at ``ptr`` (slow path: failures only)."""
     vec = raw.wasm_byte_vec_t()
     read(ctypes.cast(ptr, ctypes.POINTER(kind)), ctypes.byref(vec))
@@ -243,8 +246,8 @@ class RawFunc:
     )
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func,
-                 params: Sequence[str], results: Sequence[str], guarded: Any = None,
-                 native: Any = None) -> None:
+                 params: Sequence[str], results: Sequence[str], guarded: RawCall | None = None,
+                 native: ModuleType | None = None) -> None:
         """``guarded``: the stack guard's call (``stack.StackGuard.call``, same arguments
         as the raw call), which refuses (``NO_STACK``) without enough native stack;
         None: the raw call, unguarded. ``native``: the fast path (``fastpath.native()``),
@@ -298,11 +301,11 @@ class RawFunc:
         """The C function the call goes through (the stack guard, or wasmtime's own)."""
         return self._call
 
-    def results(self) -> Any:
+    def results(self) -> ctypes.Array[ctypes.c_int32]:
         """The result slots as a ctypes int32 array (index 0 is the i32 result)."""
         return self._ints
 
-    def trap_slot(self) -> Any:
+    def trap_slot(self) -> ctypes.Array[c_size_t]:
         """The trap pointer slot as a one-element ctypes array (non-zero after a trap)."""
         return (c_size_t * 1).from_address(self._trapp)
 
@@ -471,8 +474,8 @@ def _make_trampoline(fn: HostFn, params: Sequence[str], has_result: bool,
 
 
 def define_host(linker: wasmtime.Linker, module: str, name: str, params: Sequence[str],
-                results: Sequence[str], fn: HostFn, keepalive: list[Any],
-                on_fault: OnFault, native: Any = None) -> None:
+                results: Sequence[str], fn: HostFn, keepalive: list[object],
+                on_fault: OnFault, native: ModuleType | None = None) -> None:
     """Define ``module.name`` on ``linker`` as a fast host function.
 
     ``keepalive`` must outlive the linker and every instance made from it: it
@@ -516,8 +519,8 @@ _UPDATE_CONTINUE: Final = 0
 
 
 def install_epoch_callback(store: wasmtime.Store, decide: Callable[[], bool],
-                           keepalive: list[Any], on_fault: OnFault,
-                           native: Any = None) -> None:
+                           keepalive: list[object], on_fault: OnFault,
+                           native: ModuleType | None = None) -> None:
     """At each epoch tick past the store's deadline, ``decide()`` says go on or stop.
 
     Going on pushes the deadline one tick further, so a running guest costs one
