@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from kernel.kernel_world import Boot
+from vino.graft import Registry
+from vino.kernel.kernel import Kernel
+
+from .clock import FakeClock
 
 
 @pytest.fixture
@@ -15,3 +19,16 @@ def boot(tmp_path: Path) -> Iterator[Boot]:
     b = Boot(tmp_path)
     yield b
     b.close()
+
+
+@pytest.fixture
+def clocked(tmp_path: Path) -> Iterator[tuple[Kernel, FakeClock]]:
+    """A booted kernel whose registry reads a clock the test moves by hand."""
+    clock = FakeClock()
+    k = Kernel.boot(tmp_path / "disk.img", nblocks=2048, frames=64,
+                    registry=Registry(clock=clock))
+    try:
+        yield k, clock
+    finally:
+        k.shutdown()
+        k.registry.close()

@@ -14,6 +14,8 @@ from vino.graft import FunctionPoint, Principal, Quota, Registry, loader
 from vino.graft.point import U32
 from vino.graft.sandbox import Pool, Sandbox
 
+from .clock import FakeClock
+
 ONE_PAGE = """(module (memory (export "memory") 1)
   (func (export "vino_buffer") (result i32) i32.const 0)
   (func (export "pick") (result i32) i32.const 1))"""
@@ -128,15 +130,6 @@ def test_many_principals_filling_the_module_cache_keep_it_bounded() -> None:
     finally:
         reg.close()
 
-
-class FakeClock:
-    """Seconds, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_principal_installing_in_a_tight_loop_is_refused_past_its_rate_and_others_are_not(

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from kernel.kernel_world import BS, make_file, pattern, wat
-from vino.graft import Quota, Registry
+from vino.graft import Quota
 from vino.kernel.errors import FilterUnavailable
 from vino.kernel.kernel import Kernel
+
+from .clock import FakeClock
+from .test_tenant_attacks import XOR_FILTER
 
 SPIN_READAHEAD = wat("fs.readahead", """(local $i i32)
     (block (loop
@@ -30,34 +31,8 @@ SPIN_READAHEAD = wat("fs.readahead", """(local $i i32)
       (br 0)))
     (i32.const 0)""")
 
-XOR_FILTER = wat("fs.filter", """(local $i i32)
-    (block (loop
-      (br_if 1 (i32.ge_u (local.get $i) (local.get $len)))
-      (i32.store8 (i32.add (i32.const 16) (local.get $i))
-        (i32.xor (i32.load8_u (i32.add (i32.const 16) (local.get $i))) (i32.const 0x5a)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br 0)))
-    (local.get $len)""")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clocked(tmp_path: Path) -> Iterator[tuple[Kernel, FakeClock]]:
-    clock = FakeClock()
-    k = Kernel.boot(tmp_path / "disk.img", nblocks=2048, frames=64,
-                    registry=Registry(clock=clock))
-    try:
-        yield k, clock
-    finally:
-        k.shutdown()
-        k.registry.close()
 
 
 def test_tenant_whose_grafts_keep_others_waiting_is_held_to_her_share_and_not_blamed(

@@ -13,9 +13,6 @@ here depends on how fast the machine is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from kernel.kernel_world import BS, Boot, make_file, pattern, wat
@@ -30,6 +27,8 @@ from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.kernel.sched import Cpu, Wait
 
+from .clock import FakeClock
+
 # An eviction policy that burns about half a millisecond, then answers "the first one".
 SPIN = """(local $i i32)
     (block (loop
@@ -43,26 +42,6 @@ SPIN_READAHEAD = wat("fs.readahead", SPIN + " (i32.const 0)")
 SPIN_PICK = wat("sched.pick", SPIN + " (i32.const 0)")
 
 
-class FakeClock:
-    """Seconds, moved by hand (the registry's clock: install rates, hosting allowances)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clocked(tmp_path: Path) -> Iterator[tuple[Kernel, FakeClock]]:
-    clock = FakeClock()
-    k = Kernel.boot(tmp_path / "disk.img", nblocks=2048, frames=64,
-                    registry=Registry(clock=clock))
-    try:
-        yield k, clock
-    finally:
-        k.shutdown()
-        k.registry.close()
 
 
 def _resident_pages(k: Kernel, user: User, n: int) -> AddressSpace:
