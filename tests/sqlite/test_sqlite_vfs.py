@@ -180,6 +180,39 @@ def test_delete_and_access_follow_the_unix_vfs(kernel: Kernel, alice: User) -> N
         vfs.close()
 
 
+def test_a_name_made_by_another_process_between_two_access_checks_is_seen(
+        kernel: Kernel, alice: User) -> None:
+    a, b = VinoVFS(kernel, alice), VinoVFS(kernel, alice)
+    exists = apsw.SQLITE_ACCESS_EXISTS
+    try:
+        assert not a.xAccess("/x-journal", exists)
+        kept = a.stats.access_kept
+        assert not a.xAccess("/x-journal", exists)  # nothing changed: not asked again
+        assert a.stats.access_kept == kept + 1
+        f = b.xOpen("/x-journal", [apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                                   | apsw.SQLITE_OPEN_MAIN_JOURNAL, 0])
+        f.xWrite(b"j" * 512, 0)
+        f.xSync(apsw.SQLITE_SYNC_FULL)
+        assert a.xAccess("/x-journal", exists)  # created by another process: seen
+        f.xClose()
+        b.xDelete("/x-journal", False)
+        assert not a.xAccess("/x-journal", exists)  # deleted: gone
+        kernel.fs.create(alice, "elsewhere", 0o600)
+        with kernel.fs.open(alice, "elsewhere", "rw") as of:
+            kernel.fs.write(of, b"hot journal")
+        assert not a.xAccess("/x-journal", exists)
+        kernel.fs.rename(alice, "elsewhere", "x-journal")  # renamed into the name: seen
+        assert a.xAccess("/x-journal", exists)
+        kernel.fs.unlink(alice, "x-journal")
+        assert not a.xAccess("/x-journal", exists)
+        kernel.fs.unmount()  # no file system: an I/O error, not a remembered answer
+        with pytest.raises(apsw.IOError):
+            a.xAccess("/x-journal", exists)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_another_user_cannot_open_the_database(kernel: Kernel, alice: User) -> None:
     with Session(kernel, alice, "app.db") as s:
         _fill(s.db, 10)

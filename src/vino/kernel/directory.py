@@ -19,6 +19,8 @@ Invariants:
   ``_free_slots`` are the other slots (inode 0 on disk);
 - each live regular inode is named exactly once, except files unlinked while open
   (orphans), which are freed at their last close (or at the next mount);
+- ``names_version`` grows at every change of the set of names (``create``, ``rename``,
+  ``unlink``; and ``unmount``), inside the operation's hold of the lock;
 - every name operation reads what it will change first (``_own_dir_slot``): a
   device error leaves the directory as it was.
 """
@@ -54,6 +56,7 @@ class Directory(BlockMap):
     _dir: dict[str, tuple[int, int]]
     _free_slots: list[int]
     _open: dict[int, OpenFile]
+    names_version: int
 
     if TYPE_CHECKING:
         def _check_mounted(self) -> None: ...
@@ -88,6 +91,7 @@ class Directory(BlockMap):
             self._inodes[inum] = ino
             self._store_inode(ino)
             self._dir[name] = (inum, slot)
+            self.names_version += 1
             return self._stat(name, ino)
 
     def unlink(self, user: User, name: str) -> None:
@@ -136,6 +140,7 @@ class Directory(BlockMap):
             self._write_at(self._inodes[ROOT_INUM], slot * params.FS_DIRENT_SIZE,
                            DIRENT.pack(inum, raw_new), None)
             self._dir[new] = (inum, slot)
+            self.names_version += 1
             for of in self._open.values():
                 if of.inode is ino:
                     of.name = new
@@ -147,6 +152,7 @@ class Directory(BlockMap):
 
     def _remove_name(self, name: str) -> None:
         _, slot = self._dir.pop(name)
+        self.names_version += 1
         self._write_at(self._inodes[ROOT_INUM], slot * params.FS_DIRENT_SIZE,
                        bytes(params.FS_DIRENT_SIZE), None)
         self._free_slots.append(slot)
@@ -164,7 +170,8 @@ class Directory(BlockMap):
     def probe(self, name: str) -> tuple[int, int, int] | None:
         """``(size, uid, permission bits)`` of ``name``, or None if there is no such file:
         ``stat`` without walking the block map (SQLite asks at every transaction
-        whether a journal exists)."""
+        whether a journal exists). A None stays true while ``names_version`` (read
+        before the call) is unchanged."""
         with self._lock:
             self._check_mounted()
             entry = self._dir.get(name)

@@ -199,6 +199,10 @@ class FileSystem(Invariants):
         self._alloc_hint = geo.data_start  # where a block search with no better idea starts
         # Invariant: _dir[name] = (inum, slot); slots distinct, below root.size / DIRENT_SIZE.
         self._dir: dict[str, tuple[int, int]] = {}
+        # Invariant: grows whenever the set of names changes (create, rename, unlink) and
+        # at unmount, so "no file of that name" answered at one value still holds while
+        # the value is unchanged (``probe``'s callers may keep such answers).
+        self.names_version = 0
         self._free_slots: list[int] = []  # slots inside the directory with inode 0
         self._open: dict[int, OpenFile] = {}  # fid -> open file
         self._next_fid = 1
@@ -349,6 +353,7 @@ class FileSystem(Invariants):
                 raise
             finally:
                 self._mounted = False
+                self.names_version += 1
 
     @property
     def mounted(self) -> bool:

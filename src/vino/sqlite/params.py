@@ -21,6 +21,8 @@ TEMP_PREFIX: Final = "sqlite-tmp-"  # kernel names of SQLite's anonymous tempora
 RANDOM_SEED: Final = 1996  # xRandomness is a seeded PRNG, so runs replay exactly
 WRITE_BUFFER_BYTES: Final = 256 * 1024  # longest run of contiguous xWrites the VFS gathers
 #                                         into one kernel write (per file; see vfs._buffer)
+ABSENT_NAMES_KEPT: Final = 256  # names xAccess remembers the kernel found missing (each
+#                                 valid until a name is made: FileSystem.names_version)
 WRITE_RESERVE_BLOCKS: Final = 64  # free blocks the VFS leaves untouched by gathered writes
 #                                   (others' needs: directory, inodes, other processes)
 

@@ -49,7 +49,10 @@ the rollback journal in any of its DELETE / TRUNCATE / PERSIST modes works):
   -- else a power cut after COMMIT returned could leave the journal hot and roll the
   commit back. ``xAccess(EXISTS)`` is true for a non-empty file, as in the Unix VFS
   (an empty journal is not a journal); ``READWRITE`` checks the user's write
-  permission. A file that vanishes between ``xAccess`` and ``xOpen`` (another
+  permission. A "no such file" is kept and given again without asking the kernel
+  while the file system's ``names_version`` is unchanged (no name made or removed
+  since: SQLite asks twice per transaction whether a journal and a WAL file exist).
+  A file that vanishes between ``xAccess`` and ``xOpen`` (another
   process deleted a hot journal) is SQLITE_CANTOPEN, which SQLite's pager takes as
   "check again under EXCLUSIVE".
 - Locking: one ``locks.FileLock`` per kernel file, shared by every VFS on the same
@@ -87,12 +90,13 @@ from collections.abc import Callable
 import apsw
 
 from vino.kernel.errors import AccessDenied, FileExists, KernelError, NoSuchFile
-from vino.kernel.fs import MAX_FILE_SIZE
+from vino.kernel.fs import MAX_FILE_SIZE, FileSystem
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import Process, User
 from vino.sqlite import locks
 from vino.sqlite.names import full_pathname, kernel_name
 from vino.sqlite.params import (
+    ABSENT_NAMES_KEPT,
     MAX_PATHNAME_BYTES,
     PAGE_BYTES,
     RANDOM_SEED,
@@ -156,6 +160,10 @@ class VinoVFS(apsw.VFS):
         # _pending_bytes is the sum of their lengths.
         self._pending: set[KernelFile] = set()
         self._pending_bytes = 0
+        # Invariant: _absent[n] == (fs, v): fs.probe(n) found no file n when
+        # fs.names_version was v; while fs is the kernel's file system and v its
+        # names_version, there is still none (xAccess answers without the kernel).
+        self._absent: dict[str, tuple[FileSystem, int]] = {}
         self._closed = False
         super().__init__(self.vfs_name, base=None, makedefault=False,
                          maxpathname=MAX_PATHNAME_BYTES, iVersion=2, exclude=set(_EXCLUDED))
@@ -197,7 +205,7 @@ class VinoVFS(apsw.VFS):
 
     def _open_kernel_file(self, kname: str, path: str, inflags: int) -> KernelFile:
         fs = self.kernel.fs
-        exists = kname in fs.listdir()
+        exists = fs.probe(kname) is not None
         if inflags & apsw.SQLITE_OPEN_EXCLUSIVE and exists:
             raise FileExists(f"{kname!r} exists and the open is exclusive")
         if not exists:
@@ -399,12 +407,21 @@ class VinoVFS(apsw.VFS):
     @sqlite_errors(apsw.SQLITE_IOERR_ACCESS)
     def xAccess(self, pathname: str, flags: int) -> bool:
         kname = kernel_name(pathname)
+        fs = self.kernel.fs
+        gone = self._absent.get(kname)
+        if gone is not None and gone[0] is fs and gone[1] == fs.names_version:
+            self.stats.access_kept += 1
+            return False  # no name was made since the kernel said there is none
         with self._mutex:
             if self._pending:
                 self._flush_all()
-            found = self.kernel.fs.probe(kname)
-        if found is None:
-            return False
+            version = fs.names_version  # before the probe: a name made after it shows
+            found = fs.probe(kname)
+            if found is None:
+                if len(self._absent) >= ABSENT_NAMES_KEPT:
+                    self._absent.clear()
+                self._absent[kname] = (fs, version)
+                return False
         size, uid, perm = found
         if flags == apsw.SQLITE_ACCESS_EXISTS:
             return size > 0

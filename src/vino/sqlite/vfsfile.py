@@ -69,6 +69,7 @@ class VfsStats:
     busy: int = 0  # xLock calls refused with SQLITE_BUSY
     dir_syncs: int = 0  # xDelete calls that made the unlink durable (syncdir)
     flush_errors: int = 0  # gathered writes that an unlock could not give to the kernel
+    access_kept: int = 0  # xAccess calls answered "no such file" without asking the kernel
 
     def snapshot(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
