@@ -195,7 +195,8 @@ def _decode(buf, ret, price):
     return ret
 
 discount = FunctionPoint(name="shop.discount", entry="discount", buffer_size=16,
-                         encode=_encode, decode=_decode, default=lambda price: 0)
+                         encode=_encode, decode=_decode, default=lambda price: 0,
+                         target_type=object)
 registry = Registry()
 registry.declare(discount)
 

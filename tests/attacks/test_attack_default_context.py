@@ -128,10 +128,10 @@ def test_graft_that_calls_an_entry_only_callable_from_vino_message_is_forbidden(
         seen.append(1)
         return 0
 
-    point: FunctionPoint[int] = FunctionPoint(
+    point: FunctionPoint[object, int, int] = FunctionPoint(
         name="atk.inputs", entry="pick", buffer_size=64, encode=lambda buf, x: (),
         decode=lambda buf, ret, x: ret, default=lambda x: DEFAULT_ANSWER,
-        callables=(input_x,), may_install=any_principal)
+        callables=(input_x,), may_install=any_principal, target_type=object)
     tenancy.registry.declare(point)
     source = pick("call $input_x", ["input_x"], with_message("call $input_x"),
                   sigs={"input_x": ((), (I32,))})

@@ -89,7 +89,7 @@ def test_every_kernel_point_declares_the_kind_of_its_target(kernel: KernelArena)
 
 def test_graft_aimed_at_the_wrong_kind_at_an_application_point_is_rejected(
         tenancy: Tenancy) -> None:
-    point: FunctionPoint[int] = FunctionPoint(
+    point: FunctionPoint[str, int, int] = FunctionPoint(
         name="atk.typed", entry="pick", buffer_size=BUFFER, encode=lambda buf, x: (),
         decode=lambda buf, ret, x: ret, default=lambda x: DEFAULT_ANSWER, target_type=str,
         may_install=any_principal)

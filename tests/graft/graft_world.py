@@ -100,8 +100,8 @@ class World:
 
     registry: Registry
     host: Host
-    pick: FunctionPoint[int]
-    event: EventPoint
+    pick: FunctionPoint[object, int, int]
+    event: EventPoint[object, int]
     alice: Principal
     root: Principal
     principals: list[Principal]

@@ -38,4 +38,5 @@ def test_function_point_says_decode_and_default_are_required() -> None:
     doc = inspect.getdoc(FunctionPoint) or ""
     assert "Required" in doc and "decode" in doc and "default" in doc
     with pytest.raises(ValueError, match="needs decode and default"):
-        FunctionPoint(name="x.y", entry="e", buffer_size=8, encode=lambda buf: ())
+        FunctionPoint(name="x.y", entry="e", buffer_size=8, encode=lambda buf: (),
+                      target_type=object)

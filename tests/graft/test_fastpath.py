@@ -222,9 +222,9 @@ def test_a_registry_reachable_from_its_own_callables_is_still_collected() -> Non
     # The native trampolines keep their Python callables alive through objects the
     # collector can see: a registry (whose lock callable is a bound method) must not leak.
     reg = Registry()
-    reg.declare(FunctionPoint[int](name="t.pick", entry="pick", buffer_size=8,
-                                   encode=lambda buf, x: (), decode=lambda buf, ret, x: ret,
-                                   default=lambda x: 0))
+    reg.declare(FunctionPoint[object, int, int](
+        name="t.pick", entry="pick", buffer_size=8, encode=lambda buf, x: (),
+        decode=lambda buf, ret, x: ret, default=lambda x: 0, target_type=object))
     ref = weakref.ref(reg)
     reg.close()
     del reg

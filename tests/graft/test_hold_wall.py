@@ -44,11 +44,12 @@ def reg() -> Iterator[Registry]:
     r.close()
 
 
-def _point(reg: Registry) -> FunctionPoint[int]:
-    return reg.declare(FunctionPoint[int](
+def _point(reg: Registry) -> FunctionPoint[object, int, int]:
+    return reg.declare(FunctionPoint[object, int, int](
         name="hold.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
         decode=lambda buf, ret, x: ret, default=lambda x: -1,
-        callables=(GraftCallable("nap", (), ("i32",), _nap),), may_install=any_principal))
+        callables=(GraftCallable("nap", (), ("i32",), _nap),), may_install=any_principal,
+        target_type=object))
 
 
 def _late_from_tick(n: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -75,10 +75,10 @@ def test_graft_passing_bad_arguments_to_a_validating_callable_is_blamed() -> Non
         return 0
 
     reg = Registry()
-    point = reg.declare(FunctionPoint[int](
+    point = reg.declare(FunctionPoint[object, int, int](
         name="shop.credit", entry="pick", buffer_size=16, encode=lambda buf, x: (),
         decode=lambda buf, ret, x: ret, default=lambda x: -1, callables=(credit,),
-        may_install=any_principal))
+        may_install=any_principal, target_type=object))
     try:
         g = reg.install(point, graft('(import "vino" "credit" (func $c (param i32) '
                                      '(result i32)))', '(func (export "pick") (result i32) '

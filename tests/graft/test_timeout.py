@@ -208,12 +208,12 @@ def test_graft_is_not_timed_out_for_a_garbage_collection_in_its_graft_callable()
         return 0
 
     try:
-        point = reg.declare(FunctionPoint[int](
+        point = reg.declare(FunctionPoint[object, int, int](
             name="gc.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
             decode=lambda buf, ret, x: ret, default=lambda x: -1,
             callables=(GraftCallable("collect", (), ("i32",), collect),
                        GraftCallable("await_tick", (), ("i32",), await_tick)),
-            may_install=any_principal))
+            may_install=any_principal, target_type=object))
         # Waits for a tick, then enters a loop: its first header meets that tick.
         tick = "(drop (call $tick)) (local.set $i (i32.const 0)) (loop (local.set $i " \
                "(i32.add (local.get $i) (i32.const 1))) (br_if 0 (i32.lt_u (local.get $i) " \

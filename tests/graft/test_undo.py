@@ -240,12 +240,12 @@ def test_outer_graft_aborting_after_its_inner_graft_committed_undoes_both(
     assert after["usage"]["root"] == before["usage"]["root"]
 
 
-def _registry_with(callable_: GraftCallable) -> tuple[Registry, FunctionPoint[int]]:
+def _registry_with(callable_: GraftCallable) -> tuple[Registry, FunctionPoint[object, int, int]]:
     reg = Registry()
-    point = FunctionPoint[int](
+    point = FunctionPoint[object, int, int](
         name="bad.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
         decode=lambda buf, ret, x: ret, default=lambda x: -1, callables=(callable_,),
-        may_install=any_principal)
+        may_install=any_principal, target_type=object)
     reg.declare(point)
     return reg, point
 

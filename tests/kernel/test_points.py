@@ -98,7 +98,7 @@ def test_readahead_point_answers_what_sequential_readahead_answers(boot: Boot) -
     k = boot()
     alice = k.add_user("alice")
     proc = make_file(k, alice, "f", pattern(20))
-    point = k.points["fs.readahead"]
+    point = k.readahead_point
     with k.fs.open(proc, "f", "r") as f:
         for b in (0, 1, 2, 3, 7, 8, 9, 15, 19, 4, 12):
             k.fs.seek(f, b * BS)
@@ -202,7 +202,7 @@ def test_access_event_without_handlers_changes_nothing(boot: Boot) -> None:
     proc = make_file(k, alice, "f", pattern(4))
     with k.fs.open(proc, "f", "r") as f:
         inode = f.inode
-        assert k.points["fs.access"](inode, inode, 0, 0, 0) == 0
+        assert k.access_point(inode, inode, 0, 0, 0) == 0
         assert k.fs.read(f, 4 * BS) == pattern(4)
     assert k.fs.stats.access_events == 8  # 4 written, 4 read
     k.check_invariants()

@@ -26,12 +26,12 @@ def _encode(buf: memoryview, x: int) -> tuple[int, ...]:
     return ()
 
 
-def _registry(sandbox: Sandbox) -> tuple[Registry, FunctionPoint[int]]:
+def _registry(sandbox: Sandbox) -> tuple[Registry, FunctionPoint[object, int, int]]:
     reg = Registry(sandbox=sandbox)
-    point: FunctionPoint[int] = FunctionPoint(
+    point: FunctionPoint[object, int, int] = FunctionPoint(
         name="app.pick", entry="pick", buffer_size=16, encode=_encode,
         may_install=lambda principal, target: True,  # integer targets: anyone's
-        decode=lambda buf, ret, x: ret, default=lambda x: 0)
+        decode=lambda buf, ret, x: ret, default=lambda x: 0, target_type=object)
     reg.declare(point)
     return reg, point
 
@@ -136,10 +136,10 @@ def test_principal_installing_in_a_tight_loop_is_refused_past_its_rate_and_other
         ) -> None:
     clock = FakeClock()
     reg = Registry(clock=clock)
-    point: FunctionPoint[int] = FunctionPoint(
+    point: FunctionPoint[object, int, int] = FunctionPoint(
         name="app.pick", entry="pick", buffer_size=16, encode=_encode,
         may_install=lambda principal, target: True,
-        decode=lambda buf, ret, x: ret, default=lambda x: 0)
+        decode=lambda buf, ret, x: ret, default=lambda x: 0, target_type=object)
     reg.declare(point)
     mallory = Principal("mallory", Quota(installs_per_s=10.0, install_burst=5))
     alice = Principal("alice", Quota(installs_per_s=10.0, install_burst=5))
@@ -185,10 +185,10 @@ def test_principals_that_come_and_go_leave_no_install_bucket_behind() -> None:
     # got one; once nobody keeps a principal, its bucket goes with it (they were kept, and
     # with them every principal ever seen, for the registry's life).
     reg = Registry()
-    point: FunctionPoint[int] = FunctionPoint(
+    point: FunctionPoint[object, int, int] = FunctionPoint(
         name="app.pick", entry="pick", buffer_size=16, encode=_encode,
         may_install=lambda principal, target: target != 0,  # target 0: nobody's
-        decode=lambda buf, ret, x: ret, default=lambda x: 0)
+        decode=lambda buf, ret, x: ret, default=lambda x: 0, target_type=object)
     reg.declare(point)
     try:
         gone: list[weakref.ref[Principal]] = []

@@ -205,7 +205,8 @@ def test_a_group_pays_for_its_own_picks_and_another_groups_threads_cannot_add_to
     assert 0 < busy <= quiet  # bob's threads only take turns from hers
 
 
-def _nested_registry(clock: FakeClock) -> tuple[Registry, FunctionPoint[int], EventPoint]:
+def _nested_registry(clock: FakeClock,
+                     ) -> tuple[Registry, FunctionPoint[object, int, int], EventPoint[object, int]]:
     reg = Registry(clock=clock)
 
     def encode(buf: memoryview, x: int) -> tuple[int, ...]:
@@ -224,11 +225,13 @@ def _nested_registry(clock: FakeClock) -> tuple[Registry, FunctionPoint[int], Ev
 
     callables = (GraftCallable("call_inner", (I32,), (I32,), call_inner),
                  GraftCallable("tell", (I32,), (I32,), tell))
-    inner: FunctionPoint[int] = FunctionPoint(
+    inner: FunctionPoint[object, int, int] = FunctionPoint(
         name="app.inner", entry="pick", buffer_size=16, encode=encode,
-        may_install=lambda p, t: True, decode=lambda buf, ret, x: ret, default=lambda x: 7)
-    outer = EventPoint(name="app.outer", entry="on_event", buffer_size=16, encode=encode,
-                       callables=callables, may_install=lambda p, t: True)
+        may_install=lambda p, t: True, decode=lambda buf, ret, x: ret, default=lambda x: 7,
+        target_type=object)
+    outer: EventPoint[object, int] = EventPoint(
+        name="app.outer", entry="on_event", buffer_size=16, encode=encode, callables=callables,
+        may_install=lambda p, t: True, target_type=object)
     reg.declare(inner)
     reg.declare(outer)
     return reg, inner, outer

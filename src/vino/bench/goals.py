@@ -121,10 +121,10 @@ class Mechanism:
 
     def __init__(self) -> None:
         self.registry = Registry()
-        self.point = self.registry.declare(FunctionPoint[int](
+        self.point = self.registry.declare(FunctionPoint[object, int, int](
             name="goals.pick", entry="pick", buffer_size=64, encode=encode_pick, decode=decode_pick,
             default=lambda x: 7, callables=(GraftCallable("ping", (I32,), (I32,), _ping),),
-            may_install=any_principal))
+            may_install=any_principal, target_type=object))
         who = Principal("goals", bench_quota())
         install = self.registry.install
         self.null = install(self.point, NULL_WAT, who, target="null")

@@ -122,9 +122,9 @@ def measure_here(shape: str, compiler: str) -> dict[str, Any]:
     from vino.sdk.build import sample_path
 
     reg = Registry(sandbox=Sandbox(compiler=compiler))
-    point = reg.declare(FunctionPoint[int](name="bench.install", entry="pick", buffer_size=64,
-                                           encode=encode_pick, decode=decode_pick,
-                                           default=lambda x: 7))
+    point = reg.declare(FunctionPoint[object, int, int](
+        name="bench.install", entry="pick", buffer_size=64, encode=encode_pick,
+        decode=decode_pick, default=lambda x: 7, target_type=object))
     root = Principal("root", bench_quota(), privileged=True)
     if shape == REFUSED:
         wasm = graft_module([b"\x41\x00"] * 60_002)

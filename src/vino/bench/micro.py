@@ -111,10 +111,10 @@ def run(rounds: int = 15, calls: int = 4000,
         txn.setitem(state, i, state.get(i, 0) + 1)
         return 0
 
-    point = reg.declare(FunctionPoint[int](
+    point = reg.declare(FunctionPoint[object, int, int](
         name="bench.pick", entry="pick", buffer_size=64, encode=encode_pick, decode=decode_pick,
         default=lambda x: 7, callables=(GraftCallable("poke", (I32,), (I32,), poke),),
-        may_install=any_principal))
+        may_install=any_principal, target_type=object))
     alice = Principal("bench", bench_quota())
     null = reg.install(point, NULL_WAT, alice, target="null")
     reg.install(point, INVALID_WAT, alice, target="invalid", remove_after=limits.NEVER_REMOVE)

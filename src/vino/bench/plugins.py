@@ -94,10 +94,10 @@ class VinoShop:
             return ret
 
         self.registry = Registry(remove_after=1)
-        self.point = self.registry.declare(FunctionPoint(
+        self.point = self.registry.declare(FunctionPoint[object, int, int, int](
             name="shop.discount", entry="discount", buffer_size=16, encode=encode,
             decode=decode, default=lambda price, qty: 0, callables=(add_points,),
-            may_install=any_principal))
+            may_install=any_principal, target_type=object))
         self.owner = Principal("shop", quota=Quota(cpu_call_s=RUNAWAY_BUDGET_S))
 
     def install(self, body: str, touch: bool = False) -> Any:

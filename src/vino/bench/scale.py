@@ -159,7 +159,7 @@ class Config:
     n: int
     pooled: bool
     registry: Registry
-    point: FunctionPoint[list[int]]
+    point: FunctionPoint[object, int, int, Sequence[int], list[int]]
     frozen: bool = False  # gc.freeze() during the installs (a variant, not the default)
     install_us: list[float] = field(default_factory=list)
     rss_bytes: int = 0  # RSS growth over the installs
@@ -193,9 +193,10 @@ def build(name: str, n: int, pooled: bool, progress: Progress | None = None,
     elif (sandbox.pool is not None) != pooled:
         raise ValueError(f"{name}: the shared sandbox is {'' if sandbox.pool else 'not '}pooled")
     reg = Registry(sandbox=sandbox)
-    point = FunctionPoint[list[int]](
+    point = FunctionPoint(
         name="bench.readahead", entry="vino_readahead", buffer_size=READAHEAD.buffer_size,
-        encode=_encode, decode=_decode, default=_default, may_install=any_principal)
+        encode=_encode, decode=_decode, default=_default, may_install=any_principal,
+        target_type=object)
     reg.declare(point)
     who = Principal("bench", BENCH_QUOTA)
     wasm = sample_path("readahead_stride.wasm").read_bytes()

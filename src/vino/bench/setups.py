@@ -111,7 +111,7 @@ class Setup:
 
     key: str  # paper.GRAFTS
     kernel: Kernel
-    point: FunctionPoint[Any]
+    point: FunctionPoint[Any, *tuple[Any, ...], Any]
     hook: Callable[..., Any]  # the subsystem's policy slot, the point plugged in
     sample: Path
     message: bytes | None  # sent to the sample graft after install
@@ -173,7 +173,7 @@ def _span(f: Field) -> tuple[int, int]:
     return (f.offset, f.end)
 
 
-def _function_point(k: Kernel, name: str) -> FunctionPoint[Any]:
+def _function_point(k: Kernel, name: str) -> FunctionPoint[Any, *tuple[Any, ...], Any]:
     point = k.points[name]
     if not isinstance(point, FunctionPoint):
         raise TypeError(f"{name} is not a function point")
@@ -289,7 +289,7 @@ def _sched(workdir: Path, sandbox: Sandbox | None) -> Setup:
     grafts["undo"] = _install_undo(k, user, "sched.pick", "vino_pick", groups["undo"],
                                    "sched_set_priority",
                                    f"(i32.const {victim.tid}) (i32.const {UNDO_PRIORITY})")
-    k.points["sched.pick"](groups["undo"], groups["undo"], rows)
+    k.pick_point(groups["undo"], groups["undo"], rows)
     if victim.priority == UNDO_PRIORITY:
         raise AssertionError("sched: the undo graft's sched_set_priority survived its abort")
 

@@ -107,8 +107,11 @@ class _Probe:
         self.dflt_in = self.dflt_out = 0
 
 
+_AnyPoint = FunctionPoint[Any, *tuple[Any, ...], Any]  # any function point
+
+
 @contextlib.contextmanager
-def _instrumented(point: FunctionPoint[Any], probe: _Probe) -> Iterator[None]:
+def _instrumented(point: _AnyPoint, probe: _Probe) -> Iterator[None]:
     """Wrap the point's encode / decode / default with timestamping shims."""
     enc, dec, dflt = point.encode, point.decode, point.default
     perf = time.perf_counter_ns
@@ -141,7 +144,7 @@ def _instrumented(point: FunctionPoint[Any], probe: _Probe) -> Iterator[None]:
         point.encode, point.decode, point.default = enc, dec, dflt
 
 
-def _instr_batch(point: FunctionPoint[Any], g: Graft, args: tuple[Any, ...], c_ns: float,
+def _instr_batch(point: _AnyPoint, g: Graft, args: tuple[Any, ...], c_ns: float,
                  aborts: bool) -> Callable[[int], dict[str, float]]:
     """Instrumented invocations; series = the segments, µs per call."""
     def run(n: int) -> dict[str, float]:
@@ -182,7 +185,7 @@ def _instr_batch(point: FunctionPoint[Any], g: Graft, args: tuple[Any, ...], c_n
     return run
 
 
-def _raw_batch(point: FunctionPoint[Any], g: Graft, args: tuple[Any, ...],
+def _raw_batch(point: _AnyPoint, g: Graft, args: tuple[Any, ...],
                wasm_args: tuple[int, ...]) -> Callable[[int], dict[str, float]]:
     """The graft's entry through the raw fast path, inputs already in its buffer."""
     def run(n: int) -> dict[str, float]:

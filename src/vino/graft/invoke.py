@@ -56,7 +56,7 @@ from vino.errors import (
 from vino.graft import aborts, failures, fastcall, hosting
 from vino.graft.aborts import AbortRecord, is_host_fault
 from vino.graft.fastcall import I32, memory_data_size, set_deadline
-from vino.graft.point import HOST_FAULTS_DEFAULT, Context, FunctionPoint, Point
+from vino.graft.point import HOST_FAULTS_DEFAULT, Context, ErasedFunctionPoint, Point
 from vino.graft.ratelimit import Allowance
 from vino.graft.sandbox import Instance
 from vino.graft.stats import SAMPLE_MASK, Stats
@@ -285,7 +285,7 @@ class Graft:
         This is the hot path: ``_begin``, the raw call, ``_finish`` and the commit's
         common case are inlined here, and must stay equivalent to them.
         """
-        point: FunctionPoint[object] = self.point  # type: ignore[assignment]
+        point: ErasedFunctionPoint = self.point  # type: ignore[assignment]
         if not self._mutex.acquire(False) and not self._enter():
             self.stats.busy += 1  # the point's busy rule: its default (which may refuse)
             return point.default(*args)
@@ -380,7 +380,7 @@ class Graft:
         """A function-point call that raised at ``stage``: the host's fault (aborted and
         re-raised, or the default's answer per the point's ``host_faults``) or the
         graft's (aborted; the default's answer)."""
-        point: FunctionPoint[object] = self.point  # type: ignore[assignment]
+        point: ErasedFunctionPoint = self.point  # type: ignore[assignment]
         if (stage is _ENCODE or is_host_fault(exc)
                 or (stage is _DECODE and not isinstance(exc, InvalidResult))):
             aborts.host_fault(self, txn, exc, f"{point.name} {stage}" if stage is not _GUEST

@@ -7,7 +7,13 @@ A graft point is declared by host code once, registered with a ``Registry``
     registry.declare(point)
     blocks = point(open_file, block)      # default, or the installed graft
 
-What a point declares (docs/DESIGN.md §3):
+A point is typed by what it is called with: ``FunctionPoint[T, *Args, R]`` is called
+as ``point(target: T, *args: Args) -> R`` (``EventPoint[T, *Args]`` answers how many
+handlers committed); mypy infers the types from the codecs and ``target_type``, and
+``Registry.declare`` returns the point with them. The registry and the grafts see every
+point erased (``Point``): arguments reach a graft only through its point's ``__call__``.
+
+What a point declares (docs/DESIGN.md §3), all by keyword:
 - ``entry``, ``params``, ``result``: the export a graft must define and its Wasm type;
 - ``buffer_size``: bytes of the graft's scratch buffer the host uses;
 - ``encode(buf, *args) -> tuple[int, ...]``: write the inputs into the buffer and
@@ -18,8 +24,8 @@ What a point declares (docs/DESIGN.md §3):
 - ``default(*args) -> R``: the built-in policy;
 - ``callables``: the point's own graft-callables (beyond the common ones);
 - ``target_type``: the kind of object a target must be (a class or a tuple of
-  classes; ``GLOBAL`` is always a target). The loader checks it before anything
-  else, so a rights rule never sees a target of the wrong kind;
+  classes; ``object`` for any; ``GLOBAL`` is always a target). The loader checks it
+  before anything else, so a rights rule never sees a target of the wrong kind;
 - ``may_install(principal, target) -> bool``: who may graft what; ``GLOBAL`` is
   the target meaning "every target without a graft of its own". The default,
   ``owner_or_privileged``, lets a principal graft only targets it owns
@@ -36,7 +42,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Never, TypeVar, TypeVarTuple
 
 from vino import limits
 from vino.errors import InvalidDeclaration
@@ -51,6 +57,8 @@ if TYPE_CHECKING:
     from vino.graft.txn import Transaction
 
 R = TypeVar("R", covariant=True)  # a point of int answers is a point of object answers
+T = TypeVar("T", contravariant=True)  # a point taking any target takes an Inode
+Args = TypeVarTuple("Args")  # the arguments after the target, as the codecs take them
 
 
 class _Global:
@@ -160,17 +168,17 @@ HOST_FAULTS_RAISE: Final = "raise"  # re-raise it to the caller (the default)
 HOST_FAULTS_DEFAULT: Final = "default"  # log it with its traceback; the default answers
 
 
-@dataclass(eq=False)
-class _PointBase:
+@dataclass(eq=False, kw_only=True)
+class _PointBase(Generic[T, *Args]):
     name: str
     entry: str
     buffer_size: int
-    encode: Callable[..., tuple[int, ...]]
+    encode: Callable[[memoryview, *Args], tuple[int, ...]]
+    target_type: type[T] | tuple[type[T], ...]  # object: any kind of target
     params: tuple[str, ...] = ()
     result: str = I32
     callables: tuple[GraftCallable, ...] = ()
     may_install: Callable[[Principal, object], bool] = owner_or_privileged
-    target_type: type | tuple[type, ...] = object  # object: any kind of target
     lock_resolver: LockResolver | None = None
     budget_s: float | None = None  # per-call CPU budget; None: the principal's quota
     host_faults: str = HOST_FAULTS_RAISE  # HOST_FAULTS_RAISE or HOST_FAULTS_DEFAULT
@@ -204,15 +212,17 @@ class _PointBase:
                 f"{self.name}: it takes {' or '.join(k.__name__ for k in kinds)} (or GLOBAL)")
 
 
-@dataclass(eq=False)
-class FunctionPoint(_PointBase, Generic[R]):
+@dataclass(eq=False, kw_only=True)
+class FunctionPoint(_PointBase[T, *Args], Generic[T, *Args, R]):
     """A replaceable policy: at most one graft per target (plus one ``GLOBAL``).
 
     Declare it with keywords and ``Registry.declare`` it; then call it as
     ``point(target, *args)``: the target's graft, else the ``GLOBAL`` graft, else
-    ``default(*args)``. Fields:
+    ``default(*args)``. ``FunctionPoint[T, *Args, R]`` takes targets of type ``T`` and
+    arguments ``Args`` and answers ``R``. Fields:
 
     - ``name``, ``entry`` (the export a graft must have), ``buffer_size`` (bytes);
+    - ``target_type``: the class (or tuple of classes) of its targets, ``object`` for any;
     - ``encode(buf, *args) -> tuple[int, ...]``: write the inputs into the graft's
       buffer, return the entry's Wasm arguments (usually ``()``);
     - ``decode(buf, ret, *args) -> R``: read and *validate* the answer; raise
@@ -237,9 +247,9 @@ class FunctionPoint(_PointBase, Generic[R]):
     default's answer.
     """
 
-    decode: Callable[..., R] = field(default=None)  # type: ignore[assignment]
-    encode_result: Callable[..., int] | None = None
-    default: Callable[..., R] = field(default=None)  # type: ignore[assignment]
+    decode: Callable[[memoryview, int, *Args], R] = field(default=None)  # type: ignore[assignment]
+    encode_result: Callable[[memoryview, R, *Args], int] | None = None
+    default: Callable[[*Args], R] = field(default=None)  # type: ignore[assignment]
 
     # The dispatch table. Invariant: values are live grafts of this point.
     table: dict[object, Graft] = field(default_factory=dict, init=False, repr=False)
@@ -253,7 +263,7 @@ class FunctionPoint(_PointBase, Generic[R]):
     def kind(self) -> str:
         return "function"
 
-    def __call__(self, target: object, *args: object) -> R:
+    def __call__(self, target: T, *args: *Args) -> R:
         """Run the policy for ``target``: its graft, else the global graft, else the default.
 
         Raises only the host's own exceptions (see the class docstring).
@@ -268,7 +278,7 @@ class FunctionPoint(_PointBase, Generic[R]):
                 return self.default(*args)
         return g.invoke(args)  # type: ignore[return-value]  # decode and default give R
 
-    def redispatch(self, stale: Graft, args: tuple[object, ...]) -> R:
+    def redispatch(self, stale: Graft, args: tuple[*Args]) -> R:
         """Dispatch again for a graft that was no longer live when its call began."""
         g = self.table.get(stale.target)
         if g is None and stale.target is not GLOBAL:
@@ -281,12 +291,13 @@ class FunctionPoint(_PointBase, Generic[R]):
         return self.table.get(target) or self.table.get(GLOBAL)
 
 
-@dataclass(eq=False)
-class EventPoint(_PointBase):
+@dataclass(eq=False, kw_only=True)
+class EventPoint(_PointBase[T, *Args]):
     """An event: several handlers per target, each run in its own transaction.
 
     Declared like a ``FunctionPoint`` without ``decode``/``default`` (a handler's
-    negative answer aborts it); call it as ``point(target, *args)``. Declaring
+    negative answer aborts it); call it as ``point(target, *args)``: an
+    ``EventPoint[T, *Args]`` takes targets ``T`` and arguments ``Args``. Declaring
     raises ``InvalidDeclaration`` for a buffer size out of range or an unsupported type.
     """
 
@@ -297,7 +308,7 @@ class EventPoint(_PointBase):
     def kind(self) -> str:
         return "event"
 
-    def __call__(self, target: object, *args: object) -> int:
+    def __call__(self, target: T, *args: *Args) -> int:
         """Deliver the event to the target's handlers and the global ones.
 
         Returns how many handlers committed. A handler that aborts is dealt with
@@ -316,7 +327,13 @@ class EventPoint(_PointBase):
         return committed
 
 
-Point = FunctionPoint[object] | EventPoint
+# A point as the registry and its grafts see it, whatever it is called with: they never
+# call it, only its codecs, and only with the arguments its own ``__call__`` passed to the
+# graft. (mypy relates a variadic class's arguments item by item, so every typed point is
+# one of these, and no ``Any`` is needed to hold one.)
+ErasedFunctionPoint = FunctionPoint[Never, *tuple[object, ...], object]
+ErasedEventPoint = EventPoint[Never, *tuple[object, ...]]
+Point = ErasedFunctionPoint | ErasedEventPoint
 
 # Little-endian helpers shared by point declarations.
 U32: Final = struct.Struct("<I")

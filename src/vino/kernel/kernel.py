@@ -104,14 +104,15 @@ class Kernel:
         self.users: dict[int, User] = {0: self.root}
         self._by_principal: dict[int, User] = {id(self.root.principal): self.root}
         reg = self.registry
+        # Each point with its types (callable as the kernel calls it), and all by name.
+        self.evict_point = points.evict_point(self.cache, reg)
+        self.pick_point = points.pick_point(self.sched, reg)
+        self.readahead_point = points.readahead_point(self.fs, reg, self.user_of)
+        self.filter_point = points.filter_point(self.fs, reg, self.user_of, self.filters)
+        self.access_point = points.access_point(self.fs, reg, self.user_of)
         self.points: dict[str, Point] = {
-            p.name: p for p in (
-                points.evict_point(self.cache, reg),
-                points.pick_point(self.sched, reg),
-                points.readahead_point(self.fs, reg, self.user_of),
-                points.filter_point(self.fs, reg, self.user_of, self.filters),
-                points.access_point(self.fs, reg, self.user_of),
-            )
+            p.name: p for p in (self.evict_point, self.pick_point, self.readahead_point,
+                                self.filter_point, self.access_point)
         }
 
     @classmethod

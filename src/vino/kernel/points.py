@@ -59,6 +59,13 @@ from vino.kernel.sched import Scheduler, ThreadInfo
 T = TypeVar("T")
 UserOf = Callable[[Principal], "User | None"]
 
+# The kernel's points, each by its target, its arguments and its answer.
+EvictPoint = FunctionPoint[AddressSpace, AddressSpace, list[PageInfo], int]
+PickPoint = FunctionPoint[ProcessGroup, ProcessGroup, list[ThreadInfo], int]
+ReadaheadPoint = FunctionPoint[OpenFile, OpenFile, int, list[int]]
+FilterPoint = FunctionPoint[Inode, Inode, int, bytes, int, bytes]
+AccessPoint = EventPoint[Inode, Inode, int, int, int]
+
 # ---- layouts: every offset, count and struct comes from kernel/layouts.py -----------
 _EVICT = layouts.EVICT
 _PICK = layouts.PICK
@@ -106,7 +113,7 @@ def _owner_or_root(kind: type[T], owner_of: Callable[[T], User],
 
 # ---- vm.evict -----------------------------------------------------------------------
 
-def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
+def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
     """``vm.evict``: which of an address space's resident pages to evict."""
     default = cache._evict_choice
 
@@ -136,7 +143,7 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
             return None
         return registry.locks.lock(f"aspace:{aspace.owner.pid}")
 
-    point = FunctionPoint[int](
+    point: EvictPoint = FunctionPoint(
         name=_EVICT.point, entry=_EVICT.entry, buffer_size=_EVICT.buffer_size, encode=encode,
         decode=_index_result("vm.evict"), encode_result=_same_index, default=default,
         callables=(_callable(_EVICT, "vm_hint", hint),),
@@ -153,7 +160,7 @@ def evict_point(cache: Cache, registry: Registry) -> FunctionPoint[int]:
 
 # ---- sched.pick ---------------------------------------------------------------------
 
-def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
+def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
     """``sched.pick``: which runnable thread of a process group runs next."""
     default = sched._pick
 
@@ -190,7 +197,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> FunctionPoint[int]:
             return None
         return registry.locks.lock(f"pgrp:{group.pgid}")
 
-    point = FunctionPoint[int](
+    point: PickPoint = FunctionPoint(
         name=_PICK.point, entry=_PICK.entry, buffer_size=_PICK.buffer_size, encode=encode,
         decode=_index_result("sched.pick"), encode_result=_same_index, default=default,
         callables=(_callable(_PICK, "sched_set_priority", set_priority),),
@@ -215,7 +222,7 @@ def _may_read(user_of: UserOf, principal: Principal, inode: Inode) -> bool:
 
 
 def readahead_point(fs: FileSystem, registry: Registry,
-                    user_of: UserOf) -> FunctionPoint[list[int]]:
+                    user_of: UserOf) -> ReadaheadPoint:
     """``fs.readahead``: which blocks of an open file to prefetch after a read."""
     default = fs._readahead
     bs = params.BLOCK_SIZE
@@ -266,7 +273,7 @@ def readahead_point(fs: FileSystem, registry: Registry,
             return False
         return _may_read(user_of, principal, target.inode)
 
-    point = FunctionPoint[list[int]](
+    point: ReadaheadPoint = FunctionPoint(
         name=_RA.point, entry=_RA.entry, buffer_size=_RA.buffer_size, encode=encode,
         decode=decode, encode_result=encode_result, default=default, may_install=may,
         target_type=OpenFile, layout=_RA, host_faults=HOST_FAULTS_DEFAULT)
@@ -308,7 +315,7 @@ class FilterGuard:
 
 
 def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
-                 guard: FilterGuard | None = None) -> FunctionPoint[bytes]:
+                 guard: FilterGuard | None = None) -> FilterPoint:
     """``fs.filter``: a same-length transform of each block on the write and read paths.
 
     Busy or failed, it never falls back to the identity for a sealed file (``FilterGuard``).
@@ -376,7 +383,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         user = user_of(principal)
         return isinstance(target, Inode) and user is not None and user.uid == target.uid
 
-    point = FunctionPoint[bytes](
+    point: FilterPoint = FunctionPoint(
         name=lay.point, entry=lay.entry, params=tuple(a.wasm for a in lay.args),
         buffer_size=lay.buffer_size, encode=encode, decode=decode,
         encode_result=encode_result, default=default, may_install=may, target_type=Inode,
@@ -400,7 +407,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
 
 # ---- fs.access (event) ------------------------------------------------------------------
 
-def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPoint:
+def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> AccessPoint:
     """``fs.access``: an event after every block a file system reads or writes."""
     default = fs._on_access
 
@@ -416,7 +423,7 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> EventPo
         return isinstance(target, Inode) and user is not None and user.uid == target.uid
 
     lay = layouts.ACCESS
-    point = EventPoint(name=lay.point, entry=lay.entry, buffer_size=lay.buffer_size,
+    point: AccessPoint = EventPoint(name=lay.point, entry=lay.entry, buffer_size=lay.buffer_size,
                        encode=encode, may_install=may, target_type=Inode,
                        layout=lay, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)

@@ -222,13 +222,14 @@ class Rig:
         def resolve(txn: Transaction, lock_id: int) -> HostLock | None:
             return reg.locks.lock(f"L{lock_id}") if 1 <= lock_id <= 3 else None
 
-        self.op: FunctionPoint[int] = FunctionPoint(
+        self.op: FunctionPoint[object, int, int] = FunctionPoint(
             name="rel.op", entry="op", buffer_size=BUFFER, encode=encode, decode=decode,
             encode_result=encode_result, default=default, callables=(put, push, inc),
-            lock_resolver=resolve, may_install=any_principal)
-        self.event = EventPoint(name="rel.event", entry="on_event", buffer_size=BUFFER,
-                                encode=encode, callables=(put, push, inc),
-                                lock_resolver=resolve, may_install=any_principal)
+            lock_resolver=resolve, may_install=any_principal, target_type=object)
+        self.event: EventPoint[object, int] = EventPoint(
+            name="rel.event", entry="on_event", buffer_size=BUFFER, encode=encode,
+            callables=(put, push, inc), lock_resolver=resolve, may_install=any_principal,
+            target_type=object)
         reg.declare(self.op)
         reg.declare(self.event)
         quota = Quota(cpu_call_s=cpu_call_s, cpu_total_s=cpu_total_s)

@@ -125,7 +125,7 @@ def declare_points(registry: Registry, host: Host, prefix: str, *,
                    event_callables: Collection[str] | None = None,
                    record_locks: int | None = None,
                    target_type: type | tuple[type, ...] = object,
-                   ) -> tuple[FunctionPoint[int], EventPoint]:
+                   ) -> tuple[FunctionPoint[object, int, int], EventPoint[object, int]]:
     """Declare ``<prefix>.pick`` and ``<prefix>.event`` on ``registry`` over ``host``.
 
     ``extra``: further graft-callables of both points; ``event_callables``: the names
@@ -185,13 +185,14 @@ def declare_points(registry: Registry, host: Host, prefix: str, *,
     callables = (put, push, get, pick_for, *extra)
     on_event = callables if event_callables is None else tuple(
         c for c in callables if c.name in event_callables)
-    pick: FunctionPoint[int] = FunctionPoint(
+    pick: FunctionPoint[object, int, int] = FunctionPoint(
         name=f"{prefix}.pick", entry="pick", buffer_size=BUFFER, encode=encode,
         decode=decode, encode_result=encode_result, default=default, callables=callables,
         lock_resolver=resolve, target_type=target_type, may_install=any_principal)
-    event = EventPoint(name=f"{prefix}.event", entry="on_event", buffer_size=BUFFER,
-                       encode=encode, callables=on_event, lock_resolver=resolve,
-                       target_type=target_type, may_install=any_principal)
+    event: EventPoint[object, int] = EventPoint(
+        name=f"{prefix}.event", entry="on_event", buffer_size=BUFFER, encode=encode,
+        callables=on_event, lock_resolver=resolve, target_type=target_type,
+        may_install=any_principal)
     registry.declare(pick)
     registry.declare(event)
     return pick, event
