@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-from vino.graft import fastcall
+from vino.graft import fastcall, store
 from vino.graft.fastcall import I32, I64
 
 
@@ -54,6 +54,30 @@ def test_check_internals_fails_loudly_when_a_bindings_arity_differs(
     monkeypatch.setattr(fastcall, "raw", fake)
     with pytest.raises(RuntimeError, match=f"internals changed: {name} is not"):
         fastcall.check_internals()
+
+
+def test_check_internals_of_stores_passes_on_the_pinned_package() -> None:
+    store.check_internals()
+
+
+@pytest.mark.parametrize("name", sorted(store._USED))
+def test_check_internals_of_stores_fails_loudly_when_a_bindings_arity_differs(
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    arity = store._USED[name]
+    monkeypatch.setattr(fastcall, "raw",
+                        _FakeRaw(fastcall.raw, **{"_" + name: _Binding(arity + 1)}))
+    with pytest.raises(RuntimeError, match=f"internals changed: {name} is not"):
+        store.check_internals()
+
+
+def test_check_internals_of_stores_fails_loudly_when_the_extern_layout_changes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    class Wider(ctypes.Structure):
+        _fields_ = [("kind", ctypes.c_uint8), ("of", ctypes.c_byte * 40)]
+
+    monkeypatch.setattr(store, "raw", _FakeRaw(fastcall.raw, wasmtime_extern_t=Wider))
+    with pytest.raises(RuntimeError, match="wasmtime_extern_t"):
+        store.check_internals()
 
 
 def test_check_internals_fails_loudly_when_a_binding_is_gone(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-from vino.graft import Registry, fastcall, fastpath
+from vino.graft import Registry, fastcall, fastpath, store
 from vino.graft.fastcall import I32, I64
 from vino.graft.point import FunctionPoint
 from vino.graft.sandbox import Sandbox
@@ -62,8 +62,8 @@ class _Guest:
         # A ticker that needs no GIL (a guest entered natively holds it), when it builds.
         self.ticker, _ = make_ticker(self.engine, TICK_S)
         self.store = wasmtime.Store(self.engine)
-        fastcall.install_epoch_callback(self.store, decide, self.keep, self.faults.append,
-                                        way)
+        store.install_epoch_callback(self.store, decide, self.keep, self.faults.append,
+                                     way)
         fastcall.set_epoch_deadline(self.store, 1)
         inst = linker.instantiate(self.store, wasmtime.Module(self.engine, CALLER))
         ex = inst.exports(self.store)

@@ -19,10 +19,7 @@ Contract:
   ``txn.keep_fault``) for the caller to re-raise or classify.
 - Pooling: ``use_pooling(config, ...)`` switches an engine configuration to
   wasmtime's pooling instance allocator (not exposed by the public ``Config``).
-- Epoch deadlines: ``install_epoch_callback(store, decide)``; ``decide()`` runs
-  on the Wasm thread at each epoch tick past the deadline and returns ``True``
-  to keep running (the deadline is pushed one tick on) or ``False`` to stop the
-  guest at once (an exception in ``decide`` goes to ``on_fault`` and stops it).
+- Stores, instances and epoch callbacks: ``store.py``, through ``c_function``.
 - Inlining callers (the protected call's hot path) use the public C entry points
   ``set_deadline(ctx, ticks)`` and ``memory_data_size(ctx, memory)`` with the
   addresses ``RawFunc.context()`` and ``MemoryView.size_args()`` give.
@@ -38,7 +35,7 @@ import ctypes
 import importlib
 import struct
 from collections.abc import Callable, Sequence
-from ctypes import c_size_t, c_uint8, c_uint64, c_void_p
+from ctypes import c_size_t, c_uint64, c_void_p
 from types import ModuleType
 from typing import Any, Final, Protocol
 
@@ -104,6 +101,14 @@ _USED: Final = {
 }
 
 
+def check_arity(used: dict[str, int]) -> None:
+    """Each C function of ``used`` is declared by the bindings with that many arguments."""
+    for name, arity in used.items():
+        declared = getattr(raw, "_" + name, None)
+        if declared is None or len(declared.argtypes) != arity:
+            raise EngineMismatch(f"wasmtime internals changed: {name} is not ({arity} args)")
+
+
 def check_internals() -> None:
     """Fail loudly if the pinned package's private layout is not what this module uses.
 
@@ -116,10 +121,7 @@ def check_internals() -> None:
     found = version("wasmtime")
     if found != PINNED_WASMTIME:
         raise EngineMismatch(f"vino needs wasmtime=={PINNED_WASMTIME}, found {found}")
-    for name, arity in _USED.items():
-        declared = getattr(raw, "_" + name, None)
-        if declared is None or len(declared.argtypes) != arity:
-            raise EngineMismatch(f"wasmtime internals changed: {name} is not ({arity} args)")
+    check_arity(_USED)
     if ctypes.sizeof(raw.wasmtime_val_raw_t) != _RAW_SIZE:
         raise EngineMismatch("wasmtime internals changed: sizeof(wasmtime_val_raw_t) != 16")
     lanes = dict(raw.wasmtime_val_raw_t._fields_)
@@ -253,6 +255,22 @@ class RawFunc:
         None: the raw call, unguarded. ``native``: the fast path (``fastpath.native()``),
         to make the same call without converting arguments and without releasing the GIL
         (only where a native ticker ends runaway guests: ``Sandbox.fastpath``)."""
+        self._bind(_address(store._context()), ctypes.addressof(func._func), func._func,
+                   params, results, guarded, native)
+
+    @classmethod
+    def at(cls, ctx: int, funcp: int, keep: object, params: Sequence[str],
+           results: Sequence[str], guarded: RawCall | None = None,
+           native: ModuleType | None = None) -> RawFunc:
+        """The function whose ``wasmtime_func_t`` is at ``funcp`` in the store of context
+        ``ctx``; ``keep`` keeps both alive (``store.Instance.func``). Else as ``__init__``."""
+        f = cls.__new__(cls)
+        f._bind(ctx, funcp, keep, params, results, guarded, native)
+        return f
+
+    def _bind(self, ctx: int, funcp: int, keep: object, params: Sequence[str],
+              results: Sequence[str], guarded: RawCall | None,
+              native: ModuleType | None) -> None:
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
             raise InvalidDeclaration(f"too many parameters or results ({n} > {_MAX_VALS})")
@@ -263,18 +281,19 @@ class RawFunc:
         self._ints = (ctypes.c_int32 * (4 * n)).from_address(self._argp)
         self._longs = (ctypes.c_int64 * (2 * n)).from_address(self._argp)
         self._wide = tuple(p == I64 for p in params)
-        self._ctx = _address(store._context())
-        self._func = func._func  # keeps the wasmtime_func_t alive
-        self._funcp = ctypes.addressof(self._func)
+        self._ctx = ctx
+        self._func = keep  # keeps the wasmtime_func_t alive
+        self._funcp = funcp
         self._trap = c_void_p()
         self._trapp = ctypes.addressof(self._trap)
-        self._cargs: tuple[Any, ...] = (c_void_p(self._ctx), c_void_p(self._funcp),
-                                        c_void_p(self._argp), c_size_t(n), c_void_p(self._trapp))
         self._call = guarded if guarded is not None else _call_unchecked
         if native is not None:  # the same C function, called from C with the same arguments
             self._call = native.RawCall(_address(self._call), self._ctx, self._funcp,
                                         self._argp, n, self._trapp)
-            self._cargs = ()
+            self._cargs: tuple[Any, ...] = ()
+        else:
+            self._cargs = (c_void_p(self._ctx), c_void_p(self._funcp), c_void_p(self._argp),
+                           c_size_t(n), c_void_p(self._trapp))
         self.trap_code = -1
         self.message = ""  # wasmtime's message about the last failed call
 
@@ -370,9 +389,20 @@ class MemoryView:
     __slots__ = ("_ctx", "_mem", "_memp", "base", "size")
 
     def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
-        self._ctx = _address(store._context())
-        self._mem = memory._memory  # keeps the wasmtime_memory_t alive
-        self._memp = ctypes.addressof(self._mem)
+        self._bind(_address(store._context()), ctypes.addressof(memory._memory), memory._memory)
+
+    @classmethod
+    def at(cls, ctx: int, memp: int, keep: object) -> MemoryView:
+        """The memory whose ``wasmtime_memory_t`` is at ``memp`` in the store of context
+        ``ctx``; ``keep`` must keep that struct alive."""
+        m = cls.__new__(cls)
+        m._bind(ctx, memp, keep)
+        return m
+
+    def _bind(self, ctx: int, memp: int, keep: object) -> None:
+        self._ctx = ctx
+        self._mem = keep  # keeps the wasmtime_memory_t alive
+        self._memp = memp
         self.base = 0
         self.size = 0
         self.refresh()
@@ -502,7 +532,7 @@ def define_host(linker: wasmtime.Linker, module: str, name: str, params: Sequenc
         raise EngineMismatch(f"wasmtime refused to define host function {module}.{name}")
 
 
-# --------------------------------------------------------------------------- epochs
+# --------------------------------------------------------------------------- epochs, stores
 
 def epoch_incrementer(engine: wasmtime.Engine) -> tuple[int, int]:
     """``wasmtime_engine_increment_epoch``'s address and the engine pointer, for a
@@ -510,47 +540,15 @@ def epoch_incrementer(engine: wasmtime.Engine) -> tuple[int, int]:
     return _address(raw.dll.wasmtime_engine_increment_epoch), _address(engine.ptr())
 
 
-_EpochCb = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_void_p, c_void_p)
-_set_epoch_callback = _cfn("wasmtime_store_epoch_deadline_callback", None, c_void_p, _EpochCb,
-                           c_void_p, c_void_p)
-_new_error = _cfn("wasmtime_error_new", c_void_p, c_void_p, blocking=False)
-_STOP_MSG: Final = ctypes.create_string_buffer(b"vino: interrupted")
-_UPDATE_CONTINUE: Final = 0
+def c_function(name: str, restype: Any, *argtypes: Any, blocking: bool = False) -> Any:
+    """C function ``name`` of wasmtime's API taking plain ints (``store.py``; its
+    ``check_internals`` covers the names it uses)."""
+    return _cfn(name, restype, *argtypes, blocking=blocking)
 
 
-def install_epoch_callback(store: wasmtime.Store, decide: Callable[[], bool],
-                           keepalive: list[object], on_fault: OnFault,
-                           native: ModuleType | None = None) -> None:
-    """At each epoch tick past the store's deadline, ``decide()`` says go on or stop.
-
-    Going on pushes the deadline one tick further, so a running guest costs one
-    callback per tick; stopping makes the guest's call return ``ERROR``. If
-    ``decide`` raises, ``on_fault(exc)`` gets the exception and the guest stops.
-    With the native fast path (``native``, as for ``define_host``) a guest entered
-    holding the GIL lets it go at its first tick, for the rest of its call.
-    """
-    if native is not None:
-        host = native.Host(decide, "", False, on_fault)
-        keepalive.append(host)
-        native.set_epoch_callback(_address(store.ptr()), host)
-        return
-    stop = ctypes.addressof(_STOP_MSG)
-
-    def on_deadline(ctx: int, data: int, delta: int, kind: int) -> int:
-        try:
-            go_on = decide()
-        except BaseException as exc:
-            on_fault(exc)
-            go_on = False
-        if go_on:
-            c_uint64.from_address(delta).value = 1
-            c_uint8.from_address(kind).value = _UPDATE_CONTINUE
-            return 0
-        return int(_new_error(stop) or 0)
-
-    cb = _EpochCb(on_deadline)
-    keepalive.append(cb)
-    _set_epoch_callback(_address(store.ptr()), cb, None, None)
+def address_of(obj: wasmtime.Engine | wasmtime.InstancePre | wasmtime.Store) -> int:
+    """The C object behind an engine, a linked module or a store."""
+    return _address(obj.ptr())
 
 
 # --------------------------------------------------------------------------- compilers

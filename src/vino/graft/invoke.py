@@ -44,22 +44,18 @@ from typing import TYPE_CHECKING, Final
 
 from vino import limits
 from vino.errors import (
-    AbortReason,
     Forbidden,
-    GraftAborted,
     InvalidResult,
     MessageRefused,
-    MessageUndeliverable,
-    NoSuchGraft,
     QuotaExceeded,
 )
 from vino.graft import aborts, failures, fastcall, hosting
 from vino.graft.aborts import AbortRecord, is_host_fault
-from vino.graft.fastcall import I32, memory_data_size, set_deadline
+from vino.graft.fastcall import memory_data_size, set_deadline
 from vino.graft.point import HOST_FAULTS_DEFAULT, Context, ErasedFunctionPoint, Point
 from vino.graft.ratelimit import Allowance
-from vino.graft.sandbox import Instance
 from vino.graft.stats import SAMPLE_MASK, Stats
+from vino.graft.store import Instance
 from vino.graft.txn import _LOCAL, ACTIVE, COMMITTED, ThreadState, Transaction
 
 if TYPE_CHECKING:
@@ -84,6 +80,18 @@ _DECODE: Final = "decode"
 
 class Graft:
     """One installed graft: a module instance bound to a point, target and principal."""
+
+    # Slots, not a __dict__: one object fewer per graft for the cyclic collector to scan,
+    # and cheaper to fill at install (a host may hold 100,000 of them).
+    __slots__ = ("__weakref__", "_admitted", "_allowance", "_args", "_call0", "_cpu_total_ns",
+                 "_ctx", "_deadline_tick", "_events", "_log_call_ns", "_log_calls",
+                 "_memory_over", "_message", "_msize", "_mutex", "_next_handle", "_rawcall",
+                 "_result", "_share", "_ticks", "_trap_slot", "_txn", "_undo_quota", "_usage",
+                 "aborts", "budget_ns", "buffer", "buffer_offset", "context", "digest", "entry",
+                 "failures", "handles", "has_message", "instance", "logs", "logs_dropped",
+                 "may_grow", "mem_charged", "memory", "name", "point", "pre", "principal",
+                 "registry", "removal", "remove_after", "state", "stats", "table_bytes",
+                 "table_charged", "target")
 
     def __init__(self, registry: Registry, point: Point, checked: Checked,
                  principal: Principal, target: object, remove_after: int) -> None:
@@ -158,8 +166,9 @@ class Graft:
         self._ctx = self.entry.context()
         self._ticks = registry.sandbox.ticker.counter
         self._deadline_tick = -1  # ticker's count when the store's deadline was last renewed
-        self._message = (self.instance.func("vino_message", (I32,), (I32,))
-                         if checked.has_message else None)
+        self.has_message = checked.has_message
+        # Made at the first message (most grafts are never sent one).
+        self._message: fastcall.RawFunc | None = None
         self.buffer_offset = 0
         self.buffer = memoryview(b"")
 
@@ -474,62 +483,11 @@ class Graft:
 
     # ---- messages -----------------------------------------------------------------------
     def send(self, data: bytes) -> int:
-        """Deliver ``data`` to the graft's ``vino_message`` inside a transaction.
+        """Deliver ``data`` to the graft's ``vino_message`` inside a transaction
+        (``messages.send``: what it returns and raises)."""
+        from vino.graft import messages
 
-        Returns the graft's (non-negative) answer. Raises ``MessageRefused`` if
-        the graft answered negatively (its transaction undone; the graft stays,
-        not charged a failure); ``MessageUndeliverable`` (changing nothing) if the graft
-        takes no messages or ``data`` exceeds its buffer; ``NoSuchGraft`` if it
-        was removed; ``GraftAborted`` if the message transaction failed (a trap,
-        a time-out, ...), after the usual failure handling; and the host's own
-        exception if a graft-callable's bug raised (a host fault).
-        """
-        if self.state is not LIVE:
-            raise NoSuchGraft(f"graft {self.name!r} was removed")
-        if self._message is None:
-            raise MessageUndeliverable(f"graft {self.name!r} exports no vino_message")
-        if len(data) > len(self.buffer):
-            raise MessageUndeliverable(f"message of {len(data)} bytes exceeds the graft's "
-                                       f"buffer of {len(self.buffer)} bytes")
-        if not self._enter():
-            raise GraftAborted(AbortReason.LOCK_TIMEOUT, "graft busy", graft=self.name)
-        try:
-            if self.state is not LIVE:  # removed while we waited for its store
-                raise NoSuchGraft(f"graft {self.name!r} was removed")
-            ts = _LOCAL.ts
-            parent = ts.txn
-            if parent is not None and aborts.too_deep(self, parent):
-                raise GraftAborted(AbortReason.RESOURCE, self.aborts[-1].detail, graft=self.name)
-            if not self._pay(ts.acting, parent):
-                raise GraftAborted(AbortReason.RESOURCE, "not called: the sender's hosting "
-                                   f"allowance for {self.principal.name}'s grafts is spent "
-                                   "(Quota.hosted_cpu_per_s)", graft=self.name)
-            txn = self._begin()
-            self.context = Context.MESSAGE
-            try:
-                self.buffer[: len(data)] = data
-                self._call_handler(txn, self._message, (len(data),), "vino_message",
-                                   refusable=True)
-                ret = self._message.result_i32()
-            except MessageRefused:
-                if txn.state == ACTIVE:
-                    txn.abort()  # refusing is its right: undone, not a failure
-                raise
-            except Exception as exc:
-                if is_host_fault(exc):
-                    aborts.host_fault(self, txn, exc, "graft-callable (message)")
-                    raise
-                rec = aborts.abort(self, txn, exc)
-                raise GraftAborted(rec.reason, rec.detail, graft=self.name) from exc
-            finally:
-                self.context = None
-            self.stats.commits += 1
-            return ret
-        finally:
-            if self.state is not LIVE and self.instance is not None:
-                self._free()  # removed from inside this call
-            self._mutex.release()
-            self._flush()
+        return messages.send(self, data)
 
     # ---- removal ------------------------------------------------------------------------
     def remove(self, by: Principal | None = None) -> None:

@@ -45,7 +45,7 @@ import wasmtime
 
 from vino import limits
 from vino.errors import GraftRejected, InvalidDeclaration, NoSuchPoint, QuotaExceeded
-from vino.graft import aborts, failures, fastcall, hostapi, hosting, loader
+from vino.graft import aborts, failures, fastcall, hostapi, hosting, loader, store
 from vino.graft.accounting import Principal
 from vino.graft.fastcall import I32
 from vino.graft.hold import Shares
@@ -70,6 +70,8 @@ def _compiled(pt: Point, source: loader.Source | PythonGraft[A], name: str | Non
     Any other source passes through unchanged. A Python graft that cannot be
     compiled raises ``PythonGraftError`` (a ``GraftRejected``): nothing changed.
     """
+    if isinstance(source, bytes | bytearray):  # a module (binary or text), never Python
+        return source, name
     from vino.pygraft import compile_function, compile_source, is_python
 
     if not callable(source) and not is_python(source):
@@ -117,6 +119,7 @@ class Registry:
                  tick_s: float = limits.EPOCH_TICK_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         fastcall.check_internals()
+        store.check_internals()
         self.clock = clock  # seconds; the install rate's (tests pass a fake one)
         # Each principal's bucket of install attempts, held weakly: a principal nobody
         # else keeps takes its bucket with it.

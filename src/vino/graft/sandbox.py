@@ -55,6 +55,7 @@ import wasmtime
 from vino import limits
 from vino.errors import InvalidDeclaration, QuotaExceeded, TimedOut
 from vino.graft import fastcall, fastpath, stack
+from vino.graft.store import EpochCallback, Instance
 from vino.graft.ticker import Ticker, make_ticker
 from vino.graft.txn import keep_fault, thread_state
 
@@ -253,6 +254,10 @@ class Sandbox:
         # ticker, which ends a runaway guest without the GIL; None: ctypes calls.
         self.fastpath: ModuleType | None = (fastpath.native() if self.ticker.kind == "native"
                                             else None)
+        self._engine_at = fastcall.address_of(self.engine)
+        self._guard = self.stack_guard.call if self.stack_guard is not None else None
+        # Every store's epoch callback (it keeps no state of its own): outlives them all.
+        self.epoch = EpochCallback(_decide, keep_fault, self.fastpath)
         self._modules: dict[str, wasmtime.Module] = {}
         # Invariant: a digest is in _modules iff some principal keeps it: _keepers[d] is
         # the ids of those principals, _kept[id] their digests (oldest first), and
@@ -361,51 +366,18 @@ class Sandbox:
 
     def instantiate(self, pre: wasmtime.InstancePre, memory_limit: int,
                     table_elements: int = limits.MAX_TABLE_ELEMENTS) -> Instance:
+        """One store with one instance of ``pre`` in it.
+
+        ``memory_limit`` is a hard cap enforced by wasmtime (``memory.grow`` fails
+        past it); the principal's quota, checked after each call, is the softer
+        limit that aborts. ``table_elements`` caps the table the same way
+        (``table.grow`` fails past it); the loader charged it at install. The
+        store's epoch callback is the sandbox's one (``_decide``). Raises
+        ``WasmtimeError`` or ``Trap`` (nothing is left allocated).
+        """
         self.ticker.ensure_running()
-        return Instance(self, pre, memory_limit, table_elements)
+        return Instance(self._engine_at, fastcall.address_of(pre), memory_limit, table_elements,
+                        self.epoch, self._guard, self.fastpath)
 
     def close(self) -> None:
         self.ticker.stop()
-
-
-class Instance:
-    """One graft's store and instance, with cached raw entry points.
-
-    ``memory_limit`` is a hard cap enforced by wasmtime (``memory.grow`` fails
-    past it); the principal's quota, checked after each call, is the softer
-    limit that aborts. ``table_elements`` caps the table the same way
-    (``table.grow`` fails past it); the loader charged it at install.
-    """
-
-    __slots__ = ("_funcs", "_guard", "_keep", "_native", "exports", "instance", "memory",
-                 "store")
-
-    def __init__(self, sandbox: Sandbox, pre: wasmtime.InstancePre, memory_limit: int,
-                 table_elements: int = limits.MAX_TABLE_ELEMENTS) -> None:
-        self._keep: list[object] = []
-        self._guard = sandbox.stack_guard.call if sandbox.stack_guard is not None else None
-        self._native = sandbox.fastpath
-        self.store = wasmtime.Store(sandbox.engine)
-        self.store.set_limits(memory_size=memory_limit, table_elements=table_elements,
-                              instances=1, tables=1, memories=1)
-        fastcall.install_epoch_callback(self.store, _decide, self._keep, keep_fault,
-                                        self._native)
-        fastcall.set_epoch_deadline(self.store, 1)
-        self.instance = pre.instantiate(self.store)
-        self.exports = self.instance.exports(self.store)
-        mem = self.exports["memory"]
-        if not isinstance(mem, wasmtime.Memory):
-            raise wasmtime.WasmtimeError("export 'memory' is not a memory")
-        self.memory = fastcall.MemoryView(self.store, mem)
-        self._funcs: dict[str, fastcall.RawFunc] = {}
-
-    def func(self, name: str, params: tuple[str, ...],
-             results: tuple[str, ...]) -> fastcall.RawFunc:
-        f = self._funcs.get(name)
-        if f is None:
-            export = self.exports[name]
-            if not isinstance(export, wasmtime.Func):
-                raise wasmtime.WasmtimeError(f"export {name!r} is not a function")
-            f = self._funcs[name] = fastcall.RawFunc(self.store, export, params, results,
-                                                     self._guard, self._native)
-        return f
