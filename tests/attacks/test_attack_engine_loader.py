@@ -11,9 +11,11 @@ and nothing changed.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
+import wasmtime
 
 from vino import limits
 from vino.errors import GraftRejected
@@ -132,3 +134,71 @@ def test_the_same_graft_installed_twice_is_compiled_once(arena: Tenancy) -> None
     arena.install(src, target="t2")
     assert spy.compiles == 1 and cached(arena, src)
     assert arena.pick("t2", 0) == 5
+
+
+# ---- the caches: a module is remembered by its exact bytes, per point, and only once
+# installed; every check that depends on the installer runs on every install.
+
+def _binary(source: str) -> bytes:
+    return bytes(wasmtime.wat2wasm(source))
+
+
+def _one_byte_changed(wasm: bytes, old: bytes, new: bytes) -> bytes:
+    assert len(old) == len(new) and wasm.count(old) == 1
+    changed = wasm.replace(old, new)
+    assert sum(a != b for a, b in zip(wasm, changed, strict=True)) == 1
+    return changed
+
+
+def test_module_one_byte_away_from_a_cached_one_is_checked_in_full(arena: Tenancy) -> None:
+    good = _binary(pick_returning(5))
+    arena.install(good, target="t1")
+    assert cached(arena, good)
+    # Its entry renamed by one byte: compiled and refused, not taken for the cached one.
+    renamed = _one_byte_changed(good, b"pick", b"pack")
+    _refused(arena, renamed, "missing export 'pick'", compiles=1)
+    # Its answer changed by one byte: compiled on its own, and its own code runs.
+    spy = Spy(arena)
+    six = _one_byte_changed(good, b"\x41\x05\x0b", b"\x41\x06\x0b")
+    arena.install(six, target="t2")
+    assert spy.compiles == 1 and cached(arena, six)
+    assert (arena.pick("t1", 0), arena.pick("t2", 0)) == (5, 6)
+
+
+def test_module_refused_once_is_refused_again_in_full(arena: Tenancy) -> None:
+    src = module([], '(func (export "pick") (param i32) (result i32) i32.const 1)')
+    for _ in range(2):  # no verdict is remembered: the second attempt compiles again
+        _refused(arena, src, "export 'pick' has type (i32) -> (i32)", compiles=1)
+
+
+def test_module_cached_for_one_principal_is_checked_against_the_next_ones_quota() -> None:
+    t = Tenancy(bob_quota={"memory_bytes": limits.WASM_PAGE})
+    try:
+        two_pages = pick("i32.const 4", memory_pages=2)
+        t.install(two_pages, t.alice, "t1")
+        assert cached(t, two_pages)
+        before = t.snapshot()
+        with pytest.raises(GraftRejected, match="initial memory of 131072 bytes exceeds what"):
+            t.install(two_pages, t.bob, "t2")
+        t.assert_unchanged(before)
+        assert t.pick("t1", 0) == 4  # alice's graft is untouched
+    finally:
+        t.close()
+
+
+def test_module_cached_at_one_point_is_checked_again_at_another(arena: Tenancy) -> None:
+    src = pick_returning(5)
+    arena.install(src, target="t1")
+    before = arena.snapshot()
+    with pytest.raises(GraftRejected, match="missing export 'on_event'"):
+        arena.handle(src, target="t1")
+    arena.assert_unchanged(before)
+
+
+def test_hostile_module_cannot_make_another_principal_run_its_code(arena: Tenancy) -> None:
+    hostile = _binary(pick_returning(66))
+    arena.install(hostile, arena.alice, "t1")
+    honest = _binary(pick_returning(7))
+    g = arena.install(honest, arena.bob, "t2")
+    assert g.digest == hashlib.sha256(honest).hexdigest() != hashlib.sha256(hostile).hexdigest()
+    assert (arena.pick("t1", 0), arena.pick("t2", 0)) == (66, 7)

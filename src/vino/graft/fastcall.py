@@ -67,6 +67,7 @@ TRAP_UNREACHABLE: Final = 9
 TRAP_STACK_OVERFLOW: Final = 0
 
 _RAW_SIZE: Final = 16  # sizeof(wasmtime_val_raw_t)
+_FUNC_SIZE: Final = 16  # sizeof(wasmtime_func_t)
 _MAX_VALS: Final = 8
 
 
@@ -122,7 +123,7 @@ def check_internals() -> None:
     if found != PINNED_WASMTIME:
         raise EngineMismatch(f"vino needs wasmtime=={PINNED_WASMTIME}, found {found}")
     check_arity(_USED)
-    if ctypes.sizeof(raw.wasmtime_val_raw_t) != _RAW_SIZE:
+    if (ctypes.sizeof(raw.wasmtime_val_raw_t), ctypes.sizeof(raw.wasmtime_func_t)) != (16, 16):
         raise EngineMismatch("wasmtime internals changed: sizeof(wasmtime_val_raw_t) != 16")
     lanes = dict(raw.wasmtime_val_raw_t._fields_)
     if lanes.get("i32") is not ctypes.c_int32 or lanes.get("i64") is not ctypes.c_int64:
@@ -229,23 +230,12 @@ class RawFunc:
     runs on one thread at a time (the caller serialises).
     """
 
-    __slots__ = (
-        "_argp",
-        "_args",
-        "_call",
-        "_cargs",
-        "_ctx",
-        "_func",
-        "_funcp",
-        "_ints",
-        "_longs",
-        "_n",
-        "_trap",
-        "_trapp",
-        "_wide",
-        "message",
-        "trap_code",
-    )
+    # One ctypes array per function (the cyclic collector scans each object a host keeps):
+    # its value slots (16 bytes each), then the trap slot (8), then a copy of the
+    # wasmtime_func_t (16), seen as int32 lanes; views of it for the trap slot and, when
+    # some value is an i64, for 64-bit lanes.
+    __slots__ = ("_call", "_cargs", "_ctx", "_func", "_ints", "_longs", "_tslot", "_wide",
+                 "message", "trap_code")
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func,
                  params: Sequence[str], results: Sequence[str], guarded: RawCall | None = None,
@@ -255,15 +245,15 @@ class RawFunc:
         None: the raw call, unguarded. ``native``: the fast path (``fastpath.native()``),
         to make the same call without converting arguments and without releasing the GIL
         (only where a native ticker ends runaway guests: ``Sandbox.fastpath``)."""
-        self._bind(_address(store._context()), ctypes.addressof(func._func), func._func,
+        self._bind(_address(store._context()), ctypes.addressof(func._func), store,
                    params, results, guarded, native)
 
     @classmethod
     def at(cls, ctx: int, funcp: int, keep: object, params: Sequence[str],
            results: Sequence[str], guarded: RawCall | None = None,
            native: ModuleType | None = None) -> RawFunc:
-        """The function whose ``wasmtime_func_t`` is at ``funcp`` in the store of context
-        ``ctx``; ``keep`` keeps both alive (``store.Instance.func``). Else as ``__init__``."""
+        """The function whose ``wasmtime_func_t`` is at ``funcp`` (copied) in the store of
+        context ``ctx``; ``keep`` keeps the store alive. Else as ``__init__``."""
         f = cls.__new__(cls)
         f._bind(ctx, funcp, keep, params, results, guarded, native)
         return f
@@ -274,26 +264,23 @@ class RawFunc:
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
             raise InvalidDeclaration(f"too many parameters or results ({n} > {_MAX_VALS})")
-        self._args = (raw.wasmtime_val_raw_t * n)()
-        self._argp = ctypes.addressof(self._args)
-        self._n = n
-        # The same array seen as 32- and 64-bit lanes (stride 16 bytes = 4 / 2 lanes).
-        self._ints = (ctypes.c_int32 * (4 * n)).from_address(self._argp)
-        self._longs = (ctypes.c_int64 * (2 * n)).from_address(self._argp)
+        self._ints = ints = (ctypes.c_int32 * (4 * n + 6))()
+        argp = ctypes.addressof(ints)
+        trapp, own_funcp = argp + _RAW_SIZE * n, argp + _RAW_SIZE * n + 8
+        ctypes.memmove(own_funcp, funcp, _FUNC_SIZE)  # a plain value: (store id, index)
+        self._longs = ((ctypes.c_int64 * (2 * n)).from_address(argp)
+                       if I64 in params or I64 in results else None)
+        self._tslot = (c_size_t * 1).from_address(trapp)
         self._wide = tuple(p == I64 for p in params)
         self._ctx = ctx
-        self._func = keep  # keeps the wasmtime_func_t alive
-        self._funcp = funcp
-        self._trap = c_void_p()
-        self._trapp = ctypes.addressof(self._trap)
+        self._func = keep  # keeps the store (and so the function) alive
         self._call = guarded if guarded is not None else _call_unchecked
         if native is not None:  # the same C function, called from C with the same arguments
-            self._call = native.RawCall(_address(self._call), self._ctx, self._funcp,
-                                        self._argp, n, self._trapp)
+            self._call = native.RawCall(_address(self._call), ctx, own_funcp, argp, n, trapp)
             self._cargs: tuple[Any, ...] = ()
         else:
-            self._cargs = (c_void_p(self._ctx), c_void_p(self._funcp), c_void_p(self._argp),
-                           c_size_t(n), c_void_p(self._trapp))
+            self._cargs = (c_void_p(ctx), c_void_p(own_funcp), c_void_p(argp), c_size_t(n),
+                           c_void_p(trapp))
         self.trap_code = -1
         self.message = ""  # wasmtime's message about the last failed call
 
@@ -302,7 +289,7 @@ class RawFunc:
         wide = self._wide
         for i, a in enumerate(args):
             if wide[i]:
-                self._longs[2 * i] = a
+                self._longs[2 * i] = a  # type: ignore[index]  # made when a value is an i64
             else:
                 self._ints[4 * i] = a
         return self.call0()
@@ -326,13 +313,13 @@ class RawFunc:
 
     def trap_slot(self) -> ctypes.Array[c_size_t]:
         """The trap pointer slot as a one-element ctypes array (non-zero after a trap)."""
-        return (c_size_t * 1).from_address(self._trapp)
+        return self._tslot
 
     def outcome(self, err: int | None) -> int:
         """Classify a finished inlined call: its error pointer, or a pending trap."""
         if err:
             return NO_STACK if err == _NO_STACK_PTR else self._take_error(err)
-        if self._trap.value:
+        if self._tslot[0]:
             return self._take_trap()
         return OK
 
@@ -341,7 +328,7 @@ class RawFunc:
         err = self._call(*self._cargs)
         if err:
             return NO_STACK if err == _NO_STACK_PTR else self._take_error(err)
-        if self._trap.value:
+        if self._tslot[0]:
             return self._take_trap()
         return OK
 
@@ -354,21 +341,21 @@ class RawFunc:
         return ERROR
 
     def _take_trap(self) -> int:
-        trap = self._trap.value or 0
+        trap = self._tslot[0]
         code = ctypes.c_uint8()
         self.trap_code = code.value if _trap_code(trap, ctypes.addressof(code)) else -1
         try:
             self.message = trap_message(trap)
         finally:
             _trap_delete(trap)
-        self._trap.value = None
+        self._tslot[0] = 0
         return TRAP
 
     def result_i32(self) -> int:
         return int(self._ints[0])
 
     def result_i64(self) -> int:
-        return int(self._longs[0])
+        return int(self._ints[0] & 0xFFFFFFFF | self._ints[1] << 32)
 
 
 def set_epoch_deadline(store: wasmtime.Store, ticks: int) -> None:

@@ -225,5 +225,5 @@ class Instance:
         at = ctypes.addressof(ext)
         if self._export(name.encode(), at) != _EXTERN_FUNC:
             raise wasmtime.WasmtimeError(f"export {name!r} is not a function")
-        return RawFunc.at(self.ctx, at + _EXTERN_OF, (self, ext), params, results,
-                          self._guard, self._native)
+        return RawFunc.at(self.ctx, at + _EXTERN_OF, self, params, results, self._guard,
+                          self._native)  # the function is copied out of ``ext``
