@@ -37,14 +37,16 @@ write or return plaintext.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final, TypeVar
+from typing import Final, Generic, TypeVar
 
 from vino.errors import Forbidden, InvalidResult, QuotaExceeded
 from vino.graft import GLOBAL, EventPoint, FunctionPoint, Graft, GraftCallable, Principal
-from vino.graft.layout import Layout
+from vino.graft.layout import Layout, PackedRows
 from vino.graft.locks import HostLock
 from vino.graft.point import HOST_FAULTS_DEFAULT
 from vino.graft.registry import Registry
@@ -73,9 +75,58 @@ _RA = layouts.READAHEAD
 _RA_HIST: Final = _RA.field("hist").count or 0  # entries offered in hist
 _RA_OUT: Final = _RA.field("out")  # where the graft answers, and at most how many
 _RA_OUT_MAX: Final = _RA_OUT.count or 0
+# The structs by count, compiled once: the header and n history entries; n answers.
+_RA_ROWS: Final = tuple(_RA.rows("hist", n) for n in range(_RA_HIST + 1))
+_RA_ANSWERS: Final = tuple(_RA.elements("out", n) for n in range(_RA_OUT_MAX + 1))
 _FILTER_HEADER: Final = layouts.FILTER.rows("data", 0)  # the scalars before data
 _FILTER_DATA: Final = layouts.FILTER.field("data").offset
 _ACCESS: Final = layouts.ACCESS.fields.struct()
+
+
+class _RowsByTarget(Generic[T]):
+    """A point's encoder of one array of rows, keeping each target's rows packed
+    between its calls (``PackedRows``): held weakly by target (gone with it); targets
+    that cannot be weakly referenced share one (still correct, see ``PackedRows``).
+
+    Invariant: ``_by_id[id(t)]`` is ``(a weak reference to t, t's rows)`` while t lives.
+    """
+
+    __slots__ = ("_array", "_by_id", "_layout", "_shared", "_values")
+
+    def __init__(self, layout: Layout, array: str,
+                 values: Callable[[T], tuple[int, ...]]) -> None:
+        self._layout, self._array, self._values = layout, array, values
+        self._by_id: dict[int, tuple[weakref.ref[object], PackedRows[T]]] = {}
+        self._shared = PackedRows(layout, array, values)
+
+    def encode(self, buf: memoryview, target: object, rows: list[T]) -> tuple[int, ...]:
+        """The point's ``encode``: ``rows`` into ``buf``; no Wasm arguments."""
+        entry = self._by_id.get(id(target))
+        if entry is not None and entry[0]() is target:
+            entry[1].write(buf, rows)
+        else:
+            self.of(target).write(buf, rows)
+        return ()
+
+    def of(self, target: object) -> PackedRows[T]:
+        key = id(target)
+        entry = self._by_id.get(key)
+        if entry is not None and entry[0]() is target:
+            return entry[1]
+        if target is None:
+            return self._shared
+        try:
+            ref = weakref.ref(target, functools.partial(self._forget, key))
+        except TypeError:  # a kind without weak references
+            return self._shared
+        rows = PackedRows(self._layout, self._array, self._values)
+        self._by_id[key] = (ref, rows)
+        return rows
+
+    def _forget(self, key: int, ref: weakref.ref[object]) -> None:
+        entry = self._by_id.get(key)
+        if entry is not None and entry[0] is ref:
+            del self._by_id[key]
 
 
 def _callable(lay: Layout, name: str,
@@ -117,14 +168,10 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
     """``vm.evict``: which of an address space's resident pages to evict."""
     default = cache._evict_choice
 
-    def encode(buf: memoryview, aspace: AddressSpace, cands: list[PageInfo]) -> tuple[int, ...]:
-        n = len(cands)
-        flat: list[int] = [n]
-        add = flat.extend  # pads are "x" bytes in the layout's struct: 4 values a row
-        for c in cands:
-            add((c.page_id, c.vpn, c.flags, c.last_use))
-        _EVICT.rows("cand", n).pack_into(buf, 0, *flat)
-        return ()
+    # Each address space's candidates stay packed between its evictions (the pads are
+    # "x" bytes in the layout's struct: 4 values a row).
+    encode = _RowsByTarget[PageInfo](_EVICT, "cand", lambda c: (
+        c.page_id, c.vpn, c.flags, c.last_use)).encode
 
     def hint(txn: Transaction, vpn: int, important: int) -> int:
         aspace = txn.graft.target if txn.graft is not None else None
@@ -164,14 +211,8 @@ def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
     """``sched.pick``: which runnable thread of a process group runs next."""
     default = sched._pick
 
-    def encode(buf: memoryview, group: ProcessGroup, rows: list[ThreadInfo]) -> tuple[int, ...]:
-        n = len(rows)
-        flat: list[int] = [n]
-        add = flat.extend
-        for r in rows:
-            add((r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags))
-        _PICK.rows("thread", n).pack_into(buf, 0, *flat)
-        return ()
+    encode = _RowsByTarget[ThreadInfo](_PICK, "thread", lambda r: (
+        r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags)).encode
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
         group = txn.graft.target if txn.graft is not None else None
@@ -231,29 +272,33 @@ def readahead_point(fs: FileSystem, registry: Registry,
         return (-(-of.inode.size // bs), min(fs.readahead_max, _RA_OUT_MAX),
                 of.history[:_RA_HIST])
 
+    out_at = _RA_OUT.offset
+
     def encode(buf: memoryview, of: OpenFile, block: int) -> tuple[int, ...]:
         hist = of._history  # most recent first; the deque's maxlen is the layout's count
         n = len(hist)
         if n > _RA_HIST:
             hist = deque(itertools.islice(hist, _RA_HIST))
             n = _RA_HIST
-        _RA.rows("hist", n).pack_into(
-            buf, 0, -(-of.inode.size // bs), block, min(fs.readahead_max, _RA_OUT_MAX), n, *hist)
+        max_out = fs.readahead_max
+        _RA_ROWS[n].pack_into(buf, 0, -(-of.inode.size // bs), block,
+                              max_out if max_out < _RA_OUT_MAX else _RA_OUT_MAX, n, *hist)
         return ()
 
     def decode(buf: memoryview, count: int, of: OpenFile, block: int) -> list[int]:
-        max_out = min(fs.readahead_max, _RA_OUT_MAX)
-        if not 0 <= count <= max_out:
-            raise InvalidResult(f"fs.readahead: {count} blocks asked for; at most {max_out}")
+        max_out = fs.readahead_max
+        if not 0 <= count <= (max_out if max_out < _RA_OUT_MAX else _RA_OUT_MAX):
+            raise InvalidResult(f"fs.readahead: {count} blocks asked for; at most "
+                                f"{min(max_out, _RA_OUT_MAX)}")
         if count == 0:
             return []
-        out = list(_RA.elements("out", count).unpack_from(buf, _RA_OUT.offset))
+        out = list(_RA_ANSWERS[count].unpack_from(buf, out_at))
         nblocks = -(-of.inode.size // bs)
         if max(out) >= nblocks:
             b = next(b for b in out if b >= nblocks)
             raise InvalidResult(f"fs.readahead: block {b} is past the end of the file "
                                 f"({nblocks} blocks)")
-        if len(set(out)) != count:
+        if count > 1 and len(set(out)) != count:
             raise InvalidResult("fs.readahead: duplicate blocks")
         return out
 
