@@ -200,6 +200,7 @@ class _Duplex:
 def _worker_main(conn: _Duplex, grafts: list[_WorkerSpec]) -> None:
     """The worker process: one plain store per graft, called through the raw fast path."""
     from vino.graft import fastcall  # imported here: the worker is a fresh interpreter
+    from vino.graft.memory import MemoryView
 
     engine = wasmtime.Engine()
     slots = []
@@ -217,7 +218,7 @@ def _worker_main(conn: _Duplex, grafts: list[_WorkerSpec]) -> None:
             mem.write(store, message, off)
             msg(store, len(message))
         raw = fastcall.RawFunc(store, fn, ("i32",) * nparams, ("i32",))
-        view = fastcall.MemoryView(store, mem)
+        view = MemoryView(store, mem)
         slots.append((store, inst, raw, view, off, nparams, out))
     conn.send_bytes(b"ready")
     hdr = _REQ.size
