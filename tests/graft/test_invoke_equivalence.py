@@ -1,17 +1,20 @@
-"""The hot path inlines the transaction's begin and commit: it must not drift from them.
+"""The hot paths inline the transaction's begin and commit: they must not drift from them.
 
-``Graft.invoke`` inlines ``_begin``, the raw call, ``_finish`` and the commit's common
-case; ``invoke_plain`` below is the same call through ``Graft._begin``,
-``RawFunc.call`` and ``Graft._finish`` (``Transaction.commit``), nothing inlined: the
-reference. Two identical worlds run the same script -- one dispatching every call of
-``test.pick`` through ``invoke``, the other through ``invoke_plain`` (nested calls
-included) -- and must end each step in the same state: answers, host state, usage,
-locks, the grafts' records and counters, and the reused transaction object. A change
-to the hot path's steps needs the same change here.
+A point calls ``Graft.call``: the native entry (``fastpath.c``'s ``Protected``: the
+common case in C, the rest handed to ``invoke``) or ``Graft.invoke``, which inlines
+``_begin``, the raw call, ``_finish`` and the commit's common case. ``invoke_plain``
+below is the same call through ``Graft._begin``, ``RawFunc.call`` and ``Graft._finish``
+(``Transaction.commit``), nothing inlined: the reference. Identical worlds run the
+same script -- one dispatching every call of ``test.pick`` through the hot path under
+test (the native entry, or ``invoke``), the other through ``invoke_plain`` (nested
+calls included) -- and must end each step in the same state: answers, host state,
+usage, locks, the grafts' records and counters, and the reused transaction object. A
+change to a hot path's steps needs the same change here.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 import pytest
 
 from vino.errors import AbortReason
-from vino.graft import Graft, aborts, current, transaction
+from vino.graft import Graft, aborts, current, fastpath, transaction
 from vino.graft.invoke import _DECODE, _ENCODE, _GUEST, LIVE
 from vino.graft.point import FunctionPoint
 from vino.graft.stats import SAMPLE_MASK
@@ -87,8 +90,8 @@ def invoke_plain(g: Graft, args: tuple[Any, ...]) -> Any:
             return point.default(*args)
         if ts.hold is not None and not g._may_hold(ts.hold):
             return point.default(*args)
-        g._args = args
         txn = g._begin()
+        txn.args = args
         txn.start_ns = 0
         st = g.stats
         sample = not st.commits & SAMPLE_MASK
@@ -122,28 +125,33 @@ def invoke_plain(g: Graft, args: tuple[Any, ...]) -> Any:
             st.samples += 1
         return result
     finally:
-        g._args = None
+        g._txn.args = None
+        g._allowance = None
         if g.state is not LIVE and g.instance is not None:
             g._free()
         g._mutex.release()
         g._flush()
 
 
-class _PlainGraft(Graft):
-    """A graft whose calls take the plain path (Graft has slots: no per-object override)."""
+NATIVE = "native"  # Graft.call as installed: the native entry
+INVOKE = "invoke"  # Graft.invoke, the Python hot path
+PLAIN = "plain"  # invoke_plain, the reference
+HOT_PATHS = [pytest.param(NATIVE, marks=pytest.mark.skipif(
+                 fastpath.native() is None, reason=f"no native fast path: "
+                 f"{fastpath.fallback_reason}")),
+             INVOKE]
 
-    __slots__ = ()
 
-    def invoke(self, args: tuple[object, ...]) -> object:
-        return invoke_plain(self, args)
-
-
-def _world(plain: bool) -> tuple[World, dict[str, Graft]]:
+def _world(path: str) -> tuple[World, dict[str, Graft]]:
     w = make_world(remove_after=3)
     grafts = {t: w.install(src, target=t, name=t) for t, src in GRAFTS.items()}
-    if plain:
-        for g in grafts.values():
-            g.__class__ = _PlainGraft
+    for g in grafts.values():
+        if path == NATIVE:
+            assert g._native is not None and g.call is g._native
+        elif path == INVOKE:
+            g.call = g.invoke
+        else:
+            g.call = functools.partial(invoke_plain, g)
     return w, grafts
 
 
@@ -158,7 +166,8 @@ def _state(w: World, grafts: dict[str, Graft]) -> dict[str, Any]:
             "stats": (g.stats.commits, dict(g.stats.aborts), g.stats.busy, g.stats.samples),
             "txn": (txn.state, txn.parent is None, txn.undo, txn.locks, txn.deferred,
                     txn.doom_reason, txn.fault, txn.undo_room, txn.budget_ns,
-                    txn.wall_deadline_ns, txn.undo_charges),
+                    txn.wall_deadline_ns, txn.undo_charges, txn.args, txn.start_ns == 0),
+            "allowance": g._allowance,
         }
     return out
 
@@ -204,9 +213,10 @@ SCRIPT: list[tuple[str, Callable[[World], list[object]]]] = [
 ]
 
 
-def test_inlined_invoke_and_plain_begin_commit_leave_the_same_state() -> None:
-    fast, fast_grafts = _world(plain=False)
-    plain, plain_grafts = _world(plain=True)
+@pytest.mark.parametrize("path", HOT_PATHS)
+def test_hot_path_and_plain_begin_commit_leave_the_same_state(path: str) -> None:
+    fast, fast_grafts = _world(path)
+    plain, plain_grafts = _world(PLAIN)
     try:
         assert _state(fast, fast_grafts) == _state(plain, plain_grafts)
         for step, run in SCRIPT:
@@ -218,10 +228,10 @@ def test_inlined_invoke_and_plain_begin_commit_leave_the_same_state() -> None:
         plain.registry.close()
 
 
-@pytest.mark.parametrize("plain", [False, True])
-def test_both_paths_really_ran_the_script(plain: bool) -> None:
+@pytest.mark.parametrize("path", [*HOT_PATHS, PLAIN])
+def test_every_path_really_ran_the_script(path: str) -> None:
     """Guards the comparison above: each script step changes what it should."""
-    w, grafts = _world(plain)
+    w, grafts = _world(path)
     try:
         assert _call(w, "t1", 3) == 5 and w.host.d == {3: 11}
         assert _call(w, "t2", 1) == 7 and grafts["t2"].failures == 1  # trapped: the default

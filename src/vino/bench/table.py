@@ -11,12 +11,12 @@ How each row is measured (all on the real code path, nothing is summed into Tota
   ``fs.readahead_policy(of, block)``), with the sample graft installed: dispatch through
   the graft point, the protected invocation, the answer. Timed directly.
 - **Begin**, **Commit**, **SFI copy in/out**: instrumented timing of the real
-  ``Graft.invoke``. The point's ``encode`` and ``decode`` are wrapped by shims
-  that take a timestamp as they are entered and left, and the benchmark takes
-  one before calling ``invoke`` and one after it returns. Begin = from calling
-  ``invoke`` to the start of the copy-in (entering the wrapper, the graft's
-  mutex, starting the transaction -- which the hot path inlines); Commit = from
-  the end of validation to ``invoke`` returning (doom check, CPU accounting,
+  protected call (``Graft.call``, as points make it). The point's ``encode`` and
+  ``decode`` are wrapped by shims that take a timestamp as they are entered and
+  left, and the benchmark takes one before the call and one after it returns.
+  Begin = from the call to the start of the copy-in (the graft's mutex, starting
+  the transaction -- which the hot path inlines); Commit = from the end of
+  validation to the call returning (doom check, CPU accounting,
   commit, statistics, releasing the mutex). Each segment has the measured cost
   of one timestamp subtracted (``timer_overhead_ns``). The shims add a Python
   frame each, so the instrumented call is slower than the real one; that
@@ -150,7 +150,7 @@ def _instr_batch(point: _AnyPoint, g: Graft, args: tuple[Any, ...], c_ns: float,
     def run(n: int) -> dict[str, float]:
         p = _Probe()
         perf = time.perf_counter_ns
-        inv = g.invoke
+        inv = g.call
         s0 = s1 = s2 = s3 = s4 = s5 = whole = 0
         with _instrumented(point, p):
             if aborts:
@@ -203,7 +203,7 @@ class _Stub:
     def __init__(self, answer: Any) -> None:
         self.answer = answer
 
-    def invoke(self, args: tuple[Any, ...]) -> Any:
+    def call(self, args: tuple[Any, ...]) -> Any:
         return self.answer
 
 
@@ -230,13 +230,13 @@ def contenders(s: Setup, c_ns: float, pm: Any, public: peers.PublicWasm | None,
     stub = _Stub(s.expected)
     cs = [
         Contender("total", plain(s.hook, *s.hook_args())),
-        Contender("invoke", plain(g["sample"].invoke, args)),
+        Contender("invoke", plain(g["sample"].call, args)),
         Contender("instr", _instr_batch(s.point, g["sample"], args, c_ns, aborts=False)),
         Contender("raw", _raw_batch(s.point, g["sample"], args, s.wasm_args)),
         Contender("raw_null", _raw_batch(s.point, g["null"], s.args("null"), s.wasm_args)),
-        Contender("null", plain(g["null"].invoke, s.args("null"))),
+        Contender("null", plain(g["null"].call, s.args("null"))),
         Contender("stub_hook", _stub_batch(s, stub)),
-        Contender("stub_call", plain(stub.invoke, args)),
+        Contender("stub_call", plain(stub.call, args)),
         Contender("abort", plain(s.abort_hook or s.hook, *s.hook_args("invalid"))),
         Contender("abort_instr", _instr_batch(s.point, g["invalid"], s.args("invalid"), c_ns,
                                               aborts=True)),
@@ -246,7 +246,7 @@ def contenders(s: Setup, c_ns: float, pm: Any, public: peers.PublicWasm | None,
         Contender("python", plain(s.python, *args)),
     ]
     if "lock" in g:
-        cs.append(Contender("lock", plain(g["lock"].invoke, s.args("lock"))))
+        cs.append(Contender("lock", plain(g["lock"].call, s.args("lock"))))
     if "undo" in g:
         cs.append(Contender("abort_undo_instr", _instr_batch(s.point, g["undo"], s.args("undo"),
                                                              c_ns, aborts=True)))

@@ -18,10 +18,16 @@ goals`` and ``vino bench micro``):
    waiters and other threads progress (the lock time-out holds within a tick).
 
 Each has the same contract as its ctypes twin in ``fastcall`` (the tests run
-both on the same inputs). ``native()`` is the ready module or None; then
-``fallback_reason`` says why (not Linux, no compiler, a failed build, or
-``VINO_FASTPATH=python``, which forces the ctypes path), and everything runs
-through ctypes as before.
+both on the same inputs). ``invoke.Graft`` takes two more, twins of its own Python:
+
+4. ``Protected``: one graft's protected call, its common case in C (``invoke.py``
+   says which; everything else goes back to ``Graft.invoke``, which it must equal);
+5. ``Mutex``: the graft's store lock, ``threading.Lock``'s interface over the same
+   kind of lock, which ``Protected`` tries without a Python call.
+
+``native()`` is the ready module or None; then ``fallback_reason`` says why (not
+Linux, no compiler, a failed build, or ``VINO_FASTPATH=python``, which forces the
+ctypes path), and everything runs through ctypes and ``Graft.invoke`` as before.
 """
 
 from __future__ import annotations
@@ -33,14 +39,35 @@ import sys
 import sysconfig
 import threading
 from pathlib import Path
-from types import ModuleType
-from typing import Final
+from types import ModuleType, TracebackType
+from typing import Final, Protocol
 
 from vino.graft import fastcall
 from vino.graft.ticker import native_library
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "fastpath.c"
 MODULE_NAME: Final = "_vino_fastpath"
+
+
+
+class Mutex(Protocol):
+    """A graft's store lock: ``threading.Lock``, or the native ``Mutex`` (same interface)."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+    def locked(self) -> bool: ...
+    def __enter__(self) -> bool: ...
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None, /) -> None: ...
+
+
+class ProtectedCall(Protocol):
+    """A graft's native entry: called with the point's arguments, as ``Graft.invoke``."""
+
+    def __call__(self, args: tuple[object, ...], /) -> object: ...
+    def unlink(self) -> None: ...
+    def forget(self) -> None: ...
+
 
 _LOADED: list[ModuleType | None] = []  # [module or None], once tried
 _READY: list[ModuleType | None] = []  # [module given wasmtime's entry points, or None], once tried

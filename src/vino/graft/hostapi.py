@@ -97,7 +97,7 @@ def current_graft_txn() -> Transaction:
 
 def context_of(g: Graft) -> Context | None:
     """The context ``g``'s code is running in now (None: it is not running)."""
-    return Context.ENTRY if g._args is not None else g.context
+    return Context.ENTRY if g._txn.args is not None else g.context
 
 
 # ---- the common graft-callables -----------------------------------------------------------
@@ -237,7 +237,7 @@ def run_default(txn: Transaction) -> int:
     point = g.point
     if not isinstance(point, FunctionPoint) or point.encode_result is None:
         raise Forbidden(f"{point.name} offers no default() to grafts")
-    args = g._args
+    args = g._txn.args
     if args is None:
         raise Forbidden(f"default() is valid only during an invocation of {point.entry}; "
                         f"called from {g.context or 'outside any call'}")

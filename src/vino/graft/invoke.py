@@ -16,10 +16,17 @@ target and principal) and called by its point: ``FunctionPoint.__call__`` calls
      the graft once it has failed ``remove_after`` times; return the default's answer.
 The operation that invoked the graft always completes.
 
-``invoke`` is the hot path: it inlines ``_begin``, the raw call, ``_finish`` and the
-commit's common case, and must stay equivalent to them:
-``tests/graft/test_invoke_equivalence.py`` runs it and the same call made through
-``_begin`` and ``Transaction.commit`` on the same inputs and compares the state.
+Points call ``Graft.call``: with the native fast path (``fastpath.py``) a
+``Protected`` entry that runs the common case in C -- a live graft called by host
+code outside any transaction, working for nobody in particular, holding no shared
+lock: store lock, transaction fields, deadline, encode, the call, decode, CPU
+accounting, commit, counters -- and hands every other case to ``invoke`` before
+changing anything, and every failure to the Python ``invoke`` uses (``_failed``,
+``_stopped``, ``_cpu_used_up``, ``Transaction.commit``); without it, ``invoke``
+itself, which inlines ``_begin``, the raw call, ``_finish`` and the commit's common
+case. Both must stay equivalent to the plain steps:
+``tests/graft/test_invoke_equivalence.py`` runs each, and the same call made through
+``_begin`` and ``Transaction.commit``, on the same inputs and compares the state.
 
 Host faults are not graft faults: the host's own exception during the call
 (``encode``, ``decode`` but for ``InvalidResult``, the default, a graft-callable's
@@ -38,8 +45,11 @@ object (``_free``).
 from __future__ import annotations
 
 import collections
+import ctypes
 import threading
 import time
+from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Final
 
 from vino import limits
@@ -49,9 +59,11 @@ from vino.errors import (
     MessageRefused,
     QuotaExceeded,
 )
-from vino.graft import aborts, failures, fastcall, hosting
+from vino.graft import aborts, events, failures, fastcall, hosting
 from vino.graft.aborts import AbortRecord, is_host_fault
-from vino.graft.fastcall import memory_data_size, set_deadline
+from vino.graft.accounting import Usage
+from vino.graft.fastcall import I64, memory_data_size, set_deadline
+from vino.graft.fastpath import Mutex, ProtectedCall
 from vino.graft.point import HOST_FAULTS_DEFAULT, Context, ErasedFunctionPoint, Point
 from vino.graft.ratelimit import Allowance
 from vino.graft.stats import SAMPLE_MASK, Stats
@@ -69,6 +81,8 @@ _perf_ns = time.perf_counter_ns
 LIVE: Final = "live"
 REMOVED: Final = "removed"
 
+_NATIVE_SET_UP: list[ModuleType] = []  # the native module, once setup_protected was called
+
 _INSTANCE_OBJECTS: Final = ("pre", "memory", "entry", "_call0", "_rawcall", "_result", "_msize",
                             "_trap_slot", "_ctx")
 
@@ -83,11 +97,12 @@ class Graft:
 
     # Slots, not a __dict__: one object fewer per graft for the cyclic collector to scan,
     # and cheaper to fill at install (a host may hold 100,000 of them).
-    __slots__ = ("__weakref__", "_admitted", "_allowance", "_args", "_call0", "_cpu_total_ns",
+    __slots__ = ("__weakref__", "_admitted", "_allowance", "_call0", "_cpu_total_ns",
                  "_ctx", "_deadline_tick", "_events", "_log_call_ns", "_log_calls",
-                 "_memory_over", "_message", "_msize", "_mutex", "_next_handle", "_rawcall",
-                 "_result", "_share", "_ticks", "_trap_slot", "_txn", "_undo_quota", "_usage",
-                 "aborts", "budget_ns", "buffer", "buffer_offset", "context", "digest", "entry",
+                 "_memory_over", "_message", "_msize", "_mutex", "_native", "_next_handle",
+                 "_rawcall", "_result", "_share", "_ticks", "_trap_slot", "_txn", "_undo_quota",
+                 "_usage", "aborts", "budget_ns", "buffer", "buffer_offset", "call", "context",
+                 "digest", "entry",
                  "failures", "handles", "has_message", "instance", "logs", "logs_dropped",
                  "may_grow", "mem_charged", "memory", "name", "point", "pre", "principal",
                  "registry", "removal", "remove_after", "state", "stats", "table_bytes",
@@ -121,18 +136,21 @@ class Graft:
         self._next_handle = 1
         self.mem_charged = 0  # bytes of linear memory charged to principal
         self._memory_over = False  # went over its quota: removed at once (see _account_memory)
-        self._mutex = threading.Lock()
-        # Invariant: _args holds the inputs of the entry invocation in progress and is None
-        # outside one (a finished call's inputs are not kept: not for default(), not alive).
-        self._args: tuple[object, ...] | None = None
+        native = registry.sandbox.fastpath
+        # The store lock; native: one the Protected entry can try from C.
+        self._mutex: Mutex = native.Mutex() if native is not None else threading.Lock()
         self.context: Context | None = None  # the other contexts' marker (see context_of)
+        # Its one transaction, reused by every call; ``args`` holds the inputs of the entry
+        # invocation in progress (a finished call's inputs are not kept: not for default(),
+        # not alive).
         self._txn = Transaction(None, self)
         self._txn.state = COMMITTED
         self._cpu_total_ns = int(principal.quota.cpu_total_s * 1e9)
         self._undo_quota = principal.quota.undo_entries
         self._usage = principal.usage
         # Invariant: during a call, the allowance of the principal it is hosted for (who
-        # pays, hosting.py), or None for its own principal's call (set by _pay).
+        # pays, hosting.py), or None for its own principal's call (set by _pay); None
+        # outside any call (each call's end), so the native entry need not set it.
         self._allowance: Allowance | None = None
         self._share = registry.shares.of(principal)  # of others' waits (hold.py)
         budget = point.budget_s if point.budget_s is not None else principal.quota.cpu_call_s
@@ -171,6 +189,32 @@ class Graft:
         self._message: fastcall.RawFunc | None = None
         self.buffer_offset = 0
         self.buffer = memoryview(b"")
+        # The protected call as points make it (see the module docstring): the native
+        # entry, which hands all but the common case to ``invoke``, or ``invoke``.
+        self._native: ProtectedCall | None = (
+            self._protected(native) if native is not None and point.kind == "function"
+            else None)
+        self.call: ProtectedCall | Callable[[tuple[object, ...]], object] = (
+            self._native if self._native is not None else self.invoke)
+
+    def _protected(self, native: ModuleType) -> ProtectedCall:
+        """This graft's native entry (``fastpath.c``'s ``Protected``): the objects and
+        constants it reads and writes, resolved once."""
+        if not _NATIVE_SET_UP:
+            # Its clock is this module's _perf_ns (read in C while that is perf_counter_ns).
+            native.setup_protected(_LOCAL, globals(), time.perf_counter_ns, _ENCODE, _GUEST,
+                                   _DECODE, ACTIVE, COMMITTED, SAMPLE_MASK, Graft, Transaction,
+                                   ThreadState, Stats, Usage)
+            _NATIVE_SET_UP.append(native)
+        ticks = self._ticks
+        assert isinstance(ticks, ctypes.c_uint64)  # a native ticker's count
+        point: ErasedFunctionPoint = self.point  # type: ignore[assignment]
+        params = "".join("q" if p == I64 else "i" for p in point.params)
+        protected: ProtectedCall = native.Protected(
+            self, point, self._txn, self.stats, self._usage, self._events,
+            self._mutex, self.entry, self._rawcall, params, ticks, ctypes.addressof(ticks),
+            self._cpu_total_ns, self._undo_quota, self.may_grow, self._msize[1])
+        return protected
 
     def __repr__(self) -> str:
         return (f"Graft({self.name!r}, point={self.point.name!r}, target={self.target!r}, "
@@ -285,8 +329,17 @@ class Graft:
         usage = self._usage
         usage.cpu_ns += ns
         if usage.cpu_ns > self._cpu_total_ns:
-            raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
-                                f"{self.principal.quota.cpu_total_s} s used up")
+            raise self._cpu_used_up()
+
+    def _cpu_used_up(self) -> QuotaExceeded:
+        """What a call raises once its principal's lifetime CPU is over the quota."""
+        return QuotaExceeded(f"{self.principal.name}: total CPU quota of "
+                             f"{self.principal.quota.cpu_total_s} s used up")
+
+    def _stopped(self, txn: Transaction, err: int) -> Exception:
+        """What aborts an entry call that stopped (``err``: the raw call's error
+        pointer; 0: it trapped): ``aborts.failure`` of its outcome."""
+        return aborts.failure(self, self.entry.outcome(err), txn)
 
     def invoke(self, args: tuple[object, ...]) -> object:
         """Run the function graft on ``args``; on any failure return the default's answer.
@@ -313,8 +366,8 @@ class Graft:
                 return point.default(*args)  # the payer's allowance is spent
             if ts.hold is not None and not self._may_hold(ts.hold):
                 return point.default(*args)  # its share of others' waits is spent
-            self._args = args
             txn = self._txn  # finished: the mutex admits one invocation at a time
+            txn.args = args
             txn.parent = parent
             txn.ts = ts
             txn.state = ACTIVE
@@ -357,8 +410,7 @@ class Graft:
                     usage = self._usage
                     usage.cpu_ns += t2 - t1
                     if usage.cpu_ns > self._cpu_total_ns:
-                        raise QuotaExceeded(f"{self.principal.name}: total CPU quota of "
-                                            f"{self.principal.quota.cpu_total_s} s used up")
+                        raise self._cpu_used_up()
                 else:
                     st.hosted_ns += t2 - t1
                     allowance.spend(t2 - t1)
@@ -377,7 +429,8 @@ class Graft:
                 st.samples += 1
             return result
         finally:
-            self._args = None
+            self._txn.args = None
+            self._allowance = None
             if self.state is not LIVE and self.instance is not None:
                 self._free()  # removed from inside this call: its store is free now
             self._mutex.release()
@@ -401,53 +454,8 @@ class Graft:
         return point.default(*args)
 
     def invoke_event(self, args: tuple[object, ...]) -> bool:
-        """Run one event handler; True if it committed."""
-        point = self.point
-        if not self._mutex.acquire(False) and not self._enter():
-            self.stats.busy += 1  # an event handler that is busy misses this event
-            return False
-        try:
-            if self.state is not LIVE:
-                return False
-            ts = _LOCAL.ts
-            parent = ts.txn
-            if parent is not None and aborts.too_deep(self, parent):
-                return False
-            if not self._pay(ts.acting, parent):
-                return False  # the payer's allowance is spent: the handler misses it
-            if ts.hold is not None and not self._may_hold(ts.hold):
-                return False  # its share of others' waits is spent: it misses it
-            txn = self._begin()
-            t0 = txn.start_ns
-            self.context = Context.EVENT
-            stage = _ENCODE
-            try:
-                wasm_args = point.encode(self.buffer, *args)
-                stage = _GUEST
-                t1, t2 = self._call_handler(txn, self.entry, wasm_args, "handler")
-            except Exception as exc:
-                if stage is _ENCODE or is_host_fault(exc):
-                    aborts.host_fault(self, txn, exc, f"{point.name} encode" if stage is _ENCODE
-                                     else "graft-callable")
-                    if point.host_faults == HOST_FAULTS_DEFAULT:
-                        return False
-                    raise
-                aborts.abort(self, txn, exc)
-                return False
-            finally:
-                self.context = None
-            st = self.stats
-            st.commits += 1
-            st.graft_ns += t2 - t1
-            st.samples += 1
-            st.sampled_ns += time.perf_counter_ns() - t0
-            st.sampled_graft_ns += t2 - t1
-            return True
-        finally:
-            if self.state is not LIVE and self.instance is not None:
-                self._free()  # removed from inside this call
-            self._mutex.release()
-            self._flush()
+        """Run one event handler; True if it committed (``events.deliver``)."""
+        return events.deliver(self, args)
 
     def _call_handler(self, txn: Transaction, func: fastcall.RawFunc, wasm_args: tuple[int, ...],
                       what: str, refusable: bool = False) -> tuple[int, int]:
@@ -474,6 +482,16 @@ class Graft:
             raise InvalidResult(f"{what} returned {ret}")
         self._finish(txn, t1, t2)
         return t1, t2
+
+    def _end_call(self) -> None:
+        """How every call that took the store ends (``finally``; ``invoke`` inlines it):
+        no allowance, a graft removed from inside the call freed, the store let go, the
+        queued events emitted."""
+        self._allowance = None
+        if self.state is not LIVE and self.instance is not None:
+            self._free()  # removed from inside this call: its store is free now
+        self._mutex.release()
+        self._flush()
 
     def _flush(self) -> None:
         """Emit the events queued while the store was held (logs, then hooks)."""
@@ -522,6 +540,8 @@ class Graft:
 
     def _unlink_removed(self, why: AbortRecord | None) -> None:
         self.state = REMOVED
+        if self._native is not None:
+            self._native.unlink()
         self.removal = why
         self._events.append((failures.REMOVE, why, None))
         self.registry._unlink(self)
@@ -530,6 +550,8 @@ class Graft:
         """Give back every charge and drop the store (idempotent)."""
         if self.instance is not None:  # the first time: no call of it is running any more
             self.registry._retire_stats(self)
+            if self._native is not None:
+                self._native.forget()  # keeps calling invoke, which redispatches
             # A removed graft the application still holds keeps none of its instance's
             # objects alive (_INSTANCE_OBJECTS: ctypes views, call arguments, functions).
             for attr in _INSTANCE_OBJECTS:

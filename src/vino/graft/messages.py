@@ -87,10 +87,7 @@ def send(g: Graft, data: bytes) -> int:
         g.stats.commits += 1
         return ret
     finally:
-        if _removed(g) and g.instance is not None:
-            g._free()  # removed from inside this call
-        g._mutex.release()
-        g._flush()
+        g._end_call()
 
 
 def _removed(g: Graft) -> bool:

@@ -276,7 +276,7 @@ class FunctionPoint(_PointBase[T, *Args], Generic[T, *Args, R]):
             g = table.get(GLOBAL)
             if g is None:
                 return self.default(*args)
-        return g.invoke(args)  # type: ignore[return-value]  # decode and default give R
+        return g.call(args)  # type: ignore[return-value]  # decode and default give R
 
     def redispatch(self, stale: Graft, args: tuple[*Args]) -> R:
         """Dispatch again for a graft that was no longer live when its call began."""
@@ -285,7 +285,7 @@ class FunctionPoint(_PointBase[T, *Args], Generic[T, *Args, R]):
             g = self.table.get(GLOBAL)
         if g is None or g is stale:
             return self.default(*args)
-        return g.invoke(args)  # type: ignore[return-value]  # decode and default give R
+        return g.call(args)  # type: ignore[return-value]  # decode and default give R
 
     def graft_for(self, target: object) -> Graft | None:
         return self.table.get(target) or self.table.get(GLOBAL)

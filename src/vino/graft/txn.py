@@ -110,12 +110,12 @@ def clear_current() -> Transaction | None:
 class Transaction:
     """One unit of undoable work; see the module docstring for the protocol.
 
-    The graft-specific fields (``graft``, ``start_ns``, ``budget_ns``, ``fault``)
+    The graft-specific fields (``graft``, ``args``, ``start_ns``, ``budget_ns``, ``fault``)
     are filled by the invocation wrapper; host-only transactions leave them
     empty.
     """
 
-    __slots__ = ("budget_ns", "cpu_call_ns", "cpu_start_ns", "deferred", "doom_detail",
+    __slots__ = ("args", "budget_ns", "cpu_call_ns", "cpu_start_ns", "deferred", "doom_detail",
                  "doom_reason", "fault", "graft", "locks", "parent", "start_ns", "state", "ts",
                  "undo", "undo_charges", "undo_errors", "undo_room", "wall_deadline_ns",
                  "wall_exempt_ns")
@@ -125,6 +125,9 @@ class Transaction:
         self.ts = ts if ts is not None else _LOCAL.ts  # the thread it runs on
         self.parent = parent
         self.graft = graft
+        # Invariant: the inputs of the graft's entry invocation this transaction runs, while
+        # it runs; None for every other call (an event, a message, install) and outside one.
+        self.args: tuple[object, ...] | None = None
         self.undo: list[Undo] | None = None  # created on first record (most calls record none)
         self.locks: list[HostLock] | None = None
         self.deferred: list[Undo] | None = None  # run once the top-level transaction commits

@@ -36,8 +36,12 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+#include <pythread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <time.h>
 
 #define VAL_RAW_BYTES 16 /* sizeof(wasmtime_val_raw_t) */
 #define MAX_PARAMS 8
@@ -49,6 +53,7 @@ typedef size_t (*memory_size_fn)(void *, void *);
 typedef void *(*define_fn)(void *, const char *, size_t, const char *, size_t, void *,
                            void *, void *, void (*)(void *));
 typedef void (*epoch_set_fn)(void *, void *, void *, void (*)(void *));
+typedef void (*set_deadline_fn)(void *, uint64_t);
 
 static struct {
     trap_new_fn trap_new;
@@ -56,6 +61,7 @@ static struct {
     memory_size_fn memory_size;
     define_fn define;
     epoch_set_fn epoch_set;
+    set_deadline_fn set_deadline;
     int ready;
 } W;
 
@@ -272,6 +278,834 @@ static void *epoch_callback(void *ctx, void *env, uint64_t *delta, uint8_t *kind
     return W.error_new(STOP_MSG);
 }
 
+static int check_ready(void);
+
+/* ------------------------------------------------------------------ Mutex */
+
+/* A graft's store lock: threading.Lock's interface (acquire(blocking, timeout), release,
+ * locked, with), over the same PyThread lock, so that Protected can try it from C. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    char locked; /* Invariant: 1 exactly while some thread holds lock (changed with the GIL) */
+} Mutex;
+
+static PyObject *mutex_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Mutex *m = (Mutex *)type->tp_alloc(type, 0);
+    if (m == NULL) return NULL;
+    m->lock = PyThread_allocate_lock();
+    if (m->lock == NULL) {
+        Py_DECREF(m);
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate a lock");
+        return NULL;
+    }
+    return (PyObject *)m;
+}
+
+static void mutex_dealloc(PyObject *self) {
+    Mutex *m = (Mutex *)self;
+    if (m->lock != NULL) {
+        if (m->locked) PyThread_release_lock(m->lock);
+        PyThread_free_lock(m->lock);
+    }
+    Py_TYPE(self)->tp_free(self);
+}
+
+static inline int mutex_try(Mutex *m) {
+    if (PyThread_acquire_lock_timed(m->lock, 0, 0) != PY_LOCK_ACQUIRED) return 0;
+    m->locked = 1;
+    return 1;
+}
+
+static inline void mutex_give(Mutex *m) {
+    m->locked = 0;
+    PyThread_release_lock(m->lock);
+}
+
+/* Wait (the GIL let go) up to timeout_us (-1: for ever); signals run their handlers. */
+static int mutex_wait(Mutex *m, long long timeout_us) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long long left = timeout_us;
+    for (;;) {
+        PyLockStatus r;
+        Py_BEGIN_ALLOW_THREADS
+        r = PyThread_acquire_lock_timed(m->lock, left, 1);
+        Py_END_ALLOW_THREADS
+        if (r == PY_LOCK_ACQUIRED) {
+            m->locked = 1;
+            return 1;
+        }
+        if (r == PY_LOCK_FAILURE) return 0;
+        if (Py_MakePendingCalls() < 0) return -1; /* interrupted: a handler raised */
+        if (timeout_us > 0) {
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            long long spent = (t.tv_sec - t0.tv_sec) * 1000000LL + (t.tv_nsec - t0.tv_nsec) / 1000;
+            left = timeout_us - spent;
+            if (left <= 0) return mutex_try(m);
+        }
+    }
+}
+
+static PyObject *mutex_acquire(PyObject *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"blocking", "timeout", NULL};
+    Mutex *m = (Mutex *)self;
+    int blocking = 1;
+    double timeout = -1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pd:acquire", names, &blocking, &timeout))
+        return NULL;
+    if (!blocking && timeout != -1.0) {
+        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+        return NULL;
+    }
+    if (timeout < 0 && timeout != -1.0) {
+        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+        return NULL;
+    }
+    if (mutex_try(m)) Py_RETURN_TRUE;
+    if (!blocking || timeout == 0) Py_RETURN_FALSE;
+    double us = timeout * 1e6;
+    if (us > (double)PY_TIMEOUT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return NULL;
+    }
+    int r = mutex_wait(m, timeout < 0 ? -1 : (long long)us);
+    if (r < 0) return NULL;
+    return PyBool_FromLong(r);
+}
+
+static PyObject *mutex_release(PyObject *self, PyObject *unused) {
+    Mutex *m = (Mutex *)self;
+    if (!m->locked) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    mutex_give(m);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mutex_locked(PyObject *self, PyObject *unused) {
+    return PyBool_FromLong(((Mutex *)self)->locked);
+}
+
+static PyObject *mutex_enter(PyObject *self, PyObject *unused) {
+    Mutex *m = (Mutex *)self;
+    if (mutex_try(m)) Py_RETURN_TRUE;
+    int r = mutex_wait(m, -1);
+    if (r < 0) return NULL;
+    return PyBool_FromLong(r);
+}
+
+static PyObject *mutex_exit(PyObject *self, PyObject *args) {
+    return mutex_release(self, NULL);
+}
+
+static PyMethodDef mutex_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))mutex_acquire, METH_VARARGS | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1) -> bool, as threading.Lock's"},
+    {"release", mutex_release, METH_NOARGS, "release(); RuntimeError if not held"},
+    {"locked", mutex_locked, METH_NOARGS, "locked() -> bool"},
+    {"__enter__", mutex_enter, METH_NOARGS, NULL},
+    {"__exit__", mutex_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MutexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_fastpath.Mutex",
+    .tp_basicsize = sizeof(Mutex),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = mutex_new,
+    .tp_dealloc = mutex_dealloc,
+    .tp_methods = mutex_methods,
+    .tp_doc = "Mutex(): a lock with threading.Lock's interface that Protected tries from C.",
+};
+
+/* ------------------------------------------------------------------ Protected */
+
+/* What every Protected shares (setup_protected): the thread-state holder, the constants
+ * of graft/invoke.py and graft/txn.py, the names it reads, and the slot offsets of the
+ * __slots__ classes it reads and writes without a Python call. */
+static struct {
+    PyObject *local;  /* txn._LOCAL; strong: its per-thread dicts live as long as threads */
+    PyObject *stage[3]; /* invoke._ENCODE, _GUEST, _DECODE */
+    PyObject *active, *committed; /* txn.ACTIVE, txn.COMMITTED */
+    long long sample_mask; /* stats.SAMPLE_MASK: the whole call is timed when commits & it is 0 */
+    PyTypeObject *graft_type, *txn_type, *ts_type, *stats_type, *usage_type;
+    /* Graft */
+    Py_ssize_t g_buffer, g_mem_charged, g_instance;
+    /* Transaction */
+    Py_ssize_t t_parent, t_ts, t_state, t_undo_room, t_start_ns, t_wall_deadline_ns,
+        t_undo, t_locks, t_deferred, t_doom_reason, t_args;
+    /* ThreadState */
+    Py_ssize_t s_txn, s_acting, s_hold;
+    /* Stats */
+    Py_ssize_t st_commits, st_graft_ns, st_sampled_ns, st_sampled_graft_ns, st_samples;
+    /* Usage */
+    Py_ssize_t u_undo_entries, u_cpu_ns;
+    PyObject *zero; /* the int 0 (one object in CPython: compared by identity) */
+    PyObject *clock_dict;  /* invoke's globals: its _perf_ns is the protected call's clock */
+    PyObject *perf_counter_ns; /* time.perf_counter_ns: then the clock is read here, in C */
+    PyObject *n_ts, *n_perf_ns, *n_encode, *n_decode, *n_invoke, *n_failed, *n_stopped, *n_account_memory,
+        *n_cpu_used_up, *n_check, *n_commit, *n_free, *n_flush;
+    int ready;
+} P;
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+enum { ENCODE, GUEST, DECODE };
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *graft, *point, *pdict, *txn, *stats, *usage, *events, *mutex;
+    PyObject *entry;   /* the RawFunc: keeps the value slots and the trap slot alive */
+    PyObject *counter; /* the ticker's count (a ctypes c_uint64): keeps *ticks alive */
+    call_fn fn;
+    void *ctx, *func, *vals, *trap, *mem;
+    size_t nvals;
+    volatile uint64_t *ticks;
+    uint64_t deadline_tick; /* *ticks when the store's deadline was last renewed */
+    long long cpu_total_ns, undo_quota;
+    int nparams, may_grow, dead;
+    int live; /* Invariant: 0 exactly when graft.state is not LIVE (Graft._unlink_removed) */
+    char wide[MAX_PARAMS];
+} Protected;
+
+static inline long long now_ns(void) {
+    struct timespec t; /* time.perf_counter_ns's clock on Linux */
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* The calling thread's ThreadState (borrowed). Cached per thread state: a thread's
+ * ThreadState is made once (txn._Local) and never rebound, and P.local keeps the
+ * per-thread dict holding it alive until that thread state is gone (a new one has a
+ * new id). */
+static __thread uint64_t ts_id;
+static __thread PyObject *ts_cached;
+
+static PyObject *thread_state(void) {
+    uint64_t id = PyThreadState_GetID(PyThreadState_Get());
+    if (ts_cached != NULL && ts_id == id) return ts_cached;
+    PyObject *ts = PyObject_GetAttr(P.local, P.n_ts);
+    if (ts == NULL) return NULL;
+    Py_DECREF(ts); /* borrowed: the thread's dict of P.local holds it */
+    ts_cached = ts;
+    ts_id = id;
+    return ts;
+}
+
+static inline void set_slot(PyObject *obj, Py_ssize_t off, PyObject *value) {
+    PyObject *old = SLOT(obj, off);
+    Py_INCREF(value);
+    SLOT(obj, off) = value;
+    Py_XDECREF(old);
+}
+
+/* Set an int slot; -1 with an exception if the int cannot be made. */
+static inline int set_int(PyObject *obj, Py_ssize_t off, long long v) {
+    PyObject *o = PyLong_FromLongLong(v);
+    if (o == NULL) return -1;
+    PyObject *old = SLOT(obj, off);
+    SLOT(obj, off) = o;
+    Py_XDECREF(old);
+    return 0;
+}
+
+/* Read an int slot; -1 with an exception if it is not an int. */
+static inline int get_int(PyObject *obj, Py_ssize_t off, long long *out) {
+    PyObject *o = SLOT(obj, off);
+    if (o == NULL || !PyLong_CheckExact(o)) {
+        PyErr_SetString(PyExc_TypeError, "Protected: an int field holds no int");
+        return -1;
+    }
+    *out = PyLong_AsLongLong(o);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* Set an int slot unless it holds that value already (no new int for an unchanged one). */
+static inline int set_changed(PyObject *obj, Py_ssize_t off, long long v) {
+    PyObject *o = SLOT(obj, off);
+    if (o != NULL && PyLong_CheckExact(o)) {
+        int overflow;
+        long long old = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (!overflow && old == v) return 0;
+    }
+    return set_int(obj, off, v);
+}
+
+static inline int add_int(PyObject *obj, Py_ssize_t off, long long d) {
+    long long v;
+    if (get_int(obj, off, &v) < 0) return -1;
+    return set_int(obj, off, v + d);
+}
+
+/* A slot of the graft (new reference), or NULL with an AttributeError if it is unset. */
+static PyObject *graft_slot(Protected *p, Py_ssize_t off, const char *name) {
+    PyObject *v = SLOT(p->graft, off);
+    if (v == NULL) {
+        PyErr_Format(PyExc_AttributeError, "Graft.%s is not set", name);
+        return NULL;
+    }
+    Py_INCREF(v);
+    return v;
+}
+
+/* The point's encode or decode (new reference): its instance dict first (a test may
+ * replace one there at any time), else the ordinary way. */
+static PyObject *point_field(Protected *p, PyObject *name) {
+    if (p->pdict != NULL) {
+        PyObject *v = PyDict_GetItemWithError(p->pdict, name);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+        if (PyErr_Occurred()) return NULL;
+    }
+    return PyObject_GetAttr(p->point, name);
+}
+
+/* The protected call's clock, in ns: time.perf_counter_ns's (CLOCK_MONOTONIC on Linux)
+ * read here, unless invoke._perf_ns was replaced (tests inject a clock): then that. */
+static int read_clock(PyObject *clock, long long *out) {
+    if (clock == NULL) {
+        *out = now_ns();
+        return 0;
+    }
+    PyObject *r = PyObject_CallNoArgs(clock);
+    if (r == NULL) return -1;
+    *out = PyLong_AsLongLong(r);
+    Py_DECREF(r);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *delegate(Protected *p, PyObject *args) {
+    return PyObject_CallMethodOneArg(p->graft, P.n_invoke, args);
+}
+
+/* graft._failed(txn, exc, stage, args) for the exception being raised, handled as in
+ * an `except Exception` clause (sys.exc_info() is it meanwhile); anything else (a
+ * KeyboardInterrupt) is left raised, as it passes such a clause. */
+static PyObject *failed(Protected *p, int stage, PyObject *args) {
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) PyException_SetTraceback(value, tb);
+    PyObject *st, *sv, *stb;
+    PyErr_GetExcInfo(&st, &sv, &stb);
+    Py_INCREF(type);
+    Py_INCREF(value);
+    Py_XINCREF(tb);
+    PyErr_SetExcInfo(type, value, tb);
+    PyObject *argv[5] = {p->graft, p->txn, value, P.stage[stage], args};
+    PyObject *r = PyObject_VectorcallMethod(P.n_failed, argv,
+                                            5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyErr_SetExcInfo(st, sv, stb);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return r;
+}
+
+/* The end of every call that took the store: txn.args = None; free a graft removed
+ * from inside it; let the store go; emit the queued events. As `finally:` in
+ * Graft.invoke, an exception raised here replaces the call's. */
+static PyObject *finish(Protected *p, PyObject *result) {
+    PyObject *type = NULL, *value = NULL, *tb = NULL;
+    if (result == NULL) PyErr_Fetch(&type, &value, &tb);
+    set_slot(p->txn, P.t_args, Py_None);
+    if (!p->live) {
+        PyObject *inst = SLOT(p->graft, P.g_instance);
+        if (inst != NULL && inst != Py_None) {
+            PyObject *r = PyObject_CallMethodNoArgs(p->graft, P.n_free);
+            if (r == NULL) goto replaced;
+            Py_DECREF(r);
+        }
+    }
+    mutex_give((Mutex *)p->mutex);
+    if (PyList_GET_SIZE(p->events)) {
+        PyObject *r = PyObject_CallMethodNoArgs(p->graft, P.n_flush);
+        if (r == NULL) goto replaced;
+        Py_DECREF(r);
+    }
+    if (result == NULL) PyErr_Restore(type, value, tb);
+    return result;
+replaced:
+    Py_XDECREF(result);
+    if (type != NULL) _PyErr_ChainExceptions(type, value, tb);
+    return NULL;
+}
+
+static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
+                                      PyObject *kwnames) {
+    Protected *p = (Protected *)self;
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Protected takes one argument: the call's arguments");
+        return NULL;
+    }
+    PyObject *args = argv[0];
+    if (p->dead || !PyTuple_CheckExact(args) || PyTuple_GET_SIZE(args) > MAX_PARAMS)
+        return delegate(p, args);
+    if (!mutex_try((Mutex *)p->mutex)) return delegate(p, args); /* busy: invoke decides */
+    /* The common case only: a live graft called by host code working for nobody in
+     * particular, outside any transaction and any shared-lock hold. Anything else is
+     * Graft.invoke's, from the start (nothing has changed yet). */
+    PyObject *ts;
+    if (!p->live || (ts = thread_state()) == NULL || Py_TYPE(ts) != P.ts_type
+        || SLOT(ts, P.s_txn) != Py_None || SLOT(ts, P.s_acting) != Py_None
+        || SLOT(ts, P.s_hold) != Py_None) {
+        mutex_give((Mutex *)p->mutex);
+        if (PyErr_Occurred()) return NULL;
+        return delegate(p, args);
+    }
+    PyObject *txn = p->txn, *result = NULL, *wasm_args = NULL, *buffer = NULL, *fn = NULL;
+    PyObject *clock = PyDict_GetItemWithError(P.clock_dict, P.n_perf_ns); /* borrowed */
+    if (clock == NULL && PyErr_Occurred()) {
+        mutex_give((Mutex *)p->mutex);
+        return NULL;
+    }
+    if (clock == P.perf_counter_ns) clock = NULL; /* the real one: read in C */
+    Py_XINCREF(clock);
+    int stage = GUEST, entered = 0;
+    long long undo_entries, commits, t0 = 0, t1, t2;
+    /* (graft._allowance is None: its own principal's call, and None outside any call) */
+    set_slot(txn, P.t_args, args);
+    if (get_int(p->usage, P.u_undo_entries, &undo_entries) < 0
+        || get_int(p->stats, P.st_commits, &commits) < 0) {
+        Py_XDECREF(clock);
+        return finish(p, NULL);
+    }
+    /* begin (Graft._begin, inlined as in Graft.invoke); txn.start_ns is set when the
+     * guest is entered, or to 0 on a failure before (nothing reads it in between) */
+    set_slot(txn, P.t_parent, Py_None);
+    set_slot(txn, P.t_ts, ts);
+    set_slot(txn, P.t_state, P.active);
+    if (set_changed(txn, P.t_undo_room, p->undo_quota - undo_entries) < 0) {
+        Py_XDECREF(clock);
+        return finish(p, NULL);
+    }
+    if (SLOT(txn, P.t_wall_deadline_ns) != P.zero) set_slot(txn, P.t_wall_deadline_ns, P.zero);
+    set_slot(ts, P.s_txn, txn);
+    int sample = !(commits & P.sample_mask);
+    if (sample && read_clock(clock, &t0) < 0) goto fail;
+    /* encode */
+    stage = ENCODE;
+    buffer = graft_slot(p, P.g_buffer, "buffer");
+    if (buffer == NULL || (fn = point_field(p, P.n_encode)) == NULL) goto fail;
+    {
+        PyObject *stack[1 + MAX_PARAMS];
+        Py_ssize_t n = PyTuple_GET_SIZE(args);
+        stack[0] = buffer;
+        for (Py_ssize_t i = 0; i < n; i++) stack[1 + i] = PyTuple_GET_ITEM(args, i);
+        wasm_args = PyObject_Vectorcall(fn, stack, (size_t)(1 + n), NULL);
+    }
+    Py_CLEAR(fn);
+    if (wasm_args == NULL) goto fail;
+    stage = GUEST;
+    {
+        int truth = PyObject_IsTrue(wasm_args);
+        if (truth < 0) goto fail;
+        if (truth) { /* the entry's arguments into its value slots (as RawFunc.call) */
+            PyObject *seq = PySequence_Fast(wasm_args, "the entry's arguments");
+            if (seq == NULL) goto fail;
+            Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *a = PySequence_Fast_ITEMS(seq)[i];
+                if (i >= p->nparams) {
+                    PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+                } else if (PyFloat_Check(a)) {
+                    PyErr_SetString(PyExc_TypeError, "int expected instead of float");
+                } else {
+                    unsigned long long v = PyLong_AsUnsignedLongLongMask(a);
+                    if (!(v == (unsigned long long)-1 && PyErr_Occurred())) {
+                        char *slot = (char *)p->vals + (size_t)i * VAL_RAW_BYTES;
+                        if (p->wide[i])
+                            *(int64_t *)slot = (int64_t)v;
+                        else
+                            *(int32_t *)slot = (int32_t)(uint32_t)v;
+                    }
+                }
+                if (PyErr_Occurred()) {
+                    Py_DECREF(seq);
+                    goto fail;
+                }
+            }
+            Py_DECREF(seq);
+        }
+    }
+    /* the call: the store's deadline renewed at most once a tick (Graft._renew_deadline) */
+    uint64_t tick = *p->ticks;
+    if (tick != p->deadline_tick) {
+        p->deadline_tick = tick;
+        W.set_deadline(p->ctx, 1);
+    }
+    if (read_clock(clock, &t1) < 0) goto fail;
+    if (set_int(txn, P.t_start_ns, t1) < 0) goto fail;
+    entered = 1;
+    PyThreadState *outer = released;
+    released = NULL;
+    void *err = p->fn(p->ctx, p->func, p->vals, p->nvals, p->trap);
+    if (released != NULL) PyEval_RestoreThread(released); /* it ran past a tick */
+    released = outer;
+    if (read_clock(clock, &t2) < 0) goto fail;
+    if (err != NULL || *(void **)p->trap != NULL) { /* stopped: aborts.failure says why */
+        PyObject *e = PyLong_FromVoidPtr(err);
+        PyObject *exc = NULL;
+        if (e != NULL) {
+            PyObject *a[3] = {p->graft, txn, e};
+            exc = PyObject_VectorcallMethod(P.n_stopped, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+            Py_DECREF(e);
+        }
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        goto fail;
+    }
+    if (p->may_grow) {
+        long long charged;
+        PyObject *mc = SLOT(p->graft, P.g_mem_charged);
+        if (mc == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "Graft.mem_charged is not set");
+            goto fail;
+        }
+        charged = PyLong_AsLongLong(mc);
+        if (charged == -1 && PyErr_Occurred()) goto fail;
+        if ((long long)W.memory_size(p->ctx, p->mem) != charged) {
+            PyObject *r = PyObject_CallMethodNoArgs(p->graft, P.n_account_memory);
+            if (r == NULL) goto fail;
+            Py_DECREF(r);
+        }
+    }
+    /* decode */
+    stage = DECODE;
+    if ((fn = point_field(p, P.n_decode)) == NULL) goto fail;
+    {
+        PyObject *ret = PyLong_FromLong(*(int32_t *)p->vals);
+        if (ret == NULL) goto fail;
+        PyObject *stack[2 + MAX_PARAMS];
+        Py_ssize_t n = PyTuple_GET_SIZE(args);
+        stack[0] = buffer;
+        stack[1] = ret;
+        for (Py_ssize_t i = 0; i < n; i++) stack[2 + i] = PyTuple_GET_ITEM(args, i);
+        result = PyObject_Vectorcall(fn, stack, (size_t)(2 + n), NULL);
+        Py_DECREF(ret);
+    }
+    Py_CLEAR(fn);
+    if (result == NULL) goto fail;
+    stage = GUEST;
+    if (SLOT(txn, P.t_doom_reason) != Py_None) { /* doomed: txn.check() raises */
+        PyObject *r = PyObject_CallMethodNoArgs(txn, P.n_check);
+        if (r == NULL) goto fail;
+        Py_DECREF(r);
+    }
+    /* its own principal's CPU (Graft._charge_cpu, no allowance: not hosted) */
+    {
+        long long cpu;
+        if (get_int(p->usage, P.u_cpu_ns, &cpu) < 0 || set_int(p->usage, P.u_cpu_ns,
+                                                                 cpu + (t2 - t1)) < 0)
+            goto fail;
+        if (cpu + (t2 - t1) > p->cpu_total_ns) {
+            PyObject *exc = PyObject_CallMethodNoArgs(p->graft, P.n_cpu_used_up);
+            if (exc != NULL) {
+                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+                Py_DECREF(exc);
+            }
+            goto fail;
+        }
+    }
+    /* commit: the common case here, anything recorded or held by Transaction.commit */
+    if (SLOT(txn, P.t_undo) == Py_None && SLOT(txn, P.t_locks) == Py_None
+        && SLOT(txn, P.t_deferred) == Py_None) {
+        set_slot(txn, P.t_state, P.committed);
+        set_slot(ts, P.s_txn, Py_None);
+    } else {
+        PyObject *r = PyObject_CallMethodNoArgs(txn, P.n_commit);
+        if (r == NULL) goto fail;
+        Py_DECREF(r);
+    }
+    Py_DECREF(wasm_args);
+    Py_DECREF(buffer);
+    long long t3 = 0;
+    if (add_int(p->stats, P.st_commits, 1) < 0 || add_int(p->stats, P.st_graft_ns, t2 - t1) < 0
+        || (sample && (read_clock(clock, &t3) < 0
+                       || add_int(p->stats, P.st_sampled_ns, t3 - t0) < 0
+                       || add_int(p->stats, P.st_sampled_graft_ns, t2 - t1) < 0
+                       || add_int(p->stats, P.st_samples, 1) < 0)))
+        Py_CLEAR(result);
+    Py_XDECREF(clock);
+    return finish(p, result);
+fail:
+    Py_XDECREF(clock);
+    Py_XDECREF(fn);
+    if (!entered) set_slot(txn, P.t_start_ns, P.zero); /* the guest was not entered */
+    Py_XDECREF(result);
+    Py_XDECREF(wasm_args);
+    Py_XDECREF(buffer);
+    return finish(p, failed(p, stage, args));
+}
+
+static int protected_traverse(PyObject *self, visitproc visit, void *arg) {
+    Protected *p = (Protected *)self;
+    Py_VISIT(p->graft);
+    Py_VISIT(p->point);
+    Py_VISIT(p->pdict);
+    Py_VISIT(p->txn);
+    Py_VISIT(p->stats);
+    Py_VISIT(p->usage);
+    Py_VISIT(p->events);
+    Py_VISIT(p->mutex);
+    Py_VISIT(p->entry);
+    Py_VISIT(p->counter);
+    return 0;
+}
+
+/* Drop what ties it to the instance; from then on every call is Graft.invoke's. */
+static void protected_forget(Protected *p) {
+    p->dead = 1;
+    Py_CLEAR(p->entry);
+    Py_CLEAR(p->counter);
+    p->fn = NULL;
+    p->ctx = p->func = p->vals = p->trap = p->mem = NULL;
+    p->ticks = NULL;
+}
+
+static int protected_clear(PyObject *self) {
+    Protected *p = (Protected *)self;
+    protected_forget(p);
+    Py_CLEAR(p->graft);
+    Py_CLEAR(p->point);
+    Py_CLEAR(p->pdict);
+    Py_CLEAR(p->txn);
+    Py_CLEAR(p->stats);
+    Py_CLEAR(p->usage);
+    Py_CLEAR(p->events);
+    Py_CLEAR(p->mutex);
+    return 0;
+}
+
+static void protected_dealloc(PyObject *self) {
+    PyObject_GC_UnTrack(self);
+    protected_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *protected_forget_method(PyObject *self, PyObject *unused) {
+    protected_forget((Protected *)self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *protected_unlink(PyObject *self, PyObject *unused) {
+    ((Protected *)self)->live = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *protected_get_dead(PyObject *self, void *closure) {
+    return PyBool_FromLong(((Protected *)self)->dead);
+}
+
+/* Protected(graft, point, txn, stats, usage, events, mutex, entry, rawcall, params,
+ *           counter, ticks, cpu_total_ns, undo_quota, may_grow, mem) */
+static int protected_init(PyObject *self, PyObject *args, PyObject *kw) {
+    Protected *p = (Protected *)self;
+    PyObject *graft, *point, *txn, *stats, *usage, *events, *mutex, *entry, *rawcall,
+        *counter;
+    const char *params;
+    unsigned long long ticks, mem;
+    long long cpu_total_ns, undo_quota;
+    int may_grow;
+    if (!P.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_vino_fastpath.setup_protected was not called");
+        return -1;
+    }
+    if (!check_ready()) return -1;
+    if (!PyArg_ParseTuple(args, "OOOOOO!O!OO!sOKLLpK", &graft, &point, &txn, &stats,
+                          &usage,
+                          &PyList_Type, &events, &MutexType, &mutex, &entry, &RawCallType,
+                          &rawcall, &params, &counter, &ticks, &cpu_total_ns, &undo_quota,
+                          &may_grow, &mem))
+        return -1;
+    if (Py_TYPE(graft) != P.graft_type || Py_TYPE(txn) != P.txn_type
+        || Py_TYPE(stats) != P.stats_type || Py_TYPE(usage) != P.usage_type) {
+        PyErr_SetString(PyExc_TypeError, "Protected: graft, txn, stats or usage of another type");
+        return -1;
+    }
+    size_t n = strlen(params);
+    if (n > MAX_PARAMS || !ticks || (may_grow && !mem)) {
+        PyErr_SetString(PyExc_ValueError, "Protected: bad parameters or a null pointer");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (params[i] != 'i' && params[i] != 'q') {
+            PyErr_SetString(PyExc_ValueError, "Protected: parameter letters are i or q");
+            return -1;
+        }
+        p->wide[i] = params[i] == 'q';
+    }
+    RawCall *rc = (RawCall *)rawcall;
+    protected_clear(self);
+    Py_INCREF(graft); p->graft = graft;
+    Py_INCREF(point); p->point = point;
+    p->pdict = PyObject_GenericGetDict(point, NULL);
+    if (p->pdict == NULL) PyErr_Clear(); /* no instance dict: its fields the ordinary way */
+    Py_INCREF(txn); p->txn = txn;
+    Py_INCREF(stats); p->stats = stats;
+    Py_INCREF(usage); p->usage = usage;
+    Py_INCREF(events); p->events = events;
+    Py_INCREF(mutex); p->mutex = mutex;
+    Py_INCREF(entry); p->entry = entry;
+    Py_INCREF(counter); p->counter = counter;
+    p->fn = rc->fn;
+    p->ctx = rc->ctx;
+    p->func = rc->func;
+    p->vals = rc->args;
+    p->nvals = rc->nargs;
+    p->trap = rc->trap;
+    p->mem = (void *)(uintptr_t)mem;
+    p->ticks = (volatile uint64_t *)(uintptr_t)ticks;
+    p->deadline_tick = (uint64_t)-1;
+    p->cpu_total_ns = cpu_total_ns;
+    p->undo_quota = undo_quota;
+    p->nparams = (int)n;
+    p->may_grow = may_grow;
+    p->dead = 0;
+    p->live = 1;
+    p->vectorcall = protected_vectorcall;
+    return 0;
+}
+
+static PyMethodDef protected_methods[] = {
+    {"forget", protected_forget_method, METH_NOARGS,
+     "forget(): drop what ties it to the instance; every later call is Graft.invoke's"},
+    {"unlink", protected_unlink, METH_NOARGS,
+     "unlink(): the graft is no longer live (a call running now still ends as invoke's)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef protected_getset[] = {
+    {"dead", protected_get_dead, NULL, "True once forget() was called", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ProtectedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_fastpath.Protected",
+    .tp_basicsize = sizeof(Protected),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Protected, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = PyType_GenericNew,
+    .tp_init = protected_init,
+    .tp_traverse = protected_traverse,
+    .tp_clear = protected_clear,
+    .tp_dealloc = protected_dealloc,
+    .tp_methods = protected_methods,
+    .tp_getset = protected_getset,
+    .tp_doc = "Protected(...)(args): one graft's protected call, its common case in C.",
+};
+
+/* The offset of a writable object slot `name` of `type` (a __slots__ member). */
+static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
+    PyObject *d = PyObject_GetAttrString((PyObject *)type, name);
+    if (d == NULL) return -1;
+    int ok = Py_IS_TYPE(d, &PyMemberDescr_Type);
+    if (ok) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        ok = m->type == T_OBJECT_EX && !(m->flags & READONLY);
+        *out = m->offset;
+    }
+    Py_DECREF(d);
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a writable __slots__ member",
+                     type->tp_name, name);
+        return -1;
+    }
+    return 0;
+}
+
+static int need_type(PyObject *o, PyTypeObject **out) {
+    if (!PyType_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "setup_protected: a class expected");
+        return -1;
+    }
+    *out = (PyTypeObject *)o;
+    return 0;
+}
+
+#define INTERN(field, text) if ((P.field = PyUnicode_InternFromString(text)) == NULL) return NULL
+
+/* setup_protected(local, clock_dict, perf_counter_ns, encode, guest, decode, active,
+ *                 committed, sample_mask, Graft, Transaction, ThreadState, Stats, Usage):
+ * once, before the first Protected. */
+static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
+    PyObject *local, *cdict, *pcn, *enc, *guest, *dec, *active, *committed, *gt, *tt, *st,
+        *sst, *ut;
+    long long mask;
+    if (!PyArg_ParseTuple(args, "OO!OOOOOOLOOOOO", &local, &PyDict_Type, &cdict, &pcn, &enc,
+                          &guest, &dec, &active, &committed, &mask, &gt, &tt, &st, &sst, &ut))
+        return NULL;
+    if (P.ready) Py_RETURN_NONE;
+    if (need_type(gt, &P.graft_type) < 0 || need_type(tt, &P.txn_type) < 0 || need_type(st, &P.ts_type) < 0
+        || need_type(sst, &P.stats_type) < 0 || need_type(ut, &P.usage_type) < 0)
+        return NULL;
+    if (slot_offset(P.graft_type, "buffer", &P.g_buffer) < 0
+        || slot_offset(P.graft_type, "mem_charged", &P.g_mem_charged) < 0
+        || slot_offset(P.graft_type, "instance", &P.g_instance) < 0
+        || slot_offset(P.txn_type, "parent", &P.t_parent) < 0
+        || slot_offset(P.txn_type, "ts", &P.t_ts) < 0
+        || slot_offset(P.txn_type, "state", &P.t_state) < 0
+        || slot_offset(P.txn_type, "undo_room", &P.t_undo_room) < 0
+        || slot_offset(P.txn_type, "start_ns", &P.t_start_ns) < 0
+        || slot_offset(P.txn_type, "wall_deadline_ns", &P.t_wall_deadline_ns) < 0
+        || slot_offset(P.txn_type, "undo", &P.t_undo) < 0
+        || slot_offset(P.txn_type, "locks", &P.t_locks) < 0
+        || slot_offset(P.txn_type, "deferred", &P.t_deferred) < 0
+        || slot_offset(P.txn_type, "doom_reason", &P.t_doom_reason) < 0
+        || slot_offset(P.txn_type, "args", &P.t_args) < 0
+        || slot_offset(P.ts_type, "txn", &P.s_txn) < 0
+        || slot_offset(P.ts_type, "acting", &P.s_acting) < 0
+        || slot_offset(P.ts_type, "hold", &P.s_hold) < 0
+        || slot_offset(P.stats_type, "commits", &P.st_commits) < 0
+        || slot_offset(P.stats_type, "graft_ns", &P.st_graft_ns) < 0
+        || slot_offset(P.stats_type, "sampled_ns", &P.st_sampled_ns) < 0
+        || slot_offset(P.stats_type, "sampled_graft_ns", &P.st_sampled_graft_ns) < 0
+        || slot_offset(P.stats_type, "samples", &P.st_samples) < 0
+        || slot_offset(P.usage_type, "undo_entries", &P.u_undo_entries) < 0
+        || slot_offset(P.usage_type, "cpu_ns", &P.u_cpu_ns) < 0)
+        return NULL;
+    INTERN(n_ts, "ts");
+    INTERN(n_perf_ns, "_perf_ns");
+    INTERN(n_encode, "encode");
+    INTERN(n_decode, "decode");
+    INTERN(n_invoke, "invoke");
+    INTERN(n_failed, "_failed");
+    INTERN(n_stopped, "_stopped");
+    INTERN(n_account_memory, "_account_memory");
+    INTERN(n_cpu_used_up, "_cpu_used_up");
+    INTERN(n_check, "check");
+    INTERN(n_commit, "commit");
+    INTERN(n_free, "_free");
+    INTERN(n_flush, "_flush");
+    if ((P.zero = PyLong_FromLong(0)) == NULL) return NULL;
+    PyObject *keep[] = {local, cdict, pcn, enc, guest, dec, active, committed, gt, tt, st,
+                        sst, ut};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) Py_INCREF(keep[i]);
+    P.local = local;
+    P.clock_dict = cdict;
+    P.perf_counter_ns = pcn;
+    P.stage[ENCODE] = enc;
+    P.stage[GUEST] = guest;
+    P.stage[DECODE] = dec;
+    P.active = active;
+    P.committed = committed;
+    P.sample_mask = mask;
+    P.ready = 1;
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------ module functions */
 
 static int parse_ptr(PyObject *o, void **out) {
@@ -282,15 +1116,16 @@ static int parse_ptr(PyObject *o, void **out) {
 }
 
 static PyObject *fp_init(PyObject *mod, PyObject *args) {
-    unsigned long long trap_new, error_new, memory_size, define, epoch_set;
-    if (!PyArg_ParseTuple(args, "KKKKK", &trap_new, &error_new, &memory_size, &define,
-                          &epoch_set))
+    unsigned long long trap_new, error_new, memory_size, define, epoch_set, set_deadline;
+    if (!PyArg_ParseTuple(args, "KKKKKK", &trap_new, &error_new, &memory_size, &define,
+                          &epoch_set, &set_deadline))
         return NULL;
     W.trap_new = (trap_new_fn)(uintptr_t)trap_new;
     W.error_new = (error_new_fn)(uintptr_t)error_new;
     W.memory_size = (memory_size_fn)(uintptr_t)memory_size;
     W.define = (define_fn)(uintptr_t)define;
     W.epoch_set = (epoch_set_fn)(uintptr_t)epoch_set;
+    W.set_deadline = (set_deadline_fn)(uintptr_t)set_deadline;
     W.ready = 1;
     Py_RETURN_NONE;
 }
@@ -339,14 +1174,18 @@ static PyObject *fp_set_epoch_callback(PyObject *mod, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"init", fp_init, METH_VARARGS,
-     "init(trap_new, error_new, memory_size, define, epoch_set): wasmtime's entry points "
-     "(addresses)."},
+     "init(trap_new, error_new, memory_size, define, epoch_set, set_deadline): wasmtime's "
+     "entry points (addresses)."},
     {"memory_size", (PyCFunction)(void (*)(void))fp_memory_size, METH_FASTCALL,
      "memory_size(ctx, memory) -> bytes"},
     {"define_host", fp_define_host, METH_VARARGS,
      "define_host(linker, module, name, functype, host) -> error pointer"},
     {"set_epoch_callback", fp_set_epoch_callback, METH_VARARGS,
      "set_epoch_callback(store, host)"},
+    {"setup_protected", fp_setup_protected, METH_VARARGS,
+     "setup_protected(local, clock_dict, perf_counter_ns, encode, guest, decode, active, "
+     "committed, sample_mask, Graft, Transaction, ThreadState, Stats, Usage): what every "
+     "Protected shares, once"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -356,13 +1195,19 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__vino_fastpath(void) {
-    if (PyType_Ready(&RawCallType) < 0 || PyType_Ready(&HostType) < 0) return NULL;
+    if (PyType_Ready(&RawCallType) < 0 || PyType_Ready(&HostType) < 0
+        || PyType_Ready(&MutexType) < 0 || PyType_Ready(&ProtectedType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&RawCallType);
     Py_INCREF(&HostType);
+    Py_INCREF(&MutexType);
+    Py_INCREF(&ProtectedType);
     if (PyModule_AddObject(m, "RawCall", (PyObject *)&RawCallType) < 0 ||
-        PyModule_AddObject(m, "Host", (PyObject *)&HostType) < 0) {
+        PyModule_AddObject(m, "Host", (PyObject *)&HostType) < 0 ||
+        PyModule_AddObject(m, "Mutex", (PyObject *)&MutexType) < 0 ||
+        PyModule_AddObject(m, "Protected", (PyObject *)&ProtectedType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

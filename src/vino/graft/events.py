@@ -1,0 +1,75 @@
+"""Events: an ``EventPoint`` delivers each one to its handlers, ``deliver`` runs one.
+
+A handler (a graft installed at an event point) runs like any protected call
+(``invoke.py``) -- its store held, in a transaction of its own, its CPU and a held
+shared lock's wall time accounted -- but answers nothing: a negative answer aborts
+it (``InvalidResult``), and a handler that fails, is busy, or whose payer's
+allowance or share of others' waits is spent just misses the event; the others still
+run. Every call is timed (``Stats.samples``): events are rarer than function calls.
+
+Invariant: a handler runs in ``Context.EVENT`` and only while the graft is live.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Final
+
+from vino.graft import aborts
+from vino.graft.aborts import is_host_fault
+from vino.graft.point import HOST_FAULTS_DEFAULT, Context
+from vino.graft.txn import _LOCAL
+
+if TYPE_CHECKING:
+    from vino.graft.invoke import Graft
+
+# Where a handler's call is, for telling host faults from graft faults.
+_ENCODE: Final = "encode"
+_GUEST: Final = "graft-callable"
+
+
+def deliver(g: Graft, args: tuple[object, ...]) -> bool:
+    """Run ``g``, one handler of an event point, on ``args``; True if it committed."""
+    point = g.point
+    if not g._mutex.acquire(False) and not g._enter():
+        g.stats.busy += 1  # an event handler that is busy misses this event
+        return False
+    try:
+        if not g.live:
+            return False
+        ts = _LOCAL.ts
+        parent = ts.txn
+        if parent is not None and aborts.too_deep(g, parent):
+            return False
+        if not g._pay(ts.acting, parent):
+            return False  # the payer's allowance is spent: the handler misses it
+        if ts.hold is not None and not g._may_hold(ts.hold):
+            return False  # its share of others' waits is spent: it misses it
+        txn = g._begin()
+        t0 = txn.start_ns
+        g.context = Context.EVENT
+        stage = _ENCODE
+        try:
+            wasm_args = point.encode(g.buffer, *args)
+            stage = _GUEST
+            t1, t2 = g._call_handler(txn, g.entry, wasm_args, "handler")
+        except Exception as exc:
+            if stage is _ENCODE or is_host_fault(exc):
+                aborts.host_fault(g, txn, exc, f"{point.name} encode" if stage is _ENCODE
+                                 else "graft-callable")
+                if point.host_faults == HOST_FAULTS_DEFAULT:
+                    return False
+                raise
+            aborts.abort(g, txn, exc)
+            return False
+        finally:
+            g.context = None
+        st = g.stats
+        st.commits += 1
+        st.graft_ns += t2 - t1
+        st.samples += 1
+        st.sampled_ns += time.perf_counter_ns() - t0
+        st.sampled_graft_ns += t2 - t1
+        return True
+    finally:
+        g._end_call()
