@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from vino.bench import policies
+from vino.bench import peers, policies
 from vino.bench import setups as bench_setups
 
 from .bench_world import booted_setups
@@ -39,3 +39,23 @@ def test_stride_policy_learns_a_backward_scan_once_per_window() -> None:
 def test_each_setup_checks_graft_and_policy_agree(setups: dict[str, bench_setups.Setup]) -> None:
     for s in setups.values():
         assert s.python(*s.args()) == s.expected
+
+
+def test_the_pluggy_slot_keeps_the_policy_slots_contract(
+        setups: dict[str, bench_setups.Setup]) -> None:
+    """The goals compare the kernel's policy slot with a pluggy hook in the same slot: both
+    give the same answer from the same arguments, and the filter's slot, like the kernel's,
+    transforms the block in place."""
+    pm = peers.plugin_manager(setups)
+    for key, s in setups.items():
+        slot = peers.pluggy_slot(pm, key)
+        args = s.hook_args()
+        if key != "encrypt":
+            assert slot(*args) == s.hook(*args) == s.expected
+            continue
+        inode, offset, plaintext, direction = s.args()
+        before = bytes(plaintext)
+        mine, theirs = bytearray(before), bytearray(before)
+        s.hook(inode, offset, mine, direction)
+        assert slot(inode, offset, theirs, direction) is None
+        assert mine == theirs == s.expected != before

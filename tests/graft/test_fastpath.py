@@ -47,7 +47,7 @@ CALLER = """(module
 class _Guest:
     """CALLER instantiated with host functions defined one way (ctypes or native)."""
 
-    def __init__(self, way: Any, f: Callable[..., Any], g: Callable[[], None],
+    def __init__(self, way: Any, f: Callable[..., Any], g: Callable[..., None],
                  decide: Callable[[], bool] = lambda: True) -> None:
         cfg = wasmtime.Config()
         cfg.epoch_interruption = True

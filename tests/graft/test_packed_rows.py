@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from vino.errors import InvalidDeclaration
-from vino.graft.layout import PackedRows
+from vino.graft.layout import U32, Field, Layout, PackedRows, Struct
 from vino.kernel import layouts
 from vino.kernel.cache import PageInfo
 from vino.kernel.sched import ThreadInfo
@@ -146,9 +146,28 @@ def test_more_rows_than_the_array_holds_are_refused_before_anything_is_written()
     assert buf == bytearray(len(buf))
 
 
-def test_only_an_array_counted_by_its_header_alone_can_be_kept_packed() -> None:
+def test_only_an_array_of_rows_counted_by_a_header_scalar_can_be_kept_packed() -> None:
     with pytest.raises(InvalidDeclaration, match="counted rows"):
         PackedRows(layouts.READAHEAD, "hist", lambda v: (v,))
+    with pytest.raises(InvalidDeclaration, match="header values"):
+        PackedRows(layouts.EVICT, "cand", _page, head=(1,))
+
+
+def test_header_constants_are_packed_beside_the_count() -> None:
+    """A header with scalars besides the count (here: a layout whose pad became a field)."""
+    lay = Layout(point="t.rows", entry="t", buffer_size=8 + 24 * 4, fields=Struct("t_buf", (
+        Field("max_more", U32, 0), Field("n", U32, 4),
+        Field("cand", layouts.EVICT_CAND, 8, count=4, valid="n"))))
+    rows: PackedRows[PageInfo] = PackedRows(lay, "cand", _page, head=(31,))
+    buf = bytearray(lay.buffer_size)
+    for given in (_sample_rows(3), _sample_rows(4)[1:], []):
+        rows.write(memoryview(buf), given)
+        want = bytearray(lay.buffer_size)
+        flat = [31, len(given)]
+        for c in given:
+            flat.extend(_page(c))
+        lay.rows("cand", len(given)).pack_into(want, 0, *flat)
+        assert buf[:rows.size(len(given))] == want[:rows.size(len(given))]
 
 
 def test_a_second_thread_writing_the_same_rows_meanwhile_gets_a_fresh_encode() -> None:

@@ -3,9 +3,15 @@
 Every row of the goals table gets today's figure, its goal and whether it is met:
 
 - **protected call ÷ pluggy hook**, per sample graft (read-ahead, eviction,
-  scheduling, encryption): the subsystem's method with the sample graft
-  installed (``Setup.hook``, the table's Total) against the same policy as a
-  pluggy hook (``peers.pluggy_hook``), on the same inputs;
+  scheduling, encryption): the subsystem's policy slot with the sample graft
+  installed (``Setup.hook``, the table's Total) against the same slot holding a
+  pluggy hook (``peers.pluggy_slot``) whose implementation is the sample's
+  Python twin (``vino.bench.policies``: the same decisions from the same inputs),
+  called by keyword, with the same arguments (``Setup.hook_args``). Both write
+  the filter's answer back into the block. The encryption hook's ChaCha20 is the
+  ``cryptography`` package's (OpenSSL, vectorised C); the graft's is scalar Wasm
+  (the sandbox turns SIMD off), so that row compares a native cipher with a
+  sandboxed one, not the same code;
 - **protected null graft**, µs, and its ratio to the **raw call** (the fast
   path's bare call of the same export, no protection);
 - **one graft-callable call** (guest to host and back): a graft making
@@ -208,11 +214,11 @@ def run(settings: Settings = FULL, progress: Progress | None = None,
             pm = peers.plugin_manager(booted)
             cs = m.contenders()
             for k, s in booted.items():
-                hook = peers.pluggy_hook(pm, k)
-                if hook(*s.args()) != s.expected:
+                if peers.pluggy_hook(pm, k)(*s.args()) != s.expected:
                     raise AssertionError(f"{k}: the pluggy hook answered differently")
                 cs += [Contender(f"{k}/total", plain(s.hook, *s.hook_args())),
-                       Contender(f"{k}/pluggy", plain(hook, *s.args())),
+                       Contender(f"{k}/pluggy", plain(peers.pluggy_slot(pm, k),
+                                                      *s.hook_args())),
                        Contender(f"{k}/sparse", spaced(s.hook, s.hook_args(), SPARSE_GAP_NS),
                                  min_calls=1)]
             if progress is not None:

@@ -3,8 +3,11 @@
 For each ``Setup`` (vino.bench.setups) this builds callables that take the
 point's arguments and return the policy's answer:
 
-- ``pluggy_hook(setup)``: the Python policy as a pluggy hook implementation,
-  called through ``PluginManager.hook`` (``firstresult``), with no protection;
+- ``pluggy_hook(pm, key)``: the Python policy as a pluggy hook implementation,
+  called through ``PluginManager.hook`` (``firstresult``) by keyword, with no
+  protection; ``pluggy_slot(pm, key)``: the same hook under the subsystem's
+  policy-slot contract (the filter's block transformed in place), the peer the
+  kernel's slot with its graft point is measured against (``vino bench goals``);
 - ``PublicWasm``: the *same Wasm graft* instantiated and called with wasmtime's
   public API only -- ``Func.__call__`` and ``Memory.write`` / ``Memory.read``
   for the buffer -- using the point's own encoder and validator, but no
@@ -71,34 +74,35 @@ class _Spec:
 
 
 class _Plugin:
-    """Implements each hook with the matching Python policy of a set of setups."""
+    """Implements each hook with the matching Python policy of a set of setups (each bound
+    once, so a hook call costs pluggy's dispatch and the policy, nothing of ours)."""
 
     def __init__(self, policies: dict[str, Callable[..., Any]]) -> None:
-        self._p = policies
+        none: Callable[..., Any] = _missing
+        self._readahead: Callable[..., Any] = policies.get("readahead", none)
+        self._evict: Callable[..., Any] = policies.get("evict", none)
+        self._sched: Callable[..., Any] = policies.get("sched", none)
+        self._encrypt: Callable[..., Any] = policies.get("encrypt", none)
 
     @_hookimpl
     def vino_readahead(self, of: Any, block: int) -> Any:
-        return self._p["readahead"](of, block)
+        return self._readahead(of, block)
 
     @_hookimpl
     def vino_evict(self, aspace: Any, cands: Any) -> Any:
-        return self._p["evict"](aspace, cands)
+        return self._evict(aspace, cands)
 
     @_hookimpl
     def vino_pick(self, group: Any, rows: Any) -> Any:
-        return self._p["sched"](group, rows)
+        return self._sched(group, rows)
 
     @_hookimpl
     def vino_filter(self, inode: Any, offset: int, data: bytes, direction: int) -> Any:
-        return self._p["encrypt"](inode, offset, data, direction)
+        return self._encrypt(inode, offset, data, direction)
 
 
-_KEYWORDS: Final = {
-    "readahead": ("vino_readahead", ("of", "block")),
-    "evict": ("vino_evict", ("aspace", "cands")),
-    "sched": ("vino_pick", ("group", "rows")),
-    "encrypt": ("vino_filter", ("inode", "offset", "data", "direction")),
-}
+def _missing(*args: Any) -> Any:
+    raise LookupError("no set-up was given for this hook")
 
 
 def plugin_manager(setups: dict[str, Setup]) -> pluggy.PluginManager:
@@ -109,19 +113,39 @@ def plugin_manager(setups: dict[str, Setup]) -> pluggy.PluginManager:
 
 
 def pluggy_hook(pm: pluggy.PluginManager, key: str) -> Callable[..., Any]:
-    """A callable taking the point's arguments positionally and calling the hook by keyword."""
-    name, kws = _KEYWORDS[key]
-    hook = getattr(pm.hook, name)
-    if len(kws) == 2:
-        k0, k1 = kws
+    """A callable taking the point's arguments positionally and calling the hook by keyword,
+    spelled out as a pluggy user writes the call (no mapping of names at run time)."""
+    h = pm.hook
+    if key == "readahead":
+        ra = h.vino_readahead
+        return lambda of, block: ra(of=of, block=block)
+    if key == "evict":
+        ev = h.vino_evict
+        return lambda aspace, cands: ev(aspace=aspace, cands=cands)
+    if key == "sched":
+        pick = h.vino_pick
+        return lambda group, rows: pick(group=group, rows=rows)
+    if key == "encrypt":
+        filt = h.vino_filter
+        return lambda inode, offset, data, direction: filt(
+            inode=inode, offset=offset, data=data, direction=direction)
+    raise KeyError(key)
 
-        def call2(a: Any, b: Any) -> Any:
-            return hook(**{k0: a, k1: b})
-        return call2
 
-    def call(*args: Any) -> Any:
-        return hook(**dict(zip(kws, args, strict=True)))
-    return call
+def pluggy_slot(pm: pluggy.PluginManager, key: str) -> Callable[..., Any]:
+    """The pluggy hook as the subsystem's policy slot would hold it, called with the slot's
+    arguments (``Setup.hook_args``) under the slot's contract -- what the kernel's graft
+    point is measured against. Read-ahead, eviction and scheduling slots return the hook's
+    answer; the filter slot (``fs.filter_policy``) transforms the block in place, so this
+    one writes the hook's answer back into it, as the kernel's point does."""
+    call = pluggy_hook(pm, key)
+    if key != "encrypt":
+        return call
+
+    def apply(inode: Any, offset: int, data: bytearray, direction: int) -> None:
+        data[:] = call(inode, offset, data, direction)
+
+    return apply
 
 
 class PublicWasm:
@@ -200,6 +224,7 @@ class _Duplex:
 def _worker_main(conn: _Duplex, grafts: list[_WorkerSpec]) -> None:
     """The worker process: one plain store per graft, called through the raw fast path."""
     from vino.graft import fastcall  # imported here: the worker is a fresh interpreter
+    from vino.graft.memory import MemoryView
 
     engine = wasmtime.Engine()
     slots = []
@@ -217,7 +242,7 @@ def _worker_main(conn: _Duplex, grafts: list[_WorkerSpec]) -> None:
             mem.write(store, message, off)
             msg(store, len(message))
         raw = fastcall.RawFunc(store, fn, ("i32",) * nparams, ("i32",))
-        view = fastcall.MemoryView(store, mem)
+        view = MemoryView(store, mem)
         slots.append((store, inst, raw, view, off, nparams, out))
     conn.send_bytes(b"ready")
     hdr = _REQ.size

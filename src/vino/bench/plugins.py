@@ -21,6 +21,7 @@ where the system offers no limit) is not run, and the table says so.
 from __future__ import annotations
 
 import platform
+import struct
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -30,6 +31,7 @@ import wasmtime
 from vino.bench.timing import Contender, interleave, plain, ratio, spread
 from vino.report import markdown_table
 
+_PRICE_QTY: Final = struct.Struct("<II")  # the discount buffer: price, qty (u32 each)
 RUNAWAY_BUDGET_S: Final = 0.05  # CPU budget per call given to the runaway-loop probes
 EXTISM_TIMEOUT_MS: Final = 50  # Extism's own per-call time-out for the same probe
 
@@ -85,7 +87,7 @@ class VinoShop:
             return 0
 
         def encode(buf: Any, price: int, qty: int) -> tuple[int, ...]:
-            buf[0:8] = price.to_bytes(4, "little") + qty.to_bytes(4, "little")
+            _PRICE_QTY.pack_into(buf, 0, price, qty)
             return ()
 
         def decode(buf: Any, ret: int, price: int, qty: int) -> int:

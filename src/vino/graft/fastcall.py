@@ -22,7 +22,7 @@ Contract:
 - Stores, instances and epoch callbacks: ``store.py``, through ``c_function``.
 - Inlining callers (the protected call's hot path) use the public C entry points
   ``set_deadline(ctx, ticks)`` and ``memory_data_size(ctx, memory)`` with the
-  addresses ``RawFunc.context()`` and ``MemoryView.size_args()`` give.
+  addresses ``RawFunc.context()`` and ``MemoryView.size_args()`` (memory.py) give.
 
 ``check_internals()`` asserts every private name and layout this module relies
 on; ``tests/graft/test_fastcall.py`` calls it so a change in the pinned package
@@ -37,11 +37,14 @@ import struct
 from collections.abc import Callable, Sequence
 from ctypes import c_size_t, c_uint64, c_void_p
 from types import ModuleType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import wasmtime
 
-from vino.errors import EngineMismatch, InvalidDeclaration, WildPointer
+if TYPE_CHECKING:  # typeshed's ctypes value, and function object (untyped: typed where made)
+    from _ctypes import CFuncPtr, _CData
+
+from vino.errors import EngineMismatch, InvalidDeclaration
 
 # The package's private ctypes bindings (only this module uses them): a module without
 # types, so what it holds is checked by check_internals(), not by mypy.
@@ -72,6 +75,7 @@ _MAX_VALS: Final = 8
 
 
 OnFault = Callable[[BaseException], None]  # gets what a host function or callback raised
+CArg = c_void_p | c_size_t  # an argument of the raw call: a ctypes object made once
 
 
 # C functions used here, with the arity this module calls them with.
@@ -153,12 +157,13 @@ def native_entry_points() -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------- calls
 
-def _address(obj: Any) -> int:
+def _address(obj: _CData) -> int:
     return ctypes.cast(obj, c_void_p).value or 0
 
 
-def _cfn(name: str, restype: Any, *argtypes: Any, blocking: bool = True) -> Any:
-    """A private function object for ``name`` taking plain ints.
+def _cfn(name: str, restype: type[_CData] | None, *argtypes: type[_CData],
+         blocking: bool = True) -> CFuncPtr:
+    """A private function object for ``name`` taking plain ints; its caller types it.
 
     ``blocking`` functions (those that run guest code) release the GIL so the
     epoch ticker keeps ticking; the short bookkeeping ones keep it, which is
@@ -178,19 +183,23 @@ _call_unchecked.argtypes = None
 
 
 class RawCall(Protocol):
-    """The raw call's (and the stack guard's) C signature: ``RawFunc.call_args()`` in."""
+    """The raw call, ``call_fn()(*call_args())``: an error pointer back (None or 0: none).
+    wasmtime's and the stack guard's take the five ctypes objects of ``call_args()``; the
+    native fast path's holds them itself and takes none (``call_args()`` is empty)."""
 
-    def __call__(self, ctx: c_void_p, func: c_void_p, args: c_void_p, nargs: c_size_t,
-                 trap: c_void_p, /) -> int | None: ...
+    def __call__(self, *cargs: CArg) -> int | None: ...
 
 
 def raw_call_address() -> int:
     """``wasmtime_func_call_unchecked``'s address, for the native stack guard to call."""
     return _address(raw.dll.wasmtime_func_call_unchecked)
 
-_trap_code = _cfn("wasmtime_trap_code", ctypes.c_bool, c_void_p, c_void_p, blocking=False)
-_trap_delete = _cfn("wasm_trap_delete", None, c_void_p, blocking=False)
-_error_delete = _cfn("wasmtime_error_delete", None, c_void_p, blocking=False)
+_trap_code: Final[Callable[[int, int], bool]] = _cfn(
+    "wasmtime_trap_code", ctypes.c_bool, c_void_p, c_void_p, blocking=False)
+_trap_delete: Final[Callable[[int], None]] = _cfn(
+    "wasm_trap_delete", None, c_void_p, blocking=False)
+_error_delete: Final[Callable[[int], None]] = _cfn(
+    "wasmtime_error_delete", None, c_void_p, blocking=False)
 
 
 def _text(read: Callable[[object, object], None], ptr: int, kind: type[ctypes.Structure]
@@ -213,14 +222,15 @@ def trap_message(trap: int) -> str:
 
 
 # Public for callers that inline them: ``set_deadline(ctx, ticks)`` moves a store's epoch
-# deadline ``ticks`` ticks past the engine's epoch; ``memory_data_size(ctx, memory)`` is a
-# linear memory's size in bytes. Arguments: the addresses from ``RawFunc.context()``
-# and ``MemoryView.size_args()``.
-set_deadline: Final = _cfn("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64,
-                           blocking=False)
-_memory_data = _cfn("wasmtime_memory_data", c_void_p, c_void_p, c_void_p, blocking=False)
-memory_data_size: Final = _cfn("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p,
-                               blocking=False)
+# deadline ``ticks`` ticks past the engine's epoch; ``memory_data(ctx, memory)`` is a linear
+# memory's base address, ``memory_data_size(ctx, memory)`` its size in bytes. Arguments:
+# the addresses from ``RawFunc.context()`` and ``memory_of`` (``MemoryView.size_args()``).
+set_deadline: Final[Callable[[int, int], None]] = _cfn(
+    "wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64, blocking=False)
+memory_data: Final[Callable[[int, int], int | None]] = _cfn(
+    "wasmtime_memory_data", c_void_p, c_void_p, c_void_p, blocking=False)
+memory_data_size: Final[Callable[[int, int], int]] = _cfn(
+    "wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, blocking=False)
 
 
 class RawFunc:
@@ -239,8 +249,8 @@ class RawFunc:
                  "message", "trap_code")
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func,
-                 params: Sequence[str], results: Sequence[str], guarded: RawCall | None = None,
-                 native: ModuleType | None = None) -> None:
+                 params: Sequence[str], results: Sequence[str],
+                 guarded: CFuncPtr | None = None, native: ModuleType | None = None) -> None:
         """``guarded``: the stack guard's call (``stack.StackGuard.call``, same arguments
         as the raw call), which refuses (``NO_STACK``) without enough native stack;
         None: the raw call, unguarded. ``native``: the fast path (``fastpath.native()``),
@@ -251,7 +261,7 @@ class RawFunc:
 
     @classmethod
     def at(cls, ctx: int, funcp: int, keep: object, params: Sequence[str],
-           results: Sequence[str], guarded: RawCall | None = None,
+           results: Sequence[str], guarded: CFuncPtr | None = None,
            native: ModuleType | None = None) -> RawFunc:
         """The function whose ``wasmtime_func_t`` is at ``funcp`` (copied) in the store of
         context ``ctx``; ``keep`` keeps the store alive. Else as ``__init__``."""
@@ -260,7 +270,7 @@ class RawFunc:
         return f
 
     def _bind(self, ctx: int, funcp: int, keep: object, params: Sequence[str],
-              results: Sequence[str], guarded: RawCall | None,
+              results: Sequence[str], guarded: CFuncPtr | None,
               native: ModuleType | None) -> None:
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
@@ -275,10 +285,11 @@ class RawFunc:
         self._wide = tuple(p == I64 for p in params)
         self._ctx = ctx
         self._func = keep  # keeps the store (and so the function) alive
-        self._call = guarded if guarded is not None else _call_unchecked
+        self._call: RawCall = guarded if guarded is not None else _call_unchecked
         if native is not None:  # the same C function, called from C with the same arguments
-            self._call = native.RawCall(_address(self._call), ctx, own_funcp, argp, n, trapp)
-            self._cargs: tuple[Any, ...] = ()
+            address = _address(guarded) if guarded is not None else raw_call_address()
+            self._call = native.RawCall(address, ctx, own_funcp, argp, n, trapp)
+            self._cargs: tuple[CArg, ...] = ()
         else:
             self._cargs = (c_void_p(ctx), c_void_p(own_funcp), c_void_p(argp), c_size_t(n),
                            c_void_p(trapp))
@@ -299,12 +310,12 @@ class RawFunc:
         """The store's context pointer (for ``_set_deadline``)."""
         return self._ctx
 
-    def call_args(self) -> tuple[Any, ...]:
+    def call_args(self) -> tuple[CArg, ...]:
         """The arguments of the raw C call as ctypes objects, for callers that inline it
         (``call_fn()(*args)``); they stay valid as long as this object lives."""
         return self._cargs
 
-    def call_fn(self) -> Any:
+    def call_fn(self) -> RawCall:
         """The C function the call goes through (the stack guard, or wasmtime's own)."""
         return self._call
 
@@ -365,81 +376,29 @@ def set_epoch_deadline(store: wasmtime.Store, ticks: int) -> None:
 
 # --------------------------------------------------------------------------- memory
 
-
-class MemoryView:
-    """A bounds-checked window on one instance's linear memory.
-
-    ``refresh`` re-reads base and size; the owner calls it after every guest
-    call whose memory size changed (``memory.grow`` may move the base unless the
-    engine pins it). Reads and writes never leave [0, size).
-    """
-
-    __slots__ = ("_ctx", "_mem", "_memp", "base", "size")
-
-    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
-        self._bind(_address(store._context()), ctypes.addressof(memory._memory), memory._memory)
-
-    @classmethod
-    def at(cls, ctx: int, memp: int, keep: object) -> MemoryView:
-        """The memory whose ``wasmtime_memory_t`` is at ``memp`` in the store of context
-        ``ctx``; ``keep`` must keep that struct alive."""
-        m = cls.__new__(cls)
-        m._bind(ctx, memp, keep)
-        return m
-
-    def _bind(self, ctx: int, memp: int, keep: object) -> None:
-        self._ctx = ctx
-        self._mem = keep  # keeps the wasmtime_memory_t alive
-        self._memp = memp
-        self.base = 0
-        self.size = 0
-        self.refresh()
-
-    def size_args(self) -> tuple[int, int]:
-        """The arguments of ``memory_data_size`` for callers that inline it."""
-        return (self._ctx, self._memp)
-
-    def current_size(self) -> int:
-        """The memory's size now, in bytes (one FFI call)."""
-        return int(memory_data_size(self._ctx, self._memp))
-
-    def refresh(self) -> int:
-        """Re-read base and size; return the size in bytes."""
-        self.base = _memory_data(self._ctx, self._memp) or 0
-        self.size = int(memory_data_size(self._ctx, self._memp))
-        return self.size
-
-    def check(self, offset: int, length: int) -> None:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            # The graft may have grown its memory since the size was read (the memory
-            # never moves: memory_may_move is off): read it again before calling it wild.
-            if offset >= 0 and length >= 0 and offset + length <= self.refresh():
-                return
-            raise WildPointer(
-                f"[{offset}, {offset + length}) is outside linear memory of {self.size} bytes")
-
-    def read(self, offset: int, length: int) -> bytes:
-        self.check(offset, length)
-        return ctypes.string_at(self.base + offset, length)
-
-    def write(self, offset: int, data: bytes | bytearray) -> None:
-        self.check(offset, len(data))
-        ctypes.memmove(self.base + offset, bytes(data), len(data))
-
-    def window(self, offset: int, length: int) -> memoryview:
-        """A writable view of [offset, offset+length); valid until memory grows."""
-        self.check(offset, length)
-        return memoryview((ctypes.c_ubyte * length).from_address(self.base + offset)).cast("B")
+def memory_of(store: wasmtime.Store, memory: wasmtime.Memory) -> tuple[int, int, object]:
+    """``memory``'s arguments to ``memory_data`` and ``memory_data_size`` (its store's
+    context, its own address) and what must stay alive while they are used (its
+    ``wasmtime_memory_t``), as ``MemoryView.at`` (memory.py) takes them."""
+    return _address(store._context()), ctypes.addressof(memory._memory), memory._memory
 
 
 # --------------------------------------------------------------------------- host functions
 
-HostFn = Callable[..., int | None]
+class HostFn(Protocol):
+    """A host function as the guest calls it: its ints in, an int (or nothing) out."""
+
+    def __call__(self, *args: int) -> int | None: ...
+
 
 _HostCb = ctypes.CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_void_p, c_size_t)
-_define_unchecked = _cfn("wasmtime_linker_define_func_unchecked", c_void_p, c_void_p, c_void_p,
-                         c_size_t, c_void_p, c_size_t, c_void_p, _HostCb, c_void_p, c_void_p)
-_new_trap = _cfn("wasmtime_trap_new", c_void_p, c_void_p, c_size_t, blocking=False)
+# (linker, module, its length, name, its length, function type, callback, env, finalizer)
+_define_unchecked: Final[Callable[[int, bytes, int, bytes, int, int, CFuncPtr, None, None],
+                                  int | None]] = _cfn(
+    "wasmtime_linker_define_func_unchecked", c_void_p, c_void_p, c_void_p, c_size_t,
+    c_void_p, c_size_t, c_void_p, _HostCb, c_void_p, c_void_p)
+_new_trap: Final[Callable[[int, int], int | None]] = _cfn(
+    "wasmtime_trap_new", c_void_p, c_void_p, c_size_t, blocking=False)
 _TRAP_MSG: Final = ctypes.create_string_buffer(b"vino: host function failed")
 _TRAP_LEN: Final = len(_TRAP_MSG.value)
 
@@ -453,7 +412,7 @@ def _arg_struct(params: Sequence[str]) -> struct.Struct:
 
 
 def _make_trampoline(fn: HostFn, params: Sequence[str], has_result: bool,
-                     on_fault: OnFault) -> Any:
+                     on_fault: OnFault) -> CFuncPtr:
     """The C callback for one host function (unchecked calling convention).
 
     Arguments arrive in ``vals[0..nparams)``; the result goes to ``vals[0]``
@@ -528,7 +487,8 @@ def epoch_incrementer(engine: wasmtime.Engine) -> tuple[int, int]:
     return _address(raw.dll.wasmtime_engine_increment_epoch), _address(engine.ptr())
 
 
-def c_function(name: str, restype: Any, *argtypes: Any, blocking: bool = False) -> Any:
+def c_function(name: str, restype: type[_CData] | None, *argtypes: type[_CData],
+               blocking: bool = False) -> CFuncPtr:
     """C function ``name`` of wasmtime's API taking plain ints (``store.py``; its
     ``check_internals`` covers the names it uses)."""
     return _cfn(name, restype, *argtypes, blocking=blocking)

@@ -230,7 +230,8 @@ class PackedRows(Generic[T]):
     """The header and rows of one array of a layout, kept packed between calls.
 
     ``write(buf, rows)`` leaves in ``buf`` exactly the bytes a fresh
-    ``layout.rows(array, n).pack_into(buf, 0, n, *values(row) for each row)`` writes,
+    ``layout.rows(array, n).pack_into(buf, 0, *header, *values(row) for each row)``
+    writes (``header``: the scalars before the array, its count ``n`` among them),
     but packs only the rows that changed since the last call: a row is unchanged if
     it is the same (immutable) object at the same position, or the whole list is
     equal; a window that moved on (the old rows from ``k`` on now first, as
@@ -240,8 +241,9 @@ class PackedRows(Generic[T]):
     exactly this call's inputs. Used by one point for one stream of inputs (a
     target); any stream is correct, a steady one is fast.
 
-    The header must be the array's count alone (a ``U32`` named by the array's
-    ``valid``, then pads), and rows must be immutable (frozen dataclasses): a row
+    The header's scalars are the array's count (the field its ``valid`` names) and
+    constants given once (``head``: the others' values, in layout order, e.g.
+    ``vm.evict``'s ``max_more``). Rows must be immutable (frozen dataclasses): a row
     changed in place would not be seen.
 
     Invariant: ``_packed[:size(len(_shadow))]`` holds the header and rows of ``_shadow``
@@ -250,20 +252,40 @@ class PackedRows(Generic[T]):
     atomic); a call that finds it taken packs its rows afresh, straight into its buffer.
     """
 
-    __slots__ = ("_array", "_count", "_head", "_layout", "_packed", "_row", "_shadow",
-                 "_src", "_token", "_values", "_view")
+    __slots__ = (
+        "_array",
+        "_consts",
+        "_count",
+        "_count_at",
+        "_head",
+        "_layout",
+        "_packed",
+        "_row",
+        "_shadow",
+        "_src",
+        "_token",
+        "_values",
+        "_view",
+    )
 
-    def __init__(self, layout: Layout, array: str,
-                 values: Callable[[T], tuple[int, ...]]) -> None:
+    def __init__(self, layout: Layout, array: str, values: Callable[[T], tuple[int, ...]],
+                 head: tuple[int, ...] = ()) -> None:
         f = layout.field(array)
         if f.count is None or not isinstance(f.elem, Struct) or f.valid is None:
             raise InvalidDeclaration(f"{layout.point}.{array}: not an array of counted rows")
-        head = [g for g in layout.fields.fields if g.end <= f.offset and not g.pad]
-        if head != [layout.field(f.valid)] or head[0].offset != 0 or head[0].count is not None:
-            raise InvalidDeclaration(f"{layout.point}.{array}: the header is not its count alone")
+        scalars = [g for g in layout.fields.fields if g.end <= f.offset and not g.pad]
+        count = layout.field(f.valid)
+        if any(g.count is not None for g in scalars) or count not in scalars:
+            raise InvalidDeclaration(f"{layout.point}.{array}: the fields before it are not "
+                                     f"scalars holding its count")
+        if len(head) != len(scalars) - 1:
+            raise InvalidDeclaration(f"{layout.point}.{array}: {len(head)} header values for "
+                                     f"its {len(scalars) - 1} scalars besides the count")
         self._layout = layout
         self._array = array
         self._count = f.count
+        self._count_at = scalars.index(count)
+        self._consts = head
         self._head = f.offset
         self._row = layout.elements(array, 1)
         self._values = values
@@ -272,7 +294,12 @@ class PackedRows(Generic[T]):
         self._shadow: list[T] = []
         self._src = self._view[:f.offset]
         self._token = [0]
-        layout.rows(array, 0).pack_into(self._packed, 0, 0)
+        layout.rows(array, 0).pack_into(self._packed, 0, *self._header(0))
+
+    def _header(self, n: int) -> list[int]:
+        values = list(self._consts)
+        values.insert(self._count_at, n)
+        return values
 
     def size(self, n: int) -> int:
         """Bytes of the header and ``n`` rows."""
@@ -300,7 +327,7 @@ class PackedRows(Generic[T]):
         if n > self._count:
             raise InvalidDeclaration(f"{self._layout.point}.{self._array}: {n} rows do not "
                                      f"fit its {self._count}")
-        flat: list[int] = [n]
+        flat = self._header(n)
         add = flat.extend
         values = self._values
         for r in rows:
@@ -329,12 +356,12 @@ class PackedRows(Generic[T]):
             if len(changed) * REPACK_ALL_FRACTION > n:
                 self.fresh(self._view, rows)
             else:
-                self._layout.rows(self._array, 0).pack_into(packed, 0, n)
+                self._layout.rows(self._array, 0).pack_into(packed, 0, *self._header(n))
                 pack, values = self._row.pack_into, self._values
                 for i in changed:
                     pack(packed, head + i * size, *values(rows[i]))
         except BaseException:  # a row that does not pack: start again from no rows
-            self._layout.rows(self._array, 0).pack_into(packed, 0, 0)
+            self._layout.rows(self._array, 0).pack_into(packed, 0, *self._header(0))
             self._shadow = []
             self._src = self._view[:head]
             raise

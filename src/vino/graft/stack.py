@@ -64,7 +64,8 @@ class StackGuard:
         # a CDLL function, so the GIL is released while the guest runs.
         call = lib["vino_call"]
         call.restype = ctypes.c_void_p
-        self.call: fastcall.RawCall = call
+        # A fastcall.RawCall, and a ctypes function: the native fast path reads its address.
+        self.call = call
 
     def require(self, need: int) -> None:
         """Every call from now on needs at least ``need`` bytes of stack (never lowered:

@@ -33,15 +33,13 @@ import importlib
 from collections.abc import Callable, Sequence
 from ctypes import c_bool, c_int64, c_size_t, c_uint8, c_uint64, c_void_p
 from types import ModuleType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import wasmtime
 
 from vino.errors import EngineMismatch
 from vino.graft.fastcall import (
-    MemoryView,
     OnFault,
-    RawCall,
     RawFunc,
     c_function,
     check_arity,
@@ -50,6 +48,10 @@ from vino.graft.fastcall import (
     set_deadline,
     trap_message,
 )
+from vino.graft.memory import MemoryView
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr  # the stack guard's call (stack.py), a ctypes function
 
 # C functions used here, with the arity this module calls them with.
 _USED: Final = {
@@ -177,7 +179,7 @@ class Instance:
     __slots__ = ("_block", "_epoch", "_guard", "_native", "base", "ctx", "memory", "store")
 
     def __init__(self, engine: int, pre: int, memory_limit: int, table_elements: int,
-                 epoch: EpochCallback, guarded: RawCall | None = None,
+                 epoch: EpochCallback, guarded: CFuncPtr | None = None,
                  native: ModuleType | None = None) -> None:
         self.store = 0
         store = _store_new(engine, None, None)

@@ -65,7 +65,7 @@ UserOf = Callable[[Principal], "User | None"]
 EvictPoint = FunctionPoint[AddressSpace, AddressSpace, list[PageInfo], int]
 PickPoint = FunctionPoint[ProcessGroup, ProcessGroup, list[ThreadInfo], int]
 ReadaheadPoint = FunctionPoint[OpenFile, OpenFile, int, list[int]]
-FilterPoint = FunctionPoint[Inode, Inode, int, bytes, int, bytes]
+FilterPoint = FunctionPoint[Inode, Inode, int, bytes | bytearray, int, bytes]
 AccessPoint = EventPoint[Inode, Inode, int, int, int]
 
 # ---- layouts: every offset, count and struct comes from kernel/layouts.py -----------
@@ -91,13 +91,13 @@ class _RowsByTarget(Generic[T]):
     Invariant: ``_by_id[id(t)]`` is ``(a weak reference to t, t's rows)`` while t lives.
     """
 
-    __slots__ = ("_array", "_by_id", "_layout", "_shared", "_values")
+    __slots__ = ("_array", "_by_id", "_head", "_layout", "_shared", "_values")
 
-    def __init__(self, layout: Layout, array: str,
-                 values: Callable[[T], tuple[int, ...]]) -> None:
-        self._layout, self._array, self._values = layout, array, values
+    def __init__(self, layout: Layout, array: str, values: Callable[[T], tuple[int, ...]],
+                 head: tuple[int, ...] = ()) -> None:
+        self._layout, self._array, self._values, self._head = layout, array, values, head
         self._by_id: dict[int, tuple[weakref.ref[object], PackedRows[T]]] = {}
-        self._shared = PackedRows(layout, array, values)
+        self._shared = PackedRows(layout, array, values, head)
 
     def encode(self, buf: memoryview, target: object, rows: list[T]) -> tuple[int, ...]:
         """The point's ``encode``: ``rows`` into ``buf``; no Wasm arguments."""
@@ -119,7 +119,7 @@ class _RowsByTarget(Generic[T]):
             ref = weakref.ref(target, functools.partial(self._forget, key))
         except TypeError:  # a kind without weak references
             return self._shared
-        rows = PackedRows(self._layout, self._array, self._values)
+        rows = PackedRows(self._layout, self._array, self._values, self._head)
         self._by_id[key] = (ref, rows)
         return rows
 
@@ -392,7 +392,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         raise FilterUnavailable(f"inode {inode.inum}: {why}; the identity is not used in its "
                                 f"place, so this read or write is refused")
 
-    def default(inode: Inode, offset: int, data: bytes, direction: int) -> bytes:
+    def default(inode: Inode, offset: int, data: bytes | bytearray, direction: int) -> bytes:
         if guard.sealed and guard.is_sealed(inode):
             txn = current()
             while txn is not None and txn.graft is None:  # default() runs in a child
@@ -404,21 +404,21 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         default_apply(inode, offset, out, direction)
         return bytes(out)
 
-    def encode(buf: memoryview, inode: Inode, offset: int, data: bytes,
+    def encode(buf: memoryview, inode: Inode, offset: int, data: bytes | bytearray,
                direction: int) -> tuple[int, ...]:
         n = len(data)
         _FILTER_HEADER.pack_into(buf, 0, offset, n, inode.inum)
         buf[_FILTER_DATA:_FILTER_DATA + n] = data
         return (direction, n)
 
-    def decode(buf: memoryview, ret: int, inode: Inode, offset: int, data: bytes,
+    def decode(buf: memoryview, ret: int, inode: Inode, offset: int, data: bytes | bytearray,
                direction: int) -> bytes:
         if ret != len(data):
             raise InvalidResult(f"fs.filter: returned length {ret}, the block has {len(data)}")
         return bytes(buf[_FILTER_DATA:_FILTER_DATA + ret])
 
-    def encode_result(buf: memoryview, out: bytes, inode: Inode, offset: int, data: bytes,
-                      direction: int) -> int:
+    def encode_result(buf: memoryview, out: bytes, inode: Inode, offset: int,
+                      data: bytes | bytearray, direction: int) -> int:
         buf[_FILTER_DATA:_FILTER_DATA + len(out)] = out
         return len(out)
 
@@ -444,7 +444,9 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
             return
         if inode in table or GLOBAL in table:
             guard.seal(inode)
-        data[:] = point(inode, inode, file_offset, bytes(data), direction)
+        # The block goes in as it is (encode copies it into the graft's buffer, once);
+        # it changes only here, after the call, to the answer that passed decode.
+        data[:] = point(inode, inode, file_offset, data, direction)
 
     fs.filter_policy = apply
     return point
