@@ -35,6 +35,7 @@ from vino.kernel.fs import (
     MAX_FILE_SIZE,
     NDIRECT,
     NINDIRECT,
+    NPTR,
     OP_READ,
     OP_WRITE,
     FileSystem,
@@ -156,6 +157,32 @@ def test_growing_past_the_largest_file_fails_and_changes_nothing(
         assert fs.free_blocks == free and fs.stat("f").size == 100
         fs.write(f, b"ab")  # exactly up to the limit is fine
     assert fs.stat("f").size == MAX_FILE_SIZE
+
+
+def test_a_write_is_told_exactly_the_blocks_it_will_take_across_holes_and_indirect_levels(
+        make_device: MakeDevice, sim_clock: SimClock, alice: User) -> None:
+    # The space check before a write counts what it will allocate (data and indirect
+    # blocks, looked up once per leaf, nothing past the end of file): too few and a
+    # write fails half done, too many and a disk with room refuses it.
+    dev = make_device(8192)
+    FileSystem.format(dev)
+    fs = FileSystem.mount(dev, Cache(64), sim_clock)
+    fs.create(alice, "f")
+    rng = random.Random(7)
+    span = NDIRECT + 3 * NPTR  # direct, the single indirect and three double-indirect leaves
+    with fs.open(alice, "f", "rw") as f:
+        for step in range(40):
+            if step % 10 == 9:
+                fs.truncate(f, rng.randrange(f.inode.size + 1))
+            start = rng.choice((rng.randrange(span * BS),  # anywhere, or across the end
+                                max(0, f.inode.size - rng.randrange(1, 3 * BS))))
+            n = rng.randrange(1, rng.choice((2, 40, 300)) * BS)
+            first, last = start // BS, (start + n - 1) // BS
+            need = fs._blocks_needed(f.inode, first, last)
+            free = fs.free_blocks
+            fs.pwrite(f, start, rng.randbytes(n))
+            assert free - fs.free_blocks == need, (step, start, n)
+        fs.check_invariants()
 
 
 def test_a_full_disk_refuses_the_whole_write_and_recovers_after_unlink(

@@ -100,25 +100,37 @@ class BlockMap:
         return b
 
     def _blocks_needed(self, ino: Inode, first: int, last: int) -> int:
-        """Blocks a write of file blocks ``first .. last`` would allocate (data + indirect)."""
+        """Blocks a write of file blocks ``first .. last`` would allocate (data + indirect).
+
+        Each indirect block on the way is looked up once per call (a run of a write
+        shares them), and a block past the end of file is a hole without looking
+        (no pointer lies at or past ``ceil(size / BS)``: ``fsinvariants``)."""
         need = sum(1 for b in range(first, min(last, NDIRECT - 1) + 1) if ino.direct[b] == 0)
         missing: set[tuple[int, tuple[int, ...]]] = set()  # indirect blocks to make
         known = ino.bmap
+        mapped_end = -(-ino.size // BS)  # no block is mapped at or past it
+        # (level, path to the leaf) -> (the leaf indirect block or 0, how deep the walk got)
+        leaves: dict[tuple[int, tuple[int, ...]], tuple[int, int]] = {}
+        read_u32 = self.journal.read_u32
         for bidx in range(max(first, NDIRECT), last + 1):
-            if known.get(bidx):
+            if bidx < mapped_end and known.get(bidx):
                 continue  # mapped
             level, idx = index_path(bidx)
-            b = ino.ind[level]
-            depth = 0
-            while b and depth < len(idx):
-                b = self.journal.read_u32(b, idx[depth])
-                depth += 1
-            if b:
-                continue
+            key = (level, idx[:-1])
+            found = leaves.get(key)
+            if found is None:
+                b, depth = ino.ind[level], 0
+                while b and depth < len(idx) - 1:
+                    b = read_u32(b, idx[depth])
+                    depth += 1
+                found = leaves[key] = (b, depth)
+            leaf, depth = found
+            if leaf and bidx < mapped_end and read_u32(leaf, idx[-1]):
+                continue  # mapped
             need += 1
-            # the indirect blocks below the first missing pointer (the root if depth is 0)
-            for d in range(max(depth, 1) if ino.ind[level] else 0, len(idx)):
-                missing.add((level, idx[:d]))
+            if not leaf:  # the indirect blocks below the first missing pointer
+                for d in range(max(depth, 1) if ino.ind[level] else 0, len(idx)):
+                    missing.add((level, idx[:d]))
         return need + len(missing)
 
     def _map_new_block(self, ino: Inode, bidx: int, data: bytes | bytearray | None) -> int:
@@ -131,11 +143,14 @@ class BlockMap:
         level, idx = index_path(bidx) if bidx >= NDIRECT else (0, ())
         if bidx >= NDIRECT:
             node = ino.ind[level]
-            for k in idx:
+            for k in idx[:-1]:
                 if not node:
                     break
                 path.append(node)
                 node = self.journal.read_u32(node, k)
+            else:  # the leaf's pointer is the hole itself: not read
+                if node:
+                    path.append(node)
             if path:
                 self.journal.own(path[-1])  # it gets the new pointer: no read later
         blk = self._alloc_block(hint)

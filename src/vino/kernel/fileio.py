@@ -125,6 +125,7 @@ class FileIO(Directory):
         if need > self._nfree - self._npending:
             self._commit()  # the blocks freed by the running transaction become usable
         old_size = ino.size
+        mapped_end = -(-old_size // BS)  # blocks at or past it are holes (fsinvariants)
         meta = ino.is_dir
         if start > old_size and old_size // BS < first:
             self._zero_tail(ino, of)
@@ -132,7 +133,7 @@ class FileIO(Directory):
             for bidx in range(first, last + 1):
                 bstart = bidx * BS
                 lo, hi = max(start, bstart), min(end, bstart + BS)
-                blk = self._bmap(ino, bidx)
+                blk = self._bmap(ino, bidx) if bidx < mapped_end else 0
                 if hi - lo == BS:
                     plain = bytearray(data[lo - start:hi - start])
                 else:
