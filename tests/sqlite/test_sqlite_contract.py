@@ -26,7 +26,7 @@ import pytest
 from vino.kernel.errors import ImageInUse
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
-from vino.sqlite.params import SQLITE_CACHE_PAGES
+from vino.sqlite.params import SQLITE_CACHE_PAGES, WRITE_BUFFER_BYTES
 from vino.sqlite.session import Session
 from vino.sqlite.vfs import VinoVFS
 from vino.testing.faults import InjectedFault, Injector
@@ -155,7 +155,7 @@ BROKEN_CALLS = [
     ("xTruncate", "truncate", apsw.SQLITE_IOERR_TRUNCATE),
     ("xSync", "fsync", apsw.SQLITE_IOERR_FSYNC),
     ("xRead", "pread", apsw.SQLITE_IOERR_READ),
-    ("xWrite", "pwrite", apsw.SQLITE_IOERR_WRITE),
+    ("xWrite", "pwritev", apsw.SQLITE_IOERR_WRITE),
 ]
 
 
@@ -182,8 +182,8 @@ def test_an_io_error_under_each_vfs_method_is_its_own_ioerr_code(
                     f.xSync(apsw.SQLITE_SYNC_FULL)
                 elif method == "xRead":
                     f.xRead(100, 0)
-                else:
-                    f.xWrite(b"k" * 100, 0)
+                else:  # more than is gathered: the pending bytes go to the kernel
+                    f.xWrite(b"k" * WRITE_BUFFER_BYTES, 0)
             assert _code(err.value) == code, err.value
             assert isinstance(err.value.__cause__, InjectedFault)
             assert err.value.__cause__.errno == errno.EIO
@@ -434,8 +434,8 @@ def test_a_gathered_write_the_kernel_refused_is_kept_and_retried_not_lost(
             f.xWrite(p, at)
             at += len(p)
         assert f.xFileSize() == at  # SQLite sees its writes at once
-        with inj.patch(kernel.fs, "pwrite", "fs.pwrite"):
-            inj.arm("fs.pwrite", 1, persistent=True)
+        with inj.patch(kernel.fs, "pwritev", "fs.pwritev"):
+            inj.arm("fs.pwritev", 1, persistent=True)
             with pytest.raises(apsw.IOError) as err:
                 f.xSync(apsw.SQLITE_SYNC_FULL)
             assert _code(err.value) == apsw.SQLITE_IOERR_FSYNC
@@ -443,6 +443,42 @@ def test_a_gathered_write_the_kernel_refused_is_kept_and_retried_not_lost(
         assert f.xRead(at, 0) == b"".join(pieces)  # kept, then written by the retry
         f.xSync(apsw.SQLITE_SYNC_FULL)
         assert kernel.fs.stat("j").size == at
+        f.xClose()
+    finally:
+        vfs.close()
+
+
+def test_scattered_gathered_writes_failing_midway_keep_their_order_and_lose_nothing(
+        kernel: Kernel, alice: User, inj: Injector) -> None:
+    # A commit's pages are gathered as runs at scattered offsets and given to the kernel
+    # in one call. The device fails at the second run: the first is in the file, the
+    # rest stay pending; a later write over an earlier one must still win.
+    vfs = VinoVFS(kernel, alice)
+    try:
+        f = vfs.xOpen("/d", [apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                             | apsw.SQLITE_OPEN_MAIN_DB, 0])
+        f.xWrite(bytes(5 * 4096), 0)
+        f.xSync(apsw.SQLITE_SYNC_FULL)
+        f.xWrite(b"A" * 4096, 0)
+        f.xWrite(b"B" * 4096, 3 * 4096)
+        f.xWrite(b"C" * 100, 50)  # over A: written later, must stay on top
+        f.xWrite(b"D" * 4096, 6 * 4096)  # past the end
+        assert f.xFileSize() == 7 * 4096
+        assert kernel.fs.stat("d").size == 5 * 4096  # all still gathered
+        with inj.patch(kernel.fs, "_write_held", "fs.write"):
+            inj.arm("fs.write", 2)  # the second run fails once
+            with pytest.raises(apsw.IOError) as err:
+                f.xSync(apsw.SQLITE_SYNC_FULL)
+            assert _code(err.value) == apsw.SQLITE_IOERR_FSYNC
+        assert kernel.fs.stat("d").size == 5 * 4096
+        want = (b"A" * 50 + b"C" * 100 + b"A" * 3946 + bytes(2 * 4096) + b"B" * 4096
+                + bytes(4096 + 4096) + b"D" * 4096)
+        assert f.xFileSize() == len(want)
+        assert f.xRead(len(want), 0) == want  # the rest went in by the read, in order
+        f.xSync(apsw.SQLITE_SYNC_FULL)
+        with kernel.fs.open(alice, "d", "r") as raw:
+            assert kernel.fs.read(raw, len(want) + 1) == want
+        vfs.check_invariants()
         f.xClose()
     finally:
         vfs.close()

@@ -9,6 +9,7 @@ Usage::
     f = fs.open(alice, "notes", "rw")             # a User or a Process
     fs.write(f, b"..."); fs.seek(f, 0); fs.read(f, 100)
     fs.pwrite(f, 0, b"..."); fs.pread(f, 0, 100)   # seek + write / read, one operation
+    fs.pwritev(f, [(0, b"a"), (8192, b"b")])      # several pwrites, one operation
     fs.truncate(f, 10); fs.fsync(f); fs.close(f)  # fsync: durable when it returns
     fs.rename(alice, "notes", "notes.old")        # atomic, replaces a file of that name
     fs.sync_dir()                                 # names durable (SQLite's dirSync)
@@ -481,21 +482,54 @@ class FileSystem(Invariants):
         with behalf(of):
             return self._write(of, offset, data)
 
+    def pwritev(self, of: OpenFile,
+                writes: list[tuple[int, bytes | bytearray]]) -> None:
+        """``pwrite`` of each ``(offset, data)`` of ``writes``, in order, under one hold of
+        the lock (SQLite's commit: pages scattered over the file, given at one xSync).
+
+        Each is taken off the front of ``writes`` once the file holds it, so when an
+        error is raised ``writes`` holds exactly those not written, the first of them
+        the one that failed (all or nothing with respect to space, as ``pwrite``).
+        """
+        if any(offset < 0 for offset, _ in writes):
+            raise InvalidArgument(f"seek to {min(offset for offset, _ in writes)}")
+        behalf = self.hooks.on_behalf
+        if behalf is None:
+            self._writev(of, writes)
+            return
+        with behalf(of):
+            self._writev(of, writes)
+
+    def _writev(self, of: OpenFile,
+                writes: list[tuple[int, bytes | bytearray]]) -> None:
+        done = 0
+        with self._lock:
+            try:
+                for offset, data in writes:
+                    self._write_held(of, offset, data)
+                    done += 1
+            finally:
+                del writes[:done]
+
     def _write(self, of: OpenFile, offset: int | None,
                data: bytes | bytearray | memoryview) -> int:
         with self._lock:
-            self._check_open(of)
-            if offset is not None:
-                of.pos = offset
-            if not of.writable:
-                raise AccessDenied(f"{of.name!r} is not open for writing")
-            data = bytes(data)
-            self._begin()  # room for the inode and the first block's metadata
-            self._write_at(of.inode, of.pos, data, of)
-            of.pos += len(data)
-            self.stats.writes += 1
-            self.stats.bytes_written += len(data)
-            return len(data)
+            return self._write_held(of, offset, data)
+
+    def _write_held(self, of: OpenFile, offset: int | None,
+                    data: bytes | bytearray | memoryview) -> int:
+        self._check_open(of)
+        if offset is not None:
+            of.pos = offset
+        if not of.writable:
+            raise AccessDenied(f"{of.name!r} is not open for writing")
+        data = bytes(data)
+        self._begin()  # room for the inode and the first block's metadata
+        self._write_at(of.inode, of.pos, data, of)
+        of.pos += len(data)
+        self.stats.writes += 1
+        self.stats.bytes_written += len(data)
+        return len(data)
 
     def truncate(self, of: OpenFile, size: int) -> None:
         """Set the file's size to ``size``: blocks past it are freed, a larger size reads

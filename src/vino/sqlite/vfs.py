@@ -157,9 +157,9 @@ class VinoVFS(apsw.VFS):
         # Invariant: _files[n].name == n; each entry has at least one user.
         self._files: dict[str, KernelFile] = {}
         # Invariant: exactly the open kernel files whose ``pending`` is not empty;
-        # _pending_bytes is the sum of their lengths.
+        # _pending_runs is the number of their runs (a pending counts as one).
         self._pending: set[KernelFile] = set()
-        self._pending_bytes = 0
+        self._pending_runs = 0
         # Invariant: _absent[n] == (fs, v): fs.probe(n) found no file n when
         # fs.names_version was v; while fs is the kernel's file system and v its
         # names_version, there is still none (xAccess answers without the kernel).
@@ -262,55 +262,79 @@ class VinoVFS(apsw.VFS):
 
     def _buffer(self, kf: KernelFile, raw: bytes, offset: int) -> None:
         """Write ``raw`` at ``offset``: appended to the file's pending run when it
-        continues it, else after the run went to the kernel.
+        continues it, else the start of a new pending run (the earlier one kept in
+        ``runs``).
 
         SQLite writes a journal record as three writes (page number, page, checksum)
         and its commit's pages in ascending order; one kernel write per run instead of
-        per piece halves the cost of a commit. Pending bytes reach the kernel before
-        anything could look at the file: any read of it, its size, a sync, a truncate,
-        an unlock, an access check, a delete or a close (``_flush_all``).
+        per piece halves the cost of a commit, and one kernel call for every run of a
+        file (``fs.pwritev``) saves a call per page of a commit scattered over the
+        database. Pending bytes reach the kernel, in the order written, before
+        anything could look at the file: any read of it, its size, a sync, a
+        truncate, an unlock, an access check, a delete or a close (``_flush_all``).
+        At most ``WRITE_BUFFER_BYTES`` of a file are held.
 
         Never lost, as an OS page cache never loses a written page: a write SQLite
         was told succeeded is the file's content from then on. If giving it to the
-        kernel fails (a device error), the bytes stay pending, the operation that
-        needed them reports the error to SQLite, and the next one tries again; so
-        SQLite's pager, which then rolls back or stops, never reads a journal
-        without records it wrote. Space: a write is gathered only while the file
-        system has room for every pending byte (``_room``); otherwise it goes to the
-        kernel at once, so a full disk is SQLITE_FULL at the write that needs the
-        space, as without gathering.
+        kernel fails (a device error), the bytes not written stay pending, the
+        operation that needed them reports the error to SQLite, and the next one tries
+        again; so SQLite's pager, which then rolls back or stops, never reads a journal
+        without records it wrote. Space: a run is begun only while the file system
+        has room for all that every file may gather (``_room``); otherwise the write
+        goes to the kernel at once, so a full disk is SQLITE_FULL at the write that
+        needs the space, as without gathering.
         """
-        pend = kf.pending
-        end = offset + len(raw)
-        if pend and offset == kf.pending_at + len(pend) \
-                and len(pend) + len(raw) <= WRITE_BUFFER_BYTES and self._room(end, len(raw)):
-            pend += raw
-            self._pending_bytes += len(raw)
+        n = len(raw)
+        if not n:
             return
+        pend = kf.pending
+        end = offset + n
+        if len(pend) + kf.runs_bytes + n <= WRITE_BUFFER_BYTES and end <= MAX_FILE_SIZE:
+            if pend and offset == kf.pending_at + len(pend):
+                pend += raw  # the room was reserved when the run began
+                return
+            if self._room():
+                if pend:
+                    kf.runs.append((kf.pending_at, bytes(pend)))
+                    kf.runs_bytes += len(pend)
+                    kf.runs_end = max(kf.runs_end, kf.pending_at + len(pend))
+                    pend.clear()
+                else:
+                    self._pending.add(kf)
+                kf.pending_at = offset
+                pend += raw
+                self._pending_runs += 1
+                return
         if pend:
             self._flush(kf)
-        if not self._room(end, len(raw)):
+        if n < WRITE_BUFFER_BYTES and end <= MAX_FILE_SIZE and self._room():
+            kf.pending_at = offset
+            pend += raw
+            self._pending_runs += 1
+            self._pending.add(kf)
+            return
+        try:
             self.kernel.fs.pwrite(kf.of, offset, raw)
-            return
-        if len(raw) >= WRITE_BUFFER_BYTES:
-            try:
-                self.kernel.fs.pwrite(kf.of, offset, raw)
-            except BaseException:
-                self._forget_pooled(kf)
-                raise
-            return
-        kf.pending_at = offset
-        kf.pending += raw
-        self._pending_bytes += len(raw)
-        self._pending.add(kf)
+        except BaseException:
+            self._forget_pooled(kf)
+            raise
 
     def _flush(self, kf: KernelFile) -> None:
-        """Give ``kf``'s pending bytes to the kernel."""
-        # may raise: then the bytes stay pending (see _buffer)
-        self.kernel.fs.pwrite(kf.of, kf.pending_at, kf.pending)
-        self._pending_bytes -= len(kf.pending)
-        kf.pending.clear()
-        self._pending.discard(kf)
+        """Give ``kf``'s pending bytes to the kernel, its runs first, in one call."""
+        writes = kf.runs
+        writes.append((kf.pending_at, kf.pending))
+        count = len(writes)
+        try:
+            self.kernel.fs.pwritev(kf.of, writes)
+        finally:  # an error: what was not written stays pending (see _buffer)
+            self._pending_runs -= count - len(writes)
+            if writes:
+                writes.pop()  # the pending run, still in kf.pending
+                kf.runs_bytes = sum(len(d) for _, d in writes)
+            else:
+                kf.pending.clear()
+                kf.runs_bytes = kf.runs_end = 0
+                self._pending.discard(kf)
 
     def _forget_pooled(self, kf: KernelFile) -> None:
         """A write to ``kf`` failed part-way: what the file holds is unknown, so no pooled
@@ -319,14 +343,13 @@ class VinoVFS(apsw.VFS):
         if self.pool is not None and kf.pool_base is not None:
             self.pool.truncate(kf.pool_base, 0)
 
-    def _room(self, end: int, more: int) -> bool:
-        """True if a file may reach ``end`` bytes and the file system could hold every
-        pending byte and ``more``, each run in fresh blocks (with an indirect block
-        each): space enough to gather."""
-        if end > MAX_FILE_SIZE:
-            return False
-        need = ((self._pending_bytes + more) // PAGE_BYTES + 3 * (len(self._pending) + 1)
-                + WRITE_RESERVE_BLOCKS)  # a partial block at each end and an indirect one
+    def _room(self) -> bool:
+        """True if the file system could hold all that the files with pending bytes and
+        one more may gather (``WRITE_BUFFER_BYTES`` each), each of their runs and one
+        more in fresh blocks (with an indirect block each): room to begin a run."""
+        need = ((len(self._pending) + 1) * (WRITE_BUFFER_BYTES // PAGE_BYTES)
+                + 3 * (self._pending_runs + 1)  # a partial block at each end and an
+                + WRITE_RESERVE_BLOCKS)          # indirect one, per run
         return self.kernel.fs.free_blocks >= need
 
     def _flush_all(self) -> None:

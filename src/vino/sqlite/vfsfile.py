@@ -19,7 +19,8 @@ Invariants (of ``KernelFile``, kept by ``VinoVFS``):
 - while any user holds SHARED, the pooled pages and ``head`` equal the file as of
   ``lock.version == seen_version`` (no other process can write without EXCLUSIVE);
 - ``pending`` holds bytes written at ``pending_at`` that the kernel file does not
-  hold yet, and is non-empty only while the file is in ``VinoVFS._pending``;
+  hold yet, and is non-empty only while the file is in ``VinoVFS._pending``; ``runs``
+  hold earlier such writes (other offsets) and are empty whenever ``pending`` is;
 - ``users`` are exactly the ``VinoFile``s open on it.
 """
 
@@ -100,6 +101,12 @@ class KernelFile:
     # file does not hold yet; non-empty only while this file is in VinoVFS._pending.
     pending: bytearray = field(default_factory=bytearray)
     pending_at: int = 0
+    # Invariant: earlier runs written and not in the kernel yet, (offset, bytes) in the
+    # order written, all before ``pending``; empty whenever ``pending`` is empty.
+    # runs_bytes is the sum of their lengths, runs_end their largest end (0 if none).
+    runs: list[tuple[int, bytes | bytearray]] = field(default_factory=list)
+    runs_bytes: int = 0
+    runs_end: int = 0
 
 
 def ioerr(code: int, what: str, exc: BaseException) -> Exception:
@@ -216,7 +223,7 @@ class VinoFile:
         kf = self.kfile
         if kf.pending:
             end = kf.pending_at + len(kf.pending)  # written, not yet in the kernel
-            return max(kf.of.inode.size, end)
+            return max(kf.of.inode.size, end, kf.runs_end)
         return kf.of.inode.size
 
     def xLock(self, level: int) -> None:
