@@ -465,7 +465,7 @@ def test_scattered_gathered_writes_failing_midway_keep_their_order_and_lose_noth
         f.xWrite(b"D" * 4096, 6 * 4096)  # past the end
         assert f.xFileSize() == 7 * 4096
         assert kernel.fs.stat("d").size == 5 * 4096  # all still gathered
-        with inj.patch(kernel.fs, "_write_held", "fs.write"):
+        with inj.patch(kernel.fs, "_write", "fs.write"):
             inj.arm("fs.write", 2)  # the second run fails once
             with pytest.raises(apsw.IOError) as err:
                 f.xSync(apsw.SQLITE_SYNC_FULL)

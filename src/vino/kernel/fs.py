@@ -484,13 +484,10 @@ class FileSystem(Invariants):
 
     def pwritev(self, of: OpenFile,
                 writes: list[tuple[int, bytes | bytearray]]) -> None:
-        """``pwrite`` of each ``(offset, data)`` of ``writes``, in order, under one hold of
-        the lock (SQLite's commit: pages scattered over the file, given at one xSync).
-
-        Each is taken off the front of ``writes`` once the file holds it, so when an
-        error is raised ``writes`` holds exactly those not written, the first of them
-        the one that failed (all or nothing with respect to space, as ``pwrite``).
-        """
+        """``pwrite`` of each ``(offset, data)`` of ``writes`` in order, as one operation
+        (SQLite's commit: pages scattered over the file). Each is taken off the front of
+        ``writes`` once the file holds it: after an error ``writes`` holds exactly those
+        not written, the first of them the one that failed (as ``pwrite``)."""
         if any(offset < 0 for offset, _ in writes):
             raise InvalidArgument(f"seek to {min(offset for offset, _ in writes)}")
         behalf = self.hooks.on_behalf
@@ -503,10 +500,10 @@ class FileSystem(Invariants):
     def _writev(self, of: OpenFile,
                 writes: list[tuple[int, bytes | bytearray]]) -> None:
         done = 0
-        with self._lock:
+        with self._lock:  # held once: each _write below re-enters it
             try:
                 for offset, data in writes:
-                    self._write_held(of, offset, data)
+                    self._write(of, offset, data)
                     done += 1
             finally:
                 del writes[:done]
@@ -514,22 +511,18 @@ class FileSystem(Invariants):
     def _write(self, of: OpenFile, offset: int | None,
                data: bytes | bytearray | memoryview) -> int:
         with self._lock:
-            return self._write_held(of, offset, data)
-
-    def _write_held(self, of: OpenFile, offset: int | None,
-                    data: bytes | bytearray | memoryview) -> int:
-        self._check_open(of)
-        if offset is not None:
-            of.pos = offset
-        if not of.writable:
-            raise AccessDenied(f"{of.name!r} is not open for writing")
-        data = bytes(data)
-        self._begin()  # room for the inode and the first block's metadata
-        self._write_at(of.inode, of.pos, data, of)
-        of.pos += len(data)
-        self.stats.writes += 1
-        self.stats.bytes_written += len(data)
-        return len(data)
+            self._check_open(of)
+            if offset is not None:
+                of.pos = offset
+            if not of.writable:
+                raise AccessDenied(f"{of.name!r} is not open for writing")
+            data = bytes(data)
+            self._begin()  # room for the inode and the first block's metadata
+            self._write_at(of.inode, of.pos, data, of)
+            of.pos += len(data)
+            self.stats.writes += 1
+            self.stats.bytes_written += len(data)
+            return len(data)
 
     def truncate(self, of: OpenFile, size: int) -> None:
         """Set the file's size to ``size``: blocks past it are freed, a larger size reads
