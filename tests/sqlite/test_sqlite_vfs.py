@@ -267,3 +267,24 @@ def test_a_failing_open_hook_fails_the_open_and_leaks_nothing(kernel: Kernel,
     finally:
         vfs.close()
     kernel.check_invariants()  # no open file left behind in the kernel
+
+
+def test_pages_one_process_reads_plainly_are_fresh_after_another_process_wrote_them(
+        kernel: Kernel, alice: User) -> None:
+    # A fresh connection reads every page through the kernel, where the cached blocks
+    # are served on the plain path (fspolicy.py); after b rewrote some, SQLite sees the
+    # change counter moved and reads again: the plain path must hand it b's pages.
+    stats = kernel.fs.stats
+    with Session(kernel, alice, "app.db") as a:
+        _fill(a.db)
+        reader = a.connect()
+        before = stats.plain_reads
+        assert _intact(reader)
+        assert stats.plain_reads > before + 10
+        with Session(kernel, alice, "app.db") as b, b.db:
+            b.db.execute("update t set v = 'b was here' where id % 7 = 0")
+        before = stats.plain_reads
+        got = reader.execute("select id, v from t order by id").fetchall()
+        assert stats.plain_reads > before + 10
+        assert got == [(i, "b was here" if i % 7 == 0 else f"value {i:06d}")
+                       for i in range(ROWS)]

@@ -137,6 +137,10 @@ class Registry:
         self._pres: dict[tuple[str, str], wasmtime.InstancePre] = {}
         self._mutex = threading.RLock()
         self.observers = failures.Observers()
+        # Called (under the registry's mutex, so keep them short) after every change of
+        # a point's dispatch: an install, a removal. A host that remembers "no graft
+        # here" forgets it then (the file system's plain reads, fspolicy.py).
+        self.on_change: list[Callable[[], None]] = []
         self.retired = Stats()  # stats of removed grafts, so point totals survive removal
         self._retired_by_point: dict[str, Stats] = {}
 
@@ -235,6 +239,7 @@ class Registry:
                     pt.table[target] = g  # the atomic switch
                 else:
                     pt.handlers[target] = [*pt.handlers.get(target, ()), g]
+                self._changed()
         except GraftRejected as exc:
             failures.rejected(exc.graft, exc.point, principal.name, exc.reason)
             raise
@@ -343,6 +348,11 @@ class Registry:
                         pt.handlers[g.target] = rest
                     else:
                         del pt.handlers[g.target]
+            self._changed()
+
+    def _changed(self) -> None:
+        for hook in self.on_change:
+            hook()
 
     def _retire_stats(self, g: Graft) -> None:
         """Keep a freed graft's counters in its point's totals (once: its last call ended)."""

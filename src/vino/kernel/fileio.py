@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from vino.kernel.cache import Access
 from vino.kernel.directory import Directory
 from vino.kernel.errors import InvalidArgument, NoSpace
+from vino.kernel.fspolicy import Slot, new_epoch
 from vino.kernel.inode import (
     BLOCK_LOG_BLOCKS,
     BS,
@@ -60,12 +61,100 @@ class FileIO(Directory):
     stats: FsStats
     readahead_max: int
 
-    readahead_policy: Callable[[OpenFile, int], list[int]]
-    filter_policy: Callable[[Inode, int, bytearray, int], None]
-    on_access: Callable[[Inode, int, int], None]
+    # The policy slots (fspolicy.py): assigning one starts a new policy epoch.
+    readahead_policy: Slot[Callable[[OpenFile, int], list[int]]] = Slot()
+    filter_policy: Slot[Callable[[Inode, int, bytearray, int], None]] = Slot()
+    on_access: Slot[Callable[[Inode, int, int], None]] = Slot()
+    plain_read: Slot[Callable[[OpenFile], bool]] = Slot()
+    # Invariant: a fresh value (new_epoch) after every change that could make a plain
+    # read differ from the general one; see OpenFile._plain.
+    _epoch: int
 
     if TYPE_CHECKING:
         def _commit(self) -> None: ...
+
+    def policies_changed(self) -> None:
+        """Start a new policy epoch: every open file is asked ``plain_read`` again at its
+        next read (call after anything that may change a slot's answer)."""
+        self._epoch = new_epoch()
+
+    def _read_plain(self, of: OpenFile, offset: int) -> bytes | None:
+        """The plain path (``fspolicy.py``): block ``offset // BS`` of ``of``'s file if it
+        can be served from the cache with the built-in policies, else None (nothing
+        changed: read on the general path). The caller checked that ``of``'s epoch is
+        current and that ``offset`` is a block boundary >= 0.
+
+        Under the cache's lock alone, taken before anything is looked at: while it is
+        held no block can be loaded into a frame, written, evicted or handed to another
+        file (a block freed by a truncate running meanwhile is reused only after a
+        commit, which writes back through the cache), so the block read is the file's at
+        one instant, as under the file system's lock.
+        """
+        cache = self.cache
+        lock = cache._lock
+        lock.acquire()  # first: the size and the map read below must not go stale
+        try:
+            ino = of.inode
+            if offset + BS > ino.size:
+                return None  # past the end or the last, partial block: a short read
+            bidx = offset // BS
+            blk = ino.direct[bidx] if bidx < NDIRECT else ino.bmap.get(bidx)
+            if not blk:
+                return None  # a hole, or a block not mapped yet
+            frame = cache._files.get((self.device, blk))
+            if frame is None or frame.prefetched:
+                return None  # a miss, or read-ahead's first hit: the general path counts them
+            # The history as _record leaves it, and what the built-in read-ahead asks then.
+            hist = of._history
+            h0 = hist[0] if hist else None
+            if h0 == bidx:
+                prev = hist[1] if len(hist) > 1 else None
+                prev2 = hist[2] if len(hist) > 2 else None
+            else:
+                prev = h0
+                prev2 = hist[1] if len(hist) > 1 else None
+            ahead = 0
+            if prev == bidx - 1:
+                ahead = self._plain_ahead(ino, bidx, prev2)
+                if ahead < 0:
+                    return None
+            if h0 != bidx:
+                hist.appendleft(bidx)
+            tick = cache._tick + 1  # Cache._use of a file block
+            cache._tick = tick
+            frame.last_use = tick
+            frame.referenced = True
+            cache.stats.hits += 1
+            stats = self.stats
+            stats.reads += 1
+            stats.bytes_read += BS
+            stats.block_reads += 1
+            stats.filter_calls += 1
+            stats.access_events += 1
+            stats.readahead_calls += 1
+            stats.plain_reads += 1
+            if ahead:
+                stats.readahead_blocks += ahead
+            of.pos = offset + BS
+            return bytes(frame.data)
+        finally:
+            lock.release()
+
+    def _plain_ahead(self, ino: Inode, bidx: int, prev2: int | None) -> int:
+        """After a sequential plain read of ``bidx``: how many blocks the built-in
+        read-ahead asks for, if all of them are resident or holes (its prefetch then
+        loads nothing); -1 if any is not (the general path must prefetch). Caller holds
+        the cache's lock."""
+        max_out = self.readahead_max
+        if max_out <= 0 or (prev2 == bidx - 2 and bidx % max_out):
+            return 0
+        last = min(bidx + 1 + max_out, -(-ino.size // BS))
+        files, dev, direct, known = self.cache._files, self.device, ino.direct, ino.bmap
+        for b in range(bidx + 1, last):
+            blk = direct[b] if b < NDIRECT else known.get(b)
+            if blk is None or (blk and (dev, blk) not in files):
+                return -1
+        return max(last - bidx - 1, 0)
 
     def _read_at(self, ino: Inode, start: int, n: int, of: OpenFile | None) -> tuple[bytes, int]:
         """Bytes ``start .. start + n`` clipped at the end of file, and the end position.

@@ -73,7 +73,6 @@ own are in its module.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import Literal
 
 from vino.graft.hold import SharedLock
@@ -89,7 +88,7 @@ from vino.kernel.errors import (
 )
 from vino.kernel.fileio import FILTER_READ, FILTER_WRITE, OP_READ, OP_WRITE
 from vino.kernel.fsinvariants import Invariants
-from vino.kernel.fspolicy import FsHooks, FsStats, sequential_readahead
+from vino.kernel.fspolicy import NOT_PLAIN, FsHooks, FsStats, new_epoch, sequential_readahead
 from vino.kernel.inode import (
     BS,
     INODES_PER_BLOCK,
@@ -127,8 +126,8 @@ OpenMode = Literal["r", "w", "rw"]
 class OpenFile:
     """One open of a file: position, rights, and the access history read-ahead sees."""
 
-    __slots__ = ("_history", "closed", "fid", "fs", "inode", "name", "pos", "prefetch_hits",
-                 "prefetches", "process", "readable", "user", "writable")
+    __slots__ = ("_history", "_plain", "closed", "fid", "fs", "inode", "name", "pos",
+                 "prefetch_hits", "prefetches", "process", "readable", "user", "writable")
 
     def __init__(self, fs: FileSystem, inode: Inode, name: str, user: User,
                  process: Process | None, readable: bool, writable: bool, fid: int) -> None:
@@ -146,6 +145,11 @@ class OpenFile:
         self.prefetch_hits = 0
         # Invariant: most recent first, no two equal neighbours, at most READAHEAD_HISTORY.
         self._history: deque[int] = deque(maxlen=params.READAHEAD_HISTORY)
+        # Invariant: equals its file system's policy epoch only while a read of this
+        # open file runs nothing but the built-in policies (``plain_read`` said so at
+        # that epoch, and it was not closed since): then a cached block may be read on
+        # the plain path (``fileio.py``). Epochs are unique across file systems.
+        self._plain = NOT_PLAIN
 
     @property
     def history(self) -> list[int]:
@@ -174,10 +178,12 @@ class FileSystem(Invariants):
         self.hooks = hooks if hooks is not None else FsHooks()
         self.stats = FsStats()
         self.readahead_max = params.READAHEAD_MAX_OUT  # max_out given to readahead_policy
+        self._epoch = new_epoch()
         # The policy slots (module doc): the built-in methods until something is plugged in.
-        self.readahead_policy: Callable[[OpenFile, int], list[int]] = self._readahead
-        self.filter_policy: Callable[[Inode, int, bytearray, int], None] = self._filter
-        self.on_access: Callable[[Inode, int, int], None] = self._on_access
+        self.readahead_policy = self._readahead
+        self.filter_policy = self._filter
+        self.on_access = self._on_access
+        self.plain_read = self._plain_read
         # Re-entrant; grafts run under it are bounded in wall time (graft/hold.py).
         self._lock = SharedLock("fs")
         self._mounted = True
@@ -223,6 +229,12 @@ class FileSystem(Invariants):
 
     def _on_access(self, inode: Inode, block: int, op: int) -> None:
         """Event: a user read (``OP_READ``) or wrote (``OP_WRITE``) file block ``block``."""
+
+    def _plain_read(self, of: OpenFile) -> bool:
+        """True if a user read of ``of`` runs only the built-in policies and no hook."""
+        return (of.readable and self.hooks.on_behalf is None
+                and self.readahead_policy == self._readahead
+                and self.filter_policy == self._filter and self.on_access == self._on_access)
 
     def _on_free(self, inode: Inode) -> None:
         """Event: ``inode`` was freed; its number may be given to the next new file."""
@@ -437,7 +449,14 @@ class FileSystem(Invariants):
             return self._read(of, None, n)
 
     def pread(self, of: OpenFile, offset: int, n: int) -> bytes:
-        """``seek(of, offset)`` then ``read(of, n)`` as one operation (SQLite's xRead)."""
+        """``seek(of, offset)`` then ``read(of, n)`` as one operation (SQLite's xRead).
+
+        A read of one cached block with the built-in policies takes the plain path
+        (``fspolicy.py``): the same bytes, counts and decisions, without the lock."""
+        if of._plain == self._epoch and n == BS and offset >= 0 and not offset % BS:
+            data = self._read_plain(of, offset)
+            if data is not None:
+                return data
         if offset < 0:
             raise InvalidArgument(f"seek to {offset}")
         behalf = self.hooks.on_behalf
@@ -459,6 +478,9 @@ class FileSystem(Invariants):
             stats = self.stats
             stats.reads += 1
             stats.bytes_read += len(data)
+            if of._plain != self._epoch:
+                epoch = self._epoch  # before asking: a change meanwhile starts a new one
+                of._plain = epoch if self.plain_read(of) else NOT_PLAIN
             return data
 
     def write(self, of: OpenFile, data: bytes | bytearray | memoryview) -> int:
@@ -575,6 +597,7 @@ class FileSystem(Invariants):
             if of.closed or of.fs is not self:
                 return
             of.closed = True
+            of._plain = NOT_PLAIN
             del self._open[of.fid]
             ino = of.inode
             ino.open_count -= 1

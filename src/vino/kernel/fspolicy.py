@@ -21,7 +21,24 @@ its own, and assigning the built-in back restores it):
 - ``on_access(inode, block, op)`` (``fs.access`` event; built-in ``_on_access``, a
   no-op): after every block of a user read (``OP_READ``, before read-ahead) or write
   (``OP_WRITE``).
+- ``plain_read(of) -> bool`` (built-in ``_plain_read``): True if a user read of ``of``
+  would run nothing but the three built-ins above and no hook (``FsHooks.on_behalf``
+  None). Whoever plugs something into a slot that answers like a built-in when no
+  graft is installed (the kernel's graft points) plugs its own answer here too.
 Directory I/O is internal and bypasses all three.
+
+The plain path (``fileio.py``, ``FileIO._read_plain``): a read of one whole block of an
+open file whose ``plain_read`` was true at the file system's current *policy epoch*,
+when the block is in the cache (and not waiting for its first read after read-ahead
+brought it), is served under the cache's lock alone, doing exactly what the general
+path does with the built-ins: the block copied, the cache reference recorded, the
+history, the built-in read-ahead decided (its answer honoured inline when every block
+it names is resident, which makes the prefetch a no-op; anything else takes the
+general path), the counters. The epoch changes (``policies_changed``) whenever any
+slot is assigned (``Slot``), and whenever the pluggers' answer may change: the kernel
+bumps it on every graft installed or removed and on ``unseal``. Every open file is
+then asked again at its next read, on the general path. So a graft installed later
+sees every access from its installation on.
 
 Hooks (``FsHooks``, given to ``mount``; each optional): ``on_close(of)`` after every
 ``close`` call and ``on_free(inode)`` after an inode is freed (its name unlinked and
@@ -42,16 +59,60 @@ call of the decision it names goes through it (the directory's own I/O excepted)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     from vino.kernel.fs import OpenFile
     from vino.kernel.inode import Inode
 
-__all__ = ["FsHooks", "FsStats", "sequential_readahead"]
+__all__ = ["NOT_PLAIN", "FsHooks", "FsStats", "Slot", "new_epoch", "sequential_readahead"]
+
+NOT_PLAIN: Final = -1  # an open file's epoch when no plain read may be served (never an epoch)
+_EPOCHS: Final[Iterator[int]] = itertools.count()  # unique across file systems
+F = TypeVar("F")  # the callable type a slot holds
+
+
+def new_epoch() -> int:
+    """A policy epoch no file system has used."""
+    return next(_EPOCHS)
+
+
+class _Epoched(Protocol):
+    def policies_changed(self) -> None: ...
+
+
+class Slot(Generic[F]):
+    """A policy slot: reads as the callable it holds; assigning one starts a new policy
+    epoch of its owner (``policies_changed``), so no read takes the plain path past a
+    change of policy without being asked again."""
+
+    __slots__ = ("_attr",)
+
+    def __init__(self) -> None:
+        self._attr = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attr = "_slot_" + name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Slot[F]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> F: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> Slot[F] | F:
+        if obj is None:
+            return self
+        fn: F = getattr(obj, self._attr)
+        return fn
+
+    def __set__(self, obj: _Epoched, value: F) -> None:
+        setattr(obj, self._attr, value)
+        obj.policies_changed()
 
 
 def sequential_readahead(file_blocks: int, block: int, hist: Sequence[int],
@@ -90,6 +151,7 @@ class FsStats:
     prefetch_hits: int = 0  # user block reads served by a prefetched block
     filter_calls: int = 0
     access_events: int = 0
+    plain_reads: int = 0  # of block_reads, served on the plain path (counted in all above)
 
     def snapshot(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

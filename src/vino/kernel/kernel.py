@@ -114,6 +114,13 @@ class Kernel:
             p.name: p for p in (self.evict_point, self.pick_point, self.readahead_point,
                                 self.filter_point, self.access_point)
         }
+        # A read runs only the built-ins when no graft answers for its file (fspolicy.py):
+        # the slots as plugged just above, the opener's acting_for (which only matters to
+        # grafts) and no seal; every install and removal starts a new policy epoch.
+        self._plugged = (self.fs.readahead_policy, self.fs.filter_policy, self.fs.on_access,
+                         self.fs.hooks.on_behalf)
+        self.fs.plain_read = self._plain_read
+        reg.on_change.append(self.fs.policies_changed)
 
     @classmethod
     def boot(cls, image: Path, *, nblocks: int = DEFAULT_BLOCKS, fresh: bool = True,
@@ -204,6 +211,19 @@ class Kernel:
         if not (user.is_root or user.uid == inode.uid):
             raise AccessDenied(f"{user.name} does not own inode {inode.inum}")
         self.filters.release(inode)
+        self.fs.policies_changed()
+
+    def _plain_read(self, of: OpenFile) -> bool:
+        """``FileSystem.plain_read``: True if no graft and no seal can act on a read of ``of``."""
+        fs, ra, flt, acc = self.fs, self.readahead_point, self.filter_point, self.access_point
+        ino = of.inode
+        return (of.readable
+                and (fs.readahead_policy, fs.filter_policy, fs.on_access,
+                     fs.hooks.on_behalf) == self._plugged
+                and of not in ra.table and GLOBAL not in ra.table
+                and ino not in flt.table and GLOBAL not in flt.table
+                and not self.filters.is_sealed(ino)
+                and ino not in acc.handlers and GLOBAL not in acc.handlers)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def check_invariants(self) -> None:
@@ -215,6 +235,8 @@ class Kernel:
         """Remove every graft, unmount (writing everything back) and close the device."""
         for g in self.registry.grafts():
             g.remove()
+        if self.fs.policies_changed in self.registry.on_change:
+            self.registry.on_change.remove(self.fs.policies_changed)
         if self.fs.mounted:
             self.fs.unmount()
         if not self.device.closed:

@@ -1,0 +1,310 @@
+"""Attacks on the plain read path (``fspolicy.py``, ``FileIO._read_plain``): a cached
+block read with the built-in policies, served under the cache's lock alone.
+
+It must never serve stale bytes (another handle wrote the block, the file was cut and
+grown again, the block was evicted and its frame reused, a thread rewrites the file
+meanwhile), never hide an access from a graft or a policy that arrived after it warmed
+up, never read past a filter's seal, and change nothing a workload can measure: the
+same bytes, device requests, cache and file-system counts as the general path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from vino.graft import GLOBAL
+from vino.graft.hold import SharedLock
+from vino.kernel.errors import BadHandle, FilterUnavailable
+from vino.kernel.fs import NDIRECT, OpenFile
+from vino.kernel.inode import Inode
+from vino.kernel.kernel import Kernel
+
+from .kernel_world import BS, Boot, benign, make_file, pattern
+
+BLOCKS = NDIRECT + 15  # past the direct blocks: the remembered block map serves them too
+FAR = NDIRECT + 5  # a block mapped through the indirect block
+
+
+@pytest.fixture
+def boot(tmp_path: Path) -> Iterator[Boot]:
+    b = Boot(tmp_path)
+    yield b
+    b.close()
+
+
+def _opened(k: Kernel, blocks: int = BLOCKS) -> tuple[OpenFile, OpenFile]:
+    """alice's file "f" of ``blocks`` pattern blocks, open for reading and for writing."""
+    alice = k.add_user("alice")
+    proc = make_file(k, alice, "f", pattern(blocks))
+    return k.fs.open(proc, "f", "r"), k.fs.open(proc, "f", "rw")
+
+
+def _plain(k: Kernel, of: OpenFile, block: int) -> bytes:
+    """Read ``block`` of ``of`` and check that the plain path served it."""
+    before = k.fs.stats.plain_reads
+    data = k.fs.pread(of, block * BS, BS)
+    assert k.fs.stats.plain_reads == before + 1, "the plain path did not serve this read"
+    return data
+
+
+def _warm(k: Kernel, of: OpenFile, block: int) -> None:
+    k.fs.pread(of, block * BS, BS)  # the first read asks plain_read; the block is cached
+    k.fs.pread(of, block * BS, BS)
+
+
+def _workload(k: Kernel) -> dict[str, object]:
+    """Sequential scans, re-reads, random and partial reads, and writes by another handle
+    between them, on a cache smaller than the file (evictions, read-ahead, misses)."""
+    r, w = _opened(k)
+    fs = k.fs
+    got: list[bytes] = []
+    order = [*range(BLOCKS), *range(BLOCKS), 3, 3, 30, 7, 31, 32, 33, 2, 39, 0, 1, 2, 3]
+    order += [(i * 17) % BLOCKS for i in range(60)]
+    for i, b in enumerate(order):
+        got.append(fs.pread(r, b * BS, BS))
+        if i % 23 == 5:
+            fs.pwrite(w, ((i * 7) % BLOCKS) * BS, pattern(1, f"w{i}"))
+        if i % 31 == 9:
+            got.append(fs.pread(r, b * BS + 100, 300))  # not a whole block: the general path
+    fs.truncate(w, (BLOCKS - 4) * BS)
+    got += [fs.pread(r, b * BS, BS) for b in range(BLOCKS - 6, BLOCKS)]
+    history = r.history
+    fs.close(r)
+    fs.close(w)
+    k.check_invariants()
+    stats = fs.stats.snapshot()
+    plain = stats.pop("plain_reads")
+    return {"data": got, "history": history, "fs": stats, "plain": plain,
+            "cache": k.cache.stats.snapshot(), "device": k.device.stats.snapshot()}
+
+
+def test_the_plain_path_changes_nothing_a_workload_can_measure(boot: Boot) -> None:
+    general_k = boot("general", frames=24)
+    general_k.fs.plain_read = lambda of: False
+    general = _workload(general_k)
+    plain = _workload(boot("plain", frames=24))
+    assert general.pop("plain") == 0
+    served = plain.pop("plain")
+    assert isinstance(served, int) and served > 10  # it served the re-reads of cached blocks
+    assert plain == general
+
+
+def test_a_block_another_handle_overwrote_is_never_served_stale(boot: Boot) -> None:
+    k = boot()
+    r, w = _opened(k)
+    _warm(k, r, FAR)
+    assert _plain(k, r, FAR) == pattern(FAR + 1)[FAR * BS:]
+    k.fs.pwrite(w, FAR * BS, pattern(1, "new"))
+    assert _plain(k, r, FAR) == pattern(1, "new")
+
+
+def test_a_block_cut_off_and_grown_back_is_never_served_stale(boot: Boot) -> None:
+    k = boot()
+    r, w = _opened(k)
+    _warm(k, r, FAR)
+    k.fs.truncate(w, FAR * BS + 100)  # the block stays, all but 100 bytes past the end
+    assert k.fs.pread(r, FAR * BS, BS) == pattern(FAR + 1)[FAR * BS:FAR * BS + 100]
+    k.fs.truncate(w, NDIRECT * BS)
+    assert k.fs.pread(r, FAR * BS, BS) == b""  # past the end: nothing, not the old block
+    k.fs.sync()  # the freed block may now be handed out again
+    k.fs.truncate(w, BLOCKS * BS)
+    assert k.fs.pread(r, FAR * BS, BS) == bytes(BS)  # a hole reads as zeros
+    k.fs.pwrite(w, FAR * BS, pattern(1, "again"))
+    k.fs.pread(r, FAR * BS, BS)
+    assert _plain(k, r, FAR) == pattern(1, "again")
+    k.check_invariants()
+
+
+def test_a_block_evicted_and_its_frame_reused_is_never_served_stale(boot: Boot) -> None:
+    k = boot(frames=16)
+    r, w = _opened(k)
+    _warm(k, r, FAR)
+    blk = r.inode.bmap[FAR]
+    frame = k.cache._files[(k.device, blk)]
+    alice_proc = r.process
+    assert alice_proc is not None
+    make_file(k, r.user, "g", pattern(40, "other"))  # flushes the 16 frames
+    with k.fs.open(alice_proc, "g", "r") as g:
+        for b in range(40):
+            k.fs.pread(g, b * BS, BS)
+    assert (k.device, blk) not in k.cache._files
+    assert frame.block != blk or frame.dev is not k.device  # the frame holds another block
+    k.fs.pwrite(w, FAR * BS, pattern(1, "late"))
+    assert k.fs.pread(r, FAR * BS, BS) == pattern(1, "late")
+    assert _plain(k, r, FAR) == pattern(1, "late")
+    k.check_invariants()
+
+
+class _LateLock:
+    """The cache's lock, taken late by one thread when it does not hold the file
+    system's lock (on the plain path): ``delay_s`` passes before that thread asks for
+    it, as if it were preempted just then -- the widest window a reader that looked at
+    the file before taking the lock could ever get."""
+
+    def __init__(self, lock: threading.RLock, fs_lock: SharedLock, delay_s: float) -> None:
+        self.lock = lock
+        self.fs_lock = fs_lock
+        self.delay_s = delay_s
+        self.late: int | None = None  # the thread that is slow to take it
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = threading.get_ident()
+        if me == self.late and self.fs_lock._owner != me:
+            time.sleep(self.delay_s)
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def test_a_thread_cutting_and_rewriting_files_never_shows_a_late_reader_a_foreign_block(
+        boot: Boot) -> None:
+    k = boot(frames=64)
+    r, w = _opened(k)
+    late = _LateLock(k.cache._lock, k.fs._lock, delay_s=0.002)
+    k.cache._lock = late  # type: ignore[assignment]
+    k.fs.create(r.user, "g", 0o600)
+    gw = k.fs.open(r.user, "g", "rw")  # another file, which takes the blocks freed
+    k.fs.pwrite(gw, 0, pattern(6, "foreign"))
+    make_file(k, r.user, "fill", bytes((k.fs.free_blocks - 4) * BS))  # a full disk
+    original = pattern(FAR + 1)[FAR * BS:]
+    versions = {bytes([v]) * BS for v in range(256)} | {b"", original}
+    bad: list[bytes] = []
+    taken = 0  # times the other file took the block just freed by this one
+    done = threading.Event()
+
+    def rewrite() -> None:
+        nonlocal taken
+        try:
+            for v in range(60):
+                old = r.inode.bmap[FAR]
+                k.fs.truncate(w, FAR * BS)  # frees the block ...
+                k.fs.truncate(gw, 0)
+                k.fs.sync()  # ... reusable from now on ...
+                k.fs._alloc_hint = 0  # ... and the next allocation looks there first:
+                k.fs.pwrite(gw, 0, pattern(4 + v % 3, "foreign"))  # another file's now
+                taken += old in gw.inode.direct
+                k.fs.pwrite(w, FAR * BS, bytes([v % 256]) * BS)
+                time.sleep(0.003)  # the file whole for a while: plain reads of it
+        finally:
+            done.set()
+
+    late.late = threading.get_ident()
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    reads = 0
+    try:
+        while not done.is_set():
+            data = k.fs.pread(r, FAR * BS, BS)
+            reads += 1
+            if data not in versions:
+                bad.append(data)
+    finally:
+        writer.join()
+        late.late = None
+    assert not bad, f"{len(bad)} of {reads} reads returned a block no version of the file held"
+    assert taken > 10 and k.fs.stats.plain_reads > 10
+    k.fs.close(gw)
+    k.check_invariants()
+
+
+def _counting(calls: list[object]) -> Callable[..., None]:
+    def spy(*args: object) -> None:
+        calls.append(args)
+    return spy
+
+
+@pytest.mark.parametrize("point", ["fs.access", "fs.filter", "fs.readahead"])
+@pytest.mark.parametrize("where", ["own target", "GLOBAL"])
+def test_a_graft_installed_after_the_plain_path_warmed_up_sees_every_read(
+        boot: Boot, point: str, where: str) -> None:
+    k = boot()
+    r, _w = _opened(k)
+    _warm(k, r, FAR)
+    _plain(k, r, FAR)
+    target: object = {"fs.readahead": r, "fs.filter": r.inode, "fs.access": r.inode}[point]
+    user = r.user
+    if where == "GLOBAL":
+        target, user = GLOBAL, k.root
+    g = k.graft(user, point, benign(point), target=target)
+    before = k.fs.stats.plain_reads
+    for _ in range(3):
+        assert k.fs.pread(r, FAR * BS, BS) == pattern(FAR + 1)[FAR * BS:]
+    assert k.fs.stats.plain_reads == before
+    assert g.stats.commits == 3
+    g.remove()
+    if point == "fs.filter":
+        k.unseal(r.user, r.inode)  # the filter answered: the file was sealed (next test)
+    k.fs.pread(r, FAR * BS, BS)  # asked again once, then plain again
+    _plain(k, r, FAR)
+
+
+def test_a_graft_on_another_file_leaves_this_files_reads_plain(boot: Boot) -> None:
+    k = boot()
+    r, _w = _opened(k)
+    other = k.fs.open(r.user, "f", "r")
+    g = k.graft(r.user, "fs.readahead", benign("fs.readahead"), target=other)
+    _warm(k, r, FAR)
+    _plain(k, r, FAR)
+    k.fs.pread(other, FAR * BS, BS)
+    assert g.stats.commits == 1
+
+
+@pytest.mark.parametrize("slot", ["on_access", "filter_policy", "readahead_policy"])
+def test_a_policy_assigned_to_a_slot_after_warm_up_is_called_on_the_next_read(
+        boot: Boot, slot: str) -> None:
+    k = boot()
+    r, _w = _opened(k)
+    _warm(k, r, FAR)
+    _plain(k, r, FAR)
+    calls: list[object] = []
+    spy = _counting(calls)
+    if slot == "readahead_policy":
+        def ahead(of: OpenFile, block: int) -> list[int]:
+            calls.append((of, block))
+            return []
+        k.fs.readahead_policy = ahead
+    elif slot == "filter_policy":
+        def identity(inode: Inode, offset: int, data: bytearray, direction: int) -> None:
+            spy(inode, offset, direction)
+        k.fs.filter_policy = identity
+    else:
+        k.fs.on_access = spy
+    k.fs.pread(r, FAR * BS, BS)
+    k.fs.pread(r, FAR * BS, BS)
+    assert len(calls) == 2
+
+
+def test_a_sealed_file_is_refused_not_read_plainly_once_its_filter_is_gone(boot: Boot) -> None:
+    k = boot()
+    r, _w = _opened(k)
+    g = k.graft(r.user, "fs.filter", benign("fs.filter"), target=r.inode)
+    k.fs.pread(r, FAR * BS, BS)  # the filter answered: the file is sealed
+    g.remove()
+    for _ in range(2):
+        with pytest.raises(FilterUnavailable):
+            k.fs.pread(r, FAR * BS, BS)
+    assert k.fs.stats.plain_reads == 0
+    k.unseal(r.user, r.inode)
+    k.fs.pread(r, FAR * BS, BS)
+    assert _plain(k, r, FAR) == pattern(FAR + 1)[FAR * BS:]
+
+
+def test_a_closed_open_file_is_refused_not_read_plainly(boot: Boot) -> None:
+    k = boot()
+    r, _w = _opened(k)
+    _warm(k, r, FAR)
+    k.fs.close(r)
+    with pytest.raises(BadHandle):
+        k.fs.pread(r, FAR * BS, BS)
