@@ -102,8 +102,8 @@ class FileIO(Directory):
             if not blk:
                 return None  # a hole, or a block not mapped yet
             frame = cache._files.get((self.device, blk))
-            if frame is None or frame.prefetched:
-                return None  # a miss, or read-ahead's first hit: the general path counts them
+            if frame is None:
+                return None  # a miss: the general path loads it
             # The history as _record leaves it, and what the built-in read-ahead asks then.
             hist = of._history
             h0 = hist[0] if hist else None
@@ -120,12 +120,17 @@ class FileIO(Directory):
                     return None
             if h0 != bidx:
                 hist.appendleft(bidx)
-            tick = cache._tick + 1  # Cache._use of a file block
+            tick = cache._tick + 1  # Cache.fetch_copy's hit, then _use of a file block
             cache._tick = tick
             frame.last_use = tick
             frame.referenced = True
-            cache.stats.hits += 1
-            stats = self.stats
+            cstats, stats = cache.stats, self.stats
+            cstats.hits += 1
+            if frame.prefetched:  # read-ahead's first hit (Access.PREFETCH_HIT)
+                frame.prefetched = False
+                cstats.prefetch_hits += 1
+                stats.prefetch_hits += 1
+                of.prefetch_hits += 1
             stats.reads += 1
             stats.bytes_read += BS
             stats.block_reads += 1

@@ -29,16 +29,16 @@ Directory I/O is internal and bypasses all three.
 
 The plain path (``fileio.py``, ``FileIO._read_plain``): a read of one whole block of an
 open file whose ``plain_read`` was true at the file system's current *policy epoch*,
-when the block is in the cache (and not waiting for its first read after read-ahead
-brought it), is served under the cache's lock alone, doing exactly what the general
-path does with the built-ins: the block copied, the cache reference recorded, the
-history, the built-in read-ahead decided (its answer honoured inline when every block
-it names is resident, which makes the prefetch a no-op; anything else takes the
-general path), the counters. The epoch changes (``policies_changed``) whenever any
-slot is assigned (``Slot``), and whenever the pluggers' answer may change: the kernel
-bumps it on every graft installed or removed and on ``unseal``. Every open file is
-then asked again at its next read, on the general path. So a graft installed later
-sees every access from its installation on.
+when the block is in the cache, is served under the cache's lock alone, doing exactly
+what the general path does with the built-ins: the block copied, the cache reference
+recorded (a hit, or read-ahead's first hit), the history, the built-in read-ahead
+decided (its answer honoured inline when every block it names is resident, which makes
+the prefetch a no-op; anything else takes the general path), the counters. A miss, a
+hole, a partial block and every other read take the general path. The epoch changes
+(``policies_changed``) whenever any slot is assigned (``Slot``), and whenever the
+pluggers' answer may change: the kernel bumps it on every graft installed or removed
+and on ``unseal``. Every open file is then asked again at its next read, on the
+general path. So a graft installed later sees every access from its installation on.
 
 Hooks (``FsHooks``, given to ``mount``; each optional): ``on_close(of)`` after every
 ``close`` call and ``on_free(inode)`` after an inode is freed (its name unlinked and
