@@ -1,11 +1,11 @@
-"""The kernel's rows kept packed between calls, against a fresh encode, on real workloads.
+"""The kernel's rows in a graft's buffer, against a fresh encode, on real workloads.
 
-``vm.evict`` and ``sched.pick`` keep each target's candidate rows packed between its
-calls (``PackedRows``: only changed rows are packed again). Here the sample grafts run
-the eviction and scheduling workloads on a booted kernel, while every call's encode
-is checked against the layout's own fresh pack of the same rows -- with a graft that
-scrambles its whole buffer on every call beside them, so a row left stale in guest
-memory would show.
+``vm.evict`` copies candidates' rows packed once per page state (``PageInfo.row``,
+the cache handing unchanged pages' PageInfo out again); ``sched.pick`` packs its
+rows afresh. Here the sample grafts run the eviction and scheduling workloads on a
+booted kernel, while every call's encode is checked against the layout's own fresh
+pack of the same rows -- with a graft that scrambles its whole buffer on every call
+beside them, so a row left stale in guest memory would show.
 """
 
 from __future__ import annotations

@@ -14,11 +14,6 @@ instead of restating offsets:
 Encoders and decoders take their structs from ``rows`` and ``elements`` (cached per
 count), so no format string or offset is written anywhere but in the layout.
 
-An array of rows offered call after call (eviction candidates, runnable threads)
-is kept packed between calls by a ``PackedRows``: only the rows that changed are
-packed again, and each call copies header and rows into the graft's buffer in
-one slice assignment -- the same bytes a fresh ``rows(array, n).pack_into`` writes.
-
 Vocabulary:
 - a ``Field`` is a scalar (``count`` is None) or an array of ``count`` elements; an
   element is a scalar kind or a ``Struct`` (a row, e.g. one eviction candidate);
@@ -38,14 +33,11 @@ a struct's format covers every byte it declares.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Generic, TypeVar
+from typing import Final
 
 from vino.errors import InvalidDeclaration
 from vino.graft.fastcall import I32
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,151 +211,3 @@ class Layout:
             raise InvalidDeclaration(f"{self.point}.{name}: {n} elements do not fit "
                                      f"{'a scalar' if f.count is None else f'its {f.count}'}")
         return f
-
-
-# Repack every row in one pack_into when more than 1/REPACK_ALL_FRACTION of them changed
-# (one struct call for all beats one call a row once more than a few rows are new).
-REPACK_ALL_FRACTION: Final = 4
-
-
-class PackedRows(Generic[T]):
-    """The header and rows of one array of a layout, kept packed between calls.
-
-    ``write(buf, rows)`` leaves in ``buf`` exactly the bytes a fresh
-    ``layout.rows(array, n).pack_into(buf, 0, *header, *values(row) for each row)``
-    writes (``header``: the scalars before the array, its count ``n`` among them),
-    but packs only the rows that changed since the last call: a row is unchanged if
-    it is the same (immutable) object at the same position, or the whole list is
-    equal; a window that moved on (the old rows from ``k`` on now first, as
-    ``vm.evict``'s candidates move with the clock hand) keeps those rows' bytes.
-    Every call then copies header and rows from the host's copy into ``buf`` in one
-    slice assignment, so whatever the graft wrote into its buffer since, it sees
-    exactly this call's inputs. Used by one point for one stream of inputs (a
-    target); any stream is correct, a steady one is fast.
-
-    The header's scalars are the array's count (the field its ``valid`` names) and
-    constants given once (``head``: the others' values, in layout order, e.g.
-    ``vm.evict``'s ``max_more``). Rows must be immutable (frozen dataclasses): a row
-    changed in place would not be seen.
-
-    Invariant: ``_packed[:size(len(_shadow))]`` holds the header and rows of ``_shadow``
-    as ``rows(array, len(_shadow))`` packs them, and ``_src`` is that slice of it. A
-    call owns them while it holds the one token (``_token``, taken by ``list.pop``,
-    atomic); a call that finds it taken packs its rows afresh, straight into its buffer.
-    """
-
-    __slots__ = (
-        "_array",
-        "_consts",
-        "_count",
-        "_count_at",
-        "_head",
-        "_layout",
-        "_packed",
-        "_row",
-        "_shadow",
-        "_src",
-        "_token",
-        "_values",
-        "_view",
-    )
-
-    def __init__(self, layout: Layout, array: str, values: Callable[[T], tuple[int, ...]],
-                 head: tuple[int, ...] = ()) -> None:
-        f = layout.field(array)
-        if f.count is None or not isinstance(f.elem, Struct) or f.valid is None:
-            raise InvalidDeclaration(f"{layout.point}.{array}: not an array of counted rows")
-        scalars = [g for g in layout.fields.fields if g.end <= f.offset and not g.pad]
-        count = layout.field(f.valid)
-        if any(g.count is not None for g in scalars) or count not in scalars:
-            raise InvalidDeclaration(f"{layout.point}.{array}: the fields before it are not "
-                                     f"scalars holding its count")
-        if len(head) != len(scalars) - 1:
-            raise InvalidDeclaration(f"{layout.point}.{array}: {len(head)} header values for "
-                                     f"its {len(scalars) - 1} scalars besides the count")
-        self._layout = layout
-        self._array = array
-        self._count = f.count
-        self._count_at = scalars.index(count)
-        self._consts = head
-        self._head = f.offset
-        self._row = layout.elements(array, 1)
-        self._values = values
-        self._packed = bytearray(f.offset + f.count * self._row.size)
-        self._view = memoryview(self._packed)
-        self._shadow: list[T] = []
-        self._src = self._view[:f.offset]
-        self._token = [0]
-        layout.rows(array, 0).pack_into(self._packed, 0, *self._header(0))
-
-    def _header(self, n: int) -> list[int]:
-        values = list(self._consts)
-        values.insert(self._count_at, n)
-        return values
-
-    def size(self, n: int) -> int:
-        """Bytes of the header and ``n`` rows."""
-        return self._head + n * self._row.size
-
-    def write(self, buf: memoryview, rows: Sequence[T]) -> None:
-        """Put ``rows`` (at most the array's count) and their count at the start of ``buf``."""
-        try:
-            token = self._token.pop()
-        except IndexError:  # another thread is writing: pack this call on its own
-            self.fresh(buf, rows)
-            return
-        try:
-            if rows != self._shadow:
-                self._update(rows if type(rows) is list else list(rows))
-            src = self._src
-            buf[:len(src)] = src
-        finally:
-            self._token.append(token)
-
-    def fresh(self, buf: memoryview, rows: Sequence[T]) -> None:
-        """Pack header and ``rows`` straight into ``buf``, from scratch (what ``write``
-        must equal)."""
-        n = len(rows)
-        if n > self._count:
-            raise InvalidDeclaration(f"{self._layout.point}.{self._array}: {n} rows do not "
-                                     f"fit its {self._count}")
-        flat = self._header(n)
-        add = flat.extend
-        values = self._values
-        for r in rows:
-            add(values(r))
-        self._layout.rows(self._array, n).pack_into(buf, 0, *flat)
-
-    def _update(self, rows: list[T]) -> None:
-        old = self._shadow
-        packed = self._packed
-        head, size = self._head, self._row.size
-        n, m = len(rows), len(old)
-        if n > self._count:
-            raise InvalidDeclaration(f"{self._layout.point}.{self._array}: {n} rows do not "
-                                     f"fit its {self._count}")
-        try:
-            if n and m and rows[0] is not old[0]:
-                first = rows[0]
-                for k in range(1, m):
-                    if old[k] is first:  # the window moved on by k rows: keep their bytes
-                        packed[head:head + (m - k) * size] = self._view[head + k * size:
-                                                                        head + m * size]
-                        old = old[k:]
-                        m -= k
-                        break
-            changed = [i for i in range(n) if i >= m or rows[i] is not old[i]]
-            if len(changed) * REPACK_ALL_FRACTION > n:
-                self.fresh(self._view, rows)
-            else:
-                self._layout.rows(self._array, 0).pack_into(packed, 0, *self._header(n))
-                pack, values = self._row.pack_into, self._values
-                for i in changed:
-                    pack(packed, head + i * size, *values(rows[i]))
-        except BaseException:  # a row that does not pack: start again from no rows
-            self._layout.rows(self._array, 0).pack_into(packed, 0, *self._header(0))
-            self._shadow = []
-            self._src = self._view[:head]
-            raise
-        self._src = self._view[:head + n * size]
-        self._shadow = rows.copy()

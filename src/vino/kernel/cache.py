@@ -69,12 +69,12 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 
 from vino.graft.accounting import HOST, Principal, acting_for
 from vino.graft.txn import thread_state
-from vino.kernel import params
+from vino.kernel import layouts, params
 from vino.kernel.aspace import AddressSpace, AnonPages
 from vino.kernel.device import BlockDevice, block_runs
 from vino.kernel.errors import InvalidArgument, InvariantViolation, NoSpace
@@ -97,9 +97,18 @@ class Access(IntEnum):
     PREFETCH_HIT = 2  # resident because read-ahead brought it in, first use since
 
 
+_CAND_ROW = layouts.EVICT.elements("cand", 1)  # one vino_evict_cand row (pad as "x" bytes)
+
+
 @dataclass(frozen=True, slots=True)
 class PageInfo:
-    """One eviction candidate, as offered to ``evict_policy`` (ABI ``vm.evict``)."""
+    """One eviction candidate, as offered to ``evict_policy`` (ABI ``vm.evict``).
+
+    ``row`` is the candidate as the ``vm.evict`` buffer holds it (``layouts.EVICT``'s
+    ``cand`` row), packed once when the PageInfo is made: the cache hands an unchanged
+    page's PageInfo out again (``_info``), so a candidate list is copied into a graft's
+    buffer by joining rows, and only pages that changed are packed.
+    """
 
     page_id: int  # the frame number; stable while the page is resident
     vpn: int
@@ -108,6 +117,12 @@ class PageInfo:
     # recent): it counts this address space's touches only, so it tells a policy nothing
     # of what other processes did (a cache-wide counter would).
     last_use: int
+    # Invariant: row == _CAND_ROW.pack(page_id, vpn, flags, last_use).
+    row: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "row", _CAND_ROW.pack(self.page_id, self.vpn, self.flags,
+                                                       self.last_use))
 
 
 @dataclass(slots=True)
@@ -142,6 +157,10 @@ class _Frame:
     prefetched: bool = False  # loaded by prefetch and not read since
     pinned: bool = False  # being filled; the global clock skips it
     last_use: int = 0
+    # The page as last offered to an eviction policy, handed out again while it still
+    # describes the page (``_info``): policies and vm.evict's packed rows (kernel/points.py)
+    # see an unchanged page as the same object. Invariant: None, or a PageInfo of this frame.
+    info: PageInfo | None = None
 
     def clear(self) -> None:
         self.dev = None
@@ -444,7 +463,7 @@ class Cache(AnonPages):
 
     def _choose_in(self, aspace: AddressSpace) -> _Frame:
         frames = self._candidates(aspace)
-        infos = [PageInfo(f.index, f.vpn, _flags(f), f.last_use) for f in frames]
+        infos = [_info(f) for f in frames]
         choice = self.evict_policy(aspace, infos)
         if not isinstance(choice, int) or not 0 <= choice < len(frames):
             raise InvalidArgument(
@@ -552,6 +571,17 @@ def _payer(requester: AddressSpace | None) -> Principal:
 
 def _flags(frame: _Frame) -> int:
     return (REFERENCED if frame.referenced else 0) | (DIRTY if frame.dirty else 0)
+
+
+def _info(frame: _Frame) -> PageInfo:
+    """The frame's page as an eviction candidate: the one made last time if it still says
+    exactly this (a frozen PageInfo costs far more to make than to compare)."""
+    flags = (REFERENCED if frame.referenced else 0) | (DIRTY if frame.dirty else 0)
+    info = frame.info
+    if (info is None or info.last_use != frame.last_use or info.vpn != frame.vpn
+            or info.flags != flags):
+        info = frame.info = PageInfo(frame.index, frame.vpn, flags, frame.last_use)
+    return info
 
 
 def _check(ok: bool, what: str) -> None:

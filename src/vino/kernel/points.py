@@ -37,23 +37,21 @@ write or return plaintext.
 
 from __future__ import annotations
 
-import functools
 import itertools
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final, Generic, TypeVar
+from typing import Final, TypeVar
 
 from vino.errors import Forbidden, InvalidResult, QuotaExceeded
 from vino.graft import GLOBAL, EventPoint, FunctionPoint, Graft, GraftCallable, Principal
-from vino.graft.layout import Layout, PackedRows
+from vino.graft.layout import Layout
 from vino.graft.locks import HostLock
 from vino.graft.point import HOST_FAULTS_DEFAULT
 from vino.graft.registry import Registry
 from vino.graft.txn import Transaction, current, thread_state
 from vino.kernel import layouts, params
 from vino.kernel.cache import AddressSpace, Cache, PageInfo
-from vino.kernel.errors import FilterUnavailable
+from vino.kernel.errors import FilterUnavailable, InvalidArgument
 from vino.kernel.fs import FileSystem, Inode, OpenFile
 from vino.kernel.proc import ProcessGroup, User
 from vino.kernel.sched import Scheduler, ThreadInfo
@@ -70,6 +68,10 @@ AccessPoint = EventPoint[Inode, Inode, int, int, int]
 
 # ---- layouts: every offset, count and struct comes from kernel/layouts.py -----------
 _EVICT = layouts.EVICT
+_EVICT_HEAD: Final = _EVICT.rows("cand", 0)  # the scalars before the rows (n, a pad)
+_EVICT_ROWS: Final = _EVICT.field("cand").offset
+_EVICT_ROW: Final = _EVICT.field("cand").elem_size
+_EVICT_CANDS: Final = _EVICT.field("cand").count or 0
 _PICK = layouts.PICK
 _RA = layouts.READAHEAD
 _RA_HIST: Final = _RA.field("hist").count or 0  # entries offered in hist
@@ -81,52 +83,6 @@ _RA_ANSWERS: Final = tuple(_RA.elements("out", n) for n in range(_RA_OUT_MAX + 1
 _FILTER_HEADER: Final = layouts.FILTER.rows("data", 0)  # the scalars before data
 _FILTER_DATA: Final = layouts.FILTER.field("data").offset
 _ACCESS: Final = layouts.ACCESS.fields.struct()
-
-
-class _RowsByTarget(Generic[T]):
-    """A point's encoder of one array of rows, keeping each target's rows packed
-    between its calls (``PackedRows``): held weakly by target (gone with it); targets
-    that cannot be weakly referenced share one (still correct, see ``PackedRows``).
-
-    Invariant: ``_by_id[id(t)]`` is ``(a weak reference to t, t's rows)`` while t lives.
-    """
-
-    __slots__ = ("_array", "_by_id", "_head", "_layout", "_shared", "_values")
-
-    def __init__(self, layout: Layout, array: str, values: Callable[[T], tuple[int, ...]],
-                 head: tuple[int, ...] = ()) -> None:
-        self._layout, self._array, self._values, self._head = layout, array, values, head
-        self._by_id: dict[int, tuple[weakref.ref[object], PackedRows[T]]] = {}
-        self._shared = PackedRows(layout, array, values, head)
-
-    def encode(self, buf: memoryview, target: object, rows: list[T]) -> tuple[int, ...]:
-        """The point's ``encode``: ``rows`` into ``buf``; no Wasm arguments."""
-        entry = self._by_id.get(id(target))
-        if entry is not None and entry[0]() is target:
-            entry[1].write(buf, rows)
-        else:
-            self.of(target).write(buf, rows)
-        return ()
-
-    def of(self, target: object) -> PackedRows[T]:
-        key = id(target)
-        entry = self._by_id.get(key)
-        if entry is not None and entry[0]() is target:
-            return entry[1]
-        if target is None:
-            return self._shared
-        try:
-            ref = weakref.ref(target, functools.partial(self._forget, key))
-        except TypeError:  # a kind without weak references
-            return self._shared
-        rows = PackedRows(self._layout, self._array, self._values, self._head)
-        self._by_id[key] = (ref, rows)
-        return rows
-
-    def _forget(self, key: int, ref: weakref.ref[object]) -> None:
-        entry = self._by_id.get(key)
-        if entry is not None and entry[0] is ref:
-            del self._by_id[key]
 
 
 def _callable(lay: Layout, name: str,
@@ -164,15 +120,28 @@ def _owner_or_root(kind: type[T], owner_of: Callable[[T], User],
 
 # ---- vm.evict -----------------------------------------------------------------------
 
+def encode_evict(buf: memoryview, aspace: AddressSpace,
+                 cands: list[PageInfo]) -> tuple[int, ...]:
+    """``vm.evict``'s encoder: the count, then each candidate's row.
+
+    Each candidate carries its row packed (``PageInfo.row``, made once with the
+    PageInfo; the cache hands an unchanged page's PageInfo out again), so the rows go in
+    with one join and one copy; only pages that changed since were packed.
+    """
+    n = len(cands)
+    if n > _EVICT_CANDS:
+        raise InvalidArgument(f"vm.evict: {n} candidates; the buffer holds {_EVICT_CANDS}")
+    _EVICT_HEAD.pack_into(buf, 0, n)
+    buf[_EVICT_ROWS:_EVICT_ROWS + n * _EVICT_ROW] = b"".join([c.row for c in cands])
+    return ()
+
+
 def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
     """``vm.evict``: which of an address space's resident pages to evict."""
     default = cache._evict_choice
 
     # Each address space's candidates stay packed between its evictions (the pads are
     # "x" bytes in the layout's struct: 4 values a row).
-    encode = _RowsByTarget[PageInfo](_EVICT, "cand", lambda c: (
-        c.page_id, c.vpn, c.flags, c.last_use)).encode
-
     def hint(txn: Transaction, vpn: int, important: int) -> int:
         aspace = txn.graft.target if txn.graft is not None else None
         if not isinstance(aspace, AddressSpace) or not 0 <= vpn < params.VPN_LIMIT:
@@ -191,8 +160,9 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
         return registry.locks.lock(f"aspace:{aspace.owner.pid}")
 
     point: EvictPoint = FunctionPoint(
-        name=_EVICT.point, entry=_EVICT.entry, buffer_size=_EVICT.buffer_size, encode=encode,
-        decode=_index_result("vm.evict"), encode_result=_same_index, default=default,
+        name=_EVICT.point, entry=_EVICT.entry, buffer_size=_EVICT.buffer_size,
+        encode=encode_evict, decode=_index_result("vm.evict"), encode_result=_same_index,
+        default=default,
         callables=(_callable(_EVICT, "vm_hint", hint),),
         may_install=_owner_or_root(AddressSpace, lambda a: a.owner.user),
         target_type=AddressSpace,
@@ -211,8 +181,17 @@ def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
     """``sched.pick``: which runnable thread of a process group runs next."""
     default = sched._pick
 
-    encode = _RowsByTarget[ThreadInfo](_PICK, "thread", lambda r: (
-        r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags)).encode
+    # Packed afresh on every call: between two picks every runnable thread has waited (or
+    # run), so no row is the same as last time (vm.evict's rows, by contrast, are packed
+    # once per page state: encode_evict).
+    def encode(buf: memoryview, group: ProcessGroup, rows: list[ThreadInfo]) -> tuple[int, ...]:
+        n = len(rows)
+        flat: list[int] = [n]
+        add = flat.extend
+        for r in rows:
+            add((r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags))
+        _PICK.rows("thread", n).pack_into(buf, 0, *flat)
+        return ()
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
         group = txn.graft.target if txn.graft is not None else None

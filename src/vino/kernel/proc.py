@@ -38,7 +38,7 @@ class User:
         return self.uid == 0
 
 
-@dataclass(slots=True, eq=False, weakref_slot=True)  # sched.pick keeps its rows packed by group
+@dataclass(slots=True, eq=False)
 class ProcessGroup:
     pgid: int
     owner: User
