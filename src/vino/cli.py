@@ -123,7 +123,7 @@ def _bench(args: argparse.Namespace) -> int:
 
         with progress_bar("vino bench crossings") as progress:
             res = (crossings.run(1, child_rounds=1, batch_s=0.001, thread_run_s=0.01,
-                                 progress=progress) if args.quick else
+                                 samples=False, progress=progress) if args.quick else
                    crossings.run(args.rounds or 7, progress=progress))
         cross = res
         _emit(args, cross, lambda: crossings.render(cross), markdown=True)

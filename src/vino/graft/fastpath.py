@@ -28,6 +28,9 @@ both on the same inputs). ``invoke.Graft`` takes two more, twins of its own Pyth
 ``native()`` is the ready module or None; then ``fallback_reason`` says why (not
 Linux, no compiler, a failed build, or ``VINO_FASTPATH=python``, which forces the
 ctypes path), and everything runs through ctypes and ``Graft.invoke`` as before.
+``VINO_FASTPATH=crossings`` keeps 1-3 native but 4-5 in Python (``protected()`` is
+None): the protected call as it was before it was native, to measure one against
+the other (``vino bench crossings``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ class ProtectedCall(Protocol):
     def forget(self) -> None: ...
 
 
+# Whether grafts take 4-5 (``Protected``, ``Mutex``) from the native module: read once.
+_PROTECTED: Final = os.environ.get("VINO_FASTPATH", "native") != "crossings"
+
 _LOADED: list[ModuleType | None] = []  # [module or None], once tried
 _READY: list[ModuleType | None] = []  # [module given wasmtime's entry points, or None], once tried
 _LOCK: Final = threading.Lock()
@@ -87,6 +93,12 @@ def native() -> ModuleType | None:
                 mod.init(*fastcall.native_entry_points())
             _READY.append(mod)
     return _READY[0]
+
+
+def protected(native: ModuleType | None) -> ModuleType | None:
+    """``native`` (a sandbox's fast path) for a graft's protected call and store lock, or
+    None: they stay Python (``Graft.invoke``, ``threading.Lock``)."""
+    return native if _PROTECTED else None
 
 
 def module() -> ModuleType | None:

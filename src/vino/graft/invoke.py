@@ -59,7 +59,7 @@ from vino.errors import (
     MessageRefused,
     QuotaExceeded,
 )
-from vino.graft import aborts, events, failures, fastcall, hosting
+from vino.graft import aborts, events, failures, fastcall, fastpath, hosting
 from vino.graft.aborts import AbortRecord, is_host_fault
 from vino.graft.accounting import Usage
 from vino.graft.fastcall import I64, memory_data_size, set_deadline
@@ -136,7 +136,7 @@ class Graft:
         self._next_handle = 1
         self.mem_charged = 0  # bytes of linear memory charged to principal
         self._memory_over = False  # went over its quota: removed at once (see _account_memory)
-        native = registry.sandbox.fastpath
+        native = fastpath.protected(registry.sandbox.fastpath)
         # The store lock; native: one the Protected entry can try from C.
         self._mutex: Mutex = native.Mutex() if native is not None else threading.Lock()
         self.context: Context | None = None  # the other contexts' marker (see context_of)
