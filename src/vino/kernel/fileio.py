@@ -45,7 +45,7 @@ from vino.kernel.inode import (
 
 if TYPE_CHECKING:
     from vino.kernel.fs import OpenFile
-    from vino.kernel.fspolicy import FsStats
+    from vino.kernel.fspolicy import FsHooks, FsStats
 
 __all__ = ["FILTER_READ", "FILTER_WRITE", "OP_READ", "OP_WRITE", "FileIO"]
 
@@ -71,7 +71,37 @@ class FileIO(Directory):
     _epoch: int
 
     if TYPE_CHECKING:
+        hooks: FsHooks
+
         def _commit(self) -> None: ...
+        def _read(self, of: OpenFile, offset: int | None, n: int) -> bytes: ...
+        def _readahead(self, of: OpenFile, block: int) -> list[int]: ...
+        def _filter(self, inode: Inode, file_offset: int, data: bytearray,
+                    direction: int) -> None: ...
+        def _on_access(self, inode: Inode, block: int, op: int) -> None: ...
+
+    def pread(self, of: OpenFile, offset: int, n: int) -> bytes:
+        """``seek(of, offset)`` then ``read(of, n)`` as one operation (SQLite's xRead).
+
+        A read of one cached block with the built-in policies takes the plain path
+        (``fspolicy.py``): the same bytes, counts and decisions, without the lock."""
+        if of._plain == self._epoch and n == BS and offset >= 0 and not offset % BS:
+            data = self._read_plain(of, offset)
+            if data is not None:
+                return data
+        if offset < 0:
+            raise InvalidArgument(f"seek to {offset}")
+        behalf = self.hooks.on_behalf
+        if behalf is None:
+            return self._read(of, offset, n)
+        with behalf(of):
+            return self._read(of, offset, n)
+
+    def _plain_read(self, of: OpenFile) -> bool:
+        """True if a user read of ``of`` runs only the built-in policies and no hook."""
+        return (of.readable and self.hooks.on_behalf is None
+                and self.readahead_policy == self._readahead
+                and self.filter_policy == self._filter and self.on_access == self._on_access)
 
     def policies_changed(self) -> None:
         """Start a new policy epoch: every open file is asked ``plain_read`` again at its
@@ -126,18 +156,12 @@ class FileIO(Directory):
             frame.referenced = True
             cstats, stats = cache.stats, self.stats
             cstats.hits += 1
+            stats.plain_reads += 1  # also a read, a block read, a filter call, ... (FsStats)
             if frame.prefetched:  # read-ahead's first hit (Access.PREFETCH_HIT)
                 frame.prefetched = False
                 cstats.prefetch_hits += 1
                 stats.prefetch_hits += 1
                 of.prefetch_hits += 1
-            stats.reads += 1
-            stats.bytes_read += BS
-            stats.block_reads += 1
-            stats.filter_calls += 1
-            stats.access_events += 1
-            stats.readahead_calls += 1
-            stats.plain_reads += 1
             if ahead:
                 stats.readahead_blocks += ahead
             of.pos = offset + BS

@@ -230,12 +230,6 @@ class FileSystem(Invariants):
     def _on_access(self, inode: Inode, block: int, op: int) -> None:
         """Event: a user read (``OP_READ``) or wrote (``OP_WRITE``) file block ``block``."""
 
-    def _plain_read(self, of: OpenFile) -> bool:
-        """True if a user read of ``of`` runs only the built-in policies and no hook."""
-        return (of.readable and self.hooks.on_behalf is None
-                and self.readahead_policy == self._readahead
-                and self.filter_policy == self._filter and self.on_access == self._on_access)
-
     def _on_free(self, inode: Inode) -> None:
         """Event: ``inode`` was freed; its number may be given to the next new file."""
         if self.hooks.on_free is not None:
@@ -447,23 +441,6 @@ class FileSystem(Invariants):
             return self._read(of, None, n)
         with behalf(of):
             return self._read(of, None, n)
-
-    def pread(self, of: OpenFile, offset: int, n: int) -> bytes:
-        """``seek(of, offset)`` then ``read(of, n)`` as one operation (SQLite's xRead).
-
-        A read of one cached block with the built-in policies takes the plain path
-        (``fspolicy.py``): the same bytes, counts and decisions, without the lock."""
-        if of._plain == self._epoch and n == BS and offset >= 0 and not offset % BS:
-            data = self._read_plain(of, offset)
-            if data is not None:
-                return data
-        if offset < 0:
-            raise InvalidArgument(f"seek to {offset}")
-        behalf = self.hooks.on_behalf
-        if behalf is None:
-            return self._read(of, offset, n)
-        with behalf(of):
-            return self._read(of, offset, n)
 
     def _read(self, of: OpenFile, offset: int | None, n: int) -> bytes:
         if n < 0:

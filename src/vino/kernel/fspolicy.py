@@ -62,8 +62,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, overload
+
+from vino.kernel import params
 
 if TYPE_CHECKING:
     from vino.kernel.fs import OpenFile
@@ -136,25 +138,68 @@ def sequential_readahead(file_blocks: int, block: int, hist: Sequence[int],
     return list(range(block + 1, min(block + 1 + max_out, file_blocks)))
 
 
-@dataclass(slots=True)
+class _WithPlain:
+    """A count the plain path takes part in without touching it (one increment of
+    ``plain_reads`` stands for all of them): reads as what the general path counted
+    plus ``per`` for each plain read; an assignment (``+=``) keeps that sum."""
+
+    __slots__ = ("_attr", "_per")
+
+    def __init__(self, per: int = 1) -> None:
+        self._attr = ""
+        self._per = per
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attr = "_" + name
+
+    def __get__(self, obj: FsStats, owner: type | None = None) -> int:
+        general: int = getattr(obj, self._attr)
+        return general + obj.plain_reads * self._per
+
+    def __set__(self, obj: FsStats, value: int) -> None:
+        setattr(obj, self._attr, value - obj.plain_reads * self._per)
+
+
 class FsStats:
-    reads: int = 0  # read() calls
-    writes: int = 0  # write() calls
-    bytes_read: int = 0
-    bytes_written: int = 0
-    block_reads: int = 0  # file blocks returned to users
-    block_writes: int = 0  # file blocks written by users
-    hole_reads: int = 0  # of block_reads, holes (no I/O)
-    readahead_calls: int = 0  # times readahead_policy was consulted
-    readahead_blocks: int = 0  # blocks it asked for
-    prefetches: int = 0  # blocks actually loaded by read-ahead
-    prefetch_hits: int = 0  # user block reads served by a prefetched block
-    filter_calls: int = 0
-    access_events: int = 0
-    plain_reads: int = 0  # of block_reads, served on the plain path (counted in all above)
+    """The file system's counts (``snapshot`` lists them all)."""
+
+    __slots__ = ("_access_events", "_block_reads", "_bytes_read", "_filter_calls",
+                 "_readahead_calls", "_reads", "block_writes", "bytes_written", "hole_reads",
+                 "plain_reads", "prefetch_hits", "prefetches", "readahead_blocks", "writes")
+
+    reads = _WithPlain()  # read() calls
+    bytes_read = _WithPlain(params.BLOCK_SIZE)
+    block_reads = _WithPlain()  # file blocks returned to users
+    readahead_calls = _WithPlain()  # times readahead_policy was consulted
+    filter_calls = _WithPlain()
+    access_events = _WithPlain()
+
+    def __init__(self) -> None:
+        self._reads = self._bytes_read = self._block_reads = 0  # the general path's
+        self._readahead_calls = self._filter_calls = self._access_events = 0
+        self.writes = 0  # write() calls
+        self.bytes_written = 0
+        self.block_writes = 0  # file blocks written by users
+        self.hole_reads = 0  # of block_reads, holes (no I/O)
+        self.readahead_blocks = 0  # blocks readahead_policy asked for
+        self.prefetches = 0  # blocks actually loaded by read-ahead
+        self.prefetch_hits = 0  # user block reads served by a prefetched block
+        # Of block_reads, those served on the plain path; each counts once here and is
+        # included in reads, bytes_read (a block), block_reads, readahead_calls,
+        # filter_calls and access_events (the decisions it took with the built-ins).
+        self.plain_reads = 0
 
     def snapshot(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _FS_COUNTS}
+
+    def __repr__(self) -> str:
+        return f"FsStats({', '.join(f'{k}={v}' for k, v in self.snapshot().items())})"
+
+
+_FS_COUNTS: Final = ("reads", "writes", "bytes_read", "bytes_written", "block_reads",
+                     "block_writes", "hole_reads", "readahead_calls", "readahead_blocks",
+                     "prefetches", "prefetch_hits", "filter_calls", "access_events",
+                     "plain_reads")
 
 
 @dataclass(frozen=True, slots=True)
