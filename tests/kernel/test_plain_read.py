@@ -1,4 +1,4 @@
-"""Attacks on the plain read path (``fspolicy.py``, ``FileIO._read_plain``): a cached
+"""Attacks on the plain read path (``fspolicy.py``, ``FileIO.pread``): a cached
 block read with the built-in policies, served under the cache's lock alone.
 
 It must never serve stale bytes (another handle wrote the block, the file was cut and

@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -80,23 +81,6 @@ class FileIO(Directory):
                     direction: int) -> None: ...
         def _on_access(self, inode: Inode, block: int, op: int) -> None: ...
 
-    def pread(self, of: OpenFile, offset: int, n: int) -> bytes:
-        """``seek(of, offset)`` then ``read(of, n)`` as one operation (SQLite's xRead).
-
-        A read of one cached block with the built-in policies takes the plain path
-        (``fspolicy.py``): the same bytes, counts and decisions, without the lock."""
-        if of._plain == self._epoch and n == BS and offset >= 0 and not offset % BS:
-            data = self._read_plain(of, offset)
-            if data is not None:
-                return data
-        if offset < 0:
-            raise InvalidArgument(f"seek to {offset}")
-        behalf = self.hooks.on_behalf
-        if behalf is None:
-            return self._read(of, offset, n)
-        with behalf(of):
-            return self._read(of, offset, n)
-
     def _plain_read(self, of: OpenFile) -> bool:
         """True if a user read of ``of`` runs only the built-in policies and no hook."""
         return (of.readable and self.hooks.on_behalf is None
@@ -108,72 +92,78 @@ class FileIO(Directory):
         next read (call after anything that may change a slot's answer)."""
         self._epoch = new_epoch()
 
-    def _read_plain(self, of: OpenFile, offset: int) -> bytes | None:
-        """The plain path (``fspolicy.py``): block ``offset // BS`` of ``of``'s file if it
-        can be served from the cache with the built-in policies, else None (nothing
-        changed: read on the general path). The caller checked that ``of``'s epoch is
-        current and that ``offset`` is a block boundary >= 0.
+    def pread(self, of: OpenFile, offset: int, n: int) -> bytes:
+        """``seek(of, offset)`` then ``read(of, n)`` as one operation (SQLite's xRead).
 
-        Under the cache's lock alone, taken before anything is looked at: while it is
-        held no block can be loaded into a frame, written, evicted or handed to another
-        file (a block freed by a truncate running meanwhile is reused only after a
-        commit, which writes back through the cache), so the block read is the file's at
-        one instant, as under the file system's lock.
+        A read of one whole cached block of a file whose ``of._plain`` is the current
+        epoch takes the plain path (``fspolicy.py``), inline here (every page SQLite
+        reads comes here): the same bytes, counts and decisions as the general path
+        with the built-ins. Anything else -- a miss, a hole, a partial or unaligned
+        read, a read-ahead that would load blocks -- changes nothing and takes the
+        general path.
+
+        The plain path holds the cache's lock alone, taken before anything is looked
+        at: while it is held no block can be loaded into a frame, written, evicted or
+        handed to another file (a block freed by a truncate running meanwhile is reused
+        only after a commit, which writes back through the cache), so the block read is
+        the file's at one instant, as under the file system's lock.
         """
-        cache = self.cache
-        lock = cache._lock
-        lock.acquire()  # first: the size and the map read below must not go stale
-        try:
-            ino = of.inode
-            if offset + BS > ino.size:
-                return None  # past the end or the last, partial block: a short read
-            bidx = offset // BS
-            blk = ino.direct[bidx] if bidx < NDIRECT else ino.bmap.get(bidx)
-            if not blk:
-                return None  # a hole, or a block not mapped yet
-            frame = cache._files.get((self.device, blk))
-            if frame is None:
-                return None  # a miss: the general path loads it
-            # The history as _record leaves it, and what the built-in read-ahead asks then.
-            hist = of._history
-            h0 = hist[0] if hist else None
-            if h0 == bidx:
-                prev = hist[1] if len(hist) > 1 else None
-                prev2 = hist[2] if len(hist) > 2 else None
-            else:
-                prev = h0
-                prev2 = hist[1] if len(hist) > 1 else None
-            ahead = 0
-            if prev == bidx - 1:
-                ahead = self._plain_ahead(ino, bidx, prev2)
-                if ahead < 0:
-                    return None
-            if h0 != bidx:
-                hist.appendleft(bidx)
-            tick = cache._tick + 1  # Cache.fetch_copy's hit, then _use of a file block
-            cache._tick = tick
-            frame.last_use = tick
-            frame.referenced = True
-            cstats, stats = cache.stats, self.stats
-            cstats.hits += 1
-            stats.plain_reads += 1  # also a read, a block read, a filter call, ... (FsStats)
-            if frame.prefetched:  # read-ahead's first hit (Access.PREFETCH_HIT)
-                frame.prefetched = False
-                cstats.prefetch_hits += 1
-                stats.prefetch_hits += 1
-                of.prefetch_hits += 1
-            if ahead:
-                stats.readahead_blocks += ahead
-            of.pos = offset + BS
-            return bytes(frame.data)
-        finally:
-            lock.release()
+        if of._plain == self._epoch and n == BS and offset >= 0 and not offset % BS:
+            cache = self.cache
+            lock = cache._lock
+            lock.acquire()
+            try:
+                ino = of.inode
+                bidx = offset // BS
+                frame = None
+                if offset + BS <= ino.size:  # else past the end, or the last partial block
+                    blk = ino.direct[bidx] if bidx < NDIRECT else ino.bmap.get(bidx)
+                    if blk:  # else a hole, or not mapped yet
+                        frame = cache._files.get((self.device, blk))
+                if frame is not None:
+                    # The history as _record leaves it; the built-in read-ahead asks
+                    # only after a sequential step.
+                    hist = of._history
+                    h0 = hist[0] if hist else None
+                    ahead = 0
+                    if h0 == bidx - 1 or (h0 == bidx and len(hist) > 1 and hist[1] == bidx - 1):
+                        ahead = self._plain_ahead(ino, bidx, hist)
+                    if ahead >= 0:
+                        if h0 != bidx:
+                            hist.appendleft(bidx)
+                        tick = cache._tick + 1  # the cache's hit, as fetch_copy counts it
+                        cache._tick = tick
+                        frame.last_use = tick
+                        frame.referenced = True
+                        cstats, stats = cache.stats, self.stats
+                        cstats.hits += 1
+                        stats.plain_reads += 1  # also a read, a block read, ... (FsStats)
+                        if frame.prefetched:  # read-ahead's first hit (Access.PREFETCH_HIT)
+                            frame.prefetched = False
+                            cstats.prefetch_hits += 1
+                            stats.prefetch_hits += 1
+                            of.prefetch_hits += 1
+                        if ahead:
+                            stats.readahead_blocks += ahead
+                        of.pos = offset + BS
+                        return bytes(frame.data)
+            finally:
+                lock.release()
+        if offset < 0:
+            raise InvalidArgument(f"seek to {offset}")
+        behalf = self.hooks.on_behalf
+        if behalf is None:
+            return self._read(of, offset, n)
+        with behalf(of):
+            return self._read(of, offset, n)
 
-    def _plain_ahead(self, ino: Inode, bidx: int, prev2: int | None) -> int:
-        """After a sequential plain read of ``bidx``: how many blocks the built-in
-        read-ahead asks for, if all of them are resident or holes (its prefetch then
-        loads nothing); -1 if any is not (the general path must prefetch). Caller holds
-        the cache's lock."""
+    def _plain_ahead(self, ino: Inode, bidx: int, hist: deque[int]) -> int:
+        """After a sequential plain read of ``bidx`` (``hist`` before it is recorded): how
+        many blocks the built-in read-ahead (``sequential_readahead``) asks for, if all
+        are resident or holes (its prefetch then loads nothing); -1 if any is not (the
+        general path must prefetch). Caller holds the cache's lock."""
+        at = 2 if hist[0] == bidx else 1  # where the block two steps back will be
+        prev2 = hist[at] if len(hist) > at else None
         max_out = self.readahead_max
         if max_out <= 0 or (prev2 == bidx - 2 and bidx % max_out):
             return 0

@@ -27,7 +27,7 @@ its own, and assigning the built-in back restores it):
   graft is installed (the kernel's graft points) plugs its own answer here too.
 Directory I/O is internal and bypasses all three.
 
-The plain path (``fileio.py``, ``FileIO._read_plain``): a read of one whole block of an
+The plain path (``fileio.py``, ``FileIO.pread``): a read of one whole block of an
 open file whose ``plain_read`` was true at the file system's current *policy epoch*,
 when the block is in the cache, is served under the cache's lock alone, doing exactly
 what the general path does with the built-ins: the block copied, the cache reference
