@@ -212,7 +212,8 @@ def eviction_run(workdir: Path, graft: bool, rounds: int = EVICT_ROUNDS,
         fig = graft_figures(g)
         if not with_cost:
             del fig["stats_overhead_ns"]
-        return {"faults": faults, "hot_faults": hot_faults, "intact": intact, **fig}
+        return {"faults": faults, "hot_faults": hot_faults, "intact": intact,
+                "batched": k.cache.stats.batched, "stale": k.cache.stats.stale, **fig}
 
 
 def sched_run(workdir: Path, graft: bool, module: Path | None = None) -> dict[str, Any]:

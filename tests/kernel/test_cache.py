@@ -382,7 +382,8 @@ def test_when_the_global_clock_lands_on_a_process_its_own_policy_picks_the_page(
     cache.check_invariants()
 
 
-@pytest.mark.parametrize("answer", [-1, 8, 10**6, "0", None])
+@pytest.mark.parametrize("answer", [-1, 8, 10**6, "0", None, True, [], [0, 0], [0, 8], (2, -1),
+                                    [0, "1"], [0, None], {0: 1}])
 def test_an_invalid_victim_index_is_refused_and_changes_nothing(answer: object) -> None:
     cache = Cache(8, min_resident=0)
     aspace = AddressSpace(_proc(1), cache)
@@ -397,6 +398,88 @@ def test_an_invalid_victim_index_is_refused_and_changes_nothing(answer: object) 
     cache.evict_policy = cache._evict_choice  # the built-in again: the same fault completes
     aspace.touch(8)
     assert all(aspace.read(v)[:1] == bytes([v]) for v in range(8))
+
+
+def test_a_batch_longer_than_the_abi_allows_is_refused() -> None:
+    n = params.MAX_EVICT_MORE + 4
+    cache = Cache(n, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    for vpn in range(n):
+        aspace.touch(vpn)
+    _replace(cache, "evict_policy", lambda a, c: list(range(params.MAX_EVICT_MORE + 2)))
+    with pytest.raises(InvalidArgument, match="chose"):
+        aspace.touch(n)
+    assert aspace.resident() == list(range(n)) and cache.stats.evictions == 0
+    cache.check_invariants()
+
+
+def _batch_world(batch: list[int]) -> tuple[Cache, AddressSpace, list[list[int]]]:
+    """Eight resident pages (vpns 0-7, hand at 0) and a policy answering ``batch`` over
+    its candidates; the vpns it was offered, one list per call."""
+    cache = Cache(8, min_resident=0)
+    aspace = AddressSpace(_proc(1), cache)
+    for vpn in range(8):
+        aspace.touch(vpn)
+    asked: list[list[int]] = []
+
+    def policy(a: AddressSpace, cands: list[PageInfo]) -> list[int]:
+        asked.append([c.vpn for c in cands])
+        return batch
+
+    _replace(cache, "evict_policy", policy)
+    return cache, aspace, asked
+
+
+def test_a_batch_serves_the_next_evictions_in_order_without_asking_again() -> None:
+    cache, aspace, asked = _batch_world([5, 2, 7, 0])
+    for vpn in range(100, 104):
+        aspace.touch(vpn)
+    assert len(asked) == 1  # one decision of the policy for four evictions
+    assert aspace.resident() == [1, 3, 4, 6, 100, 101, 102, 103]
+    assert (cache.stats.policy_calls, cache.stats.batched, cache.stats.stale) == (1, 3, 0)
+    aspace.touch(104)  # the batch is used up: the policy is asked again
+    assert len(asked) == 2
+    cache.check_invariants()
+
+
+def test_a_page_touched_since_the_batch_was_made_is_not_evicted_from_it() -> None:
+    cache, aspace, asked = _batch_world([0, 1, 2])
+    aspace.touch(100)  # evicts vpn 0; vpns 1, 2 wait in the batch
+    aspace.touch(1)  # re-referenced: the policy's view of it is stale
+    aspace.touch(101)  # skips 1, takes 2
+    assert aspace.is_resident(1) and not aspace.is_resident(2)
+    assert (cache.stats.batched, cache.stats.stale, len(asked)) == (1, 1, 1)
+    cache.check_invariants()
+
+
+def test_a_batched_victim_that_is_pinned_or_gone_is_skipped() -> None:
+    cache, aspace, asked = _batch_world([0, 1, 2, 3])
+    aspace.touch(100)  # evicts vpn 0; 1, 2, 3 wait
+    frames = {v: aspace._resident[v] for v in (1, 2)}
+    frames[1].pinned = True  # being filled by someone (as during a prefetch)
+    frames[2].clear()  # gone from under the batch (as if freed) ...
+    cache._free.append(frames[2].index)  # ... and on the free list
+    del aspace._resident[2]
+    aspace.touch(101)  # takes the free frame
+    aspace.touch(102)  # 1 pinned: skipped; 2 gone: skipped; 3 goes
+    frames[1].pinned = False
+    assert not aspace.is_resident(3) and aspace.is_resident(1)
+    assert (cache.stats.batched, cache.stats.stale, len(asked)) == (1, 2, 1)
+    cache.check_invariants()
+
+
+def test_a_forgotten_or_released_batch_is_not_used() -> None:
+    cache, aspace, asked = _batch_world([0, 1, 2])
+    aspace.touch(100)
+    cache.forget_victims(aspace)
+    aspace.touch(101)  # asks again: [0, 1, 2] of the new candidates
+    assert len(asked) == 2 and cache.stats.batched == 0
+    cache.forget_victims()  # every address space's
+    assert aspace._victims == []
+    aspace.touch(102)
+    aspace.release()
+    assert aspace._victims == []
+    cache.check_invariants()
 
 
 # ---- random operation sequences ------------------------------------------------------------

@@ -278,6 +278,28 @@ EVICT_ATTACKS: dict[str, tuple[Source, str]] = {
                                     "invalid_result"),
     "negative index": (wat("vm.evict", "i32.const -1"), "invalid_result"),
     "wild store": (HOSTILE / "evict_wild_store.wat", "trap"),
+    # Batches (further victims in more[], at byte 6152; the answer counts them in 65536s):
+    "batch: a further victim not among the candidates": (wat("vm.evict", """
+        (i32.store (i32.const 6152) (i32.load (i32.const 0)))
+        i32.const 65536"""), "invalid_result"),
+    "batch: the victim named again as a further victim": (wat("vm.evict", """
+        (i32.store (i32.const 6152) (i32.const 0))
+        i32.const 65536"""), "invalid_result"),
+    "batch: a further victim named twice": (wat("vm.evict", """
+        (i32.store (i32.const 6152) (i32.const 1))
+        (i32.store (i32.const 6156) (i32.const 1))
+        i32.const 131072"""), "invalid_result"),
+    "batch: more further victims than more[] holds (31)": (wat("vm.evict", """
+        (local $i i32)
+        (loop $fill
+          (i32.store (i32.add (i32.const 6152) (i32.shl (local.get $i) (i32.const 2)))
+                     (i32.add (local.get $i) (i32.const 1)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $fill (i32.lt_u (local.get $i) (i32.const 32))))
+        i32.const 2097152"""), "invalid_result"),
+    "batch: the victim not among the candidates": (wat("vm.evict", """
+        (i32.store (i32.const 6152) (i32.const 0))
+        (i32.add (i32.load (i32.const 0)) (i32.const 65536))"""), "invalid_result"),
     "hints a page, then traps": (wat("vm.evict", """
         (drop (call $hint (i32.const 3) (i32.const 1)))
         unreachable""", imports='(import "vino" "vm_hint" '
@@ -310,6 +332,27 @@ def test_hostile_evict_is_aborted_and_clock_picks_the_victim(boot: Boot, attack:
     assert aspace.faults == base.faults
     assert all(aspace.read(v).startswith(f"page {v}".encode()) for v in range(8))
     assert usage(alice)["memory_bytes"] == 0
+    k.check_invariants()
+
+
+def test_a_batch_of_a_removed_or_replaced_eviction_graft_is_not_taken(boot: Boot) -> None:
+    """evict_keep answers in batches; once its graft is gone (or replaced), the next
+    eviction is decided by whatever policy is now in place, not by the old batch."""
+    k = boot("batch", frames=16)
+    alice = k.add_user("alice")
+    aspace = k.address_space(k.spawn(alice))
+    g = k.graft(alice, "vm.evict", sample_path("evict_keep.wasm"), target=aspace)
+    for v in range(40):
+        aspace.touch(v)
+    assert g.stats.commits < aspace.evictions  # batches: fewer calls than evictions
+    assert aspace._victims  # a batch is waiting
+    g.remove()
+    assert aspace._victims == []
+    g2 = k.graft(alice, "vm.evict", sample_path("evict_keep.wasm"), target=aspace)
+    aspace.touch(100)
+    assert aspace._victims
+    k.graft(alice, "vm.evict", sample_path("evict_keep.wasm"), target=aspace, replace=True)
+    assert aspace._victims == [] and g2.stats.commits == 1
     k.check_invariants()
 
 

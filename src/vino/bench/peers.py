@@ -62,7 +62,7 @@ class _Spec:
 
     @_hookspec(firstresult=True)
     def vino_evict(self, aspace: Any, cands: Any) -> Any:
-        """Index of the victim."""
+        """Index of the victim, or the batch of victims (vm.evict's decoded answer)."""
 
     @_hookspec(firstresult=True)
     def vino_pick(self, group: Any, rows: Any) -> Any:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 RA_HIST: Final = params.READAHEAD_HISTORY  # ABI hist[16]
 RA_OUT_MAX: Final = params.READAHEAD_MAX_OUT_LIMIT  # ABI out[32]
+EVICT_MORE_MAX: Final = params.MAX_EVICT_MORE  # ABI more[31]
 CHACHA_BLOCK: Final = 64  # bytes of keystream per ChaCha20 block
 CHACHA_KEY: Final = 32
 CHACHA_NONCE: Final = 12
@@ -91,28 +92,24 @@ class ReadaheadStride:
 
 
 class EvictKeep:
-    """vm.evict policy: the LRU candidate that is not important, else the LRU one."""
+    """vm.evict policy: the LRU candidates that are not important, oldest first, as a
+    batch of up to ``1 + MAX_EVICT_MORE`` (the ABI's ``more[31]``); else the LRU one.
+    One victim is answered as its index, a batch as a list (what the point decodes)."""
 
     __slots__ = ("important",)
 
     def __init__(self, important: Iterable[int]) -> None:
         self.important = frozenset(important)
 
-    def __call__(self, aspace: Any, cands: Sequence[PageInfo]) -> int:
+    def __call__(self, aspace: Any, cands: Sequence[PageInfo]) -> int | list[int]:
         if not cands:
             return -1
         imp = self.important
-        lru = 0
-        lru_use = cands[0].last_use
-        victim = -1
-        victim_use = 0
-        for i, c in enumerate(cands):
-            use = c.last_use
-            if use < lru_use:
-                lru, lru_use = i, use
-            if (victim < 0 or use < victim_use) and c.vpn not in imp:
-                victim, victim_use = i, use
-        return victim if victim >= 0 else lru
+        keep = sorted((c.last_use, i) for i, c in enumerate(cands) if c.vpn not in imp)
+        if not keep:  # min() keeps the lowest index on a tie, like the C
+            return min(range(len(cands)), key=lambda i: cands[i].last_use)
+        order = [i for _, i in keep[:1 + EVICT_MORE_MAX]]
+        return order[0] if len(order) == 1 else order
 
 
 def sched_interactive(group: Any, rows: Sequence[ThreadInfo]) -> int:

@@ -67,6 +67,9 @@ class AddressSpace:
         # space's own policy to use. The cache and the default policy do not read it.
         self.hints: dict[int, bool] = {}
         self._tick = 0  # this address space's touches: the clock behind its pages' last_use
+        # The further victims of its policy's last batch, the next to go last:
+        # (frame, vpn, last_use) as the policy saw them; re-validated before use (cache.py).
+        self._victims: list[tuple[_Frame, int, int]] = []
         self._released = False
         cache._register(self)
 
@@ -177,6 +180,7 @@ class AnonPages:
             aspace._slots.clear()
             aspace._backing.clear()
             aspace.hints.clear()
+            aspace._victims = []
             aspace._released = True
             del self._aspaces[aspace]
 

@@ -42,8 +42,21 @@ plain callable, the built-in ``_evict_choice`` until the kernel plugs its point 
 test or benchmark may assign its own; assigning the built-in back restores it). Its candidates
 are up to ``MAX_EVICT_CANDIDATES`` of that address space's resident pages, in vpn
 order starting at the address space's own clock hand; the default is clock (second
-chance) over them. Whatever it returns must be an index into the candidates; anything
-else raises ``InvalidArgument`` before any state changes.
+chance) over them. It returns an index into the candidates, or a *batch*: distinct
+indices, the victim first and then up to ``MAX_EVICT_MORE`` further victims in the
+order they are to go. Anything else (an index out of range, a duplicate, an empty or
+too long batch, not an int) raises ``InvalidArgument`` before any state changes.
+
+Batches (as cache_ext asks its eviction policy for a list of candidates): the further
+victims of a batch are kept with the address space and taken, in order, by its next
+evictions without asking the policy again. Each is re-validated when its turn comes:
+a page that is no longer resident in that frame, was touched since the policy saw it
+(its ``last_use`` moved) or is pinned is skipped; when none is left the policy is
+asked again. A batch is the policy's decision at one instant: a change of policy
+(a graft installed or sent a message) takes effect once the batch is used up, at most
+``MAX_EVICT_MORE`` evictions of that address space later; ``forget_victims`` drops
+batches at once (the kernel calls it when an eviction graft is removed or installed),
+and releasing an address space drops its batch.
 
 Hook: ``Cache(on_release=...)`` hears of every ``AddressSpace.release`` call, after the
 address space's frames are freed and outside the cache lock (the kernel removes the
@@ -62,13 +75,16 @@ Invariants (checked by ``check_invariants``):
   to the one frame that holds it, and every used frame is in exactly one map.
 - ``free + file blocks + sum(anonymous pages) == nframes``.
 - Outside a cache operation no frame is pinned.
+- A batch's further victims are only candidates: none is evicted unless it passes
+  re-validation when its turn comes (so a stale batch can never evict a page the
+  policy did not see as it is).
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
 
@@ -79,7 +95,8 @@ from vino.kernel.aspace import AddressSpace, AnonPages
 from vino.kernel.device import BlockDevice, block_runs
 from vino.kernel.errors import InvalidArgument, InvariantViolation, NoSpace
 
-__all__ = ["DIRTY", "REFERENCED", "Access", "AddressSpace", "Cache", "CacheStats", "PageInfo"]
+__all__ = ["DIRTY", "REFERENCED", "Access", "AddressSpace", "Cache", "CacheStats", "EvictPolicy",
+           "PageInfo", "Victims"]
 
 PAGE = params.PAGE_SIZE
 _ZERO_PAGE = bytes(PAGE)
@@ -125,6 +142,12 @@ class PageInfo:
                                                        self.last_use))
 
 
+# What an eviction policy answers: an index into its candidates, or a batch of distinct
+# indices (the victim, then the further victims in the order they are to go).
+Victims = int | Sequence[int]
+EvictPolicy = Callable[[AddressSpace, list[PageInfo]], Victims]
+
+
 @dataclass(slots=True)
 class CacheStats:
     hits: int = 0  # file-block requests served from a frame
@@ -138,6 +161,9 @@ class CacheStats:
     prefetch_unused: int = 0  # prefetched blocks evicted or dropped before any read
     swapouts: int = 0  # dirty anonymous pages saved on eviction
     swapins: int = 0  # anonymous faults served from swap (not zero-fill)
+    policy_calls: int = 0  # eviction decisions the address-space policy was asked for
+    batched: int = 0  # victims taken from a policy's earlier batch, without asking it
+    stale: int = 0  # further victims of a batch skipped: gone, touched since, or pinned
 
     def snapshot(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -195,7 +221,7 @@ class Cache(AnonPages):
         self.swap = swap
         self.on_release = on_release  # the hook (module doc)
         # The policy slot (module doc): the built-in clock until something is plugged in.
-        self.evict_policy: Callable[[AddressSpace, list[PageInfo]], int] = self._evict_choice
+        self.evict_policy: EvictPolicy = self._evict_choice
         self.stats = CacheStats()
         self._lock = threading.RLock()
         # Invariant: len(_frames) == nframes; _frames[i].index == i.
@@ -462,16 +488,39 @@ class Cache(AnonPages):
         raise NoSpace(f"all {n} frames are pinned; nothing can be evicted")
 
     def _choose_in(self, aspace: AddressSpace) -> _Frame:
-        frames = self._candidates(aspace)
-        infos = [_info(f) for f in frames]
-        choice = self.evict_policy(aspace, infos)
-        if not isinstance(choice, int) or not 0 <= choice < len(frames):
-            raise InvalidArgument(
-                f"eviction policy of pid {aspace.owner.pid} chose {choice!r}; "
-                f"expected an index in 0 .. {len(frames) - 1}")
-        victim = frames[choice]
+        victim = self._batched(aspace)
+        if victim is None:
+            frames = self._candidates(aspace)
+            infos = [_info(f) for f in frames]
+            self.stats.policy_calls += 1
+            order = _batch_of(aspace, self.evict_policy(aspace, infos), len(frames))
+            victim = frames[order[0]]
+            if len(order) > 1:  # kept last first: the next to go is popped off the end
+                aspace._victims = [(f, f.vpn, f.last_use)
+                                   for f in (frames[i] for i in reversed(order[1:]))]
         aspace._hand = victim.vpn + 1
         return victim
+
+    def _batched(self, aspace: AddressSpace) -> _Frame | None:
+        """The next further victim of the address space's batch that is still the page
+        its policy saw (resident in that frame, not touched since, not pinned), else None."""
+        queue = aspace._victims
+        while queue:
+            frame, vpn, last_use = queue.pop()
+            if (frame.aspace is aspace and frame.vpn == vpn and frame.last_use == last_use
+                    and not frame.pinned):
+                self.stats.batched += 1
+                return frame
+            self.stats.stale += 1
+        return None
+
+    def forget_victims(self, aspace: AddressSpace | None = None) -> None:
+        """Drop the batch of ``aspace`` (of every address space if None): its next
+        eviction asks its policy. Takes no lock: a batch is advisory (every victim in it
+        is re-validated under the cache lock), so a decision already under way may still
+        take one victim of the batch dropped."""
+        for a in (list(self._aspaces) if aspace is None else [aspace]):
+            a._victims = []
 
     def _candidates(self, aspace: AddressSpace) -> list[_Frame]:
         vpns = sorted(aspace._resident)
@@ -559,6 +608,20 @@ class Cache(AnonPages):
                 _check(not set(slots) & set(self._swap_free), "a used swap slot is also free")
                 _check(len(slots) + len(self._swap_free) == self.swap.nblocks,
                        "swap slots leaked")
+
+
+def _batch_of(aspace: AddressSpace, choice: object, n: int) -> Sequence[int]:
+    """``choice`` (an eviction policy's answer over ``n`` candidates) as a batch of
+    distinct indices, or ``InvalidArgument``."""
+    order: Sequence[object] = ((choice,) if isinstance(choice, int)
+                               else choice if isinstance(choice, (list, tuple)) else ())
+    if (not 1 <= len(order) <= 1 + params.MAX_EVICT_MORE
+            or not all(type(i) is int and 0 <= i < n for i in order)
+            or len(set(order)) != len(order)):
+        raise InvalidArgument(
+            f"eviction policy of pid {aspace.owner.pid} chose {choice!r}; expected an "
+            f"index in 0 .. {n - 1}, or 1 .. {1 + params.MAX_EVICT_MORE} distinct ones")
+    return order  # type: ignore[return-value]  # every element checked to be an int
 
 
 def _payer(requester: AddressSpace | None) -> Principal:

@@ -202,8 +202,11 @@ class Kernel:
               remove_after: int | None = None) -> Graft:
         """Install ``source`` at ``point`` for ``target``, as ``user`` (``Registry.install``
         says what the keywords do). Raises GraftRejected."""
-        return self.registry.install(point, source, user.principal, target, name=name,
-                                     replace=replace, remove_after=remove_after)
+        g = self.registry.install(point, source, user.principal, target, name=name,
+                                  replace=replace, remove_after=remove_after)
+        if g.point.name == "vm.evict":  # the new policy decides the next eviction
+            self.cache.forget_victims(target if isinstance(target, AddressSpace) else None)
+        return g
 
     def unseal(self, user: User, inode: Inode) -> None:
         """Give up a filter's protection of ``inode`` (its owner or root only): its reads and

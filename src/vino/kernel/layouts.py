@@ -17,7 +17,7 @@ graft-callables. Everything else reads it instead of restating it:
 the spellings cannot drift apart.
 
 Invariant: a field's count is the limit named in ``kernel/params.py`` (read-ahead
-history and answers, eviction and pick candidates, the filter's block), so a limit
+history and answers, eviction and pick candidates, further victims, the filter's block), so a limit
 changed there changes the layout, and the tests say which documents to update.
 """
 
@@ -60,13 +60,20 @@ READAHEAD: Final = Layout(
               count=params.READAHEAD_MAX_OUT_LIMIT, valid="max_out", writable=True),
     )))
 
+_EVICT_MORE_AT: Final = 8 + EVICT_CAND.size * params.MAX_EVICT_CANDIDATES
+
+# The answer is the victim's index, plus EVICT_MORE_UNIT times how many further victims
+# the graft names in more[] (the next ones to go, in order; a graft that names none
+# answers with the index alone, as before more[] existed).
 EVICT: Final = Layout(
     point="vm.evict", entry="vino_evict",
-    buffer_size=8 + EVICT_CAND.size * params.MAX_EVICT_CANDIDATES,
+    buffer_size=_EVICT_MORE_AT + 4 * params.MAX_EVICT_MORE,
     fields=Struct("vino_evict_buf", (
         Field("n", U32, 0),
         Field("pad", U32, 4, pad=PAD),
         Field("cand", EVICT_CAND, 8, count=params.MAX_EVICT_CANDIDATES, valid="n"),
+        Field("more", U32, _EVICT_MORE_AT, count=params.MAX_EVICT_MORE,
+              writable=True),  # indices into cand, the order they are to go in
     )),
     callables={"vm_hint": ((I32, I32), (I32,))})
 
@@ -99,6 +106,8 @@ ACCESS: Final = Layout(
         Field("pad", U32, 12, pad=PAD),
         Field("time_ns", U64, 16),
     )))
+
+EVICT_MORE_UNIT: Final = 1 << 16  # vm.evict's answer: index + EVICT_MORE_UNIT * len(more)
 
 LAYOUTS: Final[dict[str, Layout]] = {
     lay.point: lay for lay in (READAHEAD, EVICT, PICK, FILTER, ACCESS)}

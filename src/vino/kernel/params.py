@@ -28,6 +28,8 @@ CACHE_FRAMES: Final = 256  # page frames in a cache built without a size (1 MiB)
 MIN_RESIDENT_PAGES: Final = 4  # an address space at or below this many pages takes
 #                                frames from the global clock instead of from itself
 MAX_EVICT_CANDIDATES: Final = 256  # pages offered to one vm.evict decision (ABI: n <= 256)
+MAX_EVICT_MORE: Final = 31  # further victims one vm.evict answer may name (ABI: max_more),
+#                             taken for that address space's next evictions (a batch of 32)
 PREFETCH_FRACTION: Final = 2  # one prefetch call loads at most nframes // this many blocks
 VPN_LIMIT: Final = 1 << 32  # virtual page numbers are u32 in the ABI: 0 <= vpn < this
 MAX_VM_HINTS: Final = 4096  # hints one address space holds (vm_hint); a new one past this

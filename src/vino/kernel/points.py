@@ -50,7 +50,7 @@ from vino.graft.point import HOST_FAULTS_DEFAULT
 from vino.graft.registry import Registry
 from vino.graft.txn import Transaction, current, thread_state
 from vino.kernel import layouts, params
-from vino.kernel.cache import AddressSpace, Cache, PageInfo
+from vino.kernel.cache import AddressSpace, Cache, PageInfo, Victims
 from vino.kernel.errors import FilterUnavailable, InvalidArgument
 from vino.kernel.fs import FileSystem, Inode, OpenFile
 from vino.kernel.proc import ProcessGroup, User
@@ -60,7 +60,7 @@ T = TypeVar("T")
 UserOf = Callable[[Principal], "User | None"]
 
 # The kernel's points, each by its target, its arguments and its answer.
-EvictPoint = FunctionPoint[AddressSpace, AddressSpace, list[PageInfo], int]
+EvictPoint = FunctionPoint[AddressSpace, AddressSpace, list[PageInfo], Victims]
 PickPoint = FunctionPoint[ProcessGroup, ProcessGroup, list[ThreadInfo], int]
 ReadaheadPoint = FunctionPoint[OpenFile, OpenFile, int, list[int]]
 FilterPoint = FunctionPoint[Inode, Inode, int, bytes | bytearray, int, bytes]
@@ -72,6 +72,9 @@ _EVICT_HEAD: Final = _EVICT.rows("cand", 0)  # the scalars before the rows (n, a
 _EVICT_ROWS: Final = _EVICT.field("cand").offset
 _EVICT_ROW: Final = _EVICT.field("cand").elem_size
 _EVICT_CANDS: Final = _EVICT.field("cand").count or 0
+_EVICT_MORE_AT: Final = _EVICT.field("more").offset  # where further victims are named
+_EVICT_MORE_MAX: Final = _EVICT.field("more").count or 0
+_EVICT_MORE_UNIT: Final = layouts.EVICT_MORE_UNIT
 _PICK = layouts.PICK
 _RA = layouts.READAHEAD
 _RA_HIST: Final = _RA.field("hist").count or 0  # entries offered in hist
@@ -137,11 +140,46 @@ def encode_evict(buf: memoryview, aspace: AddressSpace,
 
 
 def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
-    """``vm.evict``: which of an address space's resident pages to evict."""
+    """``vm.evict``: which of an address space's resident pages to evict, and optionally
+    which go next (a batch: ``Cache`` module doc, docs/ABI.md).
+
+    The answer is the victim's index, plus ``EVICT_MORE_UNIT`` times the number ``k`` of
+    further victims the graft wrote to ``more[0..k)``. Rejected (``InvalidResult``: the
+    graft is aborted and the default picks): an index not among the ``n`` candidates,
+    ``k`` above ``MAX_EVICT_MORE`` (31) or negative, a duplicate in the batch.
+    """
     default = cache._evict_choice
 
-    # Each address space's candidates stay packed between its evictions (the pads are
-    # "x" bytes in the layout's struct: 4 values a row).
+    def decode(buf: memoryview, ret: int, aspace: AddressSpace,
+               cands: list[PageInfo]) -> Victims:
+        n = len(cands)
+        if 0 <= ret < n:  # one victim
+            return ret
+        k, victim = divmod(ret, _EVICT_MORE_UNIT)
+        if not 0 < k <= _EVICT_MORE_MAX or victim >= n:
+            raise InvalidResult(
+                f"vm.evict: index {ret} is not one of the {n} candidates" if k == 0 else
+                f"vm.evict: answer {ret} names victim {victim} and {k} more; expected a "
+                f"victim below {n} and at most {_EVICT_MORE_MAX} more")
+        more = _EVICT.elements("more", k).unpack_from(buf, _EVICT_MORE_AT)
+        if max(more) >= n:
+            bad = next(i for i in more if i >= n)
+            raise InvalidResult(f"vm.evict: further victim {bad} is not one of the "
+                                f"{n} candidates")
+        order = [victim, *more]
+        if len(set(order)) != len(order):
+            raise InvalidResult("vm.evict: a candidate named twice in one batch")
+        return order
+
+    def encode_result(buf: memoryview, answer: Victims, aspace: AddressSpace,
+                      cands: list[PageInfo]) -> int:
+        if isinstance(answer, int):
+            return answer
+        more = answer[1:]
+        if more:
+            _EVICT.elements("more", len(more)).pack_into(buf, _EVICT_MORE_AT, *more)
+        return answer[0] + _EVICT_MORE_UNIT * len(more)
+
     def hint(txn: Transaction, vpn: int, important: int) -> int:
         aspace = txn.graft.target if txn.graft is not None else None
         if not isinstance(aspace, AddressSpace) or not 0 <= vpn < params.VPN_LIMIT:
@@ -161,16 +199,22 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
 
     point: EvictPoint = FunctionPoint(
         name=_EVICT.point, entry=_EVICT.entry, buffer_size=_EVICT.buffer_size,
-        encode=encode_evict, decode=_index_result("vm.evict"), encode_result=_same_index,
-        default=default,
+        encode=encode_evict, decode=decode, encode_result=encode_result, default=default,
         callables=(_callable(_EVICT, "vm_hint", hint),),
         may_install=_owner_or_root(AddressSpace, lambda a: a.owner.user),
         target_type=AddressSpace,
         lock_resolver=lock, layout=_EVICT, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
-    def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> int:
+
+    def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> Victims:
         return point(aspace, aspace, candidates)
 
+    def forget(g: Graft, record: object) -> None:
+        """A removed graft's batches are not taken any further."""
+        if g.point is point:
+            cache.forget_victims(g.target if isinstance(g.target, AddressSpace) else None)
+
+    registry.on_remove(forget)
     cache.evict_policy = choose
     return point
 

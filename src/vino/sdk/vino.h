@@ -40,8 +40,12 @@
  *   fs.readahead  vino_readahead() -> count    vino_ra_buf      VINO_RA_BUFFER
  *       Blocks to prefetch in out[0..count): count <= max_out, each block
  *       < file_blocks, no duplicates.
- *   vm.evict      vino_evict() -> index        vino_evict_buf   VINO_EVICT_BUFFER
- *       Index of the victim: 0 <= index < n. Extra import: vino_vm_hint.
+ *   vm.evict      vino_evict() -> answer       vino_evict_buf   VINO_EVICT_BUFFER
+ *       Index of the victim: 0 <= index < n. Optionally a batch: write the
+ *       next victims, in the order they are to go, to more[0..k) (k <= VINO_EVICT_MORE_MAX)
+ *       and return VINO_EVICT_ANSWER(index, k); the kernel takes them for the
+ *       address space's next evictions, skipping any page touched since.
+ *       Every index < n, no index twice. Extra import: vino_vm_hint.
  *   sched.pick    vino_pick() -> index         vino_sched_buf   VINO_SCHED_BUFFER
  *       Index of the thread to run: 0 <= index < n.
  *       Extra import: vino_sched_set_priority.
@@ -145,7 +149,10 @@ _Static_assert(sizeof(vino_ra_buf) <= VINO_RA_BUFFER, "vino_ra_buf fits its buff
 
 /* vm.evict ------------------------------------------------------------------ */
 #define VINO_EVICT_MAX 256u
-#define VINO_EVICT_BUFFER (8u + 24u * VINO_EVICT_MAX)
+#define VINO_EVICT_MORE_MAX 31u
+#define VINO_EVICT_BUFFER (8u + 24u * VINO_EVICT_MAX + 4u * VINO_EVICT_MORE_MAX)
+/* The answer naming victim `index` and k further victims in more[0..k). */
+#define VINO_EVICT_ANSWER(index, k) ((int32_t)((uint32_t)(index) + ((uint32_t)(k) << 16)))
 #define VINO_PAGE_REFERENCED 1u
 #define VINO_PAGE_DIRTY 2u
 
@@ -164,12 +171,14 @@ VINO_CHECK_OFFSET(vino_evict_cand, last_use, 16);
 _Static_assert(sizeof(vino_evict_cand) == 24, "vino_evict_cand layout");
 
 typedef struct VINO_PACKED vino_evict_buf {
-    uint32_t n; /* candidates valid in cand */
+    uint32_t n;        /* candidates valid in cand */
     uint32_t pad;
     vino_evict_cand cand[VINO_EVICT_MAX];
+    uint32_t more[VINO_EVICT_MORE_MAX]; /* out: further victims, indices into cand */
 } vino_evict_buf;
 VINO_CHECK_OFFSET(vino_evict_buf, n, 0);
 VINO_CHECK_OFFSET(vino_evict_buf, cand, 8);
+VINO_CHECK_OFFSET(vino_evict_buf, more, 6152);
 _Static_assert(sizeof(vino_evict_buf) == VINO_EVICT_BUFFER, "vino_evict_buf layout");
 
 /* sched.pick ---------------------------------------------------------------- */

@@ -6,13 +6,20 @@
  * the lowest index on a tie) whose vpn is not important. If every candidate is
  * important, the least recently used candidate of all.
  *
+ * Batch: the answer also names the next victims, up to VINO_EVICT_MORE_MAX (31): the
+ * following least recently used candidates that are not important, oldest
+ * first. The kernel takes them for the next evictions of the address space
+ * (skipping any page touched since), so one call serves up to 32
+ * evictions. Important pages are never in a batch: when only important pages
+ * are left, the kernel asks again and gets the least recently used of all.
+ *
  * Message: u32 LE count, then count u32 LE vpns (count <= 256; the message is
  * exactly 4 + 4 * count bytes). It replaces the whole important set; count 0
  * empties it. A malformed message is refused (vino_message returns -1) and
  * the previous set stays in force.
  *
  * The set is kept sorted so that each candidate costs a binary search, and
- * only candidates older than the best victim so far are looked up at all.
+ * only candidates older than the batch's youngest so far are looked up at all.
  */
 #include "vino.h"
 
@@ -53,20 +60,31 @@ static int is_important(uint32_t vpn) {
 }
 
 VINO_EXPORT("vino_evict") int32_t vino_evict(void) {
-    const vino_evict_buf *b = VINO_BUF(vino_evict_buf);
+    vino_evict_buf *b = VINO_BUF(vino_evict_buf);
     uint32_t n = b->n < VINO_EVICT_MAX ? b->n : VINO_EVICT_MAX;
     if (n == 0) return -1; /* no valid answer: let the validator call the default */
+    const uint32_t want = 1 + VINO_EVICT_MORE_MAX;
 
-    uint32_t lru = 0;          /* oldest candidate of all */
-    int32_t victim = -1;       /* oldest candidate that is not important */
-    uint64_t victim_use = 0;
+    /* Invariant: batch[0..k) are the oldest unimportant candidates seen so far,
+     * oldest first (the lower index first among equals). */
+    uint32_t batch[1 + VINO_EVICT_MORE_MAX];
+    uint64_t batch_use[1 + VINO_EVICT_MORE_MAX];
+    uint32_t k = 0;
+    uint32_t lru = 0; /* oldest candidate of all */
     for (uint32_t i = 0; i < n; i++) {
         uint64_t use = b->cand[i].last_use;
         if (use < b->cand[lru].last_use) lru = i;
-        if ((victim < 0 || use < victim_use) && !is_important(b->cand[i].vpn)) {
-            victim = (int32_t)i;
-            victim_use = use;
+        if (k == want && use >= batch_use[k - 1]) continue;
+        if (is_important(b->cand[i].vpn)) continue;
+        uint32_t j = k < want ? k++ : want - 1;
+        for (; j > 0 && batch_use[j - 1] > use; j--) {
+            batch[j] = batch[j - 1];
+            batch_use[j] = batch_use[j - 1];
         }
+        batch[j] = i;
+        batch_use[j] = use;
     }
-    return victim >= 0 ? victim : (int32_t)lru;
+    if (k == 0) return (int32_t)lru;
+    for (uint32_t j = 1; j < k; j++) b->more[j - 1] = batch[j];
+    return VINO_EVICT_ANSWER(batch[0], k - 1);
 }
