@@ -80,31 +80,27 @@ def batched_decision_ns(rounds: int = BATCH_ROUNDS) -> float:
     batch = list(range(1 + more))
     clock = time.perf_counter_ns
     per: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="vino-bench-batch-") as tmp:
-        with workloads.booted(Path(tmp), "batch", frames=workloads.EVICT_FRAMES) as k:
-            cache = k.cache
-            aspace = k.address_space(k.spawn(k.add_user("batch"), "batch"))
-            for v in range(workloads.EVICT_FRAMES):
-                aspace.touch(v)
-            wired = cache.evict_policy
-            try:
-                for _ in range(rounds):
-                    cache.evict_policy = lambda a, c: 0
-                    t0 = clock()
-                    cache._choose_in(aspace)
-                    one = clock() - t0
-                    cache.evict_policy = lambda a, c: batch
-                    t0 = clock()
-                    cache._choose_in(aspace)  # asks the policy: records 31 further victims
-                    t1 = clock()
-                    for _ in range(more):
-                        cache._choose_in(aspace)  # each served from the batch
-                    t2 = clock()
-                    if cache.stats.batched % more or aspace._victims:
-                        raise AssertionError("savings: a batched victim was not taken")
-                    per.append((t2 - t1 + max(0, t1 - t0 - one)) / more)
-            finally:
-                cache.evict_policy = wired
+    with (tempfile.TemporaryDirectory(prefix="vino-bench-batch-") as tmp,
+          workloads.booted(Path(tmp), "batch", frames=workloads.EVICT_FRAMES) as k):
+        cache = k.cache
+        aspace = k.address_space(k.spawn(k.add_user("batch"), "batch"))
+        for v in range(workloads.EVICT_FRAMES):
+            aspace.touch(v)
+        for _ in range(rounds):
+            cache.evict_policy = lambda a, c: 0
+            t0 = clock()
+            cache._choose_in(aspace)
+            one = clock() - t0
+            cache.evict_policy = lambda a, c: batch
+            t0 = clock()
+            cache._choose_in(aspace)  # asks the policy: records 31 further victims
+            t1 = clock()
+            for _ in range(more):
+                cache._choose_in(aspace)  # each served from the batch
+            t2 = clock()
+            if cache.stats.batched % more or aspace._victims:
+                raise AssertionError("savings: a batched victim was not taken")
+            per.append((t2 - t1 + max(0, t1 - t0 - one)) / more)
     return statistics.median(per)
 
 

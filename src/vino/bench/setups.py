@@ -61,7 +61,7 @@ from vino.graft import FunctionPoint, Graft, Registry
 from vino.graft.layout import Field
 from vino.graft.sandbox import Sandbox
 from vino.kernel import layouts, params
-from vino.kernel.cache import AddressSpace, PageInfo
+from vino.kernel.cache import AddressSpace, PageInfo, Victims
 from vino.kernel.errors import FilterUnavailable
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import ProcessGroup
@@ -229,7 +229,7 @@ def _evict(workdir: Path, sandbox: Sandbox | None) -> Setup:
     seen: list[list[PageInfo]] = []
     wired = k.cache.evict_policy
 
-    def record(a: AddressSpace, cands: list[PageInfo]) -> int:
+    def record(a: AddressSpace, cands: list[PageInfo]) -> Victims:
         if a is aspace:
             seen.append(list(cands))
         return wired(a, cands)
@@ -253,7 +253,8 @@ def _evict(workdir: Path, sandbox: Sandbox | None) -> Setup:
     cand = layouts.EVICT.field("cand")
     return Setup("evict", k, _function_point(k, "vm.evict"), k.cache.evict_policy, sample,
                  message, targets, grafts, make_args, make_args, (), EvictKeep(EVICT_HOT),
-                 in_bytes=cand.offset + cand.elem_size * len(cands))
+                 in_bytes=cand.offset + cand.elem_size * len(cands),
+                 out_range=_span(layouts.EVICT.field("more")))
 
 
 def _sched(workdir: Path, sandbox: Sandbox | None) -> Setup:
