@@ -68,7 +68,7 @@ seen half loaded) and while the policy runs. Lock order: ``FileSystem._lock`` ->
 ``Cache._lock`` -> ``BlockDevice._lock``; never call into a file system with the
 cache lock held.
 
-Invariants (checked by ``check_invariants``):
+Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
 - ``len(frames) == nframes``; every frame is exactly one of free, a file block or an
   anonymous page; free frames are exactly those on the free list.
 - No page is in two frames: ``_files`` and each ``AddressSpace._resident`` map every key
@@ -92,8 +92,9 @@ from vino.graft.accounting import HOST, Principal, acting_for
 from vino.graft.txn import thread_state
 from vino.kernel import layouts, params
 from vino.kernel.aspace import AddressSpace, AnonPages
+from vino.kernel.cacheinvariants import CacheInvariants
 from vino.kernel.device import BlockDevice, block_runs
-from vino.kernel.errors import InvalidArgument, InvariantViolation, NoSpace
+from vino.kernel.errors import InvalidArgument, NoSpace
 
 __all__ = ["DIRTY", "REFERENCED", "Access", "AddressSpace", "Cache", "CacheStats", "EvictPolicy",
            "PageInfo", "Victims"]
@@ -201,7 +202,7 @@ class _Frame:
         return self.dev is None and self.aspace is None
 
 
-class Cache(AnonPages):
+class Cache(AnonPages, CacheInvariants):
     """The frames, the file-block map, the global clock, and the per-address-space policy."""
 
     def __init__(
@@ -558,57 +559,6 @@ class Cache(AnonPages):
         frame.clear()
         self._free.append(frame.index)
 
-    # ---- checking ------------------------------------------------------------------------
-
-    def check_invariants(self) -> None:
-        """Raise ``InvariantViolation`` naming the first broken invariant."""
-        with self._lock:
-            _check(len(self._frames) == self.nframes, "frame count changed")
-            free = set(self._free)
-            _check(len(free) == len(self._free), "a frame is on the free list twice")
-            keys: set[tuple[object, int]] = set()
-            used = 0
-            for i, f in enumerate(self._frames):
-                _check(f.index == i, f"frame {i} has index {f.index}")
-                _check(len(f.data) == PAGE, f"frame {i} holds {len(f.data)} bytes")
-                _check(not f.pinned, f"frame {i} is pinned outside a cache operation")
-                if i in free:
-                    _check(f.is_free and not f.dirty, f"frame {i} is on the free list but in use")
-                    continue
-                _check(not f.is_free, f"frame {i} is neither free nor in use")
-                _check(f.dev is None or f.aspace is None, f"frame {i} is both kinds")
-                used += 1
-                key: tuple[object, int]
-                if f.dev is not None:
-                    key = (f.dev, f.block)
-                    _check(self._files.get((f.dev, f.block)) is f,
-                           f"frame {i} (block {f.block}) is not in the file map")
-                else:
-                    assert f.aspace is not None
-                    key = (f.aspace, f.vpn)
-                    _check(f.aspace in self._aspaces, f"frame {i} belongs to a dead address space")
-                    _check(f.aspace._resident.get(f.vpn) is f,
-                           f"frame {i} (vpn {f.vpn}) is not in its address space's map")
-                _check(key not in keys, f"page {key} is in two frames")
-                keys.add(key)
-            dirty = {k for k, f in self._files.items() if f.dirty}
-            _check(set(self._dirty_files) == dirty
-                   and all(self._files[k] is f for k, f in self._dirty_files.items()),
-                   "the dirty index differs from the dirty file blocks")
-            anon = sum(len(a._resident) for a in self._aspaces)
-            _check(len(self._files) + anon == used, "maps and frames disagree on residency")
-            _check(used + len(free) == self.nframes, "frames leaked")
-            for a in self._aspaces:
-                _check(not a._released, "a released address space is still registered")
-                for vpn, f in a._resident.items():
-                    _check(f.aspace is a and f.vpn == vpn, f"residency map of vpn {vpn} is stale")
-            if self.swap is not None:
-                slots = [s for a in self._aspaces for s in a._slots.values()]
-                _check(len(set(slots)) == len(slots), "a swap slot is used twice")
-                _check(not set(slots) & set(self._swap_free), "a used swap slot is also free")
-                _check(len(slots) + len(self._swap_free) == self.swap.nblocks,
-                       "swap slots leaked")
-
 
 def _batch_of(aspace: AddressSpace, choice: object, n: int) -> Sequence[int]:
     """``choice`` (an eviction policy's answer over ``n`` candidates) as a batch of
@@ -645,9 +595,3 @@ def _info(frame: _Frame) -> PageInfo:
             or info.flags != flags):
         info = frame.info = PageInfo(frame.index, frame.vpn, flags, frame.last_use)
     return info
-
-
-def _check(ok: bool, what: str) -> None:
-    if not ok:
-        raise InvariantViolation(f"cache: {what}")
-
