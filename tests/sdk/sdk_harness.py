@@ -109,11 +109,18 @@ class Graft:
         assert count >= 0, count
         return list(struct.unpack(f"<{count}I", self.read(4 * count, at=80)))
 
-    def evict(self, cands: list[tuple[int, int, int, int]]) -> int:
-        """Run vm.evict over (page_id, vpn, flags, last_use) candidates."""
+    def evict(self, cands: list[tuple[int, int, int, int]]) -> list[int]:
+        """Run vm.evict over (page_id, vpn, flags, last_use) candidates; return the
+        victims it names in order (the victim, then any further ones in more[] at byte
+        6152), or ``[answer]`` for a negative answer."""
         body = b"".join(struct.pack("<4IQ", p, v, f, 0, u) for p, v, f, u in cands)
         self.write(struct.pack("<II", len(cands), 0) + body)
-        return self.call("vino_evict")
+        self.write(b"\xee" * 124, at=6152)  # garbage in more[] must not leak into the answer
+        answer = self.call("vino_evict")
+        if answer < 0:
+            return [answer]
+        k, victim = divmod(answer, 65536)
+        return [victim, *struct.unpack(f"<{k}I", self.read(4 * k, at=6152))]
 
     def pick(self, threads: list[tuple[int, int, int, int, int]]) -> int:
         """Run sched.pick over (tid, priority, cpu_ns, waited_ns, flags) threads."""
