@@ -25,6 +25,9 @@ def test_quick_goals_report_every_row_with_its_goal_and_the_thread_scaling(
     for kind in ("null", "spin"):
         assert t["grafts"][kind]["1"]["vs_one_thread"] == 1.0
         assert all(t["grafts"][kind][str(n)]["calls_per_s"] > 0 for n in t["threads"])
+    floor = r["figures"]["sparse_floor"]  # the same sparse pattern for a plain ctypes call
+    assert floor["total_us"] > 0 and floor["sparse_us"] > 0
     text = goals.render(r)
     assert all(row["what"] in text for row in rows)
+    assert "Sparse floor" in text
     assert "| 8 |" in text

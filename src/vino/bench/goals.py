@@ -22,7 +22,11 @@ Every row of the goals table gets today's figure, its goal and whether it is met
   spins in Wasm for a few µs (``SPIN_ITERATIONS``); the goal is on 2 ÷ 1;
 - **sparse ÷ back-to-back**, per sample graft: the same call made once every
   ``SPARSE_GAP_NS`` with the host busy in Python between calls
-  (``timing.spaced``), against calls back to back;
+  (``timing.spaced``, the timestamp's own cost taken off each call), against calls
+  back to back; beside them, in the same rounds, the same pattern for a plain
+  ctypes call of a C function (``c_floor``: no vino at all): what the machine
+  charges any call after the host was busy elsewhere (cold caches, branch
+  predictors, other processes run on the core meanwhile);
 - **install**, mean µs per graft with the collector running, ``INSTALL_GRAFTS``
   grafts in a fresh interpreter (``scale.install_in_fresh_process``);
 - **eviction on the SSD**: device time saved ÷ protection spent
@@ -36,6 +40,7 @@ and 8 threads in turn). ``QUICK`` runs everything small: structure, not numbers.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import statistics
 import sys
@@ -56,6 +61,7 @@ from vino.bench.timing import (
     spaced,
     spread,
     threaded_rate,
+    timer_overhead_ns,
 )
 from vino.graft import (
     I32,
@@ -119,6 +125,14 @@ SPIN_WAT: Final = pick_wat(3, loop=SPIN_ITERATIONS)
 
 def _ping(txn: Transaction, i: int) -> int:
     return 0
+
+
+def c_floor() -> Callable[[int], int]:
+    """A plain ctypes call of a C function (libc's ``labs``): the sparse floor."""
+    labs = ctypes.CDLL(None).labs
+    labs.argtypes = [ctypes.c_long]
+    labs.restype = ctypes.c_long
+    return labs
 
 
 class Mechanism:
@@ -213,14 +227,18 @@ def run(settings: Settings = FULL, progress: Progress | None = None,
                 booted[key] = setups.build(key, wd, shared)
             pm = peers.plugin_manager(booted)
             cs = m.contenders()
+            floor, timer_ns = c_floor(), timer_overhead_ns()
+            cs += [Contender("floor/total", plain(floor, -5)),
+                   Contender("floor/sparse", spaced(floor, (-5,), SPARSE_GAP_NS, timer_ns),
+                             min_calls=1)]
             for k, s in booted.items():
                 if peers.pluggy_hook(pm, k)(*s.args()) != s.expected:
                     raise AssertionError(f"{k}: the pluggy hook answered differently")
                 cs += [Contender(f"{k}/total", plain(s.hook, *s.hook_args())),
                        Contender(f"{k}/pluggy", plain(peers.pluggy_slot(pm, k),
                                                       *s.hook_args())),
-                       Contender(f"{k}/sparse", spaced(s.hook, s.hook_args(), SPARSE_GAP_NS),
-                                 min_calls=1)]
+                       Contender(f"{k}/sparse", spaced(s.hook, s.hook_args(), SPARSE_GAP_NS,
+                                                       timer_ns), min_calls=1)]
             if progress is not None:
                 progress("goals: kernels booted, grafts installed")
             series = interleave(cs, settings.rounds, settings.batch_s, min_calls=2,
@@ -250,6 +268,10 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
         "null_vs_raw": ratio(series["null"], series["raw"]).median_us,
         "callable_us": spread(per_callable).as_dict(),
         "samples": {},
+        "sparse_floor": {"total_us": spread(series["floor/total"]).median_us,
+                         "sparse_us": spread(series["floor/sparse"]).median_us,
+                         "sparse_vs_back_to_back":
+                             ratio(series["floor/sparse"], series["floor/total"]).median_us},
     }
     for k in paper.GRAFTS:
         tot, plug, sp = (series[f"{k}/{w}"] for w in ("total", "pluggy", "sparse"))
@@ -332,6 +354,11 @@ def render(result: dict[str, Any]) -> str:
               f"{f['raw_us']['median_us']:.2f} µs; per sample: Total / pluggy / sparse µs: "
               + "; ".join(f"{s['title']} {s['total_us']:.2f} / {s['pluggy_us']:.2f} / "
                           f"{s['sparse_us']:.2f}" for s in f["samples"].values())]
+    fl = f.get("sparse_floor")
+    if fl is not None:
+        lines += ["", f"Sparse floor (the same pattern, a plain ctypes call of a C function, "
+                  f"no vino): {fl['total_us']:.2f} µs back to back, {fl['sparse_us']:.2f} µs "
+                  f"sparse, {fl['sparse_vs_back_to_back']:.2f}x"]
     return "\n".join(lines)
 
 

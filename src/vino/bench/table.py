@@ -242,7 +242,7 @@ def contenders(s: Setup, c_ns: float, pm: Any, public: peers.PublicWasm | None,
                                               aborts=True)),
         # On a target no graft was dispatched for: a filter's file refuses (fails closed).
         Contender("default", plain(s.point.default, *s.args("null"))),
-        Contender("sparse", spaced(s.hook, s.hook_args(), SPARSE_GAP_NS), min_calls=1),
+        Contender("sparse", spaced(s.hook, s.hook_args(), SPARSE_GAP_NS, c_ns), min_calls=1),
         Contender("python", plain(s.python, *args)),
     ]
     if "lock" in g:
