@@ -259,3 +259,14 @@ def test_vino_h_declares_each_layouts_structs_field_by_field(point: str) -> None
         assert st.name in declared, f"vino.h declares no struct {st.name}"
         assert declared[st.name] == [
             (f.offset, f.elem.name, f.name, f.count) for f in st.fields], st.name
+
+
+def test_a_thread_row_is_its_layout_values_in_order_and_a_candidate_its_packed_row() -> None:
+    """The sched.pick encoder packs ThreadInfo tuples as they are, and vm.evict's copies each
+    PageInfo's row: both must be the layouts' rows, field for field."""
+    assert ThreadInfo._fields == tuple(f.name for f in layouts.THREAD.fields if not f.pad)
+    c = PageInfo(page_id=9, vpn=(1 << 32) - 1, flags=3, last_use=(1 << 64) - 1)
+    record = _decoded(layouts.EVICT, layouts.EVICT.rows("cand", 0).pack(1) + c.row)["cand"]
+    assert isinstance(record, list)
+    assert (record[0].page_id, record[0].vpn, record[0].flags, record[0].last_use) == (
+        c.page_id, c.vpn, c.flags, c.last_use)

@@ -228,13 +228,10 @@ def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
     # Packed afresh on every call: between two picks every runnable thread has waited (or
     # run), so no row is the same as last time (vm.evict's rows, by contrast, are packed
     # once per page state: encode_evict).
+    # A ThreadInfo is a named tuple of its row's values in layout order: one pack of them all.
     def encode(buf: memoryview, group: ProcessGroup, rows: list[ThreadInfo]) -> tuple[int, ...]:
         n = len(rows)
-        flat: list[int] = [n]
-        add = flat.extend
-        for r in rows:
-            add((r.tid, r.priority, r.cpu_ns, r.waited_ns, r.flags))
-        _PICK.rows("thread", n).pack_into(buf, 0, *flat)
+        _PICK.rows("thread", n).pack_into(buf, 0, n, *itertools.chain.from_iterable(rows))
         return ()
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:

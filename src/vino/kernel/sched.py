@@ -76,7 +76,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from vino.errors import InvalidResult
 from vino.kernel import layouts
@@ -224,9 +224,15 @@ class Thread:
         )
 
 
-@dataclass(slots=True, frozen=True)
-class ThreadInfo:
-    """One candidate row of the ``sched.pick`` buffer (docs/ABI.md)."""
+class ThreadInfo(NamedTuple):
+    """One candidate row of the ``sched.pick`` buffer (docs/ABI.md).
+
+    A named tuple, so a row is its values in ``layouts.THREAD``'s order (pads aside): the
+    ``sched.pick`` encoder packs a list of rows without reading a field by name, and a
+    row costs half a frozen dataclass's to make (one per runnable thread per pick).
+    Invariant: the fields are ``layouts.THREAD``'s non-pad fields, in order
+    (tests/kernel/test_layouts.py).
+    """
 
     tid: int  # u32
     priority: int  # i32
