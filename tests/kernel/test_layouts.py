@@ -266,7 +266,12 @@ def test_a_thread_row_is_its_layout_values_in_order_and_a_candidate_its_packed_r
     PageInfo's row: both must be the layouts' rows, field for field."""
     assert ThreadInfo._fields == tuple(f.name for f in layouts.THREAD.fields if not f.pad)
     c = PageInfo(page_id=9, vpn=(1 << 32) - 1, flags=3, last_use=(1 << 64) - 1)
-    record = _decoded(layouts.EVICT, layouts.EVICT.rows("cand", 0).pack(1) + c.row)["cand"]
+    buf = bytearray(layouts.EVICT.buffer_size)
+    head = layouts.EVICT.rows("cand", 0)
+    head.pack_into(buf, 0, *([1] + [0] * (len(head.unpack_from(buf)) - 1)))  # n = 1
+    at = layouts.EVICT.field("cand").offset
+    buf[at:at + len(c.row)] = c.row
+    record = _decoded(layouts.EVICT, buf)["cand"]
     assert isinstance(record, list)
     assert (record[0].page_id, record[0].vpn, record[0].flags, record[0].last_use) == (
         c.page_id, c.vpn, c.flags, c.last_use)
