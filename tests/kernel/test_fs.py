@@ -766,3 +766,17 @@ def test_open_file_records_who_opened_it(mounted: Mounted, alice: User) -> None:
     with fs.open(proc, "p", "r") as f:
         assert isinstance(f, OpenFile)
         assert f.process is proc and f.user is alice and f.readable and not f.writable
+
+
+def test_an_inode_is_found_by_its_number_only_while_it_lives(mounted: Mounted,
+                                                              alice: User) -> None:
+    fs = mounted.fs
+    _write_file(fs, alice, "f", b"x" * 10)
+    inum = fs.stat("f").inum
+    with fs.open(alice, "f", "r") as f:
+        assert fs.inode(inum) is f.inode
+    with pytest.raises(NoSuchFile):
+        fs.inode(10_000)  # never used
+    fs.unlink(alice, "f")
+    with pytest.raises(NoSuchFile):
+        fs.inode(inum)  # freed

@@ -34,7 +34,7 @@ def _image(tmp_path: Path, alice: User, nblocks: int = 512) -> tuple[Path, dict[
             with fs.open(alice, name, "w") as f:
                 fs.write(f, os.urandom(size))
         where = {
-            "a0": fs._bmap(fs._inodes[fs.stat("a").inum], 0),
+            "a0": fs._bmap(fs.inode(fs.stat("a").inum), 0),
             "b_ind": fs._inodes[fs.stat("b").inum].ind[0],
             "b_inum": fs.stat("b").inum,
             "inode_start": fs.geo.inode_start,

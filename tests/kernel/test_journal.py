@@ -113,12 +113,12 @@ def test_a_block_freed_by_a_transaction_is_not_reused_before_it_commits(
     fs = FileSystem.mount(dev, Cache(32), sim_clock)
     _write(fs, alice, "old", b"O" * BS)
     fs.sync()
-    freed = fs._bmap(fs._inodes[fs.stat("old").inum], 0)
+    freed = fs._bmap(fs.inode(fs.stat("old").inum), 0)
     with fs.open(alice, "old", "rw") as f:
         fs.truncate(f, 0)  # frees `freed` in the running transaction
     fs._alloc_hint = freed  # the allocator would take it next if it could
     _write(fs, alice, "new", b"N" * BS)
-    assert fs._bmap(fs._inodes[fs.stat("new").inum], 0) != freed
+    assert fs._bmap(fs.inode(fs.stat("new").inum), 0) != freed
     fs.check_invariants()
     fs.unmount()
     # Again across a power cut at every write of the next commit: the truncate of "old"
@@ -128,7 +128,7 @@ def test_a_block_freed_by_a_transaction_is_not_reused_before_it_commits(
 
     def truncate_then_reuse(d: BlockDevice) -> None:
         fs3 = FileSystem.mount(d, Cache(32), SimClock())
-        block = fs3._bmap(fs3._inodes[fs3.stat("old").inum], 0)
+        block = fs3._bmap(fs3.inode(fs3.stat("old").inum), 0)
         with fs3.open(alice, "old", "rw") as f:
             fs3.truncate(f, 0)
         fs3._alloc_hint = block

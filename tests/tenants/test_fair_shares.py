@@ -183,8 +183,11 @@ def test_principal_installing_in_a_tight_loop_is_refused_past_its_rate_and_other
 def test_principals_that_come_and_go_leave_no_install_bucket_behind() -> None:
     # Every attempt takes a token from the principal's bucket, so each of these principals
     # got one; once nobody keeps a principal, its bucket goes with it (they were kept, and
-    # with them every principal ever seen, for the registry's life).
-    reg = Registry()
+    # with them every principal ever seen, for the registry's life). The registry's clock
+    # stands still: on a loaded machine a second of wall time between the kept principal's
+    # two installs would refill its bucket.
+    clock = FakeClock()
+    reg = Registry(clock=clock)
     point: FunctionPoint[object, int, int] = FunctionPoint(
         name="app.pick", entry="pick", buffer_size=16, encode=_encode,
         may_install=lambda principal, target: target != 0,  # target 0: nobody's

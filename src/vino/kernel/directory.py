@@ -1,7 +1,8 @@
 """The directory: one flat root directory of names, each naming a regular file.
 
 A mix-in of ``FileSystem`` (``fs.py``): the name operations (``create``, ``unlink``,
-``rename``, ``listdir``, ``stat``, ``probe``) and reading the directory at mount.
+``rename``, ``listdir``, ``stat``, ``probe``), the lookup of an inode by number
+(``inode``) and reading the directory at mount.
 Usage is the file system's::
 
     fs.create(alice, "notes", 0o600)
@@ -179,6 +180,17 @@ class Directory(BlockMap):
                 return None
             ino = self._inodes[entry[0]]
             return ino.size, ino.uid, ino.perm
+
+    def inode(self, inum: int) -> Inode:
+        """The live inode numbered ``inum`` (``stat(name).inum``): the target of the
+        ``fs.filter`` and ``fs.access`` grafts on that file. Raises ``NoSuchFile`` if no
+        inode has that number (never used, or freed)."""
+        with self._lock:
+            self._check_mounted()
+            ino = self._inodes.get(inum)
+            if ino is None:
+                raise NoSuchFile(f"no inode numbered {inum}")
+            return ino
 
     def _lookup(self, name: str) -> Inode:
         entry = self._dir.get(name)

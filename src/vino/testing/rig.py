@@ -60,6 +60,7 @@ from vino.graft.loader import Source
 from vino.graft.point import U32
 from vino.kernel import params
 from vino.kernel.device import SSD
+from vino.kernel.inode import Inode
 from vino.kernel.kernel import Kernel
 from vino.kernel.layouts import LAYOUTS
 from vino.testing import world
@@ -393,11 +394,9 @@ def quiet_undo_log() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def inode_of(k: Kernel, name: str) -> Any:
-    """The inode of file ``name``: the target of ``fs.filter`` and ``fs.access`` grafts.
-    (The file system has no public lookup of an inode by name; this is the one place
-    that reads its table.)"""
-    return k.fs._inodes[k.fs.stat(name).inum]
+def inode_of(k: Kernel, name: str) -> Inode:
+    """The inode of file ``name``: the target of ``fs.filter`` and ``fs.access`` grafts."""
+    return k.fs.inode(k.fs.stat(name).inum)
 
 
 def state_diff(want: dict[str, Any], got: dict[str, Any]) -> str:
