@@ -1,23 +1,26 @@
-"""The native protected call (``Protected``) and its store lock (``Mutex``).
+"""The native protected call (``Protected``), its store lock (``Mutex``) and dispatch.
 
 ``test_invoke_equivalence.py`` runs the native entry against the plain steps on one
 script; these cover what that script cannot: its lock against ``threading.Lock``'s
 contract, threads (each its own thread state, a busy store), the clock it stamps calls
-with, an exception that is no ``Exception``, and a removed graft's cycle through it.
+with, an exception that is no ``Exception``, a removed graft's cycle through it, and
+the native ``FunctionPoint.__call__`` against its Python twin.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from vino.graft import Graft, current, fastpath
+from vino.graft import GLOBAL, FunctionPoint, Graft, current, fastpath
 from vino.graft.fastpath import Mutex
+from vino.graft.point import _dispatch
 from vino.graft.txn import thread_state
 
 from .graft_world import DEFAULT_ANSWER, TARGET, World, graft, make_world, pick_returning
@@ -169,5 +172,28 @@ def test_a_removed_graft_with_a_native_entry_is_collected() -> None:
         del g, late_call
         gc.collect()
         assert ref() is None
+    finally:
+        w.registry.close()
+
+
+def test_native_dispatch_answers_as_the_python_dispatch() -> None:
+    """``FunctionPoint.__call__`` in C (``Dispatch``) against ``point._dispatch``: the
+    target's graft, else GLOBAL's, else the default, and the same errors."""
+    w = make_world()
+    try:
+        assert type(FunctionPoint.__call__).__name__ == "Dispatch"  # the native one runs
+        w.install(pick_returning(9))
+        glob = w.install(pick_returning(4), w.root, GLOBAL)
+        cases = [(TARGET, 1), ("elsewhere", 2)]
+        assert [w.pick(t, x) for t, x in cases] == [9, 4]
+        assert [_dispatch(w.pick, t, x) for t, x in cases] == [9, 4]
+        glob.remove()
+        assert w.pick("elsewhere", 2) == _dispatch(w.pick, "elsewhere", 2) == DEFAULT_ANSWER
+        calls: list[Callable[..., object]] = [w.pick, functools.partial(_dispatch, w.pick)]
+        for call in calls:
+            with pytest.raises(TypeError):
+                call([], 1)  # an unhashable target, as dict.get says
+            with pytest.raises(TypeError):
+                call()  # no target
     finally:
         w.registry.close()

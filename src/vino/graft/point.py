@@ -33,7 +33,10 @@ What a point declares (docs/DESIGN.md §3), all by keyword:
   the rule, a principal may replace or remove only its own grafts (privileged
   principals, any).
 
-Dispatch with no graft installed costs one dict lookup and the default.
+Dispatch with no graft installed costs one dict lookup and the default. With the
+native fast path, ``FunctionPoint.__call__`` is its C twin (``fastpath.c``'s
+``Dispatch``: the same steps as ``_dispatch`` below, without a Python frame); without
+it (or with ``VINO_FASTPATH=python`` or ``crossings``), ``_dispatch`` itself.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import TYPE_CHECKING, Final, Generic, Never, TypeVar, TypeVarTuple
 
 from vino import limits
 from vino.errors import InvalidDeclaration
+from vino.graft import fastpath
 from vino.graft.fastcall import I32, I64
 
 if TYPE_CHECKING:
@@ -212,6 +216,29 @@ class _PointBase(Generic[T, *Args]):
                 f"{self.name}: it takes {' or '.join(k.__name__ for k in kinds)} (or GLOBAL)")
 
 
+def _dispatch(point: ErasedFunctionPoint, target: object, *args: object) -> object:
+    """Run the policy for ``target``: its graft, else the global graft, else the default.
+
+    Raises only the host's own exceptions (see ``FunctionPoint``'s docstring).
+    """
+    table = point.table
+    g = table.get(target) if table else None
+    if g is None:
+        if not table:
+            return point.default(*args)
+        g = table.get(GLOBAL)
+        if g is None:
+            return point.default(*args)
+    return g.call(args)
+
+
+# FunctionPoint.__call__: the native twin of _dispatch when the fast path is built (and
+# the protected call is native: not with VINO_FASTPATH=crossings), else _dispatch.
+_NATIVE: Final = fastpath.protected(fastpath.module())
+_DISPATCH: Final = (_NATIVE.Dispatch(GLOBAL, _dispatch.__doc__, "FunctionPoint.__call__")
+                    if _NATIVE is not None else _dispatch)
+
+
 @dataclass(eq=False, kw_only=True)
 class FunctionPoint(_PointBase[T, *Args], Generic[T, *Args, R]):
     """A replaceable policy: at most one graft per target (plus one ``GLOBAL``).
@@ -263,20 +290,11 @@ class FunctionPoint(_PointBase[T, *Args], Generic[T, *Args, R]):
     def kind(self) -> str:
         return "function"
 
-    def __call__(self, target: T, *args: *Args) -> R:
-        """Run the policy for ``target``: its graft, else the global graft, else the default.
-
-        Raises only the host's own exceptions (see the class docstring).
-        """
-        table = self.table
-        g = table.get(target) if table else None
-        if g is None:
-            if not table:
-                return self.default(*args)
-            g = table.get(GLOBAL)
-            if g is None:
-                return self.default(*args)
-        return g.call(args)  # type: ignore[return-value]  # decode and default give R
+    if TYPE_CHECKING:
+        def __call__(self, target: T, *args: *Args) -> R:
+            """Run the policy for ``target`` (``_dispatch``; raises what it says)."""
+    else:
+        __call__ = _DISPATCH
 
     def redispatch(self, stale: Graft, args: tuple[*Args]) -> R:
         """Dispatch again for a graft that was no longer live when its call began."""

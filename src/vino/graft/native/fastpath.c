@@ -17,6 +17,15 @@
  *   (if the function has one) is written to slot 0 as an int64, masked like a
  *   ctypes c_int64. Any exception stops the guest: it is handed to the definer's
  *   on_fault(exc) and a trap is returned.
+ * - Protected: one graft's protected call, its common case (graft/invoke.py says which)
+ *   here: the store lock (Mutex, threading.Lock's twin), transaction fields, deadline,
+ *   encode, the call, decode, CPU accounting, commit, counters -- reading and writing
+ *   the __slots__ of Graft, Transaction, ThreadState, Stats and Usage at offsets taken
+ *   from their member descriptors (setup_protected), so no attribute costs a lookup.
+ *   Every other case goes to Graft.invoke before anything changed; every failure to
+ *   the same Python methods invoke uses.
+ * - Dispatch: FunctionPoint.__call__ (graft/point.py), the graft for a target, else
+ *   the GLOBAL one, else the default, without a Python frame.
  * - An epoch-deadline callback: it asks `decide()` and goes on one more tick or
  *   stops the guest (an exception in decide() goes to on_fault like a host
  *   function's and stops it). Going on, a guest that RawCall entered holding the
@@ -1106,6 +1115,151 @@ static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ Dispatch */
+
+/* FunctionPoint.__call__ in C: point(target, *args) runs the graft for target, else the
+ * GLOBAL graft, else point.default(*args) -- the Python method's contract, without its
+ * frame. A method descriptor: called with the point first, no bound method made. The
+ * graft is called through its `call` (Graft.call: the Protected entry, or invoke). */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *global; /* point.GLOBAL */
+    PyObject *doc;    /* the Python twin's docstring: help() shows the same contract */
+    PyObject *name, *qualname; /* as the method it stands for */
+    PyObject *n_table, *n_default, *n_call;
+} Dispatch;
+
+static PyObject *dispatch_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
+                                     PyObject *kwnames) {
+    Dispatch *d = (Dispatch *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames)) {
+        PyErr_SetString(PyExc_TypeError, "a point takes its target and arguments by position");
+        return NULL;
+    }
+    if (n < 2) {
+        PyErr_SetString(PyExc_TypeError, "a point is called with a target");
+        return NULL;
+    }
+    PyObject *point = argv[0], *target = argv[1], *g = NULL, *r;
+    PyObject *table = PyObject_GetAttr(point, d->n_table);
+    if (table == NULL) return NULL;
+    int some = PyObject_IsTrue(table);
+    if (some < 0) goto error;
+    if (some) {
+        if (!PyDict_Check(table)) {
+            PyErr_SetString(PyExc_TypeError, "a point's table is a dict");
+            goto error;
+        }
+        g = PyDict_GetItemWithError(table, target);
+        if (g == NULL && !PyErr_Occurred()) g = PyDict_GetItemWithError(table, d->global);
+        if (g == NULL && PyErr_Occurred()) goto error;
+        Py_XINCREF(g);
+    }
+    Py_DECREF(table);
+    if (g == NULL || g == Py_None) {
+        Py_XDECREF(g);
+        PyObject *dflt = PyObject_GetAttr(point, d->n_default);
+        if (dflt == NULL) return NULL;
+        r = PyObject_Vectorcall(dflt, argv + 2, (size_t)(n - 2), NULL);
+        Py_DECREF(dflt);
+        return r;
+    }
+    PyObject *args = PyTuple_New(n - 2);
+    if (args == NULL) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    for (Py_ssize_t i = 2; i < n; i++) {
+        Py_INCREF(argv[i]);
+        PyTuple_SET_ITEM(args, i - 2, argv[i]);
+    }
+    PyObject *call = PyObject_GetAttr(g, d->n_call);
+    Py_DECREF(g);
+    r = call == NULL ? NULL : PyObject_Vectorcall(call, &args, 1, NULL);
+    Py_XDECREF(call);
+    Py_DECREF(args);
+    return r;
+error:
+    Py_DECREF(table);
+    return NULL;
+}
+
+static PyObject *dispatch_get(PyObject *self, PyObject *obj, PyObject *type) {
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+static int dispatch_init(PyObject *self, PyObject *args, PyObject *kw) {
+    Dispatch *d = (Dispatch *)self;
+    PyObject *global, *doc, *qualname;
+    if (!PyArg_ParseTuple(args, "OOU", &global, &doc, &qualname)) return -1;
+    Py_INCREF(qualname);
+    Py_XSETREF(d->qualname, qualname);
+    Py_XSETREF(d->name, PyUnicode_FromString("__call__"));
+    if (d->name == NULL) return -1;
+    Py_INCREF(global);
+    Py_XSETREF(d->global, global);
+    Py_INCREF(doc);
+    Py_XSETREF(d->doc, doc);
+    if ((d->n_table = PyUnicode_InternFromString("table")) == NULL
+        || (d->n_default = PyUnicode_InternFromString("default")) == NULL
+        || (d->n_call = PyUnicode_InternFromString("call")) == NULL)
+        return -1;
+    d->vectorcall = dispatch_vectorcall;
+    return 0;
+}
+
+static void dispatch_dealloc(PyObject *self) {
+    Dispatch *d = (Dispatch *)self;
+    Py_XDECREF(d->global);
+    Py_XDECREF(d->doc);
+    Py_XDECREF(d->name);
+    Py_XDECREF(d->qualname);
+    Py_XDECREF(d->n_table);
+    Py_XDECREF(d->n_default);
+    Py_XDECREF(d->n_call);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *dispatch_doc(PyObject *self, void *closure) {
+    PyObject *doc = ((Dispatch *)self)->doc;
+    Py_INCREF(doc != NULL ? doc : Py_None);
+    return doc != NULL ? doc : Py_None;
+}
+
+static PyObject *dispatch_name(PyObject *self, void *qual) {
+    Dispatch *d = (Dispatch *)self;
+    PyObject *v = qual != NULL ? d->qualname : d->name;
+    Py_INCREF(v != NULL ? v : Py_None);
+    return v != NULL ? v : Py_None;
+}
+
+static PyGetSetDef dispatch_getset[] = {
+    {"__doc__", dispatch_doc, NULL, NULL, NULL},
+    {"__name__", dispatch_name, NULL, NULL, NULL},
+    {"__qualname__", dispatch_name, NULL, NULL, (void *)1},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject DispatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_fastpath.Dispatch",
+    .tp_basicsize = sizeof(Dispatch),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_vectorcall_offset = offsetof(Dispatch, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = dispatch_get,
+    .tp_new = PyType_GenericNew,
+    .tp_init = dispatch_init,
+    .tp_dealloc = dispatch_dealloc,
+    .tp_getset = dispatch_getset,
+};
+
 /* ------------------------------------------------------------------ module functions */
 
 static int parse_ptr(PyObject *o, void **out) {
@@ -1196,7 +1350,8 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__vino_fastpath(void) {
     if (PyType_Ready(&RawCallType) < 0 || PyType_Ready(&HostType) < 0
-        || PyType_Ready(&MutexType) < 0 || PyType_Ready(&ProtectedType) < 0)
+        || PyType_Ready(&MutexType) < 0 || PyType_Ready(&ProtectedType) < 0
+        || PyType_Ready(&DispatchType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
@@ -1204,10 +1359,12 @@ PyMODINIT_FUNC PyInit__vino_fastpath(void) {
     Py_INCREF(&HostType);
     Py_INCREF(&MutexType);
     Py_INCREF(&ProtectedType);
+    Py_INCREF(&DispatchType);
     if (PyModule_AddObject(m, "RawCall", (PyObject *)&RawCallType) < 0 ||
         PyModule_AddObject(m, "Host", (PyObject *)&HostType) < 0 ||
         PyModule_AddObject(m, "Mutex", (PyObject *)&MutexType) < 0 ||
-        PyModule_AddObject(m, "Protected", (PyObject *)&ProtectedType) < 0) {
+        PyModule_AddObject(m, "Protected", (PyObject *)&ProtectedType) < 0 ||
+        PyModule_AddObject(m, "Dispatch", (PyObject *)&DispatchType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
