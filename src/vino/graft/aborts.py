@@ -150,8 +150,7 @@ def too_deep(g: Graft, parent: Transaction) -> bool:
     rec = AbortRecord(AbortReason.RESOURCE, f"not called: {what}; the enclosing graft "
                       f"{enclosing.calling_graft.name!r} nested it and is aborted",
                       time.monotonic_ns(), graft_at_fault=False)
-    g.aborts.append(rec)
-    g.stats.aborts[rec.reason.value] += 1
+    g._keep_abort(rec)
     return True
 
 
@@ -218,12 +217,11 @@ def abort(g: Graft, txn: Transaction, exc: BaseException) -> AbortRecord:
         reason, detail = AbortReason.RESOURCE, f"memory over quota, then {detail}"
     at_fault = not isinstance(exc, CallRefused) and not callers_doom
     rec = AbortRecord(reason, detail, time.monotonic_ns(), at_fault)
-    g.aborts.append(rec)
-    g.stats.aborts[reason.value] += 1
+    g._keep_abort(rec)
     if not at_fault:
         return rec
     g.failures += 1
-    g._events.append((failures.ABORT, rec, None))
+    g._queue(failures.ABORT, rec, None)
     if g.failures >= g.remove_after or g._memory_over:
         g._retire(rec)
     return rec
@@ -243,8 +241,7 @@ def host_fault(g: Graft, txn: Transaction, exc: BaseException, where: str) -> Ab
         detail += f"; {undo_failed} undo step(s) raised (logged), state not fully restored"
     rec = AbortRecord(AbortReason.HOST_ERROR, detail, time.monotonic_ns(),
                       graft_at_fault=False, host_fault=True)
-    g.aborts.append(rec)
-    g.stats.aborts[AbortReason.HOST_ERROR.value] += 1
-    g._events.append((failures.HOST_FAULT, rec, exc))
+    g._keep_abort(rec)
+    g._queue(failures.HOST_FAULT, rec, exc)
     failures.add_host_note(exc, where, g)
     return rec

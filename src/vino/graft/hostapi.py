@@ -222,7 +222,7 @@ def log(txn: Transaction, ptr: int, n: int) -> None:
     if g.context is Context.INSTALL:  # a rejected install must change nothing
         txn.record(lambda: p.release("log_bytes", len(line)))
     g._log_calls += 1
-    g.logs.append(line)
+    g._keep_log(line)
 
 
 def run_default(txn: Transaction) -> int:

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from vino.graft.registry import Registry
 
 _perf_ns = time.perf_counter_ns
+_Event = tuple[str, AbortRecord | None, BaseException | None]  # what Observers.emit takes
 
 LIVE: Final = "live"
 REMOVED: Final = "removed"
@@ -119,14 +120,15 @@ class Graft:
         self.remove_after = remove_after
         self.state = LIVE
         self.failures = 0
-        self.aborts: collections.deque[AbortRecord] = collections.deque(
-            maxlen=limits.ABORTS_KEPT)
+        # The last ABORTS_KEPT abort records and LOG_LINES_KEPT log lines, each made at its
+        # first entry (_keep_abort, _keep_log): most grafts never fail and never log.
+        self.aborts: collections.deque[AbortRecord] | tuple[AbortRecord, ...] = ()
         self.removal: AbortRecord | None = None  # why it was removed, if it was
         # Invariant: events not yet emitted (failures.Observers); appended under the
         # graft's store lock, emitted by whoever releases it (``_flush``).
-        self._events: list[tuple[str, AbortRecord | None, BaseException | None]] = []
+        self._events: list[_Event] | tuple[()] = ()  # a list from the first (_queue)
         self.stats = Stats()
-        self.logs: collections.deque[bytes] = collections.deque(maxlen=limits.LOG_LINES_KEPT)
+        self.logs: collections.deque[bytes] | tuple[bytes, ...] = ()
         self.logs_dropped = 0
         self._log_calls = 0  # lines logged by the call that started at _log_call_ns
         self._log_call_ns = 0
@@ -493,9 +495,29 @@ class Graft:
         self._mutex.release()
         self._flush()
 
+    def _keep_abort(self, rec: AbortRecord) -> None:
+        """Keep ``rec`` among the last ``ABORTS_KEPT`` records and count it."""
+        if isinstance(self.aborts, tuple):
+            self.aborts = collections.deque(maxlen=limits.ABORTS_KEPT)
+        self.aborts.append(rec)
+        self.stats.aborts[rec.reason.value] += 1
+
+    def _keep_log(self, line: bytes) -> None:
+        """Keep ``line`` among the last ``LOG_LINES_KEPT``."""
+        if isinstance(self.logs, tuple):
+            self.logs = collections.deque(maxlen=limits.LOG_LINES_KEPT)
+        self.logs.append(line)
+
+    def _queue(self, kind: str, rec: AbortRecord | None, exc: BaseException | None) -> None:
+        """Queue an event for the observers (emitted by ``_flush``)."""
+        if isinstance(self._events, tuple):
+            self._events = []
+        self._events.append((kind, rec, exc))
+
     def _flush(self) -> None:
         """Emit the events queued while the store was held (logs, then hooks)."""
         while self._events:
+            assert isinstance(self._events, list)  # non-empty: _queue made it
             kind, rec, exc = self._events.pop(0)
             self.registry.observers.emit(kind, self, rec, exc)
 
@@ -543,7 +565,7 @@ class Graft:
         if self._native is not None:
             self._native.unlink()
         self.removal = why
-        self._events.append((failures.REMOVE, why, None))
+        self._queue(failures.REMOVE, why, None)
         self.registry._unlink(self)
 
     def _free(self) -> None:
