@@ -128,6 +128,14 @@ def _bench(args: argparse.Namespace) -> int:
         cross = res
         _emit(args, cross, lambda: crossings.render(cross), markdown=True)
         return 0
+    if args.what == "install" and args.against:
+        from vino.bench import scale
+
+        with progress_bar("vino bench install --against") as progress:
+            cmp = scale.compare_installs(args.against, 1_000 if args.quick else 100_000,
+                                         args.rounds or (1 if args.quick else 3), progress)
+        _emit(args, cmp, lambda: scale.render_comparison(cmp), markdown=True)
+        return 0
     if args.what == "install":
         from vino.bench import install
 
@@ -338,6 +346,9 @@ def parser() -> argparse.ArgumentParser:
                             "plugins", "python", "install", "goals", "crossings"],
                    help="which benchmark (default: table)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
+    b.add_argument("--against", metavar="REV", help="install: instead, the mean install time "
+                   "at 100,000 grafts (collector running) with this tree and with git "
+                   "revision REV's, alternated in fresh interpreters")
     b.add_argument("--sf", type=float, default=None,
                    help="tpch: the TPC-H scale factor (default 0.01; --quick: 0.001)")
     b.add_argument("--plot", metavar="FILE.png", help="draw the overhead table (goals: the "

@@ -111,3 +111,12 @@ def test_install_can_be_timed_in_a_fresh_interpreter() -> None:
     import gc
 
     assert scale.install_probe(3, pause_gc=True)["gc_paused"] and gc.isenabled()
+
+
+def test_installs_are_compared_with_another_revisions_side_by_side() -> None:
+    res = scale.compare_installs("HEAD", n=20, rounds=1)
+    assert set(res["runs"]) == {"HEAD", "this tree"}
+    for runs in res["runs"].values():
+        assert len(runs) == 1 and runs[0]["n"] == 20 and runs[0]["install_us"]["mean"] > 0
+    assert res["runs"]["this tree"][0]["install_cpu_us"] > 0
+    assert "| HEAD | 1 |" in scale.render_comparison(res)

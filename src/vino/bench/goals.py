@@ -285,6 +285,7 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
                      if r["workload"].startswith("VM eviction") and r["profile"] == SSD.name)
     figures["evict_ssd"] = evict_ssd["ratio"]
     figures["install_us"] = install["install_us"]
+    figures["install_cpu_us"] = install.get("install_cpu_us")
     figures["install_grafts"] = settings.install_grafts
     from vino.bench.suite import machine
 
@@ -359,6 +360,11 @@ def render(result: dict[str, Any]) -> str:
         lines += ["", f"Sparse floor (the same pattern, a plain ctypes call of a C function, "
                   f"no vino): {fl['total_us']:.2f} µs back to back, {fl['sparse_us']:.2f} µs "
                   f"sparse, {fl['sparse_vs_back_to_back']:.2f}x"]
+    i = f["install_us"]
+    lines += ["", f"Install, {f['install_grafts']:,} grafts, collector running: median "
+              f"{i['median']:.0f} / mean {i['mean']:.0f} / p90 {i['p90']:.0f} µs wall, "
+              f"{f.get('install_cpu_us') or 0:.0f} µs CPU of the installing thread (which other "
+              "processes on a shared machine do not inflate)."]
     return "\n".join(lines)
 
 

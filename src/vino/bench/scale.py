@@ -50,15 +50,19 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import io
 import json
 import math
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from vino.bench import BENCH_CPU_TOTAL_S
@@ -162,6 +166,7 @@ class Config:
     point: FunctionPoint[object, int, int, Sequence[int], list[int]]
     frozen: bool = False  # gc.freeze() during the installs (a variant, not the default)
     install_us: list[float] = field(default_factory=list)
+    install_cpu_ns: int = 0  # the installing thread's CPU time over all installs
     rss_bytes: int = 0  # RSS growth over the installs
     maps: int = 0  # mapping-count growth over the installs
     linear_resident_bytes: int = 0  # linear-memory pages resident, over all grafts
@@ -174,6 +179,7 @@ class Config:
         return {"n": self.n, "pooled": self.pooled, "gc_frozen": self.frozen,
                 "install_us": {"median": statistics.median(ins), "mean": statistics.fmean(ins),
                                "p90": qs[-1]},
+                "install_cpu_us": self.install_cpu_ns / n / 1e3,
                 "rss_per_graft_kib": self.rss_bytes / n / KIB,
                 "linear_resident_per_graft_kib": self.linear_resident_bytes / n / KIB,
                 "host_per_graft_kib": host / KIB,
@@ -203,12 +209,14 @@ def build(name: str, n: int, pooled: bool, progress: Progress | None = None,
     cfg = Config(name, n, pooled, reg, point, frozen=bool(freeze_every))
     gc.collect()
     rss0, maps0 = _rss(), _maps()
-    perf = time.perf_counter_ns
+    perf, cpu = time.perf_counter_ns, time.thread_time_ns
     step = max(n // 10, 1)
     for i in range(n):
+        c = cpu()
         t = perf()
         reg.install(point, wasm, who, target=i)
         cfg.install_us.append((perf() - t) / 1e3)
+        cfg.install_cpu_ns += cpu() - c
         if freeze_every and (i + 1) % freeze_every == 0:
             gc.freeze()  # outside the timed install: a host's choice, shown as a variant
         if progress is not None and n >= 10_000 and (i + 1) % step == 0:
@@ -329,17 +337,53 @@ def install_probe(n: int, freeze_every: int = 0, pause_gc: bool = False) -> dict
         gc.unfreeze()
 
 
-def install_in_fresh_process(n: int, freeze_every: int = 0,
-                             pause_gc: bool = False) -> dict[str, Any]:
-    """``install_probe`` in a new interpreter, so no other heap inflates its collections."""
+def install_in_fresh_process(n: int, freeze_every: int = 0, pause_gc: bool = False,
+                             src: Path | None = None) -> dict[str, Any]:
+    """``install_probe`` in a new interpreter, so no other heap inflates its collections;
+    ``src``: run the ``vino`` package found there instead of this one."""
     code = ("import json; from vino.bench.scale import install_probe; "
             f"print(json.dumps(install_probe({int(n)}, {int(freeze_every)}, {bool(pause_gc)})))")
+    env = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, timeout=PROBE_TIMEOUT_S)
+                          check=False, timeout=PROBE_TIMEOUT_S, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"install probe failed: {proc.stderr.strip()[-500:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def compare_installs(revision: str, n: int = COUNTS[-1], rounds: int = 3,
+                     progress: Progress | None = None) -> dict[str, Any]:
+    """Installs of ``n`` grafts (collector running, fresh interpreters) with this tree's
+    ``vino`` and with ``revision``'s (``git archive`` of its ``src``), alternated
+    ``rounds`` times, so that both see the same machine. Needs the git repository."""
+    repo = Path(__file__).resolve().parents[3]
+    with tempfile.TemporaryDirectory(prefix="vino-install-") as tmp:
+        archive = subprocess.run(["git", "-C", str(repo), "archive", revision, "src"],
+                                 capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        runs: dict[str, list[dict[str, Any]]] = {revision: [], "this tree": []}
+        for r in range(rounds):
+            for label, src in ((revision, Path(tmp) / "src"), ("this tree", None)):
+                runs[label].append(install_in_fresh_process(n, src=src))
+                if progress is not None:
+                    progress(f"install: round {r + 1}/{rounds}, {label} done")
+    return {"n": n, "revision": revision, "runs": runs}
+
+
+def render_comparison(result: dict[str, Any]) -> str:
+    """One row per run and side: µs per install (median / mean / p90) and CPU µs."""
+    rows = []
+    for label, runs in result["runs"].items():
+        for r, p in enumerate(runs):
+            i = p["install_us"]
+            cpu = p.get("install_cpu_us")
+            rows.append([label, str(r + 1), f"{i['median']:.0f}", f"{i['mean']:.0f}",
+                         f"{i['p90']:.0f}", "" if cpu is None else f"{cpu:.0f}",
+                         f"{p['host_per_graft_kib']:.1f}"])
+    return markdown_table(["vino", "round", "median µs", "mean µs", "p90 µs",
+                           "CPU µs (mean)", "host KiB per graft"], rows)
 
 
 def _summarise(configs: list[Config], series: dict[str, list[float]],
