@@ -98,16 +98,15 @@ class Graft:
 
     # Slots, not a __dict__: one object fewer per graft for the cyclic collector to scan,
     # and cheaper to fill at install (a host may hold 100,000 of them).
-    __slots__ = ("__weakref__", "_admitted", "_allowance", "_call0", "_cpu_total_ns",
-                 "_ctx", "_deadline_tick", "_events", "_log_call_ns", "_log_calls",
-                 "_memory_over", "_message", "_msize", "_mutex", "_native", "_next_handle",
-                 "_rawcall", "_result", "_share", "_ticks", "_trap_slot", "_txn", "_undo_quota",
-                 "_usage", "aborts", "budget_ns", "buffer", "buffer_offset", "call", "context",
-                 "digest", "entry",
-                 "failures", "handles", "has_message", "instance", "logs", "logs_dropped",
-                 "may_grow", "mem_charged", "memory", "name", "point", "pre", "principal",
-                 "registry", "removal", "remove_after", "state", "stats", "table_bytes",
-                 "table_charged", "target")
+    __slots__ = ("__weakref__", "_admitted", "_allowance", "_call0", "_cpu_total_ns", "_ctx",
+                 "_deadline_tick", "_events", "_log_call_ns", "_log_calls", "_memory_over",
+                 "_message", "_msize", "_mutex", "_native", "_next_handle", "_rawcall",
+                 "_result", "_share", "_ticks", "_trap_slot", "_txn", "_undo_quota", "_usage",
+                 "aborts", "budget_ns", "buffer", "buffer_offset", "call", "context", "digest",
+                 "entry", "failures", "handles", "has_message", "instance", "logs",
+                 "logs_dropped", "may_grow", "mem_charged", "memory", "name", "point", "pre",
+                 "principal", "registry", "removal", "remove_after", "state", "stats",
+                 "table_bytes", "table_charged", "target")
 
     def __init__(self, registry: Registry, point: Point, checked: Checked,
                  principal: Principal, target: object, remove_after: int) -> None:
@@ -120,13 +119,12 @@ class Graft:
         self.remove_after = remove_after
         self.state = LIVE
         self.failures = 0
-        # The last ABORTS_KEPT abort records and LOG_LINES_KEPT log lines, each made at its
-        # first entry (_keep_abort, _keep_log): most grafts never fail and never log.
+        # Abort records and log lines, made at the first (_keep_abort, _keep_log): most never are.
         self.aborts: collections.deque[AbortRecord] | tuple[AbortRecord, ...] = ()
         self.removal: AbortRecord | None = None  # why it was removed, if it was
         # Invariant: events not yet emitted (failures.Observers); appended under the
         # graft's store lock, emitted by whoever releases it (``_flush``).
-        self._events: list[_Event] | tuple[()] = ()  # a list from the first (_queue)
+        self._events: list[_Event] = []
         self.stats = Stats()
         self.logs: collections.deque[bytes] | tuple[bytes, ...] = ()
         self.logs_dropped = 0
@@ -510,14 +508,11 @@ class Graft:
 
     def _queue(self, kind: str, rec: AbortRecord | None, exc: BaseException | None) -> None:
         """Queue an event for the observers (emitted by ``_flush``)."""
-        if isinstance(self._events, tuple):
-            self._events = []
         self._events.append((kind, rec, exc))
 
     def _flush(self) -> None:
         """Emit the events queued while the store was held (logs, then hooks)."""
         while self._events:
-            assert isinstance(self._events, list)  # non-empty: _queue made it
             kind, rec, exc = self._events.pop(0)
             self.registry.observers.emit(kind, self, rec, exc)
 

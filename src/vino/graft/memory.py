@@ -26,7 +26,6 @@ import wasmtime
 from vino.errors import WildPointer
 from vino.graft.fastcall import memory_data, memory_data_size, memory_of
 
-
 # A memoryview straight over memory (format "B"): no ctypes object behind it, so one
 # object fewer per graft for the cyclic collector.
 _memory_view = ctypes.pythonapi.PyMemoryView_FromMemory
