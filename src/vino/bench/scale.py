@@ -27,12 +27,15 @@ Measured:
 - install, µs per graft: each ``Registry.install`` timed (checks, instance,
   buffer binding, accounting, the table switch), median / mean / p90. The mean
   includes Python's cyclic garbage collector, whose full collections rescan
-  every object of every graft already installed (about 65 per graft). For the
+  every object of every graft already installed (about 15 per graft). For the
   largest count, installs are also timed in two fresh interpreters (nothing
   else in their heap): with the collector as it comes; with the host calling
   ``gc.freeze()`` every ``FREEZE_EVERY`` installs (outside the timed installs);
   and with the collector paused for the whole batch (``gc.disable()``) -- the
-  last is vino's own cost;
+  last is vino's own cost. Each probe also gives the installing thread's CPU time
+  per install (``install_cpu_us``), which other processes on a shared machine do
+  not inflate; ``compare_installs`` (``vino bench install --against REV``) runs the
+  probe with this tree and with another revision's, alternated;
 - memory per graft: the process's resident set (``VmRSS``) growth over the
   installs ÷ N; the linear-memory pages each graft touched (``mincore`` on its
   memory) are reported separately and subtracted to give host memory per graft;
