@@ -343,9 +343,14 @@ def install_probe(n: int, freeze_every: int = 0, pause_gc: bool = False) -> dict
 def install_in_fresh_process(n: int, freeze_every: int = 0, pause_gc: bool = False,
                              src: Path | None = None) -> dict[str, Any]:
     """``install_probe`` in a new interpreter, so no other heap inflates its collections;
-    ``src``: run the ``vino`` package found there instead of this one."""
-    code = ("import json; from vino.bench.scale import install_probe; "
-            f"print(json.dumps(install_probe({int(n)}, {int(freeze_every)}, {bool(pause_gc)})))")
+    ``src``: install with the ``vino`` package found there instead (the probe itself is
+    still this module, so both are timed the same way)."""
+    code = ("import importlib.util, json, sys; "
+            f"spec = importlib.util.spec_from_file_location('vino_install_probe', {__file__!r}); "
+            "probe = sys.modules[spec.name] = importlib.util.module_from_spec(spec); "
+            "spec.loader.exec_module(probe); "
+            f"print(json.dumps(probe.install_probe({int(n)}, {int(freeze_every)}, "
+            f"{bool(pause_gc)})))")
     env = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, timeout=PROBE_TIMEOUT_S, env=env)
