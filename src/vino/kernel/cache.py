@@ -388,7 +388,7 @@ class Cache(AnonPages, CacheInvariants):
                 by_block = {f.block: f for f in frames}
                 for start, count in block_runs([f.block for f in frames]):
                     run = [by_block[start + i] for i in range(count)]
-                    d.write_blocks(start, b"".join(bytes(f.data) for f in run))
+                    d.write_blocks(start, b"".join([f.data for f in run]))
                     for f in run:
                         f.dirty = False
                         del self._dirty_files[(d, f.block)]

@@ -234,6 +234,7 @@ class FileIO(Directory):
             self._commit()  # the blocks freed by the running transaction become usable
         old_size = ino.size
         mapped_end = -(-old_size // BS)  # blocks at or past it are holes (fsinvariants)
+        view = memoryview(data)  # slices of it are not copies
         meta = ino.is_dir
         if start > old_size and old_size // BS < first:
             self._zero_tail(ino, of)
@@ -243,7 +244,7 @@ class FileIO(Directory):
                 lo, hi = max(start, bstart), min(end, bstart + BS)
                 blk = self._bmap(ino, bidx) if bidx < mapped_end else 0
                 if hi - lo == BS:
-                    plain = bytearray(data[lo - start:hi - start])
+                    plain = bytearray(view[lo - start:hi - start])
                 else:
                     if blk == 0:  # new block or hole: reads as zeros
                         plain = bytearray(BS)
@@ -255,7 +256,7 @@ class FileIO(Directory):
                         keep = max(old_size - bstart, 0)  # bytes of this block inside the file
                         if keep < BS:  # beyond the old end must read back as zeros
                             plain[keep:] = bytes(BS - keep)
-                    plain[lo - bstart:hi - bstart] = data[lo - start:hi - start]
+                    plain[lo - bstart:hi - bstart] = view[lo - start:hi - start]
                 if of is not None:
                     self._apply_filter(ino, bstart, plain, FILTER_WRITE)
                 if blk == 0:
