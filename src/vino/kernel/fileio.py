@@ -11,7 +11,7 @@ them). Usage::
 
 How each policy is consulted (the policies are ``FileSystem``'s policy slots, where
 the kernel plugs its graft points in): after each block a user read returns,
-``_record`` (``on_access``) then ``readahead_policy``, whose answer ``_prefetch``
+the access event (``on_access``) then ``readahead_policy``, whose answer ``_prefetch``
 validates and loads; ``filter_policy`` on every whole block that crosses between the
 user and the cache, in both directions.
 
@@ -235,6 +235,7 @@ class FileIO(Directory):
         old_size = ino.size
         mapped_end = -(-old_size // BS)  # blocks at or past it are holes (fsinvariants)
         view = memoryview(data)  # slices of it are not copies
+        stats = self.stats
         meta = ino.is_dir
         if start > old_size and old_size // BS < first:
             self._zero_tail(ino, of)
@@ -258,7 +259,10 @@ class FileIO(Directory):
                             plain[keep:] = bytes(BS - keep)
                     plain[lo - bstart:hi - bstart] = view[lo - start:hi - start]
                 if of is not None:
-                    self._apply_filter(ino, bstart, plain, FILTER_WRITE)
+                    stats.filter_calls += 1  # _apply_filter, inline: the hot path
+                    self.filter_policy(ino, bstart, plain, FILTER_WRITE)
+                    if len(plain) != BS:
+                        self._bad_filter(ino, bstart, plain)
                 if blk == 0:
                     if self.journal.room() < BLOCK_LOG_BLOCKS:
                         self._store_inode(ino)  # a write larger than the log: commit a step
@@ -272,8 +276,12 @@ class FileIO(Directory):
                     self.cache.write_block(self.device, blk, plain)
                 ino.size = max(ino.size, hi)
                 if of is not None:
-                    self.stats.block_writes += 1
-                    self._record(of, ino, bidx, OP_WRITE)
+                    stats.block_writes += 1
+                    hist = of._history  # _record, inline: the hot path
+                    if not hist or hist[0] != bidx:
+                        hist.appendleft(bidx)
+                    stats.access_events += 1
+                    self.on_access(ino, bidx, OP_WRITE)
         finally:
             if ino.size != old_size or need:
                 self._store_inode(ino)
@@ -344,12 +352,6 @@ class FileIO(Directory):
         raise InvalidArgument(
             f"filter changed the length of block {offset // BS} of inode {ino.inum} "
             f"from {BS} to {len(buf)}")
-
-    def _record(self, of: OpenFile, ino: Inode, bidx: int, op: int) -> None:
-        if not of._history or of._history[0] != bidx:
-            of._history.appendleft(bidx)
-        self.stats.access_events += 1
-        self.on_access(ino, bidx, op)
 
     def _prefetch(self, of: OpenFile, blocks: list[int]) -> None:
         if not blocks:
