@@ -78,6 +78,8 @@ class ThreadState:
 
 
 class _Local(threading.local):
+    # Invariant: a thread's ThreadState is made once, here, and never replaced: the
+    # native protected call (fastpath.c) keeps a borrowed pointer to it per thread.
     def __init__(self) -> None:
         self.ts = ThreadState()
 
