@@ -281,9 +281,9 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
             "sparse_us": spread(sp).median_us,
             "vs_pluggy": ratio(tot, plug).median_us, "sparse_vs_back_to_back":
                 ratio(sp, tot).median_us}
-    evict_ssd = next(r for r in saved["rows"]
-                     if r["workload"].startswith("VM eviction") and r["profile"] == SSD.name)
-    figures["evict_ssd"] = evict_ssd["ratio"]
+    ssd = {r["workload"]: r for r in saved["rows"] if r["profile"] == SSD.name}
+    figures["evict_ssd"] = ssd[savings.EVICT_WORKLOAD]["ratio"]
+    figures["evict_ssd_one_victim"] = ssd[savings.ONE_VICTIM_WORKLOAD]["ratio"]
     figures["install_us"] = install["install_us"]
     figures["install_cpu_us"] = install.get("install_cpu_us")
     figures["install_grafts"] = settings.install_grafts
@@ -355,6 +355,10 @@ def render(result: dict[str, Any]) -> str:
               f"{f['raw_us']['median_us']:.2f} µs; per sample: Total / pluggy / sparse µs: "
               + "; ".join(f"{s['title']} {s['total_us']:.2f} / {s['pluggy_us']:.2f} / "
                           f"{s['sparse_us']:.2f}" for s in f["samples"].values())]
+    one = f.get("evict_ssd_one_victim")
+    if one is not None:
+        lines += ["", f"Eviction on SSD, saved ÷ spent, same run: {f['evict_ssd']:.2f}x with "
+                  f"batches, {one:.2f}x one victim a call (the sample's one-victim port)"]
     fl = f.get("sparse_floor")
     if fl is not None:
         lines += ["", f"Sparse floor (the same pattern, a plain ctypes call of a C function, "
