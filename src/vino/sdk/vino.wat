@@ -47,6 +47,8 @@
   ;; vm.evict      buffer 8 + 24 * 256:  0 n u32 | 4 pad | 8 + 24 i: page_id u32,
   ;;               vpn u32, flags u32 (1 referenced, 2 dirty), pad u32, last_use u64
   ;;               entry (func (export "vino_evict") (result i32))  = victim index
+  ;;               (or a batch: k further victims as u32 indices at 6152, and the
+  ;;               answer victim + 65536 * k, k <= 31; docs/ABI.md)
   ;; sched.pick    buffer 8 + 32 * 64:  0 n u32 | 4 pad | 8 + 32 i: tid u32,
   ;;               priority i32, cpu_ns u64, waited_ns u64, flags u32 (1 interactive), pad
   ;;               entry (func (export "vino_pick") (result i32))  = thread index
