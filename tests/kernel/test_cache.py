@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import tempfile
 import threading
 from collections.abc import Callable
@@ -491,16 +492,28 @@ _op = st.tuples(st.sampled_from(_KINDS), st.integers(0, 2), st.integers(0, 11),
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(_op, min_size=5, max_size=80), nframes=st.integers(1, 7),
-       with_swap=st.booleans(), min_resident=st.integers(0, 3))
+       with_swap=st.booleans(), min_resident=st.integers(0, 3),
+       batch_seed=st.one_of(st.none(), st.integers(0, 2**16)))
 def test_random_operations_keep_invariants_and_contents(
         ops: list[tuple[str, int, int, int]], nframes: int, with_swap: bool,
-        min_resident: int) -> None:
+        min_resident: int, batch_seed: int | None) -> None:
     """Two devices, three address spaces, a tiny cache: every read returns the model's bytes,
-    every invariant holds after every step, and a final sync puts every write on disk."""
+    every invariant holds after every step, and a final sync puts every write on disk --
+    with the built-in policy, or (``batch_seed``) one answering random batches, whose
+    further victims go stale as the steps touch, release and evict pages."""
     with tempfile.TemporaryDirectory() as tmp:
         devs = [BlockDevice.create(Path(tmp, f"d{i}"), 12, durable=False) for i in range(2)]
         swap = BlockDevice.create(Path(tmp, "swap"), 64, durable=False) if with_swap else None
         cache = Cache(nframes, swap=swap, min_resident=min_resident)
+        if batch_seed is not None:
+            rng = random.Random(batch_seed)
+
+            def batches(a: AddressSpace, cands: list[PageInfo]) -> list[int]:
+                order = list(range(len(cands)))
+                rng.shuffle(order)
+                return order[:rng.randint(1, 1 + params.MAX_EVICT_MORE)]
+
+            _replace(cache, "evict_policy", batches)
         spaces = [AddressSpace(_proc(i), cache) for i in range(3)]
         files: dict[tuple[int, int], bytes] = {}
         anon: dict[tuple[int, int], bytes] = {}
