@@ -74,7 +74,7 @@ def kernel(tmp_path: Path) -> Iterator[Kernel]:
     k.shutdown()
 
 
-def test_eviction_candidates_kept_packed_equal_a_fresh_encode_through_a_workload(
+def test_eviction_candidates_in_a_grafts_buffer_equal_a_fresh_encode_through_a_workload(
         kernel: Kernel) -> None:
     k = kernel
     user = k.add_user("db")
@@ -94,7 +94,7 @@ def test_eviction_candidates_kept_packed_equal_a_fresh_encode_through_a_workload
     assert not g.stats.aborts
 
 
-def test_runnable_threads_kept_packed_equal_a_fresh_encode_through_a_schedule(
+def test_runnable_threads_in_a_grafts_buffer_equal_a_fresh_encode_through_a_schedule(
         kernel: Kernel) -> None:
     k = kernel
     user = k.add_user("ed")
