@@ -71,6 +71,8 @@ TRAP_STACK_OVERFLOW: Final = 0
 
 _RAW_SIZE: Final = 16  # sizeof(wasmtime_val_raw_t)
 _FUNC_SIZE: Final = 16  # sizeof(wasmtime_func_t)
+_EXTERN_OF: Final = 8  # offsetof(wasmtime_extern_t, of) (store.py checks the layout)
+_WIDE: Final = {(): (), (I32,): (False,), (I32, I32): (False, False)}  # which params are i64
 _MAX_VALS: Final = 8
 
 
@@ -192,7 +194,23 @@ class RawCall(Protocol):
 
 def raw_call_address() -> int:
     """``wasmtime_func_call_unchecked``'s address, for the native stack guard to call."""
-    return _address(raw.dll.wasmtime_func_call_unchecked)
+    return _RAW_CALL_AT
+
+
+_RAW_CALL_AT: Final = _address(raw.dll.wasmtime_func_call_unchecked)
+# Addresses of the few C functions a raw call may go through (the stack guard's), each
+# kept with its object so that its id is not reused: ctypes.cast costs microseconds.
+_CALL_AT: dict[int, tuple[CFuncPtr, int]] = {}
+
+
+def _call_address(fn: CFuncPtr) -> int:
+    known = _CALL_AT.get(id(fn))
+    if known is not None and known[0] is fn:
+        return known[1]
+    at = _address(fn)
+    if len(_CALL_AT) < 8:
+        _CALL_AT[id(fn)] = (fn, at)
+    return at
 
 _trap_code: Final[Callable[[int, int], bool]] = _cfn(
     "wasmtime_trap_code", ctypes.c_bool, c_void_p, c_void_p, blocking=False)
@@ -256,42 +274,48 @@ class RawFunc:
         None: the raw call, unguarded. ``native``: the fast path (``fastpath.native()``),
         to make the same call without converting arguments and without releasing the GIL
         (only where a native ticker ends runaway guests: ``Sandbox.fastpath``)."""
-        self._bind(_address(store._context()), ctypes.addressof(func._func), store,
-                   params, results, guarded, native)
+        def fill(extern: int) -> None:  # the function's wasmtime_func_t, as in an extern
+            ctypes.memmove(extern + _EXTERN_OF, ctypes.addressof(func._func), _FUNC_SIZE)
+
+        self._bind(_address(store._context()), fill, store, params, results, guarded, native)
 
     @classmethod
-    def at(cls, ctx: int, funcp: int, keep: object, params: Sequence[str],
+    def at(cls, ctx: int, fill: Callable[[int], None], keep: object, params: Sequence[str],
            results: Sequence[str], guarded: CFuncPtr | None = None,
            native: ModuleType | None = None) -> RawFunc:
-        """The function whose ``wasmtime_func_t`` is at ``funcp`` (copied) in the store of
-        context ``ctx``; ``keep`` keeps the store alive. Else as ``__init__``."""
+        """A function of the store of context ``ctx``: ``fill(address)`` writes its
+        ``wasmtime_extern_t`` there (in this object's own array: no copy), or raises;
+        ``keep`` keeps the store alive. Else as ``__init__``."""
         f = cls.__new__(cls)
-        f._bind(ctx, funcp, keep, params, results, guarded, native)
+        f._bind(ctx, fill, keep, params, results, guarded, native)
         return f
 
-    def _bind(self, ctx: int, funcp: int, keep: object, params: Sequence[str],
-              results: Sequence[str], guarded: CFuncPtr | None,
+    def _bind(self, ctx: int, fill: Callable[[int], None], keep: object,
+              params: Sequence[str], results: Sequence[str], guarded: CFuncPtr | None,
               native: ModuleType | None) -> None:
         n = max(len(params), len(results), 1)
         if n > _MAX_VALS:
             raise InvalidDeclaration(f"too many parameters or results ({n} > {_MAX_VALS})")
-        self._ints = ints = (ctypes.c_int32 * (4 * n + 6))()
+        # [value slots | trap slot (8) | the function's wasmtime_extern_t (32)]
+        self._ints = ints = (ctypes.c_int32 * (4 * n + 10))()
         argp = ctypes.addressof(ints)
-        trapp, own_funcp = argp + _RAW_SIZE * n, argp + _RAW_SIZE * n + 8
-        ctypes.memmove(own_funcp, funcp, _FUNC_SIZE)  # a plain value: (store id, index)
+        trapp = argp + _RAW_SIZE * n
+        fill(trapp + 8)
+        funcp = trapp + 8 + _EXTERN_OF
         self._longs = ((ctypes.c_int64 * (2 * n)).from_address(argp)
                        if I64 in params or I64 in results else None)
         self._tslot = (c_size_t * 1).from_address(trapp)
-        self._wide = tuple(p == I64 for p in params)
+        wide = _WIDE.get(tuple(params))
+        self._wide = wide if wide is not None else tuple(p == I64 for p in params)
         self._ctx = ctx
         self._func = keep  # keeps the store (and so the function) alive
         self._call: RawCall = guarded if guarded is not None else _call_unchecked
         if native is not None:  # the same C function, called from C with the same arguments
-            address = _address(guarded) if guarded is not None else raw_call_address()
-            self._call = native.RawCall(address, ctx, own_funcp, argp, n, trapp)
+            address = _call_address(guarded) if guarded is not None else _RAW_CALL_AT
+            self._call = native.RawCall(address, ctx, funcp, argp, n, trapp)
             self._cargs: tuple[CArg, ...] = ()
         else:
-            self._cargs = (c_void_p(ctx), c_void_p(own_funcp), c_void_p(argp), c_size_t(n),
+            self._cargs = (c_void_p(ctx), c_void_p(funcp), c_void_p(argp), c_size_t(n),
                            c_void_p(trapp))
         self.trap_code = -1
         self.message = ""  # wasmtime's message about the last failed call

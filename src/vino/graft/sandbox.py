@@ -46,6 +46,7 @@ import gc
 import hashlib
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Final
@@ -255,6 +256,9 @@ class Sandbox:
         self.fastpath: ModuleType | None = (fastpath.native() if self.ticker.kind == "native"
                                             else None)
         self._engine_at = fastcall.address_of(self.engine)
+        # Each linked module's address, while it lives (looking it up anew costs microseconds).
+        self._pre_at: weakref.WeakKeyDictionary[wasmtime.InstancePre, int] = (
+            weakref.WeakKeyDictionary())
         self._guard = self.stack_guard.call if self.stack_guard is not None else None
         # Every store's epoch callback (it keeps no state of its own): outlives them all.
         self.epoch = EpochCallback(_decide, keep_fault, self.fastpath)
@@ -376,8 +380,11 @@ class Sandbox:
         ``WasmtimeError`` or ``Trap`` (nothing is left allocated).
         """
         self.ticker.ensure_running()
-        return Instance(self._engine_at, fastcall.address_of(pre), memory_limit, table_elements,
-                        self.epoch, self._guard, self.fastpath)
+        at = self._pre_at.get(pre)
+        if at is None:
+            at = self._pre_at[pre] = fastcall.address_of(pre)
+        return Instance(self._engine_at, at, memory_limit, table_elements, self.epoch,
+                        self._guard, self.fastpath)
 
     def close(self) -> None:
         self.ticker.stop()

@@ -223,9 +223,10 @@ class Instance:
     def func(self, name: str, params: Sequence[str], results: Sequence[str]) -> RawFunc:
         """Export ``name`` as a ``RawFunc`` (which keeps this instance alive); raises
         ``WasmtimeError`` if it is not a function. Not cached: the caller keeps it."""
-        ext = (ctypes.c_ubyte * _EXTERN_BYTES)()
-        at = ctypes.addressof(ext)
-        if self._export(name.encode(), at) != _EXTERN_FUNC:
-            raise wasmtime.WasmtimeError(f"export {name!r} is not a function")
-        return RawFunc.at(self.ctx, at + _EXTERN_OF, self, params, results, self._guard,
-                          self._native)  # the function is copied out of ``ext``
+        key = name.encode()
+
+        def fill(extern: int) -> None:  # straight into the RawFunc's own array
+            if self._export(key, extern) != _EXTERN_FUNC:
+                raise wasmtime.WasmtimeError(f"export {name!r} is not a function")
+
+        return RawFunc.at(self.ctx, fill, self, params, results, self._guard, self._native)
