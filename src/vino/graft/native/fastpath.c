@@ -937,7 +937,7 @@ static int protected_init(PyObject *self, PyObject *args, PyObject *kw) {
                           &rawcall, &params, &counter, &ticks, &cpu_total_ns, &undo_quota,
                           &may_grow, &mem))
         return -1;
-    if (Py_TYPE(graft) != P.graft_type || Py_TYPE(txn) != P.txn_type
+    if (!PyObject_TypeCheck(graft, P.graft_type) || Py_TYPE(txn) != P.txn_type
         || Py_TYPE(stats) != P.stats_type || Py_TYPE(usage) != P.usage_type) {
         PyErr_SetString(PyExc_TypeError, "Protected: graft, txn, stats or usage of another type");
         return -1;
