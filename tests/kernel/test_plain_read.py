@@ -19,6 +19,8 @@ import pytest
 
 from vino.graft import GLOBAL
 from vino.graft.hold import SharedLock
+from vino.graft.txn import thread_state
+from vino.kernel.cache import PageInfo
 from vino.kernel.errors import BadHandle, FilterUnavailable
 from vino.kernel.fs import NDIRECT, OpenFile
 from vino.kernel.inode import Inode
@@ -308,3 +310,34 @@ def test_a_closed_open_file_is_refused_not_read_plainly(boot: Boot) -> None:
     k.fs.close(r)
     with pytest.raises(BadHandle):
         k.fs.pread(r, FAR * BS, BS)
+
+
+def test_a_miss_read_plainly_is_loaded_for_its_opener_whoever_gives_up_the_frame(
+        boot: Boot) -> None:
+    # Every frame holds one of bob's pages: alice's miss takes one, chosen by bob's
+    # eviction policy -- run on alice's behalf (she pays for it), as on the general path.
+    k = boot(frames=16)
+    r, _w = _opened(k)
+    _warm(k, r, FAR)
+    bob = k.add_user("bob")
+    theirs = k.address_space(k.spawn(bob, "bob-app"))
+    k.cache.min_resident = 16  # bob's faults take frames from everyone (rule 2)
+    for vpn in range(16):
+        theirs.touch(vpn, write=True)
+    assert k.cache.free_frames == 0 and len(theirs._resident) == 16
+    acting: list[object] = []
+    builtin = k.cache.evict_policy
+
+    def spy(aspace: object, candidates: list[PageInfo]) -> int:
+        acting.append(thread_state().acting)
+        return 0
+
+    k.cache.evict_policy = spy
+    try:
+        misses = k.cache.stats.misses
+        assert _plain(k, r, 3) == pattern(4)[3 * BS:]
+    finally:
+        k.cache.evict_policy = builtin
+    assert k.cache.stats.misses == misses + 1
+    assert acting == [r.user.principal]
+    k.check_invariants()

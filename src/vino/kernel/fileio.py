@@ -95,18 +95,21 @@ class FileIO(Directory):
     def pread(self, of: OpenFile, offset: int, n: int) -> bytes:
         """``seek(of, offset)`` then ``read(of, n)`` as one operation (SQLite's xRead).
 
-        A read of one whole cached block of a file whose ``of._plain`` is the current
+        A read of one whole mapped block of a file whose ``of._plain`` is the current
         epoch takes the plain path (``fspolicy.py``), inline here (every page SQLite
         reads comes here): the same bytes, counts and decisions as the general path
-        with the built-ins. Anything else -- a miss, a hole, a partial or unaligned
-        read, a read-ahead that would load blocks -- changes nothing and takes the
-        general path.
+        with the built-ins. Anything else -- a hole, a partial or unaligned read, a
+        read-ahead that would load blocks, a miss after a sequential step -- changes
+        nothing and takes the general path.
 
         The plain path holds the cache's lock alone, taken before anything is looked
         at: while it is held no block can be loaded into a frame, written, evicted or
-        handed to another file (a block freed by a truncate running meanwhile is reused
-        only after a commit, which writes back through the cache), so the block read is
-        the file's at one instant, as under the file system's lock.
+        handed to another file except by this read (a block freed by a truncate
+        running meanwhile is reused only after a commit, which writes back through the
+        cache), so the block read is the file's at one instant, as under the file
+        system's lock. A miss is loaded by the cache as the general path's is, inside
+        the opener's ``on_behalf`` (whoever's eviction policy gives up a frame for it
+        is paid for as then).
         """
         if of._plain == self._epoch and n == BS and offset >= 0 and not offset % BS:
             cache = self.cache
@@ -115,34 +118,43 @@ class FileIO(Directory):
             try:
                 ino = of.inode
                 bidx = offset // BS
-                frame = None
+                blk = None
                 if offset + BS <= ino.size:  # else past the end, or the last partial block
                     blk = ino.direct[bidx] if bidx < NDIRECT else ino.bmap.get(bidx)
-                    if blk:  # else a hole, or not mapped yet
-                        frame = cache._files.get((self.device, blk))
-                if frame is not None:
+                if blk:  # else a hole, or not mapped yet
+                    frame = cache._files.get((self.device, blk))
                     # The history as _record leaves it; the built-in read-ahead asks
-                    # only after a sequential step.
+                    # only after a sequential step (then a miss is the general path's:
+                    # the load could evict a block it names).
                     hist = of._history
                     h0 = hist[0] if hist else None
                     ahead = 0
                     if h0 == bidx - 1 or (h0 == bidx and len(hist) > 1 and hist[1] == bidx - 1):
-                        ahead = self._plain_ahead(ino, bidx, hist)
+                        ahead = -1 if frame is None else self._plain_ahead(ino, bidx, hist)
                     if ahead >= 0:
+                        stats = self.stats
+                        if frame is None:  # a miss: loaded as fetch_copy loads it, for the
+                            behalf = self.hooks.on_behalf  # opener (a victim's policy)
+                            if behalf is None:
+                                frame = cache._find(self.device, blk)[0]
+                            else:
+                                with behalf(of):
+                                    frame = cache._find(self.device, blk)[0]
+                        else:
+                            tick = cache._tick + 1  # a hit, as fetch_copy counts it
+                            cache._tick = tick
+                            frame.last_use = tick
+                            frame.referenced = True
+                            cstats = cache.stats
+                            cstats.hits += 1
+                            if frame.prefetched:  # read-ahead's first hit (PREFETCH_HIT)
+                                frame.prefetched = False
+                                cstats.prefetch_hits += 1
+                                stats.prefetch_hits += 1
+                                of.prefetch_hits += 1
                         if h0 != bidx:
                             hist.appendleft(bidx)
-                        tick = cache._tick + 1  # the cache's hit, as fetch_copy counts it
-                        cache._tick = tick
-                        frame.last_use = tick
-                        frame.referenced = True
-                        cstats, stats = cache.stats, self.stats
-                        cstats.hits += 1
                         stats.plain_reads += 1  # also a read, a block read, ... (FsStats)
-                        if frame.prefetched:  # read-ahead's first hit (Access.PREFETCH_HIT)
-                            frame.prefetched = False
-                            cstats.prefetch_hits += 1
-                            stats.prefetch_hits += 1
-                            of.prefetch_hits += 1
                         if ahead:
                             stats.readahead_blocks += ahead
                         of.pos = offset + BS

@@ -29,12 +29,13 @@ Directory I/O is internal and bypasses all three.
 
 The plain path (``fileio.py``, ``FileIO.pread``): a read of one whole block of an
 open file whose ``plain_read`` was true at the file system's current *policy epoch*,
-when the block is in the cache, is served under the cache's lock alone, doing exactly
-what the general path does with the built-ins: the block copied, the cache reference
-recorded (a hit, or read-ahead's first hit), the history, the built-in read-ahead
-decided (its answer honoured inline when every block it names is resident, which makes
-the prefetch a no-op; anything else takes the general path), the counters. A miss, a
-hole, a partial block and every other read take the general path. The epoch changes
+when the block is mapped, is served under the cache's lock alone, doing exactly what
+the general path does with the built-ins: the block copied (loaded by the cache on a
+miss), the cache reference recorded (a hit, read-ahead's first hit, a miss), the
+history, the built-in read-ahead decided (its answer honoured inline when every block
+it names is resident, which makes the prefetch a no-op; anything else, and a miss
+after a sequential step, takes the general path), the counters. A hole, a partial
+block and every other read take the general path. The epoch changes
 (``policies_changed``) whenever any slot is assigned (``Slot``), and whenever the
 pluggers' answer may change: the kernel bumps it on every graft installed or removed
 and on ``unseal``. Every open file is then asked again at its next read, on the
