@@ -137,8 +137,8 @@ NATIVE = "native"  # Graft.call as installed: the native entry
 INVOKE = "invoke"  # Graft.invoke, the Python hot path
 PLAIN = "plain"  # invoke_plain, the reference
 HOT_PATHS = [pytest.param(NATIVE, marks=pytest.mark.skipif(
-                 fastpath.native() is None, reason=f"no native fast path: "
-                 f"{fastpath.fallback_reason}")),
+                 fastpath.protected(fastpath.native()) is None, reason=f"the protected call "
+                 f"is not native here: {fastpath.fallback_reason or 'VINO_FASTPATH'}")),
              INVOKE]
 
 

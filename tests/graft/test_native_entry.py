@@ -25,9 +25,11 @@ from vino.graft.txn import thread_state
 
 from .graft_world import DEFAULT_ANSWER, TARGET, World, graft, make_world, pick_returning
 
-NATIVE = fastpath.native()
-pytestmark = pytest.mark.skipif(NATIVE is None, reason=f"no native fast path: "
-                                f"{fastpath.fallback_reason}")
+# The module grafts take Protected, Mutex and Dispatch from (None with VINO_FASTPATH=python
+# or =crossings, or without a build).
+NATIVE = fastpath.protected(fastpath.native())
+pytestmark = pytest.mark.skipif(NATIVE is None, reason=f"the protected call is not native "
+                                f"here: {fastpath.fallback_reason or 'VINO_FASTPATH'}")
 
 # Answers its input (the buffer's first u32) plus one.
 ECHO = graft("", '''(func (export "pick") (result i32)
