@@ -19,8 +19,9 @@ def test_stock_and_vino_each_run_every_phase_and_are_compared() -> None:
 def test_tpch_bench_loads_both_and_compares_all_22_answers() -> None:
     from vino.bench import sqlite_tpch
 
-    r = sqlite_tpch.run(sf=0.001)
+    r = sqlite_tpch.run(sf=0.001, load_rounds=2)
     assert r.differ == []
     assert set(r.query_s["stock"]) == set(r.query_s["vino"]) == set(range(1, 23))
     assert r.db_bytes["vino"] > 0 and r.load_s["vino"] > 0
+    assert all(len(r.load_rounds_s[w]) == 2 for w in ("stock", "vino"))
     assert "**22 queries**" in sqlite_tpch.render(r)
