@@ -11,7 +11,7 @@ as before. The lateness is injected into the epoch callback's clock at a known t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -32,9 +32,22 @@ from vino.graft.txn import thread_state
 LATE_NS = int(3 * limits.HOLD_GRAFT_WALL_S * 1e9)  # three whole allowances
 
 
-def _nap(txn: object) -> int:
-    time.sleep(0.005)  # the GIL released: the ticker's next tick comes meanwhile
-    return 0
+NAP_LIMIT_S = 0.05  # a nap gives up waiting for the ticker after this long
+
+
+def _napper(reg: Registry) -> Callable[[object], int]:
+    """A graft-callable that sleeps (the GIL released) until the ticker has ticked at
+    least once: a fixed sleep let a loaded machine's ticker miss the nap altogether, and
+    then no tick met the graft at all."""
+    counter = reg.sandbox.ticker.counter
+
+    def nap(txn: object) -> int:
+        start, until = counter.value, time.monotonic() + NAP_LIMIT_S
+        while counter.value == start and time.monotonic() < until:
+            time.sleep(0.001)
+        return 0
+
+    return nap
 
 
 @pytest.fixture
@@ -48,7 +61,7 @@ def _point(reg: Registry) -> FunctionPoint[object, int, int]:
     return reg.declare(FunctionPoint[object, int, int](
         name="hold.pick", entry="pick", buffer_size=16, encode=lambda buf, x: (),
         decode=lambda buf, ret, x: ret, default=lambda x: -1,
-        callables=(GraftCallable("nap", (), ("i32",), _nap),), may_install=any_principal,
+        callables=(GraftCallable("nap", (), ("i32",), _napper(reg)),), may_install=any_principal,
         target_type=object))
 
 
