@@ -154,7 +154,8 @@ def threaded_rate(batch: Callable[[int], Callable[[], int]], threads: int,
                   run_s: float) -> float:
     """Calls per second from ``threads`` threads started together: thread ``j`` runs
     ``batch(j)`` (a function that makes some calls and returns how many) over and
-    over until ``run_s`` seconds have passed."""
+    over until ``run_s`` seconds have passed, and at least once: a thread the machine
+    did not schedule before the stop still counts its batch (a rate is never 0)."""
     counts = [0] * threads
     start = threading.Barrier(threads + 1)
     stop = threading.Event()
@@ -163,6 +164,7 @@ def threaded_rate(batch: Callable[[int], Callable[[], int]], threads: int,
         run = batch(j)
         k = 0
         start.wait()
+        k += run()
         while not stop.is_set():
             k += run()
         counts[j] = k
