@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from vino.kernel.cache import Access
 from vino.kernel.directory import Directory
@@ -54,6 +54,9 @@ OP_READ = 0  # on_access op
 OP_WRITE = 1
 FILTER_WRITE = 0  # filter_policy direction: plaintext in, stored form out
 FILTER_READ = 1  # stored form in, plaintext out
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class FileIO(Directory):
@@ -86,6 +89,17 @@ class FileIO(Directory):
         return (of.readable and self.hooks.on_behalf is None
                 and self.readahead_policy == self._readahead
                 and self.filter_policy == self._filter and self.on_access == self._on_access)
+
+    def _for_opener(self, of: OpenFile, op: Callable[_P, _R],
+                    *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """``op(*args, **kwargs)`` done for the user who opened ``of``: inside the kernel's
+        ``hooks.on_behalf(of)`` when it gave one (whoever's policy runs meanwhile, e.g. an
+        eviction graft giving up a frame, runs on that user's behalf)."""
+        behalf = self.hooks.on_behalf
+        if behalf is None:
+            return op(*args, **kwargs)
+        with behalf(of):
+            return op(*args, **kwargs)
 
     def policies_changed(self) -> None:
         """Start a new policy epoch: every open file is asked ``plain_read`` again at its
@@ -133,13 +147,9 @@ class FileIO(Directory):
                         ahead = -1 if frame is None else self._plain_ahead(ino, bidx, hist)
                     if ahead >= 0:
                         stats = self.stats
-                        if frame is None:  # a miss: loaded as fetch_copy loads it, for the
-                            behalf = self.hooks.on_behalf  # opener (a victim's policy)
-                            if behalf is None:
-                                frame = cache._find(self.device, blk)[0]
-                            else:
-                                with behalf(of):
-                                    frame = cache._find(self.device, blk)[0]
+                        if frame is None:  # a miss: loaded as fetch_copy loads it, for
+                            # the opener (whoever's eviction policy gives up a frame)
+                            frame = self._for_opener(of, cache._find, self.device, blk)[0]
                         else:
                             tick = cache._tick + 1  # a hit, as fetch_copy counts it
                             cache._tick = tick
@@ -163,11 +173,7 @@ class FileIO(Directory):
                 lock.release()
         if offset < 0:
             raise InvalidArgument(f"seek to {offset}")
-        behalf = self.hooks.on_behalf
-        if behalf is None:
-            return self._read(of, offset, n)
-        with behalf(of):
-            return self._read(of, offset, n)
+        return self._for_opener(of, self._read, of, offset, n)
 
     def _plain_ahead(self, ino: Inode, bidx: int, hist: deque[int]) -> int:
         """After a sequential plain read of ``bidx`` (``hist`` before it is recorded): how

@@ -436,11 +436,7 @@ class FileSystem(Invariants):
 
     def read(self, of: OpenFile, n: int) -> bytes:
         """Up to ``n`` bytes from the position (fewer at end of file); advances the position."""
-        behalf = self.hooks.on_behalf
-        if behalf is None:
-            return self._read(of, None, n)
-        with behalf(of):
-            return self._read(of, None, n)
+        return self._for_opener(of, self._read, of, None, n)
 
     def _read(self, of: OpenFile, offset: int | None, n: int) -> bytes:
         if n < 0:
@@ -465,21 +461,13 @@ class FileSystem(Invariants):
 
         All or nothing with respect to space: ``NoSpace`` is raised before any change.
         """
-        behalf = self.hooks.on_behalf
-        if behalf is None:
-            return self._write(of, None, data)
-        with behalf(of):
-            return self._write(of, None, data)
+        return self._for_opener(of, self._write, of, None, data)
 
     def pwrite(self, of: OpenFile, offset: int, data: bytes | bytearray | memoryview) -> int:
         """``seek(of, offset)`` then ``write(of, data)`` as one operation (SQLite's xWrite)."""
         if offset < 0:
             raise InvalidArgument(f"seek to {offset}")
-        behalf = self.hooks.on_behalf
-        if behalf is None:
-            return self._write(of, offset, data)
-        with behalf(of):
-            return self._write(of, offset, data)
+        return self._for_opener(of, self._write, of, offset, data)
 
     def pwritev(self, of: OpenFile,
                 writes: list[tuple[int, bytes | bytearray]]) -> None:
@@ -489,12 +477,7 @@ class FileSystem(Invariants):
         not written, the first of them the one that failed (as ``pwrite``)."""
         if any(offset < 0 for offset, _ in writes):
             raise InvalidArgument(f"seek to {min(offset for offset, _ in writes)}")
-        behalf = self.hooks.on_behalf
-        if behalf is None:
-            self._writev(of, writes)
-            return
-        with behalf(of):
-            self._writev(of, writes)
+        self._for_opener(of, self._writev, of, writes)
 
     def _writev(self, of: OpenFile,
                 writes: list[tuple[int, bytes | bytearray]]) -> None:
