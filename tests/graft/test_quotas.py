@@ -15,6 +15,7 @@ import pytest
 from vino import limits
 from vino.errors import AbortReason
 from vino.graft import loader, wasmscan
+from vino.sdk.build import sample_path
 
 from .graft_world import (
     DEFAULT_ANSWER,
@@ -237,6 +238,25 @@ def test_grow_scanner_sees_memory_grow_wherever_it_hides(code: str) -> None:
     wasm = loader.read_source(src)[0]
     assert wasmscan.may_grow_memory(wasm)
     assert not wasmscan.may_grow_memory(loader.read_source(pick_returning(1))[0])
+
+
+# Vector instructions with each kind of immediate: a memarg, 16 bytes (v128.const and
+# i8x16.shuffle, whose bytes include 0x40, memory.grow's opcode), a lane, a memarg and a lane.
+VECTOR_CODE = ("(drop (i8x16.shuffle 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 31"
+               " (v128.load offset=3 (i32.const 0)) (v128.const i32x4 64 64 64 64)))"
+               " (drop (i32x4.extract_lane 3 (v128.load32_lane 1 (i32.const 0)"
+               " (v128.const i64x2 0x40 0))))")
+
+
+@pytest.mark.parametrize("grows", [False, True])
+def test_grow_scanner_reads_vector_code_to_the_end(grows: bool) -> None:
+    # SIMD (on the points that allow it) is decoded, not given up on: a vector graft that
+    # never grows takes the cheap path, and memory.grow after vectors is still seen.
+    code = VECTOR_CODE + (" (drop (memory.grow (i32.const 0)))" if grows else "")
+    src = graft("", f'(func (export "pick") (result i32) {code} i32.const 1)')
+    wasm = loader.read_source(src)[0]
+    assert wasmscan.may_grow_memory(wasm) is grows
+    assert not wasmscan.may_grow_memory(sample_path("chacha20_filter.wasm").read_bytes())
 
 
 def test_graft_over_its_memory_quota_with_failures_to_spare_cannot_go_on_committing(

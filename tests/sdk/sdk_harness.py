@@ -25,6 +25,7 @@ ENTRIES: dict[str, str] = {
     "evict_keep": "vino_evict",
     "sched_interactive": "vino_pick",
     "chacha20_filter": "vino_filter",
+    "chacha20_filter_scalar": "vino_filter",
     "null": "vino_readahead",
     "sqlite_readahead": "vino_readahead",
     "sqlite_evict": "vino_evict",

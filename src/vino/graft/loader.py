@@ -24,8 +24,9 @@ only costly step) a module it would refuse anyway. What is rejected, in order
     table limits over ``MAX_TABLE_ELEMENTS``;
  5. an initial memory larger than what is left of the principal's memory quota;
  6. a module that is not valid WebAssembly, or uses a feature the engine does
-    not enable (GC, threads, SIMD, ...: the reason names it; see
-    ``sandbox.WASM_FEATURES``) -- wasmtime's validator, without compiling;
+    not enable (GC, threads, relaxed SIMD, ...: the reason names it; see
+    ``sandbox.WASM_FEATURES``), or SIMD on a point that does not declare it
+    (``Point.simd``) -- wasmtime's validator, without compiling;
  7. compiling (its CPU time is charged to the principal's total CPU quota);
  8. an import with another type than the listed one; a missing or mistyped
     export: ``memory`` (a 32-bit, unshared memory), ``vino_buffer: () -> i32``,
@@ -61,7 +62,7 @@ from vino.errors import GraftRejected, MalformedWasm
 from vino.graft import traps, wasmbinary, wasmscan
 from vino.graft.fastcall import I32
 from vino.graft.hostapi import callables_of
-from vino.graft.sandbox import feature_of
+from vino.graft.sandbox import SIMD, feature_of, refuse_simd
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
@@ -356,11 +357,17 @@ def _static_checks(sandbox: Sandbox, point: Point, wasm: bytes, principal: Princ
                      f"{principal.quota.cpu_total_s} s; compiling a graft is charged to it")
     t0 = time.thread_time_ns()  # the engine compiles on this thread (parallel compile off)
     try:
+        if not point.simd:
+            refuse_simd(wasm)
         module = sandbox.compile(wasm)
     except wasmtime.WasmtimeError as exc:
         msg = str(exc)
         feature = feature_of(msg)
         detail = traps.describe(-1, msg).removeprefix("the engine stopped the call: ")
+        if feature == SIMD:
+            raise reject(f"uses {feature}, which vino does not enable for {point.name}'s grafts "
+                         f"(only on points that declare it, such as fs.filter): {detail}"
+                         ) from None
         if feature is not None:
             raise reject(f"uses {feature}, which vino does not enable: {detail}") from None
         raise reject(f"invalid WebAssembly: {detail}") from None

@@ -187,6 +187,10 @@ class _PointBase(Generic[T, *Args]):
     budget_s: float | None = None  # per-call CPU budget; None: the principal's quota
     host_faults: str = HOST_FAULTS_RAISE  # HOST_FAULTS_RAISE or HOST_FAULTS_DEFAULT
     layout: Layout | None = None  # the buffer's fields by name (needed by Python grafts)
+    # Its grafts may use WebAssembly SIMD (128-bit vectors; relaxed SIMD stays off): for
+    # points whose grafts transform whole blocks (ciphers, checksums). Elsewhere a module
+    # using SIMD is refused at load, naming the feature (sandbox.refuse_simd).
+    simd: bool = False
 
     registry: Registry | None = field(default=None, init=False, repr=False)
 
@@ -265,7 +269,8 @@ class FunctionPoint(_PointBase[T, *Args], Generic[T, *Args, R]):
       ``host_faults``: what a call does with the host's own exception met during a
       graft's call (after aborting its transaction and keeping the graft):
       ``"raise"`` it to the caller (the default), or log it and answer with the
-      ``"default"`` (for hosts that must complete every operation).
+      ``"default"`` (for hosts that must complete every operation); ``simd``: its
+      grafts may use WebAssembly SIMD (off: refused at load).
 
     Declaring raises ``InvalidDeclaration`` for a missing ``decode``/``default``, a buffer
     size out of range, an unsupported type or duplicate callables. A call raises

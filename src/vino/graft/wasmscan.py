@@ -6,9 +6,10 @@ answer: a module judged unable to grow runs with a store limit equal to its
 initial memory, so a ``memory.grow`` the scanner missed simply fails (-1).
 
 The scanner decodes instruction boundaries of the MVP instruction set plus
-sign extension, multi-value block types, reference types, tail calls and the
-0xFC prefix (saturating truncation, bulk memory). Anything it does not know
-(SIMD, threads, GC, exceptions, malformed code) makes it answer "may grow",
+sign extension, multi-value block types, reference types, tail calls, the
+0xFC prefix (saturating truncation, bulk memory) and the 0xFD prefix (SIMD, for
+the points that allow it). Anything it does not know (relaxed SIMD, threads, GC,
+exceptions, malformed code) makes it answer "may grow",
 the conservative answer. Sections, bodies and numbers are read with
 ``wasmbinary``, the package's one reader of the binary format.
 """
@@ -29,6 +30,14 @@ _FC_IMMS: Final = {  # 0xFC sub-opcode -> number of u32 immediates
     0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 7: 0,
     8: 2, 9: 1, 10: 2, 11: 1, 12: 2, 13: 1, 14: 2, 15: 1, 16: 1, 17: 1,
 }
+
+# 0xFD (SIMD) sub-opcode -> its immediates: a memarg (two u32), 16 bytes (v128.const,
+# i8x16.shuffle), a lane index (one byte), or a memarg and a lane index; the others none.
+_FD_MEMARG: Final = frozenset([*range(0, 12), 92, 93])
+_FD_BYTES16: Final = frozenset([12, 13])
+_FD_LANE: Final = frozenset(range(21, 35))
+_FD_MEMARG_LANE: Final = frozenset(range(84, 92))
+_FD_LAST: Final = 255  # the last SIMD sub-opcode (f64x2.convert_low_i32x4_u); relaxed from 256
 
 
 class _Unknown(Exception):
@@ -79,6 +88,18 @@ def _code_has_grow(code: bytes, pos: int, end: int) -> bool:
                 raise _Unknown
             for _ in range(_FC_IMMS[sub]):
                 pos = _u(code, pos)
+        elif op == 0xFD:
+            sub, pos = _uval(code, pos)
+            if sub in _FD_MEMARG:
+                pos = _u(code, _u(code, pos))
+            elif sub in _FD_BYTES16:
+                pos += 16
+            elif sub in _FD_LANE:
+                pos += 1
+            elif sub in _FD_MEMARG_LANE:
+                pos = _u(code, _u(code, pos)) + 1
+            elif sub > _FD_LAST:  # relaxed SIMD (0x100...) or unknown
+                raise _Unknown
         else:
             raise _Unknown
     return False

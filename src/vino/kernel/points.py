@@ -452,7 +452,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         name=lay.point, entry=lay.entry, params=tuple(a.wasm for a in lay.args),
         buffer_size=lay.buffer_size, encode=encode, decode=decode,
         encode_result=encode_result, default=default, may_install=may, target_type=Inode,
-        layout=lay)
+        layout=lay, simd=True)  # a block transform: its ciphers may use vectors
     registry.declare(point)
 
     def apply(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:

@@ -1,0 +1,129 @@
+/*
+ * chacha20_filter_scalar.c — fs.filter graft: ChaCha20 (RFC 8439) encryption of one
+ * file, one 64-byte block at a time: the reference of chacha20_filter.c, which
+ * computes four blocks at once with SIMD and must give the same bytes.
+ *
+ * Message (exactly 44 bytes, sent by the installing principal):
+ *     offset 0   key[32]     the 256-bit key, as bytes (RFC 8439 §2.3)
+ *     offset 32  nonce[12]   the 96-bit nonce, as bytes
+ * Anything else is refused (vino_message returns -1) and the previous key, if
+ * any, stays in force. A new message replaces the key for later calls.
+ *
+ * Keystream: the whole file is plaintext XOR ChaCha20(key, nonce, initial
+ * counter 0). File byte `off` is XORed with byte off % 64 of keystream block
+ * off / 64, so every 64-byte block can be processed on its own and seeks cost
+ * nothing. The host passes file_offset as a multiple of 64; other offsets work
+ * too. Encryption and decryption are the same XOR: `direction` is only checked
+ * to be 0 (write) or 1 (read).
+ *
+ * Refusals: vino_filter returns -1 — the host aborts the call, records the
+ * abort and runs the default (identity) — when
+ *   - no key has been received yet (passing data through unchanged would look
+ *     like success while leaking plaintext; an abort at least makes it visible;
+ *     send the key before the first write),
+ *   - len is outside 0..4096 or direction is neither 0 nor 1,
+ *   - the block counter would pass 2^32 - 1 (files beyond 256 GiB): RFC 8439's
+ *     counter is 32 bits and wrapping would reuse keystream.
+ *
+ * Plain scalar C; no imports.
+ */
+#include "vino.h"
+
+VINO_BUFFER(VINO_FILTER_BUFFER);
+
+#define KEY_BYTES 32
+#define NONCE_BYTES 12
+#define MESSAGE_BYTES (KEY_BYTES + NONCE_BYTES)
+#define BLOCK_BYTES 64u
+
+/* The key in force; have_key_ is set only after a whole valid message. */
+static uint32_t key_[8];
+static uint32_t nonce_[3];
+static int have_key_;
+
+#define ROTL(v, n) (((v) << (n)) | ((v) >> (32 - (n))))
+#define QR(a, b, c, d)                      \
+    do {                                    \
+        a += b; d ^= a; d = ROTL(d, 16);    \
+        c += d; b ^= c; b = ROTL(b, 12);    \
+        a += b; d ^= a; d = ROTL(d, 8);     \
+        c += d; b ^= c; b = ROTL(b, 7);     \
+    } while (0)
+
+/* One keystream block (RFC 8439 §2.3) for `counter`, as 16 LE words. Locals
+ * rather than an array so the 20 rounds stay in Wasm locals. */
+static void chacha20_block(uint32_t counter, uint32_t out[16]) {
+    const uint32_t c0 = 0x61707865u, c1 = 0x3320646eu, c2 = 0x79622d32u, c3 = 0x6b206574u;
+    uint32_t x0 = c0, x1 = c1, x2 = c2, x3 = c3;
+    uint32_t x4 = key_[0], x5 = key_[1], x6 = key_[2], x7 = key_[3];
+    uint32_t x8 = key_[4], x9 = key_[5], x10 = key_[6], x11 = key_[7];
+    uint32_t x12 = counter, x13 = nonce_[0], x14 = nonce_[1], x15 = nonce_[2];
+    for (int i = 0; i < 10; i++) {
+        QR(x0, x4, x8, x12);
+        QR(x1, x5, x9, x13);
+        QR(x2, x6, x10, x14);
+        QR(x3, x7, x11, x15);
+        QR(x0, x5, x10, x15);
+        QR(x1, x6, x11, x12);
+        QR(x2, x7, x8, x13);
+        QR(x3, x4, x9, x14);
+    }
+    out[0] = x0 + c0;         out[1] = x1 + c1;         out[2] = x2 + c2;
+    out[3] = x3 + c3;         out[4] = x4 + key_[0];    out[5] = x5 + key_[1];
+    out[6] = x6 + key_[2];    out[7] = x7 + key_[3];    out[8] = x8 + key_[4];
+    out[9] = x9 + key_[5];    out[10] = x10 + key_[6];  out[11] = x11 + key_[7];
+    out[12] = x12 + counter;  out[13] = x13 + nonce_[0];
+    out[14] = x14 + nonce_[1]; out[15] = x15 + nonce_[2];
+}
+
+VINO_EXPORT("vino_message") int32_t vino_message(int32_t len) {
+    if (len != MESSAGE_BYTES) return -1;
+    const uint8_t *m = VINO_BUF_BYTES();
+    for (int i = 0; i < 8; i++) key_[i] = vino_load_u32(m + 4 * i);
+    for (int i = 0; i < 3; i++) nonce_[i] = vino_load_u32(m + KEY_BYTES + 4 * i);
+    have_key_ = 1;
+    return 0;
+}
+
+VINO_EXPORT("vino_filter") int32_t vino_filter(int32_t direction, int32_t len) {
+    if (!have_key_) return -1;
+    if (direction != VINO_FILTER_WRITE && direction != VINO_FILTER_READ) return -1;
+    if (len < 0 || (uint32_t)len > VINO_FILTER_MAX) return -1;
+    if (len == 0) return 0;
+
+    vino_filter_buf *b = VINO_BUF(vino_filter_buf);
+    uint64_t off = b->file_offset;
+    uint64_t first = off / BLOCK_BYTES;
+    uint64_t last = (off + (uint64_t)len - 1) / BLOCK_BYTES;
+    if (last > 0xffffffffu) return -1;
+
+    uint8_t *p = b->data;
+    uint32_t left = (uint32_t)len;
+    uint32_t counter = (uint32_t)first;
+    uint32_t ks[16];
+
+    /* A leading partial block, only if the offset is not block-aligned. */
+    uint32_t skip = (uint32_t)(off % BLOCK_BYTES);
+    if (skip) {
+        chacha20_block(counter++, ks);
+        const uint8_t *k = (const uint8_t *)ks;
+        uint32_t n = BLOCK_BYTES - skip < left ? BLOCK_BYTES - skip : left;
+        for (uint32_t i = 0; i < n; i++) p[i] ^= k[skip + i];
+        p += n;
+        left -= n;
+    }
+    /* Whole blocks, a word at a time. */
+    while (left >= BLOCK_BYTES) {
+        chacha20_block(counter++, ks);
+        for (int i = 0; i < 16; i++) vino_store_u32(p + 4 * i, vino_load_u32(p + 4 * i) ^ ks[i]);
+        p += BLOCK_BYTES;
+        left -= BLOCK_BYTES;
+    }
+    /* A trailing partial block. */
+    if (left) {
+        chacha20_block(counter, ks);
+        const uint8_t *k = (const uint8_t *)ks;
+        for (uint32_t i = 0; i < left; i++) p[i] ^= k[i];
+    }
+    return len;
+}
