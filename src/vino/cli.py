@@ -5,7 +5,7 @@
     vino demo sqlite [--rows N] [--profile disk-1996|ssd] [--python-grafts]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
     vino bench [table|savings|scale|all|micro|sqlite|tpch|plugins|python|install|goals|
-                crossings]
+                crossings|cipher]
                [--quick] [--json] [--plot FILE.png] [--sf F]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
@@ -14,7 +14,9 @@
                                    at scale factor F, load and 22 queries; python: the
                                    Python samples against their C twins, compile times;
                                    goals: the protected call's speed goals, threads;
-                                   crossings: the native fast path against ctypes
+                                   crossings: the native fast path against ctypes;
+                                   cipher: the encryption filter's ChaCha20 (SIMD,
+                                   scalar) against a pluggy hook, side by side
     vino graft build FILE.{c,zig,rs,ts,wat,py} [-o OUT.wasm] [--point NAME]
                                    compile a graft; the extension picks the toolchain
     vino graft check FILE --point NAME [--as USER] [--registry MODULE:ATTRIBUTE]
@@ -117,6 +119,15 @@ def _bench(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"plot written to {goals.plot(res, Path(args.plot))}", file=sys.stderr)
         _emit(args, res, lambda: goals.render(res), markdown=True)
+        return 0
+    if args.what == "cipher":
+        from vino.bench import cipher
+
+        with progress_bar("vino bench cipher") as progress:
+            ciph = (cipher.run(cipher.QUICK_ROUNDS, cipher.QUICK_BATCH_S, progress=progress)
+                    if args.quick else cipher.run(args.rounds or cipher.ROUNDS,
+                                                  progress=progress))
+        _emit(args, ciph, lambda: cipher.render(ciph), markdown=True)
         return 0
     if args.what == "crossings":
         from vino.bench import crossings
@@ -337,13 +348,16 @@ def parser() -> argparse.ArgumentParser:
         "with each compiler; goals: every speed goal of the protected call (against pluggy, "
         "null graft, graft-callables, threads, sparse calls, installs, eviction savings) with "
         "its target, and the thread scaling (--plot draws it); crossings: the native fast path "
-        "into and out of Wasm against the ctypes one, side by side. Results are printed with "
+        "into and out of Wasm against the ctypes one, side by side; cipher: the encryption "
+        "filter's ChaCha20 in the sandbox (SIMD, scalar) against a pluggy hook running "
+        "cryptography's, side by side. Results are printed with "
         "ratios; "
         "the targets they "
         "are held to are in BENCHMARKS.md.")
     b.add_argument("what", nargs="?", default="table",
                    choices=["table", "savings", "scale", "all", "micro", "sqlite", "tpch",
-                            "plugins", "python", "install", "goals", "crossings"],
+                            "plugins", "python", "install", "goals", "crossings",
+                            "cipher"],
                    help="which benchmark (default: table)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.add_argument("--against", metavar="REV", help="install: instead, the mean install time "

@@ -9,9 +9,10 @@ Every row of the goals table gets today's figure, its goal and whether it is met
   Python twin (``vino.bench.policies``: the same decisions from the same inputs),
   called by keyword, with the same arguments (``Setup.hook_args``). Both write
   the filter's answer back into the block. The encryption hook's ChaCha20 is the
-  ``cryptography`` package's (OpenSSL, vectorised C); the graft's is scalar Wasm
-  (the sandbox turns SIMD off), so that row compares a native cipher with a
-  sandboxed one, not the same code;
+  ``cryptography`` package's (OpenSSL, vectorised C, a cipher object made per call);
+  the graft's is Wasm SIMD, four blocks at once (``chacha20_filter.c``; fs.filter
+  allows SIMD), so that row compares a native cipher with a sandboxed one: the same
+  cipher on the same block, not the same code;
 - **protected null graft**, µs, and its ratio to the **raw call** (the fast
   path's bare call of the same export, no protection);
 - **one graft-callable call** (guest to host and back): a graft making

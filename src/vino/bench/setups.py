@@ -27,7 +27,8 @@ Inputs are the ones the sample workloads (``vino.workloads``) produce:
 - scheduling: the runnable threads of ``sched_run``'s group (one interactive
   thread, four CPU hogs) at the last ``sched.pick`` call that offers all five;
 - encryption: one 4 KiB block written at file offset 8192 through the ChaCha20
-  filter, keyed by a message.
+  filter, keyed by a message; its scalar reference (``chacha20_filter_scalar``)
+  is installed with the same key on a file of its own (role ``scalar``).
 
 Every set-up checks, before anything is timed, that the sample graft, the
 Python policy and (where they should) the default agree on the answer.
@@ -89,6 +90,7 @@ FILTER_OFFSET: Final = 8192
 FILTER_WRITE: Final = 0
 UNDO_VPN: Final = 7  # the page the undo graft marks important (undone by its abort)
 UNDO_PRIORITY: Final = 5  # the priority the undo graft sets (undone by its abort)
+SCALAR_SAMPLE: Final = "chacha20_filter_scalar.wasm"  # the encryption sample a block at a time
 CHACHA_KEY: Final = hashlib.sha256(b"vino bench key").digest()
 CHACHA_NONCE: Final = hashlib.sha256(b"vino bench nonce").digest()[:12]
 
@@ -307,7 +309,7 @@ def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
     k, user = _boot(workdir, "encrypt", sandbox)
     proc = k.spawn(user, "vault")
     targets: dict[str, Any] = {}
-    for role in ("sample", "null", "invalid"):
+    for role in ("sample", "scalar", "null", "invalid"):
         k.fs.create(user, role, 0o600)
         with k.fs.open(proc, role, "rw") as f:
             targets[role] = f.inode
@@ -315,7 +317,10 @@ def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
     message = CHACHA_KEY + CHACHA_NONCE
     g = k.graft(user, "fs.filter", sample, targets["sample"])
     g.send(message)
-    grafts = {"sample": g}
+    # The sample's scalar reference, with the same key (vino bench cipher times both).
+    scalar = k.graft(user, "fs.filter", sample_path(SCALAR_SAMPLE), targets["scalar"])
+    scalar.send(message)
+    grafts = {"sample": g, "scalar": scalar}
     grafts |= _install_helpers(k, user, "fs.filter", "vino_filter",
                                "(param i32 i32)", "(local.get 1)",
                                "(i32.add (local.get 1) (i32.const 1))", targets,

@@ -53,6 +53,9 @@
  *                                              vino_filter_buf  VINO_FILTER_BUFFER
  *       Transform data[0..len) in place (direction 0 = write: plaintext in,
  *       1 = read: ciphertext in); must return len unchanged.
+ *       May use WebAssembly SIMD (#include <wasm_simd128.h>, and mark the
+ *       functions that use it __attribute__((target("simd128"))); see
+ *       samples/chacha20_filter.c). Every other point rejects a module using SIMD.
  *   fs.access     vino_on_access() -> ignored  vino_access_buf  VINO_ACCESS_BUFFER
  *       Event point: notified of each file block access; negative aborts.
  *
