@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import threading
@@ -67,6 +68,59 @@ def test_out_of_range_block_through_the_cache_claims_no_frame(make_device: MakeD
         cache.write_block(dev, -1, _fill(0))
     assert cache.free_frames == 4
     cache.check_invariants()
+
+
+def test_a_miss_the_device_fails_claims_no_frame_evicts_nothing_and_leaves_no_trace(
+        make_device: MakeDevice, tmp_path: Path) -> None:
+    # A miss reads into the cache's spare buffer before a frame is taken; a read that
+    # fails half-way (the image cut short behind the device's back) leaves part of a
+    # block in it. Nothing may be claimed or evicted, and no later read may see it.
+    dev = make_device(8)
+    for b in range(8):
+        dev.write_block(b, _fill(b + 1))
+    cache = Cache(4)
+    for b in range(4):
+        cache.read_block(dev, b)
+    os.truncate(tmp_path / "disk.img", 6 * BS + 100)  # block 6 holds 100 bytes now
+    with pytest.raises(BadBlock):
+        cache.read_block(dev, 6)
+    with pytest.raises(BadBlock):
+        cache.write_block(dev, 7, b"z", offset=5)  # a partial write reads the block first
+    assert cache.resident_blocks(dev) == [0, 1, 2, 3]
+    assert (cache.stats.evictions, cache.free_frames) == (0, 0)
+    cache.check_invariants()
+    assert cache.fetch(dev, 5) == (_fill(6), Access.MISS)  # a frame freed, a whole block
+    for b in range(6):
+        assert cache.read_block(dev, b) == _fill(b + 1)
+    cache.check_invariants()
+
+
+def test_frames_swapped_with_the_spare_buffer_never_show_another_blocks_bytes(
+        make_device: MakeDevice) -> None:
+    # Every miss gives its frame's old buffer to the next miss: a block read, written,
+    # evicted and read again many times over holds its own bytes, a copy handed out
+    # earlier is not changed, and the spare is never a frame's buffer.
+    dev = make_device(64)
+    for b in range(64):
+        dev.write_block(b, _fill(b))
+    cache = Cache(5)
+    rng = random.Random(7)
+    want = {b: _fill(b) for b in range(64)}
+    handed: list[tuple[bytes, bytes]] = []
+    for _ in range(600):
+        b = rng.randrange(64)
+        if rng.random() < 0.2:
+            data = bytes([rng.randrange(256)]) * 8
+            cache.write_block(dev, b, data, offset=100)
+            want[b] = want[b][:100] + data + want[b][108:]
+        else:
+            got = cache.read_block(dev, b)
+            assert got == want[b]
+            handed.append((got, want[b]))
+    assert all(got == was for got, was in handed)
+    cache.check_invariants()
+    cache.sync()
+    assert all(dev.read_block(b) == want[b] for b in range(64))
 
 
 def test_dirty_block_is_written_back_on_eviction_and_clean_ones_are_not(

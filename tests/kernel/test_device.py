@@ -68,6 +68,46 @@ def test_multi_block_request_running_off_the_end_is_refused_before_any_io(
 
 
 @pytest.mark.parametrize("size", [0, 1, BS - 1, BS + 1])
+def test_a_read_into_a_buffer_of_no_whole_blocks_is_refused_before_any_io(
+        make_device: MakeDevice, size: int) -> None:
+    dev = make_device(4)
+    buf = bytearray(b"x" * size)
+    with pytest.raises(InvalidArgument):
+        dev.read_into(0, buf)
+    with pytest.raises(BadBlock, match="block 4"):
+        dev.read_into(3, bytearray(2 * BS))
+    assert buf == b"x" * size and dev.stats.reads == dev.stats.busy_ns == 0
+
+
+def test_read_into_fills_the_buffer_as_one_request_costed_like_read_blocks(
+        make_device: MakeDevice) -> None:
+    dev = make_device(8)
+    dev.write_blocks(2, _block(2) + _block(3))
+    buf = bytearray(2 * BS)
+    costs = []
+    for read in (lambda: dev.read_into(2, memoryview(buf)), lambda: dev.read_blocks(2, 2)):
+        before = dev.stats.busy_ns
+        got = read()
+        costs.append(dev.stats.busy_ns - before)
+    assert buf == _block(2) + _block(3) == got
+    assert dev.stats.reads == 2 and dev.stats.blocks_read == 4 and dev.stats.seeks == 3
+    assert costs == [DISK_1996.request_ns(2 * BS, False)] * 2  # one seek and transfer each
+    dev.read_into(4, bytearray(BS))  # right after the last: no seek
+    assert dev.stats.seeks == 3
+
+
+def test_a_read_of_an_image_truncated_behind_the_devices_back_is_bad_block(
+        make_device: MakeDevice, tmp_path: Path) -> None:
+    dev = make_device(8)
+    dev.write_block(7, _block(7))
+    os.truncate(tmp_path / "disk.img", 6 * BS + 100)
+    with pytest.raises(BadBlock, match="block 6"):
+        dev.read_into(6, bytearray(2 * BS))
+    with pytest.raises(BadBlock):
+        dev.read_block(7)
+
+
+@pytest.mark.parametrize("size", [0, 1, BS - 1, BS + 1])
 def test_wrong_length_write_is_refused(make_device: MakeDevice, size: int) -> None:
     dev = make_device(4)
     with pytest.raises(InvalidArgument):

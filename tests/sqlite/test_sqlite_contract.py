@@ -82,7 +82,7 @@ def test_a_failing_disk_read_is_sqlite_ioerr_read_not_a_logic_error(
         _fill(s.db)
     _cold(kernel)
     with Session(kernel, alice, "app.db") as s, \
-            inj.patch(kernel.device, "read_blocks", "device.read"):
+            inj.patch(kernel.device, "read_into", "device.read"):
         inj.arm("device.read", 1, persistent=True)
         with pytest.raises(apsw.IOError) as err:
             s.db.execute("select count(*), max(v) from t").fetchall()

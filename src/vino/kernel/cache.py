@@ -75,6 +75,8 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
   to the one frame that holds it, and every used frame is in exactly one map.
 - ``free + file blocks + sum(anonymous pages) == nframes``.
 - Outside a cache operation no frame is pinned.
+- The spare page buffer (``_spare``, which a miss reads the device into and then
+  swaps with the frame it takes) is no frame's buffer.
 - A batch's further victims are only candidates: none is evicted unless it passes
   re-validation when its turn comes (so a stale batch can never evict a page the
   policy did not see as it is).
@@ -85,6 +87,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
 
@@ -227,6 +230,9 @@ class Cache(AnonPages, CacheInvariants):
         self._lock = threading.RLock()
         # Invariant: len(_frames) == nframes; _frames[i].index == i.
         self._frames = [_Frame(i, bytearray(PAGE)) for i in range(nframes)]
+        # Invariant: a PAGE-byte buffer no frame holds. A miss reads the device into it,
+        # then the frame it takes swaps buffers with it (``_miss``): no copy of the block.
+        self._spare = bytearray(PAGE)
         # Invariant: exactly the free frames, each once; pop() yields the lowest index first.
         self._free: list[int] = list(range(nframes - 1, -1, -1))
         # Invariant: _files[(dev, block)] is the frame holding that block, and vice versa.
@@ -314,18 +320,18 @@ class Cache(AnonPages, CacheInvariants):
             if frame is not None:
                 self.stats.hits += 1
                 frame.prefetched = False
-            else:
+                self._use(frame)
+            elif offset == 0 and len(data) == PAGE:
                 dev.check_block(block)
                 self.stats.misses += 1
-                if offset == 0 and len(data) == PAGE:
-                    frame = self._take_frame(None)
-                    self._claim_file(frame, dev, block)
-                else:
-                    frame = self._load(dev, block)
+                frame = self._take_frame(None)
+                self._claim_file(frame, dev, block)
+                self._use(frame)
+            else:
+                frame = self._miss(dev, block)  # counted as a miss and a use
             frame.data[offset:offset + len(data)] = data
             frame.dirty = True
             self._dirty_files[key] = frame
-            self._use(frame)
 
     def prefetch(self, dev: BlockDevice, blocks: Iterable[int]) -> int:
         """Bring ``blocks`` of ``dev`` into the cache ahead of use; return how many were loaded.
@@ -343,7 +349,8 @@ class Cache(AnonPages, CacheInvariants):
             todo = sorted(todo[: self.nframes // params.PREFETCH_FRACTION])
             loaded = 0
             for start, count in block_runs(todo):
-                data = dev.read_blocks(start, count)
+                data = memoryview(bytearray(count * PAGE))
+                dev.read_into(start, data)
                 pinned: list[_Frame] = []
                 try:
                     for i in range(count):
@@ -426,32 +433,51 @@ class Cache(AnonPages, CacheInvariants):
     def _find(self, dev: BlockDevice, block: int) -> tuple[_Frame, Access]:
         """The frame holding ``block`` of ``dev`` (loaded on a miss), counted as a use."""
         frame = self._files.get((dev, block))
-        if frame is not None:
-            self.stats.hits += 1
-            how = Access.HIT
-            if frame.prefetched:
-                frame.prefetched = False
-                self.stats.prefetch_hits += 1
-                how = Access.PREFETCH_HIT
-        else:
-            dev.check_block(block)
-            self.stats.misses += 1
-            frame = self._load(dev, block)
-            how = Access.MISS
+        if frame is None:
+            return self._miss(dev, block), Access.MISS
+        self.stats.hits += 1
+        how = Access.HIT
+        if frame.prefetched:
+            frame.prefetched = False
+            self.stats.prefetch_hits += 1
+            how = Access.PREFETCH_HIT
         self._use(frame)
         return frame, how
+
+    def _miss(self, dev: BlockDevice, block: int,
+              behalf: Callable[[], AbstractContextManager[object]] | None = None) -> _Frame:
+        """``block`` of ``dev``, not resident: read, put in a frame, counted as a miss and
+        a use (as ``_find`` does). ``behalf``: the context the operation runs in
+        (``FileIO.pread``: the opener's ``on_behalf``), entered only if another
+        address space's policy must give up a page (``_choose_victim``) -- the only
+        code a miss runs that asks who the operation is for. Caller holds ``_lock``."""
+        if not 0 <= block < dev.nblocks:
+            dev.check_block(block)  # raises BadBlock
+        self.stats.misses += 1
+        data = self._spare  # read before a frame is taken: a failed read claims nothing
+        dev.read_into(block, data)
+        free = self._free
+        if free:
+            frame = self._frames[free.pop()]
+        else:  # _take_frame(None) inline: rule 2, the global clock ...
+            frame = self._sweep()
+            if frame.aspace is not None:  # ... names whose page goes (requester None)
+                frame = self._choose_for(frame.aspace, None, behalf)
+            self._evict(frame)
+        frame.dev = dev
+        frame.block = block
+        self._files[(dev, block)] = frame
+        self._spare = frame.data  # the block is not copied: the frame takes the buffer
+        frame.data = data
+        tick = self._tick = self._tick + 1
+        frame.last_use = tick
+        frame.referenced = True
+        return frame
 
     def _claim_file(self, frame: _Frame, dev: BlockDevice, block: int) -> None:
         frame.dev = dev
         frame.block = block
         self._files[(dev, block)] = frame
-
-    def _load(self, dev: BlockDevice, block: int) -> _Frame:
-        data = dev.read_block(block)  # before taking a frame: a failed read claims nothing
-        frame = self._take_frame(None)
-        self._claim_file(frame, dev, block)
-        frame.data[:] = data
-        return frame
 
     def _take_frame(self, requester: AddressSpace | None) -> _Frame:
         """A free frame, evicting a victim if needed. The caller must claim it at once."""
@@ -469,9 +495,20 @@ class Cache(AnonPages, CacheInvariants):
         loser = frame.aspace
         if loser is None:
             return frame
+        return self._choose_for(loser, requester, None)  # ... only picks whose page goes
+
+    def _choose_for(
+        self, loser: AddressSpace, requester: AddressSpace | None,
+        behalf: Callable[[], AbstractContextManager[object]] | None,
+    ) -> _Frame:
+        """The page ``loser``'s policy gives up when the global clock chose ``loser`` to
+        lose one for ``requester`` (rule 2)."""
         if loser is requester:
-            return self._choose_in(loser)  # ... which only picks whose page goes
-        with acting_for(_payer(requester)):  # another's policy, run for this operation
+            return self._choose_in(loser)
+        if behalf is None:
+            with acting_for(_payer(requester)):  # another's policy, run for this operation
+                return self._choose_in(loser)
+        with behalf(), acting_for(_payer(requester)):  # (_miss: the operation's context)
             return self._choose_in(loser)
 
     def _sweep(self) -> _Frame:
@@ -480,7 +517,7 @@ class Cache(AnonPages, CacheInvariants):
         for _ in range(2 * n):  # one lap clears every bit, the second must find a frame
             frame = self._frames[self._hand]
             self._hand = (self._hand + 1) % n
-            if frame.pinned or frame.is_free:
+            if frame.pinned or (frame.dev is None and frame.aspace is None):  # or free
                 continue
             if frame.referenced:
                 frame.referenced = False
@@ -548,7 +585,10 @@ class Cache(AnonPages, CacheInvariants):
                 self.stats.prefetch_unused += 1
             del self._files[(frame.dev, frame.block)]
         self.stats.evictions += 1
-        frame.clear()
+        frame.dev = frame.aspace = None  # frame.clear() inline: every miss comes here
+        frame.block = frame.vpn = -1
+        frame.referenced = frame.dirty = frame.prefetched = frame.pinned = False
+        frame.last_use = 0
 
     def _drop(self, frame: _Frame) -> None:
         assert frame.dev is not None

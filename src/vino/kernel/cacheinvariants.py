@@ -36,6 +36,7 @@ class CacheInvariants:
     _dirty_files: dict[tuple[BlockDevice, int], _Frame]
     _aspaces: dict[AddressSpace, None]
     _swap_free: list[int]
+    _spare: bytearray
 
     def check_invariants(self) -> None:
         """Raise ``InvariantViolation`` naming the first broken invariant."""
@@ -75,6 +76,9 @@ class CacheInvariants:
             anon = sum(len(a._resident) for a in self._aspaces)
             _check(len(self._files) + anon == used, "maps and frames disagree on residency")
             _check(used + len(free) == self.nframes, "frames leaked")
+            _check(len(self._spare) == PAGE
+                   and not any(f.data is self._spare for f in self._frames),
+                   "the spare buffer is a frame's or not a page")
             for a in self._aspaces:
                 _check(not a._released, "a released address space is still registered")
                 for vpn, f in a._resident.items():

@@ -6,6 +6,7 @@ Usage::
     dev = BlockDevice.create(path, nblocks=1024, profile=DISK_1996, clock=clock)
     dev.write_block(7, data)        # len(data) == dev.block_size
     dev.read_blocks(7, 4)           # one request for 4 contiguous blocks
+    dev.read_into(7, buf)           # the same into a buffer of 4 blocks (no copy)
     dev.flush(); dev.close()
     dev = BlockDevice.open(path, clock=clock)
 
@@ -15,7 +16,8 @@ Contract:
   (the file system's superblock is the file system's business).
 - Every request is bounds-checked *before* any I/O or accounting: a block outside
   the device raises ``BadBlock`` naming the block and the device size.
-- Time: each request (``read_block(s)``, ``write_block(s)``) costs
+- Time: each request (``read_into``, which ``read_block(s)`` call, and
+  ``write_blocks``, which ``write_block`` calls) costs
   ``profile.request_ns(nbytes, sequential)`` simulated nanoseconds, where
   ``sequential`` means it starts at the block right after the previous request's
   last block (the head is already there, so no seek and no rotational wait). The
@@ -29,7 +31,8 @@ Contract:
   ``vino.kernel.power`` honours it either way). ``close()`` flushes, and any later
   request raises ``BadHandle``.
 - Errors: a failing read, write or flush of the image raises ``DeviceError`` with
-  the host's errno. Injected faults (``vino.testing.faults``) wrap the request methods.
+  the host's errno. Injected faults (``vino.testing.faults``) wrap the request methods
+  (``read_into`` sees every read, ``write_blocks`` every write).
 - Power cuts: ``arm_crash(CrashPlan(...))`` makes the Nth write lose power with one
   of the models of ``vino.kernel.power``; from then on every request raises
   ``PowerLost``.
@@ -119,7 +122,11 @@ class BlockDevice:
     ) -> None:
         """Open an existing image. Prefer ``BlockDevice.open`` / ``BlockDevice.create``."""
         self.path = Path(path)
-        self.profile = profile
+        self._profile = profile
+        # A one-block request's cost (every cache miss is one), not sequential and
+        # sequential: the profile is fixed for the device's life.
+        self._block_ns = (profile.request_ns(self.block_size, False),
+                          profile.request_ns(self.block_size, True))
         self.clock = clock
         self.durable = durable
         self.stats = DeviceStats()
@@ -173,6 +180,11 @@ class BlockDevice:
         """Open an existing image; its size fixes ``nblocks``."""
         return cls(path, profile=profile, clock=clock, durable=durable)
 
+    @property
+    def profile(self) -> DiskProfile:
+        """How long a request takes (fixed when the device is opened)."""
+        return self._profile
+
     # ---- requests ---------------------------------------------------------------------
 
     def check_block(self, n: int, count: int = 1) -> None:
@@ -188,24 +200,50 @@ class BlockDevice:
         return self.read_blocks(n, 1)
 
     def read_blocks(self, n: int, count: int) -> bytes:
-        """Read ``count`` contiguous blocks starting at ``n`` as one request."""
+        """Read ``count`` contiguous blocks starting at ``n`` as one request (``read_into``)."""
         self.check_block(n, count)
-        nbytes = count * self.block_size
-        with self._lock:
-            fd = self._open_fd()
+        buf = bytearray(count * self.block_size)
+        self.read_into(n, buf)
+        return bytes(buf)
+
+    def read_into(self, n: int, buf: bytearray | memoryview) -> None:
+        """Read the ``len(buf) // block_size`` contiguous blocks starting at ``n`` into
+        ``buf`` as one request: every read of the device is one of these (the cache's
+        misses read straight into a page buffer). ``buf`` must be a positive multiple
+        of the block size; after an error its content is undefined."""
+        nbytes = len(buf)
+        count = nbytes // self.block_size
+        if n < 0 or count < 1 or n + count > self.nblocks or nbytes % self.block_size:
+            if nbytes % self.block_size or not count:
+                raise InvalidArgument(
+                    f"read_into({n}): {nbytes} bytes is not a positive multiple of "
+                    f"{self.block_size}")
+            self.check_block(n, count)  # raises the error that names the bad block
+        with self._lock:  # _account inline: every cache miss comes here
+            fd = self._fd
+            if fd is None:
+                raise BadHandle(f"device {self.path} is closed")
             if self._power is not None:
                 self._power.before_request(self.path)
             try:
-                data = os.pread(fd, nbytes, n * self.block_size)
+                got = os.preadv(fd, [buf], n * self.block_size)
             except OSError as e:
                 raise DeviceError(e.errno or 0, "read", n, str(self.path), str(e)) from e
-            if len(data) != nbytes:  # the image was truncated behind our back
-                raise BadBlock(n + len(data) // self.block_size, self.nblocks, str(self.path))
-            self._account(n, count, nbytes)
-            self.stats.reads += 1
-            self.stats.blocks_read += count
-            self.stats.bytes_read += nbytes
-        return data
+            if got != nbytes:  # the image was truncated behind our back
+                raise BadBlock(n + got // self.block_size, self.nblocks, str(self.path))
+            sequential = n == self._head
+            ns = (self._block_ns[sequential] if count == 1
+                  else self.profile.request_ns(nbytes, sequential))
+            self._head = n + count
+            stats = self.stats
+            if not sequential:
+                stats.seeks += 1
+            stats.busy_ns += ns
+            stats.reads += 1
+            stats.blocks_read += count
+            stats.bytes_read += nbytes
+            if self.clock is not None:
+                self.clock.advance(ns)
 
     def write_block(self, n: int, data: bytes | bytearray | memoryview) -> None:
         if len(data) != self.block_size:

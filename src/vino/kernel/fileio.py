@@ -121,9 +121,11 @@ class FileIO(Directory):
         handed to another file except by this read (a block freed by a truncate
         running meanwhile is reused only after a commit, which writes back through the
         cache), so the block read is the file's at one instant, as under the file
-        system's lock. A miss is loaded by the cache as the general path's is, inside
-        the opener's ``on_behalf`` (whoever's eviction policy gives up a frame for it
-        is paid for as then).
+        system's lock. A miss is loaded by the cache as the general path's is, for the
+        opener: the cache enters the opener's ``on_behalf`` only if another address
+        space's eviction policy must give up a page for it (``Cache._miss``), which is
+        then paid for as on the general path; nothing else a miss runs asks whom the
+        read is for.
         """
         if of._plain == self._epoch and n == BS and offset >= 0 and not offset % BS:
             cache = self.cache
@@ -149,7 +151,9 @@ class FileIO(Directory):
                         stats = self.stats
                         if frame is None:  # a miss: loaded as fetch_copy loads it, for
                             # the opener (whoever's eviction policy gives up a frame)
-                            frame = self._for_opener(of, cache._find, self.device, blk)[0]
+                            behalf = self.hooks.on_behalf
+                            frame = cache._miss(self.device, blk, None if behalf is None
+                                                else lambda: behalf(of))
                         else:
                             tick = cache._tick + 1  # a hit, as fetch_copy counts it
                             cache._tick = tick

@@ -104,7 +104,7 @@ def device_fault_loop(site: str, mode: str, workdir: Path | None = None,
             raised: BaseException | None = None
             got = b""
             with ExitStack() as stack:
-                stack.enter_context(inj.patch(k.device, "read_blocks", "device.read"))
+                stack.enter_context(inj.patch(k.device, "read_into", "device.read"))
                 stack.enter_context(inj.patch(k.device, "write_blocks", "device.write"))
                 try:
                     k.fs.seek(of, BS // 2)
