@@ -1,6 +1,6 @@
 """Eviction candidates handed out again and their rows packed once, against a fresh encode.
 
-The cache hands an unchanged page's ``PageInfo`` out again (``cache._info``) and each
+The cache hands an unchanged page's ``PageInfo`` out again (``victims._info``) and each
 ``PageInfo`` carries its ``vm.evict`` row, packed once (``PageInfo.row``), so the
 encoder only joins rows. A model-based test drives a cache through any sequence of
 reads, writes, faults, evictions (by the policy it asks) and released address spaces,

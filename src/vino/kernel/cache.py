@@ -19,8 +19,8 @@ Usage::
     aspace.touch(vpn, write=True)             # faults the page in if not resident
 
 Address spaces, faults and swap are in ``aspace.py`` (``AnonPages`` is the half of
-``Cache`` that serves them); this module keeps the frames, the file blocks and the
-choice of a victim.
+``Cache`` that serves them), the choice of a victim in ``victims.py`` (``VictimChoice``,
+by the rule below); this module keeps the frames and the file blocks.
 
 Choosing a victim (when a frame is needed and none is free) -- the rule:
 1. An anonymous fault by address space A, when A has more than ``min_resident`` pages
@@ -36,27 +36,9 @@ faulting address space's owner (rule 2, A is not B), or for a file-block load, t
 principal the operation runs for (``acting_for``: the opener of a file being read), or
 the host's own ``HOST`` if none was named -- never B's owner, whose quota another
 process's faults would otherwise drain until B's graft was removed.
-In both cases an address space's policy is ``evict_policy(aspace, candidates)`` --
-the cache's one policy slot (graft point ``vm.evict``): a public attribute holding a
-plain callable, the built-in ``_evict_choice`` until the kernel plugs its point in (a
-test or benchmark may assign its own; assigning the built-in back restores it). Its candidates
-are up to ``MAX_EVICT_CANDIDATES`` of that address space's resident pages, in vpn
-order starting at the address space's own clock hand; the default is clock (second
-chance) over them. It returns an index into the candidates, or a *batch*: distinct
-indices, the victim first and then up to ``MAX_EVICT_MORE`` further victims in the
-order they are to go. Anything else (an index out of range, a duplicate, an empty or
-too long batch, not an int) raises ``InvalidArgument`` before any state changes.
-
-Batches (as cache_ext asks its eviction policy for a list of candidates): the further
-victims of a batch are kept with the address space and taken, in order, by its next
-evictions without asking the policy again. Each is re-validated when its turn comes:
-a page that is no longer resident in that frame, was touched since the policy saw it
-(its ``last_use`` moved) or is pinned is skipped; when none is left the policy is
-asked again. A batch is the policy's decision at one instant: a change of policy
-(a graft installed or sent a message) takes effect once the batch is used up, at most
-``MAX_EVICT_MORE`` evictions of that address space later; ``forget_victims`` drops
-batches at once (the kernel calls it when an eviction graft is removed or installed),
-and releasing an address space drops its batch.
+In both cases B's page is picked by B's policy, the cache's one policy slot
+``evict_policy`` (graft point ``vm.evict``): its candidates, its answers and its
+batches are ``victims.py``'s.
 
 Hook: ``Cache(on_release=...)`` hears of every ``AddressSpace.release`` call, after the
 address space's frames are freed and outside the cache lock (the kernel removes the
@@ -84,30 +66,24 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
 
 from __future__ import annotations
 
-import bisect
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import IntEnum
 
-from vino.graft.accounting import HOST, Principal, acting_for
-from vino.graft.txn import thread_state
-from vino.kernel import layouts, params
+from vino.kernel import params
 from vino.kernel.aspace import AddressSpace, AnonPages
 from vino.kernel.cacheinvariants import CacheInvariants
 from vino.kernel.device import BlockDevice, block_runs
-from vino.kernel.errors import InvalidArgument, NoSpace
+from vino.kernel.errors import InvalidArgument
+from vino.kernel.victims import DIRTY, REFERENCED, EvictPolicy, PageInfo, VictimChoice, Victims
 
 __all__ = ["DIRTY", "REFERENCED", "Access", "AddressSpace", "Cache", "CacheStats", "EvictPolicy",
            "PageInfo", "Victims"]
 
 PAGE = params.PAGE_SIZE
 _ZERO_PAGE = bytes(PAGE)
-
-# PageInfo.flags bits (ABI vm.evict)
-REFERENCED = 1
-DIRTY = 2
 
 
 class Access(IntEnum):
@@ -116,40 +92,6 @@ class Access(IntEnum):
     MISS = 0  # read from the device
     HIT = 1  # already resident
     PREFETCH_HIT = 2  # resident because read-ahead brought it in, first use since
-
-
-_CAND_ROW = layouts.EVICT.elements("cand", 1)  # one vino_evict_cand row (pad as "x" bytes)
-
-
-@dataclass(frozen=True, slots=True)
-class PageInfo:
-    """One eviction candidate, as offered to ``evict_policy`` (ABI ``vm.evict``).
-
-    ``row`` is the candidate as the ``vm.evict`` buffer holds it (``layouts.EVICT``'s
-    ``cand`` row), packed once when the PageInfo is made: the cache hands an unchanged
-    page's PageInfo out again (``_info``), so a candidate list is copied into a graft's
-    buffer by joining rows, and only pages that changed are packed.
-    """
-
-    page_id: int  # the frame number; stable while the page is resident
-    vpn: int
-    flags: int  # REFERENCED | DIRTY
-    # The address space's own access counter at the page's last touch (larger = more
-    # recent): it counts this address space's touches only, so it tells a policy nothing
-    # of what other processes did (a cache-wide counter would).
-    last_use: int
-    # Invariant: row == _CAND_ROW.pack(page_id, vpn, flags, last_use).
-    row: bytes = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "row", _CAND_ROW.pack(self.page_id, self.vpn, self.flags,
-                                                       self.last_use))
-
-
-# What an eviction policy answers: an index into its candidates, or a batch of distinct
-# indices (the victim, then the further victims in the order they are to go).
-Victims = int | Sequence[int]
-EvictPolicy = Callable[[AddressSpace, list[PageInfo]], Victims]
 
 
 @dataclass(slots=True)
@@ -205,7 +147,7 @@ class _Frame:
         return self.dev is None and self.aspace is None
 
 
-class Cache(AnonPages, CacheInvariants):
+class Cache(AnonPages, VictimChoice, CacheInvariants):
     """The frames, the file-block map, the global clock, and the per-address-space policy."""
 
     def __init__(
@@ -245,22 +187,6 @@ class Cache(AnonPages, CacheInvariants):
         self._tick = 0  # access counter behind file blocks' last_use; only grows
         self._swap_free: list[int] = (
             list(range(swap.nblocks - 1, -1, -1)) if swap is not None else [])
-
-    # ---- the built-in policy (evict_policy's default: graft point vm.evict) ----------
-
-    def _evict_choice(self, aspace: AddressSpace, candidates: list[PageInfo]) -> int:
-        """Pick the victim among ``aspace``'s resident pages; return its index in ``candidates``.
-
-        Default: clock. ``candidates`` start at the address space's hand; the first
-        page not referenced since the hand last passed is the victim, and every
-        referenced page passed over loses its reference bit (its second chance). If all
-        are referenced, the first one goes. Called with the cache lock held.
-        """
-        for i, cand in enumerate(candidates):
-            if not cand.flags & REFERENCED:
-                return i
-            self._frames[cand.page_id].referenced = False
-        return 0
 
     # ---- file blocks -------------------------------------------------------------------
 
@@ -487,85 +413,6 @@ class Cache(AnonPages, CacheInvariants):
         self._evict(victim)
         return victim
 
-    def _choose_victim(self, requester: AddressSpace | None) -> _Frame:
-        if requester is not None and len(requester._resident) > self.min_resident:
-            self.stats.local_evictions += 1
-            return self._choose_in(requester)  # rule 1: pay for your own growth
-        frame = self._sweep()  # rule 2: global clock ...
-        loser = frame.aspace
-        if loser is None:
-            return frame
-        return self._choose_for(loser, requester, None)  # ... only picks whose page goes
-
-    def _choose_for(
-        self, loser: AddressSpace, requester: AddressSpace | None,
-        behalf: Callable[[], AbstractContextManager[object]] | None,
-    ) -> _Frame:
-        """The page ``loser``'s policy gives up when the global clock chose ``loser`` to
-        lose one for ``requester`` (rule 2)."""
-        if loser is requester:
-            return self._choose_in(loser)
-        if behalf is None:
-            with acting_for(_payer(requester)):  # another's policy, run for this operation
-                return self._choose_in(loser)
-        with behalf(), acting_for(_payer(requester)):  # (_miss: the operation's context)
-            return self._choose_in(loser)
-
-    def _sweep(self) -> _Frame:
-        """Global clock: the first unpinned frame not referenced since the hand last passed."""
-        n = self.nframes
-        for _ in range(2 * n):  # one lap clears every bit, the second must find a frame
-            frame = self._frames[self._hand]
-            self._hand = (self._hand + 1) % n
-            if frame.pinned or (frame.dev is None and frame.aspace is None):  # or free
-                continue
-            if frame.referenced:
-                frame.referenced = False
-                continue
-            return frame
-        raise NoSpace(f"all {n} frames are pinned; nothing can be evicted")
-
-    def _choose_in(self, aspace: AddressSpace) -> _Frame:
-        victim = self._batched(aspace)
-        if victim is None:
-            frames = self._candidates(aspace)
-            infos = [_info(f) for f in frames]
-            self.stats.policy_calls += 1
-            order = _batch_of(aspace, self.evict_policy(aspace, infos), len(frames))
-            victim = frames[order[0]]
-            if len(order) > 1:  # kept last first: the next to go is popped off the end
-                aspace._victims = [(f, f.vpn, f.last_use)
-                                   for f in (frames[i] for i in reversed(order[1:]))]
-        aspace._hand = victim.vpn + 1
-        return victim
-
-    def _batched(self, aspace: AddressSpace) -> _Frame | None:
-        """The next further victim of the address space's batch that is still the page
-        its policy saw (resident in that frame, not touched since, not pinned), else None."""
-        queue = aspace._victims
-        while queue:
-            frame, vpn, last_use = queue.pop()
-            if (frame.aspace is aspace and frame.vpn == vpn and frame.last_use == last_use
-                    and not frame.pinned):
-                self.stats.batched += 1
-                return frame
-            self.stats.stale += 1
-        return None
-
-    def forget_victims(self, aspace: AddressSpace | None = None) -> None:
-        """Drop the batch of ``aspace`` (of every address space if None): its next
-        eviction asks its policy. Takes no lock: a batch is advisory (every victim in it
-        is re-validated under the cache lock), so a decision already under way may still
-        take one victim of the batch dropped."""
-        for a in (list(self._aspaces) if aspace is None else [aspace]):
-            a._victims = []
-
-    def _candidates(self, aspace: AddressSpace) -> list[_Frame]:
-        vpns = sorted(aspace._resident)
-        k = bisect.bisect_left(vpns, aspace._hand)
-        ordered = vpns[k:] + vpns[:k]
-        return [aspace._resident[v] for v in ordered[: params.MAX_EVICT_CANDIDATES]]
-
     def _evict(self, frame: _Frame) -> None:
         """Save the page if it must be saved, then unmap it, leaving the frame to the caller
         (not on the free list). Raises before unmapping if the save fails."""
@@ -598,40 +445,3 @@ class Cache(AnonPages, CacheInvariants):
         self._dirty_files.pop((frame.dev, frame.block), None)
         frame.clear()
         self._free.append(frame.index)
-
-
-def _batch_of(aspace: AddressSpace, choice: object, n: int) -> Sequence[int]:
-    """``choice`` (an eviction policy's answer over ``n`` candidates) as a batch of
-    distinct indices, or ``InvalidArgument``."""
-    order: Sequence[object] = ((choice,) if isinstance(choice, int)
-                               else choice if isinstance(choice, (list, tuple)) else ())
-    if (not 1 <= len(order) <= 1 + params.MAX_EVICT_MORE
-            or not all(type(i) is int and 0 <= i < n for i in order)
-            or len(set(order)) != len(order)):
-        raise InvalidArgument(
-            f"eviction policy of pid {aspace.owner.pid} chose {choice!r}; expected an "
-            f"index in 0 .. {n - 1}, or 1 .. {1 + params.MAX_EVICT_MORE} distinct ones")
-    return order  # type: ignore[return-value]  # every element checked to be an int
-
-
-def _payer(requester: AddressSpace | None) -> Principal:
-    """Who pays for another address space's policy run to give ``requester`` a frame."""
-    if requester is not None:
-        return requester.owner.user.principal
-    acting: Principal | None = thread_state().acting
-    return acting if acting is not None else HOST
-
-
-def _flags(frame: _Frame) -> int:
-    return (REFERENCED if frame.referenced else 0) | (DIRTY if frame.dirty else 0)
-
-
-def _info(frame: _Frame) -> PageInfo:
-    """The frame's page as an eviction candidate: the one made last time if it still says
-    exactly this (a frozen PageInfo costs far more to make than to compare)."""
-    flags = (REFERENCED if frame.referenced else 0) | (DIRTY if frame.dirty else 0)
-    info = frame.info
-    if (info is None or info.last_use != frame.last_use or info.vpn != frame.vpn
-            or info.flags != flags):
-        info = frame.info = PageInfo(frame.index, frame.vpn, flags, frame.last_use)
-    return info
