@@ -13,6 +13,11 @@ WASM_PAGE: Final = 65536  # bytes in one WebAssembly page
 EPOCH_TICK_S: Final = 0.001  # seconds between epoch ticks of the ticker thread
 CALL_BUDGET_S: Final = 0.010  # default CPU budget of one graft call, seconds
 LOCK_TIMEOUT_S: Final = 0.050  # default wait for a lock before the holder is doomed, seconds
+# How long a waiter that doomed a lock's holder waits for the holder's abort to release it,
+# seconds. A graft is stopped at its next epoch tick, but a loaded machine may not run its
+# thread for tens of ms; giving up sooner failed a waiter (LockTimeout) whose lock was about
+# to be free. Bounds the wait for a holder that never looks at its doom (a host transaction).
+LOCK_RELEASE_WAIT_S: Final = 1.0
 # Wall time one principal's grafts may spend in all, while the host holds a lock other
 # principals need (the file system's), per hold: bounds how long they can be kept waiting.
 # Twice LOCK_TIMEOUT_S, so a graft holding a lock someone waits for is doomed for that first.

@@ -16,8 +16,9 @@ from collections.abc import Callable
 import pytest
 
 from vino.errors import AbortReason
-from vino.graft import GLOBAL, HostLock, LockManager, Transaction, transaction
+from vino.graft import GLOBAL, HostLock, LockManager, Transaction, sandbox, transaction
 from vino.graft.locks import Holder
+from vino.graft.txn import thread_state
 
 from .graft_world import (
     DEFAULT_ANSWER,
@@ -85,6 +86,44 @@ def test_graft_holding_a_lock_a_host_thread_waits_for_is_aborted_and_the_waiter_
     assert g.removal is not None
     assert f"held lock 'L1' while another thread waited {LOCK_TIMEOUT_S * 1e3:.0f} ms" \
         in g.removal.detail
+    assert_aborted_and_restored(w, g, AbortReason.LOCK_TIMEOUT, before)
+
+
+def test_lock_hog_the_loaded_machine_does_not_run_after_its_doom_still_lets_the_waiter_in(
+        new_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Injected: the epoch callback that finds the hog doomed first sleeps (the GIL let go)
+    # for three lock time-outs, as a loaded machine may not run the hog's thread. The
+    # waiter must still proceed (guarantee 5), not time out on a lock about to be free.
+    late_s = 3 * LOCK_TIMEOUT_S
+    real_decide = sandbox._decide
+    slept: list[float] = []
+
+    def decide_late() -> bool:
+        go_on = real_decide()
+        txn = thread_state().txn
+        if not go_on and not slept and txn is not None and txn.doomed() is not None:
+            slept.append(late_s)
+            time.sleep(late_s)
+        return go_on
+
+    monkeypatch.setattr(sandbox, "_decide", decide_late)  # read when the sandbox is made
+    w = new_world(alice_quota={"cpu_call_s": 5.0})
+    w.host.d[1] = 100
+    before = w.snapshot()
+    g = w.install(LOCK_HOG)
+    lk = w.lock(1)
+    caller, answers = _call_in_thread(lambda: w.pick(TARGET, 0))
+    _wait_until(lambda: lk.holder is not None)
+    t0 = time.perf_counter()
+    with w.registry.locks.hold(lk):
+        waited = time.perf_counter() - t0
+        assert w.host.d == {1: 100} and w.host.items == []
+    caller.join(SLACK_S)
+    assert not caller.is_alive()
+    assert slept == [late_s]  # the late stop was met
+    assert answers == [DEFAULT_ANSWER]
+    assert waited >= LOCK_TIMEOUT_S + late_s * 0.9
+    assert lk.timeouts == 1  # the doom; the waiter did not time out
     assert_aborted_and_restored(w, g, AbortReason.LOCK_TIMEOUT, before)
 
 

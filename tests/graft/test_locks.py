@@ -127,6 +127,68 @@ def test_waiter_on_a_transaction_held_lock_dooms_the_holder_then_proceeds(
     assert lk.timeouts == 1
 
 
+def test_doomed_holder_whose_thread_is_not_run_for_three_time_outs_still_lets_the_waiter_in(
+        mgr: LockManager) -> None:
+    # A loaded machine may not run a doomed holder's thread for longer than a lock
+    # time-out (injected: the holder sleeps that long after seeing its doom). The waiter
+    # must still get the lock, not give up on a lock about to be free.
+    lk = mgr.lock("a")
+    holder_ready = threading.Event()
+    late_s = 3 * TIMEOUT_S
+
+    def holder() -> None:
+        txn = begin()
+        mgr.acquire(lk, txn)
+        holder_ready.set()
+        while txn.doomed() is None:
+            time.sleep(0.001)
+        time.sleep(late_s)  # not run: the machine's wait, not the holder's choice
+        txn.abort()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    holder_ready.wait(5)
+    t0 = time.perf_counter()
+    try:
+        with mgr.hold(lk):
+            waited = time.perf_counter() - t0
+            assert lk.holder is not None
+    finally:
+        t.join()
+    assert waited >= TIMEOUT_S + late_s * 0.9
+    assert lk.timeouts == 1  # the one doom; no time-out of the waiter
+
+
+def test_doomed_holder_that_never_releases_times_the_waiter_out_after_the_release_wait(
+        ) -> None:
+    # Host code in a host transaction never looks at its doom: the wait is still bounded.
+    mgr = LockManager(TIMEOUT_S, release_wait_s=2 * TIMEOUT_S)
+    lk = mgr.lock("a")
+    taken, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        txn = begin()
+        mgr.acquire(lk, txn)
+        taken.set()
+        done.wait(5)  # ignores its doom
+        txn.abort()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    taken.wait(5)
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(LockTimeout, match="waited 30 ms for lock 'a', then 60 ms more"), \
+                mgr.hold(lk):
+            pass
+    finally:
+        done.set()
+        t.join()
+    assert time.perf_counter() - t0 >= 3 * TIMEOUT_S * 0.9
+    assert lk.timeouts == 2  # the doom, then the waiter's time-out
+    assert lk.holder is None
+
+
 def test_doomed_waiter_stops_waiting_at_once(mgr: LockManager) -> None:
     lk = mgr.lock("a")
     with mgr.hold(lk):

@@ -11,10 +11,15 @@ Rules:
 - A transaction already holds every lock its ancestors hold.
 - Every wait is bounded. A waiter that has waited ``timeout`` for a lock held by
   a transaction dooms that transaction (it is aborted within about one epoch
-  tick, even while spinning inside Wasm, its locks released and its changes
-  undone) and then waits up to one more ``timeout`` for the release. A waiter
-  whose holder is a plain host thread raises ``LockTimeout`` after ``timeout``;
-  inside a graft that aborts the graft with ``lock_timeout``.
+  tick of its thread running, even while spinning inside Wasm, its locks
+  released and its changes undone) and then waits up to ``release_wait_s``
+  (``limits.LOCK_RELEASE_WAIT_S``, at least ``timeout``) for the release: on a
+  loaded machine the doomed graft's thread may not run for tens of ms, and the
+  waiter must still proceed (docs/DESIGN.md §5.5), not fail on a lock about to
+  be free. Only a holder that never looks at its doom (host code inside a host
+  transaction) keeps it waiting that long; then it raises ``LockTimeout``. A
+  waiter whose holder is a plain host thread raises ``LockTimeout`` after
+  ``timeout``; inside a graft that aborts the graft with ``lock_timeout``.
 - A doomed waiter stops waiting at once (``Doomed``).
 
 Lock order is not needed for safety: a deadlock between transactions ends when
@@ -109,8 +114,10 @@ class LockManager:
     """All host locks of one registry, with one time-out policy."""
 
     def __init__(self, timeout_s: float = limits.LOCK_TIMEOUT_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 release_wait_s: float = limits.LOCK_RELEASE_WAIT_S) -> None:
         self.timeout_s = timeout_s
+        self.release_wait_s = release_wait_s  # after dooming a holder (module rules)
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
         self._locks: weakref.WeakValueDictionary[str, HostLock] = weakref.WeakValueDictionary()
@@ -176,11 +183,13 @@ class LockManager:
                     lock.timeouts += 1
                     self.timeouts += 1
                     doomed_holder = True
-                    deadline = self._clock() + timeout
+                    deadline = self._clock() + max(timeout, self.release_wait_s)
                     continue
                 lock.timeouts += 1
                 self.timeouts += 1
-                raise LockTimeout(f"waited {timeout * 1e3:.0f} ms for lock {lock.name!r}")
+                more = (f", then {max(timeout, self.release_wait_s) * 1e3:.0f} ms more for "
+                        f"the holder it doomed to release it" if doomed_holder else "")
+                raise LockTimeout(f"waited {timeout * 1e3:.0f} ms for lock {lock.name!r}{more}")
             self._cond.wait(min(remaining, _POLL_S) if txn is not None else remaining)
 
     @contextmanager

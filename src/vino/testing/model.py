@@ -90,7 +90,9 @@ class TxnModel:
     HOSTILE: Final = 5
 
     def __init__(self, quota_locks: int = 3) -> None:
-        self.mgr = LockManager(timeout_s=0.05, clock=StepClock(step_ns=20_000_000).seconds)
+        # The doomed foreign holder never releases: its waiters give up one time-out later.
+        self.mgr = LockManager(timeout_s=0.05, clock=StepClock(step_ns=20_000_000).seconds,
+                               release_wait_s=0.05)
         self.locks = [self.mgr.lock(f"M{i}") for i in range(self.NLOCKS)]
         self.principal = Principal("model", Quota(locks=quota_locks))
         self.graft = _FakeGraft(self.principal)
