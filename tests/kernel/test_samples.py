@@ -123,13 +123,19 @@ def _chacha20(data: bytes, key: bytes = KEY, nonce: bytes = NONCE) -> bytes:
     return cipher.encryptor().update(data)
 
 
-def _install_key(k: Kernel, f: Any, key: bytes = KEY) -> Graft:
-    g = k.graft(f.user, "fs.filter", sample_path("chacha20_filter.wasm"), target=f.inode)
+def _install_key(k: Kernel, f: Any, key: bytes = KEY, sample: str = "chacha20_filter") -> Graft:
+    g = k.graft(f.user, "fs.filter", sample_path(f"{sample}.wasm"), target=f.inode)
     assert g.send(key + NONCE) == 0
     return g
 
 
-def test_encryption_filter_stores_only_chacha20_ciphertext(boot: Boot) -> None:
+# Three builds of the same filter: SIMD, scalar, and on the kernel's cipher. A file written
+# through one reads back through another.
+@pytest.mark.parametrize(("writer", "reader"), [
+    ("chacha20_filter", "chacha20_kernel"), ("chacha20_kernel", "chacha20_filter_scalar"),
+    ("chacha20_filter_scalar", "chacha20_filter")])
+def test_encryption_filter_stores_only_chacha20_ciphertext(boot: Boot, writer: str,
+                                                           reader: str) -> None:
     k = boot("crypt")
     alice = k.add_user("alice")
     proc = k.spawn(alice, "vault")
@@ -139,7 +145,7 @@ def test_encryption_filter_stores_only_chacha20_ciphertext(boot: Boot) -> None:
     plain = bytearray(secret)
     plain[BS - 50: BS - 50 + len(patch)] = patch
     with k.fs.open(proc, "secret", "rw") as f:
-        g = _install_key(k, f)
+        g = _install_key(k, f, sample=writer)
         k.fs.write(f, secret)
         k.fs.seek(f, BS - 50)  # read-modify-write of two blocks through the filter
         k.fs.write(f, patch)
@@ -158,7 +164,7 @@ def test_encryption_filter_stores_only_chacha20_ciphertext(boot: Boot) -> None:
     alice2 = k2.add_user("alice")
     assert read_file(k2, alice2, "secret") == cipher[: len(plain)]
     with k2.fs.open(alice2, "secret", "r") as f:
-        _install_key(k2, f)
+        _install_key(k2, f, sample=reader)
         assert k2.fs.read(f, 4 * BS) == plain
     k2.check_invariants()
 

@@ -26,6 +26,7 @@ ENTRIES: dict[str, str] = {
     "sched_interactive": "vino_pick",
     "chacha20_filter": "vino_filter",
     "chacha20_filter_scalar": "vino_filter",
+    "chacha20_kernel": "vino_filter",  # the kernel's cipher: tests/kernel/test_kernel_cipher.py
     "null": "vino_readahead",
     "sqlite_readahead": "vino_readahead",
     "sqlite_evict": "vino_evict",

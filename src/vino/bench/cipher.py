@@ -1,4 +1,4 @@
-"""The encryption filter side by side: ChaCha20 in the sandbox against a pluggy hook.
+"""The encryption filter side by side: ChaCha20 in vino against a pluggy hook.
 
 ``vino bench cipher`` boots the encryption set-up (``setups.build("encrypt")``: one
 4 KiB block written at file offset 8192 through ``fs.filter_policy``, the slot the
@@ -9,6 +9,10 @@ kernel's write path calls) and times, interleaved round by round
   with WebAssembly SIMD (the sample the speed goals measure);
 - ``scalar``: the slot with ``chacha20_filter_scalar.wasm``, its reference, one
   block at a time, on a file of its own with the same key;
+- ``kernel``: the slot with ``chacha20_kernel.wasm``, the same filter asking the
+  kernel's cipher (``kernel/crypto.py``: the graft-callable ``chacha20``, which runs
+  ``cryptography``'s ChaCha20, the very code the pluggy hook runs) to XOR the block
+  in the graft's memory;
 - ``null``: the slot with a graft that answers without touching the block: the
   protection and the block's copies in and out, no cipher;
 - ``pluggy``: the slot holding a pluggy hook (``peers.pluggy_slot``) whose
@@ -42,6 +46,7 @@ QUICK_BATCH_S: Final = 0.0005
 WHAT: Final = {
     "simd": "vino: fs.filter slot, chacha20_filter (Wasm SIMD, 4 blocks at once)",
     "scalar": "vino: fs.filter slot, chacha20_filter_scalar (Wasm, a block at a time)",
+    "kernel": "vino: fs.filter slot, chacha20_kernel (the kernel's cipher: cryptography's)",
     "null": "vino: fs.filter slot, a graft that leaves the block alone (no cipher)",
     "pluggy": "pluggy: the same slot, a hook running cryptography's ChaCha20",
     "cryptography": "cryptography's ChaCha20 alone (OpenSSL; a cipher object per call)",
@@ -69,6 +74,7 @@ def run(rounds: int = ROUNDS, batch_s: float = BATCH_S, progress: Progress | Non
             want = s.python(*s.args())
             for name, got in (("simd", _ciphertext(s.hook, args)),
                               ("scalar", _ciphertext(s.hook, s.hook_args("scalar"))),
+                              ("kernel", _ciphertext(s.hook, s.hook_args("kernel"))),
                               ("pluggy", _ciphertext(slot, args))):
                 if got != want or got == plaintext:
                     raise AssertionError(f"cipher bench: {name} disagrees with cryptography")
@@ -76,6 +82,7 @@ def run(rounds: int = ROUNDS, batch_s: float = BATCH_S, progress: Progress | Non
                 raise AssertionError("cipher bench: a check changed the timed block")
             contenders = [Contender("simd", plain(s.hook, *args)),
                           Contender("scalar", plain(s.hook, *s.hook_args("scalar"))),
+                          Contender("kernel", plain(s.hook, *s.hook_args("kernel"))),
                           Contender("null", plain(s.hook, *s.hook_args("null"))),
                           Contender("pluggy", plain(slot, *args)),
                           Contender("cryptography", plain(s.python, *s.args()))]

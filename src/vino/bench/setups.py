@@ -28,7 +28,8 @@ Inputs are the ones the sample workloads (``vino.workloads``) produce:
   thread, four CPU hogs) at the last ``sched.pick`` call that offers all five;
 - encryption: one 4 KiB block written at file offset 8192 through the ChaCha20
   filter, keyed by a message; its scalar reference (``chacha20_filter_scalar``)
-  is installed with the same key on a file of its own (role ``scalar``).
+  and the same filter on the kernel's cipher (``chacha20_kernel``) are installed
+  with the same key, each on a file of its own (roles ``scalar``, ``kernel``).
 
 Every set-up checks, before anything is timed, that the sample graft, the
 Python policy and (where they should) the default agree on the answer.
@@ -91,6 +92,7 @@ FILTER_WRITE: Final = 0
 UNDO_VPN: Final = 7  # the page the undo graft marks important (undone by its abort)
 UNDO_PRIORITY: Final = 5  # the priority the undo graft sets (undone by its abort)
 SCALAR_SAMPLE: Final = "chacha20_filter_scalar.wasm"  # the encryption sample a block at a time
+KERNEL_SAMPLE: Final = "chacha20_kernel.wasm"  # the same filter on the kernel's cipher
 CHACHA_KEY: Final = hashlib.sha256(b"vino bench key").digest()
 CHACHA_NONCE: Final = hashlib.sha256(b"vino bench nonce").digest()[:12]
 
@@ -309,7 +311,7 @@ def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
     k, user = _boot(workdir, "encrypt", sandbox)
     proc = k.spawn(user, "vault")
     targets: dict[str, Any] = {}
-    for role in ("sample", "scalar", "null", "invalid"):
+    for role in ("sample", "scalar", "kernel", "null", "invalid"):
         k.fs.create(user, role, 0o600)
         with k.fs.open(proc, role, "rw") as f:
             targets[role] = f.inode
@@ -317,10 +319,12 @@ def _encrypt(workdir: Path, sandbox: Sandbox | None) -> Setup:
     message = CHACHA_KEY + CHACHA_NONCE
     g = k.graft(user, "fs.filter", sample, targets["sample"])
     g.send(message)
-    # The sample's scalar reference, with the same key (vino bench cipher times both).
-    scalar = k.graft(user, "fs.filter", sample_path(SCALAR_SAMPLE), targets["scalar"])
-    scalar.send(message)
-    grafts = {"sample": g, "scalar": scalar}
+    # The sample's scalar reference, and the same filter asking the kernel's cipher, with
+    # the same key (vino bench cipher times them side by side).
+    grafts = {"sample": g}
+    for role, name in (("scalar", SCALAR_SAMPLE), ("kernel", KERNEL_SAMPLE)):
+        grafts[role] = k.graft(user, "fs.filter", sample_path(name), targets[role])
+        grafts[role].send(message)
     grafts |= _install_helpers(k, user, "fs.filter", "vino_filter",
                                "(param i32 i32)", "(local.get 1)",
                                "(i32.add (local.get 1) (i32.const 1))", targets,

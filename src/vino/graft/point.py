@@ -96,7 +96,8 @@ ANY_CONTEXT: Final = frozenset(Context)
 TxnFn = (Callable[["Transaction"], int | None] | Callable[["Transaction", int], int | None]
          | Callable[["Transaction", int, int], int | None]
          | Callable[["Transaction", int, int, int], int | None]
-         | Callable[["Transaction", int, int, int, int], int | None])
+         | Callable[["Transaction", int, int, int, int], int | None]
+         | Callable[["Transaction", int, int, int, int, int], int | None])
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,7 +95,9 @@ FILTER: Final = Layout(
         Field("file_id", U32, 12),
         Field("data", U8, 16, count=params.BLOCK_SIZE, valid="len", writable=True),
     )),
-    args=(Arg("direction"), Arg("length")))  # direction 0 = write (plaintext in), 1 = read
+    args=(Arg("direction"), Arg("length")),  # direction 0 = write (plaintext in), 1 = read
+    # The kernel's cipher (kernel/crypto.py): key, nonce, counter, data, len -> len or -1.
+    callables={"chacha20": ((I32, I32, I32, I32, I32), (I32,))})
 
 ACCESS: Final = Layout(
     point="fs.access", entry="vino_on_access", buffer_size=24, kind="event",

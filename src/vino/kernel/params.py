@@ -50,6 +50,9 @@ FS_DEFAULT_INODES: Final = 256  # inodes made by format() when not told (incl. 0
 READAHEAD_HISTORY: Final = 16  # accessed blocks remembered per open file (ABI hist[16])
 READAHEAD_MAX_OUT: Final = 8  # blocks the default read-ahead asks for after a sequential read
 READAHEAD_MAX_OUT_LIMIT: Final = 32  # largest max_out a file system accepts (ABI out[32])
+# Bytes one call of the filter's kernel cipher (crypto.chacha20) transforms at most: one
+# block. Host code is not stopped at an epoch tick, so each call is kept short (~1 µs).
+CIPHER_MAX_BYTES: Final = BLOCK_SIZE
 
 # ---- scheduler (kernel/sched.py) ------------------------------------------------
 

@@ -49,7 +49,7 @@ from vino.graft.locks import HostLock
 from vino.graft.point import HOST_FAULTS_DEFAULT
 from vino.graft.registry import Registry
 from vino.graft.txn import Transaction, current, thread_state
-from vino.kernel import layouts, params
+from vino.kernel import crypto, layouts, params
 from vino.kernel.cache import AddressSpace, Cache, PageInfo, Victims
 from vino.kernel.errors import FilterUnavailable, InvalidArgument
 from vino.kernel.fs import FileSystem, Inode, OpenFile
@@ -452,6 +452,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         name=lay.point, entry=lay.entry, params=tuple(a.wasm for a in lay.args),
         buffer_size=lay.buffer_size, encode=encode, decode=decode,
         encode_result=encode_result, default=default, may_install=may, target_type=Inode,
+        callables=(crypto.CHACHA20,),  # the kernel's cipher, for filters that want it
         layout=lay, simd=True)  # a block transform: its ciphers may use vectors
     registry.declare(point)
 

@@ -56,6 +56,8 @@
  *       May use WebAssembly SIMD (#include <wasm_simd128.h>, and mark the
  *       functions that use it __attribute__((target("simd128"))); see
  *       samples/chacha20_filter.c). Every other point rejects a module using SIMD.
+ *       Extra import: vino_chacha20 (the kernel's cipher; see
+ *       samples/chacha20_kernel.c).
  *   fs.access     vino_on_access() -> ignored  vino_access_buf  VINO_ACCESS_BUFFER
  *       Event point: notified of each file block access; negative aborts.
  *
@@ -121,6 +123,14 @@ VINO_IMPORT("vm_hint") int32_t vino_vm_hint(int32_t vpn, int32_t important);
  * accessor: undone on abort. */
 VINO_IMPORT("sched_set_priority") int32_t vino_sched_set_priority(int32_t tid,
                                                                   int32_t priority);
+/* fs.filter: the kernel's cipher. XOR the len bytes at data, in place, with the
+ * RFC 8439 ChaCha20 keystream of the 32-byte key and the 12-byte nonce, from
+ * block counter on (block counter + i covers bytes 64 i .. 64 i + 63). Returns
+ * len, or -1 (nothing written) for len outside 0..VINO_FILTER_MAX or a last
+ * block past counter 2^32 - 1. A pointer or range outside the graft's memory
+ * aborts the graft (trap). Nothing to undo: it changes only the graft's memory. */
+VINO_IMPORT("chacha20") int32_t vino_chacha20(const void *key, const void *nonce,
+                                              uint32_t counter, void *data, int32_t len);
 
 /* ---- buffer layouts (little-endian, packed, offsets fixed by ABI.md) ------ */
 
