@@ -133,7 +133,8 @@ class BlockMap:
                     missing.add((level, idx[:d]))
         return need + len(missing)
 
-    def _map_new_block(self, ino: Inode, bidx: int, data: bytes | bytearray | None) -> int:
+    def _map_new_block(self, ino: Inode, bidx: int,
+                       data: bytes | bytearray | memoryview | None) -> int:
         """Allocate a block for hole ``bidx``, store ``data`` in it (through the cache;
         None: the caller logs it as metadata), and map it. Every device access comes
         before the first change: if one fails, nothing changed."""
@@ -219,6 +220,16 @@ class BlockMap:
         self.journal.forget(b)
         self.cache.discard(self.device, b)
 
+    def _free_blocks(self, blocks: list[int]) -> None:
+        """``_free_block`` of each of ``blocks``, the cached copies dropped in one call."""
+        forget = self.journal.forget
+        for b in blocks:
+            self._set_bit(b, False)
+            forget(b)
+        self._nfree += len(blocks)
+        self._npending += len(blocks)
+        self.cache.discard_blocks(self.device, blocks)
+
     def _set_bit(self, b: int, used: bool) -> None:
         i = b >> 3
         if used:
@@ -251,16 +262,14 @@ class BlockMap:
                                         writes):
                 frees.append(node)
                 cleared.append(level)
-        for i in range(keep, NDIRECT):  # from here no device I/O
-            if ino.direct[i]:
-                self._free_block(ino.direct[i])
-                ino.direct[i] = 0
+        direct = ino.direct  # from here no device I/O
+        frees += [b for b in direct[keep:] if b]
+        direct[keep:] = [0] * max(NDIRECT - keep, 0)
         for level in cleared:
             ino.ind[level] = 0
         for node, raw in writes.items():
             self.journal.write(node, raw)
-        for b in frees:
-            self._free_block(b)
+        self._free_blocks(frees)
 
     def _plan_trim(self, node: int, depth: int, first: int, keep: int, frees: list[int],
                    writes: dict[int, bytes]) -> bool:

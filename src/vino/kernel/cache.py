@@ -13,6 +13,7 @@ Usage::
     cache = Cache(nframes=256)
     data, how = cache.fetch(dev, 12)          # bytes of block 12; MISS / HIT / PREFETCH_HIT
     cache.write_block(dev, 12, b"xy", offset=100)
+    cache.write_blocks(dev, [12, 40], two_blocks)   # whole blocks, one call
     cache.prefetch(dev, [13, 14, 15])         # contiguous runs become one device request
     cache.sync(dev)                           # write back dirty blocks of dev
     aspace = AddressSpace(process, cache)
@@ -67,7 +68,7 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from enum import IntEnum
@@ -259,6 +260,37 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
             frame.dirty = True
             self._dirty_files[key] = frame
 
+    def write_blocks(self, dev: BlockDevice, blocks: Sequence[int],
+                     data: bytes | bytearray | memoryview) -> None:
+        """Store whole blocks: ``data``'s ``i``-th block as block ``blocks[i]``; the same as
+        ``write_block`` of each in turn (same counts, same order), under one hold of the
+        lock. ``len(data)`` must be ``len(blocks)`` blocks."""
+        if len(data) != len(blocks) * PAGE:
+            raise InvalidArgument(
+                f"write of {len(data)} bytes to {len(blocks)} whole blocks of {PAGE} bytes")
+        view = memoryview(data)
+        with self._lock:
+            files, dirty, stats = self._files, self._dirty_files, self.stats
+            at = 0
+            for block in blocks:
+                key = (dev, block)
+                frame = files.get(key)
+                if frame is not None:
+                    stats.hits += 1
+                    frame.prefetched = False
+                else:
+                    dev.check_block(block)
+                    stats.misses += 1
+                    frame = self._take_frame(None)
+                    self._claim_file(frame, dev, block)
+                tick = self._tick = self._tick + 1  # _use of a file block, inline
+                frame.last_use = tick
+                frame.referenced = True
+                frame.data[:] = view[at:at + PAGE]
+                at += PAGE
+                frame.dirty = True
+                dirty[key] = frame
+
     def prefetch(self, dev: BlockDevice, blocks: Iterable[int]) -> int:
         """Bring ``blocks`` of ``dev`` into the cache ahead of use; return how many were loaded.
 
@@ -303,11 +335,21 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
             if frame is not None:
                 self._drop(frame)
 
+    def discard_blocks(self, dev: BlockDevice, blocks: Sequence[int]) -> None:
+        """``discard`` of each of ``blocks``, under one hold of the lock."""
+        with self._lock:
+            files = self._files
+            for block in blocks:
+                frame = files.get((dev, block))
+                if frame is not None:
+                    self._drop(frame)
+
     def sync(self, dev: BlockDevice | None = None) -> int:
         """Write back every dirty file block (of ``dev``, or of all devices); return how many.
 
         Blocks are written in ascending order per device, runs of consecutive blocks
-        as one request.
+        as one request (``BlockDevice.write_runs``); a block is clean once its request
+        is done, so after a device error exactly the blocks not written stay dirty.
         """
         with self._lock:
             by_dev: dict[BlockDevice, list[_Frame]] = {}
@@ -317,16 +359,27 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
                     by_dev.setdefault(frame.dev, []).append(frame)
             written = 0
             for d, frames in by_dev.items():
-                frames.sort(key=lambda f: f.block)
-                by_block = {f.block: f for f in frames}
-                for start, count in block_runs([f.block for f in frames]):
-                    run = [by_block[start + i] for i in range(count)]
-                    d.write_blocks(start, b"".join([f.data for f in run]))
-                    for f in run:
-                        f.dirty = False
-                        del self._dirty_files[(d, f.block)]
-                    written += count
-            self.stats.writebacks += written
+                frames.sort(key=_block_of)
+                groups: list[list[_Frame]] = []  # runs of consecutive blocks
+                after = -1
+                for f in frames:
+                    if f.block == after:
+                        groups[-1].append(f)
+                    else:
+                        groups.append([f])
+                    after = f.block + 1
+                runs: list[tuple[int, bytes | bytearray]] = [
+                    (g[0].block, g[0].data if len(g) == 1 else b"".join([f.data for f in g]))
+                    for g in groups]
+                try:
+                    d.write_runs(runs)  # a frame's bytes are not kept: the device copies them
+                finally:
+                    for g in groups[:len(groups) - len(runs)]:
+                        for f in g:
+                            f.dirty = False
+                            del self._dirty_files[(d, f.block)]
+                        written += len(g)
+                        self.stats.writebacks += len(g)
             return written
 
     def invalidate(self, dev: BlockDevice) -> None:
@@ -445,3 +498,7 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         self._dirty_files.pop((frame.dev, frame.block), None)
         frame.clear()
         self._free.append(frame.index)
+
+
+def _block_of(frame: _Frame) -> int:
+    return frame.block

@@ -7,6 +7,7 @@ Usage::
     dev.write_block(7, data)        # len(data) == dev.block_size
     dev.read_blocks(7, 4)           # one request for 4 contiguous blocks
     dev.read_into(7, buf)           # the same into a buffer of 4 blocks (no copy)
+    dev.write_runs([(7, a), (90, b)])  # write_blocks of each, in order
     dev.flush(); dev.close()
     dev = BlockDevice.open(path, clock=clock)
 
@@ -254,14 +255,17 @@ class BlockDevice:
     def write_blocks(self, n: int, data: bytes | bytearray | memoryview) -> None:
         """Write ``len(data) // block_size`` contiguous blocks starting at ``n`` as one request."""
         nbytes = len(data)
-        if nbytes == 0 or nbytes % self.block_size:
+        count, rest = divmod(nbytes, self.block_size)
+        if rest or not count:
             raise InvalidArgument(
                 f"write_blocks({n}): {nbytes} bytes is not a positive multiple of "
                 f"{self.block_size}")
-        count = nbytes // self.block_size
-        self.check_block(n, count)
-        with self._lock:
-            fd = self._open_fd()
+        if n < 0 or n + count > self.nblocks:
+            self.check_block(n, count)  # raises BadBlock
+        with self._lock:  # every commit's write-back comes here: _open_fd, _account inline
+            fd = self._fd
+            if fd is None:
+                raise BadHandle(f"device {self.path} is closed")
             if self._power is not None:
                 self._power.before_write(fd, self.path, n, data)
             try:
@@ -271,10 +275,32 @@ class BlockDevice:
             if written != nbytes:
                 raise DeviceError(errno.EIO, "write", n, str(self.path),
                                   f"short write ({written} of {nbytes} bytes)")
-            self._account(n, count, nbytes)
-            self.stats.writes += 1
-            self.stats.blocks_written += count
-            self.stats.bytes_written += nbytes
+            stats = self.stats
+            sequential = n == self._head
+            if not sequential:
+                stats.seeks += 1
+            ns = self.profile.request_ns(nbytes, sequential)
+            self._head = n + count
+            stats.busy_ns += ns
+            if self.clock is not None:
+                self.clock.advance(ns)
+            stats.writes += 1
+            stats.blocks_written += count
+            stats.bytes_written += nbytes
+
+    def write_runs(self, runs: list[tuple[int, bytes | bytearray]]) -> None:
+        """``write_blocks(n, data)`` of each ``(n, data)`` of ``runs`` in order (each a
+        request of its own, through ``write_blocks``, so a fault injected there meets
+        it). Each is taken off the front of ``runs`` once written: after an error
+        ``runs`` holds exactly those not written, the failed one first."""
+        done = 0
+        write = self.write_blocks
+        try:
+            for n, data in runs:
+                write(n, data)
+                done += 1
+        finally:
+            del runs[:done]
 
     def flush(self) -> None:
         """The barrier: every completed write is durable when this returns (``fsync``

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from vino.kernel.cache import Access
 from vino.kernel.directory import Directory
 from vino.kernel.errors import InvalidArgument, NoSpace
-from vino.kernel.fspolicy import Slot, new_epoch
+from vino.kernel.fspolicy import NOT_PLAIN, Slot, new_epoch
 from vino.kernel.inode import (
     BLOCK_LOG_BLOCKS,
     BS,
@@ -179,6 +179,66 @@ class FileIO(Directory):
             raise InvalidArgument(f"seek to {offset}")
         return self._for_opener(of, self._read, of, offset, n)
 
+    def _plain_overwrites(self, of: OpenFile,
+                          writes: list[tuple[int, bytes | bytearray]]) -> int:
+        """The plain write: take ``(offset, data)`` writes off the front of ``writes`` and
+        write them while each is whole blocks, all mapped and inside the file, and a user
+        read of ``of`` would be plain at this epoch (``plain_read``, asked here if need
+        be: no filter, no access event, no hook can act on the file). Each goes to the
+        cache in one call, with the counts, history and position the general path
+        (``_write``) leaves. Returns how many were written (also removed on an error:
+        those before the one that failed); the first left is for the general path.
+        Caller holds the lock and has checked that ``of`` is open for writing. A block
+        the remembered block map (``Inode.bmap``) does not know yet goes the general way.
+
+        Nothing of the file's metadata changes (no block is allocated, the size stays):
+        the blocks are overwritten in place, durable at the next commit, as on the
+        general path (ordered mode, ``journal.py``)."""
+        if of._plain != self._epoch:
+            epoch = self._epoch  # before asking: a change meanwhile starts a new one
+            of._plain = epoch if self.plain_read(of) else NOT_PLAIN
+        ino = of.inode
+        size, direct, known = ino.size, ino.direct, ino.bmap
+        cache, dev, hist = self.cache, self.device, of._history
+        done = nblocks = nbytes = 0
+        try:
+            for offset, data in writes:
+                n = len(data)
+                if (not n or offset % BS or n % BS or offset + n > size
+                        or of._plain != self._epoch):
+                    break
+                first = offset // BS
+                blocks: list[int] = []
+                for bidx in range(first, first + n // BS):
+                    blk = direct[bidx] if bidx < NDIRECT else known.get(bidx)
+                    if not blk:  # a hole, or not looked up yet: the general path maps
+                        break    # it or walks to it (and remembers it)
+                    blocks.append(blk)
+                else:
+                    if not done:
+                        self._begin()  # as the general path (nothing is logged here)
+                    cache.write_blocks(dev, blocks, data)
+                    done += 1
+                    nblocks += len(blocks)
+                    nbytes += n
+                    for bidx in range(first, first + len(blocks)):
+                        if not hist or hist[0] != bidx:
+                            hist.appendleft(bidx)
+                    of.pos = offset + n
+                    continue
+                break
+        finally:
+            if done:
+                del writes[:done]
+                stats = self.stats
+                stats.writes += done
+                stats.plain_writes += done
+                stats.bytes_written += nbytes
+                stats.block_writes += nblocks
+                stats.filter_calls += nblocks  # the built-in filter and access event: no-ops
+                stats.access_events += nblocks
+        return done
+
     def _plain_ahead(self, ino: Inode, bidx: int, hist: deque[int]) -> int:
         """After a sequential plain read of ``bidx`` (``hist`` before it is recorded): how
         many blocks the built-in read-ahead (``sequential_readahead``) asks for, if all
@@ -241,7 +301,13 @@ class FileIO(Directory):
                     self._prefetch(of, ahead)
         return (bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)), pos
 
-    def _write_at(self, ino: Inode, start: int, data: bytes, of: OpenFile | None) -> None:
+    def _write_at(self, ino: Inode, start: int, data: bytes, of: OpenFile | None,
+                  plain: bool = False) -> None:
+        """Write ``data`` at ``start`` (growing the file; holes read as zeros). With
+        ``of``: a user write (filter, history, access event); ``plain``: ``of`` is plain
+        at this epoch (``_plain_overwrites``), so the built-in filter and access event,
+        no-ops, are counted and not called, and a whole block goes to the cache
+        without a copy of its own."""
         n = len(data)
         if n == 0:
             return
@@ -257,8 +323,11 @@ class FileIO(Directory):
         old_size = ino.size
         mapped_end = -(-old_size // BS)  # blocks at or past it are holes (fsinvariants)
         view = memoryview(data)  # slices of it are not copies
-        stats = self.stats
+        stats, cache, dev, journal = self.stats, self.cache, self.device, self.journal
         meta = ino.is_dir
+        user = of is not None
+        policies = user and not plain  # the policies are called (else counted only)
+        nfilter = naccess = 0  # filter calls and access events counted, not made (plain)
         if start > old_size and old_size // BS < first:
             self._zero_tail(ino, of)
         try:
@@ -266,45 +335,62 @@ class FileIO(Directory):
                 bstart = bidx * BS
                 lo, hi = max(start, bstart), min(end, bstart + BS)
                 blk = self._bmap(ino, bidx) if bidx < mapped_end else 0
+                block: bytearray | memoryview
                 if hi - lo == BS:
-                    plain = bytearray(view[lo - start:hi - start])
+                    block = view[lo - start:hi - start]
+                    if policies:
+                        block = bytearray(block)  # the filter may change it in place
                 else:
                     if blk == 0:  # new block or hole: reads as zeros
-                        plain = bytearray(BS)
+                        block = bytearray(BS)
                     else:
-                        plain = bytearray(self.journal.read(blk) if meta
-                                          else self.cache.read_block(self.device, blk))
-                        if of is not None:
-                            self._apply_filter(ino, bstart, plain, FILTER_READ)
+                        block = bytearray(journal.read(blk) if meta
+                                          else cache.read_block(dev, blk))
+                        if policies:
+                            self._apply_filter(ino, bstart, block, FILTER_READ)
+                        elif user:
+                            nfilter += 1
                         keep = max(old_size - bstart, 0)  # bytes of this block inside the file
                         if keep < BS:  # beyond the old end must read back as zeros
-                            plain[keep:] = bytes(BS - keep)
-                    plain[lo - bstart:hi - bstart] = view[lo - start:hi - start]
-                if of is not None:
+                            block[keep:] = bytes(BS - keep)
+                    block[lo - bstart:hi - bstart] = view[lo - start:hi - start]
+                if policies:
+                    assert isinstance(block, bytearray)
                     stats.filter_calls += 1  # _apply_filter, inline: the hot path
-                    self.filter_policy(ino, bstart, plain, FILTER_WRITE)
-                    if len(plain) != BS:
-                        self._bad_filter(ino, bstart, plain)
+                    self.filter_policy(ino, bstart, block, FILTER_WRITE)
+                    if len(block) != BS:
+                        self._bad_filter(ino, bstart, block)
+                elif user:
+                    nfilter += 1
                 if blk == 0:
-                    if self.journal.room() < BLOCK_LOG_BLOCKS:
+                    if journal.room() < BLOCK_LOG_BLOCKS:
                         self._store_inode(ino)  # a write larger than the log: commit a step
                         self._commit()
-                    blk = self._map_new_block(ino, bidx, None if meta else plain)
+                    blk = self._map_new_block(ino, bidx, None if meta else block)
                     if meta:
-                        self.journal.write(blk, plain)
+                        journal.write(blk, block)
                 elif meta:
-                    self.journal.write(blk, plain)
+                    journal.write(blk, block)
                 else:
-                    self.cache.write_block(self.device, blk, plain)
-                ino.size = max(ino.size, hi)
-                if of is not None:
+                    cache.write_block(dev, blk, block)
+                if hi > ino.size:
+                    ino.size = hi
+                if user:
+                    assert of is not None
                     stats.block_writes += 1
                     hist = of._history  # _record, inline: the hot path
                     if not hist or hist[0] != bidx:
                         hist.appendleft(bidx)
-                    stats.access_events += 1
-                    self.on_access(ino, bidx, OP_WRITE)
+                    if policies:
+                        stats.access_events += 1
+                        self.on_access(ino, bidx, OP_WRITE)
+                    else:
+                        naccess += 1
         finally:
+            if nfilter:
+                stats.filter_calls += nfilter
+            if naccess:
+                stats.access_events += naccess
             if ino.size != old_size or need:
                 self._store_inode(ino)
 

@@ -481,14 +481,14 @@ class FileSystem(Invariants):
 
     def _writev(self, of: OpenFile,
                 writes: list[tuple[int, bytes | bytearray]]) -> None:
-        done = 0
         with self._lock:  # held once: each _write below re-enters it
-            try:
-                for offset, data in writes:
-                    self._write(of, offset, data)
-                    done += 1
-            finally:
-                del writes[:done]
+            plain = self._mounted and not of.closed and of.fs is self and of.writable
+            while writes:
+                if plain and self._plain_overwrites(of, writes) and not writes:
+                    return
+                offset, data = writes[0]
+                self._write(of, offset, data)
+                del writes[0]
 
     def _write(self, of: OpenFile, offset: int | None,
                data: bytes | bytearray | memoryview) -> int:
@@ -498,9 +498,13 @@ class FileSystem(Invariants):
                 of.pos = offset
             if not of.writable:
                 raise AccessDenied(f"{of.name!r} is not open for writing")
+            if self._plain_overwrites(
+                    of, [(of.pos, bytes(data) if isinstance(data, memoryview) else data)]):
+                return len(data)
+            plain = of._plain == self._epoch  # asked by _plain_overwrites
             data = bytes(data)
             self._begin()  # room for the inode and the first block's metadata
-            self._write_at(of.inode, of.pos, data, of)
+            self._write_at(of.inode, of.pos, data, of, plain)
             of.pos += len(data)
             self.stats.writes += 1
             self.stats.bytes_written += len(data)

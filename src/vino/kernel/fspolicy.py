@@ -41,6 +41,15 @@ pluggers' answer may change: the kernel bumps it on every graft installed or rem
 and on ``unseal``. Every open file is then asked again at its next read, on the
 general path. So a graft installed later sees every access from its installation on.
 
+The plain write (``FileIO._plain_overwrites``, for ``write`` / ``pwrite`` / ``pwritev``)
+follows the same rule: a write of whole blocks, all mapped and inside the file, of an
+open file for which ``plain_read`` is true at the current epoch (asked before the
+write if the file's epoch is old) goes to the cache in one call, counted as the
+general path counts it (the built-in filter and access event are no-ops; the history
+and position as they leave them). Nothing of the metadata changes. A hole, a partial
+block, a write that grows the file and every write of a file a graft or seal can act
+on take the general path.
+
 Hooks (``FsHooks``, given to ``mount``; each optional): ``on_close(of)`` after every
 ``close`` call and ``on_free(inode)`` after an inode is freed (its name unlinked and
 its last open closed), so whatever was attached to them (grafts, a filter's
@@ -166,7 +175,8 @@ class FsStats:
 
     __slots__ = ("_access_events", "_block_reads", "_bytes_read", "_filter_calls",
                  "_readahead_calls", "_reads", "block_writes", "bytes_written", "hole_reads",
-                 "plain_reads", "prefetch_hits", "prefetches", "readahead_blocks", "writes")
+                 "plain_reads", "plain_writes", "prefetch_hits", "prefetches",
+                 "readahead_blocks", "writes")
 
     reads = _WithPlain()  # read() calls
     bytes_read = _WithPlain(params.BLOCK_SIZE)
@@ -189,6 +199,9 @@ class FsStats:
         # included in reads, bytes_read (a block), block_reads, readahead_calls,
         # filter_calls and access_events (the decisions it took with the built-ins).
         self.plain_reads = 0
+        # Of writes, those served on the plain write path (``FileIO._plain_overwrites``;
+        # counted in the other counts as the general path counts them).
+        self.plain_writes = 0
 
     def snapshot(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in _FS_COUNTS}
@@ -200,7 +213,7 @@ class FsStats:
 _FS_COUNTS: Final = ("reads", "writes", "bytes_read", "bytes_written", "block_reads",
                      "block_writes", "hole_reads", "readahead_calls", "readahead_blocks",
                      "prefetches", "prefetch_hits", "filter_calls", "access_events",
-                     "plain_reads")
+                     "plain_reads", "plain_writes")
 
 
 @dataclass(frozen=True, slots=True)
