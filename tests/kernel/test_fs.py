@@ -264,6 +264,47 @@ def test_a_recycled_indirect_block_carries_no_stale_pointers(mounted: Mounted,
     assert fs.stat("new").blocks == 1
 
 
+def test_a_block_map_remembered_a_whole_leaf_at_a_time_never_lies(mounted: Mounted,
+                                                                    alice: User) -> None:
+    # One read past the direct blocks remembers every pointer of its leaf indirect block
+    # (holes as 0): writes into those holes, a truncate into the leaf, a regrowth and an
+    # unmount must leave what is remembered equal to the map (check_invariants walks it).
+    rng = random.Random(3)
+    model = bytearray()
+
+    def put(fs: FileSystem, f: OpenFile, block: int, data: bytes) -> None:
+        fs.seek(f, block * BS)
+        fs.write(f, data)
+        end = block * BS + len(data)
+        model.extend(bytes(max(0, end - len(model))))
+        model[block * BS:end] = data
+
+    fs = mounted.fs
+    fs.create(alice, "f")
+    with fs.open(alice, "f", "rw") as f:
+        for block in (NDIRECT + 2, NDIRECT + 9, NDIRECT + 40):  # a leaf mostly of holes
+            put(fs, f, block, rng.randbytes(BS))
+    fs = mounted.remount()
+    with fs.open(alice, "f", "rw") as f:
+        fs.seek(f, (NDIRECT + 9) * BS)
+        assert fs.read(f, BS) == model[(NDIRECT + 9) * BS:(NDIRECT + 10) * BS]
+        assert len(f.inode.bmap) == NPTR  # the whole leaf, from one read
+        fs.check_invariants()
+        put(fs, f, NDIRECT + 5, rng.randbytes(BS))  # a remembered hole gets a block
+        fs.check_invariants()
+        fs.truncate(f, (NDIRECT + 7) * BS + 100)  # cut inside the leaf
+        del model[(NDIRECT + 7) * BS + 100:]
+        fs.check_invariants()
+        fs.seek(f, 0)
+        assert fs.read(f, len(model) + BS) == model
+        put(fs, f, NDIRECT + 30, rng.randbytes(BS))  # grown again over forgotten pointers
+        fs.seek(f, 0)
+        assert fs.read(f, len(model) + BS) == model
+        fs.check_invariants()
+    fs = mounted.remount()
+    assert _read_file(fs, alice, "f") == model
+
+
 def test_open_for_w_truncates_and_frees_the_blocks(mounted: Mounted, alice: User) -> None:
     fs = mounted.fs
     fs.create(alice, "t")

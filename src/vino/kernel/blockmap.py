@@ -25,12 +25,13 @@ Invariants (state declared here, set up by ``FileSystem.__init__`` and ``_load``
 - every change of the map reads first and changes after: if a device read fails,
   nothing changed;
 - ``Inode.bmap`` remembers what ``_bmap`` found for file blocks past the direct ones
-  (a hole too), so a page read does not walk two or three indirect blocks through the
-  cache each time. It is exact: the map changes only in ``_map_new_block`` and
-  ``_set_pointer``, which record the new pointer, and ``_trim``, which forgets them
-  all; the map it remembers is the running transaction's, which is what every reader
-  of this mount sees (a commit or a failed commit changes no pointer; a crash ends
-  the mount). ``check_invariants`` compares it with the walk.
+  (a hole too; every pointer of a leaf indirect block it read), so a page read does
+  not walk two or three indirect blocks through the cache each time. It is exact:
+  the map changes only in ``_map_new_block`` and ``_set_pointer``, which record the
+  new pointer, and ``_trim``, which forgets them all; the map it remembers is the
+  running transaction's, which is what every reader of this mount sees (a commit or
+  a failed commit changes no pointer; a crash ends the mount). ``check_invariants``
+  compares it with the walk.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ from vino.kernel.journal import Journal
 
 __all__ = ["BlockMap"]
 
+_LEAF = struct.Struct(f"<{NPTR}I")  # an indirect block: NPTR little-endian u32 pointers
+
 
 class BlockMap:
     """The block-map and allocation half of a ``FileSystem`` (a mix-in; see the module)."""
@@ -83,21 +86,29 @@ class BlockMap:
         """Device block of file block ``bidx``, or 0 for a hole."""
         if bidx < NDIRECT:
             return ino.direct[bidx]
-        known = ino.bmap.get(bidx)
-        if known is not None:
-            return known
+        remembered = ino.bmap
+        found = remembered.get(bidx)
+        if found is not None:
+            return found
         if bidx >= MAX_FILE_BLOCKS:
             return 0
         level, idx = index_path(bidx)
         b = ino.ind[level]
-        for k in idx:
+        for k in idx[:-1]:
             if b == 0:
                 break
             b = self.journal.read_u32(b, k)
-        if len(ino.bmap) >= params.FS_BMAP_CACHE_ENTRIES:
-            ino.bmap.clear()
-        ino.bmap[bidx] = b
-        return b
+        if len(remembered) + NPTR > params.FS_BMAP_CACHE_ENTRIES:
+            remembered.clear()
+        if b == 0:  # no leaf: a hole
+            remembered[bidx] = 0
+            return 0
+        # The leaf: every pointer in it remembered at once, so the next NPTR - 1 blocks
+        # it maps (a scan's, or a cold cache's plain reads: fileio.py) walk nothing.
+        first = bidx - idx[-1]
+        ptrs: tuple[int, ...] = _LEAF.unpack(self.journal.read(b))
+        remembered.update(zip(range(first, first + NPTR), ptrs, strict=True))
+        return ptrs[idx[-1]]
 
     def _blocks_needed(self, ino: Inode, first: int, last: int) -> int:
         """Blocks a write of file blocks ``first .. last`` would allocate (data + indirect).
