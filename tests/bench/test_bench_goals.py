@@ -27,7 +27,21 @@ def test_quick_goals_report_every_row_with_its_goal_and_the_thread_scaling(
         assert all(t["grafts"][kind][str(n)]["calls_per_s"] > 0 for n in t["threads"])
     floor = r["figures"]["sparse_floor"]  # the same sparse pattern for a plain ctypes call
     assert floor["total_us"] > 0 and floor["sparse_us"] > 0
+    for s in r["figures"]["samples"].values():  # beside the floor, split into its share
+        assert {"sparse_extra_us", "sparse_floor_extra_us", "sparse_own_us",
+                "sparse_at_floor"} <= s.keys()
     text = goals.render(r)
     assert all(row["what"] in text for row in rows)
     assert "Sparse floor" in text
+    assert "vino's own" in text and text.count("floor's ratio") == 1
     assert "| 8 |" in text
+
+
+def test_sparse_penalty_splits_each_round_into_the_floors_share_and_vinos_own() -> None:
+    # Three rounds: a sample 2 µs back to back, 5 / 6 / 9 sparse; the floor's extra 2 / 1 / 3.
+    p = goals.sparse_penalty(extra=[3.0, 4.0, 7.0], floor_extra=[2.0, 1.0, 3.0],
+                             total=[2.0, 2.0, 2.0])
+    assert p["sparse_extra_us"] == 4.0
+    assert p["sparse_floor_extra_us"] == 2.0
+    assert p["sparse_own_us"] == 3.0  # median of 1, 3, 4: round by round, not 4 - 2
+    assert p["sparse_at_floor"] == 2.0  # median of (2 + 2) / 2, (2 + 1) / 2, (2 + 3) / 2

@@ -27,7 +27,10 @@ Every row of the goals table gets today's figure, its goal and whether it is met
   back to back; beside them, in the same rounds, the same pattern for a plain
   ctypes call of a C function (``c_floor``: no vino at all): what the machine
   charges any call after the host was busy elsewhere (cold caches, branch
-  predictors, other processes run on the core meanwhile);
+  predictors, other processes run on the core meanwhile). Each sample's sparse
+  figures are reported beside the floor's (``sparse_penalty``): the µs its sparse
+  call costs beyond its back-to-back call, the floor's share of that and the
+  rest (vino's own), round by round;
 - **install**, mean µs per graft with the collector running, ``INSTALL_GRAFTS``
   grafts in a fresh interpreter (``scale.install_in_fresh_process``);
 - **eviction on the SSD**: device time saved ÷ protection spent
@@ -274,14 +277,18 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
                          "sparse_vs_back_to_back":
                              ratio(series["floor/sparse"], series["floor/total"]).median_us},
     }
+    floor_extra = [s - t for s, t in zip(series["floor/sparse"], series["floor/total"],
+                                         strict=True)]
     for k in paper.GRAFTS:
         tot, plug, sp = (series[f"{k}/{w}"] for w in ("total", "pluggy", "sparse"))
+        extra = [s - t for s, t in zip(sp, tot, strict=True)]
         figures["samples"][k] = {
             "title": paper.TITLES[k],
             "total_us": spread(tot).median_us, "pluggy_us": spread(plug).median_us,
             "sparse_us": spread(sp).median_us,
             "vs_pluggy": ratio(tot, plug).median_us, "sparse_vs_back_to_back":
-                ratio(sp, tot).median_us}
+                ratio(sp, tot).median_us,
+            **sparse_penalty(extra, floor_extra, tot)}
     ssd = {r["workload"]: r for r in saved["rows"] if r["profile"] == SSD.name}
     figures["evict_ssd"] = ssd[savings.EVICT_WORKLOAD]["ratio"]
     figures["evict_ssd_one_victim"] = ssd[savings.ONE_VICTIM_WORKLOAD]["ratio"]
@@ -293,6 +300,20 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
     return {"machine": machine(), "quick": settings.quick, "rounds": settings.rounds,
             "figures": figures,
             "threads": threads, "goals": goals(figures, threads)}
+
+
+def sparse_penalty(extra: Sequence[float], floor_extra: Sequence[float],
+                   total: Sequence[float]) -> dict[str, float]:
+    """What a sample's sparse call costs beyond its back-to-back call, round by round
+    (``extra``, µs), split into the floor's share (``floor_extra``: the same for a plain
+    ctypes call, same rounds) and the rest, vino's own; and the ratio the sample would
+    have if its sparse call paid only the floor's extra (``total``: its back-to-back µs)."""
+    own = [e - f for e, f in zip(extra, floor_extra, strict=True)]
+    at_floor = [(t + f) / t for t, f in zip(total, floor_extra, strict=True) if t > 0]
+    return {"sparse_extra_us": spread(extra).median_us,
+            "sparse_floor_extra_us": spread(floor_extra).median_us,
+            "sparse_own_us": spread(own).median_us,
+            "sparse_at_floor": spread(at_floor).median_us if at_floor else 0.0}
 
 
 def goals(f: dict[str, Any], threads: dict[str, Any]) -> list[dict[str, Any]]:
@@ -365,12 +386,31 @@ def render(result: dict[str, Any]) -> str:
         lines += ["", f"Sparse floor (the same pattern, a plain ctypes call of a C function, "
                   f"no vino): {fl['total_us']:.2f} µs back to back, {fl['sparse_us']:.2f} µs "
                   f"sparse, {fl['sparse_vs_back_to_back']:.2f}x"]
+        lines += ["", render_sparse(f)]
     i = f["install_us"]
     lines += ["", f"Install, {f['install_grafts']:,} grafts, collector running: median "
               f"{i['median']:.0f} / mean {i['mean']:.0f} / p90 {i['p90']:.0f} µs wall, "
               f"{f.get('install_cpu_us') or 0:.0f} µs CPU of the installing thread (which other "
               "processes on a shared machine do not inflate)."]
     return "\n".join(lines)
+
+
+def render_sparse(f: dict[str, Any]) -> str:
+    """Each sample's sparse call beside the floor's, same rounds: ratios, and the µs a
+    sparse call costs beyond a back-to-back one, the floor's share and vino's own."""
+    fl = f["sparse_floor"]
+    rows = [[s["title"], f"{s['total_us']:.2f}", f"{s['sparse_us']:.2f}",
+             f"{s['sparse_vs_back_to_back']:.2f}x", f"{fl['sparse_vs_back_to_back']:.2f}x",
+             f"{s['sparse_at_floor']:.2f}x", f"{s['sparse_extra_us']:.2f}",
+             f"{s['sparse_floor_extra_us']:.2f}", f"{s['sparse_own_us']:.2f}"]
+            for s in f["samples"].values() if "sparse_own_us" in s]
+    return ("Sparse calls beside the floor, same rounds (µs; \"extra\": sparse minus back to "
+            "back, medians of rounds; \"vino's own\": the sample's extra minus the floor's; "
+            "\"at the floor's extra\": the ratio the sample would have if its sparse call cost "
+            "only the floor's extra):\n\n"
+            + markdown_table(["sample", "back to back", "sparse", "sparse ÷ back to back",
+                              "floor's ratio", "at the floor's extra", "extra",
+                              "floor's extra", "vino's own"], rows))
 
 
 def plot(result: dict[str, Any], path: Path) -> Path:
