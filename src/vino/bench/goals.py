@@ -30,7 +30,8 @@ Every row of the goals table gets today's figure, its goal and whether it is met
   predictors, other processes run on the core meanwhile). Each sample's sparse
   figures are reported beside the floor's (``sparse_penalty``): the µs its sparse
   call costs beyond its back-to-back call, the floor's share of that and the
-  rest (vino's own), round by round;
+  rest (vino's own), round by round; and the same pattern for its pluggy hook
+  (an unprotected Python plugin making the same decision);
 - **install**, mean µs per graft with the collector running, ``INSTALL_GRAFTS``
   grafts in a fresh interpreter (``scale.install_in_fresh_process``);
 - **eviction on the SSD**: device time saved ÷ protection spent
@@ -242,7 +243,10 @@ def run(settings: Settings = FULL, progress: Progress | None = None,
                        Contender(f"{k}/pluggy", plain(peers.pluggy_slot(pm, k),
                                                       *s.hook_args())),
                        Contender(f"{k}/sparse", spaced(s.hook, s.hook_args(), SPARSE_GAP_NS,
-                                                       timer_ns), min_calls=1)]
+                                                       timer_ns), min_calls=1),
+                       Contender(f"{k}/pluggy_sparse", spaced(
+                           peers.pluggy_slot(pm, k), s.hook_args(), SPARSE_GAP_NS, timer_ns),
+                           min_calls=1)]
             if progress is not None:
                 progress("goals: kernels booted, grafts installed")
             series = interleave(cs, settings.rounds, settings.batch_s, min_calls=2,
@@ -280,7 +284,8 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
     floor_extra = [s - t for s, t in zip(series["floor/sparse"], series["floor/total"],
                                          strict=True)]
     for k in paper.GRAFTS:
-        tot, plug, sp = (series[f"{k}/{w}"] for w in ("total", "pluggy", "sparse"))
+        tot, plug, sp, plug_sp = (series[f"{k}/{w}"]
+                                  for w in ("total", "pluggy", "sparse", "pluggy_sparse"))
         extra = [s - t for s, t in zip(sp, tot, strict=True)]
         figures["samples"][k] = {
             "title": paper.TITLES[k],
@@ -288,6 +293,8 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
             "sparse_us": spread(sp).median_us,
             "vs_pluggy": ratio(tot, plug).median_us, "sparse_vs_back_to_back":
                 ratio(sp, tot).median_us,
+            "pluggy_sparse_us": spread(plug_sp).median_us,
+            "pluggy_sparse_vs_back_to_back": ratio(plug_sp, plug).median_us,
             **sparse_penalty(extra, floor_extra, tot)}
     ssd = {r["workload"]: r for r in saved["rows"] if r["profile"] == SSD.name}
     figures["evict_ssd"] = ssd[savings.EVICT_WORKLOAD]["ratio"]
@@ -401,16 +408,18 @@ def render_sparse(f: dict[str, Any]) -> str:
     fl = f["sparse_floor"]
     rows = [[s["title"], f"{s['total_us']:.2f}", f"{s['sparse_us']:.2f}",
              f"{s['sparse_vs_back_to_back']:.2f}x", f"{fl['sparse_vs_back_to_back']:.2f}x",
+             f"{s['pluggy_sparse_vs_back_to_back']:.2f}x",
              f"{s['sparse_at_floor']:.2f}x", f"{s['sparse_extra_us']:.2f}",
              f"{s['sparse_floor_extra_us']:.2f}", f"{s['sparse_own_us']:.2f}"]
             for s in f["samples"].values() if "sparse_own_us" in s]
     return ("Sparse calls beside the floor, same rounds (µs; \"extra\": sparse minus back to "
             "back, medians of rounds; \"vino's own\": the sample's extra minus the floor's; "
             "\"at the floor's extra\": the ratio the sample would have if its sparse call cost "
-            "only the floor's extra):\n\n"
+            "only the floor's extra; \"pluggy's ratio\": the same pattern for the sample's "
+            "pluggy hook, no protection):\n\n"
             + markdown_table(["sample", "back to back", "sparse", "sparse ÷ back to back",
-                              "floor's ratio", "at the floor's extra", "extra",
-                              "floor's extra", "vino's own"], rows))
+                              "floor's ratio", "pluggy's ratio", "at the floor's extra",
+                              "extra", "floor's extra", "vino's own"], rows))
 
 
 def plot(result: dict[str, Any], path: Path) -> Path:
