@@ -38,6 +38,7 @@ write or return plaintext.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
@@ -75,7 +76,11 @@ _EVICT_CANDS: Final = _EVICT.field("cand").count or 0
 _EVICT_MORE_AT: Final = _EVICT.field("more").offset  # where further victims are named
 _EVICT_MORE_MAX: Final = _EVICT.field("more").count or 0
 _EVICT_MORE_UNIT: Final = layouts.EVICT_MORE_UNIT
+# The structs by count, compiled once: k further victims.
+_EVICT_MORE: Final = tuple(_EVICT.elements("more", k) for k in range(_EVICT_MORE_MAX + 1))
 _PICK = layouts.PICK
+_PICK_CANDS: Final = _PICK.field("thread").count or 0
+_PICK_ROWS: Final = tuple(_PICK.rows("thread", n) for n in range(_PICK_CANDS + 1))
 _RA = layouts.READAHEAD
 _RA_HIST: Final = _RA.field("hist").count or 0  # entries offered in hist
 _RA_OUT: Final = _RA.field("out")  # where the graft answers, and at most how many
@@ -135,8 +140,17 @@ def encode_evict(buf: memoryview, aspace: AddressSpace,
     if n > _EVICT_CANDS:
         raise InvalidArgument(f"vm.evict: {n} candidates; the buffer holds {_EVICT_CANDS}")
     _EVICT_HEAD.pack_into(buf, 0, n)
-    buf[_EVICT_ROWS:_EVICT_ROWS + n * _EVICT_ROW] = b"".join([c.row for c in cands])
+    buf[_EVICT_ROWS:_EVICT_ROWS + n * _EVICT_ROW] = b"".join(map(_row_of, cands))
     return ()
+
+
+_row_of: Final = operator.attrgetter("row")  # PageInfo.row, without a Python frame
+
+
+def _first_at_least(values: Sequence[int], limit: int) -> int:
+    """The first of ``values`` not below ``limit`` (a decoder's error message; kept out of
+    the decoders so that their common case makes no closure cell)."""
+    return next(v for v in values if v >= limit)
 
 
 def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
@@ -161,11 +175,10 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
                 f"vm.evict: index {ret} is not one of the {n} candidates" if k == 0 else
                 f"vm.evict: answer {ret} names victim {victim} and {k} more; expected a "
                 f"victim below {n} and at most {_EVICT_MORE_MAX} more")
-        more = _EVICT.elements("more", k).unpack_from(buf, _EVICT_MORE_AT)
+        more = _EVICT_MORE[k].unpack_from(buf, _EVICT_MORE_AT)
         if max(more) >= n:
-            bad = next(i for i in more if i >= n)
-            raise InvalidResult(f"vm.evict: further victim {bad} is not one of the "
-                                f"{n} candidates")
+            raise InvalidResult(f"vm.evict: further victim {_first_at_least(more, n)} is not "
+                                f"one of the {n} candidates")
         order = [victim, *more]
         if len(set(order)) != len(order):
             raise InvalidResult("vm.evict: a candidate named twice in one batch")
@@ -177,7 +190,7 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
             return answer
         more = answer[1:]
         if more:
-            _EVICT.elements("more", len(more)).pack_into(buf, _EVICT_MORE_AT, *more)
+            _EVICT_MORE[len(more)].pack_into(buf, _EVICT_MORE_AT, *more)
         return answer[0] + _EVICT_MORE_UNIT * len(more)
 
     def hint(txn: Transaction, vpn: int, important: int) -> int:
@@ -206,8 +219,10 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
         lock_resolver=lock, layout=_EVICT, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
 
+    call = type(point).__call__  # the dispatch itself: no bound method, no args tuple
+
     def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> Victims:
-        return point(aspace, aspace, candidates)
+        return call(point, aspace, aspace, candidates)
 
     def forget(g: Graft, record: object) -> None:
         """A removed graft's batches are not taken any further."""
@@ -229,9 +244,13 @@ def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
     # run), so no row is the same as last time (vm.evict's rows, by contrast, are packed
     # once per page state: encode_evict).
     # A ThreadInfo is a named tuple of its row's values in layout order: one pack of them all.
+    flat = itertools.chain.from_iterable
+
     def encode(buf: memoryview, group: ProcessGroup, rows: list[ThreadInfo]) -> tuple[int, ...]:
         n = len(rows)
-        _PICK.rows("thread", n).pack_into(buf, 0, n, *itertools.chain.from_iterable(rows))
+        if n > _PICK_CANDS:
+            raise InvalidArgument(f"sched.pick: {n} candidates; the buffer holds {_PICK_CANDS}")
+        _PICK_ROWS[n].pack_into(buf, 0, n, *flat(rows))
         return ()
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
@@ -266,8 +285,10 @@ def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
         target_type=ProcessGroup,
         lock_resolver=lock, layout=_PICK, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
+    call = type(point).__call__  # the dispatch itself: no bound method, no args tuple
+
     def pick(group: ProcessGroup, runnable: list[ThreadInfo]) -> int:
-        return point(group, group, runnable)
+        return call(point, group, group, runnable)
 
     sched.pick_policy = pick
     return point
@@ -315,9 +336,8 @@ def readahead_point(fs: FileSystem, registry: Registry,
         out = list(_RA_ANSWERS[count].unpack_from(buf, out_at))
         nblocks = -(-of.inode.size // bs)
         if max(out) >= nblocks:
-            b = next(b for b in out if b >= nblocks)
-            raise InvalidResult(f"fs.readahead: block {b} is past the end of the file "
-                                f"({nblocks} blocks)")
+            raise InvalidResult(f"fs.readahead: block {_first_at_least(out, nblocks)} is past "
+                                f"the end of the file ({nblocks} blocks)")
         if count > 1 and len(set(out)) != count:
             raise InvalidResult("fs.readahead: duplicate blocks")
         return out
@@ -326,7 +346,7 @@ def readahead_point(fs: FileSystem, registry: Registry,
         _, max_out, _ = inputs(of, block)
         blocks = blocks[:max_out]
         if blocks:
-            _RA.elements("out", len(blocks)).pack_into(buf, _RA_OUT.offset, *blocks)
+            _RA_ANSWERS[len(blocks)].pack_into(buf, out_at, *blocks)
         return len(blocks)
 
     def may(principal: Principal, target: object) -> bool:
@@ -343,7 +363,8 @@ def readahead_point(fs: FileSystem, registry: Registry,
         decode=decode, encode_result=encode_result, default=default, may_install=may,
         target_type=OpenFile, layout=_RA, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
-    fs.readahead_policy = lambda of, block: point(of, of, block)
+    call = type(point).__call__  # the dispatch itself: no bound method, no args tuple
+    fs.readahead_policy = lambda of, block: call(point, of, of, block)
     return point
 
 
