@@ -67,13 +67,12 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from enum import IntEnum
 
-from vino.kernel import params
+from vino.kernel import params, plainread
 from vino.kernel.aspace import AddressSpace, AnonPages
 from vino.kernel.cacheinvariants import CacheInvariants
 from vino.kernel.device import BlockDevice, block_runs
@@ -170,7 +169,7 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         # The policy slot (module doc): the built-in clock until something is plugged in.
         self.evict_policy: EvictPolicy = self._evict_choice
         self.stats = CacheStats()
-        self._lock = threading.RLock()
+        self._lock = plainread.rlock()  # threading.RLock's twin the native read can try
         # Invariant: len(_frames) == nframes; _frames[i].index == i.
         self._frames = [_Frame(i, bytearray(PAGE)) for i in range(nframes)]
         # Invariant: a PAGE-byte buffer no frame holds. A miss reads the device into it,

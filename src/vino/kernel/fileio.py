@@ -43,6 +43,7 @@ from vino.kernel.inode import (
     ceil_div,
     index_path,
 )
+from vino.kernel.plainread import PlainRead
 
 if TYPE_CHECKING:
     from vino.kernel.fs import OpenFile
@@ -73,6 +74,7 @@ class FileIO(Directory):
     # Invariant: a fresh value (new_epoch) after every change that could make a plain
     # read differ from the general one; see OpenFile._plain.
     _epoch: int
+    _native_read: PlainRead | None
 
     if TYPE_CHECKING:
         hooks: FsHooks
@@ -126,7 +128,16 @@ class FileIO(Directory):
         space's eviction policy must give up a page for it (``Cache._miss``), which is
         then paid for as on the general path; nothing else a miss runs asks whom the
         read is for.
+
+        A hit is served by the native twin of this path first when there is one
+        (``plainread.py``: the same checks, lock, bytes and counts); it answers None
+        having changed nothing for everything else, which then runs here.
         """
+        native = self._native_read
+        if native is not None:
+            data = native(self, of, offset, n)
+            if data is not None:
+                return data
         if of._plain == self._epoch and n == BS and offset >= 0 and not offset % BS:
             cache = self.cache
             lock = cache._lock

@@ -76,7 +76,7 @@ from collections import deque
 from typing import Literal
 
 from vino.graft.hold import SharedLock
-from vino.kernel import params
+from vino.kernel import params, plainread
 from vino.kernel.cache import Cache
 from vino.kernel.clock import Clock, RealClock
 from vino.kernel.device import BlockDevice
@@ -184,6 +184,9 @@ class FileSystem(Invariants):
         self.filter_policy = self._filter
         self.on_access = self._on_access
         self.plain_read = self._plain_read
+        # The plain read's hit in native code (plainread.py), tried first by pread; None:
+        # the Python plain path only.
+        self._native_read = plainread.reader()
         # Re-entrant; grafts run under it are bounded in wall time (graft/hold.py).
         self._lock = SharedLock("fs")
         self._mounted = True

@@ -83,12 +83,12 @@ the kernel's locks.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 
 import apsw
 
+from vino.kernel import plainread
 from vino.kernel.errors import AccessDenied, FileExists, KernelError, NoSuchFile
 from vino.kernel.fs import MAX_FILE_SIZE, FileSystem
 from vino.kernel.kernel import Kernel
@@ -151,7 +151,7 @@ class VinoVFS(apsw.VFS):
         self.mode = mode
         self.stats = VfsStats()
         self.pool = BufferPool(kernel.address_space(self.process)) if buffer_pool else None
-        self._mutex = threading.RLock()
+        self._mutex = plainread.rlock()  # threading.RLock's twin the native xRead can try
         self._rng = random.Random(RANDOM_SEED)
         self._temps = 0
         # Invariant: _files[n].name == n; each entry has at least one user.

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import apsw
 
+from vino.kernel import plainread
 from vino.kernel.errors import KernelError, NoSpace
 from vino.kernel.fs import OpenFile
 from vino.sqlite import locks
@@ -152,7 +153,9 @@ class VinoFile:
     def lock_level(self) -> int:
         return self.holder.level
 
-    def xRead(self, amount: int, offset: int) -> bytes:
+    def _xread(self, amount: int, offset: int) -> bytes:
+        """SQLite's xRead in Python: every branch (``xRead`` is its native twin's
+        common branch, then this)."""
         vfs, kf = self.vfs, self.kfile
         mutex = vfs._mutex
         mutex.acquire()  # not ``with``: a page read is the hottest call there is
@@ -186,6 +189,10 @@ class VinoFile:
             raise ioerr(apsw.SQLITE_IOERR_READ, "xRead", exc) from exc
         finally:
             mutex.release()
+
+    # SQLite's page read: a cached page past the first of a file with no pool, nothing
+    # pending and no observer in one native call (plainread.py), everything else _xread.
+    xRead = plainread.xread(_xread, KernelFile, VfsStats, PAGE_BYTES)
 
     def xWrite(self, data: Any, offset: int) -> None:
         if self.readonly:

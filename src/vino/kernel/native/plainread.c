@@ -1,0 +1,900 @@
+/*
+ * plainread.c — the plain read in native code: a CPython extension module
+ * (_vino_plainread) built once per machine and Python version, as graft/native/
+ * fastpath.c is (see kernel/plainread.py for the build, the fallback and why).
+ *
+ * What it offers, each the twin of a piece of Python that stays as its fallback:
+ *
+ * - plain_read(fs, of, offset, n): the plain path of FileIO.pread (kernel/fileio.py)
+ *   when the block is a cache hit: the same checks (the open file's policy epoch, a
+ *   whole aligned block inside the file, mapped), under the same lock (the cache's),
+ *   the same bytes, counts (cache hits, read-ahead's first hit, FsStats.plain_reads,
+ *   readahead_blocks, the open file's prefetch hits and position), history and
+ *   built-in read-ahead decision. It returns the block as bytes, or None having
+ *   changed nothing: a miss, a hole, a partial or unaligned read, a stale epoch, a
+ *   read-ahead that would load, a lock another thread holds, an object of another
+ *   type than setup_fs was given -- then FileIO.pread's Python runs as before.
+ * - XRead(fallback): VinoFile.xRead (sqlite/vfsfile.py), a method descriptor. Its
+ *   common branch -- a page past the first of a file with no buffer pool, nothing
+ *   pending and no observer -- taken under the VFS's mutex: plain_read on the kernel
+ *   file, and VfsStats' reads and bytes_read. Anything else (or plain_read saying
+ *   None) calls fallback(file, amount, offset), the Python xRead, having changed
+ *   nothing.
+ *
+ * Locks: the cache's lock and the VFS's mutex are whatever objects the Python reads
+ * (cache._lock, vfs._mutex), taken with acquire(False) and given back with release():
+ * the same locks the Python path holds, never waited for here (a lock another thread
+ * holds sends the read to the Python path, which waits). The GIL is held throughout:
+ * nothing here lets it go, so no other thread sees a read half done but through the
+ * locks, exactly as with the Python twin (whose bytecode can be switched out anywhere).
+ *
+ * Fields are read and written at the offsets of the classes' __slots__ members
+ * (setup_fs, setup_vfs), after an exact type check; the file system's, the cache's
+ * and the VFS's own attributes (instance dicts) by name. Every count is computed
+ * before the first one is stored: a failure (a MemoryError) changes nothing.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <pythread.h>
+#include <stddef.h>
+#include <time.h>
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+static struct {
+    int fs_ready, vfs_ready;
+    long long bs, ndirect, page_bytes;
+    PyTypeObject *of_type, *inode_type, *fsstats_type, *cstats_type, *frame_type,
+        *kfile_type, *vstats_type;
+    /* OpenFile */
+    Py_ssize_t of_plain, of_inode, of_history, of_pos, of_prefetch_hits, of_fs;
+    /* Inode */
+    Py_ssize_t ino_size, ino_direct, ino_bmap;
+    /* FsStats */
+    Py_ssize_t fs_plain_reads, fs_prefetch_hits, fs_readahead_blocks;
+    /* CacheStats */
+    Py_ssize_t cs_hits, cs_prefetch_hits;
+    /* _Frame */
+    Py_ssize_t fr_data, fr_last_use, fr_referenced, fr_prefetched;
+    /* KernelFile */
+    Py_ssize_t kf_of, kf_pool_base, kf_pending, kf_observer;
+    /* VfsStats */
+    Py_ssize_t vs_reads, vs_bytes_read;
+    PyObject *n_epoch, *n_cache, *n_device, *n_stats, *n_readahead_max, *n_lock, *n_files,
+        *n_tick, *n_acquire, *n_release, *n_appendleft, *n_vfs, *n_kfile, *n_mutex;
+    unsigned long long served; /* reads plain_read answered (both entries) */
+} S;
+
+/* ------------------------------------------------------------------ helpers */
+
+/* *out = the value of an exact int that fits a long long: 1; else 0 (no error set). */
+static inline int as_ll(PyObject *o, long long *out) {
+    if (o == NULL || !PyLong_CheckExact(o)) return 0;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* A new reference to the int in slot `off` of obj plus delta (NULL: no int there, or
+ * an error; then the error is set). */
+static PyObject *plus(PyObject *obj, Py_ssize_t off, long long delta) {
+    PyObject *old = SLOT(obj, off);
+    long long v;
+    if (as_ll(old, &v) && v < (1LL << 62)) return PyLong_FromLongLong(v + delta);
+    if (old == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a count slot is not set");
+        return NULL;
+    }
+    PyObject *d = PyLong_FromLongLong(delta);
+    if (d == NULL) return NULL;
+    PyObject *r = PyNumber_Add(old, d);
+    Py_DECREF(d);
+    return r;
+}
+
+/* Store `value` (a new reference, stolen) in slot `off` of obj. */
+static inline void put(PyObject *obj, Py_ssize_t off, PyObject *value) {
+    PyObject *old = SLOT(obj, off);
+    SLOT(obj, off) = value;
+    Py_XDECREF(old);
+}
+
+/* A new reference to attribute `name` of `obj` found in its instance dict, or NULL (no
+ * error set). Used for the file system's, the cache's, the VFS's and the VFS file's own
+ * attributes: plainread.py checks at setup that their classes define none of these
+ * names (no descriptor can stand in front of the instance dict). */
+static PyObject *inst_get(PyObject *obj, PyObject *name) {
+    PyObject **dp = _PyObject_GetDictPtr(obj);
+    if (dp == NULL || *dp == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *v = PyDict_GetItemWithError(*dp, name);
+    if (v == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_INCREF(v);
+    return v;
+}
+
+/* ------------------------------------------------------------------ RLock */
+
+/* threading.RLock's interface (acquire(blocking, timeout), release, with, _is_owned)
+ * over a PyThread lock, so that the reads here try it without a Python call. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    unsigned long owner; /* Invariant: the holder's thread ident while count > 0, else 0 */
+    unsigned long count; /* times the holder took it (changed with the GIL held) */
+} RLock;
+
+static PyTypeObject RLockType;
+
+static PyObject *rlock_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "RLock() takes no arguments");
+        return NULL;
+    }
+    RLock *r = (RLock *)type->tp_alloc(type, 0);
+    if (r == NULL) return NULL;
+    r->lock = PyThread_allocate_lock();
+    if (r->lock == NULL) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate a lock");
+        return NULL;
+    }
+    return (PyObject *)r;
+}
+
+static void rlock_dealloc(PyObject *self) {
+    RLock *r = (RLock *)self;
+    if (r->lock != NULL) {
+        if (r->count > 0) PyThread_release_lock(r->lock);
+        PyThread_free_lock(r->lock);
+    }
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* 1: taken (or taken again by its holder) without waiting; 0: another thread holds it. */
+static inline int rlock_try(RLock *r) {
+    unsigned long me = PyThread_get_thread_ident();
+    if (r->count > 0 && r->owner == me) {
+        r->count++;
+        return 1;
+    }
+    if (PyThread_acquire_lock_timed(r->lock, 0, 0) != PY_LOCK_ACQUIRED) return 0;
+    r->owner = me;
+    r->count = 1;
+    return 1;
+}
+
+/* Wait (the GIL let go) up to timeout_us (-1: for ever); signals run their handlers
+ * (as threading.RLock's acquire does). 1 taken, 0 timed out, -1 a handler raised. */
+static int rlock_wait(RLock *r, long long timeout_us) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long long left = timeout_us;
+    for (;;) {
+        PyLockStatus st;
+        Py_BEGIN_ALLOW_THREADS
+        st = PyThread_acquire_lock_timed(r->lock, left, 1);
+        Py_END_ALLOW_THREADS
+        if (st == PY_LOCK_ACQUIRED) {
+            r->owner = PyThread_get_thread_ident();
+            r->count = 1;
+            return 1;
+        }
+        if (st == PY_LOCK_FAILURE) return 0;
+        if (Py_MakePendingCalls() < 0) return -1; /* interrupted: a handler raised */
+        if (timeout_us > 0) {
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            long long spent = (t.tv_sec - t0.tv_sec) * 1000000LL + (t.tv_nsec - t0.tv_nsec) / 1000;
+            left = timeout_us - spent;
+            if (left <= 0) return rlock_try(r);
+        }
+    }
+}
+
+static PyObject *rlock_acquire(PyObject *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"blocking", "timeout", NULL};
+    RLock *r = (RLock *)self;
+    int blocking = 1;
+    double timeout = -1.0;
+    if ((args != NULL && PyTuple_GET_SIZE(args)) || kw != NULL) {
+        if (!PyArg_ParseTupleAndKeywords(args, kw, "|pd:acquire", names, &blocking, &timeout))
+            return NULL;
+    }
+    if (!blocking && timeout != -1.0) {
+        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+        return NULL;
+    }
+    if (timeout < 0 && timeout != -1.0) {
+        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+        return NULL;
+    }
+    if (rlock_try(r)) {
+        if (r->count == 0) { /* wrapped around: refuse, as threading.RLock does */
+            r->count = (unsigned long)-1;
+            PyErr_SetString(PyExc_OverflowError, "Internal lock count overflowed");
+            return NULL;
+        }
+        Py_RETURN_TRUE;
+    }
+    if (!blocking || timeout == 0) Py_RETURN_FALSE;
+    double us = timeout * 1e6;
+    if (us > (double)PY_TIMEOUT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return NULL;
+    }
+    int got = rlock_wait(r, timeout < 0 ? -1 : (long long)us);
+    if (got < 0) return NULL;
+    return PyBool_FromLong(got);
+}
+
+static inline int rlock_give(RLock *r) {
+    if (r->count == 0 || r->owner != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
+        return -1;
+    }
+    if (--r->count == 0) {
+        r->owner = 0;
+        PyThread_release_lock(r->lock);
+    }
+    return 0;
+}
+
+static PyObject *rlock_release(PyObject *self, PyObject *unused) {
+    if (rlock_give((RLock *)self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *rlock_enter(PyObject *self, PyObject *unused) {
+    return rlock_acquire(self, NULL, NULL);
+}
+
+static PyObject *rlock_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return rlock_release(self, NULL);
+}
+
+static PyObject *rlock_is_owned(PyObject *self, PyObject *unused) {
+    RLock *r = (RLock *)self;
+    return PyBool_FromLong(r->count > 0 && r->owner == PyThread_get_thread_ident());
+}
+
+static PyObject *rlock_repr(PyObject *self) {
+    RLock *r = (RLock *)self;
+    return PyUnicode_FromFormat("<%s %s object owner=%lu count=%lu at %p>",
+                                r->count > 0 ? "locked" : "unlocked", Py_TYPE(self)->tp_name,
+                                r->owner, r->count, self);
+}
+
+static PyMethodDef rlock_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))rlock_acquire, METH_VARARGS | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1) -> bool, as threading.RLock's"},
+    {"release", rlock_release, METH_NOARGS, "release(); RuntimeError if this thread does not hold it"},
+    {"_is_owned", rlock_is_owned, METH_NOARGS, "True if this thread holds it"},
+    {"__enter__", rlock_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))rlock_exit, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject RLockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_plainread.RLock",
+    .tp_basicsize = sizeof(RLock),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = rlock_new,
+    .tp_dealloc = rlock_dealloc,
+    .tp_repr = rlock_repr,
+    .tp_methods = rlock_methods,
+    .tp_doc = "RLock(): threading.RLock's interface, tried from C by the plain read.",
+};
+
+/* 1: `lock` taken without waiting; 0: another thread holds it; -1: error. */
+static int lock_try(PyObject *lock) {
+    if (Py_IS_TYPE(lock, &RLockType)) return rlock_try((RLock *)lock);
+    PyObject *args[2] = {lock, Py_False};
+    PyObject *r = PyObject_VectorcallMethod(S.n_acquire, args, 2, NULL);
+    if (r == NULL) return -1;
+    int ok = r == Py_True ? 1 : PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return ok;
+}
+
+static int lock_give(PyObject *lock) {
+    if (Py_IS_TYPE(lock, &RLockType)) return rlock_give((RLock *)lock);
+    PyObject *args[1] = {lock};
+    PyObject *r = PyObject_VectorcallMethod(S.n_release, args, 1, NULL);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* hist[i] of a deque of ints as a long long: 1; 0 if it is not one (no error set). */
+static int hist_at(PyObject *hist, Py_ssize_t i, long long *out) {
+    PyObject *item = PySequence_GetItem(hist, i);
+    if (item == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ok = as_ll(item, out);
+    Py_DECREF(item);
+    return ok;
+}
+
+/* The device block of file block b (a borrowed int, or NULL when the remembered map
+ * has no entry: Python's None). *bad = 1 if the inode is not as expected. */
+static PyObject *block_of(PyObject *direct, PyObject *bmap, long long b, int *bad) {
+    if (b < S.ndirect) {
+        if (b >= PyList_GET_SIZE(direct)) {
+            *bad = 1;
+            return NULL;
+        }
+        return PyList_GET_ITEM(direct, b);
+    }
+    PyObject *key = PyLong_FromLongLong(b);
+    if (key == NULL) {
+        *bad = 1;
+        return NULL;
+    }
+    PyObject *blk = PyDict_GetItemWithError(bmap, key);
+    Py_DECREF(key);
+    if (blk == NULL && PyErr_Occurred()) *bad = 1;
+    return blk;
+}
+
+/* 1 if (dev, blk) is a key of files, 0 if not, -1 on error. */
+static int resident(PyObject *files, PyObject *dev, PyObject *blk, PyObject **frame) {
+    PyObject *key = PyTuple_Pack(2, dev, blk);
+    if (key == NULL) return -1;
+    PyObject *f = PyDict_GetItemWithError(files, key);
+    Py_DECREF(key);
+    if (f == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (frame != NULL) *frame = f;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ plain_read */
+
+/* FileIO._plain_ahead: how many blocks the built-in read-ahead asks for after a
+ * sequential plain read of bidx, if all are resident or holes; -1 if any is not; -2
+ * on an unexpected object (decline). Caller holds the cache's lock. */
+static long long plain_ahead(PyObject *fs, PyObject *files, PyObject *dev, PyObject *direct,
+                             PyObject *bmap, long long size, long long bidx, PyObject *hist,
+                             Py_ssize_t hlen, long long h0) {
+    Py_ssize_t at = h0 == bidx ? 2 : 1;
+    int has_prev2 = hlen > at;
+    long long prev2 = 0;
+    if (has_prev2 && !hist_at(hist, at, &prev2)) return -2;
+    PyObject *mo = inst_get(fs, S.n_readahead_max);
+    long long max_out;
+    int ok = as_ll(mo, &max_out);
+    Py_XDECREF(mo);
+    if (!ok) {
+        PyErr_Clear();
+        return -2;
+    }
+    if (max_out <= 0 || (has_prev2 && prev2 == bidx - 2 && bidx % max_out)) return 0;
+    long long blocks = size / S.bs + (size % S.bs != 0);
+    long long last = bidx + 1 + max_out < blocks ? bidx + 1 + max_out : blocks;
+    for (long long b = bidx + 1; b < last; b++) {
+        int bad = 0;
+        PyObject *blk = block_of(direct, bmap, b, &bad);
+        if (bad) {
+            PyErr_Clear();
+            return -2;
+        }
+        if (blk == NULL) return -1;
+        long long v;
+        if (!as_ll(blk, &v)) return -2;
+        if (v) {
+            int r = resident(files, dev, blk, NULL);
+            if (r < 0) {
+                PyErr_Clear();
+                return -2;
+            }
+            if (!r) return -1;
+        }
+    }
+    return last - bidx - 1 > 0 ? last - bidx - 1 : 0;
+}
+
+/* The served read's changes, all computed before the first is stored. */
+typedef struct {
+    PyObject *tick, *hits, *pf_cache, *pf_fs, *pf_of, *plain, *ahead, *pos;
+} Counts;
+
+static void counts_drop(Counts *c) {
+    Py_XDECREF(c->tick);
+    Py_XDECREF(c->hits);
+    Py_XDECREF(c->pf_cache);
+    Py_XDECREF(c->pf_fs);
+    Py_XDECREF(c->pf_of);
+    Py_XDECREF(c->plain);
+    Py_XDECREF(c->ahead);
+    Py_XDECREF(c->pos);
+}
+
+/* Under the cache's lock: the block, or NULL (declined if no error is set). */
+static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long long offset) {
+    PyObject *ino = SLOT(of, S.of_inode);
+    if (ino == NULL || Py_TYPE(ino) != S.inode_type) return NULL;
+    long long size, bidx = offset / S.bs;
+    if (!as_ll(SLOT(ino, S.ino_size), &size)) return NULL;
+    if (offset + S.bs > size) return NULL; /* past the end, or the last partial block */
+    PyObject *direct = SLOT(ino, S.ino_direct), *bmap = SLOT(ino, S.ino_bmap);
+    if (direct == NULL || !PyList_CheckExact(direct) || bmap == NULL || !PyDict_CheckExact(bmap))
+        return NULL;
+    int bad = 0;
+    PyObject *blk = block_of(direct, bmap, bidx, &bad);
+    long long blkv;
+    if (bad) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (blk == NULL || !as_ll(blk, &blkv) || blkv == 0) return NULL; /* a hole, or unmapped */
+    /* Held: a Python callback below (a lock, a hash) may let another thread run. */
+    Py_INCREF(blk);
+    Py_INCREF(direct);
+    Py_INCREF(bmap);
+
+    PyObject *result = NULL, *files = NULL, *dev = NULL, *stats = NULL, *cstats = NULL,
+             *tick = NULL, *bidx_obj = NULL;
+    Counts c = {0};
+    files = inst_get(cache, S.n_files);
+    dev = inst_get(fs, S.n_device);
+    if (files == NULL || dev == NULL || !PyDict_CheckExact(files)) goto decline;
+    PyObject *frame = NULL;
+    int r = resident(files, dev, blk, &frame);
+    if (r < 0) goto decline;
+    if (!r) goto decline; /* a miss: the Python path loads it */
+    Py_INCREF(frame);
+    if (Py_TYPE(frame) != S.frame_type) goto decline_frame;
+
+    /* The history as _record leaves it; the built-in read-ahead asks only after a
+     * sequential step. */
+    PyObject *hist = SLOT(of, S.of_history);
+    if (hist == NULL) goto decline_frame;
+    Py_ssize_t hlen = PySequence_Size(hist);
+    if (hlen < 0) goto decline_frame;
+    long long h0 = 0, h1 = 0;
+    if (hlen > 0 && !hist_at(hist, 0, &h0)) goto decline_frame;
+    if (hlen > 1 && !hist_at(hist, 1, &h1)) goto decline_frame;
+    long long ahead = 0;
+    if ((hlen > 0 && h0 == bidx - 1) || (hlen > 1 && h0 == bidx && h1 == bidx - 1)) {
+        ahead = plain_ahead(fs, files, dev, direct, bmap, size, bidx, hist, hlen, h0);
+        if (ahead < 0) goto decline_frame; /* -1: read-ahead would load; -2: unexpected */
+    }
+
+    stats = inst_get(fs, S.n_stats);
+    cstats = inst_get(cache, S.n_stats);
+    tick = inst_get(cache, S.n_tick);
+    PyObject *data = SLOT(frame, S.fr_data);
+    long long tickv;
+    if (stats == NULL || Py_TYPE(stats) != S.fsstats_type || cstats == NULL
+        || Py_TYPE(cstats) != S.cstats_type || !as_ll(tick, &tickv) || data == NULL
+        || !PyByteArray_CheckExact(data) || PyByteArray_GET_SIZE(data) != S.bs)
+        goto decline_frame;
+    PyObject *prefetched = SLOT(frame, S.fr_prefetched);
+    if (prefetched == NULL) goto decline_frame;
+    int pf = PyObject_IsTrue(prefetched);
+    if (pf < 0) goto decline_frame;
+
+    /* Everything is known: compute every new value, then store them all. */
+    result = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(data), S.bs);
+    c.tick = PyLong_FromLongLong(tickv + 1);
+    c.hits = plus(cstats, S.cs_hits, 1);
+    c.plain = plus(stats, S.fs_plain_reads, 1);
+    c.pos = PyLong_FromLongLong(offset + S.bs);
+    if (result == NULL || c.tick == NULL || c.hits == NULL || c.plain == NULL || c.pos == NULL)
+        goto fail;
+    if (pf) {
+        c.pf_cache = plus(cstats, S.cs_prefetch_hits, 1);
+        c.pf_fs = plus(stats, S.fs_prefetch_hits, 1);
+        c.pf_of = plus(of, S.of_prefetch_hits, 1);
+        if (c.pf_cache == NULL || c.pf_fs == NULL || c.pf_of == NULL) goto fail;
+    }
+    if (ahead) {
+        c.ahead = plus(stats, S.fs_readahead_blocks, ahead);
+        if (c.ahead == NULL) goto fail;
+    }
+    if (hlen == 0 || h0 != bidx) {
+        bidx_obj = PyLong_FromLongLong(bidx);
+        if (bidx_obj == NULL) goto fail;
+        PyObject *args[2] = {hist, bidx_obj};
+        PyObject *done = PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
+        if (done == NULL) goto fail;
+        Py_DECREF(done);
+    }
+    if (PyObject_GenericSetAttr(cache, S.n_tick, c.tick) < 0) goto fail; /* an existing key */
+    Py_INCREF(c.tick);
+    put(frame, S.fr_last_use, c.tick);
+    c.tick = NULL;
+    Py_INCREF(Py_True);
+    put(frame, S.fr_referenced, Py_True);
+    put(cstats, S.cs_hits, c.hits);
+    c.hits = NULL;
+    if (pf) { /* read-ahead's first hit (PREFETCH_HIT) */
+        Py_INCREF(Py_False);
+        put(frame, S.fr_prefetched, Py_False);
+        put(cstats, S.cs_prefetch_hits, c.pf_cache);
+        put(stats, S.fs_prefetch_hits, c.pf_fs);
+        put(of, S.of_prefetch_hits, c.pf_of);
+        c.pf_cache = c.pf_fs = c.pf_of = NULL;
+    }
+    put(stats, S.fs_plain_reads, c.plain); /* also a read, a block read, ... (FsStats) */
+    c.plain = NULL;
+    if (c.ahead != NULL) {
+        put(stats, S.fs_readahead_blocks, c.ahead);
+        c.ahead = NULL;
+    }
+    put(of, S.of_pos, c.pos);
+    c.pos = NULL;
+    S.served++;
+    goto done;
+
+fail:
+    Py_CLEAR(result);
+    goto done;
+decline_frame:
+    PyErr_Clear();
+done:
+    Py_DECREF(frame);
+    counts_drop(&c);
+    Py_XDECREF(bidx_obj);
+    Py_XDECREF(tick);
+    Py_XDECREF(stats);
+    Py_XDECREF(cstats);
+    Py_XDECREF(files);
+    Py_XDECREF(dev);
+    Py_DECREF(blk);
+    Py_DECREF(direct);
+    Py_DECREF(bmap);
+    return result;
+decline:
+    PyErr_Clear();
+    Py_XDECREF(files);
+    Py_XDECREF(dev);
+    Py_DECREF(blk);
+    Py_DECREF(direct);
+    Py_DECREF(bmap);
+    return NULL;
+}
+
+/* The plain read of one block: new bytes, or NULL -- declined (nothing changed) when
+ * no error is set. */
+static PyObject *plain_core(PyObject *fs, PyObject *of, long long offset, long long n) {
+    if (!S.fs_ready || Py_TYPE(of) != S.of_type) return NULL;
+    if (n != S.bs || offset < 0 || offset % S.bs) return NULL;
+    PyObject *plain = SLOT(of, S.of_plain);
+    if (plain == NULL) return NULL;
+    PyObject *epoch = inst_get(fs, S.n_epoch);
+    if (epoch == NULL) return NULL;
+    long long pv, ev;
+    int current = as_ll(plain, &pv) && as_ll(epoch, &ev) && pv == ev;
+    Py_DECREF(epoch);
+    if (!current) return NULL; /* not asked at this epoch: the Python path asks */
+    PyObject *cache = inst_get(fs, S.n_cache);
+    if (cache == NULL) return NULL;
+    PyObject *lock = inst_get(cache, S.n_lock);
+    if (lock == NULL) {
+        Py_DECREF(cache);
+        return NULL;
+    }
+    PyObject *data = NULL;
+    int got = lock_try(lock);
+    if (got < 0) {
+        PyErr_Clear();
+    } else if (got) {
+        data = hit_locked(fs, of, cache, offset);
+        if (lock_give(lock) < 0) Py_CLEAR(data); /* the error of release() */
+    }
+    Py_DECREF(lock);
+    Py_DECREF(cache);
+    return data;
+}
+
+static PyObject *pr_plain_read(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    long long offset, n;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "plain_read(fs, of, offset, n)");
+        return NULL;
+    }
+    if (!as_ll(args[2], &offset) || !as_ll(args[3], &n)) Py_RETURN_NONE;
+    PyObject *data = plain_core(args[0], args[1], offset, n);
+    if (data == NULL && !PyErr_Occurred()) Py_RETURN_NONE;
+    return data;
+}
+
+/* ------------------------------------------------------------------ XRead */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback;
+} XRead;
+
+/* VinoFile.xRead's common branch: the page, or NULL -- declined (nothing changed) when
+ * no error is set. Anything unexpected before the read declines: the Python xRead
+ * meets it again and answers as it does. */
+static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offset_obj) {
+    long long amount, offset;
+    if (!S.vfs_ready || !S.fs_ready || !as_ll(amount_obj, &amount) || !as_ll(offset_obj, &offset))
+        return NULL;
+    if (offset < S.page_bytes || amount != S.bs) return NULL;
+    PyObject *vfs = inst_get(file, S.n_vfs);
+    PyObject *kf = inst_get(file, S.n_kfile);
+    PyObject *mutex = vfs != NULL ? inst_get(vfs, S.n_mutex) : NULL;
+    PyObject *stats = vfs != NULL ? inst_get(vfs, S.n_stats) : NULL;
+    PyObject *data = NULL;
+    if (mutex == NULL || stats == NULL || Py_TYPE(stats) != S.vstats_type || kf == NULL
+        || Py_TYPE(kf) != S.kfile_type) {
+        PyErr_Clear();
+        goto out;
+    }
+    int got = lock_try(mutex);
+    if (got <= 0) {
+        PyErr_Clear(); /* busy (the Python xRead waits), or acquire failed (it says why) */
+        goto out;
+    }
+    PyObject *pending = SLOT(kf, S.kf_pending), *of = SLOT(kf, S.kf_of);
+    if (SLOT(kf, S.kf_pool_base) == Py_None && SLOT(kf, S.kf_observer) == Py_None
+        && pending != NULL && PyByteArray_CheckExact(pending) && PyByteArray_GET_SIZE(pending) == 0
+        && of != NULL && Py_TYPE(of) == S.of_type && SLOT(of, S.of_fs) != NULL) {
+        PyObject *fs = SLOT(of, S.of_fs);
+        Py_INCREF(of);
+        Py_INCREF(fs);
+        data = plain_core(fs, of, offset, amount); /* an error here is a real failure */
+        Py_DECREF(fs);
+        Py_DECREF(of);
+        if (data != NULL) {
+            PyObject *reads = plus(stats, S.vs_reads, 1);
+            PyObject *nbytes = plus(stats, S.vs_bytes_read, PyBytes_GET_SIZE(data));
+            if (reads == NULL || nbytes == NULL) {
+                Py_XDECREF(reads);
+                Py_XDECREF(nbytes);
+                Py_CLEAR(data); /* no memory: the error reported */
+            } else {
+                put(stats, S.vs_reads, reads);
+                put(stats, S.vs_bytes_read, nbytes);
+            }
+        }
+    }
+    if (lock_give(mutex) < 0) Py_CLEAR(data);
+out:
+    Py_XDECREF(stats);
+    Py_XDECREF(mutex);
+    Py_XDECREF(kf);
+    Py_XDECREF(vfs);
+    return data;
+}
+
+static PyObject *xread_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames) {
+    XRead *x = (XRead *)self;
+    if (PyVectorcall_NARGS(nargsf) == 3 && kwnames == NULL) {
+        PyObject *data = xread_fast(args[0], args[1], args[2]);
+        if (data != NULL || PyErr_Occurred()) return data;
+    }
+    return PyObject_Vectorcall(x->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *xread_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    PyObject *fallback;
+    if (!PyArg_ParseTuple(args, "O:XRead", &fallback)) return NULL;
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "XRead(fallback): a callable expected");
+        return NULL;
+    }
+    XRead *x = (XRead *)type->tp_alloc(type, 0);
+    if (x == NULL) return NULL;
+    x->vectorcall = xread_vectorcall;
+    Py_INCREF(fallback);
+    x->fallback = fallback;
+    return (PyObject *)x;
+}
+
+static int xread_traverse(PyObject *self, visitproc visit, void *arg) {
+    Py_VISIT(((XRead *)self)->fallback);
+    return 0;
+}
+
+static int xread_clear(PyObject *self) {
+    Py_CLEAR(((XRead *)self)->fallback);
+    return 0;
+}
+
+static void xread_dealloc(PyObject *self) {
+    PyObject_GC_UnTrack(self);
+    xread_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* Bound to a VinoFile as a Python function is (file.xRead is a method). */
+static PyObject *xread_get(PyObject *self, PyObject *obj, PyObject *type) {
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyMemberDef xread_members[] = {
+    {"fallback", T_OBJECT, offsetof(XRead, fallback), READONLY,
+     "the Python xRead, called for everything but the common branch"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject XReadType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_plainread.XRead",
+    .tp_basicsize = sizeof(XRead),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+        | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = xread_new,
+    .tp_dealloc = xread_dealloc,
+    .tp_traverse = xread_traverse,
+    .tp_clear = xread_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(XRead, vectorcall),
+    .tp_descr_get = xread_get,
+    .tp_members = xread_members,
+    .tp_doc = "XRead(fallback): VinoFile.xRead, its common branch in C (see the module).",
+};
+
+/* ------------------------------------------------------------------ setup */
+
+/* The offset of a writable object slot `name` of `type` (a __slots__ member). */
+static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
+    PyObject *d = PyObject_GetAttrString((PyObject *)type, name);
+    if (d == NULL) return -1;
+    int ok = Py_IS_TYPE(d, &PyMemberDescr_Type);
+    if (ok) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        ok = m->type == T_OBJECT_EX && !(m->flags & READONLY);
+        *out = m->offset;
+    }
+    Py_DECREF(d);
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a writable __slots__ member",
+                     type->tp_name, name);
+        return -1;
+    }
+    return 0;
+}
+
+static int need_type(PyObject *o, PyTypeObject **out) {
+    if (!PyType_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "setup: a class expected");
+        return -1;
+    }
+    Py_INCREF(o); /* kept for the life of the process */
+    *out = (PyTypeObject *)o;
+    return 0;
+}
+
+#define INTERN(field, text) \
+    if (S.field == NULL && (S.field = PyUnicode_InternFromString(text)) == NULL) return NULL
+#define OFF(type, field, name) if (slot_offset(S.type, name, &S.field) < 0) return NULL
+
+static PyObject *intern_names(void) {
+    INTERN(n_epoch, "_epoch");
+    INTERN(n_cache, "cache");
+    INTERN(n_device, "device");
+    INTERN(n_stats, "stats");
+    INTERN(n_readahead_max, "readahead_max");
+    INTERN(n_lock, "_lock");
+    INTERN(n_files, "_files");
+    INTERN(n_tick, "_tick");
+    INTERN(n_acquire, "acquire");
+    INTERN(n_release, "release");
+    INTERN(n_appendleft, "appendleft");
+    INTERN(n_vfs, "vfs");
+    INTERN(n_kfile, "kfile");
+    INTERN(n_mutex, "_mutex");
+    Py_RETURN_NONE;
+}
+
+/* setup_fs(OpenFile, Inode, FsStats, CacheStats, _Frame, BS, NDIRECT): once. */
+static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
+    PyObject *ot, *it, *ft, *ct, *frt;
+    long long bs, ndirect;
+    if (!PyArg_ParseTuple(args, "OOOOOLL", &ot, &it, &ft, &ct, &frt, &bs, &ndirect)) return NULL;
+    if (S.fs_ready) Py_RETURN_NONE;
+    if (bs <= 0 || ndirect < 0) {
+        PyErr_SetString(PyExc_ValueError, "setup_fs: a block size > 0 expected");
+        return NULL;
+    }
+    PyObject *r = intern_names();
+    if (r == NULL) return NULL;
+    Py_DECREF(r);
+    if (need_type(ot, &S.of_type) < 0 || need_type(it, &S.inode_type) < 0
+        || need_type(ft, &S.fsstats_type) < 0 || need_type(ct, &S.cstats_type) < 0
+        || need_type(frt, &S.frame_type) < 0)
+        return NULL;
+    OFF(of_type, of_plain, "_plain");
+    OFF(of_type, of_inode, "inode");
+    OFF(of_type, of_history, "_history");
+    OFF(of_type, of_pos, "pos");
+    OFF(of_type, of_prefetch_hits, "prefetch_hits");
+    OFF(of_type, of_fs, "fs");
+    OFF(inode_type, ino_size, "size");
+    OFF(inode_type, ino_direct, "direct");
+    OFF(inode_type, ino_bmap, "bmap");
+    OFF(fsstats_type, fs_plain_reads, "plain_reads");
+    OFF(fsstats_type, fs_prefetch_hits, "prefetch_hits");
+    OFF(fsstats_type, fs_readahead_blocks, "readahead_blocks");
+    OFF(cstats_type, cs_hits, "hits");
+    OFF(cstats_type, cs_prefetch_hits, "prefetch_hits");
+    OFF(frame_type, fr_data, "data");
+    OFF(frame_type, fr_last_use, "last_use");
+    OFF(frame_type, fr_referenced, "referenced");
+    OFF(frame_type, fr_prefetched, "prefetched");
+    S.bs = bs;
+    S.ndirect = ndirect;
+    S.fs_ready = 1;
+    Py_RETURN_NONE;
+}
+
+/* setup_vfs(KernelFile, VfsStats, PAGE_BYTES): once, after setup_fs. */
+static PyObject *pr_setup_vfs(PyObject *mod, PyObject *args) {
+    PyObject *kt, *vt;
+    long long page_bytes;
+    if (!PyArg_ParseTuple(args, "OOL", &kt, &vt, &page_bytes)) return NULL;
+    if (S.vfs_ready) Py_RETURN_NONE;
+    PyObject *r = intern_names();
+    if (r == NULL) return NULL;
+    Py_DECREF(r);
+    if (need_type(kt, &S.kfile_type) < 0 || need_type(vt, &S.vstats_type) < 0) return NULL;
+    OFF(kfile_type, kf_of, "of");
+    OFF(kfile_type, kf_pool_base, "pool_base");
+    OFF(kfile_type, kf_pending, "pending");
+    OFF(kfile_type, kf_observer, "observer");
+    OFF(vstats_type, vs_reads, "reads");
+    OFF(vstats_type, vs_bytes_read, "bytes_read");
+    S.page_bytes = page_bytes;
+    S.vfs_ready = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pr_served(PyObject *mod, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong(S.served);
+}
+
+static PyMethodDef methods[] = {
+    {"plain_read", (PyCFunction)(void (*)(void))pr_plain_read, METH_FASTCALL,
+     "plain_read(fs, of, offset, n) -> bytes | None: FileIO.pread's plain path on a hit"},
+    {"setup_fs", pr_setup_fs, METH_VARARGS,
+     "setup_fs(OpenFile, Inode, FsStats, CacheStats, _Frame, BS, NDIRECT): once"},
+    {"setup_vfs", pr_setup_vfs, METH_VARARGS, "setup_vfs(KernelFile, VfsStats, PAGE_BYTES): once"},
+    {"served", pr_served, METH_NOARGS, "served() -> int: reads answered here so far"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_vino_plainread",
+    "The plain read in native code (see vino.kernel.plainread).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__vino_plainread(void) {
+    if (PyType_Ready(&XReadType) < 0 || PyType_Ready(&RLockType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    Py_INCREF(&XReadType);
+    Py_INCREF(&RLockType);
+    if (PyModule_AddObject(m, "XRead", (PyObject *)&XReadType) < 0
+        || PyModule_AddObject(m, "RLock", (PyObject *)&RLockType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

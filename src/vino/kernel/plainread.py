@@ -1,0 +1,167 @@
+"""The plain read in native code: a CPython extension for a cached page read.
+
+``native/plainread.c`` is compiled once per machine and Python version with the
+``ziglang`` package (as the graft fast path is, ``graft/fastpath.py``), cached, and
+imported as ``_vino_plainread``. It is the twin of two pieces of Python, which stay
+as its fallback and must equal it (the tests run both on the same workloads):
+
+1. ``reader()``: ``plain_read(fs, of, offset, n)``, the plain path of
+   ``FileIO.pread`` (``fileio.py``, ``fspolicy.py``) when the block is a hit in the
+   cache. ``FileSystem`` takes it at mount (``FileSystem._native_read``) and
+   ``pread`` tries it first: it returns the block, having done everything the
+   Python plain path does (the same checks, the cache's lock, the same bytes,
+   counts, history and read-ahead decision), or None having changed nothing -- a
+   miss, a hole, a partial read, a stale policy epoch, a read-ahead that would load,
+   a cache lock another thread holds -- and then ``pread``'s Python runs as before.
+2. ``xread(fallback)``: ``VinoFile.xRead`` (``sqlite/vfsfile.py``), a method whose
+   common branch (a page past the first of a file with no buffer pool, no pending
+   write and no observer) is served in C under the VFS's mutex by 1., with the
+   VFS's counts; anything else calls ``fallback`` (the Python ``xRead``) having
+   changed nothing. So SQLite's page read is one C call from apsw's.
+
+Both hold the locks the Python holds (the cache's ``_lock``, the VFS's ``_mutex``,
+whatever objects they are), take them only if free (a busy lock sends the read to
+the Python, which waits), and keep the GIL throughout.
+
+``native()`` is the ready module or None; then ``fallback_reason`` says why (not
+Linux, no compiler, a failed build, or ``VINO_PLAINREAD=python`` -- or
+``VINO_FASTPATH=python``, which turns every native path off), and every read runs
+the Python as before. ``served()`` counts the reads answered natively (tests use it
+to see that the native path, not its fallback, served a read).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from vino.graft.ticker import native_library
+
+if TYPE_CHECKING:
+    from vino.kernel.fs import FileSystem, OpenFile
+
+__all__ = ["MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead", "fallback_reason", "native",
+           "reader", "rlock", "served", "xread"]
+
+_SOURCE: Final = Path(__file__).resolve().parent / "native" / "plainread.c"
+MODULE_NAME: Final = "_vino_plainread"
+
+PlainRead = Callable[["FileSystem", "OpenFile", int, int], "bytes | None"]
+M = TypeVar("M", bound=Callable[..., bytes])
+
+# The instance attributes the native code reads by name (from the instance dict).
+_FS_NAMES: Final = ("_epoch", "cache", "device", "stats", "readahead_max")
+_CACHE_NAMES: Final = ("_lock", "_files", "_tick", "stats")
+VFS_NAMES: Final = ("_mutex", "stats")  # of VinoVFS
+VFS_FILE_NAMES: Final = ("vfs", "kfile")  # of VinoFile
+
+_LOADED: list[ModuleType | None] = []  # [module set up, or None], once tried
+_LOCK: Final = threading.Lock()
+fallback_reason = ""
+
+
+def _asked_for_python() -> bool:
+    return "python" in (os.environ.get("VINO_PLAINREAD", "native"),
+                        os.environ.get("VINO_FASTPATH", "native"))
+
+
+def native() -> ModuleType | None:
+    """The ``_vino_plainread`` module, built, imported and given the kernel's classes on
+    first use; None if it cannot be had (``fallback_reason`` says why)."""
+    global fallback_reason
+    if _LOADED:
+        return _LOADED[0]
+    with _LOCK:
+        if not _LOADED:
+            if _asked_for_python():
+                fallback_reason = ("asked for the Python read path "
+                                   "(VINO_PLAINREAD=python or VINO_FASTPATH=python)")
+                _LOADED.append(None)
+            else:
+                try:
+                    _LOADED.append(_setup(_load()))
+                except (OSError, ImportError) as exc:
+                    fallback_reason = str(exc)
+                    _LOADED.append(None)
+    return _LOADED[0]
+
+
+def reader() -> PlainRead | None:
+    """The native plain read (1. above) for a file system to try first, or None."""
+    mod = native()
+    if mod is None:
+        return None
+    fn: PlainRead = mod.plain_read
+    return fn
+
+
+def xread(fallback: M, kernel_file: type, vfs_stats: type, page_bytes: int) -> M:
+    """``VinoFile.xRead``: the native method (2. above) over ``fallback``, or ``fallback``
+    itself when the native module cannot be had. ``kernel_file`` and ``vfs_stats`` are
+    the VFS's ``KernelFile`` and ``VfsStats`` (whose slots it reads), ``page_bytes`` the
+    database page: the first page is never read here (the VFS keeps it)."""
+    mod = native()
+    if mod is None:
+        return fallback
+    mod.setup_vfs(kernel_file, vfs_stats, page_bytes)
+    method: M = mod.XRead(fallback)
+    return method
+
+
+def rlock() -> threading.RLock:
+    """A re-entrant lock for the cache and the VFS: the native ``RLock`` (threading.RLock's
+    interface, which the native reads try without a Python call), or ``threading.RLock``."""
+    mod = native()
+    if mod is None:
+        return threading.RLock()
+    lock: threading.RLock = mod.RLock()
+    return lock
+
+
+def served() -> int:
+    """Reads the native path answered in this process (0 without it)."""
+    mod = native()
+    return 0 if mod is None else int(mod.served())
+
+
+def _setup(mod: ModuleType) -> ModuleType:
+    # Imported here: this module is imported by the kernel's and the VFS's own.
+    from vino.kernel.cache import Cache, CacheStats, _Frame
+    from vino.kernel.fs import FileSystem, OpenFile
+    from vino.kernel.fspolicy import FsStats
+    from vino.kernel.inode import BS, NDIRECT, Inode
+
+    # The native read finds these in the instance dicts: no class may define them.
+    for cls, names in ((FileSystem, _FS_NAMES), (Cache, _CACHE_NAMES)):
+        shadowed = [name for name in names if hasattr(cls, name)]
+        if shadowed:
+            raise ImportError(f"{cls.__name__} defines {shadowed} at class level: "
+                              f"the native plain read reads them per instance")
+    mod.setup_fs(OpenFile, Inode, FsStats, CacheStats, _Frame, BS, NDIRECT)
+    return mod
+
+
+def _load() -> ModuleType:
+    if sys.implementation.name != "cpython":
+        raise OSError(f"the native plain read is a CPython extension, not for "
+                      f"{sys.implementation.name}")
+    include = sysconfig.get_paths()["include"]
+    if not (Path(include) / "Python.h").is_file():
+        raise OSError(f"no Python.h in {include} (the Python headers are not installed)")
+    abi = f"{sys.version}|{sys.abiflags}|{sysconfig.get_config_var('SOABI')}"
+    path = native_library(_SOURCE, flags=("-I", include), abi=abi)
+    loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(path))
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path, loader=loader)
+    if spec is None:
+        raise ImportError(f"cannot load {path}")
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
