@@ -6,6 +6,10 @@ grown again, the block was evicted and its frame reused, a thread rewrites the f
 meanwhile), never hide an access from a graft or a policy that arrived after it warmed
 up, never read past a filter's seal, and change nothing a workload can measure: the
 same bytes, device requests, cache and file-system counts as the general path.
+
+Every test runs twice: with the plain path's hit in native code (``plainread.py``)
+and with the Python plain path alone (``VINO_PLAINREAD=python``'s path); ``_plain``
+then checks that the native code itself served the read.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pytest
 from vino.graft import GLOBAL
 from vino.graft.hold import SharedLock
 from vino.graft.txn import thread_state
+from vino.kernel import plainread
 from vino.kernel.cache import PageInfo
 from vino.kernel.errors import BadHandle, FilterUnavailable
 from vino.kernel.fs import NDIRECT, OpenFile
@@ -30,6 +35,17 @@ from .kernel_world import BS, Boot, benign, make_file, pattern
 
 BLOCKS = NDIRECT + 15  # past the direct blocks: the remembered block map serves them too
 FAR = NDIRECT + 5  # a block mapped through the indirect block
+
+
+@pytest.fixture(params=["native", "python"], autouse=True)
+def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which plain read the kernels booted by the test take: the native one, or Python."""
+    if request.param == "python":
+        monkeypatch.setattr(plainread, "reader", lambda: None)
+    elif plainread.native() is None:
+        pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
+    path: str = request.param
+    return path
 
 
 @pytest.fixture
@@ -46,11 +62,14 @@ def _opened(k: Kernel, blocks: int = BLOCKS) -> tuple[OpenFile, OpenFile]:
     return k.fs.open(proc, "f", "r"), k.fs.open(proc, "f", "rw")
 
 
-def _plain(k: Kernel, of: OpenFile, block: int) -> bytes:
-    """Read ``block`` of ``of`` and check that the plain path served it."""
-    before = k.fs.stats.plain_reads
+def _plain(k: Kernel, of: OpenFile, block: int, *, hit: bool = True) -> bytes:
+    """Read ``block`` of ``of`` and check that the plain path served it (with the native
+    read and a ``hit``: the native code itself)."""
+    before, served = k.fs.stats.plain_reads, plainread.served()
     data = k.fs.pread(of, block * BS, BS)
     assert k.fs.stats.plain_reads == before + 1, "the plain path did not serve this read"
+    native = k.fs._native_read is not None and hit
+    assert plainread.served() == served + native, "the native read did not serve this hit"
     return data
 
 
@@ -171,12 +190,15 @@ class _LateLock:
         self.release()
 
 
+@pytest.mark.parametrize("delay_s", [0.002, 0.0])
 def test_a_thread_cutting_and_rewriting_files_never_shows_a_late_reader_a_foreign_block(
-        boot: Boot) -> None:
+        boot: Boot, delay_s: float) -> None:
+    # delay_s 0: the cache's own lock, which the native read tries without a Python call.
     k = boot(frames=64)
     r, w = _opened(k)
-    late = _LateLock(k.cache._lock, k.fs._lock, delay_s=0.002)
-    k.cache._lock = late  # type: ignore[assignment]
+    late = _LateLock(k.cache._lock, k.fs._lock, delay_s=delay_s)
+    if delay_s:
+        k.cache._lock = late  # type: ignore[assignment]
     k.fs.create(r.user, "g", 0o600)
     gw = k.fs.open(r.user, "g", "rw")  # another file, which takes the blocks freed
     k.fs.pwrite(gw, 0, pattern(6, "foreign"))
@@ -336,9 +358,43 @@ def test_a_miss_read_plainly_is_loaded_for_its_opener_whoever_gives_up_the_frame
     k.cache.evict_policy = spy
     try:
         misses = k.cache.stats.misses
-        assert _plain(k, r, 3) == pattern(4)[3 * BS:]
+        assert _plain(k, r, 3, hit=False) == pattern(4)[3 * BS:]
     finally:
         k.cache.evict_policy = builtin
     assert k.cache.stats.misses == misses + 1
     assert acting == [r.user.principal]
+    k.check_invariants()
+
+
+def test_a_stale_epoch_is_never_served_by_the_native_read(boot: Boot) -> None:
+    k = boot()
+    r, _w = _opened(k)
+    _warm(k, r, FAR)
+    _plain(k, r, FAR)
+    k.fs.policies_changed()  # whatever changed, every open file is asked again
+    plain, served = k.fs.stats.plain_reads, plainread.served()
+    assert k.fs.pread(r, FAR * BS, BS) == pattern(FAR + 1)[FAR * BS:]
+    assert (k.fs.stats.plain_reads, plainread.served()) == (plain, served)
+    assert _plain(k, r, FAR) == pattern(FAR + 1)[FAR * BS:]
+
+
+def test_a_reader_meeting_the_cache_lock_held_waits_and_reads_what_the_holder_wrote(
+        boot: Boot) -> None:
+    # The native read never waits: a held lock sends it to the Python path, which waits
+    # for the holder (here writing the block) and then reads its bytes.
+    k = boot()
+    r, w = _opened(k)
+    _warm(k, r, FAR)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(k.fs.pread(r, FAR * BS, BS)))
+    with k.cache._lock:
+        served = plainread.served()
+        reader.start()
+        reader.join(0.05)
+        assert reader.is_alive(), "the read did not wait for the cache's lock"
+        k.fs.pwrite(w, FAR * BS, pattern(1, "held"))
+    reader.join()
+    assert got == [pattern(1, "held")]
+    assert plainread.served() == served
+    assert _plain(k, r, FAR) == pattern(1, "held")
     k.check_invariants()

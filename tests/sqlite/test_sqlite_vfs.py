@@ -7,14 +7,20 @@ fighting over a lock, a user without rights.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import apsw
 import pytest
 
+from vino.kernel import plainread
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.sqlite.names import kernel_name
 from vino.sqlite.session import Session
 from vino.sqlite.vfs import VinoVFS
+from vino.sqlite.vfsfile import VinoFile
+
+from .conftest import TEST_BLOCKS
 
 ROWS = 2000
 
@@ -288,3 +294,49 @@ def test_pages_one_process_reads_plainly_are_fresh_after_another_process_wrote_t
         assert stats.plain_reads > before + 10
         assert got == [(i, "b was here" if i % 7 == 0 else f"value {i:06d}")
                        for i in range(ROWS)]
+
+
+def _reads(image: Path, cache_pages: int) -> dict[str, object]:
+    """Reads of every kind through SQLite (cached pages, misses, the header, a pooled
+    file's, after another process's write) on a fresh kernel; what they can measure."""
+    k = Kernel.boot(image, nblocks=TEST_BLOCKS, frames=48)  # smaller than the database
+    try:
+        alice = k.add_user("alice")
+        got: list[object] = []
+        served = plainread.served()
+        with Session(k, alice, "app.db", cache_pages=cache_pages) as a:
+            _fill(a.db)
+            _fill(a.db, start=ROWS)
+            reader = a.connect()
+            for q in ("select count(*), sum(length(v)) from t", "select v from t where id = 77",
+                      "select id from t where id % 97 = 0 order by id desc",
+                      "select count(*) from t where v > 'value 003'"):
+                got += [reader.execute(q).fetchall(), reader.execute(q).fetchall()]
+            with Session(k, alice, "app.db") as b, b.db:
+                b.db.execute("update t set v = 'b' where id % 5 = 0")
+            got.append(reader.execute("select sum(length(v)) from t").fetchall())
+            vfs = a.vfs.stats.snapshot()
+        return {"answers": got, "vfs": vfs, "fs": k.fs.stats.snapshot(),
+                "cache": k.cache.stats.snapshot(), "device": k.device.stats.snapshot(),
+                "native": plainread.served() - served}
+    finally:
+        k.shutdown()
+
+
+@pytest.mark.parametrize("cache_pages", [2000, 10])
+def test_the_native_xread_reads_what_the_python_one_reads_and_counts_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_pages: int) -> None:
+    # SQLite's page read in C (plainread.py) against VinoFile._xread and the Python plain
+    # path, on the same reads: the same answers, the same VFS, file-system, cache and
+    # device counts. A tiny SQLite cache makes SQLite read its pages again and again.
+    if plainread.native() is None:
+        pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
+    native = _reads(tmp_path / "native.img", cache_pages)
+    with monkeypatch.context() as m:
+        m.setattr(plainread, "reader", lambda: None)
+        m.setattr(VinoFile, "xRead", VinoFile._xread)
+        python = _reads(tmp_path / "python.img", cache_pages)
+    assert python.pop("native") == 0
+    served = native.pop("native")
+    assert isinstance(served, int) and served > 20
+    assert native == python

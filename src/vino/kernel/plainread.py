@@ -41,21 +41,23 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
 from vino.graft.ticker import native_library
 
 if TYPE_CHECKING:
-    from vino.kernel.fs import FileSystem, OpenFile
+    from vino.kernel.fileio import FileIO
+    from vino.kernel.fs import OpenFile
+    from vino.sqlite.vfsfile import VinoFile
 
-__all__ = ["MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead", "fallback_reason", "native",
-           "reader", "rlock", "served", "xread"]
+__all__ = ["MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead", "XRead", "fallback_reason",
+           "native", "reader", "rlock", "served", "xread"]
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "plainread.c"
 MODULE_NAME: Final = "_vino_plainread"
 
-PlainRead = Callable[["FileSystem", "OpenFile", int, int], "bytes | None"]
-M = TypeVar("M", bound=Callable[..., bytes])
+PlainRead = Callable[["FileIO", "OpenFile", int, int], "bytes | None"]
+XRead = Callable[["VinoFile", int, int], bytes]
 
 # The instance attributes the native code reads by name (from the instance dict).
 _FS_NAMES: Final = ("_epoch", "cache", "device", "stats", "readahead_max")
@@ -103,7 +105,7 @@ def reader() -> PlainRead | None:
     return fn
 
 
-def xread(fallback: M, kernel_file: type, vfs_stats: type, page_bytes: int) -> M:
+def xread(fallback: XRead, kernel_file: type, vfs_stats: type, page_bytes: int) -> XRead:
     """``VinoFile.xRead``: the native method (2. above) over ``fallback``, or ``fallback``
     itself when the native module cannot be had. ``kernel_file`` and ``vfs_stats`` are
     the VFS's ``KernelFile`` and ``VfsStats`` (whose slots it reads), ``page_bytes`` the
@@ -112,7 +114,7 @@ def xread(fallback: M, kernel_file: type, vfs_stats: type, page_bytes: int) -> M
     if mod is None:
         return fallback
     mod.setup_vfs(kernel_file, vfs_stats, page_bytes)
-    method: M = mod.XRead(fallback)
+    method: XRead = mod.XRead(fallback)
     return method
 
 

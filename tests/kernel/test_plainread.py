@@ -1,0 +1,132 @@
+"""Attacks on the native plain read's own parts (``plainread.py``): its lock, twin of
+``threading.RLock``, which the cache and the VFS hold, and its selection.
+
+The reads themselves are attacked in ``test_plain_read.py`` (both paths) and, through
+SQLite, in ``tests/sqlite/test_sqlite_vfs.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from vino.kernel import plainread
+from vino.kernel.cache import Cache
+from vino.sqlite.vfs import VinoVFS
+from vino.sqlite.vfsfile import VinoFile
+
+Factory = Callable[[], threading.RLock]
+
+
+def _native_rlock() -> threading.RLock:
+    mod = plainread.native()
+    if mod is None:
+        pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
+    lock: threading.RLock = mod.RLock()
+    return lock
+
+
+LOCKS = pytest.mark.parametrize("make", [threading.RLock, _native_rlock],
+                                ids=["threading", "native"])
+
+
+@LOCKS
+def test_a_lock_taken_twice_by_its_holder_is_free_only_after_two_releases(make: Factory) -> None:
+    lock = make()
+    assert lock.acquire() and lock.acquire(False) and lock.acquire(True, 0.1)
+    with lock:
+        pass
+    for _ in range(2):
+        lock.release()
+    assert lock._is_owned()  # type: ignore[attr-defined]
+    taken: list[bool] = []
+    other = threading.Thread(target=lambda: taken.append(lock.acquire(False)))
+    other.start()
+    other.join()
+    assert taken == [False]
+    lock.release()
+    assert not lock._is_owned()  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError):
+        lock.release()
+
+
+@LOCKS
+def test_a_thread_cannot_release_a_lock_another_thread_holds(make: Factory) -> None:
+    lock = make()
+    lock.acquire()
+    errors: list[BaseException] = []
+
+    def steal() -> None:
+        try:
+            lock.release()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thief = threading.Thread(target=steal)
+    thief.start()
+    thief.join()
+    assert len(errors) == 1
+    assert lock._is_owned()  # type: ignore[attr-defined]
+    lock.release()
+
+
+@LOCKS
+def test_a_waiter_times_out_and_then_gets_the_lock_once_it_is_released(make: Factory) -> None:
+    lock = make()
+    results: list[bool] = []
+    held, go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            go.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    t0 = time.monotonic()
+    results.append(lock.acquire(True, 0.05))
+    waited = time.monotonic() - t0
+    waiter = threading.Thread(target=lambda: results.append(lock.acquire()))
+    waiter.start()
+    go.set()  # the holder lets go: the blocked waiter gets it
+    waiter.join(10)
+    holder.join()
+    assert results == [False, True] and waited >= 0.04
+    with pytest.raises(ValueError):
+        lock.acquire(False, 1.0)
+
+
+def test_the_cache_and_the_vfs_hold_the_lock_the_native_read_tries() -> None:
+    mod = plainread.native()
+    if mod is None:
+        pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
+    assert type(Cache(4)._lock) is mod.RLock
+    assert isinstance(VinoFile.xRead, mod.XRead)
+    assert VinoFile.xRead.fallback is VinoFile._xread
+
+
+def test_the_names_the_native_read_finds_per_instance_are_no_class_attributes() -> None:
+    # They are read from the instance dicts: a class attribute of that name (a property,
+    # a descriptor) would be bypassed, so none may exist.
+    for cls, names in ((VinoVFS, plainread.VFS_NAMES), (VinoFile, plainread.VFS_FILE_NAMES)):
+        assert [n for n in names if hasattr(cls, n)] == []
+
+
+def test_asking_for_the_python_path_turns_the_native_read_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plainread, "_LOADED", [])
+    monkeypatch.setattr(plainread, "fallback_reason", "")
+    monkeypatch.setenv("VINO_PLAINREAD", "python")
+    assert plainread.native() is None and plainread.reader() is None
+    assert "VINO_PLAINREAD=python" in plainread.fallback_reason
+    assert type(plainread.rlock()) is type(threading.RLock())
+    assert plainread.served() == 0
+
+    def fallback(f: VinoFile, amount: int, offset: int) -> bytes:
+        return b""
+
+    assert plainread.xread(fallback, object, object, 4096) is fallback
