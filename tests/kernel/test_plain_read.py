@@ -41,7 +41,7 @@ FAR = NDIRECT + 5  # a block mapped through the indirect block
 def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Which plain read the kernels booted by the test take: the native one, or Python."""
     if request.param == "python":
-        monkeypatch.setattr(plainread, "reader", lambda: None)
+        monkeypatch.setattr(plainread, "reader", lambda *kinds: None)
     elif plainread.native() is None:
         pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
     path: str = request.param

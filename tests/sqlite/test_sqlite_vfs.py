@@ -333,7 +333,7 @@ def test_the_native_xread_reads_what_the_python_one_reads_and_counts_the_same(
         pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
     native = _reads(tmp_path / "native.img", cache_pages)
     with monkeypatch.context() as m:
-        m.setattr(plainread, "reader", lambda: None)
+        m.setattr(plainread, "reader", lambda *kinds: None)
         m.setattr(VinoFile, "xRead", VinoFile._xread)
         python = _reads(tmp_path / "python.img", cache_pages)
     assert python.pop("native") == 0

@@ -77,7 +77,7 @@ from typing import Literal
 
 from vino.graft.hold import SharedLock
 from vino.kernel import params, plainread
-from vino.kernel.cache import Cache
+from vino.kernel.cache import Cache, CacheStats, _Frame
 from vino.kernel.clock import Clock, RealClock
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import (
@@ -186,7 +186,8 @@ class FileSystem(Invariants):
         self.plain_read = self._plain_read
         # The plain read's hit in native code (plainread.py), tried first by pread; None:
         # the Python plain path only.
-        self._native_read = plainread.reader()
+        self._native_read = plainread.reader(FileSystem, OpenFile, Inode, FsStats, Cache,
+                                             CacheStats, _Frame, BS, NDIRECT)
         # Re-entrant; grafts run under it are bounded in wall time (graft/hold.py).
         self._lock = SharedLock("fs")
         self._mounted = True

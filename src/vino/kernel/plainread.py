@@ -76,8 +76,8 @@ def _asked_for_python() -> bool:
 
 
 def native() -> ModuleType | None:
-    """The ``_vino_plainread`` module, built, imported and given the kernel's classes on
-    first use; None if it cannot be had (``fallback_reason`` says why)."""
+    """The ``_vino_plainread`` module, built and imported on first use; None if it cannot
+    be had (``fallback_reason`` says why)."""
     global fallback_reason
     if _LOADED:
         return _LOADED[0]
@@ -89,18 +89,29 @@ def native() -> ModuleType | None:
                 _LOADED.append(None)
             else:
                 try:
-                    _LOADED.append(_setup(_load()))
+                    _LOADED.append(_load())
                 except (OSError, ImportError) as exc:
                     fallback_reason = str(exc)
                     _LOADED.append(None)
     return _LOADED[0]
 
 
-def reader() -> PlainRead | None:
-    """The native plain read (1. above) for a file system to try first, or None."""
+def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
+           cache_stats: type, frame: type, block_bytes: int, ndirect: int) -> PlainRead | None:
+    """The native plain read (1. above) for a file system to try first, or None. The
+    arguments are the kernel's classes whose fields it reads (``FileSystem``,
+    ``OpenFile``, ``Inode``, ``FsStats``, ``Cache``, ``CacheStats``, the cache's frame),
+    the block size and the number of direct blocks."""
     mod = native()
     if mod is None:
         return None
+    # The native read finds these in the instance dicts: no class may define them.
+    for cls, names in ((fs, _FS_NAMES), (cache, _CACHE_NAMES)):
+        shadowed = [name for name in names if hasattr(cls, name)]
+        if shadowed:
+            raise TypeError(f"{cls.__name__} defines {shadowed} at class level: the "
+                            f"native plain read reads them from the instance")
+    mod.setup_fs(open_file, inode, fs_stats, cache_stats, frame, block_bytes, ndirect)
     fn: PlainRead = mod.plain_read
     return fn
 
@@ -132,23 +143,6 @@ def served() -> int:
     """Reads the native path answered in this process (0 without it)."""
     mod = native()
     return 0 if mod is None else int(mod.served())
-
-
-def _setup(mod: ModuleType) -> ModuleType:
-    # Imported here: this module is imported by the kernel's and the VFS's own.
-    from vino.kernel.cache import Cache, CacheStats, _Frame
-    from vino.kernel.fs import FileSystem, OpenFile
-    from vino.kernel.fspolicy import FsStats
-    from vino.kernel.inode import BS, NDIRECT, Inode
-
-    # The native read finds these in the instance dicts: no class may define them.
-    for cls, names in ((FileSystem, _FS_NAMES), (Cache, _CACHE_NAMES)):
-        shadowed = [name for name in names if hasattr(cls, name)]
-        if shadowed:
-            raise ImportError(f"{cls.__name__} defines {shadowed} at class level: "
-                              f"the native plain read reads them per instance")
-    mod.setup_fs(OpenFile, Inode, FsStats, CacheStats, _Frame, BS, NDIRECT)
-    return mod
 
 
 def _load() -> ModuleType:
