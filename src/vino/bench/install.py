@@ -87,7 +87,7 @@ def _fill(make: Callable[[int], bytes], per_body: int, nlocals: int = 0) -> byte
 
 
 SHAPES: Final[dict[str, Callable[[], bytes]]] = {
-    "sample graft (chacha20_filter, 2 KB)": lambda: b"",  # read from the SDK in the child
+    "sample graft (chacha20_filter, 5 KB)": lambda: b"",  # read from the SDK in the child
     "4094 functions of 240 B (1 MiB)": lambda: _fill(_arith, 240),
     "15 bodies of 64 KiB (1 MiB)": lambda: _fill(_arith, limits.MAX_FUNCTION_BODY_BYTES - 16),
     "15 bodies of 64 KiB, 1024 live locals": lambda: _fill(
