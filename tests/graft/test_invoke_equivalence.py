@@ -95,9 +95,9 @@ def invoke_plain(g: Graft, args: tuple[Any, ...]) -> Any:
         txn.start_ns = 0
         st = g.stats
         sample = not st.commits & SAMPLE_MASK
-        t0 = time.perf_counter_ns()
         stage = _ENCODE
         try:
+            t0 = time.perf_counter_ns()
             wasm_args = point.encode(g.buffer, *args)
             stage = _GUEST
             if g._ticks.value != g._deadline_tick:
@@ -115,7 +115,7 @@ def invoke_plain(g: Graft, args: tuple[Any, ...]) -> Any:
             result = point.decode(g.buffer, g.entry.result_i32(), *args)
             stage = _GUEST
             g._finish(txn, t1, t2)
-        except Exception as exc:
+        except BaseException as exc:
             return g._failed(txn, exc, stage, args)
         st.commits += 1
         st.graft_ns += t2 - t1

@@ -53,11 +53,13 @@ def deliver(g: Graft, args: tuple[object, ...]) -> bool:
             wasm_args = point.encode(g.buffer, *args)
             stage = _GUEST
             t1, t2 = g._call_handler(txn, g.entry, wasm_args, "handler")
-        except Exception as exc:
-            if stage is _ENCODE or is_host_fault(exc):
+        except BaseException as exc:  # an interrupt as well: aborted, never left current
+            interrupt = not isinstance(exc, Exception)  # always re-raised
+            if interrupt or stage is _ENCODE or is_host_fault(exc):
                 aborts.host_fault(g, txn, exc, f"{point.name} encode" if stage is _ENCODE
-                                 else "graft-callable")
-                if point.host_faults == HOST_FAULTS_DEFAULT:
+                                 else "graft-callable" if not interrupt
+                                 else "code during the guest call")
+                if point.host_faults == HOST_FAULTS_DEFAULT and not interrupt:
                     return False
                 raise
             aborts.abort(g, txn, exc)

@@ -93,6 +93,11 @@ _GUEST: Final = "graft-callable"
 _DECODE: Final = "decode"
 
 
+def interrupted_at(point: Point, stage: str) -> str:
+    """Where an interrupt met a call at ``stage`` (the host's code it was raised in)."""
+    return f"{point.name} {stage}" if stage is not _GUEST else "code during the guest call"
+
+
 class Graft:
     """One installed graft: a module instance bound to a point, target and principal."""
 
@@ -230,12 +235,14 @@ class Graft:
         """Start this graft's transaction (the one reusable object) as a child of the current."""
         txn = self._txn
         ts = _LOCAL.ts
-        txn.reset(ts)
+        start = time.perf_counter_ns()
+        hold = ts.hold
+        wall = hold.deadline_ns(self.principal, start) if hold else 0
         txn.undo_room = self._undo_quota - self._usage.undo_entries
         txn.budget_ns = self.budget_ns
-        txn.start_ns = time.perf_counter_ns()
-        hold = ts.hold
-        txn.wall_deadline_ns = hold.deadline_ns(self.principal, txn.start_ns) if hold else 0
+        txn.start_ns = start
+        txn.wall_deadline_ns = wall
+        txn.reset(ts)  # last: an interrupt before it leaves nothing begun
         return txn
 
     def _renew_deadline(self) -> None:
@@ -370,18 +377,19 @@ class Graft:
             txn.args = args
             txn.parent = parent
             txn.ts = ts
-            txn.state = ACTIVE
             txn.undo_room = self._undo_quota - self._usage.undo_entries
             txn.start_ns = 0  # set when the guest is entered; 0: it never was
             hold = ts.hold
             txn.wall_deadline_ns = hold.deadline_ns(self.principal, _perf_ns()) if hold else 0
-            ts.txn = txn
             st = self.stats
             sample = not st.commits & SAMPLE_MASK  # time the whole call on 1 call in 16
-            if sample:
-                t0 = _perf_ns()
             stage = _ENCODE
+            # Begun: from here on, whatever is raised (an interrupt too) ends it (_failed).
+            txn.state = ACTIVE
+            ts.txn = txn
             try:
+                if sample:
+                    t0 = _perf_ns()
                 wasm_args = point.encode(self.buffer, *args)
                 stage = _GUEST
                 entry = self.entry
@@ -419,7 +427,7 @@ class Graft:
                     ts.txn = parent
                 else:
                     txn.commit()
-            except Exception as exc:
+            except BaseException as exc:  # an interrupt as well: never left current
                 return self._failed(txn, exc, stage, args)
             st.commits += 1
             st.graft_ns += t2 - t1
@@ -437,12 +445,17 @@ class Graft:
             if self._events:
                 self._flush()
 
-    def _failed(self, txn: Transaction, exc: Exception, stage: str,
+    def _failed(self, txn: Transaction, exc: BaseException, stage: str,
                 args: tuple[object, ...]) -> object:
         """A function-point call that raised at ``stage``: the host's fault (aborted and
         re-raised, or the default's answer per the point's ``host_faults``) or the
-        graft's (aborted; the default's answer)."""
+        graft's (aborted; the default's answer). An interrupt (an exception that is no
+        ``Exception``: ``KeyboardInterrupt``, ``SystemExit``) is the host's and always
+        re-raised: the transaction is aborted first, so none is left current."""
         point: ErasedFunctionPoint = self.point  # type: ignore[assignment]
+        if not isinstance(exc, Exception):
+            aborts.host_fault(self, txn, exc, interrupted_at(point, stage))
+            raise exc
         if (stage is _ENCODE or is_host_fault(exc)
                 or (stage is _DECODE and not isinstance(exc, InvalidResult))):
             aborts.host_fault(self, txn, exc, f"{point.name} {stage}" if stage is not _GUEST

@@ -76,8 +76,8 @@ def send(g: Graft, data: bytes) -> int:
             if txn.state == ACTIVE:
                 txn.abort()  # refusing is its right: undone, not a failure
             raise
-        except Exception as exc:
-            if is_host_fault(exc):
+        except BaseException as exc:  # an interrupt as well: aborted, never left current
+            if not isinstance(exc, Exception) or is_host_fault(exc):
                 aborts.host_fault(g, txn, exc, "graft-callable (message)")
                 raise
             rec = aborts.abort(g, txn, exc)

@@ -594,10 +594,9 @@ static PyObject *delegate(Protected *p, PyObject *args) {
 }
 
 /* graft._failed(txn, exc, stage, args) for the exception being raised, handled as in
- * an `except Exception` clause (sys.exc_info() is it meanwhile); anything else (a
- * KeyboardInterrupt) is left raised, as it passes such a clause. */
+ * Graft.invoke's `except BaseException` clause (sys.exc_info() is it meanwhile): an
+ * interrupt (no Exception) too, which _failed aborts and raises again. */
 static PyObject *failed(Protected *p, int stage, PyObject *args) {
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
@@ -697,10 +696,11 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     }
     if (SLOT(txn, P.t_wall_deadline_ns) != P.zero) set_slot(txn, P.t_wall_deadline_ns, P.zero);
     set_slot(ts, P.s_txn, txn);
+    /* begun: from here on every exit that raises goes through fail (Graft._failed) */
     int sample = !(commits & P.sample_mask);
+    stage = ENCODE;
     if (sample && read_clock(clock, &t0) < 0) goto fail;
     /* encode */
-    stage = ENCODE;
     buffer = graft_slot(p, P.g_buffer, "buffer");
     if (buffer == NULL || (fn = point_field(p, P.n_encode)) == NULL) goto fail;
     {
