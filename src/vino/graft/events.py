@@ -15,13 +15,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Final
 
+from vino.errors import InvalidResult, MessageRefused
 from vino.graft import aborts
 from vino.graft.aborts import is_host_fault
 from vino.graft.point import HOST_FAULTS_DEFAULT, Context
 from vino.graft.txn import _LOCAL
 
 if TYPE_CHECKING:
+    from vino.graft.fastcall import RawFunc
     from vino.graft.invoke import Graft
+    from vino.graft.txn import Transaction
 
 # Where a handler's call is, for telling host faults from graft faults.
 _ENCODE: Final = "encode"
@@ -52,7 +55,7 @@ def deliver(g: Graft, args: tuple[object, ...]) -> bool:
         try:
             wasm_args = point.encode(g.buffer, *args)
             stage = _GUEST
-            t1, t2 = g._call_handler(txn, g.entry, wasm_args, "handler")
+            t1, t2 = call_handler(g, txn, g.entry, wasm_args, "handler")
         except BaseException as exc:  # an interrupt as well: aborted, never left current
             interrupt = not isinstance(exc, Exception)  # always re-raised
             if interrupt or stage is _ENCODE or is_host_fault(exc):
@@ -75,3 +78,31 @@ def deliver(g: Graft, args: tuple[object, ...]) -> bool:
         return True
     finally:
         g._end_call()
+
+
+def call_handler(g: Graft, txn: Transaction, func: RawFunc, wasm_args: tuple[int, ...],
+                 what: str, refusable: bool = False) -> tuple[int, int]:
+    """Call an event or message handler of ``g`` inside ``txn`` and commit; return
+    (t1, t2), the guest's entry and return.
+
+    A trap, memory over quota, a doom or a negative answer raises instead (the
+    caller aborts). The function-point hot path, ``Graft.invoke``, inlines its own.
+    """
+    if g._ticks.value != g._deadline_tick:
+        g._renew_deadline()
+    t1 = time.perf_counter_ns()
+    rc = func.call(*wasm_args) if wasm_args else func.call0()
+    t2 = time.perf_counter_ns()
+    hold = txn.ts.hold
+    if hold is not None:
+        g._spend_hold(hold, txn, t2 - t1)
+    if rc:
+        raise aborts.failure(g, rc, txn, func)
+    g._account_memory()
+    ret = func.result_i32()
+    if ret < 0:
+        if refusable:
+            raise MessageRefused(g.name, ret)
+        raise InvalidResult(f"{what} returned {ret}")
+    g._finish(txn, t1, t2)
+    return t1, t2

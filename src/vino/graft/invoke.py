@@ -56,7 +56,6 @@ from vino import limits
 from vino.errors import (
     Forbidden,
     InvalidResult,
-    MessageRefused,
     QuotaExceeded,
 )
 from vino.graft import aborts, events, failures, fastcall, fastpath, hosting
@@ -91,11 +90,6 @@ _INSTANCE_OBJECTS: Final = ("pre", "memory", "entry", "_call0", "_rawcall", "_re
 _ENCODE: Final = "encode"
 _GUEST: Final = "graft-callable"
 _DECODE: Final = "decode"
-
-
-def interrupted_at(point: Point, stage: str) -> str:
-    """Where an interrupt met a call at ``stage`` (the host's code it was raised in)."""
-    return f"{point.name} {stage}" if stage is not _GUEST else "code during the guest call"
 
 
 class Graft:
@@ -449,18 +443,16 @@ class Graft:
                 args: tuple[object, ...]) -> object:
         """A function-point call that raised at ``stage``: the host's fault (aborted and
         re-raised, or the default's answer per the point's ``host_faults``) or the
-        graft's (aborted; the default's answer). An interrupt (an exception that is no
-        ``Exception``: ``KeyboardInterrupt``, ``SystemExit``) is the host's and always
-        re-raised: the transaction is aborted first, so none is left current."""
+        graft's (aborted; the default's answer). An interrupt (no ``Exception``: Ctrl-C)
+        is the host's too, always re-raised: no transaction is left current."""
         point: ErasedFunctionPoint = self.point  # type: ignore[assignment]
-        if not isinstance(exc, Exception):
-            aborts.host_fault(self, txn, exc, interrupted_at(point, stage))
-            raise exc
-        if (stage is _ENCODE or is_host_fault(exc)
+        interrupt = not isinstance(exc, Exception)
+        if (interrupt or stage is _ENCODE or is_host_fault(exc)
                 or (stage is _DECODE and not isinstance(exc, InvalidResult))):
             aborts.host_fault(self, txn, exc, f"{point.name} {stage}" if stage is not _GUEST
-                              else "graft-callable or default")
-            if point.host_faults == HOST_FAULTS_DEFAULT:
+                              else "graft-callable or default" if not interrupt
+                              else "code during the guest call")
+            if point.host_faults == HOST_FAULTS_DEFAULT and not interrupt:
                 return point.default(*args)
             raise exc
         aborts.abort(self, txn, exc)
@@ -469,32 +461,6 @@ class Graft:
     def invoke_event(self, args: tuple[object, ...]) -> bool:
         """Run one event handler; True if it committed (``events.deliver``)."""
         return events.deliver(self, args)
-
-    def _call_handler(self, txn: Transaction, func: fastcall.RawFunc, wasm_args: tuple[int, ...],
-                      what: str, refusable: bool = False) -> tuple[int, int]:
-        """Call an event or message handler inside ``txn`` and commit; return (t1, t2).
-
-        A trap, memory over quota, a doom or a negative answer raises instead (the
-        caller aborts). The function-point hot path, ``invoke``, inlines its own.
-        """
-        if self._ticks.value != self._deadline_tick:
-            self._renew_deadline()
-        t1 = time.perf_counter_ns()
-        rc = func.call(*wasm_args) if wasm_args else func.call0()
-        t2 = time.perf_counter_ns()
-        hold = txn.ts.hold
-        if hold is not None:
-            self._spend_hold(hold, txn, t2 - t1)
-        if rc:
-            raise aborts.failure(self, rc, txn, func)
-        self._account_memory()
-        ret = func.result_i32()
-        if ret < 0:
-            if refusable:
-                raise MessageRefused(self.name, ret)
-            raise InvalidResult(f"{what} returned {ret}")
-        self._finish(txn, t1, t2)
-        return t1, t2
 
     def _end_call(self) -> None:
         """How every call that took the store ends (``finally``; ``invoke`` inlines it):

@@ -23,6 +23,7 @@ from vino.errors import (
 )
 from vino.graft import aborts
 from vino.graft.aborts import is_host_fault
+from vino.graft.events import call_handler
 from vino.graft.fastcall import I32
 from vino.graft.point import Context
 from vino.graft.txn import _LOCAL, ACTIVE
@@ -70,7 +71,7 @@ def send(g: Graft, data: bytes) -> int:
         g.context = Context.MESSAGE
         try:
             g.buffer[: len(data)] = data
-            g._call_handler(txn, message, (len(data),), "vino_message", refusable=True)
+            call_handler(g, txn, message, (len(data),), "vino_message", refusable=True)
             ret = message.result_i32()
         except MessageRefused:
             if txn.state == ACTIVE:
