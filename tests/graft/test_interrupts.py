@@ -191,30 +191,42 @@ def test_an_interrupt_in_an_event_handlers_encode_leaves_no_transaction_current(
                     reason="signal handlers run on the main thread")
 @pytest.mark.parametrize("path", PATHS)
 def test_ctrl_c_while_a_graft_runs_aborts_it_and_reaches_the_caller(path: str) -> None:
-    """A real signal: its handler raises in the epoch callback while the guest spins
-    (a second-long budget, so only the interrupt stops it); the guest is stopped, its
-    put undone, and the ``KeyboardInterrupt`` reaches the caller."""
+    """A real SIGINT, sent once the guest is running (a five-second budget, so only the
+    interrupt stops it): its handler raises in the epoch callback, the guest is stopped,
+    its put undone, and the ``KeyboardInterrupt`` reaches the caller."""
     w = make_world(alice_quota={"cpu_call_s": 5.0})
     try:
         g = _install(w, path, PUT_AND_SPIN)
         before = w.snapshot()
-        missed: list[str] = []
+        main = threading.main_thread().ident
+        assert main is not None
+        late: list[str] = []
 
-        def on_alarm(signum: int, frame: object) -> None:
-            if g.busy():  # inside the call (else a late alarm: ignored, not raised)
+        def on_sigint(signum: int, frame: object) -> None:
+            if g.busy():
                 raise KeyboardInterrupt
-            missed.append("outside the call")
+            late.append("outside the call")  # never raised into the test's own code
 
-        old = signal.signal(signal.SIGALRM, on_alarm)
+        def ctrl_c() -> None:
+            deadline = time.monotonic() + 30.0
+            while not (g.busy() and g._txn.state == ACTIVE and g._txn.start_ns):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.001)
+            signal.pthread_kill(main, signal.SIGINT)
+
+        old = signal.signal(signal.SIGINT, on_sigint)
+        sender = threading.Thread(target=ctrl_c)
         try:
-            signal.setitimer(signal.ITIMER_REAL, 0.005)
+            sender.start()
             t = time.perf_counter()
             with pytest.raises(KeyboardInterrupt) as info:
                 w.pick(TARGET, 3)
+            elapsed = time.perf_counter() - t
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-        assert time.perf_counter() - t < 4.0 and not missed
+            sender.join(30.0)
+            signal.signal(signal.SIGINT, old)
+        assert not late and elapsed < 4.0  # stopped by the interrupt, not by its budget
         _assert_left_clean(g)
         assert_host_fault_kept_and_restored(w, g, info.value, before)
     finally:
