@@ -212,13 +212,13 @@ class BlockDevice:
         ``buf`` as one request: every read of the device is one of these (the cache's
         misses read straight into a page buffer). ``buf`` must be a positive multiple
         of the block size; after an error its content is undefined."""
+        bs = self.block_size
         nbytes = len(buf)
-        count = nbytes // self.block_size
-        if n < 0 or count < 1 or n + count > self.nblocks or nbytes % self.block_size:
-            if nbytes % self.block_size or not count:
+        count = nbytes // bs
+        if n < 0 or count < 1 or n + count > self.nblocks or nbytes % bs:
+            if nbytes % bs or not count:
                 raise InvalidArgument(
-                    f"read_into({n}): {nbytes} bytes is not a positive multiple of "
-                    f"{self.block_size}")
+                    f"read_into({n}): {nbytes} bytes is not a positive multiple of {bs}")
             self.check_block(n, count)  # raises the error that names the bad block
         with self._lock:  # _account inline: every cache miss comes here
             fd = self._fd
@@ -227,18 +227,18 @@ class BlockDevice:
             if self._power is not None:
                 self._power.before_request(self.path)
             try:
-                got = os.preadv(fd, [buf], n * self.block_size)
+                got = os.preadv(fd, (buf,), n * bs)
             except OSError as e:
                 raise DeviceError(e.errno or 0, "read", n, str(self.path), str(e)) from e
             if got != nbytes:  # the image was truncated behind our back
-                raise BadBlock(n + got // self.block_size, self.nblocks, str(self.path))
-            sequential = n == self._head
-            ns = (self._block_ns[sequential] if count == 1
-                  else self.profile.request_ns(nbytes, sequential))
-            self._head = n + count
+                raise BadBlock(n + got // bs, self.nblocks, str(self.path))
             stats = self.stats
-            if not sequential:
+            if n == self._head:  # sequential: the head is there
+                ns = self._block_ns[1] if count == 1 else self.profile.request_ns(nbytes, True)
+            else:
+                ns = self._block_ns[0] if count == 1 else self.profile.request_ns(nbytes, False)
                 stats.seeks += 1
+            self._head = n + count
             stats.busy_ns += ns
             stats.reads += 1
             stats.blocks_read += count

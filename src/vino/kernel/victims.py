@@ -148,16 +148,18 @@ class VictimChoice:
 
     def _sweep(self) -> _Frame:
         """Global clock: the first unpinned frame not referenced since the hand last passed."""
-        n = self.nframes
+        frames, n, hand = self._frames, self.nframes, self._hand  # (every miss sweeps)
         for _ in range(2 * n):  # one lap clears every bit, the second must find a frame
-            frame = self._frames[self._hand]
-            self._hand = (self._hand + 1) % n
+            frame = frames[hand]
+            hand = (hand + 1) % n
             if frame.pinned or (frame.dev is None and frame.aspace is None):  # or free
                 continue
             if frame.referenced:
                 frame.referenced = False
                 continue
+            self._hand = hand
             return frame
+        self._hand = hand
         raise NoSpace(f"all {n} frames are pinned; nothing can be evicted")
 
     def _choose_in(self, aspace: AddressSpace) -> _Frame:
