@@ -427,7 +427,6 @@ class VinoVFS(apsw.VFS):
                     raise ioerr(apsw.SQLITE_IOERR_DIR_FSYNC, "xDelete", exc) from exc
                 self.stats.dir_syncs += 1
 
-    @sqlite_errors(apsw.SQLITE_IOERR_ACCESS)
     def xAccess(self, pathname: str, flags: int) -> bool:
         kname = kernel_name(pathname)
         fs = self.kernel.fs
@@ -435,16 +434,19 @@ class VinoVFS(apsw.VFS):
         if gone is not None and gone[0] is fs and gone[1] == fs.names_version:
             self.stats.access_kept += 1
             return False  # no name was made since the kernel said there is none
-        with self._mutex:
-            if self._pending:
-                self._flush_all()
-            version = fs.names_version  # before the probe: a name made after it shows
-            found = fs.probe(kname)
-            if found is None:
-                if len(self._absent) >= ABSENT_NAMES_KEPT:
-                    self._absent.clear()
-                self._absent[kname] = (fs, version)
-                return False
+        try:  # (not the sqlite_errors wrapper: SQLite asks twice per transaction)
+            with self._mutex:
+                if self._pending:
+                    self._flush_all()
+                version = fs.names_version  # before the probe: a name made after it shows
+                found = fs.probe(kname)
+                if found is None:
+                    if len(self._absent) >= ABSENT_NAMES_KEPT:
+                        self._absent.clear()
+                    self._absent[kname] = (fs, version)
+                    return False
+        except (KernelError, OSError) as exc:
+            raise ioerr(apsw.SQLITE_IOERR_ACCESS, "xAccess", exc) from exc
         size, uid, perm = found
         if flags == apsw.SQLITE_ACCESS_EXISTS:
             return size > 0
