@@ -62,6 +62,14 @@ def _workload(k: Kernel) -> dict[str, object]:
             writes.append((fs.stat("f").size + 2 * BS, pattern(1, f"hole{i}")))  # a hole
         fs.pwritev(w, writes)
         fs.pwrite(w, ((i * 5) % BLOCKS) * BS, pattern(1, f"c{i}"))
+        if i % 4 == 1:  # a journal's life: new blocks the inode maps directly, then unlinked
+            fs.create(w.user, "j", 0o600)
+            with fs.open(w.user, "j", "rw") as j:
+                fs.pwritev(j, [(0, pattern(3, f"j{i}")), (3 * BS, pattern(2, f"k{i}"))])
+                if i % 8 == 1:
+                    fs.fsync(j)
+                got.append(fs.pread(j, 0, 5 * BS))
+            fs.unlink(w.user, "j")
         fs.seek(w, ((i * 3) % BLOCKS) * BS)
         fs.write(w, pattern(1, f"d{i}"))
         got.append((w.pos, w.history))
@@ -170,3 +178,31 @@ def test_plain_writes_failing_midway_leave_exactly_the_writes_not_done(boot: Boo
         expect[(NDIRECT + b) * BS:(NDIRECT + b + 1) * BS] = pattern(1, f"new{b}")
     k2 = boot.remount(k)
     assert read_file(k2, k2.root, "f") == bytes(expect)
+
+
+def test_a_plain_append_the_cache_cannot_take_changes_nothing_and_can_be_retried(
+        boot: Boot) -> None:
+    # Every frame holds a dirty block: the new file's blocks evict them, and the device
+    # fails at the second write-back. The new blocks are all given back.
+    k = boot(frames=8)
+    w = _opened(k)
+    k.fs.sync()
+    k.fs.pwritev(w, [(b * BS, pattern(1, f"dirty{b}")) for b in range(8)])
+    k.fs.create(w.user, "j", 0o600)
+    j = k.fs.open(w.user, "j", "rw")
+    free = k.fs.free_blocks
+    inj = Injector()
+    inj.on_exc("write", lambda site, n: DeviceError(errno.EIO, "write", -1, "disk.img"))
+    writes: list[tuple[int, bytes | bytearray]] = [(0, pattern(4, "journal"))]
+    with inj.patch(k.device, "write_blocks", "write"):
+        inj.arm("write", 2)
+        with pytest.raises(DeviceError):
+            k.fs.pwritev(j, writes)
+    assert len(writes) == 1 and k.fs.stat("j").size == 0 and j.inode.direct[:4] == [0] * 4
+    assert k.fs.free_blocks == free
+    k.fs.check_invariants()
+    k.fs.pwritev(j, writes)
+    assert k.fs.pread(j, 0, 4 * BS) == pattern(4, "journal")
+    k.fs.close(j)
+    k2 = boot.remount(k)
+    assert read_file(k2, k2.root, "j") == pattern(4, "journal")

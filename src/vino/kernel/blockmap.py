@@ -116,7 +116,7 @@ class BlockMap:
         Each indirect block on the way is looked up once per call (a run of a write
         shares them), and a block past the end of file is a hole without looking
         (no pointer lies at or past ``ceil(size / BS)``: ``fsinvariants``)."""
-        need = sum(1 for b in range(first, min(last, NDIRECT - 1) + 1) if ino.direct[b] == 0)
+        need = ino.direct[first:min(last, NDIRECT - 1) + 1].count(0)
         missing: set[tuple[int, tuple[int, ...]]] = set()  # indirect blocks to make
         known = ino.bmap
         mapped_end = -(-ino.size // BS)  # no block is mapped at or past it

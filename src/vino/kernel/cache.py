@@ -255,7 +255,9 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
                 self._use(frame)
             else:
                 frame = self._miss(dev, block)  # counted as a miss and a use
-            frame.data[offset:offset + len(data)] = data
+            # Through a memoryview: bytearray slice assignment copies a bytes or memoryview
+            # source into a temporary first (~0.8 µs of a 4 KiB block), a view does not.
+            memoryview(frame.data)[offset:offset + len(data)] = data
             frame.dirty = True
             self._dirty_files[key] = frame
 
@@ -285,7 +287,7 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
                 tick = self._tick = self._tick + 1  # _use of a file block, inline
                 frame.last_use = tick
                 frame.referenced = True
-                frame.data[:] = view[at:at + PAGE]
+                memoryview(frame.data)[:] = view[at:at + PAGE]  # no temporary (write_block)
                 at += PAGE
                 frame.dirty = True
                 dirty[key] = frame
