@@ -65,7 +65,8 @@ def _workload(k: Kernel) -> dict[str, object]:
         if i % 4 == 1:  # a journal's life: new blocks the inode maps directly, then unlinked
             fs.create(w.user, "j", 0o600)
             with fs.open(w.user, "j", "rw") as j:
-                fs.pwritev(j, [(0, pattern(3, f"j{i}")), (3 * BS, pattern(2, f"k{i}"))])
+                fs.pwritev(j, [(0, pattern(1, f"h{i}")[:28]), (BS, pattern(2, f"j{i}")),
+                               (3 * BS + 100, pattern(2, f"k{i}")[:BS + 7])])
                 if i % 8 == 1:
                     fs.fsync(j)
                 got.append(fs.pread(j, 0, 5 * BS))

@@ -341,12 +341,11 @@ class FileIO(Directory):
         nfilter = naccess = 0  # filter calls and access events counted, not made (plain)
         if start > old_size and old_size // BS < first:
             self._zero_tail(ino, of)
-        if (plain and not meta and not start % BS and not n % BS and first >= mapped_end
-                and last < NDIRECT
+        if (plain and not meta and first >= mapped_end and last < NDIRECT
                 and journal.room() >= BLOCK_LOG_BLOCKS + self.geo.bitmap_blocks):
             assert of is not None
             try:
-                self._plain_append(ino, first, view, of)
+                self._plain_append(ino, start, view, of)
             finally:
                 self._store_inode(ino)
             return
@@ -414,34 +413,54 @@ class FileIO(Directory):
             if ino.size != old_size or need:
                 self._store_inode(ino)
 
-    def _plain_append(self, ino: Inode, first: int, data: memoryview, of: OpenFile) -> None:
-        """``_write_at``'s loop for a plain write of whole new blocks that the inode maps
-        directly (a journal SQLite has just created): the same blocks taken in the same
-        order (each from the one before), given to the cache in one call, the same
-        counts, history and size. If the cache fails (writing back a victim), every
-        block taken is given back and nothing changed. The log has room for the
-        bitmap blocks (the caller checked), so no step commits."""
-        count = len(data) // BS
+    def _plain_append(self, ino: Inode, start: int, data: memoryview, of: OpenFile) -> None:
+        """``_write_at``'s loop for a plain write into new blocks only, all mapped directly
+        by the inode (a journal SQLite has just created): the same blocks taken in the
+        same order (each from the one before), given to the cache in one call per
+        partial or run of whole blocks (a partial one padded with zeros, as a new block
+        reads), the same counts, history and size. If the cache fails (writing back a
+        victim), every block taken is given back and nothing changed. The log has room
+        for the bitmap blocks (the caller checked), so no step commits."""
+        n = len(data)
+        first, last = start // BS, (start + n - 1) // BS
+        count = last - first + 1
         blocks: list[int] = []
         hint = ino.direct[first - 1] + 1 if first and ino.direct[first - 1] else self._alloc_hint
+        cache, dev = self.cache, self.device
         try:
             for _ in range(count):
                 blk = self._alloc_block(hint)
                 blocks.append(blk)
                 hint = blk + 1
-            self.cache.write_blocks(self.device, blocks, data)
+            lead = start - first * BS  # zeros before the data in the first block
+            at = i = 0  # bytes of data and blocks written so far
+            if lead:
+                head = bytearray(BS)
+                at = min(BS - lead, n)
+                head[lead:lead + at] = data[:at]
+                cache.write_blocks(dev, blocks[:1], head)
+                i = 1
+            whole = (n - at) // BS
+            if whole:
+                cache.write_blocks(dev, blocks[i:i + whole], data[at:at + whole * BS])
+                at += whole * BS
+                i += whole
+            if at < n:
+                tail = bytearray(BS)
+                tail[:n - at] = data[at:]
+                cache.write_blocks(dev, blocks[i:], tail)
         except BaseException:
             for blk in blocks:
                 self._unalloc_block(blk)
             raise
-        ino.direct[first:first + count] = blocks
-        ino.size = max(ino.size, (first + count) * BS)
+        ino.direct[first:last + 1] = blocks
+        ino.size = max(ino.size, start + n)
         stats = self.stats
         stats.block_writes += count
         stats.filter_calls += count  # the built-in filter and access event: no-ops
         stats.access_events += count
         hist = of._history
-        for bidx in range(first, first + count):
+        for bidx in range(first, last + 1):
             if not hist or hist[0] != bidx:
                 hist.appendleft(bidx)
 
