@@ -123,3 +123,27 @@ def test_graft_kept_waiting_at_a_later_tick_is_still_stopped_by_the_allowance(
     assert seen[0] >= 2
     assert g.aborts and g.aborts[0].reason is AbortReason.TIMEOUT
     assert "wall-time allowance" in g.aborts[0].detail
+    # Its own call ran past a whole allowance: blamed, and removed by the usual policy.
+    assert g.aborts[0].graft_at_fault and g.state == "removed"
+
+
+def test_good_graft_stopped_because_its_principals_other_calls_spent_the_allowance_is_kept(
+        reg: Registry) -> None:
+    # What if a principal's other grafts spent the hold's whole allowance (a hostile
+    # read-ahead spinning before its owner's encryption filter runs in the same hold), and
+    # the loaded machine stretches the good graft's short call across a tick? It is
+    # stopped there (the allowance is spent), but it ran for a tick, not past a whole
+    # allowance: not its fault, so it is kept -- not removed, its file not sealed for good.
+    point = _point(reg)
+    alice = Principal("alice")
+    g = reg.install(point, NAP_THEN_ANSWER, alice, target="t")
+    with SharedLock("fs"):
+        hold = thread_state().hold
+        assert hold is not None
+        hold.spend(alice, int(limits.HOLD_GRAFT_WALL_S * 1e9))  # injected: the others' spending
+        assert point("t", 0) == -1  # stopped at the tick its nap met: the default answered
+    assert g.aborts and g.aborts[0].reason is AbortReason.TIMEOUT
+    assert not g.aborts[0].graft_at_fault
+    assert "by the principal's other calls in this hold" in g.aborts[0].detail
+    assert g.state == "live" and g.failures == 0
+    assert point("t", 0) == 5  # kept: its next call answers

@@ -21,7 +21,8 @@ commits). In the order a failing call meets them:
    counted. Events for the observers are queued on the graft (``Graft._events``)
    and emitted once its store is released.
 
-Invariant: a refused call (``CallRefused``) and an abort caused by a caller's doom
+Invariant: a refused call (``CallRefused``), an abort caused by a caller's doom and
+one stopped by a hold's wall allowance that other calls spent (``AllowanceSpent``)
 are recorded with ``graft_at_fault=False`` and never count towards removal.
 """
 
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from vino import limits
 from vino.errors import (
     AbortReason,
+    AllowanceSpent,
     CallRefused,
     GraftAborted,
     QuotaExceeded,
@@ -199,6 +201,8 @@ def _undo(txn: Transaction) -> int:
 def abort(g: Graft, txn: Transaction, exc: BaseException) -> AbortRecord:
     """Abort ``g``'s call for ``exc`` (the graft's fault, or a refusal); record it."""
     reason, detail = classify(exc)
+    # Stopped because its principal's other calls spent the hold's wall allowance (sandbox).
+    others_spent = isinstance(txn.fault, AllowanceSpent)
     # Stopped because a caller's transaction was doomed (its lock wanted, its undo log
     # full), not for anything of its own: abort, but do not blame this graft.
     caller = txn.parent.doomed() if txn.parent is not None else None
@@ -215,7 +219,7 @@ def abort(g: Graft, txn: Transaction, exc: BaseException) -> AbortRecord:
         # It took memory past its quota and then stopped (a compiled graft whose
         # frame does not fit takes every page it can first): the memory is the cause.
         reason, detail = AbortReason.RESOURCE, f"memory over quota, then {detail}"
-    at_fault = not isinstance(exc, CallRefused) and not callers_doom
+    at_fault = not isinstance(exc, CallRefused) and not callers_doom and not others_spent
     rec = AbortRecord(reason, detail, time.monotonic_ns(), at_fault)
     g._keep_abort(rec)
     if not at_fault:

@@ -10,7 +10,11 @@ A ``SharedLock`` is a re-entrant lock that bounds every graft its holder runs:
 while a thread holds one, each principal's grafts together get at most
 ``limits.HOLD_GRAFT_WALL_S`` of wall time per outermost hold. A graft past its
 principal's allowance is stopped at its next epoch tick and aborted with
-``timeout`` (and, by the usual policy, removed). So one hold lasts at most the
+``timeout``. It is blamed (and, by the usual policy, removed) only if its own call
+ran past a whole allowance; one stopped sooner, because the principal's other calls
+in the hold had spent the rest, is kept (``AllowanceSpent``): a good graft's short
+call meets a tick only when a loaded machine stretches it, and that tick must not
+cost it its place. So one hold lasts at most the
 host's own work plus ``HOLD_GRAFT_WALL_S`` for each principal whose grafts it
 runs, plus one tick and about two GIL hand-overs (``sys.getswitchinterval()``)
 each -- whatever the grafts do, however busy the host -- plus, per call, the wait of

@@ -60,7 +60,7 @@ from typing import Final
 import wasmtime
 
 from vino import limits
-from vino.errors import InvalidDeclaration, QuotaExceeded, TimedOut
+from vino.errors import AllowanceSpent, InvalidDeclaration, QuotaExceeded, TimedOut
 from vino.graft import fastcall, fastpath, stack
 from vino.graft.store import EpochCallback, Instance
 from vino.graft.ticker import Ticker, make_ticker
@@ -90,6 +90,7 @@ gc.callbacks.append(_on_gc)
 
 # One epoch tick: a call meets its first tick at most this long after it started.
 _TICK_NS: Final = int(limits.EPOCH_TICK_S * 1e9)
+_HOLD_NS: Final = int(limits.HOLD_GRAFT_WALL_S * 1e9)  # a principal's whole allowance per hold
 _wall_ns = time.perf_counter_ns  # the callback's wall clock (tests inject a late one)
 
 
@@ -128,9 +129,18 @@ def _decide() -> bool:
         if first:
             txn.wall_exempt_ns = max(0, now - txn.start_ns - _TICK_NS)
         if now - txn.wall_exempt_ns > txn.wall_deadline_ns:
-            txn.fault = TimedOut(
-                f"ran past its principal's wall-time allowance of "
-                f"{limits.HOLD_GRAFT_WALL_S * 1e3:.0f} ms while the host held a shared lock")
+            own = now - txn.wall_exempt_ns - txn.start_ns  # this call's charged wall time
+            if own > _HOLD_NS:  # past a whole allowance on its own
+                txn.fault = TimedOut(
+                    f"ran past its principal's wall-time allowance of "
+                    f"{limits.HOLD_GRAFT_WALL_S * 1e3:.0f} ms while the host held a shared lock")
+            else:
+                others = max(0, _HOLD_NS - (txn.wall_deadline_ns - txn.start_ns))
+                txn.fault = AllowanceSpent(
+                    f"stopped after {own / 1e6:.1f} ms: its principal's wall-time allowance "
+                    f"of {limits.HOLD_GRAFT_WALL_S * 1e3:.0f} ms while the host held a shared "
+                    f"lock was spent, {others / 1e6:.1f} ms of it by the principal's other "
+                    f"calls in this hold (not this graft's fault: kept)")
             return False
     if txn.budget_ns and not first and _net_cpu_ns() - txn.cpu_start_ns > txn.budget_ns:
         txn.fault = TimedOut(f"ran past its CPU budget of {txn.budget_ns / 1e6:.1f} ms")
