@@ -19,7 +19,7 @@ Each figure is the median over rounds of the mean time per call in a round,
 with the spread (p10..p90 over rounds).
 
 The benchmarks' own ``pick`` point lives here and is shared: its codec
-(``encode_pick`` / ``decode_pick``: one u32 in, an answer in 0..100 out) and its
+(``encode_pick`` / ``decode_pick``, declared: one u32 in, an answer in 0..100 out) and its
 grafts (``pick_wat``: answer at once, after a loop, or after calling a
 graft-callable in a loop) serve ``vino.bench.goals`` and ``vino.bench.install`` too.
 """
@@ -27,7 +27,6 @@ graft-callable in a loop) serve ``vino.bench.goals`` and ``vino.bench.install`` 
 from __future__ import annotations
 
 import statistics
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ import wasmtime
 
 from vino import limits
 from vino.bench import bench_quota
-from vino.errors import InvalidResult
 from vino.graft import (
     GLOBAL,
     I32,
@@ -47,6 +45,8 @@ from vino.graft import (
     Registry,
     any_principal,
 )
+from vino.graft.codec import InRange, Scalars
+from vino.graft.layout import U32, Field, Layout, Struct
 from vino.graft.txn import Transaction
 
 
@@ -81,19 +81,12 @@ class Figure:
     p90_us: float
 
 
-_U32 = struct.Struct("<I")
-_NO_ARGS: tuple[int, ...] = ()
-
-
-def encode_pick(buf: memoryview, x: int) -> tuple[int, ...]:
-    _U32.pack_into(buf, 0, x)
-    return _NO_ARGS
-
-
-def decode_pick(buf: memoryview, ret: int, x: int) -> int:
-    if not 0 <= ret <= 100:
-        raise InvalidResult(f"{ret} is not in 0..100")
-    return ret
+# The pick point's buffer: the input x (a u32), then room for the grafts.
+PICK_LAYOUT: Final = Layout(point="bench.pick", entry="pick", buffer_size=64,
+                            fields=Struct("pick_buf", (Field("x", U32, 0),)))
+# Its codec, declared (codec.py): the native protected call runs both in C.
+encode_pick: Final = Scalars(PICK_LAYOUT, ("x",))
+decode_pick: Final = InRange(0, 100, "pick")
 
 
 def _spread(name: str, samples: list[float]) -> Figure:

@@ -15,10 +15,12 @@ back (the quota bounds what a principal may ever use, like an account's budget).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
 from vino import limits
 from vino.errors import QuotaExceeded
+from vino.graft import fastpath
 from vino.graft.txn import thread_state
 
 
@@ -45,18 +47,45 @@ class Quota:
     lock_wall_burst_s: float = limits.QUOTA_LOCK_WALL_BURST_S
 
 
-@dataclass(slots=True)
-class Usage:
-    memory_bytes: int = 0
-    kalloc_bytes: int = 0
-    handles: int = 0
-    locks: int = 0
-    log_bytes: int = 0
-    undo_entries: int = 0
-    cpu_ns: int = 0
+USAGE_FIELDS: Final = ("memory_bytes", "kalloc_bytes", "handles", "locks", "log_bytes",
+                       "undo_entries", "cpu_ns")
+
+
+class _UsageCounters:
+    """``Usage``'s fields as Python ints (no native fast path)."""
+
+    __slots__ = USAGE_FIELDS
+
+
+_NATIVE: Final = fastpath.module()
+if TYPE_CHECKING:
+    _UsageBase = _UsageCounters
+else:  # C integers that the native protected call reads and adds to (fastpath.c)
+    _UsageBase = _NATIVE.UsageCounters if _NATIVE is not None else _UsageCounters
+
+
+class Usage(_UsageBase):
+    """What a principal holds now, and (``cpu_ns``, ``log_bytes``) has ever used: ints."""
+
+    __slots__ = ()
+
+    memory_bytes: int
+    kalloc_bytes: int
+    handles: int
+    locks: int
+    log_bytes: int
+    undo_entries: int
+    cpu_ns: int
+
+    def __init__(self) -> None:
+        for name in USAGE_FIELDS:
+            setattr(self, name, 0)
 
     def snapshot(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in USAGE_FIELDS}
+
+    def __repr__(self) -> str:
+        return f"Usage({self.snapshot()})"
 
 
 _LIMIT_OF = {

@@ -25,6 +25,10 @@ both on the same inputs). ``invoke.Graft`` takes two more, twins of its own Pyth
 5. ``Mutex``: the graft's store lock, ``threading.Lock``'s interface over the same
    kind of lock, which ``Protected`` tries without a Python call.
 
+``Protected`` also runs a point's declared codecs (``codec.py``) in C, and counts each
+call in ``Counters`` and ``UsageCounters``, the C bases of ``Stats`` and ``Usage``
+(``stats.py``, ``accounting.py``: Python twins when this module cannot be had).
+
 ``native()`` is the ready module or None; then ``fallback_reason`` says why (not
 Linux, no compiler, a failed build, or ``VINO_FASTPATH=python``, which forces the
 ctypes path), and everything runs through ctypes and ``Graft.invoke`` as before.

@@ -4,19 +4,38 @@ Written by the protected call (``invoke.py``) on the graft's own thread, with it
 store held; read by anyone (a reader may see one call's counters half-updated).
 A removed graft's counters are added to its point's totals once, when its last
 call ended (``Registry._retire_stats``), so totals survive removal.
+
+The five counters every committed call adds to (``commits``, ``graft_ns`` and the
+sampled ones) are C integers of the native fast path's ``Counters`` when it is built
+(``fastpath.py``): the native protected call adds to them without making an int, and
+Python reads and writes them as ints all the same. Without it, ``_Counters``, their
+Python twin, holds them.
 """
 
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from vino.graft import fastpath
 
 SAMPLE_MASK: Final = 15  # the whole protected call is timed on 1 call in 16
 
 
-@dataclass(slots=True)
-class Stats:
+class _Counters:
+    """The counters of every committed call, as Python ints (no native fast path)."""
+
+    __slots__ = ("commits", "graft_ns", "sampled_graft_ns", "sampled_ns", "samples")
+
+
+_NATIVE: Final = fastpath.module()
+if TYPE_CHECKING:
+    _Base = _Counters
+else:
+    _Base = _NATIVE.Counters if _NATIVE is not None else _Counters
+
+
+class Stats(_Base):
     """Counters of one graft (or, summed, of one point).
 
     ``graft_ns`` is time inside the Wasm entry, measured on every call.
@@ -25,16 +44,28 @@ class Stats:
     (``samples``) and the overhead per call seen there is scaled to all commits.
     """
 
-    commits: int = 0
-    aborts: collections.Counter[str] = field(default_factory=collections.Counter)
-    busy: int = 0  # calls that found the graft busy on another thread (see Graft.invoke)
-    hosted_ns: int = 0  # CPU of calls run in another principal's operation (hosting.py)
-    unpaid: int = 0  # calls not made: that principal's hosting allowance was spent
-    throttled: int = 0  # calls not made: others waited and its share was spent (hold.py)
-    graft_ns: int = 0
-    samples: int = 0
-    sampled_ns: int = 0  # whole protected calls, on sampled calls only
-    sampled_graft_ns: int = 0  # time in the graft, on the same calls
+    __slots__ = ("aborts", "busy", "hosted_ns", "throttled", "unpaid")
+
+    commits: int
+    graft_ns: int
+    samples: int
+    sampled_ns: int  # whole protected calls, on sampled calls only
+    sampled_graft_ns: int  # time in the graft, on the same calls
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.aborts: collections.Counter[str] = collections.Counter()
+        self.busy = 0  # calls that found the graft busy on another thread (Graft.invoke)
+        self.hosted_ns = 0  # CPU of calls run in another principal's operation (hosting.py)
+        self.unpaid = 0  # calls not made: that principal's hosting allowance was spent
+        self.throttled = 0  # calls not made: others waited and its share was spent (hold.py)
+        self.graft_ns = 0
+        self.samples = 0
+        self.sampled_ns = 0
+        self.sampled_graft_ns = 0
+
+    def __repr__(self) -> str:
+        return f"Stats({self.as_dict()})"
 
     @property
     def invocations(self) -> int:

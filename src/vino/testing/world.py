@@ -39,7 +39,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from vino.errors import Forbidden, InvalidResult
+from vino.errors import Forbidden
 from vino.graft import (
     I32,
     EventPoint,
@@ -54,8 +54,9 @@ from vino.graft import (
     current,
     graft_callable,
 )
+from vino.graft.codec import InRange, Scalars
 from vino.graft.hostapi import COMMON_CALLABLES, DEFAULT_CALLABLE, Signature
-from vino.graft.point import U32
+from vino.graft.layout import U32, Field, Layout, Struct
 
 __all__ = [
     "BUFFER", "CALL_BUDGET_S", "DEFAULT_ANSWER", "LOCK_TIMEOUT_S", "ROOT_KEYS", "SIGNATURES",
@@ -68,6 +69,9 @@ BUFFER: Final = 64  # bytes of each point's buffer
 LOCK_TIMEOUT_S: Final = 0.05  # the tests' registries wait this long for a lock
 CALL_BUDGET_S: Final = 0.02  # each tenant's CPU budget per call
 TARGET: Final = "t1"  # a target any principal may graft (anything but GLOBAL)
+# Both points' buffer: the input x, then bytes the grafts may use.
+LAYOUT: Final = Layout(point="test.pick", entry="pick", buffer_size=BUFFER,
+                       fields=Struct("test_buf", (Field("x", U32, 0),)))
 
 # The world's own graft-callables and their Wasm types (params, results).
 SIGNATURES: Final[dict[str, Signature]] = {
@@ -133,14 +137,9 @@ def declare_points(registry: Registry, host: Host, prefix: str, *,
     this one on name one record's lock each; ``target_type``: the kind of target.
     """
 
-    def encode(buf: memoryview, x: int) -> tuple[int, ...]:
-        U32.pack_into(buf, 0, x)
-        return ()
-
-    def decode(buf: memoryview, ret: int, x: int) -> int:
-        if not 0 <= ret <= 100:
-            raise InvalidResult(f"pick answered {ret}, not in 0..100")
-        return ret
+    # Declared, not written (codec.py): the native protected call runs both in C.
+    encode = Scalars(LAYOUT, ("x",))
+    decode = InRange(0, 100, "pick")
 
     def encode_result(buf: memoryview, result: int, x: int) -> int:
         return result

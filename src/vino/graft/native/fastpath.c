@@ -24,6 +24,12 @@
  *   from their member descriptors (setup_protected), so no attribute costs a lookup.
  *   Every other case goes to Graft.invoke before anything changed; every failure to
  *   the same Python methods invoke uses.
+ *   A point's codecs declared with graft/codec.py (Scalars, InRange) are compiled once
+ *   per codec object and run here, with no Python call; whatever their plan does not
+ *   cover (an int subclass, a value out of range) calls the codec's Python.
+ * - Counters, UsageCounters: the bases of graft/stats.py's Stats and accounting.py's
+ *   Usage, their counters as C integers (member descriptors for Python), so that
+ *   Protected counts a call without making an int.
  * - Dispatch: FunctionPoint.__call__ (graft/point.py), the graft for a target, else
  *   the GLOBAL one, else the default, without a Python frame.
  * - An epoch-deadline callback: it asks `decide()` and goes on one more tick or
@@ -53,6 +59,13 @@
 #include <time.h>
 
 #define VAL_RAW_BYTES 16 /* sizeof(wasmtime_val_raw_t) */
+
+/* A dict's version: CPython before 3.12 gives every dict a new one at each change, so
+ * an unchanged version means an unchanged dict and what was looked up in it holds.
+ * (Later versions deprecate it: there every call looks its names up again.) */
+#if PY_VERSION_HEX < 0x030C0000
+#define DICT_VERSION(d) (((PyDictObject *)(d))->ma_version_tag)
+#endif
 #define MAX_PARAMS 8
 
 typedef void *(*call_fn)(void *, void *, void *, size_t, void *);
@@ -431,6 +444,65 @@ static PyTypeObject MutexType = {
     .tp_doc = "Mutex(): a lock with threading.Lock's interface that Protected tries from C.",
 };
 
+/* ------------------------------------------------------------------ Counters */
+
+/* The counters of a graft's calls that every committed call adds to, as C integers:
+ * the base of graft/stats.py's Stats, which Python reads and writes as ints (member
+ * descriptors) and Protected adds to without making an int. */
+typedef struct {
+    PyObject_HEAD
+    long long commits, graft_ns, samples, sampled_ns, sampled_graft_ns;
+} Counters;
+
+static PyMemberDef counters_members[] = {
+    {"commits", T_LONGLONG, offsetof(Counters, commits), 0, "calls committed"},
+    {"graft_ns", T_LONGLONG, offsetof(Counters, graft_ns), 0, "ns inside the Wasm entry"},
+    {"samples", T_LONGLONG, offsetof(Counters, samples), 0, "calls timed whole"},
+    {"sampled_ns", T_LONGLONG, offsetof(Counters, sampled_ns), 0,
+     "ns of the calls timed whole"},
+    {"sampled_graft_ns", T_LONGLONG, offsetof(Counters, sampled_graft_ns), 0,
+     "ns inside the entry, on the calls timed whole"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject CountersType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_fastpath.Counters",
+    .tp_basicsize = sizeof(Counters),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_members = counters_members,
+    .tp_doc = "Counters(): a graft's call counters as C integers (the base of Stats).",
+};
+
+/* What a principal uses (graft/accounting.py's Usage, whose base this is), as C integers:
+ * Python reads and charges them as ints; Protected reads undo_entries and adds cpu_ns. */
+typedef struct {
+    PyObject_HEAD
+    long long memory_bytes, kalloc_bytes, handles, locks, log_bytes, undo_entries, cpu_ns;
+} UsageCounters;
+
+static PyMemberDef usage_members[] = {
+    {"memory_bytes", T_LONGLONG, offsetof(UsageCounters, memory_bytes), 0, NULL},
+    {"kalloc_bytes", T_LONGLONG, offsetof(UsageCounters, kalloc_bytes), 0, NULL},
+    {"handles", T_LONGLONG, offsetof(UsageCounters, handles), 0, NULL},
+    {"locks", T_LONGLONG, offsetof(UsageCounters, locks), 0, NULL},
+    {"log_bytes", T_LONGLONG, offsetof(UsageCounters, log_bytes), 0, NULL},
+    {"undo_entries", T_LONGLONG, offsetof(UsageCounters, undo_entries), 0, NULL},
+    {"cpu_ns", T_LONGLONG, offsetof(UsageCounters, cpu_ns), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject UsageCountersType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_fastpath.UsageCounters",
+    .tp_basicsize = sizeof(UsageCounters),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_members = usage_members,
+    .tp_doc = "UsageCounters(): what a principal uses, as C integers (the base of Usage).",
+};
+
 /* ------------------------------------------------------------------ Protected */
 
 /* What every Protected shares (setup_protected): the thread-state holder, the constants
@@ -441,22 +513,22 @@ static struct {
     PyObject *stage[3]; /* invoke._ENCODE, _GUEST, _DECODE */
     PyObject *active, *committed; /* txn.ACTIVE, txn.COMMITTED */
     long long sample_mask; /* stats.SAMPLE_MASK: the whole call is timed when commits & it is 0 */
-    PyTypeObject *graft_type, *txn_type, *ts_type, *stats_type, *usage_type;
+    PyTypeObject *graft_type, *txn_type, *ts_type;
+    PyTypeObject *scalars_type, *in_range_type; /* graft/codec.py: compiled, run here */
     /* Graft */
-    Py_ssize_t g_buffer, g_mem_charged, g_instance;
+    Py_ssize_t g_buffer, g_mem_charged, g_instance, g_call;
     /* Transaction */
     Py_ssize_t t_parent, t_ts, t_state, t_undo_room, t_start_ns, t_wall_deadline_ns,
         t_undo, t_locks, t_deferred, t_doom_reason, t_args;
     /* ThreadState */
     Py_ssize_t s_txn, s_acting, s_hold;
-    /* Stats */
-    Py_ssize_t st_commits, st_graft_ns, st_sampled_ns, st_sampled_graft_ns, st_samples;
     /* Usage */
-    Py_ssize_t u_undo_entries, u_cpu_ns;
     PyObject *zero; /* the int 0 (one object in CPython: compared by identity) */
     PyObject *clock_dict;  /* invoke's globals: its _perf_ns is the protected call's clock */
+    PyObject *clock; /* clock_dict's _perf_ns when it had version clock_version (strong) */
+    uint64_t clock_version; /* 0: none looked up yet */
     PyObject *perf_counter_ns; /* time.perf_counter_ns: then the clock is read here, in C */
-    PyObject *n_ts, *n_perf_ns, *n_encode, *n_decode, *n_invoke, *n_failed, *n_stopped, *n_account_memory,
+    PyObject *n_plan, *n_ts, *n_perf_ns, *n_encode, *n_decode, *n_invoke, *n_failed, *n_stopped, *n_account_memory,
         *n_cpu_used_up, *n_check, *n_commit, *n_free, *n_flush;
     int ready;
 } P;
@@ -479,6 +551,15 @@ typedef struct {
     int nparams, may_grow, dead;
     int live; /* Invariant: 0 exactly when graft.state is not LIVE (Graft._unlink_removed) */
     char wide[MAX_PARAMS];
+    /* The codecs last seen as the point's encode and decode (strong), and whether each
+     * is a graft/codec.py codec compiled here (enc_n >= 0, dec_ok): see codec_seen. */
+    PyObject *enc_codec, *dec_codec;
+    uint64_t codecs_version; /* both are the point's dict's at this version; 0: unknown */
+    int enc_n, dec_ok;
+    char enc_kind[MAX_PARAMS]; /* 'B' 'I' 'i' 'Q': a buffer field; 'w': a Wasm parameter */
+    Py_ssize_t enc_at[MAX_PARAMS]; /* its offset, or the parameter's index */
+    Py_ssize_t enc_end; /* the buffer's bytes the plan writes lie below this */
+    long long dec_lo, dec_hi;
 } Protected;
 
 static inline long long now_ns(void) {
@@ -522,17 +603,6 @@ static inline int set_int(PyObject *obj, Py_ssize_t off, long long v) {
     return 0;
 }
 
-/* Read an int slot; -1 with an exception if it is not an int. */
-static inline int get_int(PyObject *obj, Py_ssize_t off, long long *out) {
-    PyObject *o = SLOT(obj, off);
-    if (o == NULL || !PyLong_CheckExact(o)) {
-        PyErr_SetString(PyExc_TypeError, "Protected: an int field holds no int");
-        return -1;
-    }
-    *out = PyLong_AsLongLong(o);
-    return *out == -1 && PyErr_Occurred() ? -1 : 0;
-}
-
 /* Set an int slot unless it holds that value already (no new int for an unchanged one). */
 static inline int set_changed(PyObject *obj, Py_ssize_t off, long long v) {
     PyObject *o = SLOT(obj, off);
@@ -542,12 +612,6 @@ static inline int set_changed(PyObject *obj, Py_ssize_t off, long long v) {
         if (!overflow && old == v) return 0;
     }
     return set_int(obj, off, v);
-}
-
-static inline int add_int(PyObject *obj, Py_ssize_t off, long long d) {
-    long long v;
-    if (get_int(obj, off, &v) < 0) return -1;
-    return set_int(obj, off, v + d);
 }
 
 /* A slot of the graft (new reference), or NULL with an AttributeError if it is unset. */
@@ -646,6 +710,166 @@ replaced:
     return NULL;
 }
 
+/* ---- graft/codec.py's codecs, compiled once per codec object ---- */
+
+/* Compile a Scalars encode's plan into p (enc_n: its arguments; -1: not one, or a plan
+ * this side cannot run, which leaves every call to the codec's Python). */
+static void compile_scalars(Protected *p, PyObject *codec) {
+    p->enc_n = -1;
+    p->enc_end = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ /* the layouts are little-endian */
+    if (Py_TYPE(codec) != P.scalars_type) return;
+    PyObject *plan = PyObject_GetAttr(codec, P.n_plan);
+    if (plan == NULL || !PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) > MAX_PARAMS) goto out;
+    Py_ssize_t n = PyTuple_GET_SIZE(plan);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *step = PyTuple_GET_ITEM(plan, i);
+        if (!PyTuple_Check(step) || PyTuple_GET_SIZE(step) != 2) goto out;
+        const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(step, 0));
+        Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(step, 1));
+        if (k == NULL || k[0] == 0 || k[1] != 0 || at < 0) goto out;
+        Py_ssize_t size = k[0] == 'B' ? 1 : k[0] == 'I' || k[0] == 'i' ? 4 : k[0] == 'Q' ? 8 : 0;
+        if (size == 0 && ((k[0] != 'w' && k[0] != 'W') || at >= p->nparams)) goto out;
+        p->enc_kind[i] = size ? k[0] : 'w';
+        p->enc_at[i] = at;
+        if (size && at + size > p->enc_end) p->enc_end = at + size;
+    }
+    p->enc_n = (int)n;
+out:
+    Py_XDECREF(plan);
+    PyErr_Clear(); /* a plan not understood: the codec's Python runs */
+    if (p->enc_n < 0) p->enc_end = 0;
+#endif
+}
+
+/* Compile an InRange decode's bounds into p (dec_ok: 1 if it is one). */
+static void compile_in_range(Protected *p, PyObject *codec) {
+    p->dec_ok = 0;
+    if (Py_TYPE(codec) != P.in_range_type) return;
+    PyObject *plan = PyObject_GetAttr(codec, P.n_plan);
+    if (plan != NULL && PyTuple_Check(plan) && PyTuple_GET_SIZE(plan) == 2) {
+        p->dec_lo = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 0));
+        p->dec_hi = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 1));
+        p->dec_ok = !PyErr_Occurred();
+    }
+    Py_XDECREF(plan);
+    PyErr_Clear();
+}
+
+/* Note `codec` as the point's encode (or decode), compiling it if it is new. */
+static inline void codec_seen(Protected *p, PyObject *codec, int decode) {
+    PyObject **slot = decode ? &p->dec_codec : &p->enc_codec;
+    if (*slot == codec) return;
+    Py_INCREF(codec);
+    Py_XSETREF(*slot, codec);
+    if (decode) compile_in_range(p, codec);
+    else compile_scalars(p, codec);
+}
+
+/* The point's encode (decode: 1) for this call (a new reference), noted (codec_seen). */
+static PyObject *codec_of(Protected *p, int decode) {
+#ifdef DICT_VERSION
+    if (p->codecs_version != 0 && DICT_VERSION(p->pdict) == p->codecs_version) {
+        PyObject *c = decode ? p->dec_codec : p->enc_codec; /* no lookup: the dict is unchanged */
+        Py_INCREF(c);
+        return c;
+    }
+#endif
+    PyObject *fn = point_field(p, decode ? P.n_decode : P.n_encode);
+    if (fn == NULL) return NULL;
+    codec_seen(p, fn, decode);
+#ifdef DICT_VERSION
+    p->codecs_version = 0;
+    if (p->pdict != NULL && p->enc_codec != NULL && p->dec_codec != NULL) {
+        /* both in the point's own dict as they are now: later calls need no lookup */
+        PyObject *e = PyDict_GetItemWithError(p->pdict, P.n_encode);
+        PyObject *d = e != NULL ? PyDict_GetItemWithError(p->pdict, P.n_decode) : NULL;
+        if (e == p->enc_codec && d == p->dec_codec) p->codecs_version = DICT_VERSION(p->pdict);
+        PyErr_Clear();
+    }
+#endif
+    return fn;
+}
+
+/* The protected call's clock (borrowed): invoke._perf_ns, as looked up in its globals
+ * (again only once they changed); NULL with an exception if it cannot be looked up. */
+static PyObject *clock_of(void) {
+#ifdef DICT_VERSION
+    if (P.clock_version != 0 && DICT_VERSION(P.clock_dict) == P.clock_version) return P.clock;
+#endif
+    PyObject *clock = PyDict_GetItemWithError(P.clock_dict, P.n_perf_ns);
+    if (clock == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_NameError, "invoke._perf_ns is not defined");
+        return NULL;
+    }
+    Py_INCREF(clock);
+    Py_XSETREF(P.clock, clock);
+#ifdef DICT_VERSION
+    P.clock_version = DICT_VERSION(P.clock_dict);
+#endif
+    return clock;
+}
+
+/* The compiled Scalars encode of `args` into `buffer` and the value slots: 1 done, 0
+ * not here (an argument that is no exact int or out of its field's range, a buffer
+ * not writable): the codec's Python runs instead, and says what is wrong. Nothing is
+ * written unless everything was checked. */
+static int encode_scalars(Protected *p, PyObject *args, PyObject *buffer) {
+    int n = p->enc_n;
+    if (PyTuple_GET_SIZE(args) != n || !PyMemoryView_Check(buffer)) return 0;
+    PyMemoryViewObject *mv = (PyMemoryViewObject *)buffer;
+    Py_buffer *view = PyMemoryView_GET_BUFFER(buffer);
+    if ((mv->flags & _Py_MEMORYVIEW_RELEASED) || view->readonly || view->len < p->enc_end
+        || view->ndim != 1 || view->itemsize != 1 || (view->strides && view->strides[0] != 1))
+        return 0;
+    uint64_t v[MAX_PARAMS];
+    for (int i = 0; i < n; i++) {
+        PyObject *a = PyTuple_GET_ITEM(args, i);
+        if (!PyLong_CheckExact(a)) return 0;
+        char k = p->enc_kind[i];
+        if (k == 'w' || k == 'Q') {
+            /* a Wasm parameter takes any int, masked to its width (as RawFunc.call) */
+            if (k == 'w') {
+                v[i] = (uint64_t)PyLong_AsUnsignedLongLongMask(a);
+            } else {
+                v[i] = (uint64_t)PyLong_AsUnsignedLongLong(a);
+                if (v[i] == (uint64_t)-1 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    return 0;
+                }
+            }
+            continue;
+        }
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(a, &overflow);
+        if (overflow) return 0;
+        if (k == 'B' ? (x < 0 || x > 0xFF) : k == 'I' ? (x < 0 || x > 0xFFFFFFFFLL)
+                                                      : (x < INT32_MIN || x > INT32_MAX))
+            return 0;
+        v[i] = (uint64_t)x;
+    }
+    char *buf = (char *)view->buf;
+    for (int i = 0; i < n; i++) {
+        char k = p->enc_kind[i];
+        Py_ssize_t at = p->enc_at[i];
+        if (k == 'w') {
+            char *slot = (char *)p->vals + (size_t)at * VAL_RAW_BYTES;
+            if (p->wide[at])
+                *(int64_t *)slot = (int64_t)v[i];
+            else
+                *(int32_t *)slot = (int32_t)(uint32_t)v[i];
+        } else if (k == 'B') {
+            buf[at] = (char)v[i];
+        } else if (k == 'Q') {
+            memcpy(buf + at, &v[i], 8);
+        } else {
+            uint32_t w = (uint32_t)v[i];
+            memcpy(buf + at, &w, 4);
+        }
+    }
+    return 1;
+}
+
 static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
                                       PyObject *kwnames) {
     Protected *p = (Protected *)self;
@@ -669,41 +893,41 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
         return delegate(p, args);
     }
     PyObject *txn = p->txn, *result = NULL, *wasm_args = NULL, *buffer = NULL, *fn = NULL;
-    PyObject *clock = PyDict_GetItemWithError(P.clock_dict, P.n_perf_ns); /* borrowed */
-    if (clock == NULL && PyErr_Occurred()) {
+    PyObject *clock = clock_of(); /* borrowed */
+    if (clock == NULL) {
         mutex_give((Mutex *)p->mutex);
         return NULL;
     }
     if (clock == P.perf_counter_ns) clock = NULL; /* the real one: read in C */
     Py_XINCREF(clock);
     int stage = GUEST, entered = 0;
-    long long undo_entries, commits, t0 = 0, t1, t2;
+    long long t0 = 0, t1, t2;
+    Counters *counters = (Counters *)p->stats;
+    UsageCounters *usage = (UsageCounters *)p->usage;
     /* (graft._allowance is None: its own principal's call, and None outside any call) */
     set_slot(txn, P.t_args, args);
-    if (get_int(p->usage, P.u_undo_entries, &undo_entries) < 0
-        || get_int(p->stats, P.st_commits, &commits) < 0) {
-        Py_XDECREF(clock);
-        return finish(p, NULL);
-    }
     /* begin (Graft._begin, inlined as in Graft.invoke); txn.start_ns is set when the
      * guest is entered, or to 0 on a failure before (nothing reads it in between) */
     set_slot(txn, P.t_parent, Py_None);
     set_slot(txn, P.t_ts, ts);
     set_slot(txn, P.t_state, P.active);
-    if (set_changed(txn, P.t_undo_room, p->undo_quota - undo_entries) < 0) {
+    if (set_changed(txn, P.t_undo_room, p->undo_quota - usage->undo_entries) < 0) {
         Py_XDECREF(clock);
         return finish(p, NULL);
     }
     if (SLOT(txn, P.t_wall_deadline_ns) != P.zero) set_slot(txn, P.t_wall_deadline_ns, P.zero);
     set_slot(ts, P.s_txn, txn);
     /* begun: from here on every exit that raises goes through fail (Graft._failed) */
-    int sample = !(commits & P.sample_mask);
+    int sample = !(counters->commits & P.sample_mask);
     stage = ENCODE;
     if (sample && read_clock(clock, &t0) < 0) goto fail;
     /* encode */
     buffer = graft_slot(p, P.g_buffer, "buffer");
-    if (buffer == NULL || (fn = point_field(p, P.n_encode)) == NULL) goto fail;
-    {
+    if (buffer == NULL || (fn = codec_of(p, 0)) == NULL) goto fail;
+    if (p->enc_n >= 0 && encode_scalars(p, args, buffer)) {
+        wasm_args = Py_None; /* done here: nothing left for the value slots */
+        Py_INCREF(wasm_args);
+    } else {
         PyObject *stack[1 + MAX_PARAMS];
         Py_ssize_t n = PyTuple_GET_SIZE(args);
         stack[0] = buffer;
@@ -714,7 +938,7 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     if (wasm_args == NULL) goto fail;
     stage = GUEST;
     {
-        int truth = PyObject_IsTrue(wasm_args);
+        int truth = wasm_args == Py_None ? 0 : PyObject_IsTrue(wasm_args);
         if (truth < 0) goto fail;
         if (truth) { /* the entry's arguments into its value slots (as RawFunc.call) */
             PyObject *seq = PySequence_Fast(wasm_args, "the entry's arguments");
@@ -724,10 +948,12 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
                 PyObject *a = PySequence_Fast_ITEMS(seq)[i];
                 if (i >= p->nparams) {
                     PyErr_SetString(PyExc_IndexError, "tuple index out of range");
-                } else if (PyFloat_Check(a)) {
-                    PyErr_SetString(PyExc_TypeError, "int expected instead of float");
                 } else {
-                    unsigned long long v = PyLong_AsUnsignedLongLongMask(a);
+                    /* as a ctypes integer array takes it: anything with __index__ */
+                    PyObject *ix = PyNumber_Index(a);
+                    unsigned long long v = ix != NULL ? PyLong_AsUnsignedLongLongMask(ix)
+                                                      : (unsigned long long)-1;
+                    Py_XDECREF(ix);
                     if (!(v == (unsigned long long)-1 && PyErr_Occurred())) {
                         char *slot = (char *)p->vals + (size_t)i * VAL_RAW_BYTES;
                         if (p->wide[i])
@@ -791,9 +1017,12 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     }
     /* decode */
     stage = DECODE;
-    if ((fn = point_field(p, P.n_decode)) == NULL) goto fail;
-    {
-        PyObject *ret = PyLong_FromLong(*(int32_t *)p->vals);
+    if ((fn = codec_of(p, 1)) == NULL) goto fail;
+    int32_t answer = *(int32_t *)p->vals;
+    if (p->dec_ok && p->dec_lo <= answer && answer <= p->dec_hi) {
+        result = PyLong_FromLong(answer); /* InRange: the answer as it is */
+    } else {
+        PyObject *ret = PyLong_FromLong(answer);
         if (ret == NULL) goto fail;
         PyObject *stack[2 + MAX_PARAMS];
         Py_ssize_t n = PyTuple_GET_SIZE(args);
@@ -812,12 +1041,9 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
         Py_DECREF(r);
     }
     /* its own principal's CPU (Graft._charge_cpu, no allowance: not hosted) */
+    usage->cpu_ns += t2 - t1;
     {
-        long long cpu;
-        if (get_int(p->usage, P.u_cpu_ns, &cpu) < 0 || set_int(p->usage, P.u_cpu_ns,
-                                                                 cpu + (t2 - t1)) < 0)
-            goto fail;
-        if (cpu + (t2 - t1) > p->cpu_total_ns) {
+        if (usage->cpu_ns > p->cpu_total_ns) {
             PyObject *exc = PyObject_CallMethodNoArgs(p->graft, P.n_cpu_used_up);
             if (exc != NULL) {
                 PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -839,12 +1065,17 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     Py_DECREF(wasm_args);
     Py_DECREF(buffer);
     long long t3 = 0;
-    if (add_int(p->stats, P.st_commits, 1) < 0 || add_int(p->stats, P.st_graft_ns, t2 - t1) < 0
-        || (sample && (read_clock(clock, &t3) < 0
-                       || add_int(p->stats, P.st_sampled_ns, t3 - t0) < 0
-                       || add_int(p->stats, P.st_sampled_graft_ns, t2 - t1) < 0
-                       || add_int(p->stats, P.st_samples, 1) < 0)))
-        Py_CLEAR(result);
+    counters->commits += 1;
+    counters->graft_ns += t2 - t1;
+    if (sample) {
+        if (read_clock(clock, &t3) < 0) {
+            Py_CLEAR(result);
+        } else {
+            counters->sampled_ns += t3 - t0;
+            counters->sampled_graft_ns += t2 - t1;
+            counters->samples += 1;
+        }
+    }
     Py_XDECREF(clock);
     return finish(p, result);
 fail:
@@ -869,6 +1100,8 @@ static int protected_traverse(PyObject *self, visitproc visit, void *arg) {
     Py_VISIT(p->mutex);
     Py_VISIT(p->entry);
     Py_VISIT(p->counter);
+    Py_VISIT(p->enc_codec);
+    Py_VISIT(p->dec_codec);
     return 0;
 }
 
@@ -893,6 +1126,8 @@ static int protected_clear(PyObject *self) {
     Py_CLEAR(p->usage);
     Py_CLEAR(p->events);
     Py_CLEAR(p->mutex);
+    Py_CLEAR(p->enc_codec);
+    Py_CLEAR(p->dec_codec);
     return 0;
 }
 
@@ -938,7 +1173,8 @@ static int protected_init(PyObject *self, PyObject *args, PyObject *kw) {
                           &may_grow, &mem))
         return -1;
     if (!PyObject_TypeCheck(graft, P.graft_type) || Py_TYPE(txn) != P.txn_type
-        || Py_TYPE(stats) != P.stats_type || Py_TYPE(usage) != P.usage_type) {
+        || !PyObject_TypeCheck(stats, &CountersType)
+        || !PyObject_TypeCheck(usage, &UsageCountersType)) {
         PyErr_SetString(PyExc_TypeError, "Protected: graft, txn, stats or usage of another type");
         return -1;
     }
@@ -982,6 +1218,9 @@ static int protected_init(PyObject *self, PyObject *args, PyObject *kw) {
     p->may_grow = may_grow;
     p->dead = 0;
     p->live = 1;
+    p->enc_n = -1;
+    p->dec_ok = 0;
+    p->codecs_version = 0;
     p->vectorcall = protected_vectorcall;
     return 0;
 }
@@ -1047,22 +1286,24 @@ static int need_type(PyObject *o, PyTypeObject **out) {
 #define INTERN(field, text) if ((P.field = PyUnicode_InternFromString(text)) == NULL) return NULL
 
 /* setup_protected(local, clock_dict, perf_counter_ns, encode, guest, decode, active,
- *                 committed, sample_mask, Graft, Transaction, ThreadState, Stats, Usage):
+ *                 committed, sample_mask, Graft, Transaction, ThreadState, Scalars, InRange):
  * once, before the first Protected. */
 static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
     PyObject *local, *cdict, *pcn, *enc, *guest, *dec, *active, *committed, *gt, *tt, *st,
-        *sst, *ut;
+        *sct, *irt;
     long long mask;
     if (!PyArg_ParseTuple(args, "OO!OOOOOOLOOOOO", &local, &PyDict_Type, &cdict, &pcn, &enc,
-                          &guest, &dec, &active, &committed, &mask, &gt, &tt, &st, &sst, &ut))
+                          &guest, &dec, &active, &committed, &mask, &gt, &tt, &st, &sct, &irt))
         return NULL;
     if (P.ready) Py_RETURN_NONE;
-    if (need_type(gt, &P.graft_type) < 0 || need_type(tt, &P.txn_type) < 0 || need_type(st, &P.ts_type) < 0
-        || need_type(sst, &P.stats_type) < 0 || need_type(ut, &P.usage_type) < 0)
+    if (need_type(gt, &P.graft_type) < 0 || need_type(tt, &P.txn_type) < 0
+        || need_type(st, &P.ts_type) < 0
+        || need_type(sct, &P.scalars_type) < 0 || need_type(irt, &P.in_range_type) < 0)
         return NULL;
     if (slot_offset(P.graft_type, "buffer", &P.g_buffer) < 0
         || slot_offset(P.graft_type, "mem_charged", &P.g_mem_charged) < 0
         || slot_offset(P.graft_type, "instance", &P.g_instance) < 0
+        || slot_offset(P.graft_type, "call", &P.g_call) < 0
         || slot_offset(P.txn_type, "parent", &P.t_parent) < 0
         || slot_offset(P.txn_type, "ts", &P.t_ts) < 0
         || slot_offset(P.txn_type, "state", &P.t_state) < 0
@@ -1076,15 +1317,9 @@ static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
         || slot_offset(P.txn_type, "args", &P.t_args) < 0
         || slot_offset(P.ts_type, "txn", &P.s_txn) < 0
         || slot_offset(P.ts_type, "acting", &P.s_acting) < 0
-        || slot_offset(P.ts_type, "hold", &P.s_hold) < 0
-        || slot_offset(P.stats_type, "commits", &P.st_commits) < 0
-        || slot_offset(P.stats_type, "graft_ns", &P.st_graft_ns) < 0
-        || slot_offset(P.stats_type, "sampled_ns", &P.st_sampled_ns) < 0
-        || slot_offset(P.stats_type, "sampled_graft_ns", &P.st_sampled_graft_ns) < 0
-        || slot_offset(P.stats_type, "samples", &P.st_samples) < 0
-        || slot_offset(P.usage_type, "undo_entries", &P.u_undo_entries) < 0
-        || slot_offset(P.usage_type, "cpu_ns", &P.u_cpu_ns) < 0)
+        || slot_offset(P.ts_type, "hold", &P.s_hold) < 0)
         return NULL;
+    INTERN(n_plan, "plan");
     INTERN(n_ts, "ts");
     INTERN(n_perf_ns, "_perf_ns");
     INTERN(n_encode, "encode");
@@ -1100,7 +1335,7 @@ static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
     INTERN(n_flush, "_flush");
     if ((P.zero = PyLong_FromLong(0)) == NULL) return NULL;
     PyObject *keep[] = {local, cdict, pcn, enc, guest, dec, active, committed, gt, tt, st,
-                        sst, ut};
+                        sct, irt};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) Py_INCREF(keep[i]);
     P.local = local;
     P.clock_dict = cdict;
@@ -1142,8 +1377,23 @@ static PyObject *dispatch_vectorcall(PyObject *self, PyObject *const *argv, size
         PyErr_SetString(PyExc_TypeError, "a point is called with a target");
         return NULL;
     }
-    PyObject *point = argv[0], *target = argv[1], *g = NULL, *r;
-    PyObject *table = PyObject_GetAttr(point, d->n_table);
+    PyObject *point = argv[0], *target = argv[1], *g = NULL, *r, *table = NULL;
+    if (_PyType_Lookup(Py_TYPE(point), d->n_table) == NULL) {
+        /* no class attribute of that name: point.table is its own dict's (a dataclass
+         * field), read there without the generic attribute lookup */
+        PyObject *dict = PyObject_GenericGetDict(point, NULL);
+        if (dict != NULL) {
+            table = PyDict_GetItemWithError(dict, d->n_table);
+            Py_XINCREF(table);
+            Py_DECREF(dict);
+        }
+        if (table == NULL) { /* not there: the ordinary lookup says what is wrong */
+            PyErr_Clear();
+            table = PyObject_GetAttr(point, d->n_table);
+        }
+    } else {
+        table = PyObject_GetAttr(point, d->n_table);
+    }
     if (table == NULL) return NULL;
     int some = PyObject_IsTrue(table);
     if (some < 0) goto error;
@@ -1175,9 +1425,14 @@ static PyObject *dispatch_vectorcall(PyObject *self, PyObject *const *argv, size
         Py_INCREF(argv[i]);
         PyTuple_SET_ITEM(args, i - 2, argv[i]);
     }
-    PyObject *call = PyObject_GetAttr(g, d->n_call);
+    /* graft.call: read from its slot, and a native entry called straight away */
+    PyObject *call = P.ready && Py_TYPE(g) == P.graft_type ? SLOT(g, P.g_call) : NULL;
+    if (call != NULL) Py_INCREF(call);
+    else call = PyObject_GetAttr(g, d->n_call);
     Py_DECREF(g);
-    r = call == NULL ? NULL : PyObject_Vectorcall(call, &args, 1, NULL);
+    r = call == NULL ? NULL
+        : Py_TYPE(call) == &ProtectedType ? protected_vectorcall(call, &args, 1, NULL)
+        : PyObject_Vectorcall(call, &args, 1, NULL);
     Py_XDECREF(call);
     Py_DECREF(args);
     return r;
@@ -1338,7 +1593,7 @@ static PyMethodDef methods[] = {
      "set_epoch_callback(store, host)"},
     {"setup_protected", fp_setup_protected, METH_VARARGS,
      "setup_protected(local, clock_dict, perf_counter_ns, encode, guest, decode, active, "
-     "committed, sample_mask, Graft, Transaction, ThreadState, Stats, Usage): what every "
+     "committed, sample_mask, Graft, Transaction, ThreadState, Scalars, InRange): what every "
      "Protected shares, once"},
     {NULL, NULL, 0, NULL},
 };
@@ -1350,6 +1605,7 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__vino_fastpath(void) {
     if (PyType_Ready(&RawCallType) < 0 || PyType_Ready(&HostType) < 0
+        || PyType_Ready(&CountersType) < 0 || PyType_Ready(&UsageCountersType) < 0
         || PyType_Ready(&MutexType) < 0 || PyType_Ready(&ProtectedType) < 0
         || PyType_Ready(&DispatchType) < 0)
         return NULL;
@@ -1360,11 +1616,15 @@ PyMODINIT_FUNC PyInit__vino_fastpath(void) {
     Py_INCREF(&MutexType);
     Py_INCREF(&ProtectedType);
     Py_INCREF(&DispatchType);
+    Py_INCREF(&CountersType);
+    Py_INCREF(&UsageCountersType);
     if (PyModule_AddObject(m, "RawCall", (PyObject *)&RawCallType) < 0 ||
         PyModule_AddObject(m, "Host", (PyObject *)&HostType) < 0 ||
         PyModule_AddObject(m, "Mutex", (PyObject *)&MutexType) < 0 ||
         PyModule_AddObject(m, "Protected", (PyObject *)&ProtectedType) < 0 ||
-        PyModule_AddObject(m, "Dispatch", (PyObject *)&DispatchType) < 0) {
+        PyModule_AddObject(m, "Dispatch", (PyObject *)&DispatchType) < 0 ||
+        PyModule_AddObject(m, "Counters", (PyObject *)&CountersType) < 0 ||
+        PyModule_AddObject(m, "UsageCounters", (PyObject *)&UsageCountersType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
