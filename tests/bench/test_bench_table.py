@@ -12,7 +12,8 @@ from vino.bench import setups as bench_setups
 
 from .bench_world import booted_setups
 
-QUICK_ROUNDS = 2
+# Three: a median of two is their mean, which one round the machine slowed carries alone.
+QUICK_ROUNDS = 3
 QUICK_BATCH_S = 0.0005
 
 
@@ -61,6 +62,8 @@ def test_total_is_measured_directly_and_covers_the_graft(
         assert sample.stats.commits == before + 5, key
     for g in result["grafts"].values():
         rows = g["rows"]
+        # Timed, in different batches: each batch the machine took off the CPU is measured
+        # again (timing.measure), so a preemption inside Begin cannot outgrow Total.
         assert rows["Total"]["median_us"] > rows["Begin"]["median_us"]
         assert rows["Total"]["ratio_1996_over_vino"] > 1  # 1996 hardware was slower
         assert g["extra"]["aborted_call"]["median_us"] > 0

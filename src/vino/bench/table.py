@@ -260,6 +260,8 @@ def contenders(s: Setup, c_ns: float, pm: Any, public: peers.PublicWasm | None,
         cs.append(Contender("worker process", plain(worker.call(k), *args)))
     for c in cs:
         c.name = f"{k}/{c.name}"
+        # All but the worker process run on this thread alone (timing.measure).
+        c.on_cpu = c.name != f"{k}/worker process"
     return cs
 
 
