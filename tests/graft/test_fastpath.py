@@ -176,9 +176,10 @@ def test_a_graft_spinning_with_the_gil_held_still_lets_other_threads_run() -> No
     time.sleep(0.01)
     # Python's own hand-over (a waiter asks the holder to drop the GIL) comes only after
     # the switch interval: made longer than the call, only the GIL the call lets go at a
-    # tick lets it run.
+    # tick lets it run. (Each later tick's callback waits that long for the GIL back from
+    # the spinning thread: five times the call, not fifty, keeps the test to ~2 s.)
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(5.0)
+    sys.setswitchinterval(0.5)
     try:
         before = progress[0]
         ends[0] = time.monotonic() + 0.1
