@@ -5,7 +5,7 @@
     vino demo sqlite [--rows N] [--profile disk-1996|ssd] [--python-grafts]
                                    SQLite on the kernel: defaults, grafts, encryption, attacks
     vino bench [table|savings|scale|all|micro|sqlite|tpch|plugins|python|install|goals|
-                crossings|cipher]
+                crossings|cipher|footprint]
                [--quick] [--json] [--plot FILE.png] [--sf F]
                                    the paper's overhead table beside VINO 1996 and
                                    today's peers (default), savings, scale; micro:
@@ -16,7 +16,8 @@
                                    goals: the protected call's speed goals, threads;
                                    crossings: the native fast path against ctypes;
                                    cipher: the encryption filter's ChaCha20 (SIMD,
-                                   scalar) against a pluggy hook, side by side
+                                   scalar) against a pluggy hook, side by side;
+                                   footprint: what one cold call touches (valgrind)
     vino graft build FILE.{c,zig,rs,ts,wat,py} [-o OUT.wasm] [--point NAME]
                                    compile a graft; the extension picks the toolchain
     vino graft check FILE --point NAME [--as USER] [--registry MODULE:ATTRIBUTE]
@@ -119,6 +120,17 @@ def _bench(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"plot written to {goals.plot(res, Path(args.plot))}", file=sys.stderr)
         _emit(args, res, lambda: goals.render(res), markdown=True)
+        return 0
+    if args.what == "footprint":
+        from vino.bench import footprint
+
+        with progress_bar("vino bench footprint") as progress:
+            try:
+                fp = footprint.run(progress=progress)
+            except OSError as exc:
+                print(f"vino bench footprint: {exc}", file=sys.stderr)
+                return 2
+        _emit(args, fp, lambda: footprint.render(fp), markdown=True)
         return 0
     if args.what == "cipher":
         from vino.bench import cipher
@@ -350,14 +362,15 @@ def parser() -> argparse.ArgumentParser:
         "its target, and the thread scaling (--plot draws it); crossings: the native fast path "
         "into and out of Wasm against the ctypes one, side by side; cipher: the encryption "
         "filter's ChaCha20 in the sandbox (SIMD, scalar) against a pluggy hook running "
-        "cryptography's, side by side. Results are printed with "
+        "cryptography's, side by side; footprint: the code and data lines and pages one cold "
+        "call touches, per part (under valgrind). Results are printed with "
         "ratios; "
         "the targets they "
         "are held to are in BENCHMARKS.md.")
     b.add_argument("what", nargs="?", default="table",
                    choices=["table", "savings", "scale", "all", "micro", "sqlite", "tpch",
                             "plugins", "python", "install", "goals", "crossings",
-                            "cipher"],
+                            "cipher", "footprint"],
                    help="which benchmark (default: table)")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
     b.add_argument("--against", metavar="REV", help="install: instead, the mean install time "
