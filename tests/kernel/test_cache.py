@@ -223,6 +223,29 @@ def test_prefetch_with_one_bad_block_loads_nothing(make_device: MakeDevice) -> N
     assert cache.free_frames == 8 and dev.stats.reads == 0
 
 
+def test_long_prefetch_runs_through_spare_buffers_never_show_another_blocks_bytes(
+        make_device: MakeDevice, tmp_path: Path) -> None:
+    # Prefetch reads a run into spare page buffers and swaps them into the frames it
+    # takes: runs longer than the spares kept, over and over, keep every block's own
+    # bytes; the spares stay bounded; a run the device fails half-way claims nothing.
+    dev = make_device(400)
+    for b in range(400):
+        dev.write_block(b, _fill(b))
+    cache = Cache(100)
+    for first in range(0, 400, 45):
+        cache.prefetch(dev, range(first, min(first + 45, 400)))
+        cache.check_invariants()
+        assert len(cache._spares) <= params.PREFETCH_SPARE_PAGES
+    for b in cache.resident_blocks(dev):
+        assert cache.read_block(dev, b) == _fill(b)
+    resident = cache.resident_blocks(dev)
+    os.truncate(tmp_path / "disk.img", 20 * BS + 7)
+    with pytest.raises(BadBlock):
+        cache.prefetch(dev, range(10, 30))
+    assert cache.resident_blocks(dev) == resident
+    cache.check_invariants()
+
+
 def test_prefetch_cannot_flush_the_whole_cache(make_device: MakeDevice) -> None:
     dev = make_device(64)
     cache = Cache(8)

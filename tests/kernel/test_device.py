@@ -12,7 +12,7 @@ import pytest
 
 from vino.kernel import params
 from vino.kernel.clock import Clock, RealClock, SimClock
-from vino.kernel.device import DISK_1996, SSD, BlockDevice
+from vino.kernel.device import DISK_1996, SSD, BlockDevice, block_runs
 from vino.kernel.errors import BadBlock, BadHandle, FileExists, InvalidArgument
 
 MakeDevice = Callable[..., BlockDevice]  # the make_device fixture (conftest.py)
@@ -94,6 +94,24 @@ def test_read_into_fills_the_buffer_as_one_request_costed_like_read_blocks(
     assert costs == [DISK_1996.request_ns(2 * BS, False)] * 2  # one seek and transfer each
     dev.read_into(4, bytearray(BS))  # right after the last: no seek
     assert dev.stats.seeks == 3
+
+
+@pytest.mark.parametrize(("blocks", "runs"), [
+    ([], []), ([3], [(3, 1)]), ([1, 2, 3, 5, 6, 9], [(1, 3), (5, 2), (9, 1)]),
+    ([4, 4, 5], [(4, 1), (4, 2)]), ([0, 2, 4], [(0, 1), (2, 1), (4, 1)])])
+def test_block_runs_join_only_consecutive_blocks(blocks: list[int],
+                                                 runs: list[tuple[int, int]]) -> None:
+    assert block_runs(blocks) == runs
+
+
+def test_read_into_fills_several_buffers_in_order_as_one_request(
+        make_device: MakeDevice) -> None:
+    dev = make_device(8)
+    dev.write_blocks(1, _block(1) + _block(2) + _block(3))
+    bufs = [bytearray(BS), bytearray(2 * BS)]
+    dev.read_into(1, *bufs)
+    assert bufs == [_block(1), _block(2) + _block(3)]
+    assert (dev.stats.reads, dev.stats.blocks_read) == (1, 3)
 
 
 def test_a_read_of_an_image_truncated_behind_the_devices_back_is_bad_block(

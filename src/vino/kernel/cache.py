@@ -58,8 +58,8 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
   to the one frame that holds it, and every used frame is in exactly one map.
 - ``free + file blocks + sum(anonymous pages) == nframes``.
 - Outside a cache operation no frame is pinned.
-- The spare page buffer (``_spare``, which a miss reads the device into and then
-  swaps with the frame it takes) is no frame's buffer.
+- The spare page buffers (``_spare``, which a miss reads the device into and then
+  swaps with the frame it takes; ``_spares``, prefetch's) are no frame's buffers.
 - A batch's further victims are only candidates: none is evicted unless it passes
   re-validation when its turn comes (so a stale batch can never evict a page the
   policy did not see as it is).
@@ -175,6 +175,9 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         # Invariant: a PAGE-byte buffer no frame holds. A miss reads the device into it,
         # then the frame it takes swaps buffers with it (``_miss``): no copy of the block.
         self._spare = bytearray(PAGE)
+        # Invariant: at most PREFETCH_SPARE_PAGES PAGE-byte buffers, distinct, none a
+        # frame's or _spare: prefetch reads its runs into them and swaps them in likewise.
+        self._spares: list[bytearray] = []
         # Invariant: exactly the free frames, each once; pop() yields the lowest index first.
         self._free: list[int] = list(range(nframes - 1, -1, -1))
         # Invariant: _files[(dev, block)] is the frame holding that block, and vice versa.
@@ -302,26 +305,32 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         if nobody reads them they are the clock's first victims.
         """
         with self._lock:
-            todo = [b for b in dict.fromkeys(blocks) if (dev, b) not in self._files]
+            files, nblocks = self._files, dev.nblocks
+            todo = [b for b in dict.fromkeys(blocks) if (dev, b) not in files]
             for b in todo:
-                dev.check_block(b)
+                if not 0 <= b < nblocks:
+                    dev.check_block(b)  # raises BadBlock
             todo = sorted(todo[: self.nframes // params.PREFETCH_FRACTION])
             loaded = 0
+            spares = self._spares
             for start, count in block_runs(todo):
-                data = memoryview(bytearray(count * PAGE))
-                dev.read_into(start, data)
+                while len(spares) < count:
+                    spares.append(bytearray(PAGE))
+                bufs = spares[:count]
+                dev.read_into(start, *bufs)  # into spare buffers, as a miss reads
                 pinned: list[_Frame] = []
                 try:
                     for i in range(count):
                         frame = self._take_frame(None)
                         self._claim_file(frame, dev, start + i)
-                        frame.data[:] = data[i * PAGE:(i + 1) * PAGE]
+                        spares[i], frame.data = frame.data, bufs[i]  # no copy: swapped
                         frame.prefetched = frame.pinned = True
                         pinned.append(frame)
                         loaded += 1
                 finally:
                     for frame in pinned:
                         frame.pinned = False
+                    del spares[params.PREFETCH_SPARE_PAGES:]
             self.stats.prefetches += loaded
             return loaded
 

@@ -37,6 +37,7 @@ class CacheInvariants:
     _aspaces: dict[AddressSpace, None]
     _swap_free: list[int]
     _spare: bytearray
+    _spares: list[bytearray]
 
     def check_invariants(self) -> None:
         """Raise ``InvariantViolation`` naming the first broken invariant."""
@@ -76,9 +77,13 @@ class CacheInvariants:
             anon = sum(len(a._resident) for a in self._aspaces)
             _check(len(self._files) + anon == used, "maps and frames disagree on residency")
             _check(used + len(free) == self.nframes, "frames leaked")
-            _check(len(self._spare) == PAGE
-                   and not any(f.data is self._spare for f in self._frames),
-                   "the spare buffer is a frame's or not a page")
+            spares = [self._spare, *self._spares]
+            held = {id(f.data) for f in self._frames}
+            _check(len(held) == self.nframes, "two frames share one page buffer")
+            _check(all(len(b) == PAGE for b in spares)
+                   and len({id(b) for b in spares} | held) == len(spares) + len(held)
+                   and len(self._spares) <= params.PREFETCH_SPARE_PAGES,
+                   "a spare buffer is a frame's or another spare, or not a page")
             for a in self._aspaces:
                 _check(not a._released, "a released address space is still registered")
                 for vpn, f in a._resident.items():

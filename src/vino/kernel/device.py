@@ -46,6 +46,7 @@ import os
 import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Final
 
 from vino.kernel import params
 from vino.kernel.clock import SimClock
@@ -53,6 +54,8 @@ from vino.kernel.errors import BadBlock, BadHandle, DeviceError, FileExists, Inv
 from vino.kernel.power import CrashPlan, PowerSwitch
 
 __all__ = ["DISK_1996", "SSD", "BlockDevice", "DeviceStats", "DiskProfile"]
+
+_IOV_MAX: Final = 1024  # buffers one preadv takes (POSIX's IOV_MAX on Linux)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +210,14 @@ class BlockDevice:
         self.read_into(n, buf)
         return bytes(buf)
 
-    def read_into(self, n: int, buf: bytearray | memoryview) -> None:
-        """Read the ``len(buf) // block_size`` contiguous blocks starting at ``n`` into
-        ``buf`` as one request: every read of the device is one of these (the cache's
-        misses read straight into a page buffer). ``buf`` must be a positive multiple
-        of the block size; after an error its content is undefined."""
+    def read_into(self, n: int, *bufs: bytearray | memoryview) -> None:
+        """Read the contiguous blocks starting at ``n`` into ``bufs``, filled in order (as
+        many blocks as they hold together), as one request: every read of the device is
+        one of these (the cache reads straight into its page buffers). Together the
+        buffers must hold a positive whole number of blocks; after an error their
+        content is undefined."""
         bs = self.block_size
-        nbytes = len(buf)
+        nbytes = len(bufs[0]) if len(bufs) == 1 else sum(len(b) for b in bufs)
         count = nbytes // bs
         if n < 0 or count < 1 or n + count > self.nblocks or nbytes % bs:
             if nbytes % bs or not count:
@@ -227,7 +231,17 @@ class BlockDevice:
             if self._power is not None:
                 self._power.before_request(self.path)
             try:
-                got = os.preadv(fd, (buf,), n * bs)
+                if len(bufs) <= _IOV_MAX:
+                    got = os.preadv(fd, bufs, n * bs)
+                else:  # more buffers than one system call takes: the same request
+                    got = 0
+                    for i in range(0, len(bufs), _IOV_MAX):
+                        part = bufs[i:i + _IOV_MAX]
+                        size = sum(len(b) for b in part)
+                        step = os.preadv(fd, part, n * bs + got)
+                        got += step
+                        if step != size:
+                            break
             except OSError as e:
                 raise DeviceError(e.errno or 0, "read", n, str(self.path), str(e)) from e
             if got != nbytes:  # the image was truncated behind our back
@@ -385,11 +399,15 @@ class BlockDevice:
 
 def block_runs(blocks: list[int]) -> list[tuple[int, int]]:
     """Ascending ``blocks`` as (start, count) runs of consecutive numbers: one device
-    request each (``read_blocks`` / ``write_blocks``)."""
+    request each (``read_into`` / ``write_blocks``)."""
     runs: list[tuple[int, int]] = []
-    for b in blocks:
-        if runs and runs[-1][0] + runs[-1][1] == b:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((b, 1))
+    if not blocks:
+        return runs
+    start = prev = blocks[0]
+    for b in blocks[1:]:
+        if b != prev + 1:
+            runs.append((start, prev - start + 1))
+            start = b
+        prev = b
+    runs.append((start, prev - start + 1))
     return runs

@@ -31,6 +31,7 @@ MAX_EVICT_CANDIDATES: Final = 256  # pages offered to one vm.evict decision (ABI
 MAX_EVICT_MORE: Final = 31  # further victims one vm.evict answer may name (ABI: max_more),
 #                             taken for that address space's next evictions (a batch of 32)
 PREFETCH_FRACTION: Final = 2  # one prefetch call loads at most nframes // this many blocks
+PREFETCH_SPARE_PAGES: Final = 32  # page buffers a cache keeps for prefetch runs (128 KiB)
 VPN_LIMIT: Final = 1 << 32  # virtual page numbers are u32 in the ABI: 0 <= vpn < this
 MAX_VM_HINTS: Final = 4096  # hints one address space holds (vm_hint); a new one past this
 #                             aborts the graft (resource): hints are host memory
