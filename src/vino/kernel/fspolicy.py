@@ -40,6 +40,8 @@ block and every other read take the general path. The epoch changes
 pluggers' answer may change: the kernel bumps it on every graft installed or removed
 and on ``unseal``. Every open file is then asked again at its next read, on the
 general path. So a graft installed later sees every access from its installation on.
+The plain path's cache hit has a native twin (``plainread.py``), tried first: it does
+the same or nothing (then the Python plain path runs), and the tests hold the two equal.
 
 The plain write (``FileIO._plain_overwrites``, for ``write`` / ``pwrite`` / ``pwritev``)
 follows the same rule: a write of whole blocks, all mapped and inside the file, of an
