@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -398,3 +399,23 @@ def test_a_reader_meeting_the_cache_lock_held_waits_and_reads_what_the_holder_wr
     assert plainread.served() == served
     assert _plain(k, r, FAR) == pattern(1, "held")
     k.check_invariants()
+
+
+def test_reading_cached_blocks_again_and_again_leaks_nothing(boot: Boot) -> None:
+    # Sequential steps (the read-ahead's test), re-reads and jumps: a reference kept by
+    # mistake (an int per read) would grow the heap by ~32 bytes a read.
+    k = boot()
+    r, _w = _opened(k)
+    order = [3, 4, 5, 6, 6, FAR, FAR + 1, 2]
+    for b in order * 3:
+        k.fs.pread(r, b * BS, BS)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(500):
+            for b in order:
+                k.fs.pread(r, b * BS, BS)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 16_000, f"{grown} bytes kept by 4,000 reads"

@@ -515,8 +515,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
         Py_DECREF(done);
     }
     if (PyObject_GenericSetAttr(cache, S.n_tick, c.tick) < 0) goto fail; /* an existing key */
-    Py_INCREF(c.tick);
-    put(frame, S.fr_last_use, c.tick);
+    put(frame, S.fr_last_use, c.tick); /* our reference: the cache's dict took its own */
     c.tick = NULL;
     Py_INCREF(Py_True);
     put(frame, S.fr_referenced, Py_True);
