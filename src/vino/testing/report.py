@@ -260,7 +260,9 @@ def render(rep: ReliabilityReport, command: str = "vino reliability") -> str:
          f"{sk.calls:,} calls ({sk.ops_per_s:,.0f}/s), {sk.installs:,} installs",
          f"{len(sk.problems)} problems: no lost update, deadlock or leak"],
         ["load (kernel)", f"{ks.threads} threads, {ks.seconds:.0f} s, {ks.file_ops:,} file "
-         f"rewrites + {ks.page_ops:,} page writes, each read back",
+         f"rewrites + {ks.page_ops:,} page writes, each read back; {ks.refused:,} refused "
+         f"(a filter stopped in a hold whose allowance its owner's read-ahead spent: kept, "
+         f"fails closed)",
          f"{len(ks.problems)} problems"],
         ["loader fuzzing", f"{rep.fuzz.inputs:,} mutated modules",
          f"{rep.fuzz.rejected:,} rejected (all `GraftRejected`), {rep.fuzz.accepted:,} ran "
