@@ -188,12 +188,13 @@ class TimedOut(VinoError, TimeoutError):
 
 class AllowanceSpent(TimedOut):
     """A graft was stopped at an epoch tick because its principal's wall-time allowance
-    for the current hold of a shared lock (``HOLD_GRAFT_WALL_S``) was spent, but its own
-    call had run less than a whole allowance: the principal's other calls in that hold
-    spent the rest. Aborts with ``timeout``; the point's default answered. The graft is
-    not at fault and is kept (``graft_at_fault=False``): a short call of a good graft
-    meets a tick only when a loaded machine stretches it, and must not be removed for
-    what another graft spent. The wait stays bounded either way."""
+    for the current hold of a shared lock (``HOLD_GRAFT_WALL_S``) was spent, mostly by
+    the principal's other grafts in that hold: its own calls there (this one and any
+    earlier) spent less than theirs. Aborts with ``timeout``; the point's default
+    answered. The graft is not at fault and is kept (``graft_at_fault=False``): a
+    short call of a good graft meets a tick only when a loaded machine stretches it,
+    and must not be removed for what another graft spent. The wait stays bounded
+    either way."""
 
 
 class Doomed(VinoError):

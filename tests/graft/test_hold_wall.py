@@ -147,3 +147,39 @@ def test_good_graft_stopped_because_its_principals_other_calls_spent_the_allowan
     assert "by the principal's other calls in this hold" in g.aborts[0].detail
     assert g.state == "live" and g.failures == 0
     assert point("t", 0) == 5  # kept: its next call answers
+
+
+def test_graft_spending_the_allowance_in_many_short_calls_of_one_hold_is_still_blamed(
+        reg: Registry) -> None:
+    # What if one graft spends its principal's allowance not in one long call but in
+    # several short ones in the same hold, each under the allowance? Its earlier calls
+    # are its own spending, not another graft's: the call the tick stops is blamed and
+    # the graft removed by the usual policy, as if it had made one long call.
+    point = _point(reg)
+    mallory = Principal("mallory")
+    g = reg.install(point, NAP_THEN_ANSWER, mallory, target="t")
+    with SharedLock("fs"):
+        hold = thread_state().hold
+        assert hold is not None
+        # injected: the graft's own earlier calls in this hold spent the allowance
+        hold.spend(mallory, int(limits.HOLD_GRAFT_WALL_S * 1e9), g)
+        assert hold.own_ns(g) == int(limits.HOLD_GRAFT_WALL_S * 1e9)
+        assert point("t", 0) == -1  # stopped at the tick its nap met
+    assert g.aborts and g.aborts[0].reason is AbortReason.TIMEOUT
+    assert g.aborts[0].graft_at_fault
+    assert "wall-time allowance" in g.aborts[0].detail
+    assert "not this graft's fault" not in g.aborts[0].detail
+
+
+def test_each_call_of_a_graft_under_a_hold_is_charged_to_it_by_name(reg: Registry) -> None:
+    # The hold records what each graft's own calls spent (the base of the blame above).
+    point = _point(reg)
+    alice = Principal("alice")
+    g = reg.install(point, NAP_THEN_ANSWER, alice, target="t")
+    with SharedLock("fs"):
+        hold = thread_state().hold
+        assert hold is not None
+        assert point("t", 0) == 5
+        assert point("t", 0) == 5
+        assert hold.own_ns(g) > 0
+        assert hold.own_ns(g) == hold.spent[id(alice)]

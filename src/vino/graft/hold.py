@@ -10,9 +10,10 @@ A ``SharedLock`` is a re-entrant lock that bounds every graft its holder runs:
 while a thread holds one, each principal's grafts together get at most
 ``limits.HOLD_GRAFT_WALL_S`` of wall time per outermost hold. A graft past its
 principal's allowance is stopped at its next epoch tick and aborted with
-``timeout``. It is blamed (and, by the usual policy, removed) only if its own call
-ran past a whole allowance; one stopped sooner, because the principal's other calls
-in the hold had spent the rest, is kept (``AllowanceSpent``): a good graft's short
+``timeout``. It is blamed (and, by the usual policy, removed) if its own calls in
+the hold -- one long call or many short ones -- spent at least as much of the
+allowance as the principal's other grafts (``Hold.by_graft``); one stopped because
+the others had spent most of it is kept (``AllowanceSpent``): a good graft's short
 call meets a tick only when a loaded machine stretches it, and that tick must not
 cost it its place. So one hold lasts at most the
 host's own work plus ``HOLD_GRAFT_WALL_S`` for each principal whose grafts it
@@ -62,21 +63,32 @@ _HOLD_NS: Final = int(limits.HOLD_GRAFT_WALL_S * 1e9)
 class Hold:
     """What one outermost hold of shared locks has let each principal's grafts spend."""
 
-    __slots__ = ("depth", "locks", "spent")
+    __slots__ = ("by_graft", "depth", "locks", "spent")
 
     def __init__(self) -> None:
         self.depth = 0  # SharedLock acquisitions not yet released, on this thread
         self.locks: list[SharedLock] = []  # the distinct locks held, outermost first
         # Invariant: spent[id(p)] is the wall time of p's grafts so far in this hold.
         self.spent: dict[int, int] = {}
+        # Invariant: by_graft[id(g)] is the wall time of g's own calls so far in this
+        # hold (part of its principal's spent): who spent an allowance (sandbox._decide).
+        self.by_graft: dict[int, int] = {}
 
     def deadline_ns(self, principal: Principal, now_ns: int) -> int:
         """``perf_counter_ns`` past which ``principal``'s graft must be stopped."""
         return now_ns + _HOLD_NS - self.spent.get(id(principal), 0)
 
-    def spend(self, principal: Principal, ns: int) -> None:
+    def spend(self, principal: Principal, ns: int, graft: object = None) -> None:
+        """``ns`` of wall time of ``principal``'s graft ``graft`` (None: not one graft's)."""
         key = id(principal)
         self.spent[key] = self.spent.get(key, 0) + ns
+        if graft is not None:
+            key = id(graft)
+            self.by_graft[key] = self.by_graft.get(key, 0) + ns
+
+    def own_ns(self, graft: object) -> int:
+        """The wall time of ``graft``'s own calls so far in this hold."""
+        return self.by_graft.get(id(graft), 0)
 
     def contended(self) -> bool:
         """True if another thread waits for a lock of this hold."""

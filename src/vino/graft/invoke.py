@@ -316,7 +316,7 @@ class Graft:
         """``ns`` of wall time under ``hold`` (less its first tick's wait, sandbox._decide):
         its principal's, and of its share while others wait (hosted: hosting.py)."""
         ns = max(0, ns - txn.wall_exempt_ns) if txn.cpu_call_ns == txn.start_ns else ns
-        hold.spend(self.principal, ns)
+        hold.spend(self.principal, ns, self)
         if self._allowance is None and hold.contended():
             self._share.spend(ns)
 

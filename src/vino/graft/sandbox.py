@@ -115,7 +115,8 @@ def _decide() -> bool:
     returns within a tick is never stopped or charged for how busy the host is. From
     its second tick on a call has run past a tick, and all its wall time counts.
     """
-    txn = thread_state().txn
+    ts = thread_state()
+    txn = ts.txn
     if txn is None:
         return True
     if txn.doomed() is not None:
@@ -130,12 +131,18 @@ def _decide() -> bool:
             txn.wall_exempt_ns = max(0, now - txn.start_ns - _TICK_NS)
         if now - txn.wall_exempt_ns > txn.wall_deadline_ns:
             own = now - txn.wall_exempt_ns - txn.start_ns  # this call's charged wall time
-            if own > _HOLD_NS:  # past a whole allowance on its own
+            # Who spent the allowance: this graft (this call and its own earlier calls in
+            # the hold) or the principal's other grafts. The one that spent at least as
+            # much as the others is at fault -- one long call or many short ones -- and
+            # is blamed; a graft stopped by what the others spent is stopped but kept.
+            hold = ts.hold
+            mine = own + (hold.own_ns(txn.graft) if hold is not None else 0)
+            others = max(0, _HOLD_NS - (txn.wall_deadline_ns - txn.start_ns) - (mine - own))
+            if mine >= others:
                 txn.fault = TimedOut(
                     f"ran past its principal's wall-time allowance of "
                     f"{limits.HOLD_GRAFT_WALL_S * 1e3:.0f} ms while the host held a shared lock")
             else:
-                others = max(0, _HOLD_NS - (txn.wall_deadline_ns - txn.start_ns))
                 txn.fault = AllowanceSpent(
                     f"stopped after {own / 1e6:.1f} ms: its principal's wall-time allowance "
                     f"of {limits.HOLD_GRAFT_WALL_S * 1e3:.0f} ms while the host held a shared "
