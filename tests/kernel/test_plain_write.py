@@ -207,3 +207,22 @@ def test_a_plain_append_the_cache_cannot_take_changes_nothing_and_can_be_retried
     k.fs.close(j)
     k2 = boot.remount(k)
     assert read_file(k2, k2.root, "j") == pattern(4, "journal")
+
+
+def test_a_failed_plain_write_keeps_no_hold_on_the_callers_buffer(boot: Boot) -> None:
+    # SQLite's VFS hands its pending bytearray to pwritev and grows it again after an
+    # error: a view of it left in the traceback would make that a BufferError.
+    k = boot(frames=8)
+    w = _opened(k)
+    k.fs.sync()
+    k.fs.pwritev(w, [(b * BS, pattern(1, f"dirty{b}")) for b in range(8)])
+    buf = bytearray(pattern(2, "mine"))
+    inj = Injector()
+    inj.on_exc("write", lambda site, n: DeviceError(errno.EIO, "write", -1, "disk.img"))
+    with inj.patch(k.device, "write_blocks", "write"):
+        inj.arm("write", 1)
+        with pytest.raises(DeviceError) as failed:
+            k.fs.pwritev(w, [((NDIRECT + 1) * BS, buf)])
+    assert failed.value.__traceback__ is not None  # the frames are still alive
+    buf += b"grown"
+    buf.clear()

@@ -268,12 +268,12 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
                      data: bytes | bytearray | memoryview) -> None:
         """Store whole blocks: ``data``'s ``i``-th block as block ``blocks[i]``; the same as
         ``write_block`` of each in turn (same counts, same order), under one hold of the
-        lock. ``len(data)`` must be ``len(blocks)`` blocks."""
+        lock. ``len(data)`` must be ``len(blocks)`` blocks. Holds no view of ``data``
+        once it returns or raises (a caller's bytearray can be resized again)."""
         if len(data) != len(blocks) * PAGE:
             raise InvalidArgument(
                 f"write of {len(data)} bytes to {len(blocks)} whole blocks of {PAGE} bytes")
-        view = memoryview(data)
-        with self._lock:
+        with memoryview(data) as view, self._lock:  # released even if a traceback lives
             files, dirty, stats = self._files, self._dirty_files, self.stats
             at = 0
             for block in blocks:
