@@ -4,7 +4,8 @@ The fast path (``vino.graft.fastpath``) is chosen once per process, so the paths
 are measured in child interpreters: each round starts one child per path, in
 rotating order, and each child measures, interleaved, the same contenders as
 ``vino bench goals``' mechanism rows -- the raw call, the protected null graft, the
-aborted call, one graft-callable call -- plus two threads ÷ one thread, aggregate
+aborted call, one graft-callable call, the null graft ÷ the raw call (round by round
+within the child, as goals takes it) -- plus two threads ÷ one thread, aggregate
 calls per second, on the null graft; and, unless ``samples`` is off, each sample
 graft's protected call (the subsystem's policy slot, goals' Total) and the same
 policy as a pluggy hook, with their ratio. The paths:
@@ -36,8 +37,9 @@ from vino.report import markdown_table
 PATHS: Final = ("ctypes", "crossings", "native")
 _ENV: Final = {"ctypes": "python", "crossings": "crossings", "native": "native"}
 CHILD_TIMEOUT_S: Final = 900
-MEASURES: Final = ("raw_us", "null_us", "abort_us", "callable_us", "two_threads")
+MEASURES: Final = ("raw_us", "null_us", "null_vs_raw", "abort_us", "callable_us", "two_threads")
 LABELS: Final = {"raw_us": "raw call, µs", "null_us": "protected null graft, µs",
+                 "null_vs_raw": "protected null graft ÷ raw call",
                  "abort_us": "aborted call (invalid result), µs",
                  "callable_us": "one graft-callable call, µs",
                  "two_threads": "2 threads ÷ 1 thread, null graft"}
@@ -82,6 +84,7 @@ def measure(rounds: int, batch_s: float, thread_run_s: float,
                     for c, n in zip(s["calls"], s["null"], strict=True)]
     out: dict[str, Any] = {
         "raw_us": statistics.median(s["raw"]), "null_us": statistics.median(s["null"]),
+        "null_vs_raw": ratio(s["null"], s["raw"]).median_us,  # as goals', round by round
         "abort_us": statistics.median(s["abort"]),
         "callable_us": statistics.median(per_callable),
         "two_threads": statistics.median(b / a for a, b in zip(one, two, strict=True)),
