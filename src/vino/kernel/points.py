@@ -79,6 +79,7 @@ _EVICT_ROW: Final = _EVICT.field("cand").elem_size
 _EVICT_PACKED: Final = tuple(struct.Struct(_EVICT_HEAD.format + f"{_EVICT_ROW}s" * n)
                              for n in range((_EVICT.field("cand").count or 0) + 1))
 _EVICT_CANDS: Final = _EVICT.field("cand").count or 0
+_EVICT_INDICES: Final = tuple(frozenset(range(n)) for n in range(_EVICT_CANDS + 1))  # by n
 _EVICT_MORE_AT: Final = _EVICT.field("more").offset  # where further victims are named
 _EVICT_MORE_MAX: Final = _EVICT.field("more").count or 0
 _EVICT_MORE_UNIT: Final = layouts.EVICT_MORE_UNIT
@@ -183,13 +184,14 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
                 f"vm.evict: answer {ret} names victim {victim} and {k} more; expected a "
                 f"victim below {n} and at most {_EVICT_MORE_MAX} more")
         more = _EVICT_MORE[k].unpack_from(buf, _EVICT_MORE_AT)
-        if max(more) >= n:
+        named = {victim, *more}
+        # (a subset test, not max(): max() parses its keywords on every call)
+        if not named <= _EVICT_INDICES[n]:  # victim < n already: a further one is not
             raise InvalidResult(f"vm.evict: further victim {_first_at_least(more, n)} is not "
                                 f"one of the {n} candidates")
-        order = [victim, *more]
-        if len(set(order)) != len(order):
+        if len(named) != k + 1:
             raise InvalidResult("vm.evict: a candidate named twice in one batch")
-        return order
+        return [victim, *more]
 
     def encode_result(buf: memoryview, answer: Victims, aspace: AddressSpace,
                       cands: list[PageInfo]) -> int:
