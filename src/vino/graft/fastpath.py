@@ -39,18 +39,14 @@ the other (``vino bench crossings``).
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
-import sys
-import sysconfig
 import threading
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Final, Protocol
 
 from vino.graft import fastcall
-from vino.graft.ticker import native_library
+from vino.graft.ticker import python_extension
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "fastpath.c"
 MODULE_NAME: Final = "_vino_fastpath"
@@ -127,18 +123,4 @@ def module() -> ModuleType | None:
 
 
 def _load() -> ModuleType:
-    if sys.implementation.name != "cpython":
-        raise OSError(f"the native fast path is a CPython extension, not for "
-                      f"{sys.implementation.name}")
-    include = sysconfig.get_paths()["include"]
-    if not (Path(include) / "Python.h").is_file():
-        raise OSError(f"no Python.h in {include} (the Python headers are not installed)")
-    abi = f"{sys.version}|{sys.abiflags}|{sysconfig.get_config_var('SOABI')}"
-    path = native_library(_SOURCE, flags=("-I", include), abi=abi)
-    loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(path))
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path, loader=loader)
-    if spec is None:
-        raise ImportError(f"cannot load {path}")
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    return python_extension(_SOURCE, MODULE_NAME, "the native fast path")

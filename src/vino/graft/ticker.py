@@ -25,15 +25,19 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import platform
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Final, Protocol
 
 import wasmtime
@@ -157,6 +161,27 @@ def native_library(path: Path = _SOURCE, *, flags: Sequence[str] = (), abi: str 
         os.replace(tmp, lib)  # atomic: concurrent builders never see half a library
         return lib
     raise OSError(f"no writable cache directory for the native {stem}")
+
+
+def python_extension(path: Path, name: str, what: str) -> ModuleType:
+    """The CPython extension module ``name`` compiled from ``path`` (``native_library``
+    with this interpreter's headers and ABI in its cache key) and imported. ``what``
+    names it in errors. Raises ``OSError`` (no CPython, no headers, no build) or
+    ``ImportError``."""
+    if sys.implementation.name != "cpython":
+        raise OSError(f"{what} is a CPython extension, not for {sys.implementation.name}")
+    include = sysconfig.get_paths()["include"]
+    if not (Path(include) / "Python.h").is_file():
+        raise OSError(f"no Python.h in {include} (the Python headers are not installed)")
+    abi = f"{sys.version}|{sys.abiflags}|{sysconfig.get_config_var('SOABI')}"
+    lib = native_library(path, flags=("-I", include), abi=abi)
+    loader = importlib.machinery.ExtensionFileLoader(name, str(lib))
+    spec = importlib.util.spec_from_file_location(name, lib, loader=loader)
+    if spec is None:
+        raise ImportError(f"cannot load {lib}")
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
 
 def _stop_native(lib: ctypes.CDLL, state: _TickerStruct, running: list[bool],

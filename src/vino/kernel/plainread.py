@@ -32,18 +32,14 @@ to see that the native path, not its fallback, served a read).
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
-import sys
-import sysconfig
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Final
 
-from vino.graft.ticker import native_library
+from vino.graft.ticker import python_extension
 
 if TYPE_CHECKING:
     from vino.kernel.fileio import FileIO
@@ -146,18 +142,4 @@ def served() -> int:
 
 
 def _load() -> ModuleType:
-    if sys.implementation.name != "cpython":
-        raise OSError(f"the native plain read is a CPython extension, not for "
-                      f"{sys.implementation.name}")
-    include = sysconfig.get_paths()["include"]
-    if not (Path(include) / "Python.h").is_file():
-        raise OSError(f"no Python.h in {include} (the Python headers are not installed)")
-    abi = f"{sys.version}|{sys.abiflags}|{sysconfig.get_config_var('SOABI')}"
-    path = native_library(_SOURCE, flags=("-I", include), abi=abi)
-    loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(path))
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path, loader=loader)
-    if spec is None:
-        raise ImportError(f"cannot load {path}")
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    return python_extension(_SOURCE, MODULE_NAME, "the native plain read")
