@@ -48,11 +48,11 @@ def deliver(g: Graft, args: tuple[object, ...]) -> bool:
             return False  # the payer's allowance is spent: the handler misses it
         if ts.hold is not None and not g._may_hold(ts.hold):
             return False  # its share of others' waits is spent: it misses it
-        txn = g._begin()
-        t0 = txn.start_ns
-        g.context = Context.EVENT
         stage = _ENCODE
+        txn = g._begin()  # current from here: nothing but the try's entry before it
         try:
+            t0 = txn.start_ns
+            g.context = Context.EVENT
             wasm_args = point.encode(g.buffer, *args)
             stage = _GUEST
             t1, t2 = call_handler(g, txn, g.entry, wasm_args, "handler")

@@ -67,9 +67,9 @@ def send(g: Graft, data: bytes) -> int:
         if message is None:
             assert g.instance is not None
             message = g._message = g.instance.func("vino_message", (I32,), (I32,))
-        txn = g._begin()
-        g.context = Context.MESSAGE
+        txn = g._begin()  # current from here: nothing but the try's entry before it
         try:
+            g.context = Context.MESSAGE
             g.buffer[: len(data)] = data
             call_handler(g, txn, message, (len(data),), "vino_message", refusable=True)
             ret = message.result_i32()
