@@ -93,6 +93,12 @@ IMPORT_DEFAULT = import_line("default")
 IMPORT_BOOM = import_line("boom", {"boom": BOOM_SIGNATURE})
 IMPORT_PICK_FOR = import_line("pick_for")
 
+# Puts x -> 11 (an undo entry), then answers 5.
+PUT_AND_ANSWER = graft(IMPORT_PUT, '''
+  (func (export "pick") (result i32)
+    (drop (call $put (i32.load (i32.const 0)) (i32.const 11)))
+    i32.const 5)''')
+
 
 @dataclass
 class World:

@@ -25,6 +25,7 @@ from vino.graft.txn import ACTIVE
 
 from .graft_world import (
     IMPORT_PUT,
+    PUT_AND_ANSWER,
     TARGET,
     World,
     assert_host_fault_kept_and_restored,
@@ -32,11 +33,6 @@ from .graft_world import (
     make_world,
 )
 
-# Puts x -> 11 (an undo entry), then answers 5.
-PUT_AND_ANSWER = graft(IMPORT_PUT, '''
-  (func (export "pick") (result i32)
-    (drop (call $put (i32.load (i32.const 0)) (i32.const 11)))
-    i32.const 5)''')
 # Puts x -> 11, then runs until stopped.
 PUT_AND_SPIN = graft(IMPORT_PUT, '''
   (func (export "pick") (result i32)

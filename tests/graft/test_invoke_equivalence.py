@@ -36,15 +36,12 @@ from .graft_world import (
     IMPORT_PICK_FOR,
     IMPORT_PUSH,
     IMPORT_PUT,
+    PUT_AND_ANSWER,
     World,
     graft,
     make_world,
 )
 
-PUT_AND_ANSWER = graft(IMPORT_PUT, '''
-  (func (export "pick") (result i32)
-    (drop (call $put (i32.load (i32.const 0)) (i32.const 11)))
-    i32.const 5)''')
 PUT_THEN_TRAP = graft(IMPORT_PUT, '''
   (func (export "pick") (result i32)
     (drop (call $put (i32.const 2) (i32.const 22)))
