@@ -83,7 +83,6 @@ __all__ = ["DIRTY", "REFERENCED", "Access", "AddressSpace", "Cache", "CacheStats
            "PageInfo", "Victims"]
 
 PAGE = params.PAGE_SIZE
-_ZERO_PAGE = bytes(PAGE)
 
 
 class Access(IntEnum):
