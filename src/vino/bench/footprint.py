@@ -151,7 +151,7 @@ def totals(parts: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def _marker() -> ctypes.CDLL:
-    from vino.graft.ticker import native_library
+    from vino.graft.nativebuild import native_library
 
     if not (VALGRIND_INCLUDE / "callgrind.h").is_file():
         raise OSError(f"no {VALGRIND_INCLUDE / 'callgrind.h'} (install valgrind)")

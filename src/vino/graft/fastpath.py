@@ -1,8 +1,8 @@
 """The native fast path: a CPython extension for the crossings into and out of Wasm.
 
 ``native/fastpath.c`` is compiled once per machine and Python version with the
-``ziglang`` package (as the ticker and the stack guard are, ``ticker.native_library``),
-cached, and imported as ``_vino_fastpath``. ``fastcall`` takes it (``native=``)
+``ziglang`` package (``nativebuild.python_extension``, as the ticker and the stack guard
+are built), cached, and imported as ``_vino_fastpath``. ``fastcall`` takes it (``native=``)
 for three things that ctypes does slowly (measured side by side by ``vino bench
 goals`` and ``vino bench micro``):
 
@@ -46,7 +46,7 @@ from types import ModuleType, TracebackType
 from typing import Final, Protocol
 
 from vino.graft import fastcall
-from vino.graft.ticker import python_extension
+from vino.graft.nativebuild import python_extension
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "fastpath.c"
 MODULE_NAME: Final = "_vino_fastpath"

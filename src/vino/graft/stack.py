@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Final
 
 from vino.graft import fastcall
-from vino.graft.ticker import native_library
+from vino.graft.nativebuild import native_library
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "stack.c"
 NO_STACK_PTR: Final = 1  # what vino_call returns instead of an error pointer: not called

@@ -8,9 +8,9 @@ Two implementations, one interface (``ensure_running``, ``stop``, and
 path, so it is a plain attribute on both):
 
 - ``NativeTicker`` (preferred): a pthread in a tiny C library
-  (``native/ticker.c``), compiled once per machine with the ``ziglang`` package
-  that vino already depends on, cached under ``$XDG_CACHE_HOME/vino`` (or
-  ``~/.cache/vino``), and loaded with ctypes. It never needs the GIL.
+  (``native/ticker.c``), compiled once per machine (``nativebuild.native_library``:
+  the ``ziglang`` package that vino already depends on, a cache keyed on the bytes
+  built from) and loaded with ctypes. It never needs the GIL.
 - ``PythonTicker``: a daemon Python thread. It needs the GIL once per tick, and
   takes it while the host is busy in Python, so the next graft call pays for
   the hand-over (measured: tens of µs per call on a busy host).
@@ -22,32 +22,19 @@ in ``fallback_reason``); ``VINO_TICKER=python`` forces the fallback.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import hashlib
-import importlib.machinery
-import importlib.util
 import os
-import platform
-import subprocess
-import sys
-import sysconfig
-import tempfile
 import threading
 import weakref
-from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Final, Protocol
 
 import wasmtime
 
 from vino.graft import fastcall
+from vino.graft.nativebuild import native_library
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "ticker.c"
-_TRIPLES: Final = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu",
-                   "arm64": "aarch64-linux-gnu"}
-_BUILD_TIMEOUT_S: Final = 300  # first build on a cold zig cache
 
 
 class TickCount(Protocol):
@@ -119,71 +106,6 @@ class _TickerStruct(ctypes.Structure):
     ]
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vino"
-
-
-def native_library(path: Path = _SOURCE, *, flags: Sequence[str] = (), abi: str = "") -> Path:
-    """The compiled library of ``path`` (a C file under ``native/``; default: the ticker)
-    for this machine, building it if needed. Raises ``OSError``.
-
-    ``flags``: more compiler arguments (include directories); ``abi``: what else the
-    library depends on (a Python version), part of its cache key with the source."""
-    stem = path.stem
-    if sys.platform != "linux":
-        raise OSError(f"the native {stem} is built for Linux only, not {sys.platform}")
-    triple = _TRIPLES.get(platform.machine())
-    if triple is None:
-        raise OSError(f"no native {stem} target for machine {platform.machine()!r}")
-    source = path.read_bytes()
-    tag = hashlib.sha256(source + triple.encode() + abi.encode()).hexdigest()[:16]
-    for directory in (_cache_dir(), Path(tempfile.gettempdir()) / "vino-cache"):
-        lib = directory / f"{stem}-{tag}.so"
-        if lib.is_file():
-            return lib
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        tmp = directory / f".{stem}-{tag}-{os.getpid()}.so"
-        cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2",
-               "-target", triple, *flags, str(path), "-o", str(tmp)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True,
-                                  timeout=_BUILD_TIMEOUT_S, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise OSError(f"cannot run the C compiler: {exc}") from exc
-        if done.returncode != 0:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise OSError(f"native {stem} build failed: {done.stderr.strip()[:300]}")
-        os.replace(tmp, lib)  # atomic: concurrent builders never see half a library
-        return lib
-    raise OSError(f"no writable cache directory for the native {stem}")
-
-
-def python_extension(path: Path, name: str, what: str) -> ModuleType:
-    """The CPython extension module ``name`` compiled from ``path`` (``native_library``
-    with this interpreter's headers and ABI in its cache key) and imported. ``what``
-    names it in errors. Raises ``OSError`` (no CPython, no headers, no build) or
-    ``ImportError``."""
-    if sys.implementation.name != "cpython":
-        raise OSError(f"{what} is a CPython extension, not for {sys.implementation.name}")
-    include = sysconfig.get_paths()["include"]
-    if not (Path(include) / "Python.h").is_file():
-        raise OSError(f"no Python.h in {include} (the Python headers are not installed)")
-    abi = f"{sys.version}|{sys.abiflags}|{sysconfig.get_config_var('SOABI')}"
-    lib = native_library(path, flags=("-I", include), abi=abi)
-    loader = importlib.machinery.ExtensionFileLoader(name, str(lib))
-    spec = importlib.util.spec_from_file_location(name, lib, loader=loader)
-    if spec is None:
-        raise ImportError(f"cannot load {lib}")
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
 def _stop_native(lib: ctypes.CDLL, state: _TickerStruct, running: list[bool],
                  engine: wasmtime.Engine) -> None:
     # Runs when the ticker is stopped or collected: the engine (held here) outlives it.
@@ -238,6 +160,6 @@ def make_ticker(engine: wasmtime.Engine, tick_s: float,
     if not native:
         return PythonTicker(engine, tick_s), "asked for the Python ticker"
     try:
-        return NativeTicker(engine, tick_s, native_library()), ""
+        return NativeTicker(engine, tick_s, native_library(_SOURCE)), ""
     except OSError as exc:
         return PythonTicker(engine, tick_s), str(exc)

@@ -39,7 +39,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Final
 
-from vino.graft.ticker import python_extension
+from vino.graft.nativebuild import python_extension
 
 if TYPE_CHECKING:
     from vino.kernel.fileio import FileIO
