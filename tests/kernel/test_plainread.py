@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 from collections.abc import Callable
 
 import pytest
 
 from vino.kernel import plainread
 from vino.kernel.cache import Cache
+from vino.kernel.fs import FileSystem
 from vino.sqlite.vfs import VinoVFS
 from vino.sqlite.vfsfile import VinoFile
 
@@ -109,11 +111,13 @@ def test_the_cache_and_the_vfs_hold_the_lock_the_native_read_tries() -> None:
     assert VinoFile.xRead.fallback is VinoFile._xread
 
 
-def test_the_names_the_native_read_finds_per_instance_are_no_class_attributes() -> None:
-    # They are read from the instance dicts: a class attribute of that name (a property,
-    # a descriptor) would be bypassed, so none may exist.
-    for cls, names in ((VinoVFS, plainread.VFS_NAMES), (VinoFile, plainread.VFS_FILE_NAMES)):
-        assert [n for n in names if hasattr(cls, n)] == []
+def test_the_fields_the_native_read_reads_at_fixed_offsets_are_those_classes_slots() -> None:
+    # Read at the slots' offsets: a property or any other descriptor of that name in
+    # front of them would be bypassed, so each must be the class's own slot.
+    for cls, names in ((FileSystem, plainread.FS_SLOTS), (Cache, plainread.CACHE_SLOTS),
+                       (VinoVFS, plainread.VFS_NAMES), (VinoFile, plainread.VFS_FILE_NAMES)):
+        assert [n for n in names if type(getattr(cls, n)) is not types.MemberDescriptorType
+                or getattr(cls, n).__objclass__ is not cls] == []
 
 
 def test_asking_for_the_python_path_turns_the_native_read_off(

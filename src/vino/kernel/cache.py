@@ -149,6 +149,10 @@ class _Frame:
 class Cache(AnonPages, VictimChoice, CacheInvariants):
     """The frames, the file-block map, the global clock, and the per-address-space policy."""
 
+    # The attributes every page read looks at, kept at fixed offsets (the native plain
+    # read reads them there, plainread.py); the others live in the instance dict.
+    __slots__ = plainread.CACHE_SLOTS
+
     def __init__(
         self,
         nframes: int = params.CACHE_FRAMES,

@@ -169,6 +169,10 @@ class OpenFile:
 class FileSystem(Invariants):
     """A mounted file system. Build it with ``FileSystem.mount``."""
 
+    # The attributes every page read looks at, kept at fixed offsets (the native plain
+    # read reads them there, plainread.py); the others live in the instance dict.
+    __slots__ = plainread.FS_SLOTS
+
     def __init__(self, device: BlockDevice, cache: Cache, clock: Clock, geo: Geometry,
                  hooks: FsHooks | None = None) -> None:
         self.device = device

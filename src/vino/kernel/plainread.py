@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     from vino.kernel.fs import OpenFile
     from vino.sqlite.vfsfile import VinoFile
 
-__all__ = ["MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead", "XRead", "fallback_reason",
-           "native", "reader", "rlock", "served", "xread"]
+__all__ = ["CACHE_SLOTS", "FS_SLOTS", "MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead",
+           "XRead", "fallback_reason", "native", "reader", "rlock", "served", "vfs_classes",
+           "xread"]
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "plainread.c"
 MODULE_NAME: Final = "_vino_plainread"
@@ -55,9 +56,10 @@ MODULE_NAME: Final = "_vino_plainread"
 PlainRead = Callable[["FileIO", "OpenFile", int, int], "bytes | None"]
 XRead = Callable[["VinoFile", int, int], bytes]
 
-# The instance attributes the native code reads by name (from the instance dict).
-_FS_NAMES: Final = ("_epoch", "cache", "device", "stats", "readahead_max")
-_CACHE_NAMES: Final = ("_lock", "_files", "_tick", "stats")
+# The hot attributes the native code reads at fixed offsets: each class keeps them in
+# ``__slots__`` (the setup refuses a class where one is not a writable slot).
+FS_SLOTS: Final = ("_epoch", "cache", "device", "stats", "readahead_max")  # of FileSystem
+CACHE_SLOTS: Final = ("_lock", "_files", "_tick", "stats")  # of Cache
 VFS_NAMES: Final = ("_mutex", "stats")  # of VinoVFS
 VFS_FILE_NAMES: Final = ("vfs", "kfile")  # of VinoFile
 
@@ -101,13 +103,7 @@ def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
     mod = native()
     if mod is None:
         return None
-    # The native read finds these in the instance dicts: no class may define them.
-    for cls, names in ((fs, _FS_NAMES), (cache, _CACHE_NAMES)):
-        shadowed = [name for name in names if hasattr(cls, name)]
-        if shadowed:
-            raise TypeError(f"{cls.__name__} defines {shadowed} at class level: the "
-                            f"native plain read reads them from the instance")
-    mod.setup_fs(open_file, inode, fs_stats, cache_stats, frame, block_bytes, ndirect)
+    mod.setup_fs(fs, open_file, inode, fs_stats, cache, cache_stats, frame, block_bytes, ndirect)
     fn: PlainRead = mod.plain_read
     return fn
 
@@ -123,6 +119,15 @@ def xread(fallback: XRead, kernel_file: type, vfs_stats: type, page_bytes: int) 
     mod.setup_vfs(kernel_file, vfs_stats, page_bytes)
     method: XRead = mod.XRead(fallback)
     return method
+
+
+def vfs_classes(vfs: type, vfs_file: type) -> None:
+    """Tell the native ``xRead`` the VFS's classes (``VinoVFS``, ``VinoFile``), whose
+    ``VFS_NAMES`` and ``VFS_FILE_NAMES`` slots it reads; until then it serves nothing.
+    Called once ``VinoVFS`` exists (``VinoFile``'s body makes ``xRead`` before)."""
+    mod = native()
+    if mod is not None:
+        mod.setup_vfs_classes(vfs, vfs_file)
 
 
 def rlock() -> threading.RLock:

@@ -134,6 +134,10 @@ _vfs_ids = iter(range(1, 1 << 62))
 class VinoVFS(apsw.VFS):
     """The VFS: registered with SQLite under ``vfs_name`` until ``close``."""
 
+    # The native xRead reads ``_mutex`` and ``stats`` at their offsets
+    # (plainread.VFS_NAMES); the rest lives in the instance dict.
+    __slots__ = ("__dict__", "__weakref__", *plainread.VFS_NAMES)
+
     def __init__(self, kernel: Kernel, user: User, *, name: str | None = None,
                  buffer_pool: bool = True,
                  on_open: Callable[[KernelFile], None] | None = None,
@@ -515,3 +519,6 @@ class VinoVFS(apsw.VFS):
             self.unregister()
             if self.pool is not None:
                 self.pool.release()
+
+
+plainread.vfs_classes(VinoVFS, VinoFile)  # the native xRead serves from now on

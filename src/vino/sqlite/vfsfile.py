@@ -142,6 +142,10 @@ class VinoFile:
     costs, see ``vino bench sqlite``); each maps them with ``_ioerr`` to its code.
     """
 
+    # All its attributes; ``vfs`` and ``kfile`` are read by the native xRead at their
+    # offsets (plainread.VFS_FILE_NAMES).
+    __slots__ = ("closed", "holder", "kfile", "readonly", "vfs")
+
     def __init__(self, vfs: VinoVFS, kfile: KernelFile, readonly: bool) -> None:
         self.vfs = vfs
         self.kfile = kfile

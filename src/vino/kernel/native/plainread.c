@@ -29,9 +29,10 @@
  * locks, exactly as with the Python twin (whose bytecode can be switched out anywhere).
  *
  * Fields are read and written at the offsets of the classes' __slots__ members
- * (setup_fs, setup_vfs), after an exact type check; the file system's, the cache's
- * and the VFS's own attributes (instance dicts) by name. Every count is computed
- * before the first one is stored: a failure (a MemoryError) changes nothing.
+ * (setup_fs, setup_vfs, setup_vfs_classes), after an exact type check of each object:
+ * the file system's, the cache's, the VFS's and its files' hot attributes are slots
+ * too, so a read looks nothing up by name. Every count is computed before the first
+ * one is stored: a failure (a MemoryError) changes nothing.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -46,7 +47,14 @@ static struct {
     int fs_ready, vfs_ready;
     long long bs, ndirect, page_bytes;
     PyTypeObject *of_type, *inode_type, *fsstats_type, *cstats_type, *frame_type,
-        *kfile_type, *vstats_type;
+        *kfile_type, *vstats_type, *fs_type, *cache_type, *vfs_type, *vfile_type;
+    int vfs_classes_ready;
+    /* FileSystem */
+    Py_ssize_t fs_epoch, fs_cache, fs_device, fs_stats, fs_readahead_max;
+    /* Cache */
+    Py_ssize_t c_lock, c_files, c_tick, c_stats;
+    /* VinoVFS, VinoFile */
+    Py_ssize_t v_mutex, v_stats, vf_vfs, vf_kfile;
     /* OpenFile */
     Py_ssize_t of_plain, of_inode, of_history, of_pos, of_prefetch_hits, of_fs;
     /* Inode */
@@ -105,11 +113,19 @@ static inline void put(PyObject *obj, Py_ssize_t off, PyObject *value) {
     Py_XDECREF(old);
 }
 
-/* A new reference to attribute `name` of `obj` found in its instance dict, or NULL (no
- * error set). Used for the file system's, the cache's, the VFS's and the VFS file's own
- * attributes: plainread.py checks at setup that their classes define none of these
- * names (no descriptor can stand in front of the instance dict). */
-static PyObject *inst_get(PyObject *obj, PyObject *name) {
+/* A new reference to the instance attribute `name` of `obj`, or NULL (no error set):
+ * the value of a __slots__ member of that name of its class, else the entry of its
+ * instance dict. (The hot fields -- setup_fs, setup_vfs -- are read at their slots'
+ * offsets directly.) */
+static inline PyObject *inst_get(PyObject *obj, PyObject *name) {
+    PyObject *d = _PyType_Lookup(Py_TYPE(obj), name); /* borrowed, no error set */
+    if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type != T_OBJECT_EX || !PyObject_TypeCheck(obj, PyDescr_TYPE(d))) return NULL;
+        PyObject *v = SLOT(obj, m->offset);
+        Py_XINCREF(v);
+        return v;
+    }
     PyObject **dp = _PyObject_GetDictPtr(obj);
     if (dp == NULL || *dp == NULL) {
         PyErr_Clear();
@@ -374,14 +390,8 @@ static long long plain_ahead(PyObject *fs, PyObject *files, PyObject *dev, PyObj
     int has_prev2 = hlen > at;
     long long prev2 = 0;
     if (has_prev2 && !hist_at(hist, at, &prev2)) return -2;
-    PyObject *mo = inst_get(fs, S.n_readahead_max);
     long long max_out;
-    int ok = as_ll(mo, &max_out);
-    Py_XDECREF(mo);
-    if (!ok) {
-        PyErr_Clear();
-        return -2;
-    }
+    if (!as_ll(SLOT(fs, S.fs_readahead_max), &max_out)) return -2;
     if (max_out <= 0 || (has_prev2 && prev2 == bidx - 2 && bidx % max_out)) return 0;
     long long blocks = size / S.bs + (size % S.bs != 0);
     long long last = bidx + 1 + max_out < blocks ? bidx + 1 + max_out : blocks;
@@ -449,9 +459,11 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     PyObject *result = NULL, *files = NULL, *dev = NULL, *stats = NULL, *cstats = NULL,
              *tick = NULL, *bidx_obj = NULL;
     Counts c = {0};
-    files = inst_get(cache, S.n_files);
-    dev = inst_get(fs, S.n_device);
+    files = SLOT(cache, S.c_files);
+    dev = SLOT(fs, S.fs_device);
     if (files == NULL || dev == NULL || !PyDict_CheckExact(files)) goto decline;
+    Py_INCREF(files);
+    Py_INCREF(dev);
     PyObject *frame = NULL;
     int r = resident(files, dev, blk, &frame);
     if (r < 0) goto decline;
@@ -474,9 +486,12 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
         if (ahead < 0) goto decline_frame; /* -1: read-ahead would load; -2: unexpected */
     }
 
-    stats = inst_get(fs, S.n_stats);
-    cstats = inst_get(cache, S.n_stats);
-    tick = inst_get(cache, S.n_tick);
+    stats = SLOT(fs, S.fs_stats);
+    cstats = SLOT(cache, S.c_stats);
+    tick = SLOT(cache, S.c_tick);
+    Py_XINCREF(stats);
+    Py_XINCREF(cstats);
+    Py_XINCREF(tick);
     PyObject *data = SLOT(frame, S.fr_data);
     long long tickv;
     if (stats == NULL || Py_TYPE(stats) != S.fsstats_type || cstats == NULL
@@ -514,8 +529,9 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
         if (done == NULL) goto fail;
         Py_DECREF(done);
     }
-    if (PyObject_GenericSetAttr(cache, S.n_tick, c.tick) < 0) goto fail; /* an existing key */
-    put(frame, S.fr_last_use, c.tick); /* our reference: the cache's dict took its own */
+    Py_INCREF(c.tick);
+    put(cache, S.c_tick, c.tick);
+    put(frame, S.fr_last_use, c.tick);
     c.tick = NULL;
     Py_INCREF(Py_True);
     put(frame, S.fr_referenced, Py_True);
@@ -571,23 +587,17 @@ decline:
 /* The plain read of one block: new bytes, or NULL -- declined (nothing changed) when
  * no error is set. */
 static PyObject *plain_core(PyObject *fs, PyObject *of, long long offset, long long n) {
-    if (!S.fs_ready || Py_TYPE(of) != S.of_type) return NULL;
+    if (!S.fs_ready || Py_TYPE(of) != S.of_type || Py_TYPE(fs) != S.fs_type) return NULL;
     if (n != S.bs || offset < 0 || offset % S.bs) return NULL;
-    PyObject *plain = SLOT(of, S.of_plain);
-    if (plain == NULL) return NULL;
-    PyObject *epoch = inst_get(fs, S.n_epoch);
-    if (epoch == NULL) return NULL;
     long long pv, ev;
-    int current = as_ll(plain, &pv) && as_ll(epoch, &ev) && pv == ev;
-    Py_DECREF(epoch);
-    if (!current) return NULL; /* not asked at this epoch: the Python path asks */
-    PyObject *cache = inst_get(fs, S.n_cache);
-    if (cache == NULL) return NULL;
-    PyObject *lock = inst_get(cache, S.n_lock);
-    if (lock == NULL) {
-        Py_DECREF(cache);
-        return NULL;
-    }
+    if (!as_ll(SLOT(of, S.of_plain), &pv) || !as_ll(SLOT(fs, S.fs_epoch), &ev) || pv != ev)
+        return NULL; /* not asked at this epoch: the Python path asks */
+    PyObject *cache = SLOT(fs, S.fs_cache);
+    if (cache == NULL || Py_TYPE(cache) != S.cache_type) return NULL;
+    PyObject *lock = SLOT(cache, S.c_lock);
+    if (lock == NULL) return NULL;
+    Py_INCREF(cache);
+    Py_INCREF(lock);
     PyObject *data = NULL;
     int got = lock_try(lock);
     if (got < 0) {
@@ -626,19 +636,20 @@ typedef struct {
  * meets it again and answers as it does. */
 static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offset_obj) {
     long long amount, offset;
-    if (!S.vfs_ready || !S.fs_ready || !as_ll(amount_obj, &amount) || !as_ll(offset_obj, &offset))
+    if (!S.vfs_ready || !S.fs_ready || !S.vfs_classes_ready || Py_TYPE(file) != S.vfile_type
+        || !as_ll(amount_obj, &amount) || !as_ll(offset_obj, &offset))
         return NULL;
     if (offset < S.page_bytes || amount != S.bs) return NULL;
-    PyObject *vfs = inst_get(file, S.n_vfs);
-    PyObject *kf = inst_get(file, S.n_kfile);
-    PyObject *mutex = vfs != NULL ? inst_get(vfs, S.n_mutex) : NULL;
-    PyObject *stats = vfs != NULL ? inst_get(vfs, S.n_stats) : NULL;
+    PyObject *vfs = SLOT(file, S.vf_vfs), *kf = SLOT(file, S.vf_kfile);
+    if (vfs == NULL || Py_TYPE(vfs) != S.vfs_type || kf == NULL || Py_TYPE(kf) != S.kfile_type)
+        return NULL;
+    PyObject *mutex = SLOT(vfs, S.v_mutex), *stats = SLOT(vfs, S.v_stats);
+    if (mutex == NULL || stats == NULL || Py_TYPE(stats) != S.vstats_type) return NULL;
+    Py_INCREF(vfs);
+    Py_INCREF(kf);
+    Py_INCREF(mutex);
+    Py_INCREF(stats);
     PyObject *data = NULL;
-    if (mutex == NULL || stats == NULL || Py_TYPE(stats) != S.vstats_type || kf == NULL
-        || Py_TYPE(kf) != S.kfile_type) {
-        PyErr_Clear();
-        goto out;
-    }
     int got = lock_try(mutex);
     if (got <= 0) {
         PyErr_Clear(); /* busy (the Python xRead waits), or acquire failed (it says why) */
@@ -669,10 +680,10 @@ static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offs
     }
     if (lock_give(mutex) < 0) Py_CLEAR(data);
 out:
-    Py_XDECREF(stats);
-    Py_XDECREF(mutex);
-    Py_XDECREF(kf);
-    Py_XDECREF(vfs);
+    Py_DECREF(stats);
+    Py_DECREF(mutex);
+    Py_DECREF(kf);
+    Py_DECREF(vfs);
     return data;
 }
 
@@ -802,11 +813,13 @@ static PyObject *intern_names(void) {
     Py_RETURN_NONE;
 }
 
-/* setup_fs(OpenFile, Inode, FsStats, CacheStats, _Frame, BS, NDIRECT): once. */
+/* setup_fs(FileSystem, OpenFile, Inode, FsStats, Cache, CacheStats, _Frame, BS, NDIRECT):
+ * once. */
 static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
-    PyObject *ot, *it, *ft, *ct, *frt;
+    PyObject *fst, *ot, *it, *ft, *cat, *ct, *frt;
     long long bs, ndirect;
-    if (!PyArg_ParseTuple(args, "OOOOOLL", &ot, &it, &ft, &ct, &frt, &bs, &ndirect)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOOOLL", &fst, &ot, &it, &ft, &cat, &ct, &frt, &bs, &ndirect))
+        return NULL;
     if (S.fs_ready) Py_RETURN_NONE;
     if (bs <= 0 || ndirect < 0) {
         PyErr_SetString(PyExc_ValueError, "setup_fs: a block size > 0 expected");
@@ -815,10 +828,20 @@ static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
     PyObject *r = intern_names();
     if (r == NULL) return NULL;
     Py_DECREF(r);
-    if (need_type(ot, &S.of_type) < 0 || need_type(it, &S.inode_type) < 0
-        || need_type(ft, &S.fsstats_type) < 0 || need_type(ct, &S.cstats_type) < 0
+    if (need_type(fst, &S.fs_type) < 0 || need_type(ot, &S.of_type) < 0
+        || need_type(it, &S.inode_type) < 0 || need_type(ft, &S.fsstats_type) < 0
+        || need_type(cat, &S.cache_type) < 0 || need_type(ct, &S.cstats_type) < 0
         || need_type(frt, &S.frame_type) < 0)
         return NULL;
+    OFF(fs_type, fs_epoch, "_epoch");
+    OFF(fs_type, fs_cache, "cache");
+    OFF(fs_type, fs_device, "device");
+    OFF(fs_type, fs_stats, "stats");
+    OFF(fs_type, fs_readahead_max, "readahead_max");
+    OFF(cache_type, c_lock, "_lock");
+    OFF(cache_type, c_files, "_files");
+    OFF(cache_type, c_tick, "_tick");
+    OFF(cache_type, c_stats, "stats");
     OFF(of_type, of_plain, "_plain");
     OFF(of_type, of_inode, "inode");
     OFF(of_type, of_history, "_history");
@@ -864,6 +887,21 @@ static PyObject *pr_setup_vfs(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* setup_vfs_classes(VinoVFS, VinoFile): once, after setup_vfs (VinoFile's class body
+ * calls that, before the class exists). */
+static PyObject *pr_setup_vfs_classes(PyObject *mod, PyObject *args) {
+    PyObject *vt, *ft;
+    if (!PyArg_ParseTuple(args, "OO", &vt, &ft)) return NULL;
+    if (S.vfs_classes_ready) Py_RETURN_NONE;
+    if (need_type(vt, &S.vfs_type) < 0 || need_type(ft, &S.vfile_type) < 0) return NULL;
+    OFF(vfs_type, v_mutex, "_mutex");
+    OFF(vfs_type, v_stats, "stats");
+    OFF(vfile_type, vf_vfs, "vfs");
+    OFF(vfile_type, vf_kfile, "kfile");
+    S.vfs_classes_ready = 1;
+    Py_RETURN_NONE;
+}
+
 static PyObject *pr_served(PyObject *mod, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(S.served);
 }
@@ -872,8 +910,10 @@ static PyMethodDef methods[] = {
     {"plain_read", (PyCFunction)(void (*)(void))pr_plain_read, METH_FASTCALL,
      "plain_read(fs, of, offset, n) -> bytes | None: FileIO.pread's plain path on a hit"},
     {"setup_fs", pr_setup_fs, METH_VARARGS,
-     "setup_fs(OpenFile, Inode, FsStats, CacheStats, _Frame, BS, NDIRECT): once"},
+     "setup_fs(FileSystem, OpenFile, Inode, FsStats, Cache, CacheStats, _Frame, BS, NDIRECT): once"},
     {"setup_vfs", pr_setup_vfs, METH_VARARGS, "setup_vfs(KernelFile, VfsStats, PAGE_BYTES): once"},
+    {"setup_vfs_classes", pr_setup_vfs_classes, METH_VARARGS,
+     "setup_vfs_classes(VinoVFS, VinoFile): once, after setup_vfs"},
     {"served", pr_served, METH_NOARGS, "served() -> int: reads answered here so far"},
     {NULL, NULL, 0, NULL},
 };
