@@ -1,4 +1,4 @@
-"""Codecs a point declares instead of writing them: scalar arguments in, a ranged answer out.
+"""Codecs a point declares instead of writing them: inputs in, a checked answer out.
 
 A point whose arguments (after the target) are plain integers and whose answer is
 the entry's result within a range need not write its ``encode`` and ``decode``:
@@ -15,27 +15,45 @@ answers the entry's result when ``lo <= result <= hi`` and rejects it otherwise
 callables with the signatures of ``encode`` and ``decode`` (``point.py``), compiled
 once from the layout (structs, offsets, which argument goes where).
 
+The kernel's points declare theirs with the rest (``kernel/points.py``):
+
+- ``Rows(layout, array, head, rows, what)``: the scalars before an array and its first
+  ``n`` elements in one pack -- ints, tuples of ints (``sched.pick``'s ``ThreadInfo``
+  rows), or rows kept packed by the kernel (``vm.evict``'s ``PageInfo.row``, copied);
+  each value a ``From``: an argument, an attribute path of one or of a held object
+  (``fs.readahead``'s file blocks, ``max_out`` and history), ceil-divided or capped;
+- ``IndexOf(arg, what)``: an index among an argument's candidates (``sched.pick``);
+- ``Batch(layout, more, arg, unit, what)``: a victim, or a victim and up to ``more``'s
+  count of further distinct ones (``vm.evict``);
+- ``Elements(layout, array, most, below, what, noun, end)``: a count and that many
+  distinct elements below a bound (``fs.readahead``'s blocks).
+
 The native protected call (``fastpath.c``'s ``Protected``) recognises them and runs
-their common case in C, with no Python call: an ``int`` argument within its field's
-range written straight into the buffer, a result within the range answered as it
-is. Anything else -- a ``bool`` or another ``int`` subclass, a value out of range, a
-buffer gone, a result out of range -- calls the Python codec itself, so errors,
-messages and the bytes written are the Python codec's by construction.
-``tests/graft/test_codec.py`` runs both on the same inputs.
+their common case in C, with no Python call: exact ``int`` values within their fields'
+ranges written straight into the buffer (everything read and checked before the first
+byte is written), an answer the checks accept built as the Python builds it. Anything
+else -- a ``bool`` or another ``int`` subclass, a value out of range, a row of another
+shape or size, a sequence other than a list, tuple or deque, an attribute whose read
+could run code, a buffer gone or too short, an answer the checks refuse -- calls the
+Python codec itself, so errors, messages and the bytes written are the Python codec's
+by construction. ``tests/graft/test_codec.py`` and ``tests/kernel/test_point_codecs.py``
+run both on the same inputs and answers, hostile ones included.
 
 Invariant: a codec is immutable; ``plan`` describes exactly what ``__call__`` does
-for ``int`` arguments within range (the native side compiles it once per codec).
+in the common case (the native side compiles it once per codec and keeps the plan).
 """
 
 from __future__ import annotations
 
+import itertools
+import operator
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from vino.errors import InvalidDeclaration, InvalidResult
 from vino.graft.fastcall import I64
-from vino.graft.layout import Kind, Layout
+from vino.graft.layout import U32, Kind, Layout
 
 # How the native side reads a plan: per argument, a letter and a number.
 BUFFER_KINDS: Final = ("B", "I", "i", "Q")  # a scalar field's struct code, at its offset
@@ -111,3 +129,253 @@ class InRange:
 
     def __repr__(self) -> str:
         return f"InRange({self.lo}, {self.hi}, {self.what!r})"
+
+
+# ---- sources: where a plan's value comes from ------------------------------------------
+
+class From:
+    """A value a codec reads: the call's argument ``arg`` (or, with ``obj``, that object),
+    then each attribute of ``path`` in turn; ceil-divided by ``div`` if given, then held to
+    at most ``cap`` if given. ``From(0, "inode", "size", div=4096)`` is a file's blocks.
+
+    The native side follows an attribute only where reading it cannot run code (an
+    instance's dict entry or a ``__slots__`` member, on a type with the ordinary lookup);
+    anywhere else the codec's Python reads it.
+    """
+
+    __slots__ = ("arg", "cap", "div", "obj", "path", "plan")
+
+    def __init__(self, arg: int | None, *path: str, obj: object = None, div: int = 0,
+                 cap: int | None = None) -> None:
+        if (arg is None) == (obj is None):
+            raise InvalidDeclaration("From: an argument index or an object, not both")
+        if div < 0 or (cap is not None and not 0 <= cap < 1 << 63):
+            raise InvalidDeclaration(f"From: div {div}, cap {cap}")
+        self.arg = arg
+        self.obj = obj
+        self.path = path
+        self.div = div
+        self.cap = cap
+        self.plan = (-1 if arg is None else arg, obj, path, div, -1 if cap is None else cap)
+
+    def __call__(self, args: Sequence[object]) -> object:
+        v = args[self.arg] if self.arg is not None else self.obj
+        for name in self.path:
+            v = getattr(v, name)
+        if self.div:
+            v = -(-v // self.div)  # type: ignore[operator]
+        cap = self.cap
+        if cap is not None and not v < cap:  # type: ignore[operator]
+            v = cap
+        return v
+
+    def __repr__(self) -> str:
+        return f"From{self.plan!r}"
+
+
+COUNT: Final = "count"  # Rows' head: the number of elements written
+
+
+class Rows:
+    """``encode``: the scalars before the array ``array`` (``Layout.rows``: pads and gaps
+    as zero bytes), then its first ``n`` elements, in one pack at offset 0; answers ``()``.
+
+    ``head`` gives each scalar before the array, in order (pads aside): a ``From``, or
+    ``COUNT`` for ``n``. ``rows`` gives the elements, a sequence: of ints for an array of
+    scalars; of tuples of ints in the row's field order (pads aside) for an array of
+    structs, or, with ``attr``, of objects whose attribute ``attr`` holds the row packed
+    (bytes of the row's size). More elements than the array holds: ``too_many`` raised
+    (``"<what>: <n> candidates; the buffer holds <count>"``), or, if it is None, the first
+    ``count`` of them taken.
+    """
+
+    __slots__ = ("_head", "_pack", "_rows", "array", "attr", "count", "layout", "plan",
+                 "too_many", "what")
+
+    def __init__(self, layout: Layout, array: str, head: Sequence[From | str], rows: From,
+                 what: str, *, attr: str | None = None,
+                 too_many: type[Exception] | None = None) -> None:
+        f = layout.field(array)
+        if f.count is None or f.pad:
+            raise InvalidDeclaration(f"{layout.point}.{array}: not an array")
+        before = [g for g in layout.fields.fields if g.end <= f.offset and not g.pad]
+        if len(before) != len(head):
+            raise InvalidDeclaration(f"{layout.point}: {len(head)} values for the "
+                                     f"{len(before)} scalars before {array}")
+        steps: list[tuple[str, int, object]] = []
+        for g, h in zip(before, head, strict=True):
+            if g.count is not None or not isinstance(g.elem, Kind) \
+                    or g.elem.code not in BUFFER_KINDS:
+                raise InvalidDeclaration(f"{layout.point}.{g.name}: not a scalar field")
+            if not (h == COUNT or isinstance(h, From)):
+                raise InvalidDeclaration(f"{layout.point}.{g.name}: From or COUNT, not {h!r}")
+            steps.append((g.elem.code, g.offset, None if h == COUNT else h.plan))  # type: ignore[union-attr]
+        elem = f.elem
+        shape: tuple[object, ...]
+        if attr is not None:
+            shape = ("s", attr)  # each row's attribute: its bytes
+        elif isinstance(elem, Kind):
+            if elem.code not in BUFFER_KINDS:
+                raise InvalidDeclaration(f"{layout.point}.{array}: kind {elem.name} has no codec")
+            shape = ("k", elem.code)
+        else:
+            cols = []
+            for g in elem.fields:
+                if g.pad:
+                    continue
+                if g.count is not None or not isinstance(g.elem, Kind) \
+                        or g.elem.code not in BUFFER_KINDS:
+                    raise InvalidDeclaration(f"{elem.name}.{g.name}: not a scalar field")
+                cols.append((g.elem.code, g.offset))
+            shape = ("t", tuple(cols))
+        count = f.count
+        if attr is None:
+            self._pack = tuple(layout.rows(array, n) for n in range(count + 1))
+        else:
+            head_fmt = layout.fields.format_before(array)
+            self._pack = tuple(struct.Struct(f"<{head_fmt}" + f"{f.elem_size}s" * n)
+                               for n in range(count + 1))
+        self.layout = layout
+        self.array = array
+        self.attr = attr
+        self.count = count
+        self.what = what
+        self.too_many = too_many
+        self._head = tuple(head)
+        self._rows = rows
+        self.plan: tuple[object, ...] = (tuple(steps), rows.plan, f.offset, f.elem_size, count,
+                                         too_many is not None, shape)
+
+    def __call__(self, buf: memoryview, *args: object) -> tuple[int, ...]:
+        rows: Sequence[object] = self._rows(args)  # type: ignore[assignment]
+        n = len(rows)
+        if n > self.count:
+            if self.too_many is not None:
+                raise self.too_many(f"{self.what}: {n} candidates; the buffer holds "
+                                    f"{self.count}")
+            rows = tuple(itertools.islice(rows, self.count))
+            n = self.count
+        head = [n if h == COUNT else h(args) for h in self._head]  # type: ignore[operator]
+        attr = self.attr
+        if attr is not None:
+            values: Iterable[object] = map(operator.attrgetter(attr), rows)
+        elif self.plan[6][0] == "t":  # type: ignore[index]
+            values = itertools.chain.from_iterable(rows)  # type: ignore[arg-type]
+        else:
+            values = rows
+        self._pack[n].pack_into(buf, 0, *head, *values)
+        return ()
+
+    def __repr__(self) -> str:
+        return f"Rows({self.layout.point!r}, {self.array!r}, {self.plan!r})"
+
+
+class IndexOf:
+    """``decode``: the entry's result, if it indexes the call's argument ``arg`` (a
+    sequence: ``0 <= result < len``); else rejected ("<what>: index <r> is not one of
+    the <n> candidates")."""
+
+    __slots__ = ("arg", "plan", "what")
+
+    def __init__(self, arg: int, what: str) -> None:
+        self.arg = arg
+        self.what = what
+        self.plan = (arg,)
+
+    def __call__(self, buf: memoryview, ret: int, *args: object) -> int:
+        n = len(args[self.arg])  # type: ignore[arg-type]
+        if not 0 <= ret < n:
+            raise InvalidResult(f"{self.what}: index {ret} is not one of the {n} candidates")
+        return ret
+
+    def __repr__(self) -> str:
+        return f"IndexOf({self.arg}, {self.what!r})"
+
+
+class Batch:
+    """``decode``: an index among the ``n`` candidates of the call's argument ``arg``
+    (answered as the int), or ``victim + unit * k`` naming ``k`` further candidates in the
+    array ``more`` (answered as ``[victim, *more[0..k)]``). Rejected: an index not below
+    ``n``, ``k`` above the array's count or negative, a further index not below ``n``, a
+    candidate named twice."""
+
+    __slots__ = ("_at", "_more", "arg", "max", "plan", "unit", "what")
+
+    def __init__(self, layout: Layout, more: str, arg: int, unit: int, what: str) -> None:
+        f = layout.field(more)
+        if f.count is None or f.elem != U32 or unit <= 0:
+            raise InvalidDeclaration(f"{layout.point}.{more}: not an array of u32 (or unit "
+                                     f"{unit})")
+        self.arg = arg
+        self.unit = unit
+        self.what = what
+        self.max = f.count
+        self._at = f.offset
+        # The structs by count, compiled once: k further victims.
+        self._more = tuple(layout.elements(more, k) for k in range(f.count + 1))
+        self.plan = (arg, unit, f.offset, f.count)
+
+    def __call__(self, buf: memoryview, ret: int, *args: object) -> int | list[int]:
+        n = len(args[self.arg])  # type: ignore[arg-type]
+        if 0 <= ret < n:  # one victim
+            return ret
+        k, victim = divmod(ret, self.unit)
+        if not 0 < k <= self.max or victim >= n:
+            raise InvalidResult(
+                f"{self.what}: index {ret} is not one of the {n} candidates" if k == 0 else
+                f"{self.what}: answer {ret} names victim {victim} and {k} more; expected a "
+                f"victim below {n} and at most {self.max} more")
+        more: tuple[int, ...] = self._more[k].unpack_from(buf, self._at)
+        named = {victim, *more}
+        for m in more:  # (not max(): it parses its keywords on every call)
+            if m >= n:
+                raise InvalidResult(f"{self.what}: further victim {m} is not one of the {n} "
+                                    f"candidates")
+        if len(named) != k + 1:
+            raise InvalidResult(f"{self.what}: a candidate named twice in one batch")
+        return [victim, *more]
+
+    def __repr__(self) -> str:
+        return f"Batch({self.what!r}, {self.plan!r})"
+
+
+class Elements:
+    """``decode``: the first ``ret`` elements of the u32 array ``array``, as a list, if
+    ``0 <= ret <= most``, each element is below ``below`` and no two are equal; else
+    rejected (``"<what>: <ret> <noun>s asked for; at most <most>"``, ``"<what>: <noun> <b>
+    is past <end> (<below> <noun>s)"``, ``"<what>: duplicate <noun>s"``)."""
+
+    __slots__ = ("_at", "_out", "below", "end", "most", "noun", "plan", "what")
+
+    def __init__(self, layout: Layout, array: str, most: From, below: From, what: str,
+                 noun: str, end: str) -> None:
+        f = layout.field(array)
+        if f.count is None or f.elem != U32:
+            raise InvalidDeclaration(f"{layout.point}.{array}: not an array of u32")
+        self.most = most
+        self.below = below
+        self.what = what
+        self.noun = noun
+        self.end = end
+        self._at = f.offset
+        self._out = tuple(layout.elements(array, n) for n in range(f.count + 1))
+        self.plan = (most.plan, below.plan, f.offset, f.count)
+
+    def __call__(self, buf: memoryview, ret: int, *args: object) -> list[int]:
+        most: int = self.most(args)  # type: ignore[assignment]
+        if not 0 <= ret <= most:
+            raise InvalidResult(f"{self.what}: {ret} {self.noun}s asked for; at most {most}")
+        if ret == 0:
+            return []
+        out: list[int] = list(self._out[ret].unpack_from(buf, self._at))
+        below: int = self.below(args)  # type: ignore[assignment]
+        for b in out:  # (not max(): it parses its keywords on every call)
+            if b >= below:
+                raise InvalidResult(f"{self.what}: {self.noun} {b} is past {self.end} "
+                                    f"({below} {self.noun}s)")
+        if ret > 1 and len(set(out)) != ret:
+            raise InvalidResult(f"{self.what}: duplicate {self.noun}s")
+        return out
+
+    def __repr__(self) -> str:
+        return f"Elements({self.what!r}, {self.plan!r})"

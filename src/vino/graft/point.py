@@ -302,6 +302,17 @@ class FunctionPoint(_PointBase[T, *Args], Generic[T, *Args, R]):
     else:
         __call__ = _DISPATCH
 
+    def on_first(self) -> Callable[[*Args], R]:
+        """A subsystem's policy slot for this point when the target is the slot's first
+        argument: ``slot(*args)`` is ``self(args[0], *args)``. Native (``fastpath.c``'s
+        ``Targeted``) with the fast path: no Python frame between the subsystem and the
+        dispatch."""
+        call = type(self).__call__
+        if _NATIVE is not None:
+            slot: Callable[[*Args], R] = _NATIVE.Targeted(self, call)
+            return slot
+        return lambda *args: call(self, args[0], *args)
+
     def redispatch(self, stale: Graft, args: tuple[*Args]) -> R:
         """Dispatch again for a graft that was no longer live when its call began."""
         g = self.table.get(stale.target)

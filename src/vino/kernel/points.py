@@ -27,6 +27,13 @@ user's pages or threads.
 Validators reject before anything is applied: the subsystem receives only answers
 that passed, so a bad answer can never half-happen.
 
+``vm.evict``, ``sched.pick`` and ``fs.readahead`` declare their codecs
+(``graft/codec.py``: ``Rows``, ``IndexOf``, ``Batch``, ``Elements``) and their slots are
+the point's own dispatch (``FunctionPoint.on_first``), so with the native fast path a
+call from the subsystem to the graft and back runs no Python frame: the protected call
+encodes, checks and builds the answer in C, and calls the codecs' Python only for what
+their plans do not cover (a refused answer among it, whose error is the Python's).
+
 Host faults (the kernel's own exception met during a graft's call: an I/O error in
 an accessor, a failed charge): eviction, scheduling, read-ahead and access events
 must complete whatever happens, so those points log the fault with its traceback,
@@ -37,15 +44,12 @@ write or return plaintext.
 
 from __future__ import annotations
 
-import itertools
-import operator
-import struct
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final, TypeVar
 
 from vino.errors import Forbidden, InvalidResult, QuotaExceeded
 from vino.graft import GLOBAL, EventPoint, FunctionPoint, Graft, GraftCallable, Principal
+from vino.graft.codec import COUNT, Batch, Elements, From, IndexOf, Rows
 from vino.graft.layout import Layout
 from vino.graft.locks import HostLock
 from vino.graft.point import HOST_FAULTS_DEFAULT
@@ -70,30 +74,17 @@ AccessPoint = EventPoint[Inode, Inode, int, int, int]
 
 # ---- layouts: every offset, count and struct comes from kernel/layouts.py -----------
 _EVICT = layouts.EVICT
-_EVICT_HEAD: Final = _EVICT.rows("cand", 0)  # the scalars before the rows (n, a pad)
-_EVICT_ROWS: Final = _EVICT.field("cand").offset
-_EVICT_ROW: Final = _EVICT.field("cand").elem_size
-# The header and n rows, each row a packed candidate (PageInfo.row, _EVICT_ROW bytes).
-# Invariant: the rows follow the header (_EVICT_HEAD.size == _EVICT_ROWS: the header is
-# every field before "cand"; tests/kernel/test_layouts.py holds the encoder's bytes).
-_EVICT_PACKED: Final = tuple(struct.Struct(_EVICT_HEAD.format + f"{_EVICT_ROW}s" * n)
-                             for n in range((_EVICT.field("cand").count or 0) + 1))
-_EVICT_CANDS: Final = _EVICT.field("cand").count or 0
-_EVICT_INDICES: Final = tuple(frozenset(range(n)) for n in range(_EVICT_CANDS + 1))  # by n
 _EVICT_MORE_AT: Final = _EVICT.field("more").offset  # where further victims are named
 _EVICT_MORE_MAX: Final = _EVICT.field("more").count or 0
 _EVICT_MORE_UNIT: Final = layouts.EVICT_MORE_UNIT
 # The structs by count, compiled once: k further victims.
 _EVICT_MORE: Final = tuple(_EVICT.elements("more", k) for k in range(_EVICT_MORE_MAX + 1))
 _PICK = layouts.PICK
-_PICK_CANDS: Final = _PICK.field("thread").count or 0
-_PICK_ROWS: Final = tuple(_PICK.rows("thread", n) for n in range(_PICK_CANDS + 1))
 _RA = layouts.READAHEAD
 _RA_HIST: Final = _RA.field("hist").count or 0  # entries offered in hist
 _RA_OUT: Final = _RA.field("out")  # where the graft answers, and at most how many
 _RA_OUT_MAX: Final = _RA_OUT.count or 0
-# The structs by count, compiled once: the header and n history entries; n answers.
-_RA_ROWS: Final = tuple(_RA.rows("hist", n) for n in range(_RA_HIST + 1))
+# The structs by count, compiled once: n answers.
 _RA_ANSWERS: Final = tuple(_RA.elements("out", n) for n in range(_RA_OUT_MAX + 1))
 _FILTER_HEADER: Final = layouts.FILTER.rows("data", 0)  # the scalars before data
 _FILTER_DATA: Final = layouts.FILTER.field("data").offset
@@ -106,15 +97,6 @@ def _callable(lay: Layout, name: str,
     the Wasm types the layout declares."""
     params_, results = lay.callables[name]
     return GraftCallable(name, params_, results, fn)
-
-
-def _index_result(kind: str) -> Callable[[memoryview, int, object, Sequence[object]], int]:
-    def decode(buf: memoryview, ret: int, target: object, rows: Sequence[object]) -> int:
-        if not 0 <= ret < len(rows):
-            raise InvalidResult(f"{kind}: index {ret} is not one of the {len(rows)} candidates")
-        return ret
-
-    return decode
 
 
 def _same_index(buf: memoryview, result: int, *args: object) -> int:
@@ -135,30 +117,12 @@ def _owner_or_root(kind: type[T], owner_of: Callable[[T], User],
 
 # ---- vm.evict -----------------------------------------------------------------------
 
-def encode_evict(buf: memoryview, aspace: AddressSpace,
-                 cands: list[PageInfo]) -> tuple[int, ...]:
-    """``vm.evict``'s encoder: the count, then each candidate's row.
-
-    Each candidate carries its row packed (``PageInfo.row``, made once with the
-    PageInfo; the cache hands an unchanged page's PageInfo out again), so the count and
-    the rows go in with one ``pack_into``, each row copied once, straight into the
-    buffer (no joined copy: past 512 bytes that is a C ``malloc`` and ``free`` on
-    every call); only pages that changed since were packed.
-    """
-    n = len(cands)
-    if n > _EVICT_CANDS:
-        raise InvalidArgument(f"vm.evict: {n} candidates; the buffer holds {_EVICT_CANDS}")
-    _EVICT_PACKED[n].pack_into(buf, 0, n, *map(_row_of, cands))
-    return ()
-
-
-_row_of: Final = operator.attrgetter("row")  # PageInfo.row, without a Python frame
-
-
-def _first_at_least(values: Sequence[int], limit: int) -> int:
-    """The first of ``values`` not below ``limit`` (a decoder's error message; kept out of
-    the decoders so that their common case makes no closure cell)."""
-    return next(v for v in values if v >= limit)
+# ``vm.evict``'s encoder: the count, then each candidate's row. Each candidate carries its
+# row packed (``PageInfo.row``, made once with the PageInfo; the cache hands an unchanged
+# page's PageInfo out again), so encoding is a copy of kept bytes into the buffer (in C,
+# by the native protected call; codec.py).
+encode_evict: Final = Rows(_EVICT, "cand", (COUNT,), From(1), "vm.evict", attr="row",
+                           too_many=InvalidArgument)
 
 
 def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
@@ -171,27 +135,6 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
     ``k`` above ``MAX_EVICT_MORE`` (31) or negative, a duplicate in the batch.
     """
     default = cache._evict_choice
-
-    def decode(buf: memoryview, ret: int, aspace: AddressSpace,
-               cands: list[PageInfo]) -> Victims:
-        n = len(cands)
-        if 0 <= ret < n:  # one victim
-            return ret
-        k, victim = divmod(ret, _EVICT_MORE_UNIT)
-        if not 0 < k <= _EVICT_MORE_MAX or victim >= n:
-            raise InvalidResult(
-                f"vm.evict: index {ret} is not one of the {n} candidates" if k == 0 else
-                f"vm.evict: answer {ret} names victim {victim} and {k} more; expected a "
-                f"victim below {n} and at most {_EVICT_MORE_MAX} more")
-        more = _EVICT_MORE[k].unpack_from(buf, _EVICT_MORE_AT)
-        named = {victim, *more}
-        # (a subset test, not max(): max() parses its keywords on every call)
-        if not named <= _EVICT_INDICES[n]:  # victim < n already: a further one is not
-            raise InvalidResult(f"vm.evict: further victim {_first_at_least(more, n)} is not "
-                                f"one of the {n} candidates")
-        if len(named) != k + 1:
-            raise InvalidResult("vm.evict: a candidate named twice in one batch")
-        return [victim, *more]
 
     def encode_result(buf: memoryview, answer: Victims, aspace: AddressSpace,
                       cands: list[PageInfo]) -> int:
@@ -221,17 +164,13 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
 
     point: EvictPoint = FunctionPoint(
         name=_EVICT.point, entry=_EVICT.entry, buffer_size=_EVICT.buffer_size,
-        encode=encode_evict, decode=decode, encode_result=encode_result, default=default,
+        encode=encode_evict, decode=Batch(_EVICT, "more", 1, _EVICT_MORE_UNIT, "vm.evict"),
+        encode_result=encode_result, default=default,
         callables=(_callable(_EVICT, "vm_hint", hint),),
         may_install=_owner_or_root(AddressSpace, lambda a: a.owner.user),
         target_type=AddressSpace,
         lock_resolver=lock, layout=_EVICT, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
-
-    call = type(point).__call__  # the dispatch itself: no bound method, no args tuple
-
-    def choose(aspace: AddressSpace, candidates: list[PageInfo]) -> Victims:
-        return call(point, aspace, aspace, candidates)
 
     def forget(g: Graft, record: object) -> None:
         """A removed graft's batches are not taken any further."""
@@ -239,7 +178,7 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
             cache.forget_victims(g.target if isinstance(g.target, AddressSpace) else None)
 
     registry.on_remove(forget)
-    cache.evict_policy = choose
+    cache.evict_policy = point.on_first()  # the dispatch itself, no Python frame
     return point
 
 
@@ -251,16 +190,9 @@ def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
 
     # Packed afresh on every call: between two picks every runnable thread has waited (or
     # run), so no row is the same as last time (vm.evict's rows, by contrast, are packed
-    # once per page state: encode_evict).
-    # A ThreadInfo is a named tuple of its row's values in layout order: one pack of them all.
-    flat = itertools.chain.from_iterable
-
-    def encode(buf: memoryview, group: ProcessGroup, rows: list[ThreadInfo]) -> tuple[int, ...]:
-        n = len(rows)
-        if n > _PICK_CANDS:
-            raise InvalidArgument(f"sched.pick: {n} candidates; the buffer holds {_PICK_CANDS}")
-        _PICK_ROWS[n].pack_into(buf, 0, n, *flat(rows))
-        return ()
+    # once per page state). A ThreadInfo is a named tuple of its row's values in layout
+    # order: the native protected call packs them in C (codec.py's Rows).
+    encode = Rows(_PICK, "thread", (COUNT,), From(1), "sched.pick", too_many=InvalidArgument)
 
     def set_priority(txn: Transaction, tid: int, priority: int) -> int:
         group = txn.graft.target if txn.graft is not None else None
@@ -288,18 +220,13 @@ def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
 
     point: PickPoint = FunctionPoint(
         name=_PICK.point, entry=_PICK.entry, buffer_size=_PICK.buffer_size, encode=encode,
-        decode=_index_result("sched.pick"), encode_result=_same_index, default=default,
+        decode=IndexOf(1, "sched.pick"), encode_result=_same_index, default=default,
         callables=(_callable(_PICK, "sched_set_priority", set_priority),),
         may_install=_owner_or_root(ProcessGroup, lambda g: g.owner),
         target_type=ProcessGroup,
         lock_resolver=lock, layout=_PICK, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
-    call = type(point).__call__  # the dispatch itself: no bound method, no args tuple
-
-    def pick(group: ProcessGroup, runnable: list[ThreadInfo]) -> int:
-        return call(point, group, group, runnable)
-
-    sched.pick_policy = pick
+    sched.pick_policy = point.on_first()  # the dispatch itself, no Python frame
     return point
 
 
@@ -318,43 +245,20 @@ def readahead_point(fs: FileSystem, registry: Registry,
     default = fs._readahead
     bs = params.BLOCK_SIZE
 
-    def inputs(of: OpenFile, block: int) -> tuple[int, int, list[int]]:
-        return (-(-of.inode.size // bs), min(fs.readahead_max, _RA_OUT_MAX),
-                of.history[:_RA_HIST])
-
     out_at = _RA_OUT.offset
 
-    def encode(buf: memoryview, of: OpenFile, block: int) -> tuple[int, ...]:
-        hist = of._history  # most recent first; the deque's maxlen is the layout's count
-        n = len(hist)
-        if n > _RA_HIST:
-            hist = deque(itertools.islice(hist, _RA_HIST))
-            n = _RA_HIST
-        max_out = fs.readahead_max
-        _RA_ROWS[n].pack_into(buf, 0, -(-of.inode.size // bs), block,
-                              max_out if max_out < _RA_OUT_MAX else _RA_OUT_MAX, n, *hist)
-        return ()
-
-    def decode(buf: memoryview, count: int, of: OpenFile, block: int) -> list[int]:
-        max_out = fs.readahead_max
-        if not 0 <= count <= (max_out if max_out < _RA_OUT_MAX else _RA_OUT_MAX):
-            raise InvalidResult(f"fs.readahead: {count} blocks asked for; at most "
-                                f"{min(max_out, _RA_OUT_MAX)}")
-        if count == 0:
-            return []
-        out = list(_RA_ANSWERS[count].unpack_from(buf, out_at))
-        nblocks = -(-of.inode.size // bs)
-        for b in out:  # (not max(): it parses its keywords on every call)
-            if b >= nblocks:
-                raise InvalidResult(f"fs.readahead: block {b} is past the end of the file "
-                                    f"({nblocks} blocks)")
-        if count > 1 and len(set(out)) != count:
-            raise InvalidResult("fs.readahead: duplicate blocks")
-        return out
+    # The header (file blocks, the block read, max_out, n_hist) and the history, most
+    # recent first (at most hist's count: the deque's maxlen is the layout's count); the
+    # answer's count and blocks checked: both in C in the native protected call (codec.py).
+    nblocks = From(0, "inode", "size", div=bs)
+    max_out = From(None, "readahead_max", obj=fs, cap=_RA_OUT_MAX)
+    encode = Rows(_RA, "hist", (nblocks, From(1), max_out, COUNT), From(0, "_history"),
+                  "fs.readahead")
+    decode = Elements(_RA, "out", max_out, nblocks, "fs.readahead", "block",
+                      "the end of the file")
 
     def encode_result(buf: memoryview, blocks: list[int], of: OpenFile, block: int) -> int:
-        _, max_out, _ = inputs(of, block)
-        blocks = blocks[:max_out]
+        blocks = blocks[:min(fs.readahead_max, _RA_OUT_MAX)]
         if blocks:
             _RA_ANSWERS[len(blocks)].pack_into(buf, out_at, *blocks)
         return len(blocks)
@@ -373,8 +277,7 @@ def readahead_point(fs: FileSystem, registry: Registry,
         decode=decode, encode_result=encode_result, default=default, may_install=may,
         target_type=OpenFile, layout=_RA, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
-    call = type(point).__call__  # the dispatch itself: no bound method, no args tuple
-    fs.readahead_policy = lambda of, block: call(point, of, of, block)
+    fs.readahead_policy = point.on_first()  # the dispatch itself, no Python frame
     return point
 
 

@@ -24,14 +24,17 @@
  *   from their member descriptors (setup_protected), so no attribute costs a lookup.
  *   Every other case goes to Graft.invoke before anything changed; every failure to
  *   the same Python methods invoke uses.
- *   A point's codecs declared with graft/codec.py (Scalars, InRange) are compiled once
- *   per codec object and run here, with no Python call; whatever their plan does not
- *   cover (an int subclass, a value out of range) calls the codec's Python.
+ *   A point's codecs declared with graft/codec.py (Scalars, InRange; the kernel points'
+ *   Rows, IndexOf, Batch, Elements) are compiled once per codec object and run here,
+ *   with no Python call; whatever their plan does not cover (an int subclass, a value
+ *   out of range, an answer the checks refuse) calls the codec's Python.
  * - Counters, UsageCounters: the bases of graft/stats.py's Stats and accounting.py's
  *   Usage, their counters as C integers (member descriptors for Python), so that
  *   Protected counts a call without making an int.
  * - Dispatch: FunctionPoint.__call__ (graft/point.py), the graft for a target, else
  *   the GLOBAL one, else the default, without a Python frame.
+ * - Targeted: a subsystem's policy slot whose first argument is the target
+ *   (FunctionPoint.on_first), entering Dispatch without a Python frame.
  * - An epoch-deadline callback: it asks `decide()` and goes on one more tick or
  *   stops the guest (an exception in decide() goes to on_fault like a host
  *   function's and stops it). Going on, a guest that RawCall entered holding the
@@ -514,7 +517,10 @@ static struct {
     PyObject *active, *committed; /* txn.ACTIVE, txn.COMMITTED */
     long long sample_mask; /* stats.SAMPLE_MASK: the whole call is timed when commits & it is 0 */
     PyTypeObject *graft_type, *txn_type, *ts_type;
-    PyTypeObject *scalars_type, *in_range_type; /* graft/codec.py: compiled, run here */
+    /* graft/codec.py's codecs: compiled, run here */
+    PyTypeObject *scalars_type, *in_range_type, *rows_type, *index_type, *batch_type,
+        *elements_type;
+    PyTypeObject *deque_type; /* collections.deque: a sequence Rows reads (NULL: none) */
     /* Graft */
     Py_ssize_t g_buffer, g_mem_charged, g_instance, g_call;
     /* Transaction */
@@ -536,6 +542,51 @@ static struct {
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 enum { ENCODE, GUEST, DECODE };
 
+/* graft/codec.py's Rows, IndexOf, Batch and Elements, compiled (see compile_rows and
+ * compile_decode). */
+/* A compiled From: args[arg] (or obj), its attributes path, ceil-divided by div (0:
+ * none), held to at most cap (-1: none). obj and path are borrowed from the plan, which
+ * the compiled codec holds (enc_plan / dec_plan). */
+typedef struct {
+    int arg;
+    PyObject *obj, *path;
+    long long div, cap;
+} Src;
+
+#define MAX_HEAD 8
+#define MAX_COLS 8
+#define MAX_ROWS 1024  /* an array longer than this: the codec's Python */
+#define MAX_CANDIDATES 4096 /* Batch: more candidates than this: the codec's Python */
+#define MAX_ELEMS 64 /* Elements: a longer array: the codec's Python */
+
+typedef struct {
+    int nhead;
+    char head_code[MAX_HEAD];
+    Py_ssize_t head_at[MAX_HEAD];
+    int head_count[MAX_HEAD]; /* 1: the number of rows written */
+    Src head[MAX_HEAD];
+    Src rows;
+    Py_ssize_t arr_at, elem_size, max;
+    int refuse; /* more rows than max: the Python raises; else the first max are taken */
+    char shape;  /* 'k': ints; 't': tuples of ints; 's': each row's attribute, its bytes */
+    char elem_code;
+    int ncols;
+    char col_code[MAX_COLS];
+    Py_ssize_t col_at[MAX_COLS];
+    PyObject *attr; /* borrowed from the plan */
+} RowsPlan;
+
+enum { ENC_NONE, ENC_SCALARS, ENC_ROWS };
+enum { DEC_NONE, DEC_RANGE, DEC_INDEX, DEC_BATCH, DEC_ELEMS };
+
+typedef struct {
+    int arg;              /* IndexOf, Batch: the candidates' argument */
+    long long unit;       /* Batch */
+    Py_ssize_t at, max;   /* Batch: more[]; Elements: out[] */
+    Src most, below;      /* Elements */
+} DecPlan;
+
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -551,11 +602,15 @@ typedef struct {
     int nparams, may_grow, dead;
     int live; /* Invariant: 0 exactly when graft.state is not LIVE (Graft._unlink_removed) */
     char wide[MAX_PARAMS];
-    /* The codecs last seen as the point's encode and decode (strong), and whether each
-     * is a graft/codec.py codec compiled here (enc_n >= 0, dec_ok): see codec_seen. */
+    /* The codecs last seen as the point's encode and decode (strong), and how each runs
+     * here (enc_mode, dec_mode: ENC_NONE / DEC_NONE, the codec's Python): see codec_seen. */
     PyObject *enc_codec, *dec_codec;
     uint64_t codecs_version; /* both are the point's dict's at this version; 0: unknown */
-    int enc_n, dec_ok;
+    int enc_mode, dec_mode;
+    int enc_n; /* Scalars: its arguments */
+    PyObject *enc_plan, *dec_plan; /* the plans compiled (strong): rows, dec borrow from them */
+    RowsPlan rows;
+    DecPlan dec;
     char enc_kind[MAX_PARAMS]; /* 'B' 'I' 'i' 'Q': a buffer field; 'w': a Wasm parameter */
     Py_ssize_t enc_at[MAX_PARAMS]; /* its offset, or the parameter's index */
     Py_ssize_t enc_end; /* the buffer's bytes the plan writes lie below this */
@@ -742,19 +797,8 @@ out:
 #endif
 }
 
-/* Compile an InRange decode's bounds into p (dec_ok: 1 if it is one). */
-static void compile_in_range(Protected *p, PyObject *codec) {
-    p->dec_ok = 0;
-    if (Py_TYPE(codec) != P.in_range_type) return;
-    PyObject *plan = PyObject_GetAttr(codec, P.n_plan);
-    if (plan != NULL && PyTuple_Check(plan) && PyTuple_GET_SIZE(plan) == 2) {
-        p->dec_lo = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 0));
-        p->dec_hi = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 1));
-        p->dec_ok = !PyErr_Occurred();
-    }
-    Py_XDECREF(plan);
-    PyErr_Clear();
-}
+static void compile_encode(Protected *p, PyObject *codec);
+static void compile_decode(Protected *p, PyObject *codec);
 
 /* Note `codec` as the point's encode (or decode), compiling it if it is new. */
 static inline void codec_seen(Protected *p, PyObject *codec, int decode) {
@@ -762,8 +806,8 @@ static inline void codec_seen(Protected *p, PyObject *codec, int decode) {
     if (*slot == codec) return;
     Py_INCREF(codec);
     Py_XSETREF(*slot, codec);
-    if (decode) compile_in_range(p, codec);
-    else compile_scalars(p, codec);
+    if (decode) compile_decode(p, codec);
+    else compile_encode(p, codec);
 }
 
 /* The point's encode (decode: 1) for this call (a new reference), noted (codec_seen). */
@@ -870,6 +914,436 @@ static int encode_scalars(Protected *p, PyObject *args, PyObject *buffer) {
     return 1;
 }
 
+static int compile_src(PyObject *plan, Src *s) {
+    /* (arg or -1, obj, path, div, cap or -1) */
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 5) return 0;
+    long arg = PyLong_AsLong(PyTuple_GET_ITEM(plan, 0));
+    PyObject *path = PyTuple_GET_ITEM(plan, 2);
+    long long div = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 3));
+    long long cap = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 4));
+    if (PyErr_Occurred() || arg < -1 || arg >= MAX_PARAMS || div < 0 || cap < -1
+        || !PyTuple_Check(path))
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(path); i++)
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(path, i))) return 0;
+    s->arg = (int)arg;
+    s->obj = PyTuple_GET_ITEM(plan, 1);
+    s->path = path;
+    s->div = div;
+    s->cap = cap;
+    return 1;
+}
+
+static Py_ssize_t code_size(const char *k) {
+    if (k == NULL || k[0] == 0 || k[1] != 0) return 0;
+    return k[0] == 'B' ? 1 : k[0] == 'I' || k[0] == 'i' ? 4 : k[0] == 'Q' ? 8 : 0;
+}
+
+/* An attribute read that runs no code: the ordinary lookup, finding the name in the
+ * instance's dict or a __slots__ member (new reference); NULL (no exception): not here. */
+static PyObject *plain_attr(PyObject *o, PyObject *name) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t->tp_getattro != PyObject_GenericGetAttr) return NULL;
+    PyObject *d = _PyType_Lookup(t, name);
+    if (d != NULL && !Py_IS_TYPE(d, &PyMemberDescr_Type)) return NULL;
+    if (d == NULL && t->tp_dictoffset == 0) return NULL;
+    PyObject *v = PyObject_GenericGetAttr(o, name);
+    if (v == NULL) PyErr_Clear(); /* unset: the Python says so */
+    return v;
+}
+
+/* What a Src reads (new reference), before div and cap; NULL (no exception): not here. */
+static PyObject *src_object(const Src *s, PyObject *args) {
+    PyObject *v;
+    if (s->arg >= 0) {
+        if (s->arg >= PyTuple_GET_SIZE(args)) return NULL;
+        v = PyTuple_GET_ITEM(args, s->arg);
+    } else {
+        v = s->obj;
+    }
+    Py_INCREF(v);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(s->path); i++) {
+        PyObject *next = plain_attr(v, PyTuple_GET_ITEM(s->path, i));
+        Py_DECREF(v);
+        if (next == NULL) return NULL;
+        v = next;
+    }
+    return v;
+}
+
+/* A Src's integer value (div and cap applied): 1, or 0 not here (not an exact int, a
+ * negative one with div, out of a long long). */
+static int src_int(const Src *s, PyObject *args, long long *out) {
+    PyObject *v = src_object(s, args);
+    if (v == NULL) return 0;
+    int overflow = 1;
+    long long x = PyLong_CheckExact(v) ? PyLong_AsLongLongAndOverflow(v, &overflow) : 0;
+    Py_DECREF(v);
+    if (overflow) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (s->div) {
+        if (x < 0) return 0;
+        x = x / s->div + (x % s->div != 0);
+    }
+    if (s->cap >= 0 && !(x < s->cap)) x = s->cap;
+    *out = x;
+    return 1;
+}
+
+static inline int long_fits(long long x, char k, uint64_t *out) {
+    if (k == 'B' ? (x < 0 || x > 0xFF) : k == 'I' ? (x < 0 || x > 0xFFFFFFFFLL)
+            : k == 'i' ? (x < INT32_MIN || x > INT32_MAX) : x < 0)
+        return 0;
+    *out = (uint64_t)x;
+    return 1;
+}
+
+/* An exact int for a field of struct code k: 1 with its bits in *out, or 0 (the
+ * struct module would refuse it, or convert it: the Python runs). */
+static int field_int(PyObject *a, char k, uint64_t *out) {
+    if (!PyLong_CheckExact(a)) return 0;
+    if (k == 'Q') {
+        unsigned long long v = PyLong_AsUnsignedLongLong(a);
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        *out = v;
+        return 1;
+    }
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(a, &overflow);
+    if (overflow) return 0;
+    return long_fits(x, k, out);
+}
+
+static inline void put(char *buf, char k, uint64_t v) {
+    if (k == 'B') {
+        buf[0] = (char)v;
+    } else if (k == 'Q') {
+        memcpy(buf, &v, 8);
+    } else {
+        uint32_t w = (uint32_t)v;
+        memcpy(buf, &w, 4);
+    }
+}
+
+/* The writable, contiguous bytes of a graft's buffer of at least `need` bytes, or NULL
+ * (released, read-only, shorter: the Python says what is wrong). */
+static char *buffer_bytes(PyObject *buffer, Py_ssize_t need, int writable) {
+    if (!PyMemoryView_Check(buffer)) return NULL;
+    PyMemoryViewObject *mv = (PyMemoryViewObject *)buffer;
+    Py_buffer *view = PyMemoryView_GET_BUFFER(buffer);
+    if ((mv->flags & _Py_MEMORYVIEW_RELEASED) || (writable && view->readonly)
+        || view->len < need || view->ndim != 1 || view->itemsize != 1
+        || (view->strides && view->strides[0] != 1))
+        return NULL;
+    return (char *)view->buf;
+}
+
+/* The items of a sequence the codec's Python reads by len() and iteration: an exact
+ * list or tuple (borrowed items), or a deque (a list of it: *tmp, new). */
+static PyObject **seq_items(PyObject *seq, Py_ssize_t *n, PyObject **tmp) {
+    *tmp = NULL;
+    if (PyList_CheckExact(seq)) {
+        *n = PyList_GET_SIZE(seq);
+        return ((PyListObject *)seq)->ob_item;
+    }
+    if (PyTuple_CheckExact(seq)) {
+        *n = PyTuple_GET_SIZE(seq);
+        return ((PyTupleObject *)seq)->ob_item;
+    }
+    if (P.deque_type != NULL && Py_IS_TYPE(seq, P.deque_type)) {
+        *tmp = PySequence_List(seq);
+        if (*tmp == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        *n = PyList_GET_SIZE(*tmp);
+        return ((PyListObject *)*tmp)->ob_item;
+    }
+    return NULL;
+}
+
+/* Compile a Rows encode's plan into p->rows (enc_mode ENC_ROWS), or leave it to the
+ * codec's Python. plan: (steps, rows, arr_at, elem_size, max, refuse, shape). */
+static int compile_rows(Protected *p, PyObject *plan) {
+    RowsPlan *r = &p->rows;
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 7) return 0;
+    PyObject *steps = PyTuple_GET_ITEM(plan, 0), *shape = PyTuple_GET_ITEM(plan, 6);
+    if (!PyTuple_Check(steps) || PyTuple_GET_SIZE(steps) > MAX_HEAD || !PyTuple_Check(shape)
+        || PyTuple_GET_SIZE(shape) != 2 || !compile_src(PyTuple_GET_ITEM(plan, 1), &r->rows))
+        return 0;
+    if (r->rows.div || r->rows.cap >= 0) return 0;
+    r->nhead = (int)PyTuple_GET_SIZE(steps);
+    for (int i = 0; i < r->nhead; i++) {
+        PyObject *st = PyTuple_GET_ITEM(steps, i);
+        if (!PyTuple_Check(st) || PyTuple_GET_SIZE(st) != 3) return 0;
+        const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(st, 0));
+        if (k == NULL || !code_size(k)) return 0;
+        r->head_code[i] = k[0];
+        r->head_at[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(st, 1));
+        PyObject *src = PyTuple_GET_ITEM(st, 2);
+        r->head_count[i] = src == Py_None;
+        if (src != Py_None && !compile_src(src, &r->head[i])) return 0;
+    }
+    r->arr_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 2));
+    r->elem_size = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 3));
+    r->max = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 4));
+    r->refuse = PyObject_IsTrue(PyTuple_GET_ITEM(plan, 5));
+    if (PyErr_Occurred() || r->refuse < 0 || r->arr_at < 0 || r->elem_size <= 0 || r->max < 0)
+        return 0;
+    for (int i = 0; i < r->nhead; i++)
+        if (r->head_at[i] < 0 || r->head_at[i] + code_size(&r->head_code[i]) > r->arr_at)
+            return 0;
+    const char *sk = PyUnicode_AsUTF8(PyTuple_GET_ITEM(shape, 0));
+    PyObject *what = PyTuple_GET_ITEM(shape, 1);
+    if (sk == NULL || sk[0] == 0 || sk[1] != 0) return 0;
+    r->shape = sk[0];
+    if (r->shape == 'k') {
+        const char *k = PyUnicode_AsUTF8(what);
+        if (k == NULL || code_size(k) != r->elem_size) return 0;
+        r->elem_code = k[0];
+    } else if (r->shape == 't') {
+        if (!PyTuple_Check(what) || PyTuple_GET_SIZE(what) > MAX_COLS) return 0;
+        r->ncols = (int)PyTuple_GET_SIZE(what);
+        for (int i = 0; i < r->ncols; i++) {
+            PyObject *c = PyTuple_GET_ITEM(what, i);
+            if (!PyTuple_Check(c) || PyTuple_GET_SIZE(c) != 2) return 0;
+            const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(c, 0));
+            Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(c, 1));
+            if (k == NULL || !code_size(k) || at < 0 || at + code_size(k) > r->elem_size)
+                return 0;
+            r->col_code[i] = k[0];
+            r->col_at[i] = at;
+        }
+    } else if (r->shape == 's') {
+        if (!PyUnicode_CheckExact(what)) return 0;
+        r->attr = what;
+    } else {
+        return 0;
+    }
+    return !PyErr_Occurred();
+}
+
+/* The compiled Rows encode of `args` into `buffer`: 1 done, 0 not here (anything the
+ * plan does not cover: the codec's Python runs, and says what is wrong). Everything is
+ * read and checked before the first byte is written. */
+static int encode_rows(Protected *p, PyObject *args, PyObject *buffer) {
+    RowsPlan *r = &p->rows;
+    PyObject *seq = src_object(&r->rows, args), *tmp = NULL;
+    if (seq == NULL) return 0;
+    int done = 0, held = 0;
+    Py_ssize_t n = 0;
+    uint64_t head[MAX_HEAD];
+    PyObject *packed[MAX_ROWS];
+    PyObject **items = seq_items(seq, &n, &tmp);
+    if (items == NULL) goto out;
+    if (n > r->max) {
+        if (r->refuse) goto out;
+        n = r->max;
+    }
+    if (n > MAX_ROWS) goto out;
+    for (int i = 0; i < r->nhead; i++) {
+        long long x = n;
+        if (!r->head_count[i] && !src_int(&r->head[i], args, &x)) goto out;
+        if (!long_fits(x, r->head_code[i], &head[i])) goto out;
+    }
+    Py_ssize_t span = r->arr_at + n * r->elem_size;
+    char *buf = buffer_bytes(buffer, span, 1);
+    if (buf == NULL) goto out;
+    uint64_t v;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = items[i];
+        if (r->shape == 'k') {
+            if (!field_int(row, r->elem_code, &v)) goto out;
+        } else if (r->shape == 't') {
+            /* iterated by the Python as a tuple is: its own items, in order */
+            if (!PyTuple_Check(row) || Py_TYPE(row)->tp_iter != PyTuple_Type.tp_iter
+                || PyTuple_GET_SIZE(row) != r->ncols)
+                goto out;
+            for (int c = 0; c < r->ncols; c++)
+                if (!field_int(PyTuple_GET_ITEM(row, c), r->col_code[c], &v)) goto out;
+        } else {
+            PyObject *b = plain_attr(row, r->attr);
+            if (b == NULL) goto out;
+            packed[held++] = b;
+            if (!PyBytes_CheckExact(b) || PyBytes_GET_SIZE(b) != r->elem_size) goto out;
+        }
+    }
+    /* checked: now written, pads and gaps as zero bytes (the struct's "x") */
+    memset(buf, 0, (size_t)span);
+    for (int i = 0; i < r->nhead; i++) put(buf + r->head_at[i], r->head_code[i], head[i]);
+    char *at = buf + r->arr_at;
+    for (Py_ssize_t i = 0; i < n; i++, at += r->elem_size) {
+        if (r->shape == 'k') {
+            field_int(items[i], r->elem_code, &v);
+            put(at, r->elem_code, v);
+        } else if (r->shape == 't') {
+            for (int c = 0; c < r->ncols; c++) {
+                field_int(PyTuple_GET_ITEM(items[i], c), r->col_code[c], &v);
+                put(at + r->col_at[c], r->col_code[c], v);
+            }
+        } else {
+            memcpy(at, PyBytes_AS_STRING(packed[i]), (size_t)r->elem_size);
+        }
+    }
+    done = 1;
+out:
+    while (held > 0) Py_DECREF(packed[--held]);
+    Py_XDECREF(tmp);
+    Py_DECREF(seq);
+    return done;
+}
+
+/* Compile a decoder's plan into p->dec (dec_mode), or leave it to the codec's Python. */
+static void compile_decode(Protected *p, PyObject *codec) {
+    p->dec_mode = DEC_NONE;
+    Py_CLEAR(p->dec_plan);
+    PyTypeObject *t = Py_TYPE(codec);
+    int mode = t == P.in_range_type ? DEC_RANGE : t == P.index_type ? DEC_INDEX
+        : t == P.batch_type ? DEC_BATCH : t == P.elements_type ? DEC_ELEMS : DEC_NONE;
+    if (mode == DEC_NONE) return;
+    PyObject *plan = PyObject_GetAttr(codec, P.n_plan);
+    if (plan == NULL || !PyTuple_Check(plan)) goto out;
+    Py_ssize_t n = PyTuple_GET_SIZE(plan);
+    DecPlan *d = &p->dec;
+    int ok = 0;
+    if (mode == DEC_RANGE && n == 2) {
+        p->dec_lo = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 0));
+        p->dec_hi = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 1));
+        ok = 1;
+    } else if (mode == DEC_INDEX && n == 1) {
+        d->arg = (int)PyLong_AsLong(PyTuple_GET_ITEM(plan, 0));
+        ok = d->arg >= 0;
+    } else if (mode == DEC_BATCH && n == 4) { /* (arg, unit, more_at, more_max) */
+        d->arg = (int)PyLong_AsLong(PyTuple_GET_ITEM(plan, 0));
+        d->unit = PyLong_AsLongLong(PyTuple_GET_ITEM(plan, 1));
+        d->at = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 2));
+        d->max = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 3));
+        ok = d->arg >= 0 && d->unit > 0 && d->at >= 0 && d->max >= 0 && d->max < MAX_ROWS;
+    } else if (mode == DEC_ELEMS && n == 4) { /* (most, below, out_at, out_max) */
+        d->at = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 2));
+        d->max = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 3));
+        ok = compile_src(PyTuple_GET_ITEM(plan, 0), &d->most)
+            && compile_src(PyTuple_GET_ITEM(plan, 1), &d->below)
+            && d->at >= 0 && d->max >= 0 && d->max <= MAX_ELEMS;
+    }
+    if (ok && !PyErr_Occurred()) {
+        p->dec_mode = mode;
+        Py_INCREF(plan);
+        p->dec_plan = plan; /* what the Srcs borrow from */
+    }
+out:
+    Py_XDECREF(plan);
+    PyErr_Clear(); /* a plan not understood: the codec's Python runs */
+}
+
+/* The length of a candidates argument as len() gives it, or -1: not here. */
+static Py_ssize_t exact_len(PyObject *args, int arg) {
+    if (arg >= PyTuple_GET_SIZE(args)) return -1;
+    PyObject *a = PyTuple_GET_ITEM(args, arg);
+    return PyList_CheckExact(a) ? PyList_GET_SIZE(a) : PyTuple_CheckExact(a) ? PyTuple_GET_SIZE(a)
+        : -1;
+}
+
+/* The compiled decode of `answer`: the answer (new reference); NULL and no exception:
+ * not here (anything the plan does not accept as it is: the codec's Python runs, and
+ * rejects it or answers). NULL with an exception: no memory. */
+static PyObject *decode_native(Protected *p, PyObject *args, PyObject *buffer, int32_t answer) {
+    DecPlan *d = &p->dec;
+    switch (p->dec_mode) {
+    case DEC_RANGE:
+        return p->dec_lo <= answer && answer <= p->dec_hi ? PyLong_FromLong(answer) : NULL;
+    case DEC_INDEX: {
+        Py_ssize_t n = exact_len(args, d->arg);
+        return 0 <= answer && answer < n ? PyLong_FromLong(answer) : NULL;
+    }
+    case DEC_BATCH: {
+        Py_ssize_t n = exact_len(args, d->arg);
+        if (answer < 0 || n < 0) return NULL;
+        if (answer < n) return PyLong_FromLong(answer); /* one victim */
+        long long k = answer / d->unit, victim = answer % d->unit;
+        if (k <= 0 || k > d->max || victim >= n || n > MAX_CANDIDATES) return NULL;
+        const char *buf = buffer_bytes(buffer, d->at + 4 * (Py_ssize_t)k, 0);
+        if (buf == NULL) return NULL;
+        uint8_t seen[MAX_CANDIDATES];
+        uint32_t more[MAX_ROWS];
+        memset(seen, 0, (size_t)n);
+        seen[victim] = 1;
+        for (long long i = 0; i < k; i++) {
+            memcpy(&more[i], buf + d->at + 4 * i, 4);
+            if (more[i] >= n || seen[more[i]]) return NULL; /* out of range, or named twice */
+            seen[more[i]] = 1;
+        }
+        PyObject *out = PyList_New((Py_ssize_t)k + 1);
+        if (out == NULL) return NULL;
+        for (long long i = 0; i <= k; i++) {
+            PyObject *x = PyLong_FromUnsignedLong(i == 0 ? (unsigned long)victim : more[i - 1]);
+            if (x == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyList_SET_ITEM(out, (Py_ssize_t)i, x);
+        }
+        return out;
+    }
+    case DEC_ELEMS: {
+        long long most, below;
+        if (!src_int(&d->most, args, &most) || answer < 0 || answer > most || answer > d->max)
+            return NULL;
+        if (answer == 0) return PyList_New(0);
+        if (!src_int(&d->below, args, &below)) return NULL;
+        const char *buf = buffer_bytes(buffer, d->at + 4 * (Py_ssize_t)answer, 0);
+        if (buf == NULL) return NULL;
+        uint32_t v[MAX_ELEMS];
+        for (int32_t i = 0; i < answer; i++) {
+            memcpy(&v[i], buf + d->at + 4 * i, 4);
+            if ((long long)v[i] >= below) return NULL;
+            for (int32_t j = 0; j < i; j++)
+                if (v[j] == v[i]) return NULL; /* duplicates */
+        }
+        PyObject *out = PyList_New(answer);
+        if (out == NULL) return NULL;
+        for (int32_t i = 0; i < answer; i++) {
+            PyObject *x = PyLong_FromUnsignedLong(v[i]);
+            if (x == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyList_SET_ITEM(out, i, x);
+        }
+        return out;
+    }
+    }
+    return NULL;
+}
+
+/* Compile an encoder (enc_mode), or leave it to the codec's Python. */
+static void compile_encode(Protected *p, PyObject *codec) {
+    p->enc_mode = ENC_NONE;
+    Py_CLEAR(p->enc_plan);
+    if (Py_TYPE(codec) == P.scalars_type) {
+        compile_scalars(p, codec);
+        if (p->enc_n >= 0) p->enc_mode = ENC_SCALARS;
+        return;
+    }
+    p->enc_n = -1;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ /* the layouts are little-endian */
+    if (Py_TYPE(codec) != P.rows_type) return;
+    PyObject *plan = PyObject_GetAttr(codec, P.n_plan);
+    if (plan != NULL && compile_rows(p, plan)) {
+        p->enc_mode = ENC_ROWS;
+        p->enc_plan = plan; /* what p->rows borrows from */
+        plan = NULL;
+    }
+    Py_XDECREF(plan);
+    PyErr_Clear(); /* a plan not understood: the codec's Python runs */
+#endif
+}
+
 static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
                                       PyObject *kwnames) {
     Protected *p = (Protected *)self;
@@ -924,7 +1398,8 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     /* encode */
     buffer = graft_slot(p, P.g_buffer, "buffer");
     if (buffer == NULL || (fn = codec_of(p, 0)) == NULL) goto fail;
-    if (p->enc_n >= 0 && encode_scalars(p, args, buffer)) {
+    if (p->enc_mode == ENC_SCALARS ? encode_scalars(p, args, buffer)
+        : p->enc_mode == ENC_ROWS && encode_rows(p, args, buffer)) {
         wasm_args = Py_None; /* done here: nothing left for the value slots */
         Py_INCREF(wasm_args);
     } else {
@@ -1019,9 +1494,9 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     stage = DECODE;
     if ((fn = codec_of(p, 1)) == NULL) goto fail;
     int32_t answer = *(int32_t *)p->vals;
-    if (p->dec_ok && p->dec_lo <= answer && answer <= p->dec_hi) {
-        result = PyLong_FromLong(answer); /* InRange: the answer as it is */
-    } else {
+    result = p->dec_mode != DEC_NONE ? decode_native(p, args, buffer, answer) : NULL;
+    if (result == NULL && PyErr_Occurred()) goto fail;
+    if (result == NULL) { /* the codec's Python: anything its plan does not accept */
         PyObject *ret = PyLong_FromLong(answer);
         if (ret == NULL) goto fail;
         PyObject *stack[2 + MAX_PARAMS];
@@ -1102,6 +1577,8 @@ static int protected_traverse(PyObject *self, visitproc visit, void *arg) {
     Py_VISIT(p->counter);
     Py_VISIT(p->enc_codec);
     Py_VISIT(p->dec_codec);
+    Py_VISIT(p->enc_plan);
+    Py_VISIT(p->dec_plan);
     return 0;
 }
 
@@ -1128,6 +1605,10 @@ static int protected_clear(PyObject *self) {
     Py_CLEAR(p->mutex);
     Py_CLEAR(p->enc_codec);
     Py_CLEAR(p->dec_codec);
+    Py_CLEAR(p->enc_plan);
+    Py_CLEAR(p->dec_plan);
+    p->enc_mode = ENC_NONE;
+    p->dec_mode = DEC_NONE;
     return 0;
 }
 
@@ -1219,7 +1700,8 @@ static int protected_init(PyObject *self, PyObject *args, PyObject *kw) {
     p->dead = 0;
     p->live = 1;
     p->enc_n = -1;
-    p->dec_ok = 0;
+    p->enc_mode = ENC_NONE;
+    p->dec_mode = DEC_NONE;
     p->codecs_version = 0;
     p->vectorcall = protected_vectorcall;
     return 0;
@@ -1286,20 +1768,34 @@ static int need_type(PyObject *o, PyTypeObject **out) {
 #define INTERN(field, text) if ((P.field = PyUnicode_InternFromString(text)) == NULL) return NULL
 
 /* setup_protected(local, clock_dict, perf_counter_ns, encode, guest, decode, active,
- *                 committed, sample_mask, Graft, Transaction, ThreadState, Scalars, InRange):
+ *                 committed, sample_mask, Graft, Transaction, ThreadState,
+ *                 (Scalars, InRange, Rows, IndexOf, Batch, Elements)):
  * once, before the first Protected. */
 static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
     PyObject *local, *cdict, *pcn, *enc, *guest, *dec, *active, *committed, *gt, *tt, *st,
-        *sct, *irt;
+        *sct, *irt, *rt, *ixt, *bt, *et;
     long long mask;
-    if (!PyArg_ParseTuple(args, "OO!OOOOOOLOOOOO", &local, &PyDict_Type, &cdict, &pcn, &enc,
-                          &guest, &dec, &active, &committed, &mask, &gt, &tt, &st, &sct, &irt))
+    if (!PyArg_ParseTuple(args, "OO!OOOOOOLOOO(OOOOOO)", &local, &PyDict_Type, &cdict, &pcn,
+                          &enc, &guest, &dec, &active, &committed, &mask, &gt, &tt, &st, &sct,
+                          &irt, &rt, &ixt, &bt, &et))
         return NULL;
     if (P.ready) Py_RETURN_NONE;
     if (need_type(gt, &P.graft_type) < 0 || need_type(tt, &P.txn_type) < 0
         || need_type(st, &P.ts_type) < 0
-        || need_type(sct, &P.scalars_type) < 0 || need_type(irt, &P.in_range_type) < 0)
+        || need_type(sct, &P.scalars_type) < 0 || need_type(irt, &P.in_range_type) < 0
+        || need_type(rt, &P.rows_type) < 0 || need_type(ixt, &P.index_type) < 0
+        || need_type(bt, &P.batch_type) < 0 || need_type(et, &P.elements_type) < 0)
         return NULL;
+    {
+        PyObject *coll = PyImport_ImportModule("collections");
+        PyObject *dq = coll != NULL ? PyObject_GetAttrString(coll, "deque") : NULL;
+        Py_XDECREF(coll);
+        if (dq == NULL || !PyType_Check(dq)) {
+            Py_XDECREF(dq);
+            return NULL;
+        }
+        P.deque_type = (PyTypeObject *)dq; /* strong, for good */
+    }
     if (slot_offset(P.graft_type, "buffer", &P.g_buffer) < 0
         || slot_offset(P.graft_type, "mem_charged", &P.g_mem_charged) < 0
         || slot_offset(P.graft_type, "instance", &P.g_instance) < 0
@@ -1335,7 +1831,7 @@ static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
     INTERN(n_flush, "_flush");
     if ((P.zero = PyLong_FromLong(0)) == NULL) return NULL;
     PyObject *keep[] = {local, cdict, pcn, enc, guest, dec, active, committed, gt, tt, st,
-                        sct, irt};
+                        sct, irt, rt, ixt, bt, et};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) Py_INCREF(keep[i]);
     P.local = local;
     P.clock_dict = cdict;
@@ -1515,6 +2011,93 @@ static PyTypeObject DispatchType = {
     .tp_getset = dispatch_getset,
 };
 
+/* ------------------------------------------------------------------ Targeted */
+
+/* A subsystem's policy slot for a point whose target is the slot's first argument:
+ * Targeted(point, call)(*args) is call(point, args[0], *args) (FunctionPoint.on_first),
+ * without a Python frame; call is the point's class's __call__, a Dispatch entered here
+ * directly. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *point, *call;
+} Targeted;
+
+static PyObject *targeted_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
+                                     PyObject *kwnames) {
+    Targeted *t = (Targeted *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames)) || n < 1 || n > MAX_PARAMS) {
+        PyErr_Format(PyExc_TypeError, "a policy slot takes its target and at most %d more "
+                     "arguments, by position", MAX_PARAMS - 1);
+        return NULL;
+    }
+    PyObject *stack[2 + MAX_PARAMS];
+    stack[0] = t->point;
+    stack[1] = argv[0];
+    memcpy(stack + 2, argv, (size_t)n * sizeof(PyObject *));
+    if (Py_IS_TYPE(t->call, &DispatchType))
+        return dispatch_vectorcall(t->call, stack, (size_t)(n + 2), NULL);
+    return PyObject_Vectorcall(t->call, stack, (size_t)(n + 2), NULL);
+}
+
+static int targeted_init(PyObject *self, PyObject *args, PyObject *kw) {
+    Targeted *t = (Targeted *)self;
+    PyObject *point, *call;
+    if (!PyArg_ParseTuple(args, "OO", &point, &call)) return -1;
+    if (!PyCallable_Check(call)) {
+        PyErr_SetString(PyExc_TypeError, "Targeted(point, call): call is not callable");
+        return -1;
+    }
+    Py_INCREF(point);
+    Py_XSETREF(t->point, point);
+    Py_INCREF(call);
+    Py_XSETREF(t->call, call);
+    t->vectorcall = targeted_vectorcall;
+    return 0;
+}
+
+static int targeted_traverse(PyObject *self, visitproc visit, void *arg) {
+    Py_VISIT(((Targeted *)self)->point);
+    Py_VISIT(((Targeted *)self)->call);
+    return 0;
+}
+
+static int targeted_clear(PyObject *self) {
+    Py_CLEAR(((Targeted *)self)->point);
+    Py_CLEAR(((Targeted *)self)->call);
+    return 0;
+}
+
+static void targeted_dealloc(PyObject *self) {
+    PyObject_GC_UnTrack(self);
+    targeted_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *targeted_call(PyObject *self, PyObject *args, PyObject *kw) {
+    if (((Targeted *)self)->point == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Targeted was not initialised");
+        return NULL;
+    }
+    return PyVectorcall_Call(self, args, kw);
+}
+
+static PyTypeObject TargetedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_fastpath.Targeted",
+    .tp_basicsize = sizeof(Targeted),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Targeted, vectorcall),
+    .tp_call = targeted_call,
+    .tp_new = PyType_GenericNew,
+    .tp_init = targeted_init,
+    .tp_traverse = targeted_traverse,
+    .tp_clear = targeted_clear,
+    .tp_dealloc = targeted_dealloc,
+    .tp_doc = "Targeted(point, call)(*args): call(point, args[0], *args).",
+};
+
 /* ------------------------------------------------------------------ module functions */
 
 static int parse_ptr(PyObject *o, void **out) {
@@ -1607,7 +2190,7 @@ PyMODINIT_FUNC PyInit__vino_fastpath(void) {
     if (PyType_Ready(&RawCallType) < 0 || PyType_Ready(&HostType) < 0
         || PyType_Ready(&CountersType) < 0 || PyType_Ready(&UsageCountersType) < 0
         || PyType_Ready(&MutexType) < 0 || PyType_Ready(&ProtectedType) < 0
-        || PyType_Ready(&DispatchType) < 0)
+        || PyType_Ready(&DispatchType) < 0 || PyType_Ready(&TargetedType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
@@ -1616,6 +2199,7 @@ PyMODINIT_FUNC PyInit__vino_fastpath(void) {
     Py_INCREF(&MutexType);
     Py_INCREF(&ProtectedType);
     Py_INCREF(&DispatchType);
+    Py_INCREF(&TargetedType);
     Py_INCREF(&CountersType);
     Py_INCREF(&UsageCountersType);
     if (PyModule_AddObject(m, "RawCall", (PyObject *)&RawCallType) < 0 ||
@@ -1623,6 +2207,7 @@ PyMODINIT_FUNC PyInit__vino_fastpath(void) {
         PyModule_AddObject(m, "Mutex", (PyObject *)&MutexType) < 0 ||
         PyModule_AddObject(m, "Protected", (PyObject *)&ProtectedType) < 0 ||
         PyModule_AddObject(m, "Dispatch", (PyObject *)&DispatchType) < 0 ||
+        PyModule_AddObject(m, "Targeted", (PyObject *)&TargetedType) < 0 ||
         PyModule_AddObject(m, "Counters", (PyObject *)&CountersType) < 0 ||
         PyModule_AddObject(m, "UsageCounters", (PyObject *)&UsageCountersType) < 0) {
         Py_DECREF(m);
