@@ -68,6 +68,19 @@ def test_native_mutex_keeps_the_threading_lock_contract() -> None:
     assert not m.locked()
 
 
+@pytest.mark.parametrize("make", [threading.Lock, _mutex], ids=["threading", "native"])
+def test_a_busy_mutex_refuses_a_negative_or_endless_time_out_as_threading_does(
+        make: Callable[[], Mutex]) -> None:
+    m = make()
+    m.acquire()
+    with pytest.raises(ValueError):
+        m.acquire(True, -2.0)
+    with pytest.raises(OverflowError):
+        m.acquire(True, 1e300)
+    assert not m.acquire(True, 0)  # a time-out of 0 does not wait
+    m.release()
+
+
 def test_a_waiter_on_the_native_mutex_gets_it_when_released() -> None:
     m = _mutex()
     m.acquire()

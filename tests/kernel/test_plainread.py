@@ -102,6 +102,31 @@ def test_a_waiter_times_out_and_then_gets_the_lock_once_it_is_released(make: Fac
         lock.acquire(False, 1.0)
 
 
+@LOCKS
+def test_a_busy_lock_refuses_a_negative_or_endless_time_out_as_threading_does(
+        make: Factory) -> None:
+    lock = make()
+    held, go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            go.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        with pytest.raises(ValueError):
+            lock.acquire(True, -2.0)
+        with pytest.raises(OverflowError):
+            lock.acquire(True, 1e300)
+        assert not lock.acquire(True, 0)  # a time-out of 0 does not wait
+    finally:
+        go.set()
+        holder.join()
+
+
 def test_the_cache_and_the_vfs_hold_the_lock_the_native_read_tries() -> None:
     mod = plainread.native()
     if mod is None:

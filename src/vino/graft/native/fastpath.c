@@ -52,14 +52,8 @@
  * the epoch callback, which take it (PyGILState_Ensure: a count when the Wasm
  * thread holds it, a take and a give-back when the callback let it go).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
-#include <pythread.h>
-#include <stddef.h>
+#include "vino_native.h"
 #include <stdint.h>
-#include <string.h>
-#include <time.h>
 
 #define VAL_RAW_BYTES 16 /* sizeof(wasmtime_val_raw_t) */
 
@@ -316,15 +310,7 @@ typedef struct {
 } Mutex;
 
 static PyObject *mutex_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    Mutex *m = (Mutex *)type->tp_alloc(type, 0);
-    if (m == NULL) return NULL;
-    m->lock = PyThread_allocate_lock();
-    if (m->lock == NULL) {
-        Py_DECREF(m);
-        PyErr_SetString(PyExc_MemoryError, "cannot allocate a lock");
-        return NULL;
-    }
-    return (PyObject *)m;
+    return new_with_lock(type, offsetof(Mutex, lock));
 }
 
 static void mutex_dealloc(PyObject *self) {
@@ -347,56 +333,15 @@ static inline void mutex_give(Mutex *m) {
     PyThread_release_lock(m->lock);
 }
 
-/* Wait (the GIL let go) up to timeout_us (-1: for ever); signals run their handlers. */
-static int mutex_wait(Mutex *m, long long timeout_us) {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long long left = timeout_us;
-    for (;;) {
-        PyLockStatus r;
-        Py_BEGIN_ALLOW_THREADS
-        r = PyThread_acquire_lock_timed(m->lock, left, 1);
-        Py_END_ALLOW_THREADS
-        if (r == PY_LOCK_ACQUIRED) {
-            m->locked = 1;
-            return 1;
-        }
-        if (r == PY_LOCK_FAILURE) return 0;
-        if (Py_MakePendingCalls() < 0) return -1; /* interrupted: a handler raised */
-        if (timeout_us > 0) {
-            struct timespec t;
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            long long spent = (t.tv_sec - t0.tv_sec) * 1000000LL + (t.tv_nsec - t0.tv_nsec) / 1000;
-            left = timeout_us - spent;
-            if (left <= 0) return mutex_try(m);
-        }
-    }
-}
-
 static PyObject *mutex_acquire(PyObject *self, PyObject *args, PyObject *kw) {
-    static char *names[] = {"blocking", "timeout", NULL};
     Mutex *m = (Mutex *)self;
-    int blocking = 1;
-    double timeout = -1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pd:acquire", names, &blocking, &timeout))
-        return NULL;
-    if (!blocking && timeout != -1.0) {
-        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
-        return NULL;
-    }
-    if (timeout < 0 && timeout != -1.0) {
-        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
-        return NULL;
-    }
+    int blocking;
+    double timeout;
+    if (acquire_args(args, kw, &blocking, &timeout) < 0) return NULL;
     if (mutex_try(m)) Py_RETURN_TRUE;
-    if (!blocking || timeout == 0) Py_RETURN_FALSE;
-    double us = timeout * 1e6;
-    if (us > (double)PY_TIMEOUT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
-        return NULL;
-    }
-    int r = mutex_wait(m, timeout < 0 ? -1 : (long long)us);
+    int r = acquire_wait(m->lock, blocking, timeout);
     if (r < 0) return NULL;
+    if (r) m->locked = 1;
     return PyBool_FromLong(r);
 }
 
@@ -417,8 +362,9 @@ static PyObject *mutex_locked(PyObject *self, PyObject *unused) {
 static PyObject *mutex_enter(PyObject *self, PyObject *unused) {
     Mutex *m = (Mutex *)self;
     if (mutex_try(m)) Py_RETURN_TRUE;
-    int r = mutex_wait(m, -1);
+    int r = lock_wait(m->lock, -1);
     if (r < 0) return NULL;
+    if (r) m->locked = 1;
     return PyBool_FromLong(r);
 }
 
@@ -539,7 +485,6 @@ static struct {
     int ready;
 } P;
 
-#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 enum { ENCODE, GUEST, DECODE };
 
 /* graft/codec.py's Rows, IndexOf, Batch and Elements, compiled (see compile_rows and
@@ -617,12 +562,6 @@ typedef struct {
     long long dec_lo, dec_hi;
 } Protected;
 
-static inline long long now_ns(void) {
-    struct timespec t; /* time.perf_counter_ns's clock on Linux */
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 /* The calling thread's ThreadState (borrowed). Cached per thread state: a thread's
  * ThreadState is made once (txn._Local) and never rebound, and P.local keeps the
  * per-thread dict holding it alive until that thread state is gone (a new one has a
@@ -642,30 +581,22 @@ static PyObject *thread_state(void) {
 }
 
 static inline void set_slot(PyObject *obj, Py_ssize_t off, PyObject *value) {
-    PyObject *old = SLOT(obj, off);
     Py_INCREF(value);
-    SLOT(obj, off) = value;
-    Py_XDECREF(old);
+    slot_put(obj, off, value);
 }
 
 /* Set an int slot; -1 with an exception if the int cannot be made. */
 static inline int set_int(PyObject *obj, Py_ssize_t off, long long v) {
     PyObject *o = PyLong_FromLongLong(v);
     if (o == NULL) return -1;
-    PyObject *old = SLOT(obj, off);
-    SLOT(obj, off) = o;
-    Py_XDECREF(old);
+    slot_put(obj, off, o);
     return 0;
 }
 
 /* Set an int slot unless it holds that value already (no new int for an unchanged one). */
 static inline int set_changed(PyObject *obj, Py_ssize_t off, long long v) {
-    PyObject *o = SLOT(obj, off);
-    if (o != NULL && PyLong_CheckExact(o)) {
-        int overflow;
-        long long old = PyLong_AsLongLongAndOverflow(o, &overflow);
-        if (!overflow && old == v) return 0;
-    }
+    long long old;
+    if (as_ll(SLOT(obj, off), &old) && old == v) return 0;
     return set_int(obj, off, v);
 }
 
@@ -1737,34 +1668,6 @@ static PyTypeObject ProtectedType = {
     .tp_doc = "Protected(...)(args): one graft's protected call, its common case in C.",
 };
 
-/* The offset of a writable object slot `name` of `type` (a __slots__ member). */
-static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
-    PyObject *d = PyObject_GetAttrString((PyObject *)type, name);
-    if (d == NULL) return -1;
-    int ok = Py_IS_TYPE(d, &PyMemberDescr_Type);
-    if (ok) {
-        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        ok = m->type == T_OBJECT_EX && !(m->flags & READONLY);
-        *out = m->offset;
-    }
-    Py_DECREF(d);
-    if (!ok) {
-        PyErr_Format(PyExc_TypeError, "%s.%s is not a writable __slots__ member",
-                     type->tp_name, name);
-        return -1;
-    }
-    return 0;
-}
-
-static int need_type(PyObject *o, PyTypeObject **out) {
-    if (!PyType_Check(o)) {
-        PyErr_SetString(PyExc_TypeError, "setup_protected: a class expected");
-        return -1;
-    }
-    *out = (PyTypeObject *)o;
-    return 0;
-}
-
 #define INTERN(field, text) if ((P.field = PyUnicode_InternFromString(text)) == NULL) return NULL
 
 /* setup_protected(local, clock_dict, perf_counter_ns, encode, guest, decode, active,
@@ -2187,31 +2090,7 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__vino_fastpath(void) {
-    if (PyType_Ready(&RawCallType) < 0 || PyType_Ready(&HostType) < 0
-        || PyType_Ready(&CountersType) < 0 || PyType_Ready(&UsageCountersType) < 0
-        || PyType_Ready(&MutexType) < 0 || PyType_Ready(&ProtectedType) < 0
-        || PyType_Ready(&DispatchType) < 0 || PyType_Ready(&TargetedType) < 0)
-        return NULL;
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m == NULL) return NULL;
-    Py_INCREF(&RawCallType);
-    Py_INCREF(&HostType);
-    Py_INCREF(&MutexType);
-    Py_INCREF(&ProtectedType);
-    Py_INCREF(&DispatchType);
-    Py_INCREF(&TargetedType);
-    Py_INCREF(&CountersType);
-    Py_INCREF(&UsageCountersType);
-    if (PyModule_AddObject(m, "RawCall", (PyObject *)&RawCallType) < 0 ||
-        PyModule_AddObject(m, "Host", (PyObject *)&HostType) < 0 ||
-        PyModule_AddObject(m, "Mutex", (PyObject *)&MutexType) < 0 ||
-        PyModule_AddObject(m, "Protected", (PyObject *)&ProtectedType) < 0 ||
-        PyModule_AddObject(m, "Dispatch", (PyObject *)&DispatchType) < 0 ||
-        PyModule_AddObject(m, "Targeted", (PyObject *)&TargetedType) < 0 ||
-        PyModule_AddObject(m, "Counters", (PyObject *)&CountersType) < 0 ||
-        PyModule_AddObject(m, "UsageCounters", (PyObject *)&UsageCountersType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    static PyTypeObject *const types[] = {&RawCallType, &HostType, &CountersType,
+        &UsageCountersType, &MutexType, &ProtectedType, &DispatchType, &TargetedType, NULL};
+    return module_with_types(&moduledef, types);
 }

@@ -34,14 +34,7 @@
  * too, so a read looks nothing up by name. Every count is computed before the first
  * one is stored: a failure (a MemoryError) changes nothing.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
-#include <pythread.h>
-#include <stddef.h>
-#include <time.h>
-
-#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+#include "vino_native.h"
 
 static struct {
     int fs_ready, vfs_ready;
@@ -76,19 +69,6 @@ static struct {
 
 /* ------------------------------------------------------------------ helpers */
 
-/* *out = the value of an exact int that fits a long long: 1; else 0 (no error set). */
-static inline int as_ll(PyObject *o, long long *out) {
-    if (o == NULL || !PyLong_CheckExact(o)) return 0;
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (overflow || (v == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
 /* A new reference to the int in slot `off` of obj plus delta (NULL: no int there, or
  * an error; then the error is set). */
 static PyObject *plus(PyObject *obj, Py_ssize_t off, long long delta) {
@@ -104,13 +84,6 @@ static PyObject *plus(PyObject *obj, Py_ssize_t off, long long delta) {
     PyObject *r = PyNumber_Add(old, d);
     Py_DECREF(d);
     return r;
-}
-
-/* Store `value` (a new reference, stolen) in slot `off` of obj. */
-static inline void put(PyObject *obj, Py_ssize_t off, PyObject *value) {
-    PyObject *old = SLOT(obj, off);
-    SLOT(obj, off) = value;
-    Py_XDECREF(old);
 }
 
 /* A new reference to the instance attribute `name` of `obj`, or NULL (no error set):
@@ -158,15 +131,7 @@ static PyObject *rlock_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "RLock() takes no arguments");
         return NULL;
     }
-    RLock *r = (RLock *)type->tp_alloc(type, 0);
-    if (r == NULL) return NULL;
-    r->lock = PyThread_allocate_lock();
-    if (r->lock == NULL) {
-        Py_DECREF(r);
-        PyErr_SetString(PyExc_MemoryError, "cannot allocate a lock");
-        return NULL;
-    }
-    return (PyObject *)r;
+    return new_with_lock(type, offsetof(RLock, lock));
 }
 
 static void rlock_dealloc(PyObject *self) {
@@ -191,51 +156,11 @@ static inline int rlock_try(RLock *r) {
     return 1;
 }
 
-/* Wait (the GIL let go) up to timeout_us (-1: for ever); signals run their handlers
- * (as threading.RLock's acquire does). 1 taken, 0 timed out, -1 a handler raised. */
-static int rlock_wait(RLock *r, long long timeout_us) {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long long left = timeout_us;
-    for (;;) {
-        PyLockStatus st;
-        Py_BEGIN_ALLOW_THREADS
-        st = PyThread_acquire_lock_timed(r->lock, left, 1);
-        Py_END_ALLOW_THREADS
-        if (st == PY_LOCK_ACQUIRED) {
-            r->owner = PyThread_get_thread_ident();
-            r->count = 1;
-            return 1;
-        }
-        if (st == PY_LOCK_FAILURE) return 0;
-        if (Py_MakePendingCalls() < 0) return -1; /* interrupted: a handler raised */
-        if (timeout_us > 0) {
-            struct timespec t;
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            long long spent = (t.tv_sec - t0.tv_sec) * 1000000LL + (t.tv_nsec - t0.tv_nsec) / 1000;
-            left = timeout_us - spent;
-            if (left <= 0) return rlock_try(r);
-        }
-    }
-}
-
 static PyObject *rlock_acquire(PyObject *self, PyObject *args, PyObject *kw) {
-    static char *names[] = {"blocking", "timeout", NULL};
     RLock *r = (RLock *)self;
-    int blocking = 1;
-    double timeout = -1.0;
-    if ((args != NULL && PyTuple_GET_SIZE(args)) || kw != NULL) {
-        if (!PyArg_ParseTupleAndKeywords(args, kw, "|pd:acquire", names, &blocking, &timeout))
-            return NULL;
-    }
-    if (!blocking && timeout != -1.0) {
-        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
-        return NULL;
-    }
-    if (timeout < 0 && timeout != -1.0) {
-        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
-        return NULL;
-    }
+    int blocking;
+    double timeout;
+    if (acquire_args(args, kw, &blocking, &timeout) < 0) return NULL;
     if (rlock_try(r)) {
         if (r->count == 0) { /* wrapped around: refuse, as threading.RLock does */
             r->count = (unsigned long)-1;
@@ -244,14 +169,12 @@ static PyObject *rlock_acquire(PyObject *self, PyObject *args, PyObject *kw) {
         }
         Py_RETURN_TRUE;
     }
-    if (!blocking || timeout == 0) Py_RETURN_FALSE;
-    double us = timeout * 1e6;
-    if (us > (double)PY_TIMEOUT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
-        return NULL;
-    }
-    int got = rlock_wait(r, timeout < 0 ? -1 : (long long)us);
+    int got = acquire_wait(r->lock, blocking, timeout);
     if (got < 0) return NULL;
+    if (got) {
+        r->owner = PyThread_get_thread_ident();
+        r->count = 1;
+    }
     return PyBool_FromLong(got);
 }
 
@@ -530,28 +453,28 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
         Py_DECREF(done);
     }
     Py_INCREF(c.tick);
-    put(cache, S.c_tick, c.tick);
-    put(frame, S.fr_last_use, c.tick);
+    slot_put(cache, S.c_tick, c.tick);
+    slot_put(frame, S.fr_last_use, c.tick);
     c.tick = NULL;
     Py_INCREF(Py_True);
-    put(frame, S.fr_referenced, Py_True);
-    put(cstats, S.cs_hits, c.hits);
+    slot_put(frame, S.fr_referenced, Py_True);
+    slot_put(cstats, S.cs_hits, c.hits);
     c.hits = NULL;
     if (pf) { /* read-ahead's first hit (PREFETCH_HIT) */
         Py_INCREF(Py_False);
-        put(frame, S.fr_prefetched, Py_False);
-        put(cstats, S.cs_prefetch_hits, c.pf_cache);
-        put(stats, S.fs_prefetch_hits, c.pf_fs);
-        put(of, S.of_prefetch_hits, c.pf_of);
+        slot_put(frame, S.fr_prefetched, Py_False);
+        slot_put(cstats, S.cs_prefetch_hits, c.pf_cache);
+        slot_put(stats, S.fs_prefetch_hits, c.pf_fs);
+        slot_put(of, S.of_prefetch_hits, c.pf_of);
         c.pf_cache = c.pf_fs = c.pf_of = NULL;
     }
-    put(stats, S.fs_plain_reads, c.plain); /* also a read, a block read, ... (FsStats) */
+    slot_put(stats, S.fs_plain_reads, c.plain); /* also a read, a block read, ... (FsStats) */
     c.plain = NULL;
     if (c.ahead != NULL) {
-        put(stats, S.fs_readahead_blocks, c.ahead);
+        slot_put(stats, S.fs_readahead_blocks, c.ahead);
         c.ahead = NULL;
     }
-    put(of, S.of_pos, c.pos);
+    slot_put(of, S.of_pos, c.pos);
     c.pos = NULL;
     S.served++;
     goto done;
@@ -673,8 +596,8 @@ static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offs
                 Py_XDECREF(nbytes);
                 Py_CLEAR(data); /* no memory: the error reported */
             } else {
-                put(stats, S.vs_reads, reads);
-                put(stats, S.vs_bytes_read, nbytes);
+                slot_put(stats, S.vs_reads, reads);
+                slot_put(stats, S.vs_bytes_read, nbytes);
             }
         }
     }
@@ -761,35 +684,6 @@ static PyTypeObject XReadType = {
 };
 
 /* ------------------------------------------------------------------ setup */
-
-/* The offset of a writable object slot `name` of `type` (a __slots__ member). */
-static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
-    PyObject *d = PyObject_GetAttrString((PyObject *)type, name);
-    if (d == NULL) return -1;
-    int ok = Py_IS_TYPE(d, &PyMemberDescr_Type);
-    if (ok) {
-        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        ok = m->type == T_OBJECT_EX && !(m->flags & READONLY);
-        *out = m->offset;
-    }
-    Py_DECREF(d);
-    if (!ok) {
-        PyErr_Format(PyExc_TypeError, "%s.%s is not a writable __slots__ member",
-                     type->tp_name, name);
-        return -1;
-    }
-    return 0;
-}
-
-static int need_type(PyObject *o, PyTypeObject **out) {
-    if (!PyType_Check(o)) {
-        PyErr_SetString(PyExc_TypeError, "setup: a class expected");
-        return -1;
-    }
-    Py_INCREF(o); /* kept for the life of the process */
-    *out = (PyTypeObject *)o;
-    return 0;
-}
 
 #define INTERN(field, text) \
     if (S.field == NULL && (S.field = PyUnicode_InternFromString(text)) == NULL) return NULL
@@ -925,15 +819,6 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__vino_plainread(void) {
-    if (PyType_Ready(&XReadType) < 0 || PyType_Ready(&RLockType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&moduledef);
-    if (m == NULL) return NULL;
-    Py_INCREF(&XReadType);
-    Py_INCREF(&RLockType);
-    if (PyModule_AddObject(m, "XRead", (PyObject *)&XReadType) < 0
-        || PyModule_AddObject(m, "RLock", (PyObject *)&RLockType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    static PyTypeObject *const types[] = {&XReadType, &RLockType, NULL};
+    return module_with_types(&moduledef, types);
 }

@@ -1,0 +1,183 @@
+/*
+ * vino_native.h -- what vino's CPython extensions share: graft/native/fastpath.c
+ * (_vino_fastpath) and kernel/native/plainread.c (_vino_plainread) each include it
+ * once, first. Each extension is one translation unit, so everything here is static.
+ *
+ * - The headers every extension needs (PY_SSIZE_T_CLEAN before Python.h).
+ * - SLOT, slot_put, as_ll: reading and writing the object slots of __slots__ classes
+ *   at the byte offsets slot_offset finds, after need_type was given the class.
+ * - now_ns, lock_wait, acquire_args, acquire_wait, new_with_lock: threading's lock
+ *   interface over a PyThread lock, what fastpath.c's Mutex (threading.Lock's twin)
+ *   and plainread.c's RLock (threading.RLock's twin) have in common.
+ * - module_with_types: an extension's module, its types readied and added.
+ *
+ * The build (graft/nativebuild.py) puts this directory on every extension's include
+ * path and keys each extension's cached library on this file's bytes too, so a change
+ * here rebuilds both.
+ */
+#ifndef VINO_NATIVE_H
+#define VINO_NATIVE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <pythread.h>
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------ slots */
+
+/* The object slot at byte offset `off` of obj (a __slots__ member's storage). */
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+/* Store `value` (a new reference, stolen; NULL unsets) in slot `off` of obj. */
+static inline void slot_put(PyObject *obj, Py_ssize_t off, PyObject *value) {
+    PyObject *old = SLOT(obj, off);
+    SLOT(obj, off) = value;
+    Py_XDECREF(old);
+}
+
+/* *out = the value of an exact int that fits a long long: 1; else 0 (no error set). */
+static inline int as_ll(PyObject *o, long long *out) {
+    if (o == NULL || !PyLong_CheckExact(o)) return 0;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* *out = the offset of the writable object slot `name` of `type` (a __slots__
+ * member): 0; else -1 with a TypeError. */
+static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out) {
+    PyObject *d = PyObject_GetAttrString((PyObject *)type, name);
+    if (d == NULL) return -1;
+    int ok = Py_IS_TYPE(d, &PyMemberDescr_Type);
+    if (ok) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        ok = m->type == T_OBJECT_EX && !(m->flags & READONLY);
+        *out = m->offset;
+    }
+    Py_DECREF(d);
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a writable __slots__ member",
+                     type->tp_name, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* *out = `o`, a class given to a setup function, kept for the life of the process: 0;
+ * else -1 with a TypeError. */
+static int need_type(PyObject *o, PyTypeObject **out) {
+    if (!PyType_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "setup: a class expected, not %.200s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    Py_INCREF(o);
+    *out = (PyTypeObject *)o;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ locks */
+
+static inline long long now_ns(void) {
+    struct timespec t; /* time.perf_counter_ns's clock on Linux */
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Wait for `lock` with the GIL let go, up to timeout_us (-1: for ever); signals run
+ * their handlers meanwhile (as threading's locks let them). 1: taken, 0: timed out,
+ * -1: a handler raised. */
+static int lock_wait(PyThread_type_lock lock, long long timeout_us) {
+    long long t0 = now_ns();
+    long long left = timeout_us;
+    for (;;) {
+        PyLockStatus st;
+        Py_BEGIN_ALLOW_THREADS
+        st = PyThread_acquire_lock_timed(lock, left, 1);
+        Py_END_ALLOW_THREADS
+        if (st == PY_LOCK_ACQUIRED) return 1;
+        if (st == PY_LOCK_FAILURE) return 0;
+        if (Py_MakePendingCalls() < 0) return -1; /* interrupted: a handler raised */
+        if (timeout_us > 0) {
+            left = timeout_us - (now_ns() - t0) / 1000;
+            if (left <= 0) return PyThread_acquire_lock_timed(lock, 0, 0) == PY_LOCK_ACQUIRED;
+        }
+    }
+}
+
+/* acquire(blocking=True, timeout=-1)'s arguments (args NULL: none, as `with` gives),
+ * checked as threading's locks check them: 0; else -1 with an exception. */
+static int acquire_args(PyObject *args, PyObject *kw, int *blocking, double *timeout) {
+    static char *names[] = {"blocking", "timeout", NULL};
+    *blocking = 1;
+    *timeout = -1.0;
+    if (((args != NULL && PyTuple_GET_SIZE(args)) || kw != NULL)
+        && !PyArg_ParseTupleAndKeywords(args, kw, "|pd:acquire", names, blocking, timeout))
+        return -1;
+    if (!*blocking && *timeout != -1.0) {
+        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+        return -1;
+    }
+    if (*timeout < 0 && *timeout != -1.0) {
+        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+        return -1;
+    }
+    return 0;
+}
+
+/* What acquire(blocking, timeout) does once `lock` was found taken: give up (not
+ * blocking, or a time-out of 0), or lock_wait. 1: taken, 0: not, -1: an exception. */
+static int acquire_wait(PyThread_type_lock lock, int blocking, double timeout) {
+    if (!blocking || timeout == 0) return 0;
+    double us = timeout * 1e6;
+    if (us > (double)PY_TIMEOUT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return -1;
+    }
+    return lock_wait(lock, timeout < 0 ? -1 : (long long)us);
+}
+
+/* A new object of `type` whose PyThread lock (at byte offset `at`) is allocated; NULL
+ * with MemoryError if it cannot be (its dealloc must accept a NULL lock). */
+static PyObject *new_with_lock(PyTypeObject *type, size_t at) {
+    PyObject *o = type->tp_alloc(type, 0);
+    if (o == NULL) return NULL;
+    PyThread_type_lock lock = PyThread_allocate_lock();
+    if (lock == NULL) {
+        Py_DECREF(o);
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate a lock");
+        return NULL;
+    }
+    *(PyThread_type_lock *)((char *)o + at) = lock;
+    return o;
+}
+
+/* ------------------------------------------------------------------ the module */
+
+/* The module of `def` with each of `types` (a NULL-ended list) readied and added
+ * under its own name (tp_name after the module's); NULL with an exception. */
+static PyObject *module_with_types(PyModuleDef *def, PyTypeObject *const *types) {
+    for (PyTypeObject *const *t = types; *t != NULL; t++)
+        if (PyType_Ready(*t) < 0) return NULL;
+    PyObject *m = PyModule_Create(def);
+    if (m == NULL) return NULL;
+    for (PyTypeObject *const *t = types; *t != NULL; t++) {
+        const char *dot = strrchr((*t)->tp_name, '.');
+        if (PyModule_AddObjectRef(m, dot != NULL ? dot + 1 : (*t)->tp_name,
+                                  (PyObject *)*t) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+#endif /* VINO_NATIVE_H */
