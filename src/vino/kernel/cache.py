@@ -442,7 +442,9 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         a use (as ``_find`` does). ``behalf``: the context the operation runs in
         (``FileIO.pread``: the opener's ``on_behalf``), entered only if another
         address space's policy must give up a page (``_choose_victim``) -- the only
-        code a miss runs that asks who the operation is for. Caller holds ``_lock``."""
+        code a miss runs that asks who the operation is for. Caller holds ``_lock``.
+        Its native twin (``plainread.py`` 3.) loads a plain read's miss in its common
+        case, as this does; ``tests/kernel/test_plain_miss.py`` holds them equal."""
         if not 0 <= block < dev.nblocks:
             dev.check_block(block)  # raises BadBlock
         self.stats.misses += 1

@@ -215,7 +215,8 @@ class BlockDevice:
         many blocks as they hold together), as one request: every read of the device is
         one of these (the cache reads straight into its page buffers). Together the
         buffers must hold a positive whole number of blocks; after an error their
-        content is undefined."""
+        content is undefined. (A plain read's miss does the same one-block request in
+        native code, ``plainread.py`` 3., unless this method is patched.)"""
         bs = self.block_size
         nbytes = len(bufs[0]) if len(bufs) == 1 else sum(len(b) for b in bufs)
         count = nbytes // bs

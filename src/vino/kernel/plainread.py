@@ -2,7 +2,7 @@
 
 ``native/plainread.c`` is compiled once per machine and Python version with the
 ``ziglang`` package (as the graft fast path is, ``graft/fastpath.py``), cached, and
-imported as ``_vino_plainread``. It is the twin of two pieces of Python, which stay
+imported as ``_vino_plainread``. It is the twin of three pieces of Python, which stay
 as its fallback and must equal it (the tests run both on the same workloads):
 
 1. ``reader()``: ``plain_read(fs, of, offset, n)``, the plain path of
@@ -11,23 +11,36 @@ as its fallback and must equal it (the tests run both on the same workloads):
    ``pread`` tries it first: it returns the block, having done everything the
    Python plain path does (the same checks, the cache's lock, the same bytes,
    counts, history and read-ahead decision), or None having changed nothing -- a
-   miss, a hole, a partial read, a stale policy epoch, a read-ahead that would load,
-   a cache lock another thread holds -- and then ``pread``'s Python runs as before.
+   miss it does not load (3.), a hole, a partial read, a stale policy epoch, a
+   read-ahead that would load, a cache lock another thread holds -- and then
+   ``pread``'s Python runs as before.
 2. ``xread(fallback)``: ``VinoFile.xRead`` (``sqlite/vfsfile.py``), a method whose
    common branch (a page past the first of a file with no buffer pool, no pending
    write and no observer) is served in C under the VFS's mutex by 1., with the
    VFS's counts; anything else calls ``fallback`` (the Python ``xRead``) having
    changed nothing. So SQLite's page read is one C call from apsw's.
+3. The miss of 1.: ``Cache._miss`` (with ``BlockDevice.read_into`` and the global
+   clock's ``_sweep``) in its common case -- no sequential step (read-ahead would
+   ask), a ``BlockDevice`` with no crash plan and nothing patched in (a fault
+   injector's ``read_into``), the frame free or a clean file block the clock picks:
+   the block is read (one ``pread`` under the device's and the clock's locks) into
+   the cache's spare buffer, which the frame takes, with every count, tick, bit and
+   the hand as the Python leaves them. An address space's page (its eviction policy
+   picks), a dirty victim (written back first), a device error or short read, a busy
+   lock: declined having changed nothing, and the Python runs as before -- so an
+   eviction policy is asked exactly as before, and a failed read leaves no trace.
 
-Both hold the locks the Python holds (the cache's ``_lock``, the VFS's ``_mutex``,
-whatever objects they are), take them only if free (a busy lock sends the read to
-the Python, which waits), and keep the GIL throughout.
+They hold the locks the Python holds (the cache's ``_lock``, the VFS's ``_mutex``,
+the device's and the clock's, whatever objects they are), take them only if free (a
+busy lock sends the read to the Python, which waits), and keep the GIL throughout
+(a miss's ``pread`` of the image included).
 
 ``native()`` is the ready module or None; then ``fallback_reason`` says why (not
 Linux, no compiler, a failed build, or ``VINO_PLAINREAD=python`` -- or
 ``VINO_FASTPATH=python``, which turns every native path off), and every read runs
-the Python as before. ``served()`` counts the reads answered natively (tests use it
-to see that the native path, not its fallback, served a read).
+the Python as before. ``served()`` counts the hits answered natively, ``served_misses()``
+the misses (tests use them to see that the native path, not its fallback, served a
+read); ``native_misses(False)`` sends every miss to the Python (the tests compare both).
 """
 
 from __future__ import annotations
@@ -47,8 +60,8 @@ if TYPE_CHECKING:
     from vino.sqlite.vfsfile import VinoFile
 
 __all__ = ["CACHE_SLOTS", "FS_SLOTS", "MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead",
-           "XRead", "fallback_reason", "native", "reader", "rlock", "served", "vfs_classes",
-           "xread"]
+           "XRead", "fallback_reason", "native", "native_misses", "reader", "rlock", "served",
+           "served_misses", "vfs_classes", "xread"]
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "plainread.c"
 MODULE_NAME: Final = "_vino_plainread"
@@ -60,6 +73,10 @@ XRead = Callable[["VinoFile", int, int], bytes]
 # ``__slots__`` (the setup refuses a class where one is not a writable slot).
 FS_SLOTS: Final = ("_epoch", "cache", "device", "stats", "readahead_max")  # of FileSystem
 CACHE_SLOTS: Final = ("_lock", "_files", "_tick", "stats")  # of Cache
+# What the native miss (3.) reads by name, from the instance (dict) of the cache and of
+# the device: no class may define them (nothing may stand in front of the instance).
+_CACHE_NAMES: Final = ("_free", "_frames", "_hand", "nframes", "_spare")
+_DEVICE_NAMES: Final = ("nblocks", "_fd", "_power", "_head", "_block_ns", "stats", "clock", "_lock")
 VFS_NAMES: Final = ("_mutex", "stats")  # of VinoVFS
 VFS_FILE_NAMES: Final = ("vfs", "kfile")  # of VinoFile
 
@@ -103,7 +120,16 @@ def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
     mod = native()
     if mod is None:
         return None
+    from vino.kernel.clock import SimClock  # (here: the cache imports this module)
+    from vino.kernel.device import BlockDevice, DeviceStats
+
+    for cls, names in ((cache, _CACHE_NAMES), (BlockDevice, _DEVICE_NAMES)):
+        shadowed = [name for name in names if hasattr(cls, name)]
+        if shadowed:
+            raise TypeError(f"{cls.__name__} defines {shadowed} at class level: the "
+                            f"native plain read reads them from the instance")
     mod.setup_fs(fs, open_file, inode, fs_stats, cache, cache_stats, frame, block_bytes, ndirect)
+    mod.setup_miss(cache, BlockDevice, DeviceStats, SimClock, type(threading.Lock()))
     fn: PlainRead = mod.plain_read
     return fn
 
@@ -141,9 +167,22 @@ def rlock() -> threading.RLock:
 
 
 def served() -> int:
-    """Reads the native path answered in this process (0 without it)."""
+    """Hits the native path answered in this process (0 without it)."""
     mod = native()
     return 0 if mod is None else int(mod.served())
+
+
+def served_misses() -> int:
+    """Misses the native path loaded and answered in this process (0 without it)."""
+    mod = native()
+    return 0 if mod is None else int(mod.served_misses())
+
+
+def native_misses(on: bool | None = None) -> bool:
+    """Whether the native read loads a miss itself (3. above), as it was before this
+    call; ``on`` turns it on or off for the process (off: every miss runs the Python)."""
+    mod = native()
+    return False if mod is None else bool(mod.misses(on))
 
 
 def _load() -> ModuleType:

@@ -147,7 +147,8 @@ class VictimChoice:
             return self._choose_in(loser)
 
     def _sweep(self) -> _Frame:
-        """Global clock: the first unpinned frame not referenced since the hand last passed."""
+        """Global clock: the first unpinned frame not referenced since the hand last passed.
+        (Twinned in native code with ``Cache._miss``: ``plainread.py`` 3.)"""
         frames, n, hand = self._frames, self.nframes, self._hand  # (every miss sweeps)
         for _ in range(2 * n):  # one lap clears every bit, the second must find a frame
             frame = frames[hand]

@@ -11,9 +11,12 @@
  *   the same bytes, counts (cache hits, read-ahead's first hit, FsStats.plain_reads,
  *   readahead_blocks, the open file's prefetch hits and position), history and
  *   built-in read-ahead decision. It returns the block as bytes, or None having
- *   changed nothing: a miss, a hole, a partial or unaligned read, a stale epoch, a
- *   read-ahead that would load, a lock another thread holds, an object of another
- *   type than setup_fs was given -- then FileIO.pread's Python runs as before.
+ *   changed nothing: a miss it does not load (below), a hole, a partial or unaligned
+ *   read, a stale epoch, a read-ahead that would load, a lock another thread holds, an
+ *   object of another type than setup_fs was given -- then FileIO.pread's Python runs
+ *   as before.
+ * - its miss (miss_locked, after setup_miss): Cache._miss with BlockDevice.read_into
+ *   and Cache._sweep, in their common case (see "the miss" below).
  * - XRead(fallback): VinoFile.xRead (sqlite/vfsfile.py), a method descriptor. Its
  *   common branch -- a page past the first of a file with no buffer pool, nothing
  *   pending and no observer -- taken under the VFS's mutex: plain_read on the kernel
@@ -21,8 +24,8 @@
  *   None) calls fallback(file, amount, offset), the Python xRead, having changed
  *   nothing.
  *
- * Locks: the cache's lock and the VFS's mutex are whatever objects the Python reads
- * (cache._lock, vfs._mutex), taken with acquire(False) and given back with release():
+ * Locks: the cache's lock, the VFS's mutex, the device's and the clock's locks are
+ * whatever objects the Python reads (cache._lock, vfs._mutex, dev._lock, clock._lock), taken with acquire(False) and given back with release():
  * the same locks the Python path holds, never waited for here (a lock another thread
  * holds sends the read to the Python path, which waits). The GIL is held throughout:
  * nothing here lets it go, so no other thread sees a read half done but through the
@@ -35,6 +38,7 @@
  * one is stored: a failure (a MemoryError) changes nothing.
  */
 #include "vino_native.h"
+#include <unistd.h>
 
 static struct {
     int fs_ready, vfs_ready;
@@ -356,6 +360,385 @@ static void counts_drop(Counts *c) {
     Py_XDECREF(c->pos);
 }
 
+/* ------------------------------------------------------------------ the miss */
+
+/* The plain read's miss (Cache._miss with BlockDevice.read_into and Cache._sweep, and
+ * the rest of FileIO.pread's plain path), done here when its common case holds: no
+ * sequential step (then read-ahead asks, and the general path loads), a BlockDevice
+ * with no crash plan armed and nothing patched in, and a frame that is free or a clean
+ * file block the global clock picks (an anonymous page's policy is never asked here, a
+ * dirty block never written back here). Everything is checked, the clock's victim found
+ * without changing anything (the sweep done dry), every new value made; then the block
+ * is read into the cache's spare buffer (one pread under the device's lock and the
+ * clock's, as read_into reads it), and only then is anything stored. A read the device
+ * does not complete, a lock another thread holds, or anything unexpected declines
+ * having changed nothing, and the Python path runs as before (and meets the error). */
+static struct {
+    int ready, off; /* off: misses(False) was asked, before or after the setup */
+    PyTypeObject *cache_type, *dev_type, *dstats_type, *clock_type, *lock_type;
+    PyObject *fn_miss, *fn_sweep, *fn_evict, *fn_read_into; /* the Python twins */
+    unsigned int cache_tag, dev_tag; /* the types' version tags when the twins were seen */
+    /* _Frame */
+    Py_ssize_t fr_dev, fr_block, fr_aspace, fr_vpn, fr_dirty, fr_pinned;
+    /* CacheStats */
+    Py_ssize_t cs_misses, cs_evictions, cs_prefetch_unused;
+    /* DeviceStats */
+    Py_ssize_t ds_reads, ds_blocks_read, ds_bytes_read, ds_seeks, ds_busy_ns;
+    /* SimClock */
+    Py_ssize_t ck_now, ck_lock;
+    PyObject *n_miss, *n_sweep, *n_evict, *n_read_into, *n_free, *n_frames, *n_hand,
+        *n_nframes, *n_spare, *n_nblocks, *n_fd, *n_power, *n_head, *n_block_ns, *n_clock,
+        *n_popleft;
+    unsigned long long served; /* misses loaded here */
+} M;
+
+/* 1 / 0 for a bool, -1 for anything else. */
+static inline int flag(PyObject *o) { return o == Py_True ? 1 : o == Py_False ? 0 : -1; }
+
+/* 1 if the type's version tag is still `tag` (nothing in it or its bases changed since). */
+static inline int same_tag(PyTypeObject *t, unsigned int tag) {
+    return tag != 0 && PyType_HasFeature(t, Py_TPFLAGS_VALID_VERSION_TAG) && t->tp_version_tag == tag;
+}
+
+static inline unsigned int tag_of(PyTypeObject *t) {
+    return PyType_HasFeature(t, Py_TPFLAGS_VALID_VERSION_TAG) ? t->tp_version_tag : 0;
+}
+
+/* 1 if the Python this code is the twin of is what the cache and the device would run:
+ * their exact classes, the functions set up, none shadowed on the instances (a fault
+ * injector patches the device's read_into there). 0 otherwise (no error set). */
+static int twins_unchanged(PyObject *cache, PyObject *dev) {
+    PyTypeObject *ct = Py_TYPE(cache), *dt = Py_TYPE(dev);
+    if (ct != M.cache_type || dt != M.dev_type) return 0;
+    if (!same_tag(ct, M.cache_tag)) {
+        if (_PyType_Lookup(ct, M.n_miss) != M.fn_miss || _PyType_Lookup(ct, M.n_sweep) != M.fn_sweep
+            || _PyType_Lookup(ct, M.n_evict) != M.fn_evict)
+            return 0;
+        M.cache_tag = tag_of(ct);
+    }
+    if (!same_tag(dt, M.dev_tag)) {
+        if (_PyType_Lookup(dt, M.n_read_into) != M.fn_read_into) return 0;
+        M.dev_tag = tag_of(dt);
+    }
+    PyObject **cd = _PyObject_GetDictPtr(cache), **dd = _PyObject_GetDictPtr(dev);
+    if (cd == NULL || *cd == NULL || dd == NULL || *dd == NULL) return 0;
+    if (PyDict_GetItemWithError(*cd, M.n_miss) != NULL || PyDict_GetItemWithError(*cd, M.n_sweep)
+        || PyDict_GetItemWithError(*cd, M.n_evict) || PyDict_GetItemWithError(*dd, M.n_read_into)
+        || PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* Cache._sweep, dry: the index of the frame the global clock takes, starting at `hand`;
+ * *lap = 1 if it goes round once first (then every unpinned page's bit is cleared),
+ * else 0 (the bits of the referenced pages from hand up to it are cleared). -1: none can
+ * be taken (all pinned or free: the Python raises NoSpace); -2: an unexpected object. */
+static Py_ssize_t sweep_dry(PyObject *frames, Py_ssize_t n, Py_ssize_t hand, int *lap) {
+    Py_ssize_t first = -1;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t i = (hand + k) % n;
+        PyObject *f = PyList_GET_ITEM(frames, i);
+        if (Py_TYPE(f) != S.frame_type) return -2;
+        int pinned = flag(SLOT(f, M.fr_pinned)), ref = flag(SLOT(f, S.fr_referenced));
+        PyObject *d = SLOT(f, M.fr_dev), *a = SLOT(f, M.fr_aspace);
+        if (pinned < 0 || ref < 0 || d == NULL || a == NULL) return -2;
+        if (pinned || (d == Py_None && a == Py_None)) continue; /* pinned, or free */
+        if (!ref) {
+            *lap = 0;
+            return i;
+        }
+        if (first < 0) first = i;
+    }
+    *lap = 1;
+    return first;
+}
+
+/* The sweep done: what sweep_dry found, now with its changes (the bits, the hand). */
+static void sweep_do(PyObject *frames, Py_ssize_t n, Py_ssize_t hand, Py_ssize_t victim,
+                     int lap) {
+    Py_ssize_t steps = lap ? n : (victim - hand + n) % n;
+    for (Py_ssize_t k = 0; k < steps; k++) {
+        PyObject *f = PyList_GET_ITEM(frames, (hand + k) % n);
+        if (SLOT(f, M.fr_pinned) == Py_True
+            || (SLOT(f, M.fr_dev) == Py_None && SLOT(f, M.fr_aspace) == Py_None))
+            continue;
+        if (SLOT(f, S.fr_referenced) == Py_True) {
+            Py_INCREF(Py_False);
+            slot_put(f, S.fr_referenced, Py_False);
+        }
+    }
+}
+
+/* The new values a miss stores, all made before the first is stored. */
+typedef struct {
+    PyObject *key, *vkey, *result, *misses, *evictions, *unused, *tick, *hand, *reads,
+        *blocks, *bytes, *seeks, *busy, *head, *now, *plain, *pos, *bidx;
+} MissNew;
+
+static void missnew_drop(MissNew *m) {
+    PyObject **all[] = {&m->key, &m->vkey, &m->result, &m->misses, &m->evictions, &m->unused,
+                        &m->tick, &m->hand, &m->reads, &m->blocks, &m->bytes, &m->seeks,
+                        &m->busy, &m->head, &m->now, &m->plain, &m->pos, &m->bidx};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) Py_CLEAR(*all[i]);
+}
+
+/* Under the cache's lock, block `blk` (an int, not resident in `files`) of file block
+ * `bidx` of `of`: loaded and the read's bytes returned, or NULL -- declined (nothing
+ * changed) when no error is set. */
+static PyObject *miss_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObject *files,
+                             PyObject *dev, PyObject *blk, long long bidx, long long offset) {
+    if (!M.ready || M.off || !twins_unchanged(cache, dev)) return NULL;
+    long long blkv;
+    if (!as_ll(blk, &blkv)) return NULL;
+    /* The history as _record leaves it: after a sequential step read-ahead asks (the
+     * general path loads). */
+    PyObject *hist = SLOT(of, S.of_history);
+    if (hist == NULL) return NULL;
+    Py_ssize_t hlen = PySequence_Size(hist);
+    long long h0 = 0, h1 = 0;
+    if (hlen < 0 || (hlen > 0 && !hist_at(hist, 0, &h0)) || (hlen > 1 && !hist_at(hist, 1, &h1))) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if ((hlen > 0 && h0 == bidx - 1) || (hlen > 1 && h0 == bidx && h1 == bidx - 1)) return NULL;
+
+    PyObject *result = NULL, *frames = NULL, *freel = NULL, *spare = NULL, *cstats = NULL,
+             *stats = NULL, *tick = NULL, *handobj = NULL, *nfr = NULL, *nblocks = NULL,
+             *fd = NULL, *power = NULL, *head = NULL, *block_ns = NULL, *dstats = NULL,
+             *clock = NULL, *dlock = NULL, *ctlock = NULL;
+    MissNew m = {0};
+    int dheld = 0, cheld = 0;
+    frames = inst_get(cache, M.n_frames);
+    freel = inst_get(cache, M.n_free);
+    spare = inst_get(cache, M.n_spare);
+    cstats = SLOT(cache, S.c_stats);
+    tick = SLOT(cache, S.c_tick);
+    stats = SLOT(fs, S.fs_stats);
+    Py_XINCREF(cstats);
+    Py_XINCREF(tick);
+    Py_XINCREF(stats);
+    handobj = inst_get(cache, M.n_hand);
+    nfr = inst_get(cache, M.n_nframes);
+    nblocks = inst_get(dev, M.n_nblocks);
+    fd = inst_get(dev, M.n_fd);
+    power = inst_get(dev, M.n_power);
+    head = inst_get(dev, M.n_head);
+    block_ns = inst_get(dev, M.n_block_ns);
+    dstats = inst_get(dev, S.n_stats);
+    clock = inst_get(dev, M.n_clock);
+    dlock = inst_get(dev, S.n_lock);
+    long long tickv, hand, n, nb, fdv, headv, ns_far, ns_seq;
+    if (frames == NULL || !PyList_CheckExact(frames) || freel == NULL || !PyList_CheckExact(freel)
+        || spare == NULL || !PyByteArray_CheckExact(spare) || PyByteArray_GET_SIZE(spare) != S.bs
+        || cstats == NULL || Py_TYPE(cstats) != S.cstats_type || stats == NULL
+        || Py_TYPE(stats) != S.fsstats_type || !as_ll(tick, &tickv) || !as_ll(handobj, &hand)
+        || !as_ll(nfr, &n) || n < 1 || PyList_GET_SIZE(frames) != n || hand < 0 || hand >= n
+        || !as_ll(nblocks, &nb) || blkv < 0 || blkv >= nb || !as_ll(fd, &fdv) || fdv < 0
+        || power != Py_None || !as_ll(head, &headv) || block_ns == NULL
+        || !PyTuple_CheckExact(block_ns) || PyTuple_GET_SIZE(block_ns) != 2
+        || !as_ll(PyTuple_GET_ITEM(block_ns, 0), &ns_far)
+        || !as_ll(PyTuple_GET_ITEM(block_ns, 1), &ns_seq) || dstats == NULL
+        || Py_TYPE(dstats) != M.dstats_type || clock == NULL
+        || (clock != Py_None && Py_TYPE(clock) != M.clock_type) || dlock == NULL
+        || Py_TYPE(dlock) != M.lock_type)
+        goto decline;
+    long long nowv = 0;
+    if (clock != Py_None) {
+        ctlock = SLOT(clock, M.ck_lock);
+        if (ctlock == NULL || Py_TYPE(ctlock) != M.lock_type
+            || !as_ll(SLOT(clock, M.ck_now), &nowv))
+            goto decline;
+        Py_INCREF(ctlock);
+    }
+    /* (Both locks are threading.Lock's C type: trying them runs no Python, so nothing
+     * read here changes before they are held.) */
+
+    /* The frame: a free one (the lowest index first), else the global clock's victim. */
+    PyObject *frame, *vdev = NULL, *vblock = NULL;
+    Py_ssize_t nfree = PyList_GET_SIZE(freel), victim = -1;
+    int lap = 0, vpf = 0;
+    if (nfree > 0) {
+        long long idx;
+        if (!as_ll(PyList_GET_ITEM(freel, nfree - 1), &idx) || idx < 0 || idx >= n) goto decline;
+        frame = PyList_GET_ITEM(frames, idx);
+        if (Py_TYPE(frame) != S.frame_type || SLOT(frame, M.fr_dev) != Py_None
+            || SLOT(frame, M.fr_aspace) != Py_None)
+            goto decline;
+    } else {
+        victim = sweep_dry(frames, n, hand, &lap);
+        if (victim < 0) goto decline;
+        frame = PyList_GET_ITEM(frames, victim);
+        vdev = SLOT(frame, M.fr_dev);
+        vblock = SLOT(frame, M.fr_block);
+        vpf = flag(SLOT(frame, S.fr_prefetched));
+        /* An anonymous page: its address space's policy picks (Python); a dirty block:
+         * written back first (Python). */
+        if (SLOT(frame, M.fr_aspace) != Py_None || flag(SLOT(frame, M.fr_dirty)) != 0
+            || vdev == Py_None || vblock == NULL || vpf < 0)
+            goto decline;
+    }
+    PyObject *fdata = SLOT(frame, S.fr_data);
+    if (fdata == NULL || !PyByteArray_CheckExact(fdata) || PyByteArray_GET_SIZE(fdata) != S.bs
+        || fdata == spare)
+        goto decline;
+
+    /* Every new value. */
+    int seq = blkv == headv;
+    long long ns = seq ? ns_seq : ns_far;
+    int append = hlen == 0 || h0 != bidx;
+    m.key = PyTuple_Pack(2, dev, blk);
+    m.result = PyBytes_FromStringAndSize(NULL, S.bs);
+    m.misses = plus(cstats, M.cs_misses, 1);
+    m.tick = PyLong_FromLongLong(tickv + 1);
+    m.reads = plus(dstats, M.ds_reads, 1);
+    m.blocks = plus(dstats, M.ds_blocks_read, 1);
+    m.bytes = plus(dstats, M.ds_bytes_read, S.bs);
+    m.busy = plus(dstats, M.ds_busy_ns, ns);
+    m.head = PyLong_FromLongLong(blkv + 1);
+    m.plain = plus(stats, S.fs_plain_reads, 1);
+    m.pos = PyLong_FromLongLong(offset + S.bs);
+    if (m.key == NULL || m.result == NULL || m.misses == NULL || m.tick == NULL || m.reads == NULL
+        || m.blocks == NULL || m.bytes == NULL || m.busy == NULL || m.head == NULL
+        || m.plain == NULL || m.pos == NULL)
+        goto fail;
+    if (!seq && (m.seeks = plus(dstats, M.ds_seeks, 1)) == NULL) goto fail;
+    if (clock != Py_None && (m.now = PyLong_FromLongLong(nowv + ns)) == NULL) goto fail;
+    if (append && (m.bidx = PyLong_FromLongLong(bidx)) == NULL) goto fail;
+    if (victim >= 0) {
+        m.vkey = PyTuple_Pack(2, vdev, vblock);
+        m.evictions = plus(cstats, M.cs_evictions, 1);
+        m.hand = PyLong_FromSsize_t((victim + 1) % n);
+        if (m.vkey == NULL || m.evictions == NULL || m.hand == NULL) goto fail;
+        if (vpf && (m.unused = plus(cstats, M.cs_prefetch_unused, 1)) == NULL) goto fail;
+    }
+
+    /* The device's request: under its lock and the clock's, as read_into. */
+    int got = lock_try(dlock);
+    if (got <= 0) goto decline;
+    dheld = 1;
+    if (ctlock != NULL) {
+        got = lock_try(ctlock);
+        if (got <= 0) goto decline;
+        cheld = 1;
+    }
+    ssize_t nread = pread((int)fdv, PyByteArray_AS_STRING(spare), (size_t)S.bs,
+                          (off_t)(blkv * S.bs));
+    if (nread != S.bs) goto decline; /* an error, a short read, a signal: the Python's */
+
+    /* Stored from here on; the two stores that may fail (no memory) first, the first
+     * undone if the second fails: then only the device's unaccounted read happened. */
+    if (append) {
+        PyObject *args[2] = {hist, m.bidx};
+        PyObject *done = PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
+        if (done == NULL) goto fail;
+        Py_DECREF(done);
+    }
+    if (PyDict_SetItem(files, m.key, frame) < 0) {
+        if (append) {
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            PyObject *args[1] = {hist};
+            PyObject *back = PyObject_VectorcallMethod(M.n_popleft, args, 1, NULL);
+            Py_XDECREF(back);
+            PyErr_Restore(t, v, tb);
+        }
+        goto fail;
+    }
+    if (victim >= 0) { /* _sweep's bits and hand, then _evict of a clean file block */
+        sweep_do(frames, n, hand, victim, lap);
+        if (PyDict_DelItem(files, m.vkey) < 0) PyErr_Clear(); /* it is there: cannot fail */
+        Py_INCREF(Py_None);
+        slot_put(frame, M.fr_dev, Py_None);
+        slot_put(frame, M.fr_vpn, PyLong_FromLong(-1)); /* a small int: cannot fail */
+        Py_INCREF(Py_False);
+        slot_put(frame, S.fr_prefetched, Py_False);
+        slot_put(cstats, M.cs_evictions, m.evictions);
+        m.evictions = NULL;
+        if (m.unused != NULL) {
+            slot_put(cstats, M.cs_prefetch_unused, m.unused);
+            m.unused = NULL;
+        }
+        if (PyObject_GenericSetAttr(cache, M.n_hand, m.hand) < 0) PyErr_Clear(); /* a key */
+    } else { /* _free.pop(): the list only shrinks (no reallocation, no failure) */
+        PyObject *last = PyList_GET_ITEM(freel, nfree - 1);
+        Py_SET_SIZE(freel, nfree - 1);
+        Py_DECREF(last);
+    }
+    /* The claim: the frame takes the spare buffer the block was read into, and gives
+     * its own to the cache as the next spare (no copy). */
+    Py_INCREF(dev);
+    slot_put(frame, M.fr_dev, dev);
+    Py_INCREF(blk);
+    slot_put(frame, M.fr_block, blk);
+    if (PyObject_GenericSetAttr(cache, M.n_spare, fdata) < 0) PyErr_Clear(); /* a key */
+    Py_INCREF(spare);
+    slot_put(frame, S.fr_data, spare);
+    Py_INCREF(m.tick);
+    slot_put(cache, S.c_tick, m.tick);
+    slot_put(frame, S.fr_last_use, m.tick);
+    m.tick = NULL;
+    Py_INCREF(Py_True);
+    slot_put(frame, S.fr_referenced, Py_True);
+    slot_put(cstats, M.cs_misses, m.misses);
+    m.misses = NULL;
+    /* read_into's accounting */
+    if (PyObject_GenericSetAttr(dev, M.n_head, m.head) < 0) PyErr_Clear(); /* a key */
+    if (m.seeks != NULL) {
+        slot_put(dstats, M.ds_seeks, m.seeks);
+        m.seeks = NULL;
+    }
+    slot_put(dstats, M.ds_busy_ns, m.busy);
+    slot_put(dstats, M.ds_reads, m.reads);
+    slot_put(dstats, M.ds_blocks_read, m.blocks);
+    slot_put(dstats, M.ds_bytes_read, m.bytes);
+    m.busy = m.reads = m.blocks = m.bytes = NULL;
+    if (m.now != NULL) {
+        slot_put(clock, M.ck_now, m.now);
+        m.now = NULL;
+    }
+    /* pread's plain path */
+    slot_put(stats, S.fs_plain_reads, m.plain);
+    slot_put(of, S.of_pos, m.pos);
+    m.plain = m.pos = NULL;
+    memcpy(PyBytes_AS_STRING(m.result), PyByteArray_AS_STRING(spare), (size_t)S.bs);
+    result = m.result;
+    m.result = NULL;
+    M.served++;
+    goto done;
+
+fail:
+    result = NULL; /* the error set */
+    goto done;
+decline:
+    PyErr_Clear();
+    result = NULL;
+done:
+    if (cheld && lock_give(ctlock) < 0) Py_CLEAR(result); /* the error of release() */
+    if (dheld && lock_give(dlock) < 0) Py_CLEAR(result);
+    missnew_drop(&m);
+    Py_XDECREF(ctlock);
+    Py_XDECREF(dlock);
+    Py_XDECREF(clock);
+    Py_XDECREF(dstats);
+    Py_XDECREF(block_ns);
+    Py_XDECREF(head);
+    Py_XDECREF(power);
+    Py_XDECREF(fd);
+    Py_XDECREF(nblocks);
+    Py_XDECREF(stats);
+    Py_XDECREF(nfr);
+    Py_XDECREF(handobj);
+    Py_XDECREF(tick);
+    Py_XDECREF(cstats);
+    Py_XDECREF(spare);
+    Py_XDECREF(freel);
+    Py_XDECREF(frames);
+    return result;
+}
+
+
 /* Under the cache's lock: the block, or NULL (declined if no error is set). */
 static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long long offset) {
     PyObject *ino = SLOT(of, S.of_inode);
@@ -390,7 +773,11 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     PyObject *frame = NULL;
     int r = resident(files, dev, blk, &frame);
     if (r < 0) goto decline;
-    if (!r) goto decline; /* a miss: the Python path loads it */
+    if (!r) { /* a miss: loaded here when it can be (miss_locked), else by the Python */
+        result = miss_locked(fs, of, cache, files, dev, blk, bidx, offset);
+        if (result == NULL && !PyErr_Occurred()) goto decline;
+        goto missed;
+    }
     Py_INCREF(frame);
     if (Py_TYPE(frame) != S.frame_type) goto decline_frame;
 
@@ -493,6 +880,13 @@ done:
     Py_XDECREF(cstats);
     Py_XDECREF(files);
     Py_XDECREF(dev);
+    Py_DECREF(blk);
+    Py_DECREF(direct);
+    Py_DECREF(bmap);
+    return result;
+missed:
+    Py_DECREF(files);
+    Py_DECREF(dev);
     Py_DECREF(blk);
     Py_DECREF(direct);
     Py_DECREF(bmap);
@@ -800,6 +1194,97 @@ static PyObject *pr_served(PyObject *mod, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(S.served);
 }
 
+#define MINTERN(field, text) \
+    if (M.field == NULL && (M.field = PyUnicode_InternFromString(text)) == NULL) return NULL
+#define MOFF(type, field, name) if (slot_offset(type, name, &M.field) < 0) return NULL
+
+/* The function `name` of `type` (a new reference), or NULL with TypeError. */
+static PyObject *twin_of(PyTypeObject *type, PyObject *name) {
+    PyObject *fn = _PyType_Lookup(type, name);
+    if (fn == NULL || !PyFunction_Check(fn)) {
+        PyErr_Format(PyExc_TypeError, "%s.%U is not a Python function", type->tp_name, name);
+        return NULL;
+    }
+    Py_INCREF(fn);
+    return fn;
+}
+
+/* setup_miss(Cache, BlockDevice, DeviceStats, SimClock, type(threading.Lock())): once,
+ * after setup_fs. */
+static PyObject *pr_setup_miss(PyObject *mod, PyObject *args) {
+    PyObject *ct, *dt, *st, *kt, *lt;
+    if (!PyArg_ParseTuple(args, "OOOOO", &ct, &dt, &st, &kt, &lt)) return NULL;
+    if (M.ready) Py_RETURN_NONE;
+    if (!S.fs_ready) {
+        PyErr_SetString(PyExc_RuntimeError, "setup_miss: setup_fs first");
+        return NULL;
+    }
+    MINTERN(n_miss, "_miss");
+    MINTERN(n_sweep, "_sweep");
+    MINTERN(n_evict, "_evict");
+    MINTERN(n_read_into, "read_into");
+    MINTERN(n_free, "_free");
+    MINTERN(n_frames, "_frames");
+    MINTERN(n_hand, "_hand");
+    MINTERN(n_nframes, "nframes");
+    MINTERN(n_spare, "_spare");
+    MINTERN(n_nblocks, "nblocks");
+    MINTERN(n_fd, "_fd");
+    MINTERN(n_power, "_power");
+    MINTERN(n_head, "_head");
+    MINTERN(n_block_ns, "_block_ns");
+    MINTERN(n_clock, "clock");
+    MINTERN(n_popleft, "popleft");
+    if (need_type(ct, &M.cache_type) < 0 || need_type(dt, &M.dev_type) < 0
+        || need_type(st, &M.dstats_type) < 0 || need_type(kt, &M.clock_type) < 0
+        || need_type(lt, &M.lock_type) < 0)
+        return NULL;
+    MOFF(S.frame_type, fr_dev, "dev");
+    MOFF(S.frame_type, fr_block, "block");
+    MOFF(S.frame_type, fr_aspace, "aspace");
+    MOFF(S.frame_type, fr_vpn, "vpn");
+    MOFF(S.frame_type, fr_dirty, "dirty");
+    MOFF(S.frame_type, fr_pinned, "pinned");
+    MOFF(S.cstats_type, cs_misses, "misses");
+    MOFF(S.cstats_type, cs_evictions, "evictions");
+    MOFF(S.cstats_type, cs_prefetch_unused, "prefetch_unused");
+    MOFF(M.dstats_type, ds_reads, "reads");
+    MOFF(M.dstats_type, ds_blocks_read, "blocks_read");
+    MOFF(M.dstats_type, ds_bytes_read, "bytes_read");
+    MOFF(M.dstats_type, ds_seeks, "seeks");
+    MOFF(M.dstats_type, ds_busy_ns, "busy_ns");
+    MOFF(M.clock_type, ck_now, "_now");
+    MOFF(M.clock_type, ck_lock, "_lock");
+    if ((M.fn_miss = twin_of(M.cache_type, M.n_miss)) == NULL
+        || (M.fn_sweep = twin_of(M.cache_type, M.n_sweep)) == NULL
+        || (M.fn_evict = twin_of(M.cache_type, M.n_evict)) == NULL
+        || (M.fn_read_into = twin_of(M.dev_type, M.n_read_into)) == NULL)
+        return NULL;
+    M.cache_tag = tag_of(M.cache_type);
+    M.dev_tag = tag_of(M.dev_type);
+    M.ready = 1;
+    Py_RETURN_NONE;
+}
+
+/* misses(on=None) -> bool: whether misses are loaded here once set up (set it with on). */
+static PyObject *pr_misses(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    int was = !M.off;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "misses(on=None)");
+        return NULL;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        int on = PyObject_IsTrue(args[0]);
+        if (on < 0) return NULL;
+        M.off = !on;
+    }
+    return PyBool_FromLong(was);
+}
+
+static PyObject *pr_served_misses(PyObject *mod, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong(M.served);
+}
+
 static PyMethodDef methods[] = {
     {"plain_read", (PyCFunction)(void (*)(void))pr_plain_read, METH_FASTCALL,
      "plain_read(fs, of, offset, n) -> bytes | None: FileIO.pread's plain path on a hit"},
@@ -809,6 +1294,12 @@ static PyMethodDef methods[] = {
     {"setup_vfs_classes", pr_setup_vfs_classes, METH_VARARGS,
      "setup_vfs_classes(VinoVFS, VinoFile): once, after setup_vfs"},
     {"served", pr_served, METH_NOARGS, "served() -> int: reads answered here so far"},
+    {"setup_miss", pr_setup_miss, METH_VARARGS,
+     "setup_miss(Cache, BlockDevice, DeviceStats, SimClock, Lock type): once, after setup_fs"},
+    {"misses", (PyCFunction)(void (*)(void))pr_misses, METH_FASTCALL,
+     "misses(on=None) -> bool: whether plain_read loads misses (on: set it)"},
+    {"served_misses", pr_served_misses, METH_NOARGS,
+     "served_misses() -> int: misses plain_read loaded so far"},
     {NULL, NULL, 0, NULL},
 };
 

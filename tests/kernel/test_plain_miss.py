@@ -1,0 +1,254 @@
+"""Attacks on the plain read's miss in native code (``plainread.py`` 3., ``miss_locked``
+in ``native/plainread.c``): the twin of ``Cache._miss`` with ``BlockDevice.read_into``
+and the global clock, for a plain read of a block the cache does not hold.
+
+It must change nothing a workload can measure (the same bytes, counts, clock time,
+and the same frames holding the same blocks with the same bits, ticks and hand as
+the Python miss), never show a frame another block's bytes, leave no trace when the
+device fails the read, never run in place of an eviction policy (an address space's
+page goes by its policy, asked exactly as before), and step aside for anything it is
+not the twin of: a fault patched into the device or the cache, a crash plan, a lock
+another thread holds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vino.graft.txn import thread_state
+from vino.kernel import plainread
+from vino.kernel.cache import Cache, PageInfo
+from vino.kernel.errors import KernelError
+from vino.kernel.fs import OpenFile
+from vino.kernel.kernel import Kernel
+from vino.kernel.power import CrashPlan
+from vino.testing.faults import InjectedFault, Injector
+
+from .kernel_world import BS, Boot, make_file, pattern
+
+BLOCKS = 70  # past the direct blocks: the remembered block map serves the rest
+FRAMES = 24
+
+
+@pytest.fixture(autouse=True)
+def native_misses() -> Iterator[None]:
+    if plainread.native() is None:
+        pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
+    was = plainread.native_misses(True)
+    yield
+    plainread.native_misses(was)
+
+
+@pytest.fixture
+def boot(tmp_path: Path) -> Iterator[Boot]:
+    b = Boot(tmp_path)
+    yield b
+    b.close()
+
+
+def _opened(k: Kernel, clean: bool = True) -> tuple[OpenFile, OpenFile]:
+    """alice's file "f" of BLOCKS pattern blocks, open for reading and for writing; with
+    ``clean``, written back (a dirty victim is the Python's to write back)."""
+    alice = k.add_user("alice")
+    proc = make_file(k, alice, "f", pattern(BLOCKS))
+    if clean:
+        k.fs.sync()
+    return k.fs.open(proc, "f", "r"), k.fs.open(proc, "f", "rw")
+
+
+def _frames(k: Kernel) -> list[tuple[Any, ...]]:
+    """Every frame as the cache holds it, with what the clock and the policies see."""
+    return [(f.dev is not None, f.block, f.aspace is not None, f.vpn, f.referenced, f.dirty,
+             f.prefetched, f.pinned, f.last_use, bytes(f.data) if f.dev or f.aspace else None)
+            for f in k.cache._frames]
+
+
+def _state(k: Kernel) -> dict[str, Any]:
+    c = k.cache
+    return {"frames": _frames(k), "hand": c._hand, "tick": c._tick, "free": list(c._free),
+            "files": sorted(b for _, b in c._files), "dirty": sorted(b for _, b in c._dirty_files),
+            "cache": c.stats.snapshot(), "device": k.device.stats.snapshot(),
+            "fs": k.fs.stats.snapshot(), "now": k.clock.now_ns()}
+
+
+def _resident(k: Kernel, of: OpenFile, block: int) -> bool:
+    return k.cache.is_resident(k.device, k.fs._bmap(of.inode, block))
+
+
+def _workload(k: Kernel) -> dict[str, object]:
+    """Jumps (the native miss), sequential runs (read-ahead: the general path, whose
+    prefetched blocks the clock later takes), another handle's writes (dirty victims),
+    and an address space's pages among the frames (taken by its own policy, which a spy
+    records with whom it runs for), on a cache a third of the file, some of it free
+    (a file unlinked), the rest dirty (the file just written)."""
+    r, w = _opened(k, clean=False)
+    make_file(k, r.user, "scratch", pattern(8, "scratch"))
+    k.fs.unlink(r.user, "scratch")  # its blocks leave frames free: misses take them first
+    free = k.cache.free_frames
+    bob = k.add_user("bob")
+    theirs = k.address_space(k.spawn(bob, "bob-app"))
+    k.cache.min_resident = 4  # bob's faults take frames from everyone (rule 2)
+    asked: list[tuple[str, list[int]]] = []
+    builtin = k.cache.evict_policy
+
+    def spy(aspace: Any, candidates: list[PageInfo]) -> int:
+        acting = thread_state().acting
+        asked.append((acting.name if acting else "", [c.vpn for c in candidates]))
+        choice = builtin(aspace, candidates)
+        assert isinstance(choice, int)
+        return choice
+
+    k.cache.evict_policy = spy
+    content = {b: pattern(b + 1)[b * BS:] for b in range(BLOCKS)}
+    got_ok = True
+    order = [(i * 37 + 11) % BLOCKS for i in range(120)]
+    order[40:40] = list(range(20, 34))  # a scan: read-ahead
+    for i, b in enumerate(order):
+        if i % 9 == 4:
+            theirs.touch(i % 6, write=True)
+        if i % 17 == 8:
+            content[b] = pattern(1, f"w{i}")
+            k.fs.pwrite(w, b * BS, content[b])
+        got_ok &= k.fs.pread(r, b * BS, BS) == content[b]
+    k.check_invariants()
+    return {"bytes right": got_ok, "asked": asked, "free": free, "state": _state(k)}
+
+
+def test_the_native_miss_changes_nothing_a_workload_can_measure(boot: Boot) -> None:
+    plainread.native_misses(False)
+    served = plainread.served_misses()
+    python = _workload(boot("python", frames=FRAMES))
+    assert plainread.served_misses() == served
+    plainread.native_misses(True)
+    native = _workload(boot("native", frames=FRAMES))
+    assert plainread.served_misses() - served > 40, "the native code loaded too few misses"
+    assert native["bytes right"] and python["bytes right"]
+    assert python["asked"], "no eviction policy was asked: the workload missed its point"
+    assert isinstance(python["free"], int) and python["free"] >= 4
+    assert native == python
+
+
+def test_frames_the_native_miss_reuses_never_show_another_blocks_bytes(boot: Boot) -> None:
+    # Each frame's buffer goes to the spare and back many times over: every read, and
+    # every resident block, is exactly its own block's bytes.
+    k = boot(frames=8)
+    r, _w = _opened(k)
+    served = plainread.served_misses()
+    for i in range(300):
+        b = (i * 29 + 3) % BLOCKS
+        assert k.fs.pread(r, b * BS, BS) == pattern(b + 1)[b * BS:]
+    assert plainread.served_misses() - served > 200
+    for (_, blk), frame in k.cache._files.items():
+        assert bytes(frame.data) == k.device.read_block(blk)
+    assert all(buf is not k.cache._spare for buf in (f.data for f in k.cache._frames))
+    k.check_invariants()
+
+
+def test_a_read_the_device_cannot_complete_leaves_no_trace_and_can_be_retried(
+        boot: Boot) -> None:
+    # The image is cut short behind the kernel's back: the native read declines having
+    # changed nothing; the Python meets the short read and raises, claiming no frame,
+    # evicting nothing. Grown back, the read is served (zeros: what the image holds).
+    k = boot(frames=FRAMES)
+    r, _w = _opened(k)
+    for b in range(0, BLOCKS, 3):
+        k.fs.pread(r, b * BS, BS)
+    victim = BLOCKS - 2
+    assert not _resident(k, r, victim)
+    blk = k.fs._bmap(r.inode, victim)
+    image = boot.image(k)
+    size = image.stat().st_size
+    before, served = _state(k), plainread.served_misses()
+    os.truncate(image, blk * BS)
+    try:
+        with pytest.raises(KernelError):
+            k.fs.pread(r, victim * BS, BS)
+        after = _state(k)
+    finally:
+        os.truncate(image, size)
+    assert plainread.served_misses() == served
+    assert after["cache"]["misses"] == before["cache"]["misses"] + 1  # counted, as ever
+    after["cache"]["misses"] = before["cache"]["misses"]
+    assert {x: after[x] for x in ("frames", "hand", "tick", "free", "files", "cache", "device")} \
+        == {x: before[x] for x in ("frames", "hand", "tick", "free", "files", "cache", "device")}
+    k.check_invariants()
+    assert k.fs.pread(r, victim * BS, BS) == bytes(BS)
+    assert plainread.served_misses() == served + 1
+
+
+def test_a_fault_injected_into_the_device_read_is_met_not_stepped_around(
+        boot: Boot) -> None:
+    k = boot(frames=FRAMES)
+    r, _w = _opened(k)
+    inj = Injector()
+    served = plainread.served_misses()
+    with inj.patch(k.device, "read_into", "device.read"):
+        inj.arm("device.read", 1)
+        assert not _resident(k, r, 40)
+        with pytest.raises(InjectedFault):
+            k.fs.pread(r, 40 * BS, BS)
+        assert k.fs.pread(r, 40 * BS, BS) == pattern(41)[40 * BS:]
+        assert inj.counts["device.read"] == 2  # the fault, then the retry: both the patch
+    assert inj.fired["device.read"] == 1
+    assert plainread.served_misses() == served
+    assert not _resident(k, r, 10)
+    assert k.fs.pread(r, 10 * BS, BS) == pattern(11)[10 * BS:]
+    assert plainread.served_misses() == served + 1  # unpatched: native again
+    k.check_invariants()
+
+
+def test_a_patched_clock_or_an_armed_crash_plan_sends_every_miss_to_the_python(
+        boot: Boot, monkeypatch: pytest.MonkeyPatch) -> None:
+    k = boot(frames=8)
+    r, _w = _opened(k)
+    for b in range(0, 16, 2):  # the cache is full: each miss sweeps
+        k.fs.pread(r, b * BS, BS)
+    sweeps: list[int] = []
+    sweep = Cache._sweep
+
+    def counted(self: Cache) -> Any:
+        sweeps.append(self._hand)
+        return sweep(self)
+
+    served = plainread.served_misses()
+    monkeypatch.setattr(Cache, "_sweep", counted)
+    for b in range(20, 30, 2):
+        assert k.fs.pread(r, b * BS, BS) == pattern(b + 1)[b * BS:]
+    assert len(sweeps) == 5 and plainread.served_misses() == served
+    monkeypatch.undo()
+    k.device.arm_crash(CrashPlan(at_write=1000))
+    for b in range(40, 50, 2):
+        assert k.fs.pread(r, b * BS, BS) == pattern(b + 1)[b * BS:]
+    assert plainread.served_misses() == served
+    k.device.disarm_crash()
+    assert not _resident(k, r, 60)
+    assert k.fs.pread(r, 60 * BS, BS) == pattern(61)[60 * BS:]
+    assert plainread.served_misses() == served + 1
+    k.check_invariants()
+
+
+def test_a_miss_meeting_the_device_lock_held_waits_for_it_in_the_python(boot: Boot) -> None:
+    k = boot(frames=FRAMES)
+    r, _w = _opened(k)
+    got: list[bytes] = []
+    served = plainread.served_misses()
+    k.fs.pread(r, 0, BS)  # asked plain_read: the next read is plain
+    assert not _resident(k, r, 33)
+    reader = threading.Thread(target=lambda: got.append(k.fs.pread(r, 33 * BS, BS)))
+    with k.device._lock:
+        reader.start()
+        reader.join(0.05)
+        assert reader.is_alive(), "the miss did not wait for the device's lock"
+    reader.join()
+    assert got == [pattern(34)[33 * BS:]]
+    assert plainread.served_misses() == served
+    assert not _resident(k, r, 3)
+    assert k.fs.pread(r, 3 * BS, BS) == pattern(4)[3 * BS:]
+    assert plainread.served_misses() == served + 1  # the lock free: native again
+    k.check_invariants()
