@@ -308,6 +308,38 @@ def test_anonymous_pages_swap_to_a_real_device_and_clean_ones_are_not_rewritten(
     cache.check_invariants()
 
 
+def test_pages_swapped_in_through_the_spare_buffer_never_show_another_pages_bytes(
+        make_device: MakeDevice) -> None:
+    # A swap-in reads into the spare buffer the file misses use too, and the frame takes
+    # it: pages of two address spaces and file blocks cycling through four frames each
+    # hold their own bytes, a page read earlier is not changed, and the spare is never
+    # a frame's buffer.
+    swap, dev = make_device(32, "swap.img"), make_device(16)
+    for b in range(16):
+        dev.write_block(b, _fill(200 + b))
+    cache = Cache(4, swap=swap, min_resident=0)
+    spaces = [AddressSpace(_proc(1), cache), AddressSpace(_proc(2), cache)]
+    rng = random.Random(11)
+    want: dict[tuple[int, int], bytes] = {}
+    handed: list[tuple[bytes, bytes]] = []
+    for _ in range(400):
+        who, vpn = rng.randrange(2), rng.randrange(8)
+        if rng.random() < 0.3:
+            b = rng.randrange(16)
+            assert cache.read_block(dev, b) == _fill(200 + b)
+        elif rng.random() < 0.4:
+            tag = rng.randrange(1, 200)
+            spaces[who].write(vpn, _fill(tag))
+            want[(who, vpn)] = _fill(tag)
+        else:
+            got = spaces[who].read(vpn)
+            assert got == want.get((who, vpn), bytes(BS))
+            handed.append((got, want.get((who, vpn), bytes(BS))))
+    assert cache.stats.swapins > 20
+    assert all(got == was for got, was in handed)
+    cache.check_invariants()
+
+
 def test_full_swap_device_refuses_to_evict_and_loses_nothing(make_device: MakeDevice) -> None:
     swap = make_device(1, "swap.img")
     cache = Cache(1, swap=swap, min_resident=0)

@@ -80,6 +80,8 @@ class AddressSpace:
     def read(self, vpn: int) -> bytes:
         """The page's bytes (touching it)."""
         with self.cache._lock:
+            # A copy: the frame's buffer goes on to hold other pages (and is swapped with
+            # the cache's spare), so a view of it would come to show another page's bytes.
             return bytes(self.cache._touch_frame(self, vpn, False).data)
 
     def write(self, vpn: int, data: bytes, offset: int = 0) -> None:
@@ -124,6 +126,7 @@ class AnonPages:
     swap: BlockDevice | None
     _lock: threading.RLock
     _free: list[int]
+    _spare: bytearray
     _aspaces: dict[AddressSpace, None]
     _swap_free: list[int]
     on_release: Callable[[AddressSpace], None] | None
@@ -156,7 +159,12 @@ class AnonPages:
             frame = self._take_frame(aspace)
             frame.aspace = aspace
             frame.vpn = vpn
-            frame.data[:] = _ZERO_PAGE if saved is None else saved
+            if saved is None:
+                frame.data[:] = _ZERO_PAGE
+            elif saved is self._spare:  # read from swap: the frame takes the buffer, no copy
+                self._spare, frame.data = frame.data, saved
+            else:  # a copy: the backing keeps its bytes (a clean page leaves unwritten)
+                frame.data[:] = saved
             aspace._resident[vpn] = frame
         if write:
             frame.dirty = True
@@ -184,18 +192,25 @@ class AnonPages:
             aspace._released = True
             del self._aspaces[aspace]
 
-    def _swap_in(self, aspace: AddressSpace, vpn: int) -> bytes | None:
+    def _swap_in(self, aspace: AddressSpace, vpn: int) -> bytes | bytearray | None:
+        """The page's saved bytes: its backing's, or the cache's spare buffer holding
+        them read from swap (read before a frame is taken: a failed read claims
+        nothing; the caller swaps the spare into the frame); None if it has none."""
+        saved: bytes | bytearray | None
         if self.swap is None:
             saved = aspace._backing.get(vpn)
         else:
             slot = aspace._slots.get(vpn)
-            saved = None if slot is None else self.swap.read_block(slot)
+            saved = None
+            if slot is not None:
+                saved = self._spare
+                self.swap.read_into(slot, saved)
         if saved is not None:
             self.stats.swapins += 1
         return saved
 
     def _swap_out(self, aspace: AddressSpace, vpn: int, data: bytearray) -> None:
-        if self.swap is None:
+        if self.swap is None:  # a copy: the frame's buffer goes on to hold other pages
             aspace._backing[vpn] = bytes(data)
         else:
             slot = aspace._slots.get(vpn)
