@@ -7,20 +7,65 @@ asserted by the other test_rel_* files; here, that the report carries them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from vino import crashloop
 from vino.cli import main
 from vino.testing import fuzz
 from vino.testing import report as reliability
+from vino.testing.kernel_loops import DeviceFaultTally, kernel_fault_loops
+from vino.testing.loops import LoopResult, graft_fault_loops
 
 TINY = reliability.Settings(soak_s=1.0, kernel_soak_s=0.5, walks=10, walk_steps=30,
                             mutants=60, outputs_per_point=2, wild_calls=10, crash_ops=12)
 
 
+@pytest.fixture(scope="module")
+def campaigns_once() -> Iterator[None]:
+    """The deterministic campaigns that take most of a run (the fault-injection loops,
+    the power cuts) run once for this module: its tests check what the report and the
+    exit status make of their results, which test_rel_fault_loops.py and
+    tests/kernel/test_journal.py assert. Later runs get the first run's results as they
+    were (the kernel loops' device tally too)."""
+    real_crash = crashloop.run
+    graft: list[list[LoopResult]] = []
+    kernel: list[tuple[list[LoopResult], DeviceFaultTally]] = []
+    crash: list[crashloop.CrashFigures] = []
+
+    def graft_loops() -> list[LoopResult]:
+        if not graft:
+            graft.append(graft_fault_loops())
+        return list(graft[0])  # the report adds to the list it is given
+
+    def kernel_loops(workdir: Path | None = None,
+                     tally: DeviceFaultTally | None = None) -> list[LoopResult]:
+        if not kernel:
+            first = DeviceFaultTally()
+            kernel.append((kernel_fault_loops(workdir, first), first))
+        loops, first = kernel[0]
+        if tally is not None:
+            tally.runs, tally.fs_damaged = first.runs, first.fs_damaged
+            tally.broken.update(first.broken)
+        return list(loops)
+
+    def crash_loop(workdir: Path, *args: Any, **kw: Any) -> crashloop.CrashFigures:
+        if not crash:
+            crash.append(real_crash(workdir, *args, **kw))
+        return crash[0]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reliability, "graft_fault_loops", graft_loops)
+        mp.setattr(reliability, "kernel_fault_loops", kernel_loops)
+        mp.setattr(crashloop, "run", crash_loop)
+        yield
+
+
 @pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+def tiny(monkeypatch: pytest.MonkeyPatch, campaigns_once: None) -> None:
     monkeypatch.setattr(reliability, "QUICK", TINY)
 
 
