@@ -63,6 +63,13 @@ MAX_FUNCTION_BODY_BYTES: Final = 64 << 10
 # bytes) but is compiled for: 4096 such functions took 11 s of CPU to compile.
 MAX_LOCALS_PER_FUNCTION: Final = 1024
 MAX_WAT_CHARS: Final = 8 << 20  # WebAssembly text longer than this is refused unparsed
+# A Python graft's source, characters: a longer one is refused uncompiled (the host compiles
+# Python itself; measured: 280,000 characters take 0.8 s of CPU and 107 MB to compile).
+MAX_PYGRAFT_SOURCE_CHARS: Final = 256 << 10
+# A constant the Python graft compiler folds (module constants, constant subexpressions):
+# one wider is refused. Python's integers have no bound, so constants squaring each other
+# line after line would double in width at every line (25 lines: 10 s and 535 MB).
+PYGRAFT_CONST_BITS: Final = 128
 MAX_BUFFER_BYTES: Final = 1 << 20  # largest buffer a point may declare
 
 # ---- shares of the host ------------------------------------------------------------

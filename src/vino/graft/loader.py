@@ -11,8 +11,7 @@ only costly step) a module it would refuse anyway. What is rejected, in order
 (the limits are named in ``vino.limits``):
  1. unreadable input; WAT over ``MAX_WAT_CHARS`` or that does not parse;
  2. a binary over ``MAX_MODULE_BYTES``;
- 3. a principal without the right to graft that target (``may_install``), or
-    whose total CPU quota is used up (compiling is charged to it);
+ 3. a principal whose total CPU quota is used up (compiling is charged to it);
  4. the section scan (``scan_sections``, no compiling): a start function (it would
     run unprotected at instantiation); more than ``MAX_FUNCTIONS`` functions,
     ``MAX_EXPORTS`` exports, ``MAX_IMPORTS`` imports, ``MAX_TYPES`` types,
@@ -31,12 +30,17 @@ only costly step) a module it would refuse anyway. What is rejected, in order
  8. an import with another type than the listed one; a missing or mistyped
     export: ``memory`` (a 32-bit, unshared memory), ``vino_buffer: () -> i32``,
     the point's entry, and ``vino_message: (i32) -> i32`` when present.
-Before all of these: a target of the wrong kind for the point (``target_type``).
+Before all of these, before the bytes are even read (``admit``): a target of the
+wrong kind for the point (``target_type``), then a principal without the right to
+graft that target (``may_install``). A Python graft meets ``admit``, a length limit
+(``MAX_PYGRAFT_SOURCE_CHARS``) and check 3 before the host compiles it to a module
+(``Registry``), charged to the installer like check 7.
 
 Checks 4 and 6-8 depend only on the bytes and the point; a module installed
 once for a point is remembered (by SHA-256), so installing the same graft on many
 targets scans and compiles it once. A rejected module is remembered nowhere: it
-leaves nothing in any cache. Checks 3 and 5 run on every install.
+leaves nothing in any cache. ``admit`` and check 5 run on every install; check 3
+whenever the host compiles.
 
 Worst case of what passes the scan (docs/RELIABILITY.md): a 1 MiB module at the
 limits compiles in at most about 1.7 s of CPU and 35 MB (Cranelift, one thread;
@@ -45,12 +49,13 @@ limits compiles in at most about 1.7 s of CPU and 35 MB (Cranelift, one thread;
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -228,9 +233,7 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     def reject(reason: str) -> GraftRejected:
         return GraftRejected(label, point.name, reason)
 
-    wrong_kind = point.target_problem(target)  # first: no rule ever sees a wrong kind
-    if wrong_kind is not None:
-        raise reject(wrong_kind)
+    admit(point, principal, target, label)  # before any work on the bytes
     digest = ""
     if isinstance(source, bytes | bytearray) and source[:4] == b"\0asm":
         wasm = bytes(source)  # the common case: hashed once, for the name and the caches
@@ -244,19 +247,6 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     label = name or default_name
     if len(wasm) > limits.MAX_MODULE_BYTES:
         raise reject(f"module is {len(wasm)} bytes; the limit is {limits.MAX_MODULE_BYTES}")
-    try:
-        allowed = point.may_install(principal, target)
-    except Exception as exc:  # a rights rule that cannot judge this target: not a target
-        raise reject(f"{target!r} is not a target of {point.name} "
-                     f"({type(exc).__name__}: {exc})") from None
-    if not allowed:
-        from vino.graft.point import owner_or_privileged
-
-        why = (" (the default rule: only the target's owner, target.owner, or a privileged "
-               "principal; a point states another with may_install=)"
-               if point.may_install is owner_or_privileged else "")
-        raise reject(f"principal {principal.name!r} may not graft {point.name} on "
-                     f"{target!r}{why}")
     if not digest:
         digest = hashlib.sha256(wasm).hexdigest()
     passed = _PASSED.get(point)
@@ -266,6 +256,47 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     _check_memory_left(principal, st.memory_min_bytes, reject)
     return Checked(label, wasm, st.module, st.memory_min_bytes, st.has_message, digest,
                    st.may_grow, st.table_elements, st)
+
+
+def admit(point: Point, principal: Principal, target: object, label: str) -> None:
+    """The checks that need no bytes, first of all: a target of the point's kind (so no
+    rights rule ever sees another), then the installer's right to graft it. Raises
+    ``GraftRejected``; the host has done no work on the graft yet."""
+    wrong_kind = point.target_problem(target)
+    if wrong_kind is not None:
+        raise GraftRejected(label, point.name, wrong_kind)
+    try:
+        allowed = point.may_install(principal, target)
+    except Exception as exc:  # a rights rule that cannot judge this target: not a target
+        raise GraftRejected(label, point.name, f"{target!r} is not a target of {point.name} "
+                            f"({type(exc).__name__}: {exc})") from None
+    if not allowed:
+        from vino.graft.point import owner_or_privileged
+
+        why = (" (the default rule: only the target's owner, target.owner, or a privileged "
+               "principal; a point states another with may_install=)"
+               if point.may_install is owner_or_privileged else "")
+        raise GraftRejected(label, point.name, f"principal {principal.name!r} may not graft "
+                            f"{point.name} on {target!r}{why}")
+
+
+def check_cpu_left(principal: Principal, reject: Callable[[str], GraftRejected]) -> None:
+    """Check 3's second half: compiling is charged to the installer, who must have CPU left."""
+    if principal.quota.cpu_total_s * 1e9 - principal.usage.cpu_ns <= 0:
+        raise reject(f"{principal.name} has used its total CPU quota of "
+                     f"{principal.quota.cpu_total_s} s; compiling a graft is charged to it")
+
+
+@contextlib.contextmanager
+def charged(principal: Principal) -> Iterator[None]:
+    """Charge the CPU time this thread spends inside to ``principal``'s quota (compiling
+    runs on the installer's thread), whatever happens inside."""
+    t0 = time.thread_time_ns()
+    try:
+        yield
+    finally:
+        with principal._mutex:
+            principal.usage.cpu_ns += time.thread_time_ns() - t0
 
 
 def keep(sandbox: Sandbox, point: Point, checked: Checked, principal: Principal) -> list[str]:
@@ -351,15 +382,12 @@ def _static_checks(sandbox: Sandbox, point: Point, wasm: bytes, principal: Princ
         raise reject(f"malformed module: {exc}") from None
     _check_scan(point, sec, reject)
     _check_memory_left(principal, sec.memory_min * limits.WASM_PAGE, reject)
-    cpu_left_ns = principal.quota.cpu_total_s * 1e9 - principal.usage.cpu_ns
-    if cpu_left_ns <= 0:
-        raise reject(f"{principal.name} has used its total CPU quota of "
-                     f"{principal.quota.cpu_total_s} s; compiling a graft is charged to it")
-    t0 = time.thread_time_ns()  # the engine compiles on this thread (parallel compile off)
+    check_cpu_left(principal, reject)
     try:
-        if not point.simd:
-            refuse_simd(wasm)
-        module = sandbox.compile(wasm)
+        with charged(principal):  # the engine compiles on this thread (parallel compile off)
+            if not point.simd:
+                refuse_simd(wasm)
+            module = sandbox.compile(wasm)
     except wasmtime.WasmtimeError as exc:
         msg = str(exc)
         feature = feature_of(msg)
@@ -371,9 +399,6 @@ def _static_checks(sandbox: Sandbox, point: Point, wasm: bytes, principal: Princ
         if feature is not None:
             raise reject(f"uses {feature}, which vino does not enable: {detail}") from None
         raise reject(f"invalid WebAssembly: {detail}") from None
-    finally:
-        with principal._mutex:
-            principal.usage.cpu_ns += time.thread_time_ns() - t0
 
     allowed = callables_of(point)
     for imp in module.imports:

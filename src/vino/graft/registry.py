@@ -63,34 +63,54 @@ A = ParamSpec("A")
 PythonGraft = Callable[A, object]
 
 
-def _compiled(pt: Point, source: loader.Source | PythonGraft[A], name: str | None
-              ) -> tuple[loader.Source, str | None]:
+def _compiled(pt: Point, source: loader.Source | PythonGraft[A], name: str | None,
+              principal: Principal, target: object) -> tuple[loader.Source, str | None]:
     """A Python graft (a function, a ``.py`` path or Python text) compiled for ``pt``.
 
-    Any other source passes through unchanged. A Python graft that cannot be
-    compiled raises ``PythonGraftError`` (a ``GraftRejected``): nothing changed.
+    Any other source passes through unchanged. The host compiles Python itself, so
+    the loader's cheap checks come first (``loader.admit``: the target's kind, the
+    installer's rights; a source of at most ``MAX_PYGRAFT_SOURCE_CHARS``; CPU left),
+    and the compile is charged to the installer. A Python graft refused or that
+    cannot be compiled raises ``PythonGraftError`` or another ``GraftRejected``:
+    nothing changed.
     """
     if isinstance(source, bytes | bytearray):  # a module (binary or text), never Python
         return source, name
-    from vino.pygraft import compile_function, compile_source, is_python
+    from vino import pygraft
 
-    if not callable(source) and not is_python(source):
+    if not callable(source) and not pygraft.is_python(source):
         return source, name
+    label = name or "python"
+    loader.admit(pt, principal, target, label)
     if pt.layout is None:
-        raise GraftRejected(name or "python", pt.name,
+        raise GraftRejected(label, pt.name,
                             "this point declares no layout, which Python grafts need")
-    if callable(source):
-        out = compile_function(source, pt.layout)
-    elif isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
-        path = Path(source)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise GraftRejected(path.name, pt.name, f"cannot read {path}: {exc}") from None
-        out = compile_source(text, pt.layout, filename=str(path))
-    else:
-        assert isinstance(source, str)
-        out = compile_source(source, pt.layout, filename="<python graft>", name="python")
+    text, filename = "", "<python graft>"
+    if not callable(source):
+        if isinstance(source, Path) or "\n" not in source:
+            path = Path(source)
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise GraftRejected(path.name, pt.name, f"cannot read {path}: {exc}") from None
+            filename = str(path)
+        else:
+            text = source
+        if len(text) > limits.MAX_PYGRAFT_SOURCE_CHARS:
+            raise GraftRejected(label, pt.name, f"Python source of {len(text)} characters; "
+                                f"the limit is {limits.MAX_PYGRAFT_SOURCE_CHARS}")
+
+    def reject(reason: str) -> GraftRejected:
+        return GraftRejected(label, pt.name, reason)
+
+    loader.check_cpu_left(principal, reject)
+    with loader.charged(principal):
+        if callable(source):  # the application's own function, from its own file
+            out = pygraft.compile_function(source, pt.layout)
+        elif filename != "<python graft>":
+            out = pygraft.compile_source(text, pt.layout, filename=filename)
+        else:
+            out = pygraft.compile_source(text, pt.layout, filename=filename, name="python")
     return out.wasm, name or out.name
 
 
@@ -198,7 +218,7 @@ class Registry:
         ``NoSuchPoint`` for a point not declared here.
         """
         pt = self._point(point)
-        source, name = _compiled(pt, source, name)
+        source, name = _compiled(pt, source, name, principal, target)
         return loader.check(self.sandbox, pt, source, principal, target, name)
 
     def install(self, point: Point | str, source: loader.Source | PythonGraft[A],
@@ -219,7 +239,7 @@ class Registry:
         pt = self._point(point)
         try:
             self._rate(pt, principal, name)
-            source, name = _compiled(pt, source, name)
+            source, name = _compiled(pt, source, name, principal, target)
             checked = loader.check(self.sandbox, pt, source, principal, target, name)
             with self._mutex:
                 old = pt.table.get(target) if isinstance(pt, FunctionPoint) else None

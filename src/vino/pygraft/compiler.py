@@ -14,7 +14,8 @@ a negative index counts from the end; an index out of range traps.
 
 The subset (anything else is rejected with file, line, column and what to write):
 - module level: a docstring; ``from vino.pygraft import ...``; ``POINT = "name"``;
-  constants ``NAME = <int expression>``; state ``name: int|u32|bool = <const>`` and
+  constants ``NAME = <int expression>`` (folded; no value wider than
+  ``PYGRAFT_CONST_BITS``); state ``name: int|u32|bool = <const>`` and
   ``name: list[int]|list[u32] = [c] * N`` or ``[c0, c1, ...]``; functions;
 - the entry, named for the point (``evict`` or ``vino_evict``), whose parameters
   are the point's fields and arguments by name (``cand``, ``n``, ``hist``, ...);

@@ -5,8 +5,9 @@
 
 ``SourceModule`` walks the module level once: it accepts a docstring, imports from
 ``vino.pygraft`` (only names that exist for the point), ``POINT``, integer constants
-(folded here, ``try_const``), typed state and functions; it finds the entry named for
-the point and the optional message handler, reads every helper's ``Sig`` and plans
+(folded here, ``try_const``; none wider than ``CONST_BITS``), typed state and functions;
+it finds the entry named for the point and the optional message handler, reads every
+helper's ``Sig`` and plans
 linear memory: ``[0, 16)`` unused, the point's buffer at ``BUFFER_AT``, state arrays,
 ``log`` strings, then the stack. The flow questions the code generator asks of a
 function body (which names it assigns, whether a block always exits or returns) are
@@ -29,6 +30,7 @@ from vino.pygraft.values import (
     BOOL,
     BUFFER_AT,
     COMMON_CALLABLES,
+    CONST_BITS,
     ELEM_SIZE,
     HELPERS,
     INT,
@@ -182,6 +184,16 @@ class SourceModule:
         return v
 
     def try_const(self, node: ast.expr) -> int | None:
+        """``node``'s value if it is a constant expression (None if not). Raises ``Refused``
+        for a value wider than ``CONST_BITS``: each one folded is checked, so no step
+        multiplies more than two such values (Python's integers have no bound)."""
+        v = self._fold(node)
+        if v is not None and v.bit_length() > CONST_BITS:
+            raise Refused(node, f"a constant wider than {CONST_BITS} bits "
+                          f"({v.bit_length()} bits)", "keep constants within an int's 64 bits")
+        return v
+
+    def _fold(self, node: ast.expr) -> int | None:
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             return int(node.value)
         if isinstance(node, ast.Name) and node.id in self.consts:

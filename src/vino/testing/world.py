@@ -187,7 +187,8 @@ def declare_points(registry: Registry, host: Host, prefix: str, *,
     pick: FunctionPoint[object, int, int] = FunctionPoint(
         name=f"{prefix}.pick", entry="pick", buffer_size=BUFFER, encode=encode,
         decode=decode, encode_result=encode_result, default=default, callables=callables,
-        lock_resolver=resolve, target_type=target_type, may_install=any_principal)
+        lock_resolver=resolve, target_type=target_type, may_install=any_principal,
+        layout=LAYOUT)
     event: EventPoint[object, int] = EventPoint(
         name=f"{prefix}.event", entry="on_event", buffer_size=BUFFER, encode=encode,
         callables=on_event, lock_resolver=resolve, target_type=target_type,

@@ -1,0 +1,140 @@
+"""Attacks through Python grafts: make the host's own compiler work for nothing, or forever.
+
+A Python graft (``vino.pygraft``) is compiled to WebAssembly by the host, in the
+installer's thread, before the loader sees a module. Found: that compile ran before
+every check the loader makes first -- the target's kind, the installer's rights, the
+CPU left in its quota, a size limit -- so a principal with no rights at all could
+make the host parse and compile a source of any length; and the compiler folded
+module constants with Python's unbounded integers, so thirty lines of constants
+squaring each other (``B = A * A``, ``C = B * B``, ...) held the host for hours and
+took all its memory (at 25 lines: 10 s and 535 MB). Now the same cheap checks come
+first, the source has a length limit (``MAX_PYGRAFT_SOURCE_CHARS``), its compile is
+charged to the installer, and a folded constant wider than ``PYGRAFT_CONST_BITS`` is
+refused. Each attack counts the compiles it caused and checks that nothing changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import vino.pygraft
+from vino import limits
+from vino.errors import GraftRejected
+from vino.graft import GLOBAL, Principal, Quota
+
+from .engine_caches import cache_entries
+from .harness import Tenancy, pick_returning
+
+# A Python graft for atk.pick (its layout: the input x): answers x.
+PY_PICK = "def pick(x: int) -> int:\n    return x\n"
+
+
+def _squaring(lines: int) -> str:
+    """Module constants each the square of the one before: 64 * 2**(lines-1) bits."""
+    consts = "A0 = 1 << 64\n" + "".join(f"A{i} = A{i - 1} * A{i - 1}\n"
+                                        for i in range(1, lines))
+    return consts + PY_PICK
+
+
+class Compiles:
+    """Counts the host's compiles of Python grafts and of modules."""
+
+    def __init__(self, t: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.python = 0
+        self.modules = 0
+        real_py = vino.pygraft.compile_source
+        real_mod = t.registry.sandbox.compile
+
+        def py(*a: Any, **kw: Any) -> Any:
+            self.python += 1
+            return real_py(*a, **kw)
+
+        def mod(wasm: bytes) -> Any:
+            self.modules += 1
+            return real_mod(wasm)
+
+        monkeypatch.setattr(vino.pygraft, "compile_source", py)
+        monkeypatch.setattr(t.registry.sandbox, "compile", mod)
+
+
+@pytest.fixture
+def arena(tenancy: Tenancy) -> Tenancy:
+    tenancy.install(pick_returning(3), tenancy.root, GLOBAL, name="bystander")
+    return tenancy
+
+
+def _refused(t: Tenancy, monkeypatch: pytest.MonkeyPatch, source: str, why: str, *,
+             target: Any = "t1", principal: Principal | None = None,
+             python_compiles: int = 0) -> None:
+    spy = Compiles(t, monkeypatch)
+    before = t.snapshot()
+    caches = cache_entries(t)
+    with pytest.raises(GraftRejected) as info:
+        t.install(source, principal, target, name="evil")
+    assert why in info.value.reason, info.value.reason
+    assert (spy.python, spy.modules) == (python_compiles, 0)
+    t.assert_unchanged(before)
+    assert cache_entries(t) == caches
+    assert t.pick("elsewhere", 0) == 3  # the bystander still answers
+
+
+def test_python_graft_whose_constants_square_themselves_is_refused_before_they_grow(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 24 lines: a 64 MB integer, seconds of CPU, before the fix (each further line
+    # doubles both). Refused at the third line: 256 bits.
+    _refused(arena, monkeypatch, _squaring(24),
+             f"a constant wider than {limits.PYGRAFT_CONST_BITS} bits", python_compiles=1)
+
+
+def test_python_graft_squaring_a_constant_inside_its_function_is_refused(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = ("A = 1 << 64\n"
+           "def pick(x: int) -> int:\n"
+           "    return x + (A * A * A) // (A * A * A)\n")
+    _refused(arena, monkeypatch, src,
+             f"a constant wider than {limits.PYGRAFT_CONST_BITS} bits", python_compiles=1)
+
+
+def test_python_constants_as_wide_as_the_limit_still_fold(arena: Tenancy) -> None:
+    # (1 << 64) - 1 and its square fit in PYGRAFT_CONST_BITS: Python's value, folded.
+    src = ("M = (1 << 64) - 1\n"
+           "S = M * M\n"
+           "def pick(x: int) -> int:\n"
+           "    return x + (S // M - M)\n")
+    arena.install(src)
+    assert arena.pick("t1", 9) == 9
+
+
+@pytest.mark.parametrize(("source", "target", "why"), [
+    (_squaring(40), GLOBAL, "may not graft atk.pick on GLOBAL"),
+    ("def pick(x: int) -> int:\n    return (\n", GLOBAL, "may not graft atk.pick on GLOBAL"),
+    (_squaring(40), 17, "is not a target of atk.pick"),
+])
+def test_principal_without_rights_cannot_make_the_host_compile_a_python_graft(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch, source: str, target: Any,
+        why: str) -> None:
+    _refused(arena, monkeypatch, source, why, target=target)
+
+
+def test_python_source_too_long_to_compile_is_refused_uncompiled(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = PY_PICK + "#" * limits.MAX_PYGRAFT_SOURCE_CHARS + "\n"
+    _refused(arena, monkeypatch, src, f"the limit is {limits.MAX_PYGRAFT_SOURCE_CHARS}")
+
+
+def test_principal_out_of_cpu_cannot_make_the_host_compile_a_python_graft(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    broke = Principal("broke", Quota(cpu_total_s=0.0))
+    _refused(arena, monkeypatch, PY_PICK, "has used its total CPU quota", principal=broke)
+
+
+def test_compiling_a_python_graft_is_charged_to_its_installer(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A source the Python compiler refuses (after its work) never reaches the module
+    # compiler: whatever the installer was charged was the Python compile's.
+    src = "X = 1\n" * 2000 + "def pick(x: int) -> int:\n    return y\n"
+    cpu = arena.alice.usage.cpu_ns
+    _refused(arena, monkeypatch, src, "y", python_compiles=1)
+    assert arena.alice.usage.cpu_ns > cpu
