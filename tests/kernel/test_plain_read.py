@@ -163,6 +163,32 @@ def test_a_block_evicted_and_its_frame_reused_is_never_served_stale(boot: Boot) 
     k.check_invariants()
 
 
+def test_a_hint_naming_the_frame_of_another_block_is_never_believed(boot: Boot) -> None:
+    # The native read's block -> frame hint, forged: every entry names a frame that
+    # holds some other block of the file, or one past the last frame. Each block is
+    # still read as itself, served from the cache.
+    k = boot(frames=64)
+    r, _ = _opened(k, 40)
+    for b in range(40):
+        _warm(k, r, b)
+    ino = r.inode
+    blocks = [ino.direct[b] if b < NDIRECT else ino.bmap[b] for b in range(40)]
+    frames = [k.cache._files[(k.device, blk)].index for blk in blocks]
+    hint = memoryview(k.cache._hint).cast("I")
+    for b in range(0, 40, 2):
+        for i in range(len(hint)):
+            hint[i] = frames[(b + 1 + i) % 40] + 1 if i % 7 else len(k.cache._frames) + 1
+        assert hint[blocks[b] % len(hint)] != frames[b] + 1
+        assert _plain(k, r, b) == pattern(40)[b * BS:(b + 1) * BS]
+        assert _plain(k, r, b + 1) == pattern(40)[(b + 1) * BS:(b + 2) * BS]
+    for i in range(len(hint)):
+        hint[i] = min(hint[i], len(k.cache._frames))  # what the invariant allows again
+    hint.release()
+    for b in range(40):
+        assert _plain(k, r, b) == pattern(40)[b * BS:(b + 1) * BS]  # the hints it wrote
+    k.check_invariants()
+
+
 class _LateLock:
     """The cache's lock, taken late by one thread when it does not hold the file
     system's lock (on the plain path): ``delay_s`` passes before that thread asks for

@@ -60,6 +60,8 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
 - Outside a cache operation no frame is pinned.
 - The spare page buffers (``_spare``, which a miss reads the device into and then
   swaps with the frame it takes; ``_spares``, prefetch's) are no frame's buffers.
+- The native plain read's hint (``_hint``: block number -> frame, see ``__init__``)
+  has 2**k entries, each naming a frame or none; it is a hint only, never a map.
 - A batch's further victims are only candidates: none is evicted unless it passes
   re-validation when its turn comes (so a stale batch can never evict a page the
   policy did not see as it is).
@@ -185,6 +187,11 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         self._free: list[int] = list(range(nframes - 1, -1, -1))
         # Invariant: _files[(dev, block)] is the frame holding that block, and vice versa.
         self._files: dict[tuple[BlockDevice, int], _Frame] = {}
+        # The native plain read's hint (plainread.c), written by it alone: entry
+        # ``block % len`` is 0 or 1 + the index of a frame that held a block of that
+        # number. Never trusted: a frame is read only if it holds (dev, block) itself.
+        # Invariant: 2**k four-byte entries, each at most nframes.
+        self._hint = bytearray(4 * _hint_entries(nframes))
         # Invariant: exactly the entries of _files whose frame is dirty (sync visits only
         # these: a commit costs its dirty blocks, not the size of the cache).
         self._dirty_files: dict[tuple[BlockDevice, int], _Frame] = {}
@@ -517,3 +524,9 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
 
 def _block_of(frame: _Frame) -> int:
     return frame.block
+
+
+def _hint_entries(nframes: int) -> int:
+    """The hint's entries: the power of two at or above twice the frames (a run of
+    consecutive blocks as long as the cache has no two on one entry)."""
+    return max(64, 1 << (2 * nframes - 1).bit_length())

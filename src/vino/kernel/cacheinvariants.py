@@ -38,6 +38,7 @@ class CacheInvariants:
     _swap_free: list[int]
     _spare: bytearray
     _spares: list[bytearray]
+    _hint: bytearray
 
     def check_invariants(self) -> None:
         """Raise ``InvariantViolation`` naming the first broken invariant."""
@@ -84,6 +85,10 @@ class CacheInvariants:
                    and len({id(b) for b in spares} | held) == len(spares) + len(held)
                    and len(self._spares) <= params.PREFETCH_SPARE_PAGES,
                    "a spare buffer is a frame's or another spare, or not a page")
+            entries = len(self._hint) // 4
+            _check(len(self._hint) % 4 == 0 and entries > 0 and not entries & (entries - 1)
+                   and max(memoryview(self._hint).cast("I")) <= self.nframes,
+                   "the hint is not 2**k entries each naming a frame or none")
             for a in self._aspaces:
                 _check(not a._released, "a released address space is still registered")
                 for vpn, f in a._resident.items():

@@ -72,10 +72,10 @@ XRead = Callable[["VinoFile", int, int], bytes]
 # The hot attributes the native code reads at fixed offsets: each class keeps them in
 # ``__slots__`` (the setup refuses a class where one is not a writable slot).
 FS_SLOTS: Final = ("_epoch", "cache", "device", "stats", "readahead_max")  # of FileSystem
-CACHE_SLOTS: Final = ("_lock", "_files", "_tick", "stats")  # of Cache
+CACHE_SLOTS: Final = ("_lock", "_files", "_tick", "stats", "_frames", "_hint")  # of Cache
 # What the native miss (3.) reads by name, from the instance (dict) of the cache and of
 # the device: no class may define them (nothing may stand in front of the instance).
-_CACHE_NAMES: Final = ("_free", "_frames", "_hand", "nframes", "_spare")
+_CACHE_NAMES: Final = ("_free", "_hand", "nframes", "_spare")  # _frames: a slot
 _DEVICE_NAMES: Final = ("nblocks", "_fd", "_power", "_head", "_block_ns", "stats", "clock", "_lock")
 VFS_NAMES: Final = ("_mutex", "stats")  # of VinoVFS
 VFS_FILE_NAMES: Final = ("vfs", "kfile")  # of VinoFile

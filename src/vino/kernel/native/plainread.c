@@ -38,6 +38,7 @@
  * one is stored: a failure (a MemoryError) changes nothing.
  */
 #include "vino_native.h"
+#include <stdint.h>
 #include <unistd.h>
 
 static struct {
@@ -49,7 +50,7 @@ static struct {
     /* FileSystem */
     Py_ssize_t fs_epoch, fs_cache, fs_device, fs_stats, fs_readahead_max;
     /* Cache */
-    Py_ssize_t c_lock, c_files, c_tick, c_stats;
+    Py_ssize_t c_lock, c_files, c_tick, c_stats, c_frames, c_hint;
     /* VinoVFS, VinoFile */
     Py_ssize_t v_mutex, v_stats, vf_vfs, vf_kfile;
     /* OpenFile */
@@ -61,13 +62,15 @@ static struct {
     /* CacheStats */
     Py_ssize_t cs_hits, cs_prefetch_hits;
     /* _Frame */
-    Py_ssize_t fr_data, fr_last_use, fr_referenced, fr_prefetched;
+    Py_ssize_t fr_data, fr_last_use, fr_referenced, fr_prefetched, fr_dev, fr_block, fr_index;
     /* KernelFile */
     Py_ssize_t kf_of, kf_pool_base, kf_pending, kf_observer;
     /* VfsStats */
     Py_ssize_t vs_reads, vs_bytes_read;
     PyObject *n_epoch, *n_cache, *n_device, *n_stats, *n_readahead_max, *n_lock, *n_files,
         *n_tick, *n_acquire, *n_release, *n_appendleft, *n_vfs, *n_kfile, *n_mutex;
+    PyTypeObject *deque_type; /* collections.deque, and its appendleft (a method descriptor) */
+    PyObject *deque_appendleft;
     unsigned long long served; /* reads plain_read answered (both entries) */
 } S;
 
@@ -303,6 +306,47 @@ static int resident(PyObject *files, PyObject *dev, PyObject *blk, PyObject **fr
     if (f == NULL) return PyErr_Occurred() ? -1 : 0;
     if (frame != NULL) *frame = f;
     return 1;
+}
+
+/* The cache's hint (Cache._hint): a bytearray of 2^k uint32 entries; entry blk % 2^k is
+ * 0 or 1 + the index of the frame that held a block of that number when this code last
+ * found it in _files. Never trusted: the frame it names is used only if it holds
+ * (dev, blk) itself -- frame.dev is dev and frame.block == blk, which the cache's
+ * invariant ties to _files[(dev, blk)] being that frame -- so a stale, colliding or
+ * other device's entry only costs the probe of _files it saves. Only this code writes
+ * it. The entry for blk, or NULL when there is no usable hint array. */
+static uint32_t *hint_entry(PyObject *cache, long long blkv) {
+    PyObject *hint = SLOT(cache, S.c_hint);
+    if (hint == NULL || !PyByteArray_CheckExact(hint)) return NULL;
+    Py_ssize_t n = PyByteArray_GET_SIZE(hint) / (Py_ssize_t)sizeof(uint32_t);
+    if (n <= 0 || (n & (n - 1)) || PyByteArray_GET_SIZE(hint) % sizeof(uint32_t)) return NULL;
+    return (uint32_t *)PyByteArray_AS_STRING(hint) + (blkv & (n - 1)); /* malloc'd: aligned */
+}
+
+/* The frame holding block blkv of dev (borrowed) as the hint names it, or NULL (no error
+ * set) if it names none that holds it now. */
+static PyObject *hinted(PyObject *cache, uint32_t *entry, PyObject *dev, long long blkv) {
+    PyObject *frames = SLOT(cache, S.c_frames);
+    if (entry == NULL || *entry == 0 || frames == NULL || !PyList_CheckExact(frames)
+        || *entry > (uint64_t)PyList_GET_SIZE(frames))
+        return NULL;
+    PyObject *f = PyList_GET_ITEM(frames, *entry - 1);
+    long long b;
+    if (Py_TYPE(f) != S.frame_type || SLOT(f, S.fr_dev) != dev || !as_ll(SLOT(f, S.fr_block), &b)
+        || b != blkv)
+        return NULL;
+    return f;
+}
+
+/* Record in the hint that `frame` (found in _files) holds the block of `entry`. */
+static void hint_set(PyObject *cache, uint32_t *entry, PyObject *frame) {
+    PyObject *frames = SLOT(cache, S.c_frames);
+    long long i;
+    if (entry == NULL || frames == NULL || !PyList_CheckExact(frames)
+        || !as_ll(SLOT(frame, S.fr_index), &i) || i < 0 || i >= PyList_GET_SIZE(frames)
+        || i >= UINT32_MAX || PyList_GET_ITEM(frames, i) != frame)
+        return;
+    *entry = (uint32_t)(i + 1);
 }
 
 /* ------------------------------------------------------------------ plain_read */
@@ -770,16 +814,20 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     if (files == NULL || dev == NULL || !PyDict_CheckExact(files)) goto decline;
     Py_INCREF(files);
     Py_INCREF(dev);
-    PyObject *frame = NULL;
-    int r = resident(files, dev, blk, &frame);
-    if (r < 0) goto decline;
-    if (!r) { /* a miss: loaded here when it can be (miss_locked), else by the Python */
-        result = miss_locked(fs, of, cache, files, dev, blk, bidx, offset);
-        if (result == NULL && !PyErr_Occurred()) goto decline;
-        goto missed;
+    uint32_t *entry = hint_entry(cache, blkv);
+    PyObject *frame = hinted(cache, entry, dev, blkv);
+    if (frame == NULL) {
+        int r = resident(files, dev, blk, &frame);
+        if (r < 0) goto decline;
+        if (!r) { /* a miss: loaded here when it can be (miss_locked), else by the Python */
+            result = miss_locked(fs, of, cache, files, dev, blk, bidx, offset);
+            if (result == NULL && !PyErr_Occurred()) goto decline;
+            goto missed;
+        }
+        if (Py_TYPE(frame) != S.frame_type) goto decline;
+        hint_set(cache, hint_entry(cache, blkv), frame); /* anew: the probe may run Python */
     }
     Py_INCREF(frame);
-    if (Py_TYPE(frame) != S.frame_type) goto decline_frame;
 
     /* The history as _record leaves it; the built-in read-ahead asks only after a
      * sequential step. */
@@ -835,7 +883,9 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
         bidx_obj = PyLong_FromLongLong(bidx);
         if (bidx_obj == NULL) goto fail;
         PyObject *args[2] = {hist, bidx_obj};
-        PyObject *done = PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
+        PyObject *done = Py_TYPE(hist) == S.deque_type /* deque.appendleft, not looked up */
+            ? PyObject_Vectorcall(S.deque_appendleft, args, 2, NULL)
+            : PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
         if (done == NULL) goto fail;
         Py_DECREF(done);
     }
@@ -1121,6 +1171,21 @@ static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
         || need_type(cat, &S.cache_type) < 0 || need_type(ct, &S.cstats_type) < 0
         || need_type(frt, &S.frame_type) < 0)
         return NULL;
+    if (S.deque_type == NULL) {
+        PyObject *coll = PyImport_ImportModule("collections");
+        PyObject *dq = coll != NULL ? PyObject_GetAttrString(coll, "deque") : NULL;
+        Py_XDECREF(coll);
+        if (dq == NULL) return NULL;
+        PyObject *app = PyObject_GetAttrString(dq, "appendleft");
+        if (app == NULL || !PyType_Check(dq)) {
+            Py_XDECREF(app);
+            Py_DECREF(dq);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "collections.deque");
+            return NULL;
+        }
+        S.deque_type = (PyTypeObject *)dq; /* both kept for the life of the process */
+        S.deque_appendleft = app;
+    }
     OFF(fs_type, fs_epoch, "_epoch");
     OFF(fs_type, fs_cache, "cache");
     OFF(fs_type, fs_device, "device");
@@ -1130,6 +1195,8 @@ static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
     OFF(cache_type, c_files, "_files");
     OFF(cache_type, c_tick, "_tick");
     OFF(cache_type, c_stats, "stats");
+    OFF(cache_type, c_frames, "_frames");
+    OFF(cache_type, c_hint, "_hint");
     OFF(of_type, of_plain, "_plain");
     OFF(of_type, of_inode, "inode");
     OFF(of_type, of_history, "_history");
@@ -1148,6 +1215,9 @@ static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
     OFF(frame_type, fr_last_use, "last_use");
     OFF(frame_type, fr_referenced, "referenced");
     OFF(frame_type, fr_prefetched, "prefetched");
+    OFF(frame_type, fr_dev, "dev");
+    OFF(frame_type, fr_block, "block");
+    OFF(frame_type, fr_index, "index");
     S.bs = bs;
     S.ndirect = ndirect;
     S.fs_ready = 1;
