@@ -87,6 +87,7 @@ from vino.kernel.errors import (
     InvalidArgument,
 )
 from vino.kernel.fileio import FILTER_READ, FILTER_WRITE, OP_READ, OP_WRITE
+from vino.kernel.fsck import FsckReport, check_metadata
 from vino.kernel.fsinvariants import Invariants
 from vino.kernel.fspolicy import NOT_PLAIN, FsHooks, FsStats, new_epoch, sequential_readahead
 from vino.kernel.inode import (
@@ -102,7 +103,6 @@ from vino.kernel.inode import (
     S_IFDIR,
     S_IFMT,
     S_IFREG,
-    SUPER,
     ZERO_BLOCK,
     FileStat,
     Geometry,
@@ -282,7 +282,9 @@ class FileSystem(Invariants):
         directory; reclaim orphans (``hooks.on_free`` hears of each).
 
         Raises ``CorruptFileSystem`` (having written nothing but a replay of the log)
-        if the image is not a file system of this version and geometry.
+        if the image is not a file system of this version and geometry, or is damaged:
+        mount makes ``fsck``'s checks first (``_check_image``), so no operation on a
+        mounted file system follows a pointer a hostile image planted.
         """
         if clock is None:
             clock = device.clock if device.clock is not None else RealClock()
@@ -297,31 +299,32 @@ class FileSystem(Invariants):
             fs.journal.seq = fs.journal.last_seq()
             fs.journal.replay()
             try:
+                fs._check_image()
                 fs._load()
-            except CorruptFileSystem:
+            except BaseException:
                 for b in cache.resident_blocks(device):
                     cache.discard(device, b)
                 raise
             fs.journal.write(0, geo.pack(clean=False))
         return fs
 
+    def _check_image(self) -> None:
+        """At mount, after the replay: refuse (``CorruptFileSystem``) an image that
+        ``fsck`` would find damaged -- the superblock the replay installed, every inode,
+        pointer, bitmap bit and directory entry (``fsck.check_metadata``)."""
+        dev, geo = self.device, self.geo
+        if self._check_super(dev, self.cache.read_block(dev, 0)) != geo:
+            raise CorruptFileSystem(f"{dev.path}: the log replayed another geometry")
+        report = FsckReport(str(dev.path))
+        check_metadata(geo, self.journal.read, report)
+        if not report.clean:
+            more = f" (and {report.problems - 1} more)" if report.problems > 1 else ""
+            raise CorruptFileSystem(f"{dev.path}: damaged: {report.damage[0]}{more}; "
+                                    f"`vino fsck` lists the damage")
+
     @staticmethod
-    def _check_super(device: BlockDevice, raw: bytes) -> Geometry:
-        (magic, version, bsize, nblocks, *stored_l, root, _clean) = SUPER.unpack_from(raw)
-        where = f"{device.path}"
-        if magic != params.FS_MAGIC:
-            raise CorruptFileSystem(f"{where}: no vino file system (magic {magic!r})")
-        if version != params.FS_VERSION:
-            raise CorruptFileSystem(f"{where}: version {version}, this kernel reads "
-                                    f"{params.FS_VERSION}")
-        if bsize != BS or nblocks != device.nblocks:
-            raise CorruptFileSystem(f"{where}: geometry {nblocks}x{bsize} does not match the "
-                                    f"device {device.nblocks}x{BS}")
-        geo = Geometry.plan(nblocks, stored_l[0])
-        stored, planned = tuple(stored_l), geo.fields()
-        if stored != planned or root != ROOT_INUM or geo.data_start >= nblocks:
-            raise CorruptFileSystem(f"{where}: inconsistent superblock {stored} != {planned}")
-        return geo
+    def _check_super(device: BlockDevice, raw: bytes | bytearray | memoryview) -> Geometry:
+        return Geometry.from_super(raw, device.nblocks, str(device.path))
 
     def _load(self) -> None:
         geo, dev = self.geo, self.device

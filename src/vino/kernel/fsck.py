@@ -10,17 +10,26 @@ It reads the image as the next mount would see it: the committed transaction in
 the log, if there is one, is laid over the blocks it names (in memory: nothing is
 ever written to the image). Then it checks, naming the first few violations of each:
 
-1. the superblock: magic, version, block size, geometry consistent with the image;
+1. the superblock: magic, version, block size, geometry consistent with the image
+   (the superblock a replay of the log would install too);
 2. every inode: a free inode is all zeros, a used one has a regular or (inode 1
-   only) directory mode, a size at most ``MAX_FILE_SIZE``, and no pointer at or
-   beyond ``ceil(size / BLOCK_SIZE)``;
+   only) directory mode, a size at most ``MAX_FILE_SIZE`` (the directory: at most
+   one entry per inode, ``Geometry.max_dir_size``), and no pointer at or beyond
+   ``ceil(size / BLOCK_SIZE)``;
 3. every pointer (direct and in indirect blocks at every level) is inside the data
-   area, and no block is reached twice;
+   area, and no block is reached twice (so no cycle either);
 4. the bitmap marks exactly the metadata blocks and the reachable blocks (a block
    marked used but unreachable is a leak; reachable but free, a double allocation
-   waiting to happen);
+   waiting to happen), and no block past the end of the device;
 5. the directory: whole entries, each naming a used regular inode, names valid
    UTF-8 without NUL or '/', no name twice and no inode under two names.
+
+``mount`` makes the same checks (``check_metadata``, on the blocks after its replay)
+and refuses a damaged image with ``CorruptFileSystem``: a hostile or damaged image
+never mounts, so no operation ever follows a pointer out of the data area, gives a
+block to two files or reads a directory of a trillion entries. Every check reads
+at most the metadata the image really holds (each indirect block once), whatever
+its fields claim.
 
 Not damage (reported in ``notes``): inodes with no name (files unlinked while open
 when the power went; the next mount frees them), a committed transaction waiting in
@@ -37,7 +46,6 @@ from pathlib import Path
 from vino.kernel import params
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import CorruptFileSystem
-from vino.kernel.fs import FileSystem
 from vino.kernel.inode import (
     DIRENT,
     INODES_PER_BLOCK,
@@ -51,13 +59,14 @@ from vino.kernel.inode import (
     S_IFMT,
     S_IFREG,
     SUPER,
+    Geometry,
     Inode,
     ceil_div,
     index_path,
 )
 from vino.kernel.journal import read_log
 
-__all__ = ["FsckReport", "check_image"]
+__all__ = ["FsckReport", "check_image", "check_metadata"]
 
 BS = params.BLOCK_SIZE
 MAX_REPORTED = 20  # damage lines kept per report (the count is always exact)
@@ -105,7 +114,7 @@ def check_image(path: str | Path) -> FsckReport:
 def _check(dev: BlockDevice, report: FsckReport) -> None:
     report.nblocks = dev.nblocks
     try:
-        geo = FileSystem._check_super(dev, dev.read_block(0))
+        geo = Geometry.from_super(dev.read_block(0), dev.nblocks, str(dev.path))
     except CorruptFileSystem as exc:
         report.bad(f"superblock: {exc}")
         return
@@ -117,12 +126,30 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
     if logged is not None:
         report.notes.append(f"log: transaction {logged.seq} ({len(overlay)} blocks) committed; "
                             f"checked as a mount would replay it")
+        if 0 in overlay:
+            try:
+                replayed = Geometry.from_super(overlay[0], dev.nblocks, str(dev.path))
+            except CorruptFileSystem as exc:
+                report.bad(f"superblock in the log: {exc}")
+                return
+            if replayed != geo:
+                report.bad(f"superblock in the log: geometry {replayed} != {geo}")
+                return
 
     def block(b: int) -> bytes:
         got = overlay.get(b)
         return got if got is not None else dev.read_block(b)
 
-    bitmap = b"".join(block(geo.bitmap_start + i) for i in range(geo.bitmap_blocks))
+    check_metadata(geo, block, report)
+
+
+def check_metadata(geo: Geometry, block: Callable[[int], bytes | bytearray | memoryview],
+                   report: FsckReport) -> None:
+    """Checks 2-5 of the module docstring on the image whose block ``b`` reads as
+    ``block(b)`` (fsck: the device with the log laid over it; mount: its journal after
+    the replay). ``block`` is only asked for blocks inside the device."""
+    report.nblocks = geo.nblocks
+    bitmap = b"".join(bytes(block(geo.bitmap_start + i)) for i in range(geo.bitmap_blocks))
     owner: dict[int, int] = {}
 
     def own(b: int, inum: int, what: str) -> bool:
@@ -154,7 +181,7 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
         raw = block(geo.inode_start + i)
         for k in range(INODES_PER_BLOCK):
             inum = i * INODES_PER_BLOCK + k
-            chunk = raw[k * params.FS_INODE_SIZE:(k + 1) * params.FS_INODE_SIZE]
+            chunk = bytes(raw[k * params.FS_INODE_SIZE:(k + 1) * params.FS_INODE_SIZE])
             ino = Inode.unpack(inum, chunk)
             if ino.mode == 0:
                 if any(chunk):
@@ -165,8 +192,10 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
                     inum == ROOT_INUM):
                 report.bad(f"inode {inum} has mode {ino.mode:o}")
                 continue
-            if ino.size > MAX_FILE_SIZE:
-                report.bad(f"inode {inum}: size {ino.size} is past the largest file")
+            limit = geo.max_dir_size if kind == S_IFDIR else MAX_FILE_SIZE
+            if ino.size > limit:
+                report.bad(f"inode {inum}: size {ino.size} is past the largest "
+                           f"{'directory' if kind == S_IFDIR else 'file'} ({limit})")
                 continue
             inodes[inum] = ino
             nb = ceil_div(ino.size, BS)
@@ -185,19 +214,23 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
     for b in [*range(geo.data_start), *owner]:
         expected[b >> 3] |= 1 << (b & 7)
     report.used_blocks = int.from_bytes(bitmap, "little").bit_count()
-    for i, (want, got) in enumerate(zip(expected, bitmap, strict=True)):
-        if want == got:
-            continue
-        for bit in range(8):
-            b = i * 8 + bit
-            if not (want ^ got) >> bit & 1 or b >= geo.nblocks:
+    if bitmap != expected:
+        for i, (want, got) in enumerate(zip(expected, bitmap, strict=True)):
+            if want == got:
                 continue
-            if b < geo.data_start:
-                report.bad(f"bitmap: metadata block {b} is marked free")
-            elif got >> bit & 1:
-                report.bad(f"bitmap: block {b} is marked used but reached by no inode (leaked)")
-            else:
-                report.bad(f"bitmap: block {b} is reached by an inode but marked free")
+            for bit in range(8):
+                b = i * 8 + bit
+                if not (want ^ got) >> bit & 1:
+                    continue
+                if b >= geo.nblocks:
+                    report.bad(f"bitmap: block {b}, past the end of the device, is marked used")
+                elif b < geo.data_start:
+                    report.bad(f"bitmap: metadata block {b} is marked free")
+                elif got >> bit & 1:
+                    report.bad(f"bitmap: block {b} is marked used but reached by no inode "
+                               f"(leaked)")
+                else:
+                    report.bad(f"bitmap: block {b} is reached by an inode but marked free")
     root = inodes.get(ROOT_INUM)
     if root is None:
         report.bad(f"inode {ROOT_INUM} is not the root directory")
@@ -209,7 +242,7 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
     nslots = root.size // params.FS_DIRENT_SIZE
     for slot in range(nslots):
         bidx, off = divmod(slot * params.FS_DIRENT_SIZE, BS)
-        b = _bmap(root, bidx, block)
+        b = _bmap(root, bidx, block, owner)
         raw = block(b) if b else bytes(BS)
         inum, raw_name = DIRENT.unpack_from(raw, off)
         if inum == 0:
@@ -238,13 +271,18 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
                             f"mount frees them)")
 
 
-def _bmap(ino: Inode, bidx: int, block: Callable[[int], bytes]) -> int:
+def _bmap(ino: Inode, bidx: int, block: Callable[[int], bytes | bytearray | memoryview],
+          owned: dict[int, int]) -> int:
+    """Device block of ``ino``'s file block ``bidx`` (0: a hole), following only the
+    blocks the walk gave ``ino`` (``owned``): a pointer outside them, damage already
+    reported, reads as a hole."""
     if bidx < NDIRECT:
-        return ino.direct[bidx]
+        b = ino.direct[bidx]
+        return b if owned.get(b) == ino.inum else 0
     level, idx = index_path(bidx)
     b = ino.ind[level]
     for k in idx:
-        if b == 0:
+        if b == 0 or owned.get(b) != ino.inum:
             return 0
         b = int.from_bytes(block(b)[4 * k:4 * k + 4], "little")
-    return b
+    return b if owned.get(b) == ino.inum else 0

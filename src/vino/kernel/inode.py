@@ -41,7 +41,7 @@ import struct
 from dataclasses import dataclass, field
 
 from vino.kernel import params
-from vino.kernel.errors import InvalidArgument
+from vino.kernel.errors import CorruptFileSystem, InvalidArgument
 from vino.kernel.proc import User
 
 __all__ = [
@@ -113,6 +113,34 @@ class Geometry:
         return cls(nblocks, inode_blocks * INODES_PER_BLOCK, log_start, log_blocks,
                    bitmap_start, bitmap_blocks, inode_start, inode_blocks,
                    inode_start + inode_blocks)
+
+    @property
+    def max_dir_size(self) -> int:
+        """The largest directory, bytes: one entry per inode. A new name takes the lowest
+        free slot, so the directory never has more slots than names it held at once, and
+        every name holds an inode of its own."""
+        return self.ninodes * params.FS_DIRENT_SIZE
+
+    @classmethod
+    def from_super(cls, raw: bytes | bytearray | memoryview, nblocks: int,
+                   where: str) -> Geometry:
+        """The geometry a superblock ``raw`` names for a device of ``nblocks`` blocks;
+        ``CorruptFileSystem`` (naming ``where``) unless it is a vino file system of this
+        version whose stored fields are exactly what ``plan`` makes of them."""
+        (magic, version, bsize, stored_n, *stored_l, root, clean) = SUPER.unpack_from(raw)
+        if magic != params.FS_MAGIC:
+            raise CorruptFileSystem(f"{where}: no vino file system (magic {magic!r})")
+        if version != params.FS_VERSION:
+            raise CorruptFileSystem(f"{where}: version {version}, this kernel reads "
+                                    f"{params.FS_VERSION}")
+        if bsize != BS or stored_n != nblocks:
+            raise CorruptFileSystem(f"{where}: geometry {stored_n}x{bsize} does not match the "
+                                    f"device {nblocks}x{BS}")
+        geo = cls.plan(nblocks, stored_l[0])
+        stored, planned = tuple(stored_l), geo.fields()
+        if stored != planned or root != ROOT_INUM or geo.data_start >= nblocks or clean > 1:
+            raise CorruptFileSystem(f"{where}: inconsistent superblock {stored} != {planned}")
+        return geo
 
     def fields(self) -> tuple[int, ...]:
         return (self.ninodes, self.log_start, self.log_blocks, self.bitmap_start,

@@ -36,7 +36,10 @@ copy)``. The header is never cleared: replaying the last committed transaction a
 is harmless, because no home block it names changes before the next commit replaces
 it. A header or a copy that does not match its CRC (a torn or lost write of the
 log) means that transaction never committed: it is ignored, and the one before it
-is already installed (step 2).
+is already installed (step 2). So is a header naming a block outside the device, in
+the log area itself, or twice (no commit writes one): a hostile image's log writes
+nothing outside the file system's own blocks. The sequence number is only compared
+for equality: it wraps at 2**64.
 
 Invariants:
 - ``len(tx) <= capacity``; no block in ``tx`` is in the data area's free space;
@@ -62,6 +65,7 @@ LOG_MAGIC = b"VINOJRNL"
 _HEAD = struct.Struct("<8sQII")
 _ENTRY = struct.Struct("<II")
 HEADER_CAPACITY = (BS - _HEAD.size) // _ENTRY.size  # blocks one transaction can log
+SEQ_MASK = (1 << 64) - 1  # the header's u64 sequence number wraps (an image may hold any)
 
 Buffer = bytearray | memoryview
 
@@ -91,8 +95,9 @@ def read_log(device: BlockDevice, log_start: int, log_blocks: int) -> LoggedTran
     for i in range(n):
         home, bcrc = _ENTRY.unpack_from(head, _HEAD.size + i * _ENTRY.size)
         data = body[i * BS:(i + 1) * BS]
-        if zlib.crc32(data) != bcrc or not 0 <= home < device.nblocks:
-            return None
+        if (zlib.crc32(data) != bcrc or not 0 <= home < device.nblocks
+                or log_start <= home < log_start + log_blocks or home in blocks):
+            return None  # a block outside the device or in the log itself: never committed
         blocks[home] = data
     return LoggedTransaction(seq, blocks)
 
@@ -182,7 +187,7 @@ class Journal:
                                      f"not fit the log ({self.capacity})")
         homes = sorted(self.tx)
         copies = [bytes(self.tx[b]) for b in homes]
-        seq = self.seq + 1
+        seq = (self.seq + 1) & SEQ_MASK  # only told apart from the last: may wrap
         header = _pack_header(seq, [(b, zlib.crc32(c)) for b, c in zip(homes, copies, strict=True)])
         dev.write_blocks(self.log_start, header + b"".join(copies))  # 3. the log
         dev.flush()  # 4. the commit point
