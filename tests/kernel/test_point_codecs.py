@@ -1,7 +1,8 @@
 """The kernel points' codecs in C against their Python, on the same inputs and answers.
 
-``sched.pick``, ``vm.evict`` and ``fs.readahead`` declare their encoders and decoders
-(``graft/codec.py``: ``Rows``, ``IndexOf``, ``Batch``, ``Elements``), which the native
+``sched.pick``, ``vm.evict``, ``fs.readahead`` and ``fs.filter`` declare their encoders
+and decoders (``graft/codec.py``: ``Rows``, ``IndexOf``, ``Batch``, ``Elements``,
+``Bytes``, ``BytesOf``), which the native
 protected call runs in C. Each case here calls two grafts of one module through the
 kernel's point: one through the native entry, one through ``Graft.invoke`` (the codecs'
 Python), with the same arguments and the same answer from the guest -- in range, out of
@@ -23,7 +24,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from vino.graft import Graft, fastpath
-from vino.graft.codec import Batch, Elements, IndexOf, Rows
+from vino.graft.codec import Batch, Bytes, BytesOf, Elements, IndexOf, Rows
 from vino.graft.layout import Layout
 from vino.kernel import layouts, params
 from vino.kernel.cache import PageInfo
@@ -98,7 +99,7 @@ def _outcome(t: Twins, g: Graft, args: tuple[object, ...], answer: int,
              ) -> tuple[object, ...]:
     """One call of ``g`` (its target first, then ``args``), the guest answering ``answer``
     and finding ``answers_at`` (offset, bytes) in its buffer; what came back and changed."""
-    g.memory.write(0, struct.pack("<i", answer))
+    g.memory.write(0, struct.pack("<i", answer) + b"\xee" * 8)
     g.buffer[:] = b"\xee" * len(g.buffer)  # whatever is not written shows
     if answers_at is not None:
         g.buffer[answers_at[0]:answers_at[0] + len(answers_at[1])] = answers_at[1]
@@ -114,7 +115,8 @@ def _outcome(t: Twins, g: Graft, args: tuple[object, ...], answer: int,
         g.buffer = kept
     # This call's own: counts as differences, and its abort record if it aborted.
     aborted = sum(g.stats.aborts.values()) - before[1]
-    return (got, bytes(kept), g.stats.commits - before[0], aborted, g.failures - before[2],
+    return (got, bytes(kept), g.memory.read(4, 8), g.stats.commits - before[0], aborted,
+            g.failures - before[2],
             [(a.reason, a.detail) for a in list(g.aborts)[-aborted:]] if aborted else [])
 
 
@@ -298,24 +300,91 @@ def test_readahead_max_out_is_read_at_each_call_in_c_as_in_python(
         kernel.fs.readahead_max = kept
 
 
+# ---- fs.filter ----------------------------------------------------------------------
+
+# Keeps its two Wasm arguments at 4 and 8 (for the test to read), answers the i32 at 0.
+FILTER = """(module
+  (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) i32.const 1024)
+  (func (export "vino_filter") (param i32 i32) (result i32)
+    (i32.store (i32.const 4) (local.get 0))
+    (i32.store (i32.const 8) (local.get 1))
+    (i32.load (i32.const 0))))"""
+
+
+@pytest.fixture(scope="module")
+def filt(kernel: Kernel, user: User) -> Twins:
+    proc = kernel.spawn(user, "writer")
+    inodes = []
+    for name in ("a", "b"):
+        kernel.fs.create(user, name, 0o600)
+        with kernel.fs.open(proc, name, "r") as f:
+            inodes.append(f.inode)
+    native, python = (kernel.graft(user, "fs.filter", FILTER, i, remove_after=NEVER_REMOVE)
+                      for i in inodes)
+    python.call = python.invoke
+    assert native._native is not None and native.call is native._native
+    return Twins(native.point, native, python)
+
+
+BLOCK = bytes(range(256)) * (BS // 256)
+FILTER_CASES: dict[str, tuple[tuple[object, ...], int]] = {
+    "a block": ((4096, BLOCK, 0), BS),
+    "a bytearray, read": ((0, bytearray(BLOCK), 1), BS),
+    "three bytes": ((7, b"abc", 1), 3),
+    "nothing": ((0, b"", 0), 0),
+    "a length not the block's": ((0, BLOCK, 0), BS - 1),
+    "a negative length": ((0, b"abc", 0), -1),
+    "more than the buffer holds": ((0, BLOCK + b"x", 0), BS + 1),
+    "an offset past u64": ((2**64, b"abc", 0), 3),
+    "a negative offset": ((-1, b"abc", 0), 3),
+    "a direction past i32": ((0, b"abc", 2**40 + 1), 3),
+    "a negative direction": ((0, b"abc", -1), 3),
+    "a bool direction": ((0, b"abc", True), 3),
+    "a memoryview": ((0, memoryview(b"abc"), 0), 3),
+    "a string": ((0, "abc", 0), 3),
+}
+
+
+@pytest.mark.parametrize("case", FILTER_CASES, ids=list(FILTER_CASES))
+def test_filter_codecs_in_c_write_answer_and_refuse_as_their_python(
+        filt: Twins, case: str) -> None:
+    args, answer = FILTER_CASES[case]
+    inode = filt.native.target  # the same file id in both buffers
+    _same(filt, lambda g: (inode, *args), answer)
+    _same(filt, lambda g: (SimpleNamespace(inum=2**32), *args), answer)  # past u32
+    _same(filt, lambda g: (SimpleNamespace(), *args), answer)  # no inum
+
+
+def test_the_filter_in_c_passes_direction_and_length_and_answers_the_block(filt: Twins) -> None:
+    for g in (filt.native, filt.python):
+        g.memory.write(0, struct.pack("<i", 3))
+        assert filt.point(g.target, g.target, 9, b"xyz", 2**32 + 1) == b"xyz"
+        assert g.memory.read(4, 8) == struct.pack("<2i", 1, 3)
+        assert bytes(g.buffer[:19]) == struct.pack("<QII", 9, 3, g.target.inum) + b"xyz"
+
+
 # ---- every point: a buffer gone or too short -------------------------------------------
 
 @pytest.mark.parametrize("buffer", [_released, _short], ids=["released", "too short"])
 def test_a_buffer_released_or_too_short_fails_in_c_as_in_python(
-        pick: Twins, evict: Twins, readahead: Twins, buffer: Callable[[], memoryview]) -> None:
+        pick: Twins, evict: Twins, readahead: Twins, filt: Twins,
+        buffer: Callable[[], memoryview]) -> None:
     _same(pick, lambda g: (g.target, _threads(3)), 1, buffer=buffer)
     _same(evict, lambda g: (g.target, _pages(3)), 1 + U, _more(0), buffer=buffer)
     _same(readahead, lambda g: (_of(100 * BS, [40]), 41), 1, _out(42), buffer=buffer)
+    _same(filt, lambda g: (filt.native.target, 0, b"abc", 0), 3, buffer=buffer)
 
 
 # ---- the C really ran ---------------------------------------------------------------
 
 def test_the_common_case_calls_no_python_codec(
-        pick: Twins, evict: Twins, readahead: Twins, monkeypatch: pytest.MonkeyPatch) -> None:
+        pick: Twins, evict: Twins, readahead: Twins, filt: Twins,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Guards the comparisons above: in the common case the native call runs the codecs
     in C (their Python is never called), and the answers are the expected ones."""
     calls: list[str] = []
-    for cls in (Rows, IndexOf, Batch, Elements):
+    for cls in (Rows, IndexOf, Batch, Elements, Bytes, BytesOf):
         python = cls.__call__
 
         def counted(self: Any, *a: Any, _python: Any = python, _name: str = cls.__name__) -> Any:
@@ -335,6 +404,11 @@ def test_the_common_case_calls_no_python_codec(
         g.buffer[OUT_AT:OUT_AT + 8] = struct.pack("<2I", 42, 43)
         assert readahead.point(g.target, _of(100 * BS, [40, 39]), 41) == [42, 43]
         assert calls == ([] if g is readahead.native else ["Rows", "Elements"])
+    calls.clear()
+    for g in (filt.native, filt.python):
+        g.memory.write(0, struct.pack("<i", 3))
+        assert filt.point(g.target, g.target, 0, b"abc", 0) == b"abc"
+        assert calls == ([] if g is filt.native else ["Bytes", "BytesOf"])
 
 
 def test_the_policy_slots_are_the_native_dispatch(kernel: Kernel) -> None:

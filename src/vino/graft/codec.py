@@ -53,7 +53,7 @@ from typing import Final
 
 from vino.errors import InvalidDeclaration, InvalidResult
 from vino.graft.fastcall import I64
-from vino.graft.layout import U32, Kind, Layout
+from vino.graft.layout import U8, U32, Field, Kind, Layout
 
 # How the native side reads a plan: per argument, a letter and a number.
 BUFFER_KINDS: Final = ("B", "I", "i", "Q")  # a scalar field's struct code, at its offset
@@ -176,6 +176,25 @@ class From:
 COUNT: Final = "count"  # Rows' head: the number of elements written
 
 
+def _head_steps(layout: Layout, f: Field, head: Sequence[From | str]
+                ) -> tuple[tuple[str, int, object], ...]:
+    """The plan of the scalars before the array ``f``: (struct code, offset, the From's
+    plan or None for COUNT) each, pads aside."""
+    before = [g for g in layout.fields.fields if g.end <= f.offset and not g.pad]
+    if len(before) != len(head):
+        raise InvalidDeclaration(f"{layout.point}: {len(head)} values for the "
+                                 f"{len(before)} scalars before {f.name}")
+    steps: list[tuple[str, int, object]] = []
+    for g, h in zip(before, head, strict=True):
+        if g.count is not None or not isinstance(g.elem, Kind) \
+                or g.elem.code not in BUFFER_KINDS:
+            raise InvalidDeclaration(f"{layout.point}.{g.name}: not a scalar field")
+        if not (h == COUNT or isinstance(h, From)):
+            raise InvalidDeclaration(f"{layout.point}.{g.name}: From or COUNT, not {h!r}")
+        steps.append((g.elem.code, g.offset, None if h == COUNT else h.plan))  # type: ignore[union-attr]
+    return tuple(steps)
+
+
 class Rows:
     """``encode``: the scalars before the array ``array`` (``Layout.rows``: pads and gaps
     as zero bytes), then its first ``n`` elements, in one pack at offset 0; answers ``()``.
@@ -198,18 +217,7 @@ class Rows:
         f = layout.field(array)
         if f.count is None or f.pad:
             raise InvalidDeclaration(f"{layout.point}.{array}: not an array")
-        before = [g for g in layout.fields.fields if g.end <= f.offset and not g.pad]
-        if len(before) != len(head):
-            raise InvalidDeclaration(f"{layout.point}: {len(head)} values for the "
-                                     f"{len(before)} scalars before {array}")
-        steps: list[tuple[str, int, object]] = []
-        for g, h in zip(before, head, strict=True):
-            if g.count is not None or not isinstance(g.elem, Kind) \
-                    or g.elem.code not in BUFFER_KINDS:
-                raise InvalidDeclaration(f"{layout.point}.{g.name}: not a scalar field")
-            if not (h == COUNT or isinstance(h, From)):
-                raise InvalidDeclaration(f"{layout.point}.{g.name}: From or COUNT, not {h!r}")
-            steps.append((g.elem.code, g.offset, None if h == COUNT else h.plan))  # type: ignore[union-attr]
+        steps = _head_steps(layout, f, head)
         elem = f.elem
         shape: tuple[object, ...]
         if attr is not None:
@@ -243,7 +251,7 @@ class Rows:
         self.too_many = too_many
         self._head = tuple(head)
         self._rows = rows
-        self.plan: tuple[object, ...] = (tuple(steps), rows.plan, f.offset, f.elem_size, count,
+        self.plan: tuple[object, ...] = (steps, rows.plan, f.offset, f.elem_size, count,
                                          too_many is not None, shape)
 
     def __call__(self, buf: memoryview, *args: object) -> tuple[int, ...]:
@@ -379,3 +387,80 @@ class Elements:
 
     def __repr__(self) -> str:
         return f"Elements({self.what!r}, {self.plan!r})"
+
+
+class Bytes:
+    """``encode``: the scalars before the u8 array ``array`` (``head``: a ``From`` or
+    ``COUNT`` each, as in ``Rows``), then the bytes ``data`` gives (bytes or a
+    bytearray), copied into the array; answers the entry's arguments ``wasm`` (a
+    ``From`` or ``COUNT`` each). More bytes than the array holds: ``too_many`` raised
+    (``"<what>: <n> bytes; the buffer holds <count>"``)."""
+
+    __slots__ = ("_at", "_data", "_head", "_head_struct", "_wasm", "count", "layout", "plan",
+                 "too_many", "what")
+
+    def __init__(self, layout: Layout, array: str, head: Sequence[From | str], data: From,
+                 wasm: Sequence[From | str], what: str, *,
+                 too_many: type[Exception] = ValueError) -> None:
+        f = layout.field(array)
+        if f.count is None or f.elem != U8:
+            raise InvalidDeclaration(f"{layout.point}.{array}: not an array of u8")
+        if len(wasm) != len(layout.args):
+            raise InvalidDeclaration(f"{layout.point}: {len(wasm)} values for the "
+                                     f"{len(layout.args)} Wasm parameters")
+        steps = _head_steps(layout, f, head)
+        for w in wasm:
+            if not (w == COUNT or isinstance(w, From)):
+                raise InvalidDeclaration(f"{layout.point}: From or COUNT, not {w!r}")
+        self.layout = layout
+        self.count = f.count
+        self.what = what
+        self.too_many = too_many
+        self._at = f.offset
+        self._head = tuple(head)
+        self._head_struct = layout.rows(array, 0)
+        self._data = data
+        self._wasm = tuple(wasm)
+        wasm_plan = tuple((None if w == COUNT else w.plan,  # type: ignore[union-attr]
+                           1 if a.wasm == I64 else 0) for w, a in zip(wasm, layout.args,
+                                                                      strict=True))
+        self.plan: tuple[object, ...] = (steps, data.plan, f.offset, f.count, wasm_plan)
+
+    def __call__(self, buf: memoryview, *args: object) -> tuple[int, ...]:
+        data: bytes = self._data(args)  # type: ignore[assignment]
+        n = len(data)
+        if n > self.count:
+            raise self.too_many(f"{self.what}: {n} bytes; the buffer holds {self.count}")
+        self._head_struct.pack_into(
+            buf, 0, *[n if h == COUNT else h(args) for h in self._head])  # type: ignore[operator]
+        buf[self._at:self._at + n] = data
+        return tuple([n if w == COUNT else w(args) for w in self._wasm])  # type: ignore[misc,operator]
+
+    def __repr__(self) -> str:
+        return f"Bytes({self.layout.point!r}, {self.plan!r})"
+
+
+class BytesOf:
+    """``decode``: the first ``len(args[arg])`` bytes of the u8 array ``array``, as
+    bytes, if the entry answered exactly that length; else rejected ("<what>: returned
+    length <r>, the block has <n>")."""
+
+    __slots__ = ("_at", "arg", "plan", "what")
+
+    def __init__(self, layout: Layout, array: str, arg: int, what: str) -> None:
+        f = layout.field(array)
+        if f.count is None or f.elem != U8:
+            raise InvalidDeclaration(f"{layout.point}.{array}: not an array of u8")
+        self.arg = arg
+        self.what = what
+        self._at = f.offset
+        self.plan = (arg, f.offset, f.count)
+
+    def __call__(self, buf: memoryview, ret: int, *args: object) -> bytes:
+        n = len(args[self.arg])  # type: ignore[arg-type]
+        if ret != n:
+            raise InvalidResult(f"{self.what}: returned length {ret}, the block has {n}")
+        return bytes(buf[self._at:self._at + ret])
+
+    def __repr__(self) -> str:
+        return f"BytesOf({self.what!r}, {self.plan!r})"

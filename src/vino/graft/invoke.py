@@ -60,7 +60,16 @@ from vino.errors import (
 )
 from vino.graft import aborts, events, failures, fastcall, fastpath, hosting
 from vino.graft.aborts import AbortRecord, is_host_fault
-from vino.graft.codec import Batch, Elements, IndexOf, InRange, Rows, Scalars
+from vino.graft.codec import (
+    Batch,
+    Bytes,
+    BytesOf,
+    Elements,
+    IndexOf,
+    InRange,
+    Rows,
+    Scalars,
+)
 from vino.graft.fastcall import I64, memory_data_size, set_deadline
 from vino.graft.fastpath import Mutex, ProtectedCall
 from vino.graft.point import HOST_FAULTS_DEFAULT, Context, ErasedFunctionPoint, Point
@@ -204,7 +213,8 @@ class Graft:
             native.setup_protected(_LOCAL, globals(), time.perf_counter_ns, _ENCODE, _GUEST,
                                    _DECODE, ACTIVE, COMMITTED, SAMPLE_MASK, Graft, Transaction,
                                    ThreadState,
-                                   (Scalars, InRange, Rows, IndexOf, Batch, Elements))
+                                   (Scalars, InRange, Rows, IndexOf, Batch, Elements, Bytes,
+                                    BytesOf))
             _NATIVE_SET_UP.append(native)
         ticks = self._ticks
         assert isinstance(ticks, ctypes.c_uint64)  # a native ticker's count

@@ -27,10 +27,11 @@ user's pages or threads.
 Validators reject before anything is applied: the subsystem receives only answers
 that passed, so a bad answer can never half-happen.
 
-``vm.evict``, ``sched.pick`` and ``fs.readahead`` declare their codecs
-(``graft/codec.py``: ``Rows``, ``IndexOf``, ``Batch``, ``Elements``) and their slots are
-the point's own dispatch (``FunctionPoint.on_first``), so with the native fast path a
-call from the subsystem to the graft and back runs no Python frame: the protected call
+The function points declare their codecs (``graft/codec.py``: ``Rows``, ``IndexOf``,
+``Batch``, ``Elements``, ``Bytes``, ``BytesOf``), and the slots of ``vm.evict``,
+``sched.pick`` and ``fs.readahead`` are the point's own dispatch
+(``FunctionPoint.on_first``), so with the native fast path a call from the subsystem to
+the graft and back runs no Python frame (``fs.filter``'s, its guard's): the protected call
 encodes, checks and builds the answer in C, and calls the codecs' Python only for what
 their plans do not cover (a refused answer among it, whose error is the Python's).
 
@@ -47,9 +48,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from vino.errors import Forbidden, InvalidResult, QuotaExceeded
+from vino.errors import Forbidden, QuotaExceeded
 from vino.graft import GLOBAL, EventPoint, FunctionPoint, Graft, GraftCallable, Principal
-from vino.graft.codec import COUNT, Batch, Elements, From, IndexOf, Rows
+from vino.graft.codec import COUNT, Batch, Bytes, BytesOf, Elements, From, IndexOf, Rows
 from vino.graft.layout import Layout
 from vino.graft.locks import HostLock
 from vino.graft.point import HOST_FAULTS_DEFAULT
@@ -86,7 +87,6 @@ _RA_OUT: Final = _RA.field("out")  # where the graft answers, and at most how ma
 _RA_OUT_MAX: Final = _RA_OUT.count or 0
 # The structs by count, compiled once: n answers.
 _RA_ANSWERS: Final = tuple(_RA.elements("out", n) for n in range(_RA_OUT_MAX + 1))
-_FILTER_HEADER: Final = layouts.FILTER.rows("data", 0)  # the scalars before data
 _FILTER_DATA: Final = layouts.FILTER.field("data").offset
 _ACCESS: Final = layouts.ACCESS.fields.struct()
 
@@ -358,18 +358,12 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         default_apply(inode, offset, out, direction)
         return bytes(out)
 
-    def encode(buf: memoryview, inode: Inode, offset: int, data: bytes | bytearray,
-               direction: int) -> tuple[int, ...]:
-        n = len(data)
-        _FILTER_HEADER.pack_into(buf, 0, offset, n, inode.inum)
-        buf[_FILTER_DATA:_FILTER_DATA + n] = data
-        return (direction, n)
-
-    def decode(buf: memoryview, ret: int, inode: Inode, offset: int, data: bytes | bytearray,
-               direction: int) -> bytes:
-        if ret != len(data):
-            raise InvalidResult(f"fs.filter: returned length {ret}, the block has {len(data)}")
-        return bytes(buf[_FILTER_DATA:_FILTER_DATA + ret])
+    # The header (file offset, length, file id) and the block copied in, the direction and
+    # length as the entry's arguments; the answer must keep the block's length: both in C
+    # in the native protected call (codec.py).
+    encode = Bytes(lay, "data", (From(1), COUNT, From(0, "inum")), From(2), (From(3), COUNT),
+                   "fs.filter")
+    decode = BytesOf(lay, "data", 2, "fs.filter")
 
     def encode_result(buf: memoryview, out: bytes, inode: Inode, offset: int,
                       data: bytes | bytearray, direction: int) -> int:

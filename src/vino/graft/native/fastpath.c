@@ -465,7 +465,7 @@ static struct {
     PyTypeObject *graft_type, *txn_type, *ts_type;
     /* graft/codec.py's codecs: compiled, run here */
     PyTypeObject *scalars_type, *in_range_type, *rows_type, *index_type, *batch_type,
-        *elements_type;
+        *elements_type, *bytes_type, *bytes_of_type;
     PyTypeObject *deque_type; /* collections.deque: a sequence Rows reads (NULL: none) */
     /* Graft */
     Py_ssize_t g_buffer, g_mem_charged, g_instance, g_call;
@@ -519,10 +519,14 @@ typedef struct {
     char col_code[MAX_COLS];
     Py_ssize_t col_at[MAX_COLS];
     PyObject *attr; /* borrowed from the plan */
+    /* Bytes: the entry's arguments (wasm_count[i]: the number of bytes; else wasm[i]) */
+    int nwasm;
+    int wasm_count[MAX_PARAMS];
+    Src wasm[MAX_PARAMS];
 } RowsPlan;
 
-enum { ENC_NONE, ENC_SCALARS, ENC_ROWS };
-enum { DEC_NONE, DEC_RANGE, DEC_INDEX, DEC_BATCH, DEC_ELEMS };
+enum { ENC_NONE, ENC_SCALARS, ENC_ROWS, ENC_BYTES };
+enum { DEC_NONE, DEC_RANGE, DEC_INDEX, DEC_BATCH, DEC_ELEMS, DEC_BYTES };
 
 typedef struct {
     int arg;              /* IndexOf, Batch: the candidates' argument */
@@ -998,16 +1002,9 @@ static PyObject **seq_items(PyObject *seq, Py_ssize_t *n, PyObject **tmp) {
     return NULL;
 }
 
-/* Compile a Rows encode's plan into p->rows (enc_mode ENC_ROWS), or leave it to the
- * codec's Python. plan: (steps, rows, arr_at, elem_size, max, refuse, shape). */
-static int compile_rows(Protected *p, PyObject *plan) {
-    RowsPlan *r = &p->rows;
-    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 7) return 0;
-    PyObject *steps = PyTuple_GET_ITEM(plan, 0), *shape = PyTuple_GET_ITEM(plan, 6);
-    if (!PyTuple_Check(steps) || PyTuple_GET_SIZE(steps) > MAX_HEAD || !PyTuple_Check(shape)
-        || PyTuple_GET_SIZE(shape) != 2 || !compile_src(PyTuple_GET_ITEM(plan, 1), &r->rows))
-        return 0;
-    if (r->rows.div || r->rows.cap >= 0) return 0;
+/* The scalars before the array: (code, offset, From plan or None for the count) each. */
+static int compile_head(RowsPlan *r, PyObject *steps) {
+    if (!PyTuple_Check(steps) || PyTuple_GET_SIZE(steps) > MAX_HEAD) return 0;
     r->nhead = (int)PyTuple_GET_SIZE(steps);
     for (int i = 0; i < r->nhead; i++) {
         PyObject *st = PyTuple_GET_ITEM(steps, i);
@@ -1020,6 +1017,20 @@ static int compile_rows(Protected *p, PyObject *plan) {
         r->head_count[i] = src == Py_None;
         if (src != Py_None && !compile_src(src, &r->head[i])) return 0;
     }
+    return 1;
+}
+
+/* Compile a Rows encode's plan into p->rows (enc_mode ENC_ROWS), or leave it to the
+ * codec's Python. plan: (steps, rows, arr_at, elem_size, max, refuse, shape). */
+static int compile_rows(Protected *p, PyObject *plan) {
+    RowsPlan *r = &p->rows;
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 7) return 0;
+    PyObject *steps = PyTuple_GET_ITEM(plan, 0), *shape = PyTuple_GET_ITEM(plan, 6);
+    if (!PyTuple_Check(steps) || PyTuple_GET_SIZE(steps) > MAX_HEAD || !PyTuple_Check(shape)
+        || PyTuple_GET_SIZE(shape) != 2 || !compile_src(PyTuple_GET_ITEM(plan, 1), &r->rows))
+        return 0;
+    if (r->rows.div || r->rows.cap >= 0) return 0;
+    if (!compile_head(r, steps)) return 0;
     r->arr_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 2));
     r->elem_size = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 3));
     r->max = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 4));
@@ -1129,13 +1140,102 @@ out:
     return done;
 }
 
+/* Compile a Bytes encode's plan into p->rows (enc_mode ENC_BYTES), or leave it to the
+ * codec's Python. plan: (steps, data, arr_at, count, ((From plan or None, wide), ...)). */
+static int compile_bytes(Protected *p, PyObject *plan) {
+    RowsPlan *r = &p->rows;
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 5) return 0;
+    PyObject *wasm = PyTuple_GET_ITEM(plan, 4);
+    if (!compile_head(r, PyTuple_GET_ITEM(plan, 0))
+        || !compile_src(PyTuple_GET_ITEM(plan, 1), &r->rows) || r->rows.div || r->rows.cap >= 0
+        || !PyTuple_Check(wasm) || PyTuple_GET_SIZE(wasm) != p->nparams)
+        return 0;
+    r->arr_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 2));
+    r->max = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 3));
+    if (PyErr_Occurred() || r->arr_at < 0 || r->max < 0) return 0;
+    for (int i = 0; i < r->nhead; i++)
+        if (r->head_at[i] < 0 || r->head_at[i] + code_size(&r->head_code[i]) > r->arr_at)
+            return 0;
+    r->nwasm = (int)PyTuple_GET_SIZE(wasm);
+    for (int i = 0; i < r->nwasm; i++) {
+        PyObject *w = PyTuple_GET_ITEM(wasm, i);
+        if (!PyTuple_Check(w) || PyTuple_GET_SIZE(w) != 2) return 0;
+        PyObject *src = PyTuple_GET_ITEM(w, 0);
+        r->wasm_count[i] = src == Py_None;
+        if (src != Py_None && !compile_src(src, &r->wasm[i])) return 0;
+        if (PyObject_IsTrue(PyTuple_GET_ITEM(w, 1)) != p->wide[i]) return 0;
+    }
+    return !PyErr_Occurred();
+}
+
+/* The compiled Bytes encode: 1 done, 0 not here (as encode_rows). */
+static int encode_bytes(Protected *p, PyObject *args, PyObject *buffer) {
+    RowsPlan *r = &p->rows;
+    PyObject *data = src_object(&r->rows, args);
+    if (data == NULL) return 0;
+    int done = 0;
+    const char *src;
+    Py_ssize_t n;
+    uint64_t head[MAX_HEAD], wasm[MAX_PARAMS];
+    if (PyBytes_CheckExact(data)) {
+        src = PyBytes_AS_STRING(data);
+        n = PyBytes_GET_SIZE(data);
+    } else if (PyByteArray_CheckExact(data)) {
+        src = PyByteArray_AS_STRING(data);
+        n = PyByteArray_GET_SIZE(data);
+    } else {
+        goto out;
+    }
+    if (n > r->max) goto out;
+    for (int i = 0; i < r->nhead; i++) {
+        long long x = n;
+        if (!r->head_count[i] && !src_int(&r->head[i], args, &x)) goto out;
+        if (!long_fits(x, r->head_code[i], &head[i])) goto out;
+    }
+    for (int i = 0; i < r->nwasm; i++) {
+        /* any int, masked to the parameter's width (as RawFunc.call) */
+        const Src *w = &r->wasm[i];
+        if (r->wasm_count[i]) {
+            wasm[i] = (uint64_t)n;
+        } else if (w->div || w->cap >= 0) {
+            long long x;
+            if (!src_int(w, args, &x)) goto out;
+            wasm[i] = (uint64_t)x;
+        } else {
+            PyObject *v = src_object(w, args);
+            if (v == NULL) goto out;
+            int ok = PyLong_CheckExact(v);
+            if (ok) wasm[i] = (uint64_t)PyLong_AsUnsignedLongLongMask(v);
+            Py_DECREF(v);
+            if (!ok) goto out;
+        }
+    }
+    char *buf = buffer_bytes(buffer, r->arr_at + n, 1);
+    if (buf == NULL) goto out;
+    memset(buf, 0, (size_t)r->arr_at);
+    for (int i = 0; i < r->nhead; i++) put(buf + r->head_at[i], r->head_code[i], head[i]);
+    memcpy(buf + r->arr_at, src, (size_t)n);
+    for (int i = 0; i < r->nwasm; i++) {
+        char *slot = (char *)p->vals + (size_t)i * VAL_RAW_BYTES;
+        if (p->wide[i])
+            *(int64_t *)slot = (int64_t)wasm[i];
+        else
+            *(int32_t *)slot = (int32_t)(uint32_t)wasm[i];
+    }
+    done = 1;
+out:
+    Py_DECREF(data);
+    return done;
+}
+
 /* Compile a decoder's plan into p->dec (dec_mode), or leave it to the codec's Python. */
 static void compile_decode(Protected *p, PyObject *codec) {
     p->dec_mode = DEC_NONE;
     Py_CLEAR(p->dec_plan);
     PyTypeObject *t = Py_TYPE(codec);
     int mode = t == P.in_range_type ? DEC_RANGE : t == P.index_type ? DEC_INDEX
-        : t == P.batch_type ? DEC_BATCH : t == P.elements_type ? DEC_ELEMS : DEC_NONE;
+        : t == P.batch_type ? DEC_BATCH : t == P.elements_type ? DEC_ELEMS
+        : t == P.bytes_of_type ? DEC_BYTES : DEC_NONE;
     if (mode == DEC_NONE) return;
     PyObject *plan = PyObject_GetAttr(codec, P.n_plan);
     if (plan == NULL || !PyTuple_Check(plan)) goto out;
@@ -1161,6 +1261,11 @@ static void compile_decode(Protected *p, PyObject *codec) {
         ok = compile_src(PyTuple_GET_ITEM(plan, 0), &d->most)
             && compile_src(PyTuple_GET_ITEM(plan, 1), &d->below)
             && d->at >= 0 && d->max >= 0 && d->max <= MAX_ELEMS;
+    } else if (mode == DEC_BYTES && n == 3) { /* (arg, at, count) */
+        d->arg = (int)PyLong_AsLong(PyTuple_GET_ITEM(plan, 0));
+        d->at = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 1));
+        d->max = PyLong_AsSsize_t(PyTuple_GET_ITEM(plan, 2));
+        ok = d->arg >= 0 && d->at >= 0 && d->max >= 0;
     }
     if (ok && !PyErr_Occurred()) {
         p->dec_mode = mode;
@@ -1221,6 +1326,15 @@ static PyObject *decode_native(Protected *p, PyObject *args, PyObject *buffer, i
         }
         return out;
     }
+    case DEC_BYTES: {
+        if (d->arg >= PyTuple_GET_SIZE(args)) return NULL;
+        PyObject *a = PyTuple_GET_ITEM(args, d->arg);
+        Py_ssize_t n = PyBytes_CheckExact(a) ? PyBytes_GET_SIZE(a)
+            : PyByteArray_CheckExact(a) ? PyByteArray_GET_SIZE(a) : -1;
+        if (n < 0 || answer != n || n > d->max) return NULL;
+        const char *buf = buffer_bytes(buffer, d->at + n, 0);
+        return buf == NULL ? NULL : PyBytes_FromStringAndSize(buf + d->at, n);
+    }
     case DEC_ELEMS: {
         long long most, below;
         if (!src_int(&d->most, args, &most) || answer < 0 || answer > most || answer > d->max)
@@ -1263,10 +1377,11 @@ static void compile_encode(Protected *p, PyObject *codec) {
     }
     p->enc_n = -1;
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ /* the layouts are little-endian */
-    if (Py_TYPE(codec) != P.rows_type) return;
+    int bytes = Py_TYPE(codec) == P.bytes_type;
+    if (Py_TYPE(codec) != P.rows_type && !bytes) return;
     PyObject *plan = PyObject_GetAttr(codec, P.n_plan);
-    if (plan != NULL && compile_rows(p, plan)) {
-        p->enc_mode = ENC_ROWS;
+    if (plan != NULL && (bytes ? compile_bytes(p, plan) : compile_rows(p, plan))) {
+        p->enc_mode = bytes ? ENC_BYTES : ENC_ROWS;
         p->enc_plan = plan; /* what p->rows borrows from */
         plan = NULL;
     }
@@ -1330,7 +1445,8 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     buffer = graft_slot(p, P.g_buffer, "buffer");
     if (buffer == NULL || (fn = codec_of(p, 0)) == NULL) goto fail;
     if (p->enc_mode == ENC_SCALARS ? encode_scalars(p, args, buffer)
-        : p->enc_mode == ENC_ROWS && encode_rows(p, args, buffer)) {
+        : p->enc_mode == ENC_ROWS ? encode_rows(p, args, buffer)
+        : p->enc_mode == ENC_BYTES && encode_bytes(p, args, buffer)) {
         wasm_args = Py_None; /* done here: nothing left for the value slots */
         Py_INCREF(wasm_args);
     } else {
@@ -1672,22 +1788,23 @@ static PyTypeObject ProtectedType = {
 
 /* setup_protected(local, clock_dict, perf_counter_ns, encode, guest, decode, active,
  *                 committed, sample_mask, Graft, Transaction, ThreadState,
- *                 (Scalars, InRange, Rows, IndexOf, Batch, Elements)):
+ *                 (Scalars, InRange, Rows, IndexOf, Batch, Elements, Bytes, BytesOf)):
  * once, before the first Protected. */
 static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
     PyObject *local, *cdict, *pcn, *enc, *guest, *dec, *active, *committed, *gt, *tt, *st,
-        *sct, *irt, *rt, *ixt, *bt, *et;
+        *sct, *irt, *rt, *ixt, *bt, *et, *byt, *boft;
     long long mask;
-    if (!PyArg_ParseTuple(args, "OO!OOOOOOLOOO(OOOOOO)", &local, &PyDict_Type, &cdict, &pcn,
-                          &enc, &guest, &dec, &active, &committed, &mask, &gt, &tt, &st, &sct,
-                          &irt, &rt, &ixt, &bt, &et))
+    if (!PyArg_ParseTuple(args, "OO!OOOOOOLOOO(OOOOOOOO)", &local, &PyDict_Type, &cdict,
+                          &pcn, &enc, &guest, &dec, &active, &committed, &mask, &gt, &tt, &st,
+                          &sct, &irt, &rt, &ixt, &bt, &et, &byt, &boft))
         return NULL;
     if (P.ready) Py_RETURN_NONE;
     if (need_type(gt, &P.graft_type) < 0 || need_type(tt, &P.txn_type) < 0
         || need_type(st, &P.ts_type) < 0
         || need_type(sct, &P.scalars_type) < 0 || need_type(irt, &P.in_range_type) < 0
         || need_type(rt, &P.rows_type) < 0 || need_type(ixt, &P.index_type) < 0
-        || need_type(bt, &P.batch_type) < 0 || need_type(et, &P.elements_type) < 0)
+        || need_type(bt, &P.batch_type) < 0 || need_type(et, &P.elements_type) < 0
+        || need_type(byt, &P.bytes_type) < 0 || need_type(boft, &P.bytes_of_type) < 0)
         return NULL;
     {
         PyObject *coll = PyImport_ImportModule("collections");
@@ -1734,7 +1851,7 @@ static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
     INTERN(n_flush, "_flush");
     if ((P.zero = PyLong_FromLong(0)) == NULL) return NULL;
     PyObject *keep[] = {local, cdict, pcn, enc, guest, dec, active, committed, gt, tt, st,
-                        sct, irt, rt, ixt, bt, et};
+                        sct, irt, rt, ixt, bt, et, byt, boft};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) Py_INCREF(keep[i]);
     P.local = local;
     P.clock_dict = cdict;
