@@ -28,6 +28,7 @@ from vino.graft.codec import Batch, Bytes, BytesOf, Elements, IndexOf, Rows
 from vino.graft.layout import Layout
 from vino.kernel import layouts, params
 from vino.kernel.cache import PageInfo
+from vino.kernel.fs import Inode
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.kernel.sched import ThreadInfo
@@ -287,6 +288,36 @@ def test_readahead_codecs_in_c_write_answer_and_refuse_as_their_python(
     _same(readahead, lambda g: (of, block), answer, out)
 
 
+class _Counted:
+    """An open file whose ``inode`` is a property, counting its reads, and whose
+    ``_history`` is a slot (unset in the second case)."""
+
+    __slots__ = ("_history", "reads")
+
+    def __init__(self, hist: list[int] | None) -> None:
+        self.reads = 0
+        if hist is not None:
+            self._history = deque(hist)
+
+    @property
+    def inode(self) -> object:
+        self.reads += 1
+        return SimpleNamespace(size=100 * BS)
+
+
+@pytest.mark.parametrize("hist", [[9, 8], None], ids=["a property", "an unset slot"])
+def test_an_attribute_whose_read_runs_code_is_read_by_the_python_only(
+        readahead: Twins, hist: list[int] | None) -> None:
+    """The C follows an attribute only where reading it runs no code: a property is read
+    by the codec's Python, as often as the Python path reads it."""
+    seen = []
+    for g in (readahead.native, readahead.python):
+        of = _Counted(hist)
+        got = _outcome(readahead, g, (of, 10), 2, _out(11, 12))
+        seen.append((got, of.reads))
+    assert seen[0] == seen[1] and seen[0][1] > 0
+
+
 @pytest.mark.parametrize("most", [0, 3, params.READAHEAD_MAX_OUT_LIMIT + 5])
 def test_readahead_max_out_is_read_at_each_call_in_c_as_in_python(
         kernel: Kernel, readahead: Twins, most: int) -> None:
@@ -361,7 +392,9 @@ def test_the_filter_in_c_passes_direction_and_length_and_answers_the_block(filt:
         g.memory.write(0, struct.pack("<i", 3))
         assert filt.point(g.target, g.target, 9, b"xyz", 2**32 + 1) == b"xyz"
         assert g.memory.read(4, 8) == struct.pack("<2i", 1, 3)
-        assert bytes(g.buffer[:19]) == struct.pack("<QII", 9, 3, g.target.inum) + b"xyz"
+        inode = g.target
+        assert isinstance(inode, Inode)
+        assert bytes(g.buffer[:19]) == struct.pack("<QII", 9, 3, inode.inum) + b"xyz"
 
 
 # ---- every point: a buffer gone or too short -------------------------------------------

@@ -295,7 +295,8 @@ class FilterGuard:
     stored form reaches a reader as if it were the data. The seal is broken only by its
     owner (``Kernel.unseal``) or when the inode is freed.
 
-    Invariant: ``sealed`` maps id(inode) to the inode, for live inodes only.
+    Invariant: ``sealed`` maps id(inode) to the inode, for live inodes only; it is never
+    rebound (``filter_point`` keeps it to seal without a method call).
     """
 
     __slots__ = ("sealed",)
@@ -384,6 +385,9 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         layout=lay, simd=True)  # a block transform: its ciphers may use vectors
     registry.declare(point)
 
+    sealed = guard.sealed  # never rebound (FilterGuard): guard.seal without its frame
+    call = type(point).__call__  # the dispatch itself: no bound method, no args tuple
+
     def apply(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
         table = point.table
         if not table:
@@ -392,10 +396,10 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
             default_apply(inode, file_offset, data, direction)
             return
         if inode in table or GLOBAL in table:
-            guard.seal(inode)
+            sealed[id(inode)] = inode
         # The block goes in as it is (encode copies it into the graft's buffer, once);
         # it changes only here, after the call, to the answer that passed decode.
-        data[:] = point(inode, inode, file_offset, data, direction)
+        data[:] = call(point, inode, inode, file_offset, data, direction)
 
     fs.filter_policy = apply
     return point

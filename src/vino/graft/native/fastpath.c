@@ -881,7 +881,14 @@ static PyObject *plain_attr(PyObject *o, PyObject *name) {
     if (t->tp_getattro != PyObject_GenericGetAttr) return NULL;
     PyObject *d = _PyType_Lookup(t, name);
     if (d != NULL && !Py_IS_TYPE(d, &PyMemberDescr_Type)) return NULL;
-    if (d == NULL && t->tp_dictoffset == 0) return NULL;
+    if (d != NULL) { /* a __slots__ member: read at its offset, as the descriptor would */
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type != T_OBJECT_EX || !PyObject_TypeCheck(o, PyDescr_TYPE(d))) return NULL;
+        PyObject *v = *(PyObject **)((char *)o + m->offset);
+        Py_XINCREF(v);
+        return v; /* NULL: unset, which the Python says */
+    }
+    if (t->tp_dictoffset == 0) return NULL;
     PyObject *v = PyObject_GenericGetAttr(o, name);
     if (v == NULL) PyErr_Clear(); /* unset: the Python says so */
     return v;
