@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 R = TypeVar("R", covariant=True)  # a point of int answers is a point of object answers
 T = TypeVar("T", contravariant=True)  # a point taking any target takes an Inode
 Args = TypeVarTuple("Args")  # the arguments after the target, as the codecs take them
+S = TypeVar("S")  # what a sealing slot records (FunctionPoint.on_first_in_place)
 
 
 class _Global:
@@ -302,16 +303,43 @@ class FunctionPoint(_PointBase[T, *Args], Generic[T, *Args, R]):
     else:
         __call__ = _DISPATCH
 
-    def on_first(self) -> Callable[[*Args], R]:
+    def on_first(self, *, native: bool = True) -> Callable[[*Args], R]:
         """A subsystem's policy slot for this point when the target is the slot's first
         argument: ``slot(*args)`` is ``self(args[0], *args)``. Native (``fastpath.c``'s
-        ``Targeted``) with the fast path: no Python frame between the subsystem and the
-        dispatch."""
+        ``Targeted``) with the fast path (unless ``native`` is False): no Python frame
+        between the subsystem and the dispatch."""
         call = type(self).__call__
-        if _NATIVE is not None:
+        if native and _NATIVE is not None:
             slot: Callable[[*Args], R] = _NATIVE.Targeted(self, call)
             return slot
-        return lambda *args: call(self, args[0], *args)
+        return lambda target, *args: call(self, target, target, *args)  # type: ignore[call-arg]
+
+    def on_first_in_place(self, into: int, seal: dict[int, S],
+                          empty: Callable[[*Args], None], *, native: bool = True,
+                          ) -> Callable[[*Args], None]:
+        """A policy slot like ``on_first`` for a subsystem that transforms a buffer: the
+        answer replaces argument ``into`` in place (``args[into][:] = answer``) and the
+        slot answers None. With no graft installed at all (``table`` empty) it runs
+        ``empty(*args)`` instead; before a call that the target's or the ``GLOBAL`` graft
+        answers, it records the target in ``seal`` (``seal[id(target)] = target``: the
+        filter's guard, ``kernel/points.py``). Native like ``on_first``."""
+        call = type(self).__call__
+        if native and _NATIVE is not None and call is _DISPATCH:
+            native_slot: Callable[[*Args], None] = _NATIVE.Targeted(self, call, into, seal,
+                                                                    empty)
+            return native_slot
+
+        def slot(target: object, *rest: object) -> None:
+            args = (target, *rest)
+            table = self.table
+            if not table:
+                return empty(*args)  # type: ignore[arg-type]
+            if target in table or GLOBAL in table:
+                seal[id(target)] = target  # type: ignore[assignment]
+            args[into][:] = call(self, target, *args)  # type: ignore[arg-type,index]
+            return None
+
+        return slot  # type: ignore[return-value]
 
     def redispatch(self, stale: Graft, args: tuple[*Args]) -> R:
         """Dispatch again for a graft that was no longer live when its call began."""

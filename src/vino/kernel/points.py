@@ -296,7 +296,7 @@ class FilterGuard:
     owner (``Kernel.unseal``) or when the inode is freed.
 
     Invariant: ``sealed`` maps id(inode) to the inode, for live inodes only; it is never
-    rebound (``filter_point`` keeps it to seal without a method call).
+    rebound (``filter_point``'s slot keeps it, and seals without a method call).
     """
 
     __slots__ = ("sealed",)
@@ -385,22 +385,17 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         layout=lay, simd=True)  # a block transform: its ciphers may use vectors
     registry.declare(point)
 
-    sealed = guard.sealed  # never rebound (FilterGuard): guard.seal without its frame
-    call = type(point).__call__  # the dispatch itself: no bound method, no args tuple
+    def unguarded(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
+        """The slot with no filter graft installed anywhere."""
+        if guard.sealed and guard.is_sealed(inode):
+            refuse(inode)
+        default_apply(inode, file_offset, data, direction)
 
-    def apply(inode: Inode, file_offset: int, data: bytearray, direction: int) -> None:
-        table = point.table
-        if not table:
-            if guard.sealed and guard.is_sealed(inode):
-                refuse(inode)
-            default_apply(inode, file_offset, data, direction)
-            return
-        if inode in table or GLOBAL in table:
-            sealed[id(inode)] = inode
-        # The block goes in as it is (encode copies it into the graft's buffer, once);
-        # it changes only here, after the call, to the answer that passed decode.
-        data[:] = call(point, inode, inode, file_offset, data, direction)
-
+    # The block goes in as it is (encode copies it into the graft's buffer, once); it
+    # changes only after the call, to the answer that passed decode (data[:] = answer).
+    # An inode whose own or the GLOBAL graft is installed is sealed before the call.
+    # (unguarded takes the bytearray the file system always hands the slot)
+    apply = point.on_first_in_place(2, guard.sealed, unguarded)  # type: ignore[arg-type]
     fs.filter_policy = apply
     return point
 

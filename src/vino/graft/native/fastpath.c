@@ -2043,56 +2043,119 @@ static PyTypeObject DispatchType = {
 /* A subsystem's policy slot for a point whose target is the slot's first argument:
  * Targeted(point, call)(*args) is call(point, args[0], *args) (FunctionPoint.on_first),
  * without a Python frame; call is the point's class's __call__, a Dispatch entered here
- * directly. */
+ * directly. With into >= 0 (FunctionPoint.on_first_in_place), the answer replaces
+ * args[into] in place and the slot answers None; before that, with no graft installed at
+ * all (point.table empty) empty(*args) runs instead, and when the target's or the GLOBAL
+ * graft is installed the target is recorded in seal (seal[id(target)] = target). */
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *point, *call;
+    PyObject *seal, *empty, *n_table; /* NULL unless in place */
+    int into;                          /* -1: the answer is returned */
 } Targeted;
 
 static PyObject *targeted_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
                                      PyObject *kwnames) {
     Targeted *t = (Targeted *)self;
     Py_ssize_t n = PyVectorcall_NARGS(nargsf);
-    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames)) || n < 1 || n > MAX_PARAMS) {
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames)) || n < 1 || n > MAX_PARAMS
+        || t->into >= n) {
         PyErr_Format(PyExc_TypeError, "a policy slot takes its target and at most %d more "
-                     "arguments, by position", MAX_PARAMS - 1);
+                     "arguments, by position (in place: argument %d)", MAX_PARAMS - 1, t->into);
         return NULL;
+    }
+    if (t->into >= 0) {
+        /* as on_first_in_place's Python: table = point.table; if not table: empty(*args);
+         * if target in table or GLOBAL in table: seal it */
+        PyObject *table = PyObject_GetAttr(t->point, t->n_table);
+        if (table == NULL) return NULL;
+        int some = PyObject_IsTrue(table), in = 0;
+        if (some > 0) {
+            in = PySequence_Contains(table, argv[0]);
+            if (in == 0) in = PySequence_Contains(table, ((Dispatch *)t->call)->global);
+        }
+        Py_DECREF(table);
+        if (some < 0 || in < 0) return NULL;
+        if (!some) return PyObject_Vectorcall(t->empty, argv, (size_t)n, NULL);
+        if (in) {
+            PyObject *key = PyLong_FromVoidPtr(argv[0]);
+            int rc = key != NULL ? PyObject_SetItem(t->seal, key, argv[0]) : -1;
+            Py_XDECREF(key);
+            if (rc < 0) return NULL;
+        }
     }
     PyObject *stack[2 + MAX_PARAMS];
     stack[0] = t->point;
     stack[1] = argv[0];
     memcpy(stack + 2, argv, (size_t)n * sizeof(PyObject *));
-    if (Py_IS_TYPE(t->call, &DispatchType))
-        return dispatch_vectorcall(t->call, stack, (size_t)(n + 2), NULL);
-    return PyObject_Vectorcall(t->call, stack, (size_t)(n + 2), NULL);
+    PyObject *r = Py_IS_TYPE(t->call, &DispatchType)
+        ? dispatch_vectorcall(t->call, stack, (size_t)(n + 2), NULL)
+        : PyObject_Vectorcall(t->call, stack, (size_t)(n + 2), NULL);
+    if (t->into < 0 || r == NULL) return r;
+    /* args[into][:] = r */
+    PyObject *dst = argv[t->into];
+    int rc;
+    if (PyByteArray_CheckExact(dst) && PyBytes_CheckExact(r)
+        && PyByteArray_GET_SIZE(dst) == PyBytes_GET_SIZE(r)) {
+        memcpy(PyByteArray_AS_STRING(dst), PyBytes_AS_STRING(r), (size_t)PyBytes_GET_SIZE(r));
+        rc = 0;
+    } else {
+        PyObject *all = PySlice_New(NULL, NULL, NULL);
+        rc = all != NULL ? PyObject_SetItem(dst, all, r) : -1;
+        Py_XDECREF(all);
+    }
+    Py_DECREF(r);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
+/* Targeted(point, call[, into, seal, empty]) */
 static int targeted_init(PyObject *self, PyObject *args, PyObject *kw) {
     Targeted *t = (Targeted *)self;
-    PyObject *point, *call;
-    if (!PyArg_ParseTuple(args, "OO", &point, &call)) return -1;
-    if (!PyCallable_Check(call)) {
-        PyErr_SetString(PyExc_TypeError, "Targeted(point, call): call is not callable");
+    PyObject *point, *call, *seal = NULL, *empty = NULL;
+    int into = -1;
+    if (!PyArg_ParseTuple(args, "OO|iOO", &point, &call, &into, &seal, &empty)) return -1;
+    if (!PyCallable_Check(call)
+        || (into >= 0 && (seal == NULL || empty == NULL || !PyCallable_Check(empty)
+                          || !Py_IS_TYPE(call, &DispatchType)))) {
+        PyErr_SetString(PyExc_TypeError, "Targeted(point, call[, into, seal, empty]): call "
+                        "callable; in place, call a Dispatch and empty callable");
         return -1;
     }
     Py_INCREF(point);
     Py_XSETREF(t->point, point);
     Py_INCREF(call);
     Py_XSETREF(t->call, call);
+    t->into = into < 0 ? -1 : into;
+    if (t->into >= 0) {
+        Py_INCREF(seal);
+        Py_XSETREF(t->seal, seal);
+        Py_INCREF(empty);
+        Py_XSETREF(t->empty, empty);
+        Py_XSETREF(t->n_table, PyUnicode_InternFromString("table"));
+        if (t->n_table == NULL) return -1;
+    }
     t->vectorcall = targeted_vectorcall;
     return 0;
 }
 
 static int targeted_traverse(PyObject *self, visitproc visit, void *arg) {
-    Py_VISIT(((Targeted *)self)->point);
-    Py_VISIT(((Targeted *)self)->call);
+    Targeted *t = (Targeted *)self;
+    Py_VISIT(t->point);
+    Py_VISIT(t->call);
+    Py_VISIT(t->seal);
+    Py_VISIT(t->empty);
     return 0;
 }
 
 static int targeted_clear(PyObject *self) {
-    Py_CLEAR(((Targeted *)self)->point);
-    Py_CLEAR(((Targeted *)self)->call);
+    Targeted *t = (Targeted *)self;
+    Py_CLEAR(t->point);
+    Py_CLEAR(t->call);
+    Py_CLEAR(t->seal);
+    Py_CLEAR(t->empty);
+    Py_CLEAR(t->n_table);
     return 0;
 }
 
@@ -2122,7 +2185,7 @@ static PyTypeObject TargetedType = {
     .tp_traverse = targeted_traverse,
     .tp_clear = targeted_clear,
     .tp_dealloc = targeted_dealloc,
-    .tp_doc = "Targeted(point, call)(*args): call(point, args[0], *args).",
+    .tp_doc = "Targeted(point, call[, into, seal, empty])(*args): call(point, args[0], *args).",
 };
 
 /* ------------------------------------------------------------------ module functions */
