@@ -23,7 +23,9 @@ commits). In the order a failing call meets them:
 
 Invariant: a refused call (``CallRefused``), an abort caused by a caller's doom and
 one stopped by a hold's wall allowance that other calls spent (``AllowanceSpent``)
-are recorded with ``graft_at_fault=False`` and never count towards removal.
+are recorded with ``graft_at_fault=False`` and never count towards removal -- unless
+the call grew the graft's memory past its principal's quota: that is its own fault
+(``resource``), and it is removed.
 """
 
 from __future__ import annotations
@@ -215,11 +217,14 @@ def abort(g: Graft, txn: Transaction, exc: BaseException) -> AbortRecord:
         detail += f"; {failed} undo step(s) raised (logged), state not fully restored"
     over_before = g._memory_over
     _charge_used(g, txn)
-    if g._memory_over and not over_before and reason is AbortReason.TRAP:
-        # It took memory past its quota and then stopped (a compiled graft whose
-        # frame does not fit takes every page it can first): the memory is the cause.
-        reason, detail = AbortReason.RESOURCE, f"memory over quota, then {detail}"
     at_fault = not isinstance(exc, CallRefused) and not callers_doom and not others_spent
+    if g._memory_over and not over_before and (reason is AbortReason.TRAP or not at_fault):
+        # It took memory past its quota and then stopped (a compiled graft whose frame
+        # does not fit takes every page it can first), or was stopped for another's
+        # fault: the memory is the cause, and its own. Kept, it would hold the pages and
+        # commit from its next call on (nothing looks at its memory until it grows).
+        reason, detail = AbortReason.RESOURCE, f"memory over quota, then {detail}"
+        at_fault = True
     rec = AbortRecord(reason, detail, time.monotonic_ns(), at_fault)
     g._keep_abort(rec)
     if not at_fault:

@@ -1,0 +1,56 @@
+"""Attacks that try to keep what a quota forbids by getting stopped for someone else's fault.
+
+A graft stopped through no fault of its own -- its caller's transaction doomed, its
+principal's wall allowance in a hold spent by its other grafts, a call refused for
+stack -- is aborted but kept (``aborts.abort``: not counted towards removal). Found: a
+graft that had grown its memory past its principal's quota in that call was kept
+too, holding the pages (charged, but over the quota) and committing from its next
+call on, since nothing looks at its memory again until it grows: a principal could
+hold its memory quota many times over, one graft at a time. Now a graft over its
+memory quota is removed however its call ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from vino import limits
+from vino.errors import AbortReason
+
+from .harness import DEFAULT_ANSWER, TARGET, Tenancy, pick
+
+PAGE = limits.WASM_PAGE
+
+
+def test_graft_that_grows_past_its_memory_quota_under_a_doomed_caller_is_still_removed(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    # Alice's quota: 4 pages. Her hog (t1) takes L1 and calls her grower (t2), which takes
+    # every page it may (to the cap: the quota plus one) and spins. A host thread waits for
+    # L1 and dooms the hog; the grower is stopped by its caller's doom, not its own fault.
+    t = new_tenancy(alice_quota={"cpu_call_s": 5.0, "memory_bytes": 4 * PAGE})
+    before = t.snapshot()
+    grower = t.install(pick("(drop (memory.grow (i32.const 4))) (loop $l (br $l)) i32.const 2"),
+                       target="t2")
+    hog = t.install(pick("(drop (call $lock (i32.const 1)))"
+                         " (drop (call $pick_for (i32.const 2) (i32.const 0))) i32.const 1",
+                         ["lock", "pick_for"]))
+
+    def waiter() -> None:
+        while not t.registry.locks.held():
+            time.sleep(0.001)
+        with t.registry.locks.hold(t.registry.locks.lock("L1")):
+            pass
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    assert t.pick(TARGET, 0) == DEFAULT_ANSWER
+    th.join(timeout=10)
+    assert hog.removal is not None and hog.removal.reason is AbortReason.LOCK_TIMEOUT
+    # Over its quota: removed, its pages given back -- whoever's doom stopped it.
+    assert grower.removal is not None, (grower.aborts, t.alice.usage)
+    assert grower.removal.reason is AbortReason.RESOURCE, grower.removal
+    assert t.pick("t2", 0) == DEFAULT_ANSWER
+    t.assert_unchanged(before)
+    t.assert_no_live_work()
