@@ -56,6 +56,13 @@ def require(chain: toolchains.Toolchain) -> None:
 
 
 @functools.cache
+def compiler_version(extension: str) -> str | None:
+    """The compiler's version line, asked once per test session (starting asc alone
+    takes seconds)."""
+    return toolchains.LANGUAGES[extension].version()
+
+
+@functools.cache
 def rebuilt(lang: str, name: str) -> bytes:
     """Build a port from its source, once per test session."""
     return build(SAMPLES_DIR / lang / f"{name}{LANGS[lang]}")
@@ -195,7 +202,7 @@ def test_port_rebuilds_from_source_to_the_shipped_module(lang: str, name: str) -
     require(chain)
     data = rebuilt(lang, name)
     pinned = PINNED.get(chain.extension)
-    if pinned is None or chain.version() == pinned:
+    if pinned is None or compiler_version(chain.extension) == pinned:
         assert data == (SAMPLES_DIR / lang / f"{name}.wasm").read_bytes()
     # Whatever the compiler's version, the rebuilt module answers as the C sample.
     assert TRACES[name](load(data), 1) == port_trace(name, 1)
