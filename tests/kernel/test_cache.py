@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from vino.kernel.cache import DIRTY, REFERENCED, Access, AddressSpace, Cache, Pa
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import BadBlock, BadHandle, InvalidArgument, NoSpace
 from vino.kernel.proc import Process, User
+from vino.testing.threads import run_threads
 
 MakeDevice = Callable[..., BlockDevice]  # the make_device fixture (conftest.py)
 BS = params.BLOCK_SIZE
@@ -665,32 +665,18 @@ def test_concurrent_users_of_one_cache_keep_it_consistent(make_device: MakeDevic
     for b in range(64):
         dev.write_block(b, _fill(b))
     cache = Cache(12, min_resident=2)
-    errors: list[BaseException] = []
 
     def reader() -> None:
-        try:
-            for i in range(300):
-                b = (i * 7) % 64
-                assert cache.read_block(dev, b) == _fill(b)
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for i in range(300):
+            b = (i * 7) % 64
+            assert cache.read_block(dev, b) == _fill(b)
 
     def toucher(pid: int) -> None:
-        try:
-            aspace = AddressSpace(_proc(pid), cache)
-            for i in range(300):
-                vpn = (i * 5) % 23
-                aspace.write(vpn, bytes([pid]))
-                assert aspace.read(vpn)[:1] == bytes([pid])
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        aspace = AddressSpace(_proc(pid), cache)
+        for i in range(300):
+            vpn = (i * 5) % 23
+            aspace.write(vpn, bytes([pid]))
+            assert aspace.read(vpn)[:1] == bytes([pid])
 
-    threads = [threading.Thread(target=reader), threading.Thread(target=reader),
-               threading.Thread(target=toucher, args=(1,)),
-               threading.Thread(target=toucher, args=(2,))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors
+    run_threads(reader, reader, lambda: toucher(1), lambda: toucher(2))
     cache.check_invariants()

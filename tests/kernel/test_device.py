@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from vino.kernel import params
 from vino.kernel.clock import Clock, RealClock, SimClock
 from vino.kernel.device import DISK_1996, SSD, BlockDevice, block_runs
 from vino.kernel.errors import BadBlock, BadHandle, FileExists, InvalidArgument
+from vino.testing.threads import run_threads
 
 MakeDevice = Callable[..., BlockDevice]  # the make_device fixture (conftest.py)
 
@@ -220,21 +221,12 @@ def test_device_without_a_clock_still_accounts_busy_time(tmp_path: Path) -> None
 def test_concurrent_writers_all_land_and_accounting_is_consistent(
         make_device: MakeDevice, sim_clock: SimClock) -> None:
     dev = make_device(64)
-    errors: list[BaseException] = []
 
     def writer(t: int) -> None:
-        try:
-            for i in range(16):
-                dev.write_block(t * 16 + i, _block(t * 16 + i))
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for i in range(16):
+            dev.write_block(t * 16 + i, _block(t * 16 + i))
 
-    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors
+    run_threads(*(functools.partial(writer, t) for t in range(4)))
     for b in range(64):
         assert dev.read_block(b) == _block(b)
     assert dev.stats.writes == 64

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import random
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ from vino.kernel.fs import (
     sequential_readahead,
 )
 from vino.kernel.proc import Process, User
+from vino.testing.threads import run_threads
 
 MakeDevice = Callable[..., BlockDevice]  # the make_device fixture (conftest.py)
 BS = params.BLOCK_SIZE
@@ -664,23 +665,14 @@ def test_directory_io_bypasses_the_policies(mounted: Mounted, alice: User) -> No
 def test_concurrent_writers_on_different_files_keep_the_fs_consistent(
         mounted: Mounted, alice: User) -> None:
     fs = mounted.fs
-    errors: list[BaseException] = []
 
     def worker(i: int) -> None:
-        try:
-            name = f"w{i}"
-            payload = bytes([i]) * (5 * BS + i)
-            _write_file(fs, alice, name, payload)
-            assert _read_file(fs, alice, name) == payload
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+        name = f"w{i}"
+        payload = bytes([i]) * (5 * BS + i)
+        _write_file(fs, alice, name, payload)
+        assert _read_file(fs, alice, name) == payload
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors
+    run_threads(*(functools.partial(worker, i) for i in range(4)))
     fs.check_invariants()
 
 

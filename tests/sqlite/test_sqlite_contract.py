@@ -30,6 +30,7 @@ from vino.sqlite.params import SQLITE_CACHE_PAGES, WRITE_BUFFER_BYTES
 from vino.sqlite.session import Session
 from vino.sqlite.vfs import VinoVFS
 from vino.testing.faults import InjectedFault, Injector
+from vino.testing.threads import run_threads
 
 ROWS = 1000
 
@@ -262,24 +263,15 @@ def test_lost_update_is_impossible_between_processes_with_a_busy_timeout(
     with Session(kernel, alice, "app.db") as s:
         s.db.execute("create table c(n integer)")
         s.db.execute("insert into c values(0)")
-    errors: list[BaseException] = []
 
     def increment() -> None:
-        try:
-            with Session(kernel, alice, "app.db", busy_timeout_ms=10_000) as s:
-                for _ in range(50):
-                    s.db.execute("begin immediate")
-                    s.db.execute("update c set n = (select n from c) + 1")
-                    s.db.execute("commit")
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        with Session(kernel, alice, "app.db", busy_timeout_ms=10_000) as s:
+            for _ in range(50):
+                s.db.execute("begin immediate")
+                s.db.execute("update c set n = (select n from c) + 1")
+                s.db.execute("commit")
 
-    threads = [threading.Thread(target=increment) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_threads(increment, increment)
     with Session(kernel, alice, "app.db") as s:
         assert s.db.execute("select n from c").fetchall() == [(100,)]
 

@@ -20,6 +20,7 @@ The modules, in the order a campaign uses them:
 - ``kernel_loops``: the same on a kernel: device errors, faults in kernel points;
 - ``model``: nested transactions in lockstep with a model (``TxnModel``);
 - ``soak``: many threads, grafts replaced under them (``soak``, ``kernel_soak``);
+- ``threads``: ``run_threads``, work on threads whose failures fail the caller;
 - ``fuzz``: mutated modules against the loader, hostile grafts at every point;
 - ``rights``: who may install what, and what a graft may touch;
 - ``report``: every campaign in order, and the Markdown report.
