@@ -7,10 +7,11 @@ SQLite, in ``tests/sqlite/test_sqlite_vfs.py``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -75,37 +76,10 @@ def test_a_thread_cannot_release_a_lock_another_thread_holds(make: Factory) -> N
     lock.release()
 
 
-@LOCKS
-def test_a_waiter_times_out_and_then_gets_the_lock_once_it_is_released(make: Factory) -> None:
-    lock = make()
-    results: list[bool] = []
-    held, go = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with lock:
-            held.set()
-            go.wait()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait()
-    t0 = time.monotonic()
-    results.append(lock.acquire(True, 0.05))
-    waited = time.monotonic() - t0
-    waiter = threading.Thread(target=lambda: results.append(lock.acquire()))
-    waiter.start()
-    go.set()  # the holder lets go: the blocked waiter gets it
-    waiter.join(10)
-    holder.join()
-    assert results == [False, True] and waited >= 0.04
-    with pytest.raises(ValueError):
-        lock.acquire(False, 1.0)
-
-
-@LOCKS
-def test_a_busy_lock_refuses_a_negative_or_endless_time_out_as_threading_does(
-        make: Factory) -> None:
-    lock = make()
+@contextlib.contextmanager
+def _held_by_another_thread(lock: threading.RLock) -> Iterator[threading.Event]:
+    """``lock`` held by another thread until the event given is set (at the latest
+    when the block ends); that thread is joined before the block is left."""
     held, go = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -117,14 +91,39 @@ def test_a_busy_lock_refuses_a_negative_or_endless_time_out_as_threading_does(
     holder.start()
     held.wait()
     try:
+        yield go
+    finally:
+        go.set()
+        holder.join()
+
+
+@LOCKS
+def test_a_waiter_times_out_and_then_gets_the_lock_once_it_is_released(make: Factory) -> None:
+    lock = make()
+    results: list[bool] = []
+    with _held_by_another_thread(lock) as go:
+        t0 = time.monotonic()
+        results.append(lock.acquire(True, 0.05))
+        waited = time.monotonic() - t0
+        waiter = threading.Thread(target=lambda: results.append(lock.acquire()))
+        waiter.start()
+        go.set()  # the holder lets go: the blocked waiter gets it
+        waiter.join(10)
+    assert results == [False, True] and waited >= 0.04
+    with pytest.raises(ValueError):
+        lock.acquire(False, 1.0)
+
+
+@LOCKS
+def test_a_busy_lock_refuses_a_negative_or_endless_time_out_as_threading_does(
+        make: Factory) -> None:
+    lock = make()
+    with _held_by_another_thread(lock):
         with pytest.raises(ValueError):
             lock.acquire(True, -2.0)
         with pytest.raises(OverflowError):
             lock.acquire(True, 1e300)
         assert not lock.acquire(True, 0)  # a time-out of 0 does not wait
-    finally:
-        go.set()
-        holder.join()
 
 
 def test_the_cache_and_the_vfs_hold_the_lock_the_native_read_tries() -> None:
