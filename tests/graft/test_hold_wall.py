@@ -32,7 +32,10 @@ from vino.graft.txn import thread_state
 LATE_NS = int(3 * limits.HOLD_GRAFT_WALL_S * 1e9)  # three whole allowances
 
 
-NAP_LIMIT_S = 0.05  # a nap gives up waiting for the ticker after this long
+# A nap returns at the ticker's next tick; it gives up only after this long (the ticker
+# stopped). 50 ms was too short: a loaded machine left the ticker unscheduled for
+# longer, the nap met no tick and the graft it should have stopped answered.
+NAP_LIMIT_S = 5.0
 
 
 def _napper(reg: Registry) -> Callable[[object], int]:
