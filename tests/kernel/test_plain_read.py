@@ -189,6 +189,29 @@ def test_a_hint_naming_the_frame_of_another_block_is_never_believed(boot: Boot) 
     k.check_invariants()
 
 
+def test_a_page_a_caller_still_holds_is_never_overwritten_by_the_next_read(boot: Boot) -> None:
+    # The native read hands out the bytes of its last hit again once no one holds them:
+    # bytes kept, or seen through a memoryview, stay as they were; a reused object
+    # hashes as its new content.
+    k = boot(frames=64)
+    r, _ = _opened(k, 8)
+    for b in range(8):
+        _warm(k, r, b)
+    want = [pattern(8)[b * BS:(b + 1) * BS] for b in range(8)]
+    kept = _plain(k, r, 1)
+    other = _plain(k, r, 2)
+    view = memoryview(other)
+    third = _plain(k, r, 3)
+    assert (kept, bytes(view), third) == (want[1], want[2], want[3])
+    view.release()
+    del other
+    hashed = hash(third)
+    del third
+    again = _plain(k, r, 4)
+    assert again == want[4] and hash(again) == hash(bytes(bytearray(again))) != hashed
+    assert kept == want[1]
+
+
 class _LateLock:
     """The cache's lock, taken late by one thread when it does not hold the file
     system's lock (on the plain path): ``delay_s`` passes before that thread asks for

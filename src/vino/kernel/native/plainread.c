@@ -71,6 +71,7 @@ static struct {
         *n_tick, *n_acquire, *n_release, *n_appendleft, *n_vfs, *n_kfile, *n_mutex;
     PyTypeObject *deque_type; /* collections.deque, and its appendleft (a method descriptor) */
     PyObject *deque_appendleft;
+    PyObject *page; /* the bytes the last served hit returned (page_bytes) */
     unsigned long long served; /* reads plain_read answered (both entries) */
 } S;
 
@@ -347,6 +348,31 @@ static void hint_set(PyObject *cache, uint32_t *entry, PyObject *frame) {
         || i >= UINT32_MAX || PyList_GET_ITEM(frames, i) != frame)
         return;
     *entry = (uint32_t)(i + 1);
+}
+
+/* A new reference to S.bs bytes copied from src, for a served hit: the bytes object the
+ * last hit returned when nothing but this module holds it any more (apsw copies a page
+ * into SQLite's buffer and lets go of it before SQLite's next read), else a new one. A
+ * bytes object no one else holds is seen by no one while it is overwritten (its cached
+ * hash is reset); one that anybody holds, even a memoryview of it, is never touched. It
+ * saves a 4 KiB allocation and its release per page read. NULL: no memory. */
+static PyObject *page_bytes(const char *src) {
+#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030C0000 /* ob_shash: 3.11 */
+    PyObject *b = S.page;
+    if (b != NULL && Py_REFCNT(b) == 1 && PyBytes_GET_SIZE(b) == S.bs) {
+        memcpy(PyBytes_AS_STRING(b), src, (size_t)S.bs);
+        ((PyBytesObject *)b)->ob_shash = -1;
+        Py_INCREF(b);
+        return b;
+    }
+    PyObject *fresh = PyBytes_FromStringAndSize(src, S.bs);
+    if (fresh == NULL) return NULL;
+    Py_INCREF(fresh);
+    Py_XSETREF(S.page, fresh); /* ours of the old one dropped: its holders keep it */
+    return fresh;
+#else
+    return PyBytes_FromStringAndSize(src, S.bs);
+#endif
 }
 
 /* ------------------------------------------------------------------ plain_read */
@@ -862,7 +888,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     if (pf < 0) goto decline_frame;
 
     /* Everything is known: compute every new value, then store them all. */
-    result = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(data), S.bs);
+    result = page_bytes(PyByteArray_AS_STRING(data));
     c.tick = PyLong_FromLongLong(tickv + 1);
     c.hits = plus(cstats, S.cs_hits, 1);
     c.plain = plus(stats, S.fs_plain_reads, 1);
