@@ -986,9 +986,12 @@ static char *buffer_bytes(PyObject *buffer, Py_ssize_t need, int writable) {
 }
 
 /* The items of a sequence the codec's Python reads by len() and iteration: an exact
- * list or tuple (borrowed items), or a deque (a list of it: *tmp, new). */
-static PyObject **seq_items(PyObject *seq, Py_ssize_t *n, PyObject **tmp) {
-    *tmp = NULL;
+ * list or tuple (borrowed items), or a deque, whose first min(n, cap) items are fetched
+ * into held (new references, *nheld of them: the caller lets them go); NULL: not here. */
+#define MAX_DEQUE 64
+static PyObject **seq_items(PyObject *seq, Py_ssize_t cap, Py_ssize_t *n,
+                            PyObject *held[MAX_DEQUE], int *nheld) {
+    *nheld = 0;
     if (PyList_CheckExact(seq)) {
         *n = PyList_GET_SIZE(seq);
         return ((PyListObject *)seq)->ob_item;
@@ -998,13 +1001,21 @@ static PyObject **seq_items(PyObject *seq, Py_ssize_t *n, PyObject **tmp) {
         return ((PyTupleObject *)seq)->ob_item;
     }
     if (P.deque_type != NULL && Py_IS_TYPE(seq, P.deque_type)) {
-        *tmp = PySequence_List(seq);
-        if (*tmp == NULL) {
+        *n = PySequence_Size(seq);
+        Py_ssize_t k = *n < cap ? *n : cap;
+        if (*n < 0 || k > MAX_DEQUE) {
             PyErr_Clear();
             return NULL;
         }
-        *n = PyList_GET_SIZE(*tmp);
-        return ((PyListObject *)*tmp)->ob_item;
+        for (Py_ssize_t i = 0; i < k; i++) { /* in the deque's own order, as iteration */
+            PyObject *x = PySequence_GetItem(seq, i);
+            if (x == NULL) {
+                PyErr_Clear();
+                return NULL;
+            }
+            held[(*nheld)++] = x;
+        }
+        return held;
     }
     return NULL;
 }
@@ -1082,13 +1093,13 @@ static int compile_rows(Protected *p, PyObject *plan) {
  * read and checked before the first byte is written. */
 static int encode_rows(Protected *p, PyObject *args, PyObject *buffer) {
     RowsPlan *r = &p->rows;
-    PyObject *seq = src_object(&r->rows, args), *tmp = NULL;
+    PyObject *seq = src_object(&r->rows, args), *dq[MAX_DEQUE];
     if (seq == NULL) return 0;
-    int done = 0, held = 0;
+    int done = 0, held = 0, ndq = 0;
     Py_ssize_t n = 0;
     uint64_t head[MAX_HEAD];
     PyObject *packed[MAX_ROWS];
-    PyObject **items = seq_items(seq, &n, &tmp);
+    PyObject **items = seq_items(seq, r->max, &n, dq, &ndq);
     if (items == NULL) goto out;
     if (n > r->max) {
         if (r->refuse) goto out;
@@ -1142,7 +1153,7 @@ static int encode_rows(Protected *p, PyObject *args, PyObject *buffer) {
     done = 1;
 out:
     while (held > 0) Py_DECREF(packed[--held]);
-    Py_XDECREF(tmp);
+    while (ndq > 0) Py_DECREF(dq[--ndq]);
     Py_DECREF(seq);
     return done;
 }
