@@ -108,7 +108,9 @@ def _workload(k: Kernel) -> dict[str, object]:
     content = {b: pattern(b + 1)[b * BS:] for b in range(BLOCKS)}
     got_ok = True
     order = [(i * 37 + 11) % BLOCKS for i in range(120)]
-    order[40:40] = list(range(20, 34))  # a scan: read-ahead
+    order[40:40] = list(range(20, 34))  # scans: read-ahead, whose blocks the clock takes
+    order[90:90] = list(range(3, 30))
+    order[100:100] = list(range(45, 62))
     for i, b in enumerate(order):
         if i % 9 == 4:
             theirs.touch(i % 6, write=True)
@@ -117,7 +119,9 @@ def _workload(k: Kernel) -> dict[str, object]:
             k.fs.pwrite(w, b * BS, content[b])
         got_ok &= k.fs.pread(r, b * BS, BS) == content[b]
     k.check_invariants()
-    return {"bytes right": got_ok, "asked": asked, "free": free, "state": _state(k)}
+    state = _state(k)
+    plain = state["fs"].pop("plain_reads")  # the native read serves more reads plainly
+    return {"bytes right": got_ok, "asked": asked, "free": free, "state": state, "plain": plain}
 
 
 def test_the_native_miss_changes_nothing_a_workload_can_measure(boot: Boot) -> None:
@@ -126,8 +130,12 @@ def test_the_native_miss_changes_nothing_a_workload_can_measure(boot: Boot) -> N
     python = _workload(boot("python", frames=FRAMES))
     assert plainread.served_misses() == served
     plainread.native_misses(True)
+    ahead = plainread.served_readahead()
     native = _workload(boot("native", frames=FRAMES))
     assert plainread.served_misses() - served > 40, "the native code loaded too few misses"
+    assert plainread.served_readahead() - ahead > 20, "the native code read ahead too little"
+    more, fewer = native.pop("plain"), python.pop("plain")
+    assert isinstance(more, int) and isinstance(fewer, int) and more > fewer
     assert native["bytes right"] and python["bytes right"]
     assert python["asked"], "no eviction policy was asked: the workload missed its point"
     assert isinstance(python["free"], int) and python["free"] >= 4
@@ -252,3 +260,40 @@ def test_a_miss_meeting_the_device_lock_held_waits_for_it_in_the_python(boot: Bo
     assert k.fs.pread(r, 3 * BS, BS) == pattern(4)[3 * BS:]
     assert plainread.served_misses() == served + 1  # the lock free: native again
     k.check_invariants()
+
+
+def _scans(k: Kernel) -> dict[str, Any]:
+    """Scans of two files written a block of each in turn (their blocks interleave on
+    the device: each read-ahead window is several runs), over a cache smaller than
+    either, with the last scans racing the clock round the whole cache."""
+    alice = k.add_user("alice")
+    proc = k.spawn(alice, "alice-app")
+    opened = []
+    for name in ("a", "b"):
+        k.fs.create(alice, name, 0o600)
+        opened.append(k.fs.open(proc, name, "rw"))
+    for i in range(BLOCKS):
+        for j, of in enumerate(opened):
+            k.fs.pwrite(of, i * BS, pattern(i + 1, "ab"[j])[i * BS:])
+    k.fs.sync()
+    ok = True
+    for rounds in range(3):
+        for j, of in enumerate(opened):
+            for i in range(rounds * 7, BLOCKS):
+                ok &= k.fs.pread(of, i * BS, BS) == pattern(i + 1, "ab"[j])[i * BS:]
+    k.check_invariants()
+    state = _state(k)
+    state["fs"].pop("plain_reads")
+    return {"bytes right": ok, "state": state}
+
+
+def test_read_ahead_loaded_natively_in_scattered_runs_is_the_pythons_block_for_block(
+        boot: Boot) -> None:
+    plainread.native_misses(False)
+    python = _scans(boot("python", frames=FRAMES))
+    plainread.native_misses(True)
+    ahead = plainread.served_readahead()
+    native = _scans(boot("native", frames=FRAMES))
+    assert plainread.served_readahead() - ahead > 100
+    assert native["bytes right"] and python["bytes right"]
+    assert native == python

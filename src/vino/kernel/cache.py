@@ -312,7 +312,9 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         loaded (in the order given), so a prefetch cannot flush the whole cache.
         Runs of consecutive block numbers are read as one device request. Every
         block is bounds-checked before any I/O. Prefetched pages start unreferenced:
-        if nobody reads them they are the clock's first victims.
+        if nobody reads them they are the clock's first victims. (A plain read's
+        read-ahead runs this in native code, ``plainread.py`` 3.: a change here is a
+        change there; ``tests/kernel/test_plain_miss.py`` holds them equal.)
         """
         with self._lock:
             files, nblocks = self._files, dev.nblocks

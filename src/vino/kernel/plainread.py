@@ -19,16 +19,21 @@ as its fallback and must equal it (the tests run both on the same workloads):
    write and no observer) is served in C under the VFS's mutex by 1., with the
    VFS's counts; anything else calls ``fallback`` (the Python ``xRead``) having
    changed nothing. So SQLite's page read is one C call from apsw's.
-3. The miss of 1.: ``Cache._miss`` (with ``BlockDevice.read_into`` and the global
-   clock's ``_sweep``) in its common case -- no sequential step (read-ahead would
-   ask), a ``BlockDevice`` with no crash plan and nothing patched in (a fault
-   injector's ``read_into``), the frame free or a clean file block the clock picks:
-   the block is read (one ``pread`` under the device's and the clock's locks) into
-   the cache's spare buffer, which the frame takes, with every count, tick, bit and
-   the hand as the Python leaves them. An address space's page (its eviction policy
-   picks), a dirty victim (written back first), a device error or short read, a busy
-   lock: declined having changed nothing, and the Python runs as before -- so an
-   eviction policy is asked exactly as before, and a failed read leaves no trace.
+3. The loads of 1.: ``Cache._miss`` (with ``BlockDevice.read_into`` and the global
+   clock's ``_sweep``), and after a sequential step the general path's built-in
+   read-ahead (``FileIO._prefetch``, ``Cache.prefetch``: the next blocks' runs, each
+   one request, read into the spare page buffers the frames take), in their common
+   case: a ``BlockDevice`` with no crash plan and nothing patched in (a fault
+   injector's ``read_into``), every block's map remembered, every frame taken free
+   or a clean file block the clock picks. The frames are chosen first (the clock
+   simulated on the frames, undone if the load declines), then every block is read
+   (under the device's and the clock's locks), and only then is anything stored:
+   every count, tick, bit, buffer and the hand as the Python leaves them (the read
+   counted as a plain read, which the general path's counts include). An address
+   space's page (its eviction policy picks), a dirty victim (written back first), a
+   device error or short read, a busy lock: declined having changed nothing, and
+   the Python runs as before -- so an eviction policy is asked exactly as before,
+   and a failed read leaves no trace.
 
 They hold the locks the Python holds (the cache's ``_lock``, the VFS's ``_mutex``,
 the device's and the clock's, whatever objects they are), take them only if free (a
@@ -61,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CACHE_SLOTS", "FS_SLOTS", "MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead",
            "XRead", "fallback_reason", "native", "native_misses", "reader", "rlock", "served",
-           "served_misses", "vfs_classes", "xread"]
+           "served_misses", "served_readahead", "vfs_classes", "xread"]
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "plainread.c"
 MODULE_NAME: Final = "_vino_plainread"
@@ -75,8 +80,9 @@ FS_SLOTS: Final = ("_epoch", "cache", "device", "stats", "readahead_max")  # of 
 CACHE_SLOTS: Final = ("_lock", "_files", "_tick", "stats", "_frames", "_hint")  # of Cache
 # What the native miss (3.) reads by name, from the instance (dict) of the cache and of
 # the device: no class may define them (nothing may stand in front of the instance).
-_CACHE_NAMES: Final = ("_free", "_hand", "nframes", "_spare")  # _frames: a slot
-_DEVICE_NAMES: Final = ("nblocks", "_fd", "_power", "_head", "_block_ns", "stats", "clock", "_lock")
+_CACHE_NAMES: Final = ("_free", "_hand", "nframes", "_spare", "_spares")  # _frames: a slot
+_DEVICE_NAMES: Final = ("nblocks", "_fd", "_power", "_head", "_block_ns", "stats", "clock", "_lock",
+                        "_profile")
 VFS_NAMES: Final = ("_mutex", "stats")  # of VinoVFS
 VFS_FILE_NAMES: Final = ("vfs", "kfile")  # of VinoFile
 
@@ -120,8 +126,9 @@ def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
     mod = native()
     if mod is None:
         return None
-    from vino.kernel.clock import SimClock  # (here: the cache imports this module)
-    from vino.kernel.device import BlockDevice, DeviceStats
+    from vino.kernel import params  # (here: the cache imports this module)
+    from vino.kernel.clock import SimClock
+    from vino.kernel.device import BlockDevice, DeviceStats, DiskProfile
 
     for cls, names in ((cache, _CACHE_NAMES), (BlockDevice, _DEVICE_NAMES)):
         shadowed = [name for name in names if hasattr(cls, name)]
@@ -129,7 +136,11 @@ def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
             raise TypeError(f"{cls.__name__} defines {shadowed} at class level: the "
                             f"native plain read reads them from the instance")
     mod.setup_fs(fs, open_file, inode, fs_stats, cache, cache_stats, frame, block_bytes, ndirect)
-    mod.setup_miss(cache, BlockDevice, DeviceStats, SimClock, type(threading.Lock()))
+    twins = ((cache, "_miss"), (cache, "_sweep"), (cache, "_evict"), (cache, "prefetch"),
+             (cache, "_take_frame"), (cache, "_choose_victim"), (cache, "_claim_file"),
+             (fs, "_prefetch"), (fs, "_readahead"), (BlockDevice, "read_into"))
+    mod.setup_miss(cache, BlockDevice, DeviceStats, SimClock, type(threading.Lock()), DiskProfile,
+                   twins, params.PREFETCH_FRACTION, params.PREFETCH_SPARE_PAGES)
     fn: PlainRead = mod.plain_read
     return fn
 
@@ -176,6 +187,12 @@ def served_misses() -> int:
     """Misses the native path loaded and answered in this process (0 without it)."""
     mod = native()
     return 0 if mod is None else int(mod.served_misses())
+
+
+def served_readahead() -> int:
+    """Read-ahead blocks the native path loaded in this process (0 without it)."""
+    mod = native()
+    return 0 if mod is None else int(mod.served_readahead())
 
 
 def native_misses(on: bool | None = None) -> bool:

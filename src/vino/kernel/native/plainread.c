@@ -15,8 +15,8 @@
  *   read, a stale epoch, a read-ahead that would load, a lock another thread holds, an
  *   object of another type than setup_fs was given -- then FileIO.pread's Python runs
  *   as before.
- * - its miss (miss_locked, after setup_miss): Cache._miss with BlockDevice.read_into
- *   and Cache._sweep, in their common case (see "the miss" below).
+ * - its loads (load_locked, after setup_miss): a miss, and the read-ahead after a
+ *   sequential step, as Cache._miss and Cache.prefetch load them (see "the miss").
  * - XRead(fallback): VinoFile.xRead (sqlite/vfsfile.py), a method descriptor. Its
  *   common branch -- a page past the first of a file with no buffer pool, nothing
  *   pending and no observer -- taken under the VFS's mutex: plain_read on the kernel
@@ -39,6 +39,7 @@
  */
 #include "vino_native.h"
 #include <stdint.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static struct {
@@ -432,34 +433,41 @@ static void counts_drop(Counts *c) {
 
 /* ------------------------------------------------------------------ the miss */
 
-/* The plain read's miss (Cache._miss with BlockDevice.read_into and Cache._sweep, and
- * the rest of FileIO.pread's plain path), done here when its common case holds: no
- * sequential step (then read-ahead asks, and the general path loads), a BlockDevice
- * with no crash plan armed and nothing patched in, and a frame that is free or a clean
- * file block the global clock picks (an anonymous page's policy is never asked here, a
- * dirty block never written back here). Everything is checked, the clock's victim found
- * without changing anything (the sweep done dry), every new value made; then the block
- * is read into the cache's spare buffer (one pread under the device's lock and the
- * clock's, as read_into reads it), and only then is anything stored. A read the device
- * does not complete, a lock another thread holds, or anything unexpected declines
- * having changed nothing, and the Python path runs as before (and meets the error). */
+/* The plain read's loads (load_locked): a miss (Cache._miss with BlockDevice.read_into
+ * and Cache._sweep), and after a sequential step the built-in read-ahead the general path
+ * would run (FileIO._prefetch, Cache.prefetch), with the rest of FileIO.pread's plain
+ * path, done here in their common case: a BlockDevice with no crash plan armed and
+ * nothing patched in, every block's map remembered, and every frame taken free or a
+ * clean file block the global clock picks (an anonymous page's policy is never asked
+ * here, a dirty block never written back here). Everything is checked, the frames
+ * chosen as the Python would choose them (the clock simulated on the frames, Sim), every
+ * new value made; then the blocks are read (the block into the cache's spare, each run
+ * into spare page buffers: one pread(v) each under the device's lock and the clock's,
+ * as read_into reads), and only then is anything stored. A read the device does not
+ * complete, a lock another thread holds, or anything unexpected declines having changed
+ * nothing (the clock's bits put back), and the Python path runs as before (and meets
+ * the error). */
 static struct {
     int ready, off; /* off: misses(False) was asked, before or after the setup */
-    PyTypeObject *cache_type, *dev_type, *dstats_type, *clock_type, *lock_type;
-    PyObject *fn_miss, *fn_sweep, *fn_evict, *fn_read_into; /* the Python twins */
-    unsigned int cache_tag, dev_tag; /* the types' version tags when the twins were seen */
+    PyTypeObject *cache_type, *dev_type, *dstats_type, *clock_type, *lock_type, *profile_type;
+    PyObject *twins; /* ((class, name, function), ...): the Python twins, as set up */
+    unsigned int tags[3]; /* the twins' classes' version tags when they were last seen */
+    long long prefetch_fraction, spare_pages; /* params.PREFETCH_FRACTION, _SPARE_PAGES */
     /* _Frame */
     Py_ssize_t fr_dev, fr_block, fr_aspace, fr_vpn, fr_dirty, fr_pinned;
     /* CacheStats */
-    Py_ssize_t cs_misses, cs_evictions, cs_prefetch_unused;
+    Py_ssize_t cs_misses, cs_evictions, cs_prefetch_unused, cs_prefetches;
+    /* FsStats, OpenFile */
+    Py_ssize_t fs_prefetches, of_prefetches;
+    /* DiskProfile */
+    Py_ssize_t dp_overhead, dp_seek, dp_rotation, dp_rate;
     /* DeviceStats */
     Py_ssize_t ds_reads, ds_blocks_read, ds_bytes_read, ds_seeks, ds_busy_ns;
     /* SimClock */
     Py_ssize_t ck_now, ck_lock;
-    PyObject *n_miss, *n_sweep, *n_evict, *n_read_into, *n_free, *n_frames, *n_hand,
-        *n_nframes, *n_spare, *n_nblocks, *n_fd, *n_power, *n_head, *n_block_ns, *n_clock,
-        *n_popleft;
-    unsigned long long served; /* misses loaded here */
+    PyObject *n_free, *n_frames, *n_hand, *n_nframes, *n_spare, *n_spares, *n_nblocks, *n_fd,
+        *n_power, *n_head, *n_block_ns, *n_clock, *n_profile, *n_popleft;
+    unsigned long long served, served_ahead; /* misses, read-ahead blocks loaded here */
 } M;
 
 /* 1 / 0 for a bool, -1 for anything else. */
@@ -474,96 +482,285 @@ static inline unsigned int tag_of(PyTypeObject *t) {
     return PyType_HasFeature(t, Py_TPFLAGS_VALID_VERSION_TAG) ? t->tp_version_tag : 0;
 }
 
-/* 1 if the Python this code is the twin of is what the cache and the device would run:
- * their exact classes, the functions set up, none shadowed on the instances (a fault
- * injector patches the device's read_into there). 0 otherwise (no error set). */
-static int twins_unchanged(PyObject *cache, PyObject *dev) {
-    PyTypeObject *ct = Py_TYPE(cache), *dt = Py_TYPE(dev);
-    if (ct != M.cache_type || dt != M.dev_type) return 0;
-    if (!same_tag(ct, M.cache_tag)) {
-        if (_PyType_Lookup(ct, M.n_miss) != M.fn_miss || _PyType_Lookup(ct, M.n_sweep) != M.fn_sweep
-            || _PyType_Lookup(ct, M.n_evict) != M.fn_evict)
+/* 1 if the Python this code is the twin of is what would run: the functions set up
+ * (setup_miss) still found on their classes (whose version tags, which any change to a
+ * class or its bases invalidates, save the lookups), none shadowed on the cache or the
+ * device (a fault injector patches the device's read_into there). The objects' exact
+ * classes are the caller's to check. 0 otherwise (no error set). */
+static int twins_unchanged(PyObject *fs, PyObject *cache, PyObject *dev) {
+    PyObject *objs[3] = {fs, cache, dev};
+    for (int k = 0; k < 3; k++) {
+        PyTypeObject *t = Py_TYPE(objs[k]);
+        if (same_tag(t, M.tags[k])) continue;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(M.twins); i++) {
+            PyObject *tw = PyTuple_GET_ITEM(M.twins, i);
+            if (PyTuple_GET_ITEM(tw, 0) == (PyObject *)t
+                && _PyType_Lookup(t, PyTuple_GET_ITEM(tw, 1)) != PyTuple_GET_ITEM(tw, 2))
+                return 0;
+        }
+        M.tags[k] = tag_of(t);
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(M.twins); i++) {
+        PyObject *tw = PyTuple_GET_ITEM(M.twins, i), *cls = PyTuple_GET_ITEM(tw, 0);
+        PyObject *obj = cls == (PyObject *)Py_TYPE(cache) ? cache
+            : cls == (PyObject *)Py_TYPE(dev) ? dev : NULL;
+        if (obj == NULL) continue;
+        PyObject **d = _PyObject_GetDictPtr(obj);
+        if (d == NULL || *d == NULL) return 0;
+        if (PyDict_GetItemWithError(*d, PyTuple_GET_ITEM(tw, 1)) != NULL || PyErr_Occurred()) {
+            PyErr_Clear();
             return 0;
-        M.cache_tag = tag_of(ct);
-    }
-    if (!same_tag(dt, M.dev_tag)) {
-        if (_PyType_Lookup(dt, M.n_read_into) != M.fn_read_into) return 0;
-        M.dev_tag = tag_of(dt);
-    }
-    PyObject **cd = _PyObject_GetDictPtr(cache), **dd = _PyObject_GetDictPtr(dev);
-    if (cd == NULL || *cd == NULL || dd == NULL || *dd == NULL) return 0;
-    if (PyDict_GetItemWithError(*cd, M.n_miss) != NULL || PyDict_GetItemWithError(*cd, M.n_sweep)
-        || PyDict_GetItemWithError(*cd, M.n_evict) || PyDict_GetItemWithError(*dd, M.n_read_into)
-        || PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
+        }
     }
     return 1;
 }
 
-/* Cache._sweep, dry: the index of the frame the global clock takes, starting at `hand`;
- * *lap = 1 if it goes round once first (then every unpinned page's bit is cleared),
- * else 0 (the bits of the referenced pages from hand up to it are cleared). -1: none can
- * be taken (all pinned or free: the Python raises NoSpace); -2: an unexpected object. */
-static Py_ssize_t sweep_dry(PyObject *frames, Py_ssize_t n, Py_ssize_t hand, int *lap) {
-    Py_ssize_t first = -1;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        Py_ssize_t i = (hand + k) % n;
-        PyObject *f = PyList_GET_ITEM(frames, i);
-        if (Py_TYPE(f) != S.frame_type) return -2;
-        int pinned = flag(SLOT(f, M.fr_pinned)), ref = flag(SLOT(f, S.fr_referenced));
-        PyObject *d = SLOT(f, M.fr_dev), *a = SLOT(f, M.fr_aspace);
-        if (pinned < 0 || ref < 0 || d == NULL || a == NULL) return -2;
-        if (pinned || (d == Py_None && a == Py_None)) continue; /* pinned, or free */
-        if (!ref) {
-            *lap = 0;
-            return i;
-        }
-        if (first < 0) first = i;
-    }
-    *lap = 1;
-    return first;
-}
+/* ---- the clock, simulated: the frames a load takes, chosen before anything is read */
 
-/* The sweep done: what sweep_dry found, now with its changes (the bits, the hand). */
-static void sweep_do(PyObject *frames, Py_ssize_t n, Py_ssize_t hand, Py_ssize_t victim,
-                     int lap) {
-    Py_ssize_t steps = lap ? n : (victim - hand + n) % n;
-    for (Py_ssize_t k = 0; k < steps; k++) {
-        PyObject *f = PyList_GET_ITEM(frames, (hand + k) % n);
-        if (SLOT(f, M.fr_pinned) == Py_True
-            || (SLOT(f, M.fr_dev) == Py_None && SLOT(f, M.fr_aspace) == Py_None))
-            continue;
-        if (SLOT(f, S.fr_referenced) == Py_True) {
-            Py_INCREF(Py_False);
-            slot_put(f, S.fr_referenced, Py_False);
-        }
-    }
-}
+#define MAX_TAKES 40 /* the block read and its read-ahead (at most READAHEAD_MAX_OUT_LIMIT) */
 
-/* The new values a miss stores, all made before the first is stored. */
+/* One frame a load takes: a free one, or the clock's victim (a clean file block). */
 typedef struct {
-    PyObject *key, *vkey, *result, *misses, *evictions, *unused, *tick, *hand, *reads,
-        *blocks, *bytes, *seeks, *busy, *head, *now, *plain, *pos, *bidx;
-} MissNew;
+    PyObject *frame;  /* borrowed: the cache's _frames holds it */
+    int run;          /* -1: the block read; 0, 1, ...: the read-ahead's runs */
+    int vpf;          /* the victim was prefetched and never read (prefetch_unused) */
+    long long blk;    /* the block it will hold */
+    PyObject *key;    /* (dev, blk), new */
+    PyObject *vkey;   /* the victim's key, new; NULL: a free frame */
+} Take;
 
-static void missnew_drop(MissNew *m) {
-    PyObject **all[] = {&m->key, &m->vkey, &m->result, &m->misses, &m->evictions, &m->unused,
-                        &m->tick, &m->hand, &m->reads, &m->blocks, &m->bytes, &m->seeks,
-                        &m->busy, &m->head, &m->now, &m->plain, &m->pos, &m->bidx};
+/* The state of the cache as the Python would leave it after each take, kept on the
+ * frames themselves while the GIL is held (no Python code runs meanwhile): the bits the
+ * sweeps clear (undone if the load declines), and every frame taken marked pinned
+ * (unmarked once the simulation ends), so the next sweep skips it as the Python skips
+ * a frame it has just claimed -- except that it may take one claimed by an earlier run
+ * (the Python unpins a run's frames when it is done), which sends the load to the
+ * Python (a sweep that laps the whole cache; rare). */
+typedef struct {
+    PyObject *frames;
+    Py_ssize_t n, hand, nfree; /* nfree: free frames not taken yet (popped from the end) */
+    PyObject *freel;
+    PyObject *held; /* the frame a hit reads: pinned too (it is referenced by then) */
+    Take t[MAX_TAKES];
+    int ntakes;
+    PyObject **cleared; /* frames whose reference bit a sweep cleared */
+    Py_ssize_t ncleared, cap;
+} Sim;
+
+static void sim_undo_bits(Sim *s) {
+    for (Py_ssize_t i = 0; i < s->ncleared; i++) {
+        Py_INCREF(Py_True);
+        slot_put(s->cleared[i], S.fr_referenced, Py_True);
+    }
+    s->ncleared = 0;
+}
+
+/* The pins the simulation set, taken off. */
+static void sim_unpin(Sim *s) {
+    for (int i = 0; i < s->ntakes; i++) {
+        Py_INCREF(Py_False);
+        slot_put(s->t[i].frame, M.fr_pinned, Py_False);
+    }
+    if (s->held != NULL) {
+        Py_INCREF(Py_False);
+        slot_put(s->held, M.fr_pinned, Py_False);
+    }
+}
+
+static void sim_drop(Sim *s) {
+    for (int i = 0; i < s->ntakes; i++) {
+        Py_CLEAR(s->t[i].key);
+        Py_CLEAR(s->t[i].vkey);
+    }
+    PyMem_Free(s->cleared);
+    s->cleared = NULL;
+}
+
+/* The run a frame the simulation pinned belongs to (-1: the block read, or the hit's
+ * frame), or -2 if it is not one of them. */
+static int sim_run_of(Sim *s, PyObject *f) {
+    if (f == s->held) return -1;
+    for (int i = 0; i < s->ntakes; i++)
+        if (s->t[i].frame == f) return s->t[i].run;
+    return -2;
+}
+
+/* Cache._take_frame(None) for block `blk` of run `run`, simulated: a free frame, else
+ * the global clock's victim (Cache._sweep), which must be a clean file block. 0: taken;
+ * -1: declined (no error set: the Python path will meet it), -2: an error. */
+static int sim_take(Sim *s, PyObject *dev, long long blk, int run) {
+    if (s->ntakes >= MAX_TAKES) return -1;
+    Take *t = &s->t[s->ntakes];
+    PyObject *f = NULL;
+    if (s->nfree > 0) {
+        long long idx;
+        if (!as_ll(PyList_GET_ITEM(s->freel, s->nfree - 1), &idx) || idx < 0 || idx >= s->n)
+            return -1;
+        f = PyList_GET_ITEM(s->frames, idx);
+        if (Py_TYPE(f) != S.frame_type || SLOT(f, M.fr_dev) != Py_None
+            || SLOT(f, M.fr_aspace) != Py_None || SLOT(f, M.fr_pinned) != Py_False)
+            return -1;
+        s->nfree--;
+        t->vkey = NULL;
+        t->vpf = 0;
+    } else {
+        Py_ssize_t n = s->n, hand = s->hand;
+        for (Py_ssize_t k = 0; k < 2 * n && f == NULL; k++) { /* as _sweep: two laps at most */
+            PyObject *g = PyList_GET_ITEM(s->frames, hand);
+            hand = (hand + 1) % n;
+            if (Py_TYPE(g) != S.frame_type) return -1;
+            int pinned = flag(SLOT(g, M.fr_pinned));
+            PyObject *d = SLOT(g, M.fr_dev), *a = SLOT(g, M.fr_aspace);
+            if (pinned < 0 || d == NULL || a == NULL) return -1;
+            if (pinned) {
+                int r = sim_run_of(s, g);
+                if (r != -2 && r != run) return -1; /* the Python sees it unpinned: lapped */
+                continue;
+            }
+            if (d == Py_None && a == Py_None) continue; /* free */
+            int ref = flag(SLOT(g, S.fr_referenced));
+            if (ref < 0) return -1;
+            if (ref) { /* its second chance, cleared (undone if the load declines) */
+                if (s->ncleared == s->cap) {
+                    Py_ssize_t cap = s->cap ? 2 * s->cap : 64;
+                    PyObject **p = PyMem_Realloc(s->cleared, (size_t)cap * sizeof *p);
+                    if (p == NULL) {
+                        PyErr_NoMemory();
+                        return -2;
+                    }
+                    s->cleared = p;
+                    s->cap = cap;
+                }
+                s->cleared[s->ncleared++] = g;
+                Py_INCREF(Py_False);
+                slot_put(g, S.fr_referenced, Py_False);
+                continue;
+            }
+            /* The victim: an address space's page is its policy's to pick, a dirty block
+             * is written back first -- both the Python's. */
+            int pf = flag(SLOT(g, S.fr_prefetched)), dirty = flag(SLOT(g, M.fr_dirty));
+            PyObject *vb = SLOT(g, M.fr_block);
+            if (a != Py_None || dirty != 0 || pf < 0 || vb == NULL) return -1;
+            t->vkey = PyTuple_Pack(2, d, vb);
+            if (t->vkey == NULL) return -2;
+            t->vpf = pf;
+            f = g;
+        }
+        if (f == NULL) return -1; /* all pinned: the Python raises NoSpace */
+        s->hand = hand;
+    }
+    PyObject *bo = PyLong_FromLongLong(blk);
+    t->key = bo != NULL ? PyTuple_Pack(2, dev, bo) : NULL;
+    Py_XDECREF(bo);
+    if (t->key == NULL) {
+        Py_CLEAR(t->vkey);
+        return -2;
+    }
+    t->frame = f;
+    t->run = run;
+    t->blk = blk;
+    s->ntakes++;
+    Py_INCREF(Py_True);
+    slot_put(f, M.fr_pinned, Py_True);
+    return 0;
+}
+
+/* 1 if the victim of an earlier take was block `blk` of `dev` (no longer resident then). */
+static int sim_evicted(Sim *s, PyObject *dev, long long blk) {
+    for (int i = 0; i < s->ntakes; i++) {
+        PyObject *vk = s->t[i].vkey;
+        long long v;
+        if (vk != NULL && PyTuple_GET_ITEM(vk, 0) == dev && as_ll(PyTuple_GET_ITEM(vk, 1), &v)
+            && v == blk)
+            return 1;
+    }
+    return 0;
+}
+
+/* Take t's victim out of the cache (Cache._evict of a clean file block); its counts are
+ * the caller's. */
+static void take_evict(PyObject *files, Take *t) {
+    PyObject *f = t->frame;
+    if (PyDict_DelItem(files, t->vkey) < 0) PyErr_Clear(); /* it is there: cannot fail */
+    Py_INCREF(Py_None);
+    slot_put(f, M.fr_dev, Py_None);
+    slot_put(f, M.fr_block, PyLong_FromLong(-1)); /* small ints: cannot fail */
+    slot_put(f, M.fr_vpn, PyLong_FromLong(-1));
+    slot_put(f, S.fr_last_use, PyLong_FromLong(0));
+    Py_INCREF(Py_False);
+    slot_put(f, S.fr_referenced, Py_False);
+    Py_INCREF(Py_False);
+    slot_put(f, S.fr_prefetched, Py_False);
+}
+
+/* profile.request_ns(nbytes, sequential) of the device's DiskProfile. */
+static int request_ns(PyObject *profile, long long nbytes, int seq, long long *out) {
+    long long over, seek, rot, rate;
+    if (profile == NULL || Py_TYPE(profile) != M.profile_type
+        || !as_ll(SLOT(profile, M.dp_overhead), &over) || !as_ll(SLOT(profile, M.dp_seek), &seek)
+        || !as_ll(SLOT(profile, M.dp_rotation), &rot) || !as_ll(SLOT(profile, M.dp_rate), &rate)
+        || rate <= 0 || nbytes > (1LL << 40))
+        return 0;
+    long long ns = over + (long long)((__int128)nbytes * 1000000000 / rate);
+    if (!seq) ns += seek + rot;
+    *out = ns;
+    return 1;
+}
+
+/* The device's requests of a load, under its lock and the clock's, as read_into reads:
+ * each a pread(v) of whole blocks into page buffers; 1 if all were read in full. */
+static int read_runs(int fd, long long bs, long long *start, int *count, int nruns,
+                     PyObject ***bufs) {
+    struct iovec iov[MAX_TAKES];
+    for (int r = 0; r < nruns; r++) {
+        for (int i = 0; i < count[r]; i++) {
+            iov[i].iov_base = PyByteArray_AS_STRING(bufs[r][i]);
+            iov[i].iov_len = (size_t)bs;
+        }
+        ssize_t got = count[r] == 1
+            ? pread(fd, iov[0].iov_base, (size_t)bs, (off_t)(start[r] * bs))
+            : preadv(fd, iov, count[r], (off_t)(start[r] * bs));
+        if (got != count[r] * bs) return 0; /* an error, a short read, a signal */
+    }
+    return 1;
+}
+
+/* The new values a load stores, all made before the first is stored. */
+typedef struct {
+    PyObject *result, *misses, *hits, *pf_cache, *pf_fs, *pf_of, *evictions, *unused,
+        *prefetches, *tick, *hand, *reads, *blocks, *bytes, *seeks, *busy, *head, *now, *plain,
+        *ra_blocks, *fs_prefetches, *of_prefetches, *pos, *bidx;
+} LoadNew;
+
+static void loadnew_drop(LoadNew *m) {
+    PyObject **all[] = {&m->result, &m->misses, &m->hits, &m->pf_cache, &m->pf_fs, &m->pf_of,
+                        &m->evictions, &m->unused, &m->prefetches, &m->tick, &m->hand,
+                        &m->reads, &m->blocks, &m->bytes, &m->seeks, &m->busy, &m->head,
+                        &m->now, &m->plain, &m->ra_blocks, &m->fs_prefetches,
+                        &m->of_prefetches, &m->pos, &m->bidx};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) Py_CLEAR(*all[i]);
 }
 
-/* Under the cache's lock, block `blk` (an int, not resident in `files`) of file block
- * `bidx` of `of`: loaded and the read's bytes returned, or NULL -- declined (nothing
- * changed) when no error is set. */
-static PyObject *miss_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObject *files,
-                             PyObject *dev, PyObject *blk, long long bidx, long long offset) {
-    if (!M.ready || M.off || !twins_unchanged(cache, dev)) return NULL;
+/* slot `off` of obj plus `delta`, a new int into *out: 1, else 0 (an error set). */
+static inline int plus_to(PyObject *obj, Py_ssize_t off, long long delta, PyObject **out) {
+    *out = plus(obj, off, delta);
+    return *out != NULL;
+}
+
+/* Under the cache's lock, a plain read of block `bidx` of `of` (device block `blk`) that
+ * loads: a miss (`held` NULL; Cache._miss, or the general path's fetch when read-ahead
+ * asks), and after a sequential step the built-in read-ahead's blocks (FileIO._prefetch,
+ * Cache.prefetch), `held` being the frame of a hit. The bytes, or NULL -- declined
+ * (nothing changed) when no error is set. See "the miss" above. */
+static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObject *files,
+                             PyObject *dev, PyObject *blk, long long bidx, long long offset,
+                             long long size, PyObject *direct, PyObject *bmap, PyObject *held) {
+    if (!M.ready || M.off || Py_TYPE(dev) != M.dev_type || !twins_unchanged(fs, cache, dev))
+        return NULL;
     long long blkv;
     if (!as_ll(blk, &blkv)) return NULL;
-    /* The history as _record leaves it: after a sequential step read-ahead asks (the
-     * general path loads). */
+    /* The history as _record leaves it; after a sequential step the built-in read-ahead
+     * (sequential_readahead, as FileIO._plain_ahead reads it) asks for the next blocks. */
     PyObject *hist = SLOT(of, S.of_history);
     if (hist == NULL) return NULL;
     Py_ssize_t hlen = PySequence_Size(hist);
@@ -572,17 +769,48 @@ static PyObject *miss_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         PyErr_Clear();
         return NULL;
     }
-    if ((hlen > 0 && h0 == bidx - 1) || (hlen > 1 && h0 == bidx && h1 == bidx - 1)) return NULL;
+    int seqstep = (hlen > 0 && h0 == bidx - 1) || (hlen > 1 && h0 == bidx && h1 == bidx - 1);
+    if (held != NULL && !seqstep) return NULL; /* a hit that loads nothing: not here */
+    long long nahead = 0; /* the blocks read-ahead asks for (holes included) */
+    long long targets[MAX_TAKES];
+    int ntargets = 0;
+    if (seqstep) {
+        Py_ssize_t at = h0 == bidx ? 2 : 1;
+        long long prev2 = 0, max_out;
+        int has_prev2 = hlen > at;
+        if (has_prev2 && !hist_at(hist, at, &prev2)) return NULL;
+        if (!as_ll(SLOT(fs, S.fs_readahead_max), &max_out)) return NULL;
+        if (!(max_out <= 0 || (has_prev2 && prev2 == bidx - 2 && bidx % max_out))) {
+            long long fblocks = size / S.bs + (size % S.bs != 0);
+            long long last = bidx + 1 + max_out < fblocks ? bidx + 1 + max_out : fblocks;
+            if (last - bidx - 1 > MAX_TAKES - 1) return NULL;
+            for (long long b = bidx + 1; b < last; b++) {
+                int bad = 0;
+                PyObject *bo = block_of(direct, bmap, b, &bad);
+                long long v;
+                if (bad) {
+                    PyErr_Clear();
+                    return NULL;
+                }
+                if (bo == NULL || !as_ll(bo, &v)) return NULL; /* not remembered: walked */
+                if (v) targets[ntargets++] = v;
+                nahead++;
+            }
+        }
+    }
+    if (held != NULL && nahead == 0) return NULL;
 
-    PyObject *result = NULL, *frames = NULL, *freel = NULL, *spare = NULL, *cstats = NULL,
-             *stats = NULL, *tick = NULL, *handobj = NULL, *nfr = NULL, *nblocks = NULL,
-             *fd = NULL, *power = NULL, *head = NULL, *block_ns = NULL, *dstats = NULL,
-             *clock = NULL, *dlock = NULL, *ctlock = NULL;
-    MissNew m = {0};
-    int dheld = 0, cheld = 0;
+    PyObject *result = NULL, *frames = NULL, *freel = NULL, *spare = NULL, *spares = NULL,
+             *cstats = NULL, *stats = NULL, *tick = NULL, *handobj = NULL, *nfr = NULL,
+             *nblocks = NULL, *fd = NULL, *power = NULL, *head = NULL, *block_ns = NULL,
+             *dstats = NULL, *clock = NULL, *dlock = NULL, *ctlock = NULL, *profile = NULL;
+    LoadNew m = {0};
+    Sim sim = {0};
+    int dheld = 0, cheld = 0, simmed = 0;
     frames = inst_get(cache, M.n_frames);
     freel = inst_get(cache, M.n_free);
     spare = inst_get(cache, M.n_spare);
+    spares = inst_get(cache, M.n_spares);
     cstats = SLOT(cache, S.c_stats);
     tick = SLOT(cache, S.c_tick);
     stats = SLOT(fs, S.fs_stats);
@@ -599,14 +827,16 @@ static PyObject *miss_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     dstats = inst_get(dev, S.n_stats);
     clock = inst_get(dev, M.n_clock);
     dlock = inst_get(dev, S.n_lock);
+    profile = inst_get(dev, M.n_profile);
     long long tickv, hand, n, nb, fdv, headv, ns_far, ns_seq;
     if (frames == NULL || !PyList_CheckExact(frames) || freel == NULL || !PyList_CheckExact(freel)
         || spare == NULL || !PyByteArray_CheckExact(spare) || PyByteArray_GET_SIZE(spare) != S.bs
+        || spares == NULL || !PyList_CheckExact(spares)
         || cstats == NULL || Py_TYPE(cstats) != S.cstats_type || stats == NULL
         || Py_TYPE(stats) != S.fsstats_type || !as_ll(tick, &tickv) || !as_ll(handobj, &hand)
         || !as_ll(nfr, &n) || n < 1 || PyList_GET_SIZE(frames) != n || hand < 0 || hand >= n
         || !as_ll(nblocks, &nb) || blkv < 0 || blkv >= nb || !as_ll(fd, &fdv) || fdv < 0
-        || power != Py_None || !as_ll(head, &headv) || block_ns == NULL
+        || fdv > INT32_MAX || power != Py_None || !as_ll(head, &headv) || block_ns == NULL
         || !PyTuple_CheckExact(block_ns) || PyTuple_GET_SIZE(block_ns) != 2
         || !as_ll(PyTuple_GET_ITEM(block_ns, 0), &ns_far)
         || !as_ll(PyTuple_GET_ITEM(block_ns, 1), &ns_seq) || dstats == NULL
@@ -614,6 +844,10 @@ static PyObject *miss_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         || (clock != Py_None && Py_TYPE(clock) != M.clock_type) || dlock == NULL
         || Py_TYPE(dlock) != M.lock_type)
         goto decline;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(spares); i++) {
+        PyObject *b = PyList_GET_ITEM(spares, i);
+        if (!PyByteArray_CheckExact(b) || PyByteArray_GET_SIZE(b) != S.bs) goto decline;
+    }
     long long nowv = 0;
     if (clock != Py_None) {
         ctlock = SLOT(clock, M.ck_lock);
@@ -625,66 +859,133 @@ static PyObject *miss_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     /* (Both locks are threading.Lock's C type: trying them runs no Python, so nothing
      * read here changes before they are held.) */
 
-    /* The frame: a free one (the lowest index first), else the global clock's victim. */
-    PyObject *frame, *vdev = NULL, *vblock = NULL;
-    Py_ssize_t nfree = PyList_GET_SIZE(freel), victim = -1;
-    int lap = 0, vpf = 0;
-    if (nfree > 0) {
-        long long idx;
-        if (!as_ll(PyList_GET_ITEM(freel, nfree - 1), &idx) || idx < 0 || idx >= n) goto decline;
-        frame = PyList_GET_ITEM(frames, idx);
-        if (Py_TYPE(frame) != S.frame_type || SLOT(frame, M.fr_dev) != Py_None
-            || SLOT(frame, M.fr_aspace) != Py_None)
-            goto decline;
+    /* The frames, chosen as the Python would: the block's (a miss), then the read-ahead's
+     * -- Cache.prefetch: the blocks not resident, at most nframes // PREFETCH_FRACTION,
+     * sorted, in runs of consecutive blocks. */
+    sim.frames = frames;
+    sim.freel = freel;
+    sim.n = n;
+    sim.hand = hand;
+    sim.nfree = PyList_GET_SIZE(freel);
+    simmed = 1;
+    if (held != NULL) {
+        if (SLOT(held, M.fr_pinned) != Py_False) goto decline;
+        sim.held = held;
+        Py_INCREF(Py_True);
+        slot_put(held, M.fr_pinned, Py_True);
     } else {
-        victim = sweep_dry(frames, n, hand, &lap);
-        if (victim < 0) goto decline;
-        frame = PyList_GET_ITEM(frames, victim);
-        vdev = SLOT(frame, M.fr_dev);
-        vblock = SLOT(frame, M.fr_block);
-        vpf = flag(SLOT(frame, S.fr_prefetched));
-        /* An anonymous page: its address space's policy picks (Python); a dirty block:
-         * written back first (Python). */
-        if (SLOT(frame, M.fr_aspace) != Py_None || flag(SLOT(frame, M.fr_dirty)) != 0
-            || vdev == Py_None || vblock == NULL || vpf < 0)
-            goto decline;
+        int r = sim_take(&sim, dev, blkv, -1);
+        if (r == -2) goto fail;
+        if (r < 0) goto decline;
     }
-    PyObject *fdata = SLOT(frame, S.fr_data);
-    if (fdata == NULL || !PyByteArray_CheckExact(fdata) || PyByteArray_GET_SIZE(fdata) != S.bs
-        || fdata == spare)
-        goto decline;
+    long long todo[MAX_TAKES];
+    int ntodo = 0;
+    for (int i = 0; i < ntargets; i++) {
+        long long t = targets[i];
+        if (t < 0 || t >= nb || t == blkv) goto decline; /* BadBlock; a block mapped twice */
+        for (int j = 0; j < i; j++)
+            if (targets[j] == t) goto decline;
+        PyObject *to = PyLong_FromLongLong(t), *key = to ? PyTuple_Pack(2, dev, to) : NULL;
+        Py_XDECREF(to);
+        if (key == NULL) goto fail;
+        PyObject *there = PyDict_GetItemWithError(files, key);
+        Py_DECREF(key);
+        if (there == NULL && PyErr_Occurred()) goto fail;
+        if (there == NULL || sim_evicted(&sim, dev, t)) todo[ntodo++] = t;
+    }
+    if (ntodo > n / M.prefetch_fraction) ntodo = (int)(n / M.prefetch_fraction);
+    for (int i = 1; i < ntodo; i++) /* sorted (a handful: insertion) */
+        for (int j = i; j > 0 && todo[j - 1] > todo[j]; j--) {
+            long long x = todo[j];
+            todo[j] = todo[j - 1];
+            todo[j - 1] = x;
+        }
+    long long rstart[MAX_TAKES];
+    int rcount[MAX_TAKES], nruns = 0, maxcount = 0; /* maxcount: the buffers the runs need */
+    for (int i = 0; i < ntodo; i++) {
+        if (nruns > 0 && todo[i] == rstart[nruns - 1] + rcount[nruns - 1]) {
+            rcount[nruns - 1]++;
+        } else {
+            rstart[nruns] = todo[i];
+            rcount[nruns++] = 1;
+        }
+    }
+    for (int r = 0, i = 0; r < nruns; r++) {
+        maxcount += rcount[r]; /* each run its own buffers: all are read before any is used */
+        for (int k = 0; k < rcount[r]; k++, i++) {
+            int got = sim_take(&sim, dev, todo[i], r);
+            if (got == -2) goto fail;
+            if (got < 0) goto decline;
+        }
+    }
+    sim_unpin(&sim);
+    simmed = 2; /* the bits stay cleared unless the load declines */
 
-    /* Every new value. */
-    int seq = blkv == headv;
-    long long ns = seq ? ns_seq : ns_far;
+    /* Every new value, and the spare buffers the runs read into (as prefetch adds them). */
+    int miss = held == NULL, nprefetch = sim.ntakes - miss;
+    long long nreq = miss + nruns, nblk = sim.ntakes, busy = 0, seeks = 0, at = headv;
+    if (miss) {
+        int seq = blkv == at;
+        busy += seq ? ns_seq : ns_far;
+        seeks += !seq;
+        at = blkv + 1;
+    }
+    for (int r = 0; r < nruns; r++) {
+        long long ns;
+        int seq = rstart[r] == at;
+        if (!request_ns(profile, rcount[r] * S.bs, seq, &ns)) goto decline;
+        busy += ns;
+        seeks += !seq;
+        at = rstart[r] + rcount[r];
+    }
+    long long evicted = 0, unused = 0;
+    for (int i = 0; i < sim.ntakes; i++) {
+        evicted += sim.t[i].vkey != NULL;
+        unused += sim.t[i].vkey != NULL && sim.t[i].vpf;
+    }
+    int pf = 0;
+    if (held != NULL && (pf = flag(SLOT(held, S.fr_prefetched))) < 0) goto decline;
     int append = hlen == 0 || h0 != bidx;
-    m.key = PyTuple_Pack(2, dev, blk);
     m.result = PyBytes_FromStringAndSize(NULL, S.bs);
-    m.misses = plus(cstats, M.cs_misses, 1);
     m.tick = PyLong_FromLongLong(tickv + 1);
-    m.reads = plus(dstats, M.ds_reads, 1);
-    m.blocks = plus(dstats, M.ds_blocks_read, 1);
-    m.bytes = plus(dstats, M.ds_bytes_read, S.bs);
-    m.busy = plus(dstats, M.ds_busy_ns, ns);
-    m.head = PyLong_FromLongLong(blkv + 1);
     m.plain = plus(stats, S.fs_plain_reads, 1);
     m.pos = PyLong_FromLongLong(offset + S.bs);
-    if (m.key == NULL || m.result == NULL || m.misses == NULL || m.tick == NULL || m.reads == NULL
-        || m.blocks == NULL || m.bytes == NULL || m.busy == NULL || m.head == NULL
-        || m.plain == NULL || m.pos == NULL)
+    if (m.result == NULL || m.tick == NULL || m.plain == NULL || m.pos == NULL) goto fail;
+    if (miss ? !plus_to(cstats, M.cs_misses, 1, &m.misses) : !plus_to(cstats, S.cs_hits, 1, &m.hits))
         goto fail;
-    if (!seq && (m.seeks = plus(dstats, M.ds_seeks, 1)) == NULL) goto fail;
-    if (clock != Py_None && (m.now = PyLong_FromLongLong(nowv + ns)) == NULL) goto fail;
+    if (pf && (!plus_to(cstats, S.cs_prefetch_hits, 1, &m.pf_cache)
+               || !plus_to(stats, S.fs_prefetch_hits, 1, &m.pf_fs)
+               || !plus_to(of, S.of_prefetch_hits, 1, &m.pf_of)))
+        goto fail;
+    if (nreq && (!plus_to(dstats, M.ds_reads, nreq, &m.reads)
+                 || !plus_to(dstats, M.ds_blocks_read, nblk, &m.blocks)
+                 || !plus_to(dstats, M.ds_bytes_read, nblk * S.bs, &m.bytes)
+                 || !plus_to(dstats, M.ds_busy_ns, busy, &m.busy)
+                 || (m.head = PyLong_FromLongLong(at)) == NULL
+                 || (seeks && !plus_to(dstats, M.ds_seeks, seeks, &m.seeks))
+                 || (clock != Py_None && (m.now = PyLong_FromLongLong(nowv + busy)) == NULL)))
+        goto fail;
+    if (evicted && (!plus_to(cstats, M.cs_evictions, evicted, &m.evictions)
+                    || (unused && !plus_to(cstats, M.cs_prefetch_unused, unused, &m.unused))
+                    || (m.hand = PyLong_FromSsize_t(sim.hand)) == NULL))
+        goto fail;
+    if (nahead && (!plus_to(cstats, M.cs_prefetches, nprefetch, &m.prefetches)
+                   || !plus_to(stats, S.fs_readahead_blocks, nahead, &m.ra_blocks)
+                   || !plus_to(stats, M.fs_prefetches, nprefetch, &m.fs_prefetches)
+                   || !plus_to(of, M.of_prefetches, nprefetch, &m.of_prefetches)))
+        goto fail;
     if (append && (m.bidx = PyLong_FromLongLong(bidx)) == NULL) goto fail;
-    if (victim >= 0) {
-        m.vkey = PyTuple_Pack(2, vdev, vblock);
-        m.evictions = plus(cstats, M.cs_evictions, 1);
-        m.hand = PyLong_FromSsize_t((victim + 1) % n);
-        if (m.vkey == NULL || m.evictions == NULL || m.hand == NULL) goto fail;
-        if (vpf && (m.unused = plus(cstats, M.cs_prefetch_unused, 1)) == NULL) goto fail;
+    while (PyList_GET_SIZE(spares) < maxcount) {
+        PyObject *b = PyByteArray_FromStringAndSize(NULL, S.bs);
+        if (b == NULL) goto fail;
+        memset(PyByteArray_AS_STRING(b), 0, (size_t)S.bs);
+        int bad = PyList_Append(spares, b);
+        Py_DECREF(b);
+        if (bad < 0) goto fail;
     }
 
-    /* The device's request: under its lock and the clock's, as read_into. */
+    /* The device's requests: the block (a miss) into the cache's spare, each run into
+     * the first of the spare page buffers. */
     int got = lock_try(dlock);
     if (got <= 0) goto decline;
     dheld = 1;
@@ -693,19 +994,33 @@ static PyObject *miss_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         if (got <= 0) goto decline;
         cheld = 1;
     }
-    ssize_t nread = pread((int)fdv, PyByteArray_AS_STRING(spare), (size_t)S.bs,
-                          (off_t)(blkv * S.bs));
-    if (nread != S.bs) goto decline; /* an error, a short read, a signal: the Python's */
+    {
+        long long starts[MAX_TAKES + 1];
+        int counts[MAX_TAKES + 1], nr = 0;
+        PyObject **bufs[MAX_TAKES + 1];
+        PyObject *one[1] = {spare};
+        if (miss) {
+            starts[nr] = blkv;
+            counts[nr] = 1;
+            bufs[nr++] = one;
+        }
+        for (int r = 0, first = 0; r < nruns; first += rcount[r], r++) {
+            starts[nr] = rstart[r];
+            counts[nr] = rcount[r];
+            bufs[nr++] = ((PyListObject *)spares)->ob_item + first;
+        }
+        if (!read_runs((int)fdv, S.bs, starts, counts, nr, bufs)) goto decline;
+    }
 
-    /* Stored from here on; the two stores that may fail (no memory) first, the first
-     * undone if the second fails: then only the device's unaccounted read happened. */
+    /* Stored from here on; the two stores that may fail (no memory) first: the history,
+     * then the block's key (the history put back if that fails). */
     if (append) {
         PyObject *args[2] = {hist, m.bidx};
         PyObject *done = PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
         if (done == NULL) goto fail;
         Py_DECREF(done);
     }
-    if (PyDict_SetItem(files, m.key, frame) < 0) {
+    if (miss && PyDict_SetItem(files, sim.t[0].key, sim.t[0].frame) < 0) {
         if (append) {
             PyObject *t, *v, *tb;
             PyErr_Fetch(&t, &v, &tb);
@@ -716,66 +1031,107 @@ static PyObject *miss_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         }
         goto fail;
     }
-    if (victim >= 0) { /* _sweep's bits and hand, then _evict of a clean file block */
-        sweep_do(frames, n, hand, victim, lap);
-        if (PyDict_DelItem(files, m.vkey) < 0) PyErr_Clear(); /* it is there: cannot fail */
-        Py_INCREF(Py_None);
-        slot_put(frame, M.fr_dev, Py_None);
-        slot_put(frame, M.fr_vpn, PyLong_FromLong(-1)); /* a small int: cannot fail */
-        Py_INCREF(Py_False);
-        slot_put(frame, S.fr_prefetched, Py_False);
-        slot_put(cstats, M.cs_evictions, m.evictions);
-        m.evictions = NULL;
-        if (m.unused != NULL) {
-            slot_put(cstats, M.cs_prefetch_unused, m.unused);
-            m.unused = NULL;
+    simmed = 3; /* committed: the bits stay as the sweeps left them */
+    PyObject *frame; /* the block's */
+    if (miss) { /* Cache._miss: the victim out, the frame takes the spare it was read into */
+        Take *t = &sim.t[0];
+        frame = t->frame;
+        if (t->vkey != NULL) take_evict(files, t);
+        Py_INCREF(dev);
+        slot_put(frame, M.fr_dev, dev);
+        Py_INCREF(blk);
+        slot_put(frame, M.fr_block, blk);
+        PyObject *fdata = SLOT(frame, S.fr_data);
+        if (PyObject_GenericSetAttr(cache, M.n_spare, fdata) < 0) PyErr_Clear(); /* a key */
+        Py_INCREF(spare);
+        slot_put(frame, S.fr_data, spare);
+        slot_put(cstats, M.cs_misses, m.misses);
+        m.misses = NULL;
+    } else { /* a hit (fetch_copy) */
+        frame = held;
+        slot_put(cstats, S.cs_hits, m.hits);
+        m.hits = NULL;
+        if (pf) { /* read-ahead's first hit (PREFETCH_HIT) */
+            Py_INCREF(Py_False);
+            slot_put(frame, S.fr_prefetched, Py_False);
+            slot_put(cstats, S.cs_prefetch_hits, m.pf_cache);
+            slot_put(stats, S.fs_prefetch_hits, m.pf_fs);
+            slot_put(of, S.of_prefetch_hits, m.pf_of);
+            m.pf_cache = m.pf_fs = m.pf_of = NULL;
         }
-        if (PyObject_GenericSetAttr(cache, M.n_hand, m.hand) < 0) PyErr_Clear(); /* a key */
-    } else { /* _free.pop(): the list only shrinks (no reallocation, no failure) */
-        PyObject *last = PyList_GET_ITEM(freel, nfree - 1);
-        Py_SET_SIZE(freel, nfree - 1);
-        Py_DECREF(last);
     }
-    /* The claim: the frame takes the spare buffer the block was read into, and gives
-     * its own to the cache as the next spare (no copy). */
-    Py_INCREF(dev);
-    slot_put(frame, M.fr_dev, dev);
-    Py_INCREF(blk);
-    slot_put(frame, M.fr_block, blk);
-    if (PyObject_GenericSetAttr(cache, M.n_spare, fdata) < 0) PyErr_Clear(); /* a key */
-    Py_INCREF(spare);
-    slot_put(frame, S.fr_data, spare);
     Py_INCREF(m.tick);
     slot_put(cache, S.c_tick, m.tick);
     slot_put(frame, S.fr_last_use, m.tick);
     m.tick = NULL;
     Py_INCREF(Py_True);
     slot_put(frame, S.fr_referenced, Py_True);
-    slot_put(cstats, M.cs_misses, m.misses);
-    m.misses = NULL;
-    /* read_into's accounting */
-    if (PyObject_GenericSetAttr(dev, M.n_head, m.head) < 0) PyErr_Clear(); /* a key */
-    if (m.seeks != NULL) {
-        slot_put(dstats, M.ds_seeks, m.seeks);
-        m.seeks = NULL;
+    if (miss) hint_set(cache, hint_entry(cache, blkv), frame);
+    memcpy(PyBytes_AS_STRING(m.result), PyByteArray_AS_STRING(SLOT(frame, S.fr_data)),
+           (size_t)S.bs);
+    /* Cache.prefetch: each run's frames take the buffers it was read into, in order. */
+    for (int i = miss, k = 0; i < sim.ntakes; i++, k++) { /* k: its buffer in _spares */
+        Take *t = &sim.t[i];
+        if (t->vkey != NULL) take_evict(files, t);
+        if (PyDict_SetItem(files, t->key, t->frame) < 0) PyErr_Clear(); /* room was there */
+        Py_INCREF(dev);
+        slot_put(t->frame, M.fr_dev, dev);
+        slot_put(t->frame, M.fr_block, PyLong_FromLongLong(t->blk));
+        PyObject *buf = PyList_GET_ITEM(spares, k), *old = SLOT(t->frame, S.fr_data);
+        PyList_SET_ITEM(spares, k, old); /* the list takes the frame's reference ... */
+        SLOT(t->frame, S.fr_data) = buf; /* ... and the frame the list's */
+        Py_INCREF(Py_True);
+        slot_put(t->frame, S.fr_prefetched, Py_True);
+        hint_set(cache, hint_entry(cache, t->blk), t->frame);
     }
-    slot_put(dstats, M.ds_busy_ns, m.busy);
-    slot_put(dstats, M.ds_reads, m.reads);
-    slot_put(dstats, M.ds_blocks_read, m.blocks);
-    slot_put(dstats, M.ds_bytes_read, m.bytes);
-    m.busy = m.reads = m.blocks = m.bytes = NULL;
-    if (m.now != NULL) {
-        slot_put(clock, M.ck_now, m.now);
-        m.now = NULL;
+    if (PyList_GET_SIZE(spares) > M.spare_pages
+        && PyList_SetSlice(spares, M.spare_pages, PyList_GET_SIZE(spares), NULL) < 0)
+        PyErr_Clear();
+    /* _free.pop() of each free frame taken: the list only shrinks (no failure) */
+    for (Py_ssize_t i = PyList_GET_SIZE(freel) - 1; i >= sim.nfree; i--) {
+        PyObject *last = PyList_GET_ITEM(freel, i);
+        Py_SET_SIZE(freel, i);
+        Py_DECREF(last);
     }
-    /* pread's plain path */
-    slot_put(stats, S.fs_plain_reads, m.plain);
+    if (m.hand != NULL && PyObject_GenericSetAttr(cache, M.n_hand, m.hand) < 0) PyErr_Clear();
+    if (m.evictions != NULL) {
+        slot_put(cstats, M.cs_evictions, m.evictions);
+        m.evictions = NULL;
+    }
+    if (m.unused != NULL) {
+        slot_put(cstats, M.cs_prefetch_unused, m.unused);
+        m.unused = NULL;
+    }
+    if (m.prefetches != NULL) {
+        slot_put(cstats, M.cs_prefetches, m.prefetches);
+        slot_put(stats, S.fs_readahead_blocks, m.ra_blocks);
+        slot_put(stats, M.fs_prefetches, m.fs_prefetches);
+        slot_put(of, M.of_prefetches, m.of_prefetches);
+        m.prefetches = m.ra_blocks = m.fs_prefetches = m.of_prefetches = NULL;
+    }
+    if (m.reads != NULL) { /* read_into's accounting, every request */
+        if (PyObject_GenericSetAttr(dev, M.n_head, m.head) < 0) PyErr_Clear(); /* a key */
+        if (m.seeks != NULL) {
+            slot_put(dstats, M.ds_seeks, m.seeks);
+            m.seeks = NULL;
+        }
+        slot_put(dstats, M.ds_busy_ns, m.busy);
+        slot_put(dstats, M.ds_reads, m.reads);
+        slot_put(dstats, M.ds_blocks_read, m.blocks);
+        slot_put(dstats, M.ds_bytes_read, m.bytes);
+        m.busy = m.reads = m.blocks = m.bytes = NULL;
+        if (m.now != NULL) {
+            slot_put(clock, M.ck_now, m.now);
+            m.now = NULL;
+        }
+    }
+    slot_put(stats, S.fs_plain_reads, m.plain); /* pread's plain path */
     slot_put(of, S.of_pos, m.pos);
     m.plain = m.pos = NULL;
-    memcpy(PyBytes_AS_STRING(m.result), PyByteArray_AS_STRING(spare), (size_t)S.bs);
     result = m.result;
     m.result = NULL;
-    M.served++;
+    M.served += miss;
+    M.served_ahead += nprefetch;
     goto done;
 
 fail:
@@ -785,29 +1141,17 @@ decline:
     PyErr_Clear();
     result = NULL;
 done:
+    if (simmed == 1) sim_unpin(&sim);
+    if (simmed == 1 || simmed == 2) sim_undo_bits(&sim);
+    if (simmed) sim_drop(&sim);
     if (cheld && lock_give(ctlock) < 0) Py_CLEAR(result); /* the error of release() */
     if (dheld && lock_give(dlock) < 0) Py_CLEAR(result);
-    missnew_drop(&m);
-    Py_XDECREF(ctlock);
-    Py_XDECREF(dlock);
-    Py_XDECREF(clock);
-    Py_XDECREF(dstats);
-    Py_XDECREF(block_ns);
-    Py_XDECREF(head);
-    Py_XDECREF(power);
-    Py_XDECREF(fd);
-    Py_XDECREF(nblocks);
-    Py_XDECREF(stats);
-    Py_XDECREF(nfr);
-    Py_XDECREF(handobj);
-    Py_XDECREF(tick);
-    Py_XDECREF(cstats);
-    Py_XDECREF(spare);
-    Py_XDECREF(freel);
-    Py_XDECREF(frames);
+    loadnew_drop(&m);
+    PyObject *refs[] = {ctlock, dlock, clock, dstats, block_ns, head, power, fd, nblocks,
+                        stats, nfr, handobj, tick, cstats, spares, spare, freel, frames, profile};
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) Py_XDECREF(refs[i]);
     return result;
 }
-
 
 /* Under the cache's lock: the block, or NULL (declined if no error is set). */
 static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long long offset) {
@@ -845,8 +1189,9 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     if (frame == NULL) {
         int r = resident(files, dev, blk, &frame);
         if (r < 0) goto decline;
-        if (!r) { /* a miss: loaded here when it can be (miss_locked), else by the Python */
-            result = miss_locked(fs, of, cache, files, dev, blk, bidx, offset);
+        if (!r) { /* a miss: loaded here when it can be (load_locked), else by the Python */
+            result = load_locked(fs, of, cache, files, dev, blk, bidx, offset, size, direct,
+                                 bmap, NULL);
             if (result == NULL && !PyErr_Occurred()) goto decline;
             goto missed;
         }
@@ -867,6 +1212,12 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     long long ahead = 0;
     if ((hlen > 0 && h0 == bidx - 1) || (hlen > 1 && h0 == bidx && h1 == bidx - 1)) {
         ahead = plain_ahead(fs, files, dev, direct, bmap, size, bidx, hist, hlen, h0);
+        if (ahead == -1) { /* read-ahead loads: here when it can be (load_locked) */
+            result = load_locked(fs, of, cache, files, dev, blk, bidx, offset, size, direct,
+                                 bmap, frame);
+            if (result != NULL) S.served++;
+            if (result != NULL || PyErr_Occurred()) goto done;
+        }
         if (ahead < 0) goto decline_frame; /* -1: read-ahead would load; -2: unexpected */
     }
 
@@ -1294,46 +1645,41 @@ static PyObject *pr_served(PyObject *mod, PyObject *unused) {
     if (M.field == NULL && (M.field = PyUnicode_InternFromString(text)) == NULL) return NULL
 #define MOFF(type, field, name) if (slot_offset(type, name, &M.field) < 0) return NULL
 
-/* The function `name` of `type` (a new reference), or NULL with TypeError. */
-static PyObject *twin_of(PyTypeObject *type, PyObject *name) {
-    PyObject *fn = _PyType_Lookup(type, name);
-    if (fn == NULL || !PyFunction_Check(fn)) {
-        PyErr_Format(PyExc_TypeError, "%s.%U is not a Python function", type->tp_name, name);
-        return NULL;
-    }
-    Py_INCREF(fn);
-    return fn;
-}
-
-/* setup_miss(Cache, BlockDevice, DeviceStats, SimClock, type(threading.Lock())): once,
- * after setup_fs. */
+/* setup_miss(Cache, BlockDevice, DeviceStats, SimClock, Lock type, DiskProfile, twins,
+ * PREFETCH_FRACTION, PREFETCH_SPARE_PAGES): once, after setup_fs. `twins`: the (class,
+ * name) of each Python function the load is the twin of. */
 static PyObject *pr_setup_miss(PyObject *mod, PyObject *args) {
-    PyObject *ct, *dt, *st, *kt, *lt;
-    if (!PyArg_ParseTuple(args, "OOOOO", &ct, &dt, &st, &kt, &lt)) return NULL;
+    PyObject *ct, *dt, *st, *kt, *lt, *pt, *twins;
+    long long fraction, spare_pages;
+    if (!PyArg_ParseTuple(args, "OOOOOOO!LL", &ct, &dt, &st, &kt, &lt, &pt, &PyTuple_Type,
+                          &twins, &fraction, &spare_pages))
+        return NULL;
     if (M.ready) Py_RETURN_NONE;
     if (!S.fs_ready) {
         PyErr_SetString(PyExc_RuntimeError, "setup_miss: setup_fs first");
         return NULL;
     }
-    MINTERN(n_miss, "_miss");
-    MINTERN(n_sweep, "_sweep");
-    MINTERN(n_evict, "_evict");
-    MINTERN(n_read_into, "read_into");
+    if (fraction < 1 || spare_pages < 0) {
+        PyErr_SetString(PyExc_ValueError, "setup_miss: a fraction >= 1 expected");
+        return NULL;
+    }
     MINTERN(n_free, "_free");
     MINTERN(n_frames, "_frames");
     MINTERN(n_hand, "_hand");
     MINTERN(n_nframes, "nframes");
     MINTERN(n_spare, "_spare");
+    MINTERN(n_spares, "_spares");
     MINTERN(n_nblocks, "nblocks");
     MINTERN(n_fd, "_fd");
     MINTERN(n_power, "_power");
     MINTERN(n_head, "_head");
     MINTERN(n_block_ns, "_block_ns");
     MINTERN(n_clock, "clock");
+    MINTERN(n_profile, "_profile");
     MINTERN(n_popleft, "popleft");
     if (need_type(ct, &M.cache_type) < 0 || need_type(dt, &M.dev_type) < 0
         || need_type(st, &M.dstats_type) < 0 || need_type(kt, &M.clock_type) < 0
-        || need_type(lt, &M.lock_type) < 0)
+        || need_type(lt, &M.lock_type) < 0 || need_type(pt, &M.profile_type) < 0)
         return NULL;
     MOFF(S.frame_type, fr_dev, "dev");
     MOFF(S.frame_type, fr_block, "block");
@@ -1344,6 +1690,9 @@ static PyObject *pr_setup_miss(PyObject *mod, PyObject *args) {
     MOFF(S.cstats_type, cs_misses, "misses");
     MOFF(S.cstats_type, cs_evictions, "evictions");
     MOFF(S.cstats_type, cs_prefetch_unused, "prefetch_unused");
+    MOFF(S.cstats_type, cs_prefetches, "prefetches");
+    MOFF(S.fsstats_type, fs_prefetches, "prefetches");
+    MOFF(S.of_type, of_prefetches, "prefetches");
     MOFF(M.dstats_type, ds_reads, "reads");
     MOFF(M.dstats_type, ds_blocks_read, "blocks_read");
     MOFF(M.dstats_type, ds_bytes_read, "bytes_read");
@@ -1351,13 +1700,35 @@ static PyObject *pr_setup_miss(PyObject *mod, PyObject *args) {
     MOFF(M.dstats_type, ds_busy_ns, "busy_ns");
     MOFF(M.clock_type, ck_now, "_now");
     MOFF(M.clock_type, ck_lock, "_lock");
-    if ((M.fn_miss = twin_of(M.cache_type, M.n_miss)) == NULL
-        || (M.fn_sweep = twin_of(M.cache_type, M.n_sweep)) == NULL
-        || (M.fn_evict = twin_of(M.cache_type, M.n_evict)) == NULL
-        || (M.fn_read_into = twin_of(M.dev_type, M.n_read_into)) == NULL)
-        return NULL;
-    M.cache_tag = tag_of(M.cache_type);
-    M.dev_tag = tag_of(M.dev_type);
+    MOFF(M.profile_type, dp_overhead, "overhead_ns");
+    MOFF(M.profile_type, dp_seek, "seek_ns");
+    MOFF(M.profile_type, dp_rotation, "rotation_ns");
+    MOFF(M.profile_type, dp_rate, "transfer_bytes_per_s");
+    Py_ssize_t nt = PyTuple_GET_SIZE(twins);
+    PyObject *found = PyTuple_New(nt);
+    if (found == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < nt; i++) {
+        PyObject *tw = PyTuple_GET_ITEM(twins, i), *cls, *name;
+        if (!PyArg_ParseTuple(tw, "O!U", &PyType_Type, &cls, &name)) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        PyObject *fn = _PyType_Lookup((PyTypeObject *)cls, name);
+        if (fn == NULL || !PyFunction_Check(fn)) {
+            PyErr_Format(PyExc_TypeError, "setup_miss: %R.%U is not a Python function", cls, name);
+            Py_DECREF(found);
+            return NULL;
+        }
+        PyObject *entry = PyTuple_Pack(3, cls, name, fn);
+        if (entry == NULL) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(found, i, entry);
+    }
+    M.twins = found;
+    M.prefetch_fraction = fraction;
+    M.spare_pages = spare_pages;
     M.ready = 1;
     Py_RETURN_NONE;
 }
@@ -1381,6 +1752,10 @@ static PyObject *pr_served_misses(PyObject *mod, PyObject *unused) {
     return PyLong_FromUnsignedLongLong(M.served);
 }
 
+static PyObject *pr_served_readahead(PyObject *mod, PyObject *unused) {
+    return PyLong_FromUnsignedLongLong(M.served_ahead);
+}
+
 static PyMethodDef methods[] = {
     {"plain_read", (PyCFunction)(void (*)(void))pr_plain_read, METH_FASTCALL,
      "plain_read(fs, of, offset, n) -> bytes | None: FileIO.pread's plain path on a hit"},
@@ -1391,11 +1766,14 @@ static PyMethodDef methods[] = {
      "setup_vfs_classes(VinoVFS, VinoFile): once, after setup_vfs"},
     {"served", pr_served, METH_NOARGS, "served() -> int: reads answered here so far"},
     {"setup_miss", pr_setup_miss, METH_VARARGS,
-     "setup_miss(Cache, BlockDevice, DeviceStats, SimClock, Lock type): once, after setup_fs"},
+     "setup_miss(Cache, BlockDevice, DeviceStats, SimClock, Lock type, DiskProfile, twins, "
+     "PREFETCH_FRACTION, PREFETCH_SPARE_PAGES): once, after setup_fs"},
     {"misses", (PyCFunction)(void (*)(void))pr_misses, METH_FASTCALL,
      "misses(on=None) -> bool: whether plain_read loads misses (on: set it)"},
     {"served_misses", pr_served_misses, METH_NOARGS,
      "served_misses() -> int: misses plain_read loaded so far"},
+    {"served_readahead", pr_served_readahead, METH_NOARGS,
+     "served_readahead() -> int: read-ahead blocks plain_read loaded so far"},
     {NULL, NULL, 0, NULL},
 };
 
