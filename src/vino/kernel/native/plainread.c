@@ -325,30 +325,40 @@ static uint32_t *hint_entry(PyObject *cache, long long blkv) {
     return (uint32_t *)PyByteArray_AS_STRING(hint) + (blkv & (n - 1)); /* malloc'd: aligned */
 }
 
-/* The frame holding block blkv of dev (borrowed) as the hint names it, or NULL (no error
- * set) if it names none that holds it now. */
-static PyObject *hinted(PyObject *cache, uint32_t *entry, PyObject *dev, long long blkv) {
+/* The frame holding block blk (an int of value blkv) of dev (borrowed) as the hint names
+ * it, or NULL (no error set) if it names none that holds it now. frame.block is most
+ * often the block map's own int object (hint_set makes it so): then it is not read. */
+static PyObject *hinted(PyObject *cache, uint32_t *entry, PyObject *dev, PyObject *blk,
+                        long long blkv) {
     PyObject *frames = SLOT(cache, S.c_frames);
     if (entry == NULL || *entry == 0 || frames == NULL || !PyList_CheckExact(frames)
         || *entry > (uint64_t)PyList_GET_SIZE(frames))
         return NULL;
     PyObject *f = PyList_GET_ITEM(frames, *entry - 1);
     long long b;
-    if (Py_TYPE(f) != S.frame_type || SLOT(f, S.fr_dev) != dev || !as_ll(SLOT(f, S.fr_block), &b)
-        || b != blkv)
-        return NULL;
+    if (Py_TYPE(f) != S.frame_type || SLOT(f, S.fr_dev) != dev) return NULL;
+    PyObject *fb = SLOT(f, S.fr_block);
+    if (fb != blk && (!as_ll(fb, &b) || b != blkv)) return NULL;
     return f;
 }
 
-/* Record in the hint that `frame` (found in _files) holds the block of `entry`. */
-static void hint_set(PyObject *cache, uint32_t *entry, PyObject *frame) {
+/* Record in the hint that `frame` (found in _files) holds block blk (an int of value
+ * blkv) of `entry`; frame.block becomes blk itself if it is another int of that value
+ * (an int's identity means nothing; hinted then need not read it). */
+static void hint_set(PyObject *cache, uint32_t *entry, PyObject *frame, PyObject *blk,
+                     long long blkv) {
     PyObject *frames = SLOT(cache, S.c_frames);
-    long long i;
+    long long i, b;
     if (entry == NULL || frames == NULL || !PyList_CheckExact(frames)
         || !as_ll(SLOT(frame, S.fr_index), &i) || i < 0 || i >= PyList_GET_SIZE(frames)
         || i >= UINT32_MAX || PyList_GET_ITEM(frames, i) != frame)
         return;
     *entry = (uint32_t)(i + 1);
+    PyObject *fb = SLOT(frame, S.fr_block);
+    if (fb != blk && PyLong_CheckExact(blk) && as_ll(fb, &b) && b == blkv) {
+        Py_INCREF(blk);
+        slot_put(frame, S.fr_block, blk);
+    }
 }
 
 /* A new reference to S.bs bytes copied from src, for a served hit: the bytes object the
@@ -1185,7 +1195,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     Py_INCREF(files);
     Py_INCREF(dev);
     uint32_t *entry = hint_entry(cache, blkv);
-    PyObject *frame = hinted(cache, entry, dev, blkv);
+    PyObject *frame = hinted(cache, entry, dev, blk, blkv);
     if (frame == NULL) {
         int r = resident(files, dev, blk, &frame);
         if (r < 0) goto decline;
@@ -1196,7 +1206,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
             goto missed;
         }
         if (Py_TYPE(frame) != S.frame_type) goto decline;
-        hint_set(cache, hint_entry(cache, blkv), frame); /* anew: the probe may run Python */
+        hint_set(cache, hint_entry(cache, blkv), frame, blk, blkv); /* anew: the probe ran */
     }
     Py_INCREF(frame);
 
