@@ -342,9 +342,10 @@ static PyObject *hinted(PyObject *cache, uint32_t *entry, PyObject *dev, PyObjec
     return f;
 }
 
-/* Record in the hint that `frame` (found in _files) holds block blk (an int of value
- * blkv) of `entry`; frame.block becomes blk itself if it is another int of that value
- * (an int's identity means nothing; hinted then need not read it). */
+/* Record in the hint that `frame` (found in _files, or just given the block) holds
+ * block blkv of `entry`; if blk (an int of that value, or NULL) is given, frame.block
+ * becomes blk itself if it is another int of that value (an int's identity means
+ * nothing; hinted then need not read it). */
 static void hint_set(PyObject *cache, uint32_t *entry, PyObject *frame, PyObject *blk,
                      long long blkv) {
     PyObject *frames = SLOT(cache, S.c_frames);
@@ -355,7 +356,7 @@ static void hint_set(PyObject *cache, uint32_t *entry, PyObject *frame, PyObject
         return;
     *entry = (uint32_t)(i + 1);
     PyObject *fb = SLOT(frame, S.fr_block);
-    if (fb != blk && PyLong_CheckExact(blk) && as_ll(fb, &b) && b == blkv) {
+    if (blk != NULL && fb != blk && PyLong_CheckExact(blk) && as_ll(fb, &b) && b == blkv) {
         Py_INCREF(blk);
         slot_put(frame, S.fr_block, blk);
     }
@@ -372,7 +373,10 @@ static PyObject *page_bytes(const char *src) {
     PyObject *b = S.page;
     if (b != NULL && Py_REFCNT(b) == 1 && PyBytes_GET_SIZE(b) == S.bs) {
         memcpy(PyBytes_AS_STRING(b), src, (size_t)S.bs);
+#pragma GCC diagnostic push /* the field is deprecated in 3.11 (and gone after 3.12) */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         ((PyBytesObject *)b)->ob_shash = -1;
+#pragma GCC diagnostic pop
         Py_INCREF(b);
         return b;
     }
@@ -1076,7 +1080,7 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     m.tick = NULL;
     Py_INCREF(Py_True);
     slot_put(frame, S.fr_referenced, Py_True);
-    if (miss) hint_set(cache, hint_entry(cache, blkv), frame);
+    if (miss) hint_set(cache, hint_entry(cache, blkv), frame, NULL, blkv);
     memcpy(PyBytes_AS_STRING(m.result), PyByteArray_AS_STRING(SLOT(frame, S.fr_data)),
            (size_t)S.bs);
     /* Cache.prefetch: each run's frames take the buffers it was read into, in order. */
@@ -1092,7 +1096,7 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         SLOT(t->frame, S.fr_data) = buf; /* ... and the frame the list's */
         Py_INCREF(Py_True);
         slot_put(t->frame, S.fr_prefetched, Py_True);
-        hint_set(cache, hint_entry(cache, t->blk), t->frame);
+        hint_set(cache, hint_entry(cache, t->blk), t->frame, NULL, t->blk);
     }
     if (PyList_GET_SIZE(spares) > M.spare_pages
         && PyList_SetSlice(spares, M.spare_pages, PyList_GET_SIZE(spares), NULL) < 0)
