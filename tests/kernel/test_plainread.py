@@ -159,3 +159,11 @@ def test_asking_for_the_python_path_turns_the_native_read_off(
         return b""
 
     assert plainread.xread(fallback, object, object, 4096) is fallback
+
+
+def test_a_native_read_that_fails_to_build_fails_here_instead_of_skipping_silently() -> None:
+    # Every native-read test skips when the extension is missing: a compile error (a
+    # warning under -Werror) would otherwise leave the Python read serving and the
+    # suite green.
+    plainread.native()
+    assert "build failed" not in plainread.fallback_reason, plainread.fallback_reason
