@@ -107,6 +107,30 @@ def test_python_constants_as_wide_as_the_limit_still_fold(arena: Tenancy) -> Non
     assert arena.pick("t1", 9) == 9
 
 
+def test_python_graft_whose_state_fills_a_data_segment_past_the_module_limit_is_refused_unbuilt(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1.6 MB of data from one line; at 2,000,000 elements the host spent 6 s and 1.2 GB
+    # building a 16 MB module the loader then refused for its size.
+    src = "X: list[int] = [1] * 200000\ndef pick(x: int) -> int:\n    return x + X[0] - 1\n"
+    _refused(arena, monkeypatch, src, "1600000 bytes of initialised state; a module holds "
+             f"at most {limits.MAX_MODULE_BYTES}", python_compiles=1)
+
+
+@pytest.mark.parametrize("source", [
+    "def pick(x: int) -> int:\n    \u00e9 = 1\n    return x + \u00e9 - 1\n",
+    "\u011d: int = 3\ndef pick(x: int) -> int:\n    return x\n",
+    "def h\u0113lp(a: int) -> int:\n    return a\n"
+    "def pick(x: int) -> int:\n    return h\u0113lp(x)\n",
+    "def pick(x: int) -> int:\n    for \u012b in range(3):\n        pass\n    return x\n",
+], ids=["local", "state", "helper", "loop"])
+def test_python_graft_with_a_non_ascii_name_is_refused_in_words_not_by_an_internal_error(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    # Valid Python, but the names went into WebAssembly text as they were: the text did
+    # not parse and the install raised AssertionError ("emitted invalid WAT"), not
+    # GraftRejected, into whatever host code installs tenants' grafts.
+    _refused(arena, monkeypatch, source, "a name that is not ASCII", python_compiles=1)
+
+
 @pytest.mark.parametrize(("source", "target", "why"), [
     (_squaring(40), GLOBAL, "may not graft atk.pick on GLOBAL"),
     ("def pick(x: int) -> int:\n    return (\n", GLOBAL, "may not graft atk.pick on GLOBAL"),

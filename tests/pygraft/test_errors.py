@@ -95,6 +95,6 @@ def test_state_too_large_for_a_graft_is_rejected_before_anything_is_built() -> N
     src = "big: list[int] = [1] * 100_000_000\n" + HEAD + "    return big[0]\n"
     with pytest.raises(PythonGraftError, match="too large"):
         compile_source(src, ACCESS)
-    many = "".join(f"s{i}: list[int] = [1] * 1_000_000\n" for i in range(3))
+    many = "".join(f"s{i}: list[int] = [0] * 1_000_000\n" for i in range(3))
     with pytest.raises(PythonGraftError, match="module state"):
         compile_source(many + HEAD + "    return 0\n", ACCESS)

@@ -14,8 +14,9 @@ function body (which names it assigns, whether a block always exits or returns) 
 answered here too, from the syntax alone.
 
 Invariant: the static part of memory (buffer, state arrays, strings) never exceeds
-``MAX_STATIC_BYTES``, checked before any data segment is built, so the loader's memory
-limit holds for every module this compiler emits.
+``MAX_STATIC_BYTES``, and initialised state arrays never ``MAX_DATA_BYTES``, both checked
+before any data segment is built, so the loader's memory and module-size limits hold
+for every module this compiler emits.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from vino.pygraft.values import (
     ELEM_SIZE,
     HELPERS,
     INT,
+    MAX_DATA_BYTES,
     MAX_STATIC_BYTES,
     TYPE_NAMES,
     U32,
@@ -69,6 +71,7 @@ class SourceModule:
         self.funcs: dict[str, ast.FunctionDef] = {}
         self.imported: set[str] = set()
         self.strings: dict[bytes, int] = {}
+        self.data_bytes = 0  # bytes of initialised state arrays (data segments), so far
         self.string_data = bytearray()
         self.point_name = self._read(tree)
         if self.point_name is not None and self.point_name != layout.point:
@@ -101,6 +104,7 @@ class SourceModule:
 
     def _read(self, tree: ast.Module) -> str | None:
         """Reads the module level into this object; returns the point ``POINT`` names."""
+        _check_names(tree)
         point: str | None = None
         for i, node in enumerate(tree.body):
             if i == 0 and is_docstring(node):
@@ -155,6 +159,12 @@ class SourceModule:
             if count * ELEM_SIZE[t[5:]] > MAX_STATIC_BYTES:
                 raise Refused(node, f"array {name} of {count} elements is too large",
                               f"keep module state under {MAX_STATIC_BYTES} bytes")
+            if any(init):  # emitted as a data segment (all zeros: none)
+                self.data_bytes += count * ELEM_SIZE[t[5:]]
+                if self.data_bytes > MAX_DATA_BYTES:
+                    raise Refused(node, f"{self.data_bytes} bytes of initialised state; a "
+                                  f"module holds at most {MAX_DATA_BYTES}",
+                                  "initialise large arrays to 0 and fill them in code")
             for v in init:
                 check_fits(node, v, t[5:])
             self.state[name] = State(name, t, init, count)
@@ -249,6 +259,31 @@ _CONST_OPS: Final[dict[type, Callable[[int, int], int]]] = {
 
 def _bad() -> int:
     raise ValueError
+
+
+def _check_names(tree: ast.Module) -> None:
+    """Refuse a name that is not ASCII (Python allows it): names become WebAssembly
+    identifiers in the module's text, which take ASCII only."""
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, ast.arg):
+            names = [node.arg]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names = [node.name]
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            names = list(node.names)
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.keyword) and node.arg is not None:
+            names = [node.arg]
+        elif isinstance(node, ast.alias):
+            names = [node.name, node.asname or ""]
+        for name in names:
+            if not name.isascii():
+                raise Refused(node, f"a name that is not ASCII ({name!r})",
+                              "use ASCII letters, digits and _ in names")
 
 def is_docstring(node: ast.stmt) -> bool:
     return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)

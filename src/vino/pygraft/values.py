@@ -38,6 +38,9 @@ BUFFER_AT: Final = 16  # the buffer's offset in linear memory (0 stays unused)
 STACK_RESERVE: Final = limits.PYGRAFT_STACK_RESERVE_BYTES  # initial memory above the stack
 MAX_ARRAY_BYTES: Final = limits.PYGRAFT_MAX_LOCAL_ARRAY_BYTES
 CONST_BITS: Final = limits.PYGRAFT_CONST_BITS  # a wider folded constant is refused
+# Initialised state becomes data segments in the module, which the loader refuses past
+# this size: refused here before they are built (16 MB of them took 6 s and 1.2 GB).
+MAX_DATA_BYTES: Final = limits.MAX_MODULE_BYTES
 # State, the buffer and log strings are the initial memory, which the loader holds to this:
 MAX_STATIC_BYTES: Final = limits.MAX_MEMORY_PAGES * limits.WASM_PAGE - STACK_RESERVE
 WASM_PAGE: Final = limits.WASM_PAGE
