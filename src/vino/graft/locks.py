@@ -16,8 +16,11 @@ Rules:
   (``limits.LOCK_RELEASE_WAIT_S``, at least ``timeout``) for the release: on a
   loaded machine the doomed graft's thread may not run for tens of ms, and the
   waiter must still proceed (docs/DESIGN.md §5.5), not fail on a lock about to
-  be free. Only a holder that never looks at its doom (host code inside a host
-  transaction) keeps it waiting that long; then it raises ``LockTimeout``. A
+  be free. A transaction that takes the lock meanwhile (another waiter won the race
+  for it) is a new holder: it gets its own ``timeout``, then is doomed in turn, so
+  holders taking turns cannot time the waiter out. Only a holder that never looks
+  at its doom (host code inside a host transaction) keeps it waiting that long; then
+  it raises ``LockTimeout``. A
   waiter whose holder is a plain host thread raises ``LockTimeout`` after
   ``timeout``; inside a graft that aborts the graft with ``lock_timeout``.
 - A doomed waiter stops waiting at once (``Doomed``).
@@ -170,9 +173,19 @@ class LockManager:
         # Called with self._cond held; returns with lock.holder None.
         deadline = self._clock() + timeout
         doomed_holder = False
+        # Who holds the lock, by acquisition: a graft's one transaction object is reused
+        # by all its calls, so a new hold by the same object is a new holder too.
+        held_by = (lock.holder, lock.acquisitions)
         while lock.holder is not None:
             if txn is not None:
                 txn.check()  # a doomed waiter stops waiting at once
+            if (lock.holder, lock.acquisitions) != held_by:
+                # Another took the lock as the one this waiter doomed let it go (it won
+                # the race): it gets its own time-out, then is doomed in turn. Holders
+                # taking turns (two grafts of one principal) cannot time the waiter out.
+                held_by = (lock.holder, lock.acquisitions)
+                doomed_holder = False
+                deadline = self._clock() + timeout
             remaining = deadline - self._clock()
             if remaining <= 0:
                 holder = lock.holder
