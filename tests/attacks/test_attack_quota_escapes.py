@@ -8,6 +8,12 @@ too, holding the pages (charged, but over the quota) and committing from its nex
 call on, since nothing looks at its memory again until it grows: a principal could
 hold its memory quota many times over, one graft at a time. Now a graft over its
 memory quota is removed however its call ended.
+
+Found too: a message the graft refuses (a negative answer from ``vino_message``) is
+undone and not a failure -- and its CPU time was charged to nobody, so a graft doing
+all its work in messages and refusing each one ran free of its principal's total CPU
+quota (and, sent by another principal's graft, of that one's hosting allowance).
+Now a refused message's time is charged like any call's.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from vino import limits
-from vino.errors import AbortReason
+import pytest
 
-from .harness import DEFAULT_ANSWER, TARGET, Tenancy, pick
+from vino import limits
+from vino.errors import AbortReason, GraftAborted, MessageRefused
+
+from .harness import DEFAULT_ANSWER, TARGET, Tenancy, pick, with_message
 
 PAGE = limits.WASM_PAGE
 
@@ -52,5 +60,32 @@ def test_graft_that_grows_past_its_memory_quota_under_a_doomed_caller_is_still_r
     assert grower.removal is not None, (grower.aborts, t.alice.usage)
     assert grower.removal.reason is AbortReason.RESOURCE, grower.removal
     assert t.pick("t2", 0) == DEFAULT_ANSWER
+    t.assert_unchanged(before)
+    t.assert_no_live_work()
+
+
+# vino_message: about a million loop turns of work, then a refusal.
+WORK_THEN_REFUSE = with_message("""(local $i i32)
+    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+             (br_if $l (i32.lt_u (local.get $i) (i32.const 1000000))))
+    i32.const -1""")
+
+
+def test_graft_that_works_in_vino_message_and_refuses_every_message_still_pays_its_cpu(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    t = new_tenancy(alice_quota={"cpu_total_s": 0.02})
+    before = t.snapshot()
+    g = t.install(pick("i32.const 1", [], WORK_THEN_REFUSE))
+    cpu = t.alice.usage.cpu_ns
+    with pytest.raises(MessageRefused):
+        g.send(b"x")
+    assert t.alice.usage.cpu_ns > cpu  # the refused message's time is the principal's
+    # Refusing again and again, it meets the quota: stopped for resource, removed.
+    with pytest.raises(GraftAborted) as err:
+        for _ in range(10_000):
+            with pytest.raises(MessageRefused):
+                g.send(b"x")
+    assert err.value.reason is AbortReason.RESOURCE, err.value
+    assert g.removal is not None and g.removal.reason is AbortReason.RESOURCE
     t.assert_unchanged(before)
     t.assert_no_live_work()

@@ -102,6 +102,10 @@ def call_handler(g: Graft, txn: Transaction, func: RawFunc, wasm_args: tuple[int
     ret = func.result_i32()
     if ret < 0:
         if refusable:
+            # Refusing is its right (undone, not a failure), but the time is its
+            # principal's like any call's (or the payer's allowance): uncharged, a graft
+            # doing its work in messages it refuses would run free of its CPU quota.
+            g._charge_cpu(txn.ts, t2 - t1)  # QuotaExceeded: stopped for resource
             raise MessageRefused(g.name, ret)
         raise InvalidResult(f"{what} returned {ret}")
     g._finish(txn, t1, t2)
