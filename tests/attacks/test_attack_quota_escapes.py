@@ -14,6 +14,12 @@ undone and not a failure -- and its CPU time was charged to nobody, so a graft d
 all its work in messages and refusing each one ran free of its principal's total CPU
 quota (and, sent by another principal's graft, of that one's hosting allowance).
 Now a refused message's time is charged like any call's.
+
+And ``vino_buffer``, run at every install: its time was charged to nobody, and a
+module already compiled (cached) met no CPU check at all, so a principal could
+install and remove a graft whose ``vino_buffer`` works its whole budget, at the
+install rate (200 a second), long after its total CPU quota was spent. Now its time
+is charged to the installer and an installer out of CPU is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Callable
 import pytest
 
 from vino import limits
-from vino.errors import AbortReason, GraftAborted, MessageRefused
+from vino.errors import AbortReason, GraftAborted, GraftRejected, MessageRefused
 
 from .harness import DEFAULT_ANSWER, TARGET, Tenancy, pick, with_message
 
@@ -87,5 +93,29 @@ def test_graft_that_works_in_vino_message_and_refuses_every_message_still_pays_i
                 g.send(b"x")
     assert err.value.reason is AbortReason.RESOURCE, err.value
     assert g.removal is not None and g.removal.reason is AbortReason.RESOURCE
+    t.assert_unchanged(before)
+    t.assert_no_live_work()
+
+
+# vino_buffer: about a million loop turns of work, then the buffer at 0.
+WORKING_BUFFER = """(module (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) (local $i i32)
+    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+             (br_if $l (i32.lt_u (local.get $i) (i32.const 1000000))))
+    i32.const 0)
+  (func (export "pick") (result i32) i32.const 1))"""
+
+
+def test_principal_reinstalling_a_graft_whose_vino_buffer_works_pays_for_it_and_runs_out(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    t = new_tenancy(alice_quota={"cpu_total_s": 0.05})
+    before = t.snapshot()
+    t.registry.remove(t.install(WORKING_BUFFER))  # compiled once (charged), then cached
+    cpu = t.alice.usage.cpu_ns
+    t.registry.remove(t.install(WORKING_BUFFER))  # no compile: only vino_buffer ran
+    assert t.alice.usage.cpu_ns > cpu
+    with pytest.raises(GraftRejected, match="total CPU quota"):
+        for _ in range(10_000):
+            t.registry.remove(t.install(WORKING_BUFFER))
     t.assert_unchanged(before)
     t.assert_no_live_work()

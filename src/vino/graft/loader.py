@@ -281,10 +281,12 @@ def admit(point: Point, principal: Principal, target: object, label: str) -> Non
 
 
 def check_cpu_left(principal: Principal, reject: Callable[[str], GraftRejected]) -> None:
-    """Check 3's second half: compiling is charged to the installer, who must have CPU left."""
+    """Check 3: installing is charged to the installer (compiling, ``vino_buffer()``),
+    who must have CPU left."""
     if principal.quota.cpu_total_s * 1e9 - principal.usage.cpu_ns <= 0:
         raise reject(f"{principal.name} has used its total CPU quota of "
-                     f"{principal.quota.cpu_total_s} s; compiling a graft is charged to it")
+                     f"{principal.quota.cpu_total_s} s; installing a graft (compiling it, "
+                     f"its vino_buffer()) is charged to it")
 
 
 @contextlib.contextmanager

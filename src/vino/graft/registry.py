@@ -239,6 +239,11 @@ class Registry:
         pt = self._point(point)
         try:
             self._rate(pt, principal, name)
+            # vino_buffer() runs at every install, charged (_bind_buffer): a module
+            # compiled (and cached) earlier meets no other CPU check. As for compiling,
+            # an install starts only with CPU left; the one that uses it up completes.
+            loader.check_cpu_left(principal, lambda why: GraftRejected(
+                name or "graft", pt.name, why))
             source, name = _compiled(pt, source, name, principal, target)
             checked = loader.check(self.sandbox, pt, source, principal, target, name)
             with self._mutex:
@@ -438,6 +443,8 @@ def _bind_buffer(g: Graft) -> Transaction:
         rc = vino_buffer.call0()
     finally:
         g.context = None
+        with g.principal._mutex:  # its time is the installer's, whatever it did
+            g.principal.usage.cpu_ns += max(0, time.perf_counter_ns() - txn.start_ns)
     if rc != fastcall.OK:
         try:
             reason, detail = aborts.fault(g, rc, txn, vino_buffer)
