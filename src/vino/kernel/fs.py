@@ -94,6 +94,7 @@ from vino.kernel.inode import (
     BS,
     INODES_PER_BLOCK,
     MAX_FILE_SIZE,
+    MAX_FS_BLOCKS,
     NDIRECT,
     NINDIRECT,
     NLEVELS,
@@ -256,6 +257,10 @@ class FileSystem(Invariants):
         """
         if ninodes < 2:
             raise InvalidArgument(f"ninodes must be >= 2 (inode 0 and the root), got {ninodes}")
+        if device.nblocks > MAX_FS_BLOCKS:
+            raise InvalidArgument(
+                f"{device.nblocks} blocks is too large: a file system has at most "
+                f"{MAX_FS_BLOCKS} (~{MAX_FS_BLOCKS * BS >> 30} GiB; its log holds one operation)")
         geo = Geometry.plan(device.nblocks, ninodes)
         if geo.data_start + 1 > device.nblocks:
             raise InvalidArgument(

@@ -19,9 +19,11 @@ On-disk layout, format version 2 (little-endian; blocks of ``params.BLOCK_SIZE``
                                 u32 single, u32 double, u32 triple indirect
     data_start .. nblocks - 1   data and indirect blocks (an indirect block holds
                                 1024 u32 pointers) -> largest file 25 + 1024 + 1024**2
-                                + 1024**3 blocks (~4 TiB); an image may have 2**32 - 1
-                                blocks (16 TiB). Image files are sparse: a hole costs
-                                nothing on the host.
+                                + 1024**3 blocks (~4 TiB); an image may have up to
+                                ``MAX_FS_BLOCKS`` blocks (~60 GiB: one transaction must
+                                hold every bitmap block, which a truncate may all
+                                touch). Image files are sparse: a hole costs nothing
+                                on the host.
 
 Inode 0 is never used (0 means "no inode"); inode 1 is the one flat root
 directory, whose data is an array of 64-byte entries (u32 inode, 60 bytes of
@@ -30,7 +32,8 @@ NUL-padded UTF-8 name; inode 0 = free slot). A pointer 0 is a hole: it reads as
 Invariants:
 - ``Geometry.plan`` is a pure function of ``(nblocks, ninodes)``: a mount recomputes
   it from the superblock and refuses an image whose stored fields differ;
-- the log holds any one operation: ``log_blocks >= bitmap_blocks + 2 * OP_LOG_BLOCKS``;
+- the log holds any one operation: ``log_blocks >= bitmap_blocks + 2 * OP_LOG_BLOCKS``,
+  and so does one transaction (``LOG_TX_BLOCKS``): ``nblocks <= MAX_FS_BLOCKS``;
 - ``Inode.pack`` / ``Inode.unpack`` are inverse on the stored fields (``mode``, ``uid``,
   ``size``, ``direct``, ``ind``); the rest of an ``Inode`` lives in memory only.
 """
@@ -46,8 +49,9 @@ from vino.kernel.proc import User
 
 __all__ = [
     "BLOCK_LOG_BLOCKS", "BS", "DIRENT", "DIRENTS_PER_BLOCK", "INODE", "INODES_PER_BLOCK",
-    "LEVEL_SPAN", "LEVEL_START", "MAX_FILE_BLOCKS", "MAX_FILE_SIZE", "NDIRECT", "NINDIRECT",
-    "NLEVELS", "NPTR", "OP_LOG_BLOCKS", "ROOT_INUM", "SUPER", "S_IFDIR", "S_IFMT", "S_IFREG",
+    "LEVEL_SPAN", "LEVEL_START", "LOG_TX_BLOCKS", "MAX_FILE_BLOCKS", "MAX_FILE_SIZE",
+    "MAX_FS_BLOCKS", "NDIRECT", "NINDIRECT", "NLEVELS", "NPTR", "OP_LOG_BLOCKS", "ROOT_INUM",
+    "SUPER", "S_IFDIR", "S_IFMT", "S_IFREG",
     "ZERO_BLOCK", "FileStat", "Geometry", "Inode", "ceil_div", "encode_name", "index_path",
     "permits",
 ]
@@ -69,6 +73,14 @@ DIRENTS_PER_BLOCK = BS // params.FS_DIRENT_SIZE
 # bitmap blocks a truncate may touch: two directory blocks and the growth of the
 # directory (a data block, three indirect blocks, four bitmap blocks), two inode blocks.
 OP_LOG_BLOCKS = 12
+# Blocks one transaction can log: what the log header's list of homes holds
+# (journal.HEADER_CAPACITY, which checks it is this).
+LOG_TX_BLOCKS = (BS - 24) // 8
+# The largest file system, blocks: one transaction holds any one operation, a truncate
+# touching every bitmap block among them (bitmap blocks + 2 * OP_LOG_BLOCKS). Larger, a
+# truncate of a file spread over the disk made a transaction no commit could write, and
+# the file system never committed again.
+MAX_FS_BLOCKS = (LOG_TX_BLOCKS - 2 * OP_LOG_BLOCKS) * BS * 8
 # ... and one block of a write: its bitmap block, three indirect blocks and their
 # bitmap blocks, the inode block, a directory block.
 BLOCK_LOG_BLOCKS = 9
@@ -136,6 +148,9 @@ class Geometry:
         if bsize != BS or stored_n != nblocks:
             raise CorruptFileSystem(f"{where}: geometry {stored_n}x{bsize} does not match the "
                                     f"device {nblocks}x{BS}")
+        if nblocks > MAX_FS_BLOCKS:
+            raise CorruptFileSystem(f"{where}: {nblocks} blocks is past the largest file "
+                                    f"system ({MAX_FS_BLOCKS}: its log holds one operation)")
         geo = cls.plan(nblocks, stored_l[0])
         stored, planned = tuple(stored_l), geo.fields()
         if stored != planned or root != ROOT_INUM or geo.data_start >= nblocks or clean > 1:

@@ -57,6 +57,7 @@ from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.device import BlockDevice, block_runs
 from vino.kernel.errors import InvalidArgument, InvariantViolation
+from vino.kernel.inode import LOG_TX_BLOCKS
 
 __all__ = ["HEADER_CAPACITY", "LOG_MAGIC", "Journal", "LoggedTransaction", "read_log"]
 
@@ -65,6 +66,7 @@ LOG_MAGIC = b"VINOJRNL"
 _HEAD = struct.Struct("<8sQII")
 _ENTRY = struct.Struct("<II")
 HEADER_CAPACITY = (BS - _HEAD.size) // _ENTRY.size  # blocks one transaction can log
+assert HEADER_CAPACITY == LOG_TX_BLOCKS  # the geometry's limits are planned on it
 SEQ_MASK = (1 << 64) - 1  # the header's u64 sequence number wraps (an image may hold any)
 
 Buffer = bytearray | memoryview
