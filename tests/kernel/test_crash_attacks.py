@@ -8,6 +8,7 @@ completed sync or later (``crashloop.check_after_crash``).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ from vino import crashloop
 from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.clock import SimClock
+from vino.kernel.crash import CrashModel, CrashPlan, count_writes, crash_image
 from vino.kernel.device import BlockDevice
-from vino.kernel.errors import CorruptFileSystem, InvalidArgument
+from vino.kernel.errors import CorruptFileSystem, InvalidArgument, NoSpace
 from vino.kernel.fs import NDIRECT, FileSystem
 from vino.kernel.fsck import check_image
 from vino.kernel.inode import MAX_FS_BLOCKS, Geometry
@@ -64,3 +66,51 @@ def test_an_image_past_the_largest_file_system_is_refused_by_format_and_mount(
 
 def _mount_only(dev: BlockDevice) -> None:
     FileSystem.mount(dev, Cache(crashloop.CACHE_FRAMES), SimClock())
+
+
+def _fill(fs: FileSystem, user: User, name: str) -> None:
+    """Write ``name`` until the disk is full (every block in use)."""
+    fs.create(user, name)
+    with fs.open(user, name, "rw") as f:
+        while fs.free_blocks:
+            try:
+                fs.pwrite(f, fs.stat(name).size, bytes([7]) * BS)
+            except NoSpace:
+                break
+
+
+@pytest.mark.parametrize("model", list(CrashModel))
+def test_a_truncate_on_a_full_disk_never_zeroes_committed_bytes_before_it_commits(
+        tmp_path: Path, alice: User, model: CrashModel) -> None:
+    base = tmp_path / "full.img"
+    old = bytes(range(256)) * (3 * BS // 256)
+    with BlockDevice.create(base, 128, durable=False) as dev:
+        FileSystem.format(dev, 16)
+        fs = FileSystem.mount(dev, Cache(8), SimClock())
+        fs.create(alice, "victim")
+        with fs.open(alice, "victim", "w") as f:
+            fs.write(f, old)
+        _fill(fs, alice, "filler")
+        fs.unmount()
+    new = old[:BS + 10]
+
+    def truncate_and_sync(dev: BlockDevice) -> None:
+        fs = FileSystem.mount(dev, Cache(8), SimClock())
+        assert fs.free_blocks == 0
+        with fs.open(alice, "victim", "rw") as f:
+            fs.truncate(f, BS + 10)  # the disk is full: no block for a copy of the tail
+        fs.sync()
+
+    scratch = tmp_path / "x.img"
+    shutil.copyfile(base, scratch)
+    writes = count_writes(scratch, truncate_and_sync)
+    for n in range(1, writes + 1):
+        shutil.copyfile(base, scratch)
+        crash_image(scratch, truncate_and_sync, CrashPlan(n, model, n))
+        assert check_image(scratch).clean
+        with BlockDevice.open(scratch, durable=False) as dev:
+            fs = FileSystem.mount(dev, Cache(8), SimClock())
+            with fs.open(alice, "victim", "r") as f:
+                got = fs.read(f, 4 * BS)
+        assert got in (old, new), f"write {n} of {writes} ({model}): {len(got)} bytes, " \
+            f"{'old size, zeroed tail' if len(got) == len(old) else 'neither state'}"

@@ -21,7 +21,9 @@ Invariants:
 - space is checked before anything changes: ``NoSpace`` leaves the file as it was;
 - bytes of the last block past the end of file read as zeros: a growing write or
   truncate zeroes them first (``_zero_tail``), a shrinking truncate copies the new
-  last block instead of zeroing the committed one in place (``_prepare_cut``).
+  last block instead of zeroing the committed one in place (``_prepare_cut``; on a
+  full disk it commits first and zeroes the block after): no byte of a committed
+  file changes in place except by a user's write to it.
 """
 
 from __future__ import annotations
@@ -483,13 +485,16 @@ class FileIO(Directory):
         self.cache.write_block(self.device, blk, plain)
 
     def _prepare_cut(self, ino: Inode, size: int, of: OpenFile | None,
-                     ) -> tuple[int, int, int] | None:
+                     ) -> tuple[int, int, int, bytearray] | None:
         """Before a truncate to ``size``: the bytes of the new last block past ``size``
         must read as zeros. They are the committed file's data until the truncate
         commits, so they are not zeroed in place: the block is copied to a new one
-        (zeros past ``size``), returned as ``(old, new, leaf indirect block or 0)`` for
-        the caller to map and free. None if nothing needs doing. On a full disk (no
-        block usable before the commit) they are zeroed in place. All I/O is here."""
+        (zeros past ``size``), returned as ``(old, new, leaf indirect block or 0,
+        stored form)`` for the caller to map and free. None if nothing needs doing.
+        On a full disk the running transaction is committed first (the blocks it
+        freed become usable); if still no block is free, ``new`` is 0: the caller
+        commits the truncate and only then writes the stored form over ``old``, whose
+        bytes past ``size`` are no committed file's any more. All reads are here."""
         keep = size % BS
         old = self._bmap(ino, size // BS) if keep else 0
         if not old:
@@ -502,9 +507,10 @@ class FileIO(Directory):
         plain[keep:] = bytes(BS - keep)
         if of is not None:
             self._apply_filter(ino, size - keep, plain, FILTER_WRITE)
+        if self._nfree - self._npending < 1 and self._npending:
+            self._commit()  # the blocks freed before are usable from here
         if self._nfree - self._npending < 1:
-            self.cache.write_block(self.device, old, plain)
-            return None
+            return old, 0, 0, plain
         leaf = 0
         if size // BS >= NDIRECT:
             level, idx = index_path(size // BS)
@@ -518,7 +524,7 @@ class FileIO(Directory):
         except BaseException:
             self._unalloc_block(new)
             raise
-        return old, new, leaf
+        return old, new, leaf, plain
 
     def _apply_filter(self, ino: Inode, offset: int, buf: bytearray, direction: int) -> None:
         self.stats.filter_calls += 1

@@ -544,13 +544,19 @@ class FileSystem(Invariants):
                 try:
                     self._trim(ino, ceil_div(size, BS))
                 except BaseException:
-                    if cut is not None:
+                    if cut is not None and cut[1]:
                         self._unalloc_block(cut[1])
                     raise
-                if cut is not None:
-                    old, new, leaf = cut
+                if cut is not None and cut[1]:
+                    old, new, leaf, _ = cut
                     self._set_pointer(ino, size // BS, new, leaf)
                     self._free_block(old)
+                elif cut is not None:  # a full disk: no copy; zeroed once committed
+                    ino.size = size
+                    self._store_inode(ino)
+                    self._commit()
+                    self.cache.write_block(self.device, cut[0], cut[3])
+                    return
             else:
                 self._zero_tail(ino, of)
             ino.size = size
