@@ -30,7 +30,7 @@
                                    reliability report (docs/RELIABILITY.md)
     vino fsck IMAGE                check every invariant of a file-system image
                                    (read only; the log is replayed in memory)
-    vino crashloop [--full] [--seed N]
+    vino crashloop [--full | --attacks] [--seed N]
                                    power cuts at every write of a file-system workload
                                    (cut, torn, lost), each outcome checked
     vino crashloop sqlite [--stride N] [--markdown]
@@ -284,6 +284,8 @@ def _crashloop(args: argparse.Namespace) -> int:
     from vino import crashloop
     from vino.console import progress as progress_bar
 
+    if args.attacks:
+        return _crashloop_attacks(args.seed)
     runs = [(args.seed + i, 96, 4) for i in range(8)] if args.full else [(args.seed, 48, 1)]
     failures = 0
     for seed, nops, seeds in runs:
@@ -297,6 +299,39 @@ def _crashloop(args: argparse.Namespace) -> int:
         for line in fig.failures[:10]:
             print(f"  LOST: {line}")
         failures += len(fig.failures)
+    return 1 if failures else 0
+
+
+def _crashloop_attacks(seed: int) -> int:
+    """The crash loops' attacks: cuts during the replay at mount, a full disk, device
+    errors at every request followed by a cut (``crashloop._crash_replays``, ``run``
+    with ``FULL_DISK_BLOCKS``, ``run_eio``)."""
+    from vino import crashloop
+
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="vino-crashloop-") as tmp:
+        fig = crashloop.run(Path(tmp), workload_seed=seed, replays=True)
+        per_model = ", ".join(f"{m} {fig.survived[m]}/{fig.tried[m]}" for m in fig.tried)
+        print(f"replays, workload {seed}: {fig.writes} writes; survived: {per_model}; "
+              f"{fig.replays} images after cuts of the next mounts' replays")
+        failures += fig.failures
+        for s in range(seed, seed + 8):
+            fig = crashloop.run(Path(tmp), workload_seed=s, seeds=4, nops=96,
+                                image_blocks=crashloop.FULL_DISK_BLOCKS)
+            per_model = ", ".join(f"{m} {fig.survived[m]}/{fig.tried[m]}" for m in fig.tried)
+            print(f"full disk, workload {s}: {fig.ops} operations ({fig.full} met a full "
+                  f"disk), {fig.writes} writes; survived: {per_model}")
+            failures += fig.failures
+        for persistent in (False, True):
+            for retry in (False, True):
+                fig = crashloop.run_eio(Path(tmp), persistent=persistent, retry_sync=retry,
+                                        workload_seed=seed)
+                print(f"EIO {'from' if persistent else 'at'} request N"
+                      f"{', sync retried' if retry else ''}, then a cut, workload {seed}: "
+                      f"{fig.survived['eio']}/{fig.tried['eio']} survived")
+                failures += fig.failures
+    for line in failures[:10]:
+        print(f"  LOST: {line}")
     return 1 if failures else 0
 
 
@@ -470,6 +505,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--full", action="store_true",
                    help="eight workloads of 96 operations, four seeds per torn/lost point "
                         "(default: one workload of 48 operations, one seed)")
+    c.add_argument("--attacks", action="store_true",
+                   help="fs: cut the next mount at every write of its replay (and the one "
+                        "after it), fill the disk, and fail every device request (EIO, once "
+                        "or from then on) before the cut")
     c.add_argument("--seed", type=int, default=11,
                    help="the first workload's seed (default 11)")
     c.set_defaults(fn=_crashloop)

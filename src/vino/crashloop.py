@@ -31,6 +31,8 @@ names the seed, the model and N, which replay it exactly.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import random
 import shutil
 from collections.abc import Callable
@@ -42,11 +44,12 @@ from vino.kernel.cache import Cache
 from vino.kernel.clock import SimClock
 from vino.kernel.crash import SECTOR_SIZE, CrashModel, CrashPlan, count_writes, crash_image
 from vino.kernel.device import SSD, BlockDevice
+from vino.kernel.errors import DeviceError, NoSpace
 from vino.kernel.fs import NDIRECT, NINDIRECT, FileSystem
 from vino.kernel.fsck import check_image
 from vino.kernel.proc import User
 
-__all__ = ["CrashFigures", "Op", "run", "workload"]
+__all__ = ["FULL_DISK_BLOCKS", "CrashFigures", "Op", "run", "run_eio", "workload"]
 
 BS = params.BLOCK_SIZE
 IMAGE_BLOCKS = 160  # small: copied for every crash point, and allocation wraps around
@@ -54,6 +57,7 @@ IMAGE_INODES = 32
 CACHE_FRAMES = 8  # a small cache: data is written back by eviction between syncs too
 WORKLOAD_OPS = 48  # operations in one workload
 SYNC_EVERY = 4  # ... a sync after about every this many
+FULL_DISK_BLOCKS = 36  # an image the workload fills (8 data blocks): operations meet NoSpace
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +123,19 @@ def workload(seed: int, nops: int = WORKLOAD_OPS) -> tuple[State, list[Op]]:
     return start, ops
 
 
-def states(start: State, ops: list[Op]) -> list[State]:
-    """``S_0`` (the start) and the state after each operation (the model)."""
+def states(start: State, ops: list[Op], full: frozenset[int] = frozenset()) -> list[State]:
+    """``S_0`` (the start) and the state after each operation (the model). The
+    operations numbered in ``full`` met a full disk (``NoSpace``, which changes
+    nothing): each left the state as it was, but an ``orphan``, whose unlink came
+    before its write."""
     out = [dict(start)]
     cur = dict(start)
     next_id = 1000
-    for op in ops:
+    for i, op in enumerate(ops):
         cur = dict(cur)
-        if op.kind == "create":
+        if i in full and op.kind != "orphan":
+            pass
+        elif op.kind == "create":
             cur[op.name] = (next_id, b"")
             next_id += 1
         elif op.kind == "write":
@@ -177,9 +186,9 @@ def _apply(fs: FileSystem, user: User, op: Op) -> None:
 _USER = User(0, "root")
 
 
-def make_image(path: Path, start: State) -> None:
-    """A formatted image holding ``start``, synced and cleanly unmounted."""
-    with BlockDevice.create(path, IMAGE_BLOCKS, profile=SSD, durable=False,
+def make_image(path: Path, start: State, nblocks: int = IMAGE_BLOCKS) -> None:
+    """A formatted image of ``nblocks`` holding ``start``, synced and cleanly unmounted."""
+    with BlockDevice.create(path, nblocks, profile=SSD, durable=False,
                             overwrite=True) as dev:
         FileSystem.format(dev, IMAGE_INODES)
         fs = FileSystem.mount(dev, Cache(CACHE_FRAMES), SimClock())
@@ -190,16 +199,27 @@ def make_image(path: Path, start: State) -> None:
         fs.unmount()
 
 
-def _runner(ops: list[Op], done: list[int]) -> Callable[[BlockDevice], None]:
-    """The workload on a device; ``done[0]`` counts the operations that returned."""
+def _runner(ops: list[Op], done: list[int],
+            full: set[int] | None = None) -> Callable[[BlockDevice], None]:
+    """The workload on a device; ``done[0]`` counts the operations that returned (or
+    met a full disk: their numbers go to ``full``)."""
     def run_on(dev: BlockDevice) -> None:
         fs = FileSystem.mount(dev, Cache(CACHE_FRAMES), SimClock())
-        for op in ops:
-            _apply(fs, _USER, op)
+        for i, op in enumerate(ops):
+            try:
+                _apply(fs, _USER, op)
+            except NoSpace:
+                if full is not None:
+                    full.add(i)
             done[0] += 1
         fs.unmount()
         done[0] += 1  # the unmount, a last sync
     return run_on
+
+
+def _mount_only(dev: BlockDevice) -> None:
+    """What a reboot does to an image: mount it (replaying its log)."""
+    FileSystem.mount(dev, Cache(CACHE_FRAMES), SimClock())
 
 
 def check_after_crash(image: Path, model: list[State], ops: list[Op], done: int) -> list[str]:
@@ -226,10 +246,12 @@ def check_after_crash(image: Path, model: list[State], ops: list[Op], done: int)
             with fs.open(_USER, name, "r") as f:
                 got[name] = fs.read(f, fs.stat(name).size + 1)
         problems = _match(got, model, last_sync, hi)
-        # still usable: a new file, synced, unmounted cleanly
-        fs.create(_USER, "after-crash")
-        with fs.open(_USER, "after-crash", "w") as f:
-            fs.write(f, b"alive" * 1000)
+        # still usable: a new file, synced, unmounted cleanly (on a full disk, as much
+        # of it as fits)
+        with contextlib.suppress(NoSpace):
+            fs.create(_USER, "after-crash")
+            with fs.open(_USER, "after-crash", "w") as f:
+                fs.write(f, b"alive" * 1000)
         fs.sync()
         fs.unmount()
     again = check_image(image)
@@ -272,23 +294,32 @@ class CrashFigures:
     tried: dict[str, int] = field(default_factory=dict)  # crash points tried per model
     survived: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    full: int = 0  # operations that met a full disk (NoSpace)
+    replays: int = 0  # images checked after cuts during the mounts that replayed the log
 
 
 def run(workdir: Path, models: list[CrashModel] | None = None, *, stride: int = 1,
         seeds: int = 1, workload_seed: int = 11, nops: int = WORKLOAD_OPS,
+        image_blocks: int = IMAGE_BLOCKS, replays: bool = False,
         progress: Callable[[str], None] | None = None) -> CrashFigures:
     """Crash the workload of ``workload_seed`` at every ``stride``-th write with every
-    model (``seeds`` seeds each for torn and lost) and check every outcome."""
+    model (``seeds`` seeds each for torn and lost) and check every outcome. On an
+    image of ``image_blocks`` (``FULL_DISK_BLOCKS``: the workload fills it, and the
+    operations that meet a full disk are part of the model); with ``replays``, each
+    crashed image's next mount is cut at every write of its replay too, and the one
+    after it (``_crash_replays``)."""
     models = list(CrashModel) if models is None else models
     start, ops = workload(workload_seed, nops)
-    model = states(start, ops)
     base = workdir / "base.img"
-    make_image(base, start)
+    make_image(base, start, image_blocks)
     scratch = workdir / "crash.img"
     shutil.copyfile(base, scratch)
     done = [0]
+    full: set[int] = set()
     figures = CrashFigures(ops=len(ops))
-    figures.writes = count_writes(scratch, _runner(ops, done))
+    figures.writes = count_writes(scratch, _runner(ops, done, full))
+    figures.full = len(full)
+    model = states(start, ops, frozenset(full))
     problems = check_after_crash(scratch, model, ops, len(ops) + 1)  # no crash at all
     figures.failures += [f"without a crash: {p}" for p in problems]
     for m in models:
@@ -298,13 +329,146 @@ def run(workdir: Path, models: list[CrashModel] | None = None, *, stride: int = 
                 shutil.copyfile(base, scratch)
                 done[0] = 0
                 crash_image(scratch, _runner(ops, done), CrashPlan(n, m, seed))
+                where = f"{m.value} N={n} seed={seed} (op {done[0]})"
+                if replays:
+                    figures.replays += _crash_replays(
+                        workdir, scratch, model, ops, done[0], where, figures.failures)
                 problems = check_after_crash(scratch, model, ops, done[0])
                 figures.tried[m.value] += 1
                 if problems:
-                    figures.failures.append(
-                        f"{m.value} N={n} seed={seed} (op {done[0]}): {'; '.join(problems)}")
+                    figures.failures.append(f"{where}: {'; '.join(problems)}")
                 else:
                     figures.survived[m.value] += 1
         if progress is not None:
             progress(f"{m.value}: {figures.survived[m.value]}/{figures.tried[m.value]} survived")
     return figures
+
+
+def _crash_replays(workdir: Path, crashed: Path, model: list[State], ops: list[Op],
+                   done: int, where: str, failures: list[str]) -> int:
+    """Reboot ``crashed`` (cut during operation ``done``) and cut the power again at
+    every write of the mount (its replay of the log) with every model; after each,
+    cut a third mount at every write with the lost model, and check each image as
+    ``check_after_crash`` does. Returns how many crashed mounts were checked; their
+    failures go to ``failures``. ``crashed`` is left as it was."""
+    second, third = workdir / "replay2.img", workdir / "replay3.img"
+    shutil.copyfile(crashed, second)
+    checked = 0
+    for j in range(1, count_writes(second, _mount_only) + 1):
+        for m in CrashModel:
+            shutil.copyfile(crashed, second)
+            crash_image(second, _mount_only, CrashPlan(j, m, j))
+            shutil.copyfile(second, third)
+            images = [(second, f"mount cut at write {j} ({m.value})")]
+            for k in range(1, count_writes(third, _mount_only) + 1):
+                shutil.copyfile(second, third)
+                crash_image(third, _mount_only, CrashPlan(k, CrashModel.LOST, k))
+                images.append((third, f"mount cut at write {j} ({m.value}), the next at "
+                                      f"write {k} (lost)"))
+                problems = check_after_crash(third, model, ops, done)
+                checked += 1
+                if problems:
+                    failures.append(f"{where}, {images[-1][1]}: {'; '.join(problems)}")
+            problems = check_after_crash(second, model, ops, done)
+            checked += 1
+            if problems:
+                failures.append(f"{where}, {images[0][1]}: {'; '.join(problems)}")
+    return checked
+
+
+def run_eio(workdir: Path, *, persistent: bool = False, retry_sync: bool = False,
+            workload_seed: int = 11, nops: int = WORKLOAD_OPS, stride: int = 1) -> CrashFigures:
+    """A device error (EIO) at every ``stride``-th device request N (read, write or
+    flush) of the workload -- only at N, or from N on (``persistent``) --, then a power
+    cut: the workload stops at the first error (with ``retry_sync``, after calling
+    ``sync`` once more: with a one-shot error it must succeed), the device is closed
+    without an unmount, and the image is checked as after a crash during the operation
+    that failed (with a sync that succeeded after it: every operation before it must
+    be there). ``tried["eio"]`` counts the requests that failed."""
+    start, ops = workload(workload_seed, nops)
+    model = states(start, ops)
+    base = workdir / "base.img"
+    make_image(base, start)
+    scratch = workdir / "eio.img"
+    figures = CrashFigures(ops=len(ops))
+    figures.tried["eio"] = figures.survived["eio"] = 0
+    n = 1
+    while True:
+        shutil.copyfile(base, scratch)
+        with BlockDevice.open(scratch, profile=SSD, durable=False) as dev:
+            fs = FileSystem.mount(dev, Cache(CACHE_FRAMES), SimClock())
+            fault = _Fault(dev, n, persistent)
+            done, synced = 0, False
+            try:
+                for op in ops:
+                    _apply(fs, _USER, op)
+                    done += 1
+                fs.unmount()
+                done += 1
+            except DeviceError:
+                if retry_sync and fs.mounted:
+                    try:
+                        fs.sync()
+                        synced = True
+                    except DeviceError:
+                        synced = False
+            except Exception as exc:  # reported: only a DeviceError may reach the caller
+                figures.failures.append(f"EIO at request {n}: op {done} raised {exc!r}")
+            fired = fault.fired
+            fault.remove()
+        if not fired:
+            break
+        figures.tried["eio"] += 1
+        problems = check_after_crash(scratch, model, ops, done)
+        if synced:
+            problems += [f"after the sync that succeeded: {p}"
+                         for p in _check_floor(scratch, model, done, len(ops))]
+        elif retry_sync and not persistent and done < len(ops):
+            problems.append("the sync after a one-shot error failed too")
+        if problems:
+            figures.failures.append(f"EIO at request {n} (op {done}): {'; '.join(problems)}")
+        else:
+            figures.survived["eio"] += 1
+        n += stride
+    figures.writes = n - 1
+    return figures
+
+
+class _Fault:
+    """Make the ``n``-th request of ``dev`` (a read, a write or a flush) raise
+    ``DeviceError`` (EIO), and every later one if ``persistent``."""
+
+    def __init__(self, dev: BlockDevice, n: int, persistent: bool) -> None:
+        self.dev, self.n, self.persistent = dev, n, persistent
+        self.calls = 0
+        self.fired = False
+        for name in ("read_into", "write_blocks", "flush"):
+            setattr(dev, name, self._wrap(name, getattr(dev, name)))
+
+    def _wrap(self, name: str, real: Callable[..., None]) -> Callable[..., None]:
+        def request(*args: object) -> None:
+            self.calls += 1
+            if self.calls == self.n or (self.persistent and self.calls > self.n):
+                self.fired = True
+                raise DeviceError(errno.EIO, name, -1, str(self.dev.path),
+                                  f"injected at request {self.calls}")
+            real(*args)
+        return request
+
+    def remove(self) -> None:
+        for name in ("read_into", "write_blocks", "flush"):
+            self.dev.__dict__.pop(name, None)
+
+
+def _check_floor(image: Path, model: list[State], done: int, nops: int) -> list[str]:
+    """After a sync that succeeded following a failed operation ``done``: every
+    operation before it is durable (the state is ``S_done`` or ``S_done+1``)."""
+    with BlockDevice.open(image, profile=SSD, durable=False) as dev:
+        fs = FileSystem.mount(dev, Cache(CACHE_FRAMES), SimClock())
+        got: dict[str, bytes] = {}
+        for name in fs.listdir():
+            if name != "after-crash":
+                with fs.open(_USER, name, "r") as f:
+                    got[name] = fs.read(f, fs.stat(name).size + 1)
+        fs.unmount()
+    return _match(got, model, done, min(done + 1, nops))
