@@ -87,7 +87,7 @@ from vino.kernel.errors import (
     InvalidArgument,
 )
 from vino.kernel.fileio import FILTER_READ, FILTER_WRITE, OP_READ, OP_WRITE
-from vino.kernel.fsck import FsckReport, check_metadata
+from vino.kernel.fsck import refuse_damaged
 from vino.kernel.fsinvariants import Invariants
 from vino.kernel.fspolicy import NOT_PLAIN, FsHooks, FsStats, new_epoch, sequential_readahead
 from vino.kernel.inode import (
@@ -295,7 +295,7 @@ class FileSystem(Invariants):
             clock = device.clock if device.clock is not None else RealClock()
         raw = cache.read_block(device, 0)
         try:
-            geo = cls._check_super(device, raw)
+            geo = Geometry.from_super(raw, device.nblocks, str(device.path))
         except CorruptFileSystem:
             cache.discard(device, 0)
             raise
@@ -316,20 +316,12 @@ class FileSystem(Invariants):
     def _check_image(self) -> None:
         """At mount, after the replay: refuse (``CorruptFileSystem``) an image that
         ``fsck`` would find damaged -- the superblock the replay installed, every inode,
-        pointer, bitmap bit and directory entry (``fsck.check_metadata``)."""
-        dev, geo = self.device, self.geo
-        if self._check_super(dev, self.cache.read_block(dev, 0)) != geo:
+        pointer, bitmap bit and directory entry (``fsck.refuse_damaged``)."""
+        dev = self.device
+        if Geometry.from_super(self.cache.read_block(dev, 0), dev.nblocks,
+                               str(dev.path)) != self.geo:
             raise CorruptFileSystem(f"{dev.path}: the log replayed another geometry")
-        report = FsckReport(str(dev.path))
-        check_metadata(geo, self.journal.read, report)
-        if not report.clean:
-            more = f" (and {report.problems - 1} more)" if report.problems > 1 else ""
-            raise CorruptFileSystem(f"{dev.path}: damaged: {report.damage[0]}{more}; "
-                                    f"`vino fsck` lists the damage")
-
-    @staticmethod
-    def _check_super(device: BlockDevice, raw: bytes | bytearray | memoryview) -> Geometry:
-        return Geometry.from_super(raw, device.nblocks, str(device.path))
+        refuse_damaged(self.geo, self.journal.read, str(dev.path))
 
     def _load(self) -> None:
         geo, dev = self.geo, self.device
@@ -417,7 +409,6 @@ class FileSystem(Invariants):
         if self.journal.room() < need + OP_LOG_BLOCKS + self.geo.bitmap_blocks:
             self._commit()
 
-
     def open(self, who: User | Process, name: str, mode: OpenMode = "r") -> OpenFile:
         """Open ``name`` for ``who`` (a ``Process`` opens with its user's rights)."""
         if mode not in ("r", "w", "rw"):
@@ -440,7 +431,6 @@ class FileSystem(Invariants):
             ino.open_count += 1
             self._open[of.fid] = of
             return of
-
 
     @property
     def free_blocks(self) -> int:

@@ -66,7 +66,7 @@ from vino.kernel.inode import (
 )
 from vino.kernel.journal import read_log
 
-__all__ = ["FsckReport", "check_image", "check_metadata"]
+__all__ = ["FsckReport", "check_image", "check_metadata", "refuse_damaged"]
 
 BS = params.BLOCK_SIZE
 MAX_REPORTED = 20  # damage lines kept per report (the count is always exact)
@@ -141,6 +141,18 @@ def _check(dev: BlockDevice, report: FsckReport) -> None:
         return got if got is not None else dev.read_block(b)
 
     check_metadata(geo, block, report)
+
+
+def refuse_damaged(geo: Geometry, block: Callable[[int], bytes | bytearray | memoryview],
+                   where: str) -> None:
+    """``check_metadata`` for ``mount``: raise ``CorruptFileSystem`` naming the first
+    damage (and how much more there is) unless the image is clean."""
+    report = FsckReport(where)
+    check_metadata(geo, block, report)
+    if not report.clean:
+        more = f" (and {report.problems - 1} more)" if report.problems > 1 else ""
+        raise CorruptFileSystem(f"{where}: damaged: {report.damage[0]}{more}; "
+                                f"`vino fsck` lists the damage")
 
 
 def check_metadata(geo: Geometry, block: Callable[[int], bytes | bytearray | memoryview],
