@@ -43,12 +43,11 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Final
 
-from vino.kernel import params
+from vino.kernel import params, plainread
 from vino.kernel.clock import SimClock
 from vino.kernel.errors import BadBlock, BadHandle, DeviceError, FileExists, InvalidArgument
 from vino.kernel.power import CrashPlan, PowerSwitch
@@ -114,6 +113,11 @@ class DeviceStats:
 class BlockDevice:
     """A fixed-size array of blocks stored in a real file. Open with ``create`` or ``open``."""
 
+    # What a plain read's load reads and writes at fixed offsets (the native twin of
+    # read_into, plainread.py 3.); everything else lives in the instance dict.
+    __slots__ = ("__dict__", "__weakref__", "_block_ns", "_fd", "_head", "_lock", "_power",
+                 "_profile", "clock", "nblocks", "stats")
+
     block_size: int = params.BLOCK_SIZE
 
     def __init__(
@@ -139,7 +143,9 @@ class BlockDevice:
             raise InvalidArgument(
                 f"{self.path}: size {size} is not a positive multiple of {self.block_size}")
         self.nblocks = size // self.block_size
-        self._lock = threading.Lock()  # held around each request: file I/O + accounting
+        # Held around each request: file I/O + accounting. The native twin of threading's
+        # lock the plain read's load tries without a Python call (plainread.rlock).
+        self._lock = plainread.rlock()
         self._fd: int | None = os.open(self.path, os.O_RDWR)  # guarded by _lock
         self._head = -1  # block after the last request's end; guarded by _lock
         self._power: PowerSwitch | None = None  # an armed crash plan; guarded by _lock
@@ -396,6 +402,9 @@ class BlockDevice:
         self.stats.busy_ns += ns
         if self.clock is not None:
             self.clock.advance(ns)
+
+
+plainread.device_classes(BlockDevice, DeviceStats, DiskProfile)  # the native loads read them
 
 
 def block_runs(blocks: list[int]) -> list[tuple[int, int]]:

@@ -65,8 +65,8 @@ if TYPE_CHECKING:
     from vino.sqlite.vfsfile import VinoFile
 
 __all__ = ["CACHE_SLOTS", "FS_SLOTS", "MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead",
-           "XRead", "fallback_reason", "native", "native_misses", "reader", "rlock", "served",
-           "served_misses", "served_readahead", "vfs_classes", "xread"]
+           "XRead", "device_classes", "fallback_reason", "native", "native_misses", "reader",
+           "rlock", "served", "served_misses", "served_readahead", "vfs_classes", "xread"]
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "plainread.c"
 MODULE_NAME: Final = "_vino_plainread"
@@ -77,15 +77,12 @@ XRead = Callable[["VinoFile", int, int], bytes]
 # The hot attributes the native code reads at fixed offsets: each class keeps them in
 # ``__slots__`` (the setup refuses a class where one is not a writable slot).
 FS_SLOTS: Final = ("_epoch", "cache", "device", "stats", "readahead_max")  # of FileSystem
-CACHE_SLOTS: Final = ("_lock", "_files", "_tick", "stats", "_frames", "_hint")  # of Cache
-# What the native miss (3.) reads by name, from the instance (dict) of the cache and of
-# the device: no class may define them (nothing may stand in front of the instance).
-_CACHE_NAMES: Final = ("_free", "_hand", "nframes", "_spare", "_spares")  # _frames: a slot
-_DEVICE_NAMES: Final = ("nblocks", "_fd", "_power", "_head", "_block_ns", "stats", "clock", "_lock",
-                        "_profile")
+CACHE_SLOTS: Final = ("_lock", "_files", "_tick", "stats", "_frames", "_hint",  # of Cache
+                      "_free", "_hand", "nframes", "_spare", "_spares")  # (and of its loads)
 VFS_NAMES: Final = ("_mutex", "stats")  # of VinoVFS
 VFS_FILE_NAMES: Final = ("vfs", "kfile")  # of VinoFile
 
+_DEVICE_CLASSES: list[type] = []  # device_classes(): BlockDevice, DeviceStats, DiskProfile
 _LOADED: list[ModuleType | None] = []  # [module set up, or None], once tried
 _LOCK: Final = threading.Lock()
 fallback_reason = ""
@@ -128,21 +125,24 @@ def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
         return None
     from vino.kernel import params  # (here: the cache imports this module)
     from vino.kernel.clock import SimClock
-    from vino.kernel.device import BlockDevice, DeviceStats, DiskProfile
 
-    for cls, names in ((cache, _CACHE_NAMES), (BlockDevice, _DEVICE_NAMES)):
-        shadowed = [name for name in names if hasattr(cls, name)]
-        if shadowed:
-            raise TypeError(f"{cls.__name__} defines {shadowed} at class level: the "
-                            f"native plain read reads them from the instance")
     mod.setup_fs(fs, open_file, inode, fs_stats, cache, cache_stats, frame, block_bytes, ndirect)
-    twins = ((cache, "_miss"), (cache, "_sweep"), (cache, "_evict"), (cache, "prefetch"),
-             (cache, "_take_frame"), (cache, "_choose_victim"), (cache, "_claim_file"),
-             (fs, "_prefetch"), (fs, "_readahead"), (BlockDevice, "read_into"))
-    mod.setup_miss(cache, BlockDevice, DeviceStats, SimClock, type(threading.Lock()), DiskProfile,
-                   twins, params.PREFETCH_FRACTION, params.PREFETCH_SPARE_PAGES)
+    if _DEVICE_CLASSES:  # (device.py gives them as it is imported; without, no native load)
+        device, device_stats, disk_profile = _DEVICE_CLASSES
+        twins = ((cache, "_miss"), (cache, "_sweep"), (cache, "_evict"), (cache, "prefetch"),
+                 (cache, "_take_frame"), (cache, "_choose_victim"), (cache, "_claim_file"),
+                 (fs, "_prefetch"), (fs, "_readahead"), (device, "read_into"))
+        mod.setup_miss(cache, device, device_stats, SimClock, type(threading.Lock()),
+                       disk_profile, twins, params.PREFETCH_FRACTION, params.PREFETCH_SPARE_PAGES)
     fn: PlainRead = mod.plain_read
     return fn
+
+
+def device_classes(device: type, device_stats: type, disk_profile: type) -> None:
+    """Tell the native loads (3. above) the device's classes (``BlockDevice``,
+    ``DeviceStats``, ``DiskProfile``, whose slots they read); ``device.py`` calls it as
+    it is imported (it imports this module, not the other way round)."""
+    _DEVICE_CLASSES[:] = [device, device_stats, disk_profile]
 
 
 def xread(fallback: XRead, kernel_file: type, vfs_stats: type, page_bytes: int) -> XRead:

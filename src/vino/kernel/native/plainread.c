@@ -95,33 +95,6 @@ static PyObject *plus(PyObject *obj, Py_ssize_t off, long long delta) {
     return r;
 }
 
-/* A new reference to the instance attribute `name` of `obj`, or NULL (no error set):
- * the value of a __slots__ member of that name of its class, else the entry of its
- * instance dict. (The hot fields -- setup_fs, setup_vfs -- are read at their slots'
- * offsets directly.) */
-static inline PyObject *inst_get(PyObject *obj, PyObject *name) {
-    PyObject *d = _PyType_Lookup(Py_TYPE(obj), name); /* borrowed, no error set */
-    if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
-        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        if (m->type != T_OBJECT_EX || !PyObject_TypeCheck(obj, PyDescr_TYPE(d))) return NULL;
-        PyObject *v = SLOT(obj, m->offset);
-        Py_XINCREF(v);
-        return v;
-    }
-    PyObject **dp = _PyObject_GetDictPtr(obj);
-    if (dp == NULL || *dp == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    PyObject *v = PyDict_GetItemWithError(*dp, name);
-    if (v == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    Py_INCREF(v);
-    return v;
-}
-
 /* ------------------------------------------------------------------ RLock */
 
 /* threading.RLock's interface (acquire(blocking, timeout), release, with, _is_owned)
@@ -466,6 +439,8 @@ static struct {
     PyTypeObject *cache_type, *dev_type, *dstats_type, *clock_type, *lock_type, *profile_type;
     PyObject *twins; /* ((class, name, function), ...): the Python twins, as set up */
     unsigned int tags[3]; /* the twins' classes' version tags when they were last seen */
+    PyObject *seen_dict[2]; /* the cache's and the device's instance dicts last checked ... */
+    uint64_t seen_version[2]; /* ... and their versions then (CPython 3.11's ma_version_tag) */
     long long prefetch_fraction, spare_pages; /* params.PREFETCH_FRACTION, _SPARE_PAGES */
     /* _Frame */
     Py_ssize_t fr_dev, fr_block, fr_aspace, fr_vpn, fr_dirty, fr_pinned;
@@ -475,12 +450,15 @@ static struct {
     Py_ssize_t fs_prefetches, of_prefetches;
     /* DiskProfile */
     Py_ssize_t dp_overhead, dp_seek, dp_rotation, dp_rate;
+    /* Cache (its loads' slots) */
+    Py_ssize_t c_free, c_hand, c_nframes, c_spare, c_spares;
+    /* BlockDevice */
+    Py_ssize_t d_nblocks, d_fd, d_power, d_head, d_block_ns, d_stats, d_clock, d_lock, d_profile;
     /* DeviceStats */
     Py_ssize_t ds_reads, ds_blocks_read, ds_bytes_read, ds_seeks, ds_busy_ns;
     /* SimClock */
     Py_ssize_t ck_now, ck_lock;
-    PyObject *n_free, *n_frames, *n_hand, *n_nframes, *n_spare, *n_spares, *n_nblocks, *n_fd,
-        *n_power, *n_head, *n_block_ns, *n_clock, *n_profile, *n_popleft;
+    PyObject *n_popleft;
     unsigned long long served, served_ahead; /* misses, read-ahead blocks loaded here */
 } M;
 
@@ -514,18 +492,32 @@ static int twins_unchanged(PyObject *fs, PyObject *cache, PyObject *dev) {
         }
         M.tags[k] = tag_of(t);
     }
+    PyObject **cd = _PyObject_GetDictPtr(cache), **dd = _PyObject_GetDictPtr(dev);
+    if (cd == NULL || *cd == NULL || dd == NULL || *dd == NULL) return 0;
+#if PY_VERSION_HEX < 0x030C0000 /* a dict's version changes with every change to it */
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wdeprecated-declarations\"")
+    uint64_t cv = ((PyDictObject *)*cd)->ma_version_tag, dv = ((PyDictObject *)*dd)->ma_version_tag;
+    _Pragma("GCC diagnostic pop")
+    if (M.seen_dict[0] == *cd && M.seen_version[0] == cv && M.seen_dict[1] == *dd
+        && M.seen_version[1] == dv)
+        return 1; /* the same dicts, unchanged since they were found clean */
+#endif
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(M.twins); i++) {
         PyObject *tw = PyTuple_GET_ITEM(M.twins, i), *cls = PyTuple_GET_ITEM(tw, 0);
-        PyObject *obj = cls == (PyObject *)Py_TYPE(cache) ? cache
-            : cls == (PyObject *)Py_TYPE(dev) ? dev : NULL;
-        if (obj == NULL) continue;
-        PyObject **d = _PyObject_GetDictPtr(obj);
-        if (d == NULL || *d == NULL) return 0;
-        if (PyDict_GetItemWithError(*d, PyTuple_GET_ITEM(tw, 1)) != NULL || PyErr_Occurred()) {
+        PyObject *d = cls == (PyObject *)Py_TYPE(cache) ? *cd
+            : cls == (PyObject *)Py_TYPE(dev) ? *dd : NULL;
+        if (d == NULL) continue;
+        if (PyDict_GetItemWithError(d, PyTuple_GET_ITEM(tw, 1)) != NULL || PyErr_Occurred()) {
             PyErr_Clear();
             return 0;
         }
     }
+#if PY_VERSION_HEX < 0x030C0000
+    M.seen_dict[0] = *cd; /* compared only, never dereferenced: a freed dict's address */
+    M.seen_dict[1] = *dd; /* reused has a new version (versions are global and grow) */
+    M.seen_version[0] = cv;
+    M.seen_version[1] = dv;
+#endif
     return 1;
 }
 
@@ -821,27 +813,27 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     LoadNew m = {0};
     Sim sim = {0};
     int dheld = 0, cheld = 0, simmed = 0;
-    frames = inst_get(cache, M.n_frames);
-    freel = inst_get(cache, M.n_free);
-    spare = inst_get(cache, M.n_spare);
-    spares = inst_get(cache, M.n_spares);
-    cstats = SLOT(cache, S.c_stats);
-    tick = SLOT(cache, S.c_tick);
-    stats = SLOT(fs, S.fs_stats);
-    Py_XINCREF(cstats);
-    Py_XINCREF(tick);
-    Py_XINCREF(stats);
-    handobj = inst_get(cache, M.n_hand);
-    nfr = inst_get(cache, M.n_nframes);
-    nblocks = inst_get(dev, M.n_nblocks);
-    fd = inst_get(dev, M.n_fd);
-    power = inst_get(dev, M.n_power);
-    head = inst_get(dev, M.n_head);
-    block_ns = inst_get(dev, M.n_block_ns);
-    dstats = inst_get(dev, S.n_stats);
-    clock = inst_get(dev, M.n_clock);
-    dlock = inst_get(dev, S.n_lock);
-    profile = inst_get(dev, M.n_profile);
+    /* (References held: a lock tried below may be a Python object's.) */
+#define HOLD(var, obj, off) Py_XINCREF(var = SLOT(obj, off))
+    HOLD(frames, cache, S.c_frames);
+    HOLD(freel, cache, M.c_free);
+    HOLD(spare, cache, M.c_spare);
+    HOLD(spares, cache, M.c_spares);
+    HOLD(cstats, cache, S.c_stats);
+    HOLD(tick, cache, S.c_tick);
+    HOLD(handobj, cache, M.c_hand);
+    HOLD(nfr, cache, M.c_nframes);
+    HOLD(stats, fs, S.fs_stats);
+    HOLD(nblocks, dev, M.d_nblocks);
+    HOLD(fd, dev, M.d_fd);
+    HOLD(power, dev, M.d_power);
+    HOLD(head, dev, M.d_head);
+    HOLD(block_ns, dev, M.d_block_ns);
+    HOLD(dstats, dev, M.d_stats);
+    HOLD(clock, dev, M.d_clock);
+    HOLD(dlock, dev, M.d_lock);
+    HOLD(profile, dev, M.d_profile);
+#undef HOLD
     long long tickv, hand, n, nb, fdv, headv, ns_far, ns_seq;
     if (frames == NULL || !PyList_CheckExact(frames) || freel == NULL || !PyList_CheckExact(freel)
         || spare == NULL || !PyByteArray_CheckExact(spare) || PyByteArray_GET_SIZE(spare) != S.bs
@@ -856,7 +848,7 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         || !as_ll(PyTuple_GET_ITEM(block_ns, 1), &ns_seq) || dstats == NULL
         || Py_TYPE(dstats) != M.dstats_type || clock == NULL
         || (clock != Py_None && Py_TYPE(clock) != M.clock_type) || dlock == NULL
-        || Py_TYPE(dlock) != M.lock_type)
+        || (Py_TYPE(dlock) != M.lock_type && Py_TYPE(dlock) != &RLockType))
         goto decline;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(spares); i++) {
         PyObject *b = PyList_GET_ITEM(spares, i);
@@ -865,13 +857,13 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     long long nowv = 0;
     if (clock != Py_None) {
         ctlock = SLOT(clock, M.ck_lock);
-        if (ctlock == NULL || Py_TYPE(ctlock) != M.lock_type
+        if (ctlock == NULL || (Py_TYPE(ctlock) != M.lock_type && Py_TYPE(ctlock) != &RLockType)
             || !as_ll(SLOT(clock, M.ck_now), &nowv))
             goto decline;
         Py_INCREF(ctlock);
     }
-    /* (Both locks are threading.Lock's C type: trying them runs no Python, so nothing
-     * read here changes before they are held.) */
+    /* (Both locks are threading.Lock's C type or this module's RLock: trying them runs
+     * no Python, so nothing read here changes before they are held.) */
 
     /* The frames, chosen as the Python would: the block's (a miss), then the read-ahead's
      * -- Cache.prefetch: the blocks not resident, at most nframes // PREFETCH_FRACTION,
@@ -1055,10 +1047,9 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         slot_put(frame, M.fr_dev, dev);
         Py_INCREF(blk);
         slot_put(frame, M.fr_block, blk);
-        PyObject *fdata = SLOT(frame, S.fr_data);
-        if (PyObject_GenericSetAttr(cache, M.n_spare, fdata) < 0) PyErr_Clear(); /* a key */
-        Py_INCREF(spare);
-        slot_put(frame, S.fr_data, spare);
+        PyObject *fdata = SLOT(frame, S.fr_data); /* the cache's spare now; the frame's */
+        SLOT(cache, M.c_spare) = fdata;          /* reference and the cache's swapped */
+        SLOT(frame, S.fr_data) = spare;
         slot_put(cstats, M.cs_misses, m.misses);
         m.misses = NULL;
     } else { /* a hit (fetch_copy) */
@@ -1107,7 +1098,10 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         Py_SET_SIZE(freel, i);
         Py_DECREF(last);
     }
-    if (m.hand != NULL && PyObject_GenericSetAttr(cache, M.n_hand, m.hand) < 0) PyErr_Clear();
+    if (m.hand != NULL) {
+        slot_put(cache, M.c_hand, m.hand);
+        m.hand = NULL;
+    }
     if (m.evictions != NULL) {
         slot_put(cstats, M.cs_evictions, m.evictions);
         m.evictions = NULL;
@@ -1124,7 +1118,8 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         m.prefetches = m.ra_blocks = m.fs_prefetches = m.of_prefetches = NULL;
     }
     if (m.reads != NULL) { /* read_into's accounting, every request */
-        if (PyObject_GenericSetAttr(dev, M.n_head, m.head) < 0) PyErr_Clear(); /* a key */
+        slot_put(dev, M.d_head, m.head);
+        m.head = NULL;
         if (m.seeks != NULL) {
             slot_put(dstats, M.ds_seeks, m.seeks);
             m.seeks = NULL;
@@ -1677,19 +1672,6 @@ static PyObject *pr_setup_miss(PyObject *mod, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "setup_miss: a fraction >= 1 expected");
         return NULL;
     }
-    MINTERN(n_free, "_free");
-    MINTERN(n_frames, "_frames");
-    MINTERN(n_hand, "_hand");
-    MINTERN(n_nframes, "nframes");
-    MINTERN(n_spare, "_spare");
-    MINTERN(n_spares, "_spares");
-    MINTERN(n_nblocks, "nblocks");
-    MINTERN(n_fd, "_fd");
-    MINTERN(n_power, "_power");
-    MINTERN(n_head, "_head");
-    MINTERN(n_block_ns, "_block_ns");
-    MINTERN(n_clock, "clock");
-    MINTERN(n_profile, "_profile");
     MINTERN(n_popleft, "popleft");
     if (need_type(ct, &M.cache_type) < 0 || need_type(dt, &M.dev_type) < 0
         || need_type(st, &M.dstats_type) < 0 || need_type(kt, &M.clock_type) < 0
@@ -1718,6 +1700,20 @@ static PyObject *pr_setup_miss(PyObject *mod, PyObject *args) {
     MOFF(M.profile_type, dp_seek, "seek_ns");
     MOFF(M.profile_type, dp_rotation, "rotation_ns");
     MOFF(M.profile_type, dp_rate, "transfer_bytes_per_s");
+    MOFF(S.cache_type, c_free, "_free");
+    MOFF(S.cache_type, c_hand, "_hand");
+    MOFF(S.cache_type, c_nframes, "nframes");
+    MOFF(S.cache_type, c_spare, "_spare");
+    MOFF(S.cache_type, c_spares, "_spares");
+    MOFF(M.dev_type, d_nblocks, "nblocks");
+    MOFF(M.dev_type, d_fd, "_fd");
+    MOFF(M.dev_type, d_power, "_power");
+    MOFF(M.dev_type, d_head, "_head");
+    MOFF(M.dev_type, d_block_ns, "_block_ns");
+    MOFF(M.dev_type, d_stats, "stats");
+    MOFF(M.dev_type, d_clock, "clock");
+    MOFF(M.dev_type, d_lock, "_lock");
+    MOFF(M.dev_type, d_profile, "_profile");
     Py_ssize_t nt = PyTuple_GET_SIZE(twins);
     PyObject *found = PyTuple_New(nt);
     if (found == NULL) return NULL;
