@@ -80,6 +80,14 @@ def test_module_of_60002_tiny_functions_is_refused_before_compiling(arena: Tenan
     _refused(arena, MANY_FUNCTIONS, f"the limit is {limits.MAX_FUNCTIONS}")
 
 
+def test_webassembly_text_is_parsed_at_the_installers_expense(arena: Tenancy) -> None:
+    # Parsing text is work too (8 MB of it: 0.23 s of CPU and 120 MB): before, it was
+    # charged to nobody, so installs refused at the scan cost their principal nothing.
+    cpu = arena.alice.usage.cpu_ns
+    _refused(arena, MANY_FUNCTIONS, f"the limit is {limits.MAX_FUNCTIONS}")
+    assert arena.alice.usage.cpu_ns > cpu
+
+
 def test_function_declaring_50000_locals_is_refused_before_compiling(arena: Tenancy) -> None:
     src = pick("i32.const 1", [], "(func (local" + " i32" * 50_000 + "))")
     _refused(arena, src, "a function declares 50000 locals; the limit is "

@@ -9,7 +9,8 @@ and only then (``keep``) is the compiled module cached.
 The checks run cheapest first, so that nobody can make the host compile (the
 only costly step) a module it would refuse anyway. What is rejected, in order
 (the limits are named in ``vino.limits``):
- 1. unreadable input; WAT over ``MAX_WAT_CHARS`` or that does not parse;
+ 1. unreadable input; WAT over ``MAX_WAT_CHARS`` or that does not parse (parsing is
+    charged to the installer, as compiling is);
  2. a binary over ``MAX_MODULE_BYTES``;
  3. a principal whose total CPU quota is used up (compiling is charged to it);
  4. the section scan (``scan_sections``, no compiling): a start function (it would
@@ -241,7 +242,8 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
         default_name = "graft-" + digest[:12]
     else:
         try:
-            wasm, default_name = read_source(source)
+            with charged(principal):  # parsing text is work too (8 MB: 0.23 s of CPU)
+                wasm, default_name = read_source(source)
         except ValueError as exc:
             raise reject(str(exc)) from None
     label = name or default_name
