@@ -131,6 +131,14 @@ def test_python_graft_with_a_non_ascii_name_is_refused_in_words_not_by_an_intern
     _refused(arena, monkeypatch, source, "a name that is not ASCII", python_compiles=1)
 
 
+def test_python_graft_nested_too_deeply_for_the_parser_is_refused_in_words(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 5,000 additions in a row: Python's parser raises RecursionError (not SyntaxError),
+    # which escaped the install instead of GraftRejected.
+    src = "def pick(x: int) -> int:\n    return x" + " + 1" * 5000 + "\n"
+    _refused(arena, monkeypatch, src, "nested too deeply", python_compiles=1)
+
+
 @pytest.mark.parametrize(("source", "target", "why"), [
     (_squaring(40), GLOBAL, "may not graft atk.pick on GLOBAL"),
     ("def pick(x: int) -> int:\n    return (\n", GLOBAL, "may not graft atk.pick on GLOBAL"),

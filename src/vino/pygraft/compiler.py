@@ -94,6 +94,10 @@ def compile_source(source: str, layout: Layout, *, filename: str = "<graft>",
     except SyntaxError as exc:
         raise PythonGraftError(filename, (exc.lineno or 1) + line_offset, exc.offset or 1,
                                f"not valid Python: {exc.msg}", "fix the syntax") from None
+    except RecursionError:  # the parser's own depth limit, not a SyntaxError
+        raise PythonGraftError(filename, 1 + line_offset, 1, "an expression nested too deeply "
+                               "for Python's parser", "split it into several statements"
+                               ) from None
     try:
         mod = SourceModule(tree, layout, filename, entry)
         wat = emit_module(mod)
