@@ -12,6 +12,7 @@ and nothing changed.
 from __future__ import annotations
 
 import hashlib
+import types
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ import wasmtime
 
 from vino import limits
 from vino.errors import GraftRejected
-from vino.graft import GLOBAL, Principal, Quota
+from vino.graft import GLOBAL, Principal, Quota, loader
 
 from .engine_caches import cache_entries, cached
 from .harness import Tenancy, module, pick, pick_returning
@@ -86,6 +87,28 @@ def test_webassembly_text_is_parsed_at_the_installers_expense(arena: Tenancy) ->
     cpu = arena.alice.usage.cpu_ns
     _refused(arena, MANY_FUNCTIONS, f"the limit is {limits.MAX_FUNCTIONS}")
     assert arena.alice.usage.cpu_ns > cpu
+
+
+@pytest.mark.parametrize("kind", ["binary", "text"])
+def test_module_too_large_is_refused_before_it_is_copied_hashed_or_decoded(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    # A 64 MB upload: before, the loader copied and hashed a binary (SHA-256: ~0.15 s),
+    # or decoded text to a str, before looking at its size.
+    big = 64 << 20
+    source = (b"\0asm\x01\0\0\0" + bytes(big) if kind == "binary"
+              else b"(module" + b" " * big + b")")
+    hashed: list[int] = []
+    real = hashlib.sha256
+
+    def sha256(data: bytes = b"") -> Any:
+        hashed.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(loader, "hashlib", types.SimpleNamespace(sha256=sha256))
+    monkeypatch.setattr(loader, "_wat", lambda text: pytest.fail("decoded and parsed"))
+    with pytest.raises(GraftRejected, match="the limit is"):
+        arena.install(source, name="evil")
+    assert not [n for n in hashed if n > limits.MAX_MODULE_BYTES]
 
 
 def test_function_declaring_50000_locals_is_refused_before_compiling(arena: Tenancy) -> None:

@@ -236,7 +236,13 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
 
     admit(point, principal, target, label)  # before any work on the bytes
     digest = ""
+    if isinstance(source, bytes | bytearray) and len(source) > _MAX_SOURCE_BYTES:
+        raise reject(f"module of {len(source)} bytes; the limit is {limits.MAX_MODULE_BYTES}"
+                     f" (binary), {limits.MAX_WAT_CHARS} characters (text)")
     if isinstance(source, bytes | bytearray) and source[:4] == b"\0asm":
+        if len(source) > limits.MAX_MODULE_BYTES:  # before it is copied and hashed
+            raise reject(f"module is {len(source)} bytes; the limit is "
+                         f"{limits.MAX_MODULE_BYTES}")
         wasm = bytes(source)  # the common case: hashed once, for the name and the caches
         digest = hashlib.sha256(wasm).hexdigest()
         default_name = "graft-" + digest[:12]
@@ -258,6 +264,11 @@ def check(sandbox: Sandbox, point: Point, source: Source, principal: Principal,
     _check_memory_left(principal, st.memory_min_bytes, reject)
     return Checked(label, wasm, st.module, st.memory_min_bytes, st.has_message, digest,
                    st.may_grow, st.table_elements, st)
+
+
+# Bytes a module's source may take: a binary's limit, or the most UTF-8 text of
+# MAX_WAT_CHARS characters can take. Longer bytes are refused before any work.
+_MAX_SOURCE_BYTES: Final = max(limits.MAX_MODULE_BYTES, 4 * limits.MAX_WAT_CHARS)
 
 
 def admit(point: Point, principal: Principal, target: object, label: str) -> None:
