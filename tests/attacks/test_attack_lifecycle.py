@@ -88,6 +88,48 @@ def test_graft_that_replaces_itself_from_inside_its_call_cannot_kill_the_host() 
     """)
 
 
+# Writes, then works a while (tens of ms of loop turns, within its budget), answers 5.
+WORKS_A_WHILE = pick("""(local $i i32)
+    (drop (call $put (i32.const 1) (i32.const 1)))
+    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+             (br_if $l (i32.lt_u (local.get $i) (i32.const 30000000))))
+    i32.const 5""", ["put"])
+
+
+def test_graft_removed_while_its_call_runs_on_another_thread_finishes_that_call_first() -> None:
+    # Held: remove() waits for the call in flight (the store lock), which completes and
+    # commits on its store; then the store is dropped and later calls get the default.
+    code = textwrap.dedent(f"""
+        import threading, time
+        from harness import *
+        t = Tenancy(alice_quota={{"cpu_call_s": 5.0}})
+        before = t.snapshot()
+        g = t.install({WORKS_A_WHILE!r})
+        got = []
+        th = threading.Thread(target=lambda: got.append(t.pick(TARGET, 0)))
+        th.start()
+        while not g.busy() and not got:  # (a call over before this thread ran: see below)
+            time.sleep(0.0002)
+        busy = g.busy()
+        g.remove(t.alice)
+        assert g.state == "removed" and g.instance is None
+        th.join(30)
+        assert got == [5], got
+        assert t.pick(TARGET, 0) == DEFAULT_ANSWER and t.registry.grafts() == []
+        assert t.host.d == {{1: 1}}
+        t.host.d.clear()
+        t.assert_unchanged(before)
+        t.assert_no_live_work()
+        report("ok" if busy else "not seen busy")
+    """)
+    for _ in range(3):  # a machine loaded enough to run the whole call first: again
+        res = in_child(code, timeout_s=60)
+        assert res.returncode == 0, f"rc {res.returncode}: {res.stderr[-3000:]}"
+        if res.result() == "ok":
+            return
+    pytest.fail("the call was never seen in flight")
+
+
 def test_graft_that_removes_itself_then_traps_is_undone_and_freed() -> None:
     _survives_in_child(f"""
         g = t.install({REMOVES_ITSELF_THEN_TRAPS!r})
