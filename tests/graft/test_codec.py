@@ -145,6 +145,43 @@ def test_a_codec_replaced_on_a_live_point_is_the_one_that_runs(
     assert native.aborts[-1].detail.endswith("codec.pick answered 50, not in 0..10")
 
 
+class _Emptier:
+    """An entry's argument whose ``__index__`` empties the list the encoder answered (a
+    caller's object can reach it: ``gc.get_referrers``), then gives 5."""
+
+    def __init__(self, victims: list[list[object]]) -> None:
+        self.victims = victims
+
+    def __index__(self) -> int:
+        for v in self.victims:
+            v.clear()
+            v.extend(object() for _ in range(64))  # its array freed and another made
+        return 5
+
+
+@needs_native
+def test_an_argument_whose_index_empties_the_encoders_list_cannot_crash_the_host(
+        twins: tuple[AnyPoint, Graft, Graft]) -> None:
+    """The native call converts the entry's arguments as ``RawFunc.call(*args)`` does:
+    the encoder's list taken whole first (read in place, a cleared list's freed array
+    was read past its end)."""
+    point, native, python = twins
+    made: list[list[object]] = []
+
+    def encode(buf: memoryview, *args: object) -> list[object]:
+        out = [_Emptier(made), 2**40 + 3]
+        made.append(out)
+        return out
+
+    point.encode = encode  # type: ignore[assignment]
+    point.decode = lambda buf, ret, *a: ret
+    for g in (native, python):
+        for _ in range(3):
+            made.clear()
+            assert point(g.target, 0) == 5
+            assert bytes(g.memory.read(32, 8)) == (2**40 + 3).to_bytes(8, "little")
+
+
 def test_a_codec_refuses_what_it_cannot_declare() -> None:
     with pytest.raises(InvalidDeclaration, match="not a scalar field"):
         Scalars(Layout(point="p", entry="e", buffer_size=64, fields=Struct(

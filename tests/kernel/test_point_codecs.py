@@ -465,3 +465,71 @@ def test_rows_refuses_a_declaration_it_cannot_encode() -> None:
         From(1, obj=lay)
     with pytest.raises(InvalidDeclaration, match="not an array of u32"):
         Elements(lay, "thread", From(0), From(0), "p", "x", "y")
+
+
+# ---- code run by an attribute read ----------------------------------------------------
+
+class _Meddler:
+    """A key of an instance dict with the hash of ``name`` that is no str: looking
+    ``name`` up compares it, running ``act`` (what a hostile caller's object may do while
+    the native codec reads the attributes the plan names)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.act: Callable[[], object] | None = None
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        if self.act is not None:
+            self.act()
+        return False
+
+
+def _meddling(name: str, value: object, act: Callable[[], object]) -> SimpleNamespace:
+    """An object whose attribute ``name`` is ``value``, whose read runs ``act``."""
+    o = SimpleNamespace()
+    key = _Meddler(name)
+    o.__dict__[key] = 0  # type: ignore[index]  # first: probed before the name's own entry
+    setattr(o, name, value)
+    key.act = act  # armed once the attribute is set (setting it compares too)
+    return o
+
+
+def test_a_history_shortened_while_its_file_size_is_read_is_not_read_past_its_end(
+        readahead: Twins) -> None:
+    """A list of rows is read in place: reading ``of.inode.size`` runs code that drops
+    its last entry (an int freed with it). The C takes the rows again (it wrote the
+    freed entry and the count of three); the Python's pack of three meets two."""
+    def args(g: Graft) -> tuple[object, ...]:
+        hist = [40, 39, 10**6 + 7]
+        inode = _meddling("size", 100 * BS, hist.pop)
+        return SimpleNamespace(inode=inode, _history=hist), 41
+
+    _same(readahead, args, 0)
+
+
+def test_a_block_emptied_while_the_file_id_is_read_is_not_copied_from_freed_memory(
+        filt: Twins) -> None:
+    """A bytearray's bytes are read in place: reading ``inode.inum`` runs code that empties
+    it (its storage freed). The C copied the three freed bytes and called the guest; the
+    Python's copy meets no bytes."""
+    def args(g: Graft) -> tuple[object, ...]:
+        block = bytearray(b"abc")
+        return _meddling("inum", 7, block.clear), 0, block, 0
+
+    _same(filt, args, 3)
+
+
+def test_rows_whose_packed_bytes_are_read_by_code_that_empties_the_list_stay_held(
+        evict: Twins) -> None:
+    """Each candidate's ``row`` read may run code: one empties the candidates' list (its
+    array and the other candidates freed). The C holds what it reads and takes the list
+    again; the Python's pack meets a short list."""
+    def args(g: Graft) -> tuple[object, ...]:
+        cands: list[object] = [SimpleNamespace(row=p.row) for p in _pages(4)]
+        cands[1] = _meddling("row", _pages(2)[1].row, cands.clear)
+        return g.target, cands
+
+    _same(evict, args, 1)

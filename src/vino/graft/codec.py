@@ -139,8 +139,9 @@ class From:
     at most ``cap`` if given. ``From(0, "inode", "size", div=4096)`` is a file's blocks.
 
     The native side follows an attribute only where reading it cannot run code (an
-    instance's dict entry or a ``__slots__`` member, on a type with the ordinary lookup);
-    anywhere else the codec's Python reads it.
+    instance's dict entry or a ``__slots__`` member, on a type with the ordinary lookup,
+    no dict on the way holding a key that is no str, whose ``__eq__`` a lookup could
+    call); anywhere else the codec's Python reads it.
     """
 
     __slots__ = ("arg", "cap", "div", "obj", "path", "plan")

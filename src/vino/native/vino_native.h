@@ -6,6 +6,8 @@
  * - The headers every extension needs (PY_SSIZE_T_CLEAN before Python.h).
  * - SLOT, slot_put, as_ll: reading and writing the object slots of __slots__ classes
  *   at the byte offsets slot_offset finds, after need_type was given the class.
+ * - str_keyed, mro_str_keyed: whether looking a name up in a dict, or on a class, can
+ *   run a key's __eq__ (a key of the name's hash that is no str).
  * - now_ns, lock_wait, acquire_args, acquire_wait, new_with_lock: threading's lock
  *   interface over a PyThread lock, what fastpath.c's Mutex (threading.Lock's twin)
  *   and plainread.c's RLock (threading.RLock's twin) have in common.
@@ -23,6 +25,7 @@
 #include <structmember.h>
 #include <pythread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,6 +51,36 @@ static inline int as_ll(PyObject *o, long long *out) {
         return 0;
     }
     *out = v;
+    return 1;
+}
+
+/* 1 if looking a str up in dict `d` runs no code: its keys are all exact str (CPython
+ * 3.11-3.13 keep that in the keys' kind, the third byte after the keys' refcount: 0, a
+ * general table, compares a key of the same hash with its __eq__). 0 for a dict with any
+ * other key, for anything that is no dict, and on another version (the caller then does
+ * not look). */
+static inline int str_keyed(PyObject *d) {
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+    typedef struct { /* the head of CPython's struct _dictkeysobject (pycore_dict.h) */
+        Py_ssize_t dk_refcnt;
+        uint8_t dk_log2_size, dk_log2_index_bytes, dk_kind;
+    } keys_head;
+    return d != NULL && PyDict_Check(d)
+        && ((keys_head *)((PyDictObject *)d)->ma_keys)->dk_kind != 0;
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
+/* 1 if _PyType_Lookup(type, a str) runs no code: every class dict of its MRO str_keyed. */
+static inline int mro_str_keyed(PyTypeObject *type) {
+    PyObject *mro = type->tp_mro;
+    if (mro == NULL || !PyTuple_Check(mro)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+        PyObject *b = PyTuple_GET_ITEM(mro, i);
+        if (!PyType_Check(b) || !str_keyed(((PyTypeObject *)b)->tp_dict)) return 0;
+    }
     return 1;
 }
 

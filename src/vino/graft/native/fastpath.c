@@ -875,10 +875,14 @@ static Py_ssize_t code_size(const char *k) {
 }
 
 /* An attribute read that runs no code: the ordinary lookup, finding the name in the
- * instance's dict or a __slots__ member (new reference); NULL (no exception): not here. */
+ * instance's dict or a __slots__ member (new reference); NULL (no exception): not here
+ * -- a descriptor, a property or __getattr__ would run code, and so would a dict lookup
+ * comparing a key of the name's hash that is no str (str_keyed): the codec's Python
+ * reads those. (An allocation may still start the cyclic collector, whose finalizers
+ * run code: callers check again what code could have changed.) */
 static PyObject *plain_attr(PyObject *o, PyObject *name) {
     PyTypeObject *t = Py_TYPE(o);
-    if (t->tp_getattro != PyObject_GenericGetAttr) return NULL;
+    if (t->tp_getattro != PyObject_GenericGetAttr || !mro_str_keyed(t)) return NULL;
     PyObject *d = _PyType_Lookup(t, name);
     if (d != NULL && !Py_IS_TYPE(d, &PyMemberDescr_Type)) return NULL;
     if (d != NULL) { /* a __slots__ member: read at its offset, as the descriptor would */
@@ -889,8 +893,17 @@ static PyObject *plain_attr(PyObject *o, PyObject *name) {
         return v; /* NULL: unset, which the Python says */
     }
     if (t->tp_dictoffset == 0) return NULL;
-    PyObject *v = PyObject_GenericGetAttr(o, name);
-    if (v == NULL) PyErr_Clear(); /* unset: the Python says so */
+    PyObject **dp = _PyObject_GetDictPtr(o);
+    if (dp == NULL || *dp == NULL || !str_keyed(*dp)) { /* unset: the Python says so */
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *v = PyDict_GetItemWithError(*dp, name);
+    if (v == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_INCREF(v);
     return v;
 }
 
@@ -1020,6 +1033,22 @@ static PyObject **seq_items(PyObject *seq, Py_ssize_t cap, Py_ssize_t *n,
     return NULL;
 }
 
+/* A list's length when its items were taken (anything else: -1, never checked). */
+static inline Py_ssize_t n_all(PyObject *seq, Py_ssize_t n) {
+    return PyList_CheckExact(seq) ? PyList_GET_SIZE(seq) : n;
+}
+
+/* After code may have run (src_int, plain_attr: a key's __eq__ in an instance dict): 1
+ * if the rows seq_items gave are still valid, *items retaken from a list (whose array a
+ * resize moves); 0 if a list of rows changed length (the codec's Python decides). A
+ * tuple is immutable and a deque's items were taken as new references. */
+static inline int same_list(PyObject *seq, Py_ssize_t all, PyObject ***items) {
+    if (!PyList_CheckExact(seq)) return 1;
+    if (PyList_GET_SIZE(seq) != all) return 0;
+    *items = ((PyListObject *)seq)->ob_item;
+    return 1;
+}
+
 /* The scalars before the array: (code, offset, From plan or None for the count) each. */
 static int compile_head(RowsPlan *r, PyObject *steps) {
     if (!PyTuple_Check(steps) || PyTuple_GET_SIZE(steps) > MAX_HEAD) return 0;
@@ -1106,14 +1135,17 @@ static int encode_rows(Protected *p, PyObject *args, PyObject *buffer) {
         n = r->max;
     }
     if (n > MAX_ROWS) goto out;
+    Py_ssize_t all = n_all(seq, n); /* a list's length, checked again after code may run */
     for (int i = 0; i < r->nhead; i++) {
         long long x = n;
         if (!r->head_count[i] && !src_int(&r->head[i], args, &x)) goto out;
         if (!long_fits(x, r->head_code[i], &head[i])) goto out;
     }
+    /* Reading a From may have run code (a key's __eq__ in an instance dict) that changed
+     * a list of rows: its items are borrowed, so they are taken again, or not here. */
+    if (!same_list(seq, all, &items)) goto out;
+    if (r->elem_size > (PY_SSIZE_T_MAX - r->arr_at) / (n > 0 ? n : 1)) goto out;
     Py_ssize_t span = r->arr_at + n * r->elem_size;
-    char *buf = buffer_bytes(buffer, span, 1);
-    if (buf == NULL) goto out;
     uint64_t v;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *row = items[i];
@@ -1127,12 +1159,19 @@ static int encode_rows(Protected *p, PyObject *args, PyObject *buffer) {
             for (int c = 0; c < r->ncols; c++)
                 if (!field_int(PyTuple_GET_ITEM(row, c), r->col_code[c], &v)) goto out;
         } else {
+            Py_INCREF(row); /* a key's __eq__ run by the read may drop the list's reference */
             PyObject *b = plain_attr(row, r->attr);
+            Py_DECREF(row);
             if (b == NULL) goto out;
             packed[held++] = b;
             if (!PyBytes_CheckExact(b) || PyBytes_GET_SIZE(b) != r->elem_size) goto out;
+            if (!same_list(seq, all, &items)) goto out;
         }
     }
+    /* The buffer is looked at once nothing else can run: from here to the last byte
+     * written no Python code runs (field_int and put call none). */
+    char *buf = buffer_bytes(buffer, span, 1);
+    if (buf == NULL) goto out;
     /* checked: now written, pads and gaps as zero bytes (the struct's "x") */
     memset(buf, 0, (size_t)span);
     for (int i = 0; i < r->nhead; i++) put(buf + r->head_at[i], r->head_code[i], head[i]);
@@ -1227,6 +1266,12 @@ static int encode_bytes(Protected *p, PyObject *args, PyObject *buffer) {
             Py_DECREF(v);
             if (!ok) goto out;
         }
+    }
+    /* Reading a From may have run code (a key's __eq__ in an instance dict) that resized
+     * a bytearray: its bytes are taken again now, and a changed length is not here. */
+    if (PyByteArray_CheckExact(data)) {
+        if (PyByteArray_GET_SIZE(data) != n) goto out;
+        src = PyByteArray_AS_STRING(data);
     }
     char *buf = buffer_bytes(buffer, r->arr_at + n, 1);
     if (buf == NULL) goto out;
@@ -1482,10 +1527,15 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
         if (truth < 0) goto fail;
         if (truth) { /* the entry's arguments into its value slots (as RawFunc.call) */
             PyObject *seq = PySequence_Fast(wasm_args, "the entry's arguments");
+            if (seq != NULL && PyList_CheckExact(seq)) {
+                /* taken whole first, as RawFunc.call(*args) takes them: an item's
+                 * __index__ may change the list (and free its array and items) */
+                Py_SETREF(seq, PyList_AsTuple(seq));
+            }
             if (seq == NULL) goto fail;
-            Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+            Py_ssize_t n = PyTuple_GET_SIZE(seq);
             for (Py_ssize_t i = 0; i < n; i++) {
-                PyObject *a = PySequence_Fast_ITEMS(seq)[i];
+                PyObject *a = PyTuple_GET_ITEM(seq, i);
                 if (i >= p->nparams) {
                     PyErr_SetString(PyExc_IndexError, "tuple index out of range");
                 } else {
