@@ -19,6 +19,7 @@ from vino import limits
 from vino.errors import AbortReason
 from vino.graft import (
     FunctionPoint,
+    Graft,
     GraftCallable,
     Principal,
     Quota,
@@ -130,6 +131,26 @@ def test_graft_kept_waiting_at_a_later_tick_is_still_stopped_by_the_allowance(
     assert g.aborts[0].graft_at_fault and g.state == "removed"
 
 
+def _stopped_with_the_allowance_spent(reg: Registry, name: str, own: bool
+                                     ) -> tuple[FunctionPoint[object, int, int], Graft]:
+    """A napping graft of principal ``name``, called in a hold whose whole allowance the
+    principal has spent already (injected): by the graft's own earlier calls (``own``),
+    or by its other grafts. The call is stopped at the tick its nap met (the default
+    answers) for a time-out; returns the point and the graft."""
+    point = _point(reg)
+    who = Principal(name)
+    g = reg.install(point, NAP_THEN_ANSWER, who, target="t")
+    allowance_ns = int(limits.HOLD_GRAFT_WALL_S * 1e9)
+    with SharedLock("fs"):
+        hold = thread_state().hold
+        assert hold is not None
+        hold.spend(who, allowance_ns, g if own else None)
+        assert hold.own_ns(g) == (allowance_ns if own else 0)
+        assert point("t", 0) == -1  # stopped at the tick its nap met: the default answered
+    assert g.aborts and g.aborts[0].reason is AbortReason.TIMEOUT
+    return point, g
+
+
 def test_good_graft_stopped_because_its_principals_other_calls_spent_the_allowance_is_kept(
         reg: Registry) -> None:
     # What if a principal's other grafts spent the hold's whole allowance (a hostile
@@ -137,15 +158,7 @@ def test_good_graft_stopped_because_its_principals_other_calls_spent_the_allowan
     # the loaded machine stretches the good graft's short call across a tick? It is
     # stopped there (the allowance is spent), but it ran for a tick, not past a whole
     # allowance: not its fault, so it is kept -- not removed, its file not sealed for good.
-    point = _point(reg)
-    alice = Principal("alice")
-    g = reg.install(point, NAP_THEN_ANSWER, alice, target="t")
-    with SharedLock("fs"):
-        hold = thread_state().hold
-        assert hold is not None
-        hold.spend(alice, int(limits.HOLD_GRAFT_WALL_S * 1e9))  # injected: the others' spending
-        assert point("t", 0) == -1  # stopped at the tick its nap met: the default answered
-    assert g.aborts and g.aborts[0].reason is AbortReason.TIMEOUT
+    point, g = _stopped_with_the_allowance_spent(reg, "alice", own=False)
     assert not g.aborts[0].graft_at_fault
     assert "by the principal's other calls in this hold" in g.aborts[0].detail
     assert g.state == "live" and g.failures == 0
@@ -158,17 +171,7 @@ def test_graft_spending_the_allowance_in_many_short_calls_of_one_hold_is_still_b
     # several short ones in the same hold, each under the allowance? Its earlier calls
     # are its own spending, not another graft's: the call the tick stops is blamed and
     # the graft removed by the usual policy, as if it had made one long call.
-    point = _point(reg)
-    mallory = Principal("mallory")
-    g = reg.install(point, NAP_THEN_ANSWER, mallory, target="t")
-    with SharedLock("fs"):
-        hold = thread_state().hold
-        assert hold is not None
-        # injected: the graft's own earlier calls in this hold spent the allowance
-        hold.spend(mallory, int(limits.HOLD_GRAFT_WALL_S * 1e9), g)
-        assert hold.own_ns(g) == int(limits.HOLD_GRAFT_WALL_S * 1e9)
-        assert point("t", 0) == -1  # stopped at the tick its nap met
-    assert g.aborts and g.aborts[0].reason is AbortReason.TIMEOUT
+    _, g = _stopped_with_the_allowance_spent(reg, "mallory", own=True)
     assert g.aborts[0].graft_at_fault
     assert "wall-time allowance" in g.aborts[0].detail
     assert "not this graft's fault" not in g.aborts[0].detail
