@@ -38,6 +38,7 @@
  * one is stored: a failure (a MemoryError) changes nothing.
  */
 #include "vino_native.h"
+#include <dlfcn.h>
 #include <stdint.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -341,11 +342,23 @@ static void hint_set(PyObject *cache, uint32_t *entry, PyObject *frame, PyObject
  * bytes object no one else holds is seen by no one while it is overwritten (its cached
  * hash is reset); one that anybody holds, even a memoryview of it, is never touched. It
  * saves a 4 KiB allocation and its release per page read. NULL: no memory. */
+typedef void *(*CopyFn)(void *, const void *, size_t);
+
+/* The copy of a page: the C library's memcpy, the one CPython's own copies run (found at
+ * setup_fs), not the compiler runtime's that the build links into this library, which
+ * copies 4 KiB with twice the instructions (no wide moves). */
+static CopyFn page_copy = memcpy;
+
+static void find_page_copy(void) {
+    void *libc = dlsym(RTLD_DEFAULT, "memcpy");
+    if (libc != NULL) *(void **)&page_copy = libc; /* POSIX's way to a function pointer */
+}
+
 static PyObject *page_bytes(const char *src) {
 #if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030C0000 /* ob_shash: 3.11 */
     PyObject *b = S.page;
     if (b != NULL && Py_REFCNT(b) == 1 && PyBytes_GET_SIZE(b) == S.bs) {
-        memcpy(PyBytes_AS_STRING(b), src, (size_t)S.bs);
+        page_copy(PyBytes_AS_STRING(b), src, (size_t)S.bs);
 #pragma GCC diagnostic push /* the field is deprecated in 3.11 (and gone after 3.12) */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         ((PyBytesObject *)b)->ob_shash = -1;
@@ -1557,6 +1570,7 @@ static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
         || need_type(cat, &S.cache_type) < 0 || need_type(ct, &S.cstats_type) < 0
         || need_type(frt, &S.frame_type) < 0)
         return NULL;
+    find_page_copy();
     if (S.deque_type == NULL) {
         PyObject *coll = PyImport_ImportModule("collections");
         PyObject *dq = coll != NULL ? PyObject_GetAttrString(coll, "deque") : NULL;
