@@ -173,17 +173,18 @@ class LockManager:
         # Called with self._cond held; returns with lock.holder None.
         deadline = self._clock() + timeout
         doomed_holder = False
-        # Who holds the lock, by acquisition: a graft's one transaction object is reused
-        # by all its calls, so a new hold by the same object is a new holder too.
-        held_by = (lock.holder, lock.acquisitions)
+        # Which hold this waiter is timing, by acquisition: a graft's one transaction
+        # object is reused by all its calls, so a new hold by it is a new holder too;
+        # a child's commit handing the lock to its parent (transfer) is the same hold.
+        held_by = lock.acquisitions
         while lock.holder is not None:
             if txn is not None:
                 txn.check()  # a doomed waiter stops waiting at once
-            if (lock.holder, lock.acquisitions) != held_by:
+            if lock.acquisitions != held_by:
                 # Another took the lock as the one this waiter doomed let it go (it won
                 # the race): it gets its own time-out, then is doomed in turn. Holders
                 # taking turns (two grafts of one principal) cannot time the waiter out.
-                held_by = (lock.holder, lock.acquisitions)
+                held_by = lock.acquisitions
                 doomed_holder = False
                 deadline = self._clock() + timeout
             remaining = deadline - self._clock()
