@@ -1085,7 +1085,7 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     Py_INCREF(Py_True);
     slot_put(frame, S.fr_referenced, Py_True);
     if (miss) hint_set(cache, hint_entry(cache, blkv), frame, NULL, blkv);
-    memcpy(PyBytes_AS_STRING(m.result), PyByteArray_AS_STRING(SLOT(frame, S.fr_data)),
+    page_copy(PyBytes_AS_STRING(m.result), PyByteArray_AS_STRING(SLOT(frame, S.fr_data)),
            (size_t)S.bs);
     /* Cache.prefetch: each run's frames take the buffers it was read into, in order. */
     for (int i = miss, k = 0; i < sim.ntakes; i++, k++) { /* k: its buffer in _spares */
