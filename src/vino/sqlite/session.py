@@ -20,6 +20,11 @@ rollback journal mode, and ``busy_timeout_ms`` (default 0: a conflicting lock fa
 at once with SQLITE_BUSY; with a time-out SQLite's busy handler sleeps through
 ``xSleep``, which really waits, and retries).
 
+WAL is refused: the VFS answers ``pragma journal_mode = wal`` with an error (it has
+no shared memory; ``vfsfile.VinoFile.xFileControl``). A database file found in WAL
+mode anyway (made elsewhere) is opened once in exclusive locking mode, which
+replays its WAL, and switched to the session's journal mode (``leave_wal``).
+
 The VFS's buffer pool (``pool.BufferPool``): by default only when the plan installs
 the eviction graft, which acts on it. Without one the pool would only cache again
 what the kernel's buffer cache holds, and take frames from it (a TPC-H query reading
@@ -41,7 +46,7 @@ from vino.sqlite.grafts import Plan, SqliteGrafts
 from vino.sqlite.params import BUSY_TIMEOUT_MS, SQLITE_CACHE_PAGES, SQLITE_PAGE_BYTES
 from vino.sqlite.vfs import VinoVFS
 
-__all__ = ["JOURNAL_MODES", "Session", "configure"]
+__all__ = ["JOURNAL_MODES", "Session", "configure", "leave_wal"]
 
 JOURNAL_MODES = ("delete", "truncate", "persist")  # the rollback-journal modes supported
 
@@ -57,6 +62,25 @@ def configure(db: apsw.Connection, cache_pages: int = SQLITE_CACHE_PAGES,
     got = db.execute(f"pragma journal_mode = {journal_mode}").fetchall()
     if got != [(journal_mode,)]:
         raise RuntimeError(f"SQLite refused journal mode {journal_mode!r}: {got}")
+
+
+def leave_wal(db: apsw.Connection, journal_mode: str) -> bool:
+    """If ``db``'s file is in WAL mode (SQLite cannot open it without shared memory):
+    open it in exclusive locking mode, which replays and checkpoints a WAL left by a
+    crash, switch it to ``journal_mode`` and back to normal locking. False if the file
+    is not in WAL mode (the open failed for another reason)."""
+    try:
+        db.execute("pragma locking_mode = exclusive")
+        try:
+            if db.execute("pragma journal_mode").fetchall() != [("wal",)]:
+                return False
+        except apsw.Error:
+            return False
+        db.execute(f"pragma journal_mode = {journal_mode}")
+        return True
+    finally:
+        db.execute("pragma locking_mode = normal")
+        db.execute("select count(*) from sqlite_master").fetchall()  # the lock goes here
 
 
 class Session:
@@ -87,7 +111,12 @@ class Session:
     def connect(self) -> apsw.Connection:
         db = apsw.Connection(self.path, vfs=self.vfs.vfs_name)
         self._conns.append(db)
-        configure(db, self.cache_pages, self.journal_mode, self.busy_timeout_ms)
+        try:
+            configure(db, self.cache_pages, self.journal_mode, self.busy_timeout_ms)
+        except apsw.CantOpenError:
+            if not leave_wal(db, self.journal_mode):
+                raise
+            configure(db, self.cache_pages, self.journal_mode, self.busy_timeout_ms)
         return db
 
     @property

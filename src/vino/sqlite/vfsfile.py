@@ -289,7 +289,18 @@ class VinoFile:
         return self.kfile.lock.reserved()
 
     def xFileControl(self, op: int, ptr: int) -> bool:
-        return False  # SQLITE_NOTFOUND: no file controls of our own
+        """SQLITE_NOTFOUND (False) for every file control but one: ``pragma journal_mode
+        = wal`` is refused with an error naming why (SQLite sends every pragma to the
+        main database file first). The VFS has no shared memory (io methods version 1);
+        SQLite would still take WAL under ``locking_mode = exclusive``, writing a
+        database header that no later open in normal locking mode can read."""
+        if op != apsw.SQLITE_FCNTL_PRAGMA:
+            return False
+        pragma = apsw.VFSFcntlPragma(ptr)
+        if (pragma.name.lower() == "journal_mode" and pragma.value is not None
+                and pragma.value.strip("'\" ").lower() == "wal"):
+            raise apsw.SQLError(WAL_REFUSED)
+        return False
 
     def xSectorSize(self) -> int:
         return SECTOR_BYTES
@@ -305,6 +316,10 @@ class VinoFile:
             self.closed = True
             self.kfile.lock.forget(self.holder)
             self.vfs._release(self)
+
+
+WAL_REFUSED = ("journal_mode WAL needs shared memory, which SQLite on vino does not have: "
+               "use delete, truncate or persist")
 
 
 class VanishedJournal:
