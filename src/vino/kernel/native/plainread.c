@@ -1181,7 +1181,9 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     if (ino == NULL || Py_TYPE(ino) != S.inode_type) return NULL;
     long long size, bidx = offset / S.bs;
     if (!as_ll(SLOT(ino, S.ino_size), &size)) return NULL;
-    if (offset + S.bs > size) return NULL; /* past the end, or the last partial block */
+    /* past the end, or the last partial block (offset >= 0: size - offset cannot overflow,
+     * where offset + S.bs could, for a caller's offset a block short of 2**63) */
+    if (offset > size || size - offset < S.bs) return NULL;
     PyObject *direct = SLOT(ino, S.ino_direct), *bmap = SLOT(ino, S.ino_bmap);
     if (direct == NULL || !PyList_CheckExact(direct) || bmap == NULL || !PyDict_CheckExact(bmap))
         return NULL;
