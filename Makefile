@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # .tools/ (see src/vino/sdk/toolchains.py); installed once, when missing.
 TOOLS  := .tools/.checked
 
-.PHONY: demo test lint bench clean toolchains
+.PHONY: demo test lint bench clean toolchains ubsan memcheck
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ test: $(STAMP) $(TOOLS)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not slow"
+
+# The tests of the native C against a build with undefined-behaviour checks, and under
+# valgrind's memcheck (src/vino/testing/checked.py; valgrind from Debian).
+ubsan: $(STAMP)
+	$(BIN)/python -m vino.testing.checked ubsan
+
+memcheck: $(STAMP)
+	$(BIN)/python -m vino.testing.checked memcheck
 
 bench: $(STAMP)
 	$(BIN)/vino bench

@@ -23,6 +23,7 @@ from vino.graft import I32, I64, FunctionPoint, Graft, Registry, any_principal, 
 from vino.graft.codec import InRange, Scalars
 from vino.graft.layout import I32K, U8, U32, U64, Arg, Field, Layout, Struct
 from vino.limits import NEVER_REMOVE
+from vino.testing.leaks import blocks_kept
 from vino.testing.world import tenant
 
 NATIVE = fastpath.protected(fastpath.native())
@@ -180,6 +181,60 @@ def test_an_argument_whose_index_empties_the_encoders_list_cannot_crash_the_host
             made.clear()
             assert point(g.target, 0) == 5
             assert bytes(g.memory.read(32, 8)) == (2**40 + 3).to_bytes(8, "little")
+
+
+# Answers its i32 parameter; traps on 13.
+TRAPS_ON_13 = '''(module
+  (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) i32.const 0)
+  (func (export "pick") (param i32 i64) (result i32)
+    (if (i32.eq (local.get 0) (i32.const 13)) (then unreachable))
+    local.get 0))'''
+
+LEAK_CALLS = 1_000  # per path in the default run (a leak per call: >= this many blocks)
+LEAK_CALLS_SLOW = 200_000
+LEAK_PATHS: dict[str, tuple[object, ...]] = {
+    "answered": (1, 2, 3, 4, 5, 6),
+    "an answer refused": (1, 2, 3, 4, 101, 6),
+    "an argument refused": (256, 2, 3, 4, 5, 6),
+    "an int subclass (the Python codec)": (Small.ONE, 2, 3, 4, 5, 6),
+    "a trap": (1, 2, 3, 4, 13, 6),
+    "an argument missing": (1, 2, 3, 4, 5),
+}
+
+
+def _leak_check(calls: int) -> None:
+    reg = Registry()
+    point: AnyPoint = reg.declare(FunctionPoint(
+        name=LAYOUT.point, entry="pick", buffer_size=LAYOUT.buffer_size, params=(I32, I64),
+        encode=Scalars(LAYOUT, INTO), decode=InRange(-5, 100, "codec.pick"),
+        default=lambda *args: DEFAULT, may_install=any_principal, target_type=object))
+    g = reg.install(point, TRAPS_ON_13, tenant("leaks"), "t", remove_after=NEVER_REMOVE)
+    assert NATIVE is None or g.call is g._native
+    try:
+        kept = {}
+        for name, args in LEAK_PATHS.items():
+            def run(args: tuple[object, ...] = args) -> object:
+                try:
+                    return point("t", *args)
+                except Exception as exc:  # a refused input reaches the caller
+                    return exc
+
+            kept[name] = blocks_kept(run, calls)
+        assert all(n < calls // 4 for n in kept.values()), kept
+    finally:
+        reg.close()
+
+
+def test_the_protected_call_leaks_nothing_on_any_path() -> None:
+    """Answers taken and refused, inputs refused and left to the Python, traps: a
+    reference kept by mistake on one path shows as a block per call."""
+    _leak_check(LEAK_CALLS)
+
+
+@pytest.mark.slow
+def test_the_protected_call_leaks_nothing_on_any_path_over_many_calls() -> None:
+    _leak_check(LEAK_CALLS_SLOW)
 
 
 def test_a_codec_refuses_what_it_cannot_declare() -> None:

@@ -33,6 +33,7 @@ from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.kernel.sched import ThreadInfo
 from vino.limits import NEVER_REMOVE
+from vino.testing.leaks import blocks_kept
 
 NATIVE = fastpath.protected(fastpath.native())
 pytestmark = pytest.mark.skipif(NATIVE is None, reason=f"the protected call is not native "
@@ -533,3 +534,78 @@ def test_rows_whose_packed_bytes_are_read_by_code_that_empties_the_list_stay_hel
         return g.target, cands
 
     _same(evict, args, 1)
+
+
+# ---- leaks: every path of the native codecs, called again and again ------------------
+
+LEAK_CALLS = 1_000  # per path in the default run (a leak per call: >= this many blocks)
+LEAK_CALLS_SLOW = 200_000
+
+
+def _calling(t: Twins, args: Callable[[Graft], tuple[object, ...]], answer: int,
+             answers_at: tuple[int, bytes] | None = None, *, target: object = None
+             ) -> Callable[[], object]:
+    """One call of the native graft's point, the guest answering ``answer``; what it
+    raises is returned (a refused input reaches the caller)."""
+    g = t.native
+    g.memory.write(0, struct.pack("<i", answer))
+    at, data = answers_at or (0, b"")
+    who = g.target if target is None else target
+
+    def run() -> object:
+        g.buffer[at:at + len(data)] = data
+        try:
+            return t.point(who, *args(g))
+        except Exception as exc:  # a refused input
+            return exc
+
+    return run
+
+
+Looped = Callable[[Kernel, User, Twins, Twins, Twins, Twins], Callable[[], object]]
+LEAK_PATHS: dict[str, Looped] = {
+    "pick answered": lambda k, u, p, e, r, f: _calling(p, lambda g: (g.target, _threads(4)), 2),
+    "pick refused": lambda k, u, p, e, r, f: _calling(p, lambda g: (g.target, _threads(4)), 7),
+    "pick, too many": lambda k, u, p, e, r, f: _calling(
+        p, lambda g: (g.target, _threads(params.MAX_PICK_CANDIDATES + 1)), 0),
+    "pick, an int subclass": lambda k, u, p, e, r, f: _calling(
+        p, lambda g: (g.target, [ThreadInfo(True, 0, 0, 0, 0)]), 0),
+    "pick, no graft (the default)": lambda k, u, p, e, r, f: _calling(
+        p, lambda g: (g.target, _threads(2)), 0, target=k.new_group(u, "nobody")),
+    "evict, a batch": lambda k, u, p, e, r, f: _calling(
+        e, lambda g: (g.target, _pages(5)), 4 + 3 * U, _more(0, 2, 1)),
+    "evict, one named twice": lambda k, u, p, e, r, f: _calling(
+        e, lambda g: (g.target, _pages(5)), 1 + 2 * U, _more(3, 3)),
+    "readahead answered": lambda k, u, p, e, r, f: _calling(
+        r, lambda g: (_of(100 * BS, [40, 39, 38]), 41), 3, _out(42, 43, 44)),
+    "readahead, a block twice": lambda k, u, p, e, r, f: _calling(
+        r, lambda g: (_of(100 * BS, [40]), 41), 3, _out(42, 43, 42)),
+    "filter answered": lambda k, u, p, e, r, f: _calling(
+        f, lambda g: (g.target, 0, bytearray(BLOCK), 0), BS),
+    "filter, a wrong length": lambda k, u, p, e, r, f: _calling(
+        f, lambda g: (g.target, 0, b"abc", 0), 2),
+    "filter, too many bytes": lambda k, u, p, e, r, f: _calling(
+        f, lambda g: (g.target, 0, BLOCK + b"x", 0), BS + 1),
+}
+
+
+def _leak_check(kernel: Kernel, user: User, pick: Twins, evict: Twins, readahead: Twins,
+                filt: Twins, calls: int) -> None:
+    kept = {name: blocks_kept(make(kernel, user, pick, evict, readahead, filt), calls)
+            for name, make in LEAK_PATHS.items()}
+    assert all(n < calls // 4 for n in kept.values()), kept
+
+
+def test_the_native_codecs_leak_nothing_on_any_path(
+        kernel: Kernel, user: User, pick: Twins, evict: Twins, readahead: Twins,
+        filt: Twins) -> None:
+    """Answers taken, answers refused, inputs refused, inputs left to the Python, no
+    graft: a reference kept by mistake on one path shows as a block per call."""
+    _leak_check(kernel, user, pick, evict, readahead, filt, LEAK_CALLS)
+
+
+@pytest.mark.slow
+def test_the_native_codecs_leak_nothing_on_any_path_over_many_calls(
+        kernel: Kernel, user: User, pick: Twins, evict: Twins, readahead: Twins,
+        filt: Twins) -> None:
+    _leak_check(kernel, user, pick, evict, readahead, filt, LEAK_CALLS_SLOW)

@@ -22,6 +22,11 @@ same way. Its file name carries a hash (``build_key``) of
   depends on: for an extension, the interpreter's version, build and ABI);
 - the compiler: the size and time of the ``zig`` executable.
 
+``VINO_NATIVE_CFLAGS`` (whitespace-separated compiler options, e.g.
+``-fsanitize=undefined``) is appended to every build's options, and so to its key: the
+checked builds of the native code (``tests/native/checked.sh``) sit beside the ordinary
+ones and never replace them.
+
 So a changed header, flag or compiler can never load a library built before the
 change. Conditional includes are all followed (a header the preprocessor would skip
 still counts): the key may change more often than needed, never less. A library is
@@ -137,6 +142,7 @@ def native_library(path: Path, *, flags: Sequence[str] = (), abi: str = "",
     library depends on (a Python version); ``versioned``: include directories whose
     headers ``abi`` names. All go into its cache key (``build_key``)."""
     stem = path.stem
+    flags = (*flags, *os.environ.get("VINO_NATIVE_CFLAGS", "").split())
     if sys.platform != "linux":
         raise OSError(f"the native {stem} is built for Linux only, not {sys.platform}")
     triple = _TRIPLES.get(platform.machine())
