@@ -29,6 +29,7 @@ from vino.kernel.fs import OpenFile
 from vino.kernel.kernel import Kernel
 from vino.kernel.power import CrashPlan
 from vino.testing.faults import InjectedFault, Injector
+from vino.testing.leaks import blocks_kept
 
 from .kernel_world import BS, Boot, make_file, pattern
 
@@ -297,3 +298,35 @@ def test_read_ahead_loaded_natively_in_scattered_runs_is_the_pythons_block_for_b
     assert plainread.served_readahead() - ahead > 100
     assert native["bytes right"] and python["bytes right"]
     assert native == python
+
+
+def _leak_check(k: Kernel, calls: int) -> None:
+    r, _w = _opened(k)
+    at = [0]
+
+    def run() -> bytes:
+        # runs of four blocks from scattered starts: a miss, then sequential steps whose
+        # read-ahead loads; every seventh read unaligned (declined: the Python's)
+        i = at[0] = at[0] + 1
+        b = (i // 4 * 29 + i % 4) % BLOCKS
+        return k.fs.pread(r, b * BS + (i % 7 == 0), BS)
+
+    misses, ahead = plainread.served_misses(), plainread.served_readahead()
+    kept = blocks_kept(run, calls)
+    assert plainread.served_misses() - misses > calls // 10, "too few native misses"
+    assert plainread.served_readahead() - ahead > calls // 10, "too little native read-ahead"
+    assert kept < calls // 10, f"{kept} blocks kept by {calls} reads"
+    k.check_invariants()
+
+
+def test_misses_and_read_ahead_loaded_natively_again_and_again_leak_nothing(
+        boot: Boot) -> None:
+    """Every frame a victim again and again, runs read ahead, reads declined: a
+    reference kept by mistake shows as a block per read."""
+    _leak_check(boot(frames=8), 3_000)
+
+
+@pytest.mark.slow
+def test_misses_and_read_ahead_loaded_natively_leak_nothing_over_many_reads(
+        boot: Boot) -> None:
+    _leak_check(boot(frames=8), 200_000)
