@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # .tools/ (see src/vino/sdk/toolchains.py); installed once, when missing.
 TOOLS  := .tools/.checked
 
-.PHONY: demo test lint bench clean toolchains ubsan memcheck
+.PHONY: demo test lint bench clean toolchains ubsan asan memcheck
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,14 @@ test: $(STAMP) $(TOOLS)
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not slow"
 
-# The tests of the native C against a build with undefined-behaviour checks, and under
-# valgrind's memcheck (src/vino/testing/checked.py; valgrind from Debian).
+# The tests of the native C against builds with undefined-behaviour and address checks,
+# and under valgrind's memcheck (src/vino/testing/checked.py; libasan8 and valgrind
+# from Debian).
 ubsan: $(STAMP)
 	$(BIN)/python -m vino.testing.checked ubsan
+
+asan: $(STAMP)
+	$(BIN)/python -m vino.testing.checked asan
 
 memcheck: $(STAMP)
 	$(BIN)/python -m vino.testing.checked memcheck

@@ -10,6 +10,7 @@ file afterwards); the answer replaces the buffer argument in place.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from vino.graft import GLOBAL, FunctionPoint, Registry, any_principal, fastpath
 from vino.limits import NEVER_REMOVE
+from vino.testing.leaks import blocks_kept
 from vino.testing.world import tenant
 
 NATIVE = fastpath.protected(fastpath.native())
@@ -141,3 +143,33 @@ def test_the_plain_slot_in_c_is_the_dispatch(point: AnyPoint) -> None:
             slot("t2", b"abcd", -1)
         with pytest.raises(TypeError):
             slot()
+
+
+@needs_native
+def test_the_in_place_slot_leaks_nothing_on_any_path(point: AnyPoint) -> None:
+    """The graft's answer copied in place, the default's, answers refused (a list, bytes),
+    a default and an ``empty`` that raise, nothing installed: a reference kept by mistake
+    on one path shows as a block per call."""
+    seal: dict[int, object] = {}
+
+    def failing(*args: object) -> None:
+        raise Boom("empty failed")
+
+    def calls(slot: Any) -> Callable[[], object]:
+        def run() -> object:
+            for target, make, grow in (("t1", lambda: bytearray(b"abcdef"), 0),
+                                       ("t2", lambda: bytearray(b"abcdef"), 0),
+                                       ("t1", lambda: memoryview(bytearray(b"abcdef")), 2),
+                                       ("t1", lambda: [1, 2, 3], 0),
+                                       ("t1", lambda: b"abcdef", 0),
+                                       ("t2", lambda: bytearray(b"abcdef"), -1)):
+                with contextlib.suppress(Exception):  # refused: what the slot raises
+                    slot(target, make(), grow)
+            return None
+        return run
+
+    empty = point.on_first_in_place(1, seal, failing, native=True)
+    assert blocks_kept(calls(empty), 300) < 60  # nothing installed: empty raises
+    _install(point, "t1")
+    slot = point.on_first_in_place(1, seal, failing, native=True)
+    assert blocks_kept(calls(slot), 300) < 60

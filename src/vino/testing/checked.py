@@ -1,24 +1,27 @@
 """Checked runs of vino's native C: the tests that drive it, under a checker.
 
-``python -m vino.testing.checked ubsan|memcheck [pytest arguments]`` (``make ubsan``,
-``make memcheck``) runs ``NATIVE_TESTS`` (or the tests given) against the C files of
-``graft/native`` and ``kernel/native`` built another way (``VINO_NATIVE_CFLAGS``: the
-build cache keeps those libraries beside the ordinary ones):
+``python -m vino.testing.checked ubsan|asan|memcheck [pytest arguments]`` (``make
+ubsan``, ``make asan``, ``make memcheck``) runs ``NATIVE_TESTS`` (or the tests given)
+against the C files of ``graft/native`` and ``kernel/native`` built another way
+(``VINO_NATIVE_CFLAGS``: the build cache keeps those libraries beside the ordinary ones):
 
 - ``ubsan``: built with ``-fsanitize=undefined`` (zig's C compiler links its own
   runtime): a signed overflow, a misaligned or null access, a shift out of range stops
-  the process with the file and line. The exit status is pytest's.
+  the process with the file and line.
+- ``asan``: built with ``-fsanitize=address``, run with the system's AddressSanitizer
+  runtime preloaded (zig's compiler ships none: gcc's ``libasan.so.8``, Debian's
+  ``libasan8``) and ``PYTHONMALLOC=malloc``, so that every object is a block the runtime
+  watches: a read or write of the C past a block or into a freed one (a list's array
+  after a resize, a bytearray's bytes after a clear) stops the process with both stacks.
+  The interpreter is not instrumented, and the runtime leaves wasmtime's signals alone.
 - ``memcheck``: built with ``-g -O1`` and run under valgrind's memcheck with
-  ``PYTHONMALLOC=malloc`` (every object a malloc block valgrind sees). CPython, libffi
-  and wasmtime report errors of their own under valgrind (small ints, vector compares,
-  the Wasm validator); an error counts only if a frame of its stack is in vino's native
-  C. They are printed, and the exit status is 1 if there is any (else pytest's).
-  References kept by mistake are not valgrind's to see (the objects stay reachable):
-  the leak tests count them (``vino.testing.leaks``).
+  ``PYTHONMALLOC=malloc``. CPython, libffi and wasmtime report errors of their own under
+  valgrind (small ints, vector compares, the Wasm validator); an error counts only if a
+  frame of its stack is in vino's native C. They are printed, and the exit status is 1
+  if there is any.
 
-Address sanitizing is not offered: zig's compiler instruments for it but ships no
-runtime, and the system's (gcc's libasan) must be preloaded into an interpreter not built
-for it.
+The exit status is otherwise pytest's. References kept by mistake are no checker's to
+see (the objects stay reachable): the leak tests count them (``vino.testing.leaks``).
 """
 
 from __future__ import annotations
@@ -65,15 +68,35 @@ def _pytest(args: Sequence[str], env: dict[str, str], prefix: Sequence[str] = ()
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
+def _libasan() -> str | None:
+    """The system's AddressSanitizer runtime (gcc's), or None."""
+    found = re.search(r"=> (\S*libasan\.so\.\d+)$", subprocess.run(
+        ["ldconfig", "-p"], capture_output=True, text=True, check=False).stdout, re.MULTILINE)
+    return found.group(1) if found else None
+
+
 def main(argv: Sequence[str]) -> int:
-    """``checked ubsan|memcheck [pytest arguments]``: see the module. The exit status."""
-    if not argv or argv[0] not in ("ubsan", "memcheck"):
-        print("usage: python -m vino.testing.checked ubsan|memcheck [pytest arguments]",
+    """``checked ubsan|asan|memcheck [pytest arguments]``: see the module. The exit
+    status."""
+    if not argv or argv[0] not in ("ubsan", "asan", "memcheck"):
+        print("usage: python -m vino.testing.checked ubsan|asan|memcheck [pytest arguments]",
               file=sys.stderr)
         return 2
     env = dict(os.environ)
     if argv[0] == "ubsan":
         env["VINO_NATIVE_CFLAGS"] = "-g -fsanitize=undefined"
+        return _pytest(argv[1:], env)
+    if argv[0] == "asan":
+        lib = _libasan()
+        if lib is None:
+            print("asan: no libasan (apt-get install libasan8)", file=sys.stderr)
+            return 2
+        env["VINO_NATIVE_CFLAGS"] = "-g -O1 -fsanitize=address -fno-omit-frame-pointer"
+        env["LD_PRELOAD"] = lib
+        env["PYTHONMALLOC"] = "malloc"
+        # the interpreter's own blocks at exit are not the C's; wasmtime's traps are signals
+        env["ASAN_OPTIONS"] = ("detect_leaks=0:handle_segv=0:handle_sigbus=0:handle_sigill=0:"
+                               "handle_sigfpe=0:allow_user_segv_handler=1")
         return _pytest(argv[1:], env)
     env["VINO_NATIVE_CFLAGS"] = "-g -O1"
     env["PYTHONMALLOC"] = "malloc"
