@@ -9,6 +9,7 @@ or write a file's data over the file system's own metadata.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from vino.kernel.fs import NDIRECT, FileSystem
 from vino.kernel.fsck import check_image
 from vino.kernel.inode import Geometry
 from vino.kernel.journal import read_log
+from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 
 BS = params.BLOCK_SIZE
@@ -312,3 +314,20 @@ def test_a_log_replaying_another_superblock_is_refused(tmp_path: Path, alice: Us
     base.write_bytes(img)
     assert any("superblock in the log" in d for d in check_image(base).damage)
     _refused(base, "another geometry")
+
+
+def test_booting_a_hostile_image_again_and_again_leaks_nothing_and_locks_nothing(
+        tmp_path: Path, alice: User) -> None:
+    base = tmp_path / "k.img"
+    geo, _ = _make(base, alice)
+    good = base.read_bytes()
+    bad = bytearray(good)
+    struct.pack_into("<Q", bad, geo.inode_start * BS + INODE_SIZE + 8, (1 << 64) - 1)
+    base.write_bytes(bad)
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(CorruptFileSystem):
+            Kernel.boot(base, fresh=False)
+    assert len(os.listdir("/proc/self/fd")) == fds  # before, one image fd per attempt
+    base.write_bytes(good)
+    Kernel.boot(base, fresh=False).shutdown()  # the image was never left locked

@@ -131,6 +131,7 @@ class Kernel:
         if fresh and not Path(image).exists():
             Path(image).touch()
         lock = ImageLock(Path(image))
+        dev: BlockDevice | None = None
         try:
             if fresh:
                 dev = BlockDevice.create(image, nblocks, profile=profile, clock=clock,
@@ -140,6 +141,8 @@ class Kernel:
                 dev = BlockDevice.open(image, profile=profile, clock=clock, durable=False)
             k = cls(dev, clock, frames=frames, registry=registry)
         except BaseException:
+            if dev is not None:  # an image mount refused (CorruptFileSystem) keeps no fd
+                dev.close()
             lock.release()
             raise
         k.image_lock = lock
