@@ -20,7 +20,7 @@ from vino.kernel.clock import SimClock
 from vino.kernel.crash import CrashModel, CrashPlan, count_writes, crash_image
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import CorruptFileSystem, InvalidArgument, NoSpace
-from vino.kernel.fs import NDIRECT, FileSystem
+from vino.kernel.fs import MAX_FILE_SIZE, NDIRECT, NPTR, FileSystem
 from vino.kernel.fsck import check_image
 from vino.kernel.inode import MAX_FS_BLOCKS, Geometry
 from vino.kernel.proc import User
@@ -160,3 +160,68 @@ def test_a_truncate_on_a_full_disk_never_zeroes_committed_bytes_before_it_commit
                 got = fs.read(f, 4 * BS)
         assert got in (old, new), f"write {n} of {writes} ({model}): {len(got)} bytes, " \
             f"{'old size, zeroed tail' if len(got) == len(old) else 'neither state'}"
+
+
+L1, L2, L3 = NDIRECT, NDIRECT + NPTR, NDIRECT + NPTR + NPTR * NPTR  # first single/double/triple
+EDGES = (0, L1 - 1, L1, L2 - 1, L2, L2 + NPTR - 1, L2 + NPTR, L3 - 1, L3, L3 + NPTR * NPTR,
+         MAX_FILE_SIZE // BS - 1)  # file blocks at every indirect boundary, the last one
+
+
+def _edges(fs: FileSystem, user: User) -> tuple[int, dict[int, bytes]]:
+    with fs.open(user, "big", "r") as f:
+        size = fs.stat("big").size
+        return size, {b: fs.pread(f, b * BS, min(BS, size - b * BS)) for b in EDGES
+                      if b * BS < size}
+
+
+def _truncates_across_indirect_boundaries(tmp_path: Path, alice: User,
+                                          models: list[CrashModel], cuts: list[int]) -> int:
+    base = tmp_path / "edges.img"
+    with BlockDevice.create(base, 2048, durable=False) as dev:
+        FileSystem.format(dev, 16)
+        fs = FileSystem.mount(dev, Cache(16), SimClock())
+        fs.create(alice, "big")
+        with fs.open(alice, "big", "rw") as f:
+            for i, b in enumerate(EDGES):
+                fs.pwrite(f, b * BS + (BS - 100 if b == EDGES[-1] else 7), bytes([i + 1]) * 100)
+        before = _edges(fs, alice)
+        fs.unmount()
+    scratch, tried = tmp_path / "x.img", 0
+    for size in [b * BS + s for b in cuts for s in (0, 50)]:
+        def truncate_grow_sync(dev: BlockDevice, size: int = size) -> None:
+            fs = FileSystem.mount(dev, Cache(8), SimClock())
+            with fs.open(alice, "big", "rw") as f:
+                fs.truncate(f, size)
+                fs.pwrite(f, size + 3 * BS, b"grow")
+            fs.sync()
+
+        shutil.copyfile(base, scratch)
+        writes = count_writes(scratch, truncate_grow_sync)
+        with BlockDevice.open(scratch, durable=False) as dev:
+            after = _edges(FileSystem.mount(dev, Cache(16), SimClock()), alice)
+        for n in range(1, writes + 1):
+            for model in models:
+                shutil.copyfile(base, scratch)
+                crash_image(scratch, truncate_grow_sync, CrashPlan(n, model, n))
+                assert check_image(scratch).clean, (size, n, model)
+                with BlockDevice.open(scratch, durable=False) as dev:
+                    fs = FileSystem.mount(dev, Cache(16), SimClock())
+                    got = _edges(fs, alice)
+                    fs.check_invariants()
+                assert got in (before, after), f"truncate to {size}, cut at write {n} ({model})"
+                tried += 1
+    return tried
+
+
+def test_truncates_across_indirect_boundaries_are_atomic_at_any_power_cut(
+        tmp_path: Path, alice: User) -> None:
+    tried = _truncates_across_indirect_boundaries(
+        tmp_path, alice, [CrashModel.LOST], [L1, L2 + NPTR, L3])
+    assert tried >= 15
+
+
+@pytest.mark.slow
+def test_truncates_to_every_indirect_boundary_are_atomic_with_every_model(
+        tmp_path: Path, alice: User) -> None:
+    _truncates_across_indirect_boundaries(tmp_path, alice, list(CrashModel),
+                                          [1, L1, L2, L2 + NPTR, L3, L3 + NPTR * NPTR])
