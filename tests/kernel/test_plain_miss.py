@@ -13,6 +13,7 @@ another thread holds.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from collections.abc import Iterator
@@ -330,3 +331,44 @@ def test_misses_and_read_ahead_loaded_natively_again_and_again_leak_nothing(
 def test_misses_and_read_ahead_loaded_natively_leak_nothing_over_many_reads(
         boot: Boot) -> None:
     _leak_check(boot(frames=8), 200_000)
+
+
+def test_a_finalizer_run_by_the_collector_inside_a_native_load_cannot_reenter_it(
+        boot: Boot) -> None:
+    """The native read allocates tuples (the cache's keys) while the frames a load has
+    chosen are pinned and the clock's bits cleared: an allocation may start the cyclic
+    collector, whose finalizers run any code -- here a read of another block, on the same
+    thread (the cache's lock is re-entrant). Run inside the native read, it served
+    another block's bytes and left two frames mapping one block; the native read now
+    holds the collector off while it holds the lock. (The Python miss has the same
+    hole, not closed here: this workload is the native read's.)"""
+    k = boot(frames=8)
+    r, _w = _opened(k)
+    got: list[tuple[int, bytes]] = []
+
+    class Reader:
+        def __init__(self, block: int) -> None:
+            self.block = block
+            self.cycle = self  # garbage only the collector frees
+
+        def __del__(self) -> None:
+            got.append((self.block, k.fs.pread(r, self.block * BS, BS)))
+
+    served = plainread.served_misses()
+    threshold = gc.get_threshold()
+    gc.collect()
+    try:
+        for i in range(300):
+            gc.set_threshold(1 + i % 7)  # a collection at one allocation or another
+            Reader((i * 13 + 5) % BLOCKS)
+            b = (i * 29 + 3) % BLOCKS
+            got.append((b, k.fs.pread(r, b * BS, BS)))
+    finally:
+        gc.set_threshold(*threshold)
+        gc.collect()
+    assert plainread.served_misses() - served > 50
+    assert len(got) > 500
+    assert all(data == pattern(b + 1)[b * BS:] for b, data in got)
+    for (_, blk), frame in k.cache._files.items():
+        assert bytes(frame.data) == k.device.read_block(blk)
+    k.check_invariants()

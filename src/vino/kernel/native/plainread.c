@@ -30,6 +30,8 @@
  * holds sends the read to the Python path, which waits). The GIL is held throughout:
  * nothing here lets it go, so no other thread sees a read half done but through the
  * locks, exactly as with the Python twin (whose bytecode can be switched out anywhere).
+ * The cyclic collector is off while the cache's lock is held here: its finalizers would
+ * run code of this thread (a read, re-entering the lock) amid a load half done.
  *
  * Fields are read and written at the offsets of the classes' __slots__ members
  * (setup_fs, setup_vfs, setup_vfs_classes), after an exact type check of each object:
@@ -1371,7 +1373,13 @@ static PyObject *plain_core(PyObject *fs, PyObject *of, long long offset, long l
     if (got < 0) {
         PyErr_Clear();
     } else if (got) {
+        /* No collection while the lock is held: an allocation here (a key tuple) could
+         * start one, whose finalizers run any code -- a read of this thread, taking the
+         * re-entrant lock again, amid frames chosen and pinned but not yet taken. They
+         * run at the next allocation after, the cache whole again. */
+        int collecting = PyGC_Disable();
         data = hit_locked(fs, of, cache, offset);
+        if (collecting) PyGC_Enable();
         if (lock_give(lock) < 0) Py_CLEAR(data); /* the error of release() */
     }
     Py_DECREF(lock);
