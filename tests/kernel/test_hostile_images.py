@@ -22,7 +22,7 @@ from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.clock import SimClock
 from vino.kernel.device import BlockDevice, DeviceStats
-from vino.kernel.errors import CorruptFileSystem
+from vino.kernel.errors import CorruptFileSystem, InvalidArgument
 from vino.kernel.fs import NDIRECT, FileSystem
 from vino.kernel.fsck import check_image
 from vino.kernel.inode import Geometry
@@ -331,3 +331,20 @@ def test_booting_a_hostile_image_again_and_again_leaks_nothing_and_locks_nothing
     assert len(os.listdir("/proc/self/fd")) == fds  # before, one image fd per attempt
     base.write_bytes(good)
     Kernel.boot(base, fresh=False).shutdown()  # the image was never left locked
+
+
+def test_a_superblock_claiming_an_inode_table_as_large_as_the_image_is_refused_unread(
+        tmp_path: Path) -> None:
+    path = tmp_path / "inodes.img"
+    nblocks = 1 << 18  # 1 GiB, sparse
+    with BlockDevice.create(path, nblocks, durable=False) as dev:
+        with pytest.raises(InvalidArgument, match="ninodes"):
+            FileSystem.format(dev, params.FS_MAX_INODES + 1)
+        FileSystem.format(dev, params.FS_MAX_INODES)
+        for ninodes in (params.FS_MAX_INODES + 32, (nblocks - 2048) * 32):
+            dev.write_block(0, Geometry.plan(nblocks, ninodes).pack(clean=True))
+            with pytest.raises(CorruptFileSystem, match="inodes, want"):
+                FileSystem.mount(dev, Cache(16), SimClock())
+    # before: 33 s and 1 GiB of memory to read the table of the second, then refused
+    assert _refused(path, "inodes, want").blocks_read <= 1
+    assert not check_image(path).clean

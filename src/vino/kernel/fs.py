@@ -255,8 +255,9 @@ class FileSystem(Invariants):
         except its header, which is cleared (an old log must not replay into a new
         file system); an image made by ``BlockDevice.create`` stays sparse.
         """
-        if ninodes < 2:
-            raise InvalidArgument(f"ninodes must be >= 2 (inode 0 and the root), got {ninodes}")
+        if not 2 <= ninodes <= params.FS_MAX_INODES:
+            raise InvalidArgument(f"ninodes must be 2 (inode 0 and the root) .. "
+                                  f"{params.FS_MAX_INODES}, got {ninodes}")
         if device.nblocks > MAX_FS_BLOCKS:
             raise InvalidArgument(
                 f"{device.nblocks} blocks is too large: a file system has at most "

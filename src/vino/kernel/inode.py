@@ -151,6 +151,9 @@ class Geometry:
         if nblocks > MAX_FS_BLOCKS:
             raise CorruptFileSystem(f"{where}: {nblocks} blocks is past the largest file "
                                     f"system ({MAX_FS_BLOCKS}: its log holds one operation)")
+        if not 2 <= stored_l[0] <= params.FS_MAX_INODES:
+            raise CorruptFileSystem(f"{where}: {stored_l[0]} inodes, want 2 .. "
+                                    f"{params.FS_MAX_INODES}")
         geo = cls.plan(nblocks, stored_l[0])
         stored, planned = tuple(stored_l), geo.fields()
         if stored != planned or root != ROOT_INUM or geo.data_start >= nblocks or clean > 1:

@@ -48,6 +48,11 @@ FS_NAME_MAX: Final = 60  # longest file name, bytes of UTF-8
 FS_BMAP_CACHE_ENTRIES: Final = 1 << 18  # file blocks whose device block an inode remembers
 # (past the direct ones: 1 GiB of file, ~25 MiB of host memory at most; then it starts over)
 FS_DEFAULT_INODES: Final = 256  # inodes made by format() when not told (incl. 0 and root)
+# The most inodes a file system may have (its table: 8 MiB, read whole into memory at
+# mount). A superblock claiming more is refused before anything is read: a hostile
+# sparse image claiming an inode table as large as itself held the host for tens of
+# seconds and a GiB of memory per GiB of image.
+FS_MAX_INODES: Final = 1 << 16
 READAHEAD_HISTORY: Final = 16  # accessed blocks remembered per open file (ABI hist[16])
 READAHEAD_MAX_OUT: Final = 8  # blocks the default read-ahead asks for after a sequential read
 READAHEAD_MAX_OUT_LIMIT: Final = 32  # largest max_out a file system accepts (ABI out[32])
