@@ -8,6 +8,7 @@ exception's type and words), the buffer's bytes, and each graft's counters and r
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import os
 import subprocess
@@ -235,6 +236,23 @@ def test_the_protected_call_leaks_nothing_on_any_path() -> None:
 @pytest.mark.slow
 def test_the_protected_call_leaks_nothing_on_any_path_over_many_calls() -> None:
     _leak_check(LEAK_CALLS_SLOW)
+
+
+@needs_native
+def test_a_protected_call_over_a_raw_call_never_initialised_is_refused(
+        twins: tuple[AnyPoint, Graft, Graft]) -> None:
+    """``RawCall.__new__`` makes one with no function: a ``Protected`` over it called a
+    null pointer at its first call (the process gone); it is refused when made."""
+    assert NATIVE is not None
+    _, g, _ = twins
+    raw = NATIVE.RawCall.__new__(NATIVE.RawCall)
+    ticks = g._ticks
+    with pytest.raises(ValueError, match="null"):
+        NATIVE.Protected(g, g.point, g._txn, g.stats, g._usage, g._events, g._mutex, g.entry,
+                         raw, "iq", ticks, ctypes.addressof(ticks), g._cpu_total_ns,
+                         g._undo_quota, g.may_grow, g._msize[1])
+    with pytest.raises(TypeError):
+        raw()  # not callable until made properly (no vectorcall yet)
 
 
 def test_a_codec_refuses_what_it_cannot_declare() -> None:

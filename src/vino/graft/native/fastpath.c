@@ -1787,6 +1787,13 @@ static int protected_init(PyObject *self, PyObject *args, PyObject *kw) {
         p->wide[i] = params[i] == 'q';
     }
     RawCall *rc = (RawCall *)rawcall;
+    if (rc->fn == NULL || rc->ctx == NULL || rc->func == NULL || rc->args == NULL
+        || rc->trap == NULL || rc->nargs < (size_t)(n > 0 ? n : 1)) {
+        /* RawCall.__new__ without __init__: nothing to call (nargs: the value slots, at
+         * least one for the answer and one per parameter) */
+        PyErr_SetString(PyExc_ValueError, "Protected: a RawCall with a null pointer");
+        return -1;
+    }
     protected_clear(self);
     Py_INCREF(graft); p->graft = graft;
     Py_INCREF(point); p->point = point;
@@ -2045,10 +2052,10 @@ static int dispatch_init(PyObject *self, PyObject *args, PyObject *kw) {
     Py_XSETREF(d->global, global);
     Py_INCREF(doc);
     Py_XSETREF(d->doc, doc);
-    if ((d->n_table = PyUnicode_InternFromString("table")) == NULL
-        || (d->n_default = PyUnicode_InternFromString("default")) == NULL
-        || (d->n_call = PyUnicode_InternFromString("call")) == NULL)
-        return -1;
+    Py_XSETREF(d->n_table, PyUnicode_InternFromString("table")); /* __init__ again: no leak */
+    Py_XSETREF(d->n_default, PyUnicode_InternFromString("default"));
+    Py_XSETREF(d->n_call, PyUnicode_InternFromString("call"));
+    if (d->n_table == NULL || d->n_default == NULL || d->n_call == NULL) return -1;
     d->vectorcall = dispatch_vectorcall;
     return 0;
 }
