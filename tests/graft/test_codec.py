@@ -249,7 +249,8 @@ def test_a_protected_call_over_a_raw_call_never_initialised_is_refused(
     ticks = g._ticks
     with pytest.raises(ValueError, match="null"):
         NATIVE.Protected(g, g.point, g._txn, g.stats, g._usage, g._events, g._mutex, g.entry,
-                         raw, "iq", ticks, ctypes.addressof(ticks), g._cpu_total_ns,
+                         raw, "iq", ticks, ctypes.addressof(ticks),  # type: ignore[arg-type]
+                         g._cpu_total_ns,
                          g._undo_quota, g.may_grow, g._msize[1])
     with pytest.raises(TypeError):
         raw()  # not callable until made properly (no vectorcall yet)
