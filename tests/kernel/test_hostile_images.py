@@ -10,6 +10,7 @@ or write a file's data over the file system's own metadata.
 from __future__ import annotations
 
 import os
+import random
 import struct
 import zlib
 from collections.abc import Iterator
@@ -348,3 +349,49 @@ def test_a_superblock_claiming_an_inode_table_as_large_as_the_image_is_refused_u
     # before: 33 s and 1 GiB of memory to read the table of the second, then refused
     assert _refused(path, "inodes, want").blocks_read <= 1
     assert not check_image(path).clean
+
+
+def _random_damage(tmp_path: Path, alice: User, images: int) -> dict[str, int]:
+    """``images`` seeded images with 1-5 random bytes or words anywhere in the metadata
+    (superblock, log, bitmap, inode table, the first data blocks: the directory and the
+    indirect blocks): refused at mount exactly when fsck finds damage, else used
+    without harm; never a bare exception."""
+    base = tmp_path / "base.img"
+    geo, _ = _make(base, alice)
+    img = base.read_bytes()
+    rng = random.Random(5)
+    path = tmp_path / "random.img"
+    outcomes = {"refused": 0, "mounted": 0}
+    for i in range(images):
+        out = bytearray(img)
+        for _ in range(rng.randrange(1, 6)):
+            off = rng.randrange((geo.data_start + 40) * BS - 4)
+            if rng.random() < 0.5:
+                out[off] = rng.randrange(256)
+            else:
+                out[off:off + 4] = rng.choice(
+                    [b"\xff" * 4, bytes(4), rng.randrange(geo.nblocks).to_bytes(4, "little")])
+        path.write_bytes(out)
+        clean = check_image(path).clean
+        try:
+            _use(path, alice)
+        except CorruptFileSystem:
+            assert not clean, f"image {i}: refused, but fsck finds it clean"
+            outcomes["refused"] += 1
+            continue
+        assert clean, f"image {i}: mounted, but fsck finds damage"
+        assert check_image(path).clean, f"image {i}: damage after use"
+        outcomes["mounted"] += 1
+    return outcomes
+
+
+def test_random_bytes_across_the_metadata_are_refused_or_harmless(
+        tmp_path: Path, alice: User) -> None:
+    outcomes = _random_damage(tmp_path, alice, 40)
+    assert outcomes["refused"] >= 2 and outcomes["mounted"] >= 20, outcomes
+
+
+@pytest.mark.slow
+def test_many_random_bytes_across_the_metadata_are_refused_or_harmless(
+        tmp_path: Path, alice: User) -> None:
+    _random_damage(tmp_path, alice, 1000)
