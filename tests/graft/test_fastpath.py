@@ -9,6 +9,7 @@ still let other threads run at every epoch tick.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 import time
@@ -231,3 +232,12 @@ def test_a_registry_reachable_from_its_own_callables_is_still_collected() -> Non
     del reg
     gc.collect()
     assert ref() is None
+
+
+def test_a_native_fast_path_that_fails_to_build_fails_here_instead_of_skipping_silently() -> None:
+    # The native-call tests skip when the extension is missing: a compile error (a
+    # warning under -Werror) would otherwise leave the ctypes path serving and the
+    # suite green. Only an explicit VINO_FASTPATH=python may leave it out.
+    if os.environ.get("VINO_FASTPATH", "native") == "python":
+        pytest.skip("the ctypes path was asked for (VINO_FASTPATH=python)")
+    assert fastpath.module() is not None, fastpath.fallback_reason
