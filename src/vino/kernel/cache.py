@@ -69,6 +69,7 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
@@ -456,6 +457,21 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         case, as this does; ``tests/kernel/test_plain_miss.py`` holds them equal."""
         if not 0 <= block < dev.nblocks:
             dev.check_block(block)  # raises BadBlock
+        # The cyclic collector is held off for the load, as the native twin holds it: an
+        # allocation here may start it, and a finalizer reading a file on this thread
+        # (the lock is re-entrant) would take the same spare buffer or the frame the
+        # clock chose, serving another block's bytes.
+        if gc.isenabled():
+            gc.disable()
+            try:
+                return self._load(dev, block, behalf)
+            finally:
+                gc.enable()
+        return self._load(dev, block, behalf)
+
+    def _load(self, dev: BlockDevice, block: int,
+              behalf: Callable[[], AbstractContextManager[object]] | None) -> _Frame:
+        """``_miss``'s load, the collector held off (its caller's)."""
         self.stats.misses += 1
         data = self._spare  # read before a frame is taken: a failed read claims nothing
         dev.read_into(block, data)
