@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from vino.errors import VinoError
+from vino.graft.registry import Registry
+from vino.kernel import kernel as kernel_module
 from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.clock import SimClock
@@ -318,7 +320,7 @@ def test_a_log_replaying_another_superblock_is_refused(tmp_path: Path, alice: Us
 
 
 def test_booting_a_hostile_image_again_and_again_leaks_nothing_and_locks_nothing(
-        tmp_path: Path, alice: User) -> None:
+        tmp_path: Path, alice: User, monkeypatch: pytest.MonkeyPatch) -> None:
     base = tmp_path / "k.img"
     geo, _ = _make(base, alice)
     good = base.read_bytes()
@@ -330,6 +332,23 @@ def test_booting_a_hostile_image_again_and_again_leaks_nothing_and_locks_nothing
         with pytest.raises(CorruptFileSystem):
             Kernel.boot(base, fresh=False)
     assert len(os.listdir("/proc/self/fd")) == fds  # before, one image fd per attempt
+    made: list[Registry] = []
+    closed: list[Registry] = []
+
+    class Counted(Registry):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    monkeypatch.setattr(kernel_module, "Registry", Counted)
+    with pytest.raises(CorruptFileSystem):
+        Kernel.boot(base, fresh=False)
+    assert made == closed  # a refused boot keeps no registry of its own (none made)
+    monkeypatch.undo()
     base.write_bytes(good)
     Kernel.boot(base, fresh=False).shutdown()  # the image was never left locked
 

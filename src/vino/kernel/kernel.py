@@ -84,8 +84,6 @@ class Kernel:
                  registry: Registry | None = None) -> None:
         self.clock = clock
         self.device = device
-        self._own_registry = registry is None
-        self.registry = registry or Registry()
         self.filters = points.FilterGuard()
         self.aspaces: dict[int, AddressSpace] = {}
         # A graft lives no longer than its target: closing a file, freeing an inode or
@@ -98,6 +96,9 @@ class Kernel:
         self.fs = FileSystem.mount(device, self.cache, clock, hooks=FsHooks(
             on_close=self._closed, on_free=self._freed,
             on_behalf=lambda of: acting_for(of.user.principal)))
+        # Made once the image is mounted: a refused mount leaves no registry of its own.
+        self._own_registry = registry is None
+        self.registry = registry or Registry()
         self.sched = Scheduler(clock)
         self._uids = itertools.count(1000)
         self.root = User(0, "root")
