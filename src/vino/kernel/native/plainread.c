@@ -773,6 +773,20 @@ static inline int plus_to(PyObject *obj, Py_ssize_t off, long long delta, PyObje
  * asks), and after a sequential step the built-in read-ahead's blocks (FileIO._prefetch,
  * Cache.prefetch), `held` being the frame of a hit. The bytes, or NULL -- declined
  * (nothing changed) when no error is set. See "the miss" above. */
+/* Read-ahead's first hit of a frame (PREFETCH_HIT), counted as fetch_copy and the plain
+ * read count it: the frame no longer prefetched, the new counts (the three references,
+ * made before anything was stored) stored in the cache's, the file system's and the
+ * open file's stats, each pointer cleared. */
+static inline void prefetch_hit(PyObject *frame, PyObject *cstats, PyObject *stats, PyObject *of,
+                                PyObject **pf_cache, PyObject **pf_fs, PyObject **pf_of) {
+    Py_INCREF(Py_False);
+    slot_put(frame, S.fr_prefetched, Py_False);
+    slot_put(cstats, S.cs_prefetch_hits, *pf_cache);
+    slot_put(stats, S.fs_prefetch_hits, *pf_fs);
+    slot_put(of, S.of_prefetch_hits, *pf_of);
+    *pf_cache = *pf_fs = *pf_of = NULL;
+}
+
 static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObject *files,
                              PyObject *dev, PyObject *blk, long long bidx, long long offset,
                              long long size, PyObject *direct, PyObject *bmap, PyObject *held) {
@@ -1071,14 +1085,8 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         frame = held;
         slot_put(cstats, S.cs_hits, m.hits);
         m.hits = NULL;
-        if (pf) { /* read-ahead's first hit (PREFETCH_HIT) */
-            Py_INCREF(Py_False);
-            slot_put(frame, S.fr_prefetched, Py_False);
-            slot_put(cstats, S.cs_prefetch_hits, m.pf_cache);
-            slot_put(stats, S.fs_prefetch_hits, m.pf_fs);
-            slot_put(of, S.of_prefetch_hits, m.pf_of);
-            m.pf_cache = m.pf_fs = m.pf_of = NULL;
-        }
+        if (pf)
+            prefetch_hit(frame, cstats, stats, of, &m.pf_cache, &m.pf_fs, &m.pf_of);
     }
     Py_INCREF(m.tick);
     slot_put(cache, S.c_tick, m.tick);
@@ -1300,14 +1308,8 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     slot_put(frame, S.fr_referenced, Py_True);
     slot_put(cstats, S.cs_hits, c.hits);
     c.hits = NULL;
-    if (pf) { /* read-ahead's first hit (PREFETCH_HIT) */
-        Py_INCREF(Py_False);
-        slot_put(frame, S.fr_prefetched, Py_False);
-        slot_put(cstats, S.cs_prefetch_hits, c.pf_cache);
-        slot_put(stats, S.fs_prefetch_hits, c.pf_fs);
-        slot_put(of, S.of_prefetch_hits, c.pf_of);
-        c.pf_cache = c.pf_fs = c.pf_of = NULL;
-    }
+    if (pf)
+        prefetch_hit(frame, cstats, stats, of, &c.pf_cache, &c.pf_fs, &c.pf_of);
     slot_put(stats, S.fs_plain_reads, c.plain); /* also a read, a block read, ... (FsStats) */
     c.plain = NULL;
     if (c.ahead != NULL) {
