@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vino.bench import goals
+from vino.graft import fastpath
 
 
 def test_quick_goals_report_every_row_with_its_goal_and_the_thread_scaling(
@@ -30,11 +31,43 @@ def test_quick_goals_report_every_row_with_its_goal_and_the_thread_scaling(
     for s in r["figures"]["samples"].values():  # beside the floor, split into its share
         assert {"sparse_extra_us", "sparse_floor_extra_us", "sparse_own_us",
                 "sparse_at_floor", "pluggy_sparse_vs_back_to_back"} <= s.keys()
+    native = r["figures"].get("sparse_native_floor")  # a C-extension call into Wasm
+    if fastpath.native() is not None:
+        assert native is not None and native["total_us"] > 0 and native["sparse_us"] > 0
+        for s in r["figures"]["samples"].values():
+            assert {"sparse_native_extra_us", "sparse_beyond_native_us",
+                    "sparse_at_native_floor"} <= s.keys()
     text = goals.render(r)
     assert all(row["what"] in text for row in rows)
     assert "Sparse floor" in text
+    assert ("Native floor" in text) == (native is not None)
     assert "vino's own" in text and "pluggy's ratio" in text
     assert "| 8 |" in text
+
+
+def test_the_native_floor_is_a_c_extension_call_into_a_trivial_export() -> None:
+    from vino.graft.sandbox import Sandbox
+
+    sandbox = Sandbox()
+    try:
+        floor = goals.WasmFloor.make(sandbox)
+        if fastpath.native() is None:
+            assert floor is None
+            return
+        assert floor is not None
+        assert type(floor.call).__name__ == "RawCall"  # the fast path's C type, no Python frame
+        for _ in range(3):
+            assert floor.call() == 0  # no error pointer: the deadline is far ahead
+    finally:
+        sandbox.close()
+
+
+def test_native_penalty_splits_each_round_against_the_native_floor() -> None:
+    p = goals.native_penalty(extra=[3.0, 4.0, 7.0], native_extra=[1.0, 1.0, 2.0],
+                             total=[2.0, 2.0, 2.0])
+    assert p["sparse_native_extra_us"] == 1.0
+    assert p["sparse_beyond_native_us"] == 3.0  # median of 2, 3, 5
+    assert p["sparse_at_native_floor"] == 1.5  # median of 1.5, 1.5, 2.0
 
 
 def test_sparse_penalty_splits_each_round_into_the_floors_share_and_vinos_own() -> None:

@@ -31,7 +31,12 @@ Every row of the goals table gets today's figure, its goal and whether it is met
   figures are reported beside the floor's (``sparse_penalty``): the µs its sparse
   call costs beyond its back-to-back call, the floor's share of that and the
   rest (vino's own), round by round; and the same pattern for its pluggy hook
-  (an unprotected Python plugin making the same decision);
+  (an unprotected Python plugin making the same decision). A ctypes call's cold
+  footprint (libffi, argument conversion, the GIL let go and taken back) is not
+  what a protected call needs, so beside it, same rounds, the **native floor**
+  (``WasmFloor``): a plain C-extension call into a trivial WebAssembly export on
+  the samples' engine, nothing of vino's around it -- what any protected call
+  must pay cold, and the ratio each sample would have if it paid only that;
 - **install**, mean µs per graft with the collector running, ``INSTALL_GRAFTS``
   grafts in a fresh interpreter (``scale.install_in_fresh_process``);
 - **eviction on the SSD**: device time saved ÷ protection spent
@@ -55,6 +60,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import wasmtime
+
 from vino.bench import bench_quota, paper, peers, savings, scale, setups
 from vino.bench.micro import decode_pick, encode_pick, pick_wat
 from vino.bench.timing import (
@@ -69,13 +76,14 @@ from vino.bench.timing import (
     timer_overhead_ns,
 )
 from vino.graft import (
-    I32,
     FunctionPoint,
     GraftCallable,
     Principal,
     Registry,
     any_principal,
+    fastpath,
 )
+from vino.graft.fastcall import I32, OK, RawFunc
 from vino.graft.sandbox import Sandbox
 from vino.graft.txn import Transaction
 from vino.kernel.device import SSD
@@ -86,6 +94,10 @@ CALLABLE_CALLS: Final = 32  # graft-callable calls per protected call (the calla
 SPIN_ITERATIONS: Final = 1000  # Wasm loop iterations of the spinning graft (threads)
 THREADS: Final = (1, 2, 4, 8)
 SPARSE_GAP_NS: Final = 1_500_000  # between sparse calls: more than one epoch tick
+# The native floor's store: its deadline this many epoch ticks ahead (decades), so the
+# export's epoch check at entry never calls back (a graft's store renews it each tick).
+FLOOR_DEADLINE_TICKS: Final = 1 << 40
+FLOOR_WAT: Final = '(module (func (export "f") (result i32) i32.const 0))'
 
 # The goals (issue: faster than an unprotected plugin), with the figures it was filed with.
 VS_PLUGGY_MAX: Final = 1.0
@@ -138,6 +150,40 @@ def c_floor() -> Callable[[int], int]:
     labs.argtypes = [ctypes.c_long]
     labs.restype = ctypes.c_long
     return labs
+
+
+class WasmFloor:
+    """The native floor: a plain C-extension call into a trivial WebAssembly export, with
+    nothing of vino's around it (no transaction, codec, clock, lock, stack guard).
+
+    ``call()`` is the fast path's ``RawCall`` (a C type called by vectorcall, no argument
+    to convert, the GIL kept) of ``wasmtime_func_call_unchecked`` on an export that
+    answers 0, in a store of ``sandbox``'s engine (epoch interruption on, its ticker
+    running: the export checks the epoch at entry, as every graft's code does) whose
+    deadline is ``FLOOR_DEADLINE_TICKS`` ahead. ``make`` returns None without the native
+    fast path (``VINO_FASTPATH=python``)."""
+
+    __slots__ = ("_raw", "_store", "call")
+
+    def __init__(self, store: wasmtime.Store, raw: RawFunc) -> None:
+        self._store, self._raw = store, raw  # the call's pointers live as long as these
+        self.call = raw.call_fn()
+
+    @classmethod
+    def make(cls, sandbox: Sandbox) -> WasmFloor | None:
+        native = fastpath.native()
+        if native is None:
+            return None
+        store = wasmtime.Store(sandbox.engine)
+        store.set_epoch_deadline(FLOOR_DEADLINE_TICKS)
+        instance = wasmtime.Instance(store, wasmtime.Module(sandbox.engine, FLOOR_WAT), [])
+        export = instance.exports(store)["f"]
+        if not isinstance(export, wasmtime.Func):
+            raise AssertionError("goals: the native floor's export is no function")
+        raw = RawFunc(store, export, (), (I32,), native=native)
+        if raw.call0() != OK or raw.results()[0] != 0:
+            raise AssertionError("goals: the native floor's export misbehaved")
+        return cls(store, raw)
 
 
 class Mechanism:
@@ -236,6 +282,12 @@ def run(settings: Settings = FULL, progress: Progress | None = None,
             cs += [Contender("floor/total", plain(floor, -5)),
                    Contender("floor/sparse", spaced(floor, (-5,), SPARSE_GAP_NS, timer_ns),
                              min_calls=1)]
+            wasm_floor = WasmFloor.make(shared)
+            if wasm_floor is not None:
+                cs += [Contender("native_floor/total", plain(wasm_floor.call)),
+                       Contender("native_floor/sparse",
+                                 spaced(wasm_floor.call, (), SPARSE_GAP_NS, timer_ns),
+                                 min_calls=1)]
             for k, s in booted.items():
                 if peers.pluggy_hook(pm, k)(*s.args()) != s.expected:
                     raise AssertionError(f"{k}: the pluggy hook answered differently")
@@ -283,6 +335,14 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
     }
     floor_extra = [s - t for s, t in zip(series["floor/sparse"], series["floor/total"],
                                          strict=True)]
+    native_extra: list[float] | None = None
+    if "native_floor/total" in series:
+        nt, ns = series["native_floor/total"], series["native_floor/sparse"]
+        native_extra = [s - t for s, t in zip(ns, nt, strict=True)]
+        figures["sparse_native_floor"] = {
+            "total_us": spread(nt).median_us, "sparse_us": spread(ns).median_us,
+            "sparse_vs_back_to_back": ratio(ns, nt).median_us,
+            "extra_us": spread(native_extra).median_us}
     for k in paper.GRAFTS:
         tot, plug, sp, plug_sp = (series[f"{k}/{w}"]
                                   for w in ("total", "pluggy", "sparse", "pluggy_sparse"))
@@ -296,6 +356,8 @@ def _summarise(series: dict[str, list[float]], threads: dict[str, Any], saved: d
             "pluggy_sparse_us": spread(plug_sp).median_us,
             "pluggy_sparse_vs_back_to_back": ratio(plug_sp, plug).median_us,
             **sparse_penalty(extra, floor_extra, tot)}
+        if native_extra is not None:
+            figures["samples"][k].update(native_penalty(extra, native_extra, tot))
     ssd = {r["workload"]: r for r in saved["rows"] if r["profile"] == SSD.name}
     figures["evict_ssd"] = ssd[savings.EVICT_WORKLOAD]["ratio"]
     figures["evict_ssd_one_victim"] = ssd[savings.ONE_VICTIM_WORKLOAD]["ratio"]
@@ -321,6 +383,17 @@ def sparse_penalty(extra: Sequence[float], floor_extra: Sequence[float],
             "sparse_floor_extra_us": spread(floor_extra).median_us,
             "sparse_own_us": spread(own).median_us,
             "sparse_at_floor": spread(at_floor).median_us if at_floor else 0.0}
+
+
+def native_penalty(extra: Sequence[float], native_extra: Sequence[float],
+                   total: Sequence[float]) -> dict[str, float]:
+    """As ``sparse_penalty`` against the native floor (``WasmFloor``): its extra, the
+    sample's extra beyond it, and the ratio the sample would have at that extra alone."""
+    beyond = [e - f for e, f in zip(extra, native_extra, strict=True)]
+    at_floor = [(t + f) / t for t, f in zip(total, native_extra, strict=True) if t > 0]
+    return {"sparse_native_extra_us": spread(native_extra).median_us,
+            "sparse_beyond_native_us": spread(beyond).median_us,
+            "sparse_at_native_floor": spread(at_floor).median_us if at_floor else 0.0}
 
 
 def goals(f: dict[str, Any], threads: dict[str, Any]) -> list[dict[str, Any]]:
@@ -393,6 +466,13 @@ def render(result: dict[str, Any]) -> str:
         lines += ["", f"Sparse floor (the same pattern, a plain ctypes call of a C function, "
                   f"no vino): {fl['total_us']:.2f} µs back to back, {fl['sparse_us']:.2f} µs "
                   f"sparse, {fl['sparse_vs_back_to_back']:.2f}x"]
+        nf = f.get("sparse_native_floor")
+        if nf is not None:
+            lines += ["", f"Native floor (the same pattern, a plain C-extension call into a "
+                      f"trivial WebAssembly export on the samples' engine, nothing of vino's "
+                      f"around it): {nf['total_us']:.2f} µs back to back, "
+                      f"{nf['sparse_us']:.2f} µs sparse, {nf['sparse_vs_back_to_back']:.2f}x, "
+                      f"extra {nf['extra_us']:.2f} µs"]
         lines += ["", render_sparse(f)]
     i = f["install_us"]
     lines += ["", f"Install, {f['install_grafts']:,} grafts, collector running: median "
@@ -406,20 +486,33 @@ def render_sparse(f: dict[str, Any]) -> str:
     """Each sample's sparse call beside the floor's, same rounds: ratios, and the µs a
     sparse call costs beyond a back-to-back one, the floor's share and vino's own."""
     fl = f["sparse_floor"]
-    rows = [[s["title"], f"{s['total_us']:.2f}", f"{s['sparse_us']:.2f}",
-             f"{s['sparse_vs_back_to_back']:.2f}x", f"{fl['sparse_vs_back_to_back']:.2f}x",
-             f"{s['pluggy_sparse_vs_back_to_back']:.2f}x",
-             f"{s['sparse_at_floor']:.2f}x", f"{s['sparse_extra_us']:.2f}",
-             f"{s['sparse_floor_extra_us']:.2f}", f"{s['sparse_own_us']:.2f}"]
-            for s in f["samples"].values() if "sparse_own_us" in s]
-    return ("Sparse calls beside the floor, same rounds (µs; \"extra\": sparse minus back to "
-            "back, medians of rounds; \"vino's own\": the sample's extra minus the floor's; "
-            "\"at the floor's extra\": the ratio the sample would have if its sparse call cost "
-            "only the floor's extra; \"pluggy's ratio\": the same pattern for the sample's "
-            "pluggy hook, no protection):\n\n"
-            + markdown_table(["sample", "back to back", "sparse", "sparse ÷ back to back",
-                              "floor's ratio", "pluggy's ratio", "at the floor's extra",
-                              "extra", "floor's extra", "vino's own"], rows))
+    native = "sparse_native_floor" in f
+    rows = []
+    for s in f["samples"].values():
+        if "sparse_own_us" not in s:
+            continue
+        row = [s["title"], f"{s['total_us']:.2f}", f"{s['sparse_us']:.2f}",
+               f"{s['sparse_vs_back_to_back']:.2f}x", f"{fl['sparse_vs_back_to_back']:.2f}x",
+               f"{s['pluggy_sparse_vs_back_to_back']:.2f}x",
+               f"{s['sparse_at_floor']:.2f}x", f"{s['sparse_extra_us']:.2f}",
+               f"{s['sparse_floor_extra_us']:.2f}", f"{s['sparse_own_us']:.2f}"]
+        if native:
+            row += [f"{s['sparse_native_extra_us']:.2f}", f"{s['sparse_beyond_native_us']:.2f}",
+                    f"{s['sparse_at_native_floor']:.2f}x"]
+        rows.append(row)
+    head = ["sample", "back to back", "sparse", "sparse ÷ back to back", "floor's ratio",
+            "pluggy's ratio", "at the floor's extra", "extra", "floor's extra", "vino's own"]
+    if native:
+        head += ["native floor's extra", "beyond the native floor",
+                 "at the native floor's extra"]
+    return ("Sparse calls beside the floors, same rounds (µs; \"extra\": sparse minus back to "
+            "back, medians of rounds; \"floor\": a plain ctypes call, \"vino's own\": the "
+            "sample's extra minus the floor's; \"at the floor's extra\": the ratio the sample "
+            "would have if its sparse call cost only the floor's extra; \"pluggy's ratio\": "
+            "the same pattern for the sample's pluggy hook, no protection; \"native floor\": a "
+            "plain C-extension call into a trivial WebAssembly export, and the same two "
+            "figures against it):\n\n"
+            + markdown_table(head, rows))
 
 
 def plot(result: dict[str, Any], path: Path) -> Path:
