@@ -25,6 +25,8 @@
                                    or an application's own registry
     vino graft toolchains          which graft languages can be built here
     vino stats                     run the sample workloads and print graft statistics
+    vino doctor [--json]           which native parts run here (fast path, stack guard,
+                                   epoch ticker, plain read), and why one does not
     vino reliability [--report FILE.md] [--soak SECONDS] [--quick]
                                    fault injection, soaks, fuzzing, rights: the
                                    reliability report (docs/RELIABILITY.md)
@@ -38,7 +40,8 @@
                                    synchronous FULL/EXTRA x plain/encrypted
 
 Exit status: 0 on success; 1 when a check failed (demo, reliability, fsck: damage,
-crashloop: a loss) or a graft was rejected (graft check); 2 on bad usage or input.
+crashloop: a loss, doctor: a native part failed to build) or a graft was rejected
+(graft check); 2 on bad usage or input.
 """
 
 from __future__ import annotations
@@ -357,6 +360,12 @@ def _crashloop_sqlite(args: argparse.Namespace) -> int:
     return 1 if any(f.failures for f in figs) else 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from vino import doctor
+
+    return doctor.main(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vino", description="Safe, transactional grafts: WebAssembly extensions run in "
@@ -467,6 +476,14 @@ def parser() -> argparse.ArgumentParser:
         "graft point, the calls, commits, aborts by reason and the time spent.")
     s.add_argument("--json", action="store_true", help="print the statistics as JSON")
     s.set_defaults(fn=_stats)
+    dr = sub.add_parser(
+        "doctor", help="which native parts run here, and why one does not",
+        description="Build (once, from the cache) and load each native part -- the graft "
+        "fast path, the stack guard, the epoch ticker, the kernel's plain read -- and say "
+        "which runs: native, off (its Python twin asked for by VINO_*=python) or failed, "
+        "with the build's or loader's reason. Exits 1 if a part failed.")
+    dr.add_argument("--json", action="store_true", help="print the status as JSON")
+    dr.set_defaults(fn=_doctor)
     r = sub.add_parser(
         "reliability", help="fault injection, soaks, fuzzing, rights: the reliability "
         "report",

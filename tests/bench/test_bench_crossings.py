@@ -10,7 +10,7 @@ from vino.graft import fastpath
 
 
 @pytest.mark.skipif(fastpath.native() is None,
-                    reason=f"no native fast path: {fastpath.fallback_reason}")
+                    reason=f"no native fast path: {fastpath.PART.reason}")
 def test_quick_crossings_measure_every_path_in_its_own_child() -> None:
     r = crossings.run(1, child_rounds=1, batch_s=0.0005, thread_run_s=0.005, samples=False)
     # _child refuses a child that ran another path, so each was really measured.

@@ -29,7 +29,7 @@ from vino.testing.world import tenant
 
 NATIVE = fastpath.protected(fastpath.native())
 needs_native = pytest.mark.skipif(NATIVE is None, reason=f"the protected call is not native "
-                                  f"here: {fastpath.fallback_reason or 'VINO_FASTPATH'}")
+                                  f"here: {fastpath.PART.reason or 'VINO_FASTPATH'}")
 
 LAYOUT = Layout(point="codec.pick", entry="pick", buffer_size=64,
                 fields=Struct("codec_buf", (Field("b", U8, 0), Field("u", U32, 4),

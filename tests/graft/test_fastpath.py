@@ -30,7 +30,7 @@ TICK_S = 0.001
 
 NATIVE = fastpath.native()
 needs_native = pytest.mark.skipif(NATIVE is None, reason=f"no native fast path: "
-                                  f"{fastpath.fallback_reason}")
+                                  f"{fastpath.PART.reason}")
 WAYS = [pytest.param(None, id="ctypes"),
         pytest.param(NATIVE, id="native", marks=needs_native)]
 
@@ -212,11 +212,11 @@ def test_the_ctypes_path_is_kept_where_no_native_ticker_can_stop_a_guest() -> No
 
 
 def test_the_ctypes_path_can_be_forced_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fastpath, "_LOADED", [])
+    monkeypatch.setattr(fastpath, "PART", fastpath.PART.again())
     monkeypatch.setattr(fastpath, "_READY", [])
     monkeypatch.setenv("VINO_FASTPATH", "python")
     assert fastpath.native() is None
-    assert "VINO_FASTPATH=python" in fastpath.fallback_reason
+    assert "VINO_FASTPATH=python" in fastpath.PART.reason
 
 
 @needs_native
@@ -240,4 +240,4 @@ def test_a_native_fast_path_that_fails_to_build_fails_here_instead_of_skipping_s
     # suite green. Only an explicit VINO_FASTPATH=python may leave it out.
     if os.environ.get("VINO_FASTPATH", "native") == "python":
         pytest.skip("the ctypes path was asked for (VINO_FASTPATH=python)")
-    assert fastpath.module() is not None, fastpath.fallback_reason
+    assert fastpath.PART.get() is not None and not fastpath.PART.failed, fastpath.PART.reason

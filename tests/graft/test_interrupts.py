@@ -49,7 +49,7 @@ NATIVE = "native"
 INVOKE = "invoke"
 PATHS = [pytest.param(NATIVE, marks=pytest.mark.skipif(
              fastpath.protected(fastpath.native()) is None, reason=f"the protected call is "
-             f"not native here: {fastpath.fallback_reason or 'VINO_FASTPATH'}")),
+             f"not native here: {fastpath.PART.reason or 'VINO_FASTPATH'}")),
          INVOKE]
 
 

@@ -135,7 +135,7 @@ INVOKE = "invoke"  # Graft.invoke, the Python hot path
 PLAIN = "plain"  # invoke_plain, the reference
 HOT_PATHS = [pytest.param(NATIVE, marks=pytest.mark.skipif(
                  fastpath.protected(fastpath.native()) is None, reason=f"the protected call "
-                 f"is not native here: {fastpath.fallback_reason or 'VINO_FASTPATH'}")),
+                 f"is not native here: {fastpath.PART.reason or 'VINO_FASTPATH'}")),
              INVOKE]
 
 

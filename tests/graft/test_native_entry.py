@@ -29,7 +29,7 @@ from .graft_world import DEFAULT_ANSWER, TARGET, World, graft, make_world, pick_
 # or =crossings, or without a build).
 NATIVE = fastpath.protected(fastpath.native())
 pytestmark = pytest.mark.skipif(NATIVE is None, reason=f"the protected call is not native "
-                                f"here: {fastpath.fallback_reason or 'VINO_FASTPATH'}")
+                                f"here: {fastpath.PART.reason or 'VINO_FASTPATH'}")
 
 # Answers its input (the buffer's first u32) plus one.
 ECHO = graft("", '''(func (export "pick") (result i32)

@@ -23,7 +23,7 @@ from vino.testing.world import tenant
 
 NATIVE = fastpath.protected(fastpath.native())
 needs_native = pytest.mark.skipif(NATIVE is None, reason=f"the protected call is not native "
-                                  f"here: {fastpath.fallback_reason or 'VINO_FASTPATH'}")
+                                  f"here: {fastpath.PART.reason or 'VINO_FASTPATH'}")
 
 ANSWER0 = '''(module
   (memory (export "memory") 1)

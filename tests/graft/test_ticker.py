@@ -13,6 +13,7 @@ import pytest
 
 from vino.errors import AbortReason
 from vino.graft import Registry, ticker
+from vino.graft.nativepart import NativePart
 
 from .graft_world import DEFAULT_ANSWER, TARGET, World, graft, make_world
 
@@ -41,10 +42,10 @@ def test_the_native_ticker_is_built_and_ticks_without_python() -> None:
 
 def test_a_failed_native_build_falls_back_to_the_python_ticker(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_compiler(source: Path) -> Path:
+    def no_compiler() -> Path:
         raise OSError("no compiler here")
 
-    monkeypatch.setattr(ticker, "native_library", no_compiler)
+    monkeypatch.setattr(ticker, "LIBRARY", NativePart("epoch ticker", no_compiler, listed=False))
     reg = Registry()
     try:
         assert reg.sandbox.ticker.kind == "python"

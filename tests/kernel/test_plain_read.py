@@ -44,7 +44,7 @@ def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "python":
         monkeypatch.setattr(plainread, "reader", lambda *kinds: None)
     elif plainread.native() is None:
-        pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
+        pytest.skip(f"no native plain read here: {plainread.PART.reason}")
     path: str = request.param
     return path
 

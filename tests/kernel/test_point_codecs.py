@@ -37,7 +37,7 @@ from vino.testing.leaks import blocks_kept
 
 NATIVE = fastpath.protected(fastpath.native())
 pytestmark = pytest.mark.skipif(NATIVE is None, reason=f"the protected call is not native "
-                                f"here: {fastpath.fallback_reason or 'VINO_FASTPATH'}")
+                                f"here: {fastpath.PART.reason or 'VINO_FASTPATH'}")
 
 BUF_AT = 1024  # the buffer's address in the guest; the answer is read from address 0
 # Answers the i32 the test wrote at address 0 (outside the buffer).

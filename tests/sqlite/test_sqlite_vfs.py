@@ -330,7 +330,7 @@ def test_the_native_xread_reads_what_the_python_one_reads_and_counts_the_same(
     # path, on the same reads: the same answers, the same VFS, file-system, cache and
     # device counts. A tiny SQLite cache makes SQLite read its pages again and again.
     if plainread.native() is None:
-        pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
+        pytest.skip(f"no native plain read here: {plainread.PART.reason}")
     native = _reads(tmp_path / "native.img", cache_pages)
     with monkeypatch.context() as m:
         m.setattr(plainread, "reader", lambda *kinds: None)

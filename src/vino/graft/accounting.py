@@ -57,7 +57,7 @@ class _UsageCounters:
     __slots__ = USAGE_FIELDS
 
 
-_NATIVE: Final = fastpath.module()
+_NATIVE: Final = fastpath.PART.get()
 if TYPE_CHECKING:
     _UsageBase = _UsageCounters
 else:  # C integers that the native protected call reads and adds to (fastpath.c)

@@ -29,9 +29,10 @@ both on the same inputs). ``invoke.Graft`` takes two more, twins of its own Pyth
 call in ``Counters`` and ``UsageCounters``, the C bases of ``Stats`` and ``Usage``
 (``stats.py``, ``accounting.py``: Python twins when this module cannot be had).
 
-``native()`` is the ready module or None; then ``fallback_reason`` says why (not
+``native()`` is the ready module or None; then ``PART.reason`` says why (not
 Linux, no compiler, a failed build, or ``VINO_FASTPATH=python``, which forces the
 ctypes path), and everything runs through ctypes and ``Graft.invoke`` as before.
+``PART`` (``nativepart.py``) builds and imports it once per process.
 ``VINO_FASTPATH=crossings`` keeps 1-3 native but 4-5 in Python (``protected()`` is
 None): the protected call as it was before it was native, to measure one against
 the other (``vino bench crossings``).
@@ -47,10 +48,10 @@ from typing import Final, Protocol
 
 from vino.graft import fastcall
 from vino.graft.nativebuild import python_extension
+from vino.graft.nativepart import NativePart
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "fastpath.c"
 MODULE_NAME: Final = "_vino_fastpath"
-
 
 
 class Mutex(Protocol):
@@ -75,18 +76,21 @@ class ProtectedCall(Protocol):
 # Whether grafts take 4-5 (``Protected``, ``Mutex``) from the native module: read once.
 _PROTECTED: Final = os.environ.get("VINO_FASTPATH", "native") != "crossings"
 
-_LOADED: list[ModuleType | None] = []  # [module or None], once tried
-_READY: list[ModuleType | None] = []  # [module given wasmtime's entry points, or None], once tried
+# The module built and imported, not yet initialised (``native()`` gives it wasmtime's
+# entry points): the C bases of ``Stats`` and ``Usage`` need no more.
+PART: Final = NativePart[ModuleType](
+    "fast path", lambda: python_extension(_SOURCE, MODULE_NAME, "the native fast path"),
+    off=("VINO_FASTPATH",))
+_READY: list[ModuleType | None] = []  # [PART's module given wasmtime's entry points, or None]
 _LOCK: Final = threading.Lock()
-fallback_reason = ""
 
 
 def native() -> ModuleType | None:
     """The fast path ready for use (given the entry points ``fastcall`` resolved), as
-    ``fastcall`` takes it (``native=``); None when it cannot be had (``fallback_reason``)."""
+    ``fastcall`` takes it (``native=``); None when it cannot be had (``PART.reason``)."""
     if _READY:
         return _READY[0]
-    mod = module()
+    mod = PART.get()
     with _LOCK:
         if not _READY:
             if mod is not None:
@@ -99,28 +103,3 @@ def protected(native: ModuleType | None) -> ModuleType | None:
     """``native`` (a sandbox's fast path) for a graft's protected call and store lock, or
     None: they stay Python (``Graft.invoke``, ``threading.Lock``)."""
     return native if _PROTECTED else None
-
-
-def module() -> ModuleType | None:
-    """The ``_vino_fastpath`` module, built and imported on first use; None if it cannot
-    be had (``fallback_reason`` says why). Not yet initialised: ``native()`` gives it
-    wasmtime's entry points."""
-    global fallback_reason
-    if _LOADED:
-        return _LOADED[0]
-    with _LOCK:
-        if not _LOADED:
-            if os.environ.get("VINO_FASTPATH", "native") == "python":
-                fallback_reason = "asked for the ctypes path (VINO_FASTPATH=python)"
-                _LOADED.append(None)
-            else:
-                try:
-                    _LOADED.append(_load())
-                except (OSError, ImportError) as exc:
-                    fallback_reason = str(exc)
-                    _LOADED.append(None)
-    return _LOADED[0]
-
-
-def _load() -> ModuleType:
-    return python_extension(_SOURCE, MODULE_NAME, "the native fast path")

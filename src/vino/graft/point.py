@@ -240,7 +240,7 @@ def _dispatch(point: ErasedFunctionPoint, target: object, *args: object) -> obje
 
 # FunctionPoint.__call__: the native twin of _dispatch when the fast path is built (and
 # the protected call is native: not with VINO_FASTPATH=crossings), else _dispatch.
-_NATIVE: Final = fastpath.protected(fastpath.module())
+_NATIVE: Final = fastpath.protected(fastpath.PART.get())
 _DISPATCH: Final = (_NATIVE.Dispatch(GLOBAL, _dispatch.__doc__, "FunctionPoint.__call__")
                     if _NATIVE is not None else _dispatch)
 

@@ -28,8 +28,8 @@ wasmtime's allowance is per engine, not per store, so it cannot shrink with the
 nesting level; the nesting limit and the check above bound the total instead.
 
 When the helper cannot be built (not Linux, no compiler), ``guard()`` is None:
-calls go straight to wasmtime and only the nesting limit applies (said in
-``fallback_reason``).
+calls go straight to wasmtime and only the nesting limit applies (``PART.reason``
+says why; ``PART``, ``nativepart.py``, builds and loads it once per process).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Final
 
 from vino.graft import fastcall
 from vino.graft.nativebuild import native_library
+from vino.graft.nativepart import NativePart
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "stack.c"
 NO_STACK_PTR: Final = 1  # what vino_call returns instead of an error pointer: not called
@@ -88,21 +89,11 @@ class StackGuard:
         return sp - low
 
 
-_GUARD: list[StackGuard | None] = []
-fallback_reason = ""
 _LOCK: Final = threading.Lock()
+PART: Final = NativePart[StackGuard]("stack guard", lambda: StackGuard(native_library(_SOURCE)))
 
 
 def guard() -> StackGuard | None:
-    """The stack guard, built and loaded on first use; None if it cannot be had."""
-    global fallback_reason
-    if _GUARD:
-        return _GUARD[0]
-    with _LOCK:
-        if not _GUARD:
-            try:
-                _GUARD.append(StackGuard(native_library(_SOURCE)))
-            except OSError as exc:
-                fallback_reason = str(exc)
-                _GUARD.append(None)
-    return _GUARD[0]
+    """The stack guard, built and loaded on first use; None if it cannot be had
+    (``PART.reason`` says why)."""
+    return PART.get()

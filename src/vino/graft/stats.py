@@ -28,7 +28,7 @@ class _Counters:
     __slots__ = ("commits", "graft_ns", "sampled_graft_ns", "sampled_ns", "samples")
 
 
-_NATIVE: Final = fastpath.module()
+_NATIVE: Final = fastpath.PART.get()
 if TYPE_CHECKING:
     _Base = _Counters
 else:

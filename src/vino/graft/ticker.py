@@ -16,8 +16,9 @@ path, so it is a plain attribute on both):
   the hand-over (measured: tens of µs per call on a busy host).
 
 ``make_ticker`` builds the native one and falls back to the Python one if the
-platform is not Linux, the compiler is missing, or the build fails (it says why
-in ``fallback_reason``); ``VINO_TICKER=python`` forces the fallback.
+platform is not Linux, the compiler is missing, or the build fails (it says why);
+``VINO_TICKER=python``, read for each sandbox, forces the fallback. The library is
+built and found once per process (``LIBRARY``, ``nativepart.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ import wasmtime
 
 from vino.graft import fastcall
 from vino.graft.nativebuild import native_library
+from vino.graft.nativepart import NativePart
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "ticker.c"
+# The compiled ticker; each sandbox loads it (ctypes) for a ticker of its own.
+LIBRARY: Final = NativePart[Path]("epoch ticker", lambda: native_library(_SOURCE))
 
 
 class TickCount(Protocol):
@@ -159,7 +163,10 @@ def make_ticker(engine: wasmtime.Engine, tick_s: float,
         native = os.environ.get("VINO_TICKER", "native") != "python"
     if not native:
         return PythonTicker(engine, tick_s), "asked for the Python ticker"
+    library = LIBRARY.get()
+    if library is None:
+        return PythonTicker(engine, tick_s), LIBRARY.reason
     try:
-        return NativeTicker(engine, tick_s, native_library(_SOURCE)), ""
+        return NativeTicker(engine, tick_s, library), ""
     except OSError as exc:
         return PythonTicker(engine, tick_s), str(exc)

@@ -40,17 +40,17 @@ the device's and the clock's, whatever objects they are), take them only if free
 busy lock sends the read to the Python, which waits), and keep the GIL throughout
 (a miss's ``pread`` of the image included).
 
-``native()`` is the ready module or None; then ``fallback_reason`` says why (not
+``native()`` is the ready module or None; then ``PART.reason`` says why (not
 Linux, no compiler, a failed build, or ``VINO_PLAINREAD=python`` -- or
 ``VINO_FASTPATH=python``, which turns every native path off), and every read runs
-the Python as before. ``served()`` counts the hits answered natively, ``served_misses()``
+the Python as before (``PART``, ``graft/nativepart.py``, builds and imports it once
+per process). ``served()`` counts the hits answered natively, ``served_misses()``
 the misses (tests use them to see that the native path, not its fallback, served a
 read); ``native_misses(False)`` sends every miss to the Python (the tests compare both).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -58,14 +58,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Final
 
 from vino.graft.nativebuild import python_extension
+from vino.graft.nativepart import NativePart
 
 if TYPE_CHECKING:
     from vino.kernel.fileio import FileIO
     from vino.kernel.fs import OpenFile
     from vino.sqlite.vfsfile import VinoFile
 
-__all__ = ["CACHE_SLOTS", "FS_SLOTS", "MODULE_NAME", "VFS_FILE_NAMES", "VFS_NAMES", "PlainRead",
-           "XRead", "device_classes", "fallback_reason", "native", "native_misses", "reader",
+__all__ = ["CACHE_SLOTS", "FS_SLOTS", "MODULE_NAME", "PART", "VFS_FILE_NAMES", "VFS_NAMES",
+           "PlainRead", "XRead", "device_classes", "native", "native_misses", "reader",
            "rlock", "served", "served_misses", "served_readahead", "vfs_classes", "xread"]
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "plainread.c"
@@ -83,35 +84,15 @@ VFS_NAMES: Final = ("_mutex", "stats")  # of VinoVFS
 VFS_FILE_NAMES: Final = ("vfs", "kfile")  # of VinoFile
 
 _DEVICE_CLASSES: list[type] = []  # device_classes(): BlockDevice, DeviceStats, DiskProfile
-_LOADED: list[ModuleType | None] = []  # [module set up, or None], once tried
-_LOCK: Final = threading.Lock()
-fallback_reason = ""
-
-
-def _asked_for_python() -> bool:
-    return "python" in (os.environ.get("VINO_PLAINREAD", "native"),
-                        os.environ.get("VINO_FASTPATH", "native"))
+PART: Final = NativePart[ModuleType](
+    "plain read", lambda: python_extension(_SOURCE, MODULE_NAME, "the native plain read"),
+    off=("VINO_PLAINREAD", "VINO_FASTPATH"))
 
 
 def native() -> ModuleType | None:
     """The ``_vino_plainread`` module, built and imported on first use; None if it cannot
-    be had (``fallback_reason`` says why)."""
-    global fallback_reason
-    if _LOADED:
-        return _LOADED[0]
-    with _LOCK:
-        if not _LOADED:
-            if _asked_for_python():
-                fallback_reason = ("asked for the Python read path "
-                                   "(VINO_PLAINREAD=python or VINO_FASTPATH=python)")
-                _LOADED.append(None)
-            else:
-                try:
-                    _LOADED.append(_load())
-                except (OSError, ImportError) as exc:
-                    fallback_reason = str(exc)
-                    _LOADED.append(None)
-    return _LOADED[0]
+    be had (``PART.reason`` says why)."""
+    return PART.get()
 
 
 def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
@@ -201,6 +182,3 @@ def native_misses(on: bool | None = None) -> bool:
     mod = native()
     return False if mod is None else bool(mod.misses(on))
 
-
-def _load() -> ModuleType:
-    return python_extension(_SOURCE, MODULE_NAME, "the native plain read")
