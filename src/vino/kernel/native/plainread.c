@@ -71,8 +71,7 @@ static struct {
     Py_ssize_t kf_of, kf_pool_base, kf_pending, kf_observer;
     /* VfsStats */
     Py_ssize_t vs_reads, vs_bytes_read;
-    PyObject *n_epoch, *n_cache, *n_device, *n_stats, *n_readahead_max, *n_lock, *n_files,
-        *n_tick, *n_acquire, *n_release, *n_appendleft, *n_vfs, *n_kfile, *n_mutex;
+    PyObject *n_acquire, *n_release, *n_appendleft; /* the methods called by name */
     PyTypeObject *deque_type; /* collections.deque, and its appendleft (a method descriptor) */
     PyObject *deque_appendleft;
     PyObject *page; /* the bytes the last served hit returned (page_bytes) */
@@ -1545,20 +1544,9 @@ static PyTypeObject XReadType = {
 #define OFF(type, field, name) if (slot_offset(S.type, name, &S.field) < 0) return NULL
 
 static PyObject *intern_names(void) {
-    INTERN(n_epoch, "_epoch");
-    INTERN(n_cache, "cache");
-    INTERN(n_device, "device");
-    INTERN(n_stats, "stats");
-    INTERN(n_readahead_max, "readahead_max");
-    INTERN(n_lock, "_lock");
-    INTERN(n_files, "_files");
-    INTERN(n_tick, "_tick");
     INTERN(n_acquire, "acquire");
     INTERN(n_release, "release");
     INTERN(n_appendleft, "appendleft");
-    INTERN(n_vfs, "vfs");
-    INTERN(n_kfile, "kfile");
-    INTERN(n_mutex, "_mutex");
     Py_RETURN_NONE;
 }
 
