@@ -1,0 +1,182 @@
+"""The docs name only what exists: every `vino ...` command, module, file and test.
+
+What if a command is renamed, an option dropped, a module moved or a test renamed,
+and the README, docs/*.md or BENCHMARKS.md still send a reader there? Each command
+written in them is walked through the command line's own parser (its subcommands,
+positional choices and options), each ``vino.x.y`` name is imported, each path is
+looked up, and each test a doc names is found among the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+import vino
+from vino.cli import parser
+
+ROOT = Path(vino.__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
+# `vino.h`, `vino.zig`...: files beside the SDK's header, not Python modules.
+_FILE_SUFFIXES = {"h", "c", "zig", "rs", "ts", "wat", "wasm", "py"}
+
+
+def _spans(text: str) -> list[str]:
+    """The inline code spans of a Markdown text, and the lines of its fenced blocks."""
+    out: list[str] = []
+    blocks = text.split("```")
+    for i, part in enumerate(blocks):
+        if i % 2:
+            out.extend(part.splitlines()[1:])  # a fenced block, its language line left out
+        else:
+            out.extend(re.findall(r"`([^`\n]+)`", part))
+    return out
+
+
+def _docs() -> dict[str, list[str]]:
+    return {path.relative_to(ROOT).as_posix(): _spans(path.read_text()) for path in DOCS}
+
+
+def _commands() -> list[tuple[str, str]]:
+    found = []
+    for doc, spans in _docs().items():
+        for span in spans:
+            m = re.match(r"\s*(?:\$\s*)?(?:\.venv/bin/)?vino (.+)", span)
+            if m and "{" not in m.group(1).split()[0]:
+                found.append((doc, m.group(1).split("#")[0].strip()))
+    return found
+
+
+def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _problems(command: str) -> list[str]:
+    """What in ``command`` (the words after ``vino``, with ``[...]`` for optional parts
+    and ``a|b`` for alternatives) the parser does not know."""
+    words = command.replace("\\|", "|").replace("[", " ").replace("]", " ").split()
+    for end in (">", "|", "&&", ";"):  # the shell's, after the command
+        if end in words:
+            words = words[:words.index(end)]
+    p = parser()
+    positionals: list[argparse.Action] | None = None
+    out = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word.startswith("-"):
+            for alt in word.split("|"):
+                action = p._option_string_actions.get(alt.split("=")[0])
+                if action is None:
+                    out.append(f"{p.prog}: no option {alt}")
+                elif action.nargs != 0 and "=" not in alt:
+                    skip = True  # its value
+            continue
+        subs = _subparsers(p)
+        alts = word.split("|")
+        if subs and positionals is None:
+            if word.isupper():  # a placeholder (COMMAND)
+                return out
+            unknown = [a for a in alts if a not in subs]
+            if unknown:
+                out.append(f"{p.prog}: no command {'|'.join(unknown)}")
+                return out
+            p = subs[alts[0]]
+            continue
+        if positionals is None:
+            positionals = [a for a in p._actions if not a.option_strings
+                           and not isinstance(a, argparse._SubParsersAction)]
+        if not positionals:
+            out.append(f"{p.prog}: takes no argument {word}")
+            return out
+        action = positionals.pop(0)
+        if action.choices is not None and not word.isupper():
+            out.extend(f"{p.prog}: {a} is not one of {sorted(action.choices)}"
+                       for a in alts if a not in action.choices)
+        if action.nargs in ("*", "+"):
+            positionals.insert(0, action)
+    return out
+
+
+def test_every_command_the_docs_give_is_one_the_command_line_takes() -> None:
+    commands = _commands()
+    assert len(commands) > 50  # the walk found them
+    wrong = [f"{doc}: vino {cmd}: {problem}" for doc, cmd in commands
+             for problem in _problems(cmd)]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("command", ["bench tabel", "demo --fast", "graft check X --pont P",
+                                     "fsck IMAGE EXTRA", "bench [table|savigns]"])
+def test_a_mistyped_command_is_caught(command: str) -> None:
+    assert _problems(command) != []
+
+
+def _resolves(name: str) -> bool:
+    parts = name.split(".")
+    for n in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:n]))
+        except ImportError:
+            continue
+        for attr in parts[n:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_every_vino_module_the_docs_name_can_be_imported() -> None:
+    names: set[str] = set()
+    for spans in _docs().values():
+        for span in spans:
+            names.update(n for n in re.findall(r"(?<![\w/.])vino(?:\.[A-Za-z_]\w*)+", span)
+                         if n.split(".")[1] not in _FILE_SUFFIXES and not n[5].isupper()
+                         and n.split(".")[1] not in {"view", "offset"})  # Zig's vino.*
+    assert len(names) > 20
+    assert sorted(n for n in names if not _resolves(n)) == []
+
+
+def test_every_path_the_docs_name_exists() -> None:
+    src = ROOT / "src" / "vino"
+    missing = []
+    for doc, spans in _docs().items():
+        for span in spans:
+            for path in re.findall(r"(?<![\w/.-])((?:src|tests|docs|bench|graft|kernel|sqlite|"
+                                   r"sdk|pygraft|testing|demo)/[\w/.*-]*\w)", span):
+                if any(part.isupper() for part in re.split(r"[/.]", path)):
+                    continue  # a placeholder: samples/NAME.c
+                if not any(next(base.glob(path), None) for base in (ROOT, src, src / "sdk")):
+                    missing.append(f"{doc}: {path}")
+    assert missing == []
+
+
+def _test_names() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        names.add(path.stem)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):  # test_x = SomeMachine.TestCase
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    known = _test_names()
+    missing = sorted({f"{doc}: {name}" for doc, spans in _docs().items() for span in spans
+                      for name in re.findall(r"\b(test_\w+)", span)
+                      if name not in known and not name.endswith("_")})  # test_x_...: many
+    assert missing == []
