@@ -13,10 +13,10 @@ Invariant: ``now_ns()`` never decreases, for either clock.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Protocol, runtime_checkable
 
+from vino.kernel import plainread
 from vino.kernel.errors import InvalidArgument
 
 __all__ = ["Clock", "RealClock", "SimClock"]
@@ -37,7 +37,10 @@ class SimClock:
     def __init__(self, start_ns: int = 0) -> None:
         if start_ns < 0:
             raise InvalidArgument(f"start_ns must be >= 0, got {start_ns}")
-        self._lock = threading.Lock()
+        # The native twin of threading's lock (plainread.rlock): a plain read's load,
+        # which advances the clock by its device request, tries it without a Python call
+        # (a threading.Lock costs it a method call of ~1,400 instructions per miss).
+        self._lock = plainread.rlock()
         self._now = start_ns  # Invariant: never decreases (advance rejects negatives)
 
     def now_ns(self) -> int:

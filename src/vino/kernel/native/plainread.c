@@ -241,6 +241,17 @@ static int lock_give(PyObject *lock) {
     return 0;
 }
 
+/* hist.appendleft(bidx): 0, or -1 with the error set. */
+static int hist_push(PyObject *hist, PyObject *bidx) {
+    PyObject *args[2] = {hist, bidx};
+    PyObject *done = Py_TYPE(hist) == S.deque_type /* deque.appendleft, not looked up */
+        ? PyObject_Vectorcall(S.deque_appendleft, args, 2, NULL)
+        : PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
 /* hist[i] of a deque of ints as a long long: 1; 0 if it is not one (no error set). */
 static int hist_at(PyObject *hist, Py_ssize_t i, long long *out) {
     PyObject *item = PySequence_GetItem(hist, i);
@@ -839,7 +850,11 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
              *nblocks = NULL, *fd = NULL, *power = NULL, *head = NULL, *block_ns = NULL,
              *dstats = NULL, *clock = NULL, *dlock = NULL, *ctlock = NULL, *profile = NULL;
     LoadNew m = {0};
-    Sim sim = {0};
+    Sim sim; /* its takes are written as they are made: only the rest is zeroed here */
+    sim.held = NULL;
+    sim.ntakes = 0;
+    sim.cleared = NULL;
+    sim.ncleared = sim.cap = 0;
     int dheld = 0, cheld = 0, simmed = 0;
     /* (References held: a lock tried below may be a Python object's.) */
 #define HOLD(var, obj, off) Py_XINCREF(var = SLOT(obj, off))
@@ -1049,10 +1064,7 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     /* Stored from here on; the two stores that may fail (no memory) first: the history,
      * then the block's key (the history put back if that fails). */
     if (append) {
-        PyObject *args[2] = {hist, m.bidx};
-        PyObject *done = PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
-        if (done == NULL) goto fail;
-        Py_DECREF(done);
+        if (hist_push(hist, m.bidx) < 0) goto fail;
     }
     if (miss && PyDict_SetItem(files, sim.t[0].key, sim.t[0].frame) < 0) {
         if (append) {
@@ -1292,12 +1304,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     if (hlen == 0 || h0 != bidx) {
         bidx_obj = PyLong_FromLongLong(bidx);
         if (bidx_obj == NULL) goto fail;
-        PyObject *args[2] = {hist, bidx_obj};
-        PyObject *done = Py_TYPE(hist) == S.deque_type /* deque.appendleft, not looked up */
-            ? PyObject_Vectorcall(S.deque_appendleft, args, 2, NULL)
-            : PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
-        if (done == NULL) goto fail;
-        Py_DECREF(done);
+        if (hist_push(hist, bidx_obj) < 0) goto fail;
     }
     Py_INCREF(c.tick);
     slot_put(cache, S.c_tick, c.tick);
