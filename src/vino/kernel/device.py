@@ -404,7 +404,8 @@ class BlockDevice:
             self.clock.advance(ns)
 
 
-plainread.device_classes(BlockDevice, DeviceStats, DiskProfile)  # the native loads read them
+# The native loads read them:
+plainread.device_classes(BlockDevice, DeviceStats, DiskProfile, SimClock)
 
 
 def block_runs(blocks: list[int]) -> list[tuple[int, int]]:

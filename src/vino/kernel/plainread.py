@@ -83,7 +83,7 @@ CACHE_SLOTS: Final = ("_lock", "_files", "_tick", "stats", "_frames", "_hint",  
 VFS_NAMES: Final = ("_mutex", "stats")  # of VinoVFS
 VFS_FILE_NAMES: Final = ("vfs", "kfile")  # of VinoFile
 
-_DEVICE_CLASSES: list[type] = []  # device_classes(): BlockDevice, DeviceStats, DiskProfile
+_DEVICE_CLASSES: list[type] = []  # device_classes(): the device's classes and its clock's
 PART: Final = NativePart[ModuleType](
     "plain read", lambda: python_extension(_SOURCE, MODULE_NAME, "the native plain read"),
     off=("VINO_PLAINREAD", "VINO_FASTPATH"))
@@ -105,25 +105,25 @@ def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
     if mod is None:
         return None
     from vino.kernel import params  # (here: the cache imports this module)
-    from vino.kernel.clock import SimClock
 
     mod.setup_fs(fs, open_file, inode, fs_stats, cache, cache_stats, frame, block_bytes, ndirect)
     if _DEVICE_CLASSES:  # (device.py gives them as it is imported; without, no native load)
-        device, device_stats, disk_profile = _DEVICE_CLASSES
+        device, device_stats, disk_profile, sim_clock = _DEVICE_CLASSES
         twins = ((cache, "_miss"), (cache, "_sweep"), (cache, "_evict"), (cache, "prefetch"),
                  (cache, "_take_frame"), (cache, "_choose_victim"), (cache, "_claim_file"),
                  (fs, "_prefetch"), (fs, "_readahead"), (device, "read_into"))
-        mod.setup_miss(cache, device, device_stats, SimClock, type(threading.Lock()),
+        mod.setup_miss(cache, device, device_stats, sim_clock, type(threading.Lock()),
                        disk_profile, twins, params.PREFETCH_FRACTION, params.PREFETCH_SPARE_PAGES)
     fn: PlainRead = mod.plain_read
     return fn
 
 
-def device_classes(device: type, device_stats: type, disk_profile: type) -> None:
+def device_classes(device: type, device_stats: type, disk_profile: type, sim_clock: type) -> None:
     """Tell the native loads (3. above) the device's classes (``BlockDevice``,
-    ``DeviceStats``, ``DiskProfile``, whose slots they read); ``device.py`` calls it as
-    it is imported (it imports this module, not the other way round)."""
-    _DEVICE_CLASSES[:] = [device, device_stats, disk_profile]
+    ``DeviceStats``, ``DiskProfile``, and its clock's, ``SimClock``, whose slots they
+    read); ``device.py`` calls it as it is imported (it and the clock import this
+    module, not the other way round)."""
+    _DEVICE_CLASSES[:] = [device, device_stats, disk_profile, sim_clock]
 
 
 def xread(fallback: XRead, kernel_file: type, vfs_stats: type, page_bytes: int) -> XRead:
