@@ -126,6 +126,43 @@ def test_a_busy_lock_refuses_a_negative_or_endless_time_out_as_threading_does(
         assert not lock.acquire(True, 0)  # a time-out of 0 does not wait
 
 
+@LOCKS
+def test_threads_fighting_for_the_lock_never_hold_it_together_and_none_waits_for_ever(
+        make: Factory) -> None:
+    # Each holder lets the GIL go inside (sleep(0)), so the others find it taken and
+    # wait, some with a time-out that may expire; a lost wake-up hangs the join.
+    lock = make()
+    inside: list[int] = []
+    together: list[list[int]] = []
+    counts = [0, 0]  # taken, timed out
+    rounds = 300
+
+    def fight(n: int) -> None:
+        for i in range(rounds):
+            got = lock.acquire(True, 0.0005) if (i + n) % 3 == 0 else lock.acquire()
+            if not got:
+                counts[1] += 1
+                continue
+            with lock:  # again, by its holder
+                inside.append(n)
+                time.sleep(0)
+                if inside != [n]:
+                    together.append(list(inside))
+                inside.pop()
+            counts[0] += 1
+            lock.release()
+
+    threads = [threading.Thread(target=fight, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads) and together == []
+    assert counts[0] + counts[1] == 4 * rounds and counts[0] >= 4 * rounds * 2 // 3
+    assert lock.acquire(False)
+    lock.release()
+
+
 def test_the_cache_and_the_vfs_hold_the_lock_the_native_read_tries() -> None:
     mod = plainread.native()
     if mod is None:

@@ -9,8 +9,8 @@
  * - str_keyed, mro_str_keyed: whether looking a name up in a dict, or on a class, can
  *   run a key's __eq__ (a key of the name's hash that is no str).
  * - now_ns, lock_wait, acquire_args, acquire_wait, new_with_lock: threading's lock
- *   interface over a PyThread lock, what fastpath.c's Mutex (threading.Lock's twin)
- *   and plainread.c's RLock (threading.RLock's twin) have in common.
+ *   interface over a PyThread lock, for fastpath.c's Mutex (threading.Lock's twin); its
+ *   arguments, clock and allocation for plainread.c's RLock (threading.RLock's twin).
  * - module_with_types: an extension's module, its types readied and added.
  *
  * The build (graft/nativebuild.py) puts this directory on every extension's include

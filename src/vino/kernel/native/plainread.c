@@ -99,13 +99,21 @@ static PyObject *plus(PyObject *obj, Py_ssize_t off, long long delta) {
 
 /* ------------------------------------------------------------------ RLock */
 
-/* threading.RLock's interface (acquire(blocking, timeout), release, with, _is_owned)
- * over a PyThread lock, so that the reads here try it without a Python call. */
+/* threading.RLock's interface (acquire(blocking, timeout), release, with, _is_owned),
+ * so that the reads here try it without a Python call. Its state (owner, count, waiters)
+ * changes only with the GIL held, so taking or giving a lock no other thread waits for is
+ * a few loads and stores (a page read takes and gives two: the VFS's and the cache's);
+ * a PyThread lock, `gate`, is only where waiters sleep. A release that frees the lock
+ * while waiters are counted leaves the gate with one permit; each waiter that wakes takes
+ * the lock if it is free, else sleeps again. So no wake-up is lost: a waiter is counted
+ * before it lets the GIL go, and the lock is freed only with the GIL held. */
 typedef struct {
     PyObject_HEAD
-    PyThread_type_lock lock;
+    /* Invariant: held, but for one permit a release gave a waiter since (never two). */
+    PyThread_type_lock gate;
     unsigned long owner; /* Invariant: the holder's thread ident while count > 0, else 0 */
-    unsigned long count; /* times the holder took it (changed with the GIL held) */
+    unsigned long count; /* times the holder took it */
+    Py_ssize_t waiters;  /* Invariant: the threads in rlock_wait */
 } RLock;
 
 static PyTypeObject RLockType;
@@ -115,29 +123,66 @@ static PyObject *rlock_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "RLock() takes no arguments");
         return NULL;
     }
-    return new_with_lock(type, offsetof(RLock, lock));
+    PyObject *self = new_with_lock(type, offsetof(RLock, gate));
+    if (self != NULL) /* a new lock is free: this takes it at once */
+        PyThread_acquire_lock(((RLock *)self)->gate, WAIT_LOCK);
+    return self;
 }
 
 static void rlock_dealloc(PyObject *self) {
     RLock *r = (RLock *)self;
-    if (r->lock != NULL) {
-        if (r->count > 0) PyThread_release_lock(r->lock);
-        PyThread_free_lock(r->lock);
-    }
+    if (r->gate != NULL) PyThread_free_lock(r->gate); /* no waiter: it holds a reference */
     Py_TYPE(self)->tp_free(self);
 }
 
 /* 1: taken (or taken again by its holder) without waiting; 0: another thread holds it. */
 static inline int rlock_try(RLock *r) {
     unsigned long me = PyThread_get_thread_ident();
-    if (r->count > 0 && r->owner == me) {
+    if (r->count == 0) {
+        r->owner = me;
+        r->count = 1;
+        return 1;
+    }
+    if (r->owner == me) {
         r->count++;
         return 1;
     }
-    if (PyThread_acquire_lock_timed(r->lock, 0, 0) != PY_LOCK_ACQUIRED) return 0;
-    r->owner = me;
-    r->count = 1;
-    return 1;
+    return 0;
+}
+
+/* Wait with the GIL let go until the lock is free and take it, up to timeout_us (-1: for
+ * ever); signals run their handlers meanwhile (as threading's locks let them). 1: taken,
+ * 0: timed out, -1: a handler raised. */
+static int rlock_wait(RLock *r, long long timeout_us) {
+    unsigned long me = PyThread_get_thread_ident();
+    long long t0 = now_ns(), left = timeout_us;
+    int result;
+    r->waiters++;
+    for (;;) {
+        PyLockStatus st;
+        Py_BEGIN_ALLOW_THREADS
+        st = PyThread_acquire_lock_timed(r->gate, left, 1);
+        Py_END_ALLOW_THREADS
+        if (r->count == 0) { /* free, whether a permit woke us or the time ran out */
+            r->owner = me;
+            r->count = 1;
+            result = 1;
+            break;
+        }
+        if (st == PY_LOCK_INTR && Py_MakePendingCalls() < 0) {
+            result = -1;
+            break;
+        }
+        if (timeout_us >= 0) {
+            left = timeout_us - (now_ns() - t0) / 1000;
+            if (left <= 0) {
+                result = 0;
+                break;
+            }
+        }
+    }
+    r->waiters--;
+    return result;
 }
 
 static PyObject *rlock_acquire(PyObject *self, PyObject *args, PyObject *kw) {
@@ -153,12 +198,14 @@ static PyObject *rlock_acquire(PyObject *self, PyObject *args, PyObject *kw) {
         }
         Py_RETURN_TRUE;
     }
-    int got = acquire_wait(r->lock, blocking, timeout);
-    if (got < 0) return NULL;
-    if (got) {
-        r->owner = PyThread_get_thread_ident();
-        r->count = 1;
+    if (!blocking || timeout == 0) Py_RETURN_FALSE;
+    double us = timeout * 1e6;
+    if (us > (double)PY_TIMEOUT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return NULL;
     }
+    int got = rlock_wait(r, timeout < 0 ? -1 : (long long)us);
+    if (got < 0) return NULL;
     return PyBool_FromLong(got);
 }
 
@@ -169,7 +216,10 @@ static inline int rlock_give(RLock *r) {
     }
     if (--r->count == 0) {
         r->owner = 0;
-        PyThread_release_lock(r->lock);
+        if (r->waiters > 0) { /* one permit: taken if there was one, then given */
+            (void)PyThread_acquire_lock_timed(r->gate, 0, 0);
+            PyThread_release_lock(r->gate);
+        }
     }
     return 0;
 }
