@@ -212,6 +212,33 @@ def test_a_page_a_caller_still_holds_is_never_overwritten_by_the_next_read(boot:
     assert kept == want[1]
 
 
+def test_a_count_a_caller_still_holds_keeps_its_value_when_the_next_read_counts(
+        boot: Boot) -> None:
+    # The native read rewrites a count's int in place when nothing but its slot holds
+    # it (past the shared small ints): an int read out before -- kept, or a dict's value
+    # -- must keep its value, and the counts must still add up.
+    k = boot(frames=64)
+    r, _ = _opened(k, 8)
+    for b in range(8):
+        _warm(k, r, b)
+    for i in range(300):  # every count past 256
+        k.fs.pread(r, (i % 8) * BS, BS)
+    stats, cstats = k.fs.stats, k.cache.stats
+    kept = (stats.plain_reads, cstats.hits, r.pos)
+    shown = {"hits": cstats.hits}
+    values = tuple(int(str(v)) for v in kept)
+    _plain(k, r, 5)
+    _plain(k, r, 6)
+    assert tuple(int(str(v)) for v in kept) == values and shown["hits"] == values[1]
+    assert (stats.plain_reads, cstats.hits, r.pos) == (values[0] + 2, values[1] + 2, 7 * BS)
+    if k.fs._native_read is not None:  # rewritten in place once no one held it
+        del kept, shown
+        ids = (id(stats.plain_reads), id(cstats.hits))
+        k.fs.pread(r, 7 * BS, BS)  # (_plain holds the count it compares)
+        assert (id(stats.plain_reads), id(cstats.hits)) == ids
+        assert (stats.plain_reads, cstats.hits) == (values[0] + 3, values[1] + 3)
+
+
 class _LateLock:
     """The cache's lock, taken late by one thread when it does not hold the file
     system's lock (on the plain path): ``delay_s`` passes before that thread asks for

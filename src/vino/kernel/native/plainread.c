@@ -97,6 +97,118 @@ static PyObject *plus(PyObject *obj, Py_ssize_t off, long long delta) {
     return r;
 }
 
+/* ---- counts rewritten in place */
+
+/* A count's new value, computed before anything is stored (so that a failure changes
+ * nothing) and stored by count_store. A count is an int only its slot holds as a rule:
+ * that one is rewritten in place (CPython 3.11's int: its one or two 30-bit digits), as
+ * page_bytes rewrites a bytes object no one else holds -- no one can see it change, and
+ * it saves a new int and the old one's release per count (~190 instructions; a page read
+ * stores five). Any other count gets a new int, made when the count is computed.
+ * Between the computing and the storing no Python code may run (so no one can take a
+ * reference to the int meanwhile); count_store checks again all the same. */
+typedef struct {
+    PyObject *obj;   /* whose slot `off` holds the count (borrowed); NULL: nothing to store */
+    Py_ssize_t off;
+    long long value; /* the new value */
+    PyObject *fresh; /* a new int to store, or NULL: the slot's own is rewritten */
+} Count;
+
+#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define INT_DIGITS_KNOWN 1 /* 3.11: ob_size digits of PyLong_SHIFT bits, sign in ob_size */
+#else
+#define INT_DIGITS_KNOWN 0 /* elsewhere every count gets a new int */
+#endif
+#define SMALL_INTS_END 257 /* CPython shares the ints -5 .. 256: never rewritten */
+
+/* *out = the value of an exact int that fits a long long: 1; else 0 (no error set). */
+static inline int int_value(PyObject *o, long long *out) {
+#if INT_DIGITS_KNOWN
+    if (o != NULL && PyLong_CheckExact(o)) {
+        const digit *d = ((PyLongObject *)o)->ob_digit;
+        switch (Py_SIZE(o)) {
+        case 0: *out = 0; return 1;
+        case 1: *out = (long long)d[0]; return 1;
+        case 2: *out = (long long)d[0] | ((long long)d[1] << PyLong_SHIFT); return 1;
+        default: break;
+        }
+    }
+#endif
+    return as_ll(o, out);
+}
+
+/* 1 if the int `o` may be rewritten to hold v: exact, held by nothing but its slot, with
+ * as many digits as v needs, and v not one of the shared small ints. */
+static inline int rewritable(PyObject *o, long long v) {
+#if INT_DIGITS_KNOWN
+    if (o == NULL || !PyLong_CheckExact(o) || Py_REFCNT(o) != 1 || v < SMALL_INTS_END) return 0;
+    Py_ssize_t n = Py_SIZE(o);
+    return (n == 1 && v < (1LL << PyLong_SHIFT))
+        || (n == 2 && v >= (1LL << PyLong_SHIFT) && v < (1LL << (2 * PyLong_SHIFT)));
+#else
+    (void)o;
+    (void)v;
+    return 0;
+#endif
+}
+
+/* *c = the count in slot `off` of obj set to v: 0, or -1 with MemoryError set. */
+static int count_set(Count *c, PyObject *obj, Py_ssize_t off, long long v) {
+    c->value = v;
+    c->fresh = NULL;
+    if (!rewritable(SLOT(obj, off), v) && (c->fresh = PyLong_FromLongLong(v)) == NULL) {
+        c->obj = NULL;
+        return -1;
+    }
+    c->obj = obj;
+    c->off = off;
+    return 0;
+}
+
+/* *c = the count in slot `off` of obj plus delta: 0, or -1 with the error set (no int
+ * there, no memory). A count past a long long is added as the Python adds. */
+static int count_add(Count *c, PyObject *obj, Py_ssize_t off, long long delta) {
+    long long v;
+    if (int_value(SLOT(obj, off), &v) && v < (1LL << 62)) return count_set(c, obj, off, v + delta);
+    c->value = 0;
+    c->fresh = plus(obj, off, delta);
+    c->obj = c->fresh != NULL ? obj : NULL;
+    c->off = off;
+    return c->fresh != NULL ? 0 : -1;
+}
+
+/* Store the count c was computed for (nothing if none). Never fails: if the int became
+ * held meanwhile and no new one can be had, the count is left as it was. */
+static void count_store(Count *c) {
+    if (c->obj == NULL) return;
+    if (c->fresh != NULL) {
+        slot_put(c->obj, c->off, c->fresh);
+    } else {
+#if INT_DIGITS_KNOWN
+        PyObject *o = SLOT(c->obj, c->off);
+        if (rewritable(o, c->value)) {
+            digit *d = ((PyLongObject *)o)->ob_digit;
+            d[0] = (digit)(c->value & PyLong_MASK);
+            if (Py_SIZE(o) == 2) d[1] = (digit)(c->value >> PyLong_SHIFT);
+        } else
+#endif
+        {
+            PyObject *fresh = PyLong_FromLongLong(c->value);
+            if (fresh != NULL)
+                slot_put(c->obj, c->off, fresh);
+            else
+                PyErr_Clear();
+        }
+    }
+    c->obj = NULL;
+    c->fresh = NULL;
+}
+
+static void count_drop(Count *c) {
+    Py_CLEAR(c->fresh);
+    c->obj = NULL;
+}
+
 /* ------------------------------------------------------------------ RLock */
 
 /* threading.RLock's interface (acquire(blocking, timeout), release, with, _is_owned),
@@ -479,18 +591,19 @@ static long long plain_ahead(PyObject *fs, PyObject *files, PyObject *dev, PyObj
 
 /* The served read's changes, all computed before the first is stored. */
 typedef struct {
-    PyObject *tick, *hits, *pf_cache, *pf_fs, *pf_of, *plain, *ahead, *pos;
+    PyObject *tick, *pf_cache, *pf_fs, *pf_of, *ahead;
+    Count hits, plain, pos;
 } Counts;
 
 static void counts_drop(Counts *c) {
     Py_XDECREF(c->tick);
-    Py_XDECREF(c->hits);
     Py_XDECREF(c->pf_cache);
     Py_XDECREF(c->pf_fs);
     Py_XDECREF(c->pf_of);
-    Py_XDECREF(c->plain);
     Py_XDECREF(c->ahead);
-    Py_XDECREF(c->pos);
+    count_drop(&c->hits);
+    count_drop(&c->plain);
+    count_drop(&c->pos);
 }
 
 /* ------------------------------------------------------------------ the miss */
@@ -1335,11 +1448,10 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
 
     /* Everything is known: compute every new value, then store them all. */
     result = page_bytes(PyByteArray_AS_STRING(data));
-    c.tick = PyLong_FromLongLong(tickv + 1);
-    c.hits = plus(cstats, S.cs_hits, 1);
-    c.plain = plus(stats, S.fs_plain_reads, 1);
-    c.pos = PyLong_FromLongLong(offset + S.bs);
-    if (result == NULL || c.tick == NULL || c.hits == NULL || c.plain == NULL || c.pos == NULL)
+    if (result == NULL || (c.tick = PyLong_FromLongLong(tickv + 1)) == NULL
+        || count_add(&c.hits, cstats, S.cs_hits, 1) < 0
+        || count_add(&c.plain, stats, S.fs_plain_reads, 1) < 0
+        || count_set(&c.pos, of, S.of_pos, offset + S.bs) < 0)
         goto fail;
     if (pf) {
         c.pf_cache = plus(cstats, S.cs_prefetch_hits, 1);
@@ -1362,18 +1474,15 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     c.tick = NULL;
     Py_INCREF(Py_True);
     slot_put(frame, S.fr_referenced, Py_True);
-    slot_put(cstats, S.cs_hits, c.hits);
-    c.hits = NULL;
+    count_store(&c.hits);
     if (pf)
         prefetch_hit(frame, cstats, stats, of, &c.pf_cache, &c.pf_fs, &c.pf_of);
-    slot_put(stats, S.fs_plain_reads, c.plain); /* also a read, a block read, ... (FsStats) */
-    c.plain = NULL;
+    count_store(&c.plain); /* also a read, a block read, ... (FsStats) */
     if (c.ahead != NULL) {
         slot_put(stats, S.fs_readahead_blocks, c.ahead);
         c.ahead = NULL;
     }
-    slot_put(of, S.of_pos, c.pos);
-    c.pos = NULL;
+    count_store(&c.pos);
     S.served++;
     goto done;
 
@@ -1500,15 +1609,15 @@ static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offs
         Py_DECREF(fs);
         Py_DECREF(of);
         if (data != NULL) {
-            PyObject *reads = plus(stats, S.vs_reads, 1);
-            PyObject *nbytes = plus(stats, S.vs_bytes_read, PyBytes_GET_SIZE(data));
-            if (reads == NULL || nbytes == NULL) {
-                Py_XDECREF(reads);
-                Py_XDECREF(nbytes);
+            Count reads = {0}, nbytes = {0};
+            if (count_add(&reads, stats, S.vs_reads, 1) < 0
+                || count_add(&nbytes, stats, S.vs_bytes_read, PyBytes_GET_SIZE(data)) < 0) {
+                count_drop(&reads);
+                count_drop(&nbytes);
                 Py_CLEAR(data); /* no memory: the error reported */
             } else {
-                slot_put(stats, S.vs_reads, reads);
-                slot_put(stats, S.vs_bytes_read, nbytes);
+                count_store(&reads);
+                count_store(&nbytes);
             }
         }
     }
