@@ -121,22 +121,6 @@ typedef struct {
 #endif
 #define SMALL_INTS_END 257 /* CPython shares the ints -5 .. 256: never rewritten */
 
-/* *out = the value of an exact int that fits a long long: 1; else 0 (no error set). */
-static inline int int_value(PyObject *o, long long *out) {
-#if INT_DIGITS_KNOWN
-    if (o != NULL && PyLong_CheckExact(o)) {
-        const digit *d = ((PyLongObject *)o)->ob_digit;
-        switch (Py_SIZE(o)) {
-        case 0: *out = 0; return 1;
-        case 1: *out = (long long)d[0]; return 1;
-        case 2: *out = (long long)d[0] | ((long long)d[1] << PyLong_SHIFT); return 1;
-        default: break;
-        }
-    }
-#endif
-    return as_ll(o, out);
-}
-
 /* 1 if the int `o` may be rewritten to hold v: exact, held by nothing but its slot, with
  * as many digits as v needs, and v not one of the shared small ints. */
 static inline int rewritable(PyObject *o, long long v) {
@@ -169,7 +153,7 @@ static int count_set(Count *c, PyObject *obj, Py_ssize_t off, long long v) {
  * there, no memory). A count past a long long is added as the Python adds. */
 static int count_add(Count *c, PyObject *obj, Py_ssize_t off, long long delta) {
     long long v;
-    if (int_value(SLOT(obj, off), &v) && v < (1LL << 62)) return count_set(c, obj, off, v + delta);
+    if (as_ll(SLOT(obj, off), &v) && v < (1LL << 62)) return count_set(c, obj, off, v + delta);
     c->value = 0;
     c->fresh = plus(obj, off, delta);
     c->obj = c->fresh != NULL ? obj : NULL;
