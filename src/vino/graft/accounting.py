@@ -157,15 +157,6 @@ class Principal:
         with self._mutex:
             setattr(self.usage, what, getattr(self.usage, what) - amount)
 
-    def charge_cpu(self, ns: int) -> None:
-        """Add CPU time; raise ``QuotaExceeded`` once the lifetime total is over."""
-        with self._mutex:
-            self.usage.cpu_ns += ns
-            over = self.usage.cpu_ns > self.quota.cpu_total_s * 1e9
-        if over:
-            raise QuotaExceeded(
-                f"{self.name}: CPU time {self.usage.cpu_ns / 1e9:.3f} s exceeds the total "
-                f"quota of {self.quota.cpu_total_s} s")
 
 
 # The payer of work the host does for no principal in particular (a file-system lookup, a

@@ -59,8 +59,3 @@ def new_pid() -> int:
 
 def new_pgid() -> int:
     return next(_pgids)
-
-
-def may_control(user: User, owner: User) -> bool:
-    """True if ``user`` may graft or touch an object owned by ``owner``."""
-    return user.is_root or user.uid == owner.uid
