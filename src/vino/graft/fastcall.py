@@ -63,11 +63,8 @@ ERROR: Final = 2  # wasmtime returned an error (e.g. the epoch callback said sto
 NO_STACK: Final = 3  # not called: the thread's native stack has no room (see stack.py)
 _NO_STACK_PTR: Final = 1  # what the stack guard returns instead of an error pointer
 
-# Trap codes we name (wasmtime_trap_code_enum).
-TRAP_MEMORY_OUT_OF_BOUNDS: Final = 1
-TRAP_INTERRUPT: Final = 10
+# The trap code we name (wasmtime_trap_code_enum).
 TRAP_UNREACHABLE: Final = 9
-TRAP_STACK_OVERFLOW: Final = 0
 
 _RAW_SIZE: Final = 16  # sizeof(wasmtime_val_raw_t)
 _FUNC_SIZE: Final = 16  # sizeof(wasmtime_func_t)

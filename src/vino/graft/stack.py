@@ -44,7 +44,6 @@ from vino.graft.nativebuild import native_library
 from vino.graft.nativepart import NativePart
 
 _SOURCE: Final = Path(__file__).resolve().parent / "native" / "stack.c"
-NO_STACK_PTR: Final = 1  # what vino_call returns instead of an error pointer: not called
 
 
 class StackGuard:
