@@ -1,7 +1,7 @@
 """Calls: helpers defined in the graft, Python's builtins, ``vino.pygraft``'s helpers and
 the graft-callables the host offers.
 
-    code, t = self.call(node, statement=False)    # from Expressions.expr
+    code, t = self.call(node)    # from Expressions.expr
 
 A call is by name, with positional arguments only. In the order tried: a helper of
 this module (``call $f_name``, arrays passed as base and bound, a read-only array
@@ -39,7 +39,7 @@ from vino.pygraft.values import (
 class Calls(Expressions):
     """Code for calls, by what is called."""
 
-    def call(self, node: ast.Call, statement: bool) -> tuple[list[str], str]:
+    def call(self, node: ast.Call) -> tuple[list[str], str]:
         if not isinstance(node.func, ast.Name):
             raise self.err(node, f"calling {ast.unparse(node.func)}",
                            "call helpers, builtins and graft-callables by name")

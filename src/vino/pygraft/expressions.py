@@ -41,7 +41,7 @@ class Expressions(Scope, ABC):
     """Code for values: names, elements, fields, operators, comparisons, conditions."""
 
     @abstractmethod
-    def call(self, node: ast.Call, statement: bool) -> tuple[list[str], str]:
+    def call(self, node: ast.Call) -> tuple[list[str], str]:
         """A call's code and result type (``calls.Calls``)."""
 
     def cond(self, node: ast.expr) -> tuple[list[str], str]:
@@ -136,7 +136,7 @@ class Expressions(Scope, ABC):
                 raise self.err(node, f"{node.attr} is padding", "leave it out")
             return self.load_scalar(addr, kind_of(f), f.offset)
         if isinstance(node, ast.Call):
-            code, t = self.call(node, statement=False)
+            code, t = self.call(node)
             if t == NONE:
                 raise self.err(node, "a call that returns nothing used as a value",
                                "call it as a statement")

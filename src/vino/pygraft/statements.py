@@ -119,7 +119,7 @@ class Statements(Calls):
                     return  # a comment-like string
                 raise self.err(s, "an expression whose value is thrown away",
                                "assign it, or call a function")
-            code, t = self.call(s.value, statement=True)
+            code, t = self.call(s.value)
             c += code
             if t != NONE:
                 c.append("drop")

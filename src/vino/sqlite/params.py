@@ -50,5 +50,4 @@ BUSY_TIMEOUT_MS: Final = 0  # a Session's default busy_timeout: fail at once wit
 
 RA_MESSAGE_BYTES: Final = 256  # the fs.readahead buffer: the longest message to the graft
 RA_CHAIN_MAX: Final = (RA_MESSAGE_BYTES - 8) // 4  # blocks in one CHAIN message (62)
-RA_GRAFT_MAX_BLOCKS: Final = 4096  # the graft remembers successors of blocks below this
 EVICT_KEEP_MAX: Final = 256  # interior pages one evict_keep message can name
