@@ -13,9 +13,8 @@ completes without reaching the fault. ``Injector`` does the counting::
             if not inj.fired:                             # it got through: done
                 break
 
-A plan is one of: ``one-shot`` (only the Nth call fails), ``persistent`` (the
-Nth and every later call fail: a resource that stays broken), or a seeded
-``rate`` (each call fails with probability p, for soaks). Faults are raised by
+A plan is one of: ``one-shot`` (only the Nth call fails) or ``persistent`` (the
+Nth and every later call fail: a resource that stays broken). Faults are raised by
 the site's ``make_exc`` (``InjectedFault``, an ``OSError`` with ``errno.EIO``,
 unless the site says otherwise), so the code under test sees the exception a
 real failure there would raise.
@@ -31,7 +30,6 @@ patched site whether or not a plan is armed, under one lock (thread-safe).
 from __future__ import annotations
 
 import errno
-import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,11 +39,10 @@ from typing import Any, Final, TypeVar
 
 from vino.kernel.clock import SimClock
 
-__all__ = ["ONE_SHOT", "PERSISTENT", "RATE", "InjectedFault", "Injector", "Plan", "StepClock"]
+__all__ = ["ONE_SHOT", "PERSISTENT", "InjectedFault", "Injector", "Plan", "StepClock"]
 
 ONE_SHOT: Final = "one-shot"
 PERSISTENT: Final = "persistent"
-RATE: Final = "rate"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,14 +65,12 @@ ExcFactory = Callable[[str, int], BaseException]
 
 @dataclass(slots=True, frozen=True)
 class Plan:
-    """Which calls at ``site`` fail: the ``nth`` (one-shot), ``nth`` onwards
-    (persistent), or each with probability ``p`` from a ``seed``-ed generator (rate)."""
+    """Which calls at ``site`` fail: the ``nth`` (one-shot), or ``nth`` onwards
+    (persistent)."""
 
     site: str
     kind: str = ONE_SHOT
     nth: int = 1
-    p: float = 0.0
-    seed: int = 0
 
 
 class Injector:
@@ -87,7 +82,6 @@ class Injector:
         self.fired: Counter[str] = Counter()  # faults raised per site since arm/reset
         self.total_fired = 0  # faults raised over the injector's life
         self._plan: Plan | None = None
-        self._rng = random.Random(0)
         self._make_exc: dict[str, ExcFactory] = {}
 
     # ---- plans ----------------------------------------------------------------------
@@ -97,16 +91,9 @@ class Injector:
             raise ValueError(f"nth counts from 1, got {nth}")
         self._set(Plan(site, PERSISTENT if persistent else ONE_SHOT, nth))
 
-    def arm_rate(self, site: str, p: float, seed: int = 0) -> None:
-        """Fail each call at ``site`` with probability ``p`` (reproducible from ``seed``)."""
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p is a probability, got {p}")
-        self._set(Plan(site, RATE, p=p, seed=seed))
-
     def _set(self, plan: Plan) -> None:
         with self._mutex:
             self._plan = plan
-            self._rng = random.Random(plan.seed)
             self.counts.clear()
             self.fired.clear()
 
@@ -131,13 +118,7 @@ class Injector:
             plan = self._plan
             if plan is None or plan.site != site:
                 return
-            if plan.kind == ONE_SHOT:
-                fail = n == plan.nth
-            elif plan.kind == PERSISTENT:
-                fail = n >= plan.nth
-            else:
-                fail = self._rng.random() < plan.p
-            if not fail:
+            if n != plan.nth and not (plan.kind == PERSISTENT and n > plan.nth):
                 return
             self.fired[site] += 1
             self.total_fired += 1
