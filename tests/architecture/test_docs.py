@@ -1,16 +1,18 @@
 """The docs name only what exists: every `vino ...` command, module, file and test.
 
 What if a command is renamed, an option dropped, a module moved or a test renamed,
-and the README, docs/*.md or BENCHMARKS.md still send a reader there? Each command
-written in them is walked through the command line's own parser (its subcommands,
-positional choices and options), each ``vino.x.y`` name is imported, each path is
-looked up, and each test a doc names is found among the tests.
+and the README, docs/*.md, BENCHMARKS.md or a module's contract (its docstring) still
+send a reader there? Each command written in them is walked through the command
+line's own parser (its subcommands, positional choices and options), each `make`
+target looked up in the Makefile, each ``vino.x.y`` name imported, each path looked
+up, and each test a doc names found among the tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import importlib
 import re
 from pathlib import Path
@@ -33,13 +35,20 @@ def _spans(text: str) -> list[str]:
     for i, part in enumerate(blocks):
         if i % 2:
             out.extend(part.splitlines()[1:])  # a fenced block, its language line left out
-        else:
-            out.extend(re.findall(r"`([^`\n]+)`", part))
+        else:  # (a docstring's ``x`` is Markdown's `x`)
+            out.extend(re.findall(r"`([^`\n]+)`", part.replace("``", "`")))
     return out
 
 
+@functools.cache
 def _docs() -> dict[str, list[str]]:
-    return {path.relative_to(ROOT).as_posix(): _spans(path.read_text()) for path in DOCS}
+    """The code spans of each document: the Markdown files, and every module's contract."""
+    docs = {path.relative_to(ROOT).as_posix(): _spans(path.read_text()) for path in DOCS}
+    for path in sorted((ROOT / "src" / "vino").rglob("*.py")):
+        contract = ast.get_docstring(ast.parse(path.read_text()))
+        if contract:
+            docs[path.relative_to(ROOT).as_posix()] = _spans(contract)
+    return docs
 
 
 def _commands() -> list[tuple[str, str]]:
@@ -50,6 +59,20 @@ def _commands() -> list[tuple[str, str]]:
             if m and "{" not in m.group(1).split()[0]:
                 found.append((doc, m.group(1).split("#")[0].strip()))
     return found
+
+
+def test_every_make_target_the_docs_give_is_in_the_makefile() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([\w.-]+):", makefile, re.MULTILINE))
+    named = {(doc, t) for doc, spans in _docs().items() for span in spans
+             for t in re.findall(r"^\s*make ([a-z][\w-]*)", span)}
+    assert len(named) >= 5
+    assert sorted(f"{doc}: make {t}" for doc, t in named if t not in targets) == []
+
+
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    return parser()
 
 
 def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -66,7 +89,7 @@ def _problems(command: str) -> list[str]:
     for end in (">", "|", "&&", ";"):  # the shell's, after the command
         if end in words:
             words = words[:words.index(end)]
-    p = parser()
+    p = _parser()
     positionals: list[argparse.Action] | None = None
     out = []
     skip = False
@@ -116,6 +139,29 @@ def test_every_command_the_docs_give_is_one_the_command_line_takes() -> None:
     assert wrong == []
 
 
+def test_every_command_the_command_line_takes_is_in_the_readmes_table() -> None:
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines()
+            if line.startswith("| `vino ")]
+    spans = [re.match(r"\| `vino ([^`]+)`", row).group(1) for row in rows]  # type: ignore[union-attr]
+    told = {tuple(w for w in span.replace("[", " ").replace("]", " ").split()
+                  if not w.startswith("-") and not w.isupper())[:2] for span in spans}
+    missing = []
+    for name, sub in _subparsers(_parser()).items():
+        commands: list[tuple[str, ...]] = [(name, s) for s in _subparsers(sub)] or [(name,)]
+        for action in sub._actions:  # a command's positional choices: vino bench micro
+            if not action.option_strings and action.choices and not _subparsers(sub):
+                commands += [(name, str(c)) for c in action.choices if c != action.default]
+        missing += [" ".join(c) for c in commands
+                    if not any(t[:len(c)] == c or _told_as_alternative(t, c) for t in told)]
+    assert missing == []
+
+
+def _told_as_alternative(told: tuple[str, ...], command: tuple[str, ...]) -> bool:
+    """``bench table|savings``, as the table writes alternatives, tells ``bench table``."""
+    return (len(told) == 2 and told[0] == command[0] and len(command) == 2
+            and command[1] in told[1].replace("\\|", "|").split("|"))
+
+
 @pytest.mark.parametrize("command", ["bench tabel", "demo --fast", "graft check X --pont P",
                                      "fsck IMAGE EXTRA", "bench [table|savigns]"])
 def test_a_mistyped_command_is_caught(command: str) -> None:
@@ -154,10 +200,12 @@ def test_every_path_the_docs_name_exists() -> None:
     for doc, spans in _docs().items():
         for span in spans:
             for path in re.findall(r"(?<![\w/.-])((?:src|tests|docs|bench|graft|kernel|sqlite|"
-                                   r"sdk|pygraft|testing|demo)/[\w/.*-]*\w)", span):
+                                   r"sdk|pygraft|testing|demo|native)/[\w/.*-]*\w)", span):
                 if any(part.isupper() for part in re.split(r"[/.]", path)):
                     continue  # a placeholder: samples/NAME.c
-                if not any(next(base.glob(path), None) for base in (ROOT, src, src / "sdk")):
+                # (native/x.c: the graft's or the kernel's; a module's paths: beside it too)
+                bases = (ROOT, src, src / "sdk", src / "graft", src / "kernel", (ROOT / doc).parent)
+                if not any(next(base.glob(path), None) for base in bases):
                     missing.append(f"{doc}: {path}")
     assert missing == []
 

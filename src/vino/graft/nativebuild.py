@@ -24,7 +24,7 @@ same way. Its file name carries a hash (``build_key``) of
 
 ``VINO_NATIVE_CFLAGS`` (whitespace-separated compiler options, e.g.
 ``-fsanitize=undefined``) is appended to every build's options, and so to its key: the
-checked builds of the native code (``tests/native/checked.sh``) sit beside the ordinary
+checked builds of the native code (``vino.testing.checked``) sit beside the ordinary
 ones and never replace them.
 
 So a changed header, flag or compiler can never load a library built before the
