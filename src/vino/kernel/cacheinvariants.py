@@ -53,16 +53,19 @@ class CacheInvariants:
                 _check(len(f.data) == PAGE, f"frame {i} holds {len(f.data)} bytes")
                 _check(not f.pinned, f"frame {i} is pinned outside a cache operation")
                 if i in free:
-                    _check(f.is_free and not f.dirty, f"frame {i} is on the free list but in use")
+                    _check(f.is_free and not f.dirty and f.key is None,
+                           f"frame {i} is on the free list but in use")
                     continue
                 _check(not f.is_free, f"frame {i} is neither free nor in use")
+                _check(f.dev is not None or f.key is None, f"frame {i} has a key, no block")
                 _check(f.dev is None or f.aspace is None, f"frame {i} is both kinds")
                 used += 1
                 key: tuple[object, int]
                 if f.dev is not None:
                     key = (f.dev, f.block)
-                    _check(self._files.get((f.dev, f.block)) is f,
+                    _check(self._files.get(key) is f,
                            f"frame {i} (block {f.block}) is not in the file map")
+                    _check(f.key == key, f"frame {i} (block {f.block}) has key {f.key!r}")
                 else:
                     assert f.aspace is not None
                     key = (f.aspace, f.vpn)

@@ -615,7 +615,7 @@ static struct {
     uint64_t seen_version[2]; /* ... and their versions then (CPython 3.11's ma_version_tag) */
     long long prefetch_fraction, spare_pages; /* params.PREFETCH_FRACTION, _SPARE_PAGES */
     /* _Frame */
-    Py_ssize_t fr_dev, fr_block, fr_aspace, fr_vpn, fr_dirty, fr_pinned;
+    Py_ssize_t fr_dev, fr_block, fr_aspace, fr_vpn, fr_dirty, fr_pinned, fr_key;
     /* CacheStats */
     Py_ssize_t cs_misses, cs_evictions, cs_prefetch_unused, cs_prefetches;
     /* FsStats, OpenFile */
@@ -703,8 +703,8 @@ typedef struct {
     int run;          /* -1: the block read; 0, 1, ...: the read-ahead's runs */
     int vpf;          /* the victim was prefetched and never read (prefetch_unused) */
     long long blk;    /* the block it will hold */
-    PyObject *key;    /* (dev, blk), new */
-    PyObject *vkey;   /* the victim's key, new; NULL: a free frame */
+    PyObject *key;    /* (dev, blk), new: the frame's key (_Frame.key) once it holds blk */
+    PyObject *vkey;   /* the victim's key (its _Frame.key), new; NULL: a free frame */
 } Take;
 
 /* The state of the cache as the Python would leave it after each take, kept on the
@@ -763,10 +763,11 @@ static int sim_run_of(Sim *s, PyObject *f) {
     return -2;
 }
 
-/* Cache._take_frame(None) for block `blk` of run `run`, simulated: a free frame, else
- * the global clock's victim (Cache._sweep), which must be a clean file block. 0: taken;
- * -1: declined (no error set: the Python path will meet it), -2: an error. */
-static int sim_take(Sim *s, PyObject *dev, long long blk, int run) {
+/* Cache._take_frame(None) for block `blk` of run `run` (`blko`: an int of that value,
+ * or NULL), simulated: a free frame, else the global clock's victim (Cache._sweep),
+ * which must be a clean file block. 0: taken; -1: declined (no error set: the Python
+ * path will meet it), -2: an error. */
+static int sim_take(Sim *s, PyObject *dev, long long blk, PyObject *blko, int run) {
     if (s->ntakes >= MAX_TAKES) return -1;
     Take *t = &s->t[s->ntakes];
     PyObject *f = NULL;
@@ -817,17 +818,22 @@ static int sim_take(Sim *s, PyObject *dev, long long blk, int run) {
             /* The victim: an address space's page is its policy's to pick, a dirty block
              * is written back first -- both the Python's. */
             int pf = flag(SLOT(g, S.fr_prefetched)), dirty = flag(SLOT(g, M.fr_dirty));
-            PyObject *vb = SLOT(g, M.fr_block);
-            if (a != Py_None || dirty != 0 || pf < 0 || vb == NULL) return -1;
-            t->vkey = PyTuple_Pack(2, d, vb);
-            if (t->vkey == NULL) return -2;
+            PyObject *vb = SLOT(g, M.fr_block), *vk = SLOT(g, M.fr_key);
+            long long vbv, kbv;
+            if (a != Py_None || dirty != 0 || pf < 0 || vb == NULL || vk == NULL
+                || !PyTuple_CheckExact(vk) || PyTuple_GET_SIZE(vk) != 2
+                || PyTuple_GET_ITEM(vk, 0) != d || !as_ll(vb, &vbv)
+                || !as_ll(PyTuple_GET_ITEM(vk, 1), &kbv) || kbv != vbv)
+                return -1; /* (its key, _Frame.key, is (dev, block): not built again) */
+            Py_INCREF(vk);
+            t->vkey = vk;
             t->vpf = pf;
             f = g;
         }
         if (f == NULL) return -1; /* all pinned: the Python raises NoSpace */
         s->hand = hand;
     }
-    PyObject *bo = PyLong_FromLongLong(blk);
+    PyObject *bo = blko != NULL ? Py_NewRef(blko) : PyLong_FromLongLong(blk);
     t->key = bo != NULL ? PyTuple_Pack(2, dev, bo) : NULL;
     Py_XDECREF(bo);
     if (t->key == NULL) {
@@ -862,6 +868,8 @@ static void take_evict(PyObject *files, Take *t) {
     if (PyDict_DelItem(files, t->vkey) < 0) PyErr_Clear(); /* it is there: cannot fail */
     Py_INCREF(Py_None);
     slot_put(f, M.fr_dev, Py_None);
+    Py_INCREF(Py_None);
+    slot_put(f, M.fr_key, Py_None);
     slot_put(f, M.fr_block, PyLong_FromLong(-1)); /* small ints: cannot fail */
     slot_put(f, M.fr_vpn, PyLong_FromLong(-1));
     slot_put(f, S.fr_last_use, PyLong_FromLong(0));
@@ -1070,7 +1078,7 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         Py_INCREF(Py_True);
         slot_put(held, M.fr_pinned, Py_True);
     } else {
-        int r = sim_take(&sim, dev, blkv, -1);
+        int r = sim_take(&sim, dev, blkv, blk, -1);
         if (r == -2) goto fail;
         if (r < 0) goto decline;
     }
@@ -1109,7 +1117,7 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     for (int r = 0, i = 0; r < nruns; r++) {
         maxcount += rcount[r]; /* each run its own buffers: all are read before any is used */
         for (int k = 0; k < rcount[r]; k++, i++) {
-            int got = sim_take(&sim, dev, todo[i], r);
+            int got = sim_take(&sim, dev, todo[i], NULL, r);
             if (got == -2) goto fail;
             if (got < 0) goto decline;
         }
@@ -1234,6 +1242,8 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         slot_put(frame, M.fr_dev, dev);
         Py_INCREF(blk);
         slot_put(frame, M.fr_block, blk);
+        Py_INCREF(t->key);
+        slot_put(frame, M.fr_key, t->key);
         PyObject *fdata = SLOT(frame, S.fr_data); /* the cache's spare now; the frame's */
         SLOT(cache, M.c_spare) = fdata;          /* reference and the cache's swapped */
         SLOT(frame, S.fr_data) = spare;
@@ -1262,7 +1272,11 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         if (PyDict_SetItem(files, t->key, t->frame) < 0) PyErr_Clear(); /* room was there */
         Py_INCREF(dev);
         slot_put(t->frame, M.fr_dev, dev);
-        slot_put(t->frame, M.fr_block, PyLong_FromLongLong(t->blk));
+        PyObject *bo = PyTuple_GET_ITEM(t->key, 1); /* the key's block (sim_take made it) */
+        Py_INCREF(bo);
+        slot_put(t->frame, M.fr_block, bo);
+        Py_INCREF(t->key);
+        slot_put(t->frame, M.fr_key, t->key);
         PyObject *buf = PyList_GET_ITEM(spares, k), *old = SLOT(t->frame, S.fr_data);
         PyList_SET_ITEM(spares, k, old); /* the list takes the frame's reference ... */
         SLOT(t->frame, S.fr_data) = buf; /* ... and the frame the list's */
@@ -1847,6 +1861,7 @@ static PyObject *pr_setup_miss(PyObject *mod, PyObject *args) {
     MOFF(S.frame_type, fr_vpn, "vpn");
     MOFF(S.frame_type, fr_dirty, "dirty");
     MOFF(S.frame_type, fr_pinned, "pinned");
+    MOFF(S.frame_type, fr_key, "key");
     MOFF(S.cstats_type, cs_misses, "misses");
     MOFF(S.cstats_type, cs_evictions, "evictions");
     MOFF(S.cstats_type, cs_prefetch_unused, "prefetch_unused");
