@@ -2285,18 +2285,6 @@ static int check_ready(void) {
     return W.ready;
 }
 
-/* memory_size(ctx, memory) -> bytes, GIL kept. */
-static PyObject *fp_memory_size(PyObject *mod, PyObject *const *args, Py_ssize_t n) {
-    void *ctx, *mem;
-    if (n != 2) {
-        PyErr_SetString(PyExc_TypeError, "memory_size(ctx, memory)");
-        return NULL;
-    }
-    if (!check_ready() || parse_ptr(args[0], &ctx) < 0 || parse_ptr(args[1], &mem) < 0)
-        return NULL;
-    return PyLong_FromSize_t(W.memory_size(ctx, mem));
-}
-
 /* define_host(linker, module, name, functype, host) -> error pointer (0: defined). */
 static PyObject *fp_define_host(PyObject *mod, PyObject *args) {
     unsigned long long linker, ty;
@@ -2326,8 +2314,6 @@ static PyMethodDef methods[] = {
     {"init", fp_init, METH_VARARGS,
      "init(trap_new, error_new, memory_size, define, epoch_set, set_deadline): wasmtime's "
      "entry points (addresses)."},
-    {"memory_size", (PyCFunction)(void (*)(void))fp_memory_size, METH_FASTCALL,
-     "memory_size(ctx, memory) -> bytes"},
     {"define_host", fp_define_host, METH_VARARGS,
      "define_host(linker, module, name, functype, host) -> error pointer"},
     {"set_epoch_callback", fp_set_epoch_callback, METH_VARARGS,
