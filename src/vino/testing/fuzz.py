@@ -237,6 +237,20 @@ class Stage:
         return {"hints": dict(self.aspace.hints),
                 "priorities": [t.priority for t in self.alice_threads]}
 
+    def problems(self, point: str, label: str) -> list[str]:
+        """``run(point)``'s problems under ``label``; the operation raising is one."""
+        try:
+            found = self.run(point)
+        except Exception as exc:
+            found = [f"the operation raised {exc!r}"]
+        return [f"{label}: {p}" for p in found]
+
+    def changed(self, before: dict[str, Any], label: str) -> list[str]:
+        """Whether bob's state moved from ``before`` (a ``witness()``), as problems."""
+        after = self.witness()
+        return [] if after == before else [
+            f"{label}: bob's state changed: {state_diff(before, after)}"]
+
     def run(self, point: str) -> list[str]:
         k = self.k
         out: list[str] = []
@@ -307,28 +321,18 @@ def try_graft(stage: Stage, point: str, source: Source, res: FuzzResult, label: 
     except GraftRejected as exc:
         res.rejected += 1
         res.reject_reasons[_reason_class(exc.reason)] += 1
-        _expect_unchanged(stage, before, label, res)
+        res.problems += stage.changed(before, label)
         return
     except Exception as exc:
         res.problems.append(f"{label}: the loader raised {exc!r}, not GraftRejected")
         return
     res.accepted += 1
-    try:
-        problems = stage.run(point)
-    except Exception as exc:
-        problems = [f"the operation raised {exc!r}"]
-    res.problems.extend(f"{label}: {p}" for p in problems)
+    res.problems += stage.problems(point, label)
     if g.aborts:
         res.accepted_aborted += 1
         res.abort_reasons.update(a.reason.value for a in g.aborts)
     g.remove()
-    _expect_unchanged(stage, before, label, res)
-
-
-def _expect_unchanged(stage: Stage, before: dict[str, Any], label: str, res: FuzzResult) -> None:
-    after = stage.witness()
-    if after != before:
-        res.problems.append(f"{label}: bob's state changed: {state_diff(before, after)}")
+    res.problems += stage.changed(before, label)
 
 
 def _reason_class(reason: str) -> str:
@@ -431,11 +435,7 @@ def run_case(stage: Stage, point: str, src: str, res: HostileResult, label: str,
     except GraftRejected as exc:
         res.problems.append(f"{label}: rejected: {exc.reason}")
         return
-    try:
-        problems = stage.run(point)
-    except Exception as exc:
-        problems = [f"the operation raised {exc!r}"]
-    res.problems.extend(f"{label}: {p}" for p in problems)
+    res.problems += stage.problems(point, label)
     if g.aborts:
         res.aborted += 1
         for a in g.aborts:
@@ -448,9 +448,7 @@ def run_case(stage: Stage, point: str, src: str, res: HostileResult, label: str,
         res.problems.append(f"{label}: aborted, yet alice's state changed: "
                             f"{state_diff(mine, stage.own_state())}")
     g.remove()
-    after = stage.witness()
-    if after != before:
-        res.problems.append(f"{label}: bob's state changed: {state_diff(before, after)}")
+    res.problems += stage.changed(before, label)
 
 
 # Graft-callables and the arguments hostile grafts pass them (wild pointers, lengths,
