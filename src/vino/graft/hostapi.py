@@ -169,24 +169,32 @@ def kfree(txn: Transaction, handle: int) -> None:
     txn.defer(release)
 
 
-def kread(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
+def _span(txn: Transaction, handle: int, off: int, n: int) -> tuple[Graft, bytearray] | None:
+    """The calling graft and its block ``handle`` if ``n`` bytes from ``off`` lie inside
+    it; None (the graft-callable answers -1) if not."""
     g = txn.graft
     if g is None:
         raise TransactionError(_OUTSIDE)
     block = g.handles.get(handle)
     if block is None or off < 0 or n < 0 or off + n > len(block):
+        return None
+    return g, block
+
+
+def kread(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
+    span = _span(txn, handle, off, n)
+    if span is None:
         return -1
+    g, block = span
     g.memory.write(ptr, bytes(block[off: off + n]))
     return n
 
 
 def kwrite(txn: Transaction, handle: int, off: int, ptr: int, n: int) -> int:
-    g = txn.graft
-    if g is None:
-        raise TransactionError(_OUTSIDE)
-    block = g.handles.get(handle)
-    if block is None or off < 0 or n < 0 or off + n > len(block):
+    span = _span(txn, handle, off, n)
+    if span is None:
         return -1
+    g, block = span
     data = g.memory.read(ptr, n)
     old = bytes(block[off: off + n])
     block[off: off + n] = data
