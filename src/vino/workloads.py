@@ -39,6 +39,7 @@ from vino.kernel import params
 from vino.kernel.cache import AddressSpace
 from vino.kernel.device import DiskProfile
 from vino.kernel.kernel import Kernel
+from vino.kernel.proc import Process
 from vino.kernel.sched import cpu_hog, interactive_loop
 from vino.sdk.build import SDK_DIR, sample_path
 
@@ -105,9 +106,17 @@ def booted(workdir: Path, name: str, **kw: Any) -> Iterator[Kernel]:
         k.shutdown()
 
 
-def pattern(nblocks: int) -> bytes:
-    """Distinct, checkable content: each block names itself."""
-    return b"".join((f"block {i:06d} ".encode() * (BS // 13 + 1))[:BS] for i in range(nblocks))
+def pattern(nblocks: int, tag: str = "block") -> bytes:
+    """Distinct, checkable content: each block names itself (``tag`` and its number)."""
+    unit = [f"{tag} {i:06d} ".encode() for i in range(nblocks)]
+    return b"".join((u * (BS // len(u) + 1))[:BS] for u in unit)
+
+
+def write_file(k: Kernel, proc: Process, name: str, data: bytes, mode: int = 0o600) -> None:
+    """Create file ``name``, owned by ``proc``'s user, and write ``data`` into it."""
+    k.fs.create(proc.user, name, mode)
+    with k.fs.open(proc, name, "w") as f:
+        k.fs.write(f, data)
 
 
 def hot_set_message(pages: tuple[int, ...] | list[int]) -> bytes:
@@ -134,10 +143,8 @@ def readahead_scan(workdir: Path, profile: DiskProfile, graft: bool,
     with booted(workdir, f"ra-{profile.name}-{graft}", profile=profile) as k:
         alice = k.add_user("alice")
         proc = k.spawn(alice, "tac")
-        k.fs.create(alice, "log", 0o600)
         data = pattern(nblocks)
-        with k.fs.open(proc, "log", "w") as f:
-            k.fs.write(f, data)
+        write_file(k, proc, "log", data)
         k.cache.sync()
         k.cache.invalidate(k.device)
         reads0, busy0 = k.device.stats.reads, k.device.stats.busy_ns

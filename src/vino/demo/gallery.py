@@ -26,7 +26,7 @@ from vino.kernel.errors import FilterUnavailable
 from vino.kernel.kernel import Kernel
 from vino.kernel.sched import Cpu, Wait
 from vino.report import Checks
-from vino.workloads import booted, hostile_path, pattern
+from vino.workloads import booted, hostile_path, pattern, write_file
 
 __all__ = ["Attack", "attack_lock_hog", "gallery", "part2"]
 
@@ -43,10 +43,8 @@ class Attack:
 def _file_with_data(k: Kernel, nblocks: int = 16) -> tuple[Any, Any, bytes]:
     alice = k.add_user("mallory")
     proc = k.spawn(alice, "victim")
-    k.fs.create(alice, "data", 0o600)
     data = pattern(nblocks)
-    with k.fs.open(proc, "data", "w") as f:
-        k.fs.write(f, data)
+    write_file(k, proc, "data", data)
     return alice, proc, data
 
 

@@ -48,6 +48,7 @@ from vino.testing.rig import (
     state_diff,
     usage_of,
 )
+from vino.workloads import write_file
 
 __all__ = [
     "ANSWERS", "CALLABLES", "ENTRY_POINTS", "HOSTILE_CALL_REASONS", "MUTATIONS", "FuzzResult",
@@ -198,13 +199,9 @@ class Stage:
         self.proc = k.spawn(self.alice, "app", k.new_group(self.alice, "app"))
         self.data = pattern(12, "alice")
         for name in ("a", "enc"):
-            k.fs.create(self.alice, name, 0o600)
-            with k.fs.open(self.proc, name, "w") as f:
-                k.fs.write(f, self.data)
+            write_file(k, self.proc, name, self.data)
         bproc = k.spawn(self.bob, "bob", k.new_group(self.bob, "bob"))
-        k.fs.create(self.bob, "b", 0o600)
-        with k.fs.open(bproc, "b", "w") as f:
-            k.fs.write(f, pattern(6, "bob"))
+        write_file(k, bproc, "b", pattern(6, "bob"))
         self.bob_threads = [k.sched.spawn(bproc, cpu_hog(), priority=5) for _ in range(2)]
         self.bob_aspace = k.address_space(bproc)
         self.bob_aspace.write(0, b"bob's page")

@@ -66,6 +66,7 @@ from vino.kernel.layouts import LAYOUTS
 from vino.testing import world
 from vino.testing.faults import Injector
 from vino.testing.world import BUFFER, DEFAULT_ANSWER, ROOT_KEYS, Host
+from vino.workloads import pattern
 
 __all__ = [
     "ACCESS_NOP", "BS", "BUFFER", "DEFAULT_ANSWER", "HOSTILE_DIR", "LIVE",
@@ -347,11 +348,6 @@ ACCESS_NOP: Final = """(module
   (memory (export "memory") 1)
   (func (export "vino_buffer") (result i32) i32.const 0)
   (func (export "vino_on_access") (result i32) i32.const 0))"""
-
-
-def pattern(nblocks: int, tag: str = "block") -> bytes:
-    """Distinct, checkable content: each block names itself."""
-    return b"".join((f"{tag} {i:06d} ".encode() * (BS // 8))[:BS] for i in range(nblocks))
 
 
 # Kernel users of the campaigns that are not about time-outs: a generous per-call budget,

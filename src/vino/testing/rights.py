@@ -38,6 +38,7 @@ from vino.testing.rig import (
     scratch_kernel,
     usage_of,
 )
+from vino.workloads import write_file
 
 __all__ = [
     "PRINCIPAL_KINDS", "TARGET_KINDS", "RightsCase", "RightsWorld", "TouchCase",
@@ -84,11 +85,9 @@ class RightsWorld:
         self.users = {"root": k.root, "owner": alice, "reader": bob, "other": carol}
         self.procs = {kind: k.spawn(u, kind, k.new_group(u, kind)) for kind, u in
                       self.users.items()}
-        for kind, u in self.users.items():
+        for kind in self.users:
             name = f"{kind}-own"
-            k.fs.create(u, name, 0o600)
-            with k.fs.open(self.procs[kind], name, "w") as f:
-                k.fs.write(f, pattern(2, name))
+            write_file(k, self.procs[kind], name, pattern(2, name))
         for user, name, mode in ((alice, "W", 0o644), (alice, "P", 0o600),
                                  (bob, "bob-W", 0o644)):
             k.fs.create(user, name, mode)
