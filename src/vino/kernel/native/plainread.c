@@ -911,26 +911,41 @@ static int read_runs(int fd, long long bs, long long *start, int *count, int nru
     return 1;
 }
 
-/* The new values a load stores, all made before the first is stored. */
+/* The new values a load stores, all made before the first is stored: the counts, the
+ * clock's time, the device's head, the clock hand and the position rewritten in place
+ * where only their slot holds the int (Count), the rest new objects. */
 typedef struct {
-    PyObject *result, *misses, *hits, *pf_cache, *pf_fs, *pf_of, *evictions, *unused,
-        *prefetches, *tick, *hand, *reads, *blocks, *bytes, *seeks, *busy, *head, *now, *plain,
-        *ra_blocks, *fs_prefetches, *of_prefetches, *pos, *bidx;
+    PyObject *result, *pf_cache, *pf_fs, *pf_of, *tick, *bidx;
+    Count misses, hits, evictions, unused, prefetches, hand, reads, blocks, bytes, seeks, busy,
+        head, now, plain, ra_blocks, fs_prefetches, of_prefetches, pos;
 } LoadNew;
 
+/* LoadNew's counts, in the order they are stored. */
+#define LOAD_COUNTS(m) {&(m)->misses, &(m)->hits, &(m)->hand, &(m)->evictions, &(m)->unused, \
+    &(m)->prefetches, &(m)->ra_blocks, &(m)->fs_prefetches, &(m)->of_prefetches, &(m)->head, \
+    &(m)->seeks, &(m)->busy, &(m)->reads, &(m)->blocks, &(m)->bytes, &(m)->now, &(m)->plain, \
+    &(m)->pos}
+
 static void loadnew_drop(LoadNew *m) {
-    PyObject **all[] = {&m->result, &m->misses, &m->hits, &m->pf_cache, &m->pf_fs, &m->pf_of,
-                        &m->evictions, &m->unused, &m->prefetches, &m->tick, &m->hand,
-                        &m->reads, &m->blocks, &m->bytes, &m->seeks, &m->busy, &m->head,
-                        &m->now, &m->plain, &m->ra_blocks, &m->fs_prefetches,
-                        &m->of_prefetches, &m->pos, &m->bidx};
+    PyObject **all[] = {&m->result, &m->pf_cache, &m->pf_fs, &m->pf_of, &m->tick, &m->bidx};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) Py_CLEAR(*all[i]);
+    Count *counts[] = LOAD_COUNTS(m);
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) count_drop(counts[i]);
 }
 
 /* slot `off` of obj plus `delta`, a new int into *out: 1, else 0 (an error set). */
 static inline int plus_to(PyObject *obj, Py_ssize_t off, long long delta, PyObject **out) {
     *out = plus(obj, off, delta);
     return *out != NULL;
+}
+
+/* count_add and count_set as conditions: 1, else 0 (an error set). */
+static inline int add_to(Count *c, PyObject *obj, Py_ssize_t off, long long delta) {
+    return count_add(c, obj, off, delta) == 0;
+}
+
+static inline int set_to(Count *c, PyObject *obj, Py_ssize_t off, long long v) {
+    return count_set(c, obj, off, v) == 0;
 }
 
 /* Under the cache's lock, a plain read of block `bidx` of `of` (device block `blk`) that
@@ -1001,9 +1016,12 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     if (held != NULL && nahead == 0) return NULL;
 
     PyObject *result = NULL, *frames = NULL, *freel = NULL, *spare = NULL, *spares = NULL,
-             *cstats = NULL, *stats = NULL, *tick = NULL, *handobj = NULL, *nfr = NULL,
-             *nblocks = NULL, *fd = NULL, *power = NULL, *head = NULL, *block_ns = NULL,
+             *cstats = NULL, *stats = NULL, *power = NULL, *block_ns = NULL,
              *dstats = NULL, *clock = NULL, *dlock = NULL, *ctlock = NULL, *profile = NULL;
+    /* Read as values at once, not held: an int held here could not be rewritten (Count). */
+    PyObject *tick = SLOT(cache, S.c_tick), *handobj = SLOT(cache, M.c_hand),
+             *nfr = SLOT(cache, M.c_nframes), *nblocks = SLOT(dev, M.d_nblocks),
+             *fd = SLOT(dev, M.d_fd), *head = SLOT(dev, M.d_head);
     LoadNew m = {0};
     Sim sim; /* its takes are written as they are made: only the rest is zeroed here */
     sim.held = NULL;
@@ -1018,14 +1036,8 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     HOLD(spare, cache, M.c_spare);
     HOLD(spares, cache, M.c_spares);
     HOLD(cstats, cache, S.c_stats);
-    HOLD(tick, cache, S.c_tick);
-    HOLD(handobj, cache, M.c_hand);
-    HOLD(nfr, cache, M.c_nframes);
     HOLD(stats, fs, S.fs_stats);
-    HOLD(nblocks, dev, M.d_nblocks);
-    HOLD(fd, dev, M.d_fd);
     HOLD(power, dev, M.d_power);
-    HOLD(head, dev, M.d_head);
     HOLD(block_ns, dev, M.d_block_ns);
     HOLD(dstats, dev, M.d_stats);
     HOLD(clock, dev, M.d_clock);
@@ -1152,31 +1164,31 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     int append = hlen == 0 || h0 != bidx;
     m.result = PyBytes_FromStringAndSize(NULL, S.bs);
     m.tick = PyLong_FromLongLong(tickv + 1);
-    m.plain = plus(stats, S.fs_plain_reads, 1);
-    m.pos = PyLong_FromLongLong(offset + S.bs);
-    if (m.result == NULL || m.tick == NULL || m.plain == NULL || m.pos == NULL) goto fail;
-    if (miss ? !plus_to(cstats, M.cs_misses, 1, &m.misses) : !plus_to(cstats, S.cs_hits, 1, &m.hits))
+    if (m.result == NULL || m.tick == NULL || !add_to(&m.plain, stats, S.fs_plain_reads, 1)
+        || !set_to(&m.pos, of, S.of_pos, offset + S.bs))
+        goto fail;
+    if (miss ? !add_to(&m.misses, cstats, M.cs_misses, 1) : !add_to(&m.hits, cstats, S.cs_hits, 1))
         goto fail;
     if (pf && (!plus_to(cstats, S.cs_prefetch_hits, 1, &m.pf_cache)
                || !plus_to(stats, S.fs_prefetch_hits, 1, &m.pf_fs)
                || !plus_to(of, S.of_prefetch_hits, 1, &m.pf_of)))
         goto fail;
-    if (nreq && (!plus_to(dstats, M.ds_reads, nreq, &m.reads)
-                 || !plus_to(dstats, M.ds_blocks_read, nblk, &m.blocks)
-                 || !plus_to(dstats, M.ds_bytes_read, nblk * S.bs, &m.bytes)
-                 || !plus_to(dstats, M.ds_busy_ns, busy, &m.busy)
-                 || (m.head = PyLong_FromLongLong(at)) == NULL
-                 || (seeks && !plus_to(dstats, M.ds_seeks, seeks, &m.seeks))
-                 || (clock != Py_None && (m.now = PyLong_FromLongLong(nowv + busy)) == NULL)))
+    if (nreq && (!add_to(&m.reads, dstats, M.ds_reads, nreq)
+                 || !add_to(&m.blocks, dstats, M.ds_blocks_read, nblk)
+                 || !add_to(&m.bytes, dstats, M.ds_bytes_read, nblk * S.bs)
+                 || !add_to(&m.busy, dstats, M.ds_busy_ns, busy)
+                 || !set_to(&m.head, dev, M.d_head, at)
+                 || (seeks && !add_to(&m.seeks, dstats, M.ds_seeks, seeks))
+                 || (clock != Py_None && !set_to(&m.now, clock, M.ck_now, nowv + busy))))
         goto fail;
-    if (evicted && (!plus_to(cstats, M.cs_evictions, evicted, &m.evictions)
-                    || (unused && !plus_to(cstats, M.cs_prefetch_unused, unused, &m.unused))
-                    || (m.hand = PyLong_FromSsize_t(sim.hand)) == NULL))
+    if (evicted && (!add_to(&m.evictions, cstats, M.cs_evictions, evicted)
+                    || (unused && !add_to(&m.unused, cstats, M.cs_prefetch_unused, unused))
+                    || !set_to(&m.hand, cache, M.c_hand, sim.hand)))
         goto fail;
-    if (nahead && (!plus_to(cstats, M.cs_prefetches, nprefetch, &m.prefetches)
-                   || !plus_to(stats, S.fs_readahead_blocks, nahead, &m.ra_blocks)
-                   || !plus_to(stats, M.fs_prefetches, nprefetch, &m.fs_prefetches)
-                   || !plus_to(of, M.of_prefetches, nprefetch, &m.of_prefetches)))
+    if (nahead && (!add_to(&m.prefetches, cstats, M.cs_prefetches, nprefetch)
+                   || !add_to(&m.ra_blocks, stats, S.fs_readahead_blocks, nahead)
+                   || !add_to(&m.fs_prefetches, stats, M.fs_prefetches, nprefetch)
+                   || !add_to(&m.of_prefetches, of, M.of_prefetches, nprefetch)))
         goto fail;
     if (append && (m.bidx = PyLong_FromLongLong(bidx)) == NULL) goto fail;
     while (PyList_GET_SIZE(spares) < maxcount) {
@@ -1247,12 +1259,8 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         PyObject *fdata = SLOT(frame, S.fr_data); /* the cache's spare now; the frame's */
         SLOT(cache, M.c_spare) = fdata;          /* reference and the cache's swapped */
         SLOT(frame, S.fr_data) = spare;
-        slot_put(cstats, M.cs_misses, m.misses);
-        m.misses = NULL;
     } else { /* a hit (fetch_copy) */
         frame = held;
-        slot_put(cstats, S.cs_hits, m.hits);
-        m.hits = NULL;
         if (pf)
             prefetch_hit(frame, cstats, stats, of, &m.pf_cache, &m.pf_fs, &m.pf_of);
     }
@@ -1293,45 +1301,10 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
         Py_SET_SIZE(freel, i);
         Py_DECREF(last);
     }
-    if (m.hand != NULL) {
-        slot_put(cache, M.c_hand, m.hand);
-        m.hand = NULL;
+    { /* every count, the hand, the head, the time and the position (those not made: none) */
+        Count *counts[] = LOAD_COUNTS(&m);
+        for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) count_store(counts[i]);
     }
-    if (m.evictions != NULL) {
-        slot_put(cstats, M.cs_evictions, m.evictions);
-        m.evictions = NULL;
-    }
-    if (m.unused != NULL) {
-        slot_put(cstats, M.cs_prefetch_unused, m.unused);
-        m.unused = NULL;
-    }
-    if (m.prefetches != NULL) {
-        slot_put(cstats, M.cs_prefetches, m.prefetches);
-        slot_put(stats, S.fs_readahead_blocks, m.ra_blocks);
-        slot_put(stats, M.fs_prefetches, m.fs_prefetches);
-        slot_put(of, M.of_prefetches, m.of_prefetches);
-        m.prefetches = m.ra_blocks = m.fs_prefetches = m.of_prefetches = NULL;
-    }
-    if (m.reads != NULL) { /* read_into's accounting, every request */
-        slot_put(dev, M.d_head, m.head);
-        m.head = NULL;
-        if (m.seeks != NULL) {
-            slot_put(dstats, M.ds_seeks, m.seeks);
-            m.seeks = NULL;
-        }
-        slot_put(dstats, M.ds_busy_ns, m.busy);
-        slot_put(dstats, M.ds_reads, m.reads);
-        slot_put(dstats, M.ds_blocks_read, m.blocks);
-        slot_put(dstats, M.ds_bytes_read, m.bytes);
-        m.busy = m.reads = m.blocks = m.bytes = NULL;
-        if (m.now != NULL) {
-            slot_put(clock, M.ck_now, m.now);
-            m.now = NULL;
-        }
-    }
-    slot_put(stats, S.fs_plain_reads, m.plain); /* pread's plain path */
-    slot_put(of, S.of_pos, m.pos);
-    m.plain = m.pos = NULL;
     result = m.result;
     m.result = NULL;
     M.served += miss;
@@ -1351,8 +1324,8 @@ done:
     if (cheld && lock_give(ctlock) < 0) Py_CLEAR(result); /* the error of release() */
     if (dheld && lock_give(dlock) < 0) Py_CLEAR(result);
     loadnew_drop(&m);
-    PyObject *refs[] = {ctlock, dlock, clock, dstats, block_ns, head, power, fd, nblocks,
-                        stats, nfr, handobj, tick, cstats, spares, spare, freel, frames, profile};
+    PyObject *refs[] = {ctlock, dlock, clock, dstats, block_ns, power, stats, cstats, spares,
+                        spare, freel, frames, profile};
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) Py_XDECREF(refs[i]);
     return result;
 }
