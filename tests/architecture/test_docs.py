@@ -200,11 +200,12 @@ def test_every_path_the_docs_name_exists() -> None:
     for doc, spans in _docs().items():
         for span in spans:
             for path in re.findall(r"(?<![\w/.-])((?:src|tests|docs|bench|graft|kernel|sqlite|"
-                                   r"sdk|pygraft|testing|demo|native)/[\w/.*-]*\w)", span):
+                                   r"sdk|pygraft|testing|demo|native|vino)/[\w/.*-]*\w)", span):
                 if any(part.isupper() for part in re.split(r"[/.]", path)):
                     continue  # a placeholder: samples/NAME.c
                 # (native/x.c: the graft's or the kernel's; a module's paths: beside it too)
-                bases = (ROOT, src, src / "sdk", src / "graft", src / "kernel", (ROOT / doc).parent)
+                bases = (ROOT, ROOT / "src", src, src / "sdk", src / "graft", src / "kernel",
+                         (ROOT / doc).parent)
                 if not any(next(base.glob(path), None) for base in bases):
                     missing.append(f"{doc}: {path}")
     assert missing == []
