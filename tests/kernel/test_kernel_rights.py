@@ -15,7 +15,7 @@ touch another user's pages or threads, and an attempt aborts the graft
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,6 @@ from .kernel_world import (
 )
 
 POINTS = ("fs.readahead", "vm.evict", "sched.pick", "fs.filter", "fs.access")
-
-
-@pytest.fixture
-def boot(tmp_path: Path) -> Iterator[Boot]:
-    b = Boot(tmp_path)
-    yield b
-    b.close()
 
 
 @pytest.fixture

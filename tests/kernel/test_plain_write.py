@@ -11,8 +11,6 @@ in the middle: the writes not done are exactly those left, and nothing is lost.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,13 +24,6 @@ from .kernel_world import BS, Boot, benign, make_file, pattern, read_file
 
 BLOCKS = NDIRECT + 15  # past the direct blocks: the remembered block map serves them too
 FAR = NDIRECT + 5  # a block mapped through the indirect block
-
-
-@pytest.fixture
-def boot(tmp_path: Path) -> Iterator[Boot]:
-    b = Boot(tmp_path)
-    yield b
-    b.close()
 
 
 def _opened(k: Kernel) -> OpenFile:

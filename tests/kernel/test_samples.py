@@ -9,7 +9,6 @@ the numbers, not on the demo's verdicts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ from .kernel_world import (
     unwire,
     wat,
 )
-
-
-@pytest.fixture
-def boot(tmp_path: Path) -> Iterator[Boot]:
-    b = Boot(tmp_path)
-    yield b
-    b.close()
-
 
 # ---- read-ahead: readahead_stride ----------------------------------------------------------
 

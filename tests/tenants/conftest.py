@@ -7,18 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel.kernel_world import Boot
 from vino.graft import Registry
 from vino.kernel.kernel import Kernel
 
 from .clock import FakeClock
-
-
-@pytest.fixture
-def boot(tmp_path: Path) -> Iterator[Boot]:
-    b = Boot(tmp_path)
-    yield b
-    b.close()
 
 
 @pytest.fixture
