@@ -224,6 +224,12 @@ def eviction(lab: Lab) -> dict[str, Measure]:
     }
 
 
+def _crypt_session(k: Kernel, plan: Plan | None) -> Session:
+    """The encryption experiment's database on ``k``, as ``USER`` (each step the same)."""
+    return Session(k, k.add_user(USER), DB, plan=plan, journal_mode="truncate",
+                   cache_pages=MEASURE_CACHE_PAGES, buffer_pool=True)
+
+
 def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     """Build through the ChaCha20 filter; look at the image; remount with and without key."""
     key = hashlib.sha256(b"vino sqlite demo key").digest()[:KEY_BYTES]
@@ -232,10 +238,7 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     rows = config.rows
     k = Kernel.boot(image, nblocks=config.nblocks, frames=config.frames, profile=config.profile)
     try:
-        user = k.add_user(USER)
-        with Session(k, user, DB, plan=plan, journal_mode="truncate",
-                     cache_pages=MEASURE_CACHE_PAGES,
-                     buffer_pool=True) as s:
+        with _crypt_session(k, plan) as s:
             built: list[Model] = []
 
             def work() -> bool:
@@ -256,11 +259,8 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     # Remount without the key: the database is unreadable (and nothing is written).
     k = Kernel.boot(image, fresh=False, frames=config.frames, profile=config.profile)
     try:
-        user = k.add_user(USER)
         try:
-            with Session(k, user, DB, journal_mode="truncate",
-                     cache_pages=MEASURE_CACHE_PAGES,
-                     buffer_pool=True) as s:
+            with _crypt_session(k, None) as s:
                 s.db.execute("select count(*) from t").fetchall()
             out["readable_without_key"] = True
         except apsw.Error as exc:
@@ -272,10 +272,7 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     # Remount and send the key again: everything reads back.
     k = Kernel.boot(image, fresh=False, frames=config.frames, profile=config.profile)
     try:
-        user = k.add_user(USER)
-        with Session(k, user, DB, plan=plan, journal_mode="truncate",
-                     cache_pages=MEASURE_CACHE_PAGES,
-                     buffer_pool=True) as s:
+        with _crypt_session(k, plan) as s:
             out["remount_with_key"] = wl.verify(s.db, model)
         k.check_invariants()
     finally:
