@@ -5,7 +5,8 @@ and the README, docs/*.md, BENCHMARKS.md or a module's contract (its docstring) 
 send a reader there? Each command written in them is walked through the command
 line's own parser (its subcommands, positional choices and options), each `make`
 target looked up in the Makefile, each ``vino.x.y`` name imported, each path looked
-up, and each test a doc names found among the tests.
+up, each ``Class.method`` or ``Class.field`` of vino's found on that class, and each
+test a doc names found among the tests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import ast
 import functools
 import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -21,6 +23,8 @@ import pytest
 
 import vino
 from vino.cli import parser
+
+from .imports import modules
 
 ROOT = Path(vino.__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -228,4 +232,44 @@ def test_every_test_the_docs_name_exists() -> None:
     missing = sorted({f"{doc}: {name}" for doc, spans in _docs().items() for span in spans
                       for name in re.findall(r"\b(test_\w+)", span)
                       if name not in known and not name.endswith("_")})  # test_x_...: many
+    assert missing == []
+
+
+# `Class.attr` spans that name another library's class of the same name.
+_NOT_OURS = {"Instance.exports"}  # wasmtime's Instance
+
+
+def _classes() -> dict[str, list[type]]:
+    """Every class vino defines, by name."""
+    found: dict[str, list[type]] = {}
+    for name in modules(ROOT / "src" / "vino", "vino"):
+        for value in vars(importlib.import_module(name)).values():
+            if isinstance(value, type) and value.__module__ == name:
+                found.setdefault(value.__name__, []).append(value)
+    return found
+
+
+def _has(cls: type, attr: str) -> bool:
+    """Whether ``cls`` has ``attr``: defined, declared (annotation, slot) or set on self."""
+    for c in cls.__mro__:
+        if attr in vars(c) or attr in getattr(c, "__annotations__", {}) \
+                or attr in getattr(c, "__slots__", ()):
+            return True
+        try:
+            source = inspect.getsource(c)
+        except (OSError, TypeError):
+            continue
+        if re.search(rf"self\.{attr}\b", source):
+            return True
+    return False
+
+
+def test_every_method_and_field_the_docs_name_exists() -> None:
+    classes = _classes()
+    named = {(doc, f"{c}.{a}") for doc, spans in _docs().items() for span in spans
+             for c, a in re.findall(r"(?<![\w.])([A-Z][A-Za-z0-9]+)\.([a-z_]\w*)\b", span)
+             if c in classes}
+    assert len(named) > 100
+    missing = sorted(f"{doc}: {ref}" for doc, ref in named if ref not in _NOT_OURS and not any(
+        _has(cls, ref.split(".")[1]) for cls in classes[ref.split(".")[0]]))
     assert missing == []
