@@ -17,7 +17,7 @@ from vino import crashloop
 from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.clock import SimClock
-from vino.kernel.crash import CrashModel, CrashPlan, count_writes, crash_image
+from vino.kernel.crash import CrashModel, crash_points
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import CorruptFileSystem, InvalidArgument, NoSpace
 from vino.kernel.fs import MAX_FILE_SIZE, NDIRECT, NPTR, FileSystem
@@ -148,17 +148,13 @@ def test_a_truncate_on_a_full_disk_never_zeroes_committed_bytes_before_it_commit
         fs.sync()
 
     scratch = tmp_path / "x.img"
-    shutil.copyfile(base, scratch)
-    writes = count_writes(scratch, truncate_and_sync)
-    for n in range(1, writes + 1):
-        shutil.copyfile(base, scratch)
-        crash_image(scratch, truncate_and_sync, CrashPlan(n, model, n))
+    for point in crash_points(base, scratch, truncate_and_sync, [model]):
         assert check_image(scratch).clean
         with BlockDevice.open(scratch, durable=False) as dev:
             fs = FileSystem.mount(dev, Cache(8), SimClock())
             with fs.open(alice, "victim", "r") as f:
                 got = fs.read(f, 4 * BS)
-        assert got in (old, new), f"write {n} of {writes} ({model}): {len(got)} bytes, " \
+        assert got in (old, new), f"{point}: {len(got)} bytes, " \
             f"{'old size, zeroed tail' if len(got) == len(old) else 'neither state'}"
 
 
@@ -196,20 +192,18 @@ def _truncates_across_indirect_boundaries(tmp_path: Path, alice: User,
             fs.sync()
 
         shutil.copyfile(base, scratch)
-        writes = count_writes(scratch, truncate_grow_sync)
+        with BlockDevice.open(scratch, durable=False) as dev:
+            truncate_grow_sync(dev)
         with BlockDevice.open(scratch, durable=False) as dev:
             after = _edges(FileSystem.mount(dev, Cache(16), SimClock()), alice)
-        for n in range(1, writes + 1):
-            for model in models:
-                shutil.copyfile(base, scratch)
-                crash_image(scratch, truncate_grow_sync, CrashPlan(n, model, n))
-                assert check_image(scratch).clean, (size, n, model)
-                with BlockDevice.open(scratch, durable=False) as dev:
-                    fs = FileSystem.mount(dev, Cache(16), SimClock())
-                    got = _edges(fs, alice)
-                    fs.check_invariants()
-                assert got in (before, after), f"truncate to {size}, cut at write {n} ({model})"
-                tried += 1
+        for point in crash_points(base, scratch, truncate_grow_sync, models):
+            assert check_image(scratch).clean, (size, point)
+            with BlockDevice.open(scratch, durable=False) as dev:
+                fs = FileSystem.mount(dev, Cache(16), SimClock())
+                got = _edges(fs, alice)
+                fs.check_invariants()
+            assert got in (before, after), f"truncate to {size}, cut at {point}"
+            tried += 1
     return tried
 
 

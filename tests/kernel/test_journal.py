@@ -14,7 +14,7 @@ from vino import crashloop
 from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.clock import SimClock
-from vino.kernel.crash import CrashModel, CrashPlan, count_writes, crash_image
+from vino.kernel.crash import CrashModel, crash_points
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import DeviceError
 from vino.kernel.fs import NDIRECT, NPTR, FileSystem
@@ -137,11 +137,8 @@ def test_a_block_freed_by_a_transaction_is_not_reused_before_it_commits(
         fs3.unmount()
 
     scratch = tmp_path / "scratch.img"
-    shutil.copyfile(base, scratch)
-    n = count_writes(scratch, truncate_then_reuse)
-    for at in range(1, n + 1):
-        shutil.copyfile(base, scratch)
-        assert crash_image(scratch, truncate_then_reuse, CrashPlan(at, CrashModel.CUT))
+    for point in crash_points(base, scratch, truncate_then_reuse):
+        assert point.lost
         assert check_image(scratch).clean
         with BlockDevice.open(scratch, durable=False) as d:
             fs4 = FileSystem.mount(d, Cache(32), SimClock())
@@ -354,15 +351,10 @@ def test_a_write_after_an_uncommitted_truncate_never_zeroes_committed_bytes(
     new[10:310] = b"new" * 100
     new[2 * BS:2 * BS + 50] = b"N" * 50
     scratch = tmp_path / "s.img"
-    shutil.copyfile(base, scratch)
-    n = count_writes(scratch, shrink_then_write)
-    for model in CrashModel:
-        for at in range(1, n + 1):
-            shutil.copyfile(base, scratch)
-            crash_image(scratch, shrink_then_write, CrashPlan(at, model, seed=at))
-            with BlockDevice.open(scratch, durable=False) as d:
-                got = _read(FileSystem.mount(d, Cache(8), SimClock()), alice, "f")
-            if len(got) == len(old):  # not committed: the bytes past the cut are intact
-                assert got[2 * BS + 100:] == old[2 * BS + 100:], (model, at)
-            else:
-                assert got == bytes(new), (model, at)
+    for point in crash_points(base, scratch, shrink_then_write, CrashModel):
+        with BlockDevice.open(scratch, durable=False) as d:
+            got = _read(FileSystem.mount(d, Cache(8), SimClock()), alice, "f")
+        if len(got) == len(old):  # not committed: the bytes past the cut are intact
+            assert got[2 * BS + 100:] == old[2 * BS + 100:], point
+        else:
+            assert got == bytes(new), point

@@ -14,25 +14,46 @@ Usage (one crash point; a crash loop runs this for every N)::
     n = count_writes(image, workload)       # how many crash points a workload has
     crashed = crash_image(image, workload, plan)   # the three steps above in one call
 
+    for point in crash_points(base, scratch, workload, models):   # a whole crash loop
+        check(scratch, point)               # scratch: base cut at point.at (point.model)
+
 The models (``CrashModel``: cut, torn, lost), the plan (``CrashPlan``) and what the
 device does when the power goes are ``vino.kernel.power``'s; this module re-exports
 the model's public names and runs whole crash points over an image.
 
 Invariant: ``crash_image`` always closes the device it opened, whether the power
-went, the workload finished, or the workload raised something else.
+went, the workload finished, or the workload raised something else; ``crash_points``
+never touches ``base`` and yields each point with ``scratch`` freshly cut from it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import PowerLost
 from vino.kernel.power import SECTOR_SIZE, CrashModel, CrashPlan
 
-__all__ = ["SECTOR_SIZE", "CrashModel", "CrashPlan", "count_writes", "crash_image"]
+__all__ = ["SECTOR_SIZE", "CrashModel", "CrashPlan", "CrashPoint", "count_writes",
+           "crash_image", "crash_points"]
+
+
+@dataclass(frozen=True, slots=True)
+class CrashPoint:
+    """One point of a crash loop: the image was cut at write ``at`` of ``writes`` with
+    ``model`` (seeded by ``at``); ``lost`` is False if the workload finished first."""
+
+    at: int
+    writes: int
+    model: CrashModel
+    lost: bool
+
+    def __str__(self) -> str:
+        return f"write {self.at} of {self.writes} ({self.model})"
 
 
 def count_writes(image: str | os.PathLike[str], workload: Callable[[BlockDevice], None]) -> int:
@@ -63,3 +84,19 @@ def crash_image(image: str | os.PathLike[str], workload: Callable[[BlockDevice],
         return dev.power_lost
     finally:
         dev.close()
+
+
+def crash_points(base: str | os.PathLike[str], scratch: str | os.PathLike[str],
+                 workload: Callable[[BlockDevice], None],
+                 models: Iterable[CrashModel] = (CrashModel.CUT,)) -> Iterator[CrashPoint]:
+    """A crash loop: for every write N of ``workload`` run on a copy of ``base``, and
+    each of ``models``, copy ``base`` to ``scratch``, cut the power at write N (seed N)
+    and yield the point; the caller checks ``scratch`` before asking for the next."""
+    models = tuple(models)
+    shutil.copyfile(base, scratch)
+    writes = count_writes(scratch, workload)
+    for at in range(1, writes + 1):
+        for model in models:
+            shutil.copyfile(base, scratch)
+            lost = crash_image(scratch, workload, CrashPlan(at, model, at))
+            yield CrashPoint(at, writes, model, lost)
