@@ -30,8 +30,9 @@
     vino reliability [--report FILE.md] [--soak SECONDS] [--quick]
                                    fault injection, soaks, fuzzing, rights: the
                                    reliability report (docs/RELIABILITY.md)
-    vino fsck IMAGE                check every invariant of a file-system image
-                                   (read only; the log is replayed in memory)
+    vino fsck [--repair] IMAGE     check every invariant of a file-system image
+                                   (read only; the log is replayed in memory);
+                                   --repair: fix the damage through the log
     vino crashloop [--full | --attacks] [--seed N]
                                    power cuts at every write of a file-system workload
                                    (cut, torn, lost), each outcome checked
@@ -39,9 +40,10 @@
                                    the same for SQLite transactions: every journal mode x
                                    synchronous FULL/EXTRA x plain/encrypted
 
-Exit status: 0 on success; 1 when a check failed (demo, reliability, fsck: damage,
-crashloop: a loss, doctor: a native part failed to build) or a graft was rejected
-(graft check); 2 on bad usage or input.
+Exit status: 0 on success; 1 when a check failed (demo, reliability, crashloop: a
+loss, doctor: a native part failed to build) or a graft was rejected (graft check);
+2 on bad usage or input. fsck follows fsck's convention: 0 clean, 1 damage repaired,
+4 damage left, 8 the image unreadable.
 """
 
 from __future__ import annotations
@@ -271,14 +273,22 @@ def _reliability(args: argparse.Namespace) -> int:
 def _fsck(args: argparse.Namespace) -> int:
     from vino.kernel.errors import InvalidArgument
     from vino.kernel.fsck import check_image
+    from vino.kernel.repair import STATUS_CLEAN, STATUS_DAMAGED, STATUS_UNREADABLE, repair_image
 
     try:
+        if args.repair:
+            repaired = repair_image(args.image)
+            print(repaired.summary())
+            return repaired.status
         report = check_image(args.image)
     except (OSError, InvalidArgument) as exc:
         print(f"vino fsck: {exc}", file=sys.stderr)
-        return 2
+        return STATUS_UNREADABLE
     print(report.summary())
-    return 0 if report.clean else 1
+    if not report.clean:
+        print("vino fsck: damage left as it is (nothing written); `vino fsck --repair` "
+              "fixes it", file=sys.stderr)
+    return STATUS_CLEAN if report.clean else STATUS_DAMAGED
 
 
 def _crashloop(args: argparse.Namespace) -> int:
@@ -501,8 +511,12 @@ def parser() -> argparse.ArgumentParser:
         description="Check every invariant of a vino file-system image (superblock, inodes, "
                     "block pointers, bitmap, directory) as the next mount would see it: a "
                     "committed transaction in the log is replayed in memory, the image is "
-                    "never written. Exit status 1 on damage.")
-    f.add_argument("image", help="the disk image (never written)")
+                    "never written (unless --repair). Exit status: 0 clean, 1 damage "
+                    "repaired, 4 damage left, 8 the image unreadable.")
+    f.add_argument("--repair", action="store_true",
+                   help="fix the damage as e2fsck does, through the log (a power cut "
+                        "leaves the image as before or repaired), reporting every change")
+    f.add_argument("image", help="the disk image (written only with --repair)")
     f.set_defaults(fn=_fsck)
     c = sub.add_parser(
         "crashloop", help="power cuts at every write of a file-system workload",

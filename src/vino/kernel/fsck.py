@@ -66,7 +66,7 @@ from vino.kernel.inode import (
 )
 from vino.kernel.journal import read_log
 
-__all__ = ["FsckReport", "check_image", "check_metadata", "refuse_damaged"]
+__all__ = ["FsckReport", "check_device", "check_image", "check_metadata", "refuse_damaged"]
 
 BS = params.BLOCK_SIZE
 MAX_REPORTED = 20  # damage lines kept per report (the count is always exact)
@@ -80,6 +80,7 @@ class FsckReport:
     damage: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: int = 0  # every violation found (damage keeps the first MAX_REPORTED)
+    orphans: list[int] = field(default_factory=list)  # used files no name reaches (not damage)
     files: int = 0
     used_blocks: int = 0
     nblocks: int = 0
@@ -102,12 +103,17 @@ class FsckReport:
 
 def check_image(path: str | Path) -> FsckReport:
     """Check the image at ``path`` (see the module docstring). Never writes to it."""
-    report = FsckReport(str(path))
     dev = BlockDevice.open(path, durable=False)
     try:
-        _check(dev, report)
+        return check_device(dev, str(path))
     finally:
         dev.close()
+
+
+def check_device(dev: BlockDevice, where: str) -> FsckReport:
+    """``check_image`` of the image on an open device (not mounted). Never writes."""
+    report = FsckReport(where)
+    _check(dev, report)
     return report
 
 
@@ -277,7 +283,7 @@ def check_metadata(geo: Geometry, block: Callable[[int], bytes | bytearray | mem
         names[name] = inum
         named[inum] = name
     report.files = len(names)
-    orphans = sorted(i for i in inodes if i != ROOT_INUM and i not in named)
+    orphans = report.orphans = sorted(i for i in inodes if i != ROOT_INUM and i not in named)
     if orphans:
         report.notes.append(f"inodes {orphans} have no name (unlinked while open; the next "
                             f"mount frees them)")
