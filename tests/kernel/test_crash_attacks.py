@@ -8,6 +8,7 @@ completed sync or later (``crashloop.check_after_crash``).
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from vino.kernel.cache import Cache
 from vino.kernel.clock import SimClock
 from vino.kernel.crash import CrashModel, crash_points
 from vino.kernel.device import BlockDevice
-from vino.kernel.errors import CorruptFileSystem, InvalidArgument, NoSpace
+from vino.kernel.errors import CorruptFileSystem, DeviceError, InvalidArgument, NoSpace
 from vino.kernel.fs import MAX_FILE_SIZE, NDIRECT, NPTR, FileSystem
 from vino.kernel.fsck import check_image
 from vino.kernel.inode import MAX_FS_BLOCKS, Geometry
@@ -155,6 +156,62 @@ def test_a_truncate_on_a_full_disk_never_zeroes_committed_bytes_before_it_commit
             with fs.open(alice, "victim", "r") as f:
                 got = fs.read(f, 4 * BS)
         assert got in (old, new), f"{point}: {len(got)} bytes, " \
+            f"{'old size, zeroed tail' if len(got) == len(old) else 'neither state'}"
+
+
+@pytest.mark.parametrize("grow", ["write", "truncate"])
+@pytest.mark.parametrize("model", list(CrashModel))
+def test_a_truncate_whose_commit_fails_on_a_full_disk_never_lets_a_growth_zero_committed_bytes(
+        tmp_path: Path, alice: User, model: CrashModel, grow: str) -> None:
+    """A full disk, a device error in the commit inside a truncate (the truncate stays
+    uncommitted, the block it cuts not yet zeroed), then a growing write zeroing that
+    block's tail, then a power cut at every write: the file is never its old size with
+    a zeroed tail."""
+    base = tmp_path / "full.img"
+    old = bytes(range(256)) * (3 * BS // 256)
+    with BlockDevice.create(base, 128, durable=False) as dev:
+        FileSystem.format(dev, 16)
+        fs = FileSystem.mount(dev, Cache(8), SimClock())
+        fs.create(alice, "victim")
+        with fs.open(alice, "victim", "w") as f:
+            fs.write(f, old)
+        _fill(fs, alice, "filler")
+        fs.unmount()
+    grown = old[:BS + 10] + bytes(90) + (b"grow" if grow == "write" else bytes(4))
+
+    def truncate_fails_then_grow(dev: BlockDevice) -> None:
+        fs = FileSystem.mount(dev, Cache(8), SimClock())
+        assert fs.free_blocks == 0
+        real = dev.write_blocks
+        failed = []
+
+        def eio_once(n: int, data: bytes | bytearray | memoryview) -> None:
+            if not failed:
+                failed.append(n)
+                raise DeviceError(errno.EIO, "write", n, str(dev.path), "injected")
+            real(n, data)
+
+        with fs.open(alice, "victim", "rw") as f:
+            dev.write_blocks = eio_once  # type: ignore[method-assign]
+            with pytest.raises(DeviceError):
+                fs.truncate(f, BS + 10)  # the disk is full: commits inside, which fails
+            del dev.write_blocks
+            assert failed
+            if grow == "write":  # into the block cut at BS + 10, past its new end
+                fs.pwrite(f, BS + 100, b"grow")
+            else:
+                fs.truncate(f, BS + 104)
+        fs.sync()
+
+    scratch = tmp_path / "x.img"
+    for point in crash_points(base, scratch, truncate_fails_then_grow, [model]):
+        assert check_image(scratch).clean, point
+        with BlockDevice.open(scratch, durable=False) as dev:
+            fs = FileSystem.mount(dev, Cache(8), SimClock())
+            with fs.open(alice, "victim", "r") as f:
+                got = fs.read(f, 4 * BS + 10)
+        assert got in (old, old[:BS + 10], grown), \
+            f"{point}: {len(got)} bytes, " \
             f"{'old size, zeroed tail' if len(got) == len(old) else 'neither state'}"
 
 

@@ -22,8 +22,10 @@ Invariants:
 - bytes of the last block past the end of file read as zeros: a growing write or
   truncate zeroes them first (``_zero_tail``), a shrinking truncate copies the new
   last block instead of zeroing the committed one in place (``_prepare_cut``; on a
-  full disk it commits first and zeroes the block after): no byte of a committed
-  file changes in place except by a user's write to it.
+  full disk it commits first and zeroes the block after, and if that commit fails
+  the next write or truncate commits before changing anything,
+  ``FileSystem._cut_uncommitted``): no byte of a committed file changes in place
+  except by a user's write to it.
 """
 
 from __future__ import annotations
