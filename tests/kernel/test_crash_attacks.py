@@ -183,7 +183,7 @@ def test_a_truncate_whose_commit_fails_on_a_full_disk_never_lets_a_growth_zero_c
         fs = FileSystem.mount(dev, Cache(8), SimClock())
         assert fs.free_blocks == 0
         real = dev.write_blocks
-        failed = []
+        failed: list[int] = []
 
         def eio_once(n: int, data: bytes | bytearray | memoryview) -> None:
             if not failed:
