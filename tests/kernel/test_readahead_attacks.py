@@ -38,7 +38,7 @@ FRAMES = 24  # a cache smaller than the file: read-ahead's blocks are taken agai
 @pytest.fixture(autouse=True)
 def native_misses() -> Iterator[None]:
     if plainread.native() is None:
-        pytest.skip(f"no native plain read here: {plainread.fallback_reason}")
+        pytest.skip(f"no native plain read here: {plainread.PART.reason}")
     was = plainread.native_misses(True)
     yield
     plainread.native_misses(was)
