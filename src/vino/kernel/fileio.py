@@ -24,7 +24,7 @@ Invariants:
   last block instead of zeroing the committed one in place (``_prepare_cut``; on a
   full disk it commits first and zeroes the block after, and if that commit fails
   the next write or truncate commits before changing anything,
-  ``FileSystem._cut_uncommitted``): no byte of a committed file changes in place
+  ``FileSystem._cut_pending``): no byte of a committed file changes in place
   except by a user's write to it.
 """
 

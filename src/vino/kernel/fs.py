@@ -213,10 +213,7 @@ class FileSystem(Invariants):
         self._nfree = 0  # Invariant: zero bits of _bitmap below nblocks
         self._npending = 0  # Invariant: bits set in _busy and clear in _bitmap
         self._alloc_hint = geo.data_start  # where a block search with no better idea starts
-        # Invariant: True from a full-disk truncate whose own commit failed until a commit
-        # succeeds: the block it cut still holds committed bytes past the new end, so no
-        # write or truncate may change it in place (zero its tail) before committing.
-        self._cut_uncommitted = False
+        self._cut_pending = False  # Invariant: a full-disk truncate's commit failed
         # Invariant: _dir[name] = (inum, slot); slots distinct, below root.size / DIRENT_SIZE.
         self._dir: dict[str, tuple[int, int]] = {}
         # Invariant: grows whenever the set of names changes (create, rename, unlink) and
@@ -404,15 +401,16 @@ class FileSystem(Invariants):
     def _commit(self) -> None:
         """Commit the running transaction (on a device error it stays to commit later)."""
         self.journal.commit()
-        self._cut_uncommitted = False
+        self._cut_pending = False  # (_begin commits first while it is True)
         if self._npending:
             self._busy[:] = self._bitmap  # blocks freed by the committed transaction
             self._npending = 0
 
     def _begin(self, need: int = 0) -> None:
         """Start an operation that may log up to ``need`` + ``OP_LOG_BLOCKS`` blocks more
-        than the bitmap: commit first if the log might not hold it."""
-        if self.journal.room() < need + OP_LOG_BLOCKS + self.geo.bitmap_blocks:
+        than the bitmap: commit first if the log might not hold it or a full-disk truncate's
+        commit failed (its cut block holds committed bytes until one succeeds)."""
+        if self._cut_pending or self.journal.room() < need + OP_LOG_BLOCKS + self.geo.bitmap_blocks:
             self._commit()
 
     def open(self, who: User | Process, name: str, mode: OpenMode = "r") -> OpenFile:
@@ -495,8 +493,6 @@ class FileSystem(Invariants):
                 writes: list[tuple[int, bytes | bytearray]]) -> None:
         with self._lock:  # held once: each _write below re-enters it
             plain = self._mounted and not of.closed and of.fs is self and of.writable
-            if plain and self._cut_uncommitted:
-                self._commit()
             while writes:
                 if plain and self._plain_overwrites(of, writes) and not writes:
                     return
@@ -512,8 +508,6 @@ class FileSystem(Invariants):
                 of.pos = offset
             if not of.writable:
                 raise AccessDenied(f"{of.name!r} is not open for writing")
-            if self._cut_uncommitted:
-                self._commit()  # before the block that truncate cut changes in place
             if self._plain_overwrites(
                     of, [(of.pos, bytes(data) if isinstance(data, memoryview) else data)]):
                 return len(data)
@@ -538,8 +532,6 @@ class FileSystem(Invariants):
             ino = of.inode
             if size == ino.size:
                 return
-            if self._cut_uncommitted:
-                self._commit()
             self._begin()
             if size < ino.size:
                 cut = self._prepare_cut(ino, size, of)
@@ -556,7 +548,7 @@ class FileSystem(Invariants):
                 elif cut is not None:  # a full disk: no copy; zeroed once committed
                     ino.size = size
                     self._store_inode(ino)
-                    self._cut_uncommitted = True
+                    self._cut_pending = True
                     self._commit()
                     self.cache.write_block(self.device, cut[0], cut[3])
                     return
