@@ -512,11 +512,15 @@ static void find_page_copy(void) {
     if (libc != NULL) *(void **)&page_copy = libc; /* POSIX's way to a function pointer */
 }
 
-static PyObject *page_bytes(const char *src) {
+/* The bytes object page_bytes fills, for a caller that fills it itself (a load, once
+ * the block is read): S.page when no one else holds it, else a new one, kept as S.page.
+ * Only this module hands it out, and only to be filled and returned, so until the caller
+ * returns it no one else can hold it (a read that runs meanwhile, re-entering, finds it
+ * held and gets a new one). Its hash is reset. NULL: no memory. */
+static PyObject *page_out(void) {
 #if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030C0000 /* ob_shash: 3.11 */
     PyObject *b = S.page;
     if (b != NULL && Py_REFCNT(b) == 1 && PyBytes_GET_SIZE(b) == S.bs) {
-        page_copy(PyBytes_AS_STRING(b), src, (size_t)S.bs);
 #pragma GCC diagnostic push /* the field is deprecated in 3.11 (and gone after 3.12) */
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         ((PyBytesObject *)b)->ob_shash = -1;
@@ -524,14 +528,20 @@ static PyObject *page_bytes(const char *src) {
         Py_INCREF(b);
         return b;
     }
-    PyObject *fresh = PyBytes_FromStringAndSize(src, S.bs);
+    PyObject *fresh = PyBytes_FromStringAndSize(NULL, S.bs);
     if (fresh == NULL) return NULL;
     Py_INCREF(fresh);
     Py_XSETREF(S.page, fresh); /* ours of the old one dropped: its holders keep it */
     return fresh;
 #else
-    return PyBytes_FromStringAndSize(src, S.bs);
+    return PyBytes_FromStringAndSize(NULL, S.bs);
 #endif
+}
+
+static PyObject *page_bytes(const char *src) {
+    PyObject *b = page_out();
+    if (b != NULL) page_copy(PyBytes_AS_STRING(b), src, (size_t)S.bs);
+    return b;
 }
 
 /* ------------------------------------------------------------------ plain_read */
@@ -1162,7 +1172,7 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     int pf = 0;
     if (held != NULL && (pf = flag(SLOT(held, S.fr_prefetched))) < 0) goto decline;
     int append = hlen == 0 || h0 != bidx;
-    m.result = PyBytes_FromStringAndSize(NULL, S.bs);
+    m.result = page_out(); /* filled once the block is read */
     m.tick = PyLong_FromLongLong(tickv + 1);
     if (m.result == NULL || m.tick == NULL || !add_to(&m.plain, stats, S.fs_plain_reads, 1)
         || !set_to(&m.pos, of, S.of_pos, offset + S.bs))
