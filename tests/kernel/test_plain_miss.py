@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ import pytest
 from vino.graft.txn import thread_state
 from vino.kernel import plainread
 from vino.kernel.cache import Cache, PageInfo
-from vino.kernel.errors import KernelError
+from vino.kernel.errors import CacheBusy, KernelError
 from vino.kernel.fs import OpenFile
 from vino.kernel.kernel import Kernel
 from vino.kernel.power import CrashPlan
@@ -374,3 +375,80 @@ def test_a_finalizer_run_by_the_collector_inside_a_load_cannot_reenter_it(
     for (_, blk), frame in k.cache._files.items():
         assert bytes(frame.data) == k.device.read_block(blk)
     k.check_invariants()
+
+
+@pytest.mark.parametrize(("where", "path"), [("device read", "python"),
+                                             ("eviction policy", "native"),
+                                             ("eviction policy", "python")])
+def test_a_signal_handler_reading_a_file_inside_a_load_cannot_take_its_buffer_or_frame(
+        boot: Boot, where: str, path: str) -> None:
+    """A signal handler runs between any two bytecodes of the thread it interrupts: amid
+    a miss's load (the collector is held off, a signal is not), a handler that reads a
+    file re-entered the cache (its lock is re-entrant) and took the load's spare buffer:
+    the load read its block into the buffer the handler's frame had just taken, and a
+    frame showed another block's bytes. The handler's read is now refused (CacheBusy)
+    while a load is under way -- in the device's read (a patched read_into sends the
+    signal), or in the eviction policy the load asks (its inner read native or not) --
+    and served as ever outside one."""
+    plainread.native_misses(path == "native")  # the fixture puts it back
+    k = boot(frames=8)
+    r, _w = _opened(k)
+    got: list[tuple[int, bytes]] = []
+    refused: list[int] = []
+    nth = [0]
+    handling = [False]
+
+    def handler(signum: int, _frame: object) -> None:
+        nth[0] += 1
+        b = (nth[0] * 17 + 1) % BLOCKS
+        handling[0] = True
+        try:
+            got.append((b, k.fs.pread(r, b * BS, BS)))
+        except CacheBusy:
+            refused.append(b)
+        finally:
+            handling[0] = False
+
+    def interrupt() -> None:
+        if not handling[0]:  # (the handler's own loads are not interrupted)
+            os.kill(os.getpid(), signal.SIGUSR1)  # handled at once, before this returns
+
+    if where == "device read":
+        real = k.device.read_into
+
+        def read_into(n: int, *bufs: bytearray | memoryview) -> None:
+            interrupt()
+            real(n, *bufs)
+
+        k.device.read_into = read_into  # type: ignore[method-assign]
+    else:
+        theirs = k.address_space(k.spawn(k.add_user("bob"), "bob-app"))
+        k.cache.min_resident = 1  # bob's pages are the global clock's to take (rule 2)
+        builtin = k.cache.evict_policy
+
+        def policy(aspace: Any, candidates: list[PageInfo]) -> Any:
+            interrupt()
+            return builtin(aspace, candidates)
+
+        k.cache.evict_policy = policy
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        for i in range(120):
+            if where == "eviction policy" and i % 3 == 0:
+                theirs.touch(i % 5, write=True)
+            b = (i * 29 + 3) % BLOCKS
+            got.append((b, k.fs.pread(r, b * BS, BS)))
+        vars(k.device).pop("read_into", None)
+        k.cache.evict_policy = k.cache._evict_choice
+        before = (len(got), len(refused))
+        os.kill(os.getpid(), signal.SIGUSR1)  # outside any load: served as ever
+        assert (len(got), len(refused)) == (before[0] + 1, before[1])
+    finally:
+        vars(k.device).pop("read_into", None)
+        k.cache.evict_policy = k.cache._evict_choice
+        signal.signal(signal.SIGUSR1, old)
+    assert all(data == pattern(b + 1)[b * BS:] for b, data in got)
+    for (_, blk), frame in k.cache._files.items():
+        assert bytes(frame.data) == k.device.read_block(blk)
+    k.check_invariants()
+    assert len(refused) > 10  # the handler did run inside loads

@@ -126,7 +126,7 @@ class AnonPages:
     swap: BlockDevice | None
     _lock: threading.RLock
     _free: list[int]
-    _spare: bytearray
+    _spare: bytearray | None
     _aspaces: dict[AddressSpace, None]
     _swap_free: list[int]
     on_release: Callable[[AddressSpace], None] | None
@@ -134,6 +134,7 @@ class AnonPages:
     if TYPE_CHECKING:
         def _take_frame(self, requester: AddressSpace | None) -> _Frame: ...
         def _use(self, frame: _Frame) -> None: ...
+        def _not_busy(self) -> bytearray: ...
 
     def _register(self, aspace: AddressSpace) -> None:
         with self._lock:
@@ -153,18 +154,26 @@ class AnonPages:
             raise InvalidArgument(f"vpn {vpn} is outside 0 .. {params.VPN_LIMIT - 1}")
         frame = aspace._resident.get(vpn)
         if frame is None:
+            spare = self._not_busy()  # (the cache's busy mark: cache.py)
             aspace.faults += 1
             self.stats.faults += 1
-            saved = self._swap_in(aspace, vpn)
-            frame = self._take_frame(aspace)
+            self._spare = None  # busy until the frame is taken
+            try:
+                saved = self._swap_in(aspace, vpn, spare)
+                frame = self._take_frame(aspace)
+            except BaseException:
+                self._spare = spare
+                raise
             frame.aspace = aspace
             frame.vpn = vpn
-            if saved is None:
-                frame.data[:] = _ZERO_PAGE
-            elif saved is self._spare:  # read from swap: the frame takes the buffer, no copy
+            if saved is spare:  # read from swap: the frame takes the buffer, no copy
                 self._spare, frame.data = frame.data, saved
-            else:  # a copy: the backing keeps its bytes (a clean page leaves unwritten)
-                frame.data[:] = saved
+            else:
+                self._spare = spare
+                if saved is None:
+                    frame.data[:] = _ZERO_PAGE
+                else:  # a copy: the backing keeps its bytes (a clean page leaves unwritten)
+                    frame.data[:] = saved
             aspace._resident[vpn] = frame
         if write:
             frame.dirty = True
@@ -192,9 +201,10 @@ class AnonPages:
             aspace._released = True
             del self._aspaces[aspace]
 
-    def _swap_in(self, aspace: AddressSpace, vpn: int) -> bytes | bytearray | None:
-        """The page's saved bytes: its backing's, or the cache's spare buffer holding
-        them read from swap (read before a frame is taken: a failed read claims
+    def _swap_in(self, aspace: AddressSpace, vpn: int,
+                 spare: bytearray) -> bytes | bytearray | None:
+        """The page's saved bytes: its backing's, or ``spare`` (the cache's spare buffer)
+        holding them read from swap (read before a frame is taken: a failed read claims
         nothing; the caller swaps the spare into the frame); None if it has none."""
         saved: bytes | bytearray | None
         if self.swap is None:
@@ -203,7 +213,7 @@ class AnonPages:
             slot = aspace._slots.get(vpn)
             saved = None
             if slot is not None:
-                saved = self._spare
+                saved = spare
                 self.swap.read_into(slot, saved)
         if saved is not None:
             self.stats.swapins += 1

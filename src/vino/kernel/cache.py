@@ -58,6 +58,12 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
   to the one frame that holds it, and every used frame is in exactly one map.
 - ``free + file blocks + sum(anonymous pages) == nframes``.
 - Outside a cache operation no frame is pinned.
+- ``_spare`` is None exactly while a load (a miss, a prefetch, a swap-in) holds it: the
+  busy mark. Code run amid that load on its own thread -- a signal handler (the
+  collector is held off during a load, a signal is not; the lock is re-entrant) --
+  that needs a frame or a spare buffer finds it None and is refused with ``CacheBusy``
+  before it changes anything (the native loads decline: their spare is no buffer; the
+  Python then refuses). So a load's buffer and the frame its clock chose are its own.
 - The spare page buffers (``_spare``, which a miss reads the device into and then
   swaps with the frame it takes; ``_spares``, prefetch's) are no frame's buffers.
 - The native plain read's hint (``_hint``: block number -> frame, see ``__init__``)
@@ -79,7 +85,7 @@ from vino.kernel import params, plainread
 from vino.kernel.aspace import AddressSpace, AnonPages
 from vino.kernel.cacheinvariants import CacheInvariants
 from vino.kernel.device import BlockDevice, block_runs
-from vino.kernel.errors import InvalidArgument
+from vino.kernel.errors import CacheBusy, InvalidArgument
 from vino.kernel.victims import DIRTY, REFERENCED, EvictPolicy, PageInfo, VictimChoice, Victims
 
 __all__ = ["DIRTY", "REFERENCED", "Access", "AddressSpace", "Cache", "CacheStats", "EvictPolicy",
@@ -185,7 +191,7 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         self._frames = [_Frame(i, bytearray(PAGE)) for i in range(nframes)]
         # Invariant: a PAGE-byte buffer no frame holds. A miss reads the device into it,
         # then the frame it takes swaps buffers with it (``_miss``): no copy of the block.
-        self._spare = bytearray(PAGE)
+        self._spare: bytearray | None = bytearray(PAGE)  # None: a load holds it (busy)
         # Invariant: at most PREFETCH_SPARE_PAGES PAGE-byte buffers, distinct, none a
         # frame's or _spare: prefetch reads its runs into them and swaps them in likewise.
         self._spares: list[bytearray] = []
@@ -268,6 +274,7 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
                 self._use(frame)
             elif offset == 0 and len(data) == PAGE:
                 dev.check_block(block)
+                self._not_busy()
                 self.stats.misses += 1
                 frame = self._take_frame(None)
                 self._claim_file(frame, dev, block)
@@ -300,6 +307,7 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
                     frame.prefetched = False
                 else:
                     dev.check_block(block)
+                    self._not_busy()
                     stats.misses += 1
                     frame = self._take_frame(None)
                     self._claim_file(frame, dev, block)
@@ -329,28 +337,40 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
                 if not 0 <= b < nblocks:
                     dev.check_block(b)  # raises BadBlock
             todo = sorted(todo[: self.nframes // params.PREFETCH_FRACTION])
-            loaded = 0
-            spares = self._spares
-            for start, count in block_runs(todo):
-                while len(spares) < count:
-                    spares.append(bytearray(PAGE))
-                bufs = spares[:count]
-                dev.read_into(start, *bufs)  # into spare buffers, as a miss reads
-                pinned: list[_Frame] = []
-                try:
-                    for i in range(count):
-                        frame = self._take_frame(None)
-                        self._claim_file(frame, dev, start + i)
-                        spares[i], frame.data = frame.data, bufs[i]  # no copy: swapped
-                        frame.prefetched = frame.pinned = True
-                        pinned.append(frame)
-                        loaded += 1
-                finally:
-                    for frame in pinned:
-                        frame.pinned = False
-                    del spares[params.PREFETCH_SPARE_PAGES:]
+            if not todo:
+                return 0
+            spare = self._not_busy()
+            self._spare = None  # busy (module doc): the spare buffers and frames are its own
+            try:
+                loaded = self._prefetch_runs(dev, todo)
+            finally:
+                self._spare = spare
             self.stats.prefetches += loaded
             return loaded
+
+    def _prefetch_runs(self, dev: BlockDevice, todo: list[int]) -> int:
+        """``prefetch``'s loads of the sorted blocks ``todo``; how many were loaded."""
+        loaded = 0
+        spares = self._spares
+        for start, count in block_runs(todo):
+            while len(spares) < count:
+                spares.append(bytearray(PAGE))
+            bufs = spares[:count]
+            dev.read_into(start, *bufs)  # into spare buffers, as a miss reads
+            pinned: list[_Frame] = []
+            try:
+                for i in range(count):
+                    frame = self._take_frame(None)
+                    self._claim_file(frame, dev, start + i)
+                    spares[i], frame.data = frame.data, bufs[i]  # no copy: swapped
+                    frame.prefetched = frame.pinned = True
+                    pinned.append(frame)
+                    loaded += 1
+            finally:
+                for frame in pinned:
+                    frame.pinned = False
+                del spares[params.PREFETCH_SPARE_PAGES:]
+        return loaded
 
     def is_resident(self, dev: BlockDevice, block: int) -> bool:
         with self._lock:
@@ -477,17 +497,25 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
     def _load(self, dev: BlockDevice, block: int,
               behalf: Callable[[], AbstractContextManager[object]] | None) -> _Frame:
         """``_miss``'s load, the collector held off (its caller's)."""
-        self.stats.misses += 1
         data = self._spare  # read before a frame is taken: a failed read claims nothing
-        dev.read_into(block, data)
-        free = self._free
-        if free:
-            frame = self._frames[free.pop()]
-        else:  # _take_frame(None) inline: rule 2, the global clock ...
-            frame = self._sweep()
-            if frame.aspace is not None:  # ... names whose page goes (requester None)
-                frame = self._choose_for(frame.aspace, None, behalf)
-            self._evict(frame)
+        if data is None:
+            self._not_busy()  # raises CacheBusy
+            raise AssertionError("unreachable")  # (for the type checker)
+        self.stats.misses += 1
+        self._spare = None  # busy (module doc) until the frame takes the buffer
+        try:
+            dev.read_into(block, data)
+            free = self._free
+            if free:
+                frame = self._frames[free.pop()]
+            else:  # _take_frame(None) inline: rule 2, the global clock ...
+                frame = self._sweep()
+                if frame.aspace is not None:  # ... names whose page goes (requester None)
+                    frame = self._choose_for(frame.aspace, None, behalf)
+                self._evict(frame)
+        except BaseException:
+            self._spare = data
+            raise
         frame.dev = dev
         frame.block = block
         key = frame.key = (dev, block)
@@ -498,6 +526,14 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         frame.last_use = tick
         frame.referenced = True
         return frame
+
+    def _not_busy(self) -> bytearray:
+        """The spare buffer; ``CacheBusy`` if a load of this thread holds it (module doc)."""
+        spare = self._spare
+        if spare is None:
+            raise CacheBusy("the buffer cache was entered again amid a load on the same thread "
+                            "(a signal handler doing file I/O?): refused, nothing changed")
+        return spare
 
     def _claim_file(self, frame: _Frame, dev: BlockDevice, block: int) -> None:
         frame.dev = dev

@@ -36,7 +36,7 @@ class CacheInvariants:
     _dirty_files: dict[tuple[BlockDevice, int], _Frame]
     _aspaces: dict[AddressSpace, None]
     _swap_free: list[int]
-    _spare: bytearray
+    _spare: bytearray | None
     _spares: list[bytearray]
     _hint: bytearray
 
@@ -81,7 +81,10 @@ class CacheInvariants:
             anon = sum(len(a._resident) for a in self._aspaces)
             _check(len(self._files) + anon == used, "maps and frames disagree on residency")
             _check(used + len(free) == self.nframes, "frames leaked")
-            spares = [self._spare, *self._spares]
+            spare = self._spare
+            _check(spare is not None, "the spare buffer is held outside a load")
+            assert spare is not None
+            spares = [spare, *self._spares]
             held = {id(f.data) for f in self._frames}
             _check(len(held) == self.nframes, "two frames share one page buffer")
             _check(all(len(b) == PAGE for b in spares)

@@ -16,9 +16,9 @@ import errno as _errno
 from vino.errors import VinoError
 
 __all__ = [
-    "AccessDenied", "BadBlock", "BadHandle", "CorruptFileSystem", "DeviceError", "FileExists",
-    "FilterUnavailable", "ImageInUse", "InvalidArgument", "InvariantViolation", "KernelError",
-    "NoSpace", "NoSuchFile", "PowerLost",
+    "AccessDenied", "BadBlock", "BadHandle", "CacheBusy", "CorruptFileSystem", "DeviceError",
+    "FileExists", "FilterUnavailable", "ImageInUse", "InvalidArgument", "InvariantViolation",
+    "KernelError", "NoSpace", "NoSuchFile", "PowerLost",
 ]
 
 
@@ -84,6 +84,14 @@ class ImageInUse(KernelError):
 class CorruptFileSystem(KernelError):
     """``mount`` found an image it cannot trust (bad magic, version, geometry).
     Nothing was mounted and nothing was written."""
+
+
+class CacheBusy(KernelError):
+    """The buffer cache was entered again, on the thread that is loading a page into it,
+    by code that needs a frame or a spare page buffer: a signal handler run amid the
+    load (between two of its bytecodes) that reads or writes a file. Refused before
+    anything of the cache changed; the load it interrupted completes as if it had not
+    run. Retry once the handler has returned (or do no file I/O in a signal handler)."""
 
 
 class InvariantViolation(KernelError, AssertionError):
