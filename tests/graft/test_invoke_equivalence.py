@@ -85,7 +85,7 @@ def invoke_plain(g: Graft, args: tuple[Any, ...]) -> Any:
             return point.default(*args)
         if not g._pay(ts.acting, parent):
             return point.default(*args)
-        if ts.hold is not None and not g._may_hold(ts.hold):
+        if ts.hold is not None and not g._may_hold():
             return point.default(*args)
         txn = g._begin()
         txn.args = args

@@ -185,7 +185,7 @@ def _charge_used(g: Graft, txn: Transaction) -> None:
     failing calls cannot get round the total-CPU quota or hide their pages."""
     if txn.start_ns:
         with contextlib.suppress(QuotaExceeded):  # aborting anyway
-            g._charge_cpu(txn.ts, max(0, time.perf_counter_ns() - txn.start_ns))
+            g._charge_cpu(max(0, time.perf_counter_ns() - txn.start_ns))
     if g.may_grow and g.instance is not None:
         with contextlib.suppress(QuotaExceeded):  # over quota: charged, marked for removal
             g._account_memory()

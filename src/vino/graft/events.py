@@ -46,7 +46,7 @@ def deliver(g: Graft, args: tuple[object, ...]) -> bool:
             return False
         if not g._pay(ts.acting, parent):
             return False  # the payer's allowance is spent: the handler misses it
-        if ts.hold is not None and not g._may_hold(ts.hold):
+        if ts.hold is not None and not g._may_hold():
             return False  # its share of others' waits is spent: it misses it
         stage = _ENCODE
         txn = g._begin()  # current from here: nothing but the try's entry before it
@@ -105,7 +105,7 @@ def call_handler(g: Graft, txn: Transaction, func: RawFunc, wasm_args: tuple[int
             # Refusing is its right (undone, not a failure), but the time is its
             # principal's like any call's (or the payer's allowance): uncharged, a graft
             # doing its work in messages it refuses would run free of its CPU quota.
-            g._charge_cpu(txn.ts, t2 - t1)  # QuotaExceeded: stopped for resource
+            g._charge_cpu(t2 - t1)  # QuotaExceeded: stopped for resource
             raise MessageRefused(g.name, ret)
         raise InvalidResult(f"{what} returned {ret}")
     g._finish(txn, t1, t2)

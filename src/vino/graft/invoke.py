@@ -298,7 +298,7 @@ class Graft:
         """Checks after a clean return, then commit (raises to abort instead)."""
         if txn.doom_reason is not None or (txn.parent is not None and txn.doomed()):
             txn.check()
-        self._charge_cpu(txn.ts, t2 - t1)
+        self._charge_cpu(t2 - t1)
         txn.commit()
 
     def _pay(self, acting: Principal | None, parent: Transaction | None) -> bool:
@@ -315,9 +315,9 @@ class Graft:
         self.stats.unpaid += 1
         return False
 
-    def _may_hold(self, hold: Hold) -> bool:
-        """False (counted in ``Stats.throttled``) if an own call may not start under
-        ``hold``: its principal's share of others' waits is spent (hold.py)."""
+    def _may_hold(self) -> bool:
+        """False (counted in ``Stats.throttled``) if an own call may not start under the
+        thread's hold: its principal's share of others' waits is spent (hold.py)."""
         if self._allowance is not None or self._share.open():
             return True
         self.stats.throttled += 1
@@ -331,7 +331,7 @@ class Graft:
         if self._allowance is None and hold.contended():
             self._share.spend(ns)
 
-    def _charge_cpu(self, ts: ThreadState, ns: int) -> None:
+    def _charge_cpu(self, ns: int) -> None:
         """One call's CPU: its principal's, or hosted (hosting.py)."""
         allowance = self._allowance
         if allowance is not None:
@@ -376,7 +376,7 @@ class Graft:
                 self._allowance = None  # its own principal's call (the common case)
             elif not self._pay(ts.acting, parent):
                 return point.default(*args)  # the payer's allowance is spent
-            if ts.hold is not None and not self._may_hold(ts.hold):
+            if ts.hold is not None and not self._may_hold():
                 return point.default(*args)  # its share of others' waits is spent
             txn = self._txn  # finished: the mutex admits one invocation at a time
             txn.args = args
