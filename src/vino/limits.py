@@ -50,12 +50,12 @@ MAX_TABLE_ELEMENTS: Final = 4096  # declared table minimum / maximum
 # to the principal's memory quota at install, and the store refuses growth past them.
 TABLE_ELEMENT_BYTES: Final = 8
 MAX_FUNCTIONS: Final = 4096  # functions defined by the module
-MAX_EXPORTS: Final = 256
+MAX_EXPORTS: Final = 256  # export entries
 MAX_IMPORTS: Final = 64  # import entries (each must be a graft-callable of the point)
 MAX_TYPES: Final = 256  # function types
-MAX_GLOBALS: Final = 256
-MAX_DATA_SEGMENTS: Final = 256
-MAX_ELEMENT_SEGMENTS: Final = 64
+MAX_GLOBALS: Final = 256  # globals defined by the module
+MAX_DATA_SEGMENTS: Final = 256  # data segments
+MAX_ELEMENT_SEGMENTS: Final = 64  # element (table initialiser) segments
 # One function's code, bytes. Compile time and memory grow faster than linearly with the
 # largest function (measured: one 1 MB function takes 2.2 s of CPU and 330 MB to compile).
 MAX_FUNCTION_BODY_BYTES: Final = 64 << 10
@@ -97,7 +97,7 @@ QUOTA_CPU_TOTAL_S: Final = 60.0  # total CPU time in grafts, seconds
 # Install attempts per principal (privileged ones exempt), a token bucket: this many per
 # second sustained, after a burst of QUOTA_INSTALL_BURST attempts at once.
 QUOTA_INSTALLS_PER_S: Final = 200.0
-QUOTA_INSTALL_BURST: Final = 1000
+QUOTA_INSTALL_BURST: Final = 1000  # install attempts at once
 # Time another principal's grafts may take inside this principal's operations (its reads
 # of a filtered file, its page faults that evict from another address space), per other
 # principal: seconds per second sustained, after a burst (graft/hosting.py). Past it the
