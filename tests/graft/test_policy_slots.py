@@ -173,3 +173,138 @@ def test_the_in_place_slot_leaks_nothing_on_any_path(point: AnyPoint) -> None:
     _install(point, "t1")
     slot = point.on_first_in_place(1, seal, failing, native=True)
     assert blocks_kept(calls(slot), 300) < 60
+
+
+class Target:
+    """A target that hashes and compares by identity, as the kernel's do: the plain
+    slot remembers the graft it found for such a target."""
+
+
+class Rehashed:
+    """A target whose hash changes: a lookup after the change may find nothing, so no
+    slot may answer from what it found before."""
+
+    def __init__(self) -> None:
+        self.h = 1
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+
+ANSWER1 = ANSWER0.replace('"xform") (result i32) i32.const 0', '"xform") (result i32) i32.const 1')
+
+
+@needs_native
+def test_a_plain_slot_never_answers_from_a_graft_it_found_before_the_table_changed(
+        point: AnyPoint) -> None:
+    """The native slot remembers the graft it found last (no lookup while nothing changed);
+    after every change of the table, the point's fields or a target's hash it answers as
+    its Python twin and the point itself, step by step."""
+    assert point.registry is not None
+    reg = point.registry
+    who = tenant("slots", privileged=True)
+    a, b, r = Target(), Target(), Rehashed()
+    native, python = point.on_first(native=True), point.on_first(native=False)
+    decode = point.decode
+    seen: list[int] = []
+
+    def direct(target: object, data: Any, grow: int) -> object:
+        return point(target, target, data, grow)
+
+    def tagged(buf: memoryview, ret: int, target: object, data: Any, grow: int) -> bytes:
+        seen.append(ret)
+        return bytes(decode(buf, ret, target, data, grow))
+
+    def same(target: object) -> object:
+        answers = []
+        for slot in (native, native, python, direct):
+            seen.clear()
+            answers.append((slot(target, b"ab", 0), tuple(seen)))
+        assert answers.count(answers[0]) == 4, answers
+        return answers[0]
+
+    point.decode = tagged
+    assert same(a) == (b"d:", ())  # nothing installed: the default
+    ga = reg.install(point, ANSWER0, who, a, remove_after=NEVER_REMOVE)
+    assert same(a) == (b"BA", (0,))
+    assert same(b) == (b"d:", ())
+    gg = reg.install(point, ANSWER1, who, GLOBAL, remove_after=NEVER_REMOVE)
+    assert same(b) == (b"BA", (1,))  # the GLOBAL graft for a target without its own
+    gb0 = reg.install(point, ANSWER0, who, b, remove_after=NEVER_REMOVE)
+    assert same(b) == (b"BA", (0,))  # its own now, the GLOBAL one still installed
+    reg.remove(gb0)
+    assert same(b) == (b"BA", (1,))
+    assert same(a) == (b"BA", (0,))
+    reg.remove(ga)
+    assert same(a) == (b"BA", (1,))  # its own removed: the GLOBAL one
+    reg.remove(gg)
+    assert same(a) == (b"d:", ()) and same(b) == (b"d:", ())
+    reg.install(point, ANSWER1, who, r, remove_after=NEVER_REMOVE)
+    assert same(r) == (b"BA", (1,))
+    r.h = 2  # the table cannot find it any more: the default, in every slot
+    assert same(r) == (b"d:", ())
+    r.h = 1
+    gb = reg.install(point, ANSWER1, who, b, remove_after=NEVER_REMOVE)
+    assert same(b) == (b"BA", (1,))
+    saved = point.table
+    point.table = {}  # the point's field replaced: nothing installed as far as calls see
+    assert same(b) == (b"d:", ())
+    point.table = saved
+    assert same(b) == (b"BA", (1,))
+    reg.remove(gb)
+    assert same(b) == (b"d:", ())
+
+
+@needs_native
+def test_a_callable_that_keeps_the_calls_arguments_sees_them_unchanged_later(
+        point: AnyPoint) -> None:
+    """The native slot reuses the tuple of its last call's arguments for the next one
+    unless somebody else holds it: a graft-callable keeping ``txn.args`` keeps its own."""
+    from vino.graft import I32, GraftCallable
+    from vino.graft.txn import Transaction
+
+    kept: list[tuple[object, ...]] = []
+
+    def keep(txn: Transaction, i: int) -> int:
+        assert txn.args is not None
+        kept.append(txn.args)
+        return 0
+
+    reg = Registry()
+    p: AnyPoint = reg.declare(FunctionPoint(
+        name="slots.keep", entry="xform", buffer_size=64, encode=lambda buf, *a: (),
+        decode=_decode, default=_default, may_install=any_principal, target_type=object,
+        callables=(GraftCallable("keep", (I32,), (I32,), keep),)))
+    try:
+        wat = '''(module
+  (import "vino" "keep" (func $keep (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "vino_buffer") (result i32) i32.const 0)
+  (func (export "xform") (result i32) (call $keep (i32.const 0))))'''
+        t = Target()
+        reg.install(p, wat, tenant("slots", privileged=True), t, remove_after=NEVER_REMOVE)
+        slot = p.on_first(native=True)
+        firsts = [bytearray(b"ab"), bytearray(b"cd"), bytearray(b"ef")]
+        for data in firsts:
+            assert slot(t, data, 0) == bytes(data).upper()[::-1]
+        assert [k[1] for k in kept] == firsts and all(k[0] is t for k in kept)
+        assert len({id(k) for k in kept}) == 3  # each call its own tuple, none reused
+    finally:
+        reg.close()
+
+
+@needs_native
+def test_a_plain_slot_leaks_nothing_while_it_remembers_and_reuses(point: AnyPoint) -> None:
+    a, b = Target(), Target()
+    _install(point, a)
+    slot = point.on_first(native=True)
+
+    def run() -> object:
+        for target in (a, a, b, a):
+            slot(target, bytearray(b"abcd"), 0)
+        return None
+
+    assert blocks_kept(run, 300) < 60

@@ -34,7 +34,12 @@
  * - Dispatch: FunctionPoint.__call__ (graft/point.py), the graft for a target, else
  *   the GLOBAL one, else the default, without a Python frame.
  * - Targeted: a subsystem's policy slot whose first argument is the target
- *   (FunctionPoint.on_first), entering Dispatch without a Python frame.
+ *   (FunctionPoint.on_first), entering Dispatch without a Python frame. It remembers
+ *   the graft it found last (no lookup while the point's dict, its table and the point's
+ *   type keep their versions), keeps its last call's argument tuple for the next call
+ *   when nobody else holds it, and asks for the lines the protected call reads first
+ *   before reading them (protected_prefetch): a call made after the host was busy
+ *   elsewhere finds fewer lines cold and waits for them together, not one by one.
  * - An epoch-deadline callback: it asks `decide()` and goes on one more tick or
  *   stops the guest (an exception in decide() goes to on_fault like a host
  *   function's and stops it). Going on, a guest that RawCall entered holding the
@@ -56,6 +61,12 @@
 #include <stdint.h>
 
 #define VAL_RAW_BYTES 16 /* sizeof(wasmtime_val_raw_t) */
+
+/* This library's thread-locals (a few words) in the static TLS block glibc keeps room
+ * in for libraries loaded later: read at a fixed offset from the thread pointer, not
+ * through __tls_get_addr and the thread's vector of modules (code and data a call after
+ * a pause would find cold). */
+#define TLS_MODEL __attribute__((tls_model("initial-exec")))
 
 /* A dict's version: CPython before 3.12 gives every dict a new one at each change, so
  * an unchanged version means an unchanged dict and what was looked up in it holds.
@@ -118,7 +129,7 @@ typedef struct {
  * innermost RawCall of this thread (NULL: that call still holds the GIL). Each RawCall
  * keeps the value of the call it nests in (a graft-callable calling another graft) on
  * its C stack and puts it back when it returns. */
-static __thread PyThreadState *released;
+static __thread PyThreadState *released TLS_MODEL;
 
 static PyObject *rawcall_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
                                     PyObject *kwnames) {
@@ -457,15 +468,11 @@ static PyTypeObject UsageCountersType = {
 /* What every Protected shares (setup_protected): the thread-state holder, the constants
  * of graft/invoke.py and graft/txn.py, the names it reads, and the slot offsets of the
  * __slots__ classes it reads and writes without a Python call. */
-static struct {
-    PyObject *local;  /* txn._LOCAL; strong: its per-thread dicts live as long as threads */
-    PyObject *stage[3]; /* invoke._ENCODE, _GUEST, _DECODE */
+static struct { /* what every call reads first (the names and types compiling reads last) */
+    int ready;
     PyObject *active, *committed; /* txn.ACTIVE, txn.COMMITTED */
     long long sample_mask; /* stats.SAMPLE_MASK: the whole call is timed when commits & it is 0 */
     PyTypeObject *graft_type, *txn_type, *ts_type;
-    /* graft/codec.py's codecs: compiled, run here */
-    PyTypeObject *scalars_type, *in_range_type, *rows_type, *index_type, *batch_type,
-        *elements_type, *bytes_type, *bytes_of_type;
     PyTypeObject *deque_type; /* collections.deque: a sequence Rows reads (NULL: none) */
     /* Graft */
     Py_ssize_t g_buffer, g_mem_charged, g_instance, g_call;
@@ -480,9 +487,13 @@ static struct {
     PyObject *clock; /* clock_dict's _perf_ns when it had version clock_version (strong) */
     uint64_t clock_version; /* 0: none looked up yet */
     PyObject *perf_counter_ns; /* time.perf_counter_ns: then the clock is read here, in C */
+    PyObject *local;  /* txn._LOCAL; strong: its per-thread dicts live as long as threads */
+    PyObject *stage[3]; /* invoke._ENCODE, _GUEST, _DECODE */
+    /* graft/codec.py's codecs: compiled, run here */
+    PyTypeObject *scalars_type, *in_range_type, *rows_type, *index_type, *batch_type,
+        *elements_type, *bytes_type, *bytes_of_type;
     PyObject *n_plan, *n_ts, *n_perf_ns, *n_encode, *n_decode, *n_invoke, *n_failed, *n_stopped, *n_account_memory,
         *n_cpu_used_up, *n_check, *n_commit, *n_free, *n_flush;
-    int ready;
 } P;
 
 enum { ENCODE, GUEST, DECODE };
@@ -504,21 +515,23 @@ typedef struct {
 #define MAX_CANDIDATES 4096 /* Batch: more candidates than this: the codec's Python */
 #define MAX_ELEMS 64 /* Elements: a longer array: the codec's Python */
 
+/* What a call reads first, together (a call after a pause finds every line cold): the
+ * scalars, then the arrays in the order they are read, the longest last. */
 typedef struct {
     int nhead;
-    char head_code[MAX_HEAD];
-    Py_ssize_t head_at[MAX_HEAD];
-    int head_count[MAX_HEAD]; /* 1: the number of rows written */
-    Src head[MAX_HEAD];
-    Src rows;
-    Py_ssize_t arr_at, elem_size, max;
+    int ncols;
     int refuse; /* more rows than max: the Python raises; else the first max are taken */
     char shape;  /* 'k': ints; 't': tuples of ints; 's': each row's attribute, its bytes */
     char elem_code;
-    int ncols;
+    char head_code[MAX_HEAD];
     char col_code[MAX_COLS];
-    Py_ssize_t col_at[MAX_COLS];
+    Py_ssize_t arr_at, elem_size, max;
     PyObject *attr; /* borrowed from the plan */
+    Src rows;
+    int head_count[MAX_HEAD]; /* 1: the number of rows written */
+    Py_ssize_t head_at[MAX_HEAD];
+    Py_ssize_t col_at[MAX_COLS];
+    Src head[MAX_HEAD];
     /* Bytes: the entry's arguments (wasm_count[i]: the number of bytes; else wasm[i]) */
     int nwasm;
     int wasm_count[MAX_PARAMS];
@@ -536,12 +549,14 @@ typedef struct {
 } DecPlan;
 
 
+/* The fields every call reads come first, then the codecs' plans (the scalars of each
+ * first: RowsPlan), then what only setup, the collector and rare paths read: a call
+ * after a pause (vino bench goals' sparse calls) finds the fewest cold lines, and
+ * protected_prefetch asks for the lines before `point` at once. */
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *graft, *point, *pdict, *txn, *stats, *usage, *events, *mutex;
-    PyObject *entry;   /* the RawFunc: keeps the value slots and the trap slot alive */
-    PyObject *counter; /* the ticker's count (a ctypes c_uint64): keeps *ticks alive */
+    PyObject *graft, *pdict, *txn, *stats, *usage, *events, *mutex;
     call_fn fn;
     void *ctx, *func, *vals, *trap, *mem;
     size_t nvals;
@@ -550,28 +565,32 @@ typedef struct {
     long long cpu_total_ns, undo_quota;
     int nparams, may_grow, dead;
     int live; /* Invariant: 0 exactly when graft.state is not LIVE (Graft._unlink_removed) */
-    char wide[MAX_PARAMS];
     /* The codecs last seen as the point's encode and decode (strong), and how each runs
      * here (enc_mode, dec_mode: ENC_NONE / DEC_NONE, the codec's Python): see codec_seen. */
     PyObject *enc_codec, *dec_codec;
     uint64_t codecs_version; /* both are the point's dict's at this version; 0: unknown */
     int enc_mode, dec_mode;
     int enc_n; /* Scalars: its arguments */
-    PyObject *enc_plan, *dec_plan; /* the plans compiled (strong): rows, dec borrow from them */
-    RowsPlan rows;
-    DecPlan dec;
+    char wide[MAX_PARAMS];
     char enc_kind[MAX_PARAMS]; /* 'B' 'I' 'i' 'Q': a buffer field; 'w': a Wasm parameter */
-    Py_ssize_t enc_at[MAX_PARAMS]; /* its offset, or the parameter's index */
     Py_ssize_t enc_end; /* the buffer's bytes the plan writes lie below this */
     long long dec_lo, dec_hi;
+    Py_ssize_t enc_at[MAX_PARAMS]; /* its offset, or the parameter's index */
+    DecPlan dec;
+    RowsPlan rows;
+    /* read by setup, the collector and rare paths only */
+    PyObject *point;
+    PyObject *entry;   /* the RawFunc: keeps the value slots and the trap slot alive */
+    PyObject *counter; /* the ticker's count (a ctypes c_uint64): keeps *ticks alive */
+    PyObject *enc_plan, *dec_plan; /* the plans compiled (strong): rows, dec borrow from them */
 } Protected;
 
 /* The calling thread's ThreadState (borrowed). Cached per thread state: a thread's
  * ThreadState is made once (txn._Local) and never rebound, and P.local keeps the
  * per-thread dict holding it alive until that thread state is gone (a new one has a
  * new id). */
-static __thread uint64_t ts_id;
-static __thread PyObject *ts_cached;
+static __thread uint64_t ts_id TLS_MODEL;
+static __thread PyObject *ts_cached TLS_MODEL;
 
 static PyObject *thread_state(void) {
     uint64_t id = PyThreadState_GetID(PyThreadState_Get());
@@ -1956,6 +1975,131 @@ typedef struct {
     PyObject *n_table, *n_default, *n_call;
 } Dispatch;
 
+/* point.table's graft for target, else the GLOBAL one (a new reference), Py_None when
+ * neither is installed, NULL with an exception. *table_out (unless NULL): the table (a new
+ * reference) when it was read from the point's own dict, the way Targeted's cache can
+ * vouch for, with its version before it was searched in *table_version; else NULL. */
+static PyObject *dispatch_find(Dispatch *d, PyObject *point, PyObject *target,
+                               PyObject **table_out, uint64_t *table_version) {
+    PyObject *g = NULL, *table = NULL;
+    int own = 0;
+    if (table_out != NULL) *table_out = NULL;
+    if (_PyType_Lookup(Py_TYPE(point), d->n_table) == NULL) {
+        /* no class attribute of that name: point.table is its own dict's (a dataclass
+         * field), read there without the generic attribute lookup */
+        PyObject *dict = PyObject_GenericGetDict(point, NULL);
+        if (dict != NULL) {
+            table = PyDict_GetItemWithError(dict, d->n_table);
+            Py_XINCREF(table);
+            Py_DECREF(dict);
+            own = table != NULL;
+        }
+        if (table == NULL) { /* not there: the ordinary lookup says what is wrong */
+            PyErr_Clear();
+            table = PyObject_GetAttr(point, d->n_table);
+        }
+    } else {
+        table = PyObject_GetAttr(point, d->n_table);
+    }
+    if (table == NULL) return NULL;
+#ifdef DICT_VERSION
+    if (own && table_version != NULL && PyDict_CheckExact(table))
+        *table_version = DICT_VERSION(table);
+#endif
+    int some = PyObject_IsTrue(table);
+    if (some < 0) goto error;
+    if (some) {
+        if (!PyDict_Check(table)) {
+            PyErr_SetString(PyExc_TypeError, "a point's table is a dict");
+            goto error;
+        }
+        g = PyDict_GetItemWithError(table, target);
+        if (g == NULL && !PyErr_Occurred()) g = PyDict_GetItemWithError(table, d->global);
+        if (g == NULL && PyErr_Occurred()) goto error;
+    }
+    if (g == NULL) g = Py_None;
+    Py_INCREF(g);
+    if (own && table_out != NULL) *table_out = table;
+    else Py_DECREF(table);
+    return g;
+error:
+    Py_DECREF(table);
+    return NULL;
+}
+
+/* A tuple of the n args (new references): *spare (unless spare is NULL) when it holds
+ * one of n items, else a new one. A slot keeps the tuple of its last call as its spare
+ * (args_done), so a call makes no tuple and frees none: nothing to allocate, link into
+ * the collector's list and unlink, whose lines a call after a pause finds cold. */
+static PyObject *args_tuple(PyObject **spare, PyObject *const *args, Py_ssize_t n) {
+    PyObject *tuple = spare != NULL ? *spare : NULL;
+    if (tuple != NULL && PyTuple_GET_SIZE(tuple) == n) {
+        *spare = NULL; /* in use: a call through the same slot meanwhile makes its own */
+        if (!PyObject_GC_IsTracked(tuple)) PyObject_GC_Track(tuple); /* the collector
+                                                                        untracks empty ones */
+    } else {
+        tuple = PyTuple_New(n);
+        if (tuple == NULL) return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(tuple, i, args[i]);
+    }
+    return tuple;
+}
+
+/* The end of a call's tuple from args_tuple: kept as the spare, its items let go (as
+ * freeing it would), when nobody else holds it (a graft-callable or a codec may have
+ * kept txn.args) and no spare was kept meanwhile; else let go. Invariant: a spare's
+ * items are all NULL and nothing but its slot refers to it. */
+static void args_done(PyObject **spare, PyObject *tuple) {
+    if (spare != NULL && *spare == NULL && Py_REFCNT(tuple) == 1) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+            PyObject *x = PyTuple_GET_ITEM(tuple, i);
+            PyTuple_SET_ITEM(tuple, i, NULL);
+            Py_XDECREF(x); /* may run a finalizer, which may call the slot again */
+        }
+        if (*spare == NULL) {
+            *spare = tuple;
+            return;
+        }
+    }
+    Py_DECREF(tuple);
+}
+
+/* The point's answer from graft g (from dispatch_find) for args (the point's own
+ * arguments, after the target): the default's when g is None, else the graft's call
+ * (Graft.call: the Protected entry, entered directly, or invoke). Steals g. spare: the
+ * slot's spare tuple (args_tuple), or NULL. */
+static PyObject *dispatch_run(Dispatch *d, PyObject *point, PyObject *g,
+                              PyObject *const *args, Py_ssize_t n, PyObject **spare) {
+    PyObject *r;
+    if (g == Py_None) {
+        Py_DECREF(g);
+        PyObject *dflt = PyObject_GetAttr(point, d->n_default);
+        if (dflt == NULL) return NULL;
+        r = PyObject_Vectorcall(dflt, args, (size_t)n, NULL);
+        Py_DECREF(dflt);
+        return r;
+    }
+    PyObject *tuple = args_tuple(spare, args, n);
+    if (tuple == NULL) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    /* graft.call: read from its slot, and a native entry called straight away */
+    PyObject *call = P.ready && Py_TYPE(g) == P.graft_type ? SLOT(g, P.g_call) : NULL;
+    if (call != NULL) Py_INCREF(call);
+    else call = PyObject_GetAttr(g, d->n_call);
+    Py_DECREF(g);
+    r = call == NULL ? NULL
+        : Py_TYPE(call) == &ProtectedType ? protected_vectorcall(call, &tuple, 1, NULL)
+        : PyObject_Vectorcall(call, &tuple, 1, NULL);
+    Py_XDECREF(call);
+    args_done(spare, tuple);
+    return r;
+}
+
 static PyObject *dispatch_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
                                      PyObject *kwnames) {
     Dispatch *d = (Dispatch *)self;
@@ -1968,68 +2112,8 @@ static PyObject *dispatch_vectorcall(PyObject *self, PyObject *const *argv, size
         PyErr_SetString(PyExc_TypeError, "a point is called with a target");
         return NULL;
     }
-    PyObject *point = argv[0], *target = argv[1], *g = NULL, *r, *table = NULL;
-    if (_PyType_Lookup(Py_TYPE(point), d->n_table) == NULL) {
-        /* no class attribute of that name: point.table is its own dict's (a dataclass
-         * field), read there without the generic attribute lookup */
-        PyObject *dict = PyObject_GenericGetDict(point, NULL);
-        if (dict != NULL) {
-            table = PyDict_GetItemWithError(dict, d->n_table);
-            Py_XINCREF(table);
-            Py_DECREF(dict);
-        }
-        if (table == NULL) { /* not there: the ordinary lookup says what is wrong */
-            PyErr_Clear();
-            table = PyObject_GetAttr(point, d->n_table);
-        }
-    } else {
-        table = PyObject_GetAttr(point, d->n_table);
-    }
-    if (table == NULL) return NULL;
-    int some = PyObject_IsTrue(table);
-    if (some < 0) goto error;
-    if (some) {
-        if (!PyDict_Check(table)) {
-            PyErr_SetString(PyExc_TypeError, "a point's table is a dict");
-            goto error;
-        }
-        g = PyDict_GetItemWithError(table, target);
-        if (g == NULL && !PyErr_Occurred()) g = PyDict_GetItemWithError(table, d->global);
-        if (g == NULL && PyErr_Occurred()) goto error;
-        Py_XINCREF(g);
-    }
-    Py_DECREF(table);
-    if (g == NULL || g == Py_None) {
-        Py_XDECREF(g);
-        PyObject *dflt = PyObject_GetAttr(point, d->n_default);
-        if (dflt == NULL) return NULL;
-        r = PyObject_Vectorcall(dflt, argv + 2, (size_t)(n - 2), NULL);
-        Py_DECREF(dflt);
-        return r;
-    }
-    PyObject *args = PyTuple_New(n - 2);
-    if (args == NULL) {
-        Py_DECREF(g);
-        return NULL;
-    }
-    for (Py_ssize_t i = 2; i < n; i++) {
-        Py_INCREF(argv[i]);
-        PyTuple_SET_ITEM(args, i - 2, argv[i]);
-    }
-    /* graft.call: read from its slot, and a native entry called straight away */
-    PyObject *call = P.ready && Py_TYPE(g) == P.graft_type ? SLOT(g, P.g_call) : NULL;
-    if (call != NULL) Py_INCREF(call);
-    else call = PyObject_GetAttr(g, d->n_call);
-    Py_DECREF(g);
-    r = call == NULL ? NULL
-        : Py_TYPE(call) == &ProtectedType ? protected_vectorcall(call, &args, 1, NULL)
-        : PyObject_Vectorcall(call, &args, 1, NULL);
-    Py_XDECREF(call);
-    Py_DECREF(args);
-    return r;
-error:
-    Py_DECREF(table);
-    return NULL;
+    PyObject *g = dispatch_find(d, argv[0], argv[1], NULL, NULL);
+    return g == NULL ? NULL : dispatch_run(d, argv[0], g, argv + 2, n - 2, NULL);
 }
 
 static PyObject *dispatch_get(PyObject *self, PyObject *obj, PyObject *type) {
@@ -2121,7 +2205,114 @@ typedef struct {
     PyObject *point, *call;
     PyObject *seal, *empty, *n_table; /* NULL unless in place */
     int into;                          /* -1: the answer is returned */
+    /* The graft the last lookup found (strong; NULL: none remembered) for the target
+     * last_key, and what it was found in: the point's dict and its table (strong), their
+     * versions and the point's type's (targeted_remember). Invariant: while all three
+     * versions are unchanged, looking last_key up again finds last_graft. last_key is
+     * borrowed and only compared by identity: a target whose type hashes and compares
+     * by identity, so an object that takes its address after it died is looked up to
+     * the same graft (the table holds its keys alive, so a removed key changed the
+     * table's version). */
+    PyObject *last_key, *last_graft, *pdict, *table;
+    PyObject *spare; /* the tuple of the last call, for the next (args_tuple), or NULL */
+    uint64_t pdict_version, table_version;
+    unsigned int type_version;
 } Targeted;
+
+/* The lines a protected call reads first, asked for all at once: a call made after the
+ * host was busy elsewhere (vino bench goals' sparse calls) finds them out of the caches,
+ * and met one by one in the call each miss would wait for the one before. Hints only:
+ * nothing is read here but pointers the Protected holds. */
+static inline void protected_prefetch(Protected *p) {
+    for (size_t off = 64; off < offsetof(Protected, rows.head); off += 64)
+        __builtin_prefetch((const char *)p + off);
+    const char *g = (const char *)p->graft, *txn = (const char *)p->txn;
+    __builtin_prefetch(p->mutex, 1);
+    __builtin_prefetch(txn, 1);
+    __builtin_prefetch(txn + P.t_state, 1);
+    __builtin_prefetch(txn + P.t_args, 1);
+    __builtin_prefetch(txn + P.t_undo, 1);
+    __builtin_prefetch(txn + P.t_doom_reason, 1);
+    __builtin_prefetch(g + P.g_buffer);
+    __builtin_prefetch(g + P.g_call);
+    __builtin_prefetch(p->stats, 1);
+    __builtin_prefetch(p->usage, 1);
+    __builtin_prefetch(p->events);
+    __builtin_prefetch(p->pdict);
+    __builtin_prefetch(p->vals, 1);
+    __builtin_prefetch(p->trap);
+    __builtin_prefetch((const void *)p->ticks);
+    __builtin_prefetch(ts_cached);
+    for (size_t off = 0; off < offsetof(__typeof__(P), local); off += 64)
+        __builtin_prefetch((const char *)&P + off);
+}
+
+#ifdef DICT_VERSION
+/* The graft the last lookup found, when looking key up again would find it (borrowed);
+ * NULL: look it up. */
+static inline PyObject *targeted_cached(Targeted *t, PyObject *key) {
+    if (t->last_graft == NULL || key != t->last_key) return NULL;
+    PyTypeObject *pt = Py_TYPE(t->point);
+    if (!(pt->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) || pt->tp_version_tag != t->type_version
+        || DICT_VERSION(t->pdict) != t->pdict_version
+        || DICT_VERSION(t->table) != t->table_version)
+        return NULL;
+    return t->last_graft;
+}
+
+/* Remember g, just found for key in table (read from the point's dict, which had version
+ * pdict_version before; the table had table_version), if a later lookup can be vouched
+ * for by versions: a graft, a key that hashes and compares by identity, and nothing
+ * changed while the lookup ran (a key's __eq__ may run code). */
+static void targeted_remember(Targeted *t, PyObject *key, PyObject *g, PyObject *dict,
+                              uint64_t pdict_version, PyObject *table,
+                              uint64_t table_version) {
+    PyTypeObject *kt = Py_TYPE(key), *pt = Py_TYPE(t->point);
+    Py_CLEAR(t->last_graft);
+    if (dict == NULL || table == NULL || !PyDict_CheckExact(table) || !P.ready
+        || !Py_IS_TYPE(g, P.graft_type) || kt->tp_hash != PyBaseObject_Type.tp_hash
+        || kt->tp_richcompare != PyBaseObject_Type.tp_richcompare
+        || !(pt->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)
+        || DICT_VERSION(dict) != pdict_version || DICT_VERSION(table) != table_version)
+        return;
+    Py_INCREF(dict);
+    Py_XSETREF(t->pdict, dict);
+    Py_INCREF(table);
+    Py_XSETREF(t->table, table);
+    t->pdict_version = pdict_version;
+    t->table_version = table_version;
+    t->type_version = pt->tp_version_tag;
+    t->last_key = key;
+    Py_INCREF(g);
+    t->last_graft = g;
+}
+#endif
+
+/* The slot's call of its Dispatch: the graft remembered for this target when nothing it
+ * was found in changed (no lookup), else dispatch_find's; then dispatch_run. */
+static PyObject *targeted_dispatch(Targeted *t, PyObject *const *argv, Py_ssize_t n) {
+    Dispatch *d = (Dispatch *)t->call;
+    PyObject *g = NULL;
+#ifdef DICT_VERSION
+    g = targeted_cached(t, argv[0]);
+    if (g != NULL) {
+        Py_INCREF(g);
+        PyObject *call = SLOT(g, P.g_call);
+        if (call != NULL && Py_IS_TYPE(call, &ProtectedType)) protected_prefetch((Protected *)call);
+        return dispatch_run(d, t->point, g, argv, n, &t->spare);
+    }
+    PyObject *dict = PyObject_GenericGetDict(t->point, NULL), *table = NULL;
+    if (dict == NULL) PyErr_Clear();
+    uint64_t pdict_version = dict != NULL ? DICT_VERSION(dict) : 0, table_version = 0;
+    g = dispatch_find(d, t->point, argv[0], &table, &table_version);
+    if (g != NULL) targeted_remember(t, argv[0], g, dict, pdict_version, table, table_version);
+    Py_XDECREF(dict);
+    Py_XDECREF(table);
+#else
+    g = dispatch_find(d, t->point, argv[0], NULL, NULL);
+#endif
+    return g == NULL ? NULL : dispatch_run(d, t->point, g, argv, n, &t->spare);
+}
 
 static PyObject *targeted_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
                                      PyObject *kwnames) {
@@ -2153,13 +2344,16 @@ static PyObject *targeted_vectorcall(PyObject *self, PyObject *const *argv, size
             if (rc < 0) return NULL;
         }
     }
-    PyObject *stack[2 + MAX_PARAMS];
-    stack[0] = t->point;
-    stack[1] = argv[0];
-    memcpy(stack + 2, argv, (size_t)n * sizeof(PyObject *));
-    PyObject *r = Py_IS_TYPE(t->call, &DispatchType)
-        ? dispatch_vectorcall(t->call, stack, (size_t)(n + 2), NULL)
-        : PyObject_Vectorcall(t->call, stack, (size_t)(n + 2), NULL);
+    PyObject *r;
+    if (Py_IS_TYPE(t->call, &DispatchType)) {
+        r = targeted_dispatch(t, argv, n);
+    } else {
+        PyObject *stack[2 + MAX_PARAMS];
+        stack[0] = t->point;
+        stack[1] = argv[0];
+        memcpy(stack + 2, argv, (size_t)n * sizeof(PyObject *));
+        r = PyObject_Vectorcall(t->call, stack, (size_t)(n + 2), NULL);
+    }
     if (t->into < 0 || r == NULL) return r;
     /* args[into][:] = r */
     PyObject *dst = argv[t->into];
@@ -2195,6 +2389,7 @@ static int targeted_init(PyObject *self, PyObject *args, PyObject *kw) {
     Py_XSETREF(t->point, point);
     Py_INCREF(call);
     Py_XSETREF(t->call, call);
+    Py_CLEAR(t->last_graft); /* __init__ again: nothing remembered from another point */
     t->into = into < 0 ? -1 : into;
     if (t->into >= 0) {
         Py_INCREF(seal);
@@ -2214,6 +2409,10 @@ static int targeted_traverse(PyObject *self, visitproc visit, void *arg) {
     Py_VISIT(t->call);
     Py_VISIT(t->seal);
     Py_VISIT(t->empty);
+    Py_VISIT(t->last_graft);
+    Py_VISIT(t->pdict);
+    Py_VISIT(t->table);
+    Py_VISIT(t->spare);
     return 0;
 }
 
@@ -2224,6 +2423,10 @@ static int targeted_clear(PyObject *self) {
     Py_CLEAR(t->seal);
     Py_CLEAR(t->empty);
     Py_CLEAR(t->n_table);
+    Py_CLEAR(t->last_graft);
+    Py_CLEAR(t->pdict);
+    Py_CLEAR(t->table);
+    Py_CLEAR(t->spare);
     return 0;
 }
 

@@ -27,8 +27,12 @@ typedef void *(*vino_call_fn)(void *, void *, void *, size_t, void *);
 
 static vino_call_fn vino_wasm_call;
 static size_t vino_need;              /* bytes a call needs: only ever raised */
-static __thread uintptr_t vino_low;   /* lowest usable address of this thread's stack */
-static __thread uintptr_t vino_high;
+/* In the static TLS block glibc keeps room in for libraries loaded later: read at a fixed
+ * offset from the thread pointer, not through __tls_get_addr (code and data that a call
+ * after a pause finds cold). */
+#define TLS_MODEL __attribute__((tls_model("initial-exec")))
+static __thread uintptr_t vino_low TLS_MODEL; /* lowest usable address of this thread's stack */
+static __thread uintptr_t vino_high TLS_MODEL;
 
 static int vino_bounds(void) {
     pthread_attr_t attr;
