@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from vino.errors import AbortReason
-from vino.graft import GLOBAL, HostLock, LockManager, Transaction, sandbox, transaction
+from vino.graft import GLOBAL, Graft, HostLock, LockManager, Transaction, sandbox, transaction
 from vino.graft.locks import Holder
 from vino.graft.txn import thread_state
 
@@ -63,11 +63,10 @@ def _wait_until(cond: Callable[[], bool], limit_s: float = 2.0) -> None:
         time.sleep(0.0005)
 
 
-def test_graft_holding_a_lock_a_host_thread_waits_for_is_aborted_and_the_waiter_proceeds(
-        new_world: Callable[..., World]) -> None:
-    w = new_world(alice_quota={"cpu_call_s": 5.0})  # the CPU budget will not save us
-    w.host.d[1] = 100
-    before = w.snapshot()
+def _wait_for_the_hogs_lock(w: World) -> tuple[Graft, HostLock, float, list[int]]:
+    """``LOCK_HOG`` called on another thread; once it holds L1, this thread takes L1
+    (the hog's effects must be undone by then) and lets it go. Returns the hog, L1,
+    how long this thread waited for it and what the hog's caller was answered."""
     g = w.install(LOCK_HOG)
     lk = w.lock(1)
     caller, answers = _call_in_thread(lambda: w.pick(TARGET, 0))
@@ -75,11 +74,19 @@ def test_graft_holding_a_lock_a_host_thread_waits_for_is_aborted_and_the_waiter_
     t0 = time.perf_counter()
     with w.registry.locks.hold(lk):
         waited = time.perf_counter() - t0
-        # The graft's effects are undone before the waiter gets the lock.
-        assert w.host.d == {1: 100}
-        assert w.host.items == []
+        assert w.host.d == {1: 100} and w.host.items == []
     caller.join(SLACK_S)
     assert not caller.is_alive()
+    return g, lk, waited, answers
+
+
+def test_graft_holding_a_lock_a_host_thread_waits_for_is_aborted_and_the_waiter_proceeds(
+        new_world: Callable[..., World]) -> None:
+    w = new_world(alice_quota={"cpu_call_s": 5.0})  # the CPU budget will not save us
+    w.host.d[1] = 100
+    before = w.snapshot()
+    # The graft's effects are undone before the waiter gets the lock.
+    g, lk, waited, answers = _wait_for_the_hogs_lock(w)
     assert answers == [DEFAULT_ANSWER]
     assert LOCK_TIMEOUT_S * 0.9 <= waited < SLACK_S
     assert lk.timeouts == 1
@@ -110,16 +117,7 @@ def test_lock_hog_the_loaded_machine_does_not_run_after_its_doom_still_lets_the_
     w = new_world(alice_quota={"cpu_call_s": 5.0})
     w.host.d[1] = 100
     before = w.snapshot()
-    g = w.install(LOCK_HOG)
-    lk = w.lock(1)
-    caller, answers = _call_in_thread(lambda: w.pick(TARGET, 0))
-    _wait_until(lambda: lk.holder is not None)
-    t0 = time.perf_counter()
-    with w.registry.locks.hold(lk):
-        waited = time.perf_counter() - t0
-        assert w.host.d == {1: 100} and w.host.items == []
-    caller.join(SLACK_S)
-    assert not caller.is_alive()
+    g, lk, waited, answers = _wait_for_the_hogs_lock(w)
     assert slept == [late_s]  # the late stop was met
     assert answers == [DEFAULT_ANSWER]
     assert waited >= LOCK_TIMEOUT_S + late_s * 0.9
