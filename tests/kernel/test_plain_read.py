@@ -224,19 +224,22 @@ def test_a_count_a_caller_still_holds_keeps_its_value_when_the_next_read_counts(
     for i in range(300):  # every count past 256
         k.fs.pread(r, (i % 8) * BS, BS)
     stats, cstats = k.fs.stats, k.cache.stats
-    kept = (stats.plain_reads, cstats.hits, r.pos)
+    kept = (stats.plain_reads, cstats.hits, r.pos, k.cache._tick)
     shown = {"hits": cstats.hits}
     values = tuple(int(str(v)) for v in kept)
     _plain(k, r, 5)
     _plain(k, r, 6)
     assert tuple(int(str(v)) for v in kept) == values and shown["hits"] == values[1]
     assert (stats.plain_reads, cstats.hits, r.pos) == (values[0] + 2, values[1] + 2, 7 * BS)
+    assert k.cache._tick == values[3] + 2
     if k.fs._native_read is not None:  # rewritten in place once no one held it
         del kept, shown
-        ids = (id(stats.plain_reads), id(cstats.hits))
+        k.fs.pread(r, 7 * BS, BS)
+        ids = (id(stats.plain_reads), id(cstats.hits), id(k.cache._tick))
         k.fs.pread(r, 7 * BS, BS)  # (_plain holds the count it compares)
-        assert (id(stats.plain_reads), id(cstats.hits)) == ids
-        assert (stats.plain_reads, cstats.hits) == (values[0] + 3, values[1] + 3)
+        assert (id(stats.plain_reads), id(cstats.hits), id(k.cache._tick)) == ids
+        assert (stats.plain_reads, cstats.hits) == (values[0] + 4, values[1] + 4)
+        assert k.cache._tick == values[3] + 4 and k.cache._tick != values[3]
 
 
 class _LateLock:

@@ -585,16 +585,18 @@ static long long plain_ahead(PyObject *fs, PyObject *files, PyObject *dev, PyObj
 
 /* The served read's changes, all computed before the first is stored. */
 typedef struct {
-    PyObject *tick, *pf_cache, *pf_fs, *pf_of, *ahead;
-    Count hits, plain, pos;
+    PyObject *pf_cache, *pf_fs, *pf_of, *ahead;
+    Count tick, last_use, hits, plain, pos; /* the tick and last_use: two ints, not one
+                                               shared (shared, neither is rewritable) */
 } Counts;
 
 static void counts_drop(Counts *c) {
-    Py_XDECREF(c->tick);
     Py_XDECREF(c->pf_cache);
     Py_XDECREF(c->pf_fs);
     Py_XDECREF(c->pf_of);
     Py_XDECREF(c->ahead);
+    count_drop(&c->tick);
+    count_drop(&c->last_use);
     count_drop(&c->hits);
     count_drop(&c->plain);
     count_drop(&c->pos);
@@ -1366,7 +1368,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     Py_INCREF(bmap);
 
     PyObject *result = NULL, *files = NULL, *dev = NULL, *stats = NULL, *cstats = NULL,
-             *tick = NULL, *bidx_obj = NULL;
+             *bidx_obj = NULL;
     Counts c = {0};
     files = SLOT(cache, S.c_files);
     dev = SLOT(fs, S.fs_device);
@@ -1412,14 +1414,13 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
 
     stats = SLOT(fs, S.fs_stats);
     cstats = SLOT(cache, S.c_stats);
-    tick = SLOT(cache, S.c_tick);
     Py_XINCREF(stats);
     Py_XINCREF(cstats);
-    Py_XINCREF(tick);
     PyObject *data = SLOT(frame, S.fr_data);
-    long long tickv;
+    long long tickv; /* read at once, the int not held: held, it could not be rewritten */
     if (stats == NULL || Py_TYPE(stats) != S.fsstats_type || cstats == NULL
-        || Py_TYPE(cstats) != S.cstats_type || !as_ll(tick, &tickv) || data == NULL
+        || Py_TYPE(cstats) != S.cstats_type || !as_ll(SLOT(cache, S.c_tick), &tickv)
+        || data == NULL
         || !PyByteArray_CheckExact(data) || PyByteArray_GET_SIZE(data) != S.bs)
         goto decline_frame;
     PyObject *prefetched = SLOT(frame, S.fr_prefetched);
@@ -1429,7 +1430,8 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
 
     /* Everything is known: compute every new value, then store them all. */
     result = page_bytes(PyByteArray_AS_STRING(data));
-    if (result == NULL || (c.tick = PyLong_FromLongLong(tickv + 1)) == NULL
+    if (result == NULL || count_set(&c.tick, cache, S.c_tick, tickv + 1) < 0
+        || count_set(&c.last_use, frame, S.fr_last_use, tickv + 1) < 0
         || count_add(&c.hits, cstats, S.cs_hits, 1) < 0
         || count_add(&c.plain, stats, S.fs_plain_reads, 1) < 0
         || count_set(&c.pos, of, S.of_pos, offset + S.bs) < 0)
@@ -1449,10 +1451,8 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
         if (bidx_obj == NULL) goto fail;
         if (hist_push(hist, bidx_obj) < 0) goto fail;
     }
-    Py_INCREF(c.tick);
-    slot_put(cache, S.c_tick, c.tick);
-    slot_put(frame, S.fr_last_use, c.tick);
-    c.tick = NULL;
+    count_store(&c.tick);
+    count_store(&c.last_use);
     Py_INCREF(Py_True);
     slot_put(frame, S.fr_referenced, Py_True);
     count_store(&c.hits);
@@ -1476,7 +1476,6 @@ done:
     Py_DECREF(frame);
     counts_drop(&c);
     Py_XDECREF(bidx_obj);
-    Py_XDECREF(tick);
     Py_XDECREF(stats);
     Py_XDECREF(cstats);
     Py_XDECREF(files);
