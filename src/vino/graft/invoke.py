@@ -110,7 +110,7 @@ class Graft:
                  "_deadline_tick", "_events", "_log_call_ns", "_log_calls", "_memory_over",
                  "_message", "_msize", "_mutex", "_native", "_next_handle", "_rawcall",
                  "_result", "_share", "_ticks", "_trap_slot", "_txn", "_undo_quota", "_usage",
-                 "aborts", "budget_ns", "buffer", "buffer_offset", "call", "context", "digest",
+                 "aborts", "budget_ns", "buffer", "call", "context", "digest",
                  "entry", "failures", "handles", "has_message", "instance", "logs",
                  "logs_dropped", "may_grow", "mem_charged", "memory", "name", "point", "pre",
                  "principal", "registry", "removal", "remove_after", "state", "stats",
@@ -195,7 +195,6 @@ class Graft:
         self.has_message = checked.has_message
         # Made at the first message (most grafts are never sent one).
         self._message: fastcall.RawFunc | None = None
-        self.buffer_offset = 0
         self.buffer = memoryview(b"")
         # The protected call as points make it (see the module docstring): the native
         # entry, which hands all but the common case to ``invoke``, or ``invoke``.

@@ -462,7 +462,6 @@ def _bind_buffer(g: Graft) -> Transaction:
             raise GraftRejected(g.name, g.point.name,
                                 f"vino_buffer() returned offset {off}; {need} bytes from "
                                 f"there do not fit in linear memory of {size} bytes")
-        g.buffer_offset = off
         g.buffer = g.memory.window(off, need)
     except BaseException:
         txn.abort()
