@@ -242,6 +242,43 @@ def test_a_count_a_caller_still_holds_keeps_its_value_when_the_next_read_counts(
         assert k.cache._tick == values[3] + 4 and k.cache._tick != values[3]
 
 
+class _Grabber:
+    """A block-map key of block ``b``'s hash that keeps whatever it is compared with."""
+
+    def __init__(self, b: int) -> None:
+        self.b = b
+        self.grabbed: list[object] = []
+
+    def __hash__(self) -> int:
+        return hash(self.b)
+
+    def __eq__(self, other: object) -> bool:
+        self.grabbed.append(other)
+        return False
+
+
+def test_a_block_map_key_handed_out_by_a_lookup_keeps_its_value(boot: Boot) -> None:
+    # The native read looks blocks up with one int it rewrites while nothing else holds
+    # it: a foreign key the lookup compares it with (one probed first: same hash, put in
+    # before the block's own) is handed that int, which must never change after.
+    k = boot(frames=512)
+    r, _ = _opened(k, 300)
+    for b in (280, 281, 290):
+        _warm(k, r, b)
+    bmap = r.inode.bmap
+    blk = bmap.pop(280)
+    grabber = _Grabber(280)
+    bmap[grabber] = 0  # type: ignore[index]
+    bmap[280] = blk
+    try:
+        assert _plain(k, r, 280) == pattern(300)[280 * BS:281 * BS]
+        for b in (290, 281, 290):
+            _plain(k, r, b)
+    finally:
+        del bmap[grabber]  # type: ignore[arg-type]
+    assert grabber.grabbed and all(g == 280 for g in grabber.grabbed)
+
+
 class _LateLock:
     """The cache's lock, taken late by one thread when it does not hold the file
     system's lock (on the plain path): ``delay_s`` passes before that thread asks for

@@ -75,6 +75,7 @@ static struct {
     PyTypeObject *deque_type; /* collections.deque, and its appendleft (a method descriptor) */
     PyObject *deque_appendleft;
     PyObject *page; /* the bytes the last served hit returned (page_bytes) */
+    PyObject *key;  /* block_of's last key: an int rewritten while nothing else holds it */
     unsigned long long served; /* reads plain_read answered (both entries) */
 } S;
 
@@ -136,6 +137,15 @@ static inline int rewritable(PyObject *o, long long v) {
 #endif
 }
 
+#if INT_DIGITS_KNOWN
+/* The int o (rewritable to v) made to hold v. */
+static inline void rewrite(PyObject *o, long long v) {
+    digit *d = ((PyLongObject *)o)->ob_digit;
+    d[0] = (digit)(v & PyLong_MASK);
+    if (Py_SIZE(o) == 2) d[1] = (digit)(v >> PyLong_SHIFT);
+}
+#endif
+
 /* *c = the count in slot `off` of obj set to v: 0, or -1 with MemoryError set. */
 static int count_set(Count *c, PyObject *obj, Py_ssize_t off, long long v) {
     c->value = v;
@@ -171,9 +181,7 @@ static void count_store(Count *c) {
 #if INT_DIGITS_KNOWN
         PyObject *o = SLOT(c->obj, c->off);
         if (rewritable(o, c->value)) {
-            digit *d = ((PyLongObject *)o)->ob_digit;
-            d[0] = (digit)(c->value & PyLong_MASK);
-            if (Py_SIZE(o) == 2) d[1] = (digit)(c->value >> PyLong_SHIFT);
+            rewrite(o, c->value);
         } else
 #endif
         {
@@ -420,11 +428,24 @@ static PyObject *block_of(PyObject *direct, PyObject *bmap, long long b, int *ba
         }
         return PyList_GET_ITEM(direct, b);
     }
-    PyObject *key = PyLong_FromLongLong(b);
-    if (key == NULL) {
-        *bad = 1;
-        return NULL;
+    /* The key: the last one rewritten when nothing but this module holds it (a lookup
+     * that compares it with a key of another type could hand it out: then it is left to
+     * its holder), else a new int, kept for the next lookup. */
+    PyObject *key = S.key;
+#if INT_DIGITS_KNOWN
+    if (rewritable(key, b)) {
+        rewrite(key, b);
+    } else
+#endif
+    {
+        key = PyLong_FromLongLong(b);
+        if (key == NULL) {
+            *bad = 1;
+            return NULL;
+        }
+        Py_XSETREF(S.key, key);
     }
+    Py_INCREF(key);
     PyObject *blk = PyDict_GetItemWithError(bmap, key);
     Py_DECREF(key);
     if (blk == NULL && PyErr_Occurred()) *bad = 1;
