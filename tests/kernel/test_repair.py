@@ -339,3 +339,48 @@ def test_a_power_cut_at_every_write_of_a_repair_leaves_it_as_before_or_repaired(
             assert repair_image(scratch).status == STATUS_REPAIRED, point
             assert _contents(scratch) == repaired, point
     assert before and after, (before, after)
+
+
+def _cut_every_repair(tmp_path: Path, alice: User, stride: int,
+                      models: list[CrashModel]) -> int:
+    """A cut at every write of the repair of every ``stride``-th damaged image that
+    needs one: each cut leaves it as before (the same damage) or repaired; a second
+    repair then gives what an uncut repair gives."""
+    base = tmp_path / "base.img"
+    _make(base, alice)
+    damaged, scratch, reference = (tmp_path / n for n in ("d.img", "s.img", "r.img"))
+    tried = 0
+
+    def repair(dev: BlockDevice) -> None:
+        repair_device(dev)
+
+    for i, (what, out) in enumerate(_damaged_images(tmp_path / "x", alice, 1, 40)):
+        if i % stride:
+            continue
+        damaged.write_bytes(out)
+        reference.write_bytes(out)
+        if repair_image(reference).status != STATUS_REPAIRED:
+            continue
+        was, repaired = check_image(damaged), _contents(reference)
+        for point in crash_points(damaged, scratch, repair, models):
+            now = check_image(scratch)
+            if not now.clean:
+                same = [d.replace(str(scratch), str(damaged)) for d in now.damage]
+                assert same == was.damage, f"{what}: {point}"
+                assert repair_image(scratch).status == STATUS_REPAIRED, f"{what}: {point}"
+            assert _contents(scratch) == repaired, f"{what}: {point}"
+            tried += 1
+    return tried
+
+
+def test_a_power_cut_at_every_write_of_repairs_of_hostile_images_loses_nothing(
+        tmp_path: Path, alice: User) -> None:
+    (tmp_path / "x").mkdir()
+    assert _cut_every_repair(tmp_path, alice, 97, [CrashModel.CUT, CrashModel.LOST]) > 40
+
+
+@pytest.mark.slow
+def test_a_power_cut_at_every_write_of_every_repair_of_a_hostile_image_loses_nothing(
+        tmp_path: Path, alice: User) -> None:
+    (tmp_path / "x").mkdir()
+    _cut_every_repair(tmp_path, alice, 1, list(CrashModel))
