@@ -395,8 +395,7 @@ class _Fixer:
         data); returns the highest file block kept under it (-1: none)."""
         span = NPTR ** (depth - 1)
         last = -1
-        for i in range(NPTR):
-            p = self._ptr(node, i)
+        for i, p in enumerate(struct.unpack(f"<{NPTR}I", self.read(node))):
             if not p:
                 continue
             lo = first + i * span
