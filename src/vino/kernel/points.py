@@ -352,8 +352,11 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
             txn = current()
             while txn is not None and txn.graft is None:  # default() runs in a child
                 txn = txn.parent
-            # A filter graft may answer with the identity itself (default()); nobody else may.
-            if txn is None or txn.calling_graft.point is not point:
+            # A filter graft may answer with the identity itself (default()) on its own
+            # call's inode; nobody else may: not another file's filter graft, whatever host
+            # path under its call reaches this inode's slot.
+            if (txn is None or txn.calling_graft.point is not point or txn.args is None
+                    or txn.args[0] is not inode):
                 refuse(inode)
         out = bytearray(data)
         default_apply(inode, offset, out, direction)
