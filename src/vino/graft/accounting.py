@@ -157,6 +157,21 @@ class Principal:
         with self._mutex:
             setattr(self.usage, what, getattr(self.usage, what) - amount)
 
+    def add_cpu(self, ns: int) -> int:
+        """Add ``ns`` to the lifetime CPU total (``usage.cpu_ns``); return the new total.
+
+        Invariant: Python adds to ``cpu_ns`` only here, under the lock, with the amount
+        computed before (pass a number, not a clock read in the expression). The native
+        protected call adds to it holding the GIL with nothing run between its read and
+        its write; this read and write call nothing either, so neither lands in the
+        other's window. A clock read between the read and the write (``cpu_ns += clock()
+        - t0``) let the interpreter switch threads there and lost what other threads'
+        graft calls added meanwhile.
+        """
+        with self._mutex:
+            total = self.usage.cpu_ns + ns
+            self.usage.cpu_ns = total
+        return total
 
 
 # The payer of work the host does for no principal in particular (a file-system lookup, a

@@ -337,9 +337,7 @@ class Graft:
             self.stats.hosted_ns += ns
             allowance.spend(ns)
             return
-        usage = self._usage
-        usage.cpu_ns += ns
-        if usage.cpu_ns > self._cpu_total_ns:
+        if self.principal.add_cpu(ns) > self._cpu_total_ns:
             raise self._cpu_used_up()
 
     def _cpu_used_up(self) -> QuotaExceeded:
@@ -419,9 +417,7 @@ class Graft:
                     txn.check()
                 allowance = self._allowance
                 if allowance is None:
-                    usage = self._usage
-                    usage.cpu_ns += t2 - t1
-                    if usage.cpu_ns > self._cpu_total_ns:
+                    if self.principal.add_cpu(t2 - t1) > self._cpu_total_ns:
                         raise self._cpu_used_up()
                 else:
                     st.hosted_ns += t2 - t1

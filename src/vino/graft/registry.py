@@ -443,8 +443,8 @@ def _bind_buffer(g: Graft) -> Transaction:
         rc = vino_buffer.call0()
     finally:
         g.context = None
-        with g.principal._mutex:  # its time is the installer's, whatever it did
-            g.principal.usage.cpu_ns += max(0, time.perf_counter_ns() - txn.start_ns)
+        # its time is the installer's, whatever it did (the clock read before the lock)
+        g.principal.add_cpu(max(0, time.perf_counter_ns() - txn.start_ns))
     if rc != fastcall.OK:
         try:
             reason, detail = aborts.fault(g, rc, txn, vino_buffer)
