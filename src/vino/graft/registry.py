@@ -16,7 +16,9 @@ instantiated in the principal's share of the sandbox; ``vino_buffer()`` called i
 an install transaction and its buffer bounds-checked; the memory charged; then,
 and only then, the graft linked into the point's table (the atomic switch, under
 the registry's lock) and its checks remembered. A failure at any step undoes the
-steps before it: ``GraftRejected`` leaves everything as it was.
+steps before it: ``GraftRejected`` leaves everything as it was. The graft's own code
+(``vino_buffer()``) never runs under the registry's lock: the table is checked under
+it before the build and again at the switch.
 
 Failures are visible as they happen (``failures``): each abort, removal,
 rejection and host fault is logged under the ``vino`` logger and passed to the
@@ -247,24 +249,31 @@ class Registry:
             source, name = _compiled(pt, source, name, principal, target)
             checked = loader.check(self.sandbox, pt, source, principal, target, name)
             with self._mutex:
-                old = pt.table.get(target) if isinstance(pt, FunctionPoint) else None
-                if old is not None and not replace:
-                    raise GraftRejected(checked.name, pt.name,
-                                        f"{target!r} already has graft {old.name!r} "
-                                        "(use replace=True to replace it)")
-                if (old is not None and old.principal is not principal
-                        and not principal.privileged):
-                    raise GraftRejected(checked.name, pt.name,
-                                        f"{principal.name} may not replace graft {old.name!r} "
-                                        f"of {old.principal.name}: a principal replaces only "
-                                        "its own grafts")
-                g = self._build(pt, checked, principal, target, remove_after)
-                self._remember(pt, checked, g.pre, principal)
-                if isinstance(pt, FunctionPoint):
-                    pt.table[target] = g  # the atomic switch
-                else:
-                    pt.handlers[target] = [*pt.handlers.get(target, ()), g]
-                self._changed()
+                self._may_switch(pt, checked, principal, target, replace)  # before any work
+            # Built and its vino_buffer() run outside the lock: the graft's own code runs
+            # for up to its budget (longer in wall time), and every other install and
+            # removal -- those on the path of an operation whose graft failed -- needs
+            # the lock. Its install transaction stays open until the switch.
+            g, txn, size = self._build(pt, checked, principal, target, remove_after)
+            try:
+                with self._mutex:
+                    # Checked again: another install may have switched in meanwhile.
+                    old = self._may_switch(pt, checked, principal, target, replace)
+                    txn.commit()
+                    g.mem_charged = size
+                    g.table_charged = g.table_bytes
+                    self._remember(pt, checked, g.pre, principal)
+                    if isinstance(pt, FunctionPoint):
+                        pt.table[target] = g  # the atomic switch
+                    else:
+                        pt.handlers[target] = [*pt.handlers.get(target, ()), g]
+                    self._changed()
+            except BaseException:
+                if txn.live:
+                    txn.abort()  # undo what vino_buffer() did
+                    principal.release("memory_bytes", size + g.table_bytes)
+                g._retire(None)  # give back what vino_buffer() allocated
+                raise
         except GraftRejected as exc:
             failures.rejected(exc.graft, exc.point, principal.name, exc.reason)
             raise
@@ -292,8 +301,29 @@ class Registry:
                                 f"{q.install_burst} (Quota.installs_per_s); the next in "
                                 f"{wait:.3f} s")
 
+    def _may_switch(self, pt: Point, checked: loader.Checked, principal: Principal,
+                    target: object, replace: bool) -> Graft | None:
+        """The graft ``checked`` would replace (None: none), or ``GraftRejected`` if it may
+        not go into the table (caller locks)."""
+        old = pt.table.get(target) if isinstance(pt, FunctionPoint) else None
+        if old is not None and not replace:
+            raise GraftRejected(checked.name, pt.name,
+                                f"{target!r} already has graft {old.name!r} "
+                                "(use replace=True to replace it)")
+        if (old is not None and old.principal is not principal
+                and not principal.privileged):
+            raise GraftRejected(checked.name, pt.name,
+                                f"{principal.name} may not replace graft {old.name!r} "
+                                f"of {old.principal.name}: a principal replaces only "
+                                "its own grafts")
+        return old
+
     def _build(self, pt: Point, checked: loader.Checked, principal: Principal, target: object,
-               remove_after: int | None) -> Graft:
+               remove_after: int | None) -> tuple[Graft, Transaction, int]:
+        """The graft instantiated, its buffer bound and its memory charged (its linear
+        memory's size, returned, and its table), with ``vino_buffer()``'s transaction
+        still open: ``install`` commits it at the switch, or aborts it and gives the
+        memory back."""
         try:
             g = Graft(self, pt, checked, principal, target,
                       remove_after if remove_after is not None else self.remove_after)
@@ -315,13 +345,10 @@ class Registry:
             except BaseException:
                 txn.abort()  # undo what vino_buffer() did
                 raise
-            txn.commit()
         except BaseException:  # rejected, or a host error: g was never linked
             g._retire(None)  # give back what vino_buffer() allocated
             raise
-        g.mem_charged = size
-        g.table_charged = g.table_bytes
-        return g
+        return g, txn, size
 
     def remove(self, graft: Graft, by: Principal | None = None) -> None:
         """``graft.remove(by)``: raises ``Forbidden`` if ``by`` may not remove it."""
