@@ -65,3 +65,40 @@ def test_graft_whose_vino_buffer_runs_long_cannot_hold_up_other_principals_insta
     assert t_install < BOUND_S, t_install
     assert t_removal < BOUND_S, t_removal
     assert t_remove < BOUND_S, t_remove
+
+
+# vino_buffer() takes about 150 ms of wall time, calling now(), then answers.
+LATE_BUFFER = module(["now"], """  (func (export "vino_buffer") (result i32) (local $t i64)
+    (local.set $t (call $now))
+    (loop (br_if 0 (i64.lt_u (i64.sub (call $now) (local.get $t)) (i64.const 150000000))))
+    (i32.const 0))""", '  (func (export "pick") (result i32) (i32.const 1))').replace(
+    '  (func (export "vino_buffer") (result i32) i32.const 0)\n', "", 1)
+
+
+def test_two_installs_racing_for_one_target_leave_one_graft_and_nothing_of_the_other(
+        new_tenancy: type[Tenancy]) -> None:
+    # Built outside the lock, two installs for one target meet at the switch: the one
+    # that comes second is refused there, and gives back everything its build took.
+    t = new_tenancy(alice_quota={"cpu_call_s": MALLORY_BUDGET_S})
+    before = t.snapshot()
+    started = threading.Event()
+    late: list[BaseException] = []
+
+    def install_late() -> None:
+        started.set()
+        try:
+            t.registry.install(t.pick, LATE_BUFFER, t.alice, TARGET)
+        except GraftRejected as e:
+            late.append(e)
+
+    th = threading.Thread(target=install_late)
+    th.start()
+    started.wait(5.0)
+    time.sleep(0.05)  # the late one is inside vino_buffer() by now
+    g = t.registry.install(t.pick, pick("i32.const 3"), t.alice, TARGET)
+    th.join(10.0)
+    assert not th.is_alive()
+    assert late and "already has graft" in str(late[0]), late
+    assert t.registry.grafts(t.pick) == [g] and t.pick(TARGET, 1) == 3
+    g.remove()
+    t.assert_unchanged(before)  # the refused build's memory, instance and share returned
