@@ -7,11 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from vino.kernel import plainread
 from vino.kernel.clock import SimClock
 from vino.kernel.device import DISK_1996, BlockDevice, DiskProfile
 from vino.kernel.proc import User
 
 MakeDevice = Callable[..., BlockDevice]
+
+
+@pytest.fixture
+def native_misses() -> Iterator[None]:
+    """The test's misses take the native path (skipped where it did not build), restored after."""
+    if plainread.native() is None:
+        pytest.skip(f"no native plain read here: {plainread.PART.reason}")
+    was = plainread.native_misses(True)
+    yield
+    plainread.native_misses(was)
 
 
 @pytest.fixture

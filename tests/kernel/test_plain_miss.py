@@ -39,13 +39,7 @@ BLOCKS = 70  # past the direct blocks: the remembered block map serves the rest
 FRAMES = 24
 
 
-@pytest.fixture(autouse=True)
-def native_misses() -> Iterator[None]:
-    if plainread.native() is None:
-        pytest.skip(f"no native plain read here: {plainread.PART.reason}")
-    was = plainread.native_misses(True)
-    yield
-    plainread.native_misses(was)
+pytestmark = pytest.mark.usefixtures("native_misses")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,7 @@ BLOCKS = 60  # past the direct blocks: the remembered block map serves the rest
 FRAMES = 24  # a cache smaller than the file: read-ahead's blocks are taken again
 
 
-@pytest.fixture(autouse=True)
-def native_misses() -> Iterator[None]:
-    if plainread.native() is None:
-        pytest.skip(f"no native plain read here: {plainread.PART.reason}")
-    was = plainread.native_misses(True)
-    yield
-    plainread.native_misses(was)
+pytestmark = pytest.mark.usefixtures("native_misses")
 
 
 def _block(name: str, b: int, version: int) -> bytes:
