@@ -45,7 +45,7 @@ from vino.kernel.inode import BS, DIRENT, ROOT_INUM, S_IFREG, FileStat, Inode, e
 from vino.kernel.proc import User
 
 if TYPE_CHECKING:
-    from vino.kernel.fs import OpenFile
+    from vino.kernel.openfile import OpenFile
 
 __all__ = ["Directory"]
 

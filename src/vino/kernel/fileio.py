@@ -50,8 +50,8 @@ from vino.kernel.inode import (
 from vino.kernel.plainread import PlainRead
 
 if TYPE_CHECKING:
-    from vino.kernel.fs import OpenFile
     from vino.kernel.fspolicy import FsHooks, FsStats
+    from vino.kernel.openfile import OpenFile
 
 __all__ = ["FILTER_READ", "FILTER_WRITE", "OP_READ", "OP_WRITE", "FileIO"]
 

@@ -80,8 +80,8 @@ from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, overload
 from vino.kernel import params
 
 if TYPE_CHECKING:
-    from vino.kernel.fs import OpenFile
     from vino.kernel.inode import Inode
+    from vino.kernel.openfile import OpenFile
 
 __all__ = ["NOT_PLAIN", "FsHooks", "FsStats", "Slot", "new_epoch", "sequential_readahead"]
 

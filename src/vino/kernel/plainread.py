@@ -62,7 +62,7 @@ from vino.graft.nativepart import NativePart
 
 if TYPE_CHECKING:
     from vino.kernel.fileio import FileIO
-    from vino.kernel.fs import OpenFile
+    from vino.kernel.openfile import OpenFile
     from vino.sqlite.vfsfile import VinoFile
 
 __all__ = ["CACHE_SLOTS", "FS_SLOTS", "MODULE_NAME", "PART", "VFS_FILE_NAMES", "VFS_NAMES",
