@@ -243,14 +243,16 @@ def test_loader_accepts_wat_text_wat_bytes_wasm_bytes_and_paths(
         (bytearray(wasm), "graft-" + hashlib.sha256(wasm).hexdigest()[:12]),
         (tmp_path / "as_text.wat", "as_text"),
         (tmp_path / "as_binary.wasm", "as_binary"),
-        (str(tmp_path / "as_text.wat"), "as_text"),
-        (str(tmp_path / "as_binary.wasm"), "as_binary"),
     ]
     for i, (source, name) in enumerate(sources):
         g = world.registry.install(world.pick, source, world.alice, f"target-{i}")
         assert g.name == name
         assert g.digest == hashlib.sha256(wasm).hexdigest()  # the same module each time
         assert world.pick(f"target-{i}", 0) == 42
+    # A string is source text, never a path (tests/attacks/test_attack_source_paths.py).
+    for path in (str(tmp_path / "as_text.wat"), str(tmp_path / "as_binary.wasm")):
+        with pytest.raises(GraftRejected, match="not a file name"):
+            world.registry.install(world.pick, path, world.alice, "target-str")
 
 
 def test_loader_names_a_path_it_cannot_read(world: World, tmp_path: Path) -> None:

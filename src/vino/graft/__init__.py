@@ -7,7 +7,7 @@ Declare a point, install untrusted WebAssembly into it, call it::
     reg = Registry()
     point = reg.declare(FunctionPoint(name="app.pick", entry="pick", buffer_size=64,
                                       encode=..., decode=..., default=...))
-    graft = reg.install(point, "pick.wat", Principal("alice"), target=some_object)
+    graft = reg.install(point, Path("pick.wat"), Principal("alice"), target=some_object)
     answer = point(some_object, *args)   # protected; the default on any failure
 
 Nothing here knows about pages or files.

@@ -1,10 +1,11 @@
 """Load-time checks: everything is validated before any state changes.
 
-``check`` reads a graft (``.wasm`` bytes, a path to ``.wasm``/``.wat``, or WAT
-text) and returns a ``Checked`` record, or raises ``GraftRejected`` naming the
-graft, the point and the exact reason. It changes nothing: installing is a
-separate step (``Registry.install``) that only commits what ``check`` accepted,
-and only then (``keep``) is the compiled module cached.
+``check`` reads a graft (``.wasm`` bytes, a path to ``.wasm``/``.wat`` given as an
+``os.PathLike`` such as ``pathlib.Path``, or WAT text; a ``str`` is always text, never
+opened: see ``read_source``) and returns a ``Checked`` record, or raises
+``GraftRejected`` naming the graft, the point and the exact reason. It changes
+nothing: installing is a separate step (``Registry.install``) that only commits what
+``check`` accepted, and only then (``keep``) is the compiled module cached.
 
 The checks run cheapest first, so that nobody can make the host compile (the
 only costly step) a module it would refuse anyway. What is rejected, in order
@@ -53,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import os
 import threading
 import time
 import weakref
@@ -75,7 +77,10 @@ if TYPE_CHECKING:
     from vino.graft.point import Point
     from vino.graft.sandbox import Sandbox
 
-Source = bytes | bytearray | str | Path
+# A ``str`` is source text, never a path: a path is an ``os.PathLike`` (``Path``), which
+# only the application can make. (A one-line string ending in .wat was read as a path with
+# the host's rights: an application passing a tenant's text could be made to read a file.)
+Source = bytes | bytearray | str | os.PathLike[str]
 
 @dataclass(slots=True, frozen=True)
 class Checked:
@@ -93,23 +98,51 @@ class Checked:
 
 
 def read_source(source: Source) -> tuple[bytes, str]:
-    """The module's binary and a default name. Raises ``ValueError`` with the cause."""
+    """The module's binary and a default name. Raises ``ValueError`` with the cause.
+
+    Only an ``os.PathLike`` is opened, and at most ``_MAX_SOURCE_BYTES`` + 1 of it read
+    (a path to ``/dev/zero`` is refused, not read forever). A ``str`` is WebAssembly
+    text; one that looks like a file name is refused with that hint, never opened."""
     if isinstance(source, bytes | bytearray):
         data = bytes(source)
         if data[:4] == b"\0asm":
             return data, "graft-" + hashlib.sha256(data).hexdigest()[:12]
         return _wat(data.decode("utf-8", errors="replace")), "graft-wat"
-    if isinstance(source, Path) or (isinstance(source, str) and "(" not in source
-                                    and source.endswith((".wasm", ".wat"))):
+    if isinstance(source, os.PathLike):
         path = Path(source)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        data = read_bounded(path, _MAX_SOURCE_BYTES)
         if data[:4] == b"\0asm":
             return data, path.stem
         return _wat(data.decode("utf-8", errors="replace")), path.stem
+    if looks_like_a_path(source):
+        raise ValueError(path_hint(source))
     return _wat(source), "graft-wat"
+
+
+def looks_like_a_path(text: str) -> bool:
+    """A one-line string ending in ``.wasm``, ``.wat`` or ``.py``: not source text anyone
+    means, and never opened (see ``Source``)."""
+    return "\n" not in text and text.strip().endswith((".wasm", ".wat", ".py"))
+
+
+def path_hint(text: str) -> str:
+    """The refusal of a string that looks like a file name."""
+    return (f"{text[:80]!r} is taken as source text, not a file name: a string is never "
+            f"opened; pass a path as pathlib.Path to read a file")
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``; ``ValueError`` if it is longer or unreadable."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise ValueError(f"{path} is longer than {limit} bytes; the limit is "
+                         f"{limits.MAX_MODULE_BYTES} bytes (binary), {limits.MAX_WAT_CHARS} "
+                         f"characters (text)")
+    return data
 
 
 def _wat(text: str) -> bytes:

@@ -36,6 +36,7 @@ Invariant: ``_pres`` holds only linked modules of digests the sandbox keeps.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -89,12 +90,13 @@ def _compiled(pt: Point, source: loader.Source | PythonGraft[A], name: str | Non
                             "this point declares no layout, which Python grafts need")
     text, filename = "", "<python graft>"
     if not callable(source):
-        if isinstance(source, Path) or "\n" not in source:
+        if isinstance(source, os.PathLike):  # a str is text, never a path (loader.Source)
             path = Path(source)
             try:
-                text = path.read_text()
-            except OSError as exc:
-                raise GraftRejected(path.name, pt.name, f"cannot read {path}: {exc}") from None
+                text = loader.read_bounded(path, 4 * limits.MAX_PYGRAFT_SOURCE_CHARS).decode(
+                    "utf-8", errors="replace")
+            except ValueError as exc:
+                raise GraftRejected(path.name, pt.name, str(exc)) from None
             filename = str(path)
         else:
             text = source
@@ -232,8 +234,10 @@ class Registry:
         With ``replace=True`` an existing graft of a function point's target is
         replaced atomically: calls see the old graft or the new one, never none; a
         principal may replace only its own graft (a privileged one, any).
-        ``source``: ``.wasm`` bytes, a path to a ``.wasm``/``.wat``/``.py`` file,
-        WebAssembly text, or a Python graft. ``remove_after``: this graft's own
+        ``source``: ``.wasm`` bytes, the path of a ``.wasm``/``.wat``/``.py`` file as an
+        ``os.PathLike`` (``pathlib.Path``), WebAssembly text, or a Python graft (a
+        function or its text). A ``str`` is always source text, never opened: a
+        tenant's text cannot make the host read a file. ``remove_after``: this graft's own
         number of failures before removal (default: the registry's).
         Raises ``GraftRejected`` (nothing changed, and logged) on any failed check,
         ``NoSuchPoint`` for a point not declared here.

@@ -22,6 +22,7 @@ The guarantee: a compiled graft returns exactly what the same function returns
 run as plain Python, or it aborts. See ``compiler`` for the subset.
 """
 
+import os
 from pathlib import Path
 
 from vino.pygraft.compiler import Compiled, compile_function, compile_source
@@ -75,11 +76,13 @@ __all__ = [
 
 
 def is_python(source: object) -> bool:
-    """True for a ``.py`` path or Python text (WAT text starts with ``(`` or ``;;``)."""
-    if isinstance(source, Path):
-        return source.suffix == ".py"
+    """True for a ``.py`` path (an ``os.PathLike``) or Python text (WAT text starts with
+    ``(`` or ``;;``). A ``str`` is never a path: one that looks like a file name is no
+    Python either (the loader refuses it, saying so)."""
+    if isinstance(source, os.PathLike):
+        return Path(source).suffix == ".py"
     if isinstance(source, str):
-        if "\n" not in source:
-            return source.endswith(".py")
+        if "\n" not in source and source.strip().endswith((".wasm", ".wat", ".py")):
+            return False
         return not source.lstrip().startswith(("(", ";;"))
     return False

@@ -5,7 +5,7 @@ run as ordinary Python (in a unit test, in a REPL) they are the functions below,
 and compiled they become WebAssembly instructions with the same meaning:
 
     from vino.pygraft import shim
-    mod = shim.load("readahead_stride.py")           # a fresh module: fresh state
+    mod = shim.load(Path("readahead_stride.py"))     # a fresh module: fresh state
     buf = bytearray(256); ...                       # the point's buffer, as the host fills it
     count = shim.run(mod, READAHEAD, buf)           # calls mod.readahead(file_blocks=..., ...)
 
@@ -283,10 +283,10 @@ def message(graft: types.ModuleType, data: bytes) -> int:
 
 
 def load(source: str | Path, name: str = "pygraft_module") -> types.ModuleType:
-    """A fresh module from a graft's path or source text (its own, fresh state)."""
-    text = Path(source).read_text() if isinstance(source, Path) or (
-        "\n" not in source and source.endswith(".py")) else source
-    filename = str(source) if isinstance(source, Path) or "\n" not in source else name
+    """A fresh module from a graft's path (a ``Path``) or source text (a ``str``, never
+    opened), with its own, fresh state."""
+    text = source.read_text() if isinstance(source, Path) else source
+    filename = str(source) if isinstance(source, Path) else name
     mod = types.ModuleType(name)
     mod.__file__ = filename
     exec(compile(text, filename, "exec"), mod.__dict__)
