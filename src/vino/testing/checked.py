@@ -7,7 +7,10 @@ against the C files of ``graft/native`` and ``kernel/native`` built another way
 
 - ``ubsan``: built with ``-fsanitize=undefined`` (zig's C compiler links its own
   runtime): a signed overflow, a misaligned or null access, a shift out of range stops
-  the process with the file and line.
+  the process with the file and line. That runtime keeps thread-local data, more than
+  the loader leaves for a library opened after start-up ("cannot allocate memory in
+  static TLS block": the graft fast path silently fell back to its Python twin), so the
+  run asks glibc for more (``GLIBC_TUNABLES``).
 - ``asan``: built with ``-fsanitize=address``, run with the system's AddressSanitizer
   runtime preloaded (zig's compiler ships none: gcc's ``libasan.so.8``, Debian's
   ``libasan8``) and ``PYTHONMALLOC=malloc``, so that every object is a block the runtime
@@ -21,8 +24,13 @@ against the C files of ``graft/native`` and ``kernel/native`` built another way
   bad access or called what made it, or read the uninitialised value itself. They are
   printed, and the exit status is 1 if there is any.
 
-The exit status is otherwise pytest's. References kept by mistake are no checker's to
-see (the objects stay reachable): the leak tests count them (``vino.testing.leaks``).
+Before the tests, ``vino doctor`` runs under the same settings: a native part that did
+not build or load ends the run (status 2), since its tests would run the Python twin
+and the checker would see nothing. pytest captures ``sys`` only, not the descriptors, so
+a checker's report written to descriptor 2 as it stops the process is not lost with
+pytest's capture file. The exit status is otherwise pytest's. References kept by
+mistake are no checker's to see (the objects stay reachable): the leak tests count them
+(``vino.testing.leaks``).
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ NATIVE_TESTS: Final = (
     "tests/kernel/test_cache.py", "tests/attacks/test_attack_callables.py",
     "tests/attacks/test_attack_engine_traps.py",
 )
+# Static thread-local room for libraries opened after start-up, under ubsan (glibc's
+# default, 512 bytes, is too little for the runtime zig links into each library).
+_UBSAN_STATIC_TLS_BYTES: Final = 4 << 20
 _NATIVE_SOURCE: Final = re.compile(
     r"\b(fastpath|plainread|stack|ticker)(\.c:\d+|-[0-9a-f]{16}\.so)")
 _RECORD_START: Final = re.compile(r"^==\d+== (?=\S)(?!Memcheck|Copyright|Using|Command|Parent)",
@@ -80,8 +91,14 @@ def ours(log: str) -> list[str]:
 
 
 def _pytest(args: Sequence[str], env: dict[str, str], prefix: Sequence[str] = ()) -> int:
+    doctor = subprocess.run([sys.executable, "-m", "vino.cli", "doctor"], env=env,
+                            capture_output=True, text=True, check=False)
+    if doctor.returncode != 0:
+        print(f"{doctor.stdout}{doctor.stderr}checked: a native part did not load under "
+              f"these settings; its tests would check the Python twin", file=sys.stderr)
+        return 2
     cmd = [*prefix, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           "-m", "not slow", *(args or NATIVE_TESTS)]
+           "--capture=sys", "-m", "not slow", *(args or NATIVE_TESTS)]
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
@@ -102,6 +119,7 @@ def main(argv: Sequence[str]) -> int:
     env = dict(os.environ)
     if argv[0] == "ubsan":
         env["VINO_NATIVE_CFLAGS"] = "-g -fsanitize=undefined"
+        env["GLIBC_TUNABLES"] = f"glibc.rtld.optional_static_tls={_UBSAN_STATIC_TLS_BYTES}"
         return _pytest(argv[1:], env)
     if argv[0] == "asan":
         lib = _libasan()
