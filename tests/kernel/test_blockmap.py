@@ -35,7 +35,7 @@ def test_a_remembered_block_map_never_serves_blocks_a_truncate_freed(
     fs.write(f, first)
     assert fs.pread(f, 0, len(first)) == first  # every block's place remembered
     ino = f.inode
-    assert len(ino.bmap) == nblocks - NDIRECT
+    assert len(ino.remembered()) == nblocks - NDIRECT
     cut = (NDIRECT + 10) * BS + 5
     fs.truncate(f, cut)
     fs.sync()  # the freed blocks may now be given to anyone
@@ -68,6 +68,34 @@ def test_a_page_read_walks_no_indirect_block_once_its_place_is_known(
     fs.unmount()
 
 
+def test_a_file_longer_than_the_remembered_map_reads_right_past_its_end(
+        make_device: MakeDevice, sim_clock: SimClock, alice: User,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # An inode remembers the blocks below FS_BMAP_CACHE_ENTRIES only (the list would
+    # grow with the file): here the single indirect leaf, not the double's. Every block
+    # past it is walked to on each read, and reads, writes and a cut stay exact.
+    cap = NDIRECT + NPTR
+    monkeypatch.setattr(params, "FS_BMAP_CACHE_ENTRIES", cap)
+    fs = _mount(make_device, sim_clock)
+    nblocks = cap + 40
+    data = bytearray(os.urandom(nblocks * BS))
+    fs.create(alice, "big")
+    f = fs.open(alice, "big", "rw")
+    fs.write(f, data)
+    for b in (3, NDIRECT + 7, cap - 1, cap, cap + 39, cap + 1, NDIRECT):
+        assert fs.pread(f, b * BS, BS) == data[b * BS:(b + 1) * BS]
+    assert len(f.inode.bmap) <= cap
+    assert max(f.inode.remembered()) == cap - 1
+    fs.pwrite(f, (cap + 5) * BS, b"\x5a" * BS)
+    data[(cap + 5) * BS:(cap + 6) * BS] = b"\x5a" * BS
+    fs.truncate(f, (cap + 20) * BS)
+    del data[(cap + 20) * BS:]
+    fs.check_invariants()
+    assert fs.pread(f, 0, len(data) + BS) == data
+    fs.close(f)
+    fs.unmount()
+
+
 def test_a_stale_remembered_block_is_caught_by_the_invariants(
         make_device: MakeDevice, sim_clock: SimClock, alice: User) -> None:
     fs = _mount(make_device, sim_clock)
@@ -75,7 +103,7 @@ def test_a_stale_remembered_block_is_caught_by_the_invariants(
     f = fs.open(alice, "db", "rw")
     fs.write(f, bytes((NDIRECT + 4) * BS))
     fs.pread(f, NDIRECT * BS, BS)
-    f.inode.bmap[NDIRECT] += 1  # what a missed update would leave behind
+    f.inode.bmap[NDIRECT] = f.inode.remembered()[NDIRECT] + 1  # what a missed update leaves
     with pytest.raises(InvariantViolation, match="remembers block"):
         fs.check_invariants()
 

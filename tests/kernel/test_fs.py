@@ -289,7 +289,7 @@ def test_a_block_map_remembered_a_whole_leaf_at_a_time_never_lies(mounted: Mount
     with fs.open(alice, "f", "rw") as f:
         fs.seek(f, (NDIRECT + 9) * BS)
         assert fs.read(f, BS) == model[(NDIRECT + 9) * BS:(NDIRECT + 10) * BS]
-        assert len(f.inode.bmap) == NPTR  # the whole leaf, from one read
+        assert len(f.inode.remembered()) == NPTR  # the whole leaf, from one read
         fs.check_invariants()
         put(fs, f, NDIRECT + 5, rng.randbytes(BS))  # a remembered hole gets a block
         fs.check_invariants()

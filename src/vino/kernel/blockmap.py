@@ -26,7 +26,9 @@ Invariants (state declared here, set up by ``FileSystem.__init__`` and ``_load``
   nothing changed;
 - ``Inode.bmap`` remembers what ``_bmap`` found for file blocks past the direct ones
   (a hole too; every pointer of a leaf indirect block it read), so a page read does
-  not walk two or three indirect blocks through the cache each time. It is exact:
+  not walk two or three indirect blocks through the cache each time: a list indexed
+  by file block (None: not remembered), up to ``FS_BMAP_CACHE_ENTRIES`` (the blocks
+  past it are walked to every time; ``_remember``). It is exact:
   the map changes only in ``_map_new_block`` and ``_set_pointer``, which record the
   new pointer, and ``_trim``, which forgets them all; the map it remembers is the
   running transaction's, which is what every reader of this mount sees (a commit or
@@ -62,6 +64,18 @@ __all__ = ["BlockMap"]
 _LEAF = struct.Struct(f"<{NPTR}I")  # an indirect block: NPTR little-endian u32 pointers
 
 
+def _remember(known: list[int | None], first: int, blocks: tuple[int, ...]) -> None:
+    """``known`` (an ``Inode.bmap``) remembers ``blocks`` for file blocks ``first ..``,
+    unless they reach past ``FS_BMAP_CACHE_ENTRIES`` (then nothing is: a block that was
+    remembered there cannot be, as no list grows that long)."""
+    end = first + len(blocks)
+    if end > params.FS_BMAP_CACHE_ENTRIES:
+        return
+    if len(known) < end:
+        known.extend([None] * (end - len(known)))
+    known[first:end] = blocks
+
+
 class BlockMap:
     """The block-map and allocation half of a ``FileSystem`` (a mix-in; see the module)."""
 
@@ -87,7 +101,7 @@ class BlockMap:
         if bidx < NDIRECT:
             return ino.direct[bidx]
         remembered = ino.bmap
-        found = remembered.get(bidx)
+        found = remembered[bidx] if bidx < len(remembered) else None
         if found is not None:
             return found
         if bidx >= MAX_FILE_BLOCKS:
@@ -98,16 +112,13 @@ class BlockMap:
             if b == 0:
                 break
             b = self.journal.read_u32(b, k)
-        if len(remembered) + NPTR > params.FS_BMAP_CACHE_ENTRIES:
-            remembered.clear()
         if b == 0:  # no leaf: a hole
-            remembered[bidx] = 0
+            _remember(remembered, bidx, (0,))
             return 0
         # The leaf: every pointer in it remembered at once, so the next NPTR - 1 blocks
         # it maps (a scan's, or a cold cache's plain reads: fileio.py) walk nothing.
-        first = bidx - idx[-1]
         ptrs: tuple[int, ...] = _LEAF.unpack(self.journal.read(b))
-        remembered.update(zip(range(first, first + NPTR), ptrs, strict=True))
+        _remember(remembered, bidx - idx[-1], ptrs)
         return ptrs[idx[-1]]
 
     def _blocks_needed(self, ino: Inode, first: int, last: int) -> int:
@@ -124,7 +135,7 @@ class BlockMap:
         leaves: dict[tuple[int, tuple[int, ...]], tuple[int, int]] = {}
         read_u32 = self.journal.read_u32
         for bidx in range(max(first, NDIRECT), last + 1):
-            if bidx < mapped_end and known.get(bidx):
+            if bidx < mapped_end and bidx < len(known) and known[bidx]:
                 continue  # mapped
             level, idx = index_path(bidx)
             key = (level, idx[:-1])
@@ -185,7 +196,7 @@ class BlockMap:
             self.journal.write(node, nxt.to_bytes(4, "little"), 4 * k)
             node = nxt
         self.journal.write(node, blk.to_bytes(4, "little"), 4 * idx[-1])
-        ino.bmap[bidx] = blk
+        _remember(ino.bmap, bidx, (blk,))
         return blk
 
     def _unalloc_block(self, b: int) -> None:
@@ -354,4 +365,4 @@ class BlockMap:
             ino.direct[bidx] = blk
         else:
             self.journal.write(leaf, blk.to_bytes(4, "little"), 4 * index_path(bidx)[1][-1])
-            ino.bmap[bidx] = blk
+            _remember(ino.bmap, bidx, (blk,))

@@ -151,7 +151,9 @@ class FileIO(Directory):
                 bidx = offset // BS
                 blk = None
                 if offset + BS <= ino.size:  # else past the end, or the last partial block
-                    blk = ino.direct[bidx] if bidx < NDIRECT else ino.bmap.get(bidx)
+                    known = ino.bmap  # (a list: None where not remembered)
+                    blk = (ino.direct[bidx] if bidx < NDIRECT
+                           else known[bidx] if bidx < len(known) else None)
                 if blk:  # else a hole, or not mapped yet
                     frame = cache._files.get((self.device, blk))
                     # The history as _record leaves it; the built-in read-ahead asks
@@ -225,7 +227,8 @@ class FileIO(Directory):
                 first = offset // BS
                 blocks: list[int] = []
                 for bidx in range(first, first + n // BS):
-                    blk = direct[bidx] if bidx < NDIRECT else known.get(bidx)
+                    blk = (direct[bidx] if bidx < NDIRECT
+                           else known[bidx] if bidx < len(known) else None)
                     if not blk:  # a hole, or not looked up yet: the general path maps
                         break    # it or walks to it (and remembers it)
                     blocks.append(blk)
@@ -267,7 +270,7 @@ class FileIO(Directory):
         last = min(bidx + 1 + max_out, -(-ino.size // BS))
         files, dev, direct, known = self.cache._files, self.device, ino.direct, ino.bmap
         for b in range(bidx + 1, last):
-            blk = direct[b] if b < NDIRECT else known.get(b)
+            blk = direct[b] if b < NDIRECT else known[b] if b < len(known) else None
             if blk is None or (blk and (dev, blk) not in files):
                 return -1
         return max(last - bidx - 1, 0)

@@ -67,7 +67,9 @@ class Invariants(FileIO):
                     own(b, inum, "indirect" if indirect else f"block {bidx}")
                     if not indirect:
                         mapped[bidx] = b
-                for bidx, b in ino.bmap.items():
+                _check(len(ino.bmap) <= params.FS_BMAP_CACHE_ENTRIES,
+                       f"inode {inum}: remembers {len(ino.bmap)} blocks' places")
+                for bidx, b in ino.remembered().items():
                     _check(bidx >= NDIRECT and mapped.get(bidx, 0) == b,
                            f"inode {inum}: remembers block {bidx} at {b}, the map says "
                            f"{mapped.get(bidx, 0)}")

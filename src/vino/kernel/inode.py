@@ -182,9 +182,22 @@ class Inode:
     ind: list[int] = field(default_factory=lambda: [0] * NLEVELS)  # single, double, triple
     open_count: int = 0  # OpenFiles on this inode
     orphan: bool = False  # unlinked while open: freed at the last close
-    # Invariant: bmap[b] is the device block (0: a hole) that the block map gives for
-    # file block b >= NDIRECT as of the running transaction (blockmap.py keeps it so).
-    bmap: dict[int, int] = field(default_factory=dict, repr=False)
+    # Invariant: bmap[b], unless None or b >= len(bmap), is the device block (0: a hole)
+    # that the block map gives for file block b >= NDIRECT as of the running transaction
+    # (blockmap.py keeps it so); bmap[b] is None for every b < NDIRECT, and len(bmap) <=
+    # FS_BMAP_CACHE_ENTRIES. A list indexed by file block, not a dict: a page read finds
+    # its block with one index (plainread.c), not a hash probe and an int comparison.
+    bmap: list[int | None] = field(default_factory=list, repr=False)
+
+    def known(self, bidx: int) -> int | None:
+        """The remembered device block of file block ``bidx >= NDIRECT`` (0: a hole), or
+        None if the map is not remembered there."""
+        bmap = self.bmap
+        return bmap[bidx] if bidx < len(bmap) else None
+
+    def remembered(self) -> dict[int, int]:
+        """Every remembered file block: its device block (0: a hole)."""
+        return {b: blk for b, blk in enumerate(self.bmap) if blk is not None}
 
     @property
     def is_dir(self) -> bool:

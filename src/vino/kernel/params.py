@@ -45,8 +45,9 @@ FS_LOG_FRACTION: Final = 64  # the log takes 1/this of the image's blocks ...
 FS_LOG_MAX_BLOCKS: Final = 510  # ... up to this many (a header and 509 copies: 2 MiB)
 FS_DIRENT_SIZE: Final = 64  # bytes per directory entry: u32 inode + 60 bytes of name
 FS_NAME_MAX: Final = 60  # longest file name, bytes of UTF-8
-FS_BMAP_CACHE_ENTRIES: Final = 1 << 18  # file blocks whose device block an inode remembers
-# (past the direct ones: 1 GiB of file, ~25 MiB of host memory at most; then it starts over)
+FS_BMAP_CACHE_ENTRIES: Final = 1 << 20  # file blocks below this whose device block an inode
+# remembers (Inode.bmap, a list indexed by file block: 4 GiB of file; 8 bytes a block of the
+# list, 32 more per block remembered; a block past it is walked to every time)
 FS_DEFAULT_INODES: Final = 256  # inodes made by format() when not told (incl. 0 and root)
 # The most inodes a file system may have (its table: 8 MiB, read whole into memory at
 # mount). A superblock claiming more is refused before anything is read: a hostile

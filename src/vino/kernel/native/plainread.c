@@ -75,7 +75,6 @@ static struct {
     PyTypeObject *deque_type; /* collections.deque, and its appendleft (a method descriptor) */
     PyObject *deque_appendleft;
     PyObject *page; /* the bytes the last served hit returned (page_bytes) */
-    PyObject *key;  /* block_of's last key: an int rewritten while nothing else holds it */
     unsigned long long served; /* reads plain_read answered (both entries) */
 } S;
 
@@ -418,8 +417,10 @@ static int hist_at(PyObject *hist, Py_ssize_t i, long long *out) {
     return ok;
 }
 
-/* The device block of file block b (a borrowed int, or NULL when the remembered map
- * has no entry: Python's None). *bad = 1 if the inode is not as expected. */
+/* The device block of file block b >= 0 (a borrowed int, or NULL when the remembered
+ * map has no entry: None, or past the list's end). `direct` and `bmap` are the inode's
+ * lists (Inode.bmap is indexed by file block: one index, no hash probe). *bad = 1 if
+ * the inode is not as expected. */
 static PyObject *block_of(PyObject *direct, PyObject *bmap, long long b, int *bad) {
     if (b < S.ndirect) {
         if (b >= PyList_GET_SIZE(direct)) {
@@ -428,28 +429,9 @@ static PyObject *block_of(PyObject *direct, PyObject *bmap, long long b, int *ba
         }
         return PyList_GET_ITEM(direct, b);
     }
-    /* The key: the last one rewritten when nothing but this module holds it (a lookup
-     * that compares it with a key of another type could hand it out: then it is left to
-     * its holder), else a new int, kept for the next lookup. */
-    PyObject *key = S.key;
-#if INT_DIGITS_KNOWN
-    if (rewritable(key, b)) {
-        rewrite(key, b);
-    } else
-#endif
-    {
-        key = PyLong_FromLongLong(b);
-        if (key == NULL) {
-            *bad = 1;
-            return NULL;
-        }
-        Py_XSETREF(S.key, key);
-    }
-    Py_INCREF(key);
-    PyObject *blk = PyDict_GetItemWithError(bmap, key);
-    Py_DECREF(key);
-    if (blk == NULL && PyErr_Occurred()) *bad = 1;
-    return blk;
+    if (b >= PyList_GET_SIZE(bmap)) return NULL;
+    PyObject *blk = PyList_GET_ITEM(bmap, b);
+    return blk == Py_None ? NULL : blk;
 }
 
 /* 1 if (dev, blk) is a key of files, 0 if not, -1 on error. */
@@ -1373,7 +1355,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
      * where offset + S.bs could, for a caller's offset a block short of 2**63) */
     if (offset > size || size - offset < S.bs) return NULL;
     PyObject *direct = SLOT(ino, S.ino_direct), *bmap = SLOT(ino, S.ino_bmap);
-    if (direct == NULL || !PyList_CheckExact(direct) || bmap == NULL || !PyDict_CheckExact(bmap))
+    if (direct == NULL || !PyList_CheckExact(direct) || bmap == NULL || !PyList_CheckExact(bmap))
         return NULL;
     int bad = 0;
     PyObject *blk = block_of(direct, bmap, bidx, &bad);
