@@ -3,7 +3,8 @@
 ``VinoError`` is the root: nothing vino's public API raises on its own account is
 outside it. The errors of the mechanism are here; the kernel's (``kernel/errors.py``),
 the SDK's (``BuildError``, ``ToolchainMissing``, ``CompileError``), SQLite's lock
-``Busy`` and the test rigs' ``UndoFailed`` derive from it where they are raised.
+``Busy``, its session's ``JournalModeRefused`` and its VFS's ``FilesStillOpen``, and
+the test rigs' ``UndoFailed`` derive from it where they are raised.
 Each docstring says when the error is raised and what was done about it, so a
 caller knows what state it is left in.
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import apsw
 import pytest
 
+from vino.errors import VinoError
 from vino.kernel import plainread
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.sqlite.names import kernel_name
-from vino.sqlite.session import Session
-from vino.sqlite.vfs import VinoVFS
+from vino.sqlite.session import JournalModeRefused, Session, configure
+from vino.sqlite.vfs import FilesStillOpen, VinoVFS
 from vino.sqlite.vfsfile import VinoFile
 
 from .conftest import TEST_BLOCKS
@@ -273,6 +274,34 @@ def test_a_failing_open_hook_fails_the_open_and_leaks_nothing(kernel: Kernel,
     finally:
         vfs.close()
     kernel.check_invariants()  # no open file left behind in the kernel
+
+
+def test_closing_the_vfs_under_an_open_connection_is_refused_and_changes_nothing(
+        kernel: Kernel, alice: User) -> None:
+    vfs = VinoVFS(kernel, alice)
+    db = apsw.Connection("app.db", vfs=vfs.vfs_name)
+    _fill(db)
+    with pytest.raises(FilesStillOpen, match=r"files still open: app\.db") as caught:
+        vfs.close()
+    assert isinstance(caught.value, VinoError)
+    assert vfs.vfs_name in apsw.vfs_names()  # still registered: SQLite can still call it
+    assert [kf.name for kf in vfs.files()] == ["app.db"]
+    _fill(db, 10, start=ROWS)  # the connection goes on working through it
+    assert _intact(db, ROWS + 10)
+    vfs.check_invariants()
+    db.close()
+    vfs.close()
+    assert vfs.vfs_name not in apsw.vfs_names()
+    kernel.check_invariants()
+
+
+def test_a_journal_mode_sqlite_will_not_take_is_refused_as_a_vino_error() -> None:
+    db = apsw.Connection(":memory:")  # an in-memory database keeps journal mode memory
+    with pytest.raises(JournalModeRefused, match=r"'delete'.*\('memory',\)") as caught:
+        configure(db, cache_pages=17)
+    assert isinstance(caught.value, VinoError)
+    assert db.execute("pragma journal_mode").fetchall() == [("memory",)]
+    assert db.execute("pragma cache_size").fetchall() == [(17,)]  # set before the refusal
 
 
 def test_pages_one_process_reads_plainly_are_fresh_after_another_process_wrote_them(

@@ -39,6 +39,7 @@ from types import TracebackType
 
 import apsw
 
+from vino.errors import VinoError
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.sqlite.advisor import BTreeAdvisor
@@ -46,9 +47,15 @@ from vino.sqlite.grafts import Plan, SqliteGrafts
 from vino.sqlite.params import BUSY_TIMEOUT_MS, SQLITE_CACHE_PAGES, SQLITE_PAGE_BYTES
 from vino.sqlite.vfs import VinoVFS
 
-__all__ = ["JOURNAL_MODES", "Session", "configure", "leave_wal"]
+__all__ = ["JOURNAL_MODES", "JournalModeRefused", "Session", "configure", "leave_wal"]
 
 JOURNAL_MODES = ("delete", "truncate", "persist")  # the rollback-journal modes supported
+
+
+class JournalModeRefused(VinoError, RuntimeError):
+    """SQLite kept another journal mode than the one ``configure`` asked for (an
+    in-memory database keeps ``memory``). The connection's other settings were
+    applied; its journal mode is the one SQLite answered, named in the message."""
 
 
 def configure(db: apsw.Connection, cache_pages: int = SQLITE_CACHE_PAGES,
@@ -61,7 +68,8 @@ def configure(db: apsw.Connection, cache_pages: int = SQLITE_CACHE_PAGES,
     db.execute("pragma temp_store = memory")
     got = db.execute(f"pragma journal_mode = {journal_mode}").fetchall()
     if got != [(journal_mode,)]:
-        raise RuntimeError(f"SQLite refused journal mode {journal_mode!r}: {got}")
+        raise JournalModeRefused(f"SQLite refused journal mode {journal_mode!r}: it "
+                                 f"answered {got}; the connection keeps that mode")
 
 
 def leave_wal(db: apsw.Connection, journal_mode: str) -> bool:

@@ -88,6 +88,7 @@ from collections.abc import Callable
 
 import apsw
 
+from vino.errors import VinoError
 from vino.kernel import plainread
 from vino.kernel.errors import AccessDenied, FileExists, KernelError, NoSuchFile
 from vino.kernel.fs import MAX_FILE_SIZE, FileSystem
@@ -115,7 +116,8 @@ from vino.sqlite.vfsfile import (
     sqlite_errors,
 )
 
-__all__ = ["KernelFile", "PageObserver", "VanishedJournal", "VfsStats", "VinoFile", "VinoVFS"]
+__all__ = ["FilesStillOpen", "KernelFile", "PageObserver", "VanishedJournal", "VfsStats",
+           "VinoFile", "VinoVFS"]
 
 _EXCLUDED = frozenset({"xDlOpen", "xDlSym", "xDlClose", "xDlError", "xGetSystemCall",
                        "xSetSystemCall", "xNextSystemCall"})
@@ -129,6 +131,12 @@ _JULIAN_UNIX_EPOCH = 2440587.5  # Julian day number of 1970-01-01 00:00 UTC
 _JULIAN_UNIX_EPOCH_MS = 210866760000000  # the same, in ms (sqlite3 os_unix.c)
 
 _vfs_ids = iter(range(1, 1 << 62))
+
+
+class FilesStillOpen(VinoError, RuntimeError):
+    """``VinoVFS.close`` while SQLite still has files of the VFS open (a connection
+    was not closed first). Nothing changed: the VFS stays registered, its files, pool
+    and connections as they were; close the connections, then the VFS again."""
 
 
 class VinoVFS(apsw.VFS):
@@ -508,13 +516,15 @@ class VinoVFS(apsw.VFS):
                         assert disk == pooled, f"{kf.name}: pool page {index} is stale"
 
     def close(self) -> None:
-        """Unregister from SQLite and give the pool's frames back. Close connections first."""
+        """Unregister from SQLite and give the pool's frames back. Close connections
+        first: with a file still open raises ``FilesStillOpen`` and changes nothing."""
         with self._mutex:
             if self._closed:
                 return
             if self._files:
                 names = ", ".join(sorted(self._files))
-                raise RuntimeError(f"VFS {self.vfs_name}: files still open: {names}")
+                raise FilesStillOpen(f"VFS {self.vfs_name}: files still open: {names}; "
+                                     "close their connections first")
             self._closed = True
             self.unregister()
             if self.pool is not None:
