@@ -231,7 +231,9 @@ class BlockDevice:
                 raise InvalidArgument(
                     f"read_into({n}): {nbytes} bytes is not a positive multiple of {bs}")
             self.check_block(n, count)  # raises the error that names the bad block
-        with self._lock:  # _account inline: every cache miss comes here
+        # Every cache miss comes here: the request's accounting is written out in place
+        # (a call would cost more than it does), as in write_blocks and the native miss.
+        with self._lock:
             fd = self._fd
             if fd is None:
                 raise BadHandle(f"device {self.path} is closed")
@@ -283,7 +285,9 @@ class BlockDevice:
                 f"{self.block_size}")
         if n < 0 or n + count > self.nblocks:
             self.check_block(n, count)  # raises BadBlock
-        with self._lock:  # every commit's write-back comes here: _open_fd, _account inline
+        # Every commit's write-back comes here: _open_fd's check and the request's
+        # accounting are written out in place, as in read_into.
+        with self._lock:
             fd = self._fd
             if fd is None:
                 raise BadHandle(f"device {self.path} is closed")
@@ -393,15 +397,6 @@ class BlockDevice:
             raise BadHandle(f"device {self.path} is closed")
         return self._fd
 
-    def _account(self, n: int, count: int, nbytes: int) -> None:
-        sequential = n == self._head
-        ns = self.profile.request_ns(nbytes, sequential)
-        if not sequential:
-            self.stats.seeks += 1
-        self._head = n + count
-        self.stats.busy_ns += ns
-        if self.clock is not None:
-            self.clock.advance(ns)
 
 
 # The native loads read them:
