@@ -15,6 +15,8 @@ touch another user's pages or threads, and an attempt aborts the graft
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import pytest
 
 from vino.errors import GraftRejected
-from vino.graft import GLOBAL, Graft
+from vino.graft import GLOBAL, Graft, Principal
 from vino.kernel.errors import AccessDenied, InvalidArgument
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
@@ -39,6 +41,8 @@ from .kernel_world import (
     usage,
     wat,
 )
+
+PRINCIPALS_MADE = 20_000  # at most, to land on a freed principal's address
 
 POINTS = ("fs.readahead", "vm.evict", "sched.pick", "fs.filter", "fs.access")
 
@@ -120,6 +124,37 @@ def test_filter_on_a_readable_file_of_another_user_is_rejected(k: Kernel) -> Non
                                            target=of.inode, replace=True),
                         "may not graft fs.filter")
         assert bobs.state == "live"
+
+
+def test_a_principal_born_where_a_users_dead_one_lay_gets_none_of_her_rights(
+        k: Kernel) -> None:
+    # alice's first principal is replaced (User.principal is a plain field) and nothing
+    # else holds it, so CPython may free it; mallory then makes principals, keeping each,
+    # until one sits at its address. Were users found by id(principal), that one would
+    # be taken for alice's and could decide how alice's file is stored.
+    alice = k.add_user("alice")  # no graft of hers holds her principal
+    make_file(k, alice, "alice-secret", pattern(2))
+    with k.fs.open(k.spawn(alice), "alice-secret", "r") as of:
+        inode = of.inode
+    first = weakref.ref(alice.principal)
+    dead = id(alice.principal)
+    alice.principal = Principal("alice", alice.quota)
+    gc.collect()
+    freed = first() is None
+    made: list[Principal] = []  # each kept, so the next takes a new place
+    for _ in range(PRINCIPALS_MADE):
+        made.append(Principal("mallory"))
+        if id(made[-1]) == dead:
+            break
+    mallory = made[-1]
+    if freed:  # the attack's setup: she was born where alice's principal lay
+        assert id(mallory) == dead
+    else:  # the kernel kept the first principal alive: it still stands for alice
+        old = first()
+        assert old is not None and k.user_of(old) is alice
+    assert [p for p in made if k.user_of(p) is not None] == []
+    assert_rejected(k, lambda: k.registry.install("fs.filter", benign("fs.filter"), mallory,
+                                                  inode), "may not graft fs.filter")
 
 
 def test_another_users_address_space_cannot_be_grafted(k: Kernel) -> None:

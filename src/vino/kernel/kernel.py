@@ -103,7 +103,10 @@ class Kernel:
         self._uids = itertools.count(1000)
         self.root = User(0, "root")
         self.users: dict[int, User] = {0: self.root}
-        self._by_principal: dict[int, User] = {id(self.root.principal): self.root}
+        # Keyed by the principal itself (hashed by identity), which the map keeps alive:
+        # an id() is only an address, and a principal freed while its id stayed here
+        # would let the next one made at that address act as its user.
+        self._by_principal: dict[Principal, User] = {self.root.principal: self.root}
         reg = self.registry
         # Each point with its types (callable as the kernel calls it), and all by name.
         self.evict_point = points.evict_point(self.cache, reg)
@@ -164,11 +167,11 @@ class Kernel:
     def add_user(self, name: str, quota: Quota | None = None) -> User:
         user = User(next(self._uids), name, quota or Quota())
         self.users[user.uid] = user
-        self._by_principal[id(user.principal)] = user
+        self._by_principal[user.principal] = user
         return user
 
     def user_of(self, principal: Principal) -> User | None:
-        return self._by_principal.get(id(principal))
+        return self._by_principal.get(principal)
 
     def new_group(self, owner: User, name: str = "") -> ProcessGroup:
         return ProcessGroup(new_pgid(), owner, name)
