@@ -160,6 +160,39 @@ def test_every_command_the_command_line_takes_is_in_the_readmes_table() -> None:
     assert missing == []
 
 
+def test_the_design_map_names_every_module() -> None:
+    # What if a module is added or split off (kernel/openfile.py from fs.py) and the map
+    # of the code (docs/DESIGN.md section 8) never names it? Graft sources are named
+    # by their folders.
+    text = (ROOT / "docs" / "DESIGN.md").read_text()
+    block = text.split("## 8. Map of the code")[1].split("```")[1]
+    named = set(re.findall(r"\s([\w/]+(?:\.py|/))(?=\s)", block))
+    src = ROOT / "src" / "vino"
+    folders = {"sdk/samples/", "sdk/hostile/"}
+    modules_ = {p.relative_to(src).as_posix() for p in src.rglob("*.py")}
+    unnamed = sorted(m for m in modules_ - named if not any(m.startswith(f) for f in folders))
+    assert len(modules_) > 100  # the walk found them
+    assert unnamed == []
+    assert sorted(n for n in named if n not in modules_ and n not in folders) == []
+
+
+def test_every_option_of_a_command_is_in_its_readmes_rows() -> None:
+    # What if an option is added to a command and the README's table never says so?
+    rows = [re.match(r"\| `vino ([^`]+)`", line).group(1)  # type: ignore[union-attr]
+            for line in (ROOT / "README.md").read_text().splitlines()
+            if line.startswith("| `vino ")]
+    missing = []
+    for name, sub in _subparsers(_parser()).items():
+        for leaf, parser_ in [(f"{name} {s}", p) for s, p in _subparsers(sub).items()] or [
+                (name, sub)]:
+            told = " ".join(r for r in rows if (r + " ").startswith(leaf + " "))
+            said = set(re.findall(r"--?[a-z][\w-]*", told.replace("\\|", " ")))
+            missing += [f"vino {leaf} {opt}" for action in parser_._actions
+                        for opt in action.option_strings[-1:]
+                        if opt != "--help" and not set(action.option_strings) & said]
+    assert missing == []
+
+
 def _told_as_alternative(told: tuple[str, ...], command: tuple[str, ...]) -> bool:
     """``bench table|savings``, as the table writes alternatives, tells ``bench table``."""
     return (len(told) == 2 and told[0] == command[0] and len(command) == 2
