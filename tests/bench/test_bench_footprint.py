@@ -45,9 +45,9 @@ totals: 191 49 22 57 11 3 4 6 2
 def test_a_dump_is_summed_by_part_without_counting_a_call_twice() -> None:
     parts = footprint.by_part(footprint.parse(DUMP), calls=2)
     # CPython: ceval's three cost lines and _struct's; I1mr 40+6+1+1, D1mr+D1mw 6+3+1+0,
-    # ILmr 1+1+0+1, DLmr+DLmw 4+1+0+0; per call of two.
+    # ILmr 1+1+0+1, DLmr+DLmw 4+1+0+0, Ir 100+50+8+4; per call of two.
     assert parts["CPython"] == {"code_lines": 24.0, "data_lines": 5.0, "code_pages": 1.5,
-                                "data_pages": 2.5}
+                                "data_pages": 2.5, "instructions": 81.0}
     assert parts["vino native"]["code_lines"] == 7 / 2  # not the 999 of the call's line
     assert parts["guest"]["code_lines"] == 2 / 2
     assert parts["wasmtime"]["code_lines"] == 0
@@ -57,11 +57,14 @@ def test_a_dump_is_summed_by_part_without_counting_a_call_twice() -> None:
 def test_a_window_is_counted_less_the_empty_one_and_rendered_with_its_parts() -> None:
     one = footprint.by_part(footprint.parse(DUMP), calls=1)
     empty = footprint.by_part(footprint.parse(DUMP), calls=2)
-    r = footprint.summarise({"empty": empty, "floor": one, "sched": one}, calls=1)
+    r = footprint.summarise({"empty": empty, "floor": one, "native_floor": one, "sched": one},
+                            calls=1)
     assert r["windows"]["sched"]["total"]["code_lines"] == 57 - 57 / 2
+    assert r["windows"]["native_floor"]["total"]["instructions"] == 191 - 191 / 2
     assert r["windows"]["sched"]["parts"]["vino native"]["code_lines"] == 7 - 7 / 2
     text = footprint.render(r)
     assert "floor (ctypes call of labs)" in text and "scheduling" in text
+    assert "native floor (C-extension call of a Wasm export)" in text
     assert "vino native: code / data lines" in text
 
 

@@ -5,8 +5,11 @@ between) starts on caches, TLB and branch predictors that other work has used, s
 what it costs beyond a back-to-back call grows with how much distinct code and data
 it touches. This benchmark counts that, exactly and whatever the machine's load:
 each sample's protected call (the subsystem's policy slot with the sample graft
-installed, as the goals call it) and the sparse floor (``goals.c_floor``: a plain
-ctypes call of libc's ``labs``) run under valgrind's callgrind with its cache
+installed, as the goals call it), the sparse floor (``goals.c_floor``: a plain
+ctypes call of libc's ``labs``) and the native floor (``goals.WasmFloor``: a plain
+C-extension call into a trivial WebAssembly export on the samples' engine, nothing of
+vino's around it: what any protected call must touch) run under valgrind's callgrind
+with its cache
 simulation; before every call the simulated caches are emptied (a 16 MiB write and
 96 KiB of straight-line code, what a switch to another process leaves behind), and
 only the call itself is collected. Every miss is then a distinct line or page the
@@ -14,9 +17,12 @@ call touched:
 
 - code lines and data lines, 64 bytes (first-level instruction and data misses);
 - code pages and data pages, 4 KiB (misses of a last-level cache simulated with 4 KiB
-  lines: the TLB entries a cold call needs).
+  lines: the TLB entries a cold call needs);
+- instructions (what the call executes, cold or warm alike: its work, beside what it
+  touches).
 
-Per call, less the empty window (the two marker calls around nothing), split by
+Per call, less the empty window (the two marker calls around a call of a C function
+that does nothing, ``gc.isenabled``), split by
 part: CPython (the kernel's Python codecs and policy slot, and the interpreter and C
 API that run them), vino's native call (the fast path and the stack guard), wasmtime
 (its entry and exit), the guest (the graft's compiled code), and the rest (libc, the
@@ -31,6 +37,7 @@ simulation: a few minutes. ``run`` raises ``OSError`` when valgrind is missing.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import re
 import shutil
@@ -50,8 +57,11 @@ VALGRIND_INCLUDE: Final = Path("/usr/include/valgrind")
 # last-level cache of 4 KiB lines (1,024 pages, emptied by the 16 MiB write).
 CACHES: Final = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=4194304,16,4096")
 PARTS: Final = ("CPython", "vino native", "wasmtime", "guest", "rest")
-EVENTS: Final = ("code_lines", "data_lines", "code_pages", "data_pages")
-WINDOWS: Final = ("floor", "readahead", "evict", "sched", "encrypt")
+EVENTS: Final = ("code_lines", "data_lines", "code_pages", "data_pages", "instructions")
+WINDOWS: Final = ("floor", "native_floor", "readahead", "evict", "sched", "encrypt")
+# What the windows of the two floors are called in the report.
+FLOOR_TITLES: Final = {"floor": "floor (ctypes call of labs)",
+                       "native_floor": "native floor (C-extension call of a Wasm export)"}
 
 _MARKER_C: Final = r"""
 #include <string.h>
@@ -92,6 +102,7 @@ def parse(text: str) -> dict[str, dict[str, int]]:
     instruction counted once), with names expanded from callgrind's compression."""
     names: dict[tuple[str, str], str] = {}
     events: list[str] = []
+    positions = 1  # the columns before the costs (line; instr line with --dump-instr)
     obj = ""
     in_call = False
     out: dict[str, dict[str, int]] = {}
@@ -107,6 +118,8 @@ def parse(text: str) -> dict[str, dict[str, int]]:
     for line in text.splitlines():
         if line.startswith("events:"):
             events = line.split()[1:]
+        elif line.startswith("positions:"):
+            positions = len(line.split()) - 1
         elif line.startswith("ob="):
             obj = name("ob", line[3:])
         elif line.startswith("cob="):
@@ -121,7 +134,7 @@ def parse(text: str) -> dict[str, dict[str, int]]:
             if in_call:
                 in_call = False
                 continue
-            costs = line.split()[1:]
+            costs = line.split()[positions:]
             acc = out.setdefault(obj, dict.fromkeys(events, 0))
             for e, v in zip(events, costs, strict=False):
                 acc[e] += int(v)
@@ -137,6 +150,7 @@ def by_part(dump: dict[str, dict[str, int]], calls: int) -> dict[str, dict[str, 
         p["data_lines"] += (ev.get("D1mr", 0) + ev.get("D1mw", 0)) / calls
         p["code_pages"] += ev.get("ILmr", 0) / calls
         p["data_pages"] += (ev.get("DLmr", 0) + ev.get("DLmw", 0)) / calls
+        p["instructions"] += ev.get("Ir", 0) / calls
     return out
 
 
@@ -176,11 +190,14 @@ def _child(calls: int) -> None:
         shared = Sandbox()
         booted = {k: setups.build(k, Path(tmp), shared) for k in paper.GRAFTS}
         try:
-            def nothing() -> None:
-                return None
-
+            # The empty window calls a C function that does nothing (no Python frame, as
+            # the slots and the floors make none): every window is net of the markers and
+            # of the interpreter's bare call.
             windows: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = [
-                ("empty", nothing, ()), ("floor", goals.c_floor(), (-5,))]
+                ("empty", gc.isenabled, ()), ("floor", goals.c_floor(), (-5,))]
+            native_floor = goals.WasmFloor.make(shared)
+            if native_floor is not None:  # None without the native fast path
+                windows.append(("native_floor", native_floor.call, ()))
             windows += [(k, s.hook, s.hook_args()) for k, s in booted.items()]
             toggle, thrash = lib.vino_fp_toggle, lib.vino_fp_thrash
             for name, f, args in windows:
@@ -237,7 +254,7 @@ def render(result: dict[str, Any]) -> str:
     from vino.bench import paper
 
     def title(w: str) -> str:
-        return "floor (ctypes call of labs)" if w == "floor" else paper.TITLES[w]
+        return FLOOR_TITLES.get(w) or paper.TITLES[w]
 
     def cell(v: dict[str, float], keys: Iterable[str]) -> str:
         return " / ".join(f"{v[k]:,.0f}" for k in keys)
@@ -245,9 +262,9 @@ def render(result: dict[str, Any]) -> str:
     rows = []
     for w, r in result["windows"].items():
         t = r["total"]
-        rows.append([title(w), cell(t, EVENTS),
+        rows.append([title(w), cell(t, EVENTS[:4]), f"{t['instructions']:,.0f}",
                      *(cell(r["parts"][p], ("code_lines", "data_lines")) for p in PARTS)])
-    head = ["call", "code lines / data lines / code pages / data pages",
+    head = ["call", "code lines / data lines / code pages / data pages", "instructions",
             *(f"{p}: code / data lines" for p in PARTS)]
     return (f"Footprint of one cold call (callgrind, caches emptied before each call, "
             f"{result['calls']} calls; per call, less the markers' empty window)\n\n"
