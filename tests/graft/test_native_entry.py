@@ -94,6 +94,47 @@ def test_a_waiter_on_the_native_mutex_gets_it_when_released() -> None:
     assert got == [True] and m.locked()
 
 
+def test_waiters_on_the_native_mutex_each_get_it_in_turn_and_one_that_gave_up_loses_none(
+        ) -> None:
+    """Taking and giving the lock is a store under the GIL; waiters sleep on a gate a
+    release leaves one permit on. No wake-up is lost: three waiters each get the lock in
+    turn, and one that timed out meanwhile takes no permit with it."""
+    m = _mutex()
+    m.acquire()
+    got: list[str] = []
+    inside: list[int] = []
+
+    def waiter(name: str, timeout: float) -> None:
+        if not m.acquire(True, timeout):
+            got.append(f"{name} timed out")
+            return
+        inside.append(1)
+        assert len(inside) == 1  # alone while it holds it
+        time.sleep(0.005)
+        got.append(name)
+        inside.pop()
+        m.release()
+
+    quitter = threading.Thread(target=waiter, args=("quitter", 0.05))
+    quitter.start()
+    quitter.join(5.0)
+    assert got == ["quitter timed out"] and m.locked()
+    waiters = [threading.Thread(target=waiter, args=(f"w{j}", 60.0)) for j in range(3)]
+    for t in waiters:
+        t.start()
+    time.sleep(0.05)
+    assert got == ["quitter timed out"]  # all three wait: the GIL is let go meanwhile
+    released = time.perf_counter()
+    m.release()
+    for t in waiters:
+        t.join(60.0)
+    # a lost wake-up would leave a waiter asleep until its time-out (60 s)
+    assert time.perf_counter() - released < 20.0
+    assert sorted(got[1:]) == ["w0", "w1", "w2"]
+    assert not m.locked() and m.acquire(False)  # left free, and taken at once
+    m.release()
+
+
 def test_each_thread_calling_one_graft_sees_its_own_answers_and_no_transaction_left(
         echo: tuple[World, Graft]) -> None:
     """Threads share one store: a call finding it busy goes the Python way (and waits for

@@ -8,9 +8,9 @@
  *   at the byte offsets slot_offset finds, after need_type was given the class.
  * - str_keyed, mro_str_keyed: whether looking a name up in a dict, or on a class, can
  *   run a key's __eq__ (a key of the name's hash that is no str).
- * - now_ns, lock_wait, acquire_args, acquire_wait, new_with_lock: threading's lock
- *   interface over a PyThread lock, for fastpath.c's Mutex (threading.Lock's twin); its
- *   arguments, clock and allocation for plainread.c's RLock (threading.RLock's twin).
+ * - now_ns, acquire_args, new_with_lock: the clock, the checked arguments and the
+ *   allocation of threading's lock interface, for fastpath.c's Mutex (threading.Lock's
+ *   twin) and plainread.c's RLock (threading.RLock's twin).
  * - module_with_types: an extension's module, its types readied and added.
  *
  * The build (graft/nativebuild.py) puts this directory on every extension's include
@@ -139,27 +139,6 @@ static inline long long now_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* Wait for `lock` with the GIL let go, up to timeout_us (-1: for ever); signals run
- * their handlers meanwhile (as threading's locks let them). 1: taken, 0: timed out,
- * -1: a handler raised. */
-static int lock_wait(PyThread_type_lock lock, long long timeout_us) {
-    long long t0 = now_ns();
-    long long left = timeout_us;
-    for (;;) {
-        PyLockStatus st;
-        Py_BEGIN_ALLOW_THREADS
-        st = PyThread_acquire_lock_timed(lock, left, 1);
-        Py_END_ALLOW_THREADS
-        if (st == PY_LOCK_ACQUIRED) return 1;
-        if (st == PY_LOCK_FAILURE) return 0;
-        if (Py_MakePendingCalls() < 0) return -1; /* interrupted: a handler raised */
-        if (timeout_us > 0) {
-            left = timeout_us - (now_ns() - t0) / 1000;
-            if (left <= 0) return PyThread_acquire_lock_timed(lock, 0, 0) == PY_LOCK_ACQUIRED;
-        }
-    }
-}
-
 /* acquire(blocking=True, timeout=-1)'s arguments (args NULL: none, as `with` gives),
  * checked as threading's locks check them: 0; else -1 with an exception. */
 static int acquire_args(PyObject *args, PyObject *kw, int *blocking, double *timeout) {
@@ -178,18 +157,6 @@ static int acquire_args(PyObject *args, PyObject *kw, int *blocking, double *tim
         return -1;
     }
     return 0;
-}
-
-/* What acquire(blocking, timeout) does once `lock` was found taken: give up (not
- * blocking, or a time-out of 0), or lock_wait. 1: taken, 0: not, -1: an exception. */
-static int acquire_wait(PyThread_type_lock lock, int blocking, double timeout) {
-    if (!blocking || timeout == 0) return 0;
-    double us = timeout * 1e6;
-    if (us > (double)PY_TIMEOUT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
-        return -1;
-    }
-    return lock_wait(lock, timeout < 0 ? -1 : (long long)us);
 }
 
 /* A new object of `type` whose PyThread lock (at byte offset `at`) is allocated; NULL

@@ -313,35 +313,84 @@ static int check_ready(void);
 /* ------------------------------------------------------------------ Mutex */
 
 /* A graft's store lock: threading.Lock's interface (acquire(blocking, timeout), release,
- * locked, with), over the same PyThread lock, so that Protected can try it from C. */
+ * locked, with), so that Protected takes and gives it from C. Its state (locked, waiters)
+ * changes only with the GIL held (every caller holds it: Protected, and Python's calls of
+ * these methods), so taking or giving a lock no other thread waits for is a load and a
+ * store in this object: no call, no atomic, no line of a separate lock's. A PyThread lock,
+ * `gate`, is only where waiters sleep, with the GIL let go, for at most their time-out. A
+ * release that frees the lock while waiters are counted leaves the gate with one permit;
+ * each waiter that wakes takes the lock if it is free, else sleeps again. So no wake-up
+ * is lost: a waiter is counted before it lets the GIL go, and the lock is freed only with
+ * the GIL held. (plainread.c's RLock is built the same way.) */
 typedef struct {
     PyObject_HEAD
-    PyThread_type_lock lock;
-    char locked; /* Invariant: 1 exactly while some thread holds lock (changed with the GIL) */
+    char locked; /* Invariant: 1 exactly while some thread holds the lock */
+    Py_ssize_t waiters; /* Invariant: the threads in mutex_wait */
+    /* Invariant: held, but for one permit a release gave a waiter since (never two). */
+    PyThread_type_lock gate;
 } Mutex;
 
 static PyObject *mutex_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    return new_with_lock(type, offsetof(Mutex, lock));
+    PyObject *self = new_with_lock(type, offsetof(Mutex, gate));
+    if (self != NULL) /* a new lock is free: this takes it at once */
+        PyThread_acquire_lock(((Mutex *)self)->gate, WAIT_LOCK);
+    return self;
 }
 
 static void mutex_dealloc(PyObject *self) {
     Mutex *m = (Mutex *)self;
-    if (m->lock != NULL) {
-        if (m->locked) PyThread_release_lock(m->lock);
-        PyThread_free_lock(m->lock);
-    }
+    if (m->gate != NULL) PyThread_free_lock(m->gate); /* no waiter: it holds a reference */
     Py_TYPE(self)->tp_free(self);
 }
 
 static inline int mutex_try(Mutex *m) {
-    if (PyThread_acquire_lock_timed(m->lock, 0, 0) != PY_LOCK_ACQUIRED) return 0;
+    if (m->locked) return 0;
     m->locked = 1;
     return 1;
 }
 
+/* A release while threads wait: one permit on the gate (taken if there was one, then
+ * given), for the first waiter to wake. Kept out of line: the common release has none. */
+static void __attribute__((noinline, cold)) mutex_wake(Mutex *m) {
+    (void)PyThread_acquire_lock_timed(m->gate, 0, 0);
+    PyThread_release_lock(m->gate);
+}
+
 static inline void mutex_give(Mutex *m) {
     m->locked = 0;
-    PyThread_release_lock(m->lock);
+    if (m->waiters > 0) mutex_wake(m);
+}
+
+/* Wait with the GIL let go until the lock is free and take it, up to timeout_us (-1: for
+ * ever); signals run their handlers meanwhile (as threading's locks let them). 1: taken,
+ * 0: timed out, -1: a handler raised. */
+static int mutex_wait(Mutex *m, long long timeout_us) {
+    long long t0 = now_ns(), left = timeout_us;
+    int result;
+    m->waiters++;
+    for (;;) {
+        PyLockStatus st;
+        Py_BEGIN_ALLOW_THREADS
+        st = PyThread_acquire_lock_timed(m->gate, left, 1);
+        Py_END_ALLOW_THREADS
+        if (mutex_try(m)) { /* free, whether a permit woke us or the time ran out */
+            result = 1;
+            break;
+        }
+        if (st == PY_LOCK_INTR && Py_MakePendingCalls() < 0) {
+            result = -1;
+            break;
+        }
+        if (timeout_us >= 0) {
+            left = timeout_us - (now_ns() - t0) / 1000;
+            if (left <= 0) {
+                result = 0;
+                break;
+            }
+        }
+    }
+    m->waiters--;
+    return result;
 }
 
 static PyObject *mutex_acquire(PyObject *self, PyObject *args, PyObject *kw) {
@@ -350,10 +399,15 @@ static PyObject *mutex_acquire(PyObject *self, PyObject *args, PyObject *kw) {
     double timeout;
     if (acquire_args(args, kw, &blocking, &timeout) < 0) return NULL;
     if (mutex_try(m)) Py_RETURN_TRUE;
-    int r = acquire_wait(m->lock, blocking, timeout);
-    if (r < 0) return NULL;
-    if (r) m->locked = 1;
-    return PyBool_FromLong(r);
+    if (!blocking || timeout == 0) Py_RETURN_FALSE;
+    double us = timeout * 1e6;
+    if (us > (double)PY_TIMEOUT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return NULL;
+    }
+    int got = mutex_wait(m, timeout < 0 ? -1 : (long long)us);
+    if (got < 0) return NULL;
+    return PyBool_FromLong(got);
 }
 
 static PyObject *mutex_release(PyObject *self, PyObject *unused) {
@@ -373,9 +427,8 @@ static PyObject *mutex_locked(PyObject *self, PyObject *unused) {
 static PyObject *mutex_enter(PyObject *self, PyObject *unused) {
     Mutex *m = (Mutex *)self;
     if (mutex_try(m)) Py_RETURN_TRUE;
-    int r = lock_wait(m->lock, -1);
+    int r = mutex_wait(m, -1);
     if (r < 0) return NULL;
-    if (r) m->locked = 1;
     return PyBool_FromLong(r);
 }
 
