@@ -77,3 +77,37 @@ def test_an_import_of_unknown_kind_is_refused() -> None:
     sec = next(wb.sections(data))
     with pytest.raises(MalformedWasm, match="unknown import kind 7"):
         list(wb.imports(data, sec))
+
+
+ELEMENTS = bytes(wasmtime.wat2wasm('''
+(module
+  (table $t 8 funcref) (table $u 8 funcref)
+  (global $base i32 (i32.const 1))
+  (func $f)
+  (elem (i32.const 0) $f $f)                                      ;; flags 0
+  (elem func $f $f $f)                                            ;; flags 1
+  (elem (table $u) (global.get $base) func $f)                    ;; flags 2
+  (elem declare func $f)                                          ;; flags 3
+  (elem (i32.const 2) funcref (ref.func $f) (ref.null func))      ;; flags 4
+  (elem funcref (ref.null func) (ref.func $f) (ref.func $f))      ;; flags 5
+  (elem (table $u) (i32.add (i32.const 1) (i32.const 3)) funcref (ref.null func))  ;; 6
+  (elem declare funcref (ref.func $f) (ref.func $f)))             ;; flags 7
+'''))
+
+
+def test_every_element_segment_encoding_is_counted() -> None:
+    # The eight segments above are encoded with flags 0 to 7, in order (as wat2wasm
+    # writes them): indices or expressions; active, passive or declared; table 0 or not.
+    sec = next(s for s in wb.sections(ELEMENTS) if s.id == wb.ELEMENT)
+    assert list(wb.element_counts(ELEMENTS, sec)) == [2, 3, 1, 1, 2, 3, 1, 2]
+
+
+def test_an_element_segment_with_an_unknown_instruction_or_cut_short_is_malformed() -> None:
+    sec = next(s for s in wb.sections(ELEMENTS) if s.id == wb.ELEMENT)
+    body = ELEMENTS[:sec.end]
+    first = wb.read_u32(body, sec.body)[1]  # flags 0, then i32.const 0
+    hostile = body[:first + 1] + b"\x01" + body[first + 2:]  # nop in the offset
+    with pytest.raises(MalformedWasm, match="constant expression"):
+        list(wb.element_counts(hostile, sec))
+    with pytest.raises(MalformedWasm):
+        list(wb.element_counts(body[:sec.end - 3], sec))

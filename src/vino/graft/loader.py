@@ -18,11 +18,11 @@ only costly step) a module it would refuse anyway. What is rejected, in order
     run unprotected at instantiation); more than ``MAX_FUNCTIONS`` functions,
     ``MAX_EXPORTS`` exports, ``MAX_IMPORTS`` imports, ``MAX_TYPES`` types,
     ``MAX_GLOBALS`` globals, ``MAX_DATA_SEGMENTS`` / ``MAX_ELEMENT_SEGMENTS``
-    segments; a function body over ``MAX_FUNCTION_BODY_BYTES`` or declaring
-    more than ``MAX_LOCALS_PER_FUNCTION`` locals; any import that is not a
-    function from module ``"vino"`` named on the point's graft-callable list;
-    more than one memory or table; memory limits over ``MAX_MEMORY_PAGES``;
-    table limits over ``MAX_TABLE_ELEMENTS``;
+    segments, ``MAX_SEGMENT_ELEMENTS`` elements in all; a function body over
+    ``MAX_FUNCTION_BODY_BYTES`` or declaring more than ``MAX_LOCALS_PER_FUNCTION``
+    locals; any import that is not a function from module ``"vino"`` named on the
+    point's graft-callable list; more than one memory or table; memory limits over
+    ``MAX_MEMORY_PAGES``; table limits over ``MAX_TABLE_ELEMENTS``;
  5. an initial memory larger than what is left of the principal's memory quota;
  6. a module that is not valid WebAssembly, or uses a feature the engine does
     not enable (GC, threads, relaxed SIMD, ...: the reason names it; see
@@ -167,6 +167,8 @@ class Sections:
     table_limits: list[tuple[int, int | None]] = field(default_factory=list)
     largest_body: int = 0  # bytes of the largest function body
     most_locals: int = 0  # locals declared by the function that declares the most
+    # Elements of the element segments, read until past MAX_SEGMENT_ELEMENTS (then not on).
+    elements: int = 0
 
 
 def scan_sections(wasm: bytes) -> Sections:
@@ -196,6 +198,8 @@ def scan_sections(wasm: bytes) -> Sections:
                     out.memory_min, out.memory_max, _flags, p = wasmbinary.read_limits(wasm, p)
                 elif sid == wasmbinary.CODE and n <= limits.MAX_FUNCTIONS:
                     _scan_code(wasm, sec, out)
+                elif sid == wasmbinary.ELEMENT and n <= limits.MAX_ELEMENT_SEGMENTS:
+                    _scan_elements(wasm, sec, out)
     except IndexError:
         raise MalformedWasm("truncated module") from None
     return out
@@ -217,6 +221,13 @@ def _scan_code(wasm: bytes, sec: wasmbinary.Section, out: Sections) -> None:
         out.largest_body = max(out.largest_body, end - start)
         nlocals, _ = wasmbinary.locals_of(wasm, start, limits.MAX_LOCALS_PER_FUNCTION)
         out.most_locals = max(out.most_locals, nlocals)
+
+
+def _scan_elements(wasm: bytes, sec: wasmbinary.Section, out: Sections) -> None:
+    for n in wasmbinary.element_counts(wasm, sec):
+        out.elements += n
+        if out.elements > limits.MAX_SEGMENT_ELEMENTS:
+            return  # refused; the rest is not worth reading
 
 
 _COUNT_LIMITS: Final = (  # section id, what, limit
@@ -379,6 +390,9 @@ def _check_scan(point: Point, sec: Sections, reject: Callable[[str], GraftReject
     for sid, what, limit in _COUNT_LIMITS:
         if counts.get(sid, 0) > limit:
             raise reject(f"module has {counts[sid]} {what}; the limit is {limit}")
+    if sec.elements > limits.MAX_SEGMENT_ELEMENTS:
+        raise reject(f"element segments hold more than {limits.MAX_SEGMENT_ELEMENTS} "
+                     "elements; the limit is that many in all")
     if sec.largest_body > limits.MAX_FUNCTION_BODY_BYTES:
         raise reject(f"a function body is {sec.largest_body} bytes; the limit is "
                      f"{limits.MAX_FUNCTION_BODY_BYTES}")

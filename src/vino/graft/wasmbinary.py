@@ -207,6 +207,49 @@ def function_bodies(wasm: bytes, section: Section) -> Iterator[tuple[int, int]]:
         pos += size
 
 
+def element_counts(wasm: bytes, section: Section) -> Iterator[int]:
+    """The element section's segments' element counts, lazily: a segment's elements are
+    skipped only when the next count is asked for, so a caller may stop at any segment
+    unread. Every encoding (flags 0-7) is read; a constant expression may use only
+    ``i32/i64.const``, ``global.get``, ``ref.null``, ``ref.func`` and the extended
+    constant arithmetic (anything else raises ``MalformedWasm``)."""
+    count, pos = read_u32(wasm, section.body)
+    for _ in range(count):
+        flags, pos = read_u32(wasm, pos)
+        if flags > 7:
+            raise MalformedWasm(f"unknown element segment flags {flags}")
+        exprs = bool(flags & 4)
+        if not flags & 1:  # active: a table index (flags 2, 6), then the offset
+            if flags & 2:
+                _, pos = read_u32(wasm, pos)
+            pos = _skip_const_expr(wasm, pos)
+        if flags & 3:  # the element kind (0x00) or reference type; absent for 0 and 4
+            pos = skip_leb(wasm, pos)
+        n, pos = read_u32(wasm, pos)
+        yield n
+        for _ in range(n):
+            pos = _skip_const_expr(wasm, pos) if exprs else read_u32(wasm, pos)[1]
+
+
+# Instructions of a constant expression: those with one LEB128 immediate, those with none.
+_CONST_LEB: Final = frozenset((0x41, 0x42, 0x23, 0xD0, 0xD2))  # *.const global.get ref.*
+_CONST_PLAIN: Final = frozenset((0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E))  # add sub mul
+
+
+def _skip_const_expr(wasm: bytes, pos: int) -> int:
+    while True:
+        if pos >= len(wasm):
+            raise MalformedWasm("truncated constant expression")
+        op = wasm[pos]
+        pos += 1
+        if op == 0x0B:  # end
+            return pos
+        if op in _CONST_LEB:
+            pos = skip_leb(wasm, pos)
+        elif op not in _CONST_PLAIN:
+            raise MalformedWasm(f"instruction 0x{op:02x} in a constant expression")
+
+
 def locals_of(wasm: bytes, body: int, most: int | None = None) -> tuple[int, int]:
     """(locals declared, position of the first instruction) of the body at ``body``;
     with ``most``, reading at most ``most`` + 1 declarations (the caller's limit, to
