@@ -15,17 +15,18 @@ refused. Each attack counts the compiles it caused and checks that nothing chang
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import vino.pygraft
 from vino import limits
-from vino.errors import GraftRejected
+from vino.errors import AbortReason, GraftRejected
 from vino.graft import GLOBAL, Principal, Quota
 
 from .engine_caches import cache_entries
-from .harness import Tenancy, pick_returning
+from .harness import DEFAULT_ANSWER, Tenancy, pick_returning
 
 # A Python graft for atk.pick (its layout: the input x): answers x.
 PY_PICK = "def pick(x: int) -> int:\n    return x\n"
@@ -170,3 +171,71 @@ def test_compiling_a_python_graft_is_charged_to_its_installer(
     cpu = arena.alice.usage.cpu_ns
     _refused(arena, monkeypatch, src, "y", python_compiles=1)
     assert arena.alice.usage.cpu_ns > cpu
+
+
+# A Python graft is compiled, never run by the host: every way plain Python offers to
+# climb from a value to the interpreter (introspection, imports, builtins that reach
+# frames or globals, code that runs when a value is formatted, compared or destroyed)
+# must be refused at compile time, in words, with nothing compiled to a module.
+_H = "def pick(x: int) -> int:\n"
+INTROSPECTION = {
+    "subclasses": _H + "    return x.__class__.__base__.__subclasses__()\n",
+    "dunder attribute": _H + "    y = x.__class__\n    return 0\n",
+    "import": "import gc\n" + _H + "    return 0\n",
+    "from os import": "from os import system\n" + _H + "    return 0\n",
+    "__import__": _H + "    __import__('os').system('true')\n    return 0\n",
+    "getattr": _H + "    return getattr(x, '__class__')\n",
+    "globals": _H + "    g = globals()\n    return 0\n",
+    "eval": _H + "    return eval('1')\n",
+    "format string": "from vino.pygraft import log\n" + _H
+                     + "    log('{0.__class__}'.format(x))\n    return 0\n",
+    "f-string": "from vino.pygraft import log\n" + _H + "    log(f'{x.__class__}')\n    return 0\n",
+    "generator frame": _H + "    g = (i for i in range(3))\n    return g.gi_frame\n",
+    "yield": _H + "    yield 1\n    return 0\n",
+    "traceback": _H + "    try:\n        return 1 // 0\n    except Exception as e:\n"
+                 "        return e.__traceback__\n",
+    "lambda": _H + "    f = lambda: 0\n    return 0\n",
+    "class with __del__ / __eq__ / __index__": "class A:\n    def __index__(self) -> int:\n"
+                                                "        return 0\n" + _H + "    return 0\n",
+    "decorator": "def d(f: int) -> int:\n    return f\n@d\n" + _H + "    return 0\n",
+    "default argument": "def pick(x: int = __import__('os').getpid()) -> int:\n    return 0\n",
+    "walrus": _H + "    return (y := x)\n",
+    "nested function": _H + "    def g() -> int:\n        return 0\n    return g()\n",
+    "global __builtins__": _H + "    global __builtins__\n    return 0\n",
+    "string constant": _H + "    return int('7')\n",
+}
+
+
+@pytest.mark.parametrize("name", list(INTROSPECTION))
+def test_python_graft_reaching_for_the_interpreter_is_refused_at_compile_time(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    _refused(arena, monkeypatch, INTROSPECTION[name], "", python_compiles=1)
+
+
+def test_python_graft_whose_annotations_and_assert_message_run_code_never_runs_it(
+        arena: Tenancy, tmp_path: Path) -> None:
+    # What plain Python would evaluate at definition or on failure -- annotations, an
+    # assert's message -- is not compiled, so not run: the host never executes the text.
+    marker = tmp_path / "ran"
+    touch = f"open({str(marker)!r}, 'w')"
+    src = (f"def pick(x: {touch}) -> {touch}:\n"
+           f"    assert x < 1000, {touch}\n"
+           "    return x\n")
+    g = arena.install(src)
+    assert arena.pick("t1", 4) == 4 and arena.pick("t1", 2000) == DEFAULT_ANSWER  # trapped
+    assert not marker.exists()
+    assert g.removal is not None and g.removal.reason is AbortReason.TRAP
+
+
+@pytest.mark.parametrize("source", [
+    "# \ud800\n" + PY_PICK,
+    "from vino.pygraft import log\n" + _H + "    log('\\ud800')\n    return x\n",
+], ids=["in the source", "in a log string"])
+def test_python_graft_with_a_lone_surrogate_is_refused_in_words_not_by_an_encoding_error(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    # A str may hold a lone surrogate (U+D800), which UTF-8 cannot: in the source, the
+    # parser raised UnicodeEncodeError; in a log() string (an escape in valid source),
+    # the compiler did, encoding it for the module's data. Either way the install raised
+    # it, not GraftRejected, into whatever host code installs tenants' grafts.
+    _refused(arena, monkeypatch, source, "not valid Unicode (a lone surrogate)",
+             python_compiles=1)

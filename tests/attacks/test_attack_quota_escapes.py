@@ -119,3 +119,66 @@ def test_principal_reinstalling_a_graft_whose_vino_buffer_works_pays_for_it_and_
             t.registry.remove(t.install(WORKING_BUFFER))
     t.assert_unchanged(before)
     t.assert_no_live_work()
+
+
+# ---- the memory quota across threads --------------------------------------------------
+# A graft's memory is charged when its call ends (``Graft._account_memory``); inside the
+# call only its store's hard cap holds it: its principal's quota (at most
+# MAX_MEMORY_PAGES) plus one page. So while k of one principal's grafts are inside calls
+# at once, on k threads (or nested on one), they hold at most the charged usage plus k
+# times that cap -- never more -- and when each call ends every page past the quota is
+# refused: the graft that went over is removed for ``resource`` and its pages given back.
+
+WAITERS = 4
+
+
+def test_grafts_growing_on_many_threads_at_once_hold_at_most_their_caps_and_end_in_the_quota(
+        ) -> None:
+    from vino.graft import I32, Registry, graft_callable
+    from vino.testing.world import Host, declare_points, module, tenant
+
+    quota = 16 * PAGE
+    grow = 6  # pages each graft takes in its call: 4 + 6 + 6 fit in the quota, a third not
+    registry = Registry(lock_timeout_s=0.05)
+    barrier = threading.Barrier(WAITERS, timeout=30)
+    held: dict[str, int] = {}  # graft -> its memory while every graft was inside its call
+
+    @graft_callable("wait_all", (), (I32,))
+    def wait_all(txn: object) -> int:
+        g = txn.calling_graft  # type: ignore[attr-defined]
+        held[g.name] = g.memory.current_size()
+        barrier.wait()  # returns once every graft has grown and is inside its call
+        return 0
+
+    pick_point, _ = declare_points(registry, Host(), "mq", extra=(wait_all,))
+    alice = tenant("alice", {"memory_bytes": quota, "cpu_call_s": 5.0})
+    src = module(["wait_all"], '  (func (export "pick") (result i32)\n'
+                 f"    (drop (memory.grow (i32.const {grow}))) (drop (call $wait_all))"
+                 " i32.const 1)", sigs={"wait_all": ((), (I32,))})
+    try:
+        grafts = [registry.install(pick_point, src, alice, f"t{i}", name=f"g{i}")
+                  for i in range(WAITERS)]
+        charged = alice.usage.memory_bytes  # one page each
+        answers: list[int] = []
+        threads = [threading.Thread(target=lambda i=i: answers.append(pick_point(f"t{i}", 0)))
+                   for i in range(WAITERS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert sorted(answers) == [1, 1, 7, 7]  # two committed, two got the default
+        # At the barrier: every graft inside its call, each grown by `grow` pages.
+        peak = sum(held.values())
+        assert peak == WAITERS * (1 + grow) * PAGE
+        assert peak > quota  # the overshoot is real: 1.75 times the quota ...
+        cap = min(quota, limits.MAX_MEMORY_PAGES * PAGE) + PAGE
+        assert peak <= charged + WAITERS * cap  # ... and never past k caps
+        # Once the calls ended: within the quota, the two that went over removed, freed.
+        kept = [g for g in grafts if g.state == "live"]
+        gone = [g for g in grafts if g.state == "removed"]
+        assert len(kept) == 2 and len(gone) == 2
+        assert all(g.removal is not None and g.removal.reason is AbortReason.RESOURCE
+                   and g.instance is None and g.mem_charged == 0 for g in gone)
+        assert alice.usage.memory_bytes == sum(g.mem_charged for g in kept) <= quota
+    finally:
+        registry.close()

@@ -156,7 +156,7 @@ def test_a_principal_may_not_replace_anothers_graft_even_where_it_may_install(
     bob = world.principal("bob")
     g = world.install(pick_returning(1), world.alice, TARGET)
     before = world.snapshot()
-    with pytest.raises(GraftRejected, match=r"bob may not replace graft .* of alice"):
+    with pytest.raises(GraftRejected, match=r"bob may not replace a graft of another principal"):
         world.install(pick_returning(2), bob, TARGET, replace=True)
     assert world.snapshot() == before and g.state == "live"
     assert world.pick(TARGET, 0) == 1

@@ -120,16 +120,35 @@ def stack_detail(g: Graft) -> str:
             f"{need // 1024} KiB (MAX_WASM_STACK + HOST_STACK_RESERVE)")
 
 
+def _named_for(g: Graft, reader: Graft) -> str | None:
+    """``g``'s name, quoted, for a detail ``reader``'s principal reads if ``g`` is its own
+    (or it is privileged); None for another principal's graft: its name is its owner's
+    to tell (SAFETY.md, information flow)."""
+    same = g.principal is reader.principal or reader.principal.privileged
+    return repr(g.name) if same else None
+
+
+def _callee(g: Graft, reader: Graft) -> str:
+    name = _named_for(g, reader)
+    return f"graft {name}" if name else "a graft of another principal"
+
+
+def _enclosing(outer: Graft, reader: Graft) -> str:
+    name = _named_for(outer, reader)
+    return f"the enclosing graft {name}" if name else "the enclosing graft (another principal's)"
+
+
 def no_stack(g: Graft, txn: Transaction) -> CallRefused:
     """The guard refused the call: blame the enclosing graft, if any, else the host."""
     enclosing = enclosing_graft(txn.parent)
-    where = f"{g.name!r} at {g.point.name}"
     if enclosing is not None:
         detail = stack_detail(g)
-        enclosing.doom(AbortReason.RESOURCE, f"its nested call of graft {where} was refused: "
-                       f"{detail} (nested graft calls pile up on one stack)")
-        return CallRefused(f"not called: {detail}; the enclosing graft "
-                           f"{enclosing.calling_graft.name!r} nested it and is aborted")
+        outer = enclosing.calling_graft
+        enclosing.doom(AbortReason.RESOURCE, f"its nested call of {_callee(g, outer)} at "
+                       f"{g.point.name} was refused: {detail} (nested graft calls pile up on "
+                       "one stack)")
+        return CallRefused(f"not called: {detail}; {_enclosing(outer, g)} nested it "
+                           "and is aborted")
     return CallRefused(f"not called: {stack_detail(g)}; the host thread's stack is too "
                        "small, not the graft's fault (kept)")
 
@@ -149,10 +168,11 @@ def too_deep(g: Graft, parent: Transaction) -> bool:
         return False
     what = (f"graft calls nested {depth + 1} deep on one thread; the limit is "
             f"{limits.MAX_GRAFT_NESTING} (MAX_GRAFT_NESTING)")
+    outer = enclosing.calling_graft
     enclosing.doom(AbortReason.RESOURCE,
-                   f"{what}: its call of graft {g.name!r} at {g.point.name} was refused")
-    rec = AbortRecord(AbortReason.RESOURCE, f"not called: {what}; the enclosing graft "
-                      f"{enclosing.calling_graft.name!r} nested it and is aborted",
+                   f"{what}: its call of {_callee(g, outer)} at {g.point.name} was refused")
+    rec = AbortRecord(AbortReason.RESOURCE, f"not called: {what}; {_enclosing(outer, g)} "
+                      "nested it and is aborted",
                       time.monotonic_ns(), graft_at_fault=False)
     g._keep_abort(rec)
     return True

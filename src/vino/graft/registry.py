@@ -310,16 +310,18 @@ class Registry:
         """The graft ``checked`` would replace (None: none), or ``GraftRejected`` if it may
         not go into the table (caller locks)."""
         old = pt.table.get(target) if isinstance(pt, FunctionPoint) else None
-        if old is not None and not replace:
+        if old is None:
+            return None
+        # Another principal's graft is not named, nor its owner: theirs to tell.
+        mine = old.principal is principal or principal.privileged
+        if not replace:
+            what = f"graft {old.name!r}" if mine else "a graft of another principal"
+            raise GraftRejected(checked.name, pt.name, f"{target!r} already has {what}"
+                                + (" (use replace=True to replace it)" if mine else ""))
+        if not mine:
             raise GraftRejected(checked.name, pt.name,
-                                f"{target!r} already has graft {old.name!r} "
-                                "(use replace=True to replace it)")
-        if (old is not None and old.principal is not principal
-                and not principal.privileged):
-            raise GraftRejected(checked.name, pt.name,
-                                f"{principal.name} may not replace graft {old.name!r} "
-                                f"of {old.principal.name}: a principal replaces only "
-                                "its own grafts")
+                                f"{principal.name} may not replace a graft of another "
+                                "principal: a principal replaces only its own grafts")
         return old
 
     def _build(self, pt: Point, checked: loader.Checked, principal: Principal, target: object,

@@ -336,9 +336,10 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
             if wait:
                 return (f"{g.principal.name}'s share of others' waits for the file system is "
                         f"spent (Quota.lock_wall_per_s); it refills in {wait:.3f} s")
+        # The graft is not named: a reader of another user's file would learn its name.
         if g.busy():
-            return f"its filter graft {g.name!r} is busy on another call"
-        return f"its filter graft {g.name!r} failed on this call (see the owner's abort records)"
+            return "its filter graft is busy on another call"
+        return "its filter graft failed on this call (see the owner's abort records)"
 
     def refuse(inode: Inode) -> None:
         g = point.table.get(inode) or point.table.get(GLOBAL)

@@ -167,6 +167,12 @@ class Calls(Expressions):
             if not (isinstance(a, ast.Constant) and isinstance(a.value, str)):
                 raise self.err(a, "log() of something other than a string literal",
                                'write log("what happened")')
+            if not a.value.isascii():
+                try:
+                    a.value.encode()
+                except UnicodeEncodeError:  # an escape such as "\ud800" makes a lone surrogate
+                    raise self.err(a, "log() of a string that is not valid Unicode (a lone "
+                                   "surrogate)", "write text that UTF-8 can hold") from None
             at, n = self.mod.string(a.value)
             return [f"i32.const {at}", f"i32.const {n}", "call $i_log"], NONE
         if f == "now":

@@ -98,6 +98,12 @@ def compile_source(source: str, layout: Layout, *, filename: str = "<graft>",
         raise PythonGraftError(filename, 1 + line_offset, 1, "an expression nested too deeply "
                                "for Python's parser", "split it into several statements"
                                ) from None
+    except UnicodeEncodeError as exc:  # a lone surrogate: a str no UTF-8 can hold
+        line = source.count("\n", 0, exc.start) + 1
+        col = exc.start - (source.rfind("\n", 0, exc.start) + 1) + 1
+        raise PythonGraftError(filename, line + line_offset, col, "a character that is not "
+                               "valid Unicode (a lone surrogate)", "write the source as UTF-8 "
+                               "text") from None
     try:
         mod = SourceModule(tree, layout, filename, entry)
         wat = emit_module(mod)

@@ -123,6 +123,10 @@ class SourceModule:
                                       ", ".join(sorted(known)))
                     self.imported.add(a.name)
             elif isinstance(node, ast.FunctionDef):
+                if node.decorator_list:  # plain Python would run the decorator's result
+                    raise Refused(node.decorator_list[0], "a decorator (plain Python would "
+                                  "call what it returns, not this function)",
+                                  "call a helper from the function instead")
                 if node.name in self.funcs:
                     raise Refused(node, f"function {node.name} defined twice", "rename one")
                 self.funcs[node.name] = node
