@@ -33,7 +33,7 @@ import pytest
 from vino import limits
 from vino.errors import AbortReason, GraftAborted, GraftRejected, MessageRefused
 
-from .harness import DEFAULT_ANSWER, TARGET, Tenancy, pick, with_message
+from .harness import DEFAULT_ANSWER, TARGET, Tenancy, handler, pick, with_message
 
 PAGE = limits.WASM_PAGE
 
@@ -182,3 +182,69 @@ def test_grafts_growing_on_many_threads_at_once_hold_at_most_their_caps_and_end_
         assert alice.usage.memory_bytes == sum(g.mem_charged for g in kept) <= quota
     finally:
         registry.close()
+
+
+# ---- the lifetime CPU quota ----------------------------------------------------------
+# Found: a call was charged, and the lifetime quota (Quota.cpu_total_s) checked, only when
+# it ended. Once the quota was spent, every further call of the principal's grafts still
+# ran its whole budget first; a graft kept through failures (remove_after: an
+# application's policy) ran one budget per call without end -- 1.15 s of CPU in 20 calls
+# against a 0.05 s quota. Now a call its own principal pays for stops before the guest
+# runs once that principal's lifetime CPU is spent: aborted for ``resource``, the point's
+# default answering (an event's handler misses it, a message is refused).
+
+SPIN = "(loop $l (br $l))"
+
+
+@pytest.mark.parametrize("path", ["call", "event", "message"])
+def test_graft_kept_through_failures_cannot_run_past_its_principals_lifetime_cpu(
+        new_tenancy: Callable[..., Tenancy], path: str) -> None:
+    total_s = 0.05  # at most three calls of the 20 ms budget, each charged at least that
+    t = new_tenancy(alice_quota={"cpu_total_s": total_s}, remove_after=limits.NEVER_REMOVE)
+    if path == "event":
+        g = t.handle(handler(f"{SPIN} i32.const 0"))
+    else:
+        g = t.install(pick(f"{SPIN} i32.const 1", [], with_message(f"{SPIN} i32.const 0")))
+
+    def call() -> None:
+        if path == "call":
+            assert t.pick(TARGET, 0) == DEFAULT_ANSWER
+        elif path == "event":
+            t.event(TARGET, 0)
+        else:
+            with pytest.raises(GraftAborted):
+                g.send(b"work")
+
+    for _ in range(20):
+        call()
+    reasons = [a.reason for a in g.aborts]
+    ran = reasons.count(AbortReason.TIMEOUT)  # every call that ran spun to its budget
+    assert 1 <= ran <= 3, (ran, t.alice.usage.cpu_ns)
+    assert reasons == [AbortReason.TIMEOUT] * ran + [AbortReason.RESOURCE] * (20 - ran)
+    assert "total CPU quota of 0.05 s used up" in g.aborts[-1].detail
+    assert g.state == "live"  # its application keeps it; it no longer runs
+    spent = t.alice.usage.cpu_ns
+    assert spent > total_s * 1e9
+    # However often it is called now, the guest runs no more: what is charged is the
+    # host's few microseconds of starting each refused call.
+    for _ in range(5):
+        call()
+    assert t.alice.usage.cpu_ns - spent < 5_000_000
+    assert [a.reason for a in g.aborts][-5:] == [AbortReason.RESOURCE] * 5
+    # Another principal's grafts run on.
+    t.install(pick("i32.const 2"), t.bob, "t2")
+    assert t.pick("t2", 0) == 2
+
+
+def test_graft_whose_principals_lifetime_cpu_is_spent_is_removed_without_running(
+        new_tenancy: Callable[..., Tenancy]) -> None:
+    t = new_tenancy(alice_quota={"cpu_total_s": 0.05})
+    spinner = t.install(pick(f"{SPIN} i32.const 1"), target="t1")
+    other = t.install(pick(f"{SPIN} i32.const 1"), target="t2")
+    while spinner.state == "live":  # spends the quota (removed at its first timeout)
+        t.pick("t1", 0)
+    t.alice.usage.cpu_ns = int(0.05e9) + 1  # (its one call may have left room: none now)
+    assert t.pick("t2", 0) == DEFAULT_ANSWER
+    assert other.removal is not None and other.removal.reason is AbortReason.RESOURCE
+    assert [a.reason for a in other.aborts] == [AbortReason.RESOURCE]  # it never ran
+    assert t.alice.usage.cpu_ns - (int(0.05e9) + 1) < 5_000_000

@@ -86,8 +86,10 @@ def call_handler(g: Graft, txn: Transaction, func: RawFunc, wasm_args: tuple[int
     (t1, t2), the guest's entry and return.
 
     A trap, memory over quota, a doom or a negative answer raises instead (the
-    caller aborts). The function-point hot path, ``Graft.invoke``, inlines its own.
+    caller aborts), and so does, before the guest runs, a principal whose lifetime CPU
+    is spent. The function-point hot path, ``Graft.invoke``, inlines its own.
     """
+    g._check_cpu_left()
     if g._ticks.value != g._deadline_tick:
         g._renew_deadline()
     t1 = time.perf_counter_ns()

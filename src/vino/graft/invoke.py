@@ -340,6 +340,14 @@ class Graft:
         if self.principal.add_cpu(ns) > self._cpu_total_ns:
             raise self._cpu_used_up()
 
+    def _check_cpu_left(self) -> None:
+        """Before the guest runs: a call its own principal pays for stops here, aborted for
+        ``resource``, once that principal's lifetime CPU (``Quota.cpu_total_s``) is spent.
+        Checked only at a call's end, every call after the quota was spent ran its whole
+        budget first -- without end, for a graft kept through failures."""
+        if self._allowance is None and self._usage.cpu_ns > self._cpu_total_ns:
+            raise self._cpu_used_up()
+
     def _cpu_used_up(self) -> QuotaExceeded:
         """What a call raises once its principal's lifetime CPU is over the quota."""
         return QuotaExceeded(f"{self.principal.name}: total CPU quota of "
@@ -394,6 +402,8 @@ class Graft:
                     t0 = _perf_ns()
                 wasm_args = point.encode(self.buffer, *args)
                 stage = _GUEST
+                if self._allowance is None and self._usage.cpu_ns > self._cpu_total_ns:
+                    raise self._cpu_used_up()  # (_check_cpu_left, inlined)
                 entry = self.entry
                 if self._ticks.value != self._deadline_tick:
                     self._renew_deadline()

@@ -1537,12 +1537,14 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
         return delegate(p, args);
     if (!mutex_try((Mutex *)p->mutex)) return delegate(p, args); /* busy: invoke decides */
     /* The common case only: a live graft called by host code working for nobody in
-     * particular, outside any transaction and any shared-lock hold. Anything else is
-     * Graft.invoke's, from the start (nothing has changed yet). */
+     * particular, outside any transaction and any shared-lock hold, its principal's
+     * lifetime CPU not spent. Anything else is Graft.invoke's, from the start (nothing
+     * has changed yet). */
     PyObject *ts;
     if (!p->live || (ts = thread_state()) == NULL || Py_TYPE(ts) != P.ts_type
         || SLOT(ts, P.s_txn) != Py_None || SLOT(ts, P.s_acting) != Py_None
-        || SLOT(ts, P.s_hold) != Py_None) {
+        || SLOT(ts, P.s_hold) != Py_None
+        || ((UsageCounters *)p->usage)->cpu_ns > p->cpu_total_ns) {
         mutex_give((Mutex *)p->mutex);
         if (PyErr_Occurred()) return NULL;
         return delegate(p, args);
