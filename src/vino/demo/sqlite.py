@@ -256,7 +256,8 @@ def encryption(workdir: Path, config: Config) -> dict[str, Any]:
     leaked = [p for p in probes if p in raw]
     out: dict[str, Any] = {"rows": rows, "roundtrip": m.ok, "leaked": leaked,
                            "files": files, "filter": m.grafts.get("fs.filter", {})}
-    # Remount without the key: the database is unreadable (and nothing is written).
+    # Remount without the key: the database is unreadable -- its sealed files refuse every
+    # read, an I/O error to SQLite -- and nothing is written.
     k = Kernel.boot(image, fresh=False, frames=config.frames, profile=config.profile)
     try:
         try:

@@ -323,7 +323,7 @@ class BlockMap:
 
     def _free_inode(self, ino: Inode) -> None:
         self._truncate(ino)
-        ino.mode = ino.uid = 0  # a free inode is all zeros on disk
+        ino.mode = ino.uid = ino.flags = 0  # a free inode is all zeros on disk
         self._store_inode(ino)
         del self._inodes[ino.inum]
         self._on_free(ino)

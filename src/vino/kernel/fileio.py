@@ -25,7 +25,13 @@ Invariants:
   full disk it commits first and zeroes the block after, and if that commit fails
   the next write or truncate commits before changing anything,
   ``FileSystem._cut_pending``): no byte of a committed file changes in place
-  except by a user's write to it.
+  except by a user's write to it;
+- a filter's seal reaches the device before the first block it transformed: after
+  each call of ``filter_policy``, an inode its guard sealed (``seals``, the kernel's
+  ``points.FilterGuard``) whose stored flags do not say so yet gets ``INODE_SEALED``
+  committed at once (``_seal_stored``: one commit per seal), before the block is
+  handed to the cache or the caller; a crash before that commit finds no block of
+  the filter's on the device, after it finds the file sealed.
 """
 
 from __future__ import annotations
@@ -79,11 +85,16 @@ class FileIO(Directory):
     # read differ from the general one; see OpenFile._plain.
     _epoch: int
     _native_read: PlainRead | None
+    # The inodes a filter's guard seals, by id (the kernel's points.FilterGuard.sealed,
+    # given to mount; never rebound): see _seal_stored.
+    seals: dict[int, Inode]
 
     if TYPE_CHECKING:
         hooks: FsHooks
 
         def _commit(self) -> None: ...
+        def _store_inode(self, ino: Inode) -> None: ...
+        def _seal_stored(self, ino: Inode) -> None: ...
         def _read(self, of: OpenFile, offset: int | None, n: int) -> bytes: ...
         def _readahead(self, of: OpenFile, block: int) -> list[int]: ...
         def _filter(self, inode: Inode, file_offset: int, data: bytearray,
@@ -298,7 +309,11 @@ class FileIO(Directory):
                 plain, how = cache.fetch_copy(dev, blk)
                 if of is not None:
                     stats.filter_calls += 1  # _apply_filter, inline: the hot path
-                    self.filter_policy(ino, bidx * BS, plain, FILTER_READ)
+                    try:
+                        self.filter_policy(ino, bidx * BS, plain, FILTER_READ)
+                    finally:
+                        if not ino.flags and id(ino) in self.seals:
+                            self._seal_stored(ino)
                     if len(plain) != BS:
                         self._bad_filter(ino, bidx * BS, plain)
                     if how is Access.PREFETCH_HIT:
@@ -383,7 +398,11 @@ class FileIO(Directory):
                 if policies:
                     assert isinstance(block, bytearray)
                     stats.filter_calls += 1  # _apply_filter, inline: the hot path
-                    self.filter_policy(ino, bstart, block, FILTER_WRITE)
+                    try:
+                        self.filter_policy(ino, bstart, block, FILTER_WRITE)
+                    finally:
+                        if not ino.flags and id(ino) in self.seals:
+                            self._seal_stored(ino)
                     if len(block) != BS:
                         self._bad_filter(ino, bstart, block)
                 elif user:
@@ -533,7 +552,11 @@ class FileIO(Directory):
 
     def _apply_filter(self, ino: Inode, offset: int, buf: bytearray, direction: int) -> None:
         self.stats.filter_calls += 1
-        self.filter_policy(ino, offset, buf, direction)
+        try:
+            self.filter_policy(ino, offset, buf, direction)
+        finally:
+            if not ino.flags and id(ino) in self.seals:
+                self._seal_stored(ino)
         if len(buf) != BS:
             self._bad_filter(ino, offset, buf)
 

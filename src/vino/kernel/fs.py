@@ -57,7 +57,9 @@ Crash consistency (the write-ahead log of ``journal.py``, ext3's ordered mode):
   committed (``_busy`` keeps it taken), so a crash can never show a committed
   file holding another file's uncommitted data;
 - ``mount`` replays the committed transaction in the log (discarding a torn one),
-  and frees the inodes of files unlinked while open.
+  and frees the inodes of files unlinked while open;
+- a filter's seal (the inode's ``INODE_SEALED``) commits before the first block the
+  filter transformed is handed on, and an unseal in a commit of its own (fileio.py).
 
 Failure: space is checked before anything changes, so ``NoSpace`` leaves the file
 system exactly as it was. A device error (``DeviceError``) fails the operation that
@@ -84,6 +86,7 @@ from vino.kernel.fsck import refuse_damaged
 from vino.kernel.fspolicy import FsHooks, FsStats, new_epoch, sequential_readahead
 from vino.kernel.inode import (
     BS,
+    INODE_SEALED,
     INODES_PER_BLOCK,
     MAX_FILE_SIZE,
     MAX_FS_BLOCKS,
@@ -120,7 +123,7 @@ class FileSystem(OpenFiles):
     __slots__ = plainread.FS_SLOTS
 
     def __init__(self, device: BlockDevice, cache: Cache, clock: Clock, geo: Geometry,
-                 hooks: FsHooks | None = None) -> None:
+                 hooks: FsHooks | None = None, seals: dict[int, Inode] | None = None) -> None:
         self.device = device
         self.cache = cache
         self.clock = clock
@@ -134,6 +137,8 @@ class FileSystem(OpenFiles):
         self.filter_policy = self._filter
         self.on_access = self._on_access
         self.plain_read = self._plain_read
+        # The filter's guard's seals (fileio.py): the sealed inodes are put in at mount.
+        self.seals = seals if seals is not None else {}
         # The plain read's hit in native code (plainread.py), tried first by pread; None:
         # the Python plain path only.
         self._native_read = plainread.reader(FileSystem, OpenFile, Inode, FsStats, Cache,
@@ -229,9 +234,12 @@ class FileSystem(OpenFiles):
 
     @classmethod
     def mount(cls, device: BlockDevice, cache: Cache, clock: Clock | None = None, *,
-              hooks: FsHooks | None = None) -> FileSystem:
+              hooks: FsHooks | None = None, seals: dict[int, Inode] | None = None,
+              ) -> FileSystem:
         """Read the superblock, replay the log, read the bitmap, inode table and
-        directory; reclaim orphans (``hooks.on_free`` hears of each).
+        directory; reclaim orphans (``hooks.on_free`` hears of each). Every inode stored
+        sealed (``INODE_SEALED``) is put in ``seals`` (the filter's guard's: a sealed
+        file stays sealed across a reboot, fileio.py).
 
         Raises ``CorruptFileSystem`` (having written nothing but a replay of the log)
         if the image is not a file system of this version and geometry, or is damaged:
@@ -246,7 +254,7 @@ class FileSystem(OpenFiles):
         except CorruptFileSystem:
             cache.discard(device, 0)
             raise
-        fs = cls(device, cache, clock, geo, hooks)
+        fs = cls(device, cache, clock, geo, hooks, seals)
         with fs._lock:
             fs.journal.seq = fs.journal.last_seq()
             fs.journal.replay()
@@ -289,6 +297,8 @@ class FileSystem(OpenFiles):
                 if inum == 0 or ino.mode & S_IFMT not in (S_IFREG, S_IFDIR):
                     raise CorruptFileSystem(f"{dev.path}: inode {inum} has mode {ino.mode:o}")
                 self._inodes[inum] = ino
+                if ino.flags:  # INODE_SEALED (_check_image refused any other bits)
+                    self.seals[id(ino)] = ino
         self._load_directory()
 
     def unmount(self) -> None:
@@ -342,6 +352,33 @@ class FileSystem(OpenFiles):
         """Make the directory durable: every create, unlink and rename done so far
         survives a crash once this returns (SQLite's ``dirSync`` after a delete)."""
         self.sync()
+
+    def _seal_stored(self, ino: Inode) -> None:
+        """Commit ``ino``'s seal, which its filter's guard has just set (module doc): the
+        flag joins the running transaction, which commits now. On a device error the
+        flag stays set in memory and in the transaction (the next commit writes it) and
+        the error is raised: the block the filter transformed is not handed on."""
+        ino.flags |= INODE_SEALED
+        self._store_inode(ino)
+        self._commit()
+
+    def set_unsealed(self, ino: Inode) -> None:
+        """Clear ``ino``'s stored seal in a commit of its own (``Kernel.unseal``, which
+        drops the guard's seal once this returns). On a device error nothing changed:
+        the flag is set again (in memory and in the running transaction) and the error
+        is raised."""
+        with self._lock:
+            self._check_mounted()
+            if not ino.flags & INODE_SEALED:
+                return
+            ino.flags &= ~INODE_SEALED
+            self._store_inode(ino)
+            try:
+                self._commit()
+            except BaseException:
+                ino.flags |= INODE_SEALED
+                self._store_inode(ino)
+                raise
 
     def _commit(self) -> None:
         """Commit the running transaction (on a device error it stays to commit later)."""

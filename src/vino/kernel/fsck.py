@@ -14,8 +14,9 @@ ever written to the image). Then it checks, naming the first few violations of e
    (the superblock a replay of the log would install too);
 2. every inode: a free inode is all zeros, a used one has a regular or (inode 1
    only) directory mode, a size at most ``MAX_FILE_SIZE`` (the directory: at most
-   one entry per inode, ``Geometry.max_dir_size``), and no pointer at or beyond
-   ``ceil(size / BLOCK_SIZE)``;
+   one entry per inode, ``Geometry.max_dir_size``), no pointer at or beyond
+   ``ceil(size / BLOCK_SIZE)``, and flags of known bits only, the seal (``INODE_SEALED``)
+   on a regular file only;
 3. every pointer (direct and in indirect blocks at every level) is inside the data
    area, and no block is reached twice (so no cycle either);
 4. the bitmap marks exactly the metadata blocks and the reachable blocks (a block
@@ -210,6 +211,9 @@ def check_metadata(geo: Geometry, block: Callable[[int], bytes | bytearray | mem
                     inum == ROOT_INUM):
                 report.bad(f"inode {inum} has mode {ino.mode:o}")
                 continue
+            why = ino.flags_damage()
+            if why:
+                report.bad(why)
             limit = geo.max_dir_size if kind == S_IFDIR else MAX_FILE_SIZE
             if ino.size > limit:
                 report.bad(f"inode {inum}: size {ino.size} is past the largest "

@@ -9,13 +9,13 @@ does I/O)::
     ino = Inode.unpack(inum, raw128); ino.pack()  # one inode
     level, idx = index_path(bidx)                 # bidx >= NDIRECT: pointers to follow
 
-On-disk layout, format version 2 (little-endian; blocks of ``params.BLOCK_SIZE``)::
+On-disk layout, format version 3 (little-endian; blocks of ``params.BLOCK_SIZE``)::
 
     block 0                     superblock: magic, version, geometry, clean flag
     log_start ..                the write-ahead log (journal.py): a header, then copies
     bitmap_start ..             free-block bitmap, bit b = block b in use (LSB first)
     inode_start ..              inode table, 128-byte inodes: u16 mode (0 = free),
-                                u16 pad, u32 uid, u64 size, u32 direct[25],
+                                u16 flags, u32 uid, u64 size, u32 direct[25],
                                 u32 single, u32 double, u32 triple indirect
     data_start .. nblocks - 1   data and indirect blocks (an indirect block holds
                                 1024 u32 pointers) -> largest file 25 + 1024 + 1024**2
@@ -24,6 +24,12 @@ On-disk layout, format version 2 (little-endian; blocks of ``params.BLOCK_SIZE``
                                 hold every bitmap block, which a truncate may all
                                 touch). Image files are sparse: a hole costs nothing
                                 on the host.
+
+An inode's flags: ``INODE_SEALED`` (bit 0), a filter graft's stored form
+(``points.FilterGuard``: its reads and writes are refused while no filter graft answers
+for it); no other bit is defined, and only a regular file may be sealed. Version 2 wrote
+the field as a zero pad, so a version 2 image reads as one with no file sealed (``mount``
+writes its superblock as version 3: a kernel that would ignore a seal refuses it).
 
 Inode 0 is never used (0 means "no inode"); inode 1 is the one flat root
 directory, whose data is an array of 64-byte entries (u32 inode, 60 bytes of
@@ -34,8 +40,8 @@ Invariants:
   it from the superblock and refuses an image whose stored fields differ;
 - the log holds any one operation: ``log_blocks >= bitmap_blocks + 2 * OP_LOG_BLOCKS``,
   and so does one transaction (``LOG_TX_BLOCKS``): ``nblocks <= MAX_FS_BLOCKS``;
-- ``Inode.pack`` / ``Inode.unpack`` are inverse on the stored fields (``mode``, ``uid``,
-  ``size``, ``direct``, ``ind``); the rest of an ``Inode`` lives in memory only.
+- ``Inode.pack`` / ``Inode.unpack`` are inverse on the stored fields (``mode``, ``flags``,
+  ``uid``, ``size``, ``direct``, ``ind``); the rest of an ``Inode`` lives in memory only.
 """
 
 from __future__ import annotations
@@ -48,12 +54,12 @@ from vino.kernel.errors import CorruptFileSystem, InvalidArgument
 from vino.kernel.proc import User
 
 __all__ = [
-    "BLOCK_LOG_BLOCKS", "BS", "DIRENT", "DIRENTS_PER_BLOCK", "INODE", "INODES_PER_BLOCK",
-    "LEVEL_SPAN", "LEVEL_START", "LOG_TX_BLOCKS", "MAX_FILE_BLOCKS", "MAX_FILE_SIZE",
-    "MAX_FS_BLOCKS", "NDIRECT", "NINDIRECT", "NLEVELS", "NPTR", "OP_LOG_BLOCKS", "ROOT_INUM",
-    "SUPER", "S_IFDIR", "S_IFMT", "S_IFREG",
-    "ZERO_BLOCK", "FileStat", "Geometry", "Inode", "ceil_div", "encode_name", "index_path",
-    "permits",
+    "BLOCK_LOG_BLOCKS", "BS", "DIRENT", "DIRENTS_PER_BLOCK", "FS_READABLE_VERSIONS", "INODE",
+    "INODES_PER_BLOCK", "INODE_FLAGS_KNOWN", "INODE_SEALED", "LEVEL_SPAN", "LEVEL_START",
+    "LOG_TX_BLOCKS", "MAX_FILE_BLOCKS", "MAX_FILE_SIZE", "MAX_FS_BLOCKS", "NDIRECT",
+    "NINDIRECT", "NLEVELS", "NPTR", "OP_LOG_BLOCKS", "ROOT_INUM", "SUPER", "S_IFDIR", "S_IFMT",
+    "S_IFREG", "ZERO_BLOCK", "FileStat", "Geometry", "Inode", "ceil_div", "encode_name",
+    "index_path", "permits",
 ]
 
 BS = params.BLOCK_SIZE
@@ -88,6 +94,11 @@ BLOCK_LOG_BLOCKS = 9
 S_IFMT = 0o170000
 S_IFREG = 0o100000
 S_IFDIR = 0o040000
+
+INODE_SEALED = 0x1  # flags: a filter's stored form (the module doc)
+INODE_FLAGS_KNOWN = INODE_SEALED
+# The superblock versions this kernel mounts: 2 had a zero pad where the flags are.
+FS_READABLE_VERSIONS = (2, params.FS_VERSION)
 
 SUPER = struct.Struct("<8s13I")
 INODE = struct.Struct(f"<HHIQ{NDIRECT}I{NLEVELS}I")
@@ -142,9 +153,9 @@ class Geometry:
         (magic, version, bsize, stored_n, *stored_l, root, clean) = SUPER.unpack_from(raw)
         if magic != params.FS_MAGIC:
             raise CorruptFileSystem(f"{where}: no vino file system (magic {magic!r})")
-        if version != params.FS_VERSION:
+        if version not in FS_READABLE_VERSIONS:
             raise CorruptFileSystem(f"{where}: version {version}, this kernel reads "
-                                    f"{params.FS_VERSION}")
+                                    f"{', '.join(map(str, FS_READABLE_VERSIONS))}")
         if bsize != BS or stored_n != nblocks:
             raise CorruptFileSystem(f"{where}: geometry {stored_n}x{bsize} does not match the "
                                     f"device {nblocks}x{BS}")
@@ -188,6 +199,11 @@ class Inode:
     # FS_BMAP_CACHE_ENTRIES. A list indexed by file block, not a dict: a page read finds
     # its block with one index (plainread.c), not a hash probe and an int comparison.
     bmap: list[int | None] = field(default_factory=list, repr=False)
+    # Invariant: in a mounted file system, 0 or INODE_SEALED (only a regular file's), and
+    # INODE_SEALED exactly while the kernel's FilterGuard seals the inode, but between the
+    # guard's seal and the commit of the flag that follows it before the filtered block
+    # is handed on (fileio.py). Stored: unpack keeps every bit, for fsck to judge.
+    flags: int = 0
 
     def known(self, bidx: int) -> int | None:
         """The remembered device block of file block ``bidx >= NDIRECT`` (0: a hole), or
@@ -208,12 +224,33 @@ class Inode:
         return self.mode & 0o777
 
     def pack(self) -> bytes:
-        return INODE.pack(self.mode, 0, self.uid, self.size, *self.direct, *self.ind)
+        return INODE.pack(self.mode, self.flags, self.uid, self.size, *self.direct, *self.ind)
 
     @classmethod
     def unpack(cls, inum: int, raw: bytes | bytearray | memoryview) -> Inode:
-        mode, _, uid, size, *ptrs = INODE.unpack(raw)
-        return cls(inum, mode, uid, size, list(ptrs[:NDIRECT]), list(ptrs[NDIRECT:]))
+        mode, flags, uid, size, *ptrs = INODE.unpack(raw)
+        return cls(inum, mode, uid, size, list(ptrs[:NDIRECT]), list(ptrs[NDIRECT:]),
+                   flags=flags)
+
+    def flags_damage(self) -> str:
+        """What is wrong with the stored flags ("" if nothing): bits no version defines,
+        or a seal on the directory (it is never filtered)."""
+        if self.flags & ~INODE_FLAGS_KNOWN:
+            return f"inode {self.inum}: flags {self.flags:#x} has bits no version defines"
+        if self.flags and self.mode & S_IFMT != S_IFREG:
+            return f"inode {self.inum}: flags {self.flags:#x} on a directory"
+        return ""
+
+    def mend_flags(self) -> str:
+        """``fsck --repair``'s fix of damaged flags, failing closed: a regular file whose
+        flags hold bits no version defines is sealed (bits that may mean a seal are taken
+        as one; its owner unseals it if no filter wrote it), the directory's are cleared.
+        Returns what was done ("" if nothing was wrong)."""
+        why = self.flags_damage()
+        if not why:
+            return ""
+        self.flags = INODE_SEALED if self.mode & S_IFMT == S_IFREG else 0
+        return f"{why}: " + ("sealed" if self.flags else "cleared")
 
 
 def index_path(bidx: int) -> tuple[int, tuple[int, ...]]:

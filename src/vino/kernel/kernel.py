@@ -95,7 +95,7 @@ class Kernel:
         self.cache = Cache(frames, on_release=self._released)
         self.fs = FileSystem.mount(device, self.cache, clock, hooks=FsHooks(
             on_close=self._closed, on_free=self._freed,
-            on_behalf=lambda of: acting_for(of.user.principal)))
+            on_behalf=lambda of: acting_for(of.user.principal)), seals=self.filters.sealed)
         # Made once the image is mounted: a refused mount leaves no registry of its own.
         self._own_registry = registry is None
         self.registry = registry or Registry()
@@ -217,9 +217,12 @@ class Kernel:
 
     def unseal(self, user: User, inode: Inode) -> None:
         """Give up a filter's protection of ``inode`` (its owner or root only): its reads and
-        writes use the identity again (and return what is stored, as it is stored)."""
+        writes use the identity again (and return what is stored, as it is stored). The
+        stored seal is cleared in a commit first (a device error raises and leaves the
+        file sealed)."""
         if not (user.is_root or user.uid == inode.uid):
             raise AccessDenied(f"{user.name} does not own inode {inode.inum}")
+        self.fs.set_unsealed(inode)
         self.filters.release(inode)
         self.fs.policies_changed()
 

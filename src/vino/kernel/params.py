@@ -38,7 +38,8 @@ MAX_VM_HINTS: Final = 4096  # hints one address space holds (vm_hint); a new one
 
 # File system.
 FS_MAGIC: Final = b"VINOFS96"  # first 8 bytes of block 0
-FS_VERSION: Final = 2  # 2: write-ahead log, double and triple indirect blocks
+FS_VERSION: Final = 3  # 2: write-ahead log, double and triple indirect blocks; 3: inode
+#                        flags (the filter's seal), where 2 had a zero pad (inode.py)
 FS_INODE_SIZE: Final = 128  # bytes per on-disk inode
 FS_DIRECT_BLOCKS: Final = 25  # direct pointers per inode (+ 3 indirect fill the 128 bytes)
 FS_LOG_FRACTION: Final = 64  # the log takes 1/this of the image's blocks ...

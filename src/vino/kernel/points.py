@@ -295,14 +295,21 @@ class FilterGuard:
     stored form reaches a reader as if it were the data. The seal is broken only by its
     owner (``Kernel.unseal``) or when the inode is freed.
 
+    The seal is stored in the inode (``inode.INODE_SEALED``): the file system commits it
+    before the first block the filter transformed is handed on (``fileio.py``), puts
+    every inode stored sealed in ``sealed`` at mount, and ``Kernel.unseal`` clears it in
+    a commit of its own before the guard lets go; so a seal survives a reboot, and a
+    power cut during a seal or an unseal leaves the file sealed or not.
+
     Invariant: ``sealed`` maps id(inode) to the inode, for live inodes only; it is never
-    rebound (``filter_point``'s slot keeps it, and seals without a method call).
+    rebound (``filter_point``'s slot and the file system keep it, and the slot seals
+    without a method call).
     """
 
     __slots__ = ("sealed",)
 
-    def __init__(self) -> None:
-        self.sealed: dict[int, Inode] = {}
+    def __init__(self, sealed: dict[int, Inode] | None = None) -> None:
+        self.sealed: dict[int, Inode] = sealed if sealed is not None else {}
 
     def seal(self, inode: Inode) -> None:
         self.sealed[id(inode)] = inode

@@ -23,6 +23,7 @@ The way e2fsck does it, in this order:
    - inode 0, and a free inode not all zeros: zeroed; a used inode of a kind this
      file system has no room for: a regular file (owner-only permissions), the root a
      directory; a size past the largest file or directory: cut to the blocks mapped;
+     flags of unknown bits: a file sealed (failing closed), the directory's cleared;
    - a pointer outside the data area, or past the file's size: cut (a hole);
    - a block reached twice (two files, or a cycle in one block map): the first
      claimant, in inode order, keeps it; each later one gets a copy in a block no
@@ -72,6 +73,7 @@ from vino.kernel.errors import CorruptFileSystem
 from vino.kernel.fsck import FsckReport, check_device, check_metadata
 from vino.kernel.inode import (
     DIRENT,
+    FS_READABLE_VERSIONS,
     INODES_PER_BLOCK,
     LEVEL_START,
     MAX_FILE_SIZE,
@@ -220,8 +222,8 @@ def _geometry(dev: BlockDevice) -> tuple[Geometry | None, str]:
     # The magic and all but two fields, or all fields but one of the magic and the version.
     if best is not None and (
             (magic == params.FS_MAGIC and best[0] >= fields - 2
-             and (version == params.FS_VERSION or best[0] == fields))
-            or (version == params.FS_VERSION and (bsize, nblocks) == (BS, dev.nblocks)
+             and (version in FS_READABLE_VERSIONS or best[0] == fields))
+            or (version in FS_READABLE_VERSIONS and (bsize, nblocks) == (BS, dev.nblocks)
                 and best[0] == fields)):
         return best[1], (f"superblock: rewritten for {best[1].ninodes} inodes "
                          f"({best[0]} of its {fields} geometry fields agreed)")
@@ -349,6 +351,8 @@ class _Fixer:
             self.changes.append(f"inode {inum}: mode {ino.mode:o}: made a regular file "
                                 f"({ORPHAN_MODE:o})")
             ino.mode = ORPHAN_MODE
+        if mended := ino.mend_flags():  # fail closed (inode.py)
+            self.changes.append(mended)
         return ino
 
     def _limit(self, ino: Inode) -> int:
