@@ -25,7 +25,7 @@ import pytest
 from vino.graft import GLOBAL
 from vino.graft.hold import SharedLock
 from vino.graft.txn import thread_state
-from vino.kernel import plainread
+from vino.kernel import params, plainread
 from vino.kernel.cache import PageInfo
 from vino.kernel.errors import BadHandle, FilterUnavailable
 from vino.kernel.fs import NDIRECT, OpenFile
@@ -240,6 +240,34 @@ def test_a_count_a_caller_still_holds_keeps_its_value_when_the_next_read_counts(
         assert (id(stats.plain_reads), id(cstats.hits), id(k.cache._tick)) == ids
         assert (stats.plain_reads, cstats.hits) == (values[0] + 4, values[1] + 4)
         assert k.cache._tick == values[3] + 4 and k.cache._tick != values[3]
+
+
+def test_a_history_entry_a_caller_still_holds_keeps_its_value_when_the_next_read_pushes(
+        boot: Boot) -> None:
+    # Once the history is full the native read rewrites the oldest entry's int to hold
+    # the new block and moves it to the front, when nothing but the list holds it: an
+    # entry read out before (kept, or a copy of the history) must keep its value, and the
+    # history must be the last READAHEAD_HISTORY blocks, most recent first, either way.
+    k = boot(frames=512)
+    r, _ = _opened(k, 300)
+    order = [260 + (i * 7) % 37 for i in range(40)]  # past the shared small ints, jumping
+    for b in (297, 298, 299, *order):
+        _warm(k, r, b)
+    hist = r._history
+    assert len(hist) == params.READAHEAD_HISTORY
+    kept, copy = hist[-1], r.history
+    value = int(str(kept))
+    for b in (299, 298):
+        _plain(k, r, b)
+    assert int(str(kept)) == value and copy[-1] == value
+    expected = [298, 299, *(b for b in reversed(order))][:params.READAHEAD_HISTORY]
+    assert r.history == expected
+    if k.fs._native_read is not None:  # rewritten in place once no one held it
+        del kept, copy
+        oldest = id(hist[-1])
+        _plain(k, r, 297)
+        assert id(hist[0]) == oldest and hist[0] == 297
+        assert r.history == [297, *expected][:params.READAHEAD_HISTORY]
 
 
 def test_a_block_the_map_forgot_is_walked_to_never_guessed(boot: Boot) -> None:

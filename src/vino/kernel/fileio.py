@@ -36,7 +36,6 @@ Invariants:
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -53,6 +52,7 @@ from vino.kernel.inode import (
     ceil_div,
     index_path,
 )
+from vino.kernel.params import READAHEAD_HISTORY as HISTORY
 from vino.kernel.plainread import PlainRead
 
 if TYPE_CHECKING:
@@ -195,7 +195,8 @@ class FileIO(Directory):
                                 stats.prefetch_hits += 1
                                 of.prefetch_hits += 1
                         if h0 != bidx:
-                            hist.appendleft(bidx)
+                            hist.insert(0, bidx)
+                            del hist[HISTORY:]
                         stats.plain_reads += 1  # also a read, a block read, ... (FsStats)
                         if ahead:
                             stats.readahead_blocks += ahead
@@ -252,7 +253,8 @@ class FileIO(Directory):
                     nbytes += n
                     for bidx in range(first, first + len(blocks)):
                         if not hist or hist[0] != bidx:
-                            hist.appendleft(bidx)
+                            hist.insert(0, bidx)
+                            del hist[HISTORY:]
                     of.pos = offset + n
                     continue
                 break
@@ -268,7 +270,7 @@ class FileIO(Directory):
                 stats.access_events += nblocks
         return done
 
-    def _plain_ahead(self, ino: Inode, bidx: int, hist: deque[int]) -> int:
+    def _plain_ahead(self, ino: Inode, bidx: int, hist: list[int]) -> int:
         """After a sequential plain read of ``bidx`` (``hist`` before it is recorded): how
         many blocks the built-in read-ahead (``sequential_readahead``) asks for, if all
         are resident or holes (its prefetch then loads nothing); -1 if any is not (the
@@ -325,7 +327,8 @@ class FileIO(Directory):
                 stats.block_reads += 1
                 hist = of._history  # _record, inline: the hot path
                 if not hist or hist[0] != bidx:
-                    hist.appendleft(bidx)
+                    hist.insert(0, bidx)
+                    del hist[HISTORY:]
                 stats.access_events += 1
                 self.on_access(ino, bidx, OP_READ)
                 stats.readahead_calls += 1
@@ -425,7 +428,8 @@ class FileIO(Directory):
                     stats.block_writes += 1
                     hist = of._history  # _record, inline: the hot path
                     if not hist or hist[0] != bidx:
-                        hist.appendleft(bidx)
+                        hist.insert(0, bidx)
+                        del hist[HISTORY:]
                     if policies:
                         stats.access_events += 1
                         self.on_access(ino, bidx, OP_WRITE)
@@ -488,7 +492,8 @@ class FileIO(Directory):
         hist = of._history
         for bidx in range(first, last + 1):
             if not hist or hist[0] != bidx:
-                hist.appendleft(bidx)
+                hist.insert(0, bidx)
+                del hist[HISTORY:]
 
     def _zero_tail(self, ino: Inode, of: OpenFile | None) -> None:
         """Zero the bytes of the last block past the end of file before the file grows

@@ -25,10 +25,8 @@ Invariants:
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Literal
 
-from vino.kernel import params
 from vino.kernel.errors import AccessDenied, BadHandle, InvalidArgument
 from vino.kernel.fsinvariants import Invariants
 from vino.kernel.fspolicy import NOT_PLAIN
@@ -60,8 +58,10 @@ class OpenFile:
         self.closed = False
         self.prefetches = 0  # blocks read-ahead loaded for this open file
         self.prefetch_hits = 0
-        # Invariant: most recent first, no two equal neighbours, at most READAHEAD_HISTORY.
-        self._history: deque[int] = deque(maxlen=params.READAHEAD_HISTORY)
+        # Invariant: most recent first, no two equal neighbours, at most READAHEAD_HISTORY
+        # entries (fileio.py inserts at 0 and drops the oldest past it; a list, which the
+        # native read pushes without a call or, once full, a new int).
+        self._history: list[int] = []
         # Invariant: equals its file system's policy epoch only while a read of this
         # open file runs nothing but the built-in policies (``plain_read`` said so at
         # that epoch, and it was not closed since): then a cached block may be read on

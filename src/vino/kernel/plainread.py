@@ -106,7 +106,8 @@ def reader(fs: type, open_file: type, inode: type, fs_stats: type, cache: type,
         return None
     from vino.kernel import params  # (here: the cache imports this module)
 
-    mod.setup_fs(fs, open_file, inode, fs_stats, cache, cache_stats, frame, block_bytes, ndirect)
+    mod.setup_fs(fs, open_file, inode, fs_stats, cache, cache_stats, frame, block_bytes, ndirect,
+                 params.READAHEAD_HISTORY)
     if _DEVICE_CLASSES:  # (device.py gives them as it is imported; without, no native load)
         device, device_stats, disk_profile, sim_clock = _DEVICE_CLASSES
         twins = ((cache, "_miss"), (cache, "_sweep"), (cache, "_evict"), (cache, "prefetch"),

@@ -248,8 +248,9 @@ def readahead_point(fs: FileSystem, registry: Registry,
     out_at = _RA_OUT.offset
 
     # The header (file blocks, the block read, max_out, n_hist) and the history, most
-    # recent first (at most hist's count: the deque's maxlen is the layout's count); the
-    # answer's count and blocks checked: both in C in the native protected call (codec.py).
+    # recent first (at most hist's count: the list is kept no longer than the layout's
+    # count); the answer's count and blocks checked: both in C in the native protected
+    # call (codec.py).
     nblocks = From(0, "inode", "size", div=bs)
     max_out = From(None, "readahead_max", obj=fs, cap=_RA_OUT_MAX)
     encode = Rows(_RA, "hist", (nblocks, From(1), max_out, COUNT), From(0, "_history"),

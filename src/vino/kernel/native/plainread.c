@@ -47,7 +47,7 @@
 
 static struct {
     int fs_ready, vfs_ready;
-    long long bs, ndirect, page_bytes;
+    long long bs, ndirect, page_bytes, hist_max; /* hist_max: READAHEAD_HISTORY */
     PyTypeObject *of_type, *inode_type, *fsstats_type, *cstats_type, *frame_type,
         *kfile_type, *vstats_type, *fs_type, *cache_type, *vfs_type, *vfile_type;
     int vfs_classes_ready;
@@ -71,9 +71,7 @@ static struct {
     Py_ssize_t kf_of, kf_pool_base, kf_pending, kf_observer;
     /* VfsStats */
     Py_ssize_t vs_reads, vs_bytes_read;
-    PyObject *n_acquire, *n_release, *n_appendleft; /* the methods called by name */
-    PyTypeObject *deque_type; /* collections.deque, and its appendleft (a method descriptor) */
-    PyObject *deque_appendleft;
+    PyObject *n_acquire, *n_release; /* the methods called by name */
     PyObject *page; /* the bytes the last served hit returned (page_bytes) */
     unsigned long long served; /* reads plain_read answered (both entries) */
 } S;
@@ -394,27 +392,87 @@ static int lock_give(PyObject *lock) {
     return 0;
 }
 
-/* hist.appendleft(bidx): 0, or -1 with the error set. */
-static int hist_push(PyObject *hist, PyObject *bidx) {
-    PyObject *args[2] = {hist, bidx};
-    PyObject *done = Py_TYPE(hist) == S.deque_type /* deque.appendleft, not looked up */
-        ? PyObject_Vectorcall(S.deque_appendleft, args, 2, NULL)
-        : PyObject_VectorcallMethod(S.n_appendleft, args, 2, NULL);
-    if (done == NULL) return -1;
-    Py_DECREF(done);
+/* The open file's access history (OpenFile._history): a list of ints, most recent
+ * first, at most S.hist_max long (fileio.py pushes as this does). Pushed without a call
+ * and, once it is full, without a new int: the oldest entry's int, if nothing but the
+ * list holds it, is rewritten to hold the new block (Count's rewrite) and moved to the
+ * front; the pointers between shift by one. */
+
+/* The shift of the history's pointers: the C library's memmove (found at setup_fs, as
+ * page_copy is), not the compiler runtime's the build links in (~80 instructions for 15
+ * pointers, a byte at a time). */
+static void *(*ptr_move)(void *, const void *, size_t) = memmove;
+
+/* The history's length if it is an exact list of at most hist_max entries, else -1. */
+static inline Py_ssize_t hist_len(PyObject *hist) {
+    if (!PyList_CheckExact(hist) || PyList_GET_SIZE(hist) > S.hist_max) return -1;
+    return PyList_GET_SIZE(hist);
+}
+
+/* hist[i] (i < its length) as a long long: 1; 0 if it is not one (no error set). */
+static inline int hist_at(PyObject *hist, Py_ssize_t i, long long *out) {
+    return as_ll(PyList_GET_ITEM(hist, i), out);
+}
+
+/* A push, undone exactly by hist_undo: how it went and what it took. */
+typedef struct {
+    int how;           /* 0: nothing; 1: inserted (the list grew); 2: rotated (it was full) */
+    PyObject *dropped; /* 2: the oldest entry's int, dropped (the caller releases it) or
+                        * rewritten and moved to the front (then NULL) */
+    long long old;     /* 2, rewritten: its value before */
+} HistPush;
+
+/* hist.insert(0, bidx), the oldest dropped once it is longer than hist_max (hist_len
+ * said it is a list of at most hist_max): 0, or -1 with the error set, nothing changed. */
+static int hist_push(PyObject *hist, long long bidx, HistPush *p) {
+    Py_ssize_t n = PyList_GET_SIZE(hist);
+    p->how = 0;
+    p->dropped = NULL;
+    if (n < S.hist_max) {
+        PyObject *v = PyLong_FromLongLong(bidx);
+        if (v == NULL) return -1;
+        int bad = PyList_Insert(hist, 0, v);
+        Py_DECREF(v);
+        if (bad < 0) return -1;
+        p->how = 1;
+        return 0;
+    }
+    PyObject **item = ((PyListObject *)hist)->ob_item, *last = item[n - 1], *v = last;
+#if INT_DIGITS_KNOWN
+    if (rewritable(last, bidx) && as_ll(last, &p->old)) {
+        rewrite(last, bidx);
+    } else
+#endif
+    {
+        if ((v = PyLong_FromLongLong(bidx)) == NULL) return -1;
+        p->dropped = last;
+    }
+    ptr_move(item + 1, item, (size_t)(n - 1) * sizeof *item);
+    item[0] = v;
+    p->how = 2;
     return 0;
 }
 
-/* hist[i] of a deque of ints as a long long: 1; 0 if it is not one (no error set). */
-static int hist_at(PyObject *hist, Py_ssize_t i, long long *out) {
-    PyObject *item = PySequence_GetItem(hist, i);
-    if (item == NULL) {
-        PyErr_Clear();
-        return 0;
+/* The history as it was before the push p (which nothing has changed since). */
+static void hist_undo(PyObject *hist, HistPush *p) {
+    if (p->how == 1) {
+        (void)PyList_SetSlice(hist, 0, 1, NULL); /* a shrink: cannot fail */
+    } else if (p->how == 2) {
+        Py_ssize_t n = PyList_GET_SIZE(hist);
+        PyObject **item = ((PyListObject *)hist)->ob_item, *first = item[0];
+        ptr_move(item, item + 1, (size_t)(n - 1) * sizeof *item);
+        if (p->dropped != NULL) {
+            item[n - 1] = p->dropped;
+            Py_DECREF(first);
+        } else {
+#if INT_DIGITS_KNOWN
+            rewrite(first, p->old);
+#endif
+            item[n - 1] = first;
+        }
     }
-    int ok = as_ll(item, out);
-    Py_DECREF(item);
-    return ok;
+    p->how = 0;
+    p->dropped = NULL;
 }
 
 /* The device block of file block b >= 0 (a borrowed int, or NULL when the remembered
@@ -513,6 +571,8 @@ static CopyFn page_copy = memcpy;
 static void find_page_copy(void) {
     void *libc = dlsym(RTLD_DEFAULT, "memcpy");
     if (libc != NULL) *(void **)&page_copy = libc; /* POSIX's way to a function pointer */
+    void *move = dlsym(RTLD_DEFAULT, "memmove");
+    if (move != NULL) *(void **)&ptr_move = move;
 }
 
 /* The bytes object page_bytes fills, for a caller that fills it itself (a load, once
@@ -645,7 +705,6 @@ static struct {
     Py_ssize_t ds_reads, ds_blocks_read, ds_bytes_read, ds_seeks, ds_busy_ns;
     /* SimClock */
     Py_ssize_t ck_now, ck_lock;
-    PyObject *n_popleft;
     unsigned long long served, served_ahead; /* misses, read-ahead blocks loaded here */
 } M;
 
@@ -930,7 +989,8 @@ static int read_runs(int fd, long long bs, long long *start, int *count, int nru
  * clock's time, the device's head, the clock hand and the position rewritten in place
  * where only their slot holds the int (Count), the rest new objects. */
 typedef struct {
-    PyObject *result, *pf_cache, *pf_fs, *pf_of, *tick, *bidx;
+    PyObject *result, *pf_cache, *pf_fs, *pf_of, *tick;
+    HistPush push; /* the history's (its dropped int released with the rest) */
     Count misses, hits, evictions, unused, prefetches, hand, reads, blocks, bytes, seeks, busy,
         head, now, plain, ra_blocks, fs_prefetches, of_prefetches, pos;
 } LoadNew;
@@ -942,7 +1002,8 @@ typedef struct {
     &(m)->pos}
 
 static void loadnew_drop(LoadNew *m) {
-    PyObject **all[] = {&m->result, &m->pf_cache, &m->pf_fs, &m->pf_of, &m->tick, &m->bidx};
+    PyObject **all[] = {&m->result, &m->pf_cache, &m->pf_fs, &m->pf_of, &m->tick,
+                        &m->push.dropped};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) Py_CLEAR(*all[i]);
     Count *counts[] = LOAD_COUNTS(m);
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) count_drop(counts[i]);
@@ -993,12 +1054,10 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
      * (sequential_readahead, as FileIO._plain_ahead reads it) asks for the next blocks. */
     PyObject *hist = SLOT(of, S.of_history);
     if (hist == NULL) return NULL;
-    Py_ssize_t hlen = PySequence_Size(hist);
+    Py_ssize_t hlen = hist_len(hist);
     long long h0 = 0, h1 = 0;
-    if (hlen < 0 || (hlen > 0 && !hist_at(hist, 0, &h0)) || (hlen > 1 && !hist_at(hist, 1, &h1))) {
-        PyErr_Clear();
+    if (hlen < 0 || (hlen > 0 && !hist_at(hist, 0, &h0)) || (hlen > 1 && !hist_at(hist, 1, &h1)))
         return NULL;
-    }
     int seqstep = (hlen > 0 && h0 == bidx - 1) || (hlen > 1 && h0 == bidx && h1 == bidx - 1);
     if (held != NULL && !seqstep) return NULL; /* a hit that loads nothing: not here */
     long long nahead = 0; /* the blocks read-ahead asks for (holes included) */
@@ -1205,7 +1264,6 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
                    || !add_to(&m.fs_prefetches, stats, M.fs_prefetches, nprefetch)
                    || !add_to(&m.of_prefetches, of, M.of_prefetches, nprefetch)))
         goto fail;
-    if (append && (m.bidx = PyLong_FromLongLong(bidx)) == NULL) goto fail;
     while (PyList_GET_SIZE(spares) < maxcount) {
         PyObject *b = PyByteArray_FromStringAndSize(NULL, S.bs);
         if (b == NULL) goto fail;
@@ -1245,18 +1303,9 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
 
     /* Stored from here on; the two stores that may fail (no memory) first: the history,
      * then the block's key (the history put back if that fails). */
-    if (append) {
-        if (hist_push(hist, m.bidx) < 0) goto fail;
-    }
+    if (append && hist_push(hist, bidx, &m.push) < 0) goto fail;
     if (miss && PyDict_SetItem(files, sim.t[0].key, sim.t[0].frame) < 0) {
-        if (append) {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            PyObject *args[1] = {hist};
-            PyObject *back = PyObject_VectorcallMethod(M.n_popleft, args, 1, NULL);
-            Py_XDECREF(back);
-            PyErr_Restore(t, v, tb);
-        }
+        hist_undo(hist, &m.push); /* runs no code: the error stays as it is */
         goto fail;
     }
     simmed = 3; /* committed: the bits stay as the sweeps left them */
@@ -1370,9 +1419,9 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     Py_INCREF(direct);
     Py_INCREF(bmap);
 
-    PyObject *result = NULL, *files = NULL, *dev = NULL, *stats = NULL, *cstats = NULL,
-             *bidx_obj = NULL;
+    PyObject *result = NULL, *files = NULL, *dev = NULL, *stats = NULL, *cstats = NULL;
     Counts c = {0};
+    HistPush push = {0};
     files = SLOT(cache, S.c_files);
     dev = SLOT(fs, S.fs_device);
     if (files == NULL || dev == NULL || !PyDict_CheckExact(files)) goto decline;
@@ -1398,7 +1447,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
      * sequential step. */
     PyObject *hist = SLOT(of, S.of_history);
     if (hist == NULL) goto decline_frame;
-    Py_ssize_t hlen = PySequence_Size(hist);
+    Py_ssize_t hlen = hist_len(hist);
     if (hlen < 0) goto decline_frame;
     long long h0 = 0, h1 = 0;
     if (hlen > 0 && !hist_at(hist, 0, &h0)) goto decline_frame;
@@ -1450,9 +1499,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
         if (c.ahead == NULL) goto fail;
     }
     if (hlen == 0 || h0 != bidx) {
-        bidx_obj = PyLong_FromLongLong(bidx);
-        if (bidx_obj == NULL) goto fail;
-        if (hist_push(hist, bidx_obj) < 0) goto fail;
+        if (hist_push(hist, bidx, &push) < 0) goto fail; /* the last that may fail */
     }
     count_store(&c.tick);
     count_store(&c.last_use);
@@ -1478,7 +1525,7 @@ decline_frame:
 done:
     Py_DECREF(frame);
     counts_drop(&c);
-    Py_XDECREF(bidx_obj);
+    Py_XDECREF(push.dropped); /* an int, no one else's: releasing it runs no code */
     Py_XDECREF(stats);
     Py_XDECREF(cstats);
     Py_XDECREF(files);
@@ -1695,22 +1742,23 @@ static PyTypeObject XReadType = {
 static PyObject *intern_names(void) {
     INTERN(n_acquire, "acquire");
     INTERN(n_release, "release");
-    INTERN(n_appendleft, "appendleft");
     Py_RETURN_NONE;
 }
 
-/* setup_fs(FileSystem, OpenFile, Inode, FsStats, Cache, CacheStats, _Frame, BS, NDIRECT):
- * once. */
+/* setup_fs(FileSystem, OpenFile, Inode, FsStats, Cache, CacheStats, _Frame, BS, NDIRECT,
+ * READAHEAD_HISTORY): once. */
 static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
     PyObject *fst, *ot, *it, *ft, *cat, *ct, *frt;
-    long long bs, ndirect;
-    if (!PyArg_ParseTuple(args, "OOOOOOOLL", &fst, &ot, &it, &ft, &cat, &ct, &frt, &bs, &ndirect))
+    long long bs, ndirect, hist_max;
+    if (!PyArg_ParseTuple(args, "OOOOOOOLLL", &fst, &ot, &it, &ft, &cat, &ct, &frt, &bs, &ndirect,
+                          &hist_max))
         return NULL;
     if (S.fs_ready) Py_RETURN_NONE;
-    if (bs <= 0 || ndirect < 0) {
-        PyErr_SetString(PyExc_ValueError, "setup_fs: a block size > 0 expected");
+    if (bs <= 0 || ndirect < 0 || hist_max < 1) {
+        PyErr_SetString(PyExc_ValueError, "setup_fs: a block size and history length > 0 expected");
         return NULL;
     }
+    S.hist_max = hist_max;
     PyObject *r = intern_names();
     if (r == NULL) return NULL;
     Py_DECREF(r);
@@ -1720,21 +1768,6 @@ static PyObject *pr_setup_fs(PyObject *mod, PyObject *args) {
         || need_type(frt, &S.frame_type) < 0)
         return NULL;
     find_page_copy();
-    if (S.deque_type == NULL) {
-        PyObject *coll = PyImport_ImportModule("collections");
-        PyObject *dq = coll != NULL ? PyObject_GetAttrString(coll, "deque") : NULL;
-        Py_XDECREF(coll);
-        if (dq == NULL) return NULL;
-        PyObject *app = PyObject_GetAttrString(dq, "appendleft");
-        if (app == NULL || !PyType_Check(dq)) {
-            Py_XDECREF(app);
-            Py_DECREF(dq);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "collections.deque");
-            return NULL;
-        }
-        S.deque_type = (PyTypeObject *)dq; /* both kept for the life of the process */
-        S.deque_appendleft = app;
-    }
     OFF(fs_type, fs_epoch, "_epoch");
     OFF(fs_type, fs_cache, "cache");
     OFF(fs_type, fs_device, "device");
@@ -1835,7 +1868,6 @@ static PyObject *pr_setup_miss(PyObject *mod, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "setup_miss: a fraction >= 1 expected");
         return NULL;
     }
-    MINTERN(n_popleft, "popleft");
     if (need_type(ct, &M.cache_type) < 0 || need_type(dt, &M.dev_type) < 0
         || need_type(st, &M.dstats_type) < 0 || need_type(kt, &M.clock_type) < 0
         || need_type(lt, &M.lock_type) < 0 || need_type(pt, &M.profile_type) < 0)
@@ -1934,7 +1966,8 @@ static PyMethodDef methods[] = {
     {"plain_read", (PyCFunction)(void (*)(void))pr_plain_read, METH_FASTCALL,
      "plain_read(fs, of, offset, n) -> bytes | None: FileIO.pread's plain path on a hit"},
     {"setup_fs", pr_setup_fs, METH_VARARGS,
-     "setup_fs(FileSystem, OpenFile, Inode, FsStats, Cache, CacheStats, _Frame, BS, NDIRECT): once"},
+     "setup_fs(FileSystem, OpenFile, Inode, FsStats, Cache, CacheStats, _Frame, BS, NDIRECT, "
+     "READAHEAD_HISTORY): once"},
     {"setup_vfs", pr_setup_vfs, METH_VARARGS, "setup_vfs(KernelFile, VfsStats, PAGE_BYTES): once"},
     {"setup_vfs_classes", pr_setup_vfs_classes, METH_VARARGS,
      "setup_vfs_classes(VinoVFS, VinoFile): once, after setup_vfs"},
