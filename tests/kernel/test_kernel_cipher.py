@@ -13,8 +13,6 @@ wrap is answered -1 with nothing written.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -74,10 +72,8 @@ class Vault:
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Vault]:
-    b = Boot(tmp_path)
-    yield Vault(b("cipher", nblocks=256, frames=16))
-    b.close()
+def vault(boot: Boot) -> Vault:
+    return Vault(boot("cipher", nblocks=256, frames=16))
 
 
 def test_kernel_cipher_sample_gives_the_rfc8439_vector(vault: Vault) -> None:

@@ -17,8 +17,6 @@ import gc
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,13 +38,6 @@ FRAMES = 24
 
 
 pytestmark = pytest.mark.usefixtures("native_misses")
-
-
-@pytest.fixture
-def boot(tmp_path: Path) -> Iterator[Boot]:
-    b = Boot(tmp_path)
-    yield b
-    b.close()
 
 
 def _opened(k: Kernel, clean: bool = True) -> tuple[OpenFile, OpenFile]:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -47,13 +46,6 @@ def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         pytest.skip(f"no native plain read here: {plainread.PART.reason}")
     path: str = request.param
     return path
-
-
-@pytest.fixture
-def boot(tmp_path: Path) -> Iterator[Boot]:
-    b = Boot(tmp_path)
-    yield b
-    b.close()
 
 
 def _opened(k: Kernel, blocks: int = BLOCKS) -> tuple[OpenFile, OpenFile]:

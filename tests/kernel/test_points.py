@@ -15,9 +15,6 @@ every invariant holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from vino.graft import Graft, Quota
@@ -46,13 +43,6 @@ from .kernel_world import (
 
 HOSTILE = SDK_DIR / "hostile"
 SCAN_BLOCKS = 32
-
-
-@pytest.fixture
-def boot(tmp_path: Path) -> Iterator[Boot]:
-    b = Boot(tmp_path)
-    yield b
-    b.close()
 
 
 # ---- part 1: the defaults ------------------------------------------------------------
