@@ -1,7 +1,10 @@
 """Counters of a graft's calls (``Graft.stats``), summed per point (``Registry.point_stats``).
 
 Written by the protected call (``invoke.py``) on the graft's own thread, with its
-store held; read by anyone (a reader may see one call's counters half-updated).
+store held; read by anyone (a reader may see one call's counters half-updated). The
+one exception, ``busy``, is counted by a caller that found the store held, without
+it: a lone ``+= 1`` of an int, inside which CPython (with its GIL) never switches threads
+(nothing is called between the read and the write), so no count is lost.
 A removed graft's counters are added to its point's totals once, when its last
 call ended (``Registry._retire_stats``), so totals survive removal.
 
