@@ -19,6 +19,7 @@ that it did not.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import random
 import struct
@@ -279,3 +280,17 @@ def test_unknown_extension_is_refused_naming_the_known_ones(tmp_path: Path) -> N
 def test_the_wat_sdk_file_is_itself_a_module_importing_only_vino() -> None:
     data = build(SAMPLES_DIR.parent / "vino.wat")
     assert {m for m, _ in wasm_imports(data)} == {"vino"}
+
+
+def test_a_machine_without_apt_get_or_npm_gets_told_not_a_traceback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make test` on a fresh machine installs the missing compilers; one without the
+    # installers must say so and fail the target, not crash with FileNotFoundError.
+    monkeypatch.setattr(toolchains, "_find_rust", lambda: None)
+    monkeypatch.setattr(toolchains, "_find_asc", lambda: None)
+    monkeypatch.setenv("PATH", "")
+    log = io.StringIO()
+    assert toolchains.install(log) == 2
+    said = log.getvalue()
+    assert "apt-get is not on this machine's PATH" in said
+    assert "npm is not on this machine's PATH" in said

@@ -242,24 +242,34 @@ def for_source(source: Path) -> Toolchain | None:
 
 
 def install(log: TextIO = sys.stderr) -> int:
-    """Install every missing toolchain (apt-get, npm); return how many still miss."""
+    """Install every missing toolchain (apt-get, npm); return how many still miss. An
+    installer that is not on the machine is named in ``log``, never raised."""
     missing = 0
     if _find_rust() is None:
         print("installing Rust for wasm32: apt-get install " + " ".join(RUST_APT_PACKAGES),
               file=log)
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                        *RUST_APT_PACKAGES], check=False, env=env)
+        if _installer("apt-get", log):
+            subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                            *RUST_APT_PACKAGES], check=False, env=env)
         missing += _find_rust() is None
     if _find_asc() is None:
         print(f"installing AssemblyScript {ASSEMBLYSCRIPT_VERSION} into {TOOLS_DIR / 'npm'}",
               file=log)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix",
-                        str(TOOLS_DIR / "npm"), f"assemblyscript@{ASSEMBLYSCRIPT_VERSION}"],
-                       check=False)
+        if _installer("npm", log):
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix",
+                            str(TOOLS_DIR / "npm"),
+                            f"assemblyscript@{ASSEMBLYSCRIPT_VERSION}"], check=False)
         missing += _find_asc() is None
     return missing
+
+
+def _installer(name: str, log: TextIO) -> bool:
+    if shutil.which(name) is not None:
+        return True
+    print(f"  cannot: {name} is not on this machine's PATH", file=log)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
