@@ -25,9 +25,10 @@ both on the same inputs). ``invoke.Graft`` takes two more, twins of its own Pyth
 5. ``Mutex``: the graft's store lock, ``threading.Lock``'s interface over the same
    kind of lock, which ``Protected`` tries without a Python call.
 
-``Protected`` also runs a point's declared codecs (``codec.py``) in C, and counts each
-call in ``Counters`` and ``UsageCounters``, the C bases of ``Stats`` and ``Usage``
-(``stats.py``, ``accounting.py``: Python twins when this module cannot be had).
+``Protected`` also runs a point's declared codecs (``codec.py``) in C, counts each
+call in ``Counters`` and ``UsageCounters``, the C bases of ``Stats`` and ``Usage``, and
+stamps its start in ``TxnFields``, the C base of ``Transaction`` (``stats.py``,
+``accounting.py``, ``txn.py``: Python twins when this module cannot be had).
 
 ``native()`` is the ready module or None; then ``PART.reason`` says why (not
 Linux, no compiler, a failed build, or ``VINO_FASTPATH=python``, which forces the

@@ -45,6 +45,7 @@ from collections.abc import Callable, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from vino.errors import AbortReason, Doomed, QuotaExceeded, TransactionError
+from vino.graft import fastpath
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
@@ -109,7 +110,24 @@ def clear_current() -> Transaction | None:
     return txn
 
 
-class Transaction:
+class _TxnFields:
+    """``start_ns`` as a Python int (no native fast path)."""
+
+    __slots__ = ("start_ns",)
+    start_ns: int
+
+
+# ``start_ns``, which the native protected call stamps on every call, is a C integer of
+# the fast path's ``TxnFields`` when it is built (no int made per call); Python reads and
+# writes it as an int all the same.
+_NATIVE: Final = fastpath.PART.get()
+if TYPE_CHECKING:
+    _Base = _TxnFields
+else:
+    _Base = _NATIVE.TxnFields if _NATIVE is not None else _TxnFields
+
+
+class Transaction(_Base):
     """One unit of undoable work; see the module docstring for the protocol.
 
     The graft-specific fields (``graft``, ``args``, ``start_ns``, ``budget_ns``, ``fault``)
@@ -118,7 +136,7 @@ class Transaction:
     """
 
     __slots__ = ("args", "budget_ns", "cpu_call_ns", "cpu_start_ns", "deferred", "doom_detail",
-                 "doom_reason", "fault", "graft", "locks", "parent", "start_ns", "state", "ts",
+                 "doom_reason", "fault", "graft", "locks", "parent", "state", "ts",
                  "undo", "undo_charges", "undo_errors", "undo_room", "wall_deadline_ns",
                  "wall_exempt_ns")
 

@@ -488,6 +488,30 @@ static PyTypeObject CountersType = {
     .tp_doc = "Counters(): a graft's call counters as C integers (the base of Stats).",
 };
 
+/* The transaction's field the native call writes on every call it enters the guest, as a
+ * C integer: the base of graft/txn.py's Transaction, whose Python reads and writes it as an
+ * int (a member descriptor), so that Protected stamps the call without making an int. */
+typedef struct {
+    PyObject_HEAD
+    long long start_ns;
+} TxnFields;
+
+static PyMemberDef txn_fields_members[] = {
+    {"start_ns", T_LONGLONG, offsetof(TxnFields, start_ns), 0,
+     "ns (the protected call's clock) when the guest was entered; 0: not entered"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject TxnFieldsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_vino_fastpath.TxnFields",
+    .tp_basicsize = sizeof(TxnFields),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_members = txn_fields_members,
+    .tp_doc = "TxnFields(): a transaction's start_ns as a C integer (the base of Transaction).",
+};
+
 /* What a principal uses (graft/accounting.py's Usage, whose base this is), as C integers:
  * Python reads and charges them as ints; Protected reads undo_entries and adds cpu_ns. */
 typedef struct {
@@ -530,7 +554,7 @@ static struct { /* what every call reads first (the names and types compiling re
     /* Graft */
     Py_ssize_t g_buffer, g_mem_charged, g_instance, g_call;
     /* Transaction */
-    Py_ssize_t t_parent, t_ts, t_state, t_undo_room, t_start_ns, t_wall_deadline_ns,
+    Py_ssize_t t_parent, t_ts, t_state, t_undo_room, t_wall_deadline_ns,
         t_undo, t_locks, t_deferred, t_doom_reason, t_args;
     /* ThreadState */
     Py_ssize_t s_txn, s_acting, s_hold;
@@ -1641,7 +1665,7 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
         W.set_deadline(p->ctx, 1);
     }
     if (read_clock(clock, &t1) < 0) goto fail;
-    if (set_int(txn, P.t_start_ns, t1) < 0) goto fail;
+    ((TxnFields *)txn)->start_ns = t1;
     entered = 1;
     PyThreadState *outer = released;
     released = NULL;
@@ -1745,7 +1769,7 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
 fail:
     Py_XDECREF(clock);
     Py_XDECREF(fn);
-    if (!entered) set_slot(txn, P.t_start_ns, P.zero); /* the guest was not entered */
+    if (!entered) ((TxnFields *)txn)->start_ns = 0; /* the guest was not entered */
     Py_XDECREF(result);
     Py_XDECREF(wasm_args);
     Py_XDECREF(buffer);
@@ -1955,6 +1979,10 @@ static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
         || need_type(bt, &P.batch_type) < 0 || need_type(et, &P.elements_type) < 0
         || need_type(byt, &P.bytes_type) < 0 || need_type(boft, &P.bytes_of_type) < 0)
         return NULL;
+    if (!PyType_IsSubtype(P.txn_type, &TxnFieldsType)) { /* start_ns is written as its C field */
+        PyErr_Format(PyExc_TypeError, "setup: %s is no TxnFields", P.txn_type->tp_name);
+        return NULL;
+    }
     {
         PyObject *coll = PyImport_ImportModule("collections");
         PyObject *dq = coll != NULL ? PyObject_GetAttrString(coll, "deque") : NULL;
@@ -1973,7 +2001,6 @@ static PyObject *fp_setup_protected(PyObject *mod, PyObject *args) {
         || slot_offset(P.txn_type, "ts", &P.t_ts) < 0
         || slot_offset(P.txn_type, "state", &P.t_state) < 0
         || slot_offset(P.txn_type, "undo_room", &P.t_undo_room) < 0
-        || slot_offset(P.txn_type, "start_ns", &P.t_start_ns) < 0
         || slot_offset(P.txn_type, "wall_deadline_ns", &P.t_wall_deadline_ns) < 0
         || slot_offset(P.txn_type, "undo", &P.t_undo) < 0
         || slot_offset(P.txn_type, "locks", &P.t_locks) < 0
@@ -2590,6 +2617,7 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__vino_fastpath(void) {
     static PyTypeObject *const types[] = {&RawCallType, &HostType, &CountersType,
-        &UsageCountersType, &MutexType, &ProtectedType, &DispatchType, &TargetedType, NULL};
+        &UsageCountersType, &TxnFieldsType, &MutexType, &ProtectedType, &DispatchType,
+        &TargetedType, NULL};
     return module_with_types(&moduledef, types);
 }
