@@ -57,7 +57,8 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
 - No page is in two frames: ``_files`` and each ``AddressSpace._resident`` map every key
   to the one frame that holds it, and every used frame is in exactly one map.
 - ``free + file blocks + sum(anonymous pages) == nframes``.
-- Outside a cache operation no frame is pinned.
+- Outside a cache operation no frame is pinned; a write to a pinned one (a prefetch's,
+  or a dirty victim being written back: ``_write_back_victim``) is refused.
 - ``_spare`` is None exactly while a load (a miss, a prefetch, a swap-in) holds it: the
   busy mark. Code run amid that load on its own thread -- a signal handler (the
   collector is held off during a load, a signal is not; the lock is re-entrant) --
@@ -269,6 +270,8 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
             key = (dev, block)
             frame = self._files.get(key)
             if frame is not None:
+                if frame.pinned:  # prefetched or written back: amid it, refused
+                    self._refuse_pinned(frame)
                 self.stats.hits += 1
                 frame.prefetched = False
                 self._use(frame)
@@ -303,6 +306,8 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
                 key = (dev, block)
                 frame = files.get(key)
                 if frame is not None:
+                    if frame.pinned:
+                        self._refuse_pinned(frame)
                     stats.hits += 1
                     frame.prefetched = False
                 else:
@@ -562,9 +567,7 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
             key = frame.key  # (dev, block): not built again
             assert frame.dev is not None and key is not None
             if frame.dirty:
-                frame.dev.write_block(frame.block, frame.data)
-                self.stats.writebacks += 1
-                del self._dirty_files[key]
+                self._write_back_victim(frame, key)
             if frame.prefetched:
                 self.stats.prefetch_unused += 1
             del self._files[key]

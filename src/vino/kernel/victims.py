@@ -33,7 +33,8 @@ batches at once (the kernel calls it when an eviction graft is removed or instal
 and releasing an address space drops its batch.
 
 Invariant: a batch's further victims are only candidates: none is evicted unless it
-passes re-validation when its turn comes (``_batched``).
+passes re-validation when its turn comes (``_batched``). A dirty file block written
+back as it goes (``_write_back_victim``) stays pinned until it is unmapped.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ from vino.graft.accounting import HOST, Principal, acting_for
 from vino.graft.txn import thread_state
 from vino.kernel import layouts, params
 from vino.kernel.aspace import AddressSpace
-from vino.kernel.errors import InvalidArgument, NoSpace
+from vino.kernel.errors import CacheBusy, InvalidArgument, NoSpace
 
 if TYPE_CHECKING:
     from vino.kernel.cache import CacheStats, _Frame
+    from vino.kernel.device import BlockDevice
 
 __all__ = ["DIRTY", "REFERENCED", "EvictPolicy", "PageInfo", "VictimChoice", "Victims"]
 
@@ -103,6 +105,33 @@ class VictimChoice:
     _frames: list[_Frame]
     _aspaces: dict[AddressSpace, None]
     _hand: int
+    _dirty_files: dict[tuple[BlockDevice, int], _Frame]
+
+    # ---- a dirty file block's write-back as it goes ---------------------------------------
+
+    def _write_back_victim(self, frame: _Frame, key: tuple[BlockDevice, int]) -> None:
+        """Write the dirty file block in ``frame`` back before the frame goes. A signal
+        handler may run amid the write, on this thread, through the re-entrant locks
+        (``cache.py``): the frame stays pinned until ``_evict`` unmaps it, so the
+        handler's misses take other frames and its writes to this block are refused
+        (``_refuse_pinned``: they would go with the frame); its sync may write this
+        block back first, which changes nothing here. (Before, that sync made the
+        eviction fail with a bare KeyError, and a handler's write here was lost.)"""
+        assert frame.dev is not None
+        frame.pinned = True
+        try:
+            frame.dev.write_block(frame.block, frame.data)
+        except BaseException:
+            frame.pinned = False
+            raise
+        self.stats.writebacks += 1
+        self._dirty_files.pop(key, None)
+
+    @staticmethod
+    def _refuse_pinned(frame: _Frame) -> None:
+        raise CacheBusy(f"block {frame.block} is being prefetched or written back on this thread "
+                        f"(a signal handler writing a file amid it?): the write is refused, "
+                        f"nothing changed")
 
     # ---- the built-in policy (evict_policy's default: graft point vm.evict) ----------
 
