@@ -234,6 +234,27 @@ def test_a_count_a_caller_still_holds_keeps_its_value_when_the_next_read_counts(
         assert k.cache._tick == values[3] + 4 and k.cache._tick != values[3]
 
 
+def test_counts_past_one_digit_and_held_counts_of_two_digits_count_right(boot: Boot) -> None:
+    # CPython 3.11 keeps an int in 30-bit digits: the native read rewrites a count of one
+    # or two digits in place and gives a count that grows a digit a new int. Counts set
+    # just short of 2**30, then past it: every read adds one, whoever holds the old int.
+    k = boot(frames=64)
+    r, _ = _opened(k, 8)
+    for b in range(8):
+        _warm(k, r, b)
+    stats, cstats = k.fs.stats, k.cache.stats
+    for start in ((1 << 30) - 2, (1 << 31) - 2, (1 << 60) - 2):
+        cstats.hits = int(str(start))  # an int only the slot holds
+        k.cache._tick = int(str(start))
+        held = []
+        for i in range(4):
+            _plain(k, r, i)
+            held.append(cstats.hits)
+            assert cstats.hits == start + i + 1 and k.cache._tick == start + i + 1
+        assert held == [start + 1, start + 2, start + 3, start + 4]
+    assert stats.plain_reads > 12
+
+
 def test_a_history_entry_a_caller_still_holds_keeps_its_value_when_the_next_read_pushes(
         boot: Boot) -> None:
     # Once the history is full the native read rewrites the oldest entry's int to hold

@@ -110,6 +110,8 @@ typedef struct {
     Py_ssize_t off;
     long long value; /* the new value */
     PyObject *fresh; /* a new int to store, or NULL: the slot's own is rewritten */
+    PyObject *was;   /* fresh NULL, from count_set or count_add: the slot's int, and its */
+    Py_ssize_t ndigits; /* digits, as they were when the value was computed (else NULL) */
 } Count;
 
 #if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
@@ -143,10 +145,102 @@ static inline void rewrite(PyObject *o, long long v) {
 }
 #endif
 
+/* The int in a count's slot as it is when it can be rewritten in place: exact, held by
+ * its slot alone, of one or two digits; its value in *v. 0 for anything else (the general
+ * helpers below decide). Inline, with the stores below: a page read computes and stores
+ * seven counts, and the general helpers' calls and checks cost ~90 instructions each. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+ALWAYS_INLINE int owned_int(PyObject *o, long long *v) {
+#if INT_DIGITS_KNOWN
+    if (o == NULL || !Py_IS_TYPE(o, &PyLong_Type) || Py_REFCNT(o) != 1) return 0;
+    const digit *d = ((PyLongObject *)o)->ob_digit;
+    Py_ssize_t n = Py_SIZE(o);
+    if (n == 1) *v = (long long)d[0];
+    else if (n == 2) *v = (long long)d[0] | ((long long)d[1] << PyLong_SHIFT);
+    else return 0;
+    return 1;
+#else
+    (void)o;
+    (void)v;
+    return 0;
+#endif
+}
+
+/* 1 if an int of n digits (owned_int's) can hold v as n digits, past the shared small
+ * ints (one unsigned comparison: v below the range wraps past its top). */
+ALWAYS_INLINE int fits_digits(Py_ssize_t n, long long v) {
+#if INT_DIGITS_KNOWN
+    typedef unsigned long long u64;
+    return n == 1 ? (u64)v - SMALL_INTS_END < (u64)((1LL << PyLong_SHIFT) - SMALL_INTS_END)
+                  : (u64)v - (1ULL << PyLong_SHIFT)
+                        < (u64)((1LL << (2 * PyLong_SHIFT)) - (1LL << PyLong_SHIFT));
+#else
+    (void)n;
+    (void)v;
+    return 0;
+#endif
+}
+
+static int count_set_general(Count *c, PyObject *obj, Py_ssize_t off, long long v);
+static int count_add_general(Count *c, PyObject *obj, Py_ssize_t off, long long delta);
+static void count_store_general(Count *c);
+
 /* *c = the count in slot `off` of obj set to v: 0, or -1 with MemoryError set. */
-static int count_set(Count *c, PyObject *obj, Py_ssize_t off, long long v) {
+ALWAYS_INLINE int count_set(Count *c, PyObject *obj, Py_ssize_t off, long long v) {
+    PyObject *o = SLOT(obj, off);
+    long long old;
+    if (owned_int(o, &old) && fits_digits(Py_SIZE(o), v)) {
+        c->obj = obj;
+        c->off = off;
+        c->value = v;
+        c->fresh = NULL;
+        c->was = o;
+        c->ndigits = Py_SIZE(o);
+        return 0;
+    }
+    return count_set_general(c, obj, off, v);
+}
+
+/* *c = the count in slot `off` of obj plus delta: 0, or -1 with the error set (no int
+ * there, no memory). A count past a long long is added as the Python adds. */
+ALWAYS_INLINE int count_add(Count *c, PyObject *obj, Py_ssize_t off, long long delta) {
+    PyObject *o = SLOT(obj, off);
+    long long old;
+    if (owned_int(o, &old) && delta >= 0 && fits_digits(Py_SIZE(o), old + delta)) {
+        c->obj = obj;
+        c->off = off;
+        c->value = old + delta;
+        c->fresh = NULL;
+        c->was = o;
+        c->ndigits = Py_SIZE(o);
+        return 0;
+    }
+    return count_add_general(c, obj, off, delta);
+}
+
+/* Store the count c was computed for (nothing if none). Never fails: if the int became
+ * held meanwhile and no new one can be had, the count is left as it was. */
+ALWAYS_INLINE void count_store(Count *c) {
+#if INT_DIGITS_KNOWN
+    if (c->obj != NULL && c->fresh == NULL) {
+        PyObject *o = SLOT(c->obj, c->off);
+        /* checked again: the same int, still its slot's alone, of the digits computed for */
+        if (o == c->was && Py_REFCNT(o) == 1 && Py_SIZE(o) == c->ndigits) {
+            digit *d = ((PyLongObject *)o)->ob_digit;
+            d[0] = (digit)(c->value & PyLong_MASK);
+            if (c->ndigits == 2) d[1] = (digit)(c->value >> PyLong_SHIFT);
+            c->obj = NULL;
+            return;
+        }
+    }
+#endif
+    count_store_general(c);
+}
+
+static int count_set_general(Count *c, PyObject *obj, Py_ssize_t off, long long v) {
     c->value = v;
     c->fresh = NULL;
+    c->was = NULL; /* count_store checks in full */
     if (!rewritable(SLOT(obj, off), v) && (c->fresh = PyLong_FromLongLong(v)) == NULL) {
         c->obj = NULL;
         return -1;
@@ -156,11 +250,10 @@ static int count_set(Count *c, PyObject *obj, Py_ssize_t off, long long v) {
     return 0;
 }
 
-/* *c = the count in slot `off` of obj plus delta: 0, or -1 with the error set (no int
- * there, no memory). A count past a long long is added as the Python adds. */
-static int count_add(Count *c, PyObject *obj, Py_ssize_t off, long long delta) {
+static int count_add_general(Count *c, PyObject *obj, Py_ssize_t off, long long delta) {
     long long v;
-    if (as_ll(SLOT(obj, off), &v) && v < (1LL << 62)) return count_set(c, obj, off, v + delta);
+    if (as_ll(SLOT(obj, off), &v) && v < (1LL << 62))
+        return count_set_general(c, obj, off, v + delta);
     c->value = 0;
     c->fresh = plus(obj, off, delta);
     c->obj = c->fresh != NULL ? obj : NULL;
@@ -168,9 +261,7 @@ static int count_add(Count *c, PyObject *obj, Py_ssize_t off, long long delta) {
     return c->fresh != NULL ? 0 : -1;
 }
 
-/* Store the count c was computed for (nothing if none). Never fails: if the int became
- * held meanwhile and no new one can be had, the count is left as it was. */
-static void count_store(Count *c) {
+static void count_store_general(Count *c) {
     if (c->obj == NULL) return;
     if (c->fresh != NULL) {
         slot_put(c->obj, c->off, c->fresh);
