@@ -181,6 +181,31 @@ ALWAYS_INLINE int fits_digits(Py_ssize_t n, long long v) {
 #endif
 }
 
+/* as_ll, inline for the non-negative ints of one or two digits a page read meets (its
+ * offset, block, tick, epoch, history), as_ll's call for the rest. */
+ALWAYS_INLINE int ll_of(PyObject *o, long long *out) {
+#if INT_DIGITS_KNOWN
+    if (o != NULL && Py_IS_TYPE(o, &PyLong_Type)) {
+        const digit *d = ((PyLongObject *)o)->ob_digit;
+        Py_ssize_t n = Py_SIZE(o);
+        if (n == 1) {
+            *out = (long long)d[0];
+            return 1;
+        }
+        if (n == 2) {
+            *out = (long long)d[0] | ((long long)d[1] << PyLong_SHIFT);
+            return 1;
+        }
+    }
+#endif
+    return as_ll(o, out);
+}
+
+/* PyObject_IsTrue of a flag slot, without the call for True and False. */
+ALWAYS_INLINE int truth(PyObject *o) {
+    return o == Py_True ? 1 : o == Py_False ? 0 : PyObject_IsTrue(o);
+}
+
 static int count_set_general(Count *c, PyObject *obj, Py_ssize_t off, long long v);
 static int count_add_general(Count *c, PyObject *obj, Py_ssize_t off, long long delta);
 static void count_store_general(Count *c);
@@ -284,7 +309,7 @@ static void count_store_general(Count *c) {
     c->fresh = NULL;
 }
 
-static void count_drop(Count *c) {
+ALWAYS_INLINE void count_drop(Count *c) {
     Py_CLEAR(c->fresh);
     c->obj = NULL;
 }
@@ -502,7 +527,7 @@ static inline Py_ssize_t hist_len(PyObject *hist) {
 
 /* hist[i] (i < its length) as a long long: 1; 0 if it is not one (no error set). */
 static inline int hist_at(PyObject *hist, Py_ssize_t i, long long *out) {
-    return as_ll(PyList_GET_ITEM(hist, i), out);
+    return ll_of(PyList_GET_ITEM(hist, i), out);
 }
 
 /* A push, undone exactly by hist_undo: how it went and what it took. */
@@ -744,7 +769,7 @@ typedef struct {
                                                shared (shared, neither is rewritable) */
 } Counts;
 
-static void counts_drop(Counts *c) {
+ALWAYS_INLINE void counts_drop(Counts *c) {
     Py_XDECREF(c->pf_cache);
     Py_XDECREF(c->pf_fs);
     Py_XDECREF(c->pf_of);
@@ -1490,7 +1515,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     PyObject *ino = SLOT(of, S.of_inode);
     if (ino == NULL || Py_TYPE(ino) != S.inode_type) return NULL;
     long long size, bidx = offset / S.bs;
-    if (!as_ll(SLOT(ino, S.ino_size), &size)) return NULL;
+    if (!ll_of(SLOT(ino, S.ino_size), &size)) return NULL;
     /* past the end, or the last partial block (offset >= 0: size - offset cannot overflow,
      * where offset + S.bs could, for a caller's offset a block short of 2**63) */
     if (offset > size || size - offset < S.bs) return NULL;
@@ -1504,7 +1529,7 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
         PyErr_Clear();
         return NULL;
     }
-    if (blk == NULL || !as_ll(blk, &blkv) || blkv == 0) return NULL; /* a hole, or unmapped */
+    if (blk == NULL || !ll_of(blk, &blkv) || blkv == 0) return NULL; /* a hole, or unmapped */
     /* Held: a Python callback below (a lock, a hash) may let another thread run. */
     Py_INCREF(blk);
     Py_INCREF(direct);
@@ -1562,13 +1587,13 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     PyObject *data = SLOT(frame, S.fr_data);
     long long tickv; /* read at once, the int not held: held, it could not be rewritten */
     if (stats == NULL || Py_TYPE(stats) != S.fsstats_type || cstats == NULL
-        || Py_TYPE(cstats) != S.cstats_type || !as_ll(SLOT(cache, S.c_tick), &tickv)
+        || Py_TYPE(cstats) != S.cstats_type || !ll_of(SLOT(cache, S.c_tick), &tickv)
         || data == NULL
         || !PyByteArray_CheckExact(data) || PyByteArray_GET_SIZE(data) != S.bs)
         goto decline_frame;
     PyObject *prefetched = SLOT(frame, S.fr_prefetched);
     if (prefetched == NULL) goto decline_frame;
-    int pf = PyObject_IsTrue(prefetched);
+    int pf = truth(prefetched);
     if (pf < 0) goto decline_frame;
 
     /* Everything is known: compute every new value, then store them all. */
@@ -1648,7 +1673,7 @@ static PyObject *plain_core(PyObject *fs, PyObject *of, long long offset, long l
     if (!S.fs_ready || Py_TYPE(of) != S.of_type || Py_TYPE(fs) != S.fs_type) return NULL;
     if (n != S.bs || offset < 0 || offset % S.bs) return NULL;
     long long pv, ev;
-    if (!as_ll(SLOT(of, S.of_plain), &pv) || !as_ll(SLOT(fs, S.fs_epoch), &ev) || pv != ev)
+    if (!ll_of(SLOT(of, S.of_plain), &pv) || !ll_of(SLOT(fs, S.fs_epoch), &ev) || pv != ev)
         return NULL; /* not asked at this epoch: the Python path asks */
     PyObject *cache = SLOT(fs, S.fs_cache);
     if (cache == NULL || Py_TYPE(cache) != S.cache_type) return NULL;
@@ -1701,7 +1726,7 @@ typedef struct {
 static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offset_obj) {
     long long amount, offset;
     if (!S.vfs_ready || !S.fs_ready || !S.vfs_classes_ready || Py_TYPE(file) != S.vfile_type
-        || !as_ll(amount_obj, &amount) || !as_ll(offset_obj, &offset))
+        || !ll_of(amount_obj, &amount) || !ll_of(offset_obj, &offset))
         return NULL;
     if (offset < S.page_bytes || amount != S.bs) return NULL;
     PyObject *vfs = SLOT(file, S.vf_vfs), *kf = SLOT(file, S.vf_kfile);
