@@ -284,7 +284,9 @@ def message(graft: types.ModuleType, data: bytes) -> int:
 
 def load(source: str | Path, name: str = "pygraft_module") -> types.ModuleType:
     """A fresh module from a graft's path (a ``Path``) or source text (a ``str``, never
-    opened), with its own, fresh state."""
+    opened), with its own, fresh state. It runs the source as plain Python with the
+    caller's rights: for one's own policies, never a tenant's source (the host only
+    compiles those)."""
     text = source.read_text() if isinstance(source, Path) else source
     filename = str(source) if isinstance(source, Path) else name
     mod = types.ModuleType(name)
