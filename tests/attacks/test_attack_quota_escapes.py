@@ -228,11 +228,10 @@ def test_graft_kept_through_failures_cannot_run_past_its_principals_lifetime_cpu
     assert g.state == "live"  # its application keeps it; it no longer runs
     spent = t.alice.usage.cpu_ns
     assert spent > total_s * 1e9
-    # However often it is called now, the guest runs no more: what is charged is the
-    # host's few microseconds of starting each refused call.
+    # However often it is called now, the guest runs no more, and nothing is charged.
     for _ in range(5):
         call()
-    assert t.alice.usage.cpu_ns - spent < 5_000_000
+    assert t.alice.usage.cpu_ns == spent
     assert [a.reason for a in g.aborts][-5:] == [AbortReason.RESOURCE] * 5
     # Another principal's grafts run on.
     t.install(pick("i32.const 2"), t.bob, "t2")
@@ -250,4 +249,4 @@ def test_graft_whose_principals_lifetime_cpu_is_spent_is_removed_without_running
     assert t.pick("t2", 0) == DEFAULT_ANSWER
     assert other.removal is not None and other.removal.reason is AbortReason.RESOURCE
     assert [a.reason for a in other.aborts] == [AbortReason.RESOURCE]  # it never ran
-    assert t.alice.usage.cpu_ns - (int(0.05e9) + 1) < 5_000_000
+    assert t.alice.usage.cpu_ns == int(0.05e9) + 1

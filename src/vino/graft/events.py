@@ -89,7 +89,7 @@ def call_handler(g: Graft, txn: Transaction, func: RawFunc, wasm_args: tuple[int
     caller aborts), and so does, before the guest runs, a principal whose lifetime CPU
     is spent. The function-point hot path, ``Graft.invoke``, inlines its own.
     """
-    g._check_cpu_left()
+    g._check_cpu_left(txn)
     if g._ticks.value != g._deadline_tick:
         g._renew_deadline()
     t1 = time.perf_counter_ns()

@@ -340,12 +340,14 @@ class Graft:
         if self.principal.add_cpu(ns) > self._cpu_total_ns:
             raise self._cpu_used_up()
 
-    def _check_cpu_left(self) -> None:
+    def _check_cpu_left(self, txn: Transaction) -> None:
         """Before the guest runs: a call its own principal pays for stops here, aborted for
-        ``resource``, once that principal's lifetime CPU (``Quota.cpu_total_s``) is spent.
-        Checked only at a call's end, every call after the quota was spent ran its whole
-        budget first -- without end, for a graft kept through failures."""
+        ``resource`` and charged nothing, once that principal's lifetime CPU
+        (``Quota.cpu_total_s``) is spent. Checked only at a call's end, every call after
+        the quota was spent ran its whole budget first -- without end, for a graft kept
+        through failures."""
         if self._allowance is None and self._usage.cpu_ns > self._cpu_total_ns:
+            txn.start_ns = 0  # the guest never ran: nothing to charge (aborts._charge_used)
             raise self._cpu_used_up()
 
     def _cpu_used_up(self) -> QuotaExceeded:
