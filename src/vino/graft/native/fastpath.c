@@ -68,6 +68,17 @@
  * a pause would find cold). */
 #define TLS_MODEL __attribute__((tls_model("initial-exec")))
 
+/* The protected call's hot path and its cold ones (failures, aborts, quotas, the Python
+ * fallbacks) apart: a call after the host was busy elsewhere finds its code cold, and
+ * pays per line it touches, so the checks the common case passes are hinted (LIKELY,
+ * UNLIKELY: their other branch is laid out after the hot code) and what only a rare case
+ * runs is a function of its own out of line (COLD), not blocks between the hot ones.
+ * ALWAYS_INLINE: a small helper's common case inside its caller, its rest COLD. */
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define COLD __attribute__((noinline, cold))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 /* A dict's version: CPython before 3.12 gives every dict a new one at each change, so
  * an unchanged version means an unchanged dict and what was looked up in it holds.
  * (Later versions deprecate it: there every call looks its names up again.) */
@@ -343,22 +354,22 @@ static void mutex_dealloc(PyObject *self) {
     Py_TYPE(self)->tp_free(self);
 }
 
-static inline int mutex_try(Mutex *m) {
-    if (m->locked) return 0;
+static ALWAYS_INLINE int mutex_try(Mutex *m) {
+    if (UNLIKELY(m->locked)) return 0;
     m->locked = 1;
     return 1;
 }
 
 /* A release while threads wait: one permit on the gate (taken if there was one, then
  * given), for the first waiter to wake. Kept out of line: the common release has none. */
-static void __attribute__((noinline, cold)) mutex_wake(Mutex *m) {
+static COLD void mutex_wake(Mutex *m) {
     (void)PyThread_acquire_lock_timed(m->gate, 0, 0);
     PyThread_release_lock(m->gate);
 }
 
-static inline void mutex_give(Mutex *m) {
+static ALWAYS_INLINE void mutex_give(Mutex *m) {
     m->locked = 0;
-    if (m->waiters > 0) mutex_wake(m);
+    if (UNLIKELY(m->waiters > 0)) mutex_wake(m);
 }
 
 /* Wait with the GIL let go until the lock is free and take it, up to timeout_us (-1: for
@@ -669,9 +680,7 @@ typedef struct {
 static __thread uint64_t ts_id TLS_MODEL;
 static __thread PyObject *ts_cached TLS_MODEL;
 
-static PyObject *thread_state(void) {
-    uint64_t id = PyThreadState_GetID(PyThreadState_Get());
-    if (ts_cached != NULL && ts_id == id) return ts_cached;
+static COLD PyObject *thread_state_lookup(uint64_t id) {
     PyObject *ts = PyObject_GetAttr(P.local, P.n_ts);
     if (ts == NULL) return NULL;
     Py_DECREF(ts); /* borrowed: the thread's dict of P.local holds it */
@@ -680,13 +689,19 @@ static PyObject *thread_state(void) {
     return ts;
 }
 
+static ALWAYS_INLINE PyObject *thread_state(void) {
+    uint64_t id = PyThreadState_GetID(PyThreadState_Get());
+    if (LIKELY(ts_cached != NULL && ts_id == id)) return ts_cached;
+    return thread_state_lookup(id);
+}
+
 static inline void set_slot(PyObject *obj, Py_ssize_t off, PyObject *value) {
     Py_INCREF(value);
     slot_put(obj, off, value);
 }
 
 /* Set an int slot; -1 with an exception if the int cannot be made. */
-static inline int set_int(PyObject *obj, Py_ssize_t off, long long v) {
+static COLD int set_int(PyObject *obj, Py_ssize_t off, long long v) {
     PyObject *o = PyLong_FromLongLong(v);
     if (o == NULL) return -1;
     slot_put(obj, off, o);
@@ -694,21 +709,10 @@ static inline int set_int(PyObject *obj, Py_ssize_t off, long long v) {
 }
 
 /* Set an int slot unless it holds that value already (no new int for an unchanged one). */
-static inline int set_changed(PyObject *obj, Py_ssize_t off, long long v) {
+static ALWAYS_INLINE int set_changed(PyObject *obj, Py_ssize_t off, long long v) {
     long long old;
-    if (as_ll(SLOT(obj, off), &old) && old == v) return 0;
+    if (LIKELY(as_ll(SLOT(obj, off), &old) && old == v)) return 0;
     return set_int(obj, off, v);
-}
-
-/* A slot of the graft (new reference), or NULL with an AttributeError if it is unset. */
-static PyObject *graft_slot(Protected *p, Py_ssize_t off, const char *name) {
-    PyObject *v = SLOT(p->graft, off);
-    if (v == NULL) {
-        PyErr_Format(PyExc_AttributeError, "Graft.%s is not set", name);
-        return NULL;
-    }
-    Py_INCREF(v);
-    return v;
 }
 
 /* The point's encode or decode (new reference): its instance dict first (a test may
@@ -727,11 +731,7 @@ static PyObject *point_field(Protected *p, PyObject *name) {
 
 /* The protected call's clock, in ns: time.perf_counter_ns's (CLOCK_MONOTONIC on Linux)
  * read here, unless invoke._perf_ns was replaced (tests inject a clock): then that. */
-static int read_clock(PyObject *clock, long long *out) {
-    if (clock == NULL) {
-        *out = now_ns();
-        return 0;
-    }
+static COLD int read_injected_clock(PyObject *clock, long long *out) {
     PyObject *r = PyObject_CallNoArgs(clock);
     if (r == NULL) return -1;
     *out = PyLong_AsLongLong(r);
@@ -739,14 +739,22 @@ static int read_clock(PyObject *clock, long long *out) {
     return *out == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
-static PyObject *delegate(Protected *p, PyObject *args) {
+static ALWAYS_INLINE int read_clock(PyObject *clock, long long *out) {
+    if (LIKELY(clock == NULL)) {
+        *out = now_ns();
+        return 0;
+    }
+    return read_injected_clock(clock, out);
+}
+
+static COLD PyObject *delegate(Protected *p, PyObject *args) {
     return PyObject_CallMethodOneArg(p->graft, P.n_invoke, args);
 }
 
 /* graft._failed(txn, exc, stage, args) for the exception being raised, handled as in
  * Graft.invoke's `except BaseException` clause (sys.exc_info() is it meanwhile): an
  * interrupt (no Exception) too, which _failed aborts and raises again. */
-static PyObject *failed(Protected *p, int stage, PyObject *args) {
+static COLD PyObject *failed(Protected *p, int stage, PyObject *args) {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
@@ -770,7 +778,7 @@ static PyObject *failed(Protected *p, int stage, PyObject *args) {
 /* The end of every call that took the store: txn.args = None; free a graft removed
  * from inside it; let the store go; emit the queued events. As `finally:` in
  * Graft.invoke, an exception raised here replaces the call's. */
-static PyObject *finish(Protected *p, PyObject *result) {
+static COLD PyObject *finish_slow(Protected *p, PyObject *result) {
     PyObject *type = NULL, *value = NULL, *tb = NULL;
     if (result == NULL) PyErr_Fetch(&type, &value, &tb);
     set_slot(p->txn, P.t_args, Py_None);
@@ -794,6 +802,16 @@ replaced:
     Py_XDECREF(result);
     if (type != NULL) _PyErr_ChainExceptions(type, value, tb);
     return NULL;
+}
+
+/* finish's common case (a result, a live graft, no event queued) inline, the rest as
+ * finish_slow: the same steps in the same order. */
+static ALWAYS_INLINE PyObject *finish(Protected *p, PyObject *result) {
+    if (UNLIKELY(result == NULL || !p->live || PyList_GET_SIZE(p->events)))
+        return finish_slow(p, result);
+    set_slot(p->txn, P.t_args, Py_None);
+    mutex_give((Mutex *)p->mutex);
+    return result;
 }
 
 /* ---- graft/codec.py's codecs, compiled once per codec object ---- */
@@ -842,14 +860,7 @@ static inline void codec_seen(Protected *p, PyObject *codec, int decode) {
 }
 
 /* The point's encode (decode: 1) for this call (a new reference), noted (codec_seen). */
-static PyObject *codec_of(Protected *p, int decode) {
-#ifdef DICT_VERSION
-    if (p->codecs_version != 0 && DICT_VERSION(p->pdict) == p->codecs_version) {
-        PyObject *c = decode ? p->dec_codec : p->enc_codec; /* no lookup: the dict is unchanged */
-        Py_INCREF(c);
-        return c;
-    }
-#endif
+static COLD PyObject *codec_lookup(Protected *p, int decode) {
     PyObject *fn = point_field(p, decode ? P.n_decode : P.n_encode);
     if (fn == NULL) return NULL;
     codec_seen(p, fn, decode);
@@ -866,12 +877,20 @@ static PyObject *codec_of(Protected *p, int decode) {
     return fn;
 }
 
+static ALWAYS_INLINE PyObject *codec_of(Protected *p, int decode) {
+#ifdef DICT_VERSION
+    if (LIKELY(p->codecs_version != 0 && DICT_VERSION(p->pdict) == p->codecs_version)) {
+        PyObject *c = decode ? p->dec_codec : p->enc_codec; /* no lookup: the dict is unchanged */
+        Py_INCREF(c);
+        return c;
+    }
+#endif
+    return codec_lookup(p, decode);
+}
+
 /* The protected call's clock (borrowed): invoke._perf_ns, as looked up in its globals
  * (again only once they changed); NULL with an exception if it cannot be looked up. */
-static PyObject *clock_of(void) {
-#ifdef DICT_VERSION
-    if (P.clock_version != 0 && DICT_VERSION(P.clock_dict) == P.clock_version) return P.clock;
-#endif
+static COLD PyObject *clock_lookup(void) {
     PyObject *clock = PyDict_GetItemWithError(P.clock_dict, P.n_perf_ns);
     if (clock == NULL) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_NameError, "invoke._perf_ns is not defined");
@@ -883,6 +902,14 @@ static PyObject *clock_of(void) {
     P.clock_version = DICT_VERSION(P.clock_dict);
 #endif
     return clock;
+}
+
+static ALWAYS_INLINE PyObject *clock_of(void) {
+#ifdef DICT_VERSION
+    if (LIKELY(P.clock_version != 0 && DICT_VERSION(P.clock_dict) == P.clock_version))
+        return P.clock;
+#endif
+    return clock_lookup();
 }
 
 /* The compiled Scalars encode of `args` into `buffer` and the value slots: 1 done, 0
@@ -1549,15 +1576,166 @@ static void compile_encode(Protected *p, PyObject *codec) {
 #endif
 }
 
+/* ---- protected_vectorcall's cold paths, out of line (see COLD) ---- */
+
+static COLD PyObject *protected_bad_args(void) {
+    PyErr_SetString(PyExc_TypeError, "Protected takes one argument: the call's arguments");
+    return NULL;
+}
+
+/* Not the common case (a removed graft, a caller inside a transaction, working for a
+ * principal or holding a shared lock, a principal whose lifetime CPU is spent): the store
+ * let go again, then Graft.invoke's. */
+static COLD PyObject *not_common(Protected *p, PyObject *args) {
+    mutex_give((Mutex *)p->mutex);
+    if (PyErr_Occurred()) return NULL;
+    return delegate(p, args);
+}
+
+static COLD PyObject *no_clock(Protected *p) {
+    mutex_give((Mutex *)p->mutex);
+    return NULL;
+}
+
+/* The encode's Python (the codec's plan did not cover these arguments): its result, the
+ * entry's arguments (new reference), or NULL with an exception. */
+static COLD PyObject *encode_python(PyObject *fn, PyObject *buffer, PyObject *args) {
+    PyObject *stack[1 + MAX_PARAMS];
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    stack[0] = buffer;
+    for (Py_ssize_t i = 0; i < n; i++) stack[1 + i] = PyTuple_GET_ITEM(args, i);
+    return PyObject_Vectorcall(fn, stack, (size_t)(1 + n), NULL);
+}
+
+/* The entry's arguments an encode's Python returned, into the value slots (as
+ * RawFunc.call): 0, or -1 with an exception. */
+static COLD int fill_value_slots(Protected *p, PyObject *wasm_args) {
+    int truth = PyObject_IsTrue(wasm_args);
+    if (truth <= 0) return truth;
+    PyObject *seq = PySequence_Fast(wasm_args, "the entry's arguments");
+    if (seq != NULL && PyList_CheckExact(seq)) {
+        /* taken whole first, as RawFunc.call(*args) takes them: an item's
+         * __index__ may change the list (and free its array and items) */
+        Py_SETREF(seq, PyList_AsTuple(seq));
+    }
+    if (seq == NULL) return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = PyTuple_GET_ITEM(seq, i);
+        if (i >= p->nparams) {
+            PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+        } else {
+            /* as a ctypes integer array takes it: anything with __index__ */
+            PyObject *ix = PyNumber_Index(a);
+            unsigned long long v = ix != NULL ? PyLong_AsUnsignedLongLongMask(ix)
+                                              : (unsigned long long)-1;
+            Py_XDECREF(ix);
+            if (!(v == (unsigned long long)-1 && PyErr_Occurred())) {
+                char *slot = (char *)p->vals + (size_t)i * VAL_RAW_BYTES;
+                if (p->wide[i])
+                    *(int64_t *)slot = (int64_t)v;
+                else
+                    *(int32_t *)slot = (int32_t)(uint32_t)v;
+            }
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* The guest stopped (err, or a trap in the trap slot): the exception aborts.failure
+ * chose, raised. */
+static COLD void stopped(Protected *p, void *err) {
+    PyObject *e = PyLong_FromVoidPtr(err);
+    PyObject *exc = NULL;
+    if (e != NULL) {
+        PyObject *a[3] = {p->graft, p->txn, e};
+        exc = PyObject_VectorcallMethod(P.n_stopped, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                        NULL);
+        Py_DECREF(e);
+    }
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+}
+
+/* A graft that may grow its memory: a changed size charged (Graft._account_memory).
+ * 0, or -1 with an exception. */
+static __attribute__((noinline)) int account_memory(Protected *p) {
+    PyObject *mc = SLOT(p->graft, P.g_mem_charged);
+    if (mc == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "Graft.mem_charged is not set");
+        return -1;
+    }
+    long long charged = PyLong_AsLongLong(mc);
+    if (charged == -1 && PyErr_Occurred()) return -1;
+    if ((long long)W.memory_size(p->ctx, p->mem) != charged) {
+        PyObject *r = PyObject_CallMethodNoArgs(p->graft, P.n_account_memory);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* The decode's Python (anything its plan does not accept): the answer (new reference),
+ * or NULL with an exception. */
+static COLD PyObject *decode_python(PyObject *fn, PyObject *buffer, int32_t answer,
+                                    PyObject *args) {
+    PyObject *ret = PyLong_FromLong(answer);
+    if (ret == NULL) return NULL;
+    PyObject *stack[2 + MAX_PARAMS];
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    stack[0] = buffer;
+    stack[1] = ret;
+    for (Py_ssize_t i = 0; i < n; i++) stack[2 + i] = PyTuple_GET_ITEM(args, i);
+    PyObject *result = PyObject_Vectorcall(fn, stack, (size_t)(2 + n), NULL);
+    Py_DECREF(ret);
+    return result;
+}
+
+/* obj.name() for a method that only raises or returns None: 0, or -1 with its exception. */
+static COLD int call_method(PyObject *obj, PyObject *name) {
+    PyObject *r = PyObject_CallMethodNoArgs(obj, name);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Its principal's CPU used up: the exception Graft._cpu_used_up makes, raised. */
+static COLD void cpu_used_up(Protected *p) {
+    PyObject *exc = PyObject_CallMethodNoArgs(p->graft, P.n_cpu_used_up);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+}
+
+/* Every exit that raises once the transaction began: what the call holds let go, then
+ * Graft._failed and the end of the call. */
+static COLD PyObject *call_failed(Protected *p, int stage, PyObject *args, PyObject *clock,
+                                  PyObject *fn, PyObject *result, PyObject *wasm_args,
+                                  PyObject *buffer, int entered) {
+    Py_XDECREF(clock);
+    Py_XDECREF(fn);
+    if (!entered) ((TxnFields *)p->txn)->start_ns = 0; /* the guest was not entered */
+    Py_XDECREF(result);
+    Py_XDECREF(wasm_args);
+    Py_XDECREF(buffer);
+    return finish_slow(p, failed(p, stage, args));
+}
+
 static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, size_t nargsf,
                                       PyObject *kwnames) {
     Protected *p = (Protected *)self;
-    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "Protected takes one argument: the call's arguments");
-        return NULL;
-    }
+    if (UNLIKELY(PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL))
+        return protected_bad_args();
     PyObject *args = argv[0];
-    if (p->dead || !PyTuple_CheckExact(args) || PyTuple_GET_SIZE(args) > MAX_PARAMS)
+    if (UNLIKELY(p->dead || !PyTuple_CheckExact(args) || PyTuple_GET_SIZE(args) > MAX_PARAMS))
         return delegate(p, args);
     if (!mutex_try((Mutex *)p->mutex)) return delegate(p, args); /* busy: invoke decides */
     /* The common case only: a live graft called by host code working for nobody in
@@ -1565,21 +1743,15 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
      * lifetime CPU not spent. Anything else is Graft.invoke's, from the start (nothing
      * has changed yet). */
     PyObject *ts;
-    if (!p->live || (ts = thread_state()) == NULL || Py_TYPE(ts) != P.ts_type
-        || SLOT(ts, P.s_txn) != Py_None || SLOT(ts, P.s_acting) != Py_None
-        || SLOT(ts, P.s_hold) != Py_None
-        || ((UsageCounters *)p->usage)->cpu_ns > p->cpu_total_ns) {
-        mutex_give((Mutex *)p->mutex);
-        if (PyErr_Occurred()) return NULL;
-        return delegate(p, args);
-    }
+    if (UNLIKELY(!p->live || (ts = thread_state()) == NULL || Py_TYPE(ts) != P.ts_type
+                 || SLOT(ts, P.s_txn) != Py_None || SLOT(ts, P.s_acting) != Py_None
+                 || SLOT(ts, P.s_hold) != Py_None
+                 || ((UsageCounters *)p->usage)->cpu_ns > p->cpu_total_ns))
+        return not_common(p, args);
     PyObject *txn = p->txn, *result = NULL, *wasm_args = NULL, *buffer = NULL, *fn = NULL;
     PyObject *clock = clock_of(); /* borrowed */
-    if (clock == NULL) {
-        mutex_give((Mutex *)p->mutex);
-        return NULL;
-    }
-    if (clock == P.perf_counter_ns) clock = NULL; /* the real one: read in C */
+    if (UNLIKELY(clock == NULL)) return no_clock(p);
+    if (LIKELY(clock == P.perf_counter_ns)) clock = NULL; /* the real one: read in C */
     Py_XINCREF(clock);
     int stage = GUEST, entered = 0;
     long long t0 = 0, t1, t2;
@@ -1592,170 +1764,93 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     set_slot(txn, P.t_parent, Py_None);
     set_slot(txn, P.t_ts, ts);
     set_slot(txn, P.t_state, P.active);
-    if (set_changed(txn, P.t_undo_room, p->undo_quota - usage->undo_entries) < 0) {
+    if (UNLIKELY(set_changed(txn, P.t_undo_room, p->undo_quota - usage->undo_entries) < 0)) {
         Py_XDECREF(clock);
-        return finish(p, NULL);
+        return finish_slow(p, NULL);
     }
-    if (SLOT(txn, P.t_wall_deadline_ns) != P.zero) set_slot(txn, P.t_wall_deadline_ns, P.zero);
+    if (UNLIKELY(SLOT(txn, P.t_wall_deadline_ns) != P.zero))
+        set_slot(txn, P.t_wall_deadline_ns, P.zero);
     set_slot(ts, P.s_txn, txn);
     /* begun: from here on every exit that raises goes through fail (Graft._failed) */
     int sample = !(counters->commits & P.sample_mask);
     stage = ENCODE;
-    if (sample && read_clock(clock, &t0) < 0) goto fail;
+    if (UNLIKELY(sample) && UNLIKELY(read_clock(clock, &t0) < 0)) goto fail;
     /* encode */
-    buffer = graft_slot(p, P.g_buffer, "buffer");
-    if (buffer == NULL || (fn = codec_of(p, 0)) == NULL) goto fail;
-    if (p->enc_mode == ENC_SCALARS ? encode_scalars(p, args, buffer)
-        : p->enc_mode == ENC_ROWS ? encode_rows(p, args, buffer)
-        : p->enc_mode == ENC_BYTES && encode_bytes(p, args, buffer)) {
+    buffer = SLOT(p->graft, P.g_buffer);
+    if (UNLIKELY(buffer == NULL)) {
+        PyErr_SetString(PyExc_AttributeError, "Graft.buffer is not set");
+        goto fail;
+    }
+    Py_INCREF(buffer);
+    if (UNLIKELY((fn = codec_of(p, 0)) == NULL)) goto fail;
+    if (LIKELY(p->enc_mode == ENC_SCALARS ? encode_scalars(p, args, buffer)
+               : p->enc_mode == ENC_ROWS ? encode_rows(p, args, buffer)
+               : p->enc_mode == ENC_BYTES && encode_bytes(p, args, buffer))) {
         wasm_args = Py_None; /* done here: nothing left for the value slots */
         Py_INCREF(wasm_args);
     } else {
-        PyObject *stack[1 + MAX_PARAMS];
-        Py_ssize_t n = PyTuple_GET_SIZE(args);
-        stack[0] = buffer;
-        for (Py_ssize_t i = 0; i < n; i++) stack[1 + i] = PyTuple_GET_ITEM(args, i);
-        wasm_args = PyObject_Vectorcall(fn, stack, (size_t)(1 + n), NULL);
+        wasm_args = encode_python(fn, buffer, args);
     }
     Py_CLEAR(fn);
-    if (wasm_args == NULL) goto fail;
+    if (UNLIKELY(wasm_args == NULL)) goto fail;
     stage = GUEST;
-    {
-        int truth = wasm_args == Py_None ? 0 : PyObject_IsTrue(wasm_args);
-        if (truth < 0) goto fail;
-        if (truth) { /* the entry's arguments into its value slots (as RawFunc.call) */
-            PyObject *seq = PySequence_Fast(wasm_args, "the entry's arguments");
-            if (seq != NULL && PyList_CheckExact(seq)) {
-                /* taken whole first, as RawFunc.call(*args) takes them: an item's
-                 * __index__ may change the list (and free its array and items) */
-                Py_SETREF(seq, PyList_AsTuple(seq));
-            }
-            if (seq == NULL) goto fail;
-            Py_ssize_t n = PyTuple_GET_SIZE(seq);
-            for (Py_ssize_t i = 0; i < n; i++) {
-                PyObject *a = PyTuple_GET_ITEM(seq, i);
-                if (i >= p->nparams) {
-                    PyErr_SetString(PyExc_IndexError, "tuple index out of range");
-                } else {
-                    /* as a ctypes integer array takes it: anything with __index__ */
-                    PyObject *ix = PyNumber_Index(a);
-                    unsigned long long v = ix != NULL ? PyLong_AsUnsignedLongLongMask(ix)
-                                                      : (unsigned long long)-1;
-                    Py_XDECREF(ix);
-                    if (!(v == (unsigned long long)-1 && PyErr_Occurred())) {
-                        char *slot = (char *)p->vals + (size_t)i * VAL_RAW_BYTES;
-                        if (p->wide[i])
-                            *(int64_t *)slot = (int64_t)v;
-                        else
-                            *(int32_t *)slot = (int32_t)(uint32_t)v;
-                    }
-                }
-                if (PyErr_Occurred()) {
-                    Py_DECREF(seq);
-                    goto fail;
-                }
-            }
-            Py_DECREF(seq);
-        }
-    }
+    if (UNLIKELY(wasm_args != Py_None) && fill_value_slots(p, wasm_args) < 0) goto fail;
     /* the call: the store's deadline renewed at most once a tick (Graft._renew_deadline) */
     uint64_t tick = *p->ticks;
     if (tick != p->deadline_tick) {
         p->deadline_tick = tick;
         W.set_deadline(p->ctx, 1);
     }
-    if (read_clock(clock, &t1) < 0) goto fail;
+    if (UNLIKELY(read_clock(clock, &t1) < 0)) goto fail;
     ((TxnFields *)txn)->start_ns = t1;
     entered = 1;
     PyThreadState *outer = released;
     released = NULL;
     void *err = p->fn(p->ctx, p->func, p->vals, p->nvals, p->trap);
-    if (released != NULL) PyEval_RestoreThread(released); /* it ran past a tick */
+    if (UNLIKELY(released != NULL)) PyEval_RestoreThread(released); /* it ran past a tick */
     released = outer;
-    if (read_clock(clock, &t2) < 0) goto fail;
-    if (err != NULL || *(void **)p->trap != NULL) { /* stopped: aborts.failure says why */
-        PyObject *e = PyLong_FromVoidPtr(err);
-        PyObject *exc = NULL;
-        if (e != NULL) {
-            PyObject *a[3] = {p->graft, txn, e};
-            exc = PyObject_VectorcallMethod(P.n_stopped, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                            NULL);
-            Py_DECREF(e);
-        }
-        if (exc != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-        }
+    if (UNLIKELY(read_clock(clock, &t2) < 0)) goto fail;
+    if (UNLIKELY(err != NULL || *(void **)p->trap != NULL)) { /* stopped: aborts.failure says why */
+        stopped(p, err);
         goto fail;
     }
-    if (p->may_grow) {
-        long long charged;
-        PyObject *mc = SLOT(p->graft, P.g_mem_charged);
-        if (mc == NULL) {
-            PyErr_SetString(PyExc_AttributeError, "Graft.mem_charged is not set");
-            goto fail;
-        }
-        charged = PyLong_AsLongLong(mc);
-        if (charged == -1 && PyErr_Occurred()) goto fail;
-        if ((long long)W.memory_size(p->ctx, p->mem) != charged) {
-            PyObject *r = PyObject_CallMethodNoArgs(p->graft, P.n_account_memory);
-            if (r == NULL) goto fail;
-            Py_DECREF(r);
-        }
-    }
+    if (p->may_grow && UNLIKELY(account_memory(p) < 0)) goto fail;
     /* decode */
     stage = DECODE;
-    if ((fn = codec_of(p, 1)) == NULL) goto fail;
+    if (UNLIKELY((fn = codec_of(p, 1)) == NULL)) goto fail;
     int32_t answer = *(int32_t *)p->vals;
-    result = p->dec_mode != DEC_NONE ? decode_native(p, args, buffer, answer) : NULL;
-    if (result == NULL && PyErr_Occurred()) goto fail;
-    if (result == NULL) { /* the codec's Python: anything its plan does not accept */
-        PyObject *ret = PyLong_FromLong(answer);
-        if (ret == NULL) goto fail;
-        PyObject *stack[2 + MAX_PARAMS];
-        Py_ssize_t n = PyTuple_GET_SIZE(args);
-        stack[0] = buffer;
-        stack[1] = ret;
-        for (Py_ssize_t i = 0; i < n; i++) stack[2 + i] = PyTuple_GET_ITEM(args, i);
-        result = PyObject_Vectorcall(fn, stack, (size_t)(2 + n), NULL);
-        Py_DECREF(ret);
+    result = LIKELY(p->dec_mode != DEC_NONE) ? decode_native(p, args, buffer, answer) : NULL;
+    if (UNLIKELY(result == NULL)) {
+        if (PyErr_Occurred()) goto fail;
+        /* the codec's Python: anything its plan does not accept */
+        result = decode_python(fn, buffer, answer, args);
     }
     Py_CLEAR(fn);
-    if (result == NULL) goto fail;
+    if (UNLIKELY(result == NULL)) goto fail;
     stage = GUEST;
-    if (SLOT(txn, P.t_doom_reason) != Py_None) { /* doomed: txn.check() raises */
-        PyObject *r = PyObject_CallMethodNoArgs(txn, P.n_check);
-        if (r == NULL) goto fail;
-        Py_DECREF(r);
-    }
+    /* doomed: txn.check() raises */
+    if (UNLIKELY(SLOT(txn, P.t_doom_reason) != Py_None) && call_method(txn, P.n_check) < 0)
+        goto fail;
     /* its own principal's CPU (Graft._charge_cpu, no allowance: not hosted) */
     usage->cpu_ns += t2 - t1;
-    {
-        if (usage->cpu_ns > p->cpu_total_ns) {
-            PyObject *exc = PyObject_CallMethodNoArgs(p->graft, P.n_cpu_used_up);
-            if (exc != NULL) {
-                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-                Py_DECREF(exc);
-            }
-            goto fail;
-        }
+    if (UNLIKELY(usage->cpu_ns > p->cpu_total_ns)) {
+        cpu_used_up(p);
+        goto fail;
     }
     /* commit: the common case here, anything recorded or held by Transaction.commit */
-    if (SLOT(txn, P.t_undo) == Py_None && SLOT(txn, P.t_locks) == Py_None
-        && SLOT(txn, P.t_deferred) == Py_None) {
+    if (LIKELY(SLOT(txn, P.t_undo) == Py_None && SLOT(txn, P.t_locks) == Py_None
+               && SLOT(txn, P.t_deferred) == Py_None)) {
         set_slot(txn, P.t_state, P.committed);
         set_slot(ts, P.s_txn, Py_None);
-    } else {
-        PyObject *r = PyObject_CallMethodNoArgs(txn, P.n_commit);
-        if (r == NULL) goto fail;
-        Py_DECREF(r);
+    } else if (call_method(txn, P.n_commit) < 0) {
+        goto fail;
     }
     Py_DECREF(wasm_args);
     Py_DECREF(buffer);
     long long t3 = 0;
     counters->commits += 1;
     counters->graft_ns += t2 - t1;
-    if (sample) {
+    if (UNLIKELY(sample)) {
         if (read_clock(clock, &t3) < 0) {
             Py_CLEAR(result);
         } else {
@@ -1767,13 +1862,7 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     Py_XDECREF(clock);
     return finish(p, result);
 fail:
-    Py_XDECREF(clock);
-    Py_XDECREF(fn);
-    if (!entered) ((TxnFields *)txn)->start_ns = 0; /* the guest was not entered */
-    Py_XDECREF(result);
-    Py_XDECREF(wasm_args);
-    Py_XDECREF(buffer);
-    return finish(p, failed(p, stage, args));
+    return call_failed(p, stage, args, clock, fn, result, wasm_args, buffer, entered);
 }
 
 static int protected_traverse(PyObject *self, visitproc visit, void *arg) {
