@@ -157,7 +157,11 @@ class Kernel:
 
     def _freed(self, inode: Inode) -> None:
         self.filters.release(inode)
-        self.registry.remove_target(inode)
+        # None while the mount frees the orphans (files unlinked while open when the power
+        # went): no graft is installed yet.
+        registry: Registry | None = getattr(self, "registry", None)
+        if registry is not None:
+            registry.remove_target(inode)
 
     def _released(self, aspace: AddressSpace) -> None:
         self.registry.remove_target(aspace)
