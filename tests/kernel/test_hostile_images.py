@@ -28,7 +28,7 @@ from vino.kernel.device import BlockDevice, DeviceStats
 from vino.kernel.errors import CorruptFileSystem, InvalidArgument
 from vino.kernel.fs import NDIRECT, FileSystem
 from vino.kernel.fsck import check_image
-from vino.kernel.inode import Geometry
+from vino.kernel.inode import INODE_SEALED, Geometry
 from vino.kernel.journal import read_log
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
@@ -97,6 +97,10 @@ def _hostile(img: bytes, geo: Geometry, inums: dict[str, int]) -> Iterator[tuple
             out = bytearray(img)
             struct.pack_into("<H", out, base, mode)
             yield f"{name} mode {mode:o}", out
+        for flags in (INODE_SEALED, 0x2, 0x8000, 0xFFFF):  # the seal, bits no version has
+            out = bytearray(img)
+            struct.pack_into("<H", out, base + 2, flags)
+            yield f"{name} flags {flags:#x}", out
         for size in (0, 1, 64 * (NINODES + 1), 1 << 32, (1 << 42) + 1, (1 << 64) - 1):
             out = bytearray(img)
             struct.pack_into("<Q", out, base + 8, size)
@@ -108,6 +112,10 @@ def _hostile(img: bytes, geo: Geometry, inums: dict[str, int]) -> Iterator[tuple
                 out = bytearray(img)
                 struct.pack_into("<I", out, off, v)
                 yield f"{name} {what} = {v}", out
+    out = bytearray(img)  # a free inode's flags: a seal on nothing
+    struct.pack_into("<H", out, geo.inode_start * BS + (NINODES - 1) * INODE_SIZE + 2,
+                     INODE_SEALED)
+    yield "free inode flags 0x1", out
     for name in ("single", "double"):
         base = geo.inode_start * BS + inums[name] * INODE_SIZE
         node = max(_u32(img, base + 16 + 4 * NDIRECT), _u32(img, base + 16 + 4 * NDIRECT + 4))
@@ -183,7 +191,7 @@ def test_every_hostile_image_one_field_away_is_refused_or_sound(
     _attack_every_field(tmp_path, alice, stride=1)
 
 
-def _attack_every_field(tmp_path: Path, alice: User, stride: int) -> None:
+def _attack_every_field(tmp_path: Path, alice: User, stride: int) -> dict[str, int]:
     """Each image of ``_hostile`` (every ``stride``-th): fsck never raises; mount refuses
     it (fsck finds damage; nothing but a replay of its log was written) or fsck finds it
     clean and a user's operations keep it clean."""
@@ -217,6 +225,7 @@ def _attack_every_field(tmp_path: Path, alice: User, stride: int) -> None:
         assert after.clean, f"{what}: damage after use: {after.damage}"
     assert cases * stride > 400, cases
     assert outcomes["refused"] * stride > 250 and outcomes["mounted"] * stride > 50, outcomes
+    return outcomes
 
 
 def test_a_directory_claiming_2_to_the_64_bytes_is_refused_without_reading_it(
