@@ -309,6 +309,13 @@ static void count_store_general(Count *c) {
     c->fresh = NULL;
 }
 
+/* A Count with nothing to store or drop (only the fields count_store and count_drop read
+ * are set: a `= {0}` of the structs below is a call of the compiler runtime's memset). */
+ALWAYS_INLINE void count_none(Count *c) {
+    c->obj = NULL;
+    c->fresh = NULL;
+}
+
 ALWAYS_INLINE void count_drop(Count *c) {
     Py_CLEAR(c->fresh);
     c->obj = NULL;
@@ -768,6 +775,15 @@ typedef struct {
     Count tick, last_use, hits, plain, pos; /* the tick and last_use: two ints, not one
                                                shared (shared, neither is rewritable) */
 } Counts;
+
+ALWAYS_INLINE void counts_none(Counts *c) {
+    c->pf_cache = c->pf_fs = c->pf_of = c->ahead = NULL;
+    count_none(&c->tick);
+    count_none(&c->last_use);
+    count_none(&c->hits);
+    count_none(&c->plain);
+    count_none(&c->pos);
+}
 
 ALWAYS_INLINE void counts_drop(Counts *c) {
     Py_XDECREF(c->pf_cache);
@@ -1536,7 +1552,8 @@ static PyObject *hit_locked(PyObject *fs, PyObject *of, PyObject *cache, long lo
     Py_INCREF(bmap);
 
     PyObject *result = NULL, *files = NULL, *dev = NULL, *stats = NULL, *cstats = NULL;
-    Counts c = {0};
+    Counts c;
+    counts_none(&c);
     HistPush push = {0};
     files = SLOT(cache, S.c_files);
     dev = SLOT(fs, S.fs_device);
@@ -1755,7 +1772,9 @@ static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offs
         Py_DECREF(fs);
         Py_DECREF(of);
         if (data != NULL) {
-            Count reads = {0}, nbytes = {0};
+            Count reads, nbytes;
+            count_none(&reads);
+            count_none(&nbytes);
             if (count_add(&reads, stats, S.vs_reads, 1) < 0
                 || count_add(&nbytes, stats, S.vs_bytes_read, PyBytes_GET_SIZE(data)) < 0) {
                 count_drop(&reads);
