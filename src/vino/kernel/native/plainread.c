@@ -360,8 +360,9 @@ static void rlock_dealloc(PyObject *self) {
 }
 
 /* 1: taken (or taken again by its holder) without waiting; 0: another thread holds it. */
-static inline int rlock_try(RLock *r) {
-    unsigned long me = PyThread_get_thread_ident();
+/* rlock_try for thread `me` (PyThread_get_thread_ident(): the caller's, asked once for
+ * the locks of one read). */
+static inline int rlock_try_as(RLock *r, unsigned long me) {
     if (r->count == 0) {
         r->owner = me;
         r->count = 1;
@@ -372,6 +373,10 @@ static inline int rlock_try(RLock *r) {
         return 1;
     }
     return 0;
+}
+
+static inline int rlock_try(RLock *r) {
+    return rlock_try_as(r, PyThread_get_thread_ident());
 }
 
 /* Wait with the GIL let go until the lock is free and take it, up to timeout_us (-1: for
@@ -433,8 +438,8 @@ static PyObject *rlock_acquire(PyObject *self, PyObject *args, PyObject *kw) {
     return PyBool_FromLong(got);
 }
 
-static inline int rlock_give(RLock *r) {
-    if (r->count == 0 || r->owner != PyThread_get_thread_ident()) {
+static inline int rlock_give_as(RLock *r, unsigned long me) {
+    if (r->count == 0 || r->owner != me) {
         PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
         return -1;
     }
@@ -446,6 +451,10 @@ static inline int rlock_give(RLock *r) {
         }
     }
     return 0;
+}
+
+static inline int rlock_give(RLock *r) {
+    return rlock_give_as(r, PyThread_get_thread_ident());
 }
 
 static PyObject *rlock_release(PyObject *self, PyObject *unused) {
@@ -495,9 +504,10 @@ static PyTypeObject RLockType = {
     .tp_doc = "RLock(): threading.RLock's interface, tried from C by the plain read.",
 };
 
-/* 1: `lock` taken without waiting; 0: another thread holds it; -1: error. */
-static int lock_try(PyObject *lock) {
-    if (Py_IS_TYPE(lock, &RLockType)) return rlock_try((RLock *)lock);
+/* 1: `lock` taken without waiting by thread `me` (the caller, PyThread_get_thread_ident());
+ * 0: another thread holds it; -1: error. */
+static int lock_try_as(PyObject *lock, unsigned long me) {
+    if (Py_IS_TYPE(lock, &RLockType)) return rlock_try_as((RLock *)lock, me);
     PyObject *args[2] = {lock, Py_False};
     PyObject *r = PyObject_VectorcallMethod(S.n_acquire, args, 2, NULL);
     if (r == NULL) return -1;
@@ -506,13 +516,21 @@ static int lock_try(PyObject *lock) {
     return ok;
 }
 
-static int lock_give(PyObject *lock) {
-    if (Py_IS_TYPE(lock, &RLockType)) return rlock_give((RLock *)lock);
+static int lock_give_as(PyObject *lock, unsigned long me) {
+    if (Py_IS_TYPE(lock, &RLockType)) return rlock_give_as((RLock *)lock, me);
     PyObject *args[1] = {lock};
     PyObject *r = PyObject_VectorcallMethod(S.n_release, args, 1, NULL);
     if (r == NULL) return -1;
     Py_DECREF(r);
     return 0;
+}
+
+static int lock_try(PyObject *lock) {
+    return lock_try_as(lock, PyThread_get_thread_ident());
+}
+
+static int lock_give(PyObject *lock) {
+    return lock_give_as(lock, PyThread_get_thread_ident());
 }
 
 /* The open file's access history (OpenFile._history): a list of ints, most recent
@@ -1133,6 +1151,15 @@ typedef struct {
     &(m)->seeks, &(m)->busy, &(m)->reads, &(m)->blocks, &(m)->bytes, &(m)->now, &(m)->plain, \
     &(m)->pos}
 
+/* A LoadNew with nothing to store or drop (see count_none). */
+static void loadnew_none(LoadNew *m) {
+    m->result = m->pf_cache = m->pf_fs = m->pf_of = m->tick = NULL;
+    m->push.how = 0;
+    m->push.dropped = NULL;
+    Count *counts[] = LOAD_COUNTS(m);
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) count_none(counts[i]);
+}
+
 static void loadnew_drop(LoadNew *m) {
     PyObject **all[] = {&m->result, &m->pf_cache, &m->pf_fs, &m->pf_of, &m->tick,
                         &m->push.dropped};
@@ -1228,7 +1255,8 @@ static PyObject *load_locked(PyObject *fs, PyObject *of, PyObject *cache, PyObje
     PyObject *tick = SLOT(cache, S.c_tick), *handobj = SLOT(cache, M.c_hand),
              *nfr = SLOT(cache, M.c_nframes), *nblocks = SLOT(dev, M.d_nblocks),
              *fd = SLOT(dev, M.d_fd), *head = SLOT(dev, M.d_head);
-    LoadNew m = {0};
+    LoadNew m;
+    loadnew_none(&m);
     Sim sim; /* its takes are written as they are made: only the rest is zeroed here */
     sim.held = NULL;
     sim.ntakes = 0;
@@ -1686,7 +1714,8 @@ decline:
 
 /* The plain read of one block: new bytes, or NULL -- declined (nothing changed) when
  * no error is set. */
-static PyObject *plain_core(PyObject *fs, PyObject *of, long long offset, long long n) {
+static PyObject *plain_core(PyObject *fs, PyObject *of, long long offset, long long n,
+                            unsigned long me) {
     if (!S.fs_ready || Py_TYPE(of) != S.of_type || Py_TYPE(fs) != S.fs_type) return NULL;
     if (n != S.bs || offset < 0 || offset % S.bs) return NULL;
     long long pv, ev;
@@ -1699,7 +1728,7 @@ static PyObject *plain_core(PyObject *fs, PyObject *of, long long offset, long l
     Py_INCREF(cache);
     Py_INCREF(lock);
     PyObject *data = NULL;
-    int got = lock_try(lock);
+    int got = lock_try_as(lock, me);
     if (got < 0) {
         PyErr_Clear();
     } else if (got) {
@@ -1710,7 +1739,7 @@ static PyObject *plain_core(PyObject *fs, PyObject *of, long long offset, long l
         int collecting = PyGC_Disable();
         data = hit_locked(fs, of, cache, offset);
         if (collecting) PyGC_Enable();
-        if (lock_give(lock) < 0) Py_CLEAR(data); /* the error of release() */
+        if (lock_give_as(lock, me) < 0) Py_CLEAR(data); /* the error of release() */
     }
     Py_DECREF(lock);
     Py_DECREF(cache);
@@ -1724,7 +1753,7 @@ static PyObject *pr_plain_read(PyObject *mod, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     if (!as_ll(args[2], &offset) || !as_ll(args[3], &n)) Py_RETURN_NONE;
-    PyObject *data = plain_core(args[0], args[1], offset, n);
+    PyObject *data = plain_core(args[0], args[1], offset, n, PyThread_get_thread_ident());
     if (data == NULL && !PyErr_Occurred()) Py_RETURN_NONE;
     return data;
 }
@@ -1756,7 +1785,8 @@ static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offs
     Py_INCREF(mutex);
     Py_INCREF(stats);
     PyObject *data = NULL;
-    int got = lock_try(mutex);
+    unsigned long me = PyThread_get_thread_ident(); /* this thread's, for both locks */
+    int got = lock_try_as(mutex, me);
     if (got <= 0) {
         PyErr_Clear(); /* busy (the Python xRead waits), or acquire failed (it says why) */
         goto out;
@@ -1768,7 +1798,7 @@ static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offs
         PyObject *fs = SLOT(of, S.of_fs);
         Py_INCREF(of);
         Py_INCREF(fs);
-        data = plain_core(fs, of, offset, amount); /* an error here is a real failure */
+        data = plain_core(fs, of, offset, amount, me); /* an error here is a real failure */
         Py_DECREF(fs);
         Py_DECREF(of);
         if (data != NULL) {
@@ -1786,7 +1816,7 @@ static PyObject *xread_fast(PyObject *file, PyObject *amount_obj, PyObject *offs
             }
         }
     }
-    if (lock_give(mutex) < 0) Py_CLEAR(data);
+    if (lock_give_as(mutex, me) < 0) Py_CLEAR(data);
 out:
     Py_DECREF(stats);
     Py_DECREF(mutex);
