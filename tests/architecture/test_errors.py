@@ -43,3 +43,28 @@ def test_every_error_vino_defines_derives_from_vino_error() -> None:
     names = {f"{c.__module__}.{c.__qualname__}": c for c in classes}
     outside = sorted(n for n, c in names.items() if not issubclass(c, VinoError))
     assert outside == sorted(OUTSIDE)
+
+
+# Raise a bare RuntimeError or Exception on their own account, each for the reason given.
+BARE_RAISES: dict[str, str] = {
+    "vino.bench": "the benchmarks' own harness (a child that failed, a probe's bug), "
+                  "raised to the command line, never to a library caller",
+    "vino.pygraft.shim": "default() in a test's plain-Python run of a graft, whose Host "
+                         "was given no default: the caller's own set-up",
+}
+
+
+def test_vino_raises_no_bare_runtime_error_outside_the_hierarchy() -> None:
+    # What if a module raises RuntimeError("...") where a VinoError belongs? A caller
+    # catching VinoError would miss it (VinoVFS.close and sqlite's configure did).
+    found = []
+    for name, path in modules(SRC, "vino").items():
+        if any(name == m or name.startswith(m + ".") for m in BARE_RAISES):
+            continue
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                called = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(called, ast.Name) and called.id in ("RuntimeError",
+                                                                   "Exception"):
+                    found.append(f"{name}:{node.lineno}: raise {called.id}")
+    assert found == []
