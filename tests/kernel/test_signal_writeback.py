@@ -22,13 +22,17 @@ from pathlib import Path
 import pytest
 
 from vino.kernel import params
+from vino.kernel.cache import AddressSpace, Cache
 from vino.kernel.errors import CacheBusy
 from vino.kernel.fsck import check_image
+from vino.kernel.proc import Process, User
 
+from .conftest import MakeDevice
 from .kernel_world import Boot, pattern
 
 BS = params.BLOCK_SIZE
 BLOCKS = 40  # five times the frames: every write past the eighth block evicts a dirty one
+PAGES = 24  # six times the frames: every write past the fourth page swaps one out
 
 
 @pytest.fixture
@@ -118,3 +122,52 @@ def test_signal_handler_amid_a_dirty_victims_write_back_loses_nothing_and_breaks
         assert k.fs.pread(f2, 0, BLOCKS * BS) == want
     with k.fs.open(alice, "g", "r") as g2:
         assert k.fs.pread(g2, 0, 4 * BS) == want_g
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_signal_handler_amid_a_dirty_pages_swap_out_loses_no_write(
+        make_device: MakeDevice) -> None:
+    # The anonymous twin: a handler's write to the page being swapped out, after the swap
+    # device had its bytes, went with the frame. (A handler's fault amid the fault that
+    # swaps out is refused already: the cache's busy mark.)
+    swap = make_device(64, "swap.img")
+    cache = Cache(4, swap=swap, min_resident=0)
+    aspace = AddressSpace(Process(1, User(1000, "alice"), "app"), cache)
+    want = {vpn: bytes([vpn + 1]) * BS for vpn in range(PAGES)}
+    handling = [False]
+    refused: list[int] = []
+    going = [-1]
+
+    def handler(signum: int, _frame: object) -> None:
+        handling[0] = True
+        try:
+            vpn = going[0]
+            try:
+                aspace.write(vpn, b"handler!" * (BS // 8))
+            except CacheBusy:  # its bytes would go with the frame
+                refused.append(vpn)
+            else:
+                want[vpn] = b"handler!" * (BS // 8)
+        finally:
+            handling[0] = False
+
+    real = swap.write_block
+
+    def write_block(n: int, data: bytes | bytearray | memoryview) -> None:
+        real(n, data)
+        if not handling[0]:  # the device has the bytes; the frame is still mapped
+            going[0] = next(v for v, f in aspace._resident.items() if f.data is data)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    swap.write_block = write_block  # type: ignore[method-assign]
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        for vpn in range(PAGES):  # each page once: a later write would hide a lost one
+            aspace.write(vpn, want[vpn])
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        vars(swap).pop("write_block", None)
+    for vpn in range(PAGES):
+        assert aspace.read(vpn) == want[vpn], vpn
+    assert len(refused) >= 10  # the write to the page going was refused
+    cache.check_invariants()

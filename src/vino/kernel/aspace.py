@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from vino.kernel import params
 from vino.kernel.device import BlockDevice
-from vino.kernel.errors import BadHandle, InvalidArgument, NoSpace
+from vino.kernel.errors import BadHandle, CacheBusy, InvalidArgument, NoSpace
 from vino.kernel.proc import Process
 
 if TYPE_CHECKING:
@@ -176,6 +176,10 @@ class AnonPages:
                     frame.data[:] = saved
             aspace._resident[vpn] = frame
         if write:
+            if frame.pinned:  # being swapped out: a handler's write would go with it
+                raise CacheBusy(f"page {vpn} of pid {aspace.owner.pid} is being swapped out on "
+                                f"this thread (a signal handler writing it amid that?): the "
+                                f"write is refused, nothing changed")
             frame.dirty = True
         self._use(frame)
         return frame
@@ -218,6 +222,20 @@ class AnonPages:
         if saved is not None:
             self.stats.swapins += 1
         return saved
+
+    def _swap_out_victim(self, frame: _Frame) -> None:
+        """Save the dirty page in ``frame`` before the frame goes (``Cache._evict``). A
+        signal handler may run amid the save, on this thread, through the re-entrant
+        lock: the frame stays pinned until ``_evict`` unmaps it, so a write to the page
+        meanwhile is refused (``_touch_frame``: its bytes would go with the frame; before,
+        they did). A handler's fault is refused already (the busy mark, ``cache.py``)."""
+        assert frame.aspace is not None
+        frame.pinned = True
+        try:
+            self._swap_out(frame.aspace, frame.vpn, frame.data)
+        except BaseException:
+            frame.pinned = False
+            raise
 
     def _swap_out(self, aspace: AddressSpace, vpn: int, data: bytearray) -> None:
         if self.swap is None:  # a copy: the frame's buffer goes on to hold other pages

@@ -58,7 +58,8 @@ Invariants (checked by ``check_invariants``, ``cacheinvariants.py``):
   to the one frame that holds it, and every used frame is in exactly one map.
 - ``free + file blocks + sum(anonymous pages) == nframes``.
 - Outside a cache operation no frame is pinned; a write to a pinned one (a prefetch's,
-  or a dirty victim being written back: ``_write_back_victim``) is refused.
+  a dirty victim written back or swapped out: ``_write_back_victim``,
+  ``_swap_out_victim``) is refused.
 - ``_spare`` is None exactly while a load (a miss, a prefetch, a swap-in) holds it: the
   busy mark. Code run amid that load on its own thread -- a signal handler (the
   collector is held off during a load, a signal is not; the lock is re-entrant) --
@@ -560,7 +561,7 @@ class Cache(AnonPages, VictimChoice, CacheInvariants):
         if frame.aspace is not None:
             aspace = frame.aspace
             if frame.dirty:
-                self._swap_out(aspace, frame.vpn, frame.data)
+                self._swap_out_victim(frame)
             del aspace._resident[frame.vpn]
             aspace.evictions += 1
         else:
