@@ -325,8 +325,9 @@ def _crashloop(args: argparse.Namespace) -> int:
 def _crashloop_attacks(seed: int) -> int:
     """The crash loops' attacks: cuts during the replay at mount, a full disk, device
     errors at every request followed by a cut (``crashloop._crash_replays``, ``run``
-    with ``FULL_DISK_BLOCKS``, ``run_eio``)."""
-    from vino import crashloop
+    with ``FULL_DISK_BLOCKS``, ``run_eio``), a filter's seal and unseal cut at every
+    write (``sealloop.run``)."""
+    from vino import crashloop, sealloop
 
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vino-crashloop-") as tmp:
@@ -350,6 +351,11 @@ def _crashloop_attacks(seed: int) -> int:
                       f"{', sync retried' if retry else ''}, then a cut, workload {seed}: "
                       f"{fig.survived['eio']}/{fig.tried['eio']} survived")
                 failures += fig.failures
+        seal = sealloop.run(Path(tmp))
+        for name, n in seal.points.items():
+            print(f"filter {name}, cut at every write (cut, torn, lost): {n} cuts, "
+                  f"{seal.sealed[name]} left it sealed, the rest unsealed")
+        failures += seal.failures
     for line in failures[:10]:
         print(f"  LOST: {line}")
     return 1 if failures else 0

@@ -10,17 +10,14 @@ an unseal leaves the file sealed or not -- never unsealed over ciphertext.
 
 from __future__ import annotations
 
-import hashlib
 import struct
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from vino import sealloop
 from vino.kernel import params
-from vino.kernel.clock import SimClock
-from vino.kernel.crash import SECTOR_SIZE, CrashModel, crash_points
 from vino.kernel.device import BlockDevice
 from vino.kernel.errors import AccessDenied, CorruptFileSystem, FilterUnavailable
 from vino.kernel.fsck import check_image
@@ -28,15 +25,10 @@ from vino.kernel.inode import INODE_SEALED, ROOT_INUM
 from vino.kernel.kernel import Kernel
 from vino.kernel.proc import User
 from vino.kernel.repair import repair_image
-from vino.sdk.build import sample_path
+from vino.sealloop import KEY, NAME, NBLOCKS, NONCE, PLAIN, SECRET
 
 BS = params.BLOCK_SIZE
-KEY = hashlib.sha256(b"seal key").digest()
-NONCE = hashlib.sha256(b"seal nonce").digest()[:12]
-NAME = "vault"
-NBLOCKS = 512  # a small image: every crash point copies it
-PLAIN = b"the old plaintext, readable by all " * 234  # two blocks, nearly
-SECRET = b"alice's secret: swordfish; " * 303  # two blocks, nearly
+_users, _encrypt, _sealed_image = sealloop.users, sealloop.encrypt, sealloop.sealed_image
 
 
 def _chacha20(data: bytes) -> bytes:
@@ -47,45 +39,17 @@ def _padded(data: bytes) -> bytes:
     return data + bytes(-len(data) % BS)
 
 
-def _users(k: Kernel) -> tuple[User, User]:
-    return k.add_user("alice"), k.add_user("bob")  # the same uids on every boot
-
-
-def _encrypt(k: Kernel, alice: User) -> None:
-    """Alice's encryption filter on her file."""
-    g = k.graft(alice, "fs.filter", sample_path("chacha20_filter.wasm"),
-                target=k.fs._inodes[k.fs.stat(NAME).inum])
-    assert g.send(KEY + NONCE) == 0
-
-
 def _boot(image: Path) -> Kernel:
     return Kernel.boot(image, fresh=False)
 
 
-def _stored(image: Path, k: Kernel | None = None) -> bytes:
+def _stored(image: Path) -> bytes:
     """The file's stored form, read from the image (its first two blocks)."""
-    own = k is None
-    k = k if k is not None else _boot(image)
+    k = _boot(image)
     try:
-        ino = k.fs._inodes[k.fs.stat(NAME).inum]
-        blocks = [k.fs._bmap(ino, b) for b in range(2)]
+        return sealloop.stored(k)
     finally:
-        if own:
-            k.shutdown()
-    raw = image.read_bytes()
-    return b"".join(raw[b * BS:(b + 1) * BS] if b else bytes(BS) for b in blocks)
-
-
-def _sealed_image(path: Path) -> Path:
-    """An image where alice's 0o666 file holds her secret, written through her filter."""
-    k = Kernel.boot(path, nblocks=NBLOCKS)
-    alice, _ = _users(k)
-    k.fs.create(alice, NAME, 0o666)
-    _encrypt(k, alice)
-    with k.fs.open(alice, NAME, "rw") as f:
-        k.fs.write(f, SECRET)
-    k.shutdown()
-    return path
+        k.shutdown()
 
 
 def _assert_refused_to_bob(k: Kernel, bob: User) -> None:
@@ -200,102 +164,24 @@ def test_a_freed_sealed_inode_gives_its_number_to_a_new_file_unsealed(tmp_path: 
 
 # ---- power cuts during a seal and an unseal -------------------------------------------------
 
-MODELS = (CrashModel.CUT, CrashModel.TORN, CrashModel.LOST)
-
-
-def _kernel_on(dev: BlockDevice) -> Kernel:
-    return Kernel(dev, SimClock())
-
-
-def _loop(base: Path, scratch: Path, workload: Callable[[BlockDevice], None],
-          check: Callable[[Kernel, User, str], None]) -> int:
-    points = 0
-    for point in crash_points(base, scratch, workload, MODELS):
-        where = str(point)
-        report = check_image(scratch)
-        assert report.clean, f"{where}: {report.damage}"
-        k = _boot(scratch)
-        try:
-            _, bob = _users(k)
-            ino = k.fs._inodes[k.fs.stat(NAME).inum]
-            assert ino.flags in (0, INODE_SEALED), where
-            assert k.filters.is_sealed(ino) == bool(ino.flags), where
-            check(k, bob, where)
-            k.check_invariants()
-        finally:
-            k.shutdown()
-        points += 1
-    return points
-
-
 def test_power_cut_at_any_write_of_a_seal_never_leaves_ciphertext_unsealed(
         tmp_path: Path) -> None:
-    base = tmp_path / "base.img"
-    k = Kernel.boot(base, nblocks=NBLOCKS)
-    alice, _ = _users(k)
-    k.fs.create(alice, NAME, 0o666)
-    with k.fs.open(alice, NAME, "rw") as f:
-        k.fs.write(f, PLAIN)
-    k.shutdown()
-    whole = (SECRET * 2)[:2 * BS]  # whole blocks: no read of the old plaintext through it
-    old, new = _padded(PLAIN), _chacha20(whole)
-
-    def seal(dev: BlockDevice) -> None:
-        k = _kernel_on(dev)
-        alice, _ = _users(k)
-        _encrypt(k, alice)
-        with k.fs.open(alice, NAME, "rw") as f:
-            k.fs.pwrite(f, 0, whole)
-        k.fs.sync()
-        k.fs.unmount()
-
-    sealed = []
-
-    def check(k: Kernel, bob: User, where: str) -> None:
-        stored = _stored(Path(k.device.path), k)
-        if k.filters.is_sealed(k.fs._inodes[k.fs.stat(NAME).inum]):
-            sealed.append(where)
-            _assert_refused_to_bob(k, bob)
-            # ordered mode, overwrites in place: each sector is its old or its new stored
-            # form (a torn write tears a block at sectors), nothing else
-            assert all(stored[i:i + SECTOR_SIZE] in (old[i:i + SECTOR_SIZE],
-                                                     new[i:i + SECTOR_SIZE])
-                       for i in range(0, 2 * BS, SECTOR_SIZE)), where
-        else:  # not sealed: not one block of ciphertext, and bob reads the old plaintext
-            assert stored == old, where
-            with k.fs.open(bob, NAME, "r") as f:
-                assert k.fs.pread(f, 0, len(PLAIN)) == PLAIN, where
-
-    points = _loop(base, tmp_path / "scratch.img", seal, check)
-    assert points >= 3 * 6 and sealed and len(sealed) < points  # cuts on both sides
+    # alice's first write through her filter over her committed plaintext, cut at every
+    # write with each model (sealloop's checks: fsck clean; sealed or not, the guard
+    # agreeing; unsealed, no sector of ciphertext and bob reads the old plaintext; sealed,
+    # every sector old or new, bob refused)
+    figures = sealloop.run(tmp_path, loops=("seal",))
+    assert figures.failures == [], "\n".join(figures.failures[:10])
+    assert figures.points["seal"] >= 3 * 6
+    assert 0 < figures.sealed["seal"] < figures.points["seal"]  # cuts on both sides
 
 
 def test_power_cut_at_any_write_of_an_unseal_leaves_the_file_sealed_or_not(
         tmp_path: Path) -> None:
-    base = _sealed_image(tmp_path / "base.img")
-    cipher = _chacha20(_padded(SECRET))[:len(SECRET)]
-
-    def unseal(dev: BlockDevice) -> None:
-        k = _kernel_on(dev)
-        alice, _ = _users(k)
-        k.unseal(alice, k.fs._inodes[k.fs.stat(NAME).inum])
-        with k.fs.open(alice, NAME, "rw") as f:  # plain from here on
-            k.fs.pwrite(f, len(SECRET), b"after the unseal")
-        k.fs.unmount()
-
-    unsealed = []
-
-    def check(k: Kernel, bob: User, where: str) -> None:
-        if k.filters.is_sealed(k.fs._inodes[k.fs.stat(NAME).inum]):
-            _assert_refused_to_bob(k, bob)
-            assert b"after the unseal" not in Path(k.device.path).read_bytes(), where
-        else:
-            unsealed.append(where)
-            with k.fs.open(bob, NAME, "r") as f:
-                assert k.fs.pread(f, 0, len(SECRET)) == cipher, where
-
-    points = _loop(base, tmp_path / "scratch.img", unseal, check)
-    assert points >= 3 * 3 and unsealed and len(unsealed) < points
+    figures = sealloop.run(tmp_path, loops=("unseal",))
+    assert figures.failures == [], "\n".join(figures.failures[:10])
+    assert figures.points["unseal"] >= 3 * 3
+    assert 0 < figures.sealed["unseal"] < figures.points["unseal"]
 
 
 # ---- hostile images ---------------------------------------------------------------------------
