@@ -109,7 +109,7 @@ def test_write_then_read_back_through_the_cache(mounted: Mounted, alice: User) -
 def test_everything_survives_unmount_close_and_a_fresh_mount(
         make_device: MakeDevice, sim_clock: SimClock, tmp_path: Path, alice: User,
         bob: User) -> None:
-    dev = make_device(2048)
+    dev = make_device(4608)  # big is within alice's disk quota
     FileSystem.format(dev)
     fs = FileSystem.mount(dev, Cache(32), sim_clock)
     rng = random.Random(1)
@@ -187,37 +187,39 @@ def test_a_write_is_told_exactly_the_blocks_it_will_take_across_holes_and_indire
 
 
 def test_a_full_disk_refuses_the_whole_write_and_recovers_after_unlink(
-        make_device: MakeDevice, sim_clock: SimClock, alice: User) -> None:
+        make_device: MakeDevice, sim_clock: SimClock, root_user: User) -> None:
+    # root fills it: a user's disk quota would stop her first (test_disk_quota.py)
     dev = make_device(64)
     FileSystem.format(dev, ninodes=32)
     fs = FileSystem.mount(dev, Cache(16), sim_clock)
-    fs.create(alice, "a")
-    fs.create(alice, "b")
-    with fs.open(alice, "a", "w") as f:
+    fs.create(root_user, "a")
+    fs.create(root_user, "b")
+    with fs.open(root_user, "a", "w") as f:
         fs.write(f, bytes((fs.free_blocks - 1) * BS))  # fill the disk exactly (+1 indirect)
     assert fs.free_blocks == 0
-    with fs.open(alice, "b", "w") as g:
+    with fs.open(root_user, "b", "w") as g:
         with pytest.raises(NoSpace):
             fs.write(g, b"!")
         assert fs.stat("b").size == 0
         fs.check_invariants()
-        fs.unlink(alice, "a")
+        fs.unlink(root_user, "a")
         assert fs.write(g, b"!" * 10 * BS) == 10 * BS
     fs.check_invariants()
 
 
-def test_running_out_of_inodes_is_no_space(make_device: MakeDevice, alice: User,
+def test_running_out_of_inodes_is_no_space(make_device: MakeDevice, root_user: User,
                                            sim_clock: SimClock) -> None:
     dev = make_device(64)
-    FileSystem.format(dev, ninodes=32)  # inode 0 and the root are taken
+    FileSystem.format(dev, ninodes=32)  # inode 0 and the root are taken; root is not
+    # held to a disk quota (a user is, test_disk_quota.py)
     fs = FileSystem.mount(dev, Cache(8), sim_clock)
     for i in range(30):
-        fs.create(alice, f"f{i}")
+        fs.create(root_user, f"f{i}")
     with pytest.raises(NoSpace, match="inode"):
-        fs.create(alice, "one-too-many")
+        fs.create(root_user, "one-too-many")
     assert "one-too-many" not in fs.listdir()
-    fs.unlink(alice, "f3")
-    fs.create(alice, "one-too-many")
+    fs.unlink(root_user, "f3")
+    fs.create(root_user, "one-too-many")
     fs.check_invariants()
 
 
@@ -647,13 +649,14 @@ def test_a_filter_that_changes_the_length_is_refused(mounted: Mounted, alice: Us
     fs.check_invariants()
 
 
-def test_directory_io_bypasses_the_policies(mounted: Mounted, alice: User) -> None:
+def test_directory_io_bypasses_the_policies(mounted: Mounted, alice: User,
+                                           bob: User) -> None:
     fs = mounted.fs
     seen: list[int] = []
     _replace(fs, "filter_policy", lambda inode, off, data, d: seen.append(inode.inum))
     _replace(fs, "on_access", lambda inode, b, op: seen.append(inode.inum))
-    for i in range(80):  # more than one directory block
-        fs.create(alice, f"n{i}")
+    for i in range(80):  # more than one directory block (two users: each one's quota)
+        fs.create(alice if i % 2 else bob, f"n{i}")
     fs.unlink(alice, "n3")
     assert seen == []
     fs.check_invariants()

@@ -289,7 +289,7 @@ def test_rename_replaces_the_target_atomically_and_the_open_victim_lives_on(
 
 def test_truncate_frees_the_tail_and_growing_again_never_shows_old_bytes(
         make_device: MakeDevice, sim_clock: SimClock, alice: User) -> None:
-    dev = make_device(2048)
+    dev = make_device(5120)  # the file is within alice's disk quota
     FileSystem.format(dev)
     fs = FileSystem.mount(dev, Cache(32), sim_clock)
     data = os.urandom(1200 * BS + 77)  # direct, single and double indirect blocks

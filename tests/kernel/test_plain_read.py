@@ -345,6 +345,7 @@ def test_a_thread_cutting_and_rewriting_files_never_shows_a_late_reader_a_foreig
     k.fs.create(r.user, "g", 0o600)
     gw = k.fs.open(r.user, "g", "rw")  # another file, which takes the blocks freed
     k.fs.pwrite(gw, 0, pattern(6, "foreign"))
+    k.fs.quota.user_blocks, k.fs.quota.reserve_blocks = 1 << 30, 0  # no disk quota here:
     make_file(k, r.user, "fill", bytes((k.fs.free_blocks - 4) * BS))  # a full disk
     original = pattern(FAR + 1)[FAR * BS:]
     versions = {bytes([v]) * BS for v in range(256)} | {b"", original}

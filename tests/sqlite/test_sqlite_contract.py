@@ -110,6 +110,8 @@ def test_a_write_that_evicts_onto_a_failing_disk_is_ioerr_write(
         kernel: Kernel, alice: User, inj: Injector) -> None:
     # The transaction dirties more pages than the kernel has frames (64): writing the
     # journal evicts dirty blocks onto the failing disk inside xWrite, before any sync.
+    # The database and its journal outgrow a quarter of this small image: no disk quota.
+    kernel.fs.quota.user_blocks = kernel.fs.geo.nblocks
     with Session(kernel, alice, "app.db") as s:
         _fill(s.db, 4 * ROWS, width=400)
         before = _rows(s.db)

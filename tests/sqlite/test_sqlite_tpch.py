@@ -57,7 +57,7 @@ def test_the_generator_is_seeded_and_follows_the_cardinalities() -> None:
 def test_every_tpch_answer_on_vino_equals_stock_sqlite(
         tables: dict[str, list[tuple[Any, ...]]], stock: Answers, tmp_path: Path) -> None:
     assert _meaningful(stock) >= MEANINGFUL  # the comparison is not of empty answers
-    k = Kernel.boot(tmp_path / "disk.img", nblocks=2048, frames=256)
+    k = Kernel.boot(tmp_path / "disk.img", nblocks=8192, frames=256)  # within the disk quota
     try:
         with Session(k, k.add_user("analyst"), "tpch.db") as s:
             tpch.load(s.db, tables)

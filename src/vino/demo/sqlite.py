@@ -101,7 +101,7 @@ class Config:
         about as many leaves as the pool holds (~170 rows per leaf).
         """
         pool = min(max(rows // 320, 12), 128)
-        return cls(rows=rows, nblocks=2048, frames=2 * pool, pool_pages=pool, lookups=200,
+        return cls(rows=rows, nblocks=8192, frames=2 * pool, pool_pages=pool, lookups=200,
                    scans=20, scan_rows=max(rows // 25, 400), update_txns=20,
                    updates_per_txn=10, mixed_rounds=6, mixed_lookups=60,
                    mixed_scan_rows=min(170 * pool, rows // 2),

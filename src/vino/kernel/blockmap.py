@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 from vino.kernel import params
 from vino.kernel.cache import Cache
 from vino.kernel.device import BlockDevice
+from vino.kernel.diskquota import DiskQuota
 from vino.kernel.errors import NoSpace
 from vino.kernel.inode import (
     BS,
@@ -92,6 +93,7 @@ class BlockMap:
     _nfree: int
     _npending: int
     _alloc_hint: int
+    quota: DiskQuota  # every owner's blocks and inodes (diskquota.py)
 
     if TYPE_CHECKING:
         def _on_free(self, inode: Inode) -> None: ...
@@ -158,8 +160,10 @@ class BlockMap:
     def _map_new_block(self, ino: Inode, bidx: int,
                        data: bytes | bytearray | memoryview | None) -> int:
         """Allocate a block for hole ``bidx``, store ``data`` in it (through the cache;
-        None: the caller logs it as metadata), and map it. Every device access comes
-        before the first change: if one fails, nothing changed."""
+        None: the caller logs it as metadata), and map it, charging the blocks taken (it
+        and new indirect blocks) to the owner. Every device access comes before the first
+        change: if one fails, nothing changed."""
+        nfree = self._nfree
         prev = self._bmap(ino, bidx - 1) if bidx > 0 else 0
         hint = prev + 1 if prev else self._alloc_hint
         path: list[int] = []  # existing indirect blocks on the way (root first)
@@ -185,6 +189,7 @@ class BlockMap:
                 raise
         if bidx < NDIRECT:
             ino.direct[bidx] = blk
+            self.quota.charge(ino.uid, blocks=1)
             return blk
         # from here no device I/O: new indirect blocks are whole-block writes to the log
         if not path:
@@ -197,6 +202,7 @@ class BlockMap:
             node = nxt
         self.journal.write(node, blk.to_bytes(4, "little"), 4 * idx[-1])
         _remember(ino.bmap, bidx, (blk,))
+        self.quota.charge(ino.uid, blocks=nfree - self._nfree)
         return blk
 
     def _unalloc_block(self, b: int) -> None:
@@ -292,6 +298,7 @@ class BlockMap:
         for node, raw in writes.items():
             self.journal.write(node, raw)
         self._free_blocks(frees)
+        self.quota.charge(ino.uid, blocks=-len(frees))
 
     def _plan_trim(self, node: int, depth: int, first: int, keep: int, frees: list[int],
                    writes: dict[int, bytes]) -> bool:
@@ -323,6 +330,7 @@ class BlockMap:
 
     def _free_inode(self, ino: Inode) -> None:
         self._truncate(ino)
+        self.quota.charge(ino.uid, inodes=-1)
         ino.mode = ino.uid = ino.flags = 0  # a free inode is all zeros on disk
         self._store_inode(ino)
         del self._inodes[ino.inum]
@@ -347,6 +355,20 @@ class BlockMap:
             if ino.ind[level]:
                 down(ino.ind[level], level + 1, LEVEL_START[level])
         return out
+
+    def _count_usage(self) -> DiskQuota:
+        """Every owner's blocks and inodes, counted from the map (a new ``DiskQuota``
+        with ``quota``'s limits): ``mount`` sets ``quota`` to it."""
+        q = self.quota
+        counted = DiskQuota(q.user_blocks, q.user_inodes, q.reserve_blocks, q.reserve_inodes)
+        for ino in self._inodes.values():
+            counted.charge(ino.uid, blocks=len(self._walk(ino)), inodes=1)
+        return counted
+
+    def _check_quota(self, ino: Inode, need: int) -> None:
+        """Refuse (``DiskQuotaExceeded``) ``need`` more blocks for ``ino``'s owner."""
+        if need and ino.uid:
+            self.quota.check(ino.uid, blocks=need, free_blocks=self._nfree)
 
     def _data_blocks(self, ino: Inode) -> list[int]:
         return [b for _, b, indirect in self._walk(ino) if not indirect]

@@ -80,6 +80,8 @@ class Directory(BlockMap):
                          if i not in self._inodes), None)
             if inum is None:
                 raise NoSpace(f"no free inode (all {self.geo.ninodes - 2} in use)")
+            self.quota.check(user.uid, inodes=1,
+                             free_inodes=self.geo.ninodes - 1 - len(self._inodes))
             self._begin()
             root = self._inodes[ROOT_INUM]
             slot = min(self._free_slots) if self._free_slots else (
@@ -90,6 +92,7 @@ class Directory(BlockMap):
             if self._free_slots:
                 self._free_slots.remove(slot)
             self._inodes[inum] = ino
+            self.quota.charge(user.uid, inodes=1)
             self._store_inode(ino)
             self._dir[name] = (inum, slot)
             self.names_version += 1

@@ -17,8 +17,8 @@ from vino.errors import VinoError
 
 __all__ = [
     "AccessDenied", "BadBlock", "BadHandle", "CacheBusy", "CorruptFileSystem", "DeviceError",
-    "FileExists", "FilterUnavailable", "ImageInUse", "InvalidArgument", "InvariantViolation",
-    "KernelError", "NoSpace", "NoSuchFile", "PowerLost",
+    "DiskQuotaExceeded", "FileExists", "FilterUnavailable", "ImageInUse", "InvalidArgument",
+    "InvariantViolation", "KernelError", "NoSpace", "NoSuchFile", "PowerLost",
 ]
 
 
@@ -48,6 +48,19 @@ class NoSpace(KernelError):
     Raised before any block is allocated: the file, the bitmap and the free count
     are exactly as they were (writes are all-or-nothing with respect to space).
     """
+
+
+class DiskQuotaExceeded(NoSpace):
+    """A user's file would hold more blocks or inodes than the user's disk quota allows,
+    or would take the last free ones kept for root (``diskquota.py``; errno ``EDQUOT``).
+
+    Raised before anything changed, as ``NoSpace`` is: the file, the directory, the
+    bitmap and every count are exactly as they were. ``uid`` is the file's owner.
+    """
+
+    def __init__(self, uid: int, msg: str) -> None:
+        self.uid = uid
+        super().__init__(msg)
 
 
 class BadBlock(KernelError):

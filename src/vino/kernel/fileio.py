@@ -354,6 +354,7 @@ class FileIO(Directory):
         need = self._blocks_needed(ino, first, last)
         if need > self._nfree:
             raise NoSpace(f"write needs {need} blocks, {self._nfree} free")
+        self._check_quota(ino, need)
         if need > self._nfree - self._npending:
             self._commit()  # the blocks freed by the running transaction become usable
         old_size = ino.size
@@ -484,6 +485,7 @@ class FileIO(Directory):
                 self._unalloc_block(blk)
             raise
         ino.direct[first:last + 1] = blocks
+        self.quota.charge(ino.uid, blocks=count)
         ino.size = max(ino.size, start + n)
         stats = self.stats
         stats.block_writes += count

@@ -80,6 +80,7 @@ from vino.kernel import params, plainread
 from vino.kernel.cache import Cache, CacheStats, _Frame
 from vino.kernel.clock import Clock, RealClock
 from vino.kernel.device import BlockDevice
+from vino.kernel.diskquota import DiskQuota
 from vino.kernel.errors import CorruptFileSystem, InvalidArgument
 from vino.kernel.fileio import FILTER_READ, FILTER_WRITE, OP_READ, OP_WRITE
 from vino.kernel.fsck import refuse_damaged
@@ -163,6 +164,8 @@ class FileSystem(OpenFiles):
         self._nfree = 0  # Invariant: zero bits of _bitmap below nblocks
         self._npending = 0  # Invariant: bits set in _busy and clear in _bitmap
         self._alloc_hint = geo.data_start  # where a block search with no better idea starts
+        # Per-user blocks and inodes (diskquota.py): counted from the image at mount.
+        self.quota = DiskQuota.for_geometry(geo)
         self._cut_pending = False  # Invariant: a full-disk truncate's commit failed
         # Invariant: _dir[name] = (inum, slot); slots distinct, below root.size / DIRENT_SIZE.
         self._dir: dict[str, tuple[int, int]] = {}
@@ -299,6 +302,7 @@ class FileSystem(OpenFiles):
                 self._inodes[inum] = ino
                 if ino.flags:  # INODE_SEALED (_check_image refused any other bits)
                     self.seals[id(ino)] = ino
+        self.quota = self._count_usage()  # before orphans are freed (they give theirs back)
         self._load_directory()
 
     def unmount(self) -> None:

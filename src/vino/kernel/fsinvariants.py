@@ -12,6 +12,8 @@ same rules on an unmounted image. The invariants:
 - what an inode remembers of its block map (``Inode.bmap``) is what the map says;
 - the directory names each live regular inode exactly once, except unlinked files
   that are still open (orphans), which are freed at their last ``close``;
+- each owner's disk quota usage (``quota``) is the inodes it owns and the blocks their
+  maps walk to (``diskquota.py``);
 - the in-memory inode table, bitmap and directory equal what the journal (the running
   transaction, else the cache / device) holds.
 """
@@ -54,14 +56,20 @@ class Invariants(FileIO):
                 _check(b not in owner, f"block {b} is owned by inodes {owner.get(b)} and {inum}")
                 owner[b] = inum
 
+            blocks_of: dict[int, int] = {}  # the disk quota's counts, from the walk
+            inodes_of: dict[int, int] = {}
             for inum, ino in self._inodes.items():
+                inodes_of[ino.uid] = inodes_of.get(ino.uid, 0) + 1
                 _check(ino.inum == inum, f"inode {inum} is filed as {ino.inum}")
                 _check(ino.mode & S_IFMT in (S_IFREG, S_IFDIR), f"inode {inum} has a bad mode")
                 _check((inum == ROOT_INUM) == ino.is_dir, f"inode {inum}: only the root is a dir")
                 _check(0 <= ino.size <= MAX_FILE_SIZE, f"inode {inum}: size {ino.size}")
                 nb = ceil_div(ino.size, BS)
                 mapped: dict[int, int] = {}
-                for bidx, b, indirect in self._walk(ino):
+                walked = self._walk(ino)
+                if walked:
+                    blocks_of[ino.uid] = blocks_of.get(ino.uid, 0) + len(walked)
+                for bidx, b, indirect in walked:
                     _check(indirect or bidx < nb,
                            f"inode {inum}: block {bidx} mapped beyond size {ino.size}")
                     own(b, inum, "indirect" if indirect else f"block {bidx}")
@@ -83,6 +91,9 @@ class Invariants(FileIO):
                     f"fs: bitmap says block {bad} is "
                     f"{'used' if self._bitmap[bad >> 3] >> (bad & 7) & 1 else 'free'}, "
                     f"reachability says otherwise")
+            _check((blocks_of, inodes_of) == (self.quota.blocks, self.quota.inodes),
+                   f"disk quota usage {self.quota.blocks} blocks, {self.quota.inodes} inodes; "
+                   f"the map says {blocks_of}, {inodes_of}")
             used = int.from_bytes(self._bitmap, "little").bit_count()
             _check(self._nfree == geo.nblocks - used, f"free count {self._nfree} != "
                    f"{geo.nblocks - used}")

@@ -55,6 +55,11 @@ FS_DEFAULT_INODES: Final = 256  # inodes made by format() when not told (incl. 0
 # sparse image claiming an inode table as large as itself held the host for tens of
 # seconds and a GiB of memory per GiB of image.
 FS_MAX_INODES: Final = 1 << 16
+# Per-user disk quota (diskquota.py): the share of the data blocks (data and indirect) and
+# of the inodes one user's files may hold, and the share of each kept free for root's
+# files alone (no user may take the last of either).
+FS_USER_QUOTA_PERCENT: Final = 25  # percent of data blocks, and of inodes, per user
+FS_ROOT_RESERVE_PERCENT: Final = 5  # percent of data blocks, and of inodes, root's only
 READAHEAD_HISTORY: Final = 16  # accessed blocks remembered per open file (ABI hist[16])
 READAHEAD_MAX_OUT: Final = 8  # blocks the default read-ahead asks for after a sequential read
 READAHEAD_MAX_OUT_LIMIT: Final = 32  # largest max_out a file system accepts (ABI out[32])
