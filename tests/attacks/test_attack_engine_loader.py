@@ -23,7 +23,7 @@ from vino.errors import GraftRejected
 from vino.graft import GLOBAL, Principal, Quota, loader
 
 from .engine_caches import cache_entries, cached
-from .harness import Tenancy, module, pick, pick_returning
+from .harness import Tenancy, in_child, module, pick, pick_returning
 
 
 class Spy:
@@ -269,3 +269,34 @@ def test_element_segments_up_to_the_limit_still_install(arena: Tenancy) -> None:
     n = limits.MAX_SEGMENT_ELEMENTS // 4
     g = arena.install(_with_segments("function indices", n, n, n, n), name="ok")
     assert arena.pick("t1", 0) == 1 and g.state == "live"
+
+
+# Instantiating a module is a ctypes call that keeps the GIL. wasmtime may reach the
+# store's epoch deadline while it initialises the element segments, and the epoch
+# callback used to let the GIL go as if a RawCall had entered the guest -- but nothing
+# took it back: the call returned into Python without its thread state, and the host
+# died of SIGSEGV within 11-91 installs of a table-filling module (and ~1 suite in 4).
+_FILL_THE_TABLE = """
+import sys
+from harness import Tenancy, pick
+from vino import limits
+n = limits.MAX_SEGMENT_ELEMENTS // 4
+seg = "(elem func {})".format("$f " * n)
+src = pick("i32.const 1", [], "(table 1 funcref)", seg, seg, seg, seg, "(func $f)")
+t = Tenancy()
+answers = 0
+for i in range(INSTALLS):
+    g = t.install(src, name=f"g{i}", target=f"t{i % 50}")
+    answers += t.pick(f"t{i % 50}", 0)
+    g.remove()
+t.close()
+report(answers)
+"""
+
+
+def test_grafts_filling_the_table_at_every_install_cannot_crash_the_host_at_instantiation(
+        ) -> None:
+    installs = 300
+    child = in_child(_FILL_THE_TABLE.replace("INSTALLS", str(installs)), timeout_s=240.0)
+    assert not child.timed_out and child.returncode == 0, child.stderr[-2000:]
+    assert child.result() == installs  # every install instantiated and answered 1

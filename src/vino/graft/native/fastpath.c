@@ -141,6 +141,13 @@ typedef struct {
  * keeps the value of the call it nests in (a graft-callable calling another graft) on
  * its C stack and puts it back when it returns. */
 static __thread PyThreadState *released TLS_MODEL;
+/* 1 while this thread's innermost entry into Wasm is a RawCall or a protected call,
+ * which take the GIL back after the guest returns; 0 in any other entry (a ctypes call
+ * that keeps the GIL, such as instantiating a module, whose element segments wasmtime
+ * may initialise past a tick) and while a host function runs Python. The epoch callback
+ * lets the GIL go only when it is 1: an entry that does not take it back would return
+ * into Python without it (the interpreter's thread state gone: a segfault). */
+static __thread int gil_may_go TLS_MODEL;
 
 static PyObject *rawcall_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
                                     PyObject *kwnames) {
@@ -150,10 +157,13 @@ static PyObject *rawcall_vectorcall(PyObject *self, PyObject *const *args, size_
         return NULL;
     }
     PyThreadState *outer = released;
+    int outer_may_go = gil_may_go;
     released = NULL;
+    gil_may_go = 1;
     void *err = c->fn(c->ctx, c->func, c->args, c->nargs, c->trap);
     if (released != NULL) PyEval_RestoreThread(released); /* it ran past a tick: take it back */
     released = outer;
+    gil_may_go = outer_may_go;
     return PyLong_FromVoidPtr(err);
 }
 
@@ -259,6 +269,8 @@ static PyTypeObject HostType = {
 static void *host_trampoline(void *env, void *caller, void *vals, size_t nvals) {
     Host *h = (Host *)env;
     PyGILState_STATE st = PyGILState_Ensure();
+    int outer_may_go = gil_may_go;
+    gil_may_go = 0; /* Python runs here: an entry into Wasm from it decides for itself */
     PyObject *argv[MAX_PARAMS];
     int n = h->nparams, i;
     void *trap = NULL;
@@ -289,6 +301,7 @@ static void *host_trampoline(void *env, void *caller, void *vals, size_t nvals) 
     } else {
         Py_DECREF(r);
     }
+    gil_may_go = outer_may_go;
     PyGILState_Release(st);
     return trap;
 }
@@ -311,7 +324,7 @@ static void *epoch_callback(void *ctx, void *env, uint64_t *delta, uint8_t *kind
         /* A guest entered holding the GIL (RawCall) that runs on past a tick is not a
          * short call: it lets the GIL go for the rest of it, as a ctypes call would have
          * from the start, so other threads and lock waiters run. RawCall takes it back. */
-        if (released == NULL && PyGILState_Check()) released = PyEval_SaveThread();
+        if (gil_may_go && released == NULL && PyGILState_Check()) released = PyEval_SaveThread();
         *delta = 1;
         *kind = 0; /* WASMTIME_UPDATE_DEADLINE_CONTINUE */
         return NULL;
@@ -1805,10 +1818,13 @@ static PyObject *protected_vectorcall(PyObject *self, PyObject *const *argv, siz
     ((TxnFields *)txn)->start_ns = t1;
     entered = 1;
     PyThreadState *outer = released;
+    int outer_may_go = gil_may_go;
     released = NULL;
+    gil_may_go = 1;
     void *err = p->fn(p->ctx, p->func, p->vals, p->nvals, p->trap);
     if (UNLIKELY(released != NULL)) PyEval_RestoreThread(released); /* it ran past a tick */
     released = outer;
+    gil_may_go = outer_may_go;
     if (UNLIKELY(read_clock(clock, &t2) < 0)) goto fail;
     if (UNLIKELY(err != NULL || *(void **)p->trap != NULL)) { /* stopped: aborts.failure says why */
         stopped(p, err);
