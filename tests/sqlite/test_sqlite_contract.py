@@ -131,6 +131,9 @@ def test_a_write_that_evicts_onto_a_failing_disk_is_ioerr_write(
 
 def test_a_full_disk_is_sqlite_full_and_the_database_stays_intact(
         kernel: Kernel, alice: User) -> None:
+    # The disk itself full, not alice's share of it (her quota's refusal is a NoSpace
+    # too, but this is the device's last block): no quota, no root reserve here.
+    kernel.fs.quota.user_blocks, kernel.fs.quota.reserve_blocks = kernel.fs.geo.nblocks, 0
     # A file may now fill the disk: keep room aside, given back after FULL, so the
     # delete below can write its journal (SQLite needs space to free space).
     kernel.fs.create(alice, "ballast")

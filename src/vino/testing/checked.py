@@ -57,8 +57,12 @@ NATIVE_TESTS: Final = (
     "tests/attacks/test_attack_engine_traps.py",
 )
 # Static thread-local room for libraries opened after start-up, under ubsan (glibc's
-# default, 512 bytes, is too little for the runtime zig links into each library).
-_UBSAN_STATIC_TLS_BYTES: Final = 4 << 20
+# default, 512 bytes, is too little for the runtime zig links into each library). Not
+# more than needed: glibc carves every thread's static TLS out of that thread's stack,
+# and with 4 MiB wasmtime's compiler threads (rayon's, small stacks) overflowed theirs
+# while optimising a module: the run died of SIGSEGV with nothing printed. 512 KiB holds
+# the four native parts' runtimes (256 KiB did not).
+_UBSAN_STATIC_TLS_BYTES: Final = 512 << 10
 _NATIVE_SOURCE: Final = re.compile(
     r"\b(fastpath|plainread|stack|ticker)(\.c:\d+|-[0-9a-f]{16}\.so)")
 _RECORD_START: Final = re.compile(r"^==\d+== (?=\S)(?!Memcheck|Copyright|Using|Command|Parent)",
