@@ -239,3 +239,17 @@ def test_a_wrong_quota_count_is_caught_by_the_invariants(
         fs.check_invariants()
     fs.quota.charge(alice.uid, blocks=1)
     fs.unmount()
+
+
+def test_sole_user_takes_all_but_roots_reserve_and_no_more(
+        make_device: MakeDevice, sim_clock: SimClock, alice: User) -> None:
+    # A benchmark's or a crash loop's one user: past any share, never into root's reserve.
+    _, fs = _mount(make_device, sim_clock)
+    share = fs.quota.user_blocks
+    fs.quota.sole_user()
+    _fill_blocks(fs, alice, "db")
+    held, _ = fs.quota.usage(alice.uid)
+    assert held > 3 * share  # she took far more than one user's share
+    assert fs.quota.reserve_blocks <= fs.free_blocks < fs.quota.reserve_blocks + 2
+    fs.check_invariants()
+    fs.unmount()

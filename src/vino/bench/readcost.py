@@ -53,6 +53,7 @@ def _prepare(workdir: Path, sf: float) -> dict[str, Any]:
     raw = sum(len(repr(r)) for rows in tables.values() for r in rows)
     nblocks = max(sqlite_tpch.MIN_IMAGE_BLOCKS, sqlite_tpch.IMAGE_HEADROOM * raw // 4096)
     k = Kernel.boot(workdir / "vino.img", nblocks=nblocks, frames=sqlite_tpch.KERNEL_FRAMES)
+    k.fs.quota.sole_user()  # one user's database: no share to keep
     try:
         with Session(k, k.add_user("tpch"), "tpch.db") as s:
             tpch.load(s.db, tables)
@@ -92,6 +93,7 @@ def _child(workdir: Path, who: str, query: int, sf: float, frames: int) -> None:
     out: dict[str, Any] = {}
     if who == "vino":
         k = Kernel.boot(workdir / "vino.img", fresh=False, frames=frames)
+        k.fs.quota.sole_user()  # one user's database: no share to keep
         try:
             with Session(k, k.add_user("tpch"), "tpch.db") as s:
                 for phase in ("cold", "warm"):

@@ -162,6 +162,7 @@ def _load_round(workdir: Path, tables: dict[str, list[tuple[Any, ...]]], nblocks
 
     def vino() -> None:
         k = Kernel.boot(workdir / "round.img", nblocks=nblocks, frames=KERNEL_FRAMES)
+        k.fs.quota.sole_user()  # one user's database: no share to keep
         try:
             with Session(k, k.add_user("tpch"), "tpch.db") as s:
                 out["vino"] = _cpu(lambda: tpch.load(s.db, tables))[1]
@@ -201,6 +202,7 @@ def run(sf: float = 0.01, seed: int = 1, load_rounds: int = 1,
         passthrough = _PassThroughVFS(pyvfs_name)
         pyvfs: apsw.Connection | None = None
         kernels: list[Kernel] = [Kernel.boot(image, nblocks=nblocks, frames=KERNEL_FRAMES)]
+        kernels[0].fs.quota.sole_user()  # one user's database: no share to keep
         try:
             configure(stock)
             with Session(kernels[0], kernels[0].add_user("tpch"), "tpch.db") as s:
@@ -223,6 +225,8 @@ def run(sf: float = 0.01, seed: int = 1, load_rounds: int = 1,
             whole_frames = -(-result.db_bytes["vino"] // 4096) + KERNEL_FRAMES
             kernels += [Kernel.boot(image, fresh=False, frames=KERNEL_FRAMES),
                         Kernel.boot(whole_image, fresh=False, frames=whole_frames)]
+            for k in kernels:
+                k.fs.quota.sole_user()
             sessions = [Session(k, k.add_user("tpch"), "tpch.db") for k in kernels]
             try:
                 dbs = {"stock": stock, PYVFS: pyvfs, VINO: sessions[0].db,

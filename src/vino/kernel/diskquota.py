@@ -55,6 +55,11 @@ class DiskQuota:
             reserve_blocks=max(1, data * params.FS_ROOT_RESERVE_PERCENT // 100),
             reserve_inodes=max(1, files * params.FS_ROOT_RESERVE_PERCENT // 100))
 
+    def sole_user(self) -> None:
+        """A file system one user has to herself (a benchmark's database, a crash
+        loop's): her files may take every block and inode but root's reserve."""
+        self.user_blocks = self.user_inodes = 1 << 62
+
     def check(self, uid: int, *, blocks: int = 0, inodes: int = 0, free_blocks: int = 0,
               free_inodes: int = 0) -> None:
         """Refuse (``DiskQuotaExceeded``) ``blocks`` more blocks and ``inodes`` more

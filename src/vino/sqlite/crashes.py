@@ -148,6 +148,7 @@ def _session(k: Kernel, mode: Mode) -> Session:
 
 def _starting_image(path: Path, mode: Mode) -> None:
     k = Kernel.boot(path, nblocks=IMAGE_BLOCKS, frames=KERNEL_FRAMES)
+    k.fs.quota.sole_user()  # one user's database: no share to keep
     try:
         with _session(k, mode) as s:
             s.db.execute("create table t(id integer primary key, v text not null, p blob)")
@@ -181,6 +182,7 @@ def _run_to_crash(image: Path, mode: Mode, plan: CrashPlan) -> tuple[int, int]:
     """Boot on ``image``, arm ``plan``, run the workload until it ends or the power goes.
     Returns (COMMITs that returned, device writes made)."""
     k = Kernel.boot(image, fresh=False, frames=KERNEL_FRAMES)
+    k.fs.quota.sole_user()  # one user's database: no share to keep
     s: Session | None = None
     done: list[int] = []
     try:
@@ -208,6 +210,7 @@ def _check(image: Path, mode: Mode, committed: int) -> tuple[str, int]:
         return f"fsck: {fsck.problems} problem(s): {fsck.damage[:3]}", -1
     try:
         k = Kernel.boot(image, fresh=False, frames=KERNEL_FRAMES)
+        k.fs.quota.sole_user()  # one user's database: no share to keep
     except Exception as exc:  # any refusal to mount is the finding
         return f"unmountable: {exc!r}", -1
     try:
