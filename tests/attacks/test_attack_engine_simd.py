@@ -24,7 +24,7 @@ from vino.graft.point import U32
 from vino.testing.world import BUFFER, CALL_BUDGET_S, DEFAULT_ANSWER
 
 from .engine_caches import cache_entries, cached
-from .harness import TARGET, AbortReason, Tenancy, module, pick, pick_returning
+from .harness import TARGET, AbortReason, Tenancy, in_child, module, pick, pick_returning
 
 NOT_ENABLED = "uses SIMD (vector instructions), which vino does not enable"
 
@@ -127,3 +127,66 @@ def test_vector_graft_that_loops_forever_or_stores_past_its_memory_is_stopped(
     assert vectors.vec(TARGET, 5) == DEFAULT_ANSWER
     assert vectors.vec_defaults == 1
     vectors.assert_survived(before, g, reason)
+
+
+# On a SIMD point a vector may appear in the signature of a function the module imports or
+# exports: the loader compares those signatures with the point's. It read them through
+# wasmtime's C API, whose value-type kind aborts the process on a v128 ("support for v128
+# is not implemented"): any user could kill the kernel with a filter on her own file.
+_V128_SIGNATURES = """
+import tempfile
+from pathlib import Path
+from harness import KernelArena
+from vino.errors import GraftRejected
+
+FILTER = '(func (export "vino_filter") (param i32 i32) (result i32) local.get 1)'
+BUFFER = '(func (export "vino_buffer") (result i32) i32.const 0)'
+ATTACKS = {
+    "entry param": (BUFFER, '(func (export "vino_filter") (param v128 i32) (result i32) '
+                            'i32.const 0)'),
+    "entry result": (BUFFER, '(func (export "vino_filter") (param i32 i32) (result v128) '
+                             'v128.const i64x2 0 0)'),
+    "buffer result": ('(func (export "vino_buffer") (result v128) v128.const i64x2 0 0)',
+                      FILTER),
+    "import param": ('(import "vino" "log" (func (param v128)))', BUFFER, FILTER),
+    "message param": (BUFFER, FILTER, '(func (export "vino_message") (param v128) '
+                                      '(result i32) i32.const 0)'),
+}
+with tempfile.TemporaryDirectory() as d:
+    arena = KernelArena(Path(d))
+    k, bob = arena.k, arena.tenants["bob"]
+    before = arena.snapshot()
+    reasons = {}
+    for what, fields in ATTACKS.items():
+        src = "(module " + fields[0] + ' (memory (export "memory") 1) ' + " ".join(fields[1:]) + ")"
+        try:
+            k.graft(bob.user, "fs.filter", src, target=arena.inode(bob.file), name="evil")
+            reasons[what] = "installed"
+        except GraftRejected as exc:
+            reasons[what] = exc.reason
+    arena.assert_unchanged(before)
+    with k.fs.open(bob.proc, bob.file, "r") as f:
+        data = k.fs.read(f, 12).decode()
+    arena.close()
+report({"reasons": reasons, "data": data})
+"""
+
+
+def test_graft_with_a_vector_in_an_imported_or_exported_signature_is_rejected_not_fatal(
+        ) -> None:
+    child = in_child(_V128_SIGNATURES, timeout_s=120.0)
+    assert not child.timed_out and child.returncode == 0, child.stderr[-2000:]
+    got = child.result()
+    reasons = got["reasons"]
+    assert set(reasons) == {"entry param", "entry result", "buffer result", "import param",
+                            "message param"}
+    assert reasons["entry param"] == ("export 'vino_filter' has type (v128, i32) -> (i32); "
+                                      "fs.filter needs (i32, i32) -> (i32)")
+    assert reasons["entry result"] == ("export 'vino_filter' has type (i32, i32) -> (v128); "
+                                       "fs.filter needs (i32, i32) -> (i32)")
+    assert reasons["buffer result"] == ("export 'vino_buffer' has type () -> (v128); "
+                                        "fs.filter needs () -> (i32)")
+    assert reasons["import param"].startswith("import vino.log has type (v128) -> (); "
+                                              "fs.filter offers ("), reasons
+    assert reasons["message param"] == "export 'vino_message' must be a function (i32) -> (i32)"
+    assert got["data"] == "bob's data b"  # his file reads as it did

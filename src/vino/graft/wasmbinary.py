@@ -9,11 +9,17 @@ those, and wasmtime's validator judges the rest.
     check_header(wasm, version=True)     # b"\\0asm" and, if asked, version 1
     for s in sections(wasm): ...         # Section(id, start, body, end), in order
     for imp in imports(wasm, s): ...     # Import(module, name, kind), lazily
+    interface(wasm)                      # the imported and exported functions' types
 
 Every reader takes the bytes and a position and returns the value and the next
 position. Anything truncated or malformed raises ``MalformedWasm`` (a
 ``ValueError``) saying what; ``IndexError`` never escapes a reader but ``read_byte``
 callers' own indexing.
+
+The types of the functions a module imports and exports are read here too
+(``interface``), never asked of wasmtime: its C API aborts the process when asked
+the kind of a value type it has no code for (``v128``, since SIMD is compiled for
+some points; typed references).
 
 Invariant: ``sections`` never yields a section that runs past the end of the
 module (``strict=False``, for the fuzzer, yields that one last and stops).
@@ -60,6 +66,22 @@ class Section(NamedTuple):
     start: int
     body: int
     end: int
+
+
+# Value types by their one-byte encoding; ``value_type`` names any other ("type 0x..").
+VALUE_TYPES: Final = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128",
+                      0x70: "funcref", 0x6F: "externref"}
+_REF_PREFIXES: Final = (0x63, 0x64)  # (ref null ht), (ref ht): a heap type follows
+_FUNC_TYPE: Final = 0x60
+
+Signature = tuple[tuple[str, ...], tuple[str, ...]]  # (params, results), types by name
+
+
+class Interface(NamedTuple):
+    """What a module imports and exports, with the signature of each function."""
+
+    imports: list[tuple[str, str, int, Signature | None]]  # module, name, kind, signature
+    exports: dict[str, tuple[int, Signature | None]]  # name -> kind, signature
 
 
 class Import(NamedTuple):
@@ -261,3 +283,83 @@ def locals_of(wasm: bytes, body: int, most: int | None = None) -> tuple[int, int
         total += count
         pos += 1  # the value type
     return total, pos
+
+
+def value_type(data: bytes, pos: int) -> tuple[str, int]:
+    """A value type's name (``VALUE_TYPES``; a typed reference is "ref ..."; an unknown
+    byte "type 0x..") and the next position."""
+    if pos >= len(data):
+        raise MalformedWasm("truncated value type")
+    b = data[pos]
+    if b in _REF_PREFIXES:
+        end = skip_leb(data, pos + 1)
+        return f"ref {data[pos + 1:end].hex()}{' null' if b == 0x63 else ''}", end
+    return VALUE_TYPES.get(b, f"type 0x{b:02x}"), pos + 1
+
+
+def interface(wasm: bytes) -> Interface:
+    """The module's imports and exports, each function's with its signature read from
+    the type section (not from the engine). For a module the validator accepted; raises
+    ``MalformedWasm`` on anything it cannot read (a type that is no function type, an
+    index out of range)."""
+    types: list[Signature] = []
+    funcs: list[int] = []  # type index of every function, imported ones first
+    out = Interface([], {})
+    try:
+        for sec in sections(wasm):
+            if sec.id == TYPE:
+                types = _func_types(wasm, sec)
+            elif sec.id == IMPORT:
+                for imp, tidx in _imports_typed(wasm, sec):
+                    sig = None
+                    if imp.kind == KIND_FUNCTION:
+                        funcs.append(tidx)
+                        sig = types[tidx]
+                    out.imports.append((imp.module, imp.name, imp.kind, sig))
+            elif sec.id == FUNCTION:
+                count, pos = read_u32(wasm, sec.body)
+                for _ in range(count):
+                    tidx, pos = read_u32(wasm, pos)
+                    funcs.append(tidx)
+            elif sec.id == EXPORT:
+                count, pos = read_u32(wasm, sec.body)
+                for _ in range(count):
+                    name, pos = read_name(wasm, pos)
+                    kind = wasm[pos]
+                    index, pos = read_u32(wasm, pos + 1)
+                    out.exports[name] = (kind, types[funcs[index]]
+                                         if kind == KIND_FUNCTION else None)
+    except IndexError:
+        raise MalformedWasm("a type or function index out of range") from None
+    return out
+
+
+def _func_types(wasm: bytes, section: Section) -> list[Signature]:
+    count, pos = read_u32(wasm, section.body)
+    out: list[Signature] = []
+    for _ in range(count):
+        if wasm[pos] != _FUNC_TYPE:
+            raise MalformedWasm(f"type form 0x{wasm[pos]:02x} is not a function type")
+        pos += 1
+        both: list[tuple[str, ...]] = []
+        for _ in range(2):  # params, results
+            n, pos = read_u32(wasm, pos)
+            vals = []
+            for _ in range(n):
+                name, pos = value_type(wasm, pos)
+                vals.append(name)
+            both.append(tuple(vals))
+        out.append((both[0], both[1]))
+    return out
+
+
+def _imports_typed(wasm: bytes, section: Section) -> Iterator[tuple[Import, int]]:
+    """Each import with its function's type index (-1 for another kind)."""
+    count, pos = read_u32(wasm, section.body)
+    for _ in range(count):
+        module, pos = read_name(wasm, pos)
+        name, pos = read_name(wasm, pos)
+        kind = wasm[pos]
+        tidx = read_u32(wasm, pos + 1)[0] if kind == KIND_FUNCTION else -1
+        yield Import(module, name, kind), tidx
+        pos = _skip_import_type(wasm, pos + 1, kind)
