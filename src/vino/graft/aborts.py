@@ -43,7 +43,7 @@ from vino.errors import (
     QuotaExceeded,
     VinoError,
 )
-from vino.graft import failures, fastcall, traps
+from vino.graft import failures, fastcall, interrupts, traps
 from vino.graft.txn import ACTIVE, Transaction
 
 if TYPE_CHECKING:
@@ -221,7 +221,15 @@ def _undo(txn: Transaction) -> int:
 
 
 def abort(g: Graft, txn: Transaction, exc: BaseException) -> AbortRecord:
-    """Abort ``g``'s call for ``exc`` (the graft's fault, or a refusal); record it."""
+    """Abort ``g``'s call for ``exc`` (the graft's fault, or a refusal); record it.
+
+    Undone, recorded and (by the policy) removed whole: a signal handler's exception
+    meanwhile is raised once all that is done (``interrupts``)."""
+    with interrupts.held():
+        return _abort(g, txn, exc)
+
+
+def _abort(g: Graft, txn: Transaction, exc: BaseException) -> AbortRecord:
     reason, detail = classify(exc)
     # Stopped because its principal's other calls spent the hold's wall allowance (sandbox).
     others_spent = isinstance(txn.fault, AllowanceSpent)
@@ -261,8 +269,13 @@ def host_fault(g: Graft, txn: Transaction, exc: BaseException, where: str) -> Ab
 
     The caller re-raises ``exc`` (or answers with the default, per the point's
     ``host_faults``). The graft is charged the CPU it used but not a failure:
-    it is not removed for the host's bug.
+    it is not removed for the host's bug. Whole, as ``abort`` is.
     """
+    with interrupts.held():
+        return _host_fault(g, txn, exc, where)
+
+
+def _host_fault(g: Graft, txn: Transaction, exc: BaseException, where: str) -> AbortRecord:
     undo_failed = _undo(txn)
     _charge_used(g, txn)
     detail = f"{where}: {type(exc).__name__}: {exc}"

@@ -58,7 +58,7 @@ from vino.errors import (
     InvalidResult,
     QuotaExceeded,
 )
-from vino.graft import aborts, events, failures, fastcall, fastpath, hosting
+from vino.graft import aborts, events, failures, fastcall, fastpath, hosting, interrupts
 from vino.graft.aborts import AbortRecord, is_host_fault
 from vino.graft.codec import (
     Batch,
@@ -542,7 +542,7 @@ class Graft:
         if self._txn.state == ACTIVE and self._txn.ts is _LOCAL.ts:
             self._unlink_removed(None)
             return
-        with self._mutex:
+        with self._mutex, interrupts.held():  # freed whole, whatever a signal handler raises
             self._retire(None)
         self._flush()
 

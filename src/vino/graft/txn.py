@@ -30,6 +30,10 @@ until the outermost one ends: they are charged to the graft's principal
 (``undo_charges``) and given back then, so grafts called again and again inside
 one long host transaction cannot pile up entries without bound.
 
+Ending is whole: ``abort``, and a commit that hands anything to its parent or releases
+anything, run with Python signal handlers held off (``interrupts.held``), so a Ctrl-C
+cannot stop an undo log or a lock release half way; it is raised when the ending is done.
+
 Invariant: a thread's current transaction is the innermost live one; a
 transaction is live (``state == ACTIVE``) until exactly one of commit / abort.
 Invariant: undo entries run at most once, newest first.
@@ -45,7 +49,7 @@ from collections.abc import Callable, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from vino.errors import AbortReason, Doomed, QuotaExceeded, TransactionError
-from vino.graft import fastpath
+from vino.graft import fastpath, interrupts
 
 if TYPE_CHECKING:
     from vino.graft.accounting import Principal
@@ -325,46 +329,66 @@ class Transaction(_Base):
                     self.undo_charges = [(p, n)]
                 else:
                     charges.append((p, n))
-        self.state = COMMITTED
-        self.ts.txn = parent
         if self.undo is None and self.locks is None and self.deferred is None:
+            self.state = COMMITTED
+            self.ts.txn = parent
             if self.doom_reason is not None and parent is not None:
-                parent.doom(self.doom_reason, self.doom_detail)  # as below
+                parent.doom(self.doom_reason, self.doom_detail)  # as in _hand_over
                 self.doom_reason = None
             return  # the common case: nothing recorded, nothing held
-        if parent is not None:
-            if self.undo:
-                if parent.undo is None:
-                    parent.undo = self.undo
-                else:
-                    parent.undo.extend(self.undo)
-                if len(parent.undo) > parent.undo_room:  # a graft's call holds them now
-                    parent.doom(AbortReason.RESOURCE, f"undo log full: {len(parent.undo)} "
-                                f"entries, {parent.undo_room} allowed (nested calls' included)")
-            if self.locks:
-                for lock in self.locks:
-                    lock.transfer(self, parent)
-                if parent.locks is None:
-                    parent.locks = self.locks
-                else:
-                    parent.locks.extend(self.locks)
-            if self.deferred:
-                if parent.deferred is None:
-                    parent.deferred = self.deferred
-                else:
-                    parent.deferred.extend(self.deferred)
-            if self.undo_charges:
-                if parent.undo_charges is None:
-                    parent.undo_charges = self.undo_charges
-                else:
-                    parent.undo_charges.extend(self.undo_charges)
-            self.undo = self.locks = self.deferred = self.undo_charges = None
-            if self.doom_reason is not None:
-                # A doom that raced the commit (a waiter wants a lock this transaction
-                # took, now the parent's): the parent holds the lock, so the parent aborts.
-                parent.doom(self.doom_reason, self.doom_detail)
-                self.doom_reason = None
+        if parent is None and self.locks is None and self.deferred is None \
+                and not self.undo_charges:  # undo entries only: dropped, in one step
+            self.state = COMMITTED
+            self.ts.txn = parent
+            self.undo = None
+            self.doom_reason = None
             return
+        with interrupts.held():  # a signal handler must not cut the hand-over short
+            self.state = COMMITTED
+            self.ts.txn = parent
+            if parent is not None:
+                self._hand_over(parent)
+            else:
+                self._end_outermost()
+
+    def _hand_over(self, parent: Transaction) -> None:
+        """A child's commit: its undo entries, locks, deferred actions and charges go to
+        ``parent``, and so does a doom that reached it too late."""
+        if self.undo:
+            if parent.undo is None:
+                parent.undo = self.undo
+            else:
+                parent.undo.extend(self.undo)
+            if len(parent.undo) > parent.undo_room:  # a graft's call holds them now
+                parent.doom(AbortReason.RESOURCE, f"undo log full: {len(parent.undo)} "
+                            f"entries, {parent.undo_room} allowed (nested calls' included)")
+        if self.locks:
+            for lock in self.locks:
+                lock.transfer(self, parent)
+            if parent.locks is None:
+                parent.locks = self.locks
+            else:
+                parent.locks.extend(self.locks)
+        if self.deferred:
+            if parent.deferred is None:
+                parent.deferred = self.deferred
+            else:
+                parent.deferred.extend(self.deferred)
+        if self.undo_charges:
+            if parent.undo_charges is None:
+                parent.undo_charges = self.undo_charges
+            else:
+                parent.undo_charges.extend(self.undo_charges)
+        self.undo = self.locks = self.deferred = self.undo_charges = None
+        if self.doom_reason is not None:
+            # A doom that raced the commit (a waiter wants a lock this transaction
+            # took, now the parent's): the parent holds the lock, so the parent aborts.
+            parent.doom(self.doom_reason, self.doom_detail)
+            self.doom_reason = None
+
+    def _end_outermost(self) -> None:
+        """The outermost transaction's commit: its undo entries dropped, its locks released,
+        its deferred actions run."""
         self.undo = None
         self._give_back_undo()
         locks, self.locks = self.locks, None
@@ -385,28 +409,28 @@ class Transaction(_Base):
         """
         if self.state != ACTIVE:
             raise TransactionError("abort of a finished transaction")
-        self.state = ABORTED
-        self.ts.txn = self.parent
-        undo = self.undo
-        self.undo = None
-        if undo:
-            for entry in reversed(undo):
-                try:
-                    entry()
-                except Exception:
-                    self.undo_errors += 1
-                    log.exception("undo entry %r failed during abort", entry)
-        self._give_back_undo()
-        if self.locks:
-            for lock in reversed(self.locks):
-                lock.release(self)
-            self.locks = None
-        self.deferred = None
-        # Cleared last: a waiter may doom this transaction until its locks are released,
-        # and the object is reused by the graft's next call.
-        self.doom_reason = None
-        self.fault = None
-
+        with interrupts.held():  # a signal handler must not cut the undo log short
+            self.state = ABORTED
+            self.ts.txn = self.parent
+            undo = self.undo
+            self.undo = None
+            if undo:
+                for entry in reversed(undo):
+                    try:
+                        entry()
+                    except Exception:
+                        self.undo_errors += 1
+                        log.exception("undo entry %r failed during abort", entry)
+            self._give_back_undo()
+            if self.locks:
+                for lock in reversed(self.locks):
+                    lock.release(self)
+                self.locks = None
+            self.deferred = None
+            # Cleared last: a waiter may doom this transaction until its locks are released,
+            # and the object is reused by the graft's next call.
+            self.doom_reason = None
+            self.fault = None
 
     def _give_back_undo(self) -> None:
         charges, self.undo_charges = self.undo_charges, None
