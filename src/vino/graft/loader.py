@@ -33,8 +33,9 @@ only costly step) a module it would refuse anyway. What is rejected, in order
     export: ``memory`` (a 32-bit, unshared memory), ``vino_buffer: () -> i32``,
     the point's entry, and ``vino_message: (i32) -> i32`` when present.
 Before all of these, before the bytes are even read (``admit``): a target of the
-wrong kind for the point (``target_type``), then a principal without the right to
-graft that target (``may_install``). A Python graft meets ``admit``, a length limit
+wrong kind for the point (``target_type``), a target that has ended (``target_gone``;
+asked again at the switch), then a principal without the right to graft that target
+(``may_install``). A Python graft meets ``admit``, a length limit
 (``MAX_PYGRAFT_SOURCE_CHARS``) and check 3 before the host compiles it to a module
 (``Registry``), charged to the installer like check 7.
 
@@ -318,6 +319,7 @@ def admit(point: Point, principal: Principal, target: object, label: str) -> Non
     wrong_kind = point.target_problem(target)
     if wrong_kind is not None:
         raise GraftRejected(label, point.name, wrong_kind)
+    check_target_alive(point, target, label)
     try:
         allowed = point.may_install(principal, target)
     except Exception as exc:  # a rights rule that cannot judge this target: not a target
@@ -331,6 +333,15 @@ def admit(point: Point, principal: Principal, target: object, label: str) -> Non
                if point.may_install is owner_or_privileged else "")
         raise GraftRejected(label, point.name, f"principal {principal.name!r} may not graft "
                             f"{point.name} on {target!r}{why}")
+
+
+def check_target_alive(point: Point, target: object, label: str) -> None:
+    """Raise ``GraftRejected`` if ``target`` has ended (``Point.target_gone``): a graft
+    lives no longer than its target."""
+    gone = point.target_gone(target) if point.target_gone is not None else None
+    if gone is not None:
+        raise GraftRejected(label, point.name, f"the target has gone ({gone}): a graft "
+                            "lives no longer than its target")
 
 
 def check_cpu_left(principal: Principal, reject: Callable[[str], GraftRejected]) -> None:

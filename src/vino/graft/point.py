@@ -26,6 +26,8 @@ What a point declares (docs/DESIGN.md §3), all by keyword:
 - ``target_type``: the kind of object a target must be (a class or a tuple of
   classes; ``object`` for any; ``GLOBAL`` is always a target). The loader checks it
   before anything else, so a rights rule never sees a target of the wrong kind;
+- ``target_gone(target) -> str | None``: why a target has ended (a file closed),
+  or None; an ended target is refused, at admission and again at the switch;
 - ``may_install(principal, target) -> bool``: who may graft what; ``GLOBAL`` is
   the target meaning "every target without a graft of its own". The default,
   ``owner_or_privileged``, lets a principal graft only targets it owns
@@ -193,6 +195,11 @@ class _PointBase(Generic[T, *Args]):
     # points whose grafts transform whole blocks (ciphers, checksums). Elsewhere a module
     # using SIMD is refused at load, naming the feature (sandbox.refuse_simd).
     simd: bool = False
+    # Why a target can no longer be grafted (a file closed, an address space released, an
+    # inode freed), or None. Asked before anything else is done with an install, and again
+    # at the switch under the registry's lock, so an install racing the target's end never
+    # leaves a graft on it (the host marks the end before it calls remove_target).
+    target_gone: Callable[[object], str | None] | None = None
 
     registry: Registry | None = field(default=None, init=False, repr=False)
 

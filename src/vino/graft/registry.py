@@ -261,7 +261,9 @@ class Registry:
             g, txn, size = self._build(pt, checked, principal, target, remove_after)
             try:
                 with self._mutex:
-                    # Checked again: another install may have switched in meanwhile.
+                    # Checked again: another install may have switched in meanwhile, the
+                    # target may have ended (its remove_target lists under this lock).
+                    loader.check_target_alive(pt, target, checked.name)
                     old = self._may_switch(pt, checked, principal, target, replace)
                     txn.commit()
                     g.mem_charged = size
@@ -424,12 +426,13 @@ class Registry:
         for an unknown point."""
         pts = [self._point(point)] if point is not None else list(self.points.values())
         out: list[Graft] = []
-        for pt in pts:
-            if isinstance(pt, FunctionPoint):
-                out.extend(pt.table.values())
-            else:
-                for hs in pt.handlers.values():
-                    out.extend(hs)
+        with self._mutex:  # installs and removals change the tables under it
+            for pt in pts:
+                if isinstance(pt, FunctionPoint):
+                    out.extend(pt.table.values())
+                else:
+                    for hs in pt.handlers.values():
+                        out.extend(hs)
         return out
 
     def point_stats(self, point: Point | str) -> Stats:
@@ -446,11 +449,13 @@ class Registry:
         """Everything an install could change, as plain data (for tests and `vino stats`).
         Raises nothing."""
         principals = {id(g.principal): g.principal for g in self.grafts()}
+        with self._mutex:  # installs and removals change the tables under it
+            points = {name: sorted((repr(t), g.name, g.digest) for t, g in
+                                   (pt.table.items() if isinstance(pt, FunctionPoint) else
+                                    ((t, h) for t, hs in pt.handlers.items() for h in hs)))
+                      for name, pt in self.points.items()}
         return {  # the points' (target, graft, digest), each principal's usage, the locks
-            "points": {name: sorted((repr(t), g.name, g.digest) for t, g in
-                                    (pt.table.items() if isinstance(pt, FunctionPoint) else
-                                     ((t, h) for t, hs in pt.handlers.items() for h in hs)))
-                       for name, pt in self.points.items()},
+            "points": points,
             "usage": {p.name: p.usage.snapshot() for p in principals.values()},
             "locks_held": [lk.name for lk in self.locks.held()],
         }

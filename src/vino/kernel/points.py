@@ -103,6 +103,21 @@ def _same_index(buf: memoryview, result: int, *args: object) -> int:
     return result
 
 
+# Why a target has ended (Point.target_gone): each is marked before the kernel removes its
+# grafts (fs.close sets closed, the cache sets released, a freed inode's mode is 0).
+def _file_closed(target: object) -> str | None:
+    return "the file is closed" if isinstance(target, OpenFile) and target.closed else None
+
+
+def _aspace_released(target: object) -> str | None:
+    return ("the address space is released"
+            if isinstance(target, AddressSpace) and target.released else None)
+
+
+def _inode_free(target: object) -> str | None:
+    return "the inode is free" if isinstance(target, Inode) and target.mode == 0 else None
+
+
 def _owner_or_root(kind: type[T], owner_of: Callable[[T], User],
                    ) -> Callable[[Principal, object], bool]:
     def may(principal: Principal, target: object) -> bool:
@@ -168,7 +183,7 @@ def evict_point(cache: Cache, registry: Registry) -> EvictPoint:
         encode_result=encode_result, default=default,
         callables=(_callable(_EVICT, "vm_hint", hint),),
         may_install=_owner_or_root(AddressSpace, lambda a: a.owner.user),
-        target_type=AddressSpace,
+        target_type=AddressSpace, target_gone=_aspace_released,
         lock_resolver=lock, layout=_EVICT, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
 
@@ -276,7 +291,8 @@ def readahead_point(fs: FileSystem, registry: Registry,
     point: ReadaheadPoint = FunctionPoint(
         name=_RA.point, entry=_RA.entry, buffer_size=_RA.buffer_size, encode=encode,
         decode=decode, encode_result=encode_result, default=default, may_install=may,
-        target_type=OpenFile, layout=_RA, host_faults=HOST_FAULTS_DEFAULT)
+        target_type=OpenFile, layout=_RA, host_faults=HOST_FAULTS_DEFAULT,
+        target_gone=_file_closed)
     registry.declare(point)
     fs.readahead_policy = point.on_first()  # the dispatch itself, no Python frame
     return point
@@ -393,6 +409,7 @@ def filter_point(fs: FileSystem, registry: Registry, user_of: UserOf,
         name=lay.point, entry=lay.entry, params=tuple(a.wasm for a in lay.args),
         buffer_size=lay.buffer_size, encode=encode, decode=decode,
         encode_result=encode_result, default=default, may_install=may, target_type=Inode,
+        target_gone=_inode_free,
         callables=(crypto.CHACHA20,),  # the kernel's cipher, for filters that want it
         layout=lay, simd=True)  # a block transform: its ciphers may use vectors
     registry.declare(point)
@@ -432,7 +449,7 @@ def access_point(fs: FileSystem, registry: Registry, user_of: UserOf) -> AccessP
     lay = layouts.ACCESS
     point: AccessPoint = EventPoint(name=lay.point, entry=lay.entry, buffer_size=lay.buffer_size,
                        encode=encode, may_install=may, target_type=Inode,
-                       layout=lay, host_faults=HOST_FAULTS_DEFAULT)
+                       target_gone=_inode_free, layout=lay, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
 
     def fire(inode: Inode, block: int, op: int) -> None:
