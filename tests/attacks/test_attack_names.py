@@ -15,6 +15,12 @@ for -- and one its owner too:
 - a read or write of a sealed file whose filter graft was busy or failed told the
   reader -- any user allowed to open the file -- the owner's filter graft's name.
 
+- a refused install named its target by its ``repr``: bob, refused alice's file, read
+  its size, block numbers, open count and seal; refused her address space, its resident
+  pages and faults; refused her process group, her quota and usage (lifetime CPU
+  included) -- and could ask again and again to watch them change. A target is now
+  named only by a name or number the application chose, else by its kind.
+
 Each attack plants a distinctive name and looks for it in everything the other
 principal can read: the exception, and its own grafts' abort records.
 """
@@ -32,7 +38,8 @@ from vino.errors import AbortReason, GraftRejected
 from vino.graft import Graft, Quota
 from vino.kernel.errors import FilterUnavailable
 
-from .harness import Tenancy, pick, pick_returning
+from .harness import KernelArena, Tenancy, pick, pick_returning
+from .test_attack_targets import benign
 
 SECRET = "alice-secret-plan"
 
@@ -121,3 +128,24 @@ def test_reader_of_a_file_whose_filter_is_busy_does_not_learn_the_filters_name(
             th.join()
         assert SECRET not in str(info.value), str(info.value)
         assert g.state == "live" and k.fs.stat("shared").size == 0
+
+
+def test_principal_refused_anothers_targets_learns_nothing_of_them_from_the_refusal(
+        kernel: KernelArena) -> None:
+    k, alice, bob = kernel.k, kernel.tenants["alice"], kernel.tenants["bob"]
+    of = k.fs.open(alice.proc, alice.file, "r")
+    inode = kernel.inode(alice.file)
+    theirs = {"fs.readahead": of, "vm.evict": alice.aspace, "sched.pick": alice.group,
+              "fs.filter": inode, "fs.access": inode}
+    # What alice's objects would tell: her file's size and first block, her pages' faults,
+    # her lifetime CPU.
+    tells = [str(inode.size), str(inode.direct[0]), f"faults={alice.aspace.faults}",
+             "cpu_ns", "size=", "uid="]
+    for point, target in theirs.items():
+        for wrong_point in (point, "fs.filter" if point != "fs.filter" else "sched.pick"):
+            with pytest.raises(GraftRejected) as info:
+                k.graft(bob.user, wrong_point, benign(wrong_point), target=target)
+            reason = info.value.reason
+            assert not [t for t in tells if t in reason], (wrong_point, reason)
+            assert f"this {type(target).__name__}" in reason, reason
+    k.fs.close(of)

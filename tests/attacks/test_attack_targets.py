@@ -77,8 +77,8 @@ def test_graft_that_targets_a_user_record_at_fs_filter_is_rejected_with_a_clear_
     before = kernel.snapshot()
     with pytest.raises(GraftRejected) as err:
         kernel.k.graft(alice, "fs.filter", benign("fs.filter"), target=alice)
-    assert err.value.reason == (f"target {alice!r} (a User) is not a target of fs.filter: "
-                                "it takes Inode (or GLOBAL)")
+    assert err.value.reason == ("this User is not a target of fs.filter: "
+                                "it takes Inode (or GLOBAL), not User")
     kernel.assert_unchanged(before)
 
 

@@ -85,7 +85,7 @@ def test_readahead_on_a_file_the_user_cannot_read_is_rejected(k: Kernel) -> None
     with k.fs.open(bob_proc, "bob-private", "r") as of:
         exc = assert_rejected(
             k, lambda: k.graft(alice, "fs.readahead", sample_path("null.wasm"), target=of),
-            f"principal 'alice' may not graft fs.readahead on {of!r}")
+            "principal 'alice' may not graft fs.readahead on this OpenFile")
         assert exc.point == "fs.readahead"
         assert k.graft(bob, "fs.readahead", sample_path("null.wasm"), target=of).state == "live"
 

@@ -316,6 +316,8 @@ def admit(point: Point, principal: Principal, target: object, label: str) -> Non
     """The checks that need no bytes, first of all: a target of the point's kind (so no
     rights rule ever sees another), then the installer's right to graft it. Raises
     ``GraftRejected``; the host has done no work on the graft yet."""
+    from vino.graft.point import describe_target, owner_or_privileged
+
     wrong_kind = point.target_problem(target)
     if wrong_kind is not None:
         raise GraftRejected(label, point.name, wrong_kind)
@@ -323,16 +325,14 @@ def admit(point: Point, principal: Principal, target: object, label: str) -> Non
     try:
         allowed = point.may_install(principal, target)
     except Exception as exc:  # a rights rule that cannot judge this target: not a target
-        raise GraftRejected(label, point.name, f"{target!r} is not a target of {point.name} "
-                            f"({type(exc).__name__}: {exc})") from None
+        raise GraftRejected(label, point.name, f"{describe_target(target)} is not a target of "
+                            f"{point.name} ({type(exc).__name__}: {exc})") from None
     if not allowed:
-        from vino.graft.point import owner_or_privileged
-
         why = (" (the default rule: only the target's owner, target.owner, or a privileged "
                "principal; a point states another with may_install=)"
                if point.may_install is owner_or_privileged else "")
         raise GraftRejected(label, point.name, f"principal {principal.name!r} may not graft "
-                            f"{point.name} on {target!r}{why}")
+                            f"{point.name} on {describe_target(target)}{why}")
 
 
 def check_target_alive(point: Point, target: object, label: str) -> None:

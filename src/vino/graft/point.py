@@ -80,6 +80,20 @@ class _Global:
 GLOBAL: Final = _Global()
 
 
+def describe_target(target: object) -> str:
+    """How a message to a principal names a target: ``GLOBAL``, a name or number the
+    application chose, else only its kind ("this Inode") -- never its ``repr``, which shows
+    its owner's data to whoever was refused it (a file's size, blocks and opens, an
+    address space's faults, a principal's quota and usage)."""
+    if target is GLOBAL:
+        return "GLOBAL"
+    if isinstance(target, str):
+        return repr(str(target))
+    if isinstance(target, int) and not isinstance(target, bool):
+        return repr(int(target))
+    return f"this {type(target).__name__}"
+
+
 class Context(StrEnum):
     """Which of a graft's exports is running: what its graft-callables may assume.
 
@@ -225,8 +239,9 @@ class _PointBase(Generic[T, *Args]):
         if target is GLOBAL or isinstance(target, self.target_type):
             return None
         kinds = self.target_type if isinstance(self.target_type, tuple) else (self.target_type,)
-        return (f"target {target!r} (a {type(target).__name__}) is not a target of "
-                f"{self.name}: it takes {' or '.join(k.__name__ for k in kinds)} (or GLOBAL)")
+        return (f"{describe_target(target)} is not a target of {self.name}: it takes "
+                f"{' or '.join(k.__name__ for k in kinds)} (or GLOBAL), not "
+                f"{type(target).__name__}")
 
 
 def _dispatch(point: ErasedFunctionPoint, target: object, *args: object) -> object:

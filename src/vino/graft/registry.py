@@ -54,7 +54,14 @@ from vino.graft.fastcall import I32
 from vino.graft.hold import Shares
 from vino.graft.invoke import LIVE, Graft
 from vino.graft.locks import LockManager
-from vino.graft.point import GLOBAL, Context, EventPoint, FunctionPoint, Point
+from vino.graft.point import (
+    GLOBAL,
+    Context,
+    EventPoint,
+    FunctionPoint,
+    Point,
+    describe_target,
+)
 from vino.graft.ratelimit import TokenBucket
 from vino.graft.sandbox import Sandbox
 from vino.graft.stats import Stats
@@ -318,7 +325,8 @@ class Registry:
         mine = old.principal is principal or principal.privileged
         if not replace:
             what = f"graft {old.name!r}" if mine else "a graft of another principal"
-            raise GraftRejected(checked.name, pt.name, f"{target!r} already has {what}"
+            raise GraftRejected(checked.name, pt.name, f"{describe_target(target)} already "
+                                f"has {what}"
                                 + (" (use replace=True to replace it)" if mine else ""))
         if not mine:
             raise GraftRejected(checked.name, pt.name,
