@@ -66,6 +66,15 @@ MAX_FUNCTION_BODY_BYTES: Final = 64 << 10
 # Locals one function declares. A local costs nothing in the binary ("50000 x i32" is 4
 # bytes) but is compiled for: 4096 such functions took 11 s of CPU to compile.
 MAX_LOCALS_PER_FUNCTION: Final = 1024
+# Loops in one function, and in a module: Cranelift's compile time grows with the square
+# of a function's loops (1,024 nested: 0.06 s; 21,800 in one 64 KiB body: 13 s, 240 MB).
+MAX_LOOPS_PER_FUNCTION: Final = 1024  # loop instructions in one function body
+MAX_LOOPS: Final = 4096  # loop instructions in all of a module's bodies
+# Loops weighed by their function's locals and parameters (each loop 1 + their number),
+# summed over the module: every local a loop may change is merged at its head, so time
+# grows with their product (1,024 nested loops over 1,024 locals: 1.95 s in 12 KB; at
+# this weight, 256 of them: 0.39 s).
+MAX_LOOP_WEIGHT: Final = 1 << 18  # loops x (1 + locals + parameters), summed
 MAX_WAT_CHARS: Final = 8 << 20  # WebAssembly text longer than this is refused unparsed
 # A Python graft's source, characters: a longer one is refused uncompiled (the host compiles
 # Python itself; measured: 280,000 characters take 0.8 s of CPU and 107 MB to compile).

@@ -77,6 +77,12 @@ def _nested(size: int) -> bytes:
     return b"\x02\x40" * n + b"\x0b" * n + b"\x41\x00"
 
 
+def _loops(n: int, nlocals: int = 0) -> bytes:
+    """``n`` nested loops; the innermost sets each of ``nlocals`` locals."""
+    sets = b"".join(b"\x41\x01\x21" + _leb(i) for i in range(nlocals))
+    return b"\x03\x40" * n + sets + b"\x0b" * n + b"\x41\x00"
+
+
 def _fill(make: Callable[[int], bytes], per_body: int, nlocals: int = 0) -> bytes:
     """Bodies of ``per_body`` bytes (and two tiny entry bodies) up to the module size limit."""
     entry = [b"\x41\x00", b"\x41\x01"]
@@ -95,6 +101,15 @@ SHAPES: Final[dict[str, Callable[[], bytes]]] = {
         limits.MAX_FUNCTION_BODY_BYTES - 16, limits.MAX_LOCALS_PER_FUNCTION),
     "15 bodies of 64 KiB of nested blocks": lambda: _fill(_nested,
                                                           limits.MAX_FUNCTION_BODY_BYTES - 16),
+    "4 bodies of 1024 nested loops (the loop limits)": lambda: graft_module(
+        [b"\x41\x00", b"\x41\x01"]
+        + [_loops(limits.MAX_LOOPS_PER_FUNCTION)] * (limits.MAX_LOOPS
+                                                    // limits.MAX_LOOPS_PER_FUNCTION)),
+    "16 bodies of 16 loops over 1023 locals (the loop weight)": lambda: graft_module(
+        [b"\x41\x00", b"\x41\x01"]
+        + [_loops(16, limits.MAX_LOCALS_PER_FUNCTION - 1)]
+        * (limits.MAX_LOOP_WEIGHT // (16 * limits.MAX_LOCALS_PER_FUNCTION)),
+        limits.MAX_LOCALS_PER_FUNCTION - 1),
     "4094 functions x 1024 locals": lambda: graft_module(
         [b"\x41\x00", b"\x41\x01"] + [b"\x41\x00"] * (limits.MAX_FUNCTIONS - 2),
         limits.MAX_LOCALS_PER_FUNCTION),

@@ -24,6 +24,10 @@ only costly step) a module it would refuse anyway. What is rejected, in order
     point's graft-callable list; more than one memory or table; memory limits over
     ``MAX_MEMORY_PAGES``; table limits over ``MAX_TABLE_ELEMENTS``;
  5. an initial memory larger than what is left of the principal's memory quota;
+ 5b. more than ``MAX_LOOPS_PER_FUNCTION`` loops in a function, ``MAX_LOOPS`` in all, or
+    loops weighing more than ``MAX_LOOP_WEIGHT`` with their functions' locals (counted
+    at the installer's expense: compile time grows with their square, and with loops
+    times locals);
  6. a module that is not valid WebAssembly, or uses a feature the engine does
     not enable (GC, threads, relaxed SIMD, ...: the reason names it; see
     ``sandbox.WASM_FEATURES``), or SIMD on a point that does not declare it
@@ -429,6 +433,22 @@ def _check_scan(point: Point, sec: Sections, reject: Callable[[str], GraftReject
             raise reject(f"table limits {tlo}..{thi} exceed {limits.MAX_TABLE_ELEMENTS} elements")
 
 
+def _check_loops(wasm: bytes, reject: Callable[[str], GraftRejected]) -> None:
+    """Check 5b (charged: the count may decode every body): loops within the limits."""
+    try:
+        most, total, weight = wasmscan.loops(wasm)
+    except ValueError as exc:
+        raise reject(f"malformed module: {exc}") from None
+    if most > limits.MAX_LOOPS_PER_FUNCTION:
+        raise reject(f"a function has {most} loops; the limit is "
+                     f"{limits.MAX_LOOPS_PER_FUNCTION} (compile time grows with their square)")
+    if total > limits.MAX_LOOPS:
+        raise reject(f"module has {total} loops; the limit is {limits.MAX_LOOPS}")
+    if weight > limits.MAX_LOOP_WEIGHT:
+        raise reject(f"module's loops weigh {weight} (each 1 + its function's locals and "
+                     f"parameters); the limit is {limits.MAX_LOOP_WEIGHT}")
+
+
 def _check_memory_left(principal: Principal, min_bytes: int,
                        reject: Callable[[str], GraftRejected]) -> None:
     """Check 5 (on every install): the initial memory fits in what is left of the quota."""
@@ -453,6 +473,7 @@ def _static_checks(sandbox: Sandbox, point: Point, wasm: bytes, principal: Princ
     check_cpu_left(principal, reject)
     try:
         with charged(principal):  # the engine compiles on this thread (parallel compile off)
+            _check_loops(wasm, reject)
             if not point.simd:
                 refuse_simd(wasm)
             module = sandbox.compile(wasm)

@@ -334,6 +334,33 @@ def interface(wasm: bytes) -> Interface:
     return out
 
 
+def defined_params(wasm: bytes) -> list[int]:
+    """The number of parameters of each function the module defines, in order (those of
+    a function whose type is missing or unreadable: 0). Raises ``MalformedWasm`` on a
+    section too malformed to read."""
+    types: list[int] = []
+    out: list[int] = []
+    for sec in sections(wasm):
+        if sec.id == TYPE:
+            count, pos = read_u32(wasm, sec.body)
+            for _ in range(count):
+                if pos >= sec.end or wasm[pos] != _FUNC_TYPE:
+                    break
+                n, pos = read_u32(wasm, pos + 1)
+                types.append(n)
+                for _ in range(n):
+                    pos = value_type(wasm, pos)[1]
+                m, pos = read_u32(wasm, pos)
+                for _ in range(m):
+                    pos = value_type(wasm, pos)[1]
+        elif sec.id == FUNCTION:
+            count, pos = read_u32(wasm, sec.body)
+            for _ in range(count):
+                tidx, pos = read_u32(wasm, pos)
+                out.append(types[tidx] if tidx < len(types) else 0)
+    return out
+
+
 def _func_types(wasm: bytes, section: Section) -> list[Signature]:
     count, pos = read_u32(wasm, section.body)
     out: list[Signature] = []

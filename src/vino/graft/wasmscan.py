@@ -1,9 +1,17 @@
-"""A small scanner of WebAssembly code: does a module ever execute ``memory.grow``?
+"""A small scanner of WebAssembly code: does a module ever execute ``memory.grow``, and
+how many loops do its functions have?
 
-Used only to pick the cheaper accounting path: a graft that cannot grow its
+``may_grow_memory`` picks the cheaper accounting path: a graft that cannot grow its
 memory needs no memory-size check after each call. Safety never depends on the
 answer: a module judged unable to grow runs with a store limit equal to its
 initial memory, so a ``memory.grow`` the scanner missed simply fails (-1).
+
+``loops`` bounds compile time (the loader's check before compiling): Cranelift's time
+grows with the square of a function's loops -- one 64 KiB body of 21,800 nested loops
+took 13 s of CPU and 240 MB, where a body of as many blocks took 0.04 s. Its answer
+is never below the truth: a body whose ``0x03`` bytes (every ``loop`` opcode is one)
+are few is counted by them, any other decoded; one it cannot decode keeps its byte
+count.
 
 The scanner decodes instruction boundaries of the MVP instruction set plus
 sign extension, multi-value block types, reference types, tail calls, the
@@ -16,6 +24,7 @@ the conservative answer. Sections, bodies and numbers are read with
 
 from __future__ import annotations
 
+import contextlib
 from typing import Final
 
 from vino.errors import MalformedWasm
@@ -49,6 +58,14 @@ _uval = wasmbinary.read_u32  # read one u32 immediate
 
 
 def _code_has_grow(code: bytes, pos: int, end: int) -> bool:
+    return _scan(code, pos, end, True)[0]
+
+
+def _scan(code: bytes, pos: int, end: int, stop_at_grow: bool) -> tuple[bool, int]:
+    """(has ``memory.grow``, loops) of the code from ``pos`` to ``end``; with
+    ``stop_at_grow``, at the first ``memory.grow`` (the loops then counted so far)."""
+    grows = False
+    loops = 0
     while pos < end:
         op = code[pos]
         pos += 1
@@ -57,6 +74,7 @@ def _code_has_grow(code: bytes, pos: int, end: int) -> bool:
         if op in _ONE_U32:
             pos = _u(code, pos)
         elif op in (0x02, 0x03, 0x04):  # block, loop, if: a block type
+            loops += op == 0x03
             bt = code[pos]
             pos = pos + 1 if bt == 0x40 or bt >= 0x6F else _u(code, pos)
         elif op in _MEMARG:
@@ -64,7 +82,10 @@ def _code_has_grow(code: bytes, pos: int, end: int) -> bool:
         elif op == 0x3F:  # memory.size
             pos = _u(code, pos)
         elif op == 0x40:  # memory.grow
-            return True
+            grows = True
+            if stop_at_grow:
+                return True, loops
+            pos = _u(code, pos)  # the memory index
         elif op == 0x41 or op == 0x42:  # i32.const, i64.const
             pos = _u(code, pos)
         elif op == 0x43:
@@ -102,7 +123,7 @@ def _code_has_grow(code: bytes, pos: int, end: int) -> bool:
                 raise _Unknown
         else:
             raise _Unknown
-    return False
+    return grows, loops
 
 
 def may_grow_memory(wasm: bytes) -> bool:
@@ -117,3 +138,33 @@ def may_grow_memory(wasm: bytes) -> bool:
         return False
     except (_Unknown, MalformedWasm, IndexError):
         return True
+
+
+# A body with at most this many 0x03 bytes is counted by them (no decoding): the bound is
+# then far below any limit, and decoding every body would cost the host Python time.
+_COUNT_BYTES_UP_TO: Final = 64
+
+
+def loops(wasm: bytes) -> tuple[int, int, int]:
+    """(loops of the function with the most, loops in all, their weight), never below the
+    truth. A loop weighs 1 + its function's locals and parameters: the compiler merges
+    every local a loop's body may change at the loop's head (1,024 nested loops over
+    1,024 locals: 1.95 s; 16 nested over 1,024: 0.036 s).
+
+    Raises ``MalformedWasm`` on sections or bodies too malformed to find."""
+    most = total = weight = 0
+    params = wasmbinary.defined_params(wasm)
+    for sec in wasmbinary.sections(wasm):
+        if sec.id != wasmbinary.CODE:
+            continue
+        for i, (start, end) in enumerate(wasmbinary.function_bodies(wasm, sec)):
+            nlocals, code = wasmbinary.locals_of(wasm, start)
+            n = wasm.count(b"\x03", start, end)
+            # Undecodable: the byte count bounds it (and the validator judges the code).
+            if n > _COUNT_BYTES_UP_TO:
+                with contextlib.suppress(_Unknown, MalformedWasm, IndexError):
+                    n = _scan(wasm, code, end, False)[1]
+            most = max(most, n)
+            total += n
+            weight += n * (1 + nlocals + (params[i] if i < len(params) else 0))
+    return most, total, weight
