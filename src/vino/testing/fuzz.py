@@ -2,8 +2,9 @@
 
 - ``fuzz_loader``: mutants of every sample and hostile graft (``fuzz_corpus``;
   ``mutate`` makes one mutation: bit flips, interesting bytes, inserts, deletes,
-  truncations, ``i32.const`` operands changed in place, sections spliced, swapped or
-  dropped), each installed at its point and, if accepted, run;
+  truncations, ``i32.const`` operands changed in place, a signature's value type for
+  another, sections spliced, swapped or dropped), each installed at its point and, if
+  accepted, run;
 - ``hostile_outputs``: grafts writing random bytes over their whole buffer and
   answering random or edge values at every kernel point;
 - ``hostile_callables``: grafts calling every graft-callable with wild arguments.
@@ -90,7 +91,11 @@ def sections(wasm: bytes) -> list[tuple[int, int]]:
 
 
 MUTATIONS: Final = ("flip", "byte", "insert", "delete", "duplicate", "truncate", "splice",
-                    "swap_sections", "drop_section", "const", "const", "const", "data")
+                    "swap_sections", "drop_section", "const", "const", "const", "data",
+                    "valtype")
+# Value types a signature may hold: a "valtype" mutation puts one where another was, in
+# the type section (a v128 in an entry's signature once aborted the host at load).
+_VALTYPES: Final = (0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F)
 _CONSTS: Final = (0, 1, -1, 2, 7, 8, 31, 32, 63, 64, 255, 256, 4095, 4096, 4097, 65535, 65536,
                   0x7FFFFFFF, -0x80000000, 0x7FFFFFF0, 1 << 20)
 _INTERESTING: Final = (0x00, 0x01, 0x7F, 0x80, 0xFF, 0x40, 0x41, 0x0B, 0x20, 0x60)
@@ -134,6 +139,14 @@ def mutate(wasm: bytes, op: str, a: int, b: int, other: bytes = b"") -> bytes:
             st, en = spans[0]
             j = st + 8 + a % (en - st - 8)
             data[j] = b & 0xFF
+    elif op == "valtype":  # one value type of a function type for another
+        try:
+            spans = [(st, en) for st, en in sections(wasm) if wasm[st] == 1 and en <= n]
+        except (IndexError, ValueError):
+            spans = []
+        spots = [j for st, en in spans for j in range(st + 2, en) if data[j] in _VALTYPES]
+        if spots:
+            data[spots[a % len(spots)]] = _VALTYPES[b % len(_VALTYPES)]
     elif op in ("splice", "swap_sections", "drop_section"):
         try:
             mine = sections(wasm)
