@@ -80,8 +80,10 @@ WORK_THEN_REFUSE = with_message("""(local $i i32)
 def test_graft_that_works_in_vino_message_and_refuses_every_message_still_pays_its_cpu(
         new_tenancy: Callable[..., Tenancy]) -> None:
     t = new_tenancy(alice_quota={"cpu_total_s": 0.02})
+    source = pick("i32.const 1", [], WORK_THEN_REFUSE)
+    t.compile_beforehand(source)  # the quota is for her messages: the compile is not in it
     before = t.snapshot()
-    g = t.install(pick("i32.const 1", [], WORK_THEN_REFUSE))
+    g = t.install(source)
     cpu = t.alice.usage.cpu_ns
     with pytest.raises(MessageRefused):
         g.send(b"x")
