@@ -11,7 +11,11 @@ SIGSEGV).
 
 from __future__ import annotations
 
+import sys
 import textwrap
+import threading
+from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -25,6 +29,7 @@ from .harness import (
     handler,
     in_child,
     pick,
+    pick_returning,
 )
 
 # Removes itself, then keeps using its memory and the host: writes, fills a page.
@@ -237,3 +242,49 @@ def test_graft_that_messages_itself_from_its_own_call_is_refused_not_deadlocked(
     # tell answers -1 (the graft is busy in this very call): an invalid answer, aborted.
     assert tenancy.pick(TARGET, 5) == DEFAULT_ANSWER
     assert g.removal is not None and g.removal.reason is AbortReason.INVALID_RESULT
+
+
+def test_graft_whose_events_two_threads_flush_at_once_never_fails_the_call(
+        tenancy: Tenancy) -> None:
+    """A failed call queues its events (the abort, the removal) on the graft; whichever
+    thread lets the store go emits them, so two threads may flush one graft's queue at
+    once. The interpreter may switch threads at any backward jump: here a tracer makes
+    the switch happen at every backward jump of the flush that still has an event to
+    take, and the other thread empties the queue there. Found: ``IndexError: pop from
+    empty list`` out of the caller's ``point(...)`` (seen under a storm of calls,
+    replacements and removals on six threads, about once in eight seconds)."""
+    t = tenancy
+    g = t.install(pick("unreachable"))
+    others: list[threading.Thread] = []
+    flush_code = type(g)._flush.__code__
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code is not flush_code:
+            return None
+        frame.f_trace_opcodes = True
+        last = [frame.f_lasti]
+
+        def opcode(frame: FrameType, event: str, arg: Any) -> Any:
+            if event != "opcode":
+                return opcode
+            jumped_back = frame.f_lasti < last[0]
+            last[0] = frame.f_lasti
+            if jumped_back and g._events:
+                other = threading.Thread(target=g._flush)  # another thread's flush, now
+                other.start()
+                other.join()
+                others.append(other)
+            return opcode
+
+        return opcode
+
+    before = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        answer = t.pick(TARGET, 5)
+    finally:
+        sys.settrace(before)
+    assert answer == DEFAULT_ANSWER
+    assert others, "the flush never jumped back with an event left: nothing was tried"
+    assert g.state == "removed" and not g._events
+    assert t.install(pick_returning(3)) and t.pick(TARGET, 5) == 3

@@ -508,9 +508,15 @@ class Graft:
         self._events.append((kind, rec, exc))
 
     def _flush(self) -> None:
-        """Emit the events queued while the store was held (logs, then hooks)."""
-        while self._events:
-            kind, rec, exc = self._events.pop(0)
+        """Emit the events queued while the store was held (logs, then hooks). Two
+        threads may flush at once: each event is taken by one pop, which may find the
+        list emptied by the other (SAFETY.md: a test, then a pop, raised IndexError)."""
+        events = self._events
+        while True:
+            try:
+                kind, rec, exc = events.pop(0)
+            except IndexError:  # all emitted, here or by another thread
+                return
             self.registry.observers.emit(kind, self, rec, exc)
 
     # ---- messages -----------------------------------------------------------------------
