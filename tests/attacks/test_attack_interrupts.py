@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,7 +25,7 @@ import pytest
 from vino.graft import current
 from vino.graft.locks import HostLock
 
-from .harness import DEFAULT_ANSWER, TARGET, AbortReason, Tenancy, pick
+from .harness import DEFAULT_ANSWER, TARGET, AbortReason, Tenancy, module, pick
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                 reason="signal handlers run on the main thread")
@@ -187,3 +188,40 @@ def test_ctrl_c_amid_a_grafts_removal_still_gives_back_every_charge(
     assert not armed[0]
     assert g.state == "removed" and g.instance is None
     t.assert_unchanged(before)
+
+
+# vino_buffer() allocates, takes L1, puts key 4, then spins: only Ctrl-C stops it in time.
+SPINS_AT_INSTALL = module(["kalloc", "lock", "put"], """  (func (export "pick") (result i32)
+    i32.const 3)""").replace(
+    '(func (export "vino_buffer") (result i32) i32.const 0)',
+    '(func (export "vino_buffer") (result i32) (drop (call $kalloc (i32.const 100))) '
+    '(drop (call $lock (i32.const 1))) (drop (call $put (i32.const 4) (i32.const 4))) '
+    '(loop br 0) i32.const 0)')
+
+
+def test_ctrl_c_while_vino_buffer_runs_at_install_leaves_nothing_installed_or_held() -> None:
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    t = Tenancy(alice_quota={"cpu_call_s": 5.0})  # only the interrupt stops it
+    try:
+        assert "(loop br 0)" in SPINS_AT_INSTALL
+        before = t.snapshot()
+        main = threading.main_thread().ident
+        assert main is not None
+
+        def ctrl_c() -> None:
+            time.sleep(0.3)
+            signal.pthread_kill(main, signal.SIGINT)
+
+        sender = threading.Thread(target=ctrl_c)
+        sender.start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            t.install(SPINS_AT_INSTALL)
+        sender.join(30.0)
+        assert time.monotonic() - t0 < 4.0  # the interrupt stopped it, not its budget
+        assert current() is None
+        t.assert_unchanged(before)  # no graft, no key 4, L1 free, 100 bytes given back
+        _the_lock_is_free(t)
+    finally:
+        t.close()
+        signal.signal(signal.SIGINT, old)
