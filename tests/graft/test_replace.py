@@ -41,7 +41,11 @@ def test_graft_replaced_while_callers_hammer_the_point_never_leaves_a_gap(
     # A generous CPU budget: with five threads fighting for the GIL, a 20 ms wall-clock
     # budget can run out while a graft waits for the GIL (a timeout is not what this
     # test is about).
-    world = new_world(alice_quota={"cpu_call_s": 5.0})
+    # And no install rate to meet: on an idle machine the loop below replaced more than
+    # the default burst plus a second's rate (1,200) and was refused for installing
+    # too fast (not what this test is about either).
+    world = new_world(alice_quota={"cpu_call_s": 5.0, "installs_per_s": 1e9,
+                                   "install_burst": 10**9})
     world.install(pick_returning(OLD))
     stop = threading.Event()
     seen: list[dict[int, int]] = []
