@@ -1,10 +1,11 @@
 """Attacks on a graft's lifetime: grafting a target that has ended, or is ending.
 
 The kernel removes the grafts of a target when it ends (a file closed, an address space
-released, an inode freed: ``Registry.remove_target``). Found open: an install on a target
-that had already ended was accepted -- a read-ahead graft on a closed file lived on,
-never called, holding its memory and a slot of the sandbox until the kernel shut down --
-and an install racing the end could switch in after ``remove_target`` had looked. And
+released, an inode freed, a process group removed: ``Registry.remove_target``). Found
+open: an install on a target that had already ended was accepted -- a read-ahead graft
+on a closed file lived on, never called, holding its memory and a slot of the sandbox
+until the kernel shut down; a removed process group took grafts again -- and an install
+racing the end could switch in after ``remove_target`` had looked. And
 ``remove_target`` walked the event points' tables while another principal's install
 changed them: ``RuntimeError: dictionary changed size during iteration`` out of an
 innocent user's ``close``. Now every kernel point says when its target has ended
@@ -42,7 +43,10 @@ def _ended(a: KernelArena) -> dict[str, tuple[Any, str]]:
     k.fs.create(t.user, "gone.dat", 0o600)
     inode = a.inode("gone.dat")
     k.fs.unlink(t.user, "gone.dat")
+    group = k.new_group(t.user, "short-lived")
+    k.remove_group(group)
     return {"fs.readahead": (of, "the file is closed"),
+            "sched.pick": (group, "the process group is removed"),
             "vm.evict": (aspace, "the address space is released"),
             "fs.filter": (inode, "the inode is free"),
             "fs.access": (inode, "the inode is free")}
@@ -74,11 +78,18 @@ def _ends_during_the_build(a: KernelArena, point: str) -> tuple[Any, Callable[[]
         aspace = k.address_space(proc)
         aspace.write(0, b"x")
         return aspace, lambda: k.exit(proc)
+    if point == "sched.pick":
+        group = k.new_group(t.user, "short-lived")
+
+        def remove() -> None:
+            k.remove_group(group)
+        return group, remove
     k.fs.create(t.user, "gone.dat", 0o600)
     return a.inode("gone.dat"), lambda: k.fs.unlink(t.user, "gone.dat")
 
 
-@pytest.mark.parametrize("point", ["fs.readahead", "vm.evict", "fs.filter", "fs.access"])
+@pytest.mark.parametrize("point", ["fs.readahead", "vm.evict", "sched.pick", "fs.filter",
+                                   "fs.access"])
 def test_install_racing_the_end_of_its_target_leaves_no_graft_on_it(
         kernel: KernelArena, point: str, monkeypatch: pytest.MonkeyPatch) -> None:
     k, alice = kernel.k, kernel.tenants["alice"]

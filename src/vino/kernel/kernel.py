@@ -198,7 +198,9 @@ class Kernel:
 
     def remove_group(self, group: ProcessGroup) -> int:
         """``group`` goes away: the grafts installed on it are removed (their charges
-        returned); returns how many. Its threads, if any, are scheduled by the default."""
+        returned); returns how many. Its threads, if any, are scheduled by the default.
+        The group takes no graft again (``sched.pick`` refuses it as gone)."""
+        group.removed = True  # before the removal: an install racing it fails at its switch
         return self.registry.remove_target(group)
 
     def address_space(self, proc: Process) -> AddressSpace:

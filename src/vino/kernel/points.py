@@ -104,7 +104,8 @@ def _same_index(buf: memoryview, result: int, *args: object) -> int:
 
 
 # Why a target has ended (Point.target_gone): each is marked before the kernel removes its
-# grafts (fs.close sets closed, the cache sets released, a freed inode's mode is 0).
+# grafts (fs.close sets closed, the cache sets released, a freed inode's mode is 0,
+# Kernel.remove_group sets removed).
 def _file_closed(target: object) -> str | None:
     return "the file is closed" if isinstance(target, OpenFile) and target.closed else None
 
@@ -112,6 +113,11 @@ def _file_closed(target: object) -> str | None:
 def _aspace_released(target: object) -> str | None:
     return ("the address space is released"
             if isinstance(target, AddressSpace) and target.released else None)
+
+
+def _group_removed(target: object) -> str | None:
+    return ("the process group is removed"
+            if isinstance(target, ProcessGroup) and target.removed else None)
 
 
 def _inode_free(target: object) -> str | None:
@@ -238,7 +244,7 @@ def pick_point(sched: Scheduler, registry: Registry) -> PickPoint:
         decode=IndexOf(1, "sched.pick"), encode_result=_same_index, default=default,
         callables=(_callable(_PICK, "sched_set_priority", set_priority),),
         may_install=_owner_or_root(ProcessGroup, lambda g: g.owner),
-        target_type=ProcessGroup,
+        target_type=ProcessGroup, target_gone=_group_removed,
         lock_resolver=lock, layout=_PICK, host_faults=HOST_FAULTS_DEFAULT)
     registry.declare(point)
     sched.pick_policy = point.on_first()  # the dispatch itself, no Python frame

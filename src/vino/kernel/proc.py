@@ -43,6 +43,9 @@ class ProcessGroup:
     pgid: int
     owner: User
     name: str = ""
+    # Set by Kernel.remove_group before it removes the group's grafts, never cleared: a
+    # removed group takes no graft again (sched.pick's target_gone).
+    removed: bool = False
 
 
 @dataclass(slots=True, eq=False)
