@@ -139,8 +139,9 @@ def _render_crash(fig: crashloop.CrashFigures | None) -> list[str]:
                        [[m, fig.tried[m], f"{fig.survived[m]}/{fig.tried[m]}"]
                         for m in fig.tried])
     lines += ["", f"One workload of {fig.ops} operations making {fig.writes} device writes "
-              "(torn and lost: several seeds per point). `vino crashloop --full` runs eight "
-              "workloads of 96 operations with four seeds each.", ""]
+              "(torn and lost: several seeds per point). `vino crashloop fs` alone runs "
+              "one workload of 48 operations with one seed; `vino crashloop --full` runs "
+              "eight workloads of 96 operations with four seeds each.", ""]
     return lines
 
 
