@@ -20,6 +20,10 @@ for -- and one its owner too:
   pages and faults; refused her process group, her quota and usage (lifetime CPU
   included) -- and could ask again and again to watch them change. A target is now
   named only by a name or number the application chose, else by its kind.
+- a write refused by the disk quota of the file's owner told the writer her usage:
+  bob, writing alice's world-writable file, read ``uid 1000's disk quota: 37 of 64 blocks
+  held`` -- how much she stores, in every file, readable or not. Only the owner (or
+  root) is now told the counts.
 
 Each attack plants a distinctive name and looks for it in everything the other
 principal can read: the exception, and its own grafts' abort records.
@@ -27,6 +31,7 @@ principal can read: the exception, and its own grafts' abort records.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 
@@ -36,7 +41,7 @@ from kernel.kernel_world import BS, Boot, make_file
 from tenants.test_tenant_attacks import XOR_FILTER
 from vino.errors import AbortReason, GraftRejected
 from vino.graft import Graft, Quota
-from vino.kernel.errors import FilterUnavailable
+from vino.kernel.errors import DiskQuotaExceeded, FilterUnavailable
 
 from .harness import KernelArena, Tenancy, pick, pick_returning
 from .test_attack_targets import benign
@@ -149,3 +154,26 @@ def test_principal_refused_anothers_targets_learns_nothing_of_them_from_the_refu
             assert not [t for t in tells if t in reason], (wrong_point, reason)
             assert f"this {type(target).__name__}" in reason, reason
     k.fs.close(of)
+
+
+def test_writer_refused_by_anothers_disk_quota_does_not_learn_her_usage(boot: Boot) -> None:
+    k = boot()
+    alice, bob = k.add_user("alice"), k.add_user("bob")
+    limit = k.fs.quota.user_blocks = 64
+    make_file(k, alice, "private", b"p" * 35 * BS)  # 0o600: bob cannot even stat it
+    make_file(k, alice, "shared", b"s" * BS, mode=0o666)  # ... and one block here
+    held = k.fs.quota.usage(alice.uid)[0]  # 37: an indirect block besides the data
+    assert 30 < held < limit
+    before = k.fs.stat("shared").size
+    with k.fs.open(k.spawn(bob, "bob"), "shared", "rw") as f, \
+            pytest.raises(DiskQuotaExceeded) as info:
+        k.fs.pwrite(f, before, b"B" * (limit - held + 1) * BS)
+    said = str(info.value)
+    assert info.value.uid == alice.uid  # whose quota refused it: the file's owner's
+    assert not re.search(rf"\b{held}\b", said) and "held" not in said, said
+    assert k.fs.quota.usage(alice.uid)[0] == held  # refused before anything changed
+    # Alice herself, refused the same write, is told her counts.
+    with k.fs.open(k.spawn(alice, "alice"), "shared", "rw") as f, \
+            pytest.raises(DiskQuotaExceeded, match=f"{held} of {limit} blocks held"):
+        k.fs.pwrite(f, before, b"A" * (limit - held + 1) * BS)
+    k.check_invariants()

@@ -59,6 +59,7 @@ from vino.kernel.inode import (
     index_path,
 )
 from vino.kernel.journal import Journal
+from vino.kernel.proc import User
 
 __all__ = ["BlockMap"]
 
@@ -365,10 +366,12 @@ class BlockMap:
             counted.charge(ino.uid, blocks=len(self._walk(ino)), inodes=1)
         return counted
 
-    def _check_quota(self, ino: Inode, need: int) -> None:
-        """Refuse (``DiskQuotaExceeded``) ``need`` more blocks for ``ino``'s owner."""
+    def _check_quota(self, ino: Inode, need: int, writer: User | None = None) -> None:
+        """Refuse (``DiskQuotaExceeded``) ``need`` more blocks for ``ino``'s owner; a
+        ``writer`` other than the owner or root is not told the owner's usage."""
         if need and ino.uid:
-            self.quota.check(ino.uid, blocks=need, free_blocks=self._nfree)
+            self.quota.check(ino.uid, blocks=need, free_blocks=self._nfree,
+                             for_owner=writer is None or writer.uid in (0, ino.uid))
 
     def _data_blocks(self, ino: Inode) -> list[int]:
         return [b for _, b, indirect in self._walk(ino) if not indirect]

@@ -9,6 +9,8 @@ Contract:
   when fewer than ``reserve_inodes`` / ``reserve_blocks`` would stay free (the root
   reserve: no user can take the last blocks or inodes, so users cannot deny root);
 - root's files (uid 0, the directory among them) are counted and never limited;
+- a refusal tells the owner's usage only to the owner (or root): another user writing
+  her file is told the limit and what his write needs, not what she holds;
 - truncate and unlink give the blocks and the inode back at once (a freed block is
   counted free for the quota when the file system counts it free);
 - usage is never stored: ``mount`` counts it from the image (every inode and the blocks
@@ -61,9 +63,13 @@ class DiskQuota:
         self.user_blocks = self.user_inodes = 1 << 62
 
     def check(self, uid: int, *, blocks: int = 0, inodes: int = 0, free_blocks: int = 0,
-              free_inodes: int = 0) -> None:
+              free_inodes: int = 0, for_owner: bool = True) -> None:
         """Refuse (``DiskQuotaExceeded``) ``blocks`` more blocks and ``inodes`` more
-        inodes for ``uid``'s files, given what is free now. Changes nothing."""
+        inodes for ``uid``'s files, given what is free now. Changes nothing.
+
+        ``for_owner``: the refusal is read by ``uid`` itself (or root). False (another
+        user writing ``uid``'s file): it does not say how much ``uid`` holds, which is
+        the owner's to know (SAFETY.md, information flow)."""
         if uid == 0:
             return
         held_b, held_i = self.blocks.get(uid, 0), self.inodes.get(uid, 0)
@@ -71,6 +77,10 @@ class DiskQuota:
             raise DiskQuotaExceeded(uid, f"uid {uid}'s disk quota: {held_i} of "
                                          f"{self.user_inodes} inodes held, {inodes} more refused")
         if blocks and held_b + blocks > self.user_blocks:
+            if not for_owner:
+                raise DiskQuotaExceeded(uid, f"uid {uid}'s disk quota of {self.user_blocks} "
+                                             f"blocks has no room for {blocks} more (the file's "
+                                             "owner pays for its blocks)")
             raise DiskQuotaExceeded(uid, f"uid {uid}'s disk quota: {held_b} of "
                                          f"{self.user_blocks} blocks held, {blocks} more refused")
         if inodes and free_inodes - inodes < self.reserve_inodes:

@@ -354,7 +354,7 @@ class FileIO(Directory):
         need = self._blocks_needed(ino, first, last)
         if need > self._nfree:
             raise NoSpace(f"write needs {need} blocks, {self._nfree} free")
-        self._check_quota(ino, need)
+        self._check_quota(ino, need, of.user if of is not None else None)
         if need > self._nfree - self._npending:
             self._commit()  # the blocks freed by the running transaction become usable
         old_size = ino.size
