@@ -54,12 +54,16 @@ def _graft_build_python(src: Path, args: argparse.Namespace) -> int:
     from vino.pygraft.compiler import point_of
 
     out = Path(args.output) if args.output else src.with_suffix(".wasm")
-    try:
-        text = src.read_text()
+    try:  # decoded as Registry.install decodes a .py file: bytes no UTF-8 holds replaced
+        text = src.read_bytes().decode("utf-8", errors="replace")
     except OSError as exc:
         print(f"vino graft build: cannot read {src}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    layout = LAYOUTS.get(args.point) if args.point else point_of(text, LAYOUTS)
+    try:
+        layout = LAYOUTS.get(args.point) if args.point else point_of(text, LAYOUTS, str(src))
+    except PythonGraftError as exc:
+        print(f"vino graft build: {exc}", file=sys.stderr)
+        return 1
     if layout is None:
         print(f"vino graft build: which point is {src} for? Set POINT = \"name\" in it or pass "
               f"--point (points: {', '.join(sorted(LAYOUTS))})", file=sys.stderr)

@@ -239,3 +239,40 @@ def test_python_graft_with_a_lone_surrogate_is_refused_in_words_not_by_an_encodi
     # it, not GraftRejected, into whatever host code installs tenants' grafts.
     _refused(arena, monkeypatch, source, "not valid Unicode (a lone surrogate)",
              python_compiles=1)
+
+
+@pytest.mark.parametrize(("source", "said"), [
+    (("def pick(x: int) -> int:\n    return x" + " + 1" * 5000 + "\n").encode(),
+     "nested too deeply"),
+    (b"def pick(x: int) -> int:\n    return (\n", "not valid Python"),
+], ids=["nested past the parser", "not Python"])
+def test_python_file_nested_too_deeply_or_broken_is_refused_by_graft_build_in_words(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], source: bytes, said: str) -> None:
+    # ``vino graft build`` with no --point reads the file's point from its syntax tree
+    # first: nested past Python's parser, the RecursionError escaped as a traceback
+    # (a broken file was answered "which point is it for?").
+    from vino.cli import main
+
+    src = tmp_path / "evil.py"
+    src.write_bytes(source)
+    assert main(["graft", "build", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert f"{src}:" in err and said in err, err
+    assert not src.with_suffix(".wasm").exists()
+
+
+def test_python_file_not_in_utf8_is_built_as_it_is_installed_not_by_a_decode_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A byte no UTF-8 holds (Latin-1 in a comment): Registry.install and ``vino graft
+    # check`` decode it replaced, but ``vino graft build`` raised UnicodeDecodeError as
+    # a traceback. It now builds the module a clean copy builds.
+    from vino.cli import main
+    from vino.sdk.build import sample_path
+
+    clean = sample_path("readahead_stride.py").read_bytes()
+    src, ref = tmp_path / "latin.py", tmp_path / "clean.py"
+    src.write_bytes(b"# caf\xe9\n" + clean)
+    ref.write_bytes(b"# cafe\n" + clean)
+    assert main(["graft", "build", str(src)]) == 0, capsys.readouterr().err
+    assert main(["graft", "build", str(ref)]) == 0
+    assert src.with_suffix(".wasm").read_bytes() == ref.with_suffix(".wasm").read_bytes()

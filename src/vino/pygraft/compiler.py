@@ -64,7 +64,7 @@ from vino.pygraft.frontend import SourceModule, point_name
 from vino.pygraft.values import BUFFER_AT, I64_MAX, I64_MIN, Refused
 
 __all__ = ["BUFFER_AT", "I64_MAX", "I64_MIN", "Compiled", "compile_function", "compile_source",
-           "point_of"]
+           "parse", "point_of"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -85,12 +85,12 @@ def _locate(exc: Refused, filename: str, line_offset: int) -> PythonGraftError:
     return PythonGraftError(filename, line, col, exc.problem, exc.instead)
 
 
-def compile_source(source: str, layout: Layout, *, filename: str = "<graft>",
-                   name: str | None = None, entry: str | None = None,
-                   line_offset: int = 0) -> Compiled:
-    """Compile a graft's Python source for ``layout``'s point (``PythonGraftError`` if not)."""
+def parse(source: str, filename: str = "<graft>", line_offset: int = 0) -> ast.Module:
+    """``source``'s syntax tree, or ``PythonGraftError`` saying in words why it has none:
+    not Python, nested past the parser's depth (``RecursionError``, no ``SyntaxError``)
+    or holding a lone surrogate, which no UTF-8 can (``UnicodeEncodeError``)."""
     try:
-        tree = ast.parse(source, filename=filename)
+        return ast.parse(source, filename=filename)
     except SyntaxError as exc:
         raise PythonGraftError(filename, (exc.lineno or 1) + line_offset, exc.offset or 1,
                                f"not valid Python: {exc.msg}", "fix the syntax") from None
@@ -104,6 +104,13 @@ def compile_source(source: str, layout: Layout, *, filename: str = "<graft>",
         raise PythonGraftError(filename, line + line_offset, col, "a character that is not "
                                "valid Unicode (a lone surrogate)", "write the source as UTF-8 "
                                "text") from None
+
+
+def compile_source(source: str, layout: Layout, *, filename: str = "<graft>",
+                   name: str | None = None, entry: str | None = None,
+                   line_offset: int = 0) -> Compiled:
+    """Compile a graft's Python source for ``layout``'s point (``PythonGraftError`` if not)."""
+    tree = parse(source, filename, line_offset)
     try:
         mod = SourceModule(tree, layout, filename, entry)
         wat = emit_module(mod)
@@ -177,12 +184,12 @@ def _name_of(n: ast.stmt) -> str | None:
     return None
 
 
-def point_of(source: str, layouts: dict[str, Layout]) -> Layout | None:
-    """The layout a graft's source is written for: its ``POINT``, else its entry's name."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
+def point_of(source: str, layouts: dict[str, Layout], filename: str = "<graft>"
+             ) -> Layout | None:
+    """The layout a graft's source is written for: its ``POINT``, else its entry's name
+    (None: neither says). Raises ``PythonGraftError`` for a source with no syntax tree
+    (``parse``)."""
+    tree = parse(source, filename)
     names = set()
     for node in tree.body:
         named = point_name(node)
