@@ -15,6 +15,9 @@ refused. Each attack counts the compiles it caused and checks that nothing chang
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,9 @@ import pytest
 
 import vino.pygraft
 from vino import limits
-from vino.errors import AbortReason, GraftRejected
+from vino.errors import AbortReason, GraftRejected, PythonGraftError
 from vino.graft import GLOBAL, Principal, Quota
+from vino.testing.world import LAYOUT as PICK_LAYOUT
 
 from .engine_caches import cache_entries
 from .harness import DEFAULT_ANSWER, Tenancy, pick_returning
@@ -276,3 +280,37 @@ def test_python_file_not_in_utf8_is_built_as_it_is_installed_not_by_a_decode_err
     assert main(["graft", "build", str(src)]) == 0, capsys.readouterr().err
     assert main(["graft", "build", str(ref)]) == 0
     assert src.with_suffix(".wasm").read_bytes() == ref.with_suffix(".wasm").read_bytes()
+
+
+def test_python_graft_of_9000_elifs_is_refused_in_words_not_by_a_memory_error(
+        arena: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 234 KB of ``elif``, within the source limit: past its own stack CPython's parser
+    # raises MemoryError (the process holding 29 MB), which escaped the install instead
+    # of GraftRejected -- an error host code may take for the machine running out.
+    src = (_H + "    if x:\n        x = 0\n" + "    elif x:\n        x = 1\n" * 9000
+           + "    return x\n")
+    assert len(src) <= limits.MAX_PYGRAFT_SOURCE_CHARS
+    _refused(arena, monkeypatch, src, "nested too deeply", python_compiles=1)
+
+
+def _compile_cpu_s(source: str) -> float:
+    t0 = time.process_time()
+    with contextlib.suppress(PythonGraftError):  # too many locals, say: refused, not slow
+        vino.pygraft.compile_source(source, PICK_LAYOUT)
+    return time.process_time() - t0
+
+
+@pytest.mark.parametrize("shape", [
+    lambda n: _H + "    return int(" + "<".join(["x"] * n) + ")\n",
+    lambda n: _H + "    if " + " and ".join(["x > 0"] * n) + ":\n        return 1\n"
+              "    return 0\n",
+    lambda n: _H + "    return min(" + ",".join(["x"] * n) + ")\n",
+], ids=["chained comparison", "and chain", "min of many"])
+def test_python_graft_of_one_long_chain_compiles_in_time_linear_in_its_length(
+        shape: Callable[[int], str]) -> None:
+    # One chain as long as the source limit allows (131,000 operands of ``x < x < ...``)
+    # held the host's compiler for minutes: each link copied the code of all the links
+    # before it (40,000 operands: 19.6 s of CPU, 72 times 5,000's). Now its code is
+    # extended in place: eight times the operands, about eight times the time.
+    small, large = _compile_cpu_s(shape(5000)), _compile_cpu_s(shape(40000))
+    assert large < 24 * max(small, 0.01), (small, large)

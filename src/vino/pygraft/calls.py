@@ -56,6 +56,7 @@ class Calls(Expressions):
             if len(args) < 2:
                 raise self.err(node, f"{f} of fewer than two values", f"write {f}(a, b, ...)")
             code, t = self.expr(args[0])
+            code = list(code)  # extended in place: linear in the number of arguments
             for a in args[1:]:
                 bc, bt = self.expr(a)
                 w = t if t == bt and t == U32 else INT
@@ -63,9 +64,10 @@ class Calls(Expressions):
                 cmp = f"{ops[0]}.{'lt' if f == 'min' else 'gt'}{ops[1]}"
                 tmpt = WASM_T[w]
                 ta, tb = self.new_local(tmpt), self.new_local(tmpt)
-                code = [*self.conv(code, t, w, a), f"local.set {ta}", *self.conv(bc, bt, w, a),
-                        f"local.set {tb}", f"local.get {tb}", f"local.get {ta}",
-                        f"local.get {tb}", f"local.get {ta}", cmp, "select"]
+                code = self.conv(code, t, w, a)  # a copy at most once: from u32 to int
+                code += [f"local.set {ta}", *self.conv(bc, bt, w, a),
+                         f"local.set {tb}", f"local.get {tb}", f"local.get {ta}",
+                         f"local.get {tb}", f"local.get {ta}", cmp, "select"]
                 t = w
             return code, t
         if f == "abs":

@@ -87,14 +87,15 @@ def _locate(exc: Refused, filename: str, line_offset: int) -> PythonGraftError:
 
 def parse(source: str, filename: str = "<graft>", line_offset: int = 0) -> ast.Module:
     """``source``'s syntax tree, or ``PythonGraftError`` saying in words why it has none:
-    not Python, nested past the parser's depth (``RecursionError``, no ``SyntaxError``)
-    or holding a lone surrogate, which no UTF-8 can (``UnicodeEncodeError``)."""
+    not Python, nested past the parser's depth (``RecursionError`` or ``MemoryError``, no
+    ``SyntaxError``) or holding a lone surrogate, which no UTF-8 can (``UnicodeEncodeError``)."""
     try:
         return ast.parse(source, filename=filename)
     except SyntaxError as exc:
         raise PythonGraftError(filename, (exc.lineno or 1) + line_offset, exc.offset or 1,
                                f"not valid Python: {exc.msg}", "fix the syntax") from None
-    except RecursionError:  # the parser's own depth limit, not a SyntaxError
+    except (RecursionError, MemoryError):  # the parser's depth limits, not SyntaxErrors:
+        # past its own stack (6,000 elifs, 156 KB) CPython's parser raises MemoryError
         raise PythonGraftError(filename, 1 + line_offset, 1, "an expression nested too deeply "
                                "for Python's parser", "split it into several statements"
                                ) from None

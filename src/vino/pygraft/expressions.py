@@ -75,12 +75,12 @@ class Expressions(Scope, ABC):
                                    "on a non-bool value (Python would return the value itself)",
                                    "compare explicitly (x != 0), or use it in a condition")
                 parts.append(code)
-        code = parts[0]
+        code = list(parts[0])  # extended in place: a chain's code is linear in its length
         for p in parts[1:]:
             if isinstance(node.op, ast.And):
-                code = [*code, "if (result i32)", *p, "else", "i32.const 0", "end"]
+                code += ["if (result i32)", *p, "else", "i32.const 0", "end"]
             else:
-                code = [*code, "if (result i32)", "i32.const 1", "else", *p, "end"]
+                code += ["if (result i32)", "i32.const 1", "else", *p, "end"]
         return code, BOOL
 
     def expr(self, node: ast.expr) -> tuple[list[str], str]:
@@ -333,9 +333,9 @@ class Expressions(Scope, ABC):
             parts.append(self.cmp(left, lt, rc, rt, ops[type(o)], node))
             if mid is not None:
                 left, lt = [f"local.get {mid}"], rt
-        code = parts[0]
+        code = list(parts[0])  # extended in place (boolop)
         for p in parts[1:]:
-            code = [*code, "if (result i32)", *p, "else", "i32.const 0", "end"]
+            code += ["if (result i32)", *p, "else", "i32.const 0", "end"]
         return code, BOOL
 
     def cmp(self, a: list[str], ta: str, b: list[str], tb: str, op: str,
