@@ -79,6 +79,11 @@ MAX_WAT_CHARS: Final = 8 << 20  # WebAssembly text longer than this is refused u
 # A Python graft's source, characters: a longer one is refused uncompiled (the host compiles
 # Python itself; measured: 280,000 characters take 0.8 s of CPU and 107 MB to compile).
 MAX_PYGRAFT_SOURCE_CHARS: Final = 256 << 10
+# Native stack a thread must have left to compile a Python graft: Python's parser and the
+# compiler recurse in C as deep as the source nests (measured: 5,000 unary minus signs
+# need more than 384 KiB and at most 512 KiB; on a 256 KiB thread 2,900 elifs, or 199
+# nested parentheses, killed the process with SIGSEGV). Four times the worst measured.
+PYGRAFT_COMPILE_STACK_BYTES: Final = 2 << 20
 # A constant the Python graft compiler folds (module constants, constant subexpressions):
 # one wider is refused. Python's integers have no bound, so constants squaring each other
 # line after line would double in width at every line (25 lines: 10 s and 535 MB).

@@ -30,7 +30,7 @@ from vino.graft import GLOBAL, Principal, Quota
 from vino.testing.world import LAYOUT as PICK_LAYOUT
 
 from .engine_caches import cache_entries
-from .harness import DEFAULT_ANSWER, Tenancy, pick_returning
+from .harness import DEFAULT_ANSWER, Tenancy, in_child, pick_returning
 
 # A Python graft for atk.pick (its layout: the input x): answers x.
 PY_PICK = "def pick(x: int) -> int:\n    return x\n"
@@ -314,3 +314,52 @@ def test_python_graft_of_one_long_chain_compiles_in_time_linear_in_its_length(
     # extended in place: eight times the operands, about eight times the time.
     small, large = _compile_cpu_s(shape(5000)), _compile_cpu_s(shape(40000))
     assert large < 24 * max(small, 0.01), (small, large)
+
+
+# The child: a tenancy; each hostile source installed on a thread of 256 KiB of stack (an
+# application's worker, say), then an honest one on the main thread.
+STACK_CHILD = """
+import threading
+from harness import Tenancy
+from vino.errors import GraftRejected
+H = "def pick(x: int) -> int:\\n"
+hostile = {
+    "elifs": H + "    if x:\\n        x = 0\\n" + "    elif x:\\n        x = 1\\n" * 2900
+             + "    return x\\n",
+    "minus signs": H + "    return " + "-" * 5000 + "x\\n",
+    "parentheses": H + "    return " + "(" * 199 + "x" + ")" * 199 + "\\n",
+}
+t = Tenancy()
+before = t.snapshot()
+out = {}
+def run():
+    for what, src in hostile.items():
+        try:
+            t.install(src, name="evil")
+            out[what] = "installed"
+        except GraftRejected as exc:
+            out[what] = exc.reason
+threading.stack_size(256 * 1024)
+th = threading.Thread(target=run)
+th.start()
+th.join()
+out["unchanged"] = t.snapshot() == before
+t.install(H + "    return x\\n", name="honest")
+out["honest"] = t.pick("t1", 7)
+report(out)
+"""
+
+
+def test_python_graft_nested_deep_installed_from_a_small_thread_cannot_kill_the_host() -> None:
+    # Python's parser and the compiler recurse in C as deep as the source nests: on a
+    # thread of 256 KiB (the host's own choice, which graft calls already survive: 11a),
+    # 2,900 elifs, 5,000 minus signs or 199 parentheses killed the process with SIGSEGV
+    # while the host compiled them. Now an install on a thread with less than
+    # PYGRAFT_COMPILE_STACK_BYTES left is refused before any parse.
+    child = in_child(STACK_CHILD)
+    assert child.returncode == 0 and not child.timed_out, \
+        f"the host died (exit status {child.returncode}):\n{child.stderr[-2000:]}"
+    out = child.result()
+    for what in ("elifs", "minus signs", "parentheses"):
+        assert "native stack left on this thread" in out[what], (what, out[what])
+    assert out["unchanged"] and out["honest"] == 7

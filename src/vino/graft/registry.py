@@ -48,7 +48,7 @@ import wasmtime
 
 from vino import limits
 from vino.errors import GraftRejected, InvalidDeclaration, NoSuchPoint, QuotaExceeded
-from vino.graft import aborts, failures, fastcall, hostapi, hosting, loader, store
+from vino.graft import aborts, failures, fastcall, hostapi, hosting, loader, stack, store
 from vino.graft.accounting import Principal
 from vino.graft.fastcall import I32
 from vino.graft.hold import Shares
@@ -79,7 +79,9 @@ def _compiled(pt: Point, source: loader.Source | PythonGraft[A], name: str | Non
 
     Any other source passes through unchanged. The host compiles Python itself, so
     the loader's cheap checks come first (``loader.admit``: the target's kind, the
-    installer's rights; a source of at most ``MAX_PYGRAFT_SOURCE_CHARS``; CPU left),
+    installer's rights; a source of at most ``MAX_PYGRAFT_SOURCE_CHARS``; the thread's
+    native stack, ``PYGRAFT_COMPILE_STACK_BYTES`` left, when the stack guard is loaded; CPU
+    left),
     and the compile is charged to the installer. A Python graft refused or that
     cannot be compiled raises ``PythonGraftError`` or another ``GraftRejected``:
     nothing changed.
@@ -114,6 +116,12 @@ def _compiled(pt: Point, source: loader.Source | PythonGraft[A], name: str | Non
     def reject(reason: str) -> GraftRejected:
         return GraftRejected(label, pt.name, reason)
 
+    guard = stack.guard()  # parsing recurses on this thread's native stack, as deep as
+    left = guard.left() if guard is not None else None  # the source nests
+    if left is not None and left < limits.PYGRAFT_COMPILE_STACK_BYTES:
+        raise reject(f"{left // 1024} KiB of native stack left on this thread; compiling a "
+                     f"Python graft needs {limits.PYGRAFT_COMPILE_STACK_BYTES // 1024} KiB "
+                     "(PYGRAFT_COMPILE_STACK_BYTES): install it from a thread with more")
     loader.check_cpu_left(principal, reject)
     with loader.charged(principal):
         if callable(source):  # the application's own function, from its own file
