@@ -505,7 +505,7 @@ def _static_checks(sandbox: Sandbox, point: Point, wasm: bytes, principal: Princ
         if sig != want:
             raise reject(f"{what} has type {_sig(sig)}; {point.name} offers {_sig(want)}")
 
-    mem = {e.name: e.type for e in module.exports if e.name == "memory"}.get("memory")
+    mem = next((e.type for e in module.exports if e.name == "memory"), None)
     if not isinstance(mem, wasmtime.MemoryType):
         raise reject("missing export \"memory\" (a memory)")
     if mem.is_64 or mem.is_shared:

@@ -342,17 +342,7 @@ def defined_params(wasm: bytes) -> list[int]:
     out: list[int] = []
     for sec in sections(wasm):
         if sec.id == TYPE:
-            count, pos = read_u32(wasm, sec.body)
-            for _ in range(count):
-                if pos >= sec.end or wasm[pos] != _FUNC_TYPE:
-                    break
-                n, pos = read_u32(wasm, pos + 1)
-                types.append(n)
-                for _ in range(n):
-                    pos = value_type(wasm, pos)[1]
-                m, pos = read_u32(wasm, pos)
-                for _ in range(m):
-                    pos = value_type(wasm, pos)[1]
+            types += [len(params) for params, _ in _func_types(wasm, sec, strict=False)]
         elif sec.id == FUNCTION:
             count, pos = read_u32(wasm, sec.body)
             for _ in range(count):
@@ -361,11 +351,18 @@ def defined_params(wasm: bytes) -> list[int]:
     return out
 
 
-def _func_types(wasm: bytes, section: Section) -> list[Signature]:
+def _func_types(wasm: bytes, section: Section, *, strict: bool = True) -> list[Signature]:
+    """The type section's function types, in order. A type that is no function type
+    raises ``MalformedWasm`` (``strict``) or ends the list (not ``strict``: the module is
+    not validated yet)."""
     count, pos = read_u32(wasm, section.body)
     out: list[Signature] = []
     for _ in range(count):
-        if wasm[pos] != _FUNC_TYPE:
+        if pos >= section.end or wasm[pos] != _FUNC_TYPE:
+            if not strict:
+                break
+            if pos >= section.end:
+                raise MalformedWasm("truncated type section")
             raise MalformedWasm(f"type form 0x{wasm[pos]:02x} is not a function type")
         pos += 1
         both: list[tuple[str, ...]] = []

@@ -95,7 +95,7 @@ MUTATIONS: Final = ("flip", "byte", "insert", "delete", "duplicate", "truncate",
                     "valtype")
 # Value types a signature may hold: a "valtype" mutation puts one where another was, in
 # the type section (a v128 in an entry's signature once aborted the host at load).
-_VALTYPES: Final = (0x7F, 0x7E, 0x7D, 0x7C, 0x7B, 0x70, 0x6F)
+_VALTYPES: Final = tuple(wasmbinary.VALUE_TYPES)
 _CONSTS: Final = (0, 1, -1, 2, 7, 8, 31, 32, 63, 64, 255, 256, 4095, 4096, 4097, 65535, 65536,
                   0x7FFFFFFF, -0x80000000, 0x7FFFFFF0, 1 << 20)
 _INTERESTING: Final = (0x00, 0x01, 0x7F, 0x80, 0xFF, 0x40, 0x41, 0x0B, 0x20, 0x60)
