@@ -65,6 +65,24 @@ def _interrupted(call: Callable[[], Any]) -> bool:
     return False
 
 
+def _ctrl_c_in_first(monkeypatch: pytest.MonkeyPatch, cls: type, method: str,
+                     when: Callable[..., bool]) -> list[bool]:
+    """Patch ``cls.method`` to send Ctrl-C from inside its first call whose arguments
+    (``self`` first) satisfy ``when``, before the real method runs. Returns the armed flag
+    (``[False]`` once sent)."""
+    real = getattr(cls, method)
+    armed = [True]
+
+    def patched(self: Any, *args: Any) -> Any:
+        if armed[0] and when(self, *args):
+            armed[0] = False
+            _sigint()
+        return real(self, *args)
+
+    monkeypatch.setattr(cls, method, patched)
+    return armed
+
+
 class OnceDict(dict[int | str, int]):
     """The host's dict, which sends Ctrl-C from inside the first deletion once armed (the
     undo of a put of a new key)."""
@@ -119,16 +137,8 @@ def test_ctrl_c_amid_a_committing_grafts_lock_release_still_releases_every_lock(
     t = arena
     g = t.install(COMMIT_WITH_LOCKS)
     before = t.snapshot()
-    real = HostLock.release
-    armed = [True]
-
-    def release(self: HostLock, who: Any) -> None:
-        if armed[0]:
-            armed[0] = False
-            _sigint()  # between the commit and the release of its first lock
-        real(self, who)
-
-    monkeypatch.setattr(HostLock, "release", release)
+    # between the commit and the release of its first lock
+    armed = _ctrl_c_in_first(monkeypatch, HostLock, "release", lambda *_: True)
     assert _interrupted(lambda: t.pick(TARGET, 5))
     assert not armed[0]
     assert current() is None
@@ -147,16 +157,9 @@ def test_ctrl_c_amid_a_committing_grafts_deferred_action_still_runs_the_rest(
     g = t.install(COMMIT_WITH_LOCKS)
     before = t.snapshot()
     alice = t.alice
-    real = type(alice).release
-    armed = [True]
-
-    def release(self: Any, what: str, amount: int) -> None:
-        if armed[0] and self is alice and what == "kalloc_bytes":  # kfree's deferred release
-            armed[0] = False
-            _sigint()
-        real(self, what, amount)
-
-    monkeypatch.setattr(type(alice), "release", release)
+    armed = _ctrl_c_in_first(  # in kfree's deferred release
+        monkeypatch, type(alice), "release",
+        lambda who, what, amount: who is alice and what == "kalloc_bytes")
     assert _interrupted(lambda: t.pick(TARGET, 5))
     assert not armed[0]
     assert current() is None
@@ -174,16 +177,9 @@ def test_ctrl_c_amid_a_grafts_removal_still_gives_back_every_charge(
     g = t.install(WANTS_L1)
     assert t.pick(TARGET, 0) == 4
     alice = t.alice
-    real = type(alice).release
-    armed = [True]
-
-    def release(self: Any, what: str, amount: int) -> None:
-        if armed[0] and self is alice and what == "memory_bytes":  # its pages given back
-            armed[0] = False
-            _sigint()
-        real(self, what, amount)
-
-    monkeypatch.setattr(type(alice), "release", release)
+    armed = _ctrl_c_in_first(  # as its pages are given back
+        monkeypatch, type(alice), "release",
+        lambda who, what, amount: who is alice and what == "memory_bytes")
     assert _interrupted(g.remove)
     assert not armed[0]
     assert g.state == "removed" and g.instance is None
